@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs every Debian package Sluice needs to build, test, benchmark and run its demo.
+# Idempotent: packages already present are skipped; the list lives in this one file.
+set -euo pipefail
+
+PACKAGES=(
+  # toolchain
+  build-essential cmake ninja-build ccache pkg-config clang-14 lld-14 libclang-rt-14-dev
+  clang-format-14
+  # libraries
+  libasio-dev libhttp-parser-dev libyaml-cpp-dev libre2-dev libabsl-dev libspdlog-dev libfmt-dev
+  libcli11-dev libssl-dev libnghttp2-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev curl wrk nginx-light haproxy prometheus procps
+)
+
+if [[ $(id -u) -ne 0 ]]; then
+  SUDO=sudo
+else
+  SUDO=
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "deps: all ${#PACKAGES[@]} Debian packages already installed"
+  exit 0
+fi
+
+echo "deps: installing ${#missing[@]} Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# Keep package installs from starting system services (nginx, haproxy, prometheus) on their default
+# ports: tests start their own instances on random loopback ports.
+policy_rc_created=0
+if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  policy_rc_created=1
+fi
+trap '[[ $policy_rc_created -eq 1 ]] && $SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "deps: done"

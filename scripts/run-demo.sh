@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# `make run`: starts a demo upstream (nginx on 127.0.0.1:18080) and sluice in front of it
+# (examples/demo.yaml), prints what to curl, and stops both on Ctrl-C.
+set -euo pipefail
+BUILD_DIR=${1:-build}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d /tmp/sluice-demo.XXXXXX)
+chmod 755 "$WORK"  # nginx workers run as an unprivileged user
+cleanup() {
+  [[ -n ${SLUICE_PID:-} ]] && kill "$SLUICE_PID" 2>/dev/null || true
+  [[ -n ${NGINX_PID:-} ]] && kill "$NGINX_PID" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+mkdir -p "$WORK/html"
+echo "hello from the demo upstream (nginx)" > "$WORK/html/index.html"
+cat > "$WORK/nginx.conf" <<NGINX
+daemon off;
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log stderr warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK;
+  proxy_temp_path $WORK;
+  fastcgi_temp_path $WORK;
+  uwsgi_temp_path $WORK;
+  scgi_temp_path $WORK;
+  server {
+    listen 127.0.0.1:18080;
+    root $WORK/html;
+    location /api { default_type application/json; return 200 '{"upstream":"nginx","uri":"\$uri"}\n'; }
+  }
+}
+NGINX
+/usr/sbin/nginx -c "$WORK/nginx.conf" -e stderr &
+NGINX_PID=$!
+"$ROOT/$BUILD_DIR/sluice" -c "$ROOT/examples/demo.yaml" &
+SLUICE_PID=$!
+for _ in $(seq 50); do curl -fsS -o /dev/null http://127.0.0.1:9901/ready 2>/dev/null && break; sleep 0.1; done
+cat <<MSG
+
+Sluice demo is up. Try:
+  curl -i http://127.0.0.1:10000/            # proxied to nginx
+  curl -i http://127.0.0.1:10000/api/users   # proxied, JSON from nginx
+  curl -i http://127.0.0.1:10000/hello       # direct response from sluice
+  curl -i http://127.0.0.1:10000/old         # redirect
+  curl http://127.0.0.1:9901/stats/prometheus   # admin: metrics
+  curl http://127.0.0.1:9901/config_dump        # admin: running config
+Ctrl-C stops everything.
+
+MSG
+wait "$SLUICE_PID"
