@@ -1,0 +1,318 @@
+#include "common/stats.h"
+
+#include <algorithm>
+#include <map>
+
+#include "common/strings.h"
+
+namespace sluice::stats {
+namespace {
+
+constexpr uint32_t kChunkBits = 10;
+constexpr uint32_t kChunkSize = 1u << kChunkBits;
+constexpr uint32_t kMaxChunks = 4096;  // 4M slots
+
+struct Chunk {
+  std::atomic<int64_t> slots[kChunkSize] = {};
+};
+
+// One per thread that ever touched a metric. Never freed: a thread's counts stay part of the totals.
+struct ThreadBlock {
+  std::atomic<Chunk*> chunks[kMaxChunks] = {};
+  ~ThreadBlock() {
+    for (auto& c : chunks) delete c.load();
+  }
+};
+
+std::mutex& blocks_mu() {
+  static std::mutex mu;
+  return mu;
+}
+std::vector<std::unique_ptr<ThreadBlock>>& blocks() {
+  static auto* v = new std::vector<std::unique_ptr<ThreadBlock>>();
+  return *v;
+}
+
+ThreadBlock* this_thread_block() {
+  thread_local ThreadBlock* block = [] {
+    auto b = std::make_unique<ThreadBlock>();
+    ThreadBlock* raw = b.get();
+    std::lock_guard lock(blocks_mu());
+    blocks().push_back(std::move(b));
+    return raw;
+  }();
+  return block;
+}
+
+void add(uint32_t slot, int64_t n) {
+  std::atomic<int64_t>* s = Store::slot_for_this_thread(slot);
+  // Only this thread writes the slot: a plain load+store is enough, no locked instruction.
+  s->store(s->load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+std::string prometheus_name(std::string_view base) {
+  std::string out = "envoy_";
+  for (char c : base) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_';
+    out.push_back(ok ? c : '_');
+  }
+  return out;
+}
+
+std::string escape_label(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::string labels(const Tags& tags, std::string_view extra_key = {}, std::string_view extra = {}) {
+  if (tags.empty() && extra_key.empty()) return "";
+  std::string out = "{";
+  bool first = true;
+  for (const auto& [k, v] : tags) {
+    if (!first) out += ",";
+    first = false;
+    str_append(&out, k, "=\"", escape_label(v), "\"");
+  }
+  if (!extra_key.empty()) {
+    if (!first) out += ",";
+    str_append(&out, extra_key, "=\"", extra, "\"");
+  }
+  out += "}";
+  return out;
+}
+
+std::string format_bound(double b) {
+  std::string s = str_cat(b);
+  return s;
+}
+
+}  // namespace
+
+std::atomic<int64_t>* Store::slot_for_this_thread(uint32_t slot) {
+  ThreadBlock* block = this_thread_block();
+  std::atomic<Chunk*>& chunk_ref = block->chunks[slot >> kChunkBits];
+  Chunk* chunk = chunk_ref.load(std::memory_order_acquire);
+  if (chunk == nullptr) {
+    chunk = new Chunk();
+    chunk_ref.store(chunk, std::memory_order_release);
+  }
+  return &chunk->slots[slot & (kChunkSize - 1)];
+}
+
+int64_t Store::sum_slot(uint32_t slot) const {
+  int64_t total = 0;
+  std::lock_guard lock(blocks_mu());
+  for (const auto& b : blocks()) {
+    Chunk* c = b->chunks[slot >> kChunkBits].load(std::memory_order_acquire);
+    if (c) total += c->slots[slot & (kChunkSize - 1)].load(std::memory_order_relaxed);
+  }
+  return total;
+}
+
+void Counter::inc(uint64_t n) const { add(slot_, static_cast<int64_t>(n)); }
+uint64_t Counter::value() const { return static_cast<uint64_t>(Store::instance().sum_slot(slot_)); }
+
+void Gauge::inc(int64_t n) const { add(slot_, n); }
+void Gauge::set(int64_t v) const {
+  // The calling thread's slot absorbs the difference so the cross-thread sum becomes v.
+  add(slot_, v - value());
+}
+int64_t Gauge::value() const { return Store::instance().sum_slot(slot_); }
+
+void Histogram::record(uint64_t value) const {
+  const auto& b = *bounds_;
+  const auto it = std::lower_bound(b.begin(), b.end(), static_cast<double>(value));
+  const uint32_t bucket = static_cast<uint32_t>(it - b.begin());  // == size() means +Inf
+  const uint32_t n = static_cast<uint32_t>(b.size());
+  add(slot_ + bucket, 1);
+  add(slot_ + n + 1, static_cast<int64_t>(value));  // sum
+  add(slot_ + n + 2, 1);                            // count
+}
+
+const std::vector<double>& default_buckets() {
+  static const std::vector<double> kBuckets = {0.5,  1,    5,     10,    25,     50,     100,
+                                               250,  500,  1000,  2500,  5000,   10000,  30000,
+                                               60000, 300000, 600000, 1800000, 3600000};
+  return kBuckets;
+}
+
+Store& Store::instance() {
+  static Store* store = new Store();
+  return *store;
+}
+
+uint32_t Store::define(MetricName&& name, MetricType type, const std::vector<double>* bounds,
+                       uint32_t* existing_slot) {
+  std::lock_guard lock(mu_);
+  for (const auto& m : metrics_) {
+    if (m->name.dotted == name.dotted) {
+      *existing_slot = m->slot;
+      return 1;
+    }
+  }
+  auto m = std::make_unique<Metric>();
+  m->name = std::move(name);
+  m->type = type;
+  m->slot = next_slot_;
+  uint32_t width = 1;
+  if (bounds) {
+    m->bounds = std::make_unique<std::vector<double>>(*bounds);
+    width = static_cast<uint32_t>(bounds->size()) + 3;
+  }
+  next_slot_ += width;
+  *existing_slot = m->slot;
+  metrics_.push_back(std::move(m));
+  return 0;
+}
+
+Counter Store::counter(MetricName name) {
+  uint32_t slot;
+  define(std::move(name), MetricType::Counter, nullptr, &slot);
+  return Counter(slot);
+}
+
+Gauge Store::gauge(MetricName name) {
+  uint32_t slot;
+  define(std::move(name), MetricType::Gauge, nullptr, &slot);
+  return Gauge(slot);
+}
+
+Histogram Store::histogram(MetricName name, const std::vector<double>& bounds) {
+  uint32_t slot;
+  std::string dotted = name.dotted;
+  define(std::move(name), MetricType::Histogram, &bounds, &slot);
+  std::lock_guard lock(mu_);
+  for (const auto& m : metrics_) {
+    if (m->name.dotted == dotted) return Histogram(slot, m->bounds.get());
+  }
+  return Histogram();
+}
+
+std::vector<MetricSnapshot> Store::snapshot() const {
+  std::vector<MetricSnapshot> out;
+  std::lock_guard lock(mu_);
+  out.reserve(metrics_.size());
+  for (const auto& m : metrics_) {
+    MetricSnapshot s{&m->name, m->type};
+    switch (m->type) {
+      case MetricType::Counter:
+        s.counter = static_cast<uint64_t>(sum_slot(m->slot));
+        break;
+      case MetricType::Gauge:
+        s.gauge = sum_slot(m->slot);
+        break;
+      case MetricType::Histogram: {
+        const auto& b = *m->bounds;
+        const uint32_t n = static_cast<uint32_t>(b.size());
+        s.histogram.bounds = b;
+        uint64_t running = 0;
+        for (uint32_t i = 0; i <= n; ++i) {
+          running += static_cast<uint64_t>(sum_slot(m->slot + i));
+          s.histogram.cumulative.push_back(running);
+        }
+        s.histogram.sum = static_cast<uint64_t>(sum_slot(m->slot + n + 1));
+        s.histogram.count = static_cast<uint64_t>(sum_slot(m->slot + n + 2));
+        break;
+      }
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+MetricName http_conn_manager_stat(std::string_view prefix, std::string_view stat) {
+  return MetricName{str_cat("http.", prefix, ".", stat), str_cat("http.", stat),
+                    {{"envoy_http_conn_manager_prefix", std::string(prefix)}}};
+}
+
+MetricName cluster_stat(std::string_view cluster, std::string_view stat) {
+  return MetricName{str_cat("cluster.", cluster, ".", stat), str_cat("cluster.", stat),
+                    {{"envoy_cluster_name", std::string(cluster)}}};
+}
+
+MetricName listener_stat(std::string_view listener_address, std::string_view stat) {
+  return MetricName{str_cat("listener.", listener_address, ".", stat),
+                    str_cat("listener.", stat),
+                    {{"envoy_listener_address", std::string(listener_address)}}};
+}
+
+MetricName server_stat(std::string_view stat) {
+  return MetricName{str_cat("server.", stat), str_cat("server.", stat), {}};
+}
+
+std::string render_text(const std::vector<MetricSnapshot>& metrics) {
+  std::vector<std::pair<std::string, std::string>> lines;
+  for (const auto& m : metrics) {
+    switch (m.type) {
+      case MetricType::Counter:
+        lines.emplace_back(m.name->dotted, str_cat(m.counter));
+        break;
+      case MetricType::Gauge:
+        lines.emplace_back(m.name->dotted, str_cat(m.gauge));
+        break;
+      case MetricType::Histogram: {
+        std::string v = m.histogram.count == 0 ? "No recorded values" : "";
+        if (m.histogram.count) {
+          str_append(&v, "count=", m.histogram.count, " sum=", m.histogram.sum);
+        }
+        lines.emplace_back(m.name->dotted, std::move(v));
+        break;
+      }
+    }
+  }
+  std::sort(lines.begin(), lines.end());
+  std::string out;
+  for (const auto& [k, v] : lines) str_append(&out, k, ": ", v, "\n");
+  return out;
+}
+
+std::string render_prometheus(const std::vector<MetricSnapshot>& metrics) {
+  // Group samples by family: Prometheus wants one TYPE line and contiguous samples per family.
+  std::map<std::string, std::vector<const MetricSnapshot*>> families;
+  for (const auto& m : metrics) families[prometheus_name(m.name->base)].push_back(&m);
+  std::string out;
+  for (const auto& [family, members] : families) {
+    const MetricType type = members.front()->type;
+    const char* type_name = type == MetricType::Counter ? "counter"
+                            : type == MetricType::Gauge ? "gauge"
+                                                        : "histogram";
+    str_append(&out, "# TYPE ", family, " ", type_name, "\n");
+    for (const MetricSnapshot* m : members) {
+      if (m->type != type) continue;  // a name clash across types: keep the family valid
+      const Tags& tags = m->name->tags;
+      switch (type) {
+        case MetricType::Counter:
+          str_append(&out, family, labels(tags), " ", m->counter, "\n");
+          break;
+        case MetricType::Gauge:
+          str_append(&out, family, labels(tags), " ", m->gauge, "\n");
+          break;
+        case MetricType::Histogram: {
+          const auto& h = m->histogram;
+          for (size_t i = 0; i < h.bounds.size(); ++i) {
+            str_append(&out, family, "_bucket", labels(tags, "le", format_bound(h.bounds[i])),
+                            " ", h.cumulative[i], "\n");
+          }
+          str_append(&out, family, "_bucket", labels(tags, "le", "+Inf"), " ", h.count, "\n");
+          str_append(&out, family, "_sum", labels(tags), " ", h.sum, "\n");
+          str_append(&out, family, "_count", labels(tags), " ", h.count, "\n");
+          break;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace sluice::stats

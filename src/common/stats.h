@@ -1,0 +1,143 @@
+// Process-wide stats with thread-local storage: the request path increments a slot that only its
+// own thread writes (a relaxed load+store, no lock, no shared cache line); a scrape sums every
+// thread's slots. Metric definitions (rare: config load, plugin start) take a mutex; updates never do.
+//
+// Each metric has two names: Envoy's dotted stat name ("cluster.backend.upstream_rq_total") for
+// /stats, and a tag-extracted form (prometheus base name + tags) for /stats/prometheus, as Envoy's
+// default tag extractors would produce it.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace sluice::stats {
+
+using Tags = std::vector<std::pair<std::string, std::string>>;
+
+enum class MetricType { Counter, Gauge, Histogram };
+
+struct MetricName {
+  std::string dotted;  // Envoy stat name, e.g. "http.ingress_http.downstream_rq_total"
+  std::string base;    // tag-extracted name, e.g. "http.downstream_rq_total"
+  Tags tags;           // e.g. {{"envoy_http_conn_manager_prefix", "ingress_http"}}
+};
+
+class Store;
+
+// Handles are cheap value types: a slot index into every thread's block.
+class Counter {
+ public:
+  Counter() = default;
+  void inc(uint64_t n = 1) const;
+  uint64_t value() const;  // sums all threads (slow; for tests and admin)
+  bool valid() const { return slot_ != kInvalid; }
+
+ private:
+  friend class Store;
+  static constexpr uint32_t kInvalid = ~0u;
+  explicit Counter(uint32_t slot) : slot_(slot) {}
+  uint32_t slot_ = kInvalid;
+};
+
+// Gauges are summed across threads too: inc/dec from any thread; set() writes the calling thread's
+// slot after zeroing the others is not possible lock-free, so set() is meant for gauges owned by
+// one thread (e.g. the main thread's server.live).
+class Gauge {
+ public:
+  Gauge() = default;
+  void inc(int64_t n = 1) const;
+  void dec(int64_t n = 1) const { inc(-n); }
+  void set(int64_t v) const;
+  int64_t value() const;
+  bool valid() const { return slot_ != kInvalid; }
+
+ private:
+  friend class Store;
+  static constexpr uint32_t kInvalid = ~0u;
+  explicit Gauge(uint32_t slot) : slot_(slot) {}
+  uint32_t slot_ = kInvalid;
+};
+
+// Histogram of non-negative integer values (ms, bytes). Slots: one per bucket (cumulative on
+// export), one for +Inf, one for the sum, one for the count.
+class Histogram {
+ public:
+  Histogram() = default;
+  void record(uint64_t value) const;
+  bool valid() const { return bounds_ != nullptr; }
+
+ private:
+  friend class Store;
+  Histogram(uint32_t slot, const std::vector<double>* bounds) : slot_(slot), bounds_(bounds) {}
+  uint32_t slot_ = 0;
+  const std::vector<double>* bounds_ = nullptr;
+};
+
+// Envoy's default histogram buckets (ms).
+const std::vector<double>& default_buckets();
+
+struct HistogramSnapshot {
+  std::vector<double> bounds;
+  std::vector<uint64_t> cumulative;  // per bound, then +Inf (== count)
+  uint64_t sum = 0;
+  uint64_t count = 0;
+};
+
+struct MetricSnapshot {
+  const MetricName* name;
+  MetricType type;
+  uint64_t counter = 0;
+  int64_t gauge = 0;
+  HistogramSnapshot histogram;
+};
+
+class Store {
+ public:
+  static Store& instance();
+
+  // Idempotent: the same dotted name returns the same metric.
+  Counter counter(MetricName name);
+  Gauge gauge(MetricName name);
+  Histogram histogram(MetricName name, const std::vector<double>& bounds = default_buckets());
+
+  // Every metric, summed over threads, in definition order.
+  std::vector<MetricSnapshot> snapshot() const;
+
+  // Implementation detail, exposed for the handles' inline paths.
+  static std::atomic<int64_t>* slot_for_this_thread(uint32_t slot);
+  int64_t sum_slot(uint32_t slot) const;
+
+ private:
+  struct Metric {
+    MetricName name;
+    MetricType type;
+    uint32_t slot;
+    std::unique_ptr<std::vector<double>> bounds;
+  };
+  uint32_t define(MetricName&& name, MetricType type, const std::vector<double>* bounds,
+                  uint32_t* existing_slot);
+
+  mutable std::mutex mu_;
+  std::vector<std::unique_ptr<Metric>> metrics_;
+  uint32_t next_slot_ = 0;
+};
+
+// Name helpers for Envoy's standard stat families.
+MetricName http_conn_manager_stat(std::string_view prefix, std::string_view stat);
+MetricName cluster_stat(std::string_view cluster, std::string_view stat);
+MetricName listener_stat(std::string_view listener_address, std::string_view stat);
+MetricName server_stat(std::string_view stat);
+
+// Renders in Envoy's /stats text format ("name: value" lines, sorted).
+std::string render_text(const std::vector<MetricSnapshot>& metrics);
+// Renders Prometheus text exposition format with Envoy's names ("envoy_" prefix, tags as labels).
+std::string render_prometheus(const std::vector<MetricSnapshot>& metrics);
+
+}  // namespace sluice::stats

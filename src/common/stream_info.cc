@@ -1,0 +1,53 @@
+#include "common/stream_info.h"
+
+#include <array>
+
+namespace sluice {
+namespace {
+
+struct FlagCode {
+  ResponseFlag flag;
+  std::string_view code;
+};
+
+// Envoy's ResponseFlagUtils::ALL_RESPONSE_STRING_FLAGS order, so multi-flag strings match Envoy's
+// byte for byte. It differs from our bit order: Envoy prints UMSDR and DT before UPE and NC.
+constexpr std::array<FlagCode, 21> kFlagCodes{{
+    {kFailedLocalHealthCheck, "LH"},
+    {kNoHealthyUpstream, "UH"},
+    {kUpstreamRequestTimeout, "UT"},
+    {kLocalReset, "LR"},
+    {kUpstreamRemoteReset, "UR"},
+    {kUpstreamConnectionFailure, "UF"},
+    {kUpstreamConnectionTermination, "UC"},
+    {kUpstreamOverflow, "UO"},
+    {kNoRouteFound, "NR"},
+    {kDelayInjected, "DI"},
+    {kFaultInjected, "FI"},
+    {kRateLimited, "RL"},
+    {kDownstreamConnectionTermination, "DC"},
+    {kUpstreamRetryLimitExceeded, "URX"},
+    {kStreamIdleTimeout, "SI"},
+    {kDownstreamProtocolError, "DPE"},
+    {kUpstreamMaxStreamDurationReached, "UMSDR"},
+    {kDurationTimeout, "DT"},
+    {kUpstreamProtocolError, "UPE"},
+    {kNoClusterFound, "NC"},
+    {kOverloadManager, "OM"},
+}};
+
+}  // namespace
+
+std::string response_flags_to_string(uint32_t flags) {
+  std::string out;
+  for (const FlagCode& f : kFlagCodes) {
+    if ((flags & f.flag) == 0) continue;
+    if (!out.empty()) out += ',';
+    out += f.code;
+  }
+  // Also covers bits we have no code for, which Envoy would not print either.
+  if (out.empty()) out = "-";
+  return out;
+}
+
+}  // namespace sluice

@@ -1,0 +1,60 @@
+#include "config/bootstrap.h"
+
+#include <algorithm>
+
+#include <re2/re2.h>
+
+#include "absl/strings/ascii.h"
+
+namespace sluice::config {
+namespace {
+
+bool equal_ignore_case(char a, char b) { return absl::ascii_tolower(a) == absl::ascii_tolower(b); }
+
+bool equals_ignore_case(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), equal_ignore_case);
+}
+
+bool starts_with_ignore_case(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && equals_ignore_case(s.substr(0, prefix.size()), prefix);
+}
+
+bool ends_with_ignore_case(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() &&
+         equals_ignore_case(s.substr(s.size() - suffix.size()), suffix);
+}
+
+bool contains_ignore_case(std::string_view haystack, std::string_view needle) {
+  return std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(),
+                     equal_ignore_case) != haystack.end() ||
+         needle.empty();
+}
+
+}  // namespace
+
+bool StringMatcher::matches(std::string_view input) const {
+  switch (kind) {
+    case Kind::Exact:
+      return ignore_case ? equals_ignore_case(input, value) : input == value;
+    case Kind::Prefix:
+      return ignore_case ? starts_with_ignore_case(input, value) : input.starts_with(value);
+    case Kind::Suffix:
+      return ignore_case ? ends_with_ignore_case(input, value) : input.ends_with(value);
+    case Kind::Contains:
+      return ignore_case ? contains_ignore_case(input, value)
+                         : input.find(value) != std::string_view::npos;
+    case Kind::SafeRegex:
+      // As Envoy: the regex must match the whole input, and ignore_case does not apply.
+      return regex != nullptr && RE2::FullMatch(input, *regex);
+  }
+  return false;
+}
+
+const Cluster* Bootstrap::find_cluster(std::string_view name) const {
+  for (const Cluster& cluster : clusters) {
+    if (cluster.name == name) return &cluster;
+  }
+  return nullptr;
+}
+
+}  // namespace sluice::config

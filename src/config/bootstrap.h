@@ -1,0 +1,233 @@
+// Typed, immutable configuration snapshot: the subset of Envoy's v3 bootstrap that Sluice runs.
+// Produced by config::load() (loader.h); consumed read-only by the server, workers and admin.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace re2 {
+class RE2;
+}
+
+namespace sluice::config {
+
+using Duration = std::chrono::milliseconds;
+
+struct SocketAddress {
+  std::string address;  // IP literal or, for STRICT/LOGICAL_DNS clusters, a hostname
+  uint16_t port = 0;
+};
+
+// envoy.type.matcher.v3.StringMatcher
+struct StringMatcher {
+  enum class Kind { Exact, Prefix, Suffix, Contains, SafeRegex };
+  Kind kind = Kind::Exact;
+  std::string value;
+  bool ignore_case = false;
+  std::shared_ptr<const re2::RE2> regex;  // set for SafeRegex (full match, as Envoy)
+
+  bool matches(std::string_view input) const;
+};
+
+// envoy.config.route.v3.HeaderMatcher (string_match / present_match forms)
+struct HeaderMatcher {
+  std::string name;  // lower-cased
+  std::optional<StringMatcher> string_match;
+  bool present_match = false;  // true: header must be present (any value)
+  bool invert_match = false;
+};
+
+// envoy.config.route.v3.QueryParameterMatcher
+struct QueryParameterMatcher {
+  std::string name;
+  std::optional<StringMatcher> string_match;
+  bool present_match = false;
+};
+
+struct RouteMatch {
+  enum class PathKind { Prefix, Path, SafeRegex };
+  PathKind kind = PathKind::Prefix;
+  std::string value;                      // prefix or exact path
+  std::shared_ptr<const re2::RE2> regex;  // PathKind::SafeRegex: full match on the path (no query)
+  bool case_sensitive = true;
+  std::vector<HeaderMatcher> headers;
+  std::vector<QueryParameterMatcher> query_parameters;
+};
+
+// envoy.config.core.v3.HeaderValueOption
+struct HeaderValueOption {
+  std::string key;  // lower-cased
+  std::string value;
+  bool append = true;  // false: overwrite (append: false / append_action OVERWRITE_IF_EXISTS_OR_ADD)
+  bool add_if_absent = false;  // append_action ADD_IF_ABSENT: add only when missing (append false)
+};
+
+struct HeaderMutations {
+  std::vector<HeaderValueOption> request_headers_to_add;
+  std::vector<std::string> request_headers_to_remove;  // lower-cased
+  std::vector<HeaderValueOption> response_headers_to_add;
+  std::vector<std::string> response_headers_to_remove;  // lower-cased
+};
+
+struct RetryPolicy {
+  bool retry_on_5xx = false;
+  bool retry_on_gateway_error = false;  // 502, 503, 504
+  bool retry_on_connect_failure = false;
+  bool retry_on_reset = false;
+  bool retry_on_retriable_status_codes = false;
+  std::vector<uint32_t> retriable_status_codes;
+  uint32_t num_retries = 1;
+  Duration per_try_timeout{0};  // 0: the route timeout applies
+};
+
+struct WeightedCluster {
+  std::string name;
+  uint32_t weight = 0;
+};
+
+struct RouteAction {
+  std::string cluster;         // one of cluster / cluster_header / weighted_clusters is set
+  std::string cluster_header;  // lower-cased header name
+  std::vector<WeightedCluster> weighted_clusters;
+  uint32_t total_weight = 0;  // sum of weighted_clusters weights
+  std::optional<std::string> prefix_rewrite;
+  std::optional<std::string> host_rewrite_literal;
+  Duration timeout{15000};           // Envoy default 15 s; 0 disables
+  std::optional<Duration> idle_timeout;  // per-stream idle timeout override
+  std::optional<RetryPolicy> retry_policy;
+};
+
+struct DirectResponseAction {
+  uint32_t status = 200;
+  std::string body;
+};
+
+struct RedirectAction {
+  bool https_redirect = false;
+  std::string host_redirect;
+  std::string path_redirect;
+  uint32_t response_code = 301;  // MOVED_PERMANENTLY default, as Envoy
+};
+
+struct Route {
+  std::string name;
+  RouteMatch match;
+  std::variant<RouteAction, DirectResponseAction, RedirectAction> action;
+  HeaderMutations headers;
+  // typed_per_filter_config: filter name -> disabled (envoy.config.route.v3.FilterConfig).
+  std::vector<std::string> disabled_filters;
+};
+
+struct VirtualHost {
+  std::string name;
+  std::vector<std::string> domains;  // lower-cased; "*", "*.suffix", "prefix.*", "host:port"
+  std::vector<Route> routes;
+  HeaderMutations headers;
+  std::vector<std::string> disabled_filters;
+};
+
+struct RouteConfiguration {
+  std::string name;
+  std::vector<VirtualHost> virtual_hosts;
+  HeaderMutations headers;
+};
+
+struct AccessLog {
+  std::string path;    // file path; "/dev/stdout" and "/dev/stderr" are honoured
+  std::string format;  // text format; empty: Envoy's default format
+};
+
+// An entry of http_filters[]: the router, and (later) Wasm filters. `config` keeps the typed_config
+// as the loader saw it, for filters parsed later by their own factories.
+struct HttpFilter {
+  std::string name;
+  std::string type_url;  // typed_config's @type
+};
+
+struct HttpConnectionManager {
+  std::string stat_prefix;
+  enum class Codec { Auto, Http1 };
+  Codec codec_type = Codec::Auto;
+  RouteConfiguration route_config;
+  std::vector<HttpFilter> http_filters;
+  std::vector<AccessLog> access_logs;
+  Duration idle_timeout{3600 * 1000};  // common_http_protocol_options.idle_timeout (Envoy: 1 h)
+  Duration stream_idle_timeout{300 * 1000};  // Envoy: 5 min
+  Duration request_timeout{0};               // 0: disabled (Envoy default)
+  uint32_t max_request_headers_kb = 60;
+  bool use_remote_address = false;
+  uint32_t xff_num_trusted_hops = 0;
+  bool generate_request_id = true;
+  std::string server_name = "envoy";  // Envoy's default, kept so Envoy users see what they expect
+};
+
+struct NetworkFilter {
+  std::string name;
+  std::string type_url;
+  std::variant<std::monostate, HttpConnectionManager> config;
+};
+
+struct FilterChain {
+  std::vector<NetworkFilter> filters;
+};
+
+struct Listener {
+  std::string name;
+  SocketAddress address;
+  uint32_t per_connection_buffer_limit_bytes = 1024 * 1024;  // Envoy default 1 MiB
+  std::vector<FilterChain> filter_chains;
+};
+
+struct CircuitBreakerThresholds {
+  uint32_t max_connections = 1024;
+  uint32_t max_pending_requests = 1024;
+  uint32_t max_requests = 1024;
+  uint32_t max_retries = 3;
+};
+
+struct Endpoint {
+  SocketAddress address;
+  uint32_t load_balancing_weight = 1;
+};
+
+struct Cluster {
+  std::string name;
+  enum class Type { Static, StrictDns, LogicalDns };
+  Type type = Type::Static;
+  Duration connect_timeout{5000};
+  enum class LbPolicy { RoundRobin, LeastRequest, Random };
+  LbPolicy lb_policy = LbPolicy::RoundRobin;
+  std::vector<Endpoint> endpoints;
+  CircuitBreakerThresholds circuit_breakers;
+  uint32_t per_connection_buffer_limit_bytes = 1024 * 1024;
+  Duration dns_refresh_rate{5000};
+};
+
+struct Node {
+  std::string id;
+  std::string cluster;
+  std::string metadata_json = "{}";  // node.metadata as JSON (a google.protobuf.Struct)
+  std::string locality_region, locality_zone, locality_sub_zone;
+};
+
+struct Admin {
+  std::optional<SocketAddress> address;  // absent: no admin listener
+  std::string access_log_path;
+};
+
+struct Bootstrap {
+  Node node;
+  Admin admin;
+  std::vector<Listener> listeners;
+  std::vector<Cluster> clusters;
+  std::string source_json;  // the whole input as JSON, for /config_dump
+
+  const Cluster* find_cluster(std::string_view name) const;
+};
+
+}  // namespace sluice::config

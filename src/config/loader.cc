@@ -1,0 +1,1012 @@
+#include "config/loader.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <re2/re2.h>
+#include <yaml-cpp/yaml.h>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "config/field_walker.h"
+#include "config/json.h"
+
+namespace sluice::config {
+namespace {
+
+// Operational bootstrap fields that tune Envoy internals Sluice does not have (runtime layers,
+// overload manager, stats sinks, watchdogs, cluster manager settings). Accepting them with a
+// warning lets an existing Envoy config load unchanged. stats_config is implemented by a later
+// issue; until then it is accepted the same way.
+constexpr std::string_view kIgnoredTopLevelFields[] = {
+    "layered_runtime", "overload_manager", "stats_sinks",     "stats_flush_interval",
+    "watchdog",        "watchdogs",        "cluster_manager", "stats_config",
+};
+
+// typed_config @type URLs and the well-known names used when typed_config is absent.
+constexpr std::string_view kHcmType =
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
+    "HttpConnectionManager";
+constexpr std::string_view kHcmName = "envoy.filters.network.http_connection_manager";
+constexpr std::string_view kRouterType =
+    "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+constexpr std::string_view kRouterName = "envoy.filters.http.router";
+constexpr std::string_view kWasmType =
+    "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+constexpr std::string_view kWasmName = "envoy.filters.http.wasm";
+constexpr std::string_view kFileLogType =
+    "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog";
+constexpr std::string_view kFileLogName = "envoy.access_loggers.file";
+constexpr std::string_view kStdoutLogType =
+    "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog";
+constexpr std::string_view kStdoutLogName = "envoy.access_loggers.stdout";
+constexpr std::string_view kStderrLogType =
+    "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StderrAccessLog";
+constexpr std::string_view kStderrLogName = "envoy.access_loggers.stderr";
+constexpr std::string_view kFilterConfigType =
+    "type.googleapis.com/envoy.config.route.v3.FilterConfig";
+
+template <typename T>
+struct EnumName {
+  std::string_view name;
+  T value;
+};
+
+// Reads an enum by its proto name. Names in `not_yet` are valid Envoy values Sluice lacks.
+template <typename T>
+bool read_enum(Fields& f, std::string_view key, T& out, std::initializer_list<EnumName<T>> names,
+               std::initializer_list<std::string_view> not_yet = {}) {
+  std::optional<Value> v = f.get(key);
+  if (!v) return false;
+  std::optional<std::string> s = read_string(f.diags(), *v);
+  if (!s) return false;
+  for (const EnumName<T>& n : names) {
+    if (n.name == *s) {
+      out = n.value;
+      return true;
+    }
+  }
+  std::vector<std::string_view> supported;
+  for (const EnumName<T>& n : names) supported.push_back(n.name);
+  const bool known = std::find(not_yet.begin(), not_yet.end(), *s) != not_yet.end();
+  const std::string list = fmt::format("{}", fmt::join(supported, ", "));
+  f.diags().error(*v, known ? fmt::format("\"{}\" is not supported yet (supported: {})", *s, list)
+                            : fmt::format("unsupported value \"{}\" (supported: {})", *s, list));
+  return false;
+}
+
+bool is_ip_literal(const std::string& s) {
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+bool is_wildcard_ip(const std::string& s) { return s == "0.0.0.0" || s == "::"; }
+
+// Envoy refuses to let configs touch pseudo-headers and Host this way.
+bool is_modifiable_header(std::string_view lower_name) {
+  return !lower_name.empty() && lower_name[0] != ':' && lower_name != "host";
+}
+
+std::optional<std::string> read_file(const std::string& path, std::string& error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = fmt::format("cannot read file '{}': {}", path, std::strerror(errno));
+    return std::nullopt;
+  }
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
+}
+
+// Walks the document into a Bootstrap. Cross-references (route -> cluster, listener addresses)
+// are recorded while walking and checked at the end, once every cluster and listener is known.
+class Loader {
+ public:
+  explicit Loader(Diagnostics& diags) : d_(diags) {}
+
+  void load(const Value& root, Bootstrap& out);
+
+ private:
+  struct Reference {
+    std::string name;
+    Value at;
+  };
+
+  void parse_node(const Value& v, Node& out);
+  void parse_admin(const Value& v, Admin& out);
+  void parse_static_resources(const Value& v, Bootstrap& out);
+  bool parse_socket_address(const Value& v, SocketAddress& out, bool is_endpoint);
+  void parse_listener(const Value& v, Listener& out);
+  void parse_filter_chain(const Value& v, FilterChain& out);
+  void parse_network_filter(const Value& v, NetworkFilter& out);
+  void parse_hcm(Fields& f, HttpConnectionManager& out);
+  void parse_http_filter(const Value& v, HttpFilter& out);
+  void parse_wasm_filter(const Value& filter, Fields* typed_config, HttpFilter& out);
+  void parse_access_log(const Value& v, AccessLog& out);
+  void parse_log_format(Fields& f, AccessLog& out);
+  std::optional<std::string> parse_data_source(const Value& v);
+  void parse_route_config(const Value& v, RouteConfiguration& out);
+  // `seen_domains` spans one route configuration: a domain may appear in one virtual host only.
+  using DomainIndex = std::map<std::string, Value, std::less<>>;
+  void parse_virtual_host(const Value& v, VirtualHost& out, DomainIndex& seen_domains);
+  void parse_domain(const Value& v, std::vector<std::string>& out, DomainIndex& seen_domains);
+  void parse_route(const Value& v, Route& out);
+  void parse_route_match(const Value& v, RouteMatch& out);
+  std::shared_ptr<const re2::RE2> parse_regex_matcher(const Value& v);
+  std::optional<StringMatcher> parse_string_matcher(const Value& v);
+  void parse_header_matcher(const Value& v, HeaderMatcher& out);
+  void parse_query_parameter_matcher(const Value& v, QueryParameterMatcher& out);
+  void parse_route_action(const Value& v, RouteAction& out);
+  void parse_weighted_clusters(const Value& v, RouteAction& out);
+  void parse_retry_policy(const Value& v, RetryPolicy& out);
+  void parse_direct_response(const Value& v, DirectResponseAction& out);
+  void parse_redirect(const Value& v, RedirectAction& out);
+  void parse_header_mutations(Fields& f, HeaderMutations& out);
+  void parse_header_value_option(const Value& v, HeaderValueOption& out);
+  void parse_header_names(Fields& f, std::string_view key, std::vector<std::string>& out);
+  void parse_per_filter_config(Fields& f, std::vector<std::string>& disabled);
+  void parse_cluster(const Value& v, Cluster& out);
+  void parse_load_assignment(const Value& v, Cluster& out);
+  void parse_circuit_breakers(const Value& v, CircuitBreakerThresholds& out);
+
+  void check_references(const Bootstrap& b);
+
+  Diagnostics& d_;
+  std::vector<Reference> cluster_refs_;
+  std::vector<Reference> listener_names_;
+  std::vector<Reference> cluster_names_;
+  std::vector<std::pair<SocketAddress, Value>> bound_addresses_;  // listeners, then admin
+};
+
+void Loader::load(const Value& root, Bootstrap& out) {
+  Fields f(d_, root);
+  if (std::optional<Value> v = f.get("node")) parse_node(*v, out.node);
+  if (std::optional<Value> v = f.get("admin")) parse_admin(*v, out.admin);
+  if (std::optional<Value> v = f.get("static_resources")) parse_static_resources(*v, out);
+  f.reject("dynamic_resources", "not supported: Sluice only loads static_resources");
+  for (std::string_view key : kIgnoredTopLevelFields) f.ignore(key, "accepted but ignored");
+  check_references(out);
+}
+
+void Loader::parse_node(const Value& v, Node& out) {
+  Fields f(d_, v);
+  f.read_string("id", out.id);
+  f.read_string("cluster", out.cluster);
+  if (std::optional<Value> metadata = f.get("metadata")) {
+    if (metadata->node.IsMap()) {
+      out.metadata_json = yaml_to_json(metadata->node);
+    } else {
+      d_.error(*metadata, "expected a mapping");
+    }
+  }
+  if (std::optional<Value> locality = f.get("locality")) {
+    Fields l(d_, *locality);
+    l.read_string("region", out.locality_region);
+    l.read_string("zone", out.locality_zone);
+    l.read_string("sub_zone", out.locality_sub_zone);
+  }
+}
+
+void Loader::parse_admin(const Value& v, Admin& out) {
+  Fields f(d_, v);
+  if (std::optional<Value> address = f.get("address")) {
+    SocketAddress sa;
+    if (parse_socket_address(*address, sa, /*is_endpoint=*/false)) {
+      out.address = sa;
+      bound_addresses_.emplace_back(sa, *address);
+    }
+  }
+  f.read_string("access_log_path", out.access_log_path);
+  f.ignore("access_log", "accepted but ignored (use access_log_path)");
+  f.ignore("profile_path", "accepted but ignored");
+}
+
+void Loader::parse_static_resources(const Value& v, Bootstrap& out) {
+  Fields f(d_, v);
+  f.for_each("listeners", [&](const Value& e) { parse_listener(e, out.listeners.emplace_back()); });
+  f.for_each("clusters", [&](const Value& e) { parse_cluster(e, out.clusters.emplace_back()); });
+}
+
+// envoy.config.core.v3.Address with a socket_address (pipes and internal addresses are not
+// supported). Listener and admin addresses must be IPs; endpoints may be hostnames (DNS clusters
+// are checked by the caller) and need a non-zero port.
+bool Loader::parse_socket_address(const Value& v, SocketAddress& out, bool is_endpoint) {
+  Fields address(d_, v);
+  std::optional<Value> socket = address.get("socket_address", Need::kRequired);
+  if (!socket) return false;
+  Fields f(d_, *socket);
+  bool ok = f.read_string("address", out.address, Need::kRequired);
+  if (ok && !is_endpoint && !is_ip_literal(out.address)) {
+    d_.error(*f.get("address"), fmt::format("must be an IP address, got \"{}\"", out.address));
+    ok = false;
+  }
+  uint32_t port = 0;
+  if (is_endpoint) {
+    ok = f.read_uint32("port_value", port, 1, 65535, Need::kRequired) && ok;
+  } else if (f.has("port_value")) {
+    ok = f.read_uint32("port_value", port, 0, 65535) && ok;
+  }
+  out.port = static_cast<uint16_t>(port);
+  if (std::optional<Value> protocol = f.get("protocol")) {
+    std::optional<std::string> p = read_string(d_, *protocol);
+    if (p && *p != "TCP") {
+      d_.error(*protocol, fmt::format("only TCP is supported, got \"{}\"", *p));
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+void Loader::parse_listener(const Value& v, Listener& out) {
+  Fields f(d_, v);
+  if (f.read_string("name", out.name)) listener_names_.push_back({out.name, *f.get("name")});
+  if (std::optional<Value> address = f.get("address", Need::kRequired)) {
+    if (parse_socket_address(*address, out.address, /*is_endpoint=*/false)) {
+      bound_addresses_.emplace_back(out.address, *address);
+    }
+  }
+  f.read_uint32("per_connection_buffer_limit_bytes", out.per_connection_buffer_limit_bytes);
+  enum class Direction { kUnspecified, kInbound, kOutbound };
+  Direction direction = Direction::kUnspecified;  // informational in Envoy; validated, then dropped
+  read_enum<Direction>(f, "traffic_direction", direction,
+                       {{"UNSPECIFIED", Direction::kUnspecified},
+                        {"INBOUND", Direction::kInbound},
+                        {"OUTBOUND", Direction::kOutbound}});
+  const size_t chains = f.for_each(
+      "filter_chains",
+      [&](const Value& e) { parse_filter_chain(e, out.filter_chains.emplace_back()); },
+      Need::kRequired);
+  // Without filter_chain_match (unsupported) every chain matches the same connections, which
+  // Envoy rejects too.
+  if (chains > 1) {
+    d_.error(child_path(v.path, "filter_chains"), f.get("filter_chains")->line,
+             "only one filter chain per listener is supported (filter_chain_match is not)");
+  }
+}
+
+void Loader::parse_filter_chain(const Value& v, FilterChain& out) {
+  Fields f(d_, v);
+  std::string name;  // free text in Envoy; nothing uses it
+  f.read_string("name", name);
+  f.reject("transport_socket", "TLS is not supported yet");
+  f.for_each("filters",
+             [&](const Value& e) { parse_network_filter(e, out.filters.emplace_back()); });
+  if (out.filters.empty()) d_.error(v, "a filter chain needs at least one network filter");
+  for (size_t i = 0; i + 1 < out.filters.size(); ++i) {
+    if (std::holds_alternative<HttpConnectionManager>(out.filters[i].config)) {
+      d_.error(v, "http_connection_manager is a terminal filter and must be the last filter");
+    }
+  }
+}
+
+void Loader::parse_network_filter(const Value& v, NetworkFilter& out) {
+  Fields f(d_, v);
+  f.read_string("name", out.name, Need::kRequired);
+  std::optional<Value> typed_config = f.get("typed_config");
+  if (!typed_config) {
+    if (out.name == kHcmName) {
+      d_.error(child_path(v.path, "typed_config"), v.line,
+               "missing required field (http_connection_manager needs stat_prefix)");
+    } else {
+      d_.error(v, fmt::format("unsupported network filter '{}'", out.name));
+    }
+    return;
+  }
+  Fields t(d_, *typed_config);
+  if (!t.read_string("@type", out.type_url, Need::kRequired)) {
+    t.accept_all();
+    return;
+  }
+  if (out.type_url == kHcmType) {
+    parse_hcm(t, out.config.emplace<HttpConnectionManager>());
+  } else {
+    t.accept_all();
+    d_.error(v, fmt::format("unsupported network filter '{}' ({})", out.name, out.type_url));
+  }
+}
+
+void Loader::parse_hcm(Fields& f, HttpConnectionManager& out) {
+  f.read_string("stat_prefix", out.stat_prefix, Need::kRequired);
+  read_enum<HttpConnectionManager::Codec>(f, "codec_type", out.codec_type,
+                                          {{"AUTO", HttpConnectionManager::Codec::Auto},
+                                           {"HTTP1", HttpConnectionManager::Codec::Http1}},
+                                          {"HTTP2", "HTTP3"});
+  f.reject("rds", "RDS is not supported: use route_config");
+  if (std::optional<Value> rc = f.get("route_config")) {
+    parse_route_config(*rc, out.route_config);
+  } else if (!f.has("rds")) {
+    d_.error(child_path(f.value().path, "route_config"), f.value().line, "missing required field");
+  }
+
+  std::vector<Value> filter_at;
+  f.for_each("http_filters", [&](const Value& e) {
+    filter_at.push_back(e);
+    parse_http_filter(e, out.http_filters.emplace_back());
+  });
+  // Envoy requires the terminal router filter last; filters after it would never run.
+  const auto is_router = [](const HttpFilter& hf) {
+    return hf.type_url == kRouterType || (hf.type_url.empty() && hf.name == kRouterName);
+  };
+  for (size_t i = 0; i + 1 < out.http_filters.size(); ++i) {
+    if (is_router(out.http_filters[i])) {
+      d_.error(filter_at[i], "the router filter must be the last HTTP filter");
+    }
+  }
+  if (out.http_filters.empty()) {
+    d_.error(child_path(f.value().path, "http_filters"), f.value().line,
+             fmt::format("http_filters must end with the router filter ({})", kRouterName));
+  } else if (!is_router(out.http_filters.back())) {
+    d_.error(filter_at.back(),
+             fmt::format("the last HTTP filter must be the router filter ({})", kRouterName));
+  }
+
+  f.for_each("access_log",
+             [&](const Value& e) { parse_access_log(e, out.access_logs.emplace_back()); });
+  if (std::optional<Value> options = f.get("common_http_protocol_options")) {
+    Fields o(d_, *options);
+    o.read_duration("idle_timeout", out.idle_timeout);
+  }
+  f.read_duration("stream_idle_timeout", out.stream_idle_timeout);
+  f.read_duration("request_timeout", out.request_timeout);
+  f.read_uint32("max_request_headers_kb", out.max_request_headers_kb, 1, 8192);
+  f.read_bool("use_remote_address", out.use_remote_address);
+  f.read_uint32("xff_num_trusted_hops", out.xff_num_trusted_hops);
+  f.read_bool("generate_request_id", out.generate_request_id);
+  f.read_string("server_name", out.server_name);
+}
+
+void Loader::parse_http_filter(const Value& v, HttpFilter& out) {
+  Fields f(d_, v);
+  f.read_string("name", out.name, Need::kRequired);
+  std::optional<Value> typed_config = f.get("typed_config");
+  std::optional<Fields> t;
+  if (typed_config) {
+    t.emplace(d_, *typed_config);
+    if (!t->read_string("@type", out.type_url, Need::kRequired)) {
+      t->accept_all();
+      return;
+    }
+  }
+  // Envoy identifies a filter by its @type; `name` is free text, used only without typed_config.
+  const auto is = [&](std::string_view type, std::string_view name) {
+    return typed_config ? out.type_url == type : out.name == name;
+  };
+  if (is(kRouterType, kRouterName)) return;  // Router's own options are unknown fields here
+  if (is(kWasmType, kWasmName)) {
+    parse_wasm_filter(v, t ? &*t : nullptr, out);
+    return;
+  }
+  if (t) t->accept_all();
+  d_.error(v, typed_config
+                  ? fmt::format("unsupported HTTP filter '{}' ({})", out.name, out.type_url)
+                  : fmt::format("unsupported HTTP filter '{}'", out.name));
+}
+
+// The hook for Wasm HTTP filters (envoy.extensions.filters.http.wasm.v3.Wasm): the Wasm config
+// parser plugs in here, filling `out` from `typed_config`.
+void Loader::parse_wasm_filter(const Value& filter, Fields* typed_config, HttpFilter& out) {
+  if (typed_config != nullptr) typed_config->accept_all();
+  d_.error(filter, "Wasm HTTP filter is not supported yet");
+}
+
+void Loader::parse_access_log(const Value& v, AccessLog& out) {
+  Fields f(d_, v);
+  std::string name;
+  f.read_string("name", name);
+  std::optional<Value> typed_config = f.get("typed_config");
+  if (!typed_config) {
+    if (name == kStdoutLogName) {
+      out.path = "/dev/stdout";
+    } else if (name == kStderrLogName) {
+      out.path = "/dev/stderr";
+    } else if (name == kFileLogName) {
+      d_.error(child_path(v.path, "typed_config"), v.line, "missing required field (path)");
+    } else {
+      d_.error(v, fmt::format("unsupported access logger '{}'", name));
+    }
+    return;
+  }
+  Fields t(d_, *typed_config);
+  std::string type;
+  if (!t.read_string("@type", type, Need::kRequired)) {
+    t.accept_all();
+    return;
+  }
+  if (type == kFileLogType) {
+    t.read_string("path", out.path, Need::kRequired);
+    if (t.present({"format", "log_format"}).size() > 1) {
+      d_.error(*typed_config, "only one of format, log_format may be set");
+    }
+    t.read_string("format", out.format);  // deprecated spelling of log_format.text_format
+    parse_log_format(t, out);
+  } else if (type == kStdoutLogType || type == kStderrLogType) {
+    out.path = type == kStdoutLogType ? "/dev/stdout" : "/dev/stderr";
+    parse_log_format(t, out);
+  } else {
+    t.accept_all();
+    d_.error(v, fmt::format("unsupported access logger '{}' ({})", name, type));
+  }
+}
+
+// envoy.config.core.v3.SubstitutionFormatString, text forms only.
+void Loader::parse_log_format(Fields& f, AccessLog& out) {
+  std::optional<Value> v = f.get("log_format");
+  if (!v) return;
+  Fields lf(d_, *v);
+  lf.reject("json_format", "JSON access log format is not supported yet");
+  if (lf.present({"text_format", "text_format_source", "json_format"}).size() > 1) {
+    d_.error(*v, "only one of text_format, text_format_source, json_format may be set");
+  }
+  lf.read_string("text_format", out.format);
+  if (std::optional<Value> source = lf.get("text_format_source")) {
+    if (std::optional<std::string> text = parse_data_source(*source)) out.format = *text;
+  }
+}
+
+// envoy.config.core.v3.DataSource: inline_string or filename (read now, as Envoy does).
+std::optional<std::string> Loader::parse_data_source(const Value& v) {
+  Fields f(d_, v);
+  if (f.present({"inline_string", "filename"}).size() != 1) {
+    d_.error(v, "exactly one of inline_string, filename is required");
+  }
+  std::string text;
+  if (f.read_string("inline_string", text)) return text;
+  std::string filename;
+  if (!f.read_string("filename", filename)) return std::nullopt;
+  std::string error;
+  std::optional<std::string> contents = read_file(filename, error);
+  if (!contents) d_.error(*f.get("filename"), error);
+  return contents;
+}
+
+void Loader::parse_route_config(const Value& v, RouteConfiguration& out) {
+  Fields f(d_, v);
+  f.read_string("name", out.name);
+  DomainIndex seen_domains;
+  f.for_each("virtual_hosts", [&](const Value& e) {
+    parse_virtual_host(e, out.virtual_hosts.emplace_back(), seen_domains);
+  });
+  parse_header_mutations(f, out.headers);
+}
+
+void Loader::parse_virtual_host(const Value& v, VirtualHost& out, DomainIndex& seen_domains) {
+  Fields f(d_, v);
+  f.read_string("name", out.name, Need::kRequired);
+  const size_t domains = f.for_each(
+      "domains", [&](const Value& e) { parse_domain(e, out.domains, seen_domains); },
+      Need::kRequired);
+  if (domains == 0 && f.has("domains")) d_.error(*f.get("domains"), "must not be empty");
+  f.for_each("routes", [&](const Value& e) { parse_route(e, out.routes.emplace_back()); });
+  parse_header_mutations(f, out.headers);
+  parse_per_filter_config(f, out.disabled_filters);
+}
+
+// "*", "*.suffix" / "*-suffix", "prefix.*" / "prefix-*", "host", "host:port". As in Envoy, a
+// domain may appear once per route configuration, or matching would be ambiguous.
+void Loader::parse_domain(const Value& v, std::vector<std::string>& out,
+                          DomainIndex& seen_domains) {
+  std::optional<std::string> domain = read_string(d_, v);
+  if (!domain) return;
+  std::string lower = absl::AsciiStrToLower(*domain);
+  const size_t stars = std::count(lower.begin(), lower.end(), '*');
+  if (lower.empty()) {
+    d_.error(v, "domain must not be empty");
+  } else if (stars > 1 ||
+             (stars == 1 && lower.size() > 1 && lower.front() != '*' && lower.back() != '*')) {
+    d_.error(v, fmt::format("invalid domain \"{}\": a '*' may only be the whole domain, its first "
+                            "or its last character",
+                            *domain));
+  }
+  auto [it, inserted] = seen_domains.emplace(lower, v);
+  if (!inserted) {
+    d_.error(v, fmt::format("duplicate domain \"{}\" (also at {}, line {})", lower, it->second.path,
+                            it->second.line));
+  }
+  out.push_back(std::move(lower));
+}
+
+void Loader::parse_route(const Value& v, Route& out) {
+  Fields f(d_, v);
+  f.read_string("name", out.name);
+  if (std::optional<Value> match = f.get("match", Need::kRequired)) {
+    parse_route_match(*match, out.match);
+  }
+  if (f.present({"route", "direct_response", "redirect"}).size() != 1) {
+    d_.error(v, "exactly one of route, direct_response, redirect is required");
+  }
+  if (std::optional<Value> a = f.get("route")) {
+    parse_route_action(*a, out.action.emplace<RouteAction>());
+  }
+  if (std::optional<Value> a = f.get("direct_response")) {
+    parse_direct_response(*a, out.action.emplace<DirectResponseAction>());
+  }
+  if (std::optional<Value> a = f.get("redirect")) {
+    parse_redirect(*a, out.action.emplace<RedirectAction>());
+  }
+  parse_header_mutations(f, out.headers);
+  parse_per_filter_config(f, out.disabled_filters);
+}
+
+void Loader::parse_route_match(const Value& v, RouteMatch& out) {
+  Fields f(d_, v);
+  if (f.present({"prefix", "path", "safe_regex"}).size() != 1) {
+    d_.error(v, "exactly one of prefix, path, safe_regex is required");
+  }
+  if (f.read_string("prefix", out.value)) out.kind = RouteMatch::PathKind::Prefix;
+  if (f.read_string("path", out.value)) out.kind = RouteMatch::PathKind::Path;
+  if (std::optional<Value> regex = f.get("safe_regex")) {
+    out.kind = RouteMatch::PathKind::SafeRegex;
+    out.regex = parse_regex_matcher(*regex);
+  }
+  f.read_bool("case_sensitive", out.case_sensitive);
+  f.for_each("headers",
+             [&](const Value& e) { parse_header_matcher(e, out.headers.emplace_back()); });
+  f.for_each("query_parameters", [&](const Value& e) {
+    parse_query_parameter_matcher(e, out.query_parameters.emplace_back());
+  });
+}
+
+// envoy.type.matcher.v3.RegexMatcher; null (after an error) when the regex does not compile.
+std::shared_ptr<const re2::RE2> Loader::parse_regex_matcher(const Value& v) {
+  Fields f(d_, v);
+  if (std::optional<Value> engine = f.get("google_re2")) {
+    Fields g(d_, *engine);  // deprecated engine options; RE2 is the only engine anyway
+    g.accept_all();
+  }
+  std::string pattern;
+  if (!f.read_string("regex", pattern, Need::kRequired)) return nullptr;
+  auto regex = std::make_shared<const re2::RE2>(pattern, re2::RE2::Quiet);
+  if (!regex->ok()) {
+    d_.error(*f.get("regex"), "invalid regex: " + regex->error());
+    return nullptr;
+  }
+  return regex;
+}
+
+std::optional<StringMatcher> Loader::parse_string_matcher(const Value& v) {
+  Fields f(d_, v);
+  static constexpr EnumName<StringMatcher::Kind> kKinds[] = {
+      {"exact", StringMatcher::Kind::Exact},
+      {"prefix", StringMatcher::Kind::Prefix},
+      {"suffix", StringMatcher::Kind::Suffix},
+      {"contains", StringMatcher::Kind::Contains},
+  };
+  StringMatcher m;
+  if (f.present({"exact", "prefix", "suffix", "contains", "safe_regex"}).size() != 1) {
+    d_.error(v, "exactly one of exact, prefix, suffix, contains, safe_regex is required");
+  }
+  for (const auto& [key, kind] : kKinds) {
+    if (!f.read_string(key, m.value)) continue;
+    m.kind = kind;
+    if (kind != StringMatcher::Kind::Exact && m.value.empty()) {
+      d_.error(*f.get(key), "must not be empty");
+    }
+  }
+  if (std::optional<Value> regex = f.get("safe_regex")) {
+    m.kind = StringMatcher::Kind::SafeRegex;
+    m.regex = parse_regex_matcher(*regex);
+  }
+  f.read_bool("ignore_case", m.ignore_case);
+  return m;
+}
+
+void Loader::parse_header_matcher(const Value& v, HeaderMatcher& out) {
+  Fields f(d_, v);
+  if (f.read_string("name", out.name, Need::kRequired)) out.name = absl::AsciiStrToLower(out.name);
+  static constexpr EnumName<StringMatcher::Kind> kLegacy[] = {
+      {"exact_match", StringMatcher::Kind::Exact},
+      {"prefix_match", StringMatcher::Kind::Prefix},
+      {"suffix_match", StringMatcher::Kind::Suffix},
+      {"contains_match", StringMatcher::Kind::Contains},
+  };
+  const size_t specifiers =
+      f.present({"string_match", "present_match", "exact_match", "prefix_match", "suffix_match",
+                 "contains_match", "safe_regex_match"})
+          .size();
+  if (specifiers > 1) d_.error(v, "at most one header match specifier may be set");
+  if (std::optional<Value> sm = f.get("string_match")) out.string_match = parse_string_matcher(*sm);
+  for (const auto& [key, kind] : kLegacy) {
+    std::string value;
+    if (f.read_string(key, value)) out.string_match = StringMatcher{kind, std::move(value)};
+  }
+  if (std::optional<Value> regex = f.get("safe_regex_match")) {
+    out.string_match = StringMatcher{StringMatcher::Kind::SafeRegex};
+    out.string_match->regex = parse_regex_matcher(*regex);
+  }
+  f.read_bool("invert_match", out.invert_match);
+  bool present = true;
+  const bool has_present = f.read_bool("present_match", present);
+  // As Envoy: no specifier means "present"; present_match: false means "absent".
+  if (specifiers == 0 || has_present) {
+    out.present_match = true;
+    if (!present) out.invert_match = !out.invert_match;
+  }
+}
+
+void Loader::parse_query_parameter_matcher(const Value& v, QueryParameterMatcher& out) {
+  Fields f(d_, v);
+  f.read_string("name", out.name, Need::kRequired);
+  if (f.present({"string_match", "present_match"}).size() > 1) {
+    d_.error(v, "only one of string_match, present_match may be set");
+  }
+  if (std::optional<Value> sm = f.get("string_match")) out.string_match = parse_string_matcher(*sm);
+  // Without a string_match, Envoy matches on presence whatever present_match says.
+  bool present = true;
+  f.read_bool("present_match", present);
+  out.present_match = !out.string_match.has_value();
+}
+
+void Loader::parse_route_action(const Value& v, RouteAction& out) {
+  Fields f(d_, v);
+  if (f.present({"cluster", "cluster_header", "weighted_clusters"}).size() != 1) {
+    d_.error(v, "exactly one of cluster, cluster_header, weighted_clusters is required");
+  }
+  if (f.read_string("cluster", out.cluster))
+    cluster_refs_.push_back({out.cluster, *f.get("cluster")});
+  if (f.read_string("cluster_header", out.cluster_header)) {
+    out.cluster_header = absl::AsciiStrToLower(out.cluster_header);
+  }
+  if (std::optional<Value> weighted = f.get("weighted_clusters")) {
+    parse_weighted_clusters(*weighted, out);
+  }
+  std::string text;
+  if (f.read_string("prefix_rewrite", text)) out.prefix_rewrite = text;
+  if (f.read_string("host_rewrite_literal", text)) out.host_rewrite_literal = text;
+  f.read_duration("timeout", out.timeout);
+  Duration idle{0};
+  if (f.read_duration("idle_timeout", idle)) out.idle_timeout = idle;
+  if (std::optional<Value> retry = f.get("retry_policy")) {
+    parse_retry_policy(*retry, out.retry_policy.emplace());
+  }
+}
+
+void Loader::parse_weighted_clusters(const Value& v, RouteAction& out) {
+  Fields f(d_, v);
+  uint64_t sum = 0;
+  f.for_each(
+      "clusters",
+      [&](const Value& e) {
+        Fields c(d_, e);
+        WeightedCluster& wc = out.weighted_clusters.emplace_back();
+        if (c.read_string("name", wc.name, Need::kRequired)) {
+          cluster_refs_.push_back({wc.name, *c.get("name")});
+        }
+        c.read_uint32("weight", wc.weight);
+        sum += wc.weight;
+      },
+      Need::kRequired);
+  if (sum > std::numeric_limits<uint32_t>::max()) {
+    d_.error(v, "the sum of the weights must fit in 32 bits");
+  } else if (sum == 0 && !out.weighted_clusters.empty()) {
+    d_.error(v, "the sum of the weights must be greater than 0");
+  }
+  out.total_weight = static_cast<uint32_t>(sum);
+  uint32_t total = 0;
+  if (f.read_uint32("total_weight", total) && total != sum) {
+    d_.error(*f.get("total_weight"),
+             fmt::format("total_weight is {} but the weights sum to {}", total, sum));
+  }
+}
+
+void Loader::parse_retry_policy(const Value& v, RetryPolicy& out) {
+  Fields f(d_, v);
+  static constexpr std::pair<std::string_view, bool RetryPolicy::*> kConditions[] = {
+      {"5xx", &RetryPolicy::retry_on_5xx},
+      {"gateway-error", &RetryPolicy::retry_on_gateway_error},
+      {"connect-failure", &RetryPolicy::retry_on_connect_failure},
+      {"reset", &RetryPolicy::retry_on_reset},
+      {"retriable-status-codes", &RetryPolicy::retry_on_retriable_status_codes},
+  };
+  std::string retry_on;
+  if (f.read_string("retry_on", retry_on)) {
+    for (absl::string_view piece : absl::StrSplit(retry_on, ',', absl::SkipWhitespace())) {
+      const std::string condition(absl::StripAsciiWhitespace(piece));
+      const auto* it = std::find_if(std::begin(kConditions), std::end(kConditions),
+                                    [&](const auto& c) { return c.first == condition; });
+      if (it != std::end(kConditions)) {
+        out.*(it->second) = true;
+        continue;
+      }
+      std::vector<std::string_view> supported;
+      for (const auto& c : kConditions) supported.push_back(c.first);
+      d_.error(*f.get("retry_on"),
+               fmt::format("unsupported retry_on condition \"{}\" (supported: {})", condition,
+                           fmt::join(supported, ", ")));
+    }
+  }
+  f.read_uint32("num_retries", out.num_retries);
+  f.read_duration("per_try_timeout", out.per_try_timeout);
+  f.for_each("retriable_status_codes", [&](const Value& e) {
+    if (std::optional<uint64_t> code = read_uint(d_, e, 100, 599)) {
+      out.retriable_status_codes.push_back(static_cast<uint32_t>(*code));
+    }
+  });
+}
+
+void Loader::parse_direct_response(const Value& v, DirectResponseAction& out) {
+  Fields f(d_, v);
+  f.read_uint32("status", out.status, 200, 599, Need::kRequired);
+  if (std::optional<Value> body = f.get("body")) {
+    if (std::optional<std::string> text = parse_data_source(*body)) out.body = std::move(*text);
+  }
+}
+
+void Loader::parse_redirect(const Value& v, RedirectAction& out) {
+  Fields f(d_, v);
+  f.read_bool("https_redirect", out.https_redirect);
+  f.read_string("host_redirect", out.host_redirect);
+  f.read_string("path_redirect", out.path_redirect);
+  read_enum<uint32_t>(f, "response_code", out.response_code,
+                      {{"MOVED_PERMANENTLY", 301},
+                       {"FOUND", 302},
+                       {"SEE_OTHER", 303},
+                       {"TEMPORARY_REDIRECT", 307},
+                       {"PERMANENT_REDIRECT", 308}});
+}
+
+void Loader::parse_header_mutations(Fields& f, HeaderMutations& out) {
+  f.for_each("request_headers_to_add", [&](const Value& e) {
+    parse_header_value_option(e, out.request_headers_to_add.emplace_back());
+  });
+  f.for_each("response_headers_to_add", [&](const Value& e) {
+    parse_header_value_option(e, out.response_headers_to_add.emplace_back());
+  });
+  parse_header_names(f, "request_headers_to_remove", out.request_headers_to_remove);
+  parse_header_names(f, "response_headers_to_remove", out.response_headers_to_remove);
+}
+
+void Loader::parse_header_value_option(const Value& v, HeaderValueOption& out) {
+  Fields f(d_, v);
+  if (std::optional<Value> header = f.get("header", Need::kRequired)) {
+    Fields h(d_, *header);
+    if (h.read_string("key", out.key, Need::kRequired)) {
+      out.key = absl::AsciiStrToLower(out.key);
+      if (!is_modifiable_header(out.key)) {
+        d_.error(*h.get("key"),
+                 fmt::format("header \"{}\" may not be modified (pseudo-header or host)", out.key));
+      }
+    }
+    h.read_string("value", out.value);
+  }
+  if (f.has("append") && f.has("append_action")) {
+    d_.error(v, "only one of append, append_action may be set");
+  }
+  f.read_bool("append", out.append);
+  enum class Action { kAppend, kOverwrite, kAddIfAbsent };
+  Action action;
+  if (read_enum<Action>(f, "append_action", action,
+                        {{"APPEND_IF_EXISTS_OR_ADD", Action::kAppend},
+                         {"OVERWRITE_IF_EXISTS_OR_ADD", Action::kOverwrite},
+                         {"ADD_IF_ABSENT", Action::kAddIfAbsent}})) {
+    out.append = action == Action::kAppend;
+    out.add_if_absent = action == Action::kAddIfAbsent;
+  }
+}
+
+void Loader::parse_header_names(Fields& f, std::string_view key, std::vector<std::string>& out) {
+  f.for_each(key, [&](const Value& e) {
+    std::optional<std::string> name = read_string(d_, e);
+    if (!name) return;
+    std::string lower = absl::AsciiStrToLower(*name);
+    if (!is_modifiable_header(lower)) {
+      d_.error(e, fmt::format("header \"{}\" may not be removed (pseudo-header or host)", lower));
+    }
+    out.push_back(std::move(lower));
+  });
+}
+
+// typed_per_filter_config: only envoy.config.route.v3.FilterConfig{disabled: true}, which turns a
+// filter off for a virtual host or route.
+void Loader::parse_per_filter_config(Fields& f, std::vector<std::string>& disabled) {
+  std::optional<Value> v = f.get("typed_per_filter_config");
+  if (!v) return;
+  Fields per_filter(d_, *v);
+  for (auto& [filter_name, config] : per_filter.entries()) {
+    Fields c(d_, config);
+    std::string type;
+    if (!c.read_string("@type", type, Need::kRequired)) {
+      c.accept_all();
+      continue;
+    }
+    if (type != kFilterConfigType) {
+      c.accept_all();
+      d_.error(config,
+               fmt::format("unsupported per-filter config for '{}' ({}); only {} is supported",
+                           filter_name, type, kFilterConfigType));
+      continue;
+    }
+    c.reject("config", "per-route filter configuration is not supported yet");
+    bool is_optional = false;  // only matters for a filter config Sluice does not take
+    c.read_bool("is_optional", is_optional);
+    bool off = false;
+    if (c.read_bool("disabled", off) && off) disabled.push_back(filter_name);
+  }
+}
+
+void Loader::parse_cluster(const Value& v, Cluster& out) {
+  Fields f(d_, v);
+  if (f.read_string("name", out.name, Need::kRequired)) {
+    cluster_names_.push_back({out.name, *f.get("name")});
+  }
+  read_enum<Cluster::Type>(f, "type", out.type,
+                           {{"STATIC", Cluster::Type::Static},
+                            {"STRICT_DNS", Cluster::Type::StrictDns},
+                            {"LOGICAL_DNS", Cluster::Type::LogicalDns}},
+                           {"EDS", "ORIGINAL_DST"});
+  if (f.read_duration("connect_timeout", out.connect_timeout) && out.connect_timeout.count() == 0) {
+    d_.error(*f.get("connect_timeout"), "must be greater than 0s");
+  }
+  read_enum<Cluster::LbPolicy>(f, "lb_policy", out.lb_policy,
+                               {{"ROUND_ROBIN", Cluster::LbPolicy::RoundRobin},
+                                {"LEAST_REQUEST", Cluster::LbPolicy::LeastRequest},
+                                {"RANDOM", Cluster::LbPolicy::Random}});
+  if (std::optional<Value> la = f.get("load_assignment")) parse_load_assignment(*la, out);
+  if (std::optional<Value> cb = f.get("circuit_breakers")) {
+    parse_circuit_breakers(*cb, out.circuit_breakers);
+  }
+  f.read_uint32("per_connection_buffer_limit_bytes", out.per_connection_buffer_limit_bytes);
+  if (f.read_duration("dns_refresh_rate", out.dns_refresh_rate) &&
+      out.dns_refresh_rate <= Duration(1)) {
+    d_.error(*f.get("dns_refresh_rate"), "must be greater than 1ms");
+  }
+  enum class Family { kAuto, kV4Only, kV4Preferred, kAll };
+  Family family = Family::kAuto;  // Sluice resolves IPv4 and IPv6 alike; validated, then dropped
+  read_enum<Family>(f, "dns_lookup_family", family,
+                    {{"AUTO", Family::kAuto},
+                     {"V4_ONLY", Family::kV4Only},
+                     {"V4_PREFERRED", Family::kV4Preferred},
+                     {"ALL", Family::kAll}});
+  f.reject("typed_extension_protocol_options", "HTTP/2 upstreams not supported yet");
+  f.reject("http2_protocol_options", "HTTP/2 upstreams not supported yet");
+  f.reject("health_checks", "health checks are not supported yet");
+  f.reject("transport_socket", "TLS not supported yet");
+}
+
+void Loader::parse_load_assignment(const Value& v, Cluster& out) {
+  Fields f(d_, v);
+  std::string cluster_name;  // required by Envoy; only EDS uses it
+  f.read_string("cluster_name", cluster_name, Need::kRequired);
+  size_t endpoint_count = 0;
+  f.for_each("endpoints", [&](const Value& locality) {
+    Fields l(d_, locality);
+    l.for_each("lb_endpoints", [&](const Value& lb) {
+      Fields e(d_, lb);
+      ++endpoint_count;
+      Endpoint endpoint;
+      bool ok = false;
+      if (std::optional<Value> ep = e.get("endpoint", Need::kRequired)) {
+        Fields epf(d_, *ep);
+        if (std::optional<Value> address = epf.get("address", Need::kRequired)) {
+          ok = parse_socket_address(*address, endpoint.address, /*is_endpoint=*/true);
+          if (ok && out.type == Cluster::Type::Static && !is_ip_literal(endpoint.address.address)) {
+            d_.error(child_path(address->path, "socket_address.address"), address->line,
+                     fmt::format("a STATIC cluster needs an IP address, got \"{}\" (use "
+                                 "STRICT_DNS for hostnames)",
+                                 endpoint.address.address));
+            ok = false;
+          }
+        }
+      }
+      e.read_uint32("load_balancing_weight", endpoint.load_balancing_weight, 1);
+      if (ok) out.endpoints.push_back(std::move(endpoint));
+    });
+  });
+  if (out.type == Cluster::Type::LogicalDns && endpoint_count != 1) {
+    d_.error(v, "a LOGICAL_DNS cluster needs exactly one endpoint");
+  }
+}
+
+void Loader::parse_circuit_breakers(const Value& v, CircuitBreakerThresholds& out) {
+  Fields f(d_, v);
+  f.for_each("thresholds", [&](const Value& e) {
+    Fields t(d_, e);
+    enum class Priority { kDefault, kHigh };
+    Priority priority = Priority::kDefault;
+    read_enum<Priority>(t, "priority", priority,
+                        {{"DEFAULT", Priority::kDefault}, {"HIGH", Priority::kHigh}});
+    CircuitBreakerThresholds thresholds;
+    t.read_uint32("max_connections", thresholds.max_connections);
+    t.read_uint32("max_pending_requests", thresholds.max_pending_requests);
+    t.read_uint32("max_requests", thresholds.max_requests);
+    t.read_uint32("max_retries", thresholds.max_retries);
+    if (priority == Priority::kDefault) {
+      out = thresholds;
+    } else {
+      d_.warn(e, "HIGH priority thresholds are accepted but ignored (Sluice has no priorities)");
+    }
+  });
+}
+
+void Loader::check_references(const Bootstrap& b) {
+  const auto check_unique = [&](const std::vector<Reference>& names, std::string_view what) {
+    std::map<std::string_view, const Reference*> seen;
+    for (const Reference& r : names) {
+      auto [it, inserted] = seen.emplace(r.name, &r);
+      if (!inserted) {
+        d_.error(r.at, fmt::format("duplicate {} name '{}' (first at line {})", what, r.name,
+                                   it->second->at.line));
+      }
+    }
+  };
+  check_unique(listener_names_, "listener");
+  check_unique(cluster_names_, "cluster");
+
+  for (const Reference& r : cluster_refs_) {
+    if (b.find_cluster(r.name) == nullptr) {
+      d_.error(r.at, fmt::format("unknown cluster '{}'", r.name));
+    }
+  }
+
+  // Two sockets cannot bind the same port when the addresses are equal or one is a wildcard.
+  // Port 0 asks the kernel for a free port, so it never clashes.
+  for (size_t i = 0; i < bound_addresses_.size(); ++i) {
+    const auto& [a, a_at] = bound_addresses_[i];
+    for (size_t j = 0; j < i; ++j) {
+      const auto& [other, other_at] = bound_addresses_[j];
+      if (a.port != 0 && a.port == other.port &&
+          (a.address == other.address || is_wildcard_ip(a.address) ||
+           is_wildcard_ip(other.address))) {
+        d_.error(a_at, fmt::format("address {}:{} clashes with {} (line {})", a.address, a.port,
+                                   other_at.path, other_at.line));
+        break;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+std::string Diagnostic::to_string() const {
+  std::string out = path;
+  if (line > 0) out += fmt::format("{}(line {})", out.empty() ? "" : " ", line);
+  return out.empty() ? message : out + ": " + message;
+}
+
+LoadResult load_from_string(std::string_view text, std::string_view source_name) {
+  LoadResult result;
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    result.errors.push_back(Diagnostic{"", e.mark.is_null() ? 0 : e.mark.line + 1,
+                                       fmt::format("invalid YAML in {}: {}", source_name, e.msg)});
+    return result;
+  }
+  auto bootstrap = std::make_shared<Bootstrap>();
+  Diagnostics diags;
+  if (!root.IsNull()) {  // an empty document is an empty bootstrap
+    Loader(diags).load(Value{root, "", 1}, *bootstrap);
+  }
+  bootstrap->source_json = root.IsNull() ? "{}" : yaml_to_json(root);
+  result.errors = std::move(diags.errors());
+  result.warnings = std::move(diags.warnings());
+  // Report in document order, as a user reads the file.
+  const auto by_line = [](const Diagnostic& a, const Diagnostic& b) { return a.line < b.line; };
+  std::stable_sort(result.errors.begin(), result.errors.end(), by_line);
+  std::stable_sort(result.warnings.begin(), result.warnings.end(), by_line);
+  if (result.errors.empty()) result.bootstrap = std::move(bootstrap);
+  return result;
+}
+
+LoadResult load_from_file(const std::string& path) {
+  std::string error;
+  std::optional<std::string> text = read_file(path, error);
+  if (!text) {
+    LoadResult result;
+    result.errors.push_back(Diagnostic{"", 0, "cannot load config: " + error});
+    return result;
+  }
+  return load_from_string(*text, path);
+}
+
+}  // namespace sluice::config

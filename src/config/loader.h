@@ -1,0 +1,37 @@
+// Loads Envoy v3 bootstrap YAML (or JSON) into a validated config::Bootstrap.
+// Every problem is collected (not just the first) with its field path and source line, so a user
+// fixes a config in one pass. Fields Sluice does not implement are errors, except a short documented
+// list of operational fields that are accepted with a warning.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/bootstrap.h"
+
+namespace sluice::config {
+
+struct Diagnostic {
+  std::string path;  // e.g. "static_resources.clusters[1].foo"
+  int line = 0;      // 1-based source line; 0 when unknown
+  std::string message;
+
+  // "path (line N): message"
+  std::string to_string() const;
+};
+
+struct LoadResult {
+  std::shared_ptr<const Bootstrap> bootstrap;  // null when errors is non-empty
+  std::vector<Diagnostic> errors;
+  std::vector<Diagnostic> warnings;
+
+  bool ok() const { return errors.empty(); }
+};
+
+// `source_name` names the input in messages (a file path, or "--config-yaml").
+LoadResult load_from_string(std::string_view text, std::string_view source_name = "<string>");
+LoadResult load_from_file(const std::string& path);
+
+}  // namespace sluice::config

@@ -1,0 +1,1017 @@
+#include <filesystem>
+#include <string>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <re2/re2.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "config/bootstrap.h"
+#include "config/duration.h"
+#include "config/loader.h"
+
+namespace sluice::config {
+namespace {
+
+using std::chrono::milliseconds;
+
+const std::filesystem::path kSourceDir = std::filesystem::path(__FILE__).parent_path();
+
+std::string TestData(const std::string& name) {
+  return (kSourceDir / "testdata" / "config" / name).string();
+}
+
+std::string Describe(const std::vector<Diagnostic>& diags) {
+  std::vector<std::string> lines;
+  for (const Diagnostic& d : diags) lines.push_back(d.to_string());
+  return absl::StrJoin(lines, "\n");
+}
+
+// Passes when `diags` holds an entry at `path` and `line` whose message contains `message`.
+testing::AssertionResult Has(const std::vector<Diagnostic>& diags, std::string_view path, int line,
+                             std::string_view message) {
+  for (const Diagnostic& d : diags) {
+    if (d.path == path && d.line == line && d.message.find(message) != std::string::npos) {
+      return testing::AssertionSuccess();
+    }
+  }
+  return testing::AssertionFailure()
+         << "no \"" << path << " (line " << line << "): ..." << message << "\" among:\n"
+         << Describe(diags);
+}
+
+// A listener whose HCM uses `routes` (YAML flow list) and `http_filters`, plus clusters a and b.
+// Lines: the route list is on line 8, http_filters on line 9, clusters start at line 10.
+std::string WithRoutes(
+    const std::string& routes,
+    const std::string& http_filters =
+        "[{name: r, typed_config: {\"@type\": "
+        "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]") {
+  return absl::StrCat(R"(static_resources:
+  listeners:
+  - address: {socket_address: {address: 0.0.0.0, port_value: 8080}}
+    filter_chains:
+    - filters:
+      - name: hcm
+        typed_config:
+          {"@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager, stat_prefix: x, route_config: {virtual_hosts: [{name: vh, domains: ["*"], routes: )",
+                      routes, R"(}]},
+           http_filters: )",
+                      http_filters, R"(}
+  clusters:
+  - {name: a, load_assignment: {cluster_name: a}}
+  - {name: b, load_assignment: {cluster_name: b}}
+)");
+}
+
+// Path of the first virtual host in WithRoutes().
+constexpr char kVh[] =
+    "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config."
+    "virtual_hosts[0]";
+constexpr char kHcm[] = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config";
+
+TEST(ConfigLoader, FullConfigLoadsTypedValues) {
+  LoadResult r = load_from_file(TestData("full.yaml"));
+  ASSERT_TRUE(r.ok()) << Describe(r.errors);
+  EXPECT_TRUE(r.warnings.empty()) << Describe(r.warnings);
+  const Bootstrap& b = *r.bootstrap;
+
+  EXPECT_EQ(b.node.id, "front-proxy-1");
+  EXPECT_EQ(b.node.cluster, "front-proxy");
+  EXPECT_EQ(b.node.metadata_json,
+            R"({"team":"edge","replicas":3,"canary":false,"tags":["a","b"]})");
+  EXPECT_EQ(b.node.locality_region, "eu-west-1");
+  EXPECT_EQ(b.node.locality_zone, "eu-west-1a");
+  EXPECT_EQ(b.node.locality_sub_zone, "");
+
+  ASSERT_TRUE(b.admin.address.has_value());
+  EXPECT_EQ(b.admin.address->address, "127.0.0.1");
+  EXPECT_EQ(b.admin.address->port, 9901);
+  EXPECT_EQ(b.admin.access_log_path, "/dev/null");
+
+  ASSERT_EQ(b.listeners.size(), 1u);
+  const Listener& l = b.listeners[0];
+  EXPECT_EQ(l.name, "ingress");
+  EXPECT_EQ(l.address.address, "0.0.0.0");
+  EXPECT_EQ(l.address.port, 10000);
+  EXPECT_EQ(l.per_connection_buffer_limit_bytes, 32768u);
+  ASSERT_EQ(l.filter_chains.size(), 1u);
+  ASSERT_EQ(l.filter_chains[0].filters.size(), 1u);
+  const NetworkFilter& nf = l.filter_chains[0].filters[0];
+  EXPECT_EQ(nf.name, "envoy.filters.network.http_connection_manager");
+  ASSERT_TRUE(std::holds_alternative<HttpConnectionManager>(nf.config));
+  const auto& hcm = std::get<HttpConnectionManager>(nf.config);
+  EXPECT_EQ(hcm.stat_prefix, "ingress_http");
+  EXPECT_EQ(hcm.codec_type, HttpConnectionManager::Codec::Http1);
+  EXPECT_TRUE(hcm.use_remote_address);
+  EXPECT_EQ(hcm.xff_num_trusted_hops, 1u);
+  EXPECT_FALSE(hcm.generate_request_id);
+  EXPECT_EQ(hcm.server_name, "sluice-test");
+  EXPECT_EQ(hcm.max_request_headers_kb, 96u);
+  EXPECT_EQ(hcm.stream_idle_timeout, milliseconds(30000));
+  EXPECT_EQ(hcm.request_timeout, milliseconds(250));
+  EXPECT_EQ(hcm.idle_timeout, milliseconds(1500));
+  ASSERT_EQ(hcm.http_filters.size(), 1u);
+  EXPECT_EQ(hcm.http_filters[0].name, "envoy.filters.http.router");
+  EXPECT_EQ(hcm.http_filters[0].type_url,
+            "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router");
+  ASSERT_EQ(hcm.access_logs.size(), 2u);
+  EXPECT_EQ(hcm.access_logs[0].path, "/var/log/sluice/access.log");
+  EXPECT_EQ(hcm.access_logs[0].format, "[%START_TIME%] %REQ(:METHOD)% %RESPONSE_CODE%\n");
+  EXPECT_EQ(hcm.access_logs[1].path, "/dev/stdout");
+  EXPECT_EQ(hcm.access_logs[1].format, "");
+
+  const RouteConfiguration& rc = hcm.route_config;
+  EXPECT_EQ(rc.name, "local_route");
+  ASSERT_EQ(rc.headers.response_headers_to_add.size(), 1u);
+  EXPECT_EQ(rc.headers.response_headers_to_add[0].key, "x-served-by");
+  EXPECT_EQ(rc.headers.response_headers_to_add[0].value, "sluice");
+  EXPECT_FALSE(rc.headers.response_headers_to_add[0].append);
+  ASSERT_EQ(rc.virtual_hosts.size(), 2u);
+
+  const VirtualHost& backend = rc.virtual_hosts[0];
+  EXPECT_EQ(backend.name, "backend");
+  EXPECT_THAT(backend.domains, testing::ElementsAre("*"));
+  ASSERT_EQ(backend.routes.size(), 4u);
+
+  const Route& svc1 = backend.routes[0];
+  EXPECT_EQ(svc1.name, "svc1");
+  EXPECT_EQ(svc1.match.kind, RouteMatch::PathKind::Prefix);
+  EXPECT_EQ(svc1.match.value, "/service/1");
+  EXPECT_TRUE(svc1.match.case_sensitive);
+  const auto& a1 = std::get<RouteAction>(svc1.action);
+  EXPECT_EQ(a1.cluster, "service1");
+  EXPECT_EQ(a1.timeout, milliseconds(5000));
+  EXPECT_EQ(a1.prefix_rewrite, "/");
+  EXPECT_FALSE(a1.idle_timeout.has_value());
+  ASSERT_TRUE(a1.retry_policy.has_value());
+  EXPECT_TRUE(a1.retry_policy->retry_on_5xx);
+  EXPECT_TRUE(a1.retry_policy->retry_on_connect_failure);
+  EXPECT_FALSE(a1.retry_policy->retry_on_reset);
+  EXPECT_EQ(a1.retry_policy->num_retries, 3u);
+  EXPECT_EQ(a1.retry_policy->per_try_timeout, milliseconds(500));
+
+  const Route& svc2 = backend.routes[1];
+  EXPECT_EQ(svc2.match.kind, RouteMatch::PathKind::Path);
+  EXPECT_EQ(svc2.match.value, "/service/2");
+  EXPECT_FALSE(svc2.match.case_sensitive);
+  const auto& a2 = std::get<RouteAction>(svc2.action);
+  EXPECT_EQ(a2.cluster, "service2");
+  EXPECT_EQ(a2.idle_timeout, milliseconds(10000));
+  EXPECT_EQ(a2.host_rewrite_literal, "svc2.internal");
+  EXPECT_EQ(a2.timeout, milliseconds(15000));  // Envoy's default
+
+  const Route& api = backend.routes[2];
+  EXPECT_EQ(api.match.kind, RouteMatch::PathKind::SafeRegex);
+  ASSERT_NE(api.match.regex, nullptr);
+  EXPECT_TRUE(RE2::FullMatch("/api/v2/users", *api.match.regex));
+  ASSERT_EQ(api.match.headers.size(), 3u);
+  EXPECT_EQ(api.match.headers[0].name, "x-canary");
+  ASSERT_TRUE(api.match.headers[0].string_match.has_value());
+  EXPECT_TRUE(api.match.headers[0].string_match->matches("YES"));
+  EXPECT_FALSE(api.match.headers[0].present_match);
+  EXPECT_EQ(api.match.headers[1].name, "x-debug");
+  EXPECT_TRUE(api.match.headers[1].present_match);
+  EXPECT_FALSE(api.match.headers[1].string_match.has_value());
+  EXPECT_EQ(api.match.headers[2].string_match->kind, StringMatcher::Kind::Prefix);
+  EXPECT_EQ(api.match.headers[2].string_match->value, "abc");
+  EXPECT_TRUE(api.match.headers[2].invert_match);
+  ASSERT_EQ(api.match.query_parameters.size(), 1u);
+  EXPECT_EQ(api.match.query_parameters[0].name, "debug");
+  EXPECT_EQ(api.match.query_parameters[0].string_match->kind, StringMatcher::Kind::Prefix);
+  const auto& a3 = std::get<RouteAction>(api.action);
+  ASSERT_EQ(a3.weighted_clusters.size(), 2u);
+  EXPECT_EQ(a3.weighted_clusters[0].name, "service1");
+  EXPECT_EQ(a3.weighted_clusters[0].weight, 80u);
+  EXPECT_EQ(a3.weighted_clusters[1].weight, 20u);
+  EXPECT_EQ(a3.total_weight, 100u);
+
+  const Route& health = backend.routes[3];
+  const auto& dr = std::get<DirectResponseAction>(health.action);
+  EXPECT_EQ(dr.status, 200u);
+  EXPECT_EQ(dr.body, "OK");
+  EXPECT_THAT(health.headers.request_headers_to_remove, testing::ElementsAre("x-internal"));
+  ASSERT_EQ(health.headers.request_headers_to_add.size(), 2u);
+  EXPECT_FALSE(health.headers.request_headers_to_add[0].append);
+  EXPECT_FALSE(health.headers.request_headers_to_add[0].add_if_absent);
+  EXPECT_FALSE(health.headers.request_headers_to_add[1].append);
+  EXPECT_TRUE(health.headers.request_headers_to_add[1].add_if_absent);
+
+  const VirtualHost& www = rc.virtual_hosts[1];
+  EXPECT_THAT(www.domains, testing::ElementsAre("www.example.com", "*.example.org", "api.*",
+                                                "example.net:8080"));
+  EXPECT_THAT(www.disabled_filters, testing::ElementsAre("example.filter"));
+  const auto& redirect = std::get<RedirectAction>(www.routes[0].action);
+  EXPECT_TRUE(redirect.https_redirect);
+  EXPECT_EQ(redirect.response_code, 308u);
+
+  ASSERT_EQ(b.clusters.size(), 2u);
+  const Cluster& c1 = b.clusters[0];
+  EXPECT_EQ(c1.name, "service1");
+  EXPECT_EQ(c1.type, Cluster::Type::Static);
+  EXPECT_EQ(c1.connect_timeout, milliseconds(250));
+  EXPECT_EQ(c1.lb_policy, Cluster::LbPolicy::LeastRequest);
+  EXPECT_EQ(c1.per_connection_buffer_limit_bytes, 65536u);
+  EXPECT_EQ(c1.circuit_breakers.max_connections, 100u);
+  EXPECT_EQ(c1.circuit_breakers.max_pending_requests, 200u);
+  EXPECT_EQ(c1.circuit_breakers.max_requests, 300u);
+  EXPECT_EQ(c1.circuit_breakers.max_retries, 4u);
+  ASSERT_EQ(c1.endpoints.size(), 2u);
+  EXPECT_EQ(c1.endpoints[0].address.address, "10.0.0.1");
+  EXPECT_EQ(c1.endpoints[0].address.port, 8000);
+  EXPECT_EQ(c1.endpoints[0].load_balancing_weight, 1u);
+  EXPECT_EQ(c1.endpoints[1].address.address, "::1");
+  EXPECT_EQ(c1.endpoints[1].load_balancing_weight, 3u);
+
+  const Cluster& c2 = b.clusters[1];
+  EXPECT_EQ(c2.type, Cluster::Type::StrictDns);
+  EXPECT_EQ(c2.connect_timeout, milliseconds(2500));
+  EXPECT_EQ(c2.dns_refresh_rate, milliseconds(10000));
+  EXPECT_EQ(c2.lb_policy, Cluster::LbPolicy::RoundRobin);
+  EXPECT_EQ(c2.circuit_breakers.max_connections, 1024u);
+  ASSERT_EQ(c2.endpoints.size(), 1u);
+  EXPECT_EQ(c2.endpoints[0].address.address, "service2.internal");
+
+  EXPECT_EQ(b.find_cluster("service2"), &b.clusters[1]);
+  EXPECT_EQ(b.find_cluster("nope"), nullptr);
+  EXPECT_TRUE(absl::StartsWith(b.source_json, R"({"node":{"id":"front-proxy-1",)"));
+}
+
+TEST(ConfigLoader, EnvoyFrontProxyExampleLoads) {
+  LoadResult r = load_from_file((kSourceDir / "../../examples/envoy-front-proxy.yaml").string());
+  ASSERT_TRUE(r.ok()) << Describe(r.errors);
+  EXPECT_TRUE(Has(r.warnings, "layered_runtime", 69, "accepted but ignored"));
+  const Bootstrap& b = *r.bootstrap;
+  ASSERT_EQ(b.listeners.size(), 1u);
+  EXPECT_EQ(b.listeners[0].address.port, 8080);
+  const auto& hcm =
+      std::get<HttpConnectionManager>(b.listeners[0].filter_chains[0].filters[0].config);
+  ASSERT_EQ(hcm.route_config.virtual_hosts.size(), 1u);
+  const VirtualHost& vh = hcm.route_config.virtual_hosts[0];
+  EXPECT_EQ(vh.name, "backend");
+  ASSERT_EQ(vh.routes.size(), 2u);
+  EXPECT_EQ(std::get<RouteAction>(vh.routes[1].action).cluster, "service2");
+  ASSERT_EQ(b.clusters.size(), 2u);
+  for (const Cluster& c : b.clusters) {
+    EXPECT_EQ(c.type, Cluster::Type::StrictDns);
+    ASSERT_EQ(c.endpoints.size(), 1u);
+    EXPECT_EQ(c.endpoints[0].address.address, c.name);
+    EXPECT_EQ(c.endpoints[0].address.port, 8000);
+  }
+  EXPECT_EQ(b.admin.address->port, 8001);
+}
+
+TEST(ConfigLoader, MinimalRouteConfigHelperIsValid) {
+  LoadResult r = load_from_string(WithRoutes("[{match: {prefix: /}, route: {cluster: a}}]"));
+  EXPECT_TRUE(r.ok()) << Describe(r.errors);
+}
+
+TEST(ConfigLoader, UnknownFieldsAtAnyDepth) {
+  LoadResult r = load_from_string(R"(static_resources:
+  clusters:
+  - name: a
+  - name: b
+    foo: 1
+    load_assignment:
+      cluster_name: b
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address: {socket_address: {address: 1.2.3.4, port_value: 80, bar: x}}
+bogus: true
+)");
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.bootstrap, nullptr);
+  EXPECT_TRUE(Has(r.errors, "static_resources.clusters[1].foo", 5, "unknown field"));
+  EXPECT_TRUE(Has(r.errors,
+                  "static_resources.clusters[1].load_assignment.endpoints[0].lb_endpoints[0]."
+                  "endpoint.address.socket_address.bar",
+                  11, "unknown field"));
+  EXPECT_TRUE(Has(r.errors, "bogus", 12, "unknown field"));
+  EXPECT_EQ(r.errors.size(), 3u) << Describe(r.errors);
+  EXPECT_EQ(r.errors[0].to_string(), "static_resources.clusters[1].foo (line 5): unknown field");
+}
+
+TEST(ConfigLoader, WrongTypes) {
+  LoadResult r = load_from_string(R"(admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: eighty}}
+static_resources:
+  listeners:
+  - name: [a, b]
+    address: {socket_address: {address: 0.0.0.0, port_value: 70000}}
+    filter_chains: {}
+  clusters:
+  - name: c
+    connect_timeout: abc
+    per_connection_buffer_limit_bytes: -1
+    circuit_breakers: {thresholds: [{max_connections: 1.5}]}
+)");
+  EXPECT_TRUE(Has(r.errors, "admin.address.socket_address.port_value", 2,
+                  "expected an unsigned integer, got \"eighty\""));
+  EXPECT_TRUE(
+      Has(r.errors, "static_resources.listeners[0].name", 5, "expected a string, got a list"));
+  EXPECT_TRUE(Has(r.errors, "static_resources.listeners[0].address.socket_address.port_value", 6,
+                  "must be between 0 and 65535, got 70000"));
+  EXPECT_TRUE(Has(r.errors, "static_resources.listeners[0].filter_chains", 7, "expected a list"));
+  EXPECT_TRUE(Has(r.errors, "static_resources.clusters[0].connect_timeout", 10,
+                  "expected a duration like \"5s\", got \"abc\""));
+  EXPECT_TRUE(Has(r.errors, "static_resources.clusters[0].per_connection_buffer_limit_bytes", 11,
+                  "expected an unsigned integer"));
+  EXPECT_TRUE(Has(r.errors,
+                  "static_resources.clusters[0].circuit_breakers.thresholds[0].max_connections", 12,
+                  "expected an unsigned integer, got \"1.5\""));
+}
+
+TEST(ConfigLoader, WrongBoolAndMappingTypes) {
+  LoadResult r =
+      load_from_string(WithRoutes("[{match: {prefix: /, case_sensitive: yes}, route: x}]"));
+  EXPECT_TRUE(Has(r.errors, absl::StrCat(kVh, ".routes[0].match.case_sensitive"), 8,
+                  "expected true or false, got \"yes\""));
+  EXPECT_TRUE(
+      Has(r.errors, absl::StrCat(kVh, ".routes[0].route"), 8, "expected a mapping, got \"x\""));
+}
+
+TEST(ConfigLoader, MissingRequiredFields) {
+  LoadResult r = load_from_string(R"(static_resources:
+  listeners:
+  - name: l
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          route_config:
+            virtual_hosts:
+            - name: vh
+              routes:
+              - route: {cluster: c}
+              - match: {prefix: /}
+          http_filters: [{name: envoy.filters.http.router}]
+  clusters:
+  - type: STATIC
+)");
+  const std::string hcm = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config";
+  EXPECT_TRUE(Has(r.errors, "static_resources.listeners[0].address", 3, "missing required field"));
+  EXPECT_TRUE(Has(r.errors, hcm + ".stat_prefix", 7, "missing required field"));
+  const std::string vh = hcm + ".route_config.virtual_hosts[0]";
+  EXPECT_TRUE(Has(r.errors, vh + ".domains", 11, "missing required field"));
+  EXPECT_TRUE(Has(r.errors, vh + ".routes[0].match", 13, "missing required field"));
+  EXPECT_TRUE(Has(r.errors, vh + ".routes[1]", 14,
+                  "exactly one of route, direct_response, redirect is required"));
+  EXPECT_TRUE(Has(r.errors, vh + ".routes[0].route.cluster", 13, "unknown cluster 'c'"));
+  EXPECT_TRUE(Has(r.errors, "static_resources.clusters[0].name", 17, "missing required field"));
+  EXPECT_EQ(r.errors.size(), 7u) << Describe(r.errors);
+}
+
+TEST(ConfigLoader, ExactlyOneOfChecks) {
+  LoadResult r = load_from_string(
+      WithRoutes("[{match: {prefix: /, path: /x}, route: {cluster: a, cluster_header: x-c}},"
+                 " {match: {headers: [{name: h, exact_match: a, present_match: true}]},"
+                 " direct_response: {status: 200}, redirect: {}}]"));
+  EXPECT_TRUE(Has(r.errors, absl::StrCat(kVh, ".routes[0].match"), 8,
+                  "exactly one of prefix, path, safe_regex is required"));
+  EXPECT_TRUE(Has(r.errors, absl::StrCat(kVh, ".routes[0].route"), 8,
+                  "exactly one of cluster, cluster_header, weighted_clusters is required"));
+  EXPECT_TRUE(Has(r.errors, absl::StrCat(kVh, ".routes[1].match"), 8,
+                  "exactly one of prefix, path, safe_regex is required"));
+  EXPECT_TRUE(Has(r.errors, absl::StrCat(kVh, ".routes[1].match.headers[0]"), 8,
+                  "at most one header match specifier"));
+  EXPECT_TRUE(Has(r.errors, absl::StrCat(kVh, ".routes[1]"), 8,
+                  "exactly one of route, direct_response, redirect is required"));
+}
+
+TEST(ConfigLoader, BadDuration) {
+  LoadResult r = load_from_string(
+      WithRoutes("[{match: {prefix: /}, route: {cluster: a, timeout: 5, idle_timeout: -1s,"
+                 " retry_policy: {per_try_timeout: {seconds: 1, nanos: 1000000000}}}}]"));
+  EXPECT_TRUE(Has(r.errors, absl::StrCat(kVh, ".routes[0].route.timeout"), 8,
+                  "expected a duration like \"5s\", got \"5\""));
+  EXPECT_TRUE(Has(r.errors, absl::StrCat(kVh, ".routes[0].route.idle_timeout"), 8, "got \"-1s\""));
+  EXPECT_TRUE(Has(r.errors,
+                  absl::StrCat(kVh, ".routes[0].route.retry_policy.per_try_timeout.nanos"), 8,
+                  "must be between 0 and 999999999"));
+}
+
+TEST(ConfigLoader, BadRegex) {
+  LoadResult r = load_from_string(R"(static_resources:
+  listeners:
+  - address: {socket_address: {address: 0.0.0.0, port_value: 8080}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: x
+          http_filters: [{name: envoy.filters.http.router}]
+          route_config:
+            virtual_hosts:
+            - name: vh
+              domains: ["*"]
+              routes:
+              - match:
+                  safe_regex:
+                    regex: "/(abc"
+                  headers:
+                  - name: x
+                    string_match: {safe_regex: {regex: "a**"}}
+                direct_response: {status: 404}
+)");
+  const std::string route =
+      "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config."
+      "virtual_hosts[0].routes[0]";
+  EXPECT_TRUE(Has(r.errors, route + ".match.safe_regex.regex", 18, "invalid regex: missing )"));
+  EXPECT_TRUE(Has(r.errors, route + ".match.headers[0].string_match.safe_regex.regex", 21,
+                  "invalid regex: bad repetition operator"));
+  EXPECT_EQ(r.errors.size(), 2u) << Describe(r.errors);
+}
+
+TEST(ConfigLoader, UnknownClusters) {
+  LoadResult r = load_from_string(WithRoutes(
+      "[{match: {prefix: /x}, route: {cluster: nope}},"
+      " {match: {prefix: /}, route: {weighted_clusters: {clusters: [{name: a, weight: 1},"
+      " {name: gone, weight: 2}]}}}]"));
+  EXPECT_TRUE(
+      Has(r.errors, absl::StrCat(kVh, ".routes[0].route.cluster"), 8, "unknown cluster 'nope'"));
+  EXPECT_TRUE(Has(r.errors,
+                  absl::StrCat(kVh, ".routes[1].route.weighted_clusters.clusters[1].name"), 8,
+                  "unknown cluster 'gone'"));
+  EXPECT_EQ(r.errors.size(), 2u) << Describe(r.errors);
+}
+
+TEST(ConfigLoader, WeightedClusterTotals) {
+  LoadResult r = load_from_string(WithRoutes(
+      "[{match: {prefix: /x}, route: {weighted_clusters: {clusters: [{name: a, weight: 1}],"
+      " total_weight: 100}}},"
+      " {match: {prefix: /}, route: {weighted_clusters: {clusters: [{name: a, weight: 0}]}}}]"));
+  EXPECT_TRUE(Has(r.errors, absl::StrCat(kVh, ".routes[0].route.weighted_clusters.total_weight"), 8,
+                  "total_weight is 100 but the weights sum to 1"));
+  EXPECT_TRUE(Has(r.errors, absl::StrCat(kVh, ".routes[1].route.weighted_clusters"), 8,
+                  "must be greater than 0"));
+}
+
+TEST(ConfigLoader, DuplicateNamesAndAddressClashes) {
+  LoadResult r = load_from_string(R"(admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 9000}}
+static_resources:
+  listeners:
+  - name: l
+    address: {socket_address: {address: 0.0.0.0, port_value: 8080}}
+    filter_chains: [{filters: [{name: envoy.filters.network.http_connection_manager, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager, stat_prefix: a, route_config: {}, http_filters: [{name: envoy.filters.http.router}]}}]}]
+  - name: l
+    address: {socket_address: {address: 127.0.0.1, port_value: 8080}}
+    filter_chains: [{filters: [{name: envoy.filters.network.http_connection_manager, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager, stat_prefix: b, route_config: {}, http_filters: [{name: envoy.filters.http.router}]}}]}]
+  - name: m
+    address: {socket_address: {address: "::", port_value: 9000}}
+    filter_chains: [{filters: [{name: envoy.filters.network.http_connection_manager, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager, stat_prefix: c, route_config: {}, http_filters: [{name: envoy.filters.http.router}]}}]}]
+  clusters:
+  - name: c
+  - name: c
+)");
+  EXPECT_TRUE(Has(r.errors, "static_resources.listeners[1].name", 8,
+                  "duplicate listener name 'l' (first at line 5)"));
+  EXPECT_TRUE(Has(r.errors, "static_resources.listeners[1].address", 9,
+                  "address 127.0.0.1:8080 clashes with static_resources.listeners[0].address"));
+  EXPECT_TRUE(Has(r.errors, "static_resources.listeners[2].address", 12,
+                  "address :::9000 clashes with admin.address (line 2)"));
+  EXPECT_TRUE(Has(r.errors, "static_resources.clusters[1].name", 16, "duplicate cluster name 'c'"));
+  EXPECT_EQ(r.errors.size(), 4u) << Describe(r.errors);
+}
+
+TEST(ConfigLoader, RouterMustBeLast) {
+  const std::string router =
+      "{name: envoy.filters.http.router, typed_config: {\"@type\": "
+      "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}";
+  LoadResult r = load_from_string(WithRoutes("[]", absl::StrCat("[", router, ", ", router, "]")));
+  EXPECT_TRUE(Has(r.errors, absl::StrCat(kHcm, ".http_filters[0]"), 9,
+                  "the router filter must be the last HTTP filter"));
+  EXPECT_EQ(r.errors.size(), 1u) << Describe(r.errors);
+  r = load_from_string(WithRoutes("[]", "[]"));
+  EXPECT_TRUE(Has(r.errors, absl::StrCat(kHcm, ".http_filters"), 7,
+                  "http_filters must end with the router filter"));
+  r = load_from_string(WithRoutes("[]", "[{name: envoy.filters.http.router}, {name: x}]"));
+  EXPECT_TRUE(Has(r.errors, absl::StrCat(kHcm, ".http_filters[0]"), 9,
+                  "the router filter must be the last HTTP filter"));
+  EXPECT_TRUE(Has(r.errors, absl::StrCat(kHcm, ".http_filters[1]"), 9,
+                  "the last HTTP filter must be the router filter"));
+  EXPECT_TRUE(
+      Has(r.errors, absl::StrCat(kHcm, ".http_filters[1]"), 9, "unsupported HTTP filter 'x'"));
+}
+
+TEST(ConfigLoader, WasmFilterNotSupportedYet) {
+  LoadResult r = load_from_string(WithRoutes(
+      "[]",
+      "[{name: my-plugin, typed_config: {\"@type\": "
+      "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm, config: {vm_config: {}}}},"
+      " {name: envoy.filters.http.router}]"));
+  EXPECT_TRUE(Has(r.errors, absl::StrCat(kHcm, ".http_filters[0]"), 9,
+                  "Wasm HTTP filter is not supported yet"));
+  EXPECT_EQ(r.errors.size(), 1u) << Describe(r.errors);
+}
+
+TEST(ConfigLoader, UnsupportedNetworkFilter) {
+  LoadResult r = load_from_string(R"(static_resources:
+  listeners:
+  - address: {socket_address: {address: 0.0.0.0, port_value: 8080}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: tcp
+          cluster: c
+    - filters: []
+)");
+  EXPECT_TRUE(Has(r.errors, "static_resources.listeners[0].filter_chains[0].filters[0]", 6,
+                  "unsupported network filter 'envoy.filters.network.tcp_proxy'"));
+  EXPECT_TRUE(Has(r.errors, "static_resources.listeners[0].filter_chains[1]", 11,
+                  "a filter chain needs at least one network filter"));
+  EXPECT_TRUE(Has(r.errors, "static_resources.listeners[0].filter_chains", 4,
+                  "only one filter chain per listener is supported"));
+  EXPECT_EQ(r.errors.size(), 3u) << Describe(r.errors);
+}
+
+TEST(ConfigLoader, TypedConfigTypeMustMatch) {
+  // The name says HCM but the @type says otherwise: the @type wins, as in Envoy.
+  LoadResult r = load_from_string(R"(static_resources:
+  listeners:
+  - address: {socket_address: {address: 0.0.0.0, port_value: 8080}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v2.HttpConnectionManager
+)");
+  EXPECT_TRUE(Has(r.errors, "static_resources.listeners[0].filter_chains[0].filters[0]", 6,
+                  "unsupported network filter 'envoy.filters.network.http_connection_manager' "
+                  "(type.googleapis.com/envoy.extensions.filters.network.http_connection_manager."
+                  "v2.HttpConnectionManager)"));
+}
+
+TEST(ConfigLoader, UnsupportedEnvoyFeatures) {
+  LoadResult r = load_from_string(R"(dynamic_resources: {}
+static_resources:
+  listeners:
+  - address: {socket_address: {address: 0.0.0.0, port_value: 8080}}
+    filter_chains:
+    - transport_socket: {}
+      filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: x
+          codec_type: HTTP2
+          rds: {route_config_name: r}
+          http_filters: [{name: envoy.filters.http.router}]
+  clusters:
+  - name: a
+    type: EDS
+    lb_policy: MAGLEV
+    health_checks: []
+    http2_protocol_options: {}
+    typed_extension_protocol_options: {}
+    transport_socket: {}
+  - name: b
+    type: STRICT_DNSS
+)");
+  const std::string hcm = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config";
+  EXPECT_TRUE(Has(r.errors, "dynamic_resources", 1, "not supported"));
+  EXPECT_TRUE(Has(r.errors, "static_resources.listeners[0].filter_chains[0].transport_socket", 6,
+                  "TLS is not supported yet"));
+  EXPECT_TRUE(Has(r.errors, hcm + ".codec_type", 12, "\"HTTP2\" is not supported yet"));
+  EXPECT_TRUE(Has(r.errors, hcm + ".rds", 13, "RDS is not supported"));
+  EXPECT_TRUE(
+      Has(r.errors, "static_resources.clusters[0].type", 17, "\"EDS\" is not supported yet"));
+  EXPECT_TRUE(Has(r.errors, "static_resources.clusters[0].lb_policy", 18,
+                  "unsupported value \"MAGLEV\" (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM)"));
+  EXPECT_TRUE(Has(r.errors, "static_resources.clusters[0].health_checks", 19, "not supported yet"));
+  EXPECT_TRUE(Has(r.errors, "static_resources.clusters[0].http2_protocol_options", 20,
+                  "HTTP/2 upstreams not supported yet"));
+  EXPECT_TRUE(Has(r.errors, "static_resources.clusters[0].typed_extension_protocol_options", 21,
+                  "HTTP/2 upstreams not supported yet"));
+  EXPECT_TRUE(
+      Has(r.errors, "static_resources.clusters[0].transport_socket", 22, "TLS not supported yet"));
+  EXPECT_TRUE(
+      Has(r.errors, "static_resources.clusters[1].type", 24, "unsupported value \"STRICT_DNSS\""));
+  EXPECT_EQ(r.errors.size(), 11u) << Describe(r.errors);
+}
+
+TEST(ConfigLoader, RouteLevelValidation) {
+  LoadResult r = load_from_string(R"(static_resources:
+  listeners:
+  - address: {socket_address: {address: 0.0.0.0, port_value: 8080}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: x
+          max_request_headers_kb: 9000
+          http_filters: [{name: envoy.filters.http.router}]
+          route_config:
+            virtual_hosts:
+            - name: one
+              domains: ["a.com", "b*c.com", "**", ""]
+              routes:
+              - match: {prefix: /}
+                route: {cluster: a, retry_policy: {retry_on: "5xx,refused-stream", retriable_status_codes: [503, 700]}}
+              - match: {prefix: /}
+                direct_response: {status: 99, body: {filename: /nonexistent/sluice-body}}
+              - match: {prefix: /}
+                redirect: {response_code: MOVED}
+                response_headers_to_add: [{header: {key: ":status", value: "1"}, append: true, append_action: ADD_IF_ABSENT}]
+                request_headers_to_remove: [Host]
+                typed_per_filter_config:
+                  envoy.filters.http.wasm: {"@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm}
+            - name: two
+              domains: ["A.com"]
+  clusters:
+  - {name: a}
+)");
+  const std::string rc =
+      "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config";
+  const std::string vh = rc + ".virtual_hosts[0]";
+  EXPECT_TRUE(Has(r.errors,
+                  "static_resources.listeners[0].filter_chains[0].filters[0].typed_config."
+                  "max_request_headers_kb",
+                  10, "must be between 1 and 8192, got 9000"));
+  EXPECT_TRUE(Has(r.errors, vh + ".domains[1]", 15, "invalid domain \"b*c.com\""));
+  EXPECT_TRUE(Has(r.errors, vh + ".domains[2]", 15, "invalid domain \"**\""));
+  EXPECT_TRUE(Has(r.errors, vh + ".domains[3]", 15, "domain must not be empty"));
+  EXPECT_TRUE(
+      Has(r.errors, vh + ".routes[0].route.retry_policy.retry_on", 18,
+          "unsupported retry_on condition \"refused-stream\" (supported: 5xx, gateway-error, "
+          "connect-failure, reset, retriable-status-codes)"));
+  EXPECT_TRUE(Has(r.errors, vh + ".routes[0].route.retry_policy.retriable_status_codes[1]", 18,
+                  "must be between 100 and 599, got 700"));
+  EXPECT_TRUE(Has(r.errors, vh + ".routes[1].direct_response.status", 20,
+                  "must be between 200 and 599, got 99"));
+  EXPECT_TRUE(Has(r.errors, vh + ".routes[1].direct_response.body.filename", 20,
+                  "cannot read file '/nonexistent/sluice-body'"));
+  EXPECT_TRUE(
+      Has(r.errors, vh + ".routes[2].redirect.response_code", 22, "unsupported value \"MOVED\""));
+  EXPECT_TRUE(Has(r.errors, vh + ".routes[2].response_headers_to_add[0]", 23,
+                  "only one of append, append_action may be set"));
+  EXPECT_TRUE(Has(r.errors, vh + ".routes[2].response_headers_to_add[0].header.key", 23,
+                  "header \":status\" may not be modified"));
+  EXPECT_TRUE(Has(r.errors, vh + ".routes[2].request_headers_to_remove[0]", 24,
+                  "header \"host\" may not be removed"));
+  EXPECT_TRUE(Has(r.errors, vh + ".routes[2].typed_per_filter_config.envoy.filters.http.wasm", 26,
+                  "unsupported per-filter config for 'envoy.filters.http.wasm'"));
+  EXPECT_TRUE(Has(r.errors, rc + ".virtual_hosts[1].domains[0]", 28,
+                  "duplicate domain \"a.com\" (also at " + vh + ".domains[0], line 15)"));
+  EXPECT_EQ(r.errors.size(), 14u) << Describe(r.errors);
+}
+
+TEST(ConfigLoader, ClusterEndpointValidation) {
+  LoadResult r = load_from_string(R"(static_resources:
+  clusters:
+  - name: s
+    load_assignment:
+      cluster_name: s
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: backend.local, port_value: 80}}}
+        - endpoint: {address: {socket_address: {address: 10.0.0.1, port_value: 0}}}
+          load_balancing_weight: 0
+  - name: l
+    type: LOGICAL_DNS
+    load_assignment:
+      cluster_name: l
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: a.local, port_value: 80}}}
+        - endpoint: {address: {socket_address: {address: b.local, port_value: 80}}}
+  - name: h
+    circuit_breakers: {thresholds: [{priority: HIGH, max_connections: 5}]}
+    connect_timeout: 0s
+    dns_refresh_rate: 0.001s
+  - name: ""
+)");
+  const std::string lb = "static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints";
+  EXPECT_TRUE(Has(r.errors, lb + "[0].endpoint.address.socket_address.address", 8,
+                  "a STATIC cluster needs an IP address, got \"backend.local\""));
+  EXPECT_TRUE(Has(r.errors, lb + "[1].endpoint.address.socket_address.port_value", 9,
+                  "must be between 1 and 65535, got 0"));
+  EXPECT_TRUE(Has(r.errors, lb + "[1].load_balancing_weight", 10, "must be between 1 and"));
+  EXPECT_TRUE(Has(r.errors, "static_resources.clusters[1].load_assignment", 13,
+                  "a LOGICAL_DNS cluster needs exactly one endpoint"));
+  EXPECT_TRUE(
+      Has(r.errors, "static_resources.clusters[2].connect_timeout", 21, "must be greater than 0s"));
+  EXPECT_TRUE(Has(r.errors, "static_resources.clusters[2].dns_refresh_rate", 22,
+                  "must be greater than 1ms"));
+  EXPECT_TRUE(Has(r.errors, "static_resources.clusters[3].name", 23, "must not be empty"));
+  EXPECT_EQ(r.errors.size(), 7u) << Describe(r.errors);
+  EXPECT_TRUE(Has(r.warnings, "static_resources.clusters[2].circuit_breakers.thresholds[0]", 20,
+                  "HIGH priority thresholds are accepted but ignored"));
+}
+
+TEST(ConfigLoader, ListenerAddressMustBeAnIp) {
+  LoadResult r = load_from_string(R"(static_resources:
+  listeners:
+  - address: {socket_address: {address: localhost, port_value: 80, protocol: UDP}}
+    filter_chains: [{filters: [{name: envoy.filters.network.http_connection_manager}]}]
+)");
+  const std::string sa = "static_resources.listeners[0].address.socket_address";
+  EXPECT_TRUE(Has(r.errors, sa + ".address", 3, "must be an IP address, got \"localhost\""));
+  EXPECT_TRUE(Has(r.errors, sa + ".protocol", 3, "only TCP is supported, got \"UDP\""));
+  EXPECT_TRUE(Has(r.errors,
+                  "static_resources.listeners[0].filter_chains[0].filters[0].typed_config", 4,
+                  "missing required field"));
+}
+
+TEST(ConfigLoader, MultipleErrorsReportedTogetherInLineOrder) {
+  LoadResult r = load_from_string(R"(node:
+  id: n
+  extra: 1
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: x}}
+static_resources:
+  clusters:
+  - name: a
+    lb_policy: ROUND_ROBIN
+    type: WHATEVER
+    connect_timeout: soon
+)");
+  ASSERT_EQ(r.errors.size(), 4u) << Describe(r.errors);
+  EXPECT_EQ(r.errors[0].to_string(), "node.extra (line 3): unknown field");
+  EXPECT_EQ(r.errors[1].line, 5);
+  EXPECT_EQ(r.errors[2].line, 10);
+  EXPECT_EQ(r.errors[3].to_string(),
+            "static_resources.clusters[0].connect_timeout (line 11): expected a duration like "
+            "\"5s\", got \"soon\"");
+}
+
+TEST(ConfigLoader, OperationalFieldsWarn) {
+  LoadResult r = load_from_string(R"(layered_runtime: {layers: []}
+overload_manager: {}
+stats_sinks: []
+stats_flush_interval: 5s
+watchdog: {}
+watchdogs: {}
+cluster_manager: {}
+stats_config: {}
+admin:
+  profile_path: /tmp/prof
+  access_log: []
+)");
+  ASSERT_TRUE(r.ok()) << Describe(r.errors);
+  ASSERT_EQ(r.warnings.size(), 10u) << Describe(r.warnings);
+  EXPECT_TRUE(Has(r.warnings, "layered_runtime", 1, "accepted but ignored"));
+  EXPECT_TRUE(Has(r.warnings, "stats_config", 8, "accepted but ignored"));
+  EXPECT_TRUE(Has(r.warnings, "admin.profile_path", 10, "accepted but ignored"));
+  EXPECT_FALSE(r.bootstrap->admin.address.has_value());
+}
+
+TEST(ConfigLoader, JsonInput) {
+  LoadResult r = load_from_string(R"({
+  "static_resources": {
+    "clusters": [{
+      "name": "svc",
+      "connect_timeout": "0.5s",
+      "type": "STATIC",
+      "load_assignment": {"cluster_name": "svc", "endpoints": [{"lb_endpoints": [
+        {"endpoint": {"address": {"socket_address":
+          {"address": "127.0.0.1", "port_value": "9000"}}}}
+      ]}]},
+      "unknown": 1
+    }]
+  }
+})");
+  EXPECT_TRUE(Has(r.errors, "static_resources.clusters[0].unknown", 11, "unknown field"));
+  ASSERT_EQ(r.errors.size(), 1u) << Describe(r.errors);
+
+  r = load_from_string(R"({"node": {"id": "n\"1", "metadata": {"a": [1, "2", true, null]}}})",
+                       "--config-yaml");
+  ASSERT_TRUE(r.ok()) << Describe(r.errors);
+  EXPECT_EQ(r.bootstrap->node.id, "n\"1");
+  EXPECT_EQ(r.bootstrap->node.metadata_json, R"({"a":[1,"2",true,null]})");
+  EXPECT_EQ(r.bootstrap->source_json,
+            R"({"node":{"id":"n\"1","metadata":{"a":[1,"2",true,null]}}})");
+}
+
+TEST(ConfigLoader, SourceJsonKeepsScalarTypes) {
+  LoadResult r = load_from_string(R"(node:
+  id: "8080"
+  metadata:
+    n: 8080
+    f: -1.5e3
+    b: false
+    s: 0.0.0.0
+    o: 010
+    t: "tab\there"
+    l: |
+      two
+      lines
+)");
+  ASSERT_TRUE(r.ok()) << Describe(r.errors);
+  EXPECT_EQ(r.bootstrap->source_json,
+            R"({"node":{"id":"8080","metadata":{"n":8080,"f":-1.5e3,"b":false,"s":"0.0.0.0",)"
+            R"("o":"010","t":"tab\there","l":"two\nlines\n"}}})");
+}
+
+TEST(ConfigLoader, EmptyDocumentIsAnEmptyBootstrap) {
+  LoadResult r = load_from_string("");
+  ASSERT_TRUE(r.ok()) << Describe(r.errors);
+  EXPECT_TRUE(r.bootstrap->listeners.empty());
+  EXPECT_EQ(r.bootstrap->source_json, "{}");
+}
+
+TEST(ConfigLoader, NonMappingRootAndDuplicateKeys) {
+  LoadResult r = load_from_string("- a\n- b\n");
+  EXPECT_TRUE(Has(r.errors, "", 1, "expected a mapping, got a list"));
+  r = load_from_string("node:\n  id: a\n  id: b\n");
+  EXPECT_TRUE(Has(r.errors, "node.id", 3, "duplicate key"));
+}
+
+TEST(ConfigLoader, YamlSyntaxError) {
+  LoadResult r = load_from_string("node:\n  id: [a, b\n  cluster: c\n", "bad.yaml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_GT(r.errors[0].line, 0);
+  EXPECT_THAT(r.errors[0].message, testing::HasSubstr("invalid YAML in bad.yaml"));
+  EXPECT_EQ(r.bootstrap, nullptr);
+}
+
+TEST(ConfigLoader, MissingFile) {
+  LoadResult r = load_from_file("/nonexistent/sluice.yaml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].to_string(),
+            "cannot load config: cannot read file '/nonexistent/sluice.yaml': No such file or "
+            "directory");
+}
+
+TEST(ConfigLoader, DirectResponseBodyFromFile) {
+  LoadResult r = load_from_string(WithRoutes(
+      absl::StrCat("[{match: {prefix: /}, direct_response: {status: 503, body: {filename: \"",
+                   TestData("direct_response_body.txt"), "\"}}}]")));
+  ASSERT_TRUE(r.ok()) << Describe(r.errors);
+  const auto& hcm =
+      std::get<HttpConnectionManager>(r.bootstrap->listeners[0].filter_chains[0].filters[0].config);
+  const auto& dr =
+      std::get<DirectResponseAction>(hcm.route_config.virtual_hosts[0].routes[0].action);
+  EXPECT_EQ(dr.status, 503u);
+  EXPECT_EQ(dr.body, "Hello from a file.\n");
+}
+
+TEST(ConfigLoader, HeaderMatcherPresenceForms) {
+  LoadResult r = load_from_string(
+      WithRoutes("[{match: {prefix: /, headers: [{name: a}, {name: b, present_match: false},"
+                 " {name: c, present_match: false, invert_match: true},"
+                 " {name: d, safe_regex_match: {regex: \"x+\"}}],"
+                 " query_parameters: [{name: q}, {name: r, present_match: true}]},"
+                 " route: {cluster_header: X-Cluster}}]"));
+  ASSERT_TRUE(r.ok()) << Describe(r.errors);
+  const auto& hcm =
+      std::get<HttpConnectionManager>(r.bootstrap->listeners[0].filter_chains[0].filters[0].config);
+  const Route& route = hcm.route_config.virtual_hosts[0].routes[0];
+  const auto& h = route.match.headers;
+  EXPECT_TRUE(h[0].present_match && !h[0].invert_match);
+  EXPECT_TRUE(h[1].present_match && h[1].invert_match);  // present_match: false means absent
+  EXPECT_TRUE(h[2].present_match && !h[2].invert_match);
+  ASSERT_TRUE(h[3].string_match.has_value());
+  EXPECT_EQ(h[3].string_match->kind, StringMatcher::Kind::SafeRegex);
+  EXPECT_TRUE(h[3].string_match->matches("xxx"));
+  EXPECT_FALSE(h[3].present_match);
+  EXPECT_TRUE(route.match.query_parameters[0].present_match);
+  EXPECT_TRUE(route.match.query_parameters[1].present_match);
+  EXPECT_EQ(std::get<RouteAction>(route.action).cluster_header, "x-cluster");
+}
+
+TEST(ConfigLoader, AccessLogForms) {
+  const std::string file_type =
+      "\"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog";
+  LoadResult r = load_from_string(
+      absl::StrCat(R"(static_resources:
+  listeners:
+  - address: {socket_address: {address: 0.0.0.0, port_value: 8080}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: x
+          route_config: {}
+          http_filters: [{name: envoy.filters.http.router}]
+          access_log:
+          - {name: a, typed_config: {)",
+                   file_type, R"(, path: /tmp/a, format: "legacy %PROTOCOL%"}}
+          - {name: b, typed_config: {)",
+                   file_type, R"(, path: /tmp/b, log_format: {text_format: "text"}}}
+          - {name: envoy.access_loggers.stderr}
+          - {name: c, typed_config: {)",
+                   file_type, R"(, log_format: {json_format: {a: b}}}}
+          - {name: envoy.access_loggers.http_grpc}
+)"));
+  const std::string logs =
+      "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.access_log";
+  EXPECT_TRUE(Has(r.errors, logs + "[3].typed_config.path", 16, "missing required field"));
+  EXPECT_TRUE(Has(r.errors, logs + "[3].typed_config.log_format.json_format", 16,
+                  "JSON access log format is not supported yet"));
+  EXPECT_TRUE(Has(r.errors, logs + "[4]", 17,
+                  "unsupported access logger 'envoy.access_loggers.http_grpc'"));
+  EXPECT_EQ(r.errors.size(), 3u) << Describe(r.errors);
+
+  // Without the failing entries the rest loads.
+  r = load_from_string(absl::StrCat(R"(static_resources:
+  listeners:
+  - address: {socket_address: {address: 0.0.0.0, port_value: 8080}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: x
+          route_config: {}
+          http_filters: [{name: envoy.filters.http.router}]
+          access_log:
+          - {name: a, typed_config: {)",
+                                    file_type, R"(, path: /tmp/a, format: "legacy %PROTOCOL%"}}
+          - {name: b, typed_config: {)",
+                                    file_type,
+                                    R"(, path: /tmp/b, log_format: {text_format: "text"}}}
+          - {name: envoy.access_loggers.stderr}
+)"));
+  ASSERT_TRUE(r.ok()) << Describe(r.errors);
+  const auto& hcm =
+      std::get<HttpConnectionManager>(r.bootstrap->listeners[0].filter_chains[0].filters[0].config);
+  ASSERT_EQ(hcm.access_logs.size(), 3u);
+  EXPECT_EQ(hcm.access_logs[0].path, "/tmp/a");
+  EXPECT_EQ(hcm.access_logs[0].format, "legacy %PROTOCOL%");
+  EXPECT_EQ(hcm.access_logs[1].format, "text");
+  EXPECT_EQ(hcm.access_logs[2].path, "/dev/stderr");
+}
+
+TEST(ConfigDiagnostic, ToString) {
+  EXPECT_EQ((Diagnostic{"a.b", 3, "bad"}).to_string(), "a.b (line 3): bad");
+  EXPECT_EQ((Diagnostic{"a.b", 0, "bad"}).to_string(), "a.b: bad");
+  EXPECT_EQ((Diagnostic{"", 7, "bad"}).to_string(), "(line 7): bad");
+  EXPECT_EQ((Diagnostic{"", 0, "bad"}).to_string(), "bad");
+}
+
+TEST(ConfigDuration, Parses) {
+  EXPECT_EQ(parse_duration("0.25s"), milliseconds(250));
+  EXPECT_EQ(parse_duration("5s"), milliseconds(5000));
+  EXPECT_EQ(parse_duration("1.5s"), milliseconds(1500));
+  EXPECT_EQ(parse_duration("0s"), milliseconds(0));
+  EXPECT_EQ(parse_duration("0.000999999s"), milliseconds(0));  // truncated, as Envoy's getters
+  EXPECT_EQ(parse_duration("3600s"), milliseconds(3'600'000));
+  EXPECT_EQ(parse_duration("0.123456789s"), milliseconds(123));
+  for (std::string_view bad : {"", "s", "5", "5ms", "-1s", "1.s", ".5s", "1.0000000001s", "abc",
+                               "1e3s", " 5s", "99999999999999s"}) {
+    EXPECT_EQ(parse_duration(bad), std::nullopt) << bad;
+  }
+  EXPECT_EQ(duration_from_parts(2, 500'000'000), milliseconds(2500));
+  EXPECT_EQ(duration_from_parts(0, 1'000'000'000), std::nullopt);
+}
+
+StringMatcher Matcher(StringMatcher::Kind kind, std::string value, bool ignore_case = false) {
+  StringMatcher m{kind, std::move(value), ignore_case};
+  if (kind == StringMatcher::Kind::SafeRegex) m.regex = std::make_shared<const RE2>(m.value);
+  return m;
+}
+
+TEST(ConfigStringMatcher, Exact) {
+  EXPECT_TRUE(Matcher(StringMatcher::Kind::Exact, "Foo").matches("Foo"));
+  EXPECT_FALSE(Matcher(StringMatcher::Kind::Exact, "Foo").matches("foo"));
+  EXPECT_FALSE(Matcher(StringMatcher::Kind::Exact, "Foo").matches("Foox"));
+  EXPECT_TRUE(Matcher(StringMatcher::Kind::Exact, "Foo", true).matches("fOO"));
+  EXPECT_TRUE(Matcher(StringMatcher::Kind::Exact, "").matches(""));
+}
+
+TEST(ConfigStringMatcher, PrefixSuffixContains) {
+  EXPECT_TRUE(Matcher(StringMatcher::Kind::Prefix, "/api").matches("/api/v1"));
+  EXPECT_FALSE(Matcher(StringMatcher::Kind::Prefix, "/api").matches("/API/v1"));
+  EXPECT_TRUE(Matcher(StringMatcher::Kind::Prefix, "/api", true).matches("/API/v1"));
+  EXPECT_FALSE(Matcher(StringMatcher::Kind::Prefix, "/api", true).matches("/ap"));
+
+  EXPECT_TRUE(Matcher(StringMatcher::Kind::Suffix, ".json").matches("a.json"));
+  EXPECT_FALSE(Matcher(StringMatcher::Kind::Suffix, ".json").matches("a.JSON"));
+  EXPECT_TRUE(Matcher(StringMatcher::Kind::Suffix, ".json", true).matches("a.JSON"));
+
+  EXPECT_TRUE(Matcher(StringMatcher::Kind::Contains, "bot").matches("googlebot/2.1"));
+  EXPECT_FALSE(Matcher(StringMatcher::Kind::Contains, "bot").matches("GoogleBot/2.1"));
+  EXPECT_TRUE(Matcher(StringMatcher::Kind::Contains, "bot", true).matches("GoogleBot/2.1"));
+  EXPECT_FALSE(Matcher(StringMatcher::Kind::Contains, "bot", true).matches("b-o-t"));
+}
+
+TEST(ConfigStringMatcher, RegexIsAFullMatchAndIgnoresIgnoreCase) {
+  EXPECT_TRUE(Matcher(StringMatcher::Kind::SafeRegex, "v[0-9]+").matches("v12"));
+  EXPECT_FALSE(Matcher(StringMatcher::Kind::SafeRegex, "v[0-9]+").matches("av12"));
+  EXPECT_FALSE(Matcher(StringMatcher::Kind::SafeRegex, "v[0-9]+").matches("v12b"));
+  EXPECT_FALSE(Matcher(StringMatcher::Kind::SafeRegex, "v[0-9]+", true).matches("V12"));
+  StringMatcher no_regex{StringMatcher::Kind::SafeRegex, "x"};
+  EXPECT_FALSE(no_regex.matches("x"));
+}
+
+TEST(ConfigStringMatcher, LoadedFromYaml) {
+  LoadResult r = load_from_string(WithRoutes(
+      "[{match: {prefix: /, headers: [{name: a, string_match: {suffix: \"\"}},"
+      " {name: b, string_match: {contains: Bot, ignore_case: true}}]}, route: {cluster: a}}]"));
+  EXPECT_TRUE(Has(r.errors, absl::StrCat(kVh, ".routes[0].match.headers[0].string_match.suffix"), 8,
+                  "must not be empty"));
+  ASSERT_EQ(r.errors.size(), 1u) << Describe(r.errors);
+}
+
+}  // namespace
+}  // namespace sluice::config
