@@ -1,0 +1,981 @@
+#include "http/conn_manager.h"
+
+#include "common/strings.h"
+#include "common/strings.h"
+#include "common/strings.h"
+#include "common/strings.h"
+#include <spdlog/spdlog.h>
+
+#include "accesslog/access_log.h"
+
+namespace sluice::http {
+
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+HcmStats::HcmStats(std::string_view p) {
+  auto& s = stats::Store::instance();
+  auto counter = [&](std::string_view n) { return s.counter(stats::http_conn_manager_stat(p, n)); };
+  downstream_cx_total = counter("downstream_cx_total");
+  downstream_cx_destroy = counter("downstream_cx_destroy");
+  downstream_cx_protocol_error = counter("downstream_cx_protocol_error");
+  downstream_cx_idle_timeout = counter("downstream_cx_idle_timeout");
+  downstream_cx_drain_close = counter("downstream_cx_drain_close");
+  downstream_rq_total = counter("downstream_rq_total");
+  downstream_rq_http1_total = counter("downstream_rq_http1_total");
+  downstream_rq_timeout = counter("downstream_rq_timeout");
+  downstream_rq_idle_timeout = counter("downstream_rq_idle_timeout");
+  downstream_rq_rx_reset = counter("downstream_rq_rx_reset");
+  downstream_rq_tx_reset = counter("downstream_rq_tx_reset");
+  downstream_rq_too_large = counter("downstream_rq_too_large");
+  downstream_rq_completed = counter("downstream_rq_completed");
+  no_route = counter("no_route");
+  no_cluster = counter("no_cluster");
+  rq_direct_response = counter("rq_direct_response");
+  rq_redirect = counter("rq_redirect");
+  downstream_cx_rx_bytes_total = counter("downstream_cx_rx_bytes_total");
+  downstream_cx_tx_bytes_total = counter("downstream_cx_tx_bytes_total");
+  for (int i = 0; i < 5; ++i) {
+    // http.<prefix>.downstream_rq_2xx -> envoy_http_downstream_rq_xx{envoy_response_code_class="2"}
+    stats::MetricName n = stats::http_conn_manager_stat(p, str_cat("downstream_rq_", i + 1, "xx"));
+    n.base = "http.downstream_rq_xx";
+    n.tags.insert(n.tags.begin(), {"envoy_response_code_class", str_cat(i + 1)});
+    downstream_rq_xx[i] = s.counter(std::move(n));
+  }
+  downstream_cx_active = s.gauge(stats::http_conn_manager_stat(p, "downstream_cx_active"));
+  downstream_rq_active = s.gauge(stats::http_conn_manager_stat(p, "downstream_rq_active"));
+  downstream_rq_time = s.histogram(stats::http_conn_manager_stat(p, "downstream_rq_time"));
+  downstream_cx_length_ms = s.histogram(stats::http_conn_manager_stat(p, "downstream_cx_length_ms"));
+}
+
+HttpListenerConfig::HttpListenerConfig(const config::HttpConnectionManager& hcm,
+                                       uint32_t buffer_limit)
+    : config(hcm), routes(hcm.route_config), stats(hcm.stat_prefix), buffer_limit(buffer_limit) {}
+
+HttpListenerConfig::~HttpListenerConfig() = default;
+
+struct HttpConnection::Stream {
+  StreamInfo info;
+  HeaderMap request_headers;
+  HeaderMap response_headers;
+  const config::VirtualHost* vhost = nullptr;
+  const config::Route* route = nullptr;
+  const config::RouteAction* action = nullptr;
+  upstream::WorkerCluster* cluster = nullptr;
+  std::unique_ptr<UpstreamRequest> upstream;
+  std::shared_ptr<const upstream::Host> last_host;
+  std::string request_head;  // encoded once, re-sent on retries
+  std::string request_body;  // kept for retries while within the buffer limit
+  bool body_retained = true;
+  bool request_chunked = false;
+  bool request_complete = false;
+  bool response_started = false;
+  bool response_chunked = false;
+  bool http10 = false;
+  bool keep_alive = true;
+  bool head_request = false;
+  bool holds_request_slot = false;
+  bool holds_retry_slot = false;
+  bool stale_connection_retry_used = false;
+  bool upstream_paused_downstream = false;
+  uint32_t retries_left = 0;
+  uint32_t attempts = 0;
+  Clock::time_point last_activity;
+  Clock::time_point attempt_start;
+};
+
+namespace {
+
+// Destroys an object on a later turn of the loop: it may be on the call stack right now.
+template <typename T>
+void deferred_delete(asio::io_context& loop, std::unique_ptr<T> p) {
+  if (p) asio::post(loop, [q = std::shared_ptr<T>(std::move(p))] {});
+}
+
+std::string_view address_without_port(std::string_view a) {
+  if (!a.empty() && a[0] == '[') {
+    const size_t end = a.find(']');
+    return end == std::string_view::npos ? a : a.substr(1, end - 1);
+  }
+  const size_t colon = a.rfind(':');
+  return colon == std::string_view::npos ? a : a.substr(0, colon);
+}
+
+void remove_hop_by_hop(HeaderMap& h) {
+  // Headers named in Connection are hop-by-hop too.
+  if (const std::string* c = h.get("connection")) {
+    for (std::string_view token : split(*c, ',')) {
+      std::string name(trim(token));
+      ascii_lower(name);
+      if (name != "close" && name != "keep-alive" && !name.empty() && name[0] != ':') h.remove(name);
+    }
+  }
+  for (std::string_view name :
+       {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"}) {
+    h.remove(name);
+  }
+}
+
+void apply_mutations(HeaderMap& h, const std::vector<config::HeaderValueOption>& add,
+                     const std::vector<std::string>& remove) {
+  for (const auto& name : remove) h.remove(name);
+  for (const auto& o : add) {
+    if (o.append) {
+      h.add(o.key, o.value);
+    } else {
+      h.set(o.key, o.value);
+    }
+  }
+}
+
+std::string uuid4(std::mt19937_64& rng) {
+  const uint64_t a = rng(), b = rng();
+  char buf[37];
+  snprintf(buf, sizeof(buf), "%08x-%04x-4%03x-%04x-%012llx", static_cast<uint32_t>(a >> 32),
+           static_cast<uint32_t>((a >> 16) & 0xffff), static_cast<uint32_t>(a & 0x0fff),
+           static_cast<uint32_t>(((b >> 48) & 0x3fff) | 0x8000),
+           static_cast<unsigned long long>(b & 0xffffffffffffULL));
+  return buf;
+}
+
+uint32_t parse_status(std::string_view s) {
+  uint32_t v = 0;
+  for (char c : s) v = v * 10 + static_cast<uint32_t>(c - '0');
+  return v;
+}
+
+}  // namespace
+
+HttpConnection::HttpConnection(WorkerContext& worker,
+                               std::shared_ptr<const HttpListenerConfig> config,
+                               std::shared_ptr<net::Connection> conn)
+    : worker_(worker),
+      config_(std::move(config)),
+      conn_(std::move(conn)),
+      parser_(MessageType::Request, *this, config_->config.max_request_headers_kb * 1024),
+      idle_timer_(worker.loop()),
+      stream_timer_(worker.loop()),
+      per_try_timer_(worker.loop()),
+      stream_idle_timer_(worker.loop()),
+      connection_start_(Clock::now()) {}
+
+HttpConnection::~HttpConnection() {
+  if (stream_) discard_upstream();
+  conn_->set_callbacks(nullptr);
+  conn_->close(false);
+}
+
+void HttpConnection::start() {
+  auto& st = config_->stats;
+  st.downstream_cx_total.inc();
+  st.downstream_cx_active.inc();
+  conn_->set_callbacks(this);
+  conn_->start_reading();
+  arm_connection_idle_timer();
+}
+
+void HttpConnection::arm_connection_idle_timer() {
+  const auto timeout = config_->config.idle_timeout;
+  if (timeout.count() == 0) return;
+  idle_timer_.expires_after(timeout);
+  idle_timer_.async_wait([self = weak_from_this()](const asio::error_code& ec) {
+    auto s = self.lock();
+    if (ec || !s || s->closed_ || s->stream_) return;
+    s->config_->stats.downstream_cx_idle_timeout.inc();
+    s->close_connection(true);
+  });
+}
+
+void HttpConnection::start_drain() {
+  draining_ = true;
+  if (!stream_) {
+    config_->stats.downstream_cx_drain_close.inc();
+    close_connection(true);
+  }
+}
+
+void HttpConnection::close_now() { close_connection(false); }
+
+void HttpConnection::close_connection(bool flush) {
+  if (closed_) return;
+  closed_ = true;
+  idle_timer_.cancel();
+  stream_timer_.cancel();
+  per_try_timer_.cancel();
+  stream_idle_timer_.cancel();
+  if (stream_) {
+    discard_upstream();
+    stream_.reset();
+  }
+  conn_->set_callbacks(nullptr);
+  conn_->close(flush);
+  auto& st = config_->stats;
+  st.downstream_cx_active.dec();
+  st.downstream_cx_destroy.inc();
+  st.downstream_cx_length_ms.record(static_cast<uint64_t>(
+      std::chrono::duration_cast<milliseconds>(Clock::now() - connection_start_).count()));
+  worker_.connection_closed(this);
+}
+
+void HttpConnection::on_read(const char* data, size_t len) {
+  config_->stats.downstream_cx_rx_bytes_total.inc(len);
+  input_.append(data, len);
+  process_input();
+}
+
+void HttpConnection::process_input() {
+  // Parse until a request completes whose response is still pending (pipelining), input runs out,
+  // or an error.
+  size_t offset = 0;
+  while (!closed_ && offset < input_.size()) {
+    if (stream_ && stream_->request_complete) break;
+    if (parser_.paused()) {
+      if (stream_) break;
+      parser_.resume();
+    }
+    const size_t n = parser_.execute(input_.data() + offset, input_.size() - offset);
+    offset += n;
+    if (closed_) return;
+    if (parser_.failed()) {
+      handle_parse_error();
+      return;
+    }
+    if (n == 0 && !parser_.paused()) break;
+  }
+  if (closed_) return;
+  input_.erase(0, offset);
+  // Do not buffer an unbounded backlog of pipelined requests.
+  conn_->read_disable(input_.size() > config_->buffer_limit ||
+                      (stream_ && stream_->upstream_paused_downstream));
+}
+
+void HttpConnection::handle_parse_error() {
+  auto& st = config_->stats;
+  st.downstream_cx_protocol_error.inc();
+  const int status = parser_.error_status();
+  if (status == 431) st.downstream_rq_too_large.inc();
+  spdlog::debug("downstream {}: {}", conn_->remote_address(), parser_.error());
+  if (!stream_) {
+    // No request yet: account for it so the access log and stats see the rejected request.
+    stream_ = std::make_unique<Stream>();
+    ++generation_;
+    stream_->info.start_time = std::chrono::system_clock::now();
+    stream_->info.start_mono = Clock::now();
+    stream_->info.protocol = "HTTP/1.1";
+    stream_->info.downstream_remote_address = conn_->remote_address();
+    stream_->info.downstream_direct_remote_address = conn_->remote_address();
+    stream_->info.downstream_local_address = conn_->local_address();
+    st.downstream_rq_total.inc();
+    st.downstream_rq_active.inc();
+  }
+  stream_->keep_alive = false;
+  if (stream_->response_started) {
+    reset_stream(kDownstreamProtocolError);
+    return;
+  }
+  discard_upstream();
+  send_local_reply(static_cast<uint32_t>(status), reason_phrase(status), kDownstreamProtocolError,
+                   "codec_error");
+}
+
+void HttpConnection::on_close(net::CloseReason) {
+  if (closed_) return;
+  if (stream_) {
+    config_->stats.downstream_rq_rx_reset.inc();
+    stream_->info.set_flag(kDownstreamConnectionTermination);
+    // Log the interrupted request, as Envoy does (flag DC).
+    for (const auto& log : config_->access_logs) log->log(stream_->info);
+    if (stream_->holds_request_slot && stream_->cluster) {
+      stream_->cluster->info().release_request();
+      stream_->cluster->info().stats().upstream_rq_active.dec();
+      stream_->holds_request_slot = false;
+    }
+    if (stream_->holds_retry_slot) stream_->cluster->info().release_retry();
+    config_->stats.downstream_rq_active.dec();
+  }
+  close_connection(false);
+}
+
+void HttpConnection::on_above_write_high_watermark() {
+  // The client reads slower than the upstream sends: stop reading the upstream.
+  if (stream_ && stream_->upstream) stream_->upstream->read_disable(true);
+}
+
+void HttpConnection::on_below_write_low_watermark() {
+  if (stream_ && stream_->upstream) stream_->upstream->read_disable(false);
+}
+
+void HttpConnection::on_message_headers(HeaderMap& headers, bool end_stream) {
+  idle_timer_.cancel();
+  stream_ = std::make_unique<Stream>();
+  ++generation_;
+  Stream& s = *stream_;
+  auto& st = config_->stats;
+  const auto& hcm = config_->config;
+  st.downstream_rq_total.inc();
+  st.downstream_rq_http1_total.inc();
+  st.downstream_rq_active.inc();
+
+  s.request_headers = std::move(headers);
+  HeaderMap& h = s.request_headers;
+  s.info.start_time = std::chrono::system_clock::now();
+  s.info.start_mono = s.last_activity = Clock::now();
+  s.http10 = parser_.http_major() == 1 && parser_.http_minor() == 0;
+  s.info.protocol = s.http10 ? "HTTP/1.0" : "HTTP/1.1";
+  s.keep_alive = parser_.keep_alive() && !draining_ && !worker_.draining();
+  s.head_request = h.method() == "HEAD";
+  s.request_complete = false;
+  s.info.request_headers = &s.request_headers;
+  s.info.downstream_direct_remote_address = conn_->remote_address();
+  s.info.downstream_local_address = conn_->local_address();
+  s.request_chunked = parser_.chunked();
+  arm_stream_idle_timer();
+  if (hcm.request_timeout.count() > 0) {
+    stream_timer_.expires_after(hcm.request_timeout);
+    stream_timer_.async_wait([self = weak_from_this(), gen = generation_](const asio::error_code& ec) {
+      auto c = self.lock();
+      if (ec || !c || c->generation_ != gen || !c->stream_ || c->stream_->request_complete) return;
+      c->config_->stats.downstream_rq_timeout.inc();
+      c->stream_->keep_alive = false;
+      if (c->stream_->response_started) {
+        c->reset_stream(0);
+      } else {
+        c->discard_upstream();
+        c->send_local_reply(408, "request timeout", 0, "request_overall_timeout");
+      }
+    });
+  }
+
+  // HTTP/1.1 requires Host; HTTP/1.0 may omit it (routed to the "*" virtual host).
+  if (h.authority().empty() && !s.http10) {
+    s.keep_alive = false;
+    send_local_reply(400, "missing required header: host", kDownstreamProtocolError,
+                     "missing_host_header");
+    return;
+  }
+
+  // Expect: 100-continue is answered here, as Envoy does, and not forwarded.
+  if (const std::string* expect = h.get("expect");
+      expect && equals_ignore_case(*expect, "100-continue")) {
+    h.remove("expect");
+    if (!end_stream && !s.http10) conn_->write("HTTP/1.1 100 Continue\r\n\r\n");
+  }
+
+  remove_hop_by_hop(h);
+
+  // Client address and forwarding headers.
+  const std::string_view peer_ip = address_without_port(conn_->remote_address());
+  if (hcm.use_remote_address) {
+    const std::string* xff = h.get("x-forwarded-for");
+    h.set("x-forwarded-for", xff ? str_cat(*xff, ", ", peer_ip) : std::string(peer_ip));
+    h.set("x-forwarded-proto", "http");
+    s.info.downstream_remote_address = conn_->remote_address();
+  } else {
+    s.info.downstream_remote_address = conn_->remote_address();
+    if (const std::string* xff = h.get("x-forwarded-for")) {
+      std::vector<std::string_view> hops = split(*xff, ',');
+      const size_t trusted = hcm.xff_num_trusted_hops;
+      if (hops.size() > trusted) {
+        s.info.downstream_remote_address =
+            std::string(trim(hops[hops.size() - 1 - trusted]));
+      }
+    }
+    if (!h.has("x-forwarded-proto")) h.set("x-forwarded-proto", "http");
+  }
+  if (hcm.generate_request_id && !h.has("x-request-id")) {
+    h.set("x-request-id", uuid4(worker_.rng()));
+  }
+  if (const std::string* id = h.get("x-request-id")) s.info.request_id = *id;
+
+  s.request_complete = end_stream;
+  route_request();
+}
+
+void HttpConnection::route_request() {
+  Stream& s = *stream_;
+  auto& st = config_->stats;
+  HeaderMap& h = s.request_headers;
+  s.route = config_->routes.route(h, &s.vhost);
+  if (!s.route) {
+    st.no_route.inc();
+    send_local_reply(404, "", kNoRouteFound, "route_not_found");
+    return;
+  }
+  s.info.route_name = s.route->name;
+
+  if (const auto* direct = std::get_if<config::DirectResponseAction>(&s.route->action)) {
+    st.rq_direct_response.inc();
+    send_local_reply(direct->status, direct->body, 0, "direct_response");
+    return;
+  }
+  if (const auto* redirect = std::get_if<config::RedirectAction>(&s.route->action)) {
+    st.rq_redirect.inc();
+    std::string scheme = redirect->https_redirect ? "https" : std::string(h.scheme());
+    if (const std::string* proto = h.get("x-forwarded-proto"); proto && !redirect->https_redirect) {
+      scheme = *proto;
+    }
+    std::string host = redirect->host_redirect.empty() ? std::string(h.authority())
+                                                        : redirect->host_redirect;
+    if (redirect->https_redirect && redirect->host_redirect.empty()) {
+      host = std::string(address_without_port(host));  // the old port belongs to the old scheme
+    }
+    const std::string path =
+        redirect->path_redirect.empty() ? std::string(h.path()) : redirect->path_redirect;
+    s.response_headers.set("location", str_cat(scheme, "://", host, path));
+    send_local_reply(redirect->response_code, "", 0, "direct_response");
+    return;
+  }
+
+  s.action = &std::get<config::RouteAction>(s.route->action);
+  const config::RouteAction& a = *s.action;
+  std::string_view cluster_name = a.cluster;
+  if (!a.cluster_header.empty()) {
+    cluster_name = h.get_or_empty(a.cluster_header);
+  } else if (!a.weighted_clusters.empty()) {
+    std::uniform_int_distribution<uint32_t> dist(0, a.total_weight - 1);
+    uint32_t pick = dist(worker_.rng());
+    for (const auto& wc : a.weighted_clusters) {
+      if (pick < wc.weight) {
+        cluster_name = wc.name;
+        break;
+      }
+      pick -= wc.weight;
+    }
+  }
+  s.cluster = worker_.clusters().get(cluster_name);
+  if (!s.cluster) {
+    st.no_cluster.inc();
+    send_local_reply(503, "", kNoClusterFound, "cluster_not_found");
+    return;
+  }
+  s.info.upstream_cluster = s.cluster->info().name();
+
+  // Header mutations: route, then virtual host, then route configuration (Envoy's default order:
+  // the least specific level wins).
+  const auto& rc = config_->routes.config();
+  apply_mutations(h, s.route->headers.request_headers_to_add,
+                  s.route->headers.request_headers_to_remove);
+  apply_mutations(h, s.vhost->headers.request_headers_to_add,
+                  s.vhost->headers.request_headers_to_remove);
+  apply_mutations(h, rc.headers.request_headers_to_add, rc.headers.request_headers_to_remove);
+
+  if (a.prefix_rewrite) {
+    const std::string original(h.path());
+    const auto& m = s.route->match;
+    size_t matched = 0;
+    if (m.kind == config::RouteMatch::PathKind::Prefix) {
+      matched = m.value.size();
+    } else if (m.kind == config::RouteMatch::PathKind::Path) {
+      matched = std::min(original.find_first_of('?'), original.size());
+    }
+    h.set(":path", str_cat(*a.prefix_rewrite, original.substr(matched)));
+    h.set("x-envoy-original-path", original);
+  }
+  if (a.host_rewrite_literal) h.set(":authority", *a.host_rewrite_literal);
+
+  auto& info = s.cluster->info();
+  if (!info.try_acquire_request()) {
+    info.stats().upstream_rq_pending_overflow.inc();
+    send_local_reply(503, "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+                     kUpstreamOverflow, "upstream_reset_before_response_started{overflow}", true);
+    return;
+  }
+  s.holds_request_slot = true;
+  info.stats().upstream_rq_active.inc();
+  if (a.retry_policy) s.retries_left = a.retry_policy->num_retries;
+
+  // Frame the upstream request: keep a Content-Length; chunk a body of unknown length.
+  if (!s.request_complete && !parser_.content_length()) {
+    s.request_chunked = true;
+    h.set("transfer-encoding", "chunked");
+  } else {
+    s.request_chunked = false;
+  }
+  s.request_head.clear();
+  encode_request_head(h, s.request_head);
+  if (s.request_complete) s.info.last_downstream_rx_byte = Clock::now();
+  const milliseconds route_timeout = a.timeout;
+  start_upstream_attempt();
+  // The route timeout runs from the end of the request. `s` may be gone: the attempt can fail
+  // synchronously and answer locally.
+  if (stream_ && stream_->request_complete && !stream_->response_started &&
+      route_timeout.count() > 0) {
+    stream_timer_.expires_after(route_timeout);
+    stream_timer_.async_wait([self = weak_from_this(), gen = generation_](const asio::error_code& ec) {
+      auto c = self.lock();
+      if (!ec && c && c->generation_ == gen && c->stream_) c->on_route_timeout();
+    });
+  }
+}
+
+void HttpConnection::start_upstream_attempt() {
+  Stream& s = *stream_;
+  auto& lb = s.cluster->lb();
+  const upstream::Host* host = lb.choose(s.last_host.get());
+  if (!host) {
+    s.cluster->info().stats().upstream_cx_none_healthy.inc();
+    send_local_reply(503, "no healthy upstream", kNoHealthyUpstream, "no_healthy_upstream");
+    return;
+  }
+  s.last_host = s.cluster->host_ptr(host);
+  s.info.upstream_host = host->address;
+  s.attempts++;
+  s.attempt_start = Clock::now();
+  s.cluster->info().stats().upstream_rq_total.inc();
+  lb.request_started(host);
+  s.upstream = std::make_unique<UpstreamRequest>(*s.cluster, s.last_host, *this);
+  UpstreamRequest& up = *s.upstream;
+  up.send(s.request_head);
+  if (!s.request_body.empty()) {
+    if (s.request_chunked) {
+      std::string chunk;
+      encode_chunk(s.request_body, chunk);
+      up.send(chunk);
+    } else {
+      up.send(s.request_body);
+    }
+  }
+  if (s.request_complete) {
+    if (s.request_chunked) up.send(kLastChunk);
+    up.request_complete();
+  }
+  if (s.action->retry_policy && s.action->retry_policy->per_try_timeout.count() > 0) {
+    per_try_timer_.expires_after(s.action->retry_policy->per_try_timeout);
+    per_try_timer_.async_wait([self = weak_from_this(), gen = generation_,
+                               attempt = s.attempts](const asio::error_code& ec) {
+      auto c = self.lock();
+      if (!ec && c && c->generation_ == gen && c->stream_ && c->stream_->attempts == attempt) {
+        c->on_per_try_timeout();
+      }
+    });
+  }
+  if (!s.info.first_upstream_tx_byte) s.info.first_upstream_tx_byte = Clock::now();
+  up.start(worker_.loop(), s.head_request);
+}
+
+void HttpConnection::on_message_body(std::string_view data) {
+  if (!stream_) return;
+  Stream& s = *stream_;
+  s.info.bytes_received += data.size();
+  s.last_activity = Clock::now();
+  if (s.response_started && !s.upstream) return;  // answered locally: the body is discarded
+  if (s.body_retained) {
+    if (s.request_body.size() + data.size() <= config_->buffer_limit) {
+      s.request_body.append(data);
+    } else {
+      s.body_retained = false;  // too big to replay: this request will not be retried
+      s.request_body.clear();
+      s.request_body.shrink_to_fit();
+    }
+  }
+  if (!s.upstream) return;
+  if (s.request_chunked) {
+    std::string chunk;
+    encode_chunk(data, chunk);
+    s.upstream->send(chunk);
+  } else {
+    s.upstream->send(data);
+  }
+  // Until the upstream connection is up, bytes wait in memory: bound them.
+  if (!s.upstream->connected() && s.info.bytes_received > config_->buffer_limit) {
+    s.upstream_paused_downstream = true;
+    conn_->read_disable(true);
+  }
+}
+
+void HttpConnection::on_message_complete() {
+  if (!stream_) return;
+  Stream& s = *stream_;
+  if (s.request_complete) return;  // no body: already handled with the headers
+  s.request_complete = true;
+  s.info.last_downstream_rx_byte = Clock::now();
+  if (s.upstream) {
+    if (s.request_chunked) s.upstream->send(kLastChunk);
+    s.upstream->request_complete();
+  }
+  if (s.action && !s.response_started && s.action->timeout.count() > 0) {
+    stream_timer_.expires_after(s.action->timeout);
+    stream_timer_.async_wait([self = weak_from_this(), gen = generation_](const asio::error_code& ec) {
+      auto c = self.lock();
+      if (!ec && c && c->generation_ == gen && c->stream_) c->on_route_timeout();
+    });
+  } else if (!s.action) {
+    stream_timer_.cancel();
+  }
+}
+
+void HttpConnection::on_upstream_connected() {
+  if (stream_ && stream_->upstream_paused_downstream) {
+    stream_->upstream_paused_downstream = false;
+    conn_->read_disable(false);
+  }
+}
+
+void HttpConnection::on_upstream_above_write_high_watermark() {
+  if (!stream_) return;
+  stream_->upstream_paused_downstream = true;
+  conn_->read_disable(true);
+}
+
+void HttpConnection::on_upstream_below_write_low_watermark() {
+  if (!stream_) return;
+  stream_->upstream_paused_downstream = false;
+  conn_->read_disable(false);
+}
+
+bool HttpConnection::retry_on_response(uint32_t status) {
+  Stream& s = *stream_;
+  if (!s.action || !s.action->retry_policy || s.retries_left == 0 || !s.body_retained ||
+      !s.request_complete) {
+    return false;
+  }
+  const config::RetryPolicy& p = *s.action->retry_policy;
+  bool retriable = (p.retry_on_5xx && status >= 500) ||
+                   (p.retry_on_gateway_error && (status == 502 || status == 503 || status == 504));
+  if (!retriable && p.retry_on_retriable_status_codes) {
+    for (uint32_t code : p.retriable_status_codes) retriable |= code == status;
+  }
+  if (!retriable) return false;
+  schedule_retry();
+  return stream_ != nullptr;
+}
+
+bool HttpConnection::retry_on_failure(UpstreamFailure f) {
+  Stream& s = *stream_;
+  if (!s.body_retained || (!s.request_complete && s.request_body.size() != s.info.bytes_received)) {
+    return false;
+  }
+  // A keep-alive connection that the upstream closed just as we reused it: one free retry on a
+  // fresh connection (the request never reached the application).
+  if (f == UpstreamFailure::Reset && s.upstream && s.upstream->reused_connection() &&
+      !s.upstream->response_started() && !s.stale_connection_retry_used) {
+    s.stale_connection_retry_used = true;
+    discard_upstream();
+    start_upstream_attempt();
+    return true;
+  }
+  if (!s.action || !s.action->retry_policy || s.retries_left == 0) return false;
+  const config::RetryPolicy& p = *s.action->retry_policy;
+  const bool connect = f == UpstreamFailure::ConnectFailure || f == UpstreamFailure::ConnectTimeout;
+  const bool reset = f == UpstreamFailure::Reset || f == UpstreamFailure::ProtocolError;
+  const bool retriable = (connect && (p.retry_on_connect_failure || p.retry_on_5xx ||
+                                      p.retry_on_gateway_error)) ||
+                         (reset && (p.retry_on_reset || p.retry_on_5xx));
+  if (!retriable) return false;
+  schedule_retry();
+  return stream_ != nullptr;
+}
+
+void HttpConnection::schedule_retry() {
+  Stream& s = *stream_;
+  auto& info = s.cluster->info();
+  if (!s.holds_retry_slot && !info.try_acquire_retry()) {
+    info.stats().upstream_rq_retry_overflow.inc();
+    s.retries_left = 0;
+    // Fall through to the caller's normal failure handling by not retrying... but the response
+    // (or failure) has already been claimed, so answer as Envoy does for a retry overflow.
+    discard_upstream();
+    send_local_reply(503, "upstream connect error or disconnect/reset before headers. retry overflow",
+                     kUpstreamOverflow, "retry_overflow", true);
+    return;
+  }
+  s.holds_retry_slot = true;
+  s.retries_left--;
+  info.stats().upstream_rq_retry.inc();
+  discard_upstream();
+  per_try_timer_.cancel();
+  // Envoy's backoff: 25 ms base, full jitter, doubling per attempt, capped at 10x base.
+  const uint64_t ceiling = std::min<uint64_t>(25ull << std::min<uint32_t>(s.attempts - 1, 4), 250);
+  std::uniform_int_distribution<uint64_t> dist(0, ceiling);
+  per_try_timer_.expires_after(milliseconds(dist(worker_.rng())));
+  per_try_timer_.async_wait([self = weak_from_this(), gen = generation_](const asio::error_code& ec) {
+    auto c = self.lock();
+    if (!ec && c && c->generation_ == gen && c->stream_ && !c->stream_->upstream) {
+      c->start_upstream_attempt();
+    }
+  });
+}
+
+void HttpConnection::on_upstream_headers(HeaderMap& headers, bool end_stream) {
+  Stream& s = *stream_;
+  const uint32_t status = parse_status(headers.status());
+  if (retry_on_response(status)) return;
+  if (!stream_) return;
+  per_try_timer_.cancel();
+  s.info.first_upstream_rx_byte = Clock::now();
+  s.info.response_code_details = "via_upstream";
+  s.response_headers = std::move(headers);
+  const auto service_ms =
+      std::chrono::duration_cast<milliseconds>(Clock::now() - s.attempt_start).count();
+  s.response_headers.set("x-envoy-upstream-service-time", str_cat(service_ms));
+  if (s.attempts > 1 && s.holds_retry_slot) s.cluster->info().stats().upstream_rq_retry_success.inc();
+  (void)end_stream;  // completion arrives through on_upstream_complete
+  encode_response_headers(s.response_headers, false);
+}
+
+void HttpConnection::on_upstream_data(std::string_view data) {
+  if (!stream_) return;
+  stream_->last_activity = Clock::now();
+  encode_response_data(data);
+}
+
+void HttpConnection::on_upstream_complete() {
+  if (!stream_) return;
+  Stream& s = *stream_;
+  auto& cs = s.cluster->info().stats();
+  const uint32_t code = s.info.response_code.value_or(0);
+  if (code >= 100 && code < 600) cs.upstream_rq_xx[code / 100 - 1].inc();
+  cs.upstream_rq_time.record(static_cast<uint64_t>(
+      std::chrono::duration_cast<milliseconds>(Clock::now() - s.attempt_start).count()));
+  discard_upstream();
+  encode_response_end();
+}
+
+void HttpConnection::on_upstream_failure(UpstreamFailure f, bool response_started) {
+  if (!stream_) return;
+  Stream& s = *stream_;
+  per_try_timer_.cancel();
+  if (!s.response_started && retry_on_failure(f)) return;
+  if (!stream_) return;
+  uint32_t flag = kUpstreamConnectionTermination;
+  std::string_view reason = "connection termination";
+  uint32_t status = 503;
+  switch (f) {
+    case UpstreamFailure::ConnectFailure:
+    case UpstreamFailure::ConnectTimeout:
+      flag = kUpstreamConnectionFailure;
+      reason = "connection failure";
+      break;
+    case UpstreamFailure::Reset:
+      break;
+    case UpstreamFailure::ProtocolError:
+      flag = kUpstreamProtocolError;
+      reason = "protocol error";
+      status = 502;
+      break;
+    case UpstreamFailure::Overflow:
+      flag = kUpstreamOverflow;
+      reason = "overflow";
+      break;
+  }
+  if (s.attempts > 1 && s.retries_left == 0 && s.action && s.action->retry_policy) {
+    flag |= kUpstreamRetryLimitExceeded;
+  }
+  discard_upstream();
+  if (s.response_started) {
+    reset_stream(flag);
+    return;
+  }
+  send_local_reply(status,
+                   str_cat("upstream connect error or disconnect/reset before headers. "
+                                "reset reason: ",
+                                reason),
+                   flag, str_cat("upstream_reset_before_response_started{", reason, "}"),
+                   f == UpstreamFailure::Overflow);
+}
+
+void HttpConnection::on_route_timeout() {
+  Stream& s = *stream_;
+  if (s.cluster) s.cluster->info().stats().upstream_rq_timeout.inc();
+  discard_upstream();
+  if (s.response_started) {
+    reset_stream(kUpstreamRequestTimeout);
+    return;
+  }
+  send_local_reply(504, "upstream request timeout", kUpstreamRequestTimeout, "upstream_response_timeout");
+}
+
+void HttpConnection::on_per_try_timeout() {
+  Stream& s = *stream_;
+  if (s.response_started) return;
+  s.cluster->info().stats().upstream_rq_per_try_timeout.inc();
+  const config::RetryPolicy& p = *s.action->retry_policy;
+  if (s.retries_left > 0 && s.body_retained && s.request_complete &&
+      (p.retry_on_5xx || p.retry_on_gateway_error || p.retry_on_reset)) {
+    schedule_retry();
+    return;
+  }
+  discard_upstream();
+  send_local_reply(504, "upstream request timeout", kUpstreamRequestTimeout,
+                   "upstream_per_try_timeout");
+}
+
+void HttpConnection::arm_stream_idle_timer() {
+  const Stream& s = *stream_;
+  milliseconds timeout = config_->config.stream_idle_timeout;
+  if (s.action && s.action->idle_timeout) timeout = *s.action->idle_timeout;
+  if (timeout.count() == 0) return;
+  // One timer checks the last-activity stamp instead of being re-armed on every byte.
+  const auto deadline = s.last_activity + timeout;
+  stream_idle_timer_.expires_at(deadline);
+  stream_idle_timer_.async_wait([self = weak_from_this(), gen = generation_, timeout](
+                                    const asio::error_code& ec) {
+    auto c = self.lock();
+    if (ec || !c || c->generation_ != gen || !c->stream_) return;
+    Stream& st = *c->stream_;
+    if (Clock::now() - st.last_activity < timeout) {
+      c->arm_stream_idle_timer();
+      return;
+    }
+    c->config_->stats.downstream_rq_idle_timeout.inc();
+    st.keep_alive = false;
+    c->discard_upstream();
+    if (st.response_started) {
+      c->reset_stream(kStreamIdleTimeout);
+    } else {
+      c->send_local_reply(st.request_complete ? 504 : 408, "stream timeout", kStreamIdleTimeout,
+                          "stream_idle_timeout");
+    }
+  });
+}
+
+void HttpConnection::send_local_reply(uint32_t status, std::string_view body, uint32_t flag,
+                                      std::string_view details, bool overloaded) {
+  Stream& s = *stream_;
+  s.info.set_flag(static_cast<ResponseFlag>(flag));
+  s.info.response_code_details = std::string(details);
+  // Keep headers a redirect or direct response already set (location).
+  HeaderMap& h = s.response_headers;
+  h.set(":status", str_cat(status));
+  if (!body.empty()) h.set("content-type", "text/plain");
+  h.set("content-length", str_cat(body.size()));
+  if (overloaded) h.set("x-envoy-overloaded", "true");
+  // A reply before the request body was read: the connection cannot be reused safely.
+  if (!s.request_complete) s.keep_alive = false;
+  encode_response_headers(h, body.empty());
+  if (!stream_) return;
+  if (!body.empty() && !s.head_request) encode_response_data(body);
+  if (!body.empty()) encode_response_end();
+}
+
+void HttpConnection::encode_response_headers(HeaderMap& h, bool end_stream) {
+  Stream& s = *stream_;
+  s.response_started = true;
+  s.info.response_code = parse_status(h.status());
+  s.info.response_headers = &h;
+  remove_hop_by_hop(h);
+  if (s.route) {
+    const auto& rc = config_->routes.config();
+    apply_mutations(h, s.route->headers.response_headers_to_add,
+                    s.route->headers.response_headers_to_remove);
+    apply_mutations(h, s.vhost->headers.response_headers_to_add,
+                    s.vhost->headers.response_headers_to_remove);
+    apply_mutations(h, rc.headers.response_headers_to_add, rc.headers.response_headers_to_remove);
+  }
+  h.set("server", config_->config.server_name);
+  if (draining_ || worker_.draining()) s.keep_alive = false;
+  const uint32_t code = *s.info.response_code;
+  const bool bodyless = s.head_request || code == 204 || code == 304 || code / 100 == 1;
+  s.response_chunked = false;
+  if (!end_stream && !bodyless && !h.has("content-length")) {
+    if (s.http10) {
+      s.keep_alive = false;  // HTTP/1.0 has no chunking: the body ends with the connection
+    } else {
+      s.response_chunked = true;
+      h.set("transfer-encoding", "chunked");
+    }
+  }
+  if (!s.keep_alive) {
+    h.set("connection", "close");
+  } else if (s.http10) {
+    h.set("connection", "keep-alive");
+  }
+  std::string head;
+  head.reserve(256);
+  encode_response_head(h, s.http10, head);
+  conn_->write(head);
+  config_->stats.downstream_cx_tx_bytes_total.inc(head.size());
+  if (end_stream) encode_response_end();
+}
+
+void HttpConnection::encode_response_data(std::string_view data) {
+  Stream& s = *stream_;
+  if (s.head_request || data.empty()) return;
+  s.info.bytes_sent += data.size();
+  config_->stats.downstream_cx_tx_bytes_total.inc(data.size());
+  if (s.response_chunked) {
+    std::string chunk;
+    encode_chunk(data, chunk);
+    conn_->write(chunk);
+  } else {
+    conn_->write(data);
+  }
+}
+
+void HttpConnection::encode_response_end() {
+  Stream& s = *stream_;
+  if (s.response_chunked) conn_->write(kLastChunk);
+  s.info.last_downstream_tx_byte = Clock::now();
+  finish_stream();
+}
+
+void HttpConnection::discard_upstream() {
+  if (!stream_ || !stream_->upstream) return;
+  Stream& s = *stream_;
+  s.upstream->cancel();
+  s.cluster->lb().request_finished(&s.upstream->host());
+  deferred_delete(worker_.loop(), std::move(s.upstream));
+}
+
+void HttpConnection::reset_stream(uint32_t flag) {
+  // The response already started: the only honest signal left is to close the connection.
+  Stream& s = *stream_;
+  s.info.set_flag(static_cast<ResponseFlag>(flag));
+  s.keep_alive = false;
+  config_->stats.downstream_rq_tx_reset.inc();
+  for (const auto& log : config_->access_logs) log->log(s.info);
+  if (s.holds_request_slot) {
+    s.cluster->info().release_request();
+    s.cluster->info().stats().upstream_rq_active.dec();
+    s.holds_request_slot = false;
+  }
+  if (s.holds_retry_slot) {
+    s.cluster->info().release_retry();
+    s.holds_retry_slot = false;
+  }
+  config_->stats.downstream_rq_active.dec();
+  close_connection(false);
+}
+
+void HttpConnection::finish_stream() {
+  Stream& s = *stream_;
+  auto& st = config_->stats;
+  discard_upstream();
+  stream_timer_.cancel();
+  per_try_timer_.cancel();
+  stream_idle_timer_.cancel();
+  const uint32_t code = s.info.response_code.value_or(0);
+  if (code >= 100 && code < 600) st.downstream_rq_xx[code / 100 - 1].inc();
+  st.downstream_rq_completed.inc();
+  st.downstream_rq_active.dec();
+  st.downstream_rq_time.record(static_cast<uint64_t>(
+      std::chrono::duration_cast<milliseconds>(Clock::now() - s.info.start_mono).count()));
+  if (s.holds_request_slot) {
+    s.cluster->info().release_request();
+    s.cluster->info().stats().upstream_rq_active.dec();
+  }
+  if (s.holds_retry_slot) s.cluster->info().release_retry();
+  for (const auto& log : config_->access_logs) log->log(s.info);
+
+  const bool keep_alive = s.keep_alive && s.request_complete;
+  stream_.reset();
+  if (!keep_alive) {
+    close_connection(true);
+    return;
+  }
+  arm_connection_idle_timer();
+  if (draining_) {
+    st.downstream_cx_drain_close.inc();
+    close_connection(true);
+    return;
+  }
+  // Serve the next pipelined request, if one is waiting. Defer: we may be deep in a parser
+  // callback of the upstream or the downstream.
+  if (!input_.empty() || parser_.paused()) {
+    asio::post(worker_.loop(), [self = weak_from_this()] {
+      if (auto c = self.lock(); c && !c->closed_ && !c->stream_) c->process_input();
+    });
+  }
+}
+
+}  // namespace sluice::http

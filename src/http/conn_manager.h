@@ -1,0 +1,144 @@
+// The HTTP connection manager: one per downstream connection. Parses requests (HTTP/1.x), runs
+// each through routing (local replies, redirects, or the router to an upstream cluster with
+// retries and timeouts), streams the response back, and logs and counts it.
+//
+// HTTP/1 is serial: one stream at a time; pipelined requests wait in the input buffer until the
+// current response is complete, so responses go out in order.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <asio.hpp>
+
+#include "common/stats.h"
+#include "common/stream_info.h"
+#include "config/bootstrap.h"
+#include "http/http1_parser.h"
+#include "http/route_table.h"
+#include "http/upstream_request.h"
+#include "net/connection.h"
+#include "upstream/cluster_manager.h"
+
+namespace sluice::accesslog {
+class AccessLog;
+}
+
+namespace sluice::http {
+
+struct HcmStats {
+  explicit HcmStats(std::string_view prefix);
+  stats::Counter downstream_cx_total, downstream_cx_destroy, downstream_cx_protocol_error,
+      downstream_cx_idle_timeout, downstream_cx_drain_close, downstream_rq_total,
+      downstream_rq_http1_total, downstream_rq_timeout, downstream_rq_idle_timeout,
+      downstream_rq_rx_reset, downstream_rq_tx_reset, downstream_rq_too_large,
+      downstream_rq_completed, no_route, no_cluster, rq_direct_response, rq_redirect,
+      downstream_cx_rx_bytes_total, downstream_cx_tx_bytes_total;
+  stats::Counter downstream_rq_xx[5];
+  stats::Gauge downstream_cx_active, downstream_rq_active;
+  stats::Histogram downstream_rq_time, downstream_cx_length_ms;
+};
+
+// Built once per config snapshot for each HCM; shared read-only by all workers.
+struct HttpListenerConfig {
+  HttpListenerConfig(const config::HttpConnectionManager& hcm, uint32_t buffer_limit);
+  ~HttpListenerConfig();
+  const config::HttpConnectionManager& config;
+  RouteTable routes;
+  HcmStats stats;
+  uint32_t buffer_limit;
+  std::vector<std::shared_ptr<accesslog::AccessLog>> access_logs;
+};
+
+// What a connection needs from its worker.
+class WorkerContext {
+ public:
+  virtual ~WorkerContext() = default;
+  virtual asio::io_context& loop() = 0;
+  virtual upstream::ClusterManager& clusters() = 0;
+  virtual bool draining() const = 0;
+  virtual std::mt19937_64& rng() = 0;
+  // The connection is finished: the worker drops its reference (deferred, never re-entrant).
+  virtual void connection_closed(class HttpConnection* conn) = 0;
+};
+
+class HttpConnection : public net::ConnectionCallbacks,
+                       public Http1ParserCallbacks,
+                       public UpstreamRequestCallbacks,
+                       public std::enable_shared_from_this<HttpConnection> {
+ public:
+  HttpConnection(WorkerContext& worker, std::shared_ptr<const HttpListenerConfig> config,
+                 std::shared_ptr<net::Connection> conn);
+  ~HttpConnection() override;
+
+  void start();
+  // Drain: finish the current stream with "connection: close", or close now when idle.
+  void start_drain();
+  // Closes immediately (shutdown).
+  void close_now();
+
+  // net::ConnectionCallbacks
+  void on_read(const char* data, size_t len) override;
+  void on_close(net::CloseReason reason) override;
+  void on_above_write_high_watermark() override;
+  void on_below_write_low_watermark() override;
+  // Http1ParserCallbacks (requests)
+  void on_message_headers(HeaderMap& headers, bool end_stream) override;
+  void on_message_body(std::string_view data) override;
+  void on_message_complete() override;
+  // UpstreamRequestCallbacks
+  void on_upstream_connected() override;
+  void on_upstream_headers(HeaderMap& headers, bool end_stream) override;
+  void on_upstream_data(std::string_view data) override;
+  void on_upstream_complete() override;
+  void on_upstream_failure(UpstreamFailure failure, bool response_started) override;
+  void on_upstream_above_write_high_watermark() override;
+  void on_upstream_below_write_low_watermark() override;
+
+ private:
+  struct Stream;
+
+  void process_input();
+  void handle_parse_error();
+  void route_request();
+  void start_upstream_attempt();
+  void send_request_head();
+  void send_local_reply(uint32_t status, std::string_view body, uint32_t flag,
+                        std::string_view details, bool overloaded = false);
+  void encode_response_headers(HeaderMap& headers, bool end_stream);
+  void encode_response_data(std::string_view data);
+  void encode_response_end();
+  void finish_stream();
+  void reset_stream(uint32_t flag);
+  bool retry_on_response(uint32_t status);
+  bool retry_on_failure(UpstreamFailure failure);
+  void schedule_retry();
+  void arm_stream_idle_timer();
+  void arm_connection_idle_timer();
+  void on_route_timeout();
+  void on_per_try_timeout();
+  void close_connection(bool flush);
+  void discard_upstream();
+
+  WorkerContext& worker_;
+  std::shared_ptr<const HttpListenerConfig> config_;
+  std::shared_ptr<net::Connection> conn_;
+  Http1Parser parser_;
+  std::string input_;  // bytes received but not yet parsed (pipelined requests)
+  std::unique_ptr<Stream> stream_;
+  asio::steady_timer idle_timer_;
+  asio::steady_timer stream_timer_;       // route / request timeout
+  asio::steady_timer per_try_timer_;
+  asio::steady_timer stream_idle_timer_;
+  uint64_t generation_ = 0;               // invalidates timers of finished streams
+  bool draining_ = false;
+  bool closed_ = false;
+  std::chrono::steady_clock::time_point connection_start_;
+};
+
+}  // namespace sluice::http

@@ -1,0 +1,304 @@
+#include "http/http1_parser.h"
+
+#include <cstring>
+
+#include "common/strings.h"
+
+namespace sluice::http {
+namespace {
+constexpr uint32_t kMaxHeadersCount = 100;  // Envoy's default max_headers_count
+}
+
+Http1Parser::Http1Parser(MessageType type, Http1ParserCallbacks& callbacks,
+                         uint32_t max_header_bytes)
+    : type_(type), callbacks_(callbacks), max_header_bytes_(max_header_bytes) {
+  http_parser_init(&parser_, type == MessageType::Request ? HTTP_REQUEST : HTTP_RESPONSE);
+  parser_.data = this;
+  http_parser_settings_init(&settings_);
+  settings_.on_message_begin = on_message_begin;
+  settings_.on_url = on_url;
+  settings_.on_status = on_status;
+  settings_.on_header_field = on_header_field;
+  settings_.on_header_value = on_header_value;
+  settings_.on_headers_complete = on_headers_complete;
+  settings_.on_body = on_body;
+  settings_.on_message_complete = on_message_complete_cb;
+}
+
+void Http1Parser::fail(std::string message, int status) {
+  if (error_.empty()) {
+    error_ = std::move(message);
+    error_status_ = status;
+  }
+}
+
+size_t Http1Parser::execute(const char* data, size_t len) {
+  if (failed() || paused_) return 0;
+  if (in_headers_ && !scan_header_bytes(data, len)) return 0;
+  const size_t n = http_parser_execute(&parser_, &settings_, data, len);
+  const http_errno err = HTTP_PARSER_ERRNO(&parser_);
+  if (err == HPE_PAUSED) {
+    paused_ = true;
+  } else if (err != HPE_OK && !failed()) {
+    int status = 400;
+    if (err == HPE_HEADER_OVERFLOW) status = 431;
+    fail(str_cat("http/1.1 protocol error: ", http_errno_name(err)), status);
+  }
+  return n;
+}
+
+void Http1Parser::finish() {
+  if (failed()) return;
+  if (paused_) resume();
+  http_parser_execute(&parser_, &settings_, nullptr, 0);
+  const http_errno err = HTTP_PARSER_ERRNO(&parser_);
+  if (err != HPE_OK && err != HPE_PAUSED && in_message_) {
+    fail(str_cat("http/1.1 protocol error: ", http_errno_name(err)), 400);
+  }
+}
+
+void Http1Parser::resume() {
+  if (!paused_) return;
+  paused_ = false;
+  http_parser_pause(&parser_, 0);
+}
+
+// http-parser accepts obs-folded lines and bare LF; Envoy rejects both (they enable request
+// smuggling through intermediaries that read them differently). Scan the raw header bytes first.
+bool Http1Parser::scan_header_bytes(const char* data, size_t len) {
+  for (size_t i = 0; i < len; ++i) {
+    const char c = data[i];
+    if (c == '\n') {
+      if (prev_byte_ != '\r') {
+        fail("http/1.1 protocol error: bare LF line ending", 400);
+        return false;
+      }
+      if (at_line_start_ && seen_content_) {
+        in_headers_ = false;  // end of the header section: the body is http-parser's business
+        return true;
+      }
+      at_line_start_ = true;
+    } else if (c != '\r') {
+      if (at_line_start_ && (c == ' ' || c == '\t') && seen_content_) {
+        fail("http/1.1 protocol error: obsolete line folding in headers", 400);
+        return false;
+      }
+      at_line_start_ = false;
+      seen_content_ = true;
+    }
+    prev_byte_ = c;
+  }
+  return true;
+}
+
+int Http1Parser::on_message_begin(http_parser* p) {
+  auto* self = static_cast<Http1Parser*>(p->data);
+  self->in_message_ = true;
+  self->headers_.clear();
+  self->url_.clear();
+  self->field_.clear();
+  self->value_.clear();
+  self->last_was_value_ = false;
+  self->header_bytes_ = 0;
+  self->chunked_ = false;
+  self->content_length_.reset();
+  return 0;
+}
+
+int Http1Parser::on_url(http_parser* p, const char* at, size_t len) {
+  auto* self = static_cast<Http1Parser*>(p->data);
+  self->header_bytes_ += static_cast<uint32_t>(len);
+  if (self->header_bytes_ > self->max_header_bytes_) {
+    self->fail("request headers too large", 431);
+    return 1;
+  }
+  self->url_.append(at, len);
+  return 0;
+}
+
+int Http1Parser::on_status(http_parser* p, const char*, size_t) { return 0; }
+
+bool Http1Parser::commit_header() {
+  if (field_.empty()) return true;
+  if (headers_.size() >= kMaxHeadersCount) {
+    fail("too many headers", 431);
+    return false;
+  }
+  // Trailing whitespace of a value is not part of it (RFC 9110); http-parser keeps it.
+  while (!value_.empty() && (value_.back() == ' ' || value_.back() == '\t')) value_.pop_back();
+  headers_.add(field_, value_);
+  field_.clear();
+  value_.clear();
+  return true;
+}
+
+int Http1Parser::on_header_field(http_parser* p, const char* at, size_t len) {
+  auto* self = static_cast<Http1Parser*>(p->data);
+  if (self->last_was_value_) {
+    if (!self->commit_header()) return 1;
+    self->last_was_value_ = false;
+  }
+  self->header_bytes_ += static_cast<uint32_t>(len);
+  if (self->header_bytes_ > self->max_header_bytes_) {
+    self->fail("headers too large", 431);
+    return 1;
+  }
+  self->field_.append(at, len);
+  return 0;
+}
+
+int Http1Parser::on_header_value(http_parser* p, const char* at, size_t len) {
+  auto* self = static_cast<Http1Parser*>(p->data);
+  self->last_was_value_ = true;
+  self->header_bytes_ += static_cast<uint32_t>(len);
+  if (self->header_bytes_ > self->max_header_bytes_) {
+    self->fail("headers too large", 431);
+    return 1;
+  }
+  self->value_.append(at, len);
+  return 0;
+}
+
+int Http1Parser::on_headers_complete(http_parser* p) {
+  auto* self = static_cast<Http1Parser*>(p->data);
+  if (!self->commit_header()) return -1;
+  HeaderMap& h = self->headers_;
+  self->chunked_ = (p->flags & F_CHUNKED) != 0;
+  if (!self->chunked_ && (p->flags & F_CONTENTLENGTH)) self->content_length_ = p->content_length;
+  // Upgrades (WebSocket, h2c) are not supported: carry on as a plain request; the Upgrade and
+  // Connection headers are hop-by-hop and get removed before forwarding.
+  p->upgrade = 0;
+
+  if (self->type_ == MessageType::Request) {
+    if (p->method == HTTP_CONNECT) {
+      self->fail("CONNECT is not supported", 400);
+      return -1;
+    }
+    // Only "chunked" is understood; anything else would leave the body length ambiguous (a
+    // smuggling vector). Envoy answers 501.
+    if (const std::string* te = h.get("transfer-encoding");
+        te && (h.count("transfer-encoding") > 1 || !equals_ignore_case(trim(*te), "chunked"))) {
+      self->fail("unsupported transfer encoding", 501);
+      return -1;
+    }
+    if (h.count("host") > 1) {
+      self->fail("duplicate Host header", 400);
+      return -1;
+    }
+    std::string path = std::move(self->url_);
+    std::string authority;
+    if (const std::string* host = h.get("host")) authority = *host;
+    // Absolute-form targets ("GET http://host/path"): the authority comes from the URL.
+    if (!path.empty() && path[0] != '/' && path != "*") {
+      http_parser_url u;
+      http_parser_url_init(&u);
+      if (http_parser_parse_url(path.data(), path.size(), 0, &u) != 0) {
+        self->fail("invalid request target", 400);
+        return -1;
+      }
+      if (u.field_set & (1 << UF_HOST)) {
+        authority.assign(path, u.field_data[UF_HOST].off, u.field_data[UF_HOST].len);
+        if (u.field_set & (1 << UF_PORT)) {
+          str_append(&authority, ":",
+                          path.substr(u.field_data[UF_PORT].off, u.field_data[UF_PORT].len));
+        }
+      }
+      std::string rest = (u.field_set & (1 << UF_PATH))
+                             ? path.substr(u.field_data[UF_PATH].off)
+                             : std::string("/");
+      path = std::move(rest);
+    }
+    h.remove("host");
+    // Pseudo-headers first, as HTTP/2 orders them.
+    auto& e = h.entries();
+    e.insert(e.begin(), {HeaderMap::Entry{":method", http_method_str(
+                                                         static_cast<http_method>(p->method))},
+                         HeaderMap::Entry{":scheme", "http"},
+                         HeaderMap::Entry{":path", std::move(path)},
+                         HeaderMap::Entry{":authority", std::move(authority)}});
+  } else {
+    h.entries().insert(h.entries().begin(),
+                       HeaderMap::Entry{":status", std::to_string(p->status_code)});
+  }
+
+  const bool has_body = self->chunked_ || (self->content_length_ && *self->content_length_ > 0) ||
+                        (self->type_ == MessageType::Response && !self->content_length_);
+  bool skip_body = false;
+  if (self->type_ == MessageType::Response) {
+    // HEAD responses, 1xx, 204 and 304 carry no body whatever their headers say.
+    skip_body = self->head_response_ || p->status_code / 100 == 1 || p->status_code == 204 ||
+                p->status_code == 304;
+  }
+  const bool end_stream = skip_body || !has_body;
+  // 1xx interim responses are not messages of their own for the caller: swallow them.
+  if (self->type_ == MessageType::Response && p->status_code / 100 == 1) return 1;
+  self->callbacks_.on_message_headers(h, end_stream);
+  return skip_body ? 1 : 0;
+}
+
+int Http1Parser::on_body(http_parser* p, const char* at, size_t len) {
+  auto* self = static_cast<Http1Parser*>(p->data);
+  self->callbacks_.on_message_body(std::string_view(at, len));
+  return 0;
+}
+
+int Http1Parser::on_message_complete_cb(http_parser* p) {
+  auto* self = static_cast<Http1Parser*>(p->data);
+  const bool interim = self->type_ == MessageType::Response && p->status_code / 100 == 1;
+  // Reset the raw scanner for the next message's header section.
+  self->in_headers_ = true;
+  self->prev_byte_ = '\n';
+  self->at_line_start_ = true;
+  self->seen_content_ = false;
+  if (interim) {
+    // The real response follows; headers_ are rebuilt by on_message_begin.
+    return 0;
+  }
+  self->in_message_ = false;
+  self->head_response_ = false;
+  self->callbacks_.on_message_complete();
+  http_parser_pause(p, 1);
+  return 0;
+}
+
+namespace {
+void append_headers(const HeaderMap& headers, std::string& out) {
+  for (const auto& e : headers) {
+    if (!e.key.empty() && e.key[0] == ':') continue;
+    str_append(&out, e.key, ": ", e.value, "\r\n");
+  }
+}
+}  // namespace
+
+std::string_view reason_phrase(int status) {
+  const char* s = http_status_str(static_cast<http_status>(status));
+  return s ? std::string_view(s) : std::string_view("<UNKNOWN>");
+}
+
+void encode_response_head(const HeaderMap& headers, bool http10, std::string& out) {
+  const std::string_view status = headers.status();
+  int code = 0;
+  for (char c : status) code = code * 10 + (c - '0');
+  str_append(&out, http10 ? "HTTP/1.0 " : "HTTP/1.1 ", status, " ", reason_phrase(code),
+                  "\r\n");
+  append_headers(headers, out);
+  out += "\r\n";
+}
+
+void encode_request_head(const HeaderMap& headers, std::string& out) {
+  str_append(&out, headers.method(), " ", headers.path(), " HTTP/1.1\r\n");
+  if (!headers.authority().empty()) str_append(&out, "host: ", headers.authority(), "\r\n");
+  append_headers(headers, out);
+  out += "\r\n";
+}
+
+void encode_chunk(std::string_view data, std::string& out) {
+  if (data.empty()) return;
+  char size[20];
+  const int n = snprintf(size, sizeof(size), "%zx\r\n", data.size());
+  out.append(size, static_cast<size_t>(n));
+  out.append(data);
+  out += "\r\n";
+}
+
+}  // namespace sluice::http

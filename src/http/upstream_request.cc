@@ -1,0 +1,180 @@
+#include "http/upstream_request.h"
+
+#include <spdlog/spdlog.h>
+
+namespace sluice::http {
+
+UpstreamRequest::UpstreamRequest(upstream::WorkerCluster& cluster,
+                                 std::shared_ptr<const upstream::Host> host,
+                                 UpstreamRequestCallbacks& callbacks)
+    : cluster_(cluster),
+      host_(std::move(host)),
+      callbacks_(callbacks),
+      parser_(MessageType::Response, *this, 96 * 1024) {}
+
+UpstreamRequest::~UpstreamRequest() {
+  *alive_ = false;
+  if (pending_slot_) cluster_.info().release_pending();
+  // A connection whose exchange did not complete cleanly is closed, never pooled.
+  if (conn_) cluster_.info().stats().upstream_cx_destroy_local.inc();
+}
+
+void UpstreamRequest::cancel() {
+  failed_ = true;
+  if (conn_) conn_->conn().set_callbacks(nullptr);
+  conn_.reset();
+}
+
+void UpstreamRequest::start(asio::io_context& loop, bool head_request) {
+  parser_.expect_head_response(head_request);
+  auto& info = cluster_.info();
+  if (auto idle = cluster_.take_idle(host_.get())) {
+    conn_ = std::move(idle);
+    reused_ = true;
+    on_connected();
+    return;
+  }
+  if (!info.try_acquire_connection()) {
+    info.stats().upstream_cx_overflow.inc();
+    fail(UpstreamFailure::Overflow);
+    return;
+  }
+  if (!info.try_acquire_pending()) {
+    info.release_connection();
+    info.stats().upstream_rq_pending_overflow.inc();
+    fail(UpstreamFailure::Overflow);
+    return;
+  }
+  pending_slot_ = true;
+  info.stats().upstream_rq_pending_total.inc();
+  info.stats().upstream_rq_pending_active.inc();
+  auto conn = net::Connection::create(loop, info.config().per_connection_buffer_limit_bytes);
+  conn_ = std::make_unique<upstream::UpstreamConnection>(info, host_, conn);
+  const auto started = std::chrono::steady_clock::now();
+  conn->connect(host_->endpoint, info.config().connect_timeout,
+                [this, alive = alive_, started](const asio::error_code& ec) {
+                  if (!*alive) return;
+                  auto& stats = cluster_.info().stats();
+                  pending_slot_ = false;
+                  cluster_.info().release_pending();
+                  stats.upstream_rq_pending_active.dec();
+                  if (failed_) return;
+                  if (ec) {
+                    stats.upstream_cx_connect_fail.inc();
+                    if (ec == asio::error::timed_out) stats.upstream_cx_connect_timeout.inc();
+                    spdlog::debug("upstream connect to {} failed: {}", host_->address, ec.message());
+                    conn_.reset();
+                    fail(ec == asio::error::timed_out ? UpstreamFailure::ConnectTimeout
+                                                      : UpstreamFailure::ConnectFailure);
+                    return;
+                  }
+                  stats.upstream_cx_connect_ms.record(static_cast<uint64_t>(
+                      std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now() - started)
+                          .count()));
+                  on_connected();
+                });
+}
+
+void UpstreamRequest::on_connected() {
+  connected_ = true;
+  conn_->conn().set_callbacks(this);
+  conn_->conn().start_reading();
+  if (!pending_.empty()) {
+    cluster_.info().stats().upstream_cx_tx_bytes_total.inc(pending_.size());
+    conn_->conn().write(pending_);
+    pending_.clear();
+    pending_.shrink_to_fit();
+  }
+  callbacks_.on_upstream_connected();
+}
+
+void UpstreamRequest::send(std::string_view bytes) {
+  if (failed_) return;
+  if (connected()) {
+    cluster_.info().stats().upstream_cx_tx_bytes_total.inc(bytes.size());
+    conn_->conn().write(bytes);
+  } else {
+    pending_.append(bytes);
+  }
+}
+
+void UpstreamRequest::read_disable(bool disable) {
+  if (connected()) conn_->conn().read_disable(disable);
+}
+
+void UpstreamRequest::fail(UpstreamFailure f) {
+  if (failed_) return;
+  failed_ = true;
+  if (conn_) {
+    conn_->conn().set_callbacks(nullptr);
+    conn_.reset();
+  }
+  callbacks_.on_upstream_failure(f, response_started_);
+}
+
+void UpstreamRequest::on_read(const char* data, size_t len) {
+  if (failed_) return;
+  cluster_.info().stats().upstream_cx_rx_bytes_total.inc(len);
+  const size_t consumed = parser_.execute(data, len);
+  if (failed_) return;
+  if (parser_.failed()) {
+    cluster_.info().stats().upstream_cx_protocol_error.inc();
+    spdlog::debug("upstream {}: {}", host_->address, parser_.error());
+    fail(UpstreamFailure::ProtocolError);
+    return;
+  }
+  if (response_complete_) {
+    // Bytes after the response, or an upstream that wants to close: not reusable.
+    const bool reusable = consumed == len && parser_.keep_alive() && request_complete_ &&
+                          conn_ && !conn_->conn().closing();
+    failed_ = true;  // no more callbacks from this attempt
+    if (conn_) {
+      conn_->requests_served++;
+      conn_->conn().set_callbacks(nullptr);
+      if (reusable) {
+        parser_.resume();
+        cluster_.release(std::move(conn_));
+      } else {
+        cluster_.info().stats().upstream_cx_destroy_remote.inc();
+        conn_.reset();
+      }
+    }
+    callbacks_.on_upstream_complete();
+  }
+}
+
+void UpstreamRequest::on_close(net::CloseReason) {
+  if (failed_) return;
+  // A close-delimited body (no Content-Length, not chunked) ends with the connection.
+  parser_.finish();
+  if (response_complete_) {
+    failed_ = true;
+    conn_.reset();
+    callbacks_.on_upstream_complete();
+    return;
+  }
+  cluster_.info().stats().upstream_cx_destroy_remote.inc();
+  cluster_.info().stats().upstream_rq_rx_reset.inc();
+  fail(UpstreamFailure::Reset);
+}
+
+void UpstreamRequest::on_above_write_high_watermark() {
+  callbacks_.on_upstream_above_write_high_watermark();
+}
+void UpstreamRequest::on_below_write_low_watermark() {
+  callbacks_.on_upstream_below_write_low_watermark();
+}
+
+void UpstreamRequest::on_message_headers(HeaderMap& headers, bool end_stream) {
+  response_started_ = true;
+  callbacks_.on_upstream_headers(headers, end_stream);
+}
+
+void UpstreamRequest::on_message_body(std::string_view data) {
+  if (!failed_) callbacks_.on_upstream_data(data);
+}
+
+void UpstreamRequest::on_message_complete() { response_complete_ = true; }
+
+}  // namespace sluice::http

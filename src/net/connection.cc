@@ -1,0 +1,150 @@
+#include "net/connection.h"
+
+#include "common/strings.h"
+
+namespace sluice::net {
+
+std::string endpoint_to_string(const asio::ip::tcp::endpoint& ep) {
+  if (ep.address().is_v6()) return str_cat("[", ep.address().to_string(), "]:", ep.port());
+  return str_cat(ep.address().to_string(), ":", ep.port());
+}
+
+Connection::Connection(asio::ip::tcp::socket socket, uint32_t buffer_limit)
+    : socket_(std::move(socket)),
+      connect_timer_(socket_.get_executor()),
+      high_watermark_(buffer_limit == 0 ? 1024 * 1024 : buffer_limit),
+      low_watermark_(high_watermark_ / 2),
+      read_buffer_(new char[kReadBufferSize]) {
+  if (socket_.is_open()) update_addresses();
+}
+
+Connection::~Connection() {
+  asio::error_code ec;
+  socket_.close(ec);
+}
+
+std::shared_ptr<Connection> Connection::create(asio::io_context& loop, uint32_t buffer_limit) {
+  return std::make_shared<Connection>(asio::ip::tcp::socket(loop), buffer_limit);
+}
+
+void Connection::update_addresses() {
+  asio::error_code ec;
+  auto remote = socket_.remote_endpoint(ec);
+  if (!ec) remote_address_ = endpoint_to_string(remote);
+  auto local = socket_.local_endpoint(ec);
+  if (!ec) local_address_ = endpoint_to_string(local);
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+}
+
+void Connection::connect(const asio::ip::tcp::endpoint& endpoint,
+                         std::chrono::milliseconds timeout,
+                         std::function<void(const asio::error_code&)> done) {
+  auto self = shared_from_this();
+  connect_timer_.expires_after(timeout);
+  connect_timer_.async_wait([self](const asio::error_code& ec) {
+    if (!ec && !self->closed_) {
+      asio::error_code ignored;
+      self->socket_.cancel(ignored);
+      self->socket_.close(ignored);
+    }
+  });
+  socket_.async_connect(endpoint, [self, done = std::move(done)](const asio::error_code& ec) {
+    self->connect_timer_.cancel();
+    if (!ec) self->update_addresses();
+    done(ec ? (ec == asio::error::operation_aborted ? asio::error::timed_out : ec) : ec);
+  });
+}
+
+void Connection::start_reading() {
+  reading_started_ = true;
+  read_disabled_ = false;
+  do_read();
+}
+
+void Connection::read_disable(bool disable) {
+  read_disabled_ = disable;
+  if (!disable && reading_started_) do_read();
+}
+
+void Connection::do_read() {
+  if (read_in_flight_ || read_disabled_ || closed_ || close_after_flush_) return;
+  read_in_flight_ = true;
+  auto self = shared_from_this();
+  socket_.async_read_some(
+      asio::buffer(read_buffer_.get(), kReadBufferSize),
+      [self](const asio::error_code& ec, size_t n) {
+        self->read_in_flight_ = false;
+        // Closing after a flush: what the peer sends now is of no interest.
+        if (self->closed_ || self->close_after_flush_) return;
+        if (ec) {
+          if (ec == asio::error::operation_aborted) return;
+          const CloseReason reason =
+              ec == asio::error::eof ? CloseReason::RemoteClose : CloseReason::Error;
+          self->close_now(true, reason);
+          return;
+        }
+        if (self->callbacks_) self->callbacks_->on_read(self->read_buffer_.get(), n);
+        self->do_read();
+      });
+}
+
+void Connection::write(std::string_view data) {
+  if (closed_ || data.empty()) return;
+  pending_.append(data);
+  if (!above_high_ && write_buffered() > high_watermark_) {
+    above_high_ = true;
+    if (callbacks_) callbacks_->on_above_write_high_watermark();
+  }
+  do_write();
+}
+
+void Connection::do_write() {
+  if (write_in_flight_ || closed_) return;
+  if (pending_.empty()) {
+    if (close_after_flush_) close_now(false, CloseReason::LocalClose);
+    return;
+  }
+  writing_.swap(pending_);
+  write_in_flight_ = true;
+  auto self = shared_from_this();
+  asio::async_write(socket_, asio::buffer(writing_),
+                    [self](const asio::error_code& ec, size_t) {
+                      self->write_in_flight_ = false;
+                      self->writing_.clear();
+                      if (self->closed_) return;
+                      if (ec) {
+                        self->close_now(true, CloseReason::Error);
+                        return;
+                      }
+                      if (self->above_high_ && self->write_buffered() < self->low_watermark_) {
+                        self->above_high_ = false;
+                        if (self->callbacks_) self->callbacks_->on_below_write_low_watermark();
+                      }
+                      self->do_write();
+                    });
+}
+
+void Connection::close(bool flush) {
+  if (closed_) return;
+  if (flush && write_buffered() > 0) {
+    close_after_flush_ = true;
+    return;
+  }
+  close_now(false, CloseReason::LocalClose);
+}
+
+void Connection::close_now(bool notify, CloseReason reason) {
+  if (closed_) return;
+  closed_ = true;
+  asio::error_code ec;
+  connect_timer_.cancel();
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+  if (notify && callbacks_) {
+    ConnectionCallbacks* cb = callbacks_;
+    callbacks_ = nullptr;
+    cb->on_close(reason);
+  }
+}
+
+}  // namespace sluice::net

@@ -1,0 +1,93 @@
+// A TCP connection on a worker's event loop: reads into a fixed buffer and hands bytes to its owner;
+// writes are queued and flushed in order, with high/low watermarks so the owner can apply
+// back-pressure (stop reading the other side) instead of buffering without bound.
+//
+// Single-threaded: every method is called on the owning worker's loop. Async operations hold a
+// shared_ptr to the connection, so it outlives its pending I/O; the owner detaches itself with
+// set_callbacks(nullptr) before it goes away.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <asio.hpp>
+
+namespace sluice::net {
+
+enum class CloseReason { LocalClose, RemoteClose, Error };
+
+class ConnectionCallbacks {
+ public:
+  virtual ~ConnectionCallbacks() = default;
+  virtual void on_read(const char* data, size_t len) = 0;
+  // The peer closed or an error happened. Not called for a close() the owner asked for.
+  virtual void on_close(CloseReason reason) = 0;
+  // The write buffer fell below the low watermark after being above the high one.
+  virtual void on_below_write_low_watermark() {}
+  virtual void on_above_write_high_watermark() {}
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(asio::ip::tcp::socket socket, uint32_t buffer_limit);
+  ~Connection();
+
+  static std::shared_ptr<Connection> create(asio::io_context& loop, uint32_t buffer_limit);
+
+  void set_callbacks(ConnectionCallbacks* callbacks) { callbacks_ = callbacks; }
+  // Connects (client side) with a timeout; `done(error)` runs on the loop.
+  void connect(const asio::ip::tcp::endpoint& endpoint, std::chrono::milliseconds timeout,
+               std::function<void(const asio::error_code&)> done);
+
+  // Starts or resumes reading (enabled by default once started).
+  void start_reading();
+  void read_disable(bool disable);
+  bool reading_disabled() const { return read_disabled_; }
+
+  void write(std::string_view data);
+  size_t write_buffered() const { return pending_.size() + writing_.size(); }
+  bool above_high_watermark() const { return above_high_; }
+
+  // Closes the socket. With `flush`, pending writes go out first (and reads stop now).
+  void close(bool flush);
+  bool open() const { return !closed_; }
+  bool closing() const { return close_after_flush_ || closed_; }
+
+  const std::string& remote_address() const { return remote_address_; }
+  const std::string& local_address() const { return local_address_; }
+  asio::ip::tcp::socket& socket() { return socket_; }
+  asio::io_context& loop() { return static_cast<asio::io_context&>(socket_.get_executor().context()); }
+
+ private:
+  void do_read();
+  void do_write();
+  void close_now(bool notify, CloseReason reason);
+  void update_addresses();
+
+  asio::ip::tcp::socket socket_;
+  asio::steady_timer connect_timer_;
+  ConnectionCallbacks* callbacks_ = nullptr;
+  uint32_t high_watermark_;
+  uint32_t low_watermark_;
+  std::string pending_;
+  std::string writing_;
+  bool write_in_flight_ = false;
+  bool read_in_flight_ = false;
+  bool read_disabled_ = false;
+  bool reading_started_ = false;
+  bool above_high_ = false;
+  bool close_after_flush_ = false;
+  bool closed_ = false;
+  std::string remote_address_;
+  std::string local_address_;
+  static constexpr size_t kReadBufferSize = 16 * 1024;
+  std::unique_ptr<char[]> read_buffer_;
+};
+
+std::string endpoint_to_string(const asio::ip::tcp::endpoint& ep);
+
+}  // namespace sluice::net

@@ -1,0 +1,88 @@
+// sluice: a Proxy-Wasm-first proxy configured with Envoy's v3 YAML.
+// Flags follow Envoy's so that Envoy users feel at home.
+#include <cstdio>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <fmt/ranges.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "config/loader.h"
+#include "server/server.h"
+
+namespace {
+
+int report(const sluice::config::LoadResult& r, std::string_view source) {
+  for (const auto& w : r.warnings) fprintf(stderr, "%s: warning: %s\n", std::string(source).c_str(), w.to_string().c_str());
+  for (const auto& e : r.errors) fprintf(stderr, "%s: error: %s\n", std::string(source).c_str(), e.to_string().c_str());
+  return r.ok() ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"sluice: an Envoy-compatible proxy built for Proxy-Wasm extensions"};
+  std::string config_path, config_yaml, log_level = "info", mode = "serve";
+  int concurrency = 0;
+  int drain_time_s = 5;
+  bool version = false;
+  app.add_option("-c,--config-path", config_path, "Path to an Envoy v3 bootstrap (YAML or JSON)");
+  app.add_option("--config-yaml", config_yaml, "Bootstrap given inline as YAML");
+  app.add_option("--concurrency", concurrency, "Worker threads (default: number of cores)")
+      ->check(CLI::Range(0, 256));
+  app.add_option("-l,--log-level", log_level, "trace, debug, info, warning, error, critical, off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "warning", "error", "critical", "off"}));
+  app.add_option("--mode", mode, "serve (default) or validate (check the config and exit)")
+      ->check(CLI::IsMember({"serve", "validate"}));
+  app.add_option("--drain-time-s", drain_time_s,
+                 "Seconds to drain connections on SIGTERM/SIGINT (default 5; Envoy's is 600)")
+      ->check(CLI::Range(0, 3600));
+  app.add_flag("--version", version, "Print the version and exit");
+  CLI11_PARSE(app, argc, argv);
+
+  if (version) {
+    printf("sluice version %s\n", SLUICE_VERSION);
+    return 0;
+  }
+  auto logger = spdlog::stderr_color_mt("sluice");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("[%Y-%m-%d %T.%e][%t][%l] %v");
+  spdlog::set_level(spdlog::level::from_str(log_level == "warn" ? "warning" : log_level));
+
+  if (config_path.empty() && config_yaml.empty()) {
+    fprintf(stderr, "sluice: no configuration: give -c FILE or --config-yaml STRING\n");
+    return 1;
+  }
+  sluice::config::LoadResult result;
+  std::string source;
+  if (!config_path.empty()) {
+    source = config_path;
+    result = sluice::config::load_from_file(config_path);
+  } else {
+    source = "--config-yaml";
+    result = sluice::config::load_from_string(config_yaml, source);
+  }
+  if (report(result, source) != 0) {
+    fprintf(stderr, "%s: %zu error(s); configuration rejected\n", source.c_str(),
+            result.errors.size());
+    return 1;
+  }
+  if (mode == "validate") {
+    printf("configuration '%s' OK\n", source.c_str());
+    return 0;
+  }
+
+  sluice::server::Options options;
+  options.concurrency = concurrency;
+  options.drain_time = std::chrono::seconds(drain_time_s);
+  std::vector<std::string> args(argv, argv + argc);
+  options.command_line = fmt::format("{}", fmt::join(args, " "));
+  sluice::server::Server server(result.bootstrap, options);
+  if (std::string err = server.init(); !err.empty()) {
+    spdlog::critical("cannot start: {}", err);
+    return 1;
+  }
+  server.run();
+  return 0;
+}

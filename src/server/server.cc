@@ -1,0 +1,355 @@
+#include "server/server.h"
+
+#include <csignal>
+#include <thread>
+
+#include "common/strings.h"
+#include <spdlog/spdlog.h>
+
+#include "accesslog/access_log.h"
+#include "net/connection.h"
+
+namespace sluice::server {
+namespace {
+
+std::string json_str(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += fmt::format("\\u{:04x}", static_cast<unsigned char>(c));
+    } else {
+      out.push_back(c);
+    }
+  }
+  out += "\"";
+  return out;
+}
+
+// Binds the address once without SO_REUSEPORT: fails if anything already listens there (even a
+// socket with SO_REUSEPORT), and resolves port 0 to one real port that every worker then shares.
+std::string probe_bind(asio::ip::tcp::endpoint& ep) {
+  asio::io_context ctx;
+  asio::ip::tcp::acceptor probe(ctx);
+  asio::error_code ec;
+  probe.open(ep.protocol(), ec);
+  if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) probe.bind(ep, ec);
+  if (ec) return ec.message();
+  ep.port(probe.local_endpoint().port());
+  return "";
+}
+
+}  // namespace
+
+Server::Server(std::shared_ptr<const config::Bootstrap> bootstrap, Options options)
+    : bootstrap_(std::move(bootstrap)),
+      options_(std::move(options)),
+      signals_(main_loop_),
+      drain_timer_(main_loop_),
+      start_time_(std::chrono::system_clock::now()) {
+  if (options_.concurrency <= 0) {
+    options_.concurrency = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  auto& s = stats::Store::instance();
+  live_ = s.gauge(stats::server_stat("live"));
+  uptime_ = s.gauge(stats::server_stat("uptime"));
+  concurrency_ = s.gauge(stats::server_stat("concurrency"));
+  state_ = s.gauge(stats::server_stat("state"));
+}
+
+Server::~Server() {
+  for (auto& w : workers_) w->stop();
+}
+
+std::string Server::init() {
+  const config::Bootstrap& b = *bootstrap_;
+  for (const auto& c : b.clusters) {
+    clusters_.push_back(std::make_unique<upstream::ClusterInfo>(c));
+    auto& stats = clusters_.back()->stats();
+    stats.update_attempt.inc();
+    std::string error;
+    host_sets_.push_back(upstream::resolve_hosts(c, &error));
+    if (!error.empty()) {
+      stats.update_failure.inc();
+      spdlog::warn("cluster '{}': {}", c.name, error);
+    } else {
+      stats.update_success.inc();
+    }
+    stats.membership_total.set(static_cast<int64_t>(host_sets_.back().size()));
+    stats.membership_healthy.set(static_cast<int64_t>(host_sets_.back().size()));
+  }
+
+  for (const auto& l : b.listeners) {
+    std::shared_ptr<http::HttpListenerConfig> http;
+    for (const auto& chain : l.filter_chains) {
+      for (const auto& f : chain.filters) {
+        if (const auto* hcm = std::get_if<config::HttpConnectionManager>(&f.config)) {
+          http = std::make_shared<http::HttpListenerConfig>(*hcm, l.per_connection_buffer_limit_bytes);
+          for (const auto& log_config : hcm->access_logs) {
+            std::string error;
+            auto log = accesslog::AccessLog::create(log_config, &error);
+            if (!log) return str_cat("listener '", l.name, "': access log: ", error);
+            http->access_logs.push_back(std::move(log));
+          }
+        }
+      }
+    }
+    if (!http) return str_cat("listener '", l.name, "' has no http_connection_manager");
+    asio::error_code ec;
+    const auto addr = asio::ip::make_address(l.address.address, ec);
+    if (ec) return str_cat("listener '", l.name, "': invalid address '", l.address.address, "'");
+    asio::ip::tcp::endpoint ep(addr, l.address.port);
+    if (std::string err = probe_bind(ep); !err.empty()) {
+      return str_cat("listener '", l.name, "': cannot bind ", net::endpoint_to_string(ep), ": ", err);
+    }
+    listener_endpoints_.push_back(ep);
+    http_configs_.push_back(std::move(http));
+  }
+
+  for (int i = 0; i < options_.concurrency; ++i) {
+    auto w = std::make_unique<Worker>(i, clusters_);
+    for (size_t c = 0; c < clusters_.size(); ++c) {
+      w->clusters().set_hosts(clusters_[c]->name(), host_sets_[c]);
+    }
+    for (size_t l = 0; l < b.listeners.size(); ++l) {
+      const auto& lc = b.listeners[l];
+      ListenerRuntime rt{lc.name, listener_endpoints_[l], lc.per_connection_buffer_limit_bytes,
+                         http_configs_[l]};
+      if (std::string err = w->add_listener(rt); !err.empty()) {
+        return str_cat("listener '", lc.name, "': cannot bind ",
+                            net::endpoint_to_string(listener_endpoints_[l]), ": ", err);
+      }
+    }
+    workers_.push_back(std::move(w));
+  }
+
+  if (b.admin.address) {
+    asio::error_code ec;
+    const auto addr = asio::ip::make_address(b.admin.address->address, ec);
+    if (ec) return str_cat("admin: invalid address '", b.admin.address->address, "'");
+    admin_ = std::make_unique<admin::AdminServer>(main_loop_, *this);
+    asio::ip::tcp::endpoint ep(addr, b.admin.address->port);
+    if (std::string err = admin_->listen(ep); !err.empty()) {
+      return str_cat("admin: cannot bind ", net::endpoint_to_string(ep), ": ", err);
+    }
+  }
+  concurrency_.set(options_.concurrency);
+  return "";
+}
+
+void Server::run() {
+  for (auto& w : workers_) w->start();
+  for (size_t i = 0; i < clusters_.size(); ++i) {
+    if (clusters_[i]->config().type != config::Cluster::Type::Static) schedule_dns_refresh(i);
+  }
+  if (options_.install_signal_handlers) {
+    signals_.add(SIGTERM);
+    signals_.add(SIGINT);
+    signals_.add(SIGHUP);
+    on_signal_ = [this](const asio::error_code& ec, int sig) {
+          if (ec) return;
+          if (sig == SIGINT && ++sigint_count_ > 1) {
+            spdlog::warn("second SIGINT: exiting now");
+            stop_now();
+            return;
+          }
+          if (sig == SIGHUP) {
+            spdlog::info("SIGHUP: configuration reload is not implemented yet; ignoring");
+          } else {
+            spdlog::info("{}: draining for up to {} s", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                         options_.drain_time.count());
+            begin_drain();
+          }
+          signals_.async_wait(on_signal_);
+        };
+    signals_.async_wait(on_signal_);
+  }
+  live_.set(1);
+  spdlog::info("sluice {} started: {} worker(s), {} listener(s), {} cluster(s)", SLUICE_VERSION,
+               workers_.size(), listener_endpoints_.size(), clusters_.size());
+  for (size_t i = 0; i < listener_endpoints_.size(); ++i) {
+    spdlog::info("listener '{}' on {}", bootstrap_->listeners[i].name,
+                 net::endpoint_to_string(listener_endpoints_[i]));
+  }
+  if (admin_) spdlog::info("admin on port {}", admin_->port());
+  auto guard = asio::make_work_guard(main_loop_);
+  main_loop_.run();
+  live_.set(0);
+  for (auto& w : workers_) w->stop();
+  spdlog::info("sluice stopped");
+}
+
+void Server::schedule_dns_refresh(size_t i) {
+  if (dns_timers_.size() <= i) dns_timers_.resize(clusters_.size());
+  if (!dns_timers_[i]) dns_timers_[i] = std::make_unique<asio::steady_timer>(main_loop_);
+  auto& timer = *dns_timers_[i];
+  timer.expires_after(clusters_[i]->config().dns_refresh_rate);
+  timer.async_wait([this, i](const asio::error_code& ec) {
+    if (ec || draining_) return;
+    auto& info = *clusters_[i];
+    info.stats().update_attempt.inc();
+    std::string error;
+    upstream::HostSet hosts = upstream::resolve_hosts(info.config(), &error);
+    if (!error.empty() && hosts.empty()) {
+      // Keep the last good answer: a DNS hiccup must not empty a cluster.
+      info.stats().update_failure.inc();
+      spdlog::warn("cluster '{}': DNS refresh failed: {}", info.name(), error);
+    } else {
+      info.stats().update_success.inc();
+      bool changed = hosts.size() != host_sets_[i].size();
+      for (size_t h = 0; !changed && h < hosts.size(); ++h) {
+        changed = hosts[h]->endpoint != host_sets_[i][h]->endpoint;
+      }
+      if (changed) {
+        spdlog::info("cluster '{}': {} host(s) after DNS refresh", info.name(), hosts.size());
+        host_sets_[i] = hosts;
+        info.stats().membership_total.set(static_cast<int64_t>(hosts.size()));
+        info.stats().membership_healthy.set(static_cast<int64_t>(hosts.size()));
+        for (auto& w : workers_) {
+          Worker* worker = w.get();
+          w->post([worker, name = info.name(), hosts] { worker->clusters().set_hosts(name, hosts); });
+        }
+      }
+    }
+    schedule_dns_refresh(i);
+  });
+}
+
+void Server::shutdown() {
+  asio::post(main_loop_, [this] { begin_drain(); });
+}
+
+void Server::stop_now() {
+  asio::post(main_loop_, [this] {
+    for (auto& t : dns_timers_) {
+      if (t) t->cancel();
+    }
+    main_loop_.stop();
+  });
+}
+
+void Server::quit() { stop_now(); }
+
+void Server::begin_drain() {
+  if (draining_) return;
+  draining_ = true;
+  health_check_failed_ = true;
+  if (admin_) admin_->close();
+  for (auto& w : workers_) w->drain();
+  const auto deadline = std::chrono::steady_clock::now() + options_.drain_time;
+  // Poll until every connection is gone or the drain time is up.
+  drain_check_ = [this, deadline]() {
+    drain_timer_.expires_after(std::chrono::milliseconds(50));
+    drain_timer_.async_wait([this, deadline](const asio::error_code& ec) {
+      if (ec) return;
+      size_t open = 0;
+      for (auto& w : workers_) {
+        std::promise<size_t> p;
+        auto f = p.get_future();
+        w->post([&p, worker = w.get()] { p.set_value(worker->connection_count()); });
+        open += f.get();
+      }
+      if (open == 0 || std::chrono::steady_clock::now() >= deadline) {
+        if (open) spdlog::info("drain time over: closing {} connection(s)", open);
+        finish_shutdown();
+        return;
+      }
+      drain_check_();
+    });
+  };
+  drain_check_();
+}
+
+void Server::finish_shutdown() {
+  for (auto& t : dns_timers_) {
+    if (t) t->cancel();
+  }
+  main_loop_.stop();
+}
+
+void Server::refresh_server_stats() {
+  uptime_.set(std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() -
+                                                               start_time_)
+                  .count());
+  state_.set(draining_ ? 1 : 0);
+}
+
+std::string Server::server_info_json() {
+  const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now() - start_time_)
+                          .count();
+  const auto& n = bootstrap_->node;
+  return str_cat(
+      "{\"version\":", json_str(str_cat("sluice/", SLUICE_VERSION)),
+      ",\"state\":", json_str(health_check_failed_ ? "DRAINING" : "LIVE"),
+      ",\"uptime_current_epoch\":", json_str(str_cat(uptime, "s")),
+      ",\"uptime_all_epochs\":", json_str(str_cat(uptime, "s")),
+      ",\"hot_restart_version\":\"disabled\"",
+      ",\"command_line_options\":{\"concurrency\":", options_.concurrency,
+      ",\"drain_time\":", json_str(str_cat(options_.drain_time.count(), "s")),
+      ",\"command_line\":", json_str(options_.command_line), "}",
+      ",\"node\":{\"id\":", json_str(n.id), ",\"cluster\":", json_str(n.cluster),
+      ",\"metadata\":", n.metadata_json, ",\"locality\":{\"region\":", json_str(n.locality_region),
+      ",\"zone\":", json_str(n.locality_zone), ",\"sub_zone\":", json_str(n.locality_sub_zone),
+      "}}}\n");
+}
+
+std::string Server::config_dump_json() {
+  return str_cat(
+      "{\"configs\":[{\"@type\":\"type.googleapis.com/envoy.admin.v3.BootstrapConfigDump\","
+      "\"bootstrap\":",
+      bootstrap_->source_json.empty() ? "{}" : bootstrap_->source_json, "}]}\n");
+}
+
+std::string Server::clusters_text(bool json) {
+  std::string out = json ? "{\"cluster_statuses\":[" : "";
+  for (size_t i = 0; i < clusters_.size(); ++i) {
+    const auto& info = *clusters_[i];
+    const std::string& name = info.name();
+    const auto& cb = info.config().circuit_breakers;
+    if (json) {
+      str_append(&out, i ? "," : "", "{\"name\":", json_str(name), ",\"host_statuses\":[");
+      for (size_t h = 0; h < host_sets_[i].size(); ++h) {
+        const auto& host = *host_sets_[i][h];
+        str_append(&out, h ? "," : "", "{\"address\":{\"socket_address\":{\"address\":",
+                        json_str(host.endpoint.address().to_string()),
+                        ",\"port_value\":", host.endpoint.port(), "}},\"weight\":", host.weight,
+                        ",\"health_status\":{\"eds_health_status\":\"HEALTHY\"}}");
+      }
+      out += "]}";
+      continue;
+    }
+    str_append(&out, name, "::default_priority::max_connections::", cb.max_connections, "\n",
+                    name, "::default_priority::max_pending_requests::", cb.max_pending_requests,
+                    "\n", name, "::default_priority::max_requests::", cb.max_requests, "\n", name,
+                    "::default_priority::max_retries::", cb.max_retries, "\n");
+    for (const auto& host : host_sets_[i]) {
+      str_append(&out, name, "::", host->address, "::weight::", host->weight, "\n", name,
+                      "::", host->address, "::health_flags::healthy\n");
+    }
+  }
+  if (json) out += "]}\n";
+  return out;
+}
+
+std::string Server::listeners_text(bool json) {
+  std::string out = json ? "{\"listener_statuses\":[" : "";
+  for (size_t i = 0; i < listener_endpoints_.size(); ++i) {
+    const auto& name = bootstrap_->listeners[i].name;
+    const auto& ep = listener_endpoints_[i];
+    if (json) {
+      str_append(&out, i ? "," : "", "{\"name\":", json_str(name),
+                      ",\"local_address\":{\"socket_address\":{\"address\":",
+                      json_str(ep.address().to_string()), ",\"port_value\":", ep.port(), "}}}");
+    } else {
+      str_append(&out, name, "::", net::endpoint_to_string(ep), "\n");
+    }
+  }
+  if (json) out += "]}\n";
+  return out;
+}
+
+}  // namespace sluice::server

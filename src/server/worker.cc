@@ -1,0 +1,118 @@
+#include "server/worker.h"
+
+#include <sys/socket.h>
+
+#include <spdlog/spdlog.h>
+
+#include "accesslog/file_sink.h"
+
+namespace sluice::server {
+
+Worker::Worker(int index, const std::vector<std::unique_ptr<upstream::ClusterInfo>>& clusters)
+    : index_(index),
+      loop_(1),  // one thread runs this loop: lets asio skip internal locking
+      clusters_(clusters, static_cast<uint64_t>(index) * 7919 + 1),
+      rng_(std::random_device{}() + static_cast<uint64_t>(index)) {}
+
+Worker::~Worker() { stop(); }
+
+std::string Worker::add_listener(const ListenerRuntime& listener) {
+  auto a = std::make_unique<Acceptor>(Acceptor{listener, asio::ip::tcp::acceptor(loop_)});
+  asio::error_code ec;
+  a->acceptor.open(listener.endpoint.protocol(), ec);
+  if (!ec) a->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) {
+    int one = 1;
+    if (setsockopt(a->acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+      ec = asio::error_code(errno, asio::system_category());
+    }
+  }
+  if (!ec) a->acceptor.bind(listener.endpoint, ec);
+  if (!ec) a->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return ec.message();
+  acceptors_.push_back(std::move(a));
+  return "";
+}
+
+void Worker::start() {
+  for (auto& a : acceptors_) accept(*a);
+  schedule_log_flush();
+  thread_ = std::thread([this] {
+    auto guard = asio::make_work_guard(loop_);
+    loop_.run();
+  });
+}
+
+void Worker::accept(Acceptor& a) {
+  a.acceptor.async_accept([this, &a](const asio::error_code& ec, asio::ip::tcp::socket socket) {
+    if (ec) {
+      if (ec == asio::error::operation_aborted || draining_) return;
+      // EMFILE and friends: log and keep accepting; the listener must not die.
+      spdlog::warn("listener {}: accept failed: {}", a.listener.name, ec.message());
+    } else {
+      auto conn = std::make_shared<net::Connection>(std::move(socket), a.listener.buffer_limit);
+      auto http = std::make_shared<http::HttpConnection>(*this, a.listener.http, std::move(conn));
+      connections_.emplace(http.get(), http);
+      http->start();
+    }
+    if (!draining_) accept(a);
+  });
+}
+
+// Access-log lines are staged per thread; hand them to the file writer regularly so a quiet
+// worker's lines do not wait for its next request.
+void Worker::schedule_log_flush() {
+  log_flush_timer_.expires_after(std::chrono::milliseconds(250));
+  log_flush_timer_.async_wait([this](const asio::error_code& ec) {
+    if (ec) return;
+    accesslog::FileSink::flush_thread();
+    schedule_log_flush();
+  });
+}
+
+void Worker::connection_closed(http::HttpConnection* conn) {
+  auto it = connections_.find(conn);
+  if (it == connections_.end()) return;
+  // Release on a later turn: the connection is on the call stack.
+  asio::post(loop_, [keep = std::move(it->second)] {});
+  connections_.erase(it);
+}
+
+void Worker::drain() {
+  post([this] {
+    draining_ = true;
+    for (auto& a : acceptors_) {
+      asio::error_code ec;
+      a->acceptor.close(ec);
+    }
+    std::vector<std::shared_ptr<http::HttpConnection>> conns;
+    for (auto& [_, c] : connections_) conns.push_back(c);
+    for (auto& c : conns) c->start_drain();
+  });
+}
+
+void Worker::stop() {
+  if (!thread_.joinable()) return;
+  post([this] {
+    draining_ = true;
+    for (auto& a : acceptors_) {
+      asio::error_code ec;
+      a->acceptor.close(ec);
+    }
+    std::vector<std::shared_ptr<http::HttpConnection>> conns;
+    for (auto& [_, c] : connections_) conns.push_back(c);
+    for (auto& c : conns) c->close_now();
+    clusters_.close_idle();
+    log_flush_timer_.cancel();
+    accesslog::FileSink::flush_thread();
+    loop_.stop();
+  });
+  thread_.join();
+  // Handlers still queued own connection objects: destroy them on this (now idle) loop's thread.
+  connections_.clear();
+  acceptors_.clear();
+  loop_.restart();
+  loop_.poll();
+}
+
+}  // namespace sluice::server

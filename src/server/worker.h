@@ -1,0 +1,69 @@
+// A worker thread: its own event loop, listening sockets (SO_REUSEPORT: the kernel spreads new
+// connections), connections, upstream connection pools and load balancers. Nothing on a worker's
+// request path is shared with another worker except stats slots of its own and circuit breakers.
+#pragma once
+
+#include <memory>
+#include <random>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <asio.hpp>
+
+#include "http/conn_manager.h"
+#include "upstream/cluster_manager.h"
+
+namespace sluice::server {
+
+struct ListenerRuntime {
+  std::string name;
+  asio::ip::tcp::endpoint endpoint;
+  uint32_t buffer_limit;
+  std::shared_ptr<const http::HttpListenerConfig> http;
+};
+
+class Worker : public http::WorkerContext {
+ public:
+  Worker(int index, const std::vector<std::unique_ptr<upstream::ClusterInfo>>& clusters);
+  ~Worker() override;
+
+  // Binds this worker's sockets (call before start()). Returns an error message or "".
+  std::string add_listener(const ListenerRuntime& listener);
+  void start();
+  // Stops accepting and drains connections (they close after their current request).
+  void drain();
+  // Closes everything and stops the loop; joins the thread.
+  void stop();
+  // Runs `fn` on this worker's loop.
+  void post(std::function<void()> fn) { asio::post(loop_, std::move(fn)); }
+
+  // http::WorkerContext
+  asio::io_context& loop() override { return loop_; }
+  upstream::ClusterManager& clusters() override { return clusters_; }
+  bool draining() const override { return draining_; }
+  std::mt19937_64& rng() override { return rng_; }
+  void connection_closed(http::HttpConnection* conn) override;
+
+  size_t connection_count() const { return connections_.size(); }
+
+ private:
+  struct Acceptor {
+    ListenerRuntime listener;
+    asio::ip::tcp::acceptor acceptor;
+  };
+  void accept(Acceptor& a);
+  void schedule_log_flush();
+
+  int index_;
+  asio::io_context loop_;
+  upstream::ClusterManager clusters_;
+  std::mt19937_64 rng_;
+  std::vector<std::unique_ptr<Acceptor>> acceptors_;
+  std::unordered_map<http::HttpConnection*, std::shared_ptr<http::HttpConnection>> connections_;
+  std::thread thread_;
+  asio::steady_timer log_flush_timer_{loop_};
+  bool draining_ = false;
+};
+
+}  // namespace sluice::server

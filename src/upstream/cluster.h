@@ -1,0 +1,102 @@
+// Clusters: the process-wide part (config, stats, circuit-breaker counters, the current host set)
+// and the per-worker part (load-balancer state, per-host request counts). Host sets change on the
+// main thread (DNS) and reach workers by a post to their loop, so workers read them without locks.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <asio.hpp>
+
+#include "common/stats.h"
+#include "config/bootstrap.h"
+
+namespace sluice::upstream {
+
+struct Host {
+  std::string address;  // "ip:port", as %UPSTREAM_HOST% prints it
+  asio::ip::tcp::endpoint endpoint;
+  uint32_t weight = 1;
+};
+using HostSet = std::vector<std::shared_ptr<const Host>>;
+
+struct ClusterStats {
+  explicit ClusterStats(std::string_view cluster);
+  stats::Counter upstream_cx_total, upstream_cx_connect_fail, upstream_cx_connect_timeout,
+      upstream_cx_destroy_remote, upstream_cx_destroy_local, upstream_cx_overflow,
+      upstream_rq_total, upstream_rq_timeout, upstream_rq_per_try_timeout, upstream_rq_retry,
+      upstream_rq_retry_success, upstream_rq_retry_overflow, upstream_rq_pending_overflow,
+      upstream_rq_pending_total, upstream_rq_rx_reset, upstream_rq_tx_reset,
+      upstream_cx_protocol_error, upstream_cx_rx_bytes_total, upstream_cx_tx_bytes_total,
+      upstream_cx_none_healthy, update_attempt, update_success, update_failure;
+  stats::Counter upstream_rq_xx[5];  // 1xx..5xx
+  stats::Gauge upstream_cx_active, upstream_rq_active, upstream_rq_pending_active,
+      membership_total, membership_healthy;
+  stats::Histogram upstream_rq_time, upstream_cx_connect_ms;
+};
+
+// Shared by all workers. Circuit-breaker counters are process-wide, as in Envoy.
+class ClusterInfo {
+ public:
+  explicit ClusterInfo(const config::Cluster& config);
+  const config::Cluster& config() const { return config_; }
+  const std::string& name() const { return config_.name; }
+  ClusterStats& stats() { return stats_; }
+
+  // Circuit breakers: try_acquire_* fails when the threshold is reached.
+  bool try_acquire_connection() { return try_acquire(active_connections_, config_.circuit_breakers.max_connections); }
+  void release_connection() { active_connections_.fetch_sub(1, std::memory_order_relaxed); }
+  bool try_acquire_request() { return try_acquire(active_requests_, config_.circuit_breakers.max_requests); }
+  void release_request() { active_requests_.fetch_sub(1, std::memory_order_relaxed); }
+  bool try_acquire_pending() { return try_acquire(pending_requests_, config_.circuit_breakers.max_pending_requests); }
+  void release_pending() { pending_requests_.fetch_sub(1, std::memory_order_relaxed); }
+  bool try_acquire_retry() { return try_acquire(active_retries_, config_.circuit_breakers.max_retries); }
+  void release_retry() { active_retries_.fetch_sub(1, std::memory_order_relaxed); }
+
+ private:
+  static bool try_acquire(std::atomic<uint32_t>& counter, uint32_t limit) {
+    if (counter.fetch_add(1, std::memory_order_relaxed) >= limit) {
+      counter.fetch_sub(1, std::memory_order_relaxed);
+      return false;
+    }
+    return true;
+  }
+  const config::Cluster& config_;
+  ClusterStats stats_;
+  std::atomic<uint32_t> active_connections_{0}, active_requests_{0}, pending_requests_{0},
+      active_retries_{0};
+};
+
+// Picks hosts for one worker. Not thread-safe: each worker has its own.
+class LoadBalancer {
+ public:
+  LoadBalancer(config::Cluster::LbPolicy policy, uint64_t seed);
+  void set_hosts(HostSet hosts);
+  const HostSet& hosts() const { return hosts_; }
+  // nullptr when there is no host. `exclude` (may be null) is avoided when another host exists
+  // (retries go elsewhere).
+  const Host* choose(const Host* exclude = nullptr);
+  // LEAST_REQUEST bookkeeping.
+  void request_started(const Host* h);
+  void request_finished(const Host* h);
+
+ private:
+  size_t index_of(const Host* h) const;
+  config::Cluster::LbPolicy policy_;
+  HostSet hosts_;
+  std::vector<uint32_t> active_requests_;
+  // Smooth weighted round robin (nginx's algorithm): even spread, honours weights.
+  std::vector<int64_t> current_weight_;
+  int64_t total_weight_ = 0;
+  std::mt19937_64 rng_;
+};
+
+// Resolves endpoints of a cluster into hosts. STATIC: parses IP literals; STRICT_DNS: every address
+// of every endpoint; LOGICAL_DNS: the first address. Blocking (getaddrinfo): call on the main thread.
+HostSet resolve_hosts(const config::Cluster& cluster, std::string* error);
+
+}  // namespace sluice::upstream
