@@ -5,10 +5,10 @@ SANITIZE ?=
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS = -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DSLUICE_SANITIZE=$(SANITIZE)
 
+comma := ,
 ifneq ($(SANITIZE),)
   BUILD_DIR := $(BUILD_DIR)-$(subst $(comma),-,$(SANITIZE))
 endif
-comma := ,
 
 .PHONY: deps build test unit run bench fuzz format clean
 
