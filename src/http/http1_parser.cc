@@ -34,17 +34,31 @@ void Http1Parser::fail(std::string message, int status) {
 
 size_t Http1Parser::execute(const char* data, size_t len) {
   if (failed() || paused_) return 0;
-  if (in_headers_ && !scan_header_bytes(data, len)) return 0;
-  const size_t n = http_parser_execute(&parser_, &settings_, data, len);
-  const http_errno err = HTTP_PARSER_ERRNO(&parser_);
-  if (err == HPE_PAUSED) {
-    paused_ = true;
-  } else if (err != HPE_OK && !failed()) {
-    int status = 400;
-    if (err == HPE_HEADER_OVERFLOW) status = 431;
-    fail(str_cat("http/1.1 protocol error: ", http_errno_name(err)), status);
+  size_t total = 0;
+  while (total < len) {
+    // The raw scan must cover exactly the header section http-parser is about to read, so it runs
+    // per message: interim (1xx) responses pause the parser too, and we come back here.
+    if (in_headers_ && !scan_header_bytes(data + total, len - total)) return total;
+    total += http_parser_execute(&parser_, &settings_, data + total, len - total);
+    if (failed()) return total;
+    const http_errno err = HTTP_PARSER_ERRNO(&parser_);
+    if (err == HPE_PAUSED) {
+      if (interim_pause_) {
+        interim_pause_ = false;
+        http_parser_pause(&parser_, 0);
+        continue;
+      }
+      paused_ = true;
+      return total;
+    }
+    if (err != HPE_OK) {
+      int status = 400;
+      if (err == HPE_HEADER_OVERFLOW) status = 431;
+      fail(str_cat("http/1.1 protocol error: ", http_errno_name(err)), status);
+    }
+    return total;
   }
-  return n;
+  return total;
 }
 
 void Http1Parser::finish() {
@@ -68,6 +82,10 @@ void Http1Parser::resume() {
 bool Http1Parser::scan_header_bytes(const char* data, size_t len) {
   for (size_t i = 0; i < len; ++i) {
     const char c = data[i];
+    if (prev_byte_ == '\r' && c != '\n') {
+      fail("http/1.1 protocol error: bare CR in headers", 400);
+      return false;
+    }
     if (c == '\n') {
       if (prev_byte_ != '\r') {
         fail("http/1.1 protocol error: bare LF line ending", 400);
@@ -118,8 +136,32 @@ int Http1Parser::on_url(http_parser* p, const char* at, size_t len) {
 
 int Http1Parser::on_status(http_parser* p, const char*, size_t) { return 0; }
 
+namespace {
+// RFC 9110 tchar.
+bool is_token_char(unsigned char c) {
+  if (c >= 'a' && c <= 'z') return true;
+  if (c >= 'A' && c <= 'Z') return true;
+  if (c >= '0' && c <= '9') return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
+}
+}  // namespace
+
 bool Http1Parser::commit_header() {
   if (field_.empty()) return true;
+  // http-parser (non-strict) lets "Host : x" through with a space in the name, and checks value
+  // bytes only from the second one on; both are smuggling and injection vectors.
+  for (unsigned char c : field_) {
+    if (!is_token_char(c)) {
+      fail("http/1.1 protocol error: invalid character in header name", 400);
+      return false;
+    }
+  }
+  for (unsigned char c : value_) {
+    if ((c < 0x20 && c != '\t') || c == 0x7f) {
+      fail("http/1.1 protocol error: invalid character in header value", 400);
+      return false;
+    }
+  }
   if (headers_.size() >= kMaxHeadersCount) {
     fail("too many headers", 431);
     return false;
@@ -251,7 +293,10 @@ int Http1Parser::on_message_complete_cb(http_parser* p) {
   self->at_line_start_ = true;
   self->seen_content_ = false;
   if (interim) {
-    // The real response follows; headers_ are rebuilt by on_message_begin.
+    // The real response follows; headers_ are rebuilt by on_message_begin. Pause so execute()
+    // scans the next header section before http-parser reads it.
+    self->interim_pause_ = true;
+    http_parser_pause(p, 1);
     return 0;
   }
   self->in_message_ = false;
@@ -271,8 +316,9 @@ void append_headers(const HeaderMap& headers, std::string& out) {
 }  // namespace
 
 std::string_view reason_phrase(int status) {
-  const char* s = http_status_str(static_cast<http_status>(status));
-  return s ? std::string_view(s) : std::string_view("<UNKNOWN>");
+  // http-parser answers "<unknown>" for codes it has no name for; Envoy writes "Unknown".
+  const std::string_view s = http_status_str(static_cast<http_status>(status));
+  return s.empty() || s[0] == '<' ? std::string_view("Unknown") : s;
 }
 
 void encode_response_head(const HeaderMap& headers, bool http10, std::string& out) {

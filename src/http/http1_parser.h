@@ -91,6 +91,7 @@ class Http1Parser {
   bool chunked_ = false;
   bool head_response_ = false;
   bool paused_ = false;
+  bool interim_pause_ = false;  // paused after a 1xx response: execute() resumes by itself
   std::optional<uint64_t> content_length_;
   // Raw-byte scanner state for the header section (bare LF and obs-fold detection).
   char prev_byte_ = '\n';

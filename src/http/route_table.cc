@@ -59,22 +59,23 @@ std::string_view path_without_query(std::string_view path) {
 }
 
 bool header_matches(const config::HeaderMatcher& m, const HeaderMap& headers) {
-  bool matched;
   const size_t n = headers.count(m.name);
-  if (m.present_match) {
-    matched = n > 0;
-  } else if (n == 0) {
-    matched = false;
-  } else if (!m.string_match) {
+  if (m.present_match) return (n > 0) != m.invert_match;
+  // As Envoy: a value matcher never matches a missing header, inverted or not.
+  if (n == 0) return false;
+  bool matched;
+  if (!m.string_match) {
     matched = true;
   } else if (n == 1) {
     matched = m.string_match->matches(*headers.get(m.name));
   } else {
-    // Envoy matches multi-valued headers on the values joined with ",".
+    // Envoy matches multi-valued headers on the values joined with "," (empty values kept).
     std::string joined;
+    bool first = true;
     for (const auto& e : headers) {
       if (e.key != m.name) continue;
-      if (!joined.empty()) joined += ',';
+      if (!first) joined += ',';
+      first = false;
       joined += e.value;
     }
     matched = m.string_match->matches(joined);
@@ -94,8 +95,9 @@ bool query_matches(const config::QueryParameterMatcher& m, std::string_view path
     const std::string_view name = param.substr(0, eq);
     if (name != m.name) continue;
     if (m.present_match || !m.string_match) return true;
+    // Only the first occurrence of a repeated parameter counts, as in Envoy.
     const std::string_view value = eq == std::string_view::npos ? "" : param.substr(eq + 1);
-    if (m.string_match->matches(value)) return true;
+    return m.string_match->matches(value);
   }
   return false;
 }
