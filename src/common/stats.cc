@@ -251,6 +251,12 @@ MetricName server_stat(std::string_view stat) {
   return MetricName{str_cat("server.", stat), str_cat("server.", stat), {}};
 }
 
+MetricName response_class_stat(MetricName name, std::string_view family_base, int code_class) {
+  name.base = std::string(family_base);
+  name.tags.insert(name.tags.begin(), {"envoy_response_code_class", str_cat(code_class)});
+  return name;
+}
+
 std::string render_text(const std::vector<MetricSnapshot>& metrics) {
   std::vector<std::pair<std::string, std::string>> lines;
   for (const auto& m : metrics) {

@@ -5,15 +5,30 @@
 #include <iterator>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <fmt/format.h>
 
 namespace sluice {
 
+namespace detail {
+template <typename T>
+void append_one(std::string* out, const T& v) {
+  // Strings are appended directly: these helpers sit on the request path (status lines, headers).
+  if constexpr (std::is_convertible_v<const T&, std::string_view>) {
+    out->append(std::string_view(v));
+  } else if constexpr (std::is_same_v<T, char>) {
+    out->push_back(v);
+  } else {
+    fmt::format_to(std::back_inserter(*out), "{}", v);
+  }
+}
+}  // namespace detail
+
 template <typename... Args>
 void str_append(std::string* out, const Args&... args) {
-  (fmt::format_to(std::back_inserter(*out), "{}", args), ...);
+  (detail::append_one(out, args), ...);
 }
 
 template <typename... Args>

@@ -36,11 +36,9 @@ HcmStats::HcmStats(std::string_view p) {
   downstream_cx_rx_bytes_total = counter("downstream_cx_rx_bytes_total");
   downstream_cx_tx_bytes_total = counter("downstream_cx_tx_bytes_total");
   for (int i = 0; i < 5; ++i) {
-    // http.<prefix>.downstream_rq_2xx -> envoy_http_downstream_rq_xx{envoy_response_code_class="2"}
-    stats::MetricName n = stats::http_conn_manager_stat(p, str_cat("downstream_rq_", i + 1, "xx"));
-    n.base = "http.downstream_rq_xx";
-    n.tags.insert(n.tags.begin(), {"envoy_response_code_class", str_cat(i + 1)});
-    downstream_rq_xx[i] = s.counter(std::move(n));
+    downstream_rq_xx[i] = s.counter(stats::response_class_stat(
+        stats::http_conn_manager_stat(p, str_cat("downstream_rq_", i + 1, "xx")),
+        "http.downstream_rq_xx", i + 1));
   }
   downstream_cx_active = s.gauge(stats::http_conn_manager_stat(p, "downstream_cx_active"));
   downstream_rq_active = s.gauge(stats::http_conn_manager_stat(p, "downstream_rq_active"));

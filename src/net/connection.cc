@@ -95,7 +95,15 @@ void Connection::write(std::string_view data) {
     above_high_ = true;
     if (callbacks_) callbacks_->on_above_write_high_watermark();
   }
-  do_write();
+  // Flush at the end of this loop turn, not now: a response head and its body (or several
+  // pipelined responses) written in one turn leave in one send().
+  if (!write_in_flight_ && !flush_scheduled_) {
+    flush_scheduled_ = true;
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+      self->flush_scheduled_ = false;
+      self->do_write();
+    });
+  }
 }
 
 void Connection::do_write() {

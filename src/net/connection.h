@@ -76,6 +76,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string pending_;
   std::string writing_;
   bool write_in_flight_ = false;
+  bool flush_scheduled_ = false;
   bool read_in_flight_ = false;
   bool read_disabled_ = false;
   bool reading_started_ = false;

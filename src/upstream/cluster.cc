@@ -36,11 +36,9 @@ ClusterStats::ClusterStats(std::string_view c) {
   update_success = counter("update_success");
   update_failure = counter("update_failure");
   for (int i = 0; i < 5; ++i) {
-    // Envoy: cluster.<name>.upstream_rq_2xx -> envoy_cluster_upstream_rq_xx{envoy_response_code_class="2"}
-    stats::MetricName n = stats::cluster_stat(c, str_cat("upstream_rq_", i + 1, "xx"));
-    n.base = "cluster.upstream_rq_xx";
-    n.tags.insert(n.tags.begin(), {"envoy_response_code_class", str_cat(i + 1)});
-    upstream_rq_xx[i] = s.counter(std::move(n));
+    upstream_rq_xx[i] = s.counter(stats::response_class_stat(
+        stats::cluster_stat(c, str_cat("upstream_rq_", i + 1, "xx")), "cluster.upstream_rq_xx",
+        i + 1));
   }
   upstream_cx_active = gauge("upstream_cx_active");
   upstream_rq_active = gauge("upstream_rq_active");
