@@ -159,6 +159,7 @@ HttpConnection::HttpConnection(WorkerContext& worker,
 
 HttpConnection::~HttpConnection() {
   if (stream_) discard_upstream();
+  conn_->set_close_hook(nullptr);
   conn_->set_callbacks(nullptr);
   conn_->close(false);
 }
@@ -192,7 +193,13 @@ void HttpConnection::start_drain() {
   }
 }
 
-void HttpConnection::close_now() { close_connection(false); }
+void HttpConnection::close_now() {
+  if (closed_) {
+    conn_->close(false);  // still flushing a final response: cut it (shutdown)
+    return;
+  }
+  close_connection(false);
+}
 
 void HttpConnection::close_connection(bool flush) {
   if (closed_) return;
@@ -206,12 +213,19 @@ void HttpConnection::close_connection(bool flush) {
     stream_.reset();
   }
   conn_->set_callbacks(nullptr);
-  conn_->close(flush);
   auto& st = config_->stats;
   st.downstream_cx_active.dec();
   st.downstream_cx_destroy.inc();
   st.downstream_cx_length_ms.record(static_cast<uint64_t>(
       std::chrono::duration_cast<milliseconds>(Clock::now() - connection_start_).count()));
+  if (flush && conn_->write_buffered() > 0) {
+    // The worker keeps this connection (and counts it, so a drain waits) until the last bytes of
+    // the response are out.
+    conn_->set_close_hook([this] { worker_.connection_closed(this); });
+    conn_->close(true);
+    return;
+  }
+  conn_->close(false);
   worker_.connection_closed(this);
 }
 
@@ -426,6 +440,7 @@ void HttpConnection::route_request() {
 
   s.action = &std::get<config::RouteAction>(s.route->action);
   const config::RouteAction& a = *s.action;
+  if (a.idle_timeout) arm_stream_idle_timer();
   std::string_view cluster_name = a.cluster;
   if (!a.cluster_header.empty()) {
     cluster_name = h.get_or_empty(a.cluster_header);
@@ -633,9 +648,7 @@ bool HttpConnection::retry_on_response(uint32_t status) {
   if (!retriable && p.retry_on_retriable_status_codes) {
     for (uint32_t code : p.retriable_status_codes) retriable |= code == status;
   }
-  if (!retriable) return false;
-  schedule_retry();
-  return stream_ != nullptr;
+  return retriable && schedule_retry();
 }
 
 bool HttpConnection::retry_on_failure(UpstreamFailure f) {
@@ -659,23 +672,19 @@ bool HttpConnection::retry_on_failure(UpstreamFailure f) {
   const bool retriable = (connect && (p.retry_on_connect_failure || p.retry_on_5xx ||
                                       p.retry_on_gateway_error)) ||
                          (reset && (p.retry_on_reset || p.retry_on_5xx));
-  if (!retriable) return false;
-  schedule_retry();
-  return stream_ != nullptr;
+  return retriable && schedule_retry();
 }
 
-void HttpConnection::schedule_retry() {
+bool HttpConnection::schedule_retry() {
   Stream& s = *stream_;
   auto& info = s.cluster->info();
   if (!s.holds_retry_slot && !info.try_acquire_retry()) {
+    // As Envoy: with the retry budget exhausted, the attempt's own outcome (the upstream's
+    // response, or its failure) goes to the client, flagged UO.
     info.stats().upstream_rq_retry_overflow.inc();
     s.retries_left = 0;
-    // Fall through to the caller's normal failure handling by not retrying... but the response
-    // (or failure) has already been claimed, so answer as Envoy does for a retry overflow.
-    discard_upstream();
-    send_local_reply(503, "upstream connect error or disconnect/reset before headers. retry overflow",
-                     kUpstreamOverflow, "retry_overflow", true);
-    return;
+    s.info.set_flag(kUpstreamOverflow);
+    return false;
   }
   s.holds_retry_slot = true;
   s.retries_left--;
@@ -692,6 +701,7 @@ void HttpConnection::schedule_retry() {
       c->start_upstream_attempt();
     }
   });
+  return true;
 }
 
 void HttpConnection::on_upstream_headers(HeaderMap& headers, bool end_stream) {
@@ -789,8 +799,7 @@ void HttpConnection::on_per_try_timeout() {
   s.cluster->info().stats().upstream_rq_per_try_timeout.inc();
   const config::RetryPolicy& p = *s.action->retry_policy;
   if (s.retries_left > 0 && s.body_retained && s.request_complete &&
-      (p.retry_on_5xx || p.retry_on_gateway_error || p.retry_on_reset)) {
-    schedule_retry();
+      (p.retry_on_5xx || p.retry_on_gateway_error || p.retry_on_reset) && schedule_retry()) {
     return;
   }
   discard_upstream();
@@ -798,20 +807,26 @@ void HttpConnection::on_per_try_timeout() {
                    "upstream_per_try_timeout");
 }
 
+milliseconds HttpConnection::stream_idle_timeout() const {
+  // A route's idle_timeout overrides the connection manager's stream_idle_timeout once routed.
+  if (stream_->action && stream_->action->idle_timeout) return *stream_->action->idle_timeout;
+  return config_->config.stream_idle_timeout;
+}
+
 void HttpConnection::arm_stream_idle_timer() {
-  const Stream& s = *stream_;
-  milliseconds timeout = config_->config.stream_idle_timeout;
-  if (s.action && s.action->idle_timeout) timeout = *s.action->idle_timeout;
-  if (timeout.count() == 0) return;
+  const milliseconds timeout = stream_idle_timeout();
+  if (timeout.count() == 0) {
+    stream_idle_timer_.cancel();
+    return;
+  }
   // One timer checks the last-activity stamp instead of being re-armed on every byte.
-  const auto deadline = s.last_activity + timeout;
-  stream_idle_timer_.expires_at(deadline);
-  stream_idle_timer_.async_wait([self = weak_from_this(), gen = generation_, timeout](
+  stream_idle_timer_.expires_at(stream_->last_activity + timeout);
+  stream_idle_timer_.async_wait([self = weak_from_this(), gen = generation_](
                                     const asio::error_code& ec) {
     auto c = self.lock();
     if (ec || !c || c->generation_ != gen || !c->stream_) return;
     Stream& st = *c->stream_;
-    if (Clock::now() - st.last_activity < timeout) {
+    if (Clock::now() - st.last_activity < c->stream_idle_timeout()) {
       c->arm_stream_idle_timer();
       return;
     }

@@ -117,7 +117,9 @@ class HttpConnection : public net::ConnectionCallbacks,
   void reset_stream(uint32_t flag);
   bool retry_on_response(uint32_t status);
   bool retry_on_failure(UpstreamFailure failure);
-  void schedule_retry();
+  // Starts a retry after a backoff; false when the retry budget (circuit breaker) is exhausted.
+  bool schedule_retry();
+  std::chrono::milliseconds stream_idle_timeout() const;
   void arm_stream_idle_timer();
   void arm_connection_idle_timer();
   void on_route_timeout();

@@ -124,6 +124,7 @@ void Connection::do_write() {
                         self->close_now(true, CloseReason::Error);
                         return;
                       }
+                      if (self->close_after_flush_) self->arm_close_flush_timer();
                       if (self->above_high_ && self->write_buffered() < self->low_watermark_) {
                         self->above_high_ = false;
                         if (self->callbacks_) self->callbacks_->on_below_write_low_watermark();
@@ -136,9 +137,18 @@ void Connection::close(bool flush) {
   if (closed_) return;
   if (flush && write_buffered() > 0) {
     close_after_flush_ = true;
+    arm_close_flush_timer();
     return;
   }
   close_now(false, CloseReason::LocalClose);
+}
+
+void Connection::arm_close_flush_timer() {
+  // Progress re-arms it: only a peer that stopped reading altogether is cut off.
+  connect_timer_.expires_after(kCloseFlushTimeout);
+  connect_timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
+    if (!ec) self->close_now(false, CloseReason::LocalClose);
+  });
 }
 
 void Connection::close_now(bool notify, CloseReason reason) {
@@ -152,6 +162,11 @@ void Connection::close_now(bool notify, CloseReason reason) {
     ConnectionCallbacks* cb = callbacks_;
     callbacks_ = nullptr;
     cb->on_close(reason);
+  }
+  if (close_hook_) {
+    auto hook = std::move(close_hook_);
+    close_hook_ = nullptr;
+    hook();
   }
 }
 

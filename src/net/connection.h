@@ -52,8 +52,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   size_t write_buffered() const { return pending_.size() + writing_.size(); }
   bool above_high_watermark() const { return above_high_; }
 
-  // Closes the socket. With `flush`, pending writes go out first (and reads stop now).
+  // Closes the socket. With `flush`, pending writes go out first (and reads stop now); a peer
+  // that stops reading for kCloseFlushTimeout is cut off.
   void close(bool flush);
+  // Runs once when the socket is really closed (after a flush, an error or close()).
+  void set_close_hook(std::function<void()> hook) { close_hook_ = std::move(hook); }
+  static constexpr std::chrono::seconds kCloseFlushTimeout{10};
   bool open() const { return !closed_; }
   bool closing() const { return close_after_flush_ || closed_; }
 
@@ -67,10 +71,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void do_write();
   void close_now(bool notify, CloseReason reason);
   void update_addresses();
+  void arm_close_flush_timer();
 
   asio::ip::tcp::socket socket_;
   asio::steady_timer connect_timer_;
   ConnectionCallbacks* callbacks_ = nullptr;
+  std::function<void()> close_hook_;
   uint32_t high_watermark_;
   uint32_t low_watermark_;
   std::string pending_;
