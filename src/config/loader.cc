@@ -972,6 +972,32 @@ std::string Diagnostic::to_string() const {
   return out.empty() ? message : out + ": " + message;
 }
 
+namespace {
+
+// YAML aliases can make a document recursive ("&a [*a]") or exponentially large ("billion
+// laughs"); every later pass recurses over the tree, so bound it first.
+constexpr int kMaxDepth = 64;
+constexpr size_t kMaxNodes = 200000;
+
+bool within_limits(const YAML::Node& node, int depth, size_t& nodes) {
+  if (depth > kMaxDepth || ++nodes > kMaxNodes) return false;
+  if (node.IsSequence() || node.IsMap()) {
+    for (const auto& child : node) {
+      if (node.IsMap()) {
+        if (!within_limits(child.first, depth + 1, nodes) ||
+            !within_limits(child.second, depth + 1, nodes)) {
+          return false;
+        }
+      } else if (!within_limits(child, depth + 1, nodes)) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
 LoadResult load_from_string(std::string_view text, std::string_view source_name) {
   LoadResult result;
   YAML::Node root;
@@ -980,6 +1006,14 @@ LoadResult load_from_string(std::string_view text, std::string_view source_name)
   } catch (const YAML::Exception& e) {
     result.errors.push_back(Diagnostic{"", e.mark.is_null() ? 0 : e.mark.line + 1,
                                        fmt::format("invalid YAML in {}: {}", source_name, e.msg)});
+    return result;
+  }
+  if (size_t nodes = 0; !within_limits(root, 0, nodes)) {
+    result.errors.push_back(Diagnostic{
+        "", 0,
+        fmt::format("{} is nested deeper than {} levels or has more than {} nodes (recursive or "
+                    "exploding YAML aliases?)",
+                    source_name, kMaxDepth, kMaxNodes)});
     return result;
   }
   auto bootstrap = std::make_shared<Bootstrap>();

@@ -205,6 +205,17 @@ int Http1Parser::on_headers_complete(http_parser* p) {
   auto* self = static_cast<Http1Parser*>(p->data);
   if (!self->commit_header()) return -1;
   HeaderMap& h = self->headers_;
+  // http-parser drops its chunked flag when a later header merely starts with
+  // "Transfer-Encoding" ("Transfer-Encoding-X: y"), which would read a chunked body as no body
+  // (a smuggling vector) or as a close-delimited one. Decide framing from the header map.
+  if (h.has("transfer-encoding")) {
+    if (h.has("content-length")) {
+      self->fail("both Content-Length and Transfer-Encoding", 400);
+      return -1;
+    }
+    const std::string joined = h.get_joined("transfer-encoding");
+    if (equals_ignore_case(trim(split(joined, ',').back()), "chunked")) p->flags |= F_CHUNKED;
+  }
   self->chunked_ = (p->flags & F_CHUNKED) != 0;
   if (!self->chunked_ && (p->flags & F_CONTENTLENGTH)) self->content_length_ = p->content_length;
   // Upgrades (WebSocket, h2c) are not supported: carry on as a plain request; the Upgrade and
@@ -230,8 +241,16 @@ int Http1Parser::on_headers_complete(http_parser* p) {
     std::string path = std::move(self->url_);
     std::string authority;
     if (const std::string* host = h.get("host")) authority = *host;
+    const bool origin_form = !path.empty() && path[0] == '/';
+    const bool asterisk_form = path == "*" && p->method == HTTP_OPTIONS;
+    const bool absolute_form =
+        starts_with_ignore_case(path, "http://") || starts_with_ignore_case(path, "https://");
+    if (!origin_form && !asterisk_form && !absolute_form) {
+      self->fail("invalid request target", 400);
+      return -1;
+    }
     // Absolute-form targets ("GET http://host/path"): the authority comes from the URL.
-    if (!path.empty() && path[0] != '/' && path != "*") {
+    if (absolute_form) {
       http_parser_url u;
       http_parser_url_init(&u);
       if (http_parser_parse_url(path.data(), path.size(), 0, &u) != 0) {

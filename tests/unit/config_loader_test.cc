@@ -3,6 +3,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <fmt/format.h>
 #include <re2/re2.h>
 
 #include "absl/strings/match.h"
@@ -1011,6 +1012,24 @@ TEST(ConfigStringMatcher, LoadedFromYaml) {
   EXPECT_TRUE(Has(r.errors, absl::StrCat(kVh, ".routes[0].match.headers[0].string_match.suffix"), 8,
                   "must not be empty"));
   ASSERT_EQ(r.errors.size(), 1u) << Describe(r.errors);
+}
+
+
+// Found by tests/fuzz/config_fuzz: a recursive alias and an exponential ("billion laughs") one
+// used to overflow the stack or run for minutes; both are bounded errors now.
+TEST(ConfigLoader, RecursiveAndExplodingAliasesAreRejected) {
+  LoadResult r = load_from_string("&s\n: *s\n");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.errors[0].message.find("aliases"), std::string::npos) << r.errors[0].message;
+  std::string bomb = "a: &a [1,1,1,1,1,1,1,1,1,1]\n";
+  for (char c = 'b'; c <= 'j'; ++c) {
+    bomb += fmt::format("{}: &{} [", c, c);
+    for (int i = 0; i < 10; ++i) bomb += fmt::format("{}*{}", i ? "," : "", static_cast<char>(c - 1));
+    bomb += "]\n";
+  }
+  r = load_from_string(bomb);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.errors[0].message.find("nodes"), std::string::npos) << r.errors[0].message;
 }
 
 }  // namespace

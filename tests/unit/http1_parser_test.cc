@@ -1095,3 +1095,41 @@ TEST(Http1ParserEncode, Chunk) {
 
 }  // namespace
 }  // namespace sluice::http
+
+namespace sluice::http {
+namespace {
+
+// Found by tests/fuzz/http1_request_fuzz: "GET *a" is neither origin-form nor absolute-form.
+TEST(Http1ParserReject, TargetThatIsNoFormOfRequestTarget) {
+  ExpectRejected("GET *a HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+  ExpectRejected("GET ftp://h/x HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+  Harness h(MessageType::Request);
+  ASSERT_TRUE(h.feed("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n")) << h.parser.error();
+  EXPECT_EQ(h.recorder.messages.at(0).get(":path"), "*");
+}
+
+// Found by tests/fuzz/http1_response_fuzz: http-parser forgets "chunked" when a later header name
+// only starts with "Transfer-Encoding"; the body must still be read as chunks.
+TEST(Http1ParserResponse, TransferEncodingPrefixedHeaderKeepsChunking) {
+  Harness h(MessageType::Response);
+  ASSERT_TRUE(h.feed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding-X: y\r\n"
+                     "\r\n5\r\nhello\r\n0\r\n\r\n"))
+      << h.parser.error();
+  ASSERT_EQ(h.recorder.messages.size(), 1u);
+  EXPECT_EQ(h.recorder.messages[0].body, "hello");
+  EXPECT_TRUE(h.recorder.messages[0].complete);
+}
+
+// The same confusion on a request would read the chunks as a second, smuggled request.
+TEST(Http1ParserRequest, TransferEncodingPrefixedHeaderDoesNotSmuggle) {
+  Harness h(MessageType::Request);
+  ASSERT_TRUE(h.feed("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+                     "Transfer-Encoding-X: y\r\n\r\n"
+                     "1a\r\nGET /smuggled HTTP/1.1\r\n\r\n\r\n0\r\n\r\n"))
+      << h.parser.error();
+  ASSERT_EQ(h.recorder.messages.size(), 1u);
+  EXPECT_EQ(h.recorder.messages[0].body, "GET /smuggled HTTP/1.1\r\n\r\n");
+}
+
+}  // namespace
+}  // namespace sluice::http
