@@ -31,6 +31,20 @@ run: build
 bench: build
 	@bench/run.sh $(BUILD_DIR)
 
+# libFuzzer targets (tests/fuzz/): a separate clang build with ASan+UBSan, then FUZZ_SECONDS per
+# target on a scratch copy of each seed corpus; fails if any target crashes, leaks or hangs.
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD_DIR = $(BUILD_DIR)-fuzz
+FUZZ_TARGETS = http1_request_fuzz http1_response_fuzz config_fuzz
+
+$(FUZZ_BUILD_DIR)/build.ninja:
+	CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_BUILD_DIR) -G Ninja \
+	  -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DSLUICE_FUZZ=ON -DSLUICE_SANITIZE=address,undefined
+
+fuzz: deps $(FUZZ_BUILD_DIR)/build.ninja
+	cmake --build $(FUZZ_BUILD_DIR) -j $(JOBS) --target $(FUZZ_TARGETS)
+	@tests/fuzz/run.sh $(FUZZ_BUILD_DIR) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
 

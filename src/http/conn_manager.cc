@@ -84,12 +84,6 @@ struct HttpConnection::Stream {
 
 namespace {
 
-// Destroys an object on a later turn of the loop: it may be on the call stack right now.
-template <typename T>
-void deferred_delete(asio::io_context& loop, std::unique_ptr<T> p) {
-  if (p) asio::post(loop, [q = std::shared_ptr<T>(std::move(p))] {});
-}
-
 std::string_view address_without_port(std::string_view a) {
   if (!a.empty() && a[0] == '[') {
     const size_t end = a.find(']');
@@ -230,6 +224,8 @@ void HttpConnection::close_connection(bool flush) {
 }
 
 void HttpConnection::on_read(const char* data, size_t len) {
+  // Upstream attempts retired earlier are off the call stack now.
+  retired_upstreams_.clear();
   config_->stats.downstream_cx_rx_bytes_total.inc(len);
   input_.append(data, len);
   process_input();
@@ -927,7 +923,9 @@ void HttpConnection::discard_upstream() {
   Stream& s = *stream_;
   s.upstream->cancel();
   s.cluster->lb().request_finished(&s.upstream->host());
-  deferred_delete(worker_.loop(), std::move(s.upstream));
+  // It may be on the call stack (this can run inside its own callbacks): retire it, and free it
+  // at the next downstream read or with this connection.
+  retired_upstreams_.push_back(std::move(s.upstream));
 }
 
 void HttpConnection::reset_stream(uint32_t flag) {

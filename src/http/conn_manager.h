@@ -133,6 +133,7 @@ class HttpConnection : public net::ConnectionCallbacks,
   Http1Parser parser_;
   std::string input_;  // bytes received but not yet parsed (pipelined requests)
   std::unique_ptr<Stream> stream_;
+  std::vector<std::unique_ptr<UpstreamRequest>> retired_upstreams_;
   asio::steady_timer idle_timer_;
   asio::steady_timer stream_timer_;       // route / request timeout
   asio::steady_timer per_try_timer_;

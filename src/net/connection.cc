@@ -3,6 +3,18 @@
 #include "common/strings.h"
 
 namespace sluice::net {
+namespace {
+
+// Connections written to while a read callback runs are flushed when it returns: everything one
+// input event produced leaves in one send() per socket, without an extra trip through the loop
+// (each posted handler costs the loop another epoll_wait round).
+struct ReadDispatch {
+  bool active = false;
+  std::vector<std::shared_ptr<Connection>> dirty;
+};
+thread_local ReadDispatch tls_read_dispatch;
+
+}  // namespace
 
 std::string endpoint_to_string(const asio::ip::tcp::endpoint& ep) {
   if (ep.address().is_v6()) return str_cat("[", ep.address().to_string(), "]:", ep.port());
@@ -83,7 +95,17 @@ void Connection::do_read() {
           self->close_now(true, reason);
           return;
         }
-        if (self->callbacks_) self->callbacks_->on_read(self->read_buffer_.get(), n);
+        if (self->callbacks_) {
+          ReadDispatch& d = tls_read_dispatch;
+          d.active = true;
+          self->callbacks_->on_read(self->read_buffer_.get(), n);
+          d.active = false;
+          std::vector<std::shared_ptr<Connection>> dirty;
+          dirty.swap(d.dirty);
+          for (auto& c : dirty) c->flush_now();
+          dirty.clear();
+          if (d.dirty.capacity() == 0) d.dirty.swap(dirty);  // keep the capacity: no allocation
+        }
         self->do_read();
       });
 }
@@ -99,11 +121,17 @@ void Connection::write(std::string_view data) {
   // pipelined responses) written in one turn leave in one send().
   if (!write_in_flight_ && !flush_scheduled_) {
     flush_scheduled_ = true;
-    asio::post(socket_.get_executor(), [self = shared_from_this()] {
-      self->flush_scheduled_ = false;
-      self->do_write();
-    });
+    if (tls_read_dispatch.active) {
+      tls_read_dispatch.dirty.push_back(shared_from_this());
+    } else {
+      asio::post(socket_.get_executor(), [self = shared_from_this()] { self->flush_now(); });
+    }
   }
+}
+
+void Connection::flush_now() {
+  flush_scheduled_ = false;
+  do_write();
 }
 
 void Connection::do_write() {

@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <asio.hpp>
 
@@ -69,6 +70,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
  private:
   void do_read();
   void do_write();
+  void flush_now();
   void close_now(bool notify, CloseReason reason);
   void update_addresses();
   void arm_close_flush_timer();
