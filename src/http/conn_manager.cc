@@ -1,10 +1,10 @@
 #include "http/conn_manager.h"
 
-#include "common/strings.h"
-#include "common/strings.h"
-#include "common/strings.h"
-#include "common/strings.h"
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
+
+#include "common/strings.h"
 
 #include "accesslog/access_log.h"
 
@@ -43,7 +43,8 @@ HcmStats::HcmStats(std::string_view p) {
   downstream_cx_active = s.gauge(stats::http_conn_manager_stat(p, "downstream_cx_active"));
   downstream_rq_active = s.gauge(stats::http_conn_manager_stat(p, "downstream_rq_active"));
   downstream_rq_time = s.histogram(stats::http_conn_manager_stat(p, "downstream_rq_time"));
-  downstream_cx_length_ms = s.histogram(stats::http_conn_manager_stat(p, "downstream_cx_length_ms"));
+  downstream_cx_length_ms =
+      s.histogram(stats::http_conn_manager_stat(p, "downstream_cx_length_ms"));
 }
 
 HttpListenerConfig::HttpListenerConfig(const config::HttpConnectionManager& hcm,
@@ -66,8 +67,10 @@ struct HttpConnection::Stream {
   std::string request_body;  // kept for retries while within the buffer limit
   bool body_retained = true;
   bool request_chunked = false;
-  bool request_complete = false;
-  bool response_started = false;
+  bool request_complete = false;  // the downstream request was fully read
+  bool router_complete = false;   // the router has seen the end of the request (after filters)
+  uint64_t router_bytes = 0;      // request body bytes that reached the router
+  bool response_started = false;  // response headers are on the wire
   bool response_chunked = false;
   bool http10 = false;
   bool keep_alive = true;
@@ -80,7 +83,112 @@ struct HttpConnection::Stream {
   uint32_t attempts = 0;
   Clock::time_point last_activity;
   Clock::time_point attempt_start;
+  // The stream's filters (before the router), in config order. Declared last: destroyed first,
+  // while the rest of the stream is still intact for their final callbacks.
+  std::vector<std::unique_ptr<FilterSlot>> filters;
+  bool encode_started = false;           // response headers entered the encoding filters
+  bool headers_end_stream = false;       // the request has no body
+  bool response_end_at_headers = false;  // the response has no body
+  bool local_replied = false;            // answered locally: later request bytes are dropped
+
+  ~Stream();
 };
+
+// One filter of one stream, with what the connection manager holds for it: whether it stopped
+// the stream in either direction, and the body bytes buffered for it meanwhile.
+struct HttpConnection::FilterSlot final : StreamFilterCallbacks {
+  FilterSlot(HttpConnection& c, Stream& st, size_t i) : conn(c), stream(st), index(i) {}
+
+  HttpConnection& conn;
+  Stream& stream;  // (not conn.stream_: that is already null while the stream is destroyed)
+  size_t index;
+  std::unique_ptr<StreamFilter> filter;
+  bool decode_stopped = false;       // stopped on headers or data; waits for continue_decoding
+  bool decode_headers_held = false;  // the stop was on headers (the next filters have none yet)
+  bool decode_end = false;           // the request's end reached this filter while stopped
+  std::string decode_buffer;
+  bool encode_stopped = false;
+  bool encode_headers_held = false;
+  bool encode_end = false;
+  std::string encode_buffer;
+  bool in_decode_body = false, in_encode_body = false;
+  // Actions asked for inside a callback, run once it returns.
+  int depth = 0;
+  bool want_continue_decoding = false, want_continue_encoding = false;
+  struct LocalReply {
+    uint32_t status;
+    std::string body;
+    HeaderMap headers;
+    std::string details;
+  };
+  std::optional<LocalReply> want_local_reply;
+  std::optional<std::string> want_reset;
+  bool done = false;  // the stream is over: callbacks are inert
+
+  void complete() {
+    if (done) return;
+    done = true;
+    if (filter) filter->on_stream_complete();
+  }
+
+  // StreamFilterCallbacks
+  HeaderMap& request_headers() override { return stream.request_headers; }
+  HeaderMap* response_headers() override {
+    return stream.encode_started ? &stream.response_headers : nullptr;
+  }
+  std::string* request_body() override {
+    return in_decode_body || decode_stopped ? &decode_buffer : nullptr;
+  }
+  std::string* response_body() override {
+    return in_encode_body || encode_stopped ? &encode_buffer : nullptr;
+  }
+  void clear_route_cache() override {
+    if (!done) stream.route = nullptr;
+  }
+  const config::Route* route() override {
+    if (!stream.route && !done) {
+      stream.route = conn.config_->routes.route(stream.request_headers, &stream.vhost);
+    }
+    return stream.route;
+  }
+  void continue_decoding() override {
+    if (done) return;
+    if (depth > 0) {
+      want_continue_decoding = true;
+    } else {
+      conn.resume_decoding(index);
+    }
+  }
+  void continue_encoding() override {
+    if (done) return;
+    if (depth > 0) {
+      want_continue_encoding = true;
+    } else {
+      conn.resume_encoding(index);
+    }
+  }
+  void send_local_reply(uint32_t status, std::string body, HeaderMap extra_headers,
+                        std::string details) override {
+    if (done) return;
+    want_local_reply =
+        LocalReply{status, std::move(body), std::move(extra_headers), std::move(details)};
+    if (depth == 0) conn.run_filter_actions(*this);
+  }
+  void reset_stream(std::string details) override {
+    if (done) return;
+    want_reset = std::move(details);
+    if (depth == 0) conn.run_filter_actions(*this);
+  }
+  StreamInfo& stream_info() override { return stream.info; }
+  uint64_t connection_id() const override { return conn.conn_->id(); }
+  uint32_t buffer_limit() const override { return conn.config_->buffer_limit; }
+};
+
+HttpConnection::Stream::~Stream() {
+  // Filters get their last callback (Proxy-Wasm on_log, on_done, on_delete) after the access log,
+  // while the headers and stream info are still here.
+  for (auto& f : filters) f->complete();
+}
 
 namespace {
 
@@ -99,7 +207,8 @@ void remove_hop_by_hop(HeaderMap& h) {
     for (std::string_view token : split(*c, ',')) {
       std::string name(trim(token));
       ascii_lower(name);
-      if (name != "close" && name != "keep-alive" && !name.empty() && name[0] != ':') h.remove(name);
+      if (name != "close" && name != "keep-alive" && !name.empty() && name[0] != ':')
+        h.remove(name);
     }
   }
   for (std::string_view name :
@@ -340,18 +449,20 @@ void HttpConnection::on_message_headers(HeaderMap& headers, bool end_stream) {
   arm_stream_idle_timer();
   if (hcm.request_timeout.count() > 0) {
     stream_timer_.expires_after(hcm.request_timeout);
-    stream_timer_.async_wait([self = weak_from_this(), gen = generation_](const asio::error_code& ec) {
-      auto c = self.lock();
-      if (ec || !c || c->generation_ != gen || !c->stream_ || c->stream_->request_complete) return;
-      c->config_->stats.downstream_rq_timeout.inc();
-      c->stream_->keep_alive = false;
-      if (c->stream_->response_started) {
-        c->reset_stream(0);
-      } else {
-        c->discard_upstream();
-        c->send_local_reply(408, "request timeout", 0, "request_overall_timeout");
-      }
-    });
+    stream_timer_.async_wait(
+        [self = weak_from_this(), gen = generation_](const asio::error_code& ec) {
+          auto c = self.lock();
+          if (ec || !c || c->generation_ != gen || !c->stream_ || c->stream_->request_complete)
+            return;
+          c->config_->stats.downstream_rq_timeout.inc();
+          c->stream_->keep_alive = false;
+          if (c->stream_->response_started) {
+            c->reset_stream(0);
+          } else {
+            c->discard_upstream();
+            c->send_local_reply(408, "request timeout", 0, "request_overall_timeout");
+          }
+        });
   }
 
   // HTTP/1.1 requires Host; HTTP/1.0 may omit it (routed to the "*" virtual host).
@@ -384,8 +495,7 @@ void HttpConnection::on_message_headers(HeaderMap& headers, bool end_stream) {
       std::vector<std::string_view> hops = split(*xff, ',');
       const size_t trusted = hcm.xff_num_trusted_hops;
       if (hops.size() > trusted) {
-        s.info.downstream_remote_address =
-            std::string(trim(hops[hops.size() - 1 - trusted]));
+        s.info.downstream_remote_address = std::string(trim(hops[hops.size() - 1 - trusted]));
       }
     }
     if (!h.has("x-forwarded-proto")) h.set("x-forwarded-proto", "http");
@@ -396,7 +506,13 @@ void HttpConnection::on_message_headers(HeaderMap& headers, bool end_stream) {
   if (const std::string* id = h.get("x-request-id")) s.info.request_id = *id;
 
   s.request_complete = end_stream;
-  route_request();
+  s.headers_end_stream = end_stream;
+  if (config_->filters.empty()) {
+    route_request();
+    return;
+  }
+  create_filters();
+  decode_headers_from(0);
 }
 
 void HttpConnection::route_request() {
@@ -422,8 +538,8 @@ void HttpConnection::route_request() {
     if (const std::string* proto = h.get("x-forwarded-proto"); proto && !redirect->https_redirect) {
       scheme = *proto;
     }
-    std::string host = redirect->host_redirect.empty() ? std::string(h.authority())
-                                                        : redirect->host_redirect;
+    std::string host =
+        redirect->host_redirect.empty() ? std::string(h.authority()) : redirect->host_redirect;
     if (redirect->https_redirect && redirect->host_redirect.empty()) {
       host = std::string(address_without_port(host));  // the old port belongs to the old scheme
     }
@@ -485,8 +601,9 @@ void HttpConnection::route_request() {
   auto& info = s.cluster->info();
   if (!info.try_acquire_request()) {
     info.stats().upstream_rq_pending_overflow.inc();
-    send_local_reply(503, "upstream connect error or disconnect/reset before headers. reset reason: overflow",
-                     kUpstreamOverflow, "upstream_reset_before_response_started{overflow}", true);
+    send_local_reply(
+        503, "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+        kUpstreamOverflow, "upstream_reset_before_response_started{overflow}", true);
     return;
   }
   s.holds_request_slot = true;
@@ -494,7 +611,8 @@ void HttpConnection::route_request() {
   if (a.retry_policy) s.retries_left = a.retry_policy->num_retries;
 
   // Frame the upstream request: keep a Content-Length; chunk a body of unknown length.
-  if (!s.request_complete && !parser_.content_length()) {
+  s.router_complete = s.headers_end_stream;
+  if (!s.router_complete && !h.has("content-length")) {
     s.request_chunked = true;
     h.set("transfer-encoding", "chunked");
   } else {
@@ -507,13 +625,14 @@ void HttpConnection::route_request() {
   start_upstream_attempt();
   // The route timeout runs from the end of the request. `s` may be gone: the attempt can fail
   // synchronously and answer locally.
-  if (stream_ && stream_->request_complete && !stream_->response_started &&
+  if (stream_ && stream_->router_complete && !stream_->response_started &&
       route_timeout.count() > 0) {
     stream_timer_.expires_after(route_timeout);
-    stream_timer_.async_wait([self = weak_from_this(), gen = generation_](const asio::error_code& ec) {
-      auto c = self.lock();
-      if (!ec && c && c->generation_ == gen && c->stream_) c->on_route_timeout();
-    });
+    stream_timer_.async_wait(
+        [self = weak_from_this(), gen = generation_](const asio::error_code& ec) {
+          auto c = self.lock();
+          if (!ec && c && c->generation_ == gen && c->stream_) c->on_route_timeout();
+        });
   }
 }
 
@@ -544,7 +663,7 @@ void HttpConnection::start_upstream_attempt() {
       up.send(s.request_body);
     }
   }
-  if (s.request_complete) {
+  if (s.router_complete) {
     if (s.request_chunked) up.send(kLastChunk);
     up.request_complete();
   }
@@ -567,7 +686,18 @@ void HttpConnection::on_message_body(std::string_view data) {
   Stream& s = *stream_;
   s.info.bytes_received += data.size();
   s.last_activity = Clock::now();
-  if (s.response_started && !s.upstream) return;  // answered locally: the body is discarded
+  if (s.filters.empty()) {
+    router_data(data);
+  } else {
+    decode_data_from(0, data, false);
+  }
+}
+
+void HttpConnection::router_data(std::string_view data) {
+  Stream& s = *stream_;
+  s.router_bytes += data.size();
+  // Answered locally: the body is discarded.
+  if ((s.response_started || s.local_replied) && !s.upstream) return;
   if (s.body_retained) {
     if (s.request_body.size() + data.size() <= config_->buffer_limit) {
       s.request_body.append(data);
@@ -586,7 +716,7 @@ void HttpConnection::on_message_body(std::string_view data) {
     s.upstream->send(data);
   }
   // Until the upstream connection is up, bytes wait in memory: bound them.
-  if (!s.upstream->connected() && s.info.bytes_received > config_->buffer_limit) {
+  if (!s.upstream->connected() && s.router_bytes > config_->buffer_limit) {
     s.upstream_paused_downstream = true;
     conn_->read_disable(true);
   }
@@ -598,16 +728,29 @@ void HttpConnection::on_message_complete() {
   if (s.request_complete) return;  // no body: already handled with the headers
   s.request_complete = true;
   s.info.last_downstream_rx_byte = Clock::now();
+  if (s.filters.empty()) {
+    router_end();
+  } else {
+    decode_data_from(0, {}, true);
+  }
+}
+
+void HttpConnection::router_end() {
+  Stream& s = *stream_;
+  if (s.router_complete) return;
+  s.router_complete = true;
+  if (s.local_replied && !s.upstream) return;
   if (s.upstream) {
     if (s.request_chunked) s.upstream->send(kLastChunk);
     s.upstream->request_complete();
   }
   if (s.action && !s.response_started && s.action->timeout.count() > 0) {
     stream_timer_.expires_after(s.action->timeout);
-    stream_timer_.async_wait([self = weak_from_this(), gen = generation_](const asio::error_code& ec) {
-      auto c = self.lock();
-      if (!ec && c && c->generation_ == gen && c->stream_) c->on_route_timeout();
-    });
+    stream_timer_.async_wait(
+        [self = weak_from_this(), gen = generation_](const asio::error_code& ec) {
+          auto c = self.lock();
+          if (!ec && c && c->generation_ == gen && c->stream_) c->on_route_timeout();
+        });
   } else if (!s.action) {
     stream_timer_.cancel();
   }
@@ -635,7 +778,7 @@ void HttpConnection::on_upstream_below_write_low_watermark() {
 bool HttpConnection::retry_on_response(uint32_t status) {
   Stream& s = *stream_;
   if (!s.action || !s.action->retry_policy || s.retries_left == 0 || !s.body_retained ||
-      !s.request_complete) {
+      !s.router_complete) {
     return false;
   }
   const config::RetryPolicy& p = *s.action->retry_policy;
@@ -649,7 +792,7 @@ bool HttpConnection::retry_on_response(uint32_t status) {
 
 bool HttpConnection::retry_on_failure(UpstreamFailure f) {
   Stream& s = *stream_;
-  if (!s.body_retained || (!s.request_complete && s.request_body.size() != s.info.bytes_received)) {
+  if (!s.body_retained || (!s.router_complete && s.request_body.size() != s.router_bytes)) {
     return false;
   }
   // A keep-alive connection that the upstream closed just as we reused it: one free retry on a
@@ -665,9 +808,9 @@ bool HttpConnection::retry_on_failure(UpstreamFailure f) {
   const config::RetryPolicy& p = *s.action->retry_policy;
   const bool connect = f == UpstreamFailure::ConnectFailure || f == UpstreamFailure::ConnectTimeout;
   const bool reset = f == UpstreamFailure::Reset || f == UpstreamFailure::ProtocolError;
-  const bool retriable = (connect && (p.retry_on_connect_failure || p.retry_on_5xx ||
-                                      p.retry_on_gateway_error)) ||
-                         (reset && (p.retry_on_reset || p.retry_on_5xx));
+  const bool retriable =
+      (connect && (p.retry_on_connect_failure || p.retry_on_5xx || p.retry_on_gateway_error)) ||
+      (reset && (p.retry_on_reset || p.retry_on_5xx));
   return retriable && schedule_retry();
 }
 
@@ -691,12 +834,13 @@ bool HttpConnection::schedule_retry() {
   const uint64_t ceiling = std::min<uint64_t>(25ull << std::min<uint32_t>(s.attempts - 1, 4), 250);
   std::uniform_int_distribution<uint64_t> dist(0, ceiling);
   per_try_timer_.expires_after(milliseconds(dist(worker_.rng())));
-  per_try_timer_.async_wait([self = weak_from_this(), gen = generation_](const asio::error_code& ec) {
-    auto c = self.lock();
-    if (!ec && c && c->generation_ == gen && c->stream_ && !c->stream_->upstream) {
-      c->start_upstream_attempt();
-    }
-  });
+  per_try_timer_.async_wait(
+      [self = weak_from_this(), gen = generation_](const asio::error_code& ec) {
+        auto c = self.lock();
+        if (!ec && c && c->generation_ == gen && c->stream_ && !c->stream_->upstream) {
+          c->start_upstream_attempt();
+        }
+      });
   return true;
 }
 
@@ -712,15 +856,25 @@ void HttpConnection::on_upstream_headers(HeaderMap& headers, bool end_stream) {
   const auto service_ms =
       std::chrono::duration_cast<milliseconds>(Clock::now() - s.attempt_start).count();
   s.response_headers.set("x-envoy-upstream-service-time", str_cat(service_ms));
-  if (s.attempts > 1 && s.holds_retry_slot) s.cluster->info().stats().upstream_rq_retry_success.inc();
+  if (s.attempts > 1 && s.holds_retry_slot)
+    s.cluster->info().stats().upstream_rq_retry_success.inc();
   (void)end_stream;  // completion arrives through on_upstream_complete
-  encode_response_headers(s.response_headers, false);
+  s.response_end_at_headers = false;
+  if (s.filters.empty()) {
+    encode_response_headers(s.response_headers, false);
+  } else {
+    encode_headers_from(s.filters.size());
+  }
 }
 
 void HttpConnection::on_upstream_data(std::string_view data) {
   if (!stream_) return;
   stream_->last_activity = Clock::now();
-  encode_response_data(data);
+  if (stream_->filters.empty()) {
+    encode_response_data(data);
+  } else {
+    encode_data_from(stream_->filters.size(), data, false);
+  }
 }
 
 void HttpConnection::on_upstream_complete() {
@@ -732,7 +886,13 @@ void HttpConnection::on_upstream_complete() {
   cs.upstream_rq_time.record(static_cast<uint64_t>(
       std::chrono::duration_cast<milliseconds>(Clock::now() - s.attempt_start).count()));
   discard_upstream();
-  encode_response_end();
+  if (s.filters.empty()) {
+    encode_response_end();
+  } else {
+    stream_timer_.cancel();  // the upstream is done; filters may still hold the response
+    per_try_timer_.cancel();
+    encode_data_from(s.filters.size(), {}, true);
+  }
 }
 
 void HttpConnection::on_upstream_failure(UpstreamFailure f, bool response_started) {
@@ -772,8 +932,8 @@ void HttpConnection::on_upstream_failure(UpstreamFailure f, bool response_starte
   }
   send_local_reply(status,
                    str_cat("upstream connect error or disconnect/reset before headers. "
-                                "reset reason: ",
-                                reason),
+                           "reset reason: ",
+                           reason),
                    flag, str_cat("upstream_reset_before_response_started{", reason, "}"),
                    f == UpstreamFailure::Overflow);
 }
@@ -786,7 +946,8 @@ void HttpConnection::on_route_timeout() {
     reset_stream(kUpstreamRequestTimeout);
     return;
   }
-  send_local_reply(504, "upstream request timeout", kUpstreamRequestTimeout, "upstream_response_timeout");
+  send_local_reply(504, "upstream request timeout", kUpstreamRequestTimeout,
+                   "upstream_response_timeout");
 }
 
 void HttpConnection::on_per_try_timeout() {
@@ -794,7 +955,7 @@ void HttpConnection::on_per_try_timeout() {
   if (s.response_started) return;
   s.cluster->info().stats().upstream_rq_per_try_timeout.inc();
   const config::RetryPolicy& p = *s.action->retry_policy;
-  if (s.retries_left > 0 && s.body_retained && s.request_complete &&
+  if (s.retries_left > 0 && s.body_retained && s.router_complete &&
       (p.retry_on_5xx || p.retry_on_gateway_error || p.retry_on_reset) && schedule_retry()) {
     return;
   }
@@ -817,25 +978,25 @@ void HttpConnection::arm_stream_idle_timer() {
   }
   // One timer checks the last-activity stamp instead of being re-armed on every byte.
   stream_idle_timer_.expires_at(stream_->last_activity + timeout);
-  stream_idle_timer_.async_wait([self = weak_from_this(), gen = generation_](
-                                    const asio::error_code& ec) {
-    auto c = self.lock();
-    if (ec || !c || c->generation_ != gen || !c->stream_) return;
-    Stream& st = *c->stream_;
-    if (Clock::now() - st.last_activity < c->stream_idle_timeout()) {
-      c->arm_stream_idle_timer();
-      return;
-    }
-    c->config_->stats.downstream_rq_idle_timeout.inc();
-    st.keep_alive = false;
-    c->discard_upstream();
-    if (st.response_started) {
-      c->reset_stream(kStreamIdleTimeout);
-    } else {
-      c->send_local_reply(st.request_complete ? 504 : 408, "stream timeout", kStreamIdleTimeout,
-                          "stream_idle_timeout");
-    }
-  });
+  stream_idle_timer_.async_wait(
+      [self = weak_from_this(), gen = generation_](const asio::error_code& ec) {
+        auto c = self.lock();
+        if (ec || !c || c->generation_ != gen || !c->stream_) return;
+        Stream& st = *c->stream_;
+        if (Clock::now() - st.last_activity < c->stream_idle_timeout()) {
+          c->arm_stream_idle_timer();
+          return;
+        }
+        c->config_->stats.downstream_rq_idle_timeout.inc();
+        st.keep_alive = false;
+        c->discard_upstream();
+        if (st.response_started) {
+          c->reset_stream(kStreamIdleTimeout);
+        } else {
+          c->send_local_reply(st.request_complete ? 504 : 408, "stream timeout", kStreamIdleTimeout,
+                              "stream_idle_timeout");
+        }
+      });
 }
 
 void HttpConnection::send_local_reply(uint32_t status, std::string_view body, uint32_t flag,
@@ -851,10 +1012,8 @@ void HttpConnection::send_local_reply(uint32_t status, std::string_view body, ui
   if (overloaded) h.set("x-envoy-overloaded", "true");
   // A reply before the request body was read: the connection cannot be reused safely.
   if (!s.request_complete) s.keep_alive = false;
-  encode_response_headers(h, body.empty());
-  if (!stream_) return;
-  if (!body.empty() && !s.head_request) encode_response_data(body);
-  if (!body.empty()) encode_response_end();
+  s.local_replied = true;
+  local_reply_through_filters(s.filters.size(), body);
 }
 
 void HttpConnection::encode_response_headers(HeaderMap& h, bool end_stream) {
@@ -987,6 +1146,273 @@ void HttpConnection::finish_stream() {
       if (auto c = self.lock(); c && !c->closed_ && !c->stream_) c->process_input();
     });
   }
+}
+
+// ---- The filter chain ---------------------------------------------------------------------
+
+void HttpConnection::create_filters() {
+  Stream& s = *stream_;
+  // The route is looked up first only to honour typed_per_filter_config (disabled filters); the
+  // router looks again once the filters have run (they may change the headers).
+  s.route = config_->routes.route(s.request_headers, &s.vhost);
+  const auto disabled = [&](const std::string& name) {
+    const auto in = [&](const std::vector<std::string>& list) {
+      return std::find(list.begin(), list.end(), name) != list.end();
+    };
+    return (s.route && in(s.route->disabled_filters)) || (s.vhost && in(s.vhost->disabled_filters));
+  };
+  for (const auto& fc : config_->filters) {
+    if (disabled(fc->name())) continue;
+    auto slot = std::make_unique<FilterSlot>(*this, s, s.filters.size());
+    slot->filter = fc->create_filter(*slot);
+    if (slot->filter) s.filters.push_back(std::move(slot));
+  }
+}
+
+bool HttpConnection::after_filter_call(FilterSlot& slot, uint64_t generation) {
+  if (!stream_ || generation_ != generation || closed_) return false;
+  return run_filter_actions(slot);
+}
+
+bool HttpConnection::run_filter_actions(FilterSlot& slot) {
+  if (!stream_ || slot.done) return false;
+  Stream& s = *stream_;
+  if (slot.want_reset) {
+    s.info.response_code_details = *slot.want_reset;
+    slot.want_reset.reset();
+    discard_upstream();
+    reset_stream(kLocalReset);
+    return false;
+  }
+  if (slot.want_local_reply) {
+    FilterSlot::LocalReply r = std::move(*slot.want_local_reply);
+    slot.want_local_reply.reset();
+    if (s.encode_started) {
+      // Part of the response already went through the filters: a clean reply is impossible.
+      s.info.response_code_details = r.details;
+      discard_upstream();
+      reset_stream(kLocalReset);
+      return false;
+    }
+    discard_upstream();
+    s.info.response_code_details = r.details;
+    HeaderMap& h = s.response_headers;
+    h = std::move(r.headers);
+    h.set(":status", str_cat(r.status));
+    if (!r.body.empty() && !h.has("content-type")) h.set("content-type", "text/plain");
+    h.set("content-length", str_cat(r.body.size()));
+    if (!s.request_complete) s.keep_alive = false;
+    s.local_replied = true;
+    local_reply_through_filters(slot.index, r.body);
+    return false;
+  }
+  return true;
+}
+
+void HttpConnection::local_reply_through_filters(size_t end, std::string_view body) {
+  Stream& s = *stream_;
+  if (s.filters.empty() || end == 0) {
+    encode_response_headers(s.response_headers, body.empty());
+    if (!stream_ || body.empty()) return;
+    encode_response_data(body);
+    encode_response_end();
+    return;
+  }
+  if (s.encode_started) {
+    reset_stream(kLocalReset);
+    return;
+  }
+  const uint64_t gen = generation_;
+  const std::string body_copy(body);  // `body` may live in a buffer the filters change
+  s.response_end_at_headers = body_copy.empty();
+  encode_headers_from(end);
+  if (!stream_ || generation_ != gen || body_copy.empty()) return;
+  encode_data_from(end, body_copy, true);
+}
+
+void HttpConnection::decode_headers_from(size_t from) {
+  Stream& s = *stream_;
+  const uint64_t gen = generation_;
+  for (size_t i = from; i < s.filters.size(); ++i) {
+    FilterSlot& slot = *s.filters[i];
+    slot.depth++;
+    const FilterHeadersStatus st =
+        slot.filter->decode_headers(s.request_headers, s.headers_end_stream);
+    slot.depth--;
+    if (!after_filter_call(slot, gen)) return;
+    if (st == FilterHeadersStatus::StopIteration && !slot.want_continue_decoding) {
+      slot.decode_stopped = slot.decode_headers_held = true;
+      return;
+    }
+    slot.want_continue_decoding = false;
+  }
+  route_request();
+}
+
+void HttpConnection::decode_data_from(size_t from, std::string_view data, bool end_stream) {
+  Stream& s = *stream_;
+  if (s.local_replied) return;
+  const uint64_t gen = generation_;
+  const uint32_t limit = config_->buffer_limit;
+  std::string carry;  // bytes a filter released, on their way to the next one
+  std::string_view cur = data;
+  const auto too_large = [&] {
+    config_->stats.downstream_rq_too_large.inc();
+    s.keep_alive = false;
+    send_local_reply(413, "Payload Too Large", 0, "request_payload_too_large");
+  };
+  for (size_t i = from; i < s.filters.size(); ++i) {
+    FilterSlot& slot = *s.filters[i];
+    slot.decode_buffer.append(cur);
+    if (slot.decode_stopped) {
+      slot.decode_end |= end_stream;
+      if (slot.decode_buffer.size() > limit) too_large();
+      return;
+    }
+    slot.in_decode_body = true;
+    slot.depth++;
+    const FilterDataStatus st = slot.filter->decode_data(slot.decode_buffer, end_stream);
+    slot.depth--;
+    slot.in_decode_body = false;
+    if (!after_filter_call(slot, gen)) return;
+    if (st == FilterDataStatus::Continue || slot.want_continue_decoding) {
+      slot.want_continue_decoding = false;
+      carry = std::move(slot.decode_buffer);
+      slot.decode_buffer.clear();
+      cur = carry;
+      continue;
+    }
+    if (st == FilterDataStatus::StopIterationNoBuffer || end_stream) {
+      slot.decode_stopped = true;
+      slot.decode_end = end_stream;
+    }
+    if (slot.decode_buffer.size() > limit) too_large();
+    return;
+  }
+  if (!cur.empty()) router_data(cur);
+  if (stream_ && generation_ == gen && end_stream) router_end();
+}
+
+void HttpConnection::resume_decoding(size_t index) {
+  if (!stream_ || index >= stream_->filters.size()) return;
+  Stream& s = *stream_;
+  FilterSlot& slot = *s.filters[index];
+  if (!slot.decode_stopped) return;
+  const uint64_t gen = generation_;
+  slot.decode_stopped = false;
+  std::string pending = std::move(slot.decode_buffer);
+  slot.decode_buffer.clear();
+  const bool end = slot.decode_end;
+  slot.decode_end = false;
+  if (slot.decode_headers_held) {
+    slot.decode_headers_held = false;
+    decode_headers_from(index + 1);
+    if (!stream_ || generation_ != gen) return;
+    // Body bytes that arrived while the headers were held: this filter sees them now.
+    if (!pending.empty() || end) decode_data_from(index, pending, end);
+    return;
+  }
+  decode_data_from(index + 1, pending, end);
+}
+
+void HttpConnection::encode_headers_from(size_t end) {
+  Stream& s = *stream_;
+  s.encode_started = true;
+  const uint64_t gen = generation_;
+  for (size_t i = end; i-- > 0;) {
+    FilterSlot& slot = *s.filters[i];
+    slot.depth++;
+    const FilterHeadersStatus st =
+        slot.filter->encode_headers(s.response_headers, s.response_end_at_headers);
+    slot.depth--;
+    if (!after_filter_call(slot, gen)) return;
+    if (st == FilterHeadersStatus::StopIteration && !slot.want_continue_encoding) {
+      slot.encode_stopped = slot.encode_headers_held = true;
+      return;
+    }
+    slot.want_continue_encoding = false;
+  }
+  encode_response_headers(s.response_headers, s.response_end_at_headers);
+}
+
+void HttpConnection::encode_data_from(size_t end, std::string_view data, bool end_stream) {
+  Stream& s = *stream_;
+  const uint64_t gen = generation_;
+  const uint32_t limit = config_->buffer_limit;
+  std::string carry;
+  std::string_view cur = data;
+  // A response too large to hold for a filter: nothing was sent yet, so answer 500 directly
+  // (Envoy does the same), bypassing the filters.
+  const auto too_large = [&] {
+    discard_upstream();
+    s.info.response_code_details = "response_payload_too_large";
+    s.keep_alive = false;
+    for (auto& f : s.filters) f->encode_buffer.clear();
+    s.response_headers.clear();
+    s.response_headers.set(":status", "500");
+    s.response_headers.set("content-type", "text/plain");
+    const std::string_view body = "Internal Server Error";
+    s.response_headers.set("content-length", str_cat(body.size()));
+    encode_response_headers(s.response_headers, false);
+    if (!stream_ || generation_ != gen) return;
+    encode_response_data(body);
+    encode_response_end();
+  };
+  for (size_t i = end; i-- > 0;) {
+    FilterSlot& slot = *s.filters[i];
+    slot.encode_buffer.append(cur);
+    if (slot.encode_stopped) {
+      slot.encode_end |= end_stream;
+      if (slot.encode_buffer.size() > limit) too_large();
+      return;
+    }
+    slot.in_encode_body = true;
+    slot.depth++;
+    const FilterDataStatus st = slot.filter->encode_data(slot.encode_buffer, end_stream);
+    slot.depth--;
+    slot.in_encode_body = false;
+    if (!after_filter_call(slot, gen)) return;
+    if (st == FilterDataStatus::Continue || slot.want_continue_encoding) {
+      slot.want_continue_encoding = false;
+      carry = std::move(slot.encode_buffer);
+      slot.encode_buffer.clear();
+      cur = carry;
+      continue;
+    }
+    if (st == FilterDataStatus::StopIterationNoBuffer || end_stream) {
+      slot.encode_stopped = true;
+      slot.encode_end = end_stream;
+    }
+    if (slot.encode_buffer.size() > limit) too_large();
+    return;
+  }
+  write_response_data(cur, end_stream);
+}
+
+void HttpConnection::resume_encoding(size_t index) {
+  if (!stream_ || index >= stream_->filters.size()) return;
+  Stream& s = *stream_;
+  FilterSlot& slot = *s.filters[index];
+  if (!slot.encode_stopped) return;
+  const uint64_t gen = generation_;
+  slot.encode_stopped = false;
+  std::string pending = std::move(slot.encode_buffer);
+  slot.encode_buffer.clear();
+  const bool end = slot.encode_end;
+  slot.encode_end = false;
+  if (slot.encode_headers_held) {
+    slot.encode_headers_held = false;
+    encode_headers_from(index);
+    if (!stream_ || generation_ != gen) return;
+    if (!pending.empty() || end) encode_data_from(index + 1, pending, end);
+    return;
+  }
+  encode_data_from(index, pending, end);
+}
+
+void HttpConnection::write_response_data(std::string_view data, bool end_stream) {
+  if (!data.empty()) encode_response_data(data);
+  if (stream_ && end_stream) encode_response_end();
 }
 
 }  // namespace sluice::http

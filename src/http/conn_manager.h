@@ -19,6 +19,7 @@
 #include "common/stats.h"
 #include "common/stream_info.h"
 #include "config/bootstrap.h"
+#include "http/filter.h"
 #include "http/http1_parser.h"
 #include "http/route_table.h"
 #include "http/upstream_request.h"
@@ -53,6 +54,8 @@ struct HttpListenerConfig {
   HcmStats stats;
   uint32_t buffer_limit;
   std::vector<std::shared_ptr<accesslog::AccessLog>> access_logs;
+  // http_filters[] before the router, in config order.
+  std::vector<std::shared_ptr<HttpFilterConfig>> filters;
 };
 
 // What a connection needs from its worker.
@@ -102,6 +105,7 @@ class HttpConnection : public net::ConnectionCallbacks,
 
  private:
   struct Stream;
+  struct FilterSlot;
 
   void process_input();
   void handle_parse_error();
@@ -127,6 +131,26 @@ class HttpConnection : public net::ConnectionCallbacks,
   void close_connection(bool flush);
   void discard_upstream();
 
+  // The filter chain (filter.h). Decoding runs slots from..last, then the router; encoding runs
+  // slots end-1..0 (reverse config order), then the wire.
+  void create_filters();
+  void decode_headers_from(size_t from);
+  void decode_data_from(size_t from, std::string_view data, bool end_stream);
+  void resume_decoding(size_t index);
+  void encode_headers_from(size_t from);
+  void encode_data_from(size_t from, std::string_view data, bool end_stream);
+  void resume_encoding(size_t index);
+  // Runs what a filter asked for inside its callback; false when the stream is gone or answered.
+  bool run_filter_actions(FilterSlot& slot);
+  bool after_filter_call(FilterSlot& slot, uint64_t generation);
+  void router_data(std::string_view data);
+  void router_end();
+  // The response, after the encoding filters: to the wire.
+  void write_response_data(std::string_view data, bool end_stream);
+  // The prepared response_headers and `body` as a local reply through encoding slots end-1..0
+  // (the router's replies pass every filter; a filter's pass those before it).
+  void local_reply_through_filters(size_t end, std::string_view body);
+
   WorkerContext& worker_;
   std::shared_ptr<const HttpListenerConfig> config_;
   std::shared_ptr<net::Connection> conn_;
@@ -135,10 +159,10 @@ class HttpConnection : public net::ConnectionCallbacks,
   std::unique_ptr<Stream> stream_;
   std::vector<std::unique_ptr<UpstreamRequest>> retired_upstreams_;
   asio::steady_timer idle_timer_;
-  asio::steady_timer stream_timer_;       // route / request timeout
+  asio::steady_timer stream_timer_;  // route / request timeout
   asio::steady_timer per_try_timer_;
   asio::steady_timer stream_idle_timer_;
-  uint64_t generation_ = 0;               // invalidates timers of finished streams
+  uint64_t generation_ = 0;  // invalidates timers of finished streams
   bool draining_ = false;
   bool closed_ = false;
   std::chrono::steady_clock::time_point connection_start_;

@@ -1,5 +1,7 @@
 #include "net/connection.h"
 
+#include <atomic>
+
 #include "common/strings.h"
 
 namespace sluice::net {
@@ -15,6 +17,11 @@ struct ReadDispatch {
 thread_local ReadDispatch tls_read_dispatch;
 
 }  // namespace
+
+uint64_t Connection::next_id() {
+  static std::atomic<uint64_t> counter{0};
+  return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+}
 
 std::string endpoint_to_string(const asio::ip::tcp::endpoint& ep) {
   if (ep.address().is_v6()) return str_cat("[", ep.address().to_string(), "]:", ep.port());
@@ -48,8 +55,7 @@ void Connection::update_addresses() {
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
 }
 
-void Connection::connect(const asio::ip::tcp::endpoint& endpoint,
-                         std::chrono::milliseconds timeout,
+void Connection::connect(const asio::ip::tcp::endpoint& endpoint, std::chrono::milliseconds timeout,
                          std::function<void(const asio::error_code&)> done) {
   auto self = shared_from_this();
   connect_timer_.expires_after(timeout);
@@ -82,32 +88,33 @@ void Connection::do_read() {
   if (read_in_flight_ || read_disabled_ || closed_ || close_after_flush_) return;
   read_in_flight_ = true;
   auto self = shared_from_this();
-  socket_.async_read_some(
-      asio::buffer(read_buffer_.get(), kReadBufferSize),
-      [self](const asio::error_code& ec, size_t n) {
-        self->read_in_flight_ = false;
-        // Closing after a flush: what the peer sends now is of no interest.
-        if (self->closed_ || self->close_after_flush_) return;
-        if (ec) {
-          if (ec == asio::error::operation_aborted) return;
-          const CloseReason reason =
-              ec == asio::error::eof ? CloseReason::RemoteClose : CloseReason::Error;
-          self->close_now(true, reason);
-          return;
-        }
-        if (self->callbacks_) {
-          ReadDispatch& d = tls_read_dispatch;
-          d.active = true;
-          self->callbacks_->on_read(self->read_buffer_.get(), n);
-          d.active = false;
-          std::vector<std::shared_ptr<Connection>> dirty;
-          dirty.swap(d.dirty);
-          for (auto& c : dirty) c->flush_now();
-          dirty.clear();
-          if (d.dirty.capacity() == 0) d.dirty.swap(dirty);  // keep the capacity: no allocation
-        }
-        self->do_read();
-      });
+  socket_.async_read_some(asio::buffer(read_buffer_.get(), kReadBufferSize),
+                          [self](const asio::error_code& ec, size_t n) {
+                            self->read_in_flight_ = false;
+                            // Closing after a flush: what the peer sends now is of no interest.
+                            if (self->closed_ || self->close_after_flush_) return;
+                            if (ec) {
+                              if (ec == asio::error::operation_aborted) return;
+                              const CloseReason reason = ec == asio::error::eof
+                                                             ? CloseReason::RemoteClose
+                                                             : CloseReason::Error;
+                              self->close_now(true, reason);
+                              return;
+                            }
+                            if (self->callbacks_) {
+                              ReadDispatch& d = tls_read_dispatch;
+                              d.active = true;
+                              self->callbacks_->on_read(self->read_buffer_.get(), n);
+                              d.active = false;
+                              std::vector<std::shared_ptr<Connection>> dirty;
+                              dirty.swap(d.dirty);
+                              for (auto& c : dirty) c->flush_now();
+                              dirty.clear();
+                              if (d.dirty.capacity() == 0)
+                                d.dirty.swap(dirty);  // keep the capacity: no allocation
+                            }
+                            self->do_read();
+                          });
 }
 
 void Connection::write(std::string_view data) {
@@ -143,22 +150,21 @@ void Connection::do_write() {
   writing_.swap(pending_);
   write_in_flight_ = true;
   auto self = shared_from_this();
-  asio::async_write(socket_, asio::buffer(writing_),
-                    [self](const asio::error_code& ec, size_t) {
-                      self->write_in_flight_ = false;
-                      self->writing_.clear();
-                      if (self->closed_) return;
-                      if (ec) {
-                        self->close_now(true, CloseReason::Error);
-                        return;
-                      }
-                      if (self->close_after_flush_) self->arm_close_flush_timer();
-                      if (self->above_high_ && self->write_buffered() < self->low_watermark_) {
-                        self->above_high_ = false;
-                        if (self->callbacks_) self->callbacks_->on_below_write_low_watermark();
-                      }
-                      self->do_write();
-                    });
+  asio::async_write(socket_, asio::buffer(writing_), [self](const asio::error_code& ec, size_t) {
+    self->write_in_flight_ = false;
+    self->writing_.clear();
+    if (self->closed_) return;
+    if (ec) {
+      self->close_now(true, CloseReason::Error);
+      return;
+    }
+    if (self->close_after_flush_) self->arm_close_flush_timer();
+    if (self->above_high_ && self->write_buffered() < self->low_watermark_) {
+      self->above_high_ = false;
+      if (self->callbacks_) self->callbacks_->on_below_write_low_watermark();
+    }
+    self->do_write();
+  });
 }
 
 void Connection::close(bool flush) {

@@ -1,5 +1,5 @@
-// A TCP connection on a worker's event loop: reads into a fixed buffer and hands bytes to its owner;
-// writes are queued and flushed in order, with high/low watermarks so the owner can apply
+// A TCP connection on a worker's event loop: reads into a fixed buffer and hands bytes to its
+// owner; writes are queued and flushed in order, with high/low watermarks so the owner can apply
 // back-pressure (stop reading the other side) instead of buffering without bound.
 //
 // Single-threaded: every method is called on the owning worker's loop. Async operations hold a
@@ -62,12 +62,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool open() const { return !closed_; }
   bool closing() const { return close_after_flush_ || closed_; }
 
+  // Unique in the process (Envoy's connection.id), for logs and Proxy-Wasm's connection_id.
+  uint64_t id() const { return id_; }
   const std::string& remote_address() const { return remote_address_; }
   const std::string& local_address() const { return local_address_; }
   asio::ip::tcp::socket& socket() { return socket_; }
-  asio::io_context& loop() { return static_cast<asio::io_context&>(socket_.get_executor().context()); }
+  asio::io_context& loop() {
+    return static_cast<asio::io_context&>(socket_.get_executor().context());
+  }
 
  private:
+  static uint64_t next_id();
   void do_read();
   void do_write();
   void flush_now();
@@ -79,6 +84,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::steady_timer connect_timer_;
   ConnectionCallbacks* callbacks_ = nullptr;
   std::function<void()> close_hook_;
+  uint64_t id_ = next_id();
   uint32_t high_watermark_;
   uint32_t low_watermark_;
   std::string pending_;
