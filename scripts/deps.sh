@@ -10,6 +10,10 @@ PACKAGES=(
   # libraries
   libasio-dev libhttp-parser-dev libyaml-cpp-dev libre2-dev libabsl-dev libspdlog-dev libfmt-dev
   libcli11-dev libssl-dev libnghttp2-dev
+  # Proxy-Wasm: libnode's runtime libraries (V8 itself: scripts/deps-libnode.sh), the wasm32-wasi
+  # toolchain for the C++ SDK (clang-14 + wasi-libc + libc++), and wabt for WAT test modules
+  libicu72 libuv1 libc-ares2 libbrotli1 libnghttp2-14 libssl3 zlib1g
+  wasi-libc libc++-14-dev-wasm32 libc++abi-14-dev-wasm32 libclang-rt-14-dev-wasm32 wabt
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev curl wrk nginx-light haproxy prometheus procps
 )
@@ -27,8 +31,18 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
+# Node.js and npm (AssemblyScript SDK tests, web UI): an image may ship NodeSource's nodejs, which
+# bundles npm and conflicts with Debian's npm package; only a machine with neither gets Debian's.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  for p in nodejs npm; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+fi
+
+here=$(cd "$(dirname "$0")" && pwd)
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "deps: all ${#PACKAGES[@]} Debian packages already installed"
+  "$here/deps-libnode.sh"
   exit 0
 fi
 
@@ -46,3 +60,4 @@ trap '[[ $policy_rc_created -eq 1 ]] && $SUDO rm -f /usr/sbin/policy-rc.d' EXIT
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 echo "deps: done"
+"$here/deps-libnode.sh"

@@ -63,7 +63,8 @@ struct RouteMatch {
 struct HeaderValueOption {
   std::string key;  // lower-cased
   std::string value;
-  bool append = true;  // false: overwrite (append: false / append_action OVERWRITE_IF_EXISTS_OR_ADD)
+  bool append =
+      true;  // false: overwrite (append: false / append_action OVERWRITE_IF_EXISTS_OR_ADD)
   bool add_if_absent = false;  // append_action ADD_IF_ABSENT: add only when missing (append false)
 };
 
@@ -97,7 +98,7 @@ struct RouteAction {
   uint32_t total_weight = 0;  // sum of weighted_clusters weights
   std::optional<std::string> prefix_rewrite;
   std::optional<std::string> host_rewrite_literal;
-  Duration timeout{15000};           // Envoy default 15 s; 0 disables
+  Duration timeout{15000};               // Envoy default 15 s; 0 disables
   std::optional<Duration> idle_timeout;  // per-stream idle timeout override
   std::optional<RetryPolicy> retry_policy;
 };
@@ -142,11 +143,27 @@ struct AccessLog {
   std::string format;  // text format; empty: Envoy's default format
 };
 
-// An entry of http_filters[]: the router, and (later) Wasm filters. `config` keeps the typed_config
-// as the loader saw it, for filters parsed later by their own factories.
+// envoy.extensions.filters.http.wasm.v3.Wasm's PluginConfig, with the code already read.
+struct WasmPlugin {
+  std::string name;     // config.name
+  std::string root_id;  // config.root_id
+  std::string
+      configuration;  // config.configuration, unwrapped (StringValue/BytesValue/Struct JSON)
+  std::string vm_id;
+  std::string runtime = "envoy.wasm.runtime.v8";
+  std::string vm_configuration;
+  std::string code;         // module bytes; for the null runtime, the plugin name or a .so path
+  std::string code_origin;  // "file /path/x.wasm", "inline_bytes", "inline_string"
+  std::vector<std::pair<std::string, std::string>> env;  // environment_variables
+  enum class FailurePolicy { FailClosed, FailOpen, FailReload };
+  FailurePolicy failure_policy = FailurePolicy::FailClosed;
+};
+
+// An entry of http_filters[]: the router or a Wasm filter.
 struct HttpFilter {
   std::string name;
   std::string type_url;  // typed_config's @type
+  std::optional<WasmPlugin> wasm;
 };
 
 struct HttpConnectionManager {

@@ -16,6 +16,7 @@
 #include <fmt/ranges.h>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "config/field_walker.h"
@@ -132,6 +133,7 @@ class Loader {
   void parse_hcm(Fields& f, HttpConnectionManager& out);
   void parse_http_filter(const Value& v, HttpFilter& out);
   void parse_wasm_filter(const Value& filter, Fields* typed_config, HttpFilter& out);
+  void parse_any_bytes(const Value& v, std::string& out);
   void parse_access_log(const Value& v, AccessLog& out);
   void parse_log_format(Fields& f, AccessLog& out);
   std::optional<std::string> parse_data_source(const Value& v);
@@ -392,11 +394,152 @@ void Loader::parse_http_filter(const Value& v, HttpFilter& out) {
                   : fmt::format("unsupported HTTP filter '{}'", out.name));
 }
 
-// The hook for Wasm HTTP filters (envoy.extensions.filters.http.wasm.v3.Wasm): the Wasm config
-// parser plugs in here, filling `out` from `typed_config`.
+// envoy.extensions.filters.http.wasm.v3.Wasm { config: PluginConfig }. The module is read here,
+// so a missing file is a config error; it is compiled (and its start checked) by the server.
 void Loader::parse_wasm_filter(const Value& filter, Fields* typed_config, HttpFilter& out) {
-  if (typed_config != nullptr) typed_config->accept_all();
-  d_.error(filter, "Wasm HTTP filter is not supported yet");
+  if (typed_config == nullptr) {
+    d_.error(filter,
+             "the Wasm filter needs a typed_config (envoy.extensions.filters.http.wasm.v3.Wasm)");
+    return;
+  }
+  WasmPlugin& w = out.wasm.emplace();
+  std::optional<Value> config = typed_config->get("config", Need::kRequired);
+  if (!config) return;
+  Fields c(d_, *config);
+  c.read_string("name", w.name);
+  c.read_string("root_id", w.root_id);
+  if (std::optional<Value> any = c.get("configuration")) parse_any_bytes(*any, w.configuration);
+  bool fail_open = false;
+  if (c.read_bool("fail_open", fail_open) && fail_open) {
+    w.failure_policy = WasmPlugin::FailurePolicy::FailOpen;
+  }
+  if (std::optional<Value> policy = c.get("failure_policy")) {
+    const std::optional<std::string> p = read_string(d_, *policy);
+    if (p == "FAIL_CLOSED" || p == "UNSPECIFIED") {
+      w.failure_policy = WasmPlugin::FailurePolicy::FailClosed;
+    } else if (p == "FAIL_OPEN") {
+      w.failure_policy = WasmPlugin::FailurePolicy::FailOpen;
+    } else if (p == "FAIL_RELOAD") {
+      w.failure_policy = WasmPlugin::FailurePolicy::FailReload;
+    } else if (p) {
+      d_.error(
+          *policy,
+          fmt::format("unknown failure_policy '{}' (FAIL_CLOSED, FAIL_OPEN, FAIL_RELOAD)", *p));
+    }
+  }
+  c.reject("capability_restriction_config", "capability restrictions are not supported yet");
+  c.ignore("reload_config",
+           "reload_config is accepted; FAIL_RELOAD restarts a VM on the next request");
+  c.ignore("allow_on_headers_stop_iteration",
+           "allow_on_headers_stop_iteration is not supported; "
+           "a paused on_request_headers holds the whole stream, as by Envoy's default");
+  std::optional<Value> vm = c.get("vm_config", Need::kRequired);
+  if (!vm) return;
+  Fields v(d_, *vm);
+  v.read_string("vm_id", w.vm_id);
+  if (v.read_string("runtime", w.runtime)) {
+    if (w.runtime != "envoy.wasm.runtime.v8" && w.runtime != "envoy.wasm.runtime.null") {
+      d_.error(*v.get("runtime"),
+               fmt::format("unsupported Wasm runtime '{}' (Sluice has envoy.wasm.runtime.v8 and "
+                           "envoy.wasm.runtime.null)",
+                           w.runtime));
+    }
+  }
+  if (std::optional<Value> any = v.get("configuration")) parse_any_bytes(*any, w.vm_configuration);
+  v.ignore("allow_precompiled", "allow_precompiled is ignored: modules are always compiled");
+  v.ignore("nack_on_code_cache_miss", "nack_on_code_cache_miss is ignored (no remote code)");
+  if (std::optional<Value> envs = v.get("environment_variables")) {
+    Fields e(d_, *envs);
+    if (std::optional<Value> kv = e.get("key_values")) {
+      Fields m(d_, *kv);
+      for (auto& [key, val] : m.entries()) {
+        if (auto s = read_string(d_, val)) w.env.emplace_back(key, *s);
+      }
+    }
+    e.for_each("host_env_keys", [&](const Value& k) {
+      std::optional<std::string> key = read_string(d_, k);
+      if (!key) return;
+      if (const char* val = std::getenv(key->c_str())) w.env.emplace_back(*key, val);
+    });
+  }
+  std::optional<Value> code = v.get("code", Need::kRequired);
+  if (!code) return;
+  Fields cf(d_, *code);
+  cf.reject("remote", "remote Wasm code is not supported; use code.local");
+  std::optional<Value> local = cf.get("local");
+  if (!local) {
+    if (!cf.has("remote")) d_.error(*code, "missing required field (local)");
+    return;
+  }
+  Fields l(d_, *local);
+  const std::vector<std::string_view> sources =
+      l.present({"filename", "inline_bytes", "inline_string"});
+  if (sources.size() != 1) {
+    l.accept_all();
+    d_.error(*local, "exactly one of filename, inline_bytes, inline_string is required");
+    return;
+  }
+  const bool null_runtime = w.runtime == "envoy.wasm.runtime.null";
+  std::string text;
+  if (sources[0] == "filename" && l.read_string("filename", text, Need::kRequired)) {
+    w.code_origin = "file " + text;
+    if (null_runtime) {
+      w.code = text;  // a shared library the null runtime loads
+    } else {
+      std::ifstream in(text, std::ios::binary);
+      if (!in) {
+        d_.error(*l.get("filename"),
+                 fmt::format("cannot read Wasm module {}: {}", text, std::strerror(errno)));
+        return;
+      }
+      std::ostringstream bytes;
+      bytes << in.rdbuf();
+      w.code = bytes.str();
+    }
+  } else if (sources[0] == "inline_string" &&
+             l.read_string("inline_string", text, Need::kRequired)) {
+    w.code_origin = null_runtime ? "null plugin " + text : "inline_string";
+    w.code = text;
+  } else if (sources[0] == "inline_bytes" && l.read_string("inline_bytes", text, Need::kRequired)) {
+    w.code_origin = "inline_bytes";
+    std::string decoded;
+    if (!absl::Base64Unescape(absl::string_view(text.data(), text.size()), &decoded)) {
+      d_.error(*l.get("inline_bytes"), "inline_bytes is not valid base64");
+      return;
+    }
+    w.code = std::move(decoded);
+  }
+}
+
+// A google.protobuf.Any given to a plugin as bytes: StringValue and BytesValue unwrapped, Struct
+// as JSON (what Envoy passes), a plain string as itself.
+void Loader::parse_any_bytes(const Value& v, std::string& out) {
+  if (v.node.IsScalar()) {
+    if (auto s = read_string(d_, v)) out = *s;
+    return;
+  }
+  Fields a(d_, v);
+  std::string type;
+  if (!a.read_string("@type", type, Need::kRequired)) {
+    a.accept_all();
+    return;
+  }
+  if (type == "type.googleapis.com/google.protobuf.StringValue") {
+    a.read_string("value", out);
+  } else if (type == "type.googleapis.com/google.protobuf.BytesValue") {
+    std::string b64;
+    if (a.read_string("value", b64) &&
+        !absl::Base64Unescape(absl::string_view(b64.data(), b64.size()), &out)) {
+      d_.error(*a.get("value"), "BytesValue.value is not valid base64");
+    }
+  } else if (type == "type.googleapis.com/google.protobuf.Struct") {
+    std::optional<Value> value = a.get("value");
+    out = value ? yaml_to_json(value->node) : "{}";
+  } else {
+    a.accept_all();
+    d_.error(v, fmt::format("unsupported configuration type {} (StringValue, BytesValue or Struct)",
+                            type));
+  }
 }
 
 void Loader::parse_access_log(const Value& v, AccessLog& out) {

@@ -3,10 +3,10 @@
 #include <cstdio>
 #include <thread>
 
-#include <CLI/CLI.hpp>
 #include <fmt/ranges.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "config/loader.h"
 #include "server/server.h"
@@ -14,8 +14,10 @@
 namespace {
 
 int report(const sluice::config::LoadResult& r, std::string_view source) {
-  for (const auto& w : r.warnings) fprintf(stderr, "%s: warning: %s\n", std::string(source).c_str(), w.to_string().c_str());
-  for (const auto& e : r.errors) fprintf(stderr, "%s: error: %s\n", std::string(source).c_str(), e.to_string().c_str());
+  for (const auto& w : r.warnings)
+    fprintf(stderr, "%s: warning: %s\n", std::string(source).c_str(), w.to_string().c_str());
+  for (const auto& e : r.errors)
+    fprintf(stderr, "%s: error: %s\n", std::string(source).c_str(), e.to_string().c_str());
   return r.ok() ? 0 : 1;
 }
 
@@ -32,7 +34,8 @@ int main(int argc, char** argv) {
   app.add_option("--concurrency", concurrency, "Worker threads (default: number of cores)")
       ->check(CLI::Range(0, 256));
   app.add_option("-l,--log-level", log_level, "trace, debug, info, warning, error, critical, off")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "warning", "error", "critical", "off"}));
+      ->check(
+          CLI::IsMember({"trace", "debug", "info", "warn", "warning", "error", "critical", "off"}));
   app.add_option("--mode", mode, "serve (default) or validate (check the config and exit)")
       ->check(CLI::IsMember({"serve", "validate"}));
   app.add_option("--drain-time-s", drain_time_s,

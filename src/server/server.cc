@@ -1,10 +1,12 @@
 #include "server/server.h"
 
+#include "filters/http/wasm_filter.h"
+
 #include <csignal>
 #include <thread>
 
-#include "common/strings.h"
 #include <spdlog/spdlog.h>
+#include "common/strings.h"
 
 #include "accesslog/access_log.h"
 #include "net/connection.h"
@@ -87,12 +89,21 @@ std::string Server::init() {
     for (const auto& chain : l.filter_chains) {
       for (const auto& f : chain.filters) {
         if (const auto* hcm = std::get_if<config::HttpConnectionManager>(&f.config)) {
-          http = std::make_shared<http::HttpListenerConfig>(*hcm, l.per_connection_buffer_limit_bytes);
+          http =
+              std::make_shared<http::HttpListenerConfig>(*hcm, l.per_connection_buffer_limit_bytes);
           for (const auto& log_config : hcm->access_logs) {
             std::string error;
             auto log = accesslog::AccessLog::create(log_config, &error);
             if (!log) return str_cat("listener '", l.name, "': access log: ", error);
             http->access_logs.push_back(std::move(log));
+          }
+          for (const auto& hf : hcm->http_filters) {
+            if (!hf.wasm) continue;
+            auto filter = filters::make_wasm_filter_config(hf, b.node);
+            if (!filter)
+              return str_cat("listener '", l.name, "': http filter '", hf.name,
+                             "': ", filter.error());
+            http->filters.push_back(std::move(*filter));
           }
         }
       }
@@ -103,7 +114,8 @@ std::string Server::init() {
     if (ec) return str_cat("listener '", l.name, "': invalid address '", l.address.address, "'");
     asio::ip::tcp::endpoint ep(addr, l.address.port);
     if (std::string err = probe_bind(ep); !err.empty()) {
-      return str_cat("listener '", l.name, "': cannot bind ", net::endpoint_to_string(ep), ": ", err);
+      return str_cat("listener '", l.name, "': cannot bind ", net::endpoint_to_string(ep), ": ",
+                     err);
     }
     listener_endpoints_.push_back(ep);
     http_configs_.push_back(std::move(http));
@@ -120,7 +132,7 @@ std::string Server::init() {
                          http_configs_[l]};
       if (std::string err = w->add_listener(rt); !err.empty()) {
         return str_cat("listener '", lc.name, "': cannot bind ",
-                            net::endpoint_to_string(listener_endpoints_[l]), ": ", err);
+                       net::endpoint_to_string(listener_endpoints_[l]), ": ", err);
       }
     }
     workers_.push_back(std::move(w));
@@ -150,21 +162,21 @@ void Server::run() {
     signals_.add(SIGINT);
     signals_.add(SIGHUP);
     on_signal_ = [this](const asio::error_code& ec, int sig) {
-          if (ec) return;
-          if (sig == SIGINT && ++sigint_count_ > 1) {
-            spdlog::warn("second SIGINT: exiting now");
-            stop_now();
-            return;
-          }
-          if (sig == SIGHUP) {
-            spdlog::info("SIGHUP: configuration reload is not implemented yet; ignoring");
-          } else {
-            spdlog::info("{}: draining for up to {} s", sig == SIGTERM ? "SIGTERM" : "SIGINT",
-                         options_.drain_time.count());
-            begin_drain();
-          }
-          signals_.async_wait(on_signal_);
-        };
+      if (ec) return;
+      if (sig == SIGINT && ++sigint_count_ > 1) {
+        spdlog::warn("second SIGINT: exiting now");
+        stop_now();
+        return;
+      }
+      if (sig == SIGHUP) {
+        spdlog::info("SIGHUP: configuration reload is not implemented yet; ignoring");
+      } else {
+        spdlog::info("{}: draining for up to {} s", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                     options_.drain_time.count());
+        begin_drain();
+      }
+      signals_.async_wait(on_signal_);
+    };
     signals_.async_wait(on_signal_);
   }
   live_.set(1);
@@ -210,7 +222,8 @@ void Server::schedule_dns_refresh(size_t i) {
         info.stats().membership_healthy.set(static_cast<int64_t>(hosts.size()));
         for (auto& w : workers_) {
           Worker* worker = w.get();
-          w->post([worker, name = info.name(), hosts] { worker->clusters().set_hosts(name, hosts); });
+          w->post(
+              [worker, name = info.name(), hosts] { worker->clusters().set_hosts(name, hosts); });
         }
       }
     }
@@ -282,19 +295,19 @@ std::string Server::server_info_json() {
                           std::chrono::system_clock::now() - start_time_)
                           .count();
   const auto& n = bootstrap_->node;
-  return str_cat(
-      "{\"version\":", json_str(str_cat("sluice/", SLUICE_VERSION)),
-      ",\"state\":", json_str(health_check_failed_ ? "DRAINING" : "LIVE"),
-      ",\"uptime_current_epoch\":", json_str(str_cat(uptime, "s")),
-      ",\"uptime_all_epochs\":", json_str(str_cat(uptime, "s")),
-      ",\"hot_restart_version\":\"disabled\"",
-      ",\"command_line_options\":{\"concurrency\":", options_.concurrency,
-      ",\"drain_time\":", json_str(str_cat(options_.drain_time.count(), "s")),
-      ",\"command_line\":", json_str(options_.command_line), "}",
-      ",\"node\":{\"id\":", json_str(n.id), ",\"cluster\":", json_str(n.cluster),
-      ",\"metadata\":", n.metadata_json, ",\"locality\":{\"region\":", json_str(n.locality_region),
-      ",\"zone\":", json_str(n.locality_zone), ",\"sub_zone\":", json_str(n.locality_sub_zone),
-      "}}}\n");
+  return str_cat("{\"version\":", json_str(str_cat("sluice/", SLUICE_VERSION)),
+                 ",\"state\":", json_str(health_check_failed_ ? "DRAINING" : "LIVE"),
+                 ",\"uptime_current_epoch\":", json_str(str_cat(uptime, "s")),
+                 ",\"uptime_all_epochs\":", json_str(str_cat(uptime, "s")),
+                 ",\"hot_restart_version\":\"disabled\"",
+                 ",\"command_line_options\":{\"concurrency\":", options_.concurrency,
+                 ",\"drain_time\":", json_str(str_cat(options_.drain_time.count(), "s")),
+                 ",\"command_line\":", json_str(options_.command_line), "}",
+                 ",\"node\":{\"id\":", json_str(n.id), ",\"cluster\":", json_str(n.cluster),
+                 ",\"metadata\":", n.metadata_json,
+                 ",\"locality\":{\"region\":", json_str(n.locality_region),
+                 ",\"zone\":", json_str(n.locality_zone),
+                 ",\"sub_zone\":", json_str(n.locality_sub_zone), "}}}\n");
 }
 
 std::string Server::config_dump_json() {
@@ -315,20 +328,20 @@ std::string Server::clusters_text(bool json) {
       for (size_t h = 0; h < host_sets_[i].size(); ++h) {
         const auto& host = *host_sets_[i][h];
         str_append(&out, h ? "," : "", "{\"address\":{\"socket_address\":{\"address\":",
-                        json_str(host.endpoint.address().to_string()),
-                        ",\"port_value\":", host.endpoint.port(), "}},\"weight\":", host.weight,
-                        ",\"health_status\":{\"eds_health_status\":\"HEALTHY\"}}");
+                   json_str(host.endpoint.address().to_string()),
+                   ",\"port_value\":", host.endpoint.port(), "}},\"weight\":", host.weight,
+                   ",\"health_status\":{\"eds_health_status\":\"HEALTHY\"}}");
       }
       out += "]}";
       continue;
     }
-    str_append(&out, name, "::default_priority::max_connections::", cb.max_connections, "\n",
-                    name, "::default_priority::max_pending_requests::", cb.max_pending_requests,
-                    "\n", name, "::default_priority::max_requests::", cb.max_requests, "\n", name,
-                    "::default_priority::max_retries::", cb.max_retries, "\n");
+    str_append(&out, name, "::default_priority::max_connections::", cb.max_connections, "\n", name,
+               "::default_priority::max_pending_requests::", cb.max_pending_requests, "\n", name,
+               "::default_priority::max_requests::", cb.max_requests, "\n", name,
+               "::default_priority::max_retries::", cb.max_retries, "\n");
     for (const auto& host : host_sets_[i]) {
       str_append(&out, name, "::", host->address, "::weight::", host->weight, "\n", name,
-                      "::", host->address, "::health_flags::healthy\n");
+                 "::", host->address, "::health_flags::healthy\n");
     }
   }
   if (json) out += "]}\n";
@@ -342,8 +355,8 @@ std::string Server::listeners_text(bool json) {
     const auto& ep = listener_endpoints_[i];
     if (json) {
       str_append(&out, i ? "," : "", "{\"name\":", json_str(name),
-                      ",\"local_address\":{\"socket_address\":{\"address\":",
-                      json_str(ep.address().to_string()), ",\"port_value\":", ep.port(), "}}}");
+                 ",\"local_address\":{\"socket_address\":{\"address\":",
+                 json_str(ep.address().to_string()), ",\"port_value\":", ep.port(), "}}}");
     } else {
       str_append(&out, name, "::", net::endpoint_to_string(ep), "\n");
     }

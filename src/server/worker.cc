@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "accesslog/file_sink.h"
+#include "wasm/plugin.h"
 
 namespace sluice::server {
 
@@ -105,6 +106,8 @@ void Worker::stop() {
     clusters_.close_idle();
     log_flush_timer_.cancel();
     accesslog::FileSink::flush_thread();
+    // Streams are gone: stop this worker's plugin VMs on their own thread.
+    wasm::release_thread_instances();
     loop_.stop();
   });
   thread_.join();

@@ -52,7 +52,7 @@ http {
     listen 127.0.0.1:$port;
     root $dir/html;
     location /headers { default_type text/plain;
-      return 200 "xff=\$http_x_forwarded_for proto=\$http_x_forwarded_proto rid=\$http_x_request_id host=\$host uri=\$request_uri added=\$http_x_added\n"; }
+      return 200 "xff=\$http_x_forwarded_for proto=\$http_x_forwarded_proto rid=\$http_x_request_id host=\$host uri=\$request_uri added=\$http_x_added wasm=\$http_x_from_wasm\n"; }
     location /status/ { return 503 "unavailable\n"; }
     location /post { client_max_body_size 10m; proxy_pass http://127.0.0.1:$port/echo-len; }
     location /echo-len { default_type text/plain; return 200 "len=\$content_length\n"; }

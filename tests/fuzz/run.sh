@@ -11,7 +11,8 @@ BUILD_DIR=${1:?usage: run.sh <fuzz build dir> <seconds> [target...]}
 SECONDS_PER_TARGET=${2:-60}
 shift 2 || shift $#
 TARGETS=("$@")
-[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(http1_request_fuzz http1_response_fuzz config_fuzz)
+[[ ${#TARGETS[@]} -gt 0 ]] ||
+  TARGETS=(http1_request_fuzz http1_response_fuzz config_fuzz wasm_module_fuzz)
 
 SRC=$(cd "$(dirname "$0")" && pwd)
 BUILD_DIR=$(cd "$BUILD_DIR" && pwd)
@@ -28,6 +29,7 @@ target_args() {
   case $1 in
     http1_*) echo "-dict=$SRC/http1.dict -max_len=4096" ;;
     config_fuzz) echo "-dict=$SRC/config.dict -max_len=16384" ;;
+    wasm_module_fuzz) echo "-dict=$SRC/wasm.dict -max_len=4096" ;;
   esac
 }
 

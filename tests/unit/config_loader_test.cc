@@ -1,9 +1,9 @@
 #include <filesystem>
 #include <string>
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <fmt/format.h>
 #include <re2/re2.h>
 
 #include "absl/strings/match.h"
@@ -18,7 +18,9 @@ namespace {
 
 using std::chrono::milliseconds;
 
-const std::filesystem::path kSourceDir = std::filesystem::path(__FILE__).parent_path();
+// tests/unit/ (from the build, not __FILE__: ccache may make that relative).
+const std::filesystem::path kSourceDir =
+    std::filesystem::path(SLUICE_SOURCE_DIR) / "tests" / "unit";
 
 std::string TestData(const std::string& name) {
   return (kSourceDir / "testdata" / "config" / name).string();
@@ -500,15 +502,107 @@ TEST(ConfigLoader, RouterMustBeLast) {
       Has(r.errors, absl::StrCat(kHcm, ".http_filters[1]"), 9, "unsupported HTTP filter 'x'"));
 }
 
-TEST(ConfigLoader, WasmFilterNotSupportedYet) {
+// A Wasm filter entry for WithRoutes() with the given PluginConfig body.
+std::string WasmFilters(std::string_view plugin_config) {
+  return absl::StrCat(
+      "[{name: my-plugin, typed_config: {\"@type\": "
+      "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm, config: {",
+      std::string(plugin_config), "}}}, {name: envoy.filters.http.router}]");
+}
+
+TEST(ConfigLoader, WasmFilterReadsPluginConfig) {
   LoadResult r = load_from_string(WithRoutes(
       "[]",
-      "[{name: my-plugin, typed_config: {\"@type\": "
-      "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm, config: {vm_config: {}}}},"
-      " {name: envoy.filters.http.router}]"));
-  EXPECT_TRUE(Has(r.errors, absl::StrCat(kHcm, ".http_filters[0]"), 9,
-                  "Wasm HTTP filter is not supported yet"));
-  EXPECT_EQ(r.errors.size(), 1u) << Describe(r.errors);
+      WasmFilters("name: p1, root_id: r1, failure_policy: FAIL_OPEN, "
+                  "configuration: {\"@type\": type.googleapis.com/google.protobuf.Struct, "
+                  "value: {a: 1, b: [x]}}, "
+                  "vm_config: {vm_id: v1, runtime: envoy.wasm.runtime.null, "
+                  "configuration: {\"@type\": type.googleapis.com/google.protobuf.StringValue, "
+                  "value: vmconf}, environment_variables: {key_values: {K: V}}, "
+                  "code: {local: {inline_string: sluice.add_header}}}")));
+  ASSERT_TRUE(r.ok()) << Describe(r.errors);
+  const auto& hcm =
+      std::get<HttpConnectionManager>(r.bootstrap->listeners[0].filter_chains[0].filters[0].config);
+  ASSERT_EQ(hcm.http_filters.size(), 2u);
+  ASSERT_TRUE(hcm.http_filters[0].wasm);
+  const WasmPlugin& w = *hcm.http_filters[0].wasm;
+  EXPECT_EQ(w.name, "p1");
+  EXPECT_EQ(w.root_id, "r1");
+  EXPECT_EQ(w.configuration, R"({"a":1,"b":["x"]})");
+  EXPECT_EQ(w.vm_id, "v1");
+  EXPECT_EQ(w.runtime, "envoy.wasm.runtime.null");
+  EXPECT_EQ(w.vm_configuration, "vmconf");
+  EXPECT_EQ(w.code, "sluice.add_header");
+  ASSERT_EQ(w.env.size(), 1u);
+  EXPECT_EQ(w.env[0].first, "K");
+  EXPECT_EQ(w.failure_policy, WasmPlugin::FailurePolicy::FailOpen);
+  EXPECT_FALSE(hcm.http_filters[1].wasm);
+}
+
+TEST(ConfigLoader, WasmInlineBytesAreBase64) {
+  // "\0asm" + version 1, base64.
+  LoadResult r = load_from_string(
+      WithRoutes("[]", WasmFilters("vm_config: {code: {local: {inline_bytes: AGFzbQEAAAA=}}}")));
+  ASSERT_TRUE(r.ok()) << Describe(r.errors);
+  const auto& hcm =
+      std::get<HttpConnectionManager>(r.bootstrap->listeners[0].filter_chains[0].filters[0].config);
+  EXPECT_EQ(hcm.http_filters[0].wasm->code, std::string("\0asm\1\0\0\0", 8));
+  EXPECT_EQ(hcm.http_filters[0].wasm->runtime, "envoy.wasm.runtime.v8");
+}
+
+TEST(ConfigLoader, WasmFilterErrorsNamePaths) {
+  const std::string f0 = absl::StrCat(kHcm, ".http_filters[0].typed_config.config");
+  {
+    LoadResult r = load_from_string(WithRoutes("[]", WasmFilters("vm_config: {}")));
+    EXPECT_TRUE(Has(r.errors, f0 + ".vm_config.code", 9, "missing required field"))
+        << Describe(r.errors);
+  }
+  {
+    LoadResult r = load_from_string(
+        WithRoutes("[]", WasmFilters("vm_config: {runtime: envoy.wasm.runtime.wamr, "
+                                     "code: {local: {inline_string: x}}}")));
+    EXPECT_TRUE(Has(r.errors, f0 + ".vm_config.runtime", 9, "unsupported Wasm runtime"))
+        << Describe(r.errors);
+  }
+  {
+    LoadResult r =
+        load_from_string(WithRoutes("[]", WasmFilters("vm_config: {code: {remote: {sha256: x}}}")));
+    EXPECT_TRUE(Has(r.errors, f0 + ".vm_config.code.remote", 9, "not supported"))
+        << Describe(r.errors);
+  }
+  {
+    LoadResult r = load_from_string(WithRoutes(
+        "[]", WasmFilters("vm_config: {code: {local: {inline_string: a, filename: b}}}")));
+    EXPECT_TRUE(Has(r.errors, f0 + ".vm_config.code.local", 9, "exactly one of"))
+        << Describe(r.errors);
+  }
+  {
+    LoadResult r = load_from_string(WithRoutes(
+        "[]", WasmFilters("vm_config: {code: {local: {filename: /nonexistent/x.wasm}}}")));
+    EXPECT_TRUE(Has(r.errors, f0 + ".vm_config.code.local.filename", 9, "cannot read Wasm module"))
+        << Describe(r.errors);
+  }
+  {
+    LoadResult r = load_from_string(WithRoutes(
+        "[]", WasmFilters("failure_policy: SOMETIMES, vm_config: {code: {local: {inline_string: "
+                          "a}}}")));
+    EXPECT_TRUE(Has(r.errors, f0 + ".failure_policy", 9, "unknown failure_policy"))
+        << Describe(r.errors);
+  }
+  {
+    LoadResult r = load_from_string(
+        WithRoutes("[]", WasmFilters("configuration: {\"@type\": type.googleapis.com/foo.Bar}, "
+                                     "vm_config: {code: {local: {inline_string: a}}}")));
+    EXPECT_TRUE(Has(r.errors, f0 + ".configuration", 9, "unsupported configuration type"))
+        << Describe(r.errors);
+  }
+  {
+    LoadResult r = load_from_string(
+        WithRoutes("[]", WasmFilters("capability_restriction_config: {}, vm_config: {code: {local: "
+                                     "{inline_string: a}}}")));
+    EXPECT_TRUE(Has(r.errors, f0 + ".capability_restriction_config", 9, "not supported"))
+        << Describe(r.errors);
+  }
 }
 
 TEST(ConfigLoader, UnsupportedNetworkFilter) {
@@ -1014,7 +1108,6 @@ TEST(ConfigStringMatcher, LoadedFromYaml) {
   ASSERT_EQ(r.errors.size(), 1u) << Describe(r.errors);
 }
 
-
 // Found by tests/fuzz/config_fuzz: a recursive alias and an exponential ("billion laughs") one
 // used to overflow the stack or run for minutes; both are bounded errors now.
 TEST(ConfigLoader, RecursiveAndExplodingAliasesAreRejected) {
@@ -1024,7 +1117,8 @@ TEST(ConfigLoader, RecursiveAndExplodingAliasesAreRejected) {
   std::string bomb = "a: &a [1,1,1,1,1,1,1,1,1,1]\n";
   for (char c = 'b'; c <= 'j'; ++c) {
     bomb += fmt::format("{}: &{} [", c, c);
-    for (int i = 0; i < 10; ++i) bomb += fmt::format("{}*{}", i ? "," : "", static_cast<char>(c - 1));
+    for (int i = 0; i < 10; ++i)
+      bomb += fmt::format("{}*{}", i ? "," : "", static_cast<char>(c - 1));
     bomb += "]\n";
   }
   r = load_from_string(bomb);

@@ -1,0 +1,516 @@
+// The Sluice C++ SDK for Proxy-Wasm extensions (ABI 0.2.1).
+//
+// One source tree builds two ways (see docs/sdk-cpp.md):
+//   - a .wasm module (clang --target=wasm32-wasi), loadable by Sluice's V8 runtime and by Envoy;
+//   - native objects for Sluice's null runtime (SLUICE_NATIVE_PLUGIN defined).
+//
+// Everything lives in `sluice::`, but inside an inline namespace chosen per extension
+// (SLUICE_SDK_NS, set by sluice_add_extension) so that several extensions linked into one native
+// binary each get their own copy of the SDK (registry, dispatch, vtables) without clashing.
+// Extension code just writes `sluice::RootContext`; it should keep its own classes in an
+// anonymous namespace for the same reason.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "sluice/proxy_wasm_abi.h"
+
+#ifndef SLUICE_SDK_NS
+#if defined(SLUICE_NATIVE_PLUGIN)
+#error "SLUICE_SDK_NS must name a per-extension namespace in native builds (sluice_add_extension)"
+#else
+#define SLUICE_SDK_NS wasm
+#endif
+#endif
+
+namespace sluice {
+inline namespace SLUICE_SDK_NS {
+
+// ---- ABI enums ------------------------------------------------------------------------------
+
+enum class Status : uint32_t {
+  Ok = 0,
+  NotFound = 1,
+  BadArgument = 2,
+  SerializationFailure = 3,
+  ParseFailure = 4,
+  BadExpression = 5,
+  InvalidMemoryAccess = 6,
+  Empty = 7,
+  CasMismatch = 8,
+  ResultMismatch = 9,
+  InternalFailure = 10,
+  BrokenConnection = 11,
+  Unimplemented = 12,
+};
+std::string_view status_name(Status s);
+
+enum class LogLevel : uint32_t {
+  Trace = 0,
+  Debug = 1,
+  Info = 2,
+  Warn = 3,
+  Error = 4,
+  Critical = 5
+};
+
+enum class MapType : uint32_t {
+  RequestHeaders = 0,
+  RequestTrailers = 1,
+  ResponseHeaders = 2,
+  ResponseTrailers = 3,
+  GrpcReceiveInitialMetadata = 4,
+  GrpcReceiveTrailingMetadata = 5,
+  HttpCallResponseHeaders = 6,
+  HttpCallResponseTrailers = 7,
+};
+
+enum class BufferType : uint32_t {
+  HttpRequestBody = 0,
+  HttpResponseBody = 1,
+  NetworkDownstreamData = 2,
+  NetworkUpstreamData = 3,
+  HttpCallResponseBody = 4,
+  GrpcReceiveBuffer = 5,
+  VmConfiguration = 6,
+  PluginConfiguration = 7,
+  CallData = 8,
+};
+
+enum class StreamType : uint32_t { Request = 0, Response = 1, Downstream = 2, Upstream = 3 };
+
+enum class FilterHeadersStatus : uint32_t {
+  Continue = 0,
+  StopIteration = 1,
+  ContinueAndEndStream = 2,
+  StopAllIterationAndBuffer = 3,
+  StopAllIterationAndWatermark = 4,
+};
+enum class FilterDataStatus : uint32_t {
+  Continue = 0,
+  StopIterationAndBuffer = 1,
+  StopIterationAndWatermark = 2,
+  StopIterationNoBuffer = 3,
+};
+enum class FilterTrailersStatus : uint32_t { Continue = 0, StopIteration = 1 };
+
+// ---- Minimal formatting ---------------------------------------------------------------------
+// format("a={} b={}", 1, "x"): each {} takes the next argument, {{ and }} are literal braces.
+// Arguments: anything convertible to std::string_view, integers, bool, char, double, pointers.
+
+namespace detail {
+void append_arg(std::string& out, std::string_view v);
+void append_arg(std::string& out, const char* v);
+void append_arg(std::string& out, const std::string& v);
+void append_arg(std::string& out, char v);
+void append_arg(std::string& out, bool v);
+void append_arg(std::string& out, long long v);
+void append_arg(std::string& out, unsigned long long v);
+void append_arg(std::string& out, double v);
+void append_arg(std::string& out, const void* v);
+
+template <typename T>
+void append_any(std::string& out, const T& v) {
+  using D = std::decay_t<T>;
+  if constexpr (std::is_same_v<D, bool> || std::is_same_v<D, char>) {
+    append_arg(out, v);
+  } else if constexpr (std::is_enum_v<D>) {
+    append_arg(out, static_cast<long long>(static_cast<std::underlying_type_t<D>>(v)));
+  } else if constexpr (std::is_integral_v<D> && std::is_signed_v<D>) {
+    append_arg(out, static_cast<long long>(v));
+  } else if constexpr (std::is_integral_v<D>) {
+    append_arg(out, static_cast<unsigned long long>(v));
+  } else if constexpr (std::is_floating_point_v<D>) {
+    append_arg(out, static_cast<double>(v));
+  } else if constexpr (std::is_convertible_v<const T&, std::string_view>) {
+    append_arg(out, std::string_view(v));
+  } else {
+    static_assert(std::is_pointer_v<D>, "sluice::format: unsupported argument type");
+    append_arg(out, static_cast<const void*>(v));
+  }
+}
+
+// Copies `fmt` up to the next {} placeholder (handling {{ }}); returns false at the end.
+bool format_until_placeholder(std::string& out, std::string_view& fmt);
+}  // namespace detail
+
+template <typename... Args>
+std::string format(std::string_view fmt, const Args&... args) {
+  std::string out;
+  out.reserve(fmt.size() + 16 * sizeof...(Args));
+  auto one = [&](const auto& arg) {
+    if (detail::format_until_placeholder(out, fmt)) detail::append_any(out, arg);
+  };
+  (one(args), ...);
+  (void)one;  // unused when there are no arguments
+  while (detail::format_until_placeholder(out, fmt)) out += "{}";  // too few arguments
+  return out;
+}
+
+// ---- Logging --------------------------------------------------------------------------------
+
+Status log(LogLevel level, std::string_view message);
+// The host's current level (Envoy may report 6 = "off"); Info if the host does not say.
+LogLevel log_level();
+
+template <typename... Args>
+void log_trace(std::string_view fmt, const Args&... args) {
+  log(LogLevel::Trace, format(fmt, args...));
+}
+template <typename... Args>
+void log_debug(std::string_view fmt, const Args&... args) {
+  log(LogLevel::Debug, format(fmt, args...));
+}
+template <typename... Args>
+void log_info(std::string_view fmt, const Args&... args) {
+  log(LogLevel::Info, format(fmt, args...));
+}
+template <typename... Args>
+void log_warn(std::string_view fmt, const Args&... args) {
+  log(LogLevel::Warn, format(fmt, args...));
+}
+template <typename... Args>
+void log_error(std::string_view fmt, const Args&... args) {
+  log(LogLevel::Error, format(fmt, args...));
+}
+template <typename... Args>
+void log_critical(std::string_view fmt, const Args&... args) {
+  log(LogLevel::Critical, format(fmt, args...));
+}
+
+// ---- Header maps ----------------------------------------------------------------------------
+
+using Pairs = std::vector<std::pair<std::string, std::string>>;
+
+// The ABI's pairs encoding (u32 count, count x (u32 key_len, u32 value_len), then each key and
+// value NUL-terminated). parse_pairs returns nullopt for a blob that is not exactly consistent.
+std::string serialize_pairs(const Pairs& pairs);
+std::optional<Pairs> parse_pairs(std::string_view blob);
+
+// One header map of the current stream (or of the http_call response being delivered).
+// Keys are case-insensitive on the host side (Envoy lower-cases them).
+class HeaderMap {
+ public:
+  explicit constexpr HeaderMap(MapType type) : type_(type) {}
+  MapType type() const { return type_; }
+
+  std::optional<std::string> get(std::string_view key) const;  // first value; nullopt if absent
+  bool contains(std::string_view key) const { return get(key).has_value(); }
+  Status add(std::string_view key, std::string_view value) const;      // appends a value
+  Status replace(std::string_view key, std::string_view value) const;  // sets, adding if absent
+  Status remove(std::string_view key) const;                           // Ok if absent
+  Pairs pairs() const;                                                 // empty if unavailable
+  Status set_pairs(const Pairs& pairs) const;                          // replaces the whole map
+  std::optional<size_t> byte_size() const;
+
+ private:
+  MapType type_;
+};
+
+constexpr HeaderMap request_headers() { return HeaderMap(MapType::RequestHeaders); }
+constexpr HeaderMap request_trailers() { return HeaderMap(MapType::RequestTrailers); }
+constexpr HeaderMap response_headers() { return HeaderMap(MapType::ResponseHeaders); }
+constexpr HeaderMap response_trailers() { return HeaderMap(MapType::ResponseTrailers); }
+constexpr HeaderMap grpc_initial_metadata() {
+  return HeaderMap(MapType::GrpcReceiveInitialMetadata);
+}
+constexpr HeaderMap grpc_trailing_metadata() {
+  return HeaderMap(MapType::GrpcReceiveTrailingMetadata);
+}
+constexpr HeaderMap http_call_response_headers() {
+  return HeaderMap(MapType::HttpCallResponseHeaders);
+}
+constexpr HeaderMap http_call_response_trailers() {
+  return HeaderMap(MapType::HttpCallResponseTrailers);
+}
+
+// ---- Buffers --------------------------------------------------------------------------------
+
+class Buffer {
+ public:
+  explicit constexpr Buffer(BufferType type) : type_(type) {}
+  BufferType type() const { return type_; }
+
+  std::optional<size_t> size() const;  // nullopt if the buffer is unavailable now
+  // Up to `max_size` bytes from `start` (clamped by the host); empty if unavailable.
+  std::string get(size_t start, size_t max_size) const;
+  std::string get_all() const;
+  // Replaces `size` bytes at `start` with `data`. Envoy supports start = 0 (drop `size` bytes,
+  // then prepend) and start >= current size (append) only.
+  Status set(size_t start, size_t size, std::string_view data) const;
+  Status replace_all(std::string_view data) const;
+  Status append(std::string_view data) const;
+  Status prepend(std::string_view data) const { return set(0, 0, data); }
+
+ private:
+  BufferType type_;
+};
+
+constexpr Buffer request_body() { return Buffer(BufferType::HttpRequestBody); }
+constexpr Buffer response_body() { return Buffer(BufferType::HttpResponseBody); }
+constexpr Buffer http_call_response_body() { return Buffer(BufferType::HttpCallResponseBody); }
+constexpr Buffer vm_configuration_buffer() { return Buffer(BufferType::VmConfiguration); }
+constexpr Buffer plugin_configuration_buffer() { return Buffer(BufferType::PluginConfiguration); }
+
+// The VM configuration (during on_vm_start) and the plugin configuration (during on_configure).
+std::string vm_configuration();
+std::string plugin_configuration();
+
+// ---- Properties -----------------------------------------------------------------------------
+// A path is a list of segments, e.g. {"request", "path"}; the host receives them NUL-joined.
+
+using PropertyPath = std::initializer_list<std::string_view>;
+std::string join_property_path(PropertyPath path);
+
+std::optional<std::string> get_property(PropertyPath path);  // raw bytes
+std::optional<std::string> get_property_string(PropertyPath path);
+std::optional<int64_t> get_property_int64(PropertyPath path);    // 8-byte values only
+std::optional<uint64_t> get_property_uint64(PropertyPath path);  // 8-byte values only
+std::optional<bool> get_property_bool(PropertyPath path);        // 1-byte values only
+Status set_property(PropertyPath path, std::string_view value);
+
+// ---- Metrics --------------------------------------------------------------------------------
+// Defined lazily on first use, once per object. Metric ids are per VM: keep metric objects in
+// your root context (not in globals, which native builds share between VMs).
+
+class Metric {
+ public:
+  enum class Type : uint32_t { Counter = 0, Gauge = 1, Histogram = 2 };
+  Metric(Type type, std::string name) : type_(type), name_(std::move(name)) {}
+  const std::string& name() const { return name_; }
+  std::optional<uint32_t> id();  // defines the metric on first call
+
+ protected:
+  Status increment_by(int64_t delta);
+  Status record_value(uint64_t value);
+  std::optional<uint64_t> read();
+
+ private:
+  Type type_;
+  std::string name_;
+  std::optional<uint32_t> id_;
+};
+
+class Counter : public Metric {
+ public:
+  explicit Counter(std::string name) : Metric(Type::Counter, std::move(name)) {}
+  Status increment(uint64_t delta = 1) {
+    return delta == 0 ? Status::Ok : increment_by(static_cast<int64_t>(delta));
+  }
+  std::optional<uint64_t> value() { return read(); }
+};
+
+class Gauge : public Metric {
+ public:
+  explicit Gauge(std::string name) : Metric(Type::Gauge, std::move(name)) {}
+  Status add(int64_t delta) { return increment_by(delta); }
+  Status set(uint64_t value) { return record_value(value); }
+  std::optional<uint64_t> value() { return read(); }
+};
+
+class Histogram : public Metric {
+ public:
+  explicit Histogram(std::string name) : Metric(Type::Histogram, std::move(name)) {}
+  Status record(uint64_t value) { return record_value(value); }
+};
+
+// ---- Stream control -------------------------------------------------------------------------
+
+// Answers the current request locally. `details` appears in access logs (spaces become '_');
+// grpc_status -1 means none.
+Status send_local_response(uint32_t status_code, std::string_view body, const Pairs& headers = {},
+                           std::string_view details = {}, int32_t grpc_status = -1);
+Status continue_stream(StreamType type);
+Status close_stream(StreamType type);
+inline Status continue_request() { return continue_stream(StreamType::Request); }
+inline Status continue_response() { return continue_stream(StreamType::Response); }
+
+// ---- Shared data and queues -----------------------------------------------------------------
+// Shared by every VM with the same vm_id (and, on a host, across worker threads).
+
+struct SharedValue {
+  std::string value;
+  uint32_t cas = 0;
+};
+std::optional<SharedValue> get_shared_data(std::string_view key);
+// cas 0 writes unconditionally; otherwise CasMismatch unless it matches the stored cas.
+Status set_shared_data(std::string_view key, std::string_view value, uint32_t cas = 0);
+
+std::optional<uint32_t> register_shared_queue(std::string_view name);
+std::optional<uint32_t> resolve_shared_queue(std::string_view vm_id, std::string_view name);
+Status enqueue_shared_queue(uint32_t token, std::string_view value);
+// Status::Empty when there is nothing to read.
+Status dequeue_shared_queue(uint32_t token, std::string* value);
+
+// ---- Misc -----------------------------------------------------------------------------------
+
+uint64_t current_time_nanoseconds();
+// Calls a host-registered foreign function; nullopt (and *status, if given) on failure.
+std::optional<std::string> call_foreign_function(std::string_view name, std::string_view args,
+                                                 Status* status = nullptr);
+
+// ---- Contexts -------------------------------------------------------------------------------
+
+class RootContext;
+
+class Context {
+ public:
+  explicit Context(uint32_t id) : id_(id) {}
+  virtual ~Context() = default;
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+  uint32_t id() const { return id_; }
+
+ private:
+  uint32_t id_;
+};
+
+// The response to an http_call, valid during the callback: headers, body and trailers are read
+// through http_call_response_headers(), http_call_response_body(), http_call_response_trailers().
+struct HttpCallResponse {
+  uint32_t token = 0;
+  uint32_t num_headers = 0;  // 0 means the call failed (reset, timeout...)
+  size_t body_size = 0;
+  uint32_t num_trailers = 0;
+  bool failed() const { return num_headers == 0; }
+  std::optional<uint32_t> status() const;  // the :status header
+  std::string body() const { return http_call_response_body().get(0, body_size); }
+};
+using HttpCallCallback = std::function<void(const HttpCallResponse&)>;
+
+// One per plugin (root_id) per VM: holds configuration and anything shared by its streams.
+class RootContext : public Context {
+ public:
+  RootContext(uint32_t id, std::string_view root_id) : Context(id), root_id_(root_id) {}
+  const std::string& root_id() const { return root_id_; }
+
+  // false makes the VM (on_vm_start) or the configuration (on_configure) fail to load.
+  virtual bool on_vm_start(size_t vm_configuration_size) { return true; }
+  virtual bool on_configure(size_t plugin_configuration_size) { return true; }
+  virtual void on_tick() {}
+  virtual void on_queue_ready(uint32_t token) {}
+  virtual void on_foreign_function(uint32_t function_id, size_t args_size) {}
+  // false defers teardown until done() is called.
+  virtual bool on_done() { return true; }
+  virtual void on_delete() {}
+
+  Status set_tick_period_milliseconds(uint32_t period_ms);  // 0 stops the timer
+  Status done();                                            // after on_done returned false
+
+  // Sends an HTTP request to `cluster`. `headers` must include :method, :path and :authority.
+  // The callback runs later on this root context; timeout_ms 0 means none.
+  Status http_call(std::string_view cluster, const Pairs& headers, std::string_view body,
+                   const Pairs& trailers, uint32_t timeout_ms, HttpCallCallback callback);
+
+ private:
+  friend struct Dispatch;
+  struct PendingCall {
+    uint32_t stream_id = 0;  // 0: issued by the root itself
+    HttpCallCallback callback;
+  };
+  Status start_http_call(uint32_t stream_id, std::string_view cluster, const Pairs& headers,
+                         std::string_view body, const Pairs& trailers, uint32_t timeout_ms,
+                         HttpCallCallback callback);
+  friend class HttpContext;
+
+  std::string root_id_;
+  std::unordered_map<uint32_t, PendingCall> http_calls_;
+};
+
+// One per HTTP request/response exchange.
+class HttpContext : public Context {
+ public:
+  HttpContext(uint32_t id, RootContext* root) : Context(id), root_(root) {}
+  RootContext* root() const { return root_; }
+
+  virtual FilterHeadersStatus on_request_headers(uint32_t num_headers, bool end_of_stream) {
+    return FilterHeadersStatus::Continue;
+  }
+  virtual FilterDataStatus on_request_body(size_t body_size, bool end_of_stream) {
+    return FilterDataStatus::Continue;
+  }
+  virtual FilterTrailersStatus on_request_trailers(uint32_t num_trailers) {
+    return FilterTrailersStatus::Continue;
+  }
+  virtual FilterHeadersStatus on_response_headers(uint32_t num_headers, bool end_of_stream) {
+    return FilterHeadersStatus::Continue;
+  }
+  virtual FilterDataStatus on_response_body(size_t body_size, bool end_of_stream) {
+    return FilterDataStatus::Continue;
+  }
+  virtual FilterTrailersStatus on_response_trailers(uint32_t num_trailers) {
+    return FilterTrailersStatus::Continue;
+  }
+  // Envoy's order at the end of a stream: on_log, on_done, on_delete.
+  virtual void on_log() {}
+  virtual void on_done() {}
+  virtual void on_delete() {}
+
+  // An http_call whose callback runs with this stream as the effective context, so it may
+  // continue_request() or send_local_response(). Dropped if the stream is gone by then.
+  Status http_call(std::string_view cluster, const Pairs& headers, std::string_view body,
+                   const Pairs& trailers, uint32_t timeout_ms, HttpCallCallback callback);
+
+ private:
+  RootContext* root_;
+};
+
+// ---- Registration ---------------------------------------------------------------------------
+
+namespace detail {
+using RootFactory = std::function<std::unique_ptr<RootContext>(uint32_t id, std::string_view)>;
+using HttpFactory = std::function<std::unique_ptr<HttpContext>(uint32_t id, RootContext* root)>;
+struct Registration {
+  RootFactory root;
+  HttpFactory http;  // may be empty: the root has no stream contexts
+};
+void register_factories(std::string_view root_id, Registration registration);
+}  // namespace detail
+
+// A static object per root id, e.g.
+//   static sluice::RegisterContextFactory<MyRoot, MyHttp> reg("my_root_id");
+// MyRoot is constructed as MyRoot(id, root_id); MyHttp as MyHttp(id, MyRoot*) if it has such a
+// constructor, else MyHttp(id, RootContext*). The root id is the plugin's `root_id`; a plugin
+// whose root_id matches nothing uses the only registration if there is exactly one.
+template <typename Root, typename Http = void>
+struct RegisterContextFactory {
+  explicit RegisterContextFactory(std::string_view root_id) {
+    static_assert(std::is_base_of_v<RootContext, Root>, "Root must derive from RootContext");
+    detail::Registration r;
+    r.root = [](uint32_t id, std::string_view rid) -> std::unique_ptr<RootContext> {
+      return std::make_unique<Root>(id, rid);
+    };
+    if constexpr (!std::is_void_v<Http>) {
+      static_assert(std::is_base_of_v<HttpContext, Http>, "Http must derive from HttpContext");
+      r.http = [](uint32_t id, RootContext* root) -> std::unique_ptr<HttpContext> {
+        if constexpr (std::is_constructible_v<Http, uint32_t, Root*>) {
+          return std::make_unique<Http>(id, static_cast<Root*>(root));
+        } else {
+          return std::make_unique<Http>(id, root);
+        }
+      };
+    }
+    detail::register_factories(root_id, std::move(r));
+  }
+};
+
+// ---- Small string helpers for configuration parsing ------------------------------------------
+
+std::string_view trim(std::string_view s);
+// Splits "k=v" lines; skips blank lines and lines starting with '#'. A line without '=' gives an
+// empty value.
+std::vector<std::pair<std::string, std::string>> parse_key_value_lines(std::string_view text);
+
+}  // namespace SLUICE_SDK_NS
+}  // namespace sluice

@@ -1,0 +1,185 @@
+// Context bookkeeping and callback dispatch: the same code behind the .wasm exports and the
+// null-runtime thunks.
+#include "dispatch.h"
+
+#include <map>
+#include <string>
+
+namespace sluice {
+inline namespace SLUICE_SDK_NS {
+
+namespace detail {
+
+namespace {
+// Function-local so registrations from other translation units' static initializers are safe.
+std::map<std::string, Registration, std::less<>>& registry() {
+  static std::map<std::string, Registration, std::less<>> r;
+  return r;
+}
+}  // namespace
+
+void register_factories(std::string_view root_id, Registration registration) {
+  registry()[std::string(root_id)] = std::move(registration);
+}
+
+}  // namespace detail
+
+namespace {
+
+// Stands in for a root id no registration matches, so the VM fails loudly at start-up.
+class UnknownRoot : public RootContext {
+ public:
+  using RootContext::RootContext;
+  bool on_vm_start(size_t) override {
+    log_error("sluice sdk: no context factory registered for root_id '{}'", root_id());
+    return false;
+  }
+  bool on_configure(size_t) override {
+    log_error("sluice sdk: no context factory registered for root_id '{}'", root_id());
+    return false;
+  }
+};
+
+const detail::Registration* find_registration(std::string_view root_id) {
+  auto& r = detail::registry();
+  if (auto it = r.find(root_id); it != r.end()) return &it->second;
+  // Envoy configurations often leave root_id empty: a single extension is unambiguous.
+  if (r.size() == 1) return &r.begin()->second;
+  return nullptr;
+}
+
+RootContext* find_root(VmState& vm, uint32_t id) {
+  auto it = vm.roots.find(id);
+  return it == vm.roots.end() ? nullptr : it->second.get();
+}
+
+HttpContext* find_stream(VmState& vm, uint32_t id) {
+  auto it = vm.streams.find(id);
+  return it == vm.streams.end() ? nullptr : it->second.get();
+}
+
+}  // namespace
+
+void Dispatch::on_context_create(VmState& vm, uint32_t id, uint32_t parent_id) {
+  if (parent_id == 0) {
+    std::string root_id = get_property_string({"plugin_root_id"}).value_or("");
+    const detail::Registration* reg = find_registration(root_id);
+    std::unique_ptr<RootContext> root;
+    if (reg) {
+      root = reg->root(id, root_id);
+      if (reg->http) vm.http_factories[id] = &reg->http;
+    } else {
+      root = std::make_unique<UnknownRoot>(id, root_id);
+    }
+    vm.roots[id] = std::move(root);
+    return;
+  }
+  RootContext* root = find_root(vm, parent_id);
+  auto factory = vm.http_factories.find(parent_id);
+  if (!root || factory == vm.http_factories.end()) return;  // callbacks on `id` then no-op
+  vm.streams[id] = (*factory->second)(id, root);
+}
+
+uint32_t Dispatch::on_vm_start(VmState& vm, uint32_t root_id, uint32_t config_size) {
+  RootContext* root = find_root(vm, root_id);
+  return root ? root->on_vm_start(config_size) : 1;
+}
+
+uint32_t Dispatch::on_configure(VmState& vm, uint32_t root_id, uint32_t config_size) {
+  RootContext* root = find_root(vm, root_id);
+  return root ? root->on_configure(config_size) : 1;
+}
+
+void Dispatch::on_tick(VmState& vm, uint32_t root_id) {
+  if (RootContext* root = find_root(vm, root_id)) root->on_tick();
+}
+
+void Dispatch::on_queue_ready(VmState& vm, uint32_t root_id, uint32_t token) {
+  if (RootContext* root = find_root(vm, root_id)) root->on_queue_ready(token);
+}
+
+void Dispatch::on_foreign_function(VmState& vm, uint32_t root_id, uint32_t function_id,
+                                   uint32_t args_size) {
+  if (RootContext* root = find_root(vm, root_id)) root->on_foreign_function(function_id, args_size);
+}
+
+void Dispatch::on_http_call_response(VmState& vm, uint32_t root_id, uint32_t token,
+                                     uint32_t num_headers, uint32_t body_size,
+                                     uint32_t num_trailers) {
+  RootContext* root = find_root(vm, root_id);
+  if (!root) return;
+  auto it = root->http_calls_.find(token);
+  if (it == root->http_calls_.end()) return;
+  // Taken out first: the callback may start another call (and rehash the map).
+  RootContext::PendingCall call = std::move(it->second);
+  root->http_calls_.erase(it);
+  if (call.stream_id != 0) {
+    if (!find_stream(vm, call.stream_id)) return;  // the stream ended meanwhile
+    proxy_set_effective_context(call.stream_id);
+  }
+  HttpCallResponse response{token, num_headers, body_size, num_trailers};
+  if (call.callback) call.callback(response);
+}
+
+uint32_t Dispatch::on_request_headers(VmState& vm, uint32_t id, uint32_t num_headers,
+                                      uint32_t end_of_stream) {
+  HttpContext* s = find_stream(vm, id);
+  return s ? static_cast<uint32_t>(s->on_request_headers(num_headers, end_of_stream != 0)) : 0;
+}
+
+uint32_t Dispatch::on_request_body(VmState& vm, uint32_t id, uint32_t body_size,
+                                   uint32_t end_of_stream) {
+  HttpContext* s = find_stream(vm, id);
+  return s ? static_cast<uint32_t>(s->on_request_body(body_size, end_of_stream != 0)) : 0;
+}
+
+uint32_t Dispatch::on_request_trailers(VmState& vm, uint32_t id, uint32_t num_trailers) {
+  HttpContext* s = find_stream(vm, id);
+  return s ? static_cast<uint32_t>(s->on_request_trailers(num_trailers)) : 0;
+}
+
+uint32_t Dispatch::on_response_headers(VmState& vm, uint32_t id, uint32_t num_headers,
+                                       uint32_t end_of_stream) {
+  HttpContext* s = find_stream(vm, id);
+  return s ? static_cast<uint32_t>(s->on_response_headers(num_headers, end_of_stream != 0)) : 0;
+}
+
+uint32_t Dispatch::on_response_body(VmState& vm, uint32_t id, uint32_t body_size,
+                                    uint32_t end_of_stream) {
+  HttpContext* s = find_stream(vm, id);
+  return s ? static_cast<uint32_t>(s->on_response_body(body_size, end_of_stream != 0)) : 0;
+}
+
+uint32_t Dispatch::on_response_trailers(VmState& vm, uint32_t id, uint32_t num_trailers) {
+  HttpContext* s = find_stream(vm, id);
+  return s ? static_cast<uint32_t>(s->on_response_trailers(num_trailers)) : 0;
+}
+
+uint32_t Dispatch::on_done(VmState& vm, uint32_t id) {
+  if (HttpContext* s = find_stream(vm, id)) {
+    s->on_done();
+    return 1;
+  }
+  if (RootContext* root = find_root(vm, id)) return root->on_done() ? 1 : 0;
+  return 1;
+}
+
+void Dispatch::on_log(VmState& vm, uint32_t id) {
+  if (HttpContext* s = find_stream(vm, id)) s->on_log();
+}
+
+void Dispatch::on_delete(VmState& vm, uint32_t id) {
+  if (auto it = vm.streams.find(id); it != vm.streams.end()) {
+    it->second->on_delete();
+    vm.streams.erase(id);  // by key: on_delete may have touched the map
+    return;
+  }
+  if (auto it = vm.roots.find(id); it != vm.roots.end()) {
+    it->second->on_delete();
+    vm.roots.erase(id);
+    vm.http_factories.erase(id);
+  }
+}
+
+}  // namespace SLUICE_SDK_NS
+}  // namespace sluice

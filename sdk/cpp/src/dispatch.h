@@ -1,0 +1,51 @@
+// Internal: the SDK's per-VM state and the callback dispatch shared by the wasm exports
+// (wasm_exports.cc) and the null-runtime thunks (native_plugin.cc).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+
+#include "sluice/sdk.h"
+
+namespace sluice {
+inline namespace SLUICE_SDK_NS {
+
+// Everything one VM owns. A .wasm module has exactly one (a global: each instance has its own
+// memory); the native build allocates one per create_instance().
+struct VmState {
+  std::unordered_map<uint32_t, std::unique_ptr<RootContext>> roots;
+  // How each root makes its stream contexts (absent: the root has none).
+  std::unordered_map<uint32_t, const detail::HttpFactory*> http_factories;
+  std::unordered_map<uint32_t, std::unique_ptr<HttpContext>> streams;
+};
+
+// The exported callbacks, one function each, in ABI argument order.
+struct Dispatch {
+  static void on_context_create(VmState& vm, uint32_t id, uint32_t parent_id);
+  static uint32_t on_vm_start(VmState& vm, uint32_t root_id, uint32_t config_size);
+  static uint32_t on_configure(VmState& vm, uint32_t root_id, uint32_t config_size);
+  static void on_tick(VmState& vm, uint32_t root_id);
+  static void on_queue_ready(VmState& vm, uint32_t root_id, uint32_t token);
+  static void on_foreign_function(VmState& vm, uint32_t root_id, uint32_t function_id,
+                                  uint32_t args_size);
+  static void on_http_call_response(VmState& vm, uint32_t root_id, uint32_t token,
+                                    uint32_t num_headers, uint32_t body_size,
+                                    uint32_t num_trailers);
+  static uint32_t on_request_headers(VmState& vm, uint32_t id, uint32_t num_headers,
+                                     uint32_t end_of_stream);
+  static uint32_t on_request_body(VmState& vm, uint32_t id, uint32_t body_size,
+                                  uint32_t end_of_stream);
+  static uint32_t on_request_trailers(VmState& vm, uint32_t id, uint32_t num_trailers);
+  static uint32_t on_response_headers(VmState& vm, uint32_t id, uint32_t num_headers,
+                                      uint32_t end_of_stream);
+  static uint32_t on_response_body(VmState& vm, uint32_t id, uint32_t body_size,
+                                   uint32_t end_of_stream);
+  static uint32_t on_response_trailers(VmState& vm, uint32_t id, uint32_t num_trailers);
+  static uint32_t on_done(VmState& vm, uint32_t id);
+  static void on_log(VmState& vm, uint32_t id);
+  static void on_delete(VmState& vm, uint32_t id);
+};
+
+}  // namespace SLUICE_SDK_NS
+}  // namespace sluice

@@ -1,0 +1,483 @@
+// The SDK's host-function wrappers. Compiled into every extension (inside its SLUICE_SDK_NS).
+#include <cstdio>
+#include <cstdlib>
+
+#include "sluice/sdk.h"
+
+namespace sluice {
+inline namespace SLUICE_SDK_NS {
+
+namespace {
+
+Status to_status(proxy_status_t s) { return static_cast<Status>(s); }
+
+// Takes ownership of a buffer the host allocated with our malloc.
+std::string take(const char* data, size_t size) {
+  std::string out(data ? data : "", data ? size : 0);
+  ::free(const_cast<char*>(data));
+  return out;
+}
+
+}  // namespace
+
+std::string_view status_name(Status s) {
+  switch (s) {
+    case Status::Ok:
+      return "Ok";
+    case Status::NotFound:
+      return "NotFound";
+    case Status::BadArgument:
+      return "BadArgument";
+    case Status::SerializationFailure:
+      return "SerializationFailure";
+    case Status::ParseFailure:
+      return "ParseFailure";
+    case Status::BadExpression:
+      return "BadExpression";
+    case Status::InvalidMemoryAccess:
+      return "InvalidMemoryAccess";
+    case Status::Empty:
+      return "Empty";
+    case Status::CasMismatch:
+      return "CasMismatch";
+    case Status::ResultMismatch:
+      return "ResultMismatch";
+    case Status::InternalFailure:
+      return "InternalFailure";
+    case Status::BrokenConnection:
+      return "BrokenConnection";
+    case Status::Unimplemented:
+      return "Unimplemented";
+  }
+  return "Unknown";
+}
+
+// ---- format ---------------------------------------------------------------------------------
+
+namespace detail {
+
+void append_arg(std::string& out, std::string_view v) { out.append(v); }
+void append_arg(std::string& out, const char* v) { out.append(v ? v : "(null)"); }
+void append_arg(std::string& out, const std::string& v) { out.append(v); }
+void append_arg(std::string& out, char v) { out.push_back(v); }
+void append_arg(std::string& out, bool v) { out.append(v ? "true" : "false"); }
+void append_arg(std::string& out, long long v) { out.append(std::to_string(v)); }
+void append_arg(std::string& out, unsigned long long v) { out.append(std::to_string(v)); }
+void append_arg(std::string& out, double v) {
+  char buf[32];
+  int n = std::snprintf(buf, sizeof(buf), "%g", v);
+  out.append(buf, n > 0 ? static_cast<size_t>(n) : 0);
+}
+void append_arg(std::string& out, const void* v) {
+  char buf[24];
+  int n = std::snprintf(buf, sizeof(buf), "%p", v);
+  out.append(buf, n > 0 ? static_cast<size_t>(n) : 0);
+}
+
+bool format_until_placeholder(std::string& out, std::string_view& fmt) {
+  while (!fmt.empty()) {
+    char c = fmt.front();
+    if ((c == '{' || c == '}') && fmt.size() >= 2 && fmt[1] == c) {
+      out.push_back(c);
+      fmt.remove_prefix(2);
+    } else if (c == '{' && fmt.size() >= 2 && fmt[1] == '}') {
+      fmt.remove_prefix(2);
+      return true;
+    } else {
+      out.push_back(c);
+      fmt.remove_prefix(1);
+    }
+  }
+  return false;
+}
+
+}  // namespace detail
+
+// ---- logging --------------------------------------------------------------------------------
+
+Status log(LogLevel level, std::string_view message) {
+  return to_status(proxy_log(static_cast<uint32_t>(level), message.data(), message.size()));
+}
+
+LogLevel log_level() {
+  uint32_t level = 0;
+  if (proxy_get_log_level(&level) != 0) return LogLevel::Info;
+  return static_cast<LogLevel>(level);
+}
+
+// ---- pairs ----------------------------------------------------------------------------------
+
+namespace {
+void put_u32(std::string& out, size_t pos, uint32_t v) { std::memcpy(&out[pos], &v, 4); }
+uint32_t get_u32(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+}  // namespace
+
+std::string serialize_pairs(const Pairs& pairs) {
+  size_t total = 4;
+  for (const auto& [k, v] : pairs) total += 8 + k.size() + v.size() + 2;
+  std::string out(total, '\0');
+  put_u32(out, 0, static_cast<uint32_t>(pairs.size()));
+  size_t sizes = 4;
+  size_t data = 4 + 8 * pairs.size();
+  for (const auto& [k, v] : pairs) {
+    put_u32(out, sizes, static_cast<uint32_t>(k.size()));
+    put_u32(out, sizes + 4, static_cast<uint32_t>(v.size()));
+    sizes += 8;
+    std::memcpy(&out[data], k.data(), k.size());
+    data += k.size() + 1;  // the NUL is already there
+    std::memcpy(&out[data], v.data(), v.size());
+    data += v.size() + 1;
+  }
+  return out;
+}
+
+std::optional<Pairs> parse_pairs(std::string_view blob) {
+  Pairs out;
+  if (blob.empty()) return out;
+  if (blob.size() < 4) return std::nullopt;
+  uint64_t n = get_u32(blob.data());
+  if (n > (blob.size() - 4) / 8) return std::nullopt;
+  size_t data = 4 + 8 * n;
+  out.reserve(n);
+  for (uint64_t i = 0; i < n; ++i) {
+    uint64_t klen = get_u32(blob.data() + 4 + 8 * i);
+    uint64_t vlen = get_u32(blob.data() + 8 + 8 * i);
+    if (data + klen + vlen + 2 > blob.size() || blob[data + klen] != '\0' ||
+        blob[data + klen + 1 + vlen] != '\0') {
+      return std::nullopt;
+    }
+    out.emplace_back(std::string(blob.substr(data, klen)),
+                     std::string(blob.substr(data + klen + 1, vlen)));
+    data += klen + vlen + 2;
+  }
+  if (data != blob.size()) return std::nullopt;
+  return out;
+}
+
+// ---- header maps ----------------------------------------------------------------------------
+
+std::optional<std::string> HeaderMap::get(std::string_view key) const {
+  const char* value = nullptr;
+  size_t size = 0;
+  if (proxy_get_header_map_value(static_cast<uint32_t>(type_), key.data(), key.size(), &value,
+                                 &size) != 0) {
+    return std::nullopt;
+  }
+  return take(value, size);
+}
+
+Status HeaderMap::add(std::string_view key, std::string_view value) const {
+  return to_status(proxy_add_header_map_value(static_cast<uint32_t>(type_), key.data(), key.size(),
+                                              value.data(), value.size()));
+}
+
+Status HeaderMap::replace(std::string_view key, std::string_view value) const {
+  return to_status(proxy_replace_header_map_value(static_cast<uint32_t>(type_), key.data(),
+                                                  key.size(), value.data(), value.size()));
+}
+
+Status HeaderMap::remove(std::string_view key) const {
+  return to_status(
+      proxy_remove_header_map_value(static_cast<uint32_t>(type_), key.data(), key.size()));
+}
+
+Pairs HeaderMap::pairs() const {
+  const char* data = nullptr;
+  size_t size = 0;
+  if (proxy_get_header_map_pairs(static_cast<uint32_t>(type_), &data, &size) != 0) return {};
+  std::string blob = take(data, size);
+  return parse_pairs(blob).value_or(Pairs{});
+}
+
+Status HeaderMap::set_pairs(const Pairs& pairs) const {
+  std::string blob = serialize_pairs(pairs);
+  return to_status(
+      proxy_set_header_map_pairs(static_cast<uint32_t>(type_), blob.data(), blob.size()));
+}
+
+std::optional<size_t> HeaderMap::byte_size() const {
+  size_t size = 0;
+  if (proxy_get_header_map_size(static_cast<uint32_t>(type_), &size) != 0) return std::nullopt;
+  return size;
+}
+
+// ---- buffers --------------------------------------------------------------------------------
+
+std::optional<size_t> Buffer::size() const {
+  size_t size = 0;
+  uint32_t flags = 0;
+  if (proxy_get_buffer_status(static_cast<uint32_t>(type_), &size, &flags) != 0) {
+    return std::nullopt;
+  }
+  return size;
+}
+
+std::string Buffer::get(size_t start, size_t max_size) const {
+  const char* data = nullptr;
+  size_t size = 0;
+  if (proxy_get_buffer_bytes(static_cast<uint32_t>(type_), start, max_size, &data, &size) != 0) {
+    return {};
+  }
+  return take(data, size);
+}
+
+std::string Buffer::get_all() const {
+  // Ask for the exact size: start + max_size must not overflow on the host side.
+  auto n = size();
+  if (!n || *n == 0) return {};
+  return get(0, *n);
+}
+
+Status Buffer::set(size_t start, size_t size, std::string_view data) const {
+  return to_status(
+      proxy_set_buffer_bytes(static_cast<uint32_t>(type_), start, size, data.data(), data.size()));
+}
+
+Status Buffer::replace_all(std::string_view data) const { return set(0, size().value_or(0), data); }
+
+Status Buffer::append(std::string_view data) const { return set(size().value_or(0), 0, data); }
+
+std::string vm_configuration() { return vm_configuration_buffer().get_all(); }
+std::string plugin_configuration() { return plugin_configuration_buffer().get_all(); }
+
+// ---- properties -----------------------------------------------------------------------------
+
+std::string join_property_path(PropertyPath path) {
+  std::string out;
+  bool first = true;
+  for (std::string_view segment : path) {
+    if (!first) out.push_back('\0');
+    out.append(segment);
+    first = false;
+  }
+  return out;
+}
+
+std::optional<std::string> get_property(PropertyPath path) {
+  std::string joined = join_property_path(path);
+  const char* value = nullptr;
+  size_t size = 0;
+  if (proxy_get_property(joined.data(), joined.size(), &value, &size) != 0) return std::nullopt;
+  return take(value, size);
+}
+
+std::optional<std::string> get_property_string(PropertyPath path) { return get_property(path); }
+
+std::optional<int64_t> get_property_int64(PropertyPath path) {
+  auto raw = get_property(path);
+  if (!raw || raw->size() != sizeof(int64_t)) return std::nullopt;
+  int64_t v;  // host byte order: little-endian in wasm32, native order in the null VM
+  std::memcpy(&v, raw->data(), sizeof(v));
+  return v;
+}
+
+std::optional<uint64_t> get_property_uint64(PropertyPath path) {
+  auto v = get_property_int64(path);
+  if (!v) return std::nullopt;
+  return static_cast<uint64_t>(*v);
+}
+
+std::optional<bool> get_property_bool(PropertyPath path) {
+  auto raw = get_property(path);
+  if (!raw || raw->size() != 1) return std::nullopt;
+  return (*raw)[0] != 0;
+}
+
+Status set_property(PropertyPath path, std::string_view value) {
+  std::string joined = join_property_path(path);
+  return to_status(proxy_set_property(joined.data(), joined.size(), value.data(), value.size()));
+}
+
+// ---- metrics --------------------------------------------------------------------------------
+
+std::optional<uint32_t> Metric::id() {
+  if (!id_) {
+    uint32_t id = 0;
+    if (proxy_define_metric(static_cast<uint32_t>(type_), name_.data(), name_.size(), &id) != 0) {
+      return std::nullopt;  // retried on next use
+    }
+    id_ = id;
+  }
+  return id_;
+}
+
+Status Metric::increment_by(int64_t delta) {
+  auto metric = id();
+  if (!metric) return Status::BadArgument;
+  return to_status(proxy_increment_metric(*metric, delta));
+}
+
+Status Metric::record_value(uint64_t value) {
+  auto metric = id();
+  if (!metric) return Status::BadArgument;
+  return to_status(proxy_record_metric(*metric, value));
+}
+
+std::optional<uint64_t> Metric::read() {
+  auto metric = id();
+  if (!metric) return std::nullopt;
+  uint64_t value = 0;
+  if (proxy_get_metric(*metric, &value) != 0) return std::nullopt;
+  return value;
+}
+
+// ---- stream control -------------------------------------------------------------------------
+
+Status send_local_response(uint32_t status_code, std::string_view body, const Pairs& headers,
+                           std::string_view details, int32_t grpc_status) {
+  std::string blob = serialize_pairs(headers);
+  return to_status(proxy_send_local_response(status_code, details.data(), details.size(),
+                                             body.data(), body.size(), blob.data(), blob.size(),
+                                             grpc_status));
+}
+
+Status continue_stream(StreamType type) {
+  return to_status(proxy_continue_stream(static_cast<uint32_t>(type)));
+}
+
+Status close_stream(StreamType type) {
+  return to_status(proxy_close_stream(static_cast<uint32_t>(type)));
+}
+
+// ---- shared data and queues -----------------------------------------------------------------
+
+std::optional<SharedValue> get_shared_data(std::string_view key) {
+  const char* value = nullptr;
+  size_t size = 0;
+  uint32_t cas = 0;
+  if (proxy_get_shared_data(key.data(), key.size(), &value, &size, &cas) != 0) return std::nullopt;
+  return SharedValue{take(value, size), cas};
+}
+
+Status set_shared_data(std::string_view key, std::string_view value, uint32_t cas) {
+  return to_status(proxy_set_shared_data(key.data(), key.size(), value.data(), value.size(), cas));
+}
+
+std::optional<uint32_t> register_shared_queue(std::string_view name) {
+  uint32_t token = 0;
+  if (proxy_register_shared_queue(name.data(), name.size(), &token) != 0) return std::nullopt;
+  return token;
+}
+
+std::optional<uint32_t> resolve_shared_queue(std::string_view vm_id, std::string_view name) {
+  uint32_t token = 0;
+  if (proxy_resolve_shared_queue(vm_id.data(), vm_id.size(), name.data(), name.size(), &token) !=
+      0) {
+    return std::nullopt;
+  }
+  return token;
+}
+
+Status enqueue_shared_queue(uint32_t token, std::string_view value) {
+  return to_status(proxy_enqueue_shared_queue(token, value.data(), value.size()));
+}
+
+Status dequeue_shared_queue(uint32_t token, std::string* value) {
+  const char* data = nullptr;
+  size_t size = 0;
+  Status s = to_status(proxy_dequeue_shared_queue(token, &data, &size));
+  if (s == Status::Ok) {
+    std::string got = take(data, size);
+    if (value) *value = std::move(got);
+  }
+  return s;
+}
+
+// ---- misc -----------------------------------------------------------------------------------
+
+uint64_t current_time_nanoseconds() {
+  uint64_t ns = 0;
+  proxy_get_current_time_nanoseconds(&ns);
+  return ns;
+}
+
+std::optional<std::string> call_foreign_function(std::string_view name, std::string_view args,
+                                                 Status* status) {
+  const char* data = nullptr;
+  size_t size = 0;
+  Status s = to_status(proxy_call_foreign_function(name.data(), name.size(), args.data(),
+                                                   args.size(), &data, &size));
+  if (status) *status = s;
+  if (s != Status::Ok) return std::nullopt;
+  return take(data, size);
+}
+
+// ---- contexts -------------------------------------------------------------------------------
+
+std::optional<uint32_t> HttpCallResponse::status() const {
+  auto value = http_call_response_headers().get(":status");
+  if (!value || value->empty() || value->size() > 3) return std::nullopt;
+  uint32_t code = 0;
+  for (char c : *value) {
+    if (c < '0' || c > '9') return std::nullopt;
+    code = code * 10 + static_cast<uint32_t>(c - '0');
+  }
+  return code;
+}
+
+Status RootContext::set_tick_period_milliseconds(uint32_t period_ms) {
+  return to_status(proxy_set_tick_period_milliseconds(period_ms));
+}
+
+Status RootContext::done() { return to_status(proxy_done()); }
+
+Status RootContext::start_http_call(uint32_t stream_id, std::string_view cluster,
+                                    const Pairs& headers, std::string_view body,
+                                    const Pairs& trailers, uint32_t timeout_ms,
+                                    HttpCallCallback callback) {
+  std::string h = serialize_pairs(headers);
+  std::string t = serialize_pairs(trailers);
+  uint32_t token = 0;
+  Status s =
+      to_status(proxy_http_call(cluster.data(), cluster.size(), h.data(), h.size(), body.data(),
+                                body.size(), t.data(), t.size(), timeout_ms, &token));
+  if (s == Status::Ok) http_calls_[token] = PendingCall{stream_id, std::move(callback)};
+  return s;
+}
+
+Status RootContext::http_call(std::string_view cluster, const Pairs& headers, std::string_view body,
+                              const Pairs& trailers, uint32_t timeout_ms,
+                              HttpCallCallback callback) {
+  return start_http_call(0, cluster, headers, body, trailers, timeout_ms, std::move(callback));
+}
+
+Status HttpContext::http_call(std::string_view cluster, const Pairs& headers, std::string_view body,
+                              const Pairs& trailers, uint32_t timeout_ms,
+                              HttpCallCallback callback) {
+  return root_->start_http_call(id(), cluster, headers, body, trailers, timeout_ms,
+                                std::move(callback));
+}
+
+// ---- config helpers -------------------------------------------------------------------------
+
+std::string_view trim(std::string_view s) {
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  while (!s.empty() && space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+std::vector<std::pair<std::string, std::string>> parse_key_value_lines(std::string_view text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view line = trim(text.substr(0, nl));
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    if (line.empty() || line.front() == '#') continue;
+    size_t eq = line.find('=');
+    if (eq == std::string_view::npos) {
+      out.emplace_back(std::string(line), std::string());
+    } else {
+      out.emplace_back(std::string(trim(line.substr(0, eq))),
+                       std::string(trim(line.substr(eq + 1))));
+    }
+  }
+  return out;
+}
+
+}  // namespace SLUICE_SDK_NS
+}  // namespace sluice

@@ -1,0 +1,199 @@
+#include "filters/http/wasm_filter.h"
+
+#include <spdlog/spdlog.h>
+
+namespace sluice::filters {
+
+namespace {
+
+using http::FilterDataStatus;
+using http::FilterHeadersStatus;
+using wasm::Context;
+using wasm::Phase;
+using wasm::WasmInstance;
+
+// A stream whose plugin could not run: closed policies answer 503, as Envoy's failStream.
+class FailedStreamFilter : public http::StreamFilter {
+ public:
+  explicit FailedStreamFilter(http::StreamFilterCallbacks& cb) : cb_(cb) {}
+  FilterHeadersStatus decode_headers(HeaderMap&, bool) override {
+    cb_.send_local_reply(503, "", {}, "wasm_fail_stream");
+    return FilterHeadersStatus::StopIteration;
+  }
+  FilterDataStatus decode_data(std::string&, bool) override {
+    return FilterDataStatus::StopIterationNoBuffer;
+  }
+  FilterHeadersStatus encode_headers(HeaderMap&, bool) override {
+    return FilterHeadersStatus::Continue;
+  }
+  FilterDataStatus encode_data(std::string&, bool) override { return FilterDataStatus::Continue; }
+  void on_stream_complete() override {}
+
+ private:
+  http::StreamFilterCallbacks& cb_;
+};
+
+class WasmFilter : public http::StreamFilter {
+ public:
+  WasmFilter(std::shared_ptr<WasmInstance> instance, Context* ctx, http::StreamFilterCallbacks& cb,
+             wasm::FailurePolicy policy)
+      : instance_(std::move(instance)), ctx_(ctx), cb_(cb), policy_(policy) {
+    ctx_->set_stream(&cb_);
+  }
+
+  FilterHeadersStatus decode_headers(HeaderMap& headers, bool end_stream) override {
+    return on_headers(Phase::RequestHeaders, instance_->callbacks().on_request_headers,
+                      headers.size(), end_stream);
+  }
+  FilterDataStatus decode_data(std::string& data, bool end_stream) override {
+    return on_body(Phase::RequestBody, instance_->callbacks().on_request_body, data.size(),
+                   end_stream);
+  }
+  FilterHeadersStatus encode_headers(HeaderMap& headers, bool end_stream) override {
+    return on_headers(Phase::ResponseHeaders, instance_->callbacks().on_response_headers,
+                      headers.size(), end_stream);
+  }
+  FilterDataStatus encode_data(std::string& data, bool end_stream) override {
+    return on_body(Phase::ResponseBody, instance_->callbacks().on_response_body, data.size(),
+                   end_stream);
+  }
+  void on_stream_complete() override {
+    if (!ctx_) return;
+    instance_->destroy_stream_context(ctx_, true);
+    ctx_ = nullptr;
+  }
+
+ private:
+  // What the module asked for during the call, now that it returned (Envoy defers these too).
+  // False when the stream was answered or failed: the filter must stop.
+  bool after_call(bool request_side) {
+    if (instance_->failed()) {
+      if (policy_ == wasm::FailurePolicy::FailOpen) {
+        failed_open_ = true;
+        return true;
+      }
+      cb_.send_local_reply(503, "", {}, "wasm_fail_stream");
+      return false;
+    }
+    if (ctx_->local_response) {
+      Context::LocalResponse r = std::move(*ctx_->local_response);
+      ctx_->local_response.reset();
+      HeaderMap extra;
+      for (auto& [k, v] : r.headers) extra.add(k, v);
+      cb_.send_local_reply(r.status, std::move(r.body), std::move(extra), std::move(r.details));
+      return false;
+    }
+    if (ctx_->want_close) {
+      cb_.reset_stream(*ctx_->want_close);
+      ctx_->want_close.reset();
+      return false;
+    }
+    // A continue asked for inside the call: the connection manager resumes once we return.
+    if (ctx_->want_continue_request) {
+      ctx_->want_continue_request = false;
+      cb_.continue_decoding();
+    }
+    if (ctx_->want_continue_response) {
+      ctx_->want_continue_response = false;
+      cb_.continue_encoding();
+    }
+    (void)request_side;
+    return true;
+  }
+
+  FilterHeadersStatus on_headers(Phase phase, const wasm::WasmFunction& fn, size_t count,
+                                 bool end_stream) {
+    if (failed_open_ || !fn) return FilterHeadersStatus::Continue;
+    ctx_->set_phase(phase);
+    std::optional<uint64_t> r =
+        instance_->abi_version() == wasm::AbiVersion::V0_1_0
+            ? instance_->call(ctx_, fn, {ctx_->id(), count})
+            : instance_->call(ctx_, fn, {ctx_->id(), count, end_stream ? 1u : 0u});
+    if (!after_call(phase == Phase::RequestHeaders)) return FilterHeadersStatus::StopIteration;
+    if (!r || failed_open_) return FilterHeadersStatus::Continue;
+    // 0 Continue; 2 ContinueAndEndStream is treated as Continue (as Envoy); anything else stops
+    // the whole stream (Envoy's StopAllIterationAndWatermark).
+    return *r == 0 || *r == 2 ? FilterHeadersStatus::Continue : FilterHeadersStatus::StopIteration;
+  }
+
+  FilterDataStatus on_body(Phase phase, const wasm::WasmFunction& fn, size_t size,
+                           bool end_stream) {
+    if (failed_open_ || !fn) return FilterDataStatus::Continue;
+    ctx_->set_phase(phase);
+    std::optional<uint64_t> r = instance_->call(ctx_, fn, {ctx_->id(), size, end_stream ? 1u : 0u});
+    if (!after_call(phase == Phase::RequestBody)) return FilterDataStatus::StopIterationNoBuffer;
+    if (!r || failed_open_) return FilterDataStatus::Continue;
+    switch (*r) {
+      case 0:
+        return FilterDataStatus::Continue;
+      case 1:
+      case 2:
+        return FilterDataStatus::StopIterationAndBuffer;  // watermark: buffer as well
+      default:
+        return FilterDataStatus::StopIterationNoBuffer;
+    }
+  }
+
+  std::shared_ptr<WasmInstance> instance_;  // keeps ctx_ alive
+  Context* ctx_;
+  http::StreamFilterCallbacks& cb_;
+  wasm::FailurePolicy policy_;
+  bool failed_open_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<http::StreamFilter> WasmFilterConfig::create_filter(
+    http::StreamFilterCallbacks& callbacks) {
+  const wasm::FailurePolicy policy = plugin_->spec().failure_policy;
+  wasm::Plugin::Running* running = plugin_->running_on_this_thread();
+  if (running && running->instance->failed() && policy == wasm::FailurePolicy::FailReload) {
+    // A crashed VM is replaced for new streams; streams still on the old one keep it alive.
+    plugin_->restart_on_this_thread();
+    running = plugin_->running_on_this_thread();
+  }
+  Context* ctx = nullptr;
+  if (running && !running->instance->failed()) {
+    ctx = running->instance->create_stream_context(*running->root);
+  }
+  if (!ctx) {
+    if (policy == wasm::FailurePolicy::FailOpen) return nullptr;
+    return std::make_unique<FailedStreamFilter>(callbacks);
+  }
+  return std::make_unique<WasmFilter>(running->instance, ctx, callbacks, policy);
+}
+
+Result<std::shared_ptr<http::HttpFilterConfig>> make_wasm_filter_config(
+    const config::HttpFilter& filter, const config::Node& node) {
+  const config::WasmPlugin& w = *filter.wasm;
+  wasm::PluginSpec spec;
+  spec.name = w.name;
+  spec.root_id = w.root_id;
+  spec.configuration = w.configuration;
+  spec.vm_id = w.vm_id;
+  spec.runtime = w.runtime;
+  spec.vm_configuration = w.vm_configuration;
+  spec.code = w.code;
+  spec.code_origin = w.code_origin;
+  spec.env = w.env;
+  switch (w.failure_policy) {
+    case config::WasmPlugin::FailurePolicy::FailClosed:
+      spec.failure_policy = wasm::FailurePolicy::FailClosed;
+      break;
+    case config::WasmPlugin::FailurePolicy::FailOpen:
+      spec.failure_policy = wasm::FailurePolicy::FailOpen;
+      break;
+    case config::WasmPlugin::FailurePolicy::FailReload:
+      spec.failure_policy = wasm::FailurePolicy::FailReload;
+      break;
+  }
+  spec.node_id = node.id;
+  spec.node_cluster = node.cluster;
+  spec.node_metadata_json = node.metadata_json;
+  auto plugin = wasm::Plugin::load(std::move(spec));
+  if (!plugin) return std::move(plugin).take_error();
+  return std::shared_ptr<http::HttpFilterConfig>(
+      std::make_shared<WasmFilterConfig>(filter.name, std::move(*plugin)));
+}
+
+}  // namespace sluice::filters

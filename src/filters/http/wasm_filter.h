@@ -1,0 +1,35 @@
+// envoy.filters.http.wasm: runs a Proxy-Wasm plugin on each HTTP stream. One stream context per
+// stream on this worker's instance of the plugin; the module's verdicts map to filter statuses as
+// in Envoy (pausing headers holds the whole stream and buffers its body).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/result.h"
+#include "config/bootstrap.h"
+#include "http/filter.h"
+#include "wasm/plugin.h"
+
+namespace sluice::filters {
+
+class WasmFilterConfig : public http::HttpFilterConfig {
+ public:
+  WasmFilterConfig(std::string name, std::shared_ptr<wasm::Plugin> plugin)
+      : name_(std::move(name)), plugin_(std::move(plugin)) {}
+
+  const std::string& name() const override { return name_; }
+  std::unique_ptr<http::StreamFilter> create_filter(
+      http::StreamFilterCallbacks& callbacks) override;
+  const wasm::Plugin& plugin() const { return *plugin_; }
+
+ private:
+  std::string name_;
+  std::shared_ptr<wasm::Plugin> plugin_;
+};
+
+// Loads the plugin of a Wasm http_filters[] entry (compiles it and runs its canary start).
+Result<std::shared_ptr<http::HttpFilterConfig>> make_wasm_filter_config(
+    const config::HttpFilter& filter, const config::Node& node);
+
+}  // namespace sluice::filters

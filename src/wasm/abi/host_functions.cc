@@ -1,0 +1,718 @@
+#include "wasm/abi/host_functions.h"
+
+#include <openssl/rand.h>
+
+#include <chrono>
+#include <cstring>
+#include <unordered_map>
+
+#include <spdlog/spdlog.h>
+
+#include "common/header_map.h"
+#include "common/strings.h"
+#include "http/filter.h"
+#include "wasm/abi/pairs.h"
+#include "wasm/abi/properties.h"
+#include "wasm/context.h"
+#include "wasm/plugin.h"
+
+namespace sluice::wasm {
+
+namespace {
+
+using VT = ValType;
+using Args = const uint64_t*;
+
+constexpr uint64_t kOk = static_cast<uint64_t>(WasmResult::Ok);
+uint64_t res(WasmResult r) { return static_cast<uint64_t>(r); }
+
+// WASI errno values.
+constexpr uint64_t kErrnoSuccess = 0, kErrnoBadf = 8, kErrnoNotdir = 20, kErrnoFault = 21,
+                   kErrnoInval = 28, kErrnoNoent = 44, kErrnoNosys = 52, kErrnoNotsup = 58;
+
+// Where a host function may be called: Proxy-Wasm forbids most of them while the module
+// initializes (_initialize/_start) or while it allocates for the host (malloc).
+enum Allowed : uint8_t {
+  kInCallbacks = 0,
+  kInInit = 1,
+  kInMalloc = 2,
+  kAlways = kInInit | kInMalloc
+};
+
+// Rejects a call in a restricted phase by trapping (as cpp-host does: "restricted_callback").
+bool allowed_now(WasmVm& vm, uint8_t allowed, std::string_view name) {
+  switch (current_restriction()) {
+    case CallRestriction::None:
+      return true;
+    case CallRestriction::Initializing:
+      if (allowed & kInInit) return true;
+      break;
+    case CallRestriction::Allocating:
+      if (allowed & kInMalloc) return true;
+      break;
+  }
+  vm.trap(str_cat("restricted_callback: ", name, " may not be called now"));
+  return false;
+}
+
+std::string_view plugin_label(Context* ctx) {
+  if (ctx && ctx->plugin()) return ctx->plugin()->name;
+  return "";
+}
+
+void log_at(uint32_t level, Context* ctx, std::string_view msg) {
+  static constexpr spdlog::level::level_enum kLevels[] = {
+      spdlog::level::trace, spdlog::level::debug, spdlog::level::info,
+      spdlog::level::warn,  spdlog::level::err,   spdlog::level::critical};
+  const auto l = kLevels[level > 5 ? 5 : level];
+  if (!spdlog::should_log(l)) return;
+  const std::string_view name = plugin_label(ctx);
+  // Envoy's shape: "wasm log <plugin name> <root id>: message".
+  if (ctx && ctx->plugin() && !ctx->plugin()->root_id.empty()) {
+    spdlog::log(l, "wasm log {} {}: {}", name, ctx->plugin()->root_id, msg);
+  } else {
+    spdlog::log(l, "wasm log {}: {}", name, msg);
+  }
+}
+
+// ---- logging, time, status -----------------------------------------------------------------
+
+uint64_t proxy_log(WasmVm& vm, Args a, void*) {
+  std::string_view msg;
+  if (!vm.read(a[1], a[2], &msg)) return res(WasmResult::InvalidMemoryAccess);
+  if (a[0] > 5) return res(WasmResult::BadArgument);
+  log_at(static_cast<uint32_t>(a[0]), current_context(), msg);
+  return kOk;
+}
+
+uint64_t proxy_get_log_level(WasmVm& vm, Args a, void*) {
+  const int l = static_cast<int>(spdlog::get_level());  // trace 0 .. critical 5, off 6: as Envoy
+  return vm.set_u32(a[0], static_cast<uint32_t>(l)) ? kOk : res(WasmResult::InvalidMemoryAccess);
+}
+
+uint64_t proxy_get_current_time_nanoseconds(WasmVm& vm, Args a, void*) {
+  const uint64_t ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count());
+  return vm.set_u64(a[0], ns) ? kOk : res(WasmResult::InvalidMemoryAccess);
+}
+
+uint64_t proxy_get_status(WasmVm& vm, Args a, void*) {
+  Context* ctx = current_context();
+  if (!ctx) return res(WasmResult::NotFound);
+  Context* root = ctx->root();
+  if (!vm.set_u32(a[0], root->status_code)) return res(WasmResult::InvalidMemoryAccess);
+  return res(ctx->instance().copy_out(root->status_message, a[1], a[2]));
+}
+
+uint64_t proxy_set_effective_context(WasmVm&, Args a, void*) {
+  WasmInstance* w = current_instance();
+  const uint32_t id = static_cast<uint32_t>(a[0]);
+  if (!w || !w->find_context(id)) return res(WasmResult::BadArgument);
+  set_effective_context_id(id);
+  return kOk;
+}
+
+uint64_t proxy_done(WasmVm&, Args, void*) {
+  Context* ctx = current_context();
+  if (!ctx || !ctx->root()->done_pending) return res(WasmResult::NotFound);
+  ctx->root()->done_pending = false;
+  return kOk;
+}
+
+// ---- properties ------------------------------------------------------------------------------
+
+uint64_t proxy_get_property(WasmVm& vm, Args a, void*) {
+  std::string_view path;
+  if (!vm.read(a[0], a[1], &path)) return res(WasmResult::InvalidMemoryAccess);
+  Context* ctx = current_context();
+  if (!ctx) return res(WasmResult::NotFound);
+  std::string value;
+  const WasmResult r = get_property(*ctx, path, value);
+  if (r != WasmResult::Ok) return res(r);
+  return res(ctx->instance().copy_out(value, a[2], a[3]));
+}
+
+uint64_t proxy_set_property(WasmVm& vm, Args a, void*) {
+  std::string_view path, value;
+  if (!vm.read(a[0], a[1], &path) || !vm.read(a[2], a[3], &value)) {
+    return res(WasmResult::InvalidMemoryAccess);
+  }
+  Context* ctx = current_context();
+  if (!ctx) return res(WasmResult::NotFound);
+  return res(set_property(*ctx, path, value));
+}
+
+// ---- header maps -----------------------------------------------------------------------------
+
+// The map of `type` for the context's stream; nullptr when there is none now.
+HeaderMap* header_map(Context* ctx, uint64_t type) {
+  if (!ctx || !ctx->stream()) return nullptr;
+  switch (static_cast<MapType>(type)) {
+    case MapType::RequestHeaders:
+      return &ctx->stream()->request_headers();
+    case MapType::ResponseHeaders:
+      return ctx->stream()->response_headers();
+    default:
+      return nullptr;  // trailers (HTTP/1 trailers are not surfaced), callouts: none yet
+  }
+}
+
+// Mutations are possible while the map is still in the filter's hands.
+bool map_writable(Context* ctx, uint64_t type) {
+  const Phase p = ctx->phase();
+  if (type == static_cast<uint64_t>(MapType::RequestHeaders)) {
+    return p == Phase::RequestHeaders || p == Phase::RequestBody;
+  }
+  if (type == static_cast<uint64_t>(MapType::ResponseHeaders)) {
+    return p == Phase::ResponseHeaders || p == Phase::ResponseBody;
+  }
+  return false;
+}
+
+void on_request_headers_changed(Context* ctx, uint64_t type) {
+  // As Envoy: changed request headers make the router pick the route again.
+  if (type == static_cast<uint64_t>(MapType::RequestHeaders)) ctx->stream()->clear_route_cache();
+}
+
+uint64_t proxy_get_header_map_pairs(WasmVm& vm, Args a, void*) {
+  if (a[0] > 7) return res(WasmResult::BadArgument);
+  Context* ctx = current_context();
+  HeaderMap* map = header_map(ctx, a[0]);
+  if (!ctx) return res(WasmResult::NotFound);
+  if (!map) return res(ctx->instance().copy_out({}, a[1], a[2]));  // Envoy: Ok, empty
+  Pairs pairs;
+  pairs.reserve(map->size());
+  for (const auto& e : *map) pairs.emplace_back(e.key, e.value);
+  std::string blob;
+  encode_pairs(pairs, blob);
+  return res(ctx->instance().copy_out(blob, a[1], a[2]));
+}
+
+uint64_t proxy_set_header_map_pairs(WasmVm& vm, Args a, void*) {
+  if (a[0] > 7) return res(WasmResult::BadArgument);
+  std::string_view blob;
+  if (!vm.read(a[1], a[2], &blob)) return res(WasmResult::InvalidMemoryAccess);
+  Context* ctx = current_context();
+  HeaderMap* map = header_map(ctx, a[0]);
+  if (!map || !map_writable(ctx, a[0])) return res(WasmResult::BadArgument);
+  std::optional<Pairs> pairs = decode_pairs(blob);
+  map->clear();  // a malformed blob clears the map, as in Envoy
+  if (pairs) {
+    for (const auto& [k, v] : *pairs) map->add(k, v);
+  }
+  on_request_headers_changed(ctx, a[0]);
+  return kOk;
+}
+
+uint64_t proxy_get_header_map_size(WasmVm& vm, Args a, void*) {
+  if (a[0] > 7) return res(WasmResult::BadArgument);
+  HeaderMap* map = header_map(current_context(), a[0]);
+  if (!map) return res(WasmResult::BadArgument);
+  return vm.set_word(a[1], map->byte_size()) ? kOk : res(WasmResult::InvalidMemoryAccess);
+}
+
+uint64_t proxy_get_header_map_value(WasmVm& vm, Args a, void*) {
+  if (a[0] > 7) return res(WasmResult::BadArgument);
+  std::string_view key;
+  if (!vm.read(a[1], a[2], &key)) return res(WasmResult::InvalidMemoryAccess);
+  Context* ctx = current_context();
+  if (!ctx) return res(WasmResult::NotFound);
+  HeaderMap* map = header_map(ctx, a[0]);
+  if (!map) {
+    return res(ctx->phase() == Phase::Log || ctx->phase() == Phase::Done ? WasmResult::NotFound
+                                                                         : WasmResult::BadArgument);
+  }
+  std::string lower(key);
+  ascii_lower(lower);
+  const std::string* v = map->get(lower);
+  if (!v) {
+    // ABI 0.1.0 answered Ok with an empty value.
+    if (ctx->instance().abi_version() == AbiVersion::V0_1_0) {
+      return res(ctx->instance().copy_out({}, a[3], a[4]));
+    }
+    return res(WasmResult::NotFound);
+  }
+  return res(ctx->instance().copy_out(*v, a[3], a[4]));
+}
+
+template <bool kReplace>
+uint64_t proxy_add_or_replace_header_map_value(WasmVm& vm, Args a, void*) {
+  if (a[0] > 7) return res(WasmResult::BadArgument);
+  std::string_view key, value;
+  if (!vm.read(a[1], a[2], &key) || !vm.read(a[3], a[4], &value)) {
+    return res(WasmResult::InvalidMemoryAccess);
+  }
+  Context* ctx = current_context();
+  HeaderMap* map = header_map(ctx, a[0]);
+  if (!map || !map_writable(ctx, a[0])) return res(WasmResult::BadArgument);
+  if (kReplace) {
+    map->set(key, value);
+  } else {
+    map->add(key, value);
+  }
+  on_request_headers_changed(ctx, a[0]);
+  return kOk;
+}
+
+uint64_t proxy_remove_header_map_value(WasmVm& vm, Args a, void*) {
+  if (a[0] > 7) return res(WasmResult::BadArgument);
+  std::string_view key;
+  if (!vm.read(a[1], a[2], &key)) return res(WasmResult::InvalidMemoryAccess);
+  Context* ctx = current_context();
+  HeaderMap* map = header_map(ctx, a[0]);
+  if (!map || !map_writable(ctx, a[0])) return res(WasmResult::BadArgument);
+  std::string lower(key);
+  ascii_lower(lower);
+  map->remove(lower);
+  on_request_headers_changed(ctx, a[0]);
+  return kOk;
+}
+
+// ---- buffers ---------------------------------------------------------------------------------
+
+// The buffer of `type`: `mutable_out` when the module may change it now, `view` for reading.
+WasmResult buffer_of(Context* ctx, uint64_t type, std::string_view* view,
+                     std::string** mutable_out) {
+  *mutable_out = nullptr;
+  if (type > 8) return WasmResult::BadArgument;
+  if (!ctx) return WasmResult::NotFound;
+  WasmInstance& w = ctx->instance();
+  switch (static_cast<BufferType>(type)) {
+    case BufferType::HttpRequestBody:
+    case BufferType::HttpResponseBody: {
+      if (!ctx->stream()) return WasmResult::NotFound;
+      std::string* b = type == 0 ? ctx->stream()->request_body() : ctx->stream()->response_body();
+      if (!b) return WasmResult::NotFound;
+      *view = *b;
+      *mutable_out = b;
+      return WasmResult::Ok;
+    }
+    case BufferType::VmConfiguration:
+      *view = w.vm_configuration();
+      return WasmResult::Ok;
+    case BufferType::PluginConfiguration:
+      if (!w.configuring) return WasmResult::NotFound;
+      *view = *w.configuring;
+      return WasmResult::Ok;
+    default:
+      return WasmResult::NotFound;
+  }
+}
+
+uint64_t proxy_get_buffer_bytes(WasmVm& vm, Args a, void*) {
+  const uint64_t start = a[1], max = a[2];
+  if (start + max < start || start > UINT32_MAX || max > UINT32_MAX) {
+    return res(WasmResult::BadArgument);
+  }
+  Context* ctx = current_context();
+  std::string_view buf;
+  std::string* m;
+  const WasmResult r = buffer_of(ctx, a[0], &buf, &m);
+  if (r != WasmResult::Ok) return res(r);
+  std::string_view slice;
+  if (start < buf.size()) slice = buf.substr(start, max);
+  return res(ctx->instance().copy_out(slice, a[3], a[4]));
+}
+
+uint64_t proxy_get_buffer_status(WasmVm& vm, Args a, void*) {
+  std::string_view buf;
+  std::string* m;
+  const WasmResult r = buffer_of(current_context(), a[0], &buf, &m);
+  if (r != WasmResult::Ok) return res(r);
+  if (!vm.set_word(a[1], buf.size()) || !vm.set_u32(a[2], 0)) {
+    return res(WasmResult::InvalidMemoryAccess);
+  }
+  return kOk;
+}
+
+uint64_t proxy_set_buffer_bytes(WasmVm& vm, Args a, void*) {
+  std::string_view data;
+  if (!vm.read(a[3], a[4], &data)) return res(WasmResult::InvalidMemoryAccess);
+  std::string_view buf;
+  std::string* b;
+  const WasmResult r = buffer_of(current_context(), a[0], &buf, &b);
+  if (r != WasmResult::Ok) return res(r);
+  if (!b) return res(WasmResult::BadArgument);  // configurations and callout bodies are read-only
+  const uint64_t start = a[1], size = a[2];
+  // Envoy's semantics: start 0 replaces the first `size` bytes; start at or past the end appends;
+  // anything in between is refused.
+  if (start == 0) {
+    b->replace(0, std::min<uint64_t>(size, b->size()), data);
+  } else if (start >= b->size()) {
+    b->append(data);
+  } else {
+    return res(WasmResult::BadArgument);
+  }
+  return kOk;
+}
+
+// ---- stream control --------------------------------------------------------------------------
+
+uint64_t proxy_continue_stream(WasmVm&, Args a, void*) {
+  if (a[0] > 3) return res(WasmResult::BadArgument);
+  Context* ctx = current_context();
+  if (!ctx || !ctx->stream()) return res(WasmResult::NotFound);
+  if (a[0] == 0) {
+    ctx->want_continue_request = true;
+  } else if (a[0] == 1) {
+    ctx->want_continue_response = true;
+  } else {
+    return res(WasmResult::Unimplemented);  // downstream / upstream: TCP filters
+  }
+  return kOk;
+}
+
+uint64_t proxy_continue_request(WasmVm& vm, Args, void* d) {
+  const uint64_t args[] = {0};
+  return proxy_continue_stream(vm, args, d);
+}
+uint64_t proxy_continue_response(WasmVm& vm, Args, void* d) {
+  const uint64_t args[] = {1};
+  return proxy_continue_stream(vm, args, d);
+}
+
+uint64_t proxy_close_stream(WasmVm&, Args a, void*) {
+  if (a[0] > 3) return res(WasmResult::BadArgument);
+  Context* ctx = current_context();
+  if (!ctx || !ctx->stream()) return res(WasmResult::NotFound);
+  ctx->want_close = "wasm_close_stream";
+  return kOk;
+}
+
+uint64_t proxy_clear_route_cache(WasmVm&, Args, void*) {
+  Context* ctx = current_context();
+  if (ctx && ctx->stream()) ctx->stream()->clear_route_cache();
+  return kOk;
+}
+
+uint64_t proxy_send_local_response(WasmVm& vm, Args a, void*) {
+  std::string_view details, body, pairs_blob;
+  if (!vm.read(a[1], a[2], &details) || !vm.read(a[3], a[4], &body) ||
+      !vm.read(a[5], a[6], &pairs_blob)) {
+    return res(WasmResult::InvalidMemoryAccess);
+  }
+  Context* ctx = current_context();
+  if (!ctx || !ctx->stream()) return res(WasmResult::NotFound);
+  const uint32_t status = static_cast<uint32_t>(a[0]);
+  if (status < 200 || status > 599) return res(WasmResult::BadArgument);
+  Context::LocalResponse r;
+  r.status = status;
+  r.body = std::string(body);
+  r.details = std::string(details);
+  for (char& c : r.details) {
+    if (c == ' ') c = '_';  // Envoy keeps response code details free of spaces
+  }
+  if (std::optional<Pairs> pairs = decode_pairs(pairs_blob)) {
+    for (const auto& [k, v] : *pairs) r.headers.emplace_back(std::string(k), std::string(v));
+  }
+  ctx->local_response = std::move(r);
+  return kOk;
+}
+
+uint64_t proxy_get_configuration(WasmVm&, Args a, void*) {
+  // ABI 0.1.0: the plugin configuration during on_configure, else the VM configuration.
+  Context* ctx = current_context();
+  if (!ctx) return res(WasmResult::NotFound);
+  WasmInstance& w = ctx->instance();
+  return res(w.copy_out(w.configuring ? std::string_view(*w.configuring) : w.vm_configuration(),
+                        a[0], a[1]));
+}
+
+// ---- not built yet (issue: the rest of the ABI) ------------------------------------------------
+// Modules built with full SDKs import these; they link, and answer Unimplemented (12) with one
+// warning per function, so a plugin that does not depend on them runs.
+uint64_t not_yet(WasmVm&, Args, void* data) {
+  const char* name = static_cast<const char*>(data);
+  static thread_local std::unordered_map<const char*, bool> warned;
+  if (!warned[name]) {
+    warned[name] = true;
+    spdlog::warn("wasm: {} is not implemented yet in Sluice (returns Unimplemented)", name);
+  }
+  return res(WasmResult::Unimplemented);
+}
+
+// ---- emscripten / misc -----------------------------------------------------------------------
+
+uint64_t emscripten_notify_memory_growth(WasmVm&, Args, void*) { return 0; }
+uint64_t pthread_equal(WasmVm&, Args a, void*) { return a[0] == a[1]; }
+
+// ---- WASI preview1 subset --------------------------------------------------------------------
+
+// Concatenates the iovecs ({u32 buf, u32 len} in wasm32) of an fd_write.
+bool gather_iovecs(WasmVm& vm, uint64_t iovs, uint64_t count, std::string& out) {
+  const uint64_t w = vm.word_size();
+  for (uint64_t i = 0; i < count; ++i) {
+    uint64_t buf, len;
+    if (!vm.get_word(iovs + i * 2 * w, &buf) || !vm.get_word(iovs + i * 2 * w + w, &len)) {
+      return false;
+    }
+    std::string_view piece;
+    if (!vm.read(buf, len, &piece)) return false;
+    out.append(piece);
+  }
+  return true;
+}
+
+uint64_t wasi_fd_write(WasmVm& vm, Args a, void*) {
+  const uint64_t fd = a[0];
+  if (fd != 1 && fd != 2) return kErrnoBadf;
+  if (a[2] > 1024) return kErrnoInval;
+  std::string text;
+  if (!gather_iovecs(vm, a[1], a[2], text)) return kErrnoFault;
+  const size_t written = text.size();
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  if (!text.empty()) log_at(fd == 1 ? 2 : 4, current_context(), text);
+  return vm.set_word(a[3], written) ? kErrnoSuccess : kErrnoFault;
+}
+
+uint64_t wasi_fd_read(WasmVm&, Args, void*) { return kErrnoNosys; }
+uint64_t wasi_fd_seek(WasmVm&, Args, void*) { return kErrnoBadf; }
+uint64_t wasi_fd_close(WasmVm&, Args, void*) { return kErrnoBadf; }
+uint64_t wasi_badf(WasmVm&, Args, void*) { return kErrnoBadf; }
+uint64_t wasi_notsup(WasmVm&, Args, void*) { return kErrnoNotsup; }
+uint64_t wasi_nosys(WasmVm&, Args, void*) { return kErrnoNosys; }
+uint64_t wasi_noent(WasmVm&, Args, void*) { return kErrnoNoent; }
+uint64_t wasi_success(WasmVm&, Args, void*) { return kErrnoSuccess; }
+
+uint64_t wasi_fd_fdstat_get(WasmVm& vm, Args a, void*) {
+  if (a[0] != 1 && a[0] != 2) return kErrnoBadf;
+  char* p = vm.memory_at(a[1], 24);
+  if (!p) return kErrnoFault;
+  std::memset(p, 0, 24);
+  const uint64_t rights = 64;  // FD_WRITE
+  std::memcpy(p + 8, &rights, 8);
+  return kErrnoSuccess;
+}
+
+uint64_t wasi_fd_readdir(WasmVm& vm, Args a, void*) {
+  vm.set_word(a[4], 0);
+  return kErrnoNotdir;
+}
+
+uint64_t wasi_environ_sizes_get(WasmVm& vm, Args a, void*) {
+  WasmInstance* w = current_instance();
+  uint64_t count = 0, size = 0;
+  if (w) {
+    for (const auto& [k, v] : w->env()) {
+      ++count;
+      size += k.size() + v.size() + 2;
+    }
+  }
+  return vm.set_word(a[0], count) && vm.set_word(a[1], size) ? kErrnoSuccess : kErrnoFault;
+}
+
+uint64_t wasi_environ_get(WasmVm& vm, Args a, void*) {
+  WasmInstance* w = current_instance();
+  if (!w) return kErrnoSuccess;
+  uint64_t array = a[0], buf = a[1];
+  for (const auto& [k, v] : w->env()) {
+    const std::string entry = str_cat(k, "=", v, std::string_view("\0", 1));
+    if (!vm.set_word(array, buf) || !vm.write(buf, entry)) return kErrnoFault;
+    array += vm.word_size();
+    buf += entry.size();
+  }
+  return kErrnoSuccess;
+}
+
+uint64_t wasi_args_sizes_get(WasmVm& vm, Args a, void*) {
+  return vm.set_word(a[0], 0) && vm.set_word(a[1], 0) ? kErrnoSuccess : kErrnoFault;
+}
+
+uint64_t wasi_clock_time_get(WasmVm& vm, Args a, void*) {
+  uint64_t ns;
+  if (a[0] == 0) {
+    ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+  } else if (a[0] == 1) {
+    ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+  } else {
+    return kErrnoNotsup;
+  }
+  return vm.set_u64(a[2], ns) ? kErrnoSuccess : kErrnoFault;
+}
+
+uint64_t wasi_clock_res_get(WasmVm& vm, Args a, void*) {
+  if (a[0] > 1) return kErrnoNotsup;
+  return vm.set_u64(a[1], 1) ? kErrnoSuccess : kErrnoFault;
+}
+
+uint64_t wasi_random_get(WasmVm& vm, Args a, void*) {
+  if (a[1] > 65536) return kErrnoInval;
+  if (a[1] == 0) return kErrnoSuccess;
+  char* p = vm.memory_at(a[0], a[1]);
+  if (!p) return kErrnoFault;
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(p), static_cast<int>(a[1])) != 1) {
+    return kErrnoInval;
+  }
+  return kErrnoSuccess;
+}
+
+uint64_t wasi_poll_oneoff(WasmVm& vm, Args a, void*) {
+  return vm.set_word(a[3], 0) ? kErrnoSuccess : kErrnoFault;
+}
+
+uint64_t wasi_proc_exit(WasmVm& vm, Args a, void*) {
+  // The module asked to stop: its instance is unusable from here on.
+  vm.trap(str_cat("proc_exit(", a[0], ")"));
+  return 0;
+}
+
+// ---- the table -------------------------------------------------------------------------------
+
+struct Entry {
+  HostFunction fn;
+  uint8_t allowed;  // Allowed bits
+  // Which ABI versions import it.
+  bool v010, v020, v021;
+};
+
+template <HostCallback Fn, uint8_t kAllowed>
+uint64_t guarded(WasmVm& vm, const uint64_t* args, void* data) {
+  if (kAllowed != kAlways && current_restriction() != CallRestriction::None &&
+      !allowed_now(vm, kAllowed, data ? static_cast<const char*>(data) : "host function")) {
+    return res(WasmResult::InternalFailure);
+  }
+  return Fn(vm, args, data);
+}
+
+Signature sig(std::initializer_list<VT> params, std::initializer_list<VT> results) {
+  return Signature{std::vector<VT>(params), std::vector<VT>(results)};
+}
+
+struct Table {
+  std::vector<Entry> entries;
+  std::vector<HostFunction> all;
+
+  template <HostCallback Fn, uint8_t kAllowed = kInCallbacks>
+  void add(const char* module, const char* name, Signature s, bool v010 = true, bool v020 = true,
+           bool v021 = true) {
+    entries.push_back(Entry{
+        HostFunction{module, name, std::move(s), &guarded<Fn, kAllowed>, const_cast<char*>(name)},
+        kAllowed, v010, v020, v021});
+  }
+};
+
+Table build_table() {
+  Table t;
+  const auto I = VT::I32;
+  const auto L = VT::I64;
+  const char* env = "env";
+  // Logging may be called anywhere, even while initializing or allocating.
+  t.add<proxy_log, kAlways>(env, "proxy_log", sig({I, I, I}, {I}));
+  t.add<proxy_get_log_level>(env, "proxy_get_log_level", sig({I}, {I}), false, false, true);
+  t.add<proxy_get_current_time_nanoseconds>(env, "proxy_get_current_time_nanoseconds",
+                                            sig({I}, {I}));
+  t.add<proxy_get_status>(env, "proxy_get_status", sig({I, I, I}, {I}));
+  t.add<proxy_set_effective_context>(env, "proxy_set_effective_context", sig({I}, {I}));
+  t.add<proxy_done>(env, "proxy_done", sig({}, {I}));
+  t.add<proxy_get_property>(env, "proxy_get_property", sig({I, I, I, I}, {I}));
+  t.add<proxy_set_property>(env, "proxy_set_property", sig({I, I, I, I}, {I}));
+  t.add<proxy_get_header_map_pairs>(env, "proxy_get_header_map_pairs", sig({I, I, I}, {I}));
+  t.add<proxy_set_header_map_pairs>(env, "proxy_set_header_map_pairs", sig({I, I, I}, {I}));
+  t.add<proxy_get_header_map_size>(env, "proxy_get_header_map_size", sig({I, I}, {I}));
+  t.add<proxy_get_header_map_value>(env, "proxy_get_header_map_value", sig({I, I, I, I, I}, {I}));
+  t.add<proxy_add_or_replace_header_map_value<false>>(env, "proxy_add_header_map_value",
+                                                      sig({I, I, I, I, I}, {I}));
+  t.add<proxy_add_or_replace_header_map_value<true>>(env, "proxy_replace_header_map_value",
+                                                     sig({I, I, I, I, I}, {I}));
+  t.add<proxy_remove_header_map_value>(env, "proxy_remove_header_map_value", sig({I, I, I}, {I}));
+  t.add<proxy_get_buffer_bytes>(env, "proxy_get_buffer_bytes", sig({I, I, I, I, I}, {I}));
+  t.add<proxy_get_buffer_status>(env, "proxy_get_buffer_status", sig({I, I, I}, {I}));
+  t.add<proxy_set_buffer_bytes>(env, "proxy_set_buffer_bytes", sig({I, I, I, I, I}, {I}));
+  t.add<proxy_continue_stream>(env, "proxy_continue_stream", sig({I}, {I}), false);
+  t.add<proxy_close_stream>(env, "proxy_close_stream", sig({I}, {I}), false);
+  t.add<proxy_send_local_response>(env, "proxy_send_local_response",
+                                   sig({I, I, I, I, I, I, I, I}, {I}));
+  // ABI 0.1.0 only.
+  t.add<proxy_get_configuration>(env, "proxy_get_configuration", sig({I, I}, {I}), true, false,
+                                 false);
+  t.add<proxy_continue_request>(env, "proxy_continue_request", sig({}, {I}), true, false, false);
+  t.add<proxy_continue_response>(env, "proxy_continue_response", sig({}, {I}), true, false, false);
+  t.add<proxy_clear_route_cache>(env, "proxy_clear_route_cache", sig({}, {I}), true, false, false);
+  // Timers, callouts, shared state, metrics, foreign functions: not built yet.
+  t.add<not_yet>(env, "proxy_set_tick_period_milliseconds", sig({I}, {I}));
+  t.add<not_yet>(env, "proxy_http_call", sig({I, I, I, I, I, I, I, I, I, I}, {I}));
+  t.add<not_yet>(env, "proxy_grpc_call", sig({I, I, I, I, I, I, I, I, I, I, I, I}, {I}));
+  t.add<not_yet>(env, "proxy_grpc_stream", sig({I, I, I, I, I, I, I, I, I}, {I}));
+  t.add<not_yet>(env, "proxy_grpc_send", sig({I, I, I, I}, {I}));
+  t.add<not_yet>(env, "proxy_grpc_cancel", sig({I}, {I}));
+  t.add<not_yet>(env, "proxy_grpc_close", sig({I}, {I}));
+  t.add<not_yet>(env, "proxy_get_shared_data", sig({I, I, I, I, I}, {I}));
+  t.add<not_yet>(env, "proxy_set_shared_data", sig({I, I, I, I, I}, {I}));
+  t.add<not_yet>(env, "proxy_register_shared_queue", sig({I, I, I}, {I}));
+  t.add<not_yet>(env, "proxy_resolve_shared_queue", sig({I, I, I, I, I}, {I}));
+  t.add<not_yet>(env, "proxy_enqueue_shared_queue", sig({I, I, I}, {I}));
+  t.add<not_yet>(env, "proxy_dequeue_shared_queue", sig({I, I, I}, {I}));
+  t.add<not_yet>(env, "proxy_define_metric", sig({I, I, I, I}, {I}));
+  t.add<not_yet>(env, "proxy_increment_metric", sig({I, L}, {I}));
+  t.add<not_yet>(env, "proxy_record_metric", sig({I, L}, {I}));
+  t.add<not_yet>(env, "proxy_get_metric", sig({I, I}, {I}));
+  t.add<not_yet>(env, "proxy_call_foreign_function", sig({I, I, I, I, I, I}, {I}));
+  t.add<emscripten_notify_memory_growth, kAlways>(env, "emscripten_notify_memory_growth",
+                                                  sig({I}, {}));
+  t.add<pthread_equal, kAlways>(env, "pthread_equal", sig({I, I}, {I}));
+
+  for (const char* wasi : {"wasi_snapshot_preview1", "wasi_unstable"}) {
+    const uint8_t init = kInInit;
+    t.add<wasi_fd_write, kAlways>(wasi, "fd_write", sig({I, I, I, I}, {I}));
+    t.add<wasi_fd_read>(wasi, "fd_read", sig({I, I, I, I}, {I}));
+    t.add<wasi_fd_seek>(wasi, "fd_seek", sig({I, L, I, I}, {I}));
+    t.add<wasi_fd_close>(wasi, "fd_close", sig({I}, {I}));
+    t.add<wasi_fd_fdstat_get, init>(wasi, "fd_fdstat_get", sig({I, I}, {I}));
+    t.add<wasi_success, init>(wasi, "fd_fdstat_set_flags", sig({I, I}, {I}));
+    t.add<wasi_badf, init>(wasi, "fd_prestat_get", sig({I, I}, {I}));  // ends wasi-libc's scan
+    t.add<wasi_nosys, init>(wasi, "fd_prestat_dir_name", sig({I, I, I}, {I}));
+    t.add<wasi_badf, init>(wasi, "fd_filestat_get", sig({I, I}, {I}));
+    t.add<wasi_badf, init>(wasi, "fd_tell", sig({I, I}, {I}));
+    t.add<wasi_badf, init>(wasi, "fd_sync", sig({I}, {I}));
+    t.add<wasi_badf, init>(wasi, "fd_datasync", sig({I}, {I}));
+    t.add<wasi_nosys, init>(wasi, "fd_pread", sig({I, I, I, L, I}, {I}));
+    t.add<wasi_badf, init>(wasi, "fd_pwrite", sig({I, I, I, L, I}, {I}));
+    t.add<wasi_fd_readdir, init>(wasi, "fd_readdir", sig({I, I, I, L, I}, {I}));
+    t.add<wasi_noent>(wasi, "path_open", sig({I, I, I, I, I, L, L, I, I}, {I}));
+    t.add<wasi_notsup, init>(wasi, "path_filestat_get", sig({I, I, I, I, I}, {I}));
+    t.add<wasi_notsup, init>(wasi, "path_create_directory", sig({I, I, I}, {I}));
+    t.add<wasi_notsup, init>(wasi, "path_remove_directory", sig({I, I, I}, {I}));
+    t.add<wasi_notsup, init>(wasi, "path_unlink_file", sig({I, I, I}, {I}));
+    t.add<wasi_notsup, init>(wasi, "path_rename", sig({I, I, I, I, I, I}, {I}));
+    t.add<wasi_notsup, init>(wasi, "path_readlink", sig({I, I, I, I, I, I}, {I}));
+    t.add<wasi_environ_sizes_get, init>(wasi, "environ_sizes_get", sig({I, I}, {I}));
+    t.add<wasi_environ_get, init>(wasi, "environ_get", sig({I, I}, {I}));
+    t.add<wasi_args_sizes_get, init>(wasi, "args_sizes_get", sig({I, I}, {I}));
+    t.add<wasi_success, init>(wasi, "args_get", sig({I, I}, {I}));
+    t.add<wasi_clock_time_get, kAlways>(wasi, "clock_time_get", sig({I, L, I}, {I}));
+    t.add<wasi_clock_res_get, init>(wasi, "clock_res_get", sig({I, I}, {I}));
+    t.add<wasi_random_get, init>(wasi, "random_get", sig({I, I}, {I}));
+    t.add<wasi_poll_oneoff, kAlways>(wasi, "poll_oneoff", sig({I, I, I, I}, {I}));
+    t.add<wasi_success>(wasi, "sched_yield", sig({}, {I}));
+    t.add<wasi_proc_exit>(wasi, "proc_exit", sig({I}, {}));
+  }
+  for (const Entry& e : t.entries) t.all.push_back(e.fn);
+  return t;
+}
+
+const Table& table() {
+  static const Table t = build_table();
+  return t;
+}
+
+}  // namespace
+
+const HostFunction* find_host_function(AbiVersion abi, std::string_view module,
+                                       std::string_view name) {
+  for (const Entry& e : table().entries) {
+    if (e.fn.module != module || e.fn.name != name) continue;
+    const bool ok = (abi == AbiVersion::V0_1_0 && e.v010) ||
+                    (abi == AbiVersion::V0_2_0 && e.v020) || (abi == AbiVersion::V0_2_1 && e.v021);
+    return ok ? &e.fn : nullptr;
+  }
+  return nullptr;
+}
+
+const std::vector<HostFunction>& all_host_functions() { return table().all; }
+
+}  // namespace sluice::wasm

@@ -1,0 +1,20 @@
+// The host functions Sluice offers a module: Proxy-Wasm's `env.proxy_*` (per ABI version, as
+// proxy-wasm-cpp-host registers them), a few Emscripten helpers, and the WASI preview1 subset real
+// toolchains import, under both `wasi_snapshot_preview1` and `wasi_unstable`.
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "wasm/vm/module_info.h"
+#include "wasm/vm/wasm_vm.h"
+
+namespace sluice::wasm {
+
+// The function `module.name` as a module built for `abi` may import it, or nullptr.
+const HostFunction* find_host_function(AbiVersion abi, std::string_view module,
+                                       std::string_view name);
+// Every host function, whatever the version (for the null runtime's native shims).
+const std::vector<HostFunction>& all_host_functions();
+
+}  // namespace sluice::wasm

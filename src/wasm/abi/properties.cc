@@ -1,0 +1,304 @@
+#include "wasm/abi/properties.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <vector>
+
+#include <yaml-cpp/yaml.h>
+
+#include "common/header_map.h"
+#include "common/strings.h"
+#include "http/filter.h"
+#include "wasm/abi/pairs.h"
+#include "wasm/plugin.h"
+
+namespace sluice::wasm {
+
+namespace {
+
+std::vector<std::string_view> split_path(std::string_view path) {
+  std::vector<std::string_view> parts = split(path, '\0');
+  // The C++ SDK ends the path with a NUL: ignore the empty segment after it.
+  if (parts.size() > 1 && parts.back().empty()) parts.pop_back();
+  return parts;
+}
+
+void put_int(std::string& out, int64_t v) {
+  out.assign(8, '\0');
+  std::memcpy(out.data(), &v, 8);
+}
+
+int64_t port_of(std::string_view address) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string_view::npos) return 0;
+  int64_t port = 0;
+  for (char c : address.substr(colon + 1)) {
+    if (c < '0' || c > '9') return 0;
+    port = port * 10 + (c - '0');
+  }
+  return port;
+}
+
+WasmResult header_map_value(const HeaderMap* h, std::string& out) {
+  if (!h) return WasmResult::NotFound;
+  // Multiple values of one name are joined with "," (Envoy's CEL view of headers).
+  std::vector<std::pair<std::string, std::string>> joined;
+  for (const auto& e : *h) {
+    auto it = std::find_if(joined.begin(), joined.end(), [&](auto& p) { return p.first == e.key; });
+    if (it == joined.end()) {
+      joined.emplace_back(e.key, e.value);
+    } else {
+      it->second += ",";
+      it->second += e.value;
+    }
+  }
+  Pairs pairs;
+  for (const auto& [k, v] : joined) pairs.emplace_back(k, v);
+  encode_pairs(pairs, out);
+  return WasmResult::Ok;
+}
+
+WasmResult header_value(const HeaderMap* h, std::string_view name, std::string& out) {
+  if (!h) return WasmResult::NotFound;
+  std::string lower(name);
+  ascii_lower(lower);
+  if (!h->has(lower)) return WasmResult::NotFound;
+  out = h->get_joined(lower);
+  return WasmResult::Ok;
+}
+
+// Walks node.metadata (JSON kept as text) by keys: a scalar is returned as its text, a map as
+// pairs of its scalar members.
+WasmResult metadata_value(const std::string& json, const std::vector<std::string_view>& keys,
+                          size_t from, std::string& out) {
+  YAML::Node node;
+  try {
+    node = YAML::Load(json);
+  } catch (const YAML::Exception&) {
+    return WasmResult::SerializationFailure;
+  }
+  for (size_t i = from; i < keys.size(); ++i) {
+    if (!node.IsMap()) return WasmResult::NotFound;
+    YAML::Node next = node[std::string(keys[i])];
+    if (!next) return WasmResult::NotFound;
+    node = next;
+  }
+  if (node.IsScalar()) {
+    out = node.Scalar();
+    return WasmResult::Ok;
+  }
+  if (node.IsMap()) {
+    std::vector<std::pair<std::string, std::string>> items;
+    for (const auto& kv : node) {
+      if (kv.second.IsScalar()) items.emplace_back(kv.first.Scalar(), kv.second.Scalar());
+    }
+    Pairs pairs;
+    for (const auto& [k, v] : items) pairs.emplace_back(k, v);
+    encode_pairs(pairs, out);
+    return WasmResult::Ok;
+  }
+  return WasmResult::SerializationFailure;
+}
+
+WasmResult node_property(const PluginSpec& p, const std::vector<std::string_view>& parts, size_t at,
+                         std::string& out) {
+  if (at >= parts.size()) return WasmResult::SerializationFailure;  // the proto itself: not yet
+  const std::string_view field = parts[at];
+  if (field == "id") {
+    out = p.node_id;
+  } else if (field == "cluster") {
+    out = p.node_cluster;
+  } else if (field == "metadata") {
+    return metadata_value(p.node_metadata_json, parts, at + 1, out);
+  } else {
+    return WasmResult::NotFound;
+  }
+  return WasmResult::Ok;
+}
+
+}  // namespace
+
+WasmResult get_property(Context& ctx, std::string_view path, std::string& out) {
+  const std::vector<std::string_view> parts = split_path(path);
+  if (parts.empty() || parts[0].empty()) return WasmResult::NotFound;
+  const std::string_view top = parts[0];
+  const std::string_view field = parts.size() > 1 ? parts[1] : std::string_view();
+  const PluginSpec* plugin = ctx.plugin();
+  out.clear();
+
+  // Plugin identity: available in every context, root ones included.
+  if (parts.size() == 1 && plugin) {
+    if (top == "plugin_name") return out = plugin->name, WasmResult::Ok;
+    if (top == "plugin_root_id") return out = plugin->root_id, WasmResult::Ok;
+    if (top == "plugin_vm_id") return out = plugin->vm_id, WasmResult::Ok;
+  }
+  if (plugin && top == "node") return node_property(*plugin, parts, 1, out);
+  if (plugin && top == "xds" && field == "node") return node_property(*plugin, parts, 2, out);
+
+  http::StreamFilterCallbacks* s = ctx.stream();
+  if (top == "connection_id" && parts.size() == 1 && s) {
+    put_int(out, static_cast<int64_t>(s->connection_id()));
+    return WasmResult::Ok;
+  }
+  if (!s) {
+    // Root contexts have no stream; values a module set itself remain readable there too.
+    for (const auto& [k, v] : ctx.filter_state) {
+      if (k == path) return out = v, WasmResult::Ok;
+    }
+    return WasmResult::NotFound;
+  }
+  const StreamInfo& info = s->stream_info();
+  const HeaderMap& rq = s->request_headers();
+
+  if (top == "request" && parts.size() >= 2) {
+    if (field == "path") return out = std::string(rq.path()), WasmResult::Ok;
+    if (field == "url_path") {
+      const std::string_view p = rq.path();
+      out = std::string(p.substr(0, std::min(p.find('?'), p.size())));
+      return WasmResult::Ok;
+    }
+    if (field == "host") return out = std::string(rq.authority()), WasmResult::Ok;
+    if (field == "scheme") {
+      out = rq.scheme().empty() ? std::string(rq.get_or_empty("x-forwarded-proto"))
+                                : std::string(rq.scheme());
+      if (out.empty()) out = "http";
+      return WasmResult::Ok;
+    }
+    if (field == "method") return out = std::string(rq.method()), WasmResult::Ok;
+    if (field == "referer") return header_value(&rq, "referer", out);
+    if (field == "useragent") return header_value(&rq, "user-agent", out);
+    if (field == "id") return header_value(&rq, "x-request-id", out);
+    if (field == "protocol") return out = info.protocol, WasmResult::Ok;
+    if (field == "query") {
+      const std::string_view p = rq.path();
+      const size_t q = p.find('?');
+      out = q == std::string_view::npos ? std::string() : std::string(p.substr(q + 1));
+      return WasmResult::Ok;
+    }
+    if (field == "headers") {
+      if (parts.size() >= 3) return header_value(&rq, parts[2], out);
+      return header_map_value(&rq, out);
+    }
+    if (field == "time") {
+      put_int(out, std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       info.start_time.time_since_epoch())
+                       .count());
+      return WasmResult::Ok;
+    }
+    if (field == "duration") {
+      if (!info.last_downstream_tx_byte) return WasmResult::NotFound;
+      put_int(out, std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       *info.last_downstream_tx_byte - info.start_mono)
+                       .count());
+      return WasmResult::Ok;
+    }
+    if (field == "size" || field == "total_size") {
+      int64_t size = static_cast<int64_t>(info.bytes_received);
+      if (const std::string* cl = rq.get("content-length"); cl && field == "size") {
+        size = 0;
+        for (char c : *cl) size = size * 10 + (c - '0');
+      }
+      if (field == "total_size") size += static_cast<int64_t>(rq.byte_size());
+      put_int(out, size);
+      return WasmResult::Ok;
+    }
+    if (field == "headers_bytes") {
+      put_int(out, static_cast<int64_t>(rq.byte_size()));
+      return WasmResult::Ok;
+    }
+    return WasmResult::NotFound;
+  }
+  if (top == "response" && parts.size() >= 2) {
+    const HeaderMap* rs = s->response_headers();
+    if (field == "code") {
+      if (!info.response_code && !rs) return WasmResult::NotFound;
+      int64_t code = info.response_code.value_or(0);
+      if (rs && !rs->status().empty()) {
+        code = 0;
+        for (char c : rs->status()) code = code * 10 + (c - '0');
+      }
+      put_int(out, code);
+      return WasmResult::Ok;
+    }
+    if (field == "code_details") return out = info.response_code_details, WasmResult::Ok;
+    if (field == "flags") {
+      put_int(out, info.response_flags);
+      return WasmResult::Ok;
+    }
+    if (field == "size" || field == "total_size") {
+      int64_t size = static_cast<int64_t>(info.bytes_sent);
+      if (field == "total_size" && rs) size += static_cast<int64_t>(rs->byte_size());
+      put_int(out, size);
+      return WasmResult::Ok;
+    }
+    if (field == "headers") {
+      if (parts.size() >= 3) return header_value(rs, parts[2], out);
+      return header_map_value(rs, out);
+    }
+    if (field == "headers_bytes") {
+      if (!rs) return WasmResult::NotFound;
+      put_int(out, static_cast<int64_t>(rs->byte_size()));
+      return WasmResult::Ok;
+    }
+    return WasmResult::NotFound;
+  }
+  if ((top == "source" || top == "destination") && parts.size() == 2) {
+    const std::string& addr =
+        top == "source" ? info.downstream_direct_remote_address : info.downstream_local_address;
+    if (field == "address") return out = addr, WasmResult::Ok;
+    if (field == "port") {
+      put_int(out, port_of(addr));
+      return WasmResult::Ok;
+    }
+    return WasmResult::NotFound;
+  }
+  if (top == "connection" && parts.size() == 2) {
+    if (field == "id") {
+      put_int(out, static_cast<int64_t>(s->connection_id()));
+      return WasmResult::Ok;
+    }
+    if (field == "mtls") {
+      out.assign(1, '\0');  // no TLS listeners yet
+      return WasmResult::Ok;
+    }
+    return WasmResult::NotFound;
+  }
+  if (top == "upstream" && parts.size() == 2) {
+    if (info.upstream_host.empty()) return WasmResult::NotFound;
+    if (field == "address") return out = info.upstream_host, WasmResult::Ok;
+    if (field == "port") {
+      put_int(out, port_of(info.upstream_host));
+      return WasmResult::Ok;
+    }
+    return WasmResult::NotFound;
+  }
+  if (top == "xds" && parts.size() == 2) {
+    if (field == "cluster_name") return out = info.upstream_cluster, WasmResult::Ok;
+    if (field == "route_name") return out = info.route_name, WasmResult::Ok;
+    return WasmResult::NotFound;
+  }
+  // Older Envoy spelled some of these at the top level.
+  if (parts.size() == 1 && top == "cluster_name")
+    return out = info.upstream_cluster, WasmResult::Ok;
+  if (parts.size() == 1 && top == "route_name") return out = info.route_name, WasmResult::Ok;
+
+  for (const auto& [k, v] : ctx.filter_state) {
+    if (k == path) return out = v, WasmResult::Ok;
+  }
+  return WasmResult::NotFound;
+}
+
+WasmResult set_property(Context& ctx, std::string_view path, std::string_view value) {
+  if (!ctx.stream()) return WasmResult::NotFound;
+  for (auto& [k, v] : ctx.filter_state) {
+    if (k == path) {
+      v = std::string(value);
+      return WasmResult::Ok;
+    }
+  }
+  ctx.filter_state.emplace_back(std::string(path), std::string(value));
+  return WasmResult::Ok;
+}
+
+}  // namespace sluice::wasm

@@ -1,0 +1,277 @@
+#include "wasm/context.h"
+
+#include <spdlog/spdlog.h>
+
+#include "wasm/abi/host_functions.h"
+#include "wasm/plugin.h"
+
+namespace sluice::wasm {
+
+namespace {
+
+// The calling thread's VM call state: which context a callback runs for, which one the module
+// switched to, and what it may call right now.
+struct CallState {
+  Context* current = nullptr;
+  uint32_t effective_id = 0;
+  WasmInstance* instance = nullptr;
+  CallRestriction restriction = CallRestriction::None;
+};
+thread_local CallState tls_call;
+
+class CallScope {
+ public:
+  CallScope(WasmInstance* instance, Context* ctx, CallRestriction r) : saved_(tls_call) {
+    tls_call = CallState{ctx, 0, instance, r};
+  }
+  ~CallScope() { tls_call = saved_; }
+
+ private:
+  CallState saved_;
+};
+
+}  // namespace
+
+Context* current_context() {
+  CallState& c = tls_call;
+  if (c.effective_id != 0 && c.instance) {
+    if (Context* e = c.instance->find_context(c.effective_id)) return e;
+  }
+  return c.current;
+}
+
+CallRestriction current_restriction() { return tls_call.restriction; }
+
+void set_effective_context_id(uint32_t id) { tls_call.effective_id = id; }
+WasmInstance* current_instance() { return tls_call.instance; }
+
+Result<std::unique_ptr<WasmInstance>> WasmInstance::create(
+    std::shared_ptr<CompiledModule> module, std::string runtime_name, std::string vm_id,
+    std::string vm_configuration, std::vector<std::pair<std::string, std::string>> env) {
+  std::unique_ptr<WasmInstance> w(new WasmInstance());
+  const ModuleInfo& info = module->info();
+  w->abi_ = info.abi_version;
+  if (w->abi_ == AbiVersion::Unknown) {
+    return Error{
+        "missing or unknown Proxy-Wasm ABI version: the module exports none of "
+        "proxy_abi_version_0_2_1, proxy_abi_version_0_2_0, proxy_abi_version_0_1_0"};
+  }
+  const AbiVersion abi = w->abi_;
+  auto vm = module->instantiate([abi](std::string_view mod, std::string_view name) {
+    return find_host_function(abi, mod, name);
+  });
+  if (!vm) return std::move(vm).take_error();
+  w->module_ = std::move(module);
+  w->vm_ = std::move(*vm);
+  w->runtime_name_ = std::move(runtime_name);
+  w->vm_id_ = std::move(vm_id);
+  w->vm_configuration_ = std::move(vm_configuration);
+  w->env_ = std::move(env);
+
+  WasmVm& v = *w->vm_;
+  WasmCallbacks& cb = w->callbacks_;
+  cb.malloc_fn = v.function("malloc");
+  if (!cb.malloc_fn) cb.malloc_fn = v.function("proxy_on_memory_allocate");
+  if (!cb.malloc_fn) {
+    return Error{"the module exports no allocator (malloc or proxy_on_memory_allocate)"};
+  }
+  cb.on_context_create = v.function("proxy_on_context_create");
+  cb.on_vm_start = v.function("proxy_on_vm_start");
+  cb.on_configure = v.function("proxy_on_configure");
+  cb.on_validate_configuration = v.function("proxy_validate_configuration");
+  cb.on_done = v.function("proxy_on_done");
+  cb.on_log = v.function("proxy_on_log");
+  cb.on_delete = v.function("proxy_on_delete");
+  cb.on_request_headers = v.function("proxy_on_request_headers");
+  cb.on_request_body = v.function("proxy_on_request_body");
+  cb.on_request_trailers = v.function("proxy_on_request_trailers");
+  cb.on_response_headers = v.function("proxy_on_response_headers");
+  cb.on_response_body = v.function("proxy_on_response_body");
+  cb.on_response_trailers = v.function("proxy_on_response_trailers");
+  cb.on_tick = v.function("proxy_on_tick");
+  cb.on_queue_ready = v.function("proxy_on_queue_ready");
+  cb.on_foreign_function = v.function("proxy_on_foreign_function");
+  cb.on_http_call_response = v.function("proxy_on_http_call_response");
+
+  // A wrongly typed callback would be called with the wrong arguments: refuse the module.
+  using VT = ValType;
+  const auto sig = [](std::vector<VT> p, std::vector<VT> r) { return Signature{p, r}; };
+  const bool v010 = abi == AbiVersion::V0_1_0;
+  struct Expect {
+    const WasmFunction* f;
+    std::string_view name;
+    Signature s;
+  };
+  const Expect expected[] = {
+      {&cb.malloc_fn, "malloc", sig({VT::I32}, {VT::I32})},
+      {&cb.on_context_create, "proxy_on_context_create", sig({VT::I32, VT::I32}, {})},
+      {&cb.on_vm_start, "proxy_on_vm_start", sig({VT::I32, VT::I32}, {VT::I32})},
+      {&cb.on_configure, "proxy_on_configure", sig({VT::I32, VT::I32}, {VT::I32})},
+      {&cb.on_validate_configuration, "proxy_validate_configuration",
+       sig({VT::I32, VT::I32}, {VT::I32})},
+      {&cb.on_done, "proxy_on_done", sig({VT::I32}, {VT::I32})},
+      {&cb.on_log, "proxy_on_log", sig({VT::I32}, {})},
+      {&cb.on_delete, "proxy_on_delete", sig({VT::I32}, {})},
+      {&cb.on_request_headers, "proxy_on_request_headers",
+       v010 ? sig({VT::I32, VT::I32}, {VT::I32}) : sig({VT::I32, VT::I32, VT::I32}, {VT::I32})},
+      {&cb.on_request_body, "proxy_on_request_body", sig({VT::I32, VT::I32, VT::I32}, {VT::I32})},
+      {&cb.on_request_trailers, "proxy_on_request_trailers", sig({VT::I32, VT::I32}, {VT::I32})},
+      {&cb.on_response_headers, "proxy_on_response_headers",
+       v010 ? sig({VT::I32, VT::I32}, {VT::I32}) : sig({VT::I32, VT::I32, VT::I32}, {VT::I32})},
+      {&cb.on_response_body, "proxy_on_response_body", sig({VT::I32, VT::I32, VT::I32}, {VT::I32})},
+      {&cb.on_response_trailers, "proxy_on_response_trailers", sig({VT::I32, VT::I32}, {VT::I32})},
+      {&cb.on_tick, "proxy_on_tick", sig({VT::I32}, {})},
+  };
+  for (const Expect& e : expected) {
+    if (*e.f && !(e.f->signature == e.s)) {
+      return Error{fmt::format("export {} has type {}, expected {}", e.name,
+                               e.f->signature.to_string(), e.s.to_string())};
+    }
+  }
+  return w;
+}
+
+WasmInstance::~WasmInstance() {
+  // Contexts first: they reference the VM.
+  contexts_.clear();
+  vm_.reset();
+}
+
+void WasmInstance::fail(std::string why) {
+  if (failed_) return;
+  failed_ = true;
+  failure_ = std::move(why);
+  spdlog::error("wasm: vm '{}' ({}) failed: {}", vm_id_, runtime_name_, failure_);
+}
+
+Context* WasmInstance::find_context(uint32_t id) {
+  auto it = contexts_.find(id);
+  return it == contexts_.end() ? nullptr : it->second.get();
+}
+
+std::optional<uint64_t> WasmInstance::call(Context* ctx, const WasmFunction& f,
+                                           std::initializer_list<uint64_t> args) {
+  if (failed_ || !f) return std::nullopt;
+  CallScope scope(this, ctx, CallRestriction::None);
+  CallResult r = vm_->call(f, args);
+  if (!r.ok) {
+    fail(std::move(r.error));
+    return std::nullopt;
+  }
+  return r.value;
+}
+
+bool WasmInstance::initialize() {
+  CallScope scope(this, nullptr, CallRestriction::Initializing);
+  const auto run = [&](std::string_view name, std::initializer_list<uint64_t> args) {
+    WasmFunction f = vm_->function(name);
+    if (!f) return true;
+    CallResult r = vm_->call(f, args);
+    if (!r.ok) fail(fmt::format("{} failed: {}", name, r.error));
+    return r.ok;
+  };
+  if (WasmFunction init = vm_->function("_initialize")) {
+    if (!run("_initialize", {})) return false;
+    WasmFunction main_fn = vm_->function("main");
+    if (main_fn && main_fn.signature.params.size() == 2) return run("main", {0, 0});
+    return run("__main_void", {});
+  }
+  return run("_start", {});
+}
+
+Result<Context*> WasmInstance::start_root(const PluginSpec& plugin) {
+  if (failed_) return Error{failure_};
+  const uint32_t id = next_context_id_++;
+  auto owned = std::make_unique<Context>(*this, id, nullptr, &plugin);
+  Context* root = owned.get();
+  contexts_.emplace(id, std::move(owned));
+  call(root, callbacks_.on_context_create, {id, 0});
+  if (failed_) return Error{fmt::format("proxy_on_context_create trapped: {}", failure_)};
+  if (!vm_started_) {
+    auto ok = call(root, callbacks_.on_vm_start, {id, vm_configuration_.size()});
+    if (failed_) return Error{fmt::format("proxy_on_vm_start trapped: {}", failure_)};
+    if (ok && *ok == 0)
+      return Error{"proxy_on_vm_start returned false (VM configuration rejected)"};
+    vm_started_ = true;
+  }
+  configuring = &plugin.configuration;
+  if (callbacks_.on_validate_configuration) {
+    auto valid =
+        call(root, callbacks_.on_validate_configuration, {id, plugin.configuration.size()});
+    if (valid && *valid == 0) {
+      configuring = nullptr;
+      return Error{"proxy_validate_configuration returned false (plugin configuration invalid)"};
+    }
+  }
+  auto ok = call(root, callbacks_.on_configure, {id, plugin.configuration.size()});
+  configuring = nullptr;
+  if (failed_) return Error{fmt::format("proxy_on_configure trapped: {}", failure_)};
+  if (ok && *ok == 0)
+    return Error{"proxy_on_configure returned false (plugin configuration rejected)"};
+  return root;
+}
+
+Context* WasmInstance::create_stream_context(Context& root) {
+  if (failed_) return nullptr;
+  const uint32_t id = next_context_id_++;
+  auto owned = std::make_unique<Context>(*this, id, &root, root.plugin());
+  Context* ctx = owned.get();
+  contexts_.emplace(id, std::move(owned));
+  call(ctx, callbacks_.on_context_create, {id, root.id()});
+  if (failed_) {
+    contexts_.erase(id);
+    return nullptr;
+  }
+  return ctx;
+}
+
+void WasmInstance::destroy_stream_context(Context* ctx, bool log) {
+  const uint32_t id = ctx->id();
+  if (!failed_) {
+    ctx->set_phase(Phase::Log);
+    // Envoy's order for HTTP streams: on_log, then on_done, then on_delete.
+    if (log) call(ctx, callbacks_.on_log, {id});
+    ctx->set_phase(Phase::Done);
+    call(ctx, callbacks_.on_done, {id});
+    call(ctx, callbacks_.on_delete, {id});
+  }
+  contexts_.erase(id);
+}
+
+void WasmInstance::destroy_root(Context* root) {
+  const uint32_t id = root->id();
+  if (!failed_) {
+    auto done = call(root, callbacks_.on_done, {id});
+    // A module that answers false finishes later with proxy_done; at shutdown there is no later.
+    if (done && *done == 0) root->done_pending = true;
+    call(root, callbacks_.on_delete, {id});
+  }
+  contexts_.erase(id);
+}
+
+WasmResult WasmInstance::copy_out(std::string_view data, uint64_t ptr_out, uint64_t size_out) {
+  if (data.empty()) {
+    if (!vm_->set_word(ptr_out, 0) || !vm_->set_word(size_out, 0)) {
+      return WasmResult::InvalidMemoryAccess;
+    }
+    return WasmResult::Ok;
+  }
+  // The allocator runs on the VM context (id 0) with only a few host calls allowed.
+  uint64_t ptr = 0;
+  {
+    CallScope scope(this, nullptr, CallRestriction::Allocating);
+    CallResult r = vm_->call(callbacks_.malloc_fn, {data.size()});
+    if (!r.ok) {
+      fail(fmt::format("malloc trapped: {}", r.error));
+      return WasmResult::InvalidMemoryAccess;
+    }
+    ptr = r.value;
+  }
+  if (ptr == 0 || !vm_->write(ptr, data)) return WasmResult::InvalidMemoryAccess;
+  if (!vm_->set_word(ptr_out, ptr) || !vm_->set_word(size_out, data.size())) {
+    return WasmResult::InvalidMemoryAccess;
+  }
+  return WasmResult::Ok;
+}
+
+}  // namespace sluice::wasm

@@ -1,0 +1,203 @@
+// The host side of a running Proxy-Wasm module: one WasmInstance per (plugin VM, worker thread),
+// holding the VM, its exported callbacks, and its contexts (Proxy-Wasm's root and stream
+// contexts, with ids shared in one counter per instance). Host functions (abi/) act on the
+// "current" context of the calling thread, or on the effective one a module switched to.
+//
+// Thread model: an instance and its contexts live on one worker thread; nothing here is shared.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "wasm/vm/module_info.h"
+#include "wasm/vm/wasm_vm.h"
+
+namespace sluice::http {
+class StreamFilterCallbacks;
+}
+
+namespace sluice::wasm {
+
+struct PluginSpec;
+class WasmInstance;
+
+// proxy_status_t values.
+enum class WasmResult : uint32_t {
+  Ok = 0,
+  NotFound = 1,
+  BadArgument = 2,
+  SerializationFailure = 3,
+  ParseFailure = 4,
+  InvalidMemoryAccess = 6,
+  Empty = 7,
+  CasMismatch = 8,
+  InternalFailure = 10,
+  Unimplemented = 12,
+};
+
+enum class MapType : uint32_t {
+  RequestHeaders = 0,
+  RequestTrailers = 1,
+  ResponseHeaders = 2,
+  ResponseTrailers = 3,
+  GrpcReceiveInitialMetadata = 4,
+  GrpcReceiveTrailingMetadata = 5,
+  HttpCallResponseHeaders = 6,
+  HttpCallResponseTrailers = 7,
+};
+
+enum class BufferType : uint32_t {
+  HttpRequestBody = 0,
+  HttpResponseBody = 1,
+  NetworkDownstreamData = 2,
+  NetworkUpstreamData = 3,
+  HttpCallResponseBody = 4,
+  GrpcReceiveBuffer = 5,
+  VmConfiguration = 6,
+  PluginConfiguration = 7,
+  CallData = 8,
+};
+
+// The phase a stream context is in, for "call outside its phase" checks.
+enum class Phase { None, RequestHeaders, RequestBody, ResponseHeaders, ResponseBody, Log, Done };
+
+class Context {
+ public:
+  Context(WasmInstance& instance, uint32_t id, Context* root, const PluginSpec* plugin)
+      : instance_(instance), id_(id), root_(root ? root : this), plugin_(plugin) {}
+  virtual ~Context() = default;
+
+  WasmInstance& instance() { return instance_; }
+  uint32_t id() const { return id_; }
+  bool is_root() const { return root_ == this; }
+  Context* root() { return root_; }
+  const PluginSpec* plugin() const { return plugin_; }
+
+  // The HTTP stream this context serves, or nullptr (root contexts; a finished stream).
+  http::StreamFilterCallbacks* stream() { return stream_; }
+  void set_stream(http::StreamFilterCallbacks* s) { stream_ = s; }
+  Phase phase() const { return phase_; }
+  void set_phase(Phase p) { phase_ = p; }
+
+  // Actions a module asked for during a callback (run by the filter once the VM call returns).
+  bool want_continue_request = false, want_continue_response = false;
+  std::optional<std::string> want_close;
+  struct LocalResponse {
+    uint32_t status;
+    std::string body;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string details;
+  };
+  std::optional<LocalResponse> local_response;
+
+  // proxy_get_status: the last status the host recorded for this (root) context.
+  uint32_t status_code = 0;
+  std::string status_message;
+
+  // A root context that answered false to on_done waits for proxy_done.
+  bool done_pending = false;
+
+  // proxy_set_property values (Envoy's filter state "wasm.<path>"), for this stream.
+  std::vector<std::pair<std::string, std::string>> filter_state;
+
+ private:
+  WasmInstance& instance_;
+  uint32_t id_;
+  Context* root_;
+  const PluginSpec* plugin_;
+  http::StreamFilterCallbacks* stream_ = nullptr;
+  Phase phase_ = Phase::None;
+};
+
+// The callbacks a module may export, looked up once per instance.
+struct WasmCallbacks {
+  WasmFunction malloc_fn;  // malloc or proxy_on_memory_allocate
+  WasmFunction on_context_create, on_vm_start, on_configure, on_validate_configuration, on_done,
+      on_log, on_delete, on_request_headers, on_request_body, on_request_trailers,
+      on_response_headers, on_response_body, on_response_trailers, on_tick, on_queue_ready,
+      on_foreign_function, on_http_call_response;
+};
+
+class WasmInstance {
+ public:
+  // Instantiates `module` on this thread with the host functions its ABI version allows.
+  // `vm_configuration` goes to on_vm_start; `env` to WASI environ_get.
+  static Result<std::unique_ptr<WasmInstance>> create(
+      std::shared_ptr<CompiledModule> module, std::string runtime_name, std::string vm_id,
+      std::string vm_configuration, std::vector<std::pair<std::string, std::string>> env);
+  ~WasmInstance();
+
+  WasmVm& vm() { return *vm_; }
+  AbiVersion abi_version() const { return abi_; }
+  const WasmCallbacks& callbacks() const { return callbacks_; }
+  const std::string& vm_id() const { return vm_id_; }
+  const std::string& vm_configuration() const { return vm_configuration_; }
+  const std::vector<std::pair<std::string, std::string>>& env() const { return env_; }
+  const std::string& runtime_name() const { return runtime_name_; }
+
+  // A trap, a host-requested trap or an allocation failure marks the instance failed: it is never
+  // called again (its memory may be half-updated).
+  bool failed() const { return failed_; }
+  const std::string& failure() const { return failure_; }
+  void fail(std::string why);
+
+  // Runs _initialize (+ main) or _start. False (failed()) on a trap.
+  bool initialize();
+  // Creates the root context of `plugin` and runs on_context_create, on_vm_start (first root of
+  // this VM only) and on_configure. Errors say which step refused.
+  Result<Context*> start_root(const PluginSpec& plugin);
+  // A stream context under `root` (on_context_create run); nullptr when the instance failed.
+  Context* create_stream_context(Context& root);
+  // on_log (optional), on_done, on_delete; then the context is gone.
+  void destroy_stream_context(Context* ctx, bool log);
+  // Root teardown: on_done, then on_delete unless the module defers it with proxy_done.
+  void destroy_root(Context* root);
+
+  Context* find_context(uint32_t id);
+
+  // A guarded call of an export on behalf of `ctx`: sets the thread's current context, clears the
+  // effective one, and on a trap fails the instance. nullopt when absent, failed or trapped.
+  std::optional<uint64_t> call(Context* ctx, const WasmFunction& f,
+                               std::initializer_list<uint64_t> args);
+
+  // Copies `data` into module memory (through its allocator) and writes (ptr, size) to the two
+  // out-params; an empty `data` writes 0/0 without allocating.
+  WasmResult copy_out(std::string_view data, uint64_t ptr_out, uint64_t size_out);
+
+  // The plugin configuration, readable through buffer 7 during on_configure only.
+  const std::string* configuring = nullptr;
+
+ private:
+  WasmInstance() = default;
+
+  std::shared_ptr<CompiledModule> module_;
+  std::unique_ptr<WasmVm> vm_;
+  AbiVersion abi_ = AbiVersion::Unknown;
+  WasmCallbacks callbacks_;
+  std::string runtime_name_, vm_id_, vm_configuration_;
+  std::vector<std::pair<std::string, std::string>> env_;
+  uint32_t next_context_id_ = 1;
+  std::unordered_map<uint32_t, std::unique_ptr<Context>> contexts_;
+  bool vm_started_ = false;
+  bool failed_ = false;
+  std::string failure_;
+};
+
+// The context host functions act on: the effective one if the module set it, else the current
+// one (the context whose callback is running). nullptr outside any callback.
+Context* current_context();
+// Host calls allowed right now: during _initialize/_start and malloc only a few are.
+enum class CallRestriction { None, Initializing, Allocating };
+CallRestriction current_restriction();
+// For proxy_set_effective_context and the host functions: the instance whose callback runs.
+void set_effective_context_id(uint32_t id);
+WasmInstance* current_instance();
+
+}  // namespace sluice::wasm

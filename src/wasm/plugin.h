@@ -1,0 +1,66 @@
+// A configured Proxy-Wasm plugin (Envoy's PluginConfig): its code compiled once for the process,
+// and one running instance per worker thread, created on that thread the first time a stream
+// needs it.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/result.h"
+#include "wasm/context.h"
+#include "wasm/vm/wasm_vm.h"
+
+namespace sluice::wasm {
+
+enum class FailurePolicy { FailClosed, FailOpen, FailReload };
+
+struct PluginSpec {
+  std::string name;           // config.name -> plugin_name
+  std::string root_id;        // config.root_id -> plugin_root_id
+  std::string configuration;  // config.configuration -> on_configure (buffer 7)
+  std::string vm_id;
+  std::string runtime;           // envoy.wasm.runtime.v8 | envoy.wasm.runtime.null
+  std::string vm_configuration;  // vm_config.configuration -> on_vm_start (buffer 6)
+  std::string code;              // module bytes (V8) or the registered name (null)
+  std::string code_origin;       // for messages: "file /x/y.wasm", "inline_bytes", ...
+  std::vector<std::pair<std::string, std::string>> env;  // WASI environment
+  FailurePolicy failure_policy = FailurePolicy::FailClosed;
+  // node, for the `node` / `xds.node` properties.
+  std::string node_id, node_cluster, node_metadata_json = "{}";
+};
+
+class Plugin {
+ public:
+  // Compiles the code and runs a canary on the calling thread (instantiate, initialize, start
+  // the root, configure), so a module that cannot run is a config error at load time.
+  static Result<std::shared_ptr<Plugin>> load(PluginSpec spec);
+  ~Plugin();
+
+  const PluginSpec& spec() const { return spec_; }
+
+  // This thread's instance and root context, created on first use. nullptr when this thread's
+  // instance failed (and could not be replaced): the stream applies the failure policy.
+  struct Running {
+    // Shared with the streams using it: a restart must not free contexts they still point to.
+    std::shared_ptr<WasmInstance> instance;
+    Context* root = nullptr;
+  };
+  Running* running_on_this_thread();
+  // Drops this thread's failed instance so the next stream starts a fresh one (FAIL_RELOAD).
+  void restart_on_this_thread();
+
+ private:
+  explicit Plugin(PluginSpec spec) : spec_(std::move(spec)) {}
+  Result<Running> start_instance();
+
+  PluginSpec spec_;
+  std::shared_ptr<CompiledModule> module_;
+};
+
+// Destroys every plugin instance of the calling thread (a worker calls this before it exits, while
+// its runtime's per-thread state is still alive).
+void release_thread_instances();
+
+}  // namespace sluice::wasm

@@ -1,0 +1,16 @@
+// Factories of the runtimes behind WasmVm; only wasm_vm.cc's registry calls them.
+#pragma once
+
+#include <memory>
+
+#include "wasm/vm/wasm_vm.h"
+
+namespace sluice::wasm {
+
+inline constexpr std::string_view kV8RuntimeName = "envoy.wasm.runtime.v8";
+inline constexpr std::string_view kNullRuntimeName = "envoy.wasm.runtime.null";
+
+std::unique_ptr<WasmRuntime> make_v8_runtime();    // vm/v8/
+std::unique_ptr<WasmRuntime> make_null_runtime();  // vm/null/
+
+}  // namespace sluice::wasm

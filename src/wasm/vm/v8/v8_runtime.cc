@@ -1,0 +1,689 @@
+#include "wasm/vm/v8/v8_runtime.h"
+
+#include <libplatform/libplatform.h>
+#include <v8.h>
+
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "wasm/vm/module_info.h"
+#include "wasm/vm/runtimes.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SLUICE_V8_UNDER_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SLUICE_V8_UNDER_SANITIZER 1
+#endif
+#endif
+
+namespace sluice::wasm {
+
+namespace {
+
+// Trap-based bounds checks: V8 reserves guard regions around each memory (10 GB virtual per
+// memory) and turns the SIGSEGV of an out-of-bounds access into a Wasm trap, so compiled code has
+// no explicit bounds checks. Measured with bench/wasm_call_bench.cc on the shared 2 vCPU VM (min
+// CPU time over runs): BM_V8MemoryBoundLoop, a byte-copy loop, 14.3-15.0 us with the handler vs
+// 17.4-19.1 us without (1.2-1.3x); empty host->Wasm and Wasm->host calls showed no difference.
+// The handler owns SIGSEGV, which ASan/TSan also need, so sanitizer builds keep explicit checks.
+#ifdef SLUICE_V8_UNDER_SANITIZER
+constexpr bool kUseTrapHandler = false;
+#else
+constexpr bool kUseTrapHandler = true;
+#endif
+
+// Host functions and calls with more parameters than this take a heap path; Proxy-Wasm needs 5.
+constexpr size_t kInlineArgs = 8;
+// A dropped instance keeps its memory's address-space reservation (10 GB with the trap handler)
+// until V8 collects it, and a small heap seldom needs a GC: 1000 instantiate/drop cycles reserved
+// 10 TB (of 128 TB) when nothing forced one. A full GC after every 16 drops kept the peak at
+// 168 GB for ~0.2 ms per drop (VMs are dropped only on failure or reconfiguration).
+constexpr uint32_t kDroppedVmsPerGc = 16;
+// Foreground tasks V8 posts for an isolate (GC helpers) run when its thread pumps them; doing that
+// every this many top-level calls keeps the queue short at no per-call cost.
+constexpr uint32_t kCallsPerPump = 256;
+
+struct V8Process {
+  std::unique_ptr<v8::Platform> platform;
+  v8::ArrayBuffer::Allocator* allocator = nullptr;
+  bool trap_handler = false;
+};
+
+// V8 is set up once and never torn down: isolates on other threads may outlive static destructors.
+V8Process& v8_process() {
+  static V8Process* process = [] {
+    auto* p = new V8Process;
+    p->platform = v8::platform::NewDefaultPlatform();
+    v8::V8::InitializePlatform(p->platform.get());
+    if (kUseTrapHandler) p->trap_handler = v8::V8::EnableWebAssemblyTrapHandler(true);
+    v8::V8::Initialize();
+    p->allocator = v8::ArrayBuffer::Allocator::NewDefaultAllocator();
+    return p;
+  }();
+  return *process;
+}
+
+v8::Local<v8::String> v8_str(v8::Isolate* isolate, std::string_view s) {
+  return v8::String::NewFromUtf8(isolate, s.data(), v8::NewStringType::kNormal,
+                                 static_cast<int>(s.size()))
+      .ToLocalChecked();
+}
+
+// "RuntimeError: unreachable", "CompileError: WebAssembly.Module(): ...", or the host's message.
+std::string exception_text(v8::Isolate* isolate, const v8::TryCatch& try_catch) {
+  if (try_catch.HasTerminated()) return "terminated";
+  if (!try_catch.HasCaught()) return "unknown error";
+  v8::String::Utf8Value text(isolate, try_catch.Exception());
+  if (*text == nullptr) return "unprintable exception";
+  return std::string(*text, text.length());
+}
+
+// Values cross the WasmVm boundary as uint64_t: i32 zero-extended, floats as their bit patterns.
+v8::Local<v8::Value> to_js(v8::Isolate* isolate, ValType type, uint64_t v) {
+  switch (type) {
+    case ValType::I32:
+      return v8::Integer::New(isolate, static_cast<int32_t>(static_cast<uint32_t>(v)));
+    case ValType::I64:
+      return v8::BigInt::NewFromUnsigned(isolate, v);
+    case ValType::F32: {
+      float f;
+      const uint32_t bits = static_cast<uint32_t>(v);
+      std::memcpy(&f, &bits, 4);
+      return v8::Number::New(isolate, f);
+    }
+    case ValType::F64: {
+      double d;
+      std::memcpy(&d, &v, 8);
+      return v8::Number::New(isolate, d);
+    }
+  }
+  return v8::Undefined(isolate);
+}
+
+// `v` comes from Wasm (an argument of an import or an export's result), so it already has the
+// JS type of `type`: a Number for i32/f32/f64, a BigInt for i64.
+uint64_t from_js(ValType type, v8::Local<v8::Value> v) {
+  switch (type) {
+    case ValType::I32:
+      return static_cast<uint32_t>(v.As<v8::Int32>()->Value());
+    case ValType::I64:
+      return v.As<v8::BigInt>()->Uint64Value();
+    case ValType::F32: {
+      const float f = static_cast<float>(v.As<v8::Number>()->Value());
+      uint32_t bits;
+      std::memcpy(&bits, &f, 4);
+      return bits;
+    }
+    case ValType::F64: {
+      const double d = v.As<v8::Number>()->Value();
+      uint64_t bits;
+      std::memcpy(&bits, &d, 8);
+      return bits;
+    }
+  }
+  return 0;
+}
+
+void set_return(const v8::FunctionCallbackInfo<v8::Value>& info, ValType type, uint64_t v) {
+  switch (type) {
+    case ValType::I32:
+      info.GetReturnValue().Set(static_cast<int32_t>(static_cast<uint32_t>(v)));
+      return;
+    case ValType::I64:
+      info.GetReturnValue().Set(v8::BigInt::NewFromUnsigned(info.GetIsolate(), v));
+      return;
+    case ValType::F32:
+    case ValType::F64:
+      info.GetReturnValue().Set(to_js(info.GetIsolate(), type, v));
+      return;
+  }
+}
+
+// One isolate + context per thread, made on first use and kept entered until the thread exits, so
+// calls need no Isolate::Scope or Context::Scope. VMs share ownership: one destroyed after the
+// thread_local (a VM held by a static on the main thread) still finds its isolate alive.
+class ThreadIsolate {
+ public:
+  static const std::shared_ptr<ThreadIsolate>& current() {
+    thread_local std::shared_ptr<ThreadIsolate> self;
+    if (!self) self = std::make_shared<ThreadIsolate>(v8_process());
+    return self;
+  }
+
+  explicit ThreadIsolate(V8Process& process) : process_(process) {
+    v8::Isolate::CreateParams params;
+    params.array_buffer_allocator = process.allocator;
+    isolate_ = v8::Isolate::New(params);
+    isolate_->Enter();
+    // Wasm enqueues no microtasks; the default (kAuto) would still run a checkpoint after every
+    // top-level call, about 5% of an empty call.
+    isolate_->SetMicrotasksPolicy(v8::MicrotasksPolicy::kExplicit);
+    v8::HandleScope handles(isolate_);
+    v8::Local<v8::Context> context = v8::Context::New(isolate_);
+    context->Enter();
+    context_.Reset(isolate_, context);
+    v8::Local<v8::Object> webassembly = context->Global()
+                                            ->Get(context, v8_str(isolate_, "WebAssembly"))
+                                            .ToLocalChecked()
+                                            .As<v8::Object>();
+    auto constructor = [&](const char* name) {
+      return v8::Global<v8::Function>(
+          isolate_,
+          webassembly->Get(context, v8_str(isolate_, name)).ToLocalChecked().As<v8::Function>());
+    };
+    instance_ctor_ = constructor("Instance");
+    memory_ctor_ = constructor("Memory");
+  }
+
+  ~ThreadIsolate() {
+    {
+      v8::HandleScope handles(isolate_);
+      context_.Get(isolate_)->Exit();
+    }
+    instance_ctor_.Reset();
+    memory_ctor_.Reset();
+    context_.Reset();
+    isolate_->Exit();
+    v8::platform::NotifyIsolateShutdown(process_.platform.get(), isolate_);
+    isolate_->Dispose();
+  }
+
+  ThreadIsolate(const ThreadIsolate&) = delete;
+  ThreadIsolate& operator=(const ThreadIsolate&) = delete;
+
+  v8::Isolate* isolate() const { return isolate_; }
+  v8::Local<v8::Context> context() const { return context_.Get(isolate_); }
+  v8::Local<v8::Function> instance_ctor() const { return instance_ctor_.Get(isolate_); }
+  v8::Local<v8::Function> memory_ctor() const { return memory_ctor_.Get(isolate_); }
+
+  // Called after each top-level call; cheap except every kCallsPerPump-th time.
+  void maybe_pump() {
+    if (++calls_since_pump_ < kCallsPerPump) return;
+    pump();
+  }
+  // A VM of this thread released its instance.
+  void vm_dropped() {
+    if (++vms_dropped_since_gc_ < kDroppedVmsPerGc) return;
+    vms_dropped_since_gc_ = 0;
+    isolate_->MemoryPressureNotification(v8::MemoryPressureLevel::kCritical);
+  }
+  void pump() {
+    calls_since_pump_ = 0;
+    for (int i = 0; i < 16; ++i) {
+      if (!v8::platform::PumpMessageLoop(process_.platform.get(), isolate_)) break;
+    }
+  }
+
+ private:
+  V8Process& process_;
+  v8::Isolate* isolate_ = nullptr;
+  v8::Global<v8::Context> context_;
+  v8::Global<v8::Function> instance_ctor_;
+  v8::Global<v8::Function> memory_ctor_;
+  uint32_t calls_since_pump_ = 0;
+  uint32_t vms_dropped_since_gc_ = 0;
+};
+
+class V8Module;
+class V8Vm;
+
+// What a host function's FunctionCallback needs: its VM and a copy of the HostFunction (the
+// resolver's pointer may not outlive instantiate()).
+struct HostBinding {
+  V8Vm* vm;
+  HostFunction fn;
+};
+
+class V8Vm final : public WasmVm {
+ public:
+  V8Vm(std::shared_ptr<ThreadIsolate> thread, std::shared_ptr<const V8Module> module);
+  ~V8Vm() override;
+
+  std::string_view runtime_name() const override { return kV8RuntimeName; }
+  WasmFunction function(std::string_view name) override;
+  CallResult call(const WasmFunction& f, std::initializer_list<uint64_t> args) override;
+  char* memory_at(uint64_t ptr, uint64_t size) override;
+  uint64_t memory_size() override;
+  uint32_t word_size() const override { return 4; }
+  void trap(std::string message) override;
+  void terminate() override;
+
+ private:
+  friend class V8Module;
+
+  // run_state_: whether a top-level call is running, so terminate() from another thread only
+  // interrupts this VM's own code (other VMs share the isolate) and never leaves a termination
+  // pending for whatever runs next. kTerminating holds off the end of the call until
+  // TerminateExecution returned, so the call's CancelTerminateExecution comes after it.
+  enum RunState : int { kIdle, kRunning, kTerminating };
+
+  static void host_trampoline(const v8::FunctionCallbackInfo<v8::Value>& info);
+  CallResult fail(std::string message) {
+    CallResult r;
+    r.ok = false;
+    r.error = std::move(message);
+    return r;
+  }
+  void begin_top_level_call();
+  void end_top_level_call();
+  void refresh_memory();
+
+  // Destroyed last: the Globals below need the isolate.
+  std::shared_ptr<ThreadIsolate> thread_;
+  v8::Isolate* const isolate_;
+  std::shared_ptr<const V8Module> module_;
+  std::vector<std::unique_ptr<HostBinding>> bindings_;
+  v8::Global<v8::Object> instance_;
+  v8::Global<v8::WasmMemoryObject> memory_;
+  std::vector<v8::Global<v8::Function>> functions_;  // indexed like ModuleInfo::exports
+
+  char* memory_base_ = nullptr;
+  uint64_t memory_bytes_ = 0;
+  bool memory_stale_ = true;  // after any call into Wasm: memory.grow detaches the old buffer
+
+  uint32_t call_depth_ = 0;  // host functions may call back into the module (malloc)
+  bool trap_requested_ = false;
+  bool trap_thrown_ = false;
+  std::string trap_message_;
+
+  std::atomic<int> run_state_{kIdle};
+  std::atomic<bool> terminate_requested_{false};
+};
+
+class V8Module final : public CompiledModule, public std::enable_shared_from_this<V8Module> {
+ public:
+  V8Module(ModuleInfo info, v8::CompiledWasmModule compiled)
+      : info_(std::move(info)), compiled_(std::move(compiled)) {}
+
+  const ModuleInfo& info() const override { return info_; }
+  Result<std::unique_ptr<WasmVm>> instantiate(const ImportResolver& resolver) override;
+
+ private:
+  Result<v8::Local<v8::Object>> build_imports(V8Vm& vm, const ImportResolver& resolver,
+                                              v8::Local<v8::Object>* imported_memory);
+
+  const ModuleInfo info_;
+  const v8::CompiledWasmModule compiled_;  // shared by every isolate, thread-safe
+};
+
+V8Vm::V8Vm(std::shared_ptr<ThreadIsolate> thread, std::shared_ptr<const V8Module> module)
+    : thread_(std::move(thread)), isolate_(thread_->isolate()), module_(std::move(module)) {}
+
+V8Vm::~V8Vm() {
+  functions_.clear();
+  memory_.Reset();
+  const bool had_instance = !instance_.IsEmpty();
+  instance_.Reset();
+  if (had_instance) thread_->vm_dropped();
+}
+
+WasmFunction V8Vm::function(std::string_view name) {
+  const auto& exports = module_->info().exports;
+  for (size_t i = 0; i < exports.size(); ++i) {
+    if (exports[i].kind == ExternKind::Function && exports[i].name == name &&
+        !functions_[i].IsEmpty()) {
+      return WasmFunction{static_cast<uint32_t>(i), exports[i].signature};
+    }
+  }
+  return {};
+}
+
+// One atomic read-modify-write per call (the CAS at the end); the rest are plain stores on x86.
+void V8Vm::begin_top_level_call() {
+  terminate_requested_.store(false, std::memory_order_relaxed);
+  run_state_.store(kRunning, std::memory_order_release);
+}
+
+void V8Vm::end_top_level_call() {
+  int expected = kRunning;
+  while (!run_state_.compare_exchange_weak(expected, kIdle, std::memory_order_acq_rel)) {
+    expected = kRunning;  // terminate() is between its CAS and TerminateExecution: wait
+  }
+  if (terminate_requested_.load(std::memory_order_relaxed)) isolate_->CancelTerminateExecution();
+  thread_->maybe_pump();
+}
+
+void V8Vm::terminate() {
+  int expected = kRunning;
+  if (run_state_.compare_exchange_strong(expected, kTerminating, std::memory_order_acq_rel)) {
+    // Stored after the CAS so it is ordered after begin_top_level_call()'s reset; the release
+    // store of kRunning publishes it to end_top_level_call().
+    terminate_requested_.store(true, std::memory_order_relaxed);
+    isolate_->TerminateExecution();
+    run_state_.store(kRunning, std::memory_order_release);
+  }
+}
+
+void V8Vm::trap(std::string message) {
+  trap_requested_ = true;
+  trap_message_ = std::move(message);
+}
+
+CallResult V8Vm::call(const WasmFunction& f, std::initializer_list<uint64_t> args) {
+  if (f.index >= functions_.size() || functions_[f.index].IsEmpty()) {
+    return fail("call of a function this VM does not export");
+  }
+  const Signature& sig = module_->info().exports[f.index].signature;
+  if (args.size() != sig.params.size()) {
+    return fail("call of " + module_->info().exports[f.index].name + " " + sig.to_string() +
+                " with " + std::to_string(args.size()) + " arguments");
+  }
+
+  v8::HandleScope handles(isolate_);
+  v8::Local<v8::Context> context = thread_->context();
+  v8::Local<v8::Value> inline_argv[kInlineArgs];
+  std::vector<v8::Local<v8::Value>> heap_argv;
+  v8::Local<v8::Value>* argv = inline_argv;
+  if (args.size() > kInlineArgs) {
+    heap_argv.resize(args.size());
+    argv = heap_argv.data();
+  }
+  size_t i = 0;
+  for (uint64_t a : args) {
+    argv[i] = to_js(isolate_, sig.params[i], a);
+    ++i;
+  }
+
+  const bool top_level = call_depth_ == 0;
+  if (top_level) begin_top_level_call();
+  ++call_depth_;
+  v8::TryCatch try_catch(isolate_);
+  v8::MaybeLocal<v8::Value> maybe_result = functions_[f.index].Get(isolate_)->Call(
+      context, v8::Undefined(isolate_), static_cast<int>(args.size()), argv);
+  --call_depth_;
+  memory_stale_ = true;
+
+  CallResult result;
+  v8::Local<v8::Value> value;
+  if (maybe_result.ToLocal(&value)) {
+    if (!sig.results.empty()) {
+      if (sig.results.size() > 1) {  // multi-value: an Array
+        value = value.As<v8::Array>()->Get(context, 0).ToLocalChecked();
+      }
+      result.value = from_js(sig.results[0], value);
+    }
+  } else {
+    result.ok = false;
+    if (trap_thrown_) {
+      trap_thrown_ = false;
+      result.error = std::move(trap_message_);
+      trap_message_.clear();
+    } else if (try_catch.HasTerminated() || terminate_requested_.load()) {
+      result.error = "terminated";
+    } else {
+      result.error = exception_text(isolate_, try_catch);
+    }
+  }
+  if (top_level) {
+    end_top_level_call();
+    trap_requested_ = false;  // a trap() outside any host function has nothing to abort
+  }
+  return result;
+}
+
+void V8Vm::host_trampoline(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  auto* binding = static_cast<HostBinding*>(info.Data().As<v8::External>()->Value());
+  V8Vm& vm = *binding->vm;
+  const Signature& sig = binding->fn.signature;
+
+  uint64_t inline_args[kInlineArgs];
+  std::vector<uint64_t> heap_args;
+  uint64_t* args = inline_args;
+  if (sig.params.size() > kInlineArgs) {
+    heap_args.resize(sig.params.size());
+    args = heap_args.data();
+  }
+  for (size_t i = 0; i < sig.params.size(); ++i) args[i] = from_js(sig.params[i], info[i]);
+
+  vm.memory_stale_ = true;  // the module may have grown its memory since the last look
+  const uint64_t result = binding->fn.callback(vm, args, binding->fn.data);
+
+  v8::Isolate* isolate = info.GetIsolate();
+  if (vm.trap_requested_) {
+    vm.trap_requested_ = false;
+    vm.trap_thrown_ = true;
+    isolate->ThrowException(v8::Exception::Error(v8_str(isolate, vm.trap_message_)));
+    return;
+  }
+  if (vm.terminate_requested_.load(std::memory_order_relaxed) && vm.call_depth_ > 0) {
+    // A nested call's TryCatch may have swallowed the termination (no JS frames between it and
+    // the outer call): unwind the outer Wasm frames too.
+    isolate->TerminateExecution();
+    isolate->ThrowException(v8::Exception::Error(v8_str(isolate, "terminated")));
+    return;
+  }
+  if (!sig.results.empty()) set_return(info, sig.results[0], result);
+}
+
+void V8Vm::refresh_memory() {
+  memory_stale_ = false;
+  if (memory_.IsEmpty()) {
+    memory_base_ = nullptr;
+    memory_bytes_ = 0;
+    return;
+  }
+  v8::HandleScope handles(isolate_);
+  v8::Local<v8::ArrayBuffer> buffer = memory_.Get(isolate_)->Buffer();
+  memory_base_ = static_cast<char*>(buffer->Data());
+  memory_bytes_ = buffer->ByteLength();
+}
+
+char* V8Vm::memory_at(uint64_t ptr, uint64_t size) {
+  if (memory_stale_) refresh_memory();
+  if (size > memory_bytes_ || ptr > memory_bytes_ - size) return nullptr;
+  if (memory_base_ == nullptr) {
+    static char empty_range;  // a valid pointer for the empty range of a memory-less module
+    return &empty_range;
+  }
+  return memory_base_ + ptr;
+}
+
+uint64_t V8Vm::memory_size() {
+  if (memory_stale_) refresh_memory();
+  return memory_bytes_;
+}
+
+std::string import_name(const ImportInfo& import) { return import.module + "." + import.name; }
+
+Result<v8::Local<v8::Object>> V8Module::build_imports(V8Vm& vm, const ImportResolver& resolver,
+                                                      v8::Local<v8::Object>* imported_memory) {
+  v8::Isolate* isolate = vm.isolate_;
+  v8::Local<v8::Context> context = vm.thread_->context();
+  v8::Local<v8::Object> imports = v8::Object::New(isolate);
+
+  for (const ImportInfo& import : info_.imports) {
+    v8::Local<v8::Value> value;
+    switch (import.kind) {
+      case ExternKind::Function: {
+        const HostFunction* host = resolver(import.module, import.name);
+        if (host == nullptr) {
+          return Error{"module imports " + import_name(import) + " " +
+                       import.signature.to_string() + ", which Sluice does not provide"};
+        }
+        if (!(host->signature == import.signature)) {
+          return Error{"module imports " + import_name(import) + " as " +
+                       import.signature.to_string() + ", but Sluice provides " +
+                       import_name(import) + " " + host->signature.to_string()};
+        }
+        if (host->callback == nullptr || host->signature.results.size() > 1) {
+          return Error{"host function " + import_name(import) + " cannot be bound"};
+        }
+        vm.bindings_.push_back(std::make_unique<HostBinding>(HostBinding{&vm, *host}));
+        v8::Local<v8::External> data = v8::External::New(isolate, vm.bindings_.back().get());
+        v8::Local<v8::Function> fn;
+        if (!v8::Function::New(context, &V8Vm::host_trampoline, data,
+                               static_cast<int>(import.signature.params.size()),
+                               v8::ConstructorBehavior::kThrow)
+                 .ToLocal(&fn)) {
+          return Error{"cannot create host function " + import_name(import)};
+        }
+        value = fn;
+        break;
+      }
+      case ExternKind::Memory: {
+        // The host creates an imported memory with the declared limits (ModuleInfo::memory is the
+        // first memory, and the import section precedes the memory section).
+        if (!info_.memory || !info_.memory->imported) {
+          return Error{"module imports memory " + import_name(import) + " without its limits"};
+        }
+        const MemoryLimits& limits = *info_.memory;
+        if (limits.memory64) {
+          return Error{"module imports 64-bit memory " + import_name(import) +
+                       ", which V8 does not support here"};
+        }
+        v8::Local<v8::Object> descriptor = v8::Object::New(isolate);
+        descriptor
+            ->Set(context, v8_str(isolate, "initial"),
+                  v8::Integer::NewFromUnsigned(isolate, limits.initial_pages))
+            .Check();
+        if (limits.max_pages) {
+          descriptor
+              ->Set(context, v8_str(isolate, "maximum"),
+                    v8::Integer::NewFromUnsigned(isolate, *limits.max_pages))
+              .Check();
+        }
+        if (limits.shared) {
+          descriptor->Set(context, v8_str(isolate, "shared"), v8::True(isolate)).Check();
+        }
+        v8::TryCatch try_catch(isolate);
+        v8::Local<v8::Value> argv[] = {descriptor};
+        v8::Local<v8::Object> memory;
+        if (!vm.thread_->memory_ctor()->NewInstance(context, 1, argv).ToLocal(&memory)) {
+          return Error{"cannot create memory " + import_name(import) + ": " +
+                       exception_text(isolate, try_catch)};
+        }
+        if (imported_memory->IsEmpty()) *imported_memory = memory;
+        value = memory;
+        break;
+      }
+      case ExternKind::Table:
+        // TODO(v8): ModuleInfo does not report table limits yet; without them the host cannot
+        // create a table the module would accept.
+        return Error{"module imports table " + import_name(import) +
+                     ", which Sluice does not provide"};
+      case ExternKind::Global:
+        return Error{"module imports global " + import_name(import) +
+                     ", which Sluice does not provide (no global imports)"};
+      case ExternKind::Tag:
+        return Error{"module imports exception tag " + import_name(import) +
+                     ", which Sluice does not provide"};
+    }
+
+    v8::Local<v8::String> module_key = v8_str(isolate, import.module);
+    v8::Local<v8::Value> module_object;
+    if (!imports->Get(context, module_key).ToLocal(&module_object) || !module_object->IsObject()) {
+      module_object = v8::Object::New(isolate);
+      imports->Set(context, module_key, module_object).Check();
+    }
+    module_object.As<v8::Object>()->Set(context, v8_str(isolate, import.name), value).Check();
+  }
+  return imports;
+}
+
+Result<std::unique_ptr<WasmVm>> V8Module::instantiate(const ImportResolver& resolver) {
+  const std::shared_ptr<ThreadIsolate>& thread = ThreadIsolate::current();
+  v8::Isolate* isolate = thread->isolate();
+  v8::HandleScope handles(isolate);
+  v8::Local<v8::Context> context = thread->context();
+  auto vm = std::make_unique<V8Vm>(thread, shared_from_this());
+
+  v8::TryCatch try_catch(isolate);
+  v8::Local<v8::WasmModuleObject> module;
+  if (!v8::WasmModuleObject::FromCompiledModule(isolate, compiled_).ToLocal(&module)) {
+    return Error{"cannot load the compiled module: " + exception_text(isolate, try_catch)};
+  }
+  v8::Local<v8::Object> imported_memory;
+  Result<v8::Local<v8::Object>> imports = build_imports(*vm, resolver, &imported_memory);
+  if (!imports.ok()) return std::move(imports).take_error();
+  // Host functions called by a start function can already use an imported memory (an exported
+  // one is known only once the constructor returns).
+  if (!imported_memory.IsEmpty()) {
+    vm->memory_.Reset(isolate, imported_memory.As<v8::WasmMemoryObject>());
+  }
+
+  // A start function runs inside the constructor; it may call host functions and trap.
+  v8::Local<v8::Value> argv[] = {module, imports.value()};
+  vm->begin_top_level_call();
+  ++vm->call_depth_;
+  v8::MaybeLocal<v8::Object> maybe_instance =
+      thread->instance_ctor()->NewInstance(context, 2, argv);
+  --vm->call_depth_;
+  vm->end_top_level_call();
+  v8::Local<v8::Object> instance;
+  // A start function's exception can leave the constructor returning its bare receiver, so an
+  // object back is not proof of success.
+  if (!maybe_instance.ToLocal(&instance) || try_catch.HasCaught() || vm->trap_thrown_) {
+    std::string why = vm->trap_thrown_ ? vm->trap_message_ : exception_text(isolate, try_catch);
+    return Error{"cannot instantiate the module: " + why};
+  }
+  vm->instance_.Reset(isolate, instance);
+
+  v8::Local<v8::Value> exports_value;
+  if (!instance->Get(context, v8_str(isolate, "exports")).ToLocal(&exports_value) ||
+      !exports_value->IsObject()) {
+    return Error{"instance has no exports object: " + exception_text(isolate, try_catch)};
+  }
+  v8::Local<v8::Object> exports = exports_value.As<v8::Object>();
+
+  vm->functions_.resize(info_.exports.size());
+  v8::Local<v8::Object> exported_memory;
+  for (size_t i = 0; i < info_.exports.size(); ++i) {
+    const ExportInfo& e = info_.exports[i];
+    if (e.kind != ExternKind::Function && e.kind != ExternKind::Memory) continue;
+    v8::Local<v8::Value> value;
+    if (!exports->Get(context, v8_str(isolate, e.name)).ToLocal(&value)) continue;
+    if (e.kind == ExternKind::Function && value->IsFunction()) {
+      vm->functions_[i].Reset(isolate, value.As<v8::Function>());
+    } else if (e.kind == ExternKind::Memory && value->IsWasmMemoryObject()) {
+      // Proxy-Wasm's memory is the export named "memory"; otherwise take the first one.
+      if (exported_memory.IsEmpty() || e.name == "memory") exported_memory = value.As<v8::Object>();
+    }
+  }
+  if (imported_memory.IsEmpty() && !exported_memory.IsEmpty()) {
+    vm->memory_.Reset(isolate, exported_memory.As<v8::WasmMemoryObject>());
+  }
+  vm->memory_stale_ = true;
+
+  thread->pump();
+  return std::unique_ptr<WasmVm>(std::move(vm));
+}
+
+class V8Runtime final : public WasmRuntime {
+ public:
+  std::string_view name() const override { return kV8RuntimeName; }
+
+  Result<std::shared_ptr<CompiledModule>> compile(std::string_view code) override {
+    const std::shared_ptr<ThreadIsolate>& thread = ThreadIsolate::current();
+    v8::Isolate* isolate = thread->isolate();
+    v8::HandleScope handles(isolate);
+    v8::TryCatch try_catch(isolate);
+    v8::Local<v8::WasmModuleObject> module;
+    if (!v8::WasmModuleObject::Compile(isolate,
+                                       {reinterpret_cast<const uint8_t*>(code.data()), code.size()})
+             .ToLocal(&module)) {
+      return Error{exception_text(isolate, try_catch)};
+    }
+    // V8 validated the module; ModuleInfo reads what the host needs from it.
+    Result<ModuleInfo> info = ModuleInfo::parse(code);
+    if (!info.ok()) return Error{"cannot read the module: " + info.error()};
+    thread->pump();
+    return std::shared_ptr<CompiledModule>(
+        std::make_shared<V8Module>(std::move(info).value(), module->GetCompiledModule()));
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<WasmRuntime> make_v8_runtime() {
+  v8_process();
+  return std::make_unique<V8Runtime>();
+}
+
+bool v8_trap_handler_enabled() { return v8_process().trap_handler; }
+
+}  // namespace sluice::wasm

@@ -1,0 +1,125 @@
+#include "wasm/vm/wasm_vm.h"
+
+#include <mutex>
+
+#include "wasm/vm/runtimes.h"
+
+namespace sluice::wasm {
+
+namespace {
+std::string_view type_name(ValType t) {
+  switch (t) {
+    case ValType::I32:
+      return "i32";
+    case ValType::I64:
+      return "i64";
+    case ValType::F32:
+      return "f32";
+    case ValType::F64:
+      return "f64";
+  }
+  return "?";
+}
+
+void append_list(std::string& out, const std::vector<ValType>& types) {
+  out += '(';
+  for (size_t i = 0; i < types.size(); ++i) {
+    if (i) out += ", ";
+    out += type_name(types[i]);
+  }
+  out += ')';
+}
+}  // namespace
+
+std::string Signature::to_string() const {
+  std::string out;
+  append_list(out, params);
+  out += " -> ";
+  append_list(out, results);
+  return out;
+}
+
+bool WasmVm::get_word(uint64_t ptr, uint64_t* out) {
+  const uint32_t n = word_size();
+  const char* p = memory_at(ptr, n);
+  if (!p) return false;
+  if (n == 4) {
+    uint32_t v;
+    std::memcpy(&v, p, 4);  // wasm is little-endian, as are the hosts Sluice runs on
+    *out = v;
+  } else {
+    std::memcpy(out, p, 8);
+  }
+  return true;
+}
+
+bool WasmVm::set_word(uint64_t ptr, uint64_t value) {
+  const uint32_t n = word_size();
+  if (n == 4 && value > UINT32_MAX) return false;
+  char* p = memory_at(ptr, n);
+  if (!p) return false;
+  if (n == 4) {
+    const uint32_t v = static_cast<uint32_t>(value);
+    std::memcpy(p, &v, 4);
+  } else {
+    std::memcpy(p, &value, 8);
+  }
+  return true;
+}
+
+bool WasmVm::set_u32(uint64_t ptr, uint32_t value) {
+  char* p = memory_at(ptr, 4);
+  if (!p) return false;
+  std::memcpy(p, &value, 4);
+  return true;
+}
+
+bool WasmVm::set_u64(uint64_t ptr, uint64_t value) {
+  char* p = memory_at(ptr, 8);
+  if (!p) return false;
+  std::memcpy(p, &value, 8);
+  return true;
+}
+
+bool WasmVm::read(uint64_t ptr, uint64_t size, std::string_view* out) {
+  const char* p = memory_at(ptr, size);
+  if (!p) return false;
+  *out = std::string_view(p, size);
+  return true;
+}
+
+bool WasmVm::write(uint64_t ptr, std::string_view data) {
+  char* p = memory_at(ptr, data.size());
+  if (!p) return false;
+  if (!data.empty()) std::memcpy(p, data.data(), data.size());
+  return true;
+}
+
+namespace {
+struct Registry {
+  std::mutex mu;
+  std::unique_ptr<WasmRuntime> v8, null;
+};
+Registry& registry() {
+  static Registry* r = new Registry;  // lives for the process: VMs may outlive static destructors
+  return *r;
+}
+}  // namespace
+
+WasmRuntime* runtime_by_name(std::string_view name) {
+  Registry& r = registry();
+  std::lock_guard lock(r.mu);
+  if (name == kV8RuntimeName) {
+    if (!r.v8) r.v8 = make_v8_runtime();
+    return r.v8.get();
+  }
+  if (name == kNullRuntimeName) {
+    if (!r.null) r.null = make_null_runtime();
+    return r.null.get();
+  }
+  return nullptr;
+}
+
+std::vector<std::string_view> runtime_names() { return {kV8RuntimeName, kNullRuntimeName}; }
+
+}  // namespace sluice::wasm

@@ -1,0 +1,126 @@
+// The one interface between the Proxy-Wasm host and a Wasm runtime. Nothing above src/wasm/vm/
+// knows whether V8 or the null runtime (native plugins) runs a module.
+//
+//   WasmRuntime   one per runtime, process-wide: compiles modules (main thread).
+//   CompiledModule  shared, immutable, thread-safe: each worker instantiates its own VM from it.
+//   WasmVm        one instance (its memory, its globals), used only on the thread that made it.
+//
+// Values cross the boundary as uint64_t: i32 zero-extended, i64 as is. Host functions are plain
+// function pointers with the same shape, so a runtime binds them without knowing what they do.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+
+namespace sluice::wasm {
+
+enum class ValType : uint8_t { I32, I64, F32, F64 };
+
+struct Signature {
+  std::vector<ValType> params;
+  std::vector<ValType> results;  // Proxy-Wasm uses at most one
+  bool operator==(const Signature&) const = default;
+  std::string to_string() const;  // "(i32, i64) -> i32", "() -> ()"
+};
+
+class WasmVm;
+struct ModuleInfo;
+
+// A host function: reads its arguments (signature order), returns its result (ignored for a
+// function with no result). It may call vm.trap() to abort the running Wasm call.
+using HostCallback = uint64_t (*)(WasmVm& vm, const uint64_t* args, void* data);
+
+struct HostFunction {
+  std::string module;  // "env", "wasi_snapshot_preview1", "wasi_unstable"
+  std::string name;
+  Signature signature;
+  HostCallback callback = nullptr;
+  void* data = nullptr;
+};
+
+// Finds the host function a module imports, or nullptr (the module then fails to link with an
+// error naming the import). The runtime checks that the signatures match.
+using ImportResolver =
+    std::function<const HostFunction*(std::string_view module, std::string_view name)>;
+
+// A handle on an exported function, valid for the VM that returned it.
+struct WasmFunction {
+  uint32_t index = UINT32_MAX;  // runtime-specific
+  Signature signature;
+  explicit operator bool() const { return index != UINT32_MAX; }
+};
+
+struct CallResult {
+  bool ok = true;
+  uint64_t value = 0;  // the first result, zero-extended
+  std::string error;   // on failure: the trap or termination message ("unreachable", ...)
+};
+
+class WasmVm {
+ public:
+  virtual ~WasmVm() = default;
+
+  virtual std::string_view runtime_name() const = 0;  // "envoy.wasm.runtime.v8"
+
+  // The exported function `name`, or an empty handle when absent. Its signature is as declared.
+  virtual WasmFunction function(std::string_view name) = 0;
+  // Calls an exported function. A trap, a host-requested trap or a termination returns ok=false
+  // and leaves the VM usable for the runtime, but the host treats the instance as failed (its
+  // memory may be half-updated).
+  virtual CallResult call(const WasmFunction& f, std::initializer_list<uint64_t> args) = 0;
+
+  // Linear memory. memory_at returns a pointer to [ptr, ptr+size) or nullptr when any of it is
+  // outside memory; it stays valid until the next call into the VM (memory.grow may move it).
+  // Zero-size ranges at or below the memory size are valid.
+  virtual char* memory_at(uint64_t ptr, uint64_t size) = 0;
+  virtual uint64_t memory_size() = 0;
+  // Pointers and sizes in memory: 4 bytes little-endian in wasm32, 8 bytes native in the null VM.
+  virtual uint32_t word_size() const = 0;
+
+  // Called from a host function: the current Wasm call fails with `message` once it returns.
+  virtual void trap(std::string message) = 0;
+  // Stops the running Wasm code; the only method callable from another thread (a watchdog).
+  virtual void terminate() = 0;
+
+  // Helpers over memory_at and word_size.
+  bool get_word(uint64_t ptr, uint64_t* out);
+  bool set_word(uint64_t ptr, uint64_t value);
+  bool set_u32(uint64_t ptr, uint32_t value);
+  bool set_u64(uint64_t ptr, uint64_t value);
+  bool read(uint64_t ptr, uint64_t size, std::string_view* out);
+  bool write(uint64_t ptr, std::string_view data);
+};
+
+class CompiledModule {
+ public:
+  virtual ~CompiledModule() = default;
+  // What the module declares (for the null runtime: its registered exports, ABI 0.2.1).
+  virtual const ModuleInfo& info() const = 0;
+  // A new instance on the calling thread, its imports bound through `resolver`. A Wasm start
+  // section runs during instantiation; _initialize / _start are the host's to call.
+  virtual Result<std::unique_ptr<WasmVm>> instantiate(const ImportResolver& resolver) = 0;
+};
+
+class WasmRuntime {
+ public:
+  virtual ~WasmRuntime() = default;
+  virtual std::string_view name() const = 0;
+  // `code` is the module binary (V8) or the registered plugin name (null).
+  virtual Result<std::shared_ptr<CompiledModule>> compile(std::string_view code) = 0;
+};
+
+// The runtime registered under `name` ("envoy.wasm.runtime.v8", "envoy.wasm.runtime.null"), or
+// nullptr. Runtimes are created on first use and live for the process.
+WasmRuntime* runtime_by_name(std::string_view name);
+// Every runtime name this build knows, for error messages.
+std::vector<std::string_view> runtime_names();
+
+}  // namespace sluice::wasm

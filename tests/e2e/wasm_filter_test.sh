@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# The real binary with a Proxy-Wasm filter (a hand-written WAT module, on V8) in front of a real
+# nginx: headers added both ways, a local reply from the plugin, a trapping plugin answered 503
+# (FAIL_CLOSED) or skipped (FAIL_OPEN), and the config errors a bad module gives.
+source "$(dirname "$0")/lib.sh"
+: "${SLUICE_TEST_WASM_DIR:?set SLUICE_TEST_WASM_DIR}"
+UP=$(free_port); PORT=$(free_port); PORT_OPEN=$(free_port)
+start_nginx "$UP"
+
+listener() {  # name port failure_policy
+  cat <<YAML
+  - name: $1
+    address: { socket_address: { address: 127.0.0.1, port_value: $2 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: $1
+          route_config:
+            virtual_hosts:
+            - name: default
+              domains: ["*"]
+              routes:
+              - match: { prefix: "/plain" }
+                route: { cluster: nginx }
+                typed_per_filter_config:
+                  envoy.filters.http.wasm:
+                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig
+                    disabled: true
+              - match: { prefix: "/" }
+                route: { cluster: nginx }
+          http_filters:
+          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: basic
+                root_id: basic_root
+                failure_policy: $3
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: from-config
+                vm_config:
+                  runtime: envoy.wasm.runtime.v8
+                  code: { local: { filename: $SLUICE_TEST_WASM_DIR/filter_basic.wasm } }
+          - name: envoy.filters.http.router
+            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+YAML
+}
+
+{
+  echo "static_resources:"
+  echo "  listeners:"
+  listener closed "$PORT" FAIL_CLOSED
+  listener open "$PORT_OPEN" FAIL_OPEN
+  cat <<YAML
+  clusters:
+  - name: nginx
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: nginx
+      endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $UP } } } } ] } ]
+YAML
+} > "$WORK/sluice.yaml"
+
+"$SLUICE_BIN" -c "$WORK/sluice.yaml" --concurrency 1 -l info > "$WORK/sluice.log" 2>&1 &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$PORT/"
+
+# Headers added both ways; the plugin configuration reached on_configure.
+out=$(curl -sS -D - "http://127.0.0.1:$PORT/headers")
+[[ $out == *"x-wasm: hello"* ]] || fail "response header from the plugin: $out"
+[[ $out == *"wasm=from-config"* ]] || fail "request header from the plugin: $out"
+pass "headers added on request and response"
+
+# typed_per_filter_config disables the plugin on /plain.
+out=$(curl -sS -D - "http://127.0.0.1:$PORT/plain")
+[[ $out != *"x-wasm: hello"* ]] || fail "plugin ran on a route that disables it: $out"
+pass "per-route disabled"
+
+# A local reply from the plugin, with its headers; the upstream is not reached.
+out=$(curl -sS -D - "http://127.0.0.1:$PORT/deny/me")
+[[ $out == "HTTP/1.1 403"* && $out == *"x-denied: yes"* && $out == *"denied by wasm" ]] ||
+  fail "local reply: $out"
+pass "local reply 403 from the plugin"
+
+# A trapping plugin: FAIL_CLOSED answers 503 for that request and after (the VM is failed),
+# while the FAIL_OPEN listener's own instance skips the plugin once it failed.
+code=$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/trap")
+[[ $code == 503 ]] || fail "trap under FAIL_CLOSED: $code"
+code=$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/headers")
+[[ $code == 503 ]] || fail "failed VM under FAIL_CLOSED still serving: $code"
+grep -q "failed: RuntimeError: unreachable" "$WORK/sluice.log" || fail "trap not logged"
+out=$(curl -sS -D - "http://127.0.0.1:$PORT_OPEN/trap")
+[[ $out == "HTTP/1.1 404"* || $out == "HTTP/1.1 200"* ]] || fail "trap under FAIL_OPEN: $out"
+out=$(curl -sS -D - "http://127.0.0.1:$PORT_OPEN/headers")
+[[ $out == "HTTP/1.1 200"* && $out != *"x-wasm: hello"* ]] || fail "FAIL_OPEN after failure: $out"
+pass "trap: FAIL_CLOSED answers 503, FAIL_OPEN skips the plugin"
+
+# The proxy itself keeps serving after the crash: the /plain route does not use the plugin.
+out=$(curl -sS "http://127.0.0.1:$PORT/plain")
+[[ $out == *"nginx"* ]] || fail "proxy after plugin crash: $out"  # nginx's own 404 page
+pass "proxy unaffected by the crash"
+
+# Config errors: a missing module, a module that is not Wasm, a module without an ABI marker.
+bad() {  # description yaml-file expected-substring
+  if "$SLUICE_BIN" -c "$2" --concurrency 1 > "$WORK/bad.log" 2>&1; then fail "$1: started"; fi
+  grep -q -- "$3" "$WORK/bad.log" || { cat "$WORK/bad.log" >&2; fail "$1: message"; }
+  pass "config error: $1"
+}
+printf 'not wasm at all' > "$WORK/garbage.wasm"
+printf '(module (memory (export "memory") 1) (func (export "malloc") (param i32) (result i32) i32.const 0))' > "$WORK/nomarker.wat"
+wat2wasm "$WORK/nomarker.wat" -o "$WORK/nomarker.wasm"
+for case in "missing:$WORK/nope.wasm:cannot read Wasm module" \
+            "garbage:$WORK/garbage.wasm:cannot load file" \
+            "no ABI marker:$WORK/nomarker.wasm:unknown Proxy-Wasm ABI version"; do
+  IFS=: read -r what file msg <<<"$case"
+  sed "s|$SLUICE_TEST_WASM_DIR/filter_basic.wasm|$file|" "$WORK/sluice.yaml" |
+    sed "s/port_value: $PORT\b/port_value: $(free_port)/; s/port_value: $PORT_OPEN\b/port_value: $(free_port)/" \
+      > "$WORK/bad.yaml"
+  bad "$what" "$WORK/bad.yaml" "$msg"
+done

@@ -1,0 +1,126 @@
+// A test-only extension that exercises the SDK surface the examples do not: http_call from a
+// stream, typed properties, shared data, pairs, all metric types, ticks and a deferred on_done.
+// It is driven by sdk_native_test.cc (native) and checked by module_compat_test.sh (.wasm).
+// The request header x-probe selects what a stream does; results go back as response headers
+// of a local reply, so the fake host can read them.
+#include <string>
+
+#include "sluice/sdk.h"
+
+namespace {
+
+class ProbeRoot : public sluice::RootContext {
+ public:
+  using RootContext::RootContext;
+
+  bool on_vm_start(size_t size) override {
+    sluice::log_info("probe: vm_start size={} config={}", size, sluice::vm_configuration());
+    return sluice::vm_configuration() != "fail";
+  }
+  bool on_configure(size_t) override {
+    std::string config = sluice::plugin_configuration();
+    if (config == "tick") set_tick_period_milliseconds(10);
+    return config != "reject";
+  }
+  void on_tick() override {
+    ++ticks_;
+    sluice::log_info("probe: tick {}", ticks_);
+    if (finishing_) done();
+  }
+  bool on_done() override {
+    finishing_ = true;  // finish later, from on_tick
+    return false;
+  }
+
+  sluice::Gauge gauge{"probe.gauge"};
+  sluice::Histogram histogram{"probe.histogram"};
+  sluice::Counter counter{"probe.counter"};
+
+ private:
+  int ticks_ = 0;
+  bool finishing_ = false;
+};
+
+class ProbeStream : public sluice::HttpContext {
+ public:
+  ProbeStream(uint32_t id, ProbeRoot* root) : HttpContext(id, root), root_(root) {}
+
+  sluice::FilterHeadersStatus on_request_headers(uint32_t num_headers, bool eos) override {
+    std::string action = sluice::request_headers().get("x-probe").value_or("");
+    if (action == "http_call") {
+      sluice::Pairs h = {{":method", "GET"}, {":path", "/callout"}, {":authority", "svc"}};
+      auto s = http_call("callout_cluster", h, "ping", {}, 500, [](const auto& r) {
+        std::string status = r.status() ? std::to_string(*r.status()) : "none";
+        sluice::send_local_response(200, "callout " + status + " " + r.body(),
+                                    {{"x-callout-failed", r.failed() ? "yes" : "no"}});
+      });
+      return s == sluice::Status::Ok ? sluice::FilterHeadersStatus::StopIteration
+                                     : sluice::FilterHeadersStatus::Continue;
+    }
+    if (action == "props") {
+      auto size = sluice::get_property_int64({"request", "size"});
+      auto mtls = sluice::get_property_bool({"connection", "mtls"});
+      auto name = sluice::get_property_string({"plugin_name"});
+      auto missing = sluice::get_property({"no", "such"});
+      reply(sluice::format("size={} mtls={} name={} missing={}", size.value_or(-1),
+                           mtls.value_or(false), name.value_or("?"), missing.has_value()));
+      return sluice::FilterHeadersStatus::StopIteration;
+    }
+    if (action == "shared") {
+      sluice::set_shared_data("k", "v1");
+      auto got = sluice::get_shared_data("k");
+      auto stale = sluice::set_shared_data("k", "v2", got->cas + 100);
+      auto fresh = sluice::set_shared_data("k", "v3", got->cas);
+      reply(sluice::format("{} {} {} {}", got->value, sluice::status_name(stale),
+                           sluice::status_name(fresh), sluice::get_shared_data("k")->value));
+      return sluice::FilterHeadersStatus::StopIteration;
+    }
+    if (action == "pairs") {
+      sluice::Pairs pairs = sluice::request_headers().pairs();
+      pairs.emplace_back("x-count", std::to_string(num_headers));
+      sluice::request_headers().set_pairs(pairs);
+      return sluice::FilterHeadersStatus::Continue;
+    }
+    if (action == "metrics") {
+      root_->gauge.add(5);
+      root_->gauge.add(-2);
+      root_->histogram.record(42);
+      root_->counter.increment(3);
+      reply(sluice::format("gauge={} counter={}", root_->gauge.value().value_or(0),
+                           root_->counter.value().value_or(0)));
+      return sluice::FilterHeadersStatus::StopIteration;
+    }
+    return sluice::FilterHeadersStatus::Continue;
+  }
+
+  sluice::FilterDataStatus on_request_body(size_t size, bool eos) override {
+    if (!eos) return sluice::FilterDataStatus::StopIterationAndBuffer;
+    sluice::request_body().append("!");
+    sluice::request_body().prepend("<");
+    return sluice::FilterDataStatus::Continue;
+  }
+
+  void on_log() override { sluice::log_info("probe: log {}", id()); }
+  void on_done() override { sluice::log_info("probe: done {}", id()); }
+  void on_delete() override { sluice::log_info("probe: delete {}", id()); }
+
+ private:
+  void reply(const std::string& result) {
+    sluice::send_local_response(200, "", {{"x-probe-result", result}}, "probe reply");
+  }
+  ProbeRoot* root_;
+};
+
+class OtherRoot : public sluice::RootContext {
+ public:
+  using RootContext::RootContext;
+  bool on_vm_start(size_t) override {
+    sluice::log_info("other: vm_start root_id={}", root_id());
+    return true;
+  }
+};
+
+sluice::RegisterContextFactory<ProbeRoot, ProbeStream> probe("probe");
+sluice::RegisterContextFactory<OtherRoot> other("probe_other");
+
+}  // namespace

@@ -1,0 +1,413 @@
+// The SDK's native build, end to end against a fake host: the example extensions and the probe
+// extension are linked in as null plugins, registered at static-init time, and driven through
+// their SluiceNullPlugin exports exactly as the null runtime does.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "fake_host.h"
+#include "sluice/sdk.h"  // the probe extension's copy of the SDK (SLUICE_SDK_NS=ext_sdk_probe)
+
+namespace {
+
+using fakehost::host;
+using fakehost::Vm;
+
+constexpr uint32_t kRoot = 1;
+constexpr uint32_t kStream = 2;
+constexpr int kRequestHeaders = 0, kResponseHeaders = 2;
+constexpr int kRequestBody = 0, kResponseBody = 1;
+
+class SdkNativeTest : public ::testing::Test {
+ protected:
+  void SetUp() override { fakehost::reset(); }
+
+  static const SluiceNullPlugin* plugin(const std::string& name) {
+    const SluiceNullPlugin* p = fakehost::find_plugin(name);
+    EXPECT_NE(p, nullptr) << name << " is not registered";
+    return p;
+  }
+};
+
+// ---- SDK pieces ---------------------------------------------------------------------------
+
+TEST(SdkPieces, PairsMatchTheAbiLayout) {
+  // The ABI facts' example: {a:"1", b:"22"} is 29 bytes.
+  const std::string expected(
+      "\x02\0\0\0\x01\0\0\0\x01\0\0\0\x01\0\0\0\x02\0\0\0a\0"
+      "1\0b\0"
+      "22\0",
+      29);
+  sluice::Pairs pairs = {{"a", "1"}, {"b", "22"}};
+  EXPECT_EQ(sluice::serialize_pairs(pairs), expected);
+  EXPECT_EQ(fakehost::encode_pairs({{"a", "1"}, {"b", "22"}}), expected);
+  EXPECT_EQ(sluice::parse_pairs(expected), pairs);
+  EXPECT_EQ(sluice::parse_pairs(""), sluice::Pairs{});
+  EXPECT_EQ(sluice::serialize_pairs({}), std::string("\0\0\0\0", 4));
+}
+
+TEST(SdkPieces, ParsePairsRejectsInconsistentBlobs) {
+  std::string good = sluice::serialize_pairs({{"key", "value"}});
+  EXPECT_FALSE(sluice::parse_pairs(good.substr(0, good.size() - 1)));  // truncated
+  EXPECT_FALSE(sluice::parse_pairs(good + "x"));                       // trailing byte
+  std::string no_nul = good;
+  no_nul[4 + 8 + 3] = 'x';  // the NUL after the key
+  EXPECT_FALSE(sluice::parse_pairs(no_nul));
+  std::string huge_count = good;
+  huge_count[3] = '\x7f';
+  EXPECT_FALSE(sluice::parse_pairs(huge_count));
+  EXPECT_FALSE(sluice::parse_pairs("ab"));
+}
+
+TEST(SdkPieces, Format) {
+  EXPECT_EQ(sluice::format("a={} b={} c={}", 1, "two", std::string("3")), "a=1 b=two c=3");
+  EXPECT_EQ(sluice::format("{} {} {} {}", true, 'x', -5, 18446744073709551615ull),
+            "true x -5 18446744073709551615");
+  EXPECT_EQ(sluice::format("{{}} {}", 2.5), "{} 2.5");
+  EXPECT_EQ(sluice::format("missing {} {}", 1), "missing 1 {}");
+  EXPECT_EQ(sluice::format("extra", 1, 2), "extra");
+  EXPECT_EQ(sluice::format("{}", std::string_view("sv")), "sv");
+  EXPECT_EQ(sluice::format("{}", sluice::LogLevel::Warn), "3");
+}
+
+TEST(SdkPieces, KeyValueLinesAndPropertyPaths) {
+  auto kv = sluice::parse_key_value_lines("# comment\n a = 1 \n\nflag\r\nb=x=y");
+  ASSERT_EQ(kv.size(), 3u);
+  EXPECT_EQ(kv[0], (std::pair<std::string, std::string>{"a", "1"}));
+  EXPECT_EQ(kv[1], (std::pair<std::string, std::string>{"flag", ""}));
+  EXPECT_EQ(kv[2], (std::pair<std::string, std::string>{"b", "x=y"}));
+  EXPECT_EQ(sluice::join_property_path({"request", "path"}), std::string("request\0path", 12));
+  EXPECT_EQ(sluice::join_property_path({"plugin_root_id"}), "plugin_root_id");
+}
+
+// ---- registration and exports ---------------------------------------------------------------
+
+TEST_F(SdkNativeTest, ExamplesRegisterWithEveryExport) {
+  for (const char* name :
+       {"sluice.add_header", "sluice.local_reply", "sluice.body_rewrite", "sluice.sdk_probe"}) {
+    const SluiceNullPlugin* p = plugin(name);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(p->abi_version, SLUICE_NULL_PLUGIN_ABI_VERSION);
+    Vm vm(p);
+    for (const char* e : {"proxy_abi_version_0_2_1", "malloc", "proxy_on_context_create",
+                          "proxy_on_vm_start", "proxy_on_configure", "proxy_on_request_headers",
+                          "proxy_on_response_body", "proxy_on_done", "proxy_on_log",
+                          "proxy_on_delete", "proxy_on_http_call_response", "proxy_on_tick"}) {
+      EXPECT_TRUE(vm.has(e)) << name << " lacks " << e;
+    }
+    for (uint32_t i = 0; i < p->num_exports; ++i) {
+      std::string sig = p->exports[i].signature;
+      EXPECT_EQ(sig.find_first_not_of("iI:"), std::string::npos) << sig;
+      EXPECT_EQ(std::count(sig.begin(), sig.end(), ':'), 1) << sig;
+    }
+    // The headers callbacks take the 0.2.x end_of_stream argument.
+    for (uint32_t i = 0; i < p->num_exports; ++i) {
+      if (std::string(p->exports[i].name) == "proxy_on_request_headers") {
+        EXPECT_STREQ(p->exports[i].signature, "iii:i");
+      }
+    }
+  }
+}
+
+TEST_F(SdkNativeTest, MallocReturnsUsableHostMemory) {
+  Vm vm(plugin("sluice.add_header"));
+  uint64_t p = vm.call("malloc", {64});
+  ASSERT_NE(p, 0u);
+  std::memset(reinterpret_cast<void*>(p), 0xab, 64);
+  ::free(reinterpret_cast<void*>(p));
+}
+
+// ---- add_header -----------------------------------------------------------------------------
+
+TEST_F(SdkNativeTest, AddHeaderAppliesConfiguredOperations) {
+  Vm vm(plugin("sluice.add_header"));
+  ASSERT_EQ(vm.start_root(kRoot, "add_header", "",
+                          "request.add.x-added = yes\n"
+                          "request.set.x-replaced = new\n"
+                          "request.remove.x-internal\n"
+                          "response.set.server = sluice\n"
+                          "response.remove.x-powered-by =\n"),
+            1u);
+  vm.call("proxy_on_context_create", {kStream, kRoot});
+  host().maps[kRequestHeaders] = {
+      {":path", "/"}, {"x-added", "old"}, {"x-replaced", "old"}, {"x-internal", "secret"}};
+  EXPECT_EQ(vm.call("proxy_on_request_headers", {kStream, 4, 1}), 0u);
+  fakehost::Pairs expected = {
+      {":path", "/"}, {"x-added", "old"}, {"x-added", "yes"}, {"x-replaced", "new"}};
+  EXPECT_EQ(host().maps[kRequestHeaders], expected);
+
+  host().maps[kResponseHeaders] = {{":status", "200"}, {"x-powered-by", "php"}, {"server", "x"}};
+  EXPECT_EQ(vm.call("proxy_on_response_headers", {kStream, 3, 0}), 0u);
+  expected = {{":status", "200"}, {"server", "sluice"}};
+  EXPECT_EQ(host().maps[kResponseHeaders], expected);
+
+  EXPECT_EQ(host().metric_values[host().metric_ids["add_header.requests"]], 1);
+  vm.call("proxy_on_log", {kStream});
+  EXPECT_EQ(vm.call("proxy_on_done", {kStream}), 1u);
+  vm.call("proxy_on_delete", {kStream});
+}
+
+TEST_F(SdkNativeTest, AddHeaderRejectsBadConfiguration) {
+  Vm vm(plugin("sluice.add_header"));
+  EXPECT_EQ(vm.start_root(kRoot, "add_header", "", "request.append.x = 1"), 0u);
+  EXPECT_TRUE(host().logged("bad configuration key 'request.append.x'"));
+  Vm vm2(plugin("sluice.add_header"));
+  EXPECT_EQ(vm2.start_root(kRoot, "add_header", "", "upstream.add.x = 1"), 0u);
+}
+
+TEST_F(SdkNativeTest, EachVmHasItsOwnContexts) {
+  const SluiceNullPlugin* p = plugin("sluice.add_header");
+  Vm a(p), b(p);
+  ASSERT_EQ(a.start_root(kRoot, "add_header", "", "request.set.x-vm = a"), 1u);
+  ASSERT_EQ(b.start_root(kRoot, "add_header", "", "request.set.x-vm = b"), 1u);
+  a.call("proxy_on_context_create", {kStream, kRoot});
+  b.call("proxy_on_context_create", {kStream, kRoot});
+  host().maps[kRequestHeaders] = {};
+  b.call("proxy_on_request_headers", {kStream, 0, 1});
+  EXPECT_EQ(host().header(kRequestHeaders, "x-vm"), "b");
+  a.call("proxy_on_request_headers", {kStream, 0, 1});
+  EXPECT_EQ(host().header(kRequestHeaders, "x-vm"), "a");
+}
+
+TEST_F(SdkNativeTest, EmptyRootIdUsesTheOnlyRegistration) {
+  Vm vm(plugin("sluice.add_header"));
+  ASSERT_EQ(vm.start_root(kRoot, "", "", "request.set.x-a = 1"), 1u);
+  vm.call("proxy_on_context_create", {kStream, kRoot});
+  vm.call("proxy_on_request_headers", {kStream, 0, 1});
+  EXPECT_EQ(host().header(kRequestHeaders, "x-a"), "1");
+}
+
+// ---- local_reply ----------------------------------------------------------------------------
+
+TEST_F(SdkNativeTest, LocalReplyAnswersTheConfiguredPath) {
+  Vm vm(plugin("sluice.local_reply"));
+  ASSERT_EQ(vm.start_root(kRoot, "local_reply", "",
+                          "path = /hello\nstatus = 418\nbody = short\\nand stout\n"
+                          "header.content-type = text/plain\n"),
+            1u);
+  vm.call("proxy_on_context_create", {kStream, kRoot});
+  host().maps[kRequestHeaders] = {{":path", "/hello?x=1"}, {":method", "GET"}};
+  EXPECT_EQ(vm.call("proxy_on_request_headers", {kStream, 2, 1}), 1u);  // StopIteration
+  ASSERT_TRUE(host().local_reply);
+  EXPECT_EQ(host().local_reply->status, 418u);
+  EXPECT_EQ(host().local_reply->body, "short\nand stout");
+  EXPECT_EQ(host().local_reply->details, "local_reply_extension");
+  EXPECT_EQ(host().local_reply->grpc_status, -1);
+  EXPECT_EQ(host().local_reply->headers, (fakehost::Pairs{{"content-type", "text/plain"}}));
+
+  host().local_reply.reset();
+  vm.call("proxy_on_context_create", {kStream + 1, kRoot});
+  host().maps[kRequestHeaders] = {{":path", "/hello/other"}};
+  EXPECT_EQ(vm.call("proxy_on_request_headers", {kStream + 1, 1, 1}), 0u);
+  EXPECT_FALSE(host().local_reply);
+}
+
+TEST_F(SdkNativeTest, LocalReplyPrefixAndConfigErrors) {
+  Vm vm(plugin("sluice.local_reply"));
+  ASSERT_EQ(vm.start_root(kRoot, "local_reply", "", "prefix = /static/\nbody = s"), 1u);
+  vm.call("proxy_on_context_create", {kStream, kRoot});
+  host().maps[kRequestHeaders] = {{":path", "/static/a.css"}};
+  EXPECT_EQ(vm.call("proxy_on_request_headers", {kStream, 1, 1}), 1u);
+  ASSERT_TRUE(host().local_reply);
+  EXPECT_EQ(host().local_reply->status, 200u);
+
+  for (const char* bad : {"status = 200", "path = /x\nstatus = 2000", "path = /x\ncolor = red"}) {
+    Vm v(plugin("sluice.local_reply"));
+    EXPECT_EQ(v.start_root(kRoot, "local_reply", "", bad), 0u) << bad;
+  }
+}
+
+// ---- body_rewrite ---------------------------------------------------------------------------
+
+TEST_F(SdkNativeTest, BodyRewriteBuffersThenRewrites) {
+  Vm vm(plugin("sluice.body_rewrite"));
+  ASSERT_EQ(vm.start_root(kRoot, "body_rewrite", "", "from = hello\nto = goodbye"), 1u);
+  vm.call("proxy_on_context_create", {kStream, kRoot});
+  host().maps[kResponseHeaders] = {{":status", "200"}, {"content-length", "22"}};
+  EXPECT_EQ(vm.call("proxy_on_response_headers", {kStream, 2, 0}), 0u);
+  EXPECT_FALSE(host().header(kResponseHeaders, "content-length"));
+
+  host().buffer_available[kResponseBody] = true;
+  host().buffers[kResponseBody] = "hello wor";
+  EXPECT_EQ(vm.call("proxy_on_response_body", {kStream, 9, 0}), 1u);  // StopIterationAndBuffer
+  host().buffers[kResponseBody] = "hello world, hello you";
+  EXPECT_EQ(vm.call("proxy_on_response_body", {kStream, 22, 1}), 0u);
+  EXPECT_EQ(host().buffers[kResponseBody], "goodbye world, goodbye you");
+  EXPECT_EQ(host().metric_values[host().metric_ids["body_rewrite.replacements"]], 2);
+}
+
+TEST_F(SdkNativeTest, BodyRewriteSkipsEncodedBodiesAndHandlesTrailers) {
+  Vm vm(plugin("sluice.body_rewrite"));
+  ASSERT_EQ(vm.start_root(kRoot, "body_rewrite", "", "from = a\nto = bb"), 1u);
+  vm.call("proxy_on_context_create", {kStream, kRoot});
+  host().maps[kResponseHeaders] = {{"content-encoding", "gzip"}, {"content-length", "3"}};
+  vm.call("proxy_on_response_headers", {kStream, 2, 0});
+  EXPECT_TRUE(host().header(kResponseHeaders, "content-length"));
+  host().buffer_available[kResponseBody] = true;
+  host().buffers[kResponseBody] = "aaa";
+  EXPECT_EQ(vm.call("proxy_on_response_body", {kStream, 3, 0}), 0u);
+  EXPECT_EQ(host().buffers[kResponseBody], "aaa");
+
+  vm.call("proxy_on_context_create", {kStream + 1, kRoot});
+  host().maps[kResponseHeaders] = {};
+  vm.call("proxy_on_response_headers", {kStream + 1, 0, 0});
+  EXPECT_EQ(vm.call("proxy_on_response_body", {kStream + 1, 3, 0}), 1u);
+  vm.call("proxy_on_response_trailers", {kStream + 1, 1});
+  EXPECT_EQ(host().buffers[kResponseBody], "bbbbbb");
+  (void)kRequestBody;
+}
+
+// ---- probe: the rest of the SDK ---------------------------------------------------------------
+
+TEST_F(SdkNativeTest, RootIdSelectsTheRegistration) {
+  Vm vm(plugin("sluice.sdk_probe"));
+  EXPECT_EQ(vm.start_root(kRoot, "probe_other", "", ""), 1u);
+  EXPECT_TRUE(host().logged("other: vm_start root_id=probe_other"));
+  // Two registrations and no match: the VM refuses to start.
+  Vm vm2(plugin("sluice.sdk_probe"));
+  EXPECT_EQ(vm2.start_root(kRoot, "nope", "", ""), 0u);
+  EXPECT_TRUE(host().logged("no context factory registered for root_id 'nope'"));
+  // A root without a stream factory: stream callbacks are no-ops that continue.
+  vm.call("proxy_on_context_create", {kStream, kRoot});
+  EXPECT_EQ(vm.call("proxy_on_request_headers", {kStream, 0, 1}), 0u);
+  vm.call("proxy_on_delete", {kStream});
+}
+
+TEST_F(SdkNativeTest, VmAndPluginConfiguration) {
+  Vm vm(plugin("sluice.sdk_probe"));
+  EXPECT_EQ(vm.start_root(kRoot, "probe", "vmconf", "tick"), 1u);
+  EXPECT_TRUE(host().logged("probe: vm_start size=6 config=vmconf"));
+  EXPECT_EQ(host().tick_period, 10u);
+  Vm fail(plugin("sluice.sdk_probe"));
+  EXPECT_EQ(fail.start_root(kRoot, "probe", "fail", ""), 0u);
+  Vm reject(plugin("sluice.sdk_probe"));
+  EXPECT_EQ(reject.start_root(kRoot, "probe", "", "reject"), 0u);
+}
+
+TEST_F(SdkNativeTest, DeferredRootDone) {
+  Vm vm(plugin("sluice.sdk_probe"));
+  ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);
+  vm.call("proxy_on_tick", {kRoot});
+  EXPECT_TRUE(host().logged("probe: tick 1"));
+  EXPECT_EQ(vm.call("proxy_on_done", {kRoot}), 0u);
+  EXPECT_EQ(host().done_calls, 0);
+  vm.call("proxy_on_tick", {kRoot});
+  EXPECT_EQ(host().done_calls, 1);
+  vm.call("proxy_on_delete", {kRoot});
+  vm.call("proxy_on_tick", {kRoot});  // gone: ignored
+  EXPECT_FALSE(host().logged("probe: tick 3"));
+}
+
+TEST_F(SdkNativeTest, HttpCallFromAStreamRunsOnThatStream) {
+  Vm vm(plugin("sluice.sdk_probe"));
+  ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);
+  vm.call("proxy_on_context_create", {kStream, kRoot});
+  host().maps[kRequestHeaders] = {{"x-probe", "http_call"}};
+  EXPECT_EQ(vm.call("proxy_on_request_headers", {kStream, 1, 1}), 1u);
+  ASSERT_EQ(host().http_calls.size(), 1u);
+  const fakehost::HttpCall& c = host().http_calls[0];
+  EXPECT_EQ(c.cluster, "callout_cluster");
+  EXPECT_EQ(c.body, "ping");
+  EXPECT_EQ(c.timeout_ms, 500u);
+  EXPECT_EQ(c.headers,
+            (fakehost::Pairs{{":method", "GET"}, {":path", "/callout"}, {":authority", "svc"}}));
+
+  host().maps[6] = {{":status", "201"}};
+  host().buffers[4] = "pong";
+  host().buffer_available[4] = true;
+  vm.call("proxy_on_http_call_response", {kRoot, c.token, 1, 4, 0});
+  EXPECT_EQ(host().effective_context, kStream);
+  ASSERT_TRUE(host().local_reply);
+  EXPECT_EQ(host().local_reply->body, "callout 201 pong");
+  EXPECT_EQ(host().local_reply->headers, (fakehost::Pairs{{"x-callout-failed", "no"}}));
+
+  // A response for a stream that is gone is dropped.
+  host().local_reply.reset();
+  vm.call("proxy_on_context_create", {kStream + 1, kRoot});
+  vm.call("proxy_on_request_headers", {kStream + 1, 1, 1});
+  vm.call("proxy_on_delete", {kStream + 1});
+  vm.call("proxy_on_http_call_response", {kRoot, host().http_calls[1].token, 0, 0, 0});
+  EXPECT_FALSE(host().local_reply);
+  // Unknown tokens are ignored.
+  vm.call("proxy_on_http_call_response", {kRoot, 999, 0, 0, 0});
+}
+
+TEST_F(SdkNativeTest, TypedProperties) {
+  Vm vm(plugin("sluice.sdk_probe"));
+  ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);
+  int64_t size = 1234;
+  host().properties[std::string("request\0size", 12)] =
+      std::string(reinterpret_cast<const char*>(&size), 8);
+  host().properties[std::string("connection\0mtls", 15)] = std::string(1, '\1');
+  host().properties["plugin_name"] = "my_plugin";
+  vm.call("proxy_on_context_create", {kStream, kRoot});
+  host().maps[kRequestHeaders] = {{"x-probe", "props"}};
+  vm.call("proxy_on_request_headers", {kStream, 1, 1});
+  ASSERT_TRUE(host().local_reply);
+  EXPECT_EQ(
+      host().local_reply->headers,
+      (fakehost::Pairs{{"x-probe-result", "size=1234 mtls=true name=my_plugin missing=false"}}));
+  EXPECT_EQ(host().local_reply->details, "probe reply");
+}
+
+TEST_F(SdkNativeTest, SharedDataCas) {
+  Vm vm(plugin("sluice.sdk_probe"));
+  ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);
+  vm.call("proxy_on_context_create", {kStream, kRoot});
+  host().maps[kRequestHeaders] = {{"x-probe", "shared"}};
+  vm.call("proxy_on_request_headers", {kStream, 1, 1});
+  ASSERT_TRUE(host().local_reply);
+  EXPECT_EQ(host().local_reply->headers,
+            (fakehost::Pairs{{"x-probe-result", "v1 CasMismatch Ok v3"}}));
+}
+
+TEST_F(SdkNativeTest, HeaderPairsRoundTrip) {
+  Vm vm(plugin("sluice.sdk_probe"));
+  ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);
+  vm.call("proxy_on_context_create", {kStream, kRoot});
+  host().maps[kRequestHeaders] = {{"x-probe", "pairs"}, {":path", "/a"}};
+  vm.call("proxy_on_request_headers", {kStream, 2, 1});
+  EXPECT_EQ(host().maps[kRequestHeaders],
+            (fakehost::Pairs{{"x-probe", "pairs"}, {":path", "/a"}, {"x-count", "2"}}));
+}
+
+TEST_F(SdkNativeTest, Metrics) {
+  Vm vm(plugin("sluice.sdk_probe"));
+  ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);
+  vm.call("proxy_on_context_create", {kStream, kRoot});
+  host().maps[kRequestHeaders] = {{"x-probe", "metrics"}};
+  vm.call("proxy_on_request_headers", {kStream, 1, 1});
+  ASSERT_TRUE(host().local_reply);
+  EXPECT_EQ(host().local_reply->headers,
+            (fakehost::Pairs{{"x-probe-result", "gauge=3 counter=3"}}));
+  uint32_t gauge = host().metric_ids["probe.gauge"];
+  uint32_t histogram = host().metric_ids["probe.histogram"];
+  EXPECT_EQ(gauge & 3, 1u);
+  EXPECT_EQ(histogram & 3, 2u);
+  EXPECT_EQ(host().metric_values[histogram], 42);
+}
+
+TEST_F(SdkNativeTest, RequestBodyAppendPrependAndStreamTeardown) {
+  Vm vm(plugin("sluice.sdk_probe"));
+  ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);
+  vm.call("proxy_on_context_create", {kStream, kRoot});
+  host().buffer_available[kRequestBody] = true;
+  host().buffers[kRequestBody] = "ab";
+  EXPECT_EQ(vm.call("proxy_on_request_body", {kStream, 2, 0}), 1u);
+  host().buffers[kRequestBody] = "abc";
+  EXPECT_EQ(vm.call("proxy_on_request_body", {kStream, 3, 1}), 0u);
+  EXPECT_EQ(host().buffers[kRequestBody], "<abc!");
+
+  vm.call("proxy_on_log", {kStream});
+  EXPECT_EQ(vm.call("proxy_on_done", {kStream}), 1u);
+  vm.call("proxy_on_delete", {kStream});
+  EXPECT_TRUE(host().logged("probe: log 2"));
+  EXPECT_TRUE(host().logged("probe: done 2"));
+  EXPECT_TRUE(host().logged("probe: delete 2"));
+  // Callbacks on a deleted or unknown context are harmless.
+  EXPECT_EQ(vm.call("proxy_on_request_headers", {kStream, 0, 1}), 0u);
+  EXPECT_EQ(vm.call("proxy_on_done", {77}), 1u);
+  vm.call("proxy_on_delete", {77});
+}
+
+}  // namespace

@@ -1,0 +1,33 @@
+;; Exports and host imports for tests/unit/v8_vm_test.cc.
+(module
+  (import "env" "host_add" (func $host_add (param i32 i64) (result i64)))
+  (import "env" "host_trap" (func $host_trap (param i32)))
+  (import "env" "host_memory_size" (func $host_memory_size (result i32)))
+  (memory (export "memory") 1 4)
+  (data (i32.const 16) "hello")
+
+  (func (export "add_i32") (param i32 i32) (result i32)
+    (i32.add (local.get 0) (local.get 1)))
+  (func (export "add_i64") (param i64 i64) (result i64)
+    (i64.add (local.get 0) (local.get 1)))
+  (func (export "negate_i32") (param i32) (result i32)
+    (i32.sub (i32.const 0) (local.get 0)))
+  (func (export "call_host_add") (param i32 i64) (result i64)
+    (call $host_add (local.get 0) (local.get 1)))
+  ;; Returns 7 unless the host traps.
+  (func (export "call_host_trap") (param i32) (result i32)
+    (call $host_trap (local.get 0))
+    (i32.const 7))
+  (func (export "do_unreachable") unreachable)
+  (func (export "load") (param i32) (result i32)
+    (i32.load (local.get 0)))
+  (func (export "store") (param i32 i32)
+    (i32.store (local.get 0) (local.get 1)))
+  (func (export "grow") (param i32) (result i32)
+    (memory.grow (local.get 0)))
+  ;; Grows by one page, then asks the host what size it sees.
+  (func (export "grow_then_ask_host") (result i32)
+    (drop (memory.grow (i32.const 1)))
+    (call $host_memory_size))
+  (func (export "nop"))
+)
