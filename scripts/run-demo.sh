@@ -38,13 +38,16 @@ http {
 NGINX
 /usr/sbin/nginx -c "$WORK/nginx.conf" -e stderr &
 NGINX_PID=$!
-"$ROOT/$BUILD_DIR/sluice" -c "$ROOT/examples/demo.yaml" &
+# The demo's Wasm modules are named relative to the build directory.
+(cd "$ROOT/$BUILD_DIR" && exec ./sluice -c "$ROOT/examples/demo.yaml") &
 SLUICE_PID=$!
 for _ in $(seq 50); do curl -fsS -o /dev/null http://127.0.0.1:9901/ready 2>/dev/null && break; sleep 0.1; done
 cat <<MSG
 
 Sluice demo is up. Try:
-  curl -i http://127.0.0.1:10000/            # proxied to nginx
+  curl -i http://127.0.0.1:10000/            # proxied to nginx; body rewritten and a header
+                                             #   added by Wasm extensions (V8)
+  curl -i http://127.0.0.1:10000/wasm        # answered by a Wasm extension (null runtime)
   curl -i http://127.0.0.1:10000/api/users   # proxied, JSON from nginx
   curl -i http://127.0.0.1:10000/hello       # direct response from sluice
   curl -i http://127.0.0.1:10000/old         # redirect

@@ -1347,6 +1347,11 @@ void HttpConnection::encode_data_from(size_t end, std::string_view data, bool en
     discard_upstream();
     s.info.response_code_details = "response_payload_too_large";
     s.keep_alive = false;
+    if (s.response_started) {
+      // The headers are out already: closing the connection is the only honest signal left.
+      reset_stream(kLocalReset);
+      return;
+    }
     for (auto& f : s.filters) f->encode_buffer.clear();
     s.response_headers.clear();
     s.response_headers.set(":status", "500");
