@@ -103,7 +103,8 @@ Result<std::unique_ptr<WasmInstance>> WasmInstance::create(
     Signature s;
   };
   const Expect expected[] = {
-      {&cb.malloc_fn, "malloc", sig({VT::I32}, {VT::I32})},
+      {&cb.malloc_fn, v.function("malloc") ? "malloc" : "proxy_on_memory_allocate",
+       sig({VT::I32}, {VT::I32})},
       {&cb.on_context_create, "proxy_on_context_create", sig({VT::I32, VT::I32}, {})},
       {&cb.on_vm_start, "proxy_on_vm_start", sig({VT::I32, VT::I32}, {VT::I32})},
       {&cb.on_configure, "proxy_on_configure", sig({VT::I32, VT::I32}, {VT::I32})},
@@ -121,6 +122,10 @@ Result<std::unique_ptr<WasmInstance>> WasmInstance::create(
       {&cb.on_response_body, "proxy_on_response_body", sig({VT::I32, VT::I32, VT::I32}, {VT::I32})},
       {&cb.on_response_trailers, "proxy_on_response_trailers", sig({VT::I32, VT::I32}, {VT::I32})},
       {&cb.on_tick, "proxy_on_tick", sig({VT::I32}, {})},
+      {&cb.on_queue_ready, "proxy_on_queue_ready", sig({VT::I32, VT::I32}, {})},
+      {&cb.on_foreign_function, "proxy_on_foreign_function", sig({VT::I32, VT::I32, VT::I32}, {})},
+      {&cb.on_http_call_response, "proxy_on_http_call_response",
+       sig({VT::I32, VT::I32, VT::I32, VT::I32, VT::I32}, {})},
   };
   for (const Expect& e : expected) {
     if (*e.f && !(e.f->signature == e.s)) {
@@ -198,6 +203,10 @@ Result<Context*> WasmInstance::start_root(const PluginSpec& plugin) {
   if (callbacks_.on_validate_configuration) {
     auto valid =
         call(root, callbacks_.on_validate_configuration, {id, plugin.configuration.size()});
+    if (failed_) {
+      configuring = nullptr;
+      return Error{fmt::format("proxy_validate_configuration trapped: {}", failure_)};
+    }
     if (valid && *valid == 0) {
       configuring = nullptr;
       return Error{"proxy_validate_configuration returned false (plugin configuration invalid)"};
@@ -250,10 +259,15 @@ void WasmInstance::destroy_root(Context* root) {
 }
 
 WasmResult WasmInstance::copy_out(std::string_view data, uint64_t ptr_out, uint64_t size_out) {
+  // Both out-params are checked before anything is allocated or written: a bad one must leave
+  // module memory as it was (memory only grows, so they stay valid across malloc).
+  const uint32_t w = vm_->word_size();
+  if (!vm_->memory_at(ptr_out, w) || !vm_->memory_at(size_out, w)) {
+    return WasmResult::InvalidMemoryAccess;
+  }
   if (data.empty()) {
-    if (!vm_->set_word(ptr_out, 0) || !vm_->set_word(size_out, 0)) {
-      return WasmResult::InvalidMemoryAccess;
-    }
+    vm_->set_word(ptr_out, 0);
+    vm_->set_word(size_out, 0);
     return WasmResult::Ok;
   }
   // The allocator runs on the VM context (id 0) with only a few host calls allowed.

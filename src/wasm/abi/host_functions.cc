@@ -101,7 +101,12 @@ uint64_t proxy_get_status(WasmVm& vm, Args a, void*) {
   Context* ctx = current_context();
   if (!ctx) return res(WasmResult::NotFound);
   Context* root = ctx->root();
-  if (!vm.set_u32(a[0], root->status_code)) return res(WasmResult::InvalidMemoryAccess);
+  // Every out-param is checked before the first write: a bad one leaves memory untouched.
+  const uint32_t w = vm.word_size();
+  if (!vm.memory_at(a[0], 4) || !vm.memory_at(a[1], w) || !vm.memory_at(a[2], w)) {
+    return res(WasmResult::InvalidMemoryAccess);
+  }
+  vm.set_u32(a[0], root->status_code);
   return res(ctx->instance().copy_out(root->status_message, a[1], a[2]));
 }
 
@@ -170,6 +175,15 @@ bool map_writable(Context* ctx, uint64_t type) {
   return false;
 }
 
+// A name or value with CR, LF or NUL would let a module inject header lines (or a whole request)
+// into what the HTTP/1 codec writes: refused with BadArgument.
+bool header_text_ok(std::string_view s) {
+  return s.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+bool header_ok(std::string_view key, std::string_view value) {
+  return !key.empty() && header_text_ok(key) && header_text_ok(value);
+}
+
 void on_request_headers_changed(Context* ctx, uint64_t type) {
   // As Envoy: changed request headers make the router pick the route again.
   if (type == static_cast<uint64_t>(MapType::RequestHeaders)) ctx->stream()->clear_route_cache();
@@ -197,6 +211,11 @@ uint64_t proxy_set_header_map_pairs(WasmVm& vm, Args a, void*) {
   HeaderMap* map = header_map(ctx, a[0]);
   if (!map || !map_writable(ctx, a[0])) return res(WasmResult::BadArgument);
   std::optional<Pairs> pairs = decode_pairs(blob);
+  if (pairs) {
+    for (const auto& [k, v] : *pairs) {
+      if (!header_ok(k, v)) return res(WasmResult::BadArgument);  // map left as it was
+    }
+  }
   map->clear();  // a malformed blob clears the map, as in Envoy
   if (pairs) {
     for (const auto& [k, v] : *pairs) map->add(k, v);
@@ -246,6 +265,7 @@ uint64_t proxy_add_or_replace_header_map_value(WasmVm& vm, Args a, void*) {
   Context* ctx = current_context();
   HeaderMap* map = header_map(ctx, a[0]);
   if (!map || !map_writable(ctx, a[0])) return res(WasmResult::BadArgument);
+  if (!header_ok(key, value)) return res(WasmResult::BadArgument);
   if (kReplace) {
     map->set(key, value);
   } else {
@@ -302,7 +322,9 @@ WasmResult buffer_of(Context* ctx, uint64_t type, std::string_view* view,
 
 uint64_t proxy_get_buffer_bytes(WasmVm& vm, Args a, void*) {
   const uint64_t start = a[1], max = a[2];
-  if (start + max < start || start > UINT32_MAX || max > UINT32_MAX) {
+  // Offsets are u32 in wasm32: start + max past 2^32 - 1 is the ABI's "overflow". (Both args
+  // arrive zero-extended, so a 64-bit `start + max < start` test would never fire.)
+  if (start > UINT32_MAX || max > UINT32_MAX || start + max > UINT32_MAX) {
     return res(WasmResult::BadArgument);
   }
   Context* ctx = current_context();
@@ -320,9 +342,11 @@ uint64_t proxy_get_buffer_status(WasmVm& vm, Args a, void*) {
   std::string* m;
   const WasmResult r = buffer_of(current_context(), a[0], &buf, &m);
   if (r != WasmResult::Ok) return res(r);
-  if (!vm.set_word(a[1], buf.size()) || !vm.set_u32(a[2], 0)) {
-    return res(WasmResult::InvalidMemoryAccess);
+  if (!vm.memory_at(a[1], vm.word_size()) || !vm.memory_at(a[2], 4)) {
+    return res(WasmResult::InvalidMemoryAccess);  // checked first: nothing half-written
   }
+  if (!vm.set_word(a[1], buf.size())) return res(WasmResult::InvalidMemoryAccess);
+  vm.set_u32(a[2], 0);
   return kOk;
 }
 
@@ -404,7 +428,10 @@ uint64_t proxy_send_local_response(WasmVm& vm, Args a, void*) {
     if (c == ' ') c = '_';  // Envoy keeps response code details free of spaces
   }
   if (std::optional<Pairs> pairs = decode_pairs(pairs_blob)) {
-    for (const auto& [k, v] : *pairs) r.headers.emplace_back(std::string(k), std::string(v));
+    for (const auto& [k, v] : *pairs) {
+      if (!header_ok(k, v)) return res(WasmResult::BadArgument);
+      r.headers.emplace_back(std::string(k), std::string(v));
+    }
   }
   ctx->local_response = std::move(r);
   return kOk;

@@ -1,6 +1,7 @@
 #include "wasm/abi/properties.h"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstring>
 #include <vector>
@@ -40,6 +41,15 @@ int64_t port_of(std::string_view address) {
   return port;
 }
 
+// A decimal header value (content-length, :status). A module can set these to anything, so
+// no digit loop that could overflow: nullopt unless the whole text is a number that fits.
+std::optional<int64_t> parse_decimal(std::string_view s) {
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || v < 0) return std::nullopt;
+  return v;
+}
+
 WasmResult header_map_value(const HeaderMap* h, std::string& out) {
   if (!h) return WasmResult::NotFound;
   // Multiple values of one name are joined with "," (Envoy's CEL view of headers).
@@ -64,7 +74,13 @@ WasmResult header_value(const HeaderMap* h, std::string_view name, std::string& 
   std::string lower(name);
   ascii_lower(lower);
   if (!h->has(lower)) return WasmResult::NotFound;
-  out = h->get_joined(lower);
+  // Joined with "," like the map view above (Envoy's getAllOfHeaderAsString).
+  out.clear();
+  for (const auto& e : *h) {
+    if (e.key != lower) continue;
+    if (!out.empty()) out += ',';
+    out += e.value;
+  }
   return WasmResult::Ok;
 }
 
@@ -196,8 +212,7 @@ WasmResult get_property(Context& ctx, std::string_view path, std::string& out) {
     if (field == "size" || field == "total_size") {
       int64_t size = static_cast<int64_t>(info.bytes_received);
       if (const std::string* cl = rq.get("content-length"); cl && field == "size") {
-        size = 0;
-        for (char c : *cl) size = size * 10 + (c - '0');
+        if (auto parsed = parse_decimal(*cl)) size = *parsed;  // else: the bytes received
       }
       if (field == "total_size") size += static_cast<int64_t>(rq.byte_size());
       put_int(out, size);
@@ -215,8 +230,7 @@ WasmResult get_property(Context& ctx, std::string_view path, std::string& out) {
       if (!info.response_code && !rs) return WasmResult::NotFound;
       int64_t code = info.response_code.value_or(0);
       if (rs && !rs->status().empty()) {
-        code = 0;
-        for (char c : rs->status()) code = code * 10 + (c - '0');
+        if (auto parsed = parse_decimal(rs->status())) code = *parsed;
       }
       put_int(out, code);
       return WasmResult::Ok;

@@ -1,0 +1,1712 @@
+// The Proxy-Wasm host functions, one by one: normal, edge and hostile calls (bad pointers,
+// oversized lengths, wrong map and buffer types, calls outside their phase), made from inside real
+// callbacks through the real classes (WasmInstance, Context) on both runtimes.
+//
+//   - V8: tests/wasm/host_probe.wat imports every host function and exports a thunk per import
+//     (probe_<name>), so a test can pass any argument, hostile pointers included.
+//   - null: a native plugin defined below ("test.host_probe") exports the same probe_* names and
+//     calls the proxy_* C functions of sdk/cpp/include/sluice/proxy_wasm_abi.h. Null plugins are
+//     trusted native code: their "pointers" are host addresses and are NOT bounds-checked, so the
+//     hostile-pointer tests are V8 only.
+//
+// Addresses: tests name scratch offsets; addr() maps them to module memory (V8) or to a buffer
+// owned by the test (null). Out-params hold words of the VM's size (4 in wasm32, 8 native).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/header_map.h"
+#include "common/stream_info.h"
+#include "http/filter.h"
+#include "sluice/proxy_wasm_abi.h"
+#include "wasm/abi/pairs.h"
+#include "wasm/context.h"
+#include "wasm/plugin.h"
+#include "wasm/vm/null/null_plugin_abi.h"
+#include "wasm/vm/runtimes.h"
+#include "wasm/vm/wasm_vm.h"
+
+namespace sluice::wasm {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr uint64_t kOk = 0, kNotFound = 1, kBadArgument = 2, kInvalidMemoryAccess = 6,
+                   kUnimplemented = 12;
+// WASI errno values.
+constexpr uint64_t kEBadf = 8, kEFault = 21, kEInval = 28, kENotsup = 58;
+
+// ---- the null-runtime probe plugin ----------------------------------------------------------
+
+// One per VM: the same state layout as host_probe.wat's (see its header), and an arena for what
+// the host allocates through malloc, freed with the instance.
+struct NullProbe {
+  alignas(8) char state[0x3000] = {};
+  std::vector<std::unique_ptr<char[]>> heap;
+};
+
+template <typename T>
+T* P(uint64_t v) {
+  return reinterpret_cast<T*>(static_cast<uintptr_t>(v));
+}
+#define CP(i) P<const char>(a[i])
+#define CPP(i) P<const char*>(a[i])
+#define SZP(i) P<size_t>(a[i])
+#define U32P(i) P<uint32_t>(a[i])
+#define U32(i) static_cast<uint32_t>(a[i])
+
+char* state_of(void* inst) { return static_cast<NullProbe*>(inst)->state; }
+
+void record(void* inst, uint32_t cb, uint64_t x, uint64_t y) {
+  char* s = state_of(inst);
+  uint32_t n;
+  std::memcpy(&n, s + 0x100, 4);
+  if (n >= 600) return;
+  const uint32_t e[3] = {cb, static_cast<uint32_t>(x), static_cast<uint32_t>(y)};
+  std::memcpy(s + 0x104 + n * 12, e, 12);
+  ++n;
+  std::memcpy(s + 0x100, &n, 4);
+}
+void store_u32(void* inst, size_t off, uint32_t v) { std::memcpy(state_of(inst) + off, &v, 4); }
+uint32_t load_u32(void* inst, size_t off) {
+  uint32_t v;
+  std::memcpy(&v, state_of(inst) + off, 4);
+  return v;
+}
+
+uint64_t n_nop(void*, const uint64_t*) { return 0; }
+uint64_t n_malloc(void* inst, const uint64_t* a) {
+  auto& heap = static_cast<NullProbe*>(inst)->heap;
+  heap.emplace_back(new char[a[0] ? a[0] : 1]);
+  return reinterpret_cast<uintptr_t>(heap.back().get());
+}
+uint64_t n_state_addr(void* inst, const uint64_t*) {
+  return reinterpret_cast<uintptr_t>(state_of(inst));
+}
+uint64_t n_on_context_create(void* i, const uint64_t* a) { return record(i, 1, a[0], a[1]), 0; }
+uint64_t n_on_vm_start(void* i, const uint64_t* a) {
+  record(i, 2, a[0], a[1]);
+  char* s = state_of(i);
+  store_u32(i, 0x28,
+            proxy_get_buffer_bytes(6, 0, 1000, reinterpret_cast<const char**>(s + 0x30),
+                                   reinterpret_cast<size_t*>(s + 0x38)));
+  return load_u32(i, 0x00) == 0;
+}
+uint64_t n_on_configure(void* i, const uint64_t* a) {
+  record(i, 3, a[0], a[1]);
+  char* s = state_of(i);
+  store_u32(i, 0x10,
+            proxy_get_buffer_bytes(7, 0, 1000, reinterpret_cast<const char**>(s + 0x18),
+                                   reinterpret_cast<size_t*>(s + 0x20)));
+  return load_u32(i, 0x08) == 0;
+}
+uint64_t n_on_done(void* i, const uint64_t* a) { return record(i, 4, a[0], 0), 1; }
+uint64_t n_on_log(void* i, const uint64_t* a) { return record(i, 5, a[0], 0), 0; }
+uint64_t n_on_delete(void* i, const uint64_t* a) { return record(i, 6, a[0], 0), 0; }
+uint64_t n_on_request_headers(void* i, const uint64_t* a) { return record(i, 7, a[0], a[1]), 0; }
+uint64_t n_on_response_headers(void* i, const uint64_t* a) { return record(i, 9, a[0], a[1]), 0; }
+
+uint64_t n_log(void*, const uint64_t* a) { return proxy_log(U32(0), CP(1), a[2]); }
+uint64_t n_get_log_level(void*, const uint64_t* a) { return proxy_get_log_level(U32P(0)); }
+uint64_t n_time(void*, const uint64_t* a) {
+  return proxy_get_current_time_nanoseconds(P<uint64_t>(a[0]));
+}
+uint64_t n_get_status(void*, const uint64_t* a) {
+  return proxy_get_status(U32P(0), CPP(1), SZP(2));
+}
+uint64_t n_set_effective(void*, const uint64_t* a) { return proxy_set_effective_context(U32(0)); }
+uint64_t n_done(void*, const uint64_t*) { return proxy_done(); }
+uint64_t n_get_property(void*, const uint64_t* a) {
+  return proxy_get_property(CP(0), a[1], CPP(2), SZP(3));
+}
+uint64_t n_set_property(void*, const uint64_t* a) {
+  return proxy_set_property(CP(0), a[1], CP(2), a[3]);
+}
+uint64_t n_get_pairs(void*, const uint64_t* a) {
+  return proxy_get_header_map_pairs(U32(0), CPP(1), SZP(2));
+}
+uint64_t n_set_pairs(void*, const uint64_t* a) {
+  return proxy_set_header_map_pairs(U32(0), CP(1), a[2]);
+}
+uint64_t n_map_size(void*, const uint64_t* a) { return proxy_get_header_map_size(U32(0), SZP(1)); }
+uint64_t n_get_value(void*, const uint64_t* a) {
+  return proxy_get_header_map_value(U32(0), CP(1), a[2], CPP(3), SZP(4));
+}
+uint64_t n_add_value(void*, const uint64_t* a) {
+  return proxy_add_header_map_value(U32(0), CP(1), a[2], CP(3), a[4]);
+}
+uint64_t n_replace_value(void*, const uint64_t* a) {
+  return proxy_replace_header_map_value(U32(0), CP(1), a[2], CP(3), a[4]);
+}
+uint64_t n_remove_value(void*, const uint64_t* a) {
+  return proxy_remove_header_map_value(U32(0), CP(1), a[2]);
+}
+uint64_t n_get_buffer(void*, const uint64_t* a) {
+  return proxy_get_buffer_bytes(U32(0), a[1], a[2], CPP(3), SZP(4));
+}
+uint64_t n_buffer_status(void*, const uint64_t* a) {
+  return proxy_get_buffer_status(U32(0), SZP(1), U32P(2));
+}
+uint64_t n_set_buffer(void*, const uint64_t* a) {
+  return proxy_set_buffer_bytes(U32(0), a[1], a[2], CP(3), a[4]);
+}
+uint64_t n_continue(void*, const uint64_t* a) { return proxy_continue_stream(U32(0)); }
+uint64_t n_close(void*, const uint64_t* a) { return proxy_close_stream(U32(0)); }
+uint64_t n_local_response(void*, const uint64_t* a) {
+  return proxy_send_local_response(U32(0), CP(1), a[2], CP(3), a[4], CP(5), a[6],
+                                   static_cast<int32_t>(a[7]));
+}
+uint64_t n_tick(void*, const uint64_t* a) { return proxy_set_tick_period_milliseconds(U32(0)); }
+uint64_t n_http_call(void*, const uint64_t* a) {
+  return proxy_http_call(CP(0), a[1], CP(2), a[3], CP(4), a[5], CP(6), a[7], U32(8), U32P(9));
+}
+uint64_t n_grpc_call(void*, const uint64_t* a) {
+  return proxy_grpc_call(CP(0), a[1], CP(2), a[3], CP(4), a[5], CP(6), a[7], CP(8), a[9], U32(10),
+                         U32P(11));
+}
+uint64_t n_grpc_stream(void*, const uint64_t* a) {
+  return proxy_grpc_stream(CP(0), a[1], CP(2), a[3], CP(4), a[5], CP(6), a[7], U32P(8));
+}
+uint64_t n_grpc_send(void*, const uint64_t* a) {
+  return proxy_grpc_send(U32(0), CP(1), a[2], U32(3));
+}
+uint64_t n_grpc_cancel(void*, const uint64_t* a) { return proxy_grpc_cancel(U32(0)); }
+uint64_t n_grpc_close(void*, const uint64_t* a) { return proxy_grpc_close(U32(0)); }
+uint64_t n_get_shared(void*, const uint64_t* a) {
+  return proxy_get_shared_data(CP(0), a[1], CPP(2), SZP(3), U32P(4));
+}
+uint64_t n_set_shared(void*, const uint64_t* a) {
+  return proxy_set_shared_data(CP(0), a[1], CP(2), a[3], U32(4));
+}
+uint64_t n_register_queue(void*, const uint64_t* a) {
+  return proxy_register_shared_queue(CP(0), a[1], U32P(2));
+}
+uint64_t n_resolve_queue(void*, const uint64_t* a) {
+  return proxy_resolve_shared_queue(CP(0), a[1], CP(2), a[3], U32P(4));
+}
+uint64_t n_enqueue(void*, const uint64_t* a) {
+  return proxy_enqueue_shared_queue(U32(0), CP(1), a[2]);
+}
+uint64_t n_dequeue(void*, const uint64_t* a) {
+  return proxy_dequeue_shared_queue(U32(0), CPP(1), SZP(2));
+}
+uint64_t n_define_metric(void*, const uint64_t* a) {
+  return proxy_define_metric(U32(0), CP(1), a[2], U32P(3));
+}
+uint64_t n_increment_metric(void*, const uint64_t* a) {
+  return proxy_increment_metric(U32(0), static_cast<int64_t>(a[1]));
+}
+uint64_t n_record_metric(void*, const uint64_t* a) { return proxy_record_metric(U32(0), a[1]); }
+uint64_t n_get_metric(void*, const uint64_t* a) {
+  return proxy_get_metric(U32(0), P<uint64_t>(a[1]));
+}
+uint64_t n_foreign(void*, const uint64_t* a) {
+  return proxy_call_foreign_function(CP(0), a[1], CP(2), a[3], CPP(4), SZP(5));
+}
+uint64_t n_effective_then_get(void*, const uint64_t* a) {
+  const uint32_t r = proxy_set_effective_context(U32(0));
+  if (r != 0) return 100 + r;
+  return proxy_get_header_map_value(0, CP(1), a[2], CPP(3), SZP(4));
+}
+
+void* n_create() { return new NullProbe(); }
+void n_destroy(void* p) { delete static_cast<NullProbe*>(p); }
+
+const SluiceNullExport kProbeExports[] = {
+    {"proxy_abi_version_0_2_1", ":", n_nop},
+    {"_initialize", ":", n_nop},
+    {"malloc", "i:i", n_malloc},
+    {"probe_state_addr", ":i", n_state_addr},
+    {"proxy_on_context_create", "ii:", n_on_context_create},
+    {"proxy_on_vm_start", "ii:i", n_on_vm_start},
+    {"proxy_on_configure", "ii:i", n_on_configure},
+    {"proxy_on_done", "i:i", n_on_done},
+    {"proxy_on_log", "i:", n_on_log},
+    {"proxy_on_delete", "i:", n_on_delete},
+    {"proxy_on_request_headers", "iii:i", n_on_request_headers},
+    {"proxy_on_response_headers", "iii:i", n_on_response_headers},
+    {"probe_proxy_log", "iii:i", n_log},
+    {"probe_proxy_get_log_level", "i:i", n_get_log_level},
+    {"probe_proxy_get_current_time_nanoseconds", "i:i", n_time},
+    {"probe_proxy_get_status", "iii:i", n_get_status},
+    {"probe_proxy_set_effective_context", "i:i", n_set_effective},
+    {"probe_proxy_done", ":i", n_done},
+    {"probe_proxy_get_property", "iiii:i", n_get_property},
+    {"probe_proxy_set_property", "iiii:i", n_set_property},
+    {"probe_proxy_get_header_map_pairs", "iii:i", n_get_pairs},
+    {"probe_proxy_set_header_map_pairs", "iii:i", n_set_pairs},
+    {"probe_proxy_get_header_map_size", "ii:i", n_map_size},
+    {"probe_proxy_get_header_map_value", "iiiii:i", n_get_value},
+    {"probe_proxy_add_header_map_value", "iiiii:i", n_add_value},
+    {"probe_proxy_replace_header_map_value", "iiiii:i", n_replace_value},
+    {"probe_proxy_remove_header_map_value", "iii:i", n_remove_value},
+    {"probe_proxy_get_buffer_bytes", "iiiii:i", n_get_buffer},
+    {"probe_proxy_get_buffer_status", "iii:i", n_buffer_status},
+    {"probe_proxy_set_buffer_bytes", "iiiii:i", n_set_buffer},
+    {"probe_proxy_continue_stream", "i:i", n_continue},
+    {"probe_proxy_close_stream", "i:i", n_close},
+    {"probe_proxy_send_local_response", "iiiiiiii:i", n_local_response},
+    {"probe_proxy_set_tick_period_milliseconds", "i:i", n_tick},
+    {"probe_proxy_http_call", "iiiiiiiiii:i", n_http_call},
+    {"probe_proxy_grpc_call", "iiiiiiiiiiii:i", n_grpc_call},
+    {"probe_proxy_grpc_stream", "iiiiiiiii:i", n_grpc_stream},
+    {"probe_proxy_grpc_send", "iiii:i", n_grpc_send},
+    {"probe_proxy_grpc_cancel", "i:i", n_grpc_cancel},
+    {"probe_proxy_grpc_close", "i:i", n_grpc_close},
+    {"probe_proxy_get_shared_data", "iiiii:i", n_get_shared},
+    {"probe_proxy_set_shared_data", "iiiii:i", n_set_shared},
+    {"probe_proxy_register_shared_queue", "iii:i", n_register_queue},
+    {"probe_proxy_resolve_shared_queue", "iiiii:i", n_resolve_queue},
+    {"probe_proxy_enqueue_shared_queue", "iii:i", n_enqueue},
+    {"probe_proxy_dequeue_shared_queue", "iii:i", n_dequeue},
+    {"probe_proxy_define_metric", "iiii:i", n_define_metric},
+    {"probe_proxy_increment_metric", "iI:i", n_increment_metric},
+    {"probe_proxy_record_metric", "iI:i", n_record_metric},
+    {"probe_proxy_get_metric", "ii:i", n_get_metric},
+    {"probe_proxy_call_foreign_function", "iiiiii:i", n_foreign},
+    {"probe_effective_then_get_value", "iiiii:i", n_effective_then_get},
+};
+const SluiceNullPlugin kProbePlugin = {SLUICE_NULL_PLUGIN_ABI_VERSION,
+                                       "test.host_probe",
+                                       n_create,
+                                       n_destroy,
+                                       kProbeExports,
+                                       sizeof(kProbeExports) / sizeof(kProbeExports[0])};
+
+// An ABI 0.2.0 plugin calling proxy_get_log_level, which only 0.2.1 offers: a .wasm module would
+// fail to link; a native one can always call the C function, so the host traps the call.
+const SluiceNullExport kProbe020Exports[] = {
+    {"proxy_abi_version_0_2_0", ":", n_nop},
+    {"_initialize", ":", n_nop},
+    {"malloc", "i:i", n_malloc},
+    {"probe_proxy_get_log_level", "i:i", n_get_log_level},
+};
+const SluiceNullPlugin kProbe020Plugin = {SLUICE_NULL_PLUGIN_ABI_VERSION,
+                                          "test.host_probe_020",
+                                          n_create,
+                                          n_destroy,
+                                          kProbe020Exports,
+                                          sizeof(kProbe020Exports) / sizeof(kProbe020Exports[0])};
+
+[[maybe_unused]] const bool kRegistered = [] {
+  sluice_register_null_plugin(&kProbePlugin);
+  sluice_register_null_plugin(&kProbe020Plugin);
+  return true;
+}();
+
+// ---- the fake stream and log capture --------------------------------------------------------
+
+class FakeStream : public http::StreamFilterCallbacks {
+ public:
+  HeaderMap request;
+  HeaderMap response;
+  bool has_response = false;
+  std::optional<std::string> request_body_bytes, response_body_bytes;
+  StreamInfo info;
+  int route_cache_clears = 0, continue_decoding_calls = 0, continue_encoding_calls = 0;
+  struct Reply {
+    uint32_t status;
+    std::string body, details;
+  };
+  std::vector<Reply> replies;
+  std::vector<std::string> resets;
+
+  HeaderMap& request_headers() override { return request; }
+  HeaderMap* response_headers() override { return has_response ? &response : nullptr; }
+  std::string* request_body() override {
+    return request_body_bytes ? &*request_body_bytes : nullptr;
+  }
+  std::string* response_body() override {
+    return response_body_bytes ? &*response_body_bytes : nullptr;
+  }
+  void clear_route_cache() override { ++route_cache_clears; }
+  const config::Route* route() override { return nullptr; }
+  void continue_decoding() override { ++continue_decoding_calls; }
+  void continue_encoding() override { ++continue_encoding_calls; }
+  void send_local_reply(uint32_t status, std::string body, HeaderMap,
+                        std::string details) override {
+    replies.push_back(Reply{status, std::move(body), std::move(details)});
+  }
+  void reset_stream(std::string details) override { resets.push_back(std::move(details)); }
+  StreamInfo& stream_info() override { return info; }
+  uint64_t connection_id() const override { return 42; }
+  uint32_t buffer_limit() const override { return 1 << 20; }
+};
+
+class CaptureSink : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  std::vector<std::pair<spdlog::level::level_enum, std::string>> lines;
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& m) override {
+    lines.emplace_back(m.level, std::string(m.payload.data(), m.payload.size()));
+  }
+  void flush_() override {}
+};
+
+// Captures what the default logger writes while it lives, at `level` and above.
+class LogCapture {
+ public:
+  explicit LogCapture(spdlog::level::level_enum level = spdlog::level::trace)
+      : saved_(spdlog::get_level()) {
+    spdlog::default_logger()->sinks().push_back(sink_);
+    spdlog::set_level(level);
+  }
+  ~LogCapture() {
+    auto& sinks = spdlog::default_logger()->sinks();
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
+    spdlog::set_level(saved_);
+  }
+  bool has(spdlog::level::level_enum level, std::string_view text) const {
+    for (const auto& [l, line] : sink_->lines) {
+      if (l == level && line.find(text) != std::string::npos) return true;
+    }
+    return false;
+  }
+  size_t count() const { return sink_->lines.size(); }
+
+ private:
+  std::shared_ptr<CaptureSink> sink_ = std::make_shared<CaptureSink>();
+  spdlog::level::level_enum saved_;
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+std::string read_module(const std::string& name) {
+  const std::string path = std::string(SLUICE_TEST_WASM_DIR) + "/" + name + ".wasm";
+  std::string bytes = read_file(path);
+  EXPECT_FALSE(bytes.empty()) << "cannot read " << path;
+  return bytes;
+}
+
+Result<std::unique_ptr<WasmInstance>> instantiate(const std::string& runtime, std::string_view code,
+                                                  const PluginSpec& spec) {
+  WasmRuntime* rt = runtime_by_name(runtime);
+  if (!rt) return Error{"no runtime " + runtime};
+  auto compiled = rt->compile(code);
+  if (!compiled) return std::move(compiled).take_error();
+  return WasmInstance::create(*compiled, runtime, spec.vm_id, spec.vm_configuration, spec.env);
+}
+
+std::string pairs_blob(const std::vector<std::pair<std::string, std::string>>& kv) {
+  Pairs p;
+  for (const auto& [k, v] : kv) p.emplace_back(k, v);
+  std::string out;
+  encode_pairs(p, out);
+  return out;
+}
+
+// ---- the harness ----------------------------------------------------------------------------
+
+// Scratch offsets (below the V8 probe's heap at 0x20000; state at 0x1000..0x2fff).
+constexpr uint64_t kPtr = 0x3000, kLen = 0x3010, kAux = 0x3020;  // out-params (16 apart)
+constexpr uint64_t kKey = 0x4000, kVal = 0x5000, kBlob = 0x6000, kBuf = 0x8000;
+constexpr uint64_t kSentinel = 0xA5A5A5A5u;
+
+class Harness {
+ protected:
+  void boot(const std::string& runtime, bool start = true) {
+    runtime_ = runtime;
+    null_ = runtime == kNullRuntimeName;
+    spec_.name = "probe";
+    spec_.root_id = "probe_root";
+    spec_.vm_id = "vm1";
+    spec_.configuration = "plugin-config";
+    spec_.vm_configuration = "vm-config";
+    spec_.runtime = runtime;
+    spec_.env = {{"A", "1"}, {"BB", "22"}};
+    scratch_.assign(0x10000, '\0');
+    auto w = instantiate(runtime,
+                         null_ ? std::string("test.host_probe") : read_module("host_probe"), spec_);
+    ASSERT_TRUE(w.ok()) << w.error();
+    w_ = std::move(*w);
+    ASSERT_TRUE(w_->initialize()) << w_->failure();
+    auto state = w_->call(nullptr, w_->vm().function("probe_state_addr"), {});
+    ASSERT_TRUE(state.has_value());
+    state_ = *state;
+
+    stream_.request.add(":method", "GET");
+    stream_.request.add(":path", "/foo?x=1");
+    stream_.request.add(":authority", "example.com");
+    stream_.request.add("x-custom", "v1");
+    stream_.request.add("x-multi", "a");
+    stream_.request.add("x-multi", "b");
+    stream_.info.downstream_direct_remote_address = "10.0.0.1:5555";
+    stream_.info.downstream_local_address = "10.0.0.2:8080";
+    stream_.info.protocol = "HTTP/1.1";
+    if (start) start_contexts();
+  }
+
+  void start_contexts() {
+    auto root = w_->start_root(spec_);
+    ASSERT_TRUE(root.ok()) << root.error();
+    root_ = *root;
+    ctx_ = w_->create_stream_context(*root_);
+    ASSERT_NE(ctx_, nullptr);
+    ctx_->set_stream(&stream_);
+  }
+
+  WasmVm& vm() { return w_->vm(); }
+  uint64_t addr(uint64_t off) {
+    return null_ ? reinterpret_cast<uintptr_t>(scratch_.data()) + off : off;
+  }
+  uint64_t put(uint64_t off, std::string_view data) {
+    EXPECT_TRUE(vm().write(addr(off), data));
+    return addr(off);
+  }
+  uint64_t word_at(uint64_t absolute) {
+    uint64_t v = 0;
+    EXPECT_TRUE(vm().get_word(absolute, &v));
+    return v;
+  }
+  uint64_t word(uint64_t off) { return word_at(addr(off)); }
+  uint32_t u32_at(uint64_t absolute) {
+    uint32_t v = 0;
+    const char* p = vm().memory_at(absolute, 4);
+    EXPECT_NE(p, nullptr);
+    if (p) std::memcpy(&v, p, 4);
+    return v;
+  }
+  void set_word(uint64_t off, uint64_t v) { ASSERT_TRUE(vm().set_word(addr(off), v)); }
+  // The (ptr, len) result the host wrote into two out-params.
+  std::string out_at(uint64_t ptr_abs, uint64_t len_abs) {
+    const uint64_t p = word_at(ptr_abs), n = word_at(len_abs);
+    if (n == 0) return "";
+    std::string_view s;
+    EXPECT_TRUE(vm().read(p, n, &s)) << "result at " << p << "+" << n;
+    return std::string(s);
+  }
+  std::string out() { return out_at(addr(kPtr), addr(kLen)); }
+  void clear_out() {
+    set_word(kPtr, kSentinel);
+    set_word(kLen, kSentinel);
+  }
+
+  // Calls a probe export on behalf of `ctx` (default: the stream context); the status.
+  uint64_t call(std::string_view fn, std::initializer_list<uint64_t> args, Context* ctx = nullptr) {
+    WasmFunction f = vm().function(fn);
+    EXPECT_TRUE(f) << fn << " is not exported";
+    auto r = w_->call(ctx ? ctx : ctx_, f, args);
+    EXPECT_TRUE(r.has_value()) << fn << " failed: " << w_->failure();
+    return r.value_or(UINT64_MAX);
+  }
+
+  // Host function wrappers on scratch memory.
+  uint64_t get_property(std::string_view path, std::string* value, Context* ctx = nullptr) {
+    put(kKey, path);
+    clear_out();
+    const uint64_t r =
+        call("probe_proxy_get_property", {addr(kKey), path.size(), addr(kPtr), addr(kLen)}, ctx);
+    if (r == kOk && value) *value = out();
+    return r;
+  }
+  uint64_t set_property(std::string_view path, std::string_view value, Context* ctx = nullptr) {
+    put(kKey, path);
+    put(kVal, value);
+    return call("probe_proxy_set_property", {addr(kKey), path.size(), addr(kVal), value.size()},
+                ctx);
+  }
+  uint64_t get_value(uint32_t type, std::string_view key, std::string* value,
+                     Context* ctx = nullptr) {
+    put(kKey, key);
+    clear_out();
+    const uint64_t r = call("probe_proxy_get_header_map_value",
+                            {type, addr(kKey), key.size(), addr(kPtr), addr(kLen)}, ctx);
+    if (r == kOk && value) *value = out();
+    return r;
+  }
+  uint64_t map_op(std::string_view fn, uint32_t type, std::string_view key,
+                  std::string_view value) {
+    put(kKey, key);
+    put(kVal, value);
+    return call(fn, {type, addr(kKey), key.size(), addr(kVal), value.size()});
+  }
+  uint64_t add(uint32_t type, std::string_view k, std::string_view v) {
+    return map_op("probe_proxy_add_header_map_value", type, k, v);
+  }
+  uint64_t replace(uint32_t type, std::string_view k, std::string_view v) {
+    return map_op("probe_proxy_replace_header_map_value", type, k, v);
+  }
+  uint64_t remove(uint32_t type, std::string_view k) {
+    put(kKey, k);
+    return call("probe_proxy_remove_header_map_value", {type, addr(kKey), k.size()});
+  }
+  uint64_t get_pairs(uint32_t type, std::string* blob, Context* ctx = nullptr) {
+    clear_out();
+    const uint64_t r =
+        call("probe_proxy_get_header_map_pairs", {type, addr(kPtr), addr(kLen)}, ctx);
+    if (r == kOk && blob) *blob = out();
+    return r;
+  }
+  uint64_t set_pairs(uint32_t type, std::string_view blob) {
+    put(kBlob, blob);
+    return call("probe_proxy_set_header_map_pairs", {type, addr(kBlob), blob.size()});
+  }
+  uint64_t get_buffer(uint32_t type, uint64_t start, uint64_t max, std::string* data,
+                      Context* ctx = nullptr) {
+    clear_out();
+    const uint64_t r =
+        call("probe_proxy_get_buffer_bytes", {type, start, max, addr(kPtr), addr(kLen)}, ctx);
+    if (r == kOk && data) *data = out();
+    return r;
+  }
+  uint64_t set_buffer(uint32_t type, uint64_t start, uint64_t size, std::string_view data) {
+    put(kBuf, data);
+    return call("probe_proxy_set_buffer_bytes", {type, start, size, addr(kBuf), data.size()});
+  }
+  uint64_t local_response(uint32_t status, std::string_view details, std::string_view body,
+                          std::string_view pairs, Context* ctx = nullptr) {
+    put(kKey, details);
+    put(kVal, body);
+    put(kBlob, pairs);
+    return call("probe_proxy_send_local_response",
+                {status, addr(kKey), details.size(), addr(kVal), body.size(), addr(kBlob),
+                 pairs.size(), static_cast<uint32_t>(-1)},
+                ctx);
+  }
+
+  // The probe's callback log: {callback id, arg0, arg1}.
+  std::vector<std::array<uint32_t, 3>> callback_log() {
+    std::vector<std::array<uint32_t, 3>> out;
+    const uint32_t n = u32_at(state_ + 0x100);
+    for (uint32_t i = 0; i < n; ++i) {
+      const uint64_t e = state_ + 0x104 + i * 12;
+      out.push_back({u32_at(e), u32_at(e + 4), u32_at(e + 8)});
+    }
+    return out;
+  }
+  void clear_callback_log() { ASSERT_TRUE(vm().write(state_ + 0x100, std::string(4, '\0'))); }
+
+  std::string runtime_;
+  bool null_ = false;
+  PluginSpec spec_;
+  std::string scratch_;  // the null runtime's "module memory" for test inputs
+  FakeStream stream_;
+  std::unique_ptr<WasmInstance> w_;
+  Context* root_ = nullptr;
+  Context* ctx_ = nullptr;
+  uint64_t state_ = 0;
+};
+
+// ---- both runtimes --------------------------------------------------------------------------
+
+class WasmHostTest : public ::testing::TestWithParam<std::string>, public Harness {
+ protected:
+  void SetUp() override { boot(GetParam()); }
+};
+
+INSTANTIATE_TEST_SUITE_P(WasmHostRuntimes, WasmHostTest,
+                         ::testing::Values(std::string(kV8RuntimeName),
+                                           std::string(kNullRuntimeName)),
+                         [](const auto& info) {
+                           return info.param == kV8RuntimeName ? std::string("v8")
+                                                               : std::string("null");
+                         });
+
+TEST_P(WasmHostTest, LogLevelsAndBadLevel) {
+  LogCapture logs;
+  const std::string msg = "hello from probe";
+  put(kKey, msg);
+  for (uint32_t level = 0; level <= 5; ++level) {
+    EXPECT_EQ(call("probe_proxy_log", {level, addr(kKey), msg.size()}), kOk) << level;
+  }
+  EXPECT_TRUE(logs.has(spdlog::level::trace, "wasm log probe probe_root: hello from probe"));
+  EXPECT_TRUE(logs.has(spdlog::level::info, "hello from probe"));
+  EXPECT_TRUE(logs.has(spdlog::level::critical, "hello from probe"));
+  const size_t before = logs.count();
+  EXPECT_EQ(call("probe_proxy_log", {6, addr(kKey), msg.size()}), kBadArgument);
+  EXPECT_EQ(logs.count(), before);                              // nothing logged
+  EXPECT_EQ(call("probe_proxy_log", {2, addr(kKey), 0}), kOk);  // an empty message is fine
+}
+
+TEST_P(WasmHostTest, GetLogLevelFollowsTheLogger) {
+  LogCapture logs(spdlog::level::warn);
+  set_word(kPtr, kSentinel);
+  EXPECT_EQ(call("probe_proxy_get_log_level", {addr(kPtr)}), kOk);
+  EXPECT_EQ(u32_at(addr(kPtr)), 3u);
+  spdlog::set_level(spdlog::level::off);
+  EXPECT_EQ(call("probe_proxy_get_log_level", {addr(kPtr)}), kOk);
+  EXPECT_EQ(u32_at(addr(kPtr)), 6u);  // "off", as Envoy reports it
+}
+
+TEST_P(WasmHostTest, CurrentTimeIsWallClock) {
+  const auto ns = [] {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+  };
+  const uint64_t before = ns();
+  EXPECT_EQ(call("probe_proxy_get_current_time_nanoseconds", {addr(kPtr)}), kOk);
+  const uint64_t after = ns();
+  uint64_t t;
+  std::memcpy(&t, vm().memory_at(addr(kPtr), 8), 8);
+  EXPECT_GE(t, before);
+  EXPECT_LE(t, after);
+}
+
+TEST_P(WasmHostTest, PluginIdentityProperties) {
+  std::string v;
+  for (Context* c : {root_, ctx_}) {
+    EXPECT_EQ(get_property("plugin_name", &v, c), kOk);
+    EXPECT_EQ(v, "probe");
+    EXPECT_EQ(get_property("plugin_root_id", &v, c), kOk);
+    EXPECT_EQ(v, "probe_root");
+    EXPECT_EQ(get_property(std::string_view("plugin_vm_id\0", 13), &v, c), kOk);
+    EXPECT_EQ(v, "vm1");
+  }
+}
+
+TEST_P(WasmHostTest, RequestProperties) {
+  std::string v;
+  EXPECT_EQ(get_property(std::string_view("request\0path", 12), &v), kOk);
+  EXPECT_EQ(v, "/foo?x=1");
+  // The C++ SDK's trailing NUL is accepted.
+  EXPECT_EQ(get_property(std::string_view("request\0path\0", 13), &v), kOk);
+  EXPECT_EQ(v, "/foo?x=1");
+  EXPECT_EQ(get_property(std::string_view("request\0url_path", 16), &v), kOk);
+  EXPECT_EQ(v, "/foo");
+  EXPECT_EQ(get_property(std::string_view("request\0method", 14), &v), kOk);
+  EXPECT_EQ(v, "GET");
+  EXPECT_EQ(get_property(std::string_view("request\0headers\0X-Custom", 24), &v), kOk);
+  EXPECT_EQ(v, "v1");
+  // Repeated headers are joined with "," in both the single-header and the map view.
+  EXPECT_EQ(get_property(std::string_view("request\0headers\0x-multi", 23), &v), kOk);
+  EXPECT_EQ(v, "a,b");
+  EXPECT_EQ(get_property(std::string_view("request\0headers", 15), &v), kOk);
+  auto pairs = decode_pairs(v);
+  ASSERT_TRUE(pairs);
+  EXPECT_THAT(*pairs,
+              ::testing::Contains(std::pair<std::string_view, std::string_view>("x-multi", "a,b")));
+  EXPECT_EQ(get_property(std::string_view("request\0headers\0absent", 22), &v), kNotFound);
+  EXPECT_EQ(get_property(std::string_view("source\0address", 14), &v), kOk);
+  EXPECT_EQ(v, "10.0.0.1:5555");
+  EXPECT_EQ(get_property(std::string_view("source\0port", 11), &v), kOk);
+  ASSERT_EQ(v.size(), 8u);
+  int64_t port;
+  std::memcpy(&port, v.data(), 8);
+  EXPECT_EQ(port, 5555);
+  EXPECT_EQ(get_property(std::string_view("destination\0address", 19), &v), kOk);
+  EXPECT_EQ(v, "10.0.0.2:8080");
+}
+
+TEST_P(WasmHostTest, UnknownAndMalformedPropertyPaths) {
+  std::string v;
+  EXPECT_EQ(get_property(std::string_view("foo\0bar", 7), &v), kNotFound);
+  // Dots are not separators.
+  EXPECT_EQ(get_property("request.path", &v), kNotFound);
+  EXPECT_EQ(get_property("", &v), kNotFound);
+  EXPECT_EQ(get_property(std::string_view("\0", 1), &v), kNotFound);
+  EXPECT_EQ(get_property(std::string_view("request\0nope", 12), &v), kNotFound);
+  // Stream properties do not exist on a root context.
+  EXPECT_EQ(get_property(std::string_view("request\0path", 12), &v, root_), kNotFound);
+}
+
+TEST_P(WasmHostTest, SetThenGetProperty) {
+  EXPECT_EQ(set_property("my_key", "my value"), kOk);
+  std::string v;
+  EXPECT_EQ(get_property("my_key", &v), kOk);
+  EXPECT_EQ(v, "my value");
+  EXPECT_EQ(set_property("my_key", ""), kOk);  // overwritten, with an empty value
+  EXPECT_EQ(get_property("my_key", &v), kOk);
+  EXPECT_EQ(v, "");
+  // Root contexts have no stream to store it in.
+  EXPECT_EQ(set_property("root_key", "x", root_), kNotFound);
+  EXPECT_EQ(get_property("root_key", &v, root_), kNotFound);
+}
+
+TEST_P(WasmHostTest, HostileHeaderValuesDoNotBreakNumericProperties) {
+  // A module may set content-length and :status to anything; parsing them must not overflow.
+  ctx_->set_phase(Phase::RequestHeaders);
+  stream_.info.bytes_received = 7;
+  EXPECT_EQ(replace(0, "content-length", "99999999999999999999999999"), kOk);
+  std::string v;
+  EXPECT_EQ(get_property(std::string_view("request\0size", 12), &v), kOk);
+  ASSERT_EQ(v.size(), 8u);
+  int64_t size;
+  std::memcpy(&size, v.data(), 8);
+  EXPECT_EQ(size, 7);  // not a number: the bytes received
+  EXPECT_EQ(replace(0, "content-length", "12"), kOk);
+  EXPECT_EQ(get_property(std::string_view("request\0size", 12), &v), kOk);
+  std::memcpy(&size, v.data(), 8);
+  EXPECT_EQ(size, 12);
+
+  stream_.has_response = true;
+  ctx_->set_phase(Phase::ResponseHeaders);
+  EXPECT_EQ(replace(2, ":status", "9999999999999999999999999"), kOk);
+  EXPECT_EQ(get_property(std::string_view("response\0code", 13), &v), kOk);
+  EXPECT_EQ(v.size(), 8u);
+}
+
+TEST_P(WasmHostTest, GetHeaderMapValueEveryType) {
+  std::string v;
+  EXPECT_EQ(get_value(0, "x-custom", &v), kOk);
+  EXPECT_EQ(v, "v1");
+  EXPECT_EQ(get_value(0, "X-CUSTOM", &v), kOk);  // keys are lower-cased
+  EXPECT_EQ(v, "v1");
+  EXPECT_EQ(get_value(0, "x-multi", &v), kOk);  // first value only
+  EXPECT_EQ(v, "a");
+  EXPECT_EQ(get_value(0, "absent", &v), kNotFound);  // 0.2.x
+  EXPECT_EQ(word(kPtr), kSentinel);                  // nothing written
+  EXPECT_EQ(get_value(2, "x", &v), kBadArgument);    // no response yet
+  stream_.has_response = true;
+  stream_.response.add(":status", "200");
+  stream_.response.add("server", "up");
+  EXPECT_EQ(get_value(2, "server", &v), kOk);
+  EXPECT_EQ(v, "up");
+  for (uint32_t type : {1u, 3u, 4u, 5u, 6u, 7u}) {
+    EXPECT_EQ(get_value(type, "x", &v), kBadArgument) << type;  // not available to HTTP filters
+  }
+  EXPECT_EQ(get_value(8, "x", &v), kBadArgument);
+  EXPECT_EQ(get_value(0xffffffff, "x", &v), kBadArgument);
+  // Root contexts have no stream.
+  EXPECT_EQ(get_value(0, "x-custom", &v, root_), kBadArgument);
+}
+
+TEST_P(WasmHostTest, GetHeaderMapPairsEveryType) {
+  std::string blob;
+  EXPECT_EQ(get_pairs(0, &blob), kOk);
+  auto pairs = decode_pairs(blob);
+  ASSERT_TRUE(pairs);
+  ASSERT_EQ(pairs->size(), 6u);
+  EXPECT_EQ((*pairs)[0].first, ":method");
+  EXPECT_EQ((*pairs)[5].second, "b");
+  // Unavailable maps: Ok and an empty result (0/0), as Envoy (SDKs panic on BadArgument here).
+  for (uint32_t type : {1u, 2u, 3u, 4u, 5u, 6u, 7u}) {
+    EXPECT_EQ(get_pairs(type, &blob), kOk) << type;
+    EXPECT_EQ(word(kPtr), 0u) << type;
+    EXPECT_EQ(word(kLen), 0u) << type;
+  }
+  EXPECT_EQ(get_pairs(8, &blob), kBadArgument);
+  EXPECT_EQ(get_pairs(0, &blob, root_), kOk);
+  EXPECT_EQ(word(kLen), 0u);
+}
+
+TEST_P(WasmHostTest, GetHeaderMapSize) {
+  EXPECT_EQ(call("probe_proxy_get_header_map_size", {0, addr(kPtr)}), kOk);
+  EXPECT_EQ(word(kPtr), stream_.request.byte_size());
+  EXPECT_EQ(call("probe_proxy_get_header_map_size", {2, addr(kPtr)}), kBadArgument);
+  EXPECT_EQ(call("probe_proxy_get_header_map_size", {8, addr(kPtr)}), kBadArgument);
+}
+
+TEST_P(WasmHostTest, AddReplaceRemoveInPhase) {
+  ctx_->set_phase(Phase::RequestHeaders);
+  EXPECT_EQ(add(0, "X-New", "1"), kOk);
+  EXPECT_EQ(add(0, "x-new", "2"), kOk);  // duplicates allowed
+  EXPECT_EQ(stream_.request.count("x-new"), 2u);
+  EXPECT_EQ(replace(0, "x-new", "3"), kOk);
+  EXPECT_EQ(stream_.request.count("x-new"), 1u);
+  EXPECT_EQ(stream_.request.get_or_empty("x-new"), "3");
+  EXPECT_EQ(replace(0, "x-fresh", "f"), kOk);  // replace adds an absent header
+  EXPECT_EQ(stream_.request.get_or_empty("x-fresh"), "f");
+  EXPECT_EQ(remove(0, "X-NEW"), kOk);
+  EXPECT_FALSE(stream_.request.has("x-new"));
+  EXPECT_EQ(remove(0, "never-there"), kOk);
+  EXPECT_EQ(stream_.route_cache_clears, 6);  // every request-header change
+  EXPECT_EQ(add(0, "x-empty", ""), kOk);     // an empty value is a value
+  EXPECT_TRUE(stream_.request.has("x-empty"));
+  // Wrong map types.
+  for (uint32_t type : {1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u}) {
+    EXPECT_EQ(add(type, "k", "v"), kBadArgument) << type;
+    EXPECT_EQ(replace(type, "k", "v"), kBadArgument) << type;
+    EXPECT_EQ(remove(type, "k"), kBadArgument) << type;
+  }
+}
+
+TEST_P(WasmHostTest, HeaderWritesOutsideTheirPhase) {
+  const size_t before = stream_.request.size();
+  for (Phase p : {Phase::None, Phase::ResponseHeaders, Phase::Log, Phase::Done}) {
+    ctx_->set_phase(p);
+    EXPECT_EQ(add(0, "k", "v"), kBadArgument);
+    EXPECT_EQ(replace(0, "x-custom", "v"), kBadArgument);
+    EXPECT_EQ(remove(0, "x-custom"), kBadArgument);
+    EXPECT_EQ(set_pairs(0, pairs_blob({{"a", "b"}})), kBadArgument);
+  }
+  EXPECT_EQ(stream_.request.size(), before);
+  EXPECT_EQ(stream_.request.get_or_empty("x-custom"), "v1");
+  // Response headers: writable while the response is in the filter's hands.
+  stream_.has_response = true;
+  ctx_->set_phase(Phase::RequestHeaders);
+  EXPECT_EQ(add(2, "k", "v"), kBadArgument);
+  ctx_->set_phase(Phase::ResponseBody);
+  EXPECT_EQ(add(2, "k", "v"), kOk);
+  EXPECT_EQ(stream_.response.get_or_empty("k"), "v");
+  EXPECT_EQ(stream_.route_cache_clears, 0);  // response headers do not re-route
+  // Reading stays possible in on_log; an absent map there is NotFound (Envoy's access-log phase).
+  ctx_->set_phase(Phase::Log);
+  std::string v;
+  EXPECT_EQ(get_value(0, "x-custom", &v), kOk);
+  EXPECT_EQ(get_value(1, "x", &v), kNotFound);
+}
+
+TEST_P(WasmHostTest, HeaderInjectionIsRefused) {
+  ctx_->set_phase(Phase::RequestHeaders);
+  const size_t before = stream_.request.size();
+  EXPECT_EQ(add(0, "x-evil", "a\r\nx-injected: 1"), kBadArgument);
+  EXPECT_EQ(replace(0, "x-custom", std::string_view("a\0b", 3)), kBadArgument);
+  EXPECT_EQ(add(0, "x-evil\r\nhost", "v"), kBadArgument);
+  EXPECT_EQ(add(0, "", "v"), kBadArgument);
+  EXPECT_EQ(set_pairs(0, pairs_blob({{"ok", "1"}, {"x-evil", "1\nGET / HTTP/1.1"}})), kBadArgument);
+  EXPECT_EQ(stream_.request.size(), before);  // untouched, not cleared
+  EXPECT_EQ(stream_.request.get_or_empty("x-custom"), "v1");
+  EXPECT_EQ(local_response(403, "d", "b", pairs_blob({{"x-a", "1\r\n"}})), kBadArgument);
+  EXPECT_FALSE(ctx_->local_response);
+}
+
+TEST_P(WasmHostTest, SetHeaderMapPairs) {
+  ctx_->set_phase(Phase::RequestHeaders);
+  EXPECT_EQ(set_pairs(0, pairs_blob({{":method", "POST"}, {"X-A", "1"}, {"x-a", "2"}})), kOk);
+  EXPECT_EQ(stream_.request.size(), 3u);
+  EXPECT_EQ(stream_.request.method(), "POST");
+  EXPECT_EQ(stream_.request.count("x-a"), 2u);
+  // A malformed blob (count says 5, no room for them) decodes to nothing: the map is cleared.
+  std::string bad = pairs_blob({{"a", "b"}});
+  bad[0] = 5;
+  EXPECT_EQ(set_pairs(0, bad), kOk);
+  EXPECT_TRUE(stream_.request.empty());
+  EXPECT_EQ(set_pairs(0, pairs_blob({{"x", "y"}})), kOk);
+  EXPECT_EQ(set_pairs(0, ""), kOk);  // empty blob: an empty map
+  EXPECT_TRUE(stream_.request.empty());
+  EXPECT_EQ(set_pairs(8, pairs_blob({{"x", "y"}})), kBadArgument);
+  EXPECT_EQ(set_pairs(1, pairs_blob({{"x", "y"}})), kBadArgument);
+}
+
+TEST_P(WasmHostTest, Buffers) {
+  stream_.request_body_bytes = "hello world";
+  std::string data;
+  EXPECT_EQ(get_buffer(0, 0, 5, &data), kOk);
+  EXPECT_EQ(data, "hello");
+  EXPECT_EQ(get_buffer(0, 6, 1000, &data), kOk);  // clamped
+  EXPECT_EQ(data, "world");
+  EXPECT_EQ(get_buffer(0, 0, 0xffffffff, &data), kOk);  // start + max = 2^32 - 1: no overflow
+  EXPECT_EQ(data, "hello world");
+  EXPECT_EQ(get_buffer(0, 100, 5, &data), kOk);  // past the end: empty
+  EXPECT_EQ(word(kPtr), 0u);
+  EXPECT_EQ(word(kLen), 0u);
+  EXPECT_EQ(get_buffer(0, 1, 0xffffffff, &data), kBadArgument);  // start + max overflows u32
+  EXPECT_EQ(get_buffer(0, 0xffffffff, 1, &data), kBadArgument);
+  EXPECT_EQ(word(kPtr), kSentinel);
+  EXPECT_EQ(get_buffer(1, 0, 10, &data), kNotFound);  // no response body now
+  stream_.response_body_bytes = "resp";
+  EXPECT_EQ(get_buffer(1, 0, 10, &data), kOk);
+  EXPECT_EQ(data, "resp");
+  for (uint32_t type : {2u, 3u, 4u, 5u, 8u}) {
+    EXPECT_EQ(get_buffer(type, 0, 10, &data), kNotFound) << type;
+  }
+  EXPECT_EQ(get_buffer(6, 0, 100, &data), kOk);
+  EXPECT_EQ(data, "vm-config");
+  EXPECT_EQ(get_buffer(7, 0, 100, &data), kNotFound);  // only during on_configure
+  EXPECT_EQ(get_buffer(9, 0, 10, &data), kBadArgument);
+  // Root contexts have no stream bodies but do see the VM configuration.
+  EXPECT_EQ(get_buffer(0, 0, 10, &data, root_), kNotFound);
+  EXPECT_EQ(get_buffer(6, 3, 2, &data, root_), kOk);
+  EXPECT_EQ(data, "co");
+}
+
+TEST_P(WasmHostTest, PluginConfigurationReadableDuringOnConfigureOnly) {
+  EXPECT_EQ(u32_at(state_ + 0x10), kOk);
+  EXPECT_EQ(out_at(state_ + 0x18, state_ + 0x20), "plugin-config");
+  EXPECT_EQ(u32_at(state_ + 0x28), kOk);
+  EXPECT_EQ(out_at(state_ + 0x30, state_ + 0x38), "vm-config");
+  std::string data;
+  EXPECT_EQ(get_buffer(7, 0, 100, &data, root_), kNotFound);
+}
+
+TEST_P(WasmHostTest, BufferStatus) {
+  stream_.request_body_bytes = "12345";
+  set_word(kAux, kSentinel);
+  EXPECT_EQ(call("probe_proxy_get_buffer_status", {0, addr(kPtr), addr(kAux)}), kOk);
+  EXPECT_EQ(word(kPtr), 5u);
+  EXPECT_EQ(u32_at(addr(kAux)), 0u);  // flags: always 0
+  EXPECT_EQ(call("probe_proxy_get_buffer_status", {6, addr(kPtr), addr(kAux)}), kOk);
+  EXPECT_EQ(word(kPtr), 9u);
+  EXPECT_EQ(call("probe_proxy_get_buffer_status", {1, addr(kPtr), addr(kAux)}), kNotFound);
+  EXPECT_EQ(call("probe_proxy_get_buffer_status", {9, addr(kPtr), addr(kAux)}), kBadArgument);
+}
+
+TEST_P(WasmHostTest, SetBufferBytes) {
+  stream_.request_body_bytes = "hello world";
+  EXPECT_EQ(set_buffer(0, 0, 5, "HOWDY"), kOk);  // start 0: replace the first `size` bytes
+  EXPECT_EQ(*stream_.request_body_bytes, "HOWDY world");
+  EXPECT_EQ(set_buffer(0, 0, 0, ">"), kOk);  // (0, 0): prepend
+  EXPECT_EQ(*stream_.request_body_bytes, ">HOWDY world");
+  EXPECT_EQ(set_buffer(0, 12, 0, "!"), kOk);    // at the end: append
+  EXPECT_EQ(set_buffer(0, 1000, 5, "?"), kOk);  // past the end: append
+  EXPECT_EQ(*stream_.request_body_bytes, ">HOWDY world!?");
+  EXPECT_EQ(set_buffer(0, 3, 2, "xx"), kBadArgument);   // the middle: refused (as Envoy)
+  EXPECT_EQ(set_buffer(0, 0, 0xffffffff, "all"), kOk);  // size past the end: all replaced
+  EXPECT_EQ(*stream_.request_body_bytes, "all");
+  EXPECT_EQ(set_buffer(1, 0, 0, "x"), kNotFound);     // no response body
+  EXPECT_EQ(set_buffer(6, 0, 0, "x"), kBadArgument);  // configurations are read-only
+  EXPECT_EQ(set_buffer(9, 0, 0, "x"), kBadArgument);
+  EXPECT_EQ(set_buffer(2, 0, 0, "x"), kNotFound);
+}
+
+TEST_P(WasmHostTest, SendLocalResponse) {
+  EXPECT_EQ(local_response(403, "access denied by probe", "nope", pairs_blob({{"x-a", "1"}})), kOk);
+  ASSERT_TRUE(ctx_->local_response);
+  EXPECT_EQ(ctx_->local_response->status, 403u);
+  EXPECT_EQ(ctx_->local_response->details, "access_denied_by_probe");
+  EXPECT_EQ(ctx_->local_response->body, "nope");
+  ASSERT_EQ(ctx_->local_response->headers.size(), 1u);
+  EXPECT_EQ(ctx_->local_response->headers[0].first, "x-a");
+  // Malformed header pairs: the reply goes out without them (Envoy's toPairs gives nothing).
+  ctx_->local_response.reset();
+  std::string bad = pairs_blob({{"x-a", "1"}});
+  bad.pop_back();
+  EXPECT_EQ(local_response(500, "", "", bad), kOk);
+  ASSERT_TRUE(ctx_->local_response);
+  EXPECT_TRUE(ctx_->local_response->headers.empty());
+  ctx_->local_response.reset();
+  EXPECT_EQ(local_response(99, "", "", ""), kBadArgument);
+  EXPECT_EQ(local_response(600, "", "", ""), kBadArgument);
+  EXPECT_EQ(local_response(0xffffffff, "", "", ""), kBadArgument);
+  EXPECT_FALSE(ctx_->local_response);
+  EXPECT_EQ(local_response(200, "", "", "", root_), kNotFound);
+  EXPECT_TRUE(stream_.replies.empty());  // the filter sends it once the call returned
+}
+
+TEST_P(WasmHostTest, ContinueAndCloseStream) {
+  EXPECT_EQ(call("probe_proxy_continue_stream", {0}), kOk);
+  EXPECT_TRUE(ctx_->want_continue_request);
+  EXPECT_EQ(call("probe_proxy_continue_stream", {1}), kOk);
+  EXPECT_TRUE(ctx_->want_continue_response);
+  EXPECT_EQ(call("probe_proxy_continue_stream", {2}), kUnimplemented);
+  EXPECT_EQ(call("probe_proxy_continue_stream", {3}), kUnimplemented);
+  EXPECT_EQ(call("probe_proxy_continue_stream", {4}), kBadArgument);
+  EXPECT_EQ(call("probe_proxy_continue_stream", {0}, root_), kNotFound);
+  EXPECT_EQ(stream_.continue_decoding_calls, 0);  // deferred to the filter
+  for (uint32_t type = 0; type <= 3; ++type) {
+    ctx_->want_close.reset();
+    EXPECT_EQ(call("probe_proxy_close_stream", {type}), kOk) << type;
+    EXPECT_EQ(ctx_->want_close.value_or(""), "wasm_close_stream");
+  }
+  ctx_->want_close.reset();
+  EXPECT_EQ(call("probe_proxy_close_stream", {4}), kBadArgument);
+  EXPECT_FALSE(ctx_->want_close);
+  EXPECT_EQ(call("probe_proxy_close_stream", {0}, root_), kNotFound);
+}
+
+TEST_P(WasmHostTest, SetEffectiveContext) {
+  FakeStream other;
+  other.request.add("x-custom", "other");
+  Context* second = w_->create_stream_context(*root_);
+  ASSERT_NE(second, nullptr);
+  second->set_stream(&other);
+  EXPECT_EQ(call("probe_proxy_set_effective_context", {999}), kBadArgument);
+  EXPECT_EQ(call("probe_proxy_set_effective_context", {0}), kBadArgument);
+  EXPECT_EQ(call("probe_proxy_set_effective_context", {second->id()}), kOk);
+  // In one callback: the switch, then a call acting on the other stream.
+  const std::string key = "x-custom";
+  put(kKey, key);
+  clear_out();
+  EXPECT_EQ(call("probe_effective_then_get_value",
+                 {second->id(), addr(kKey), key.size(), addr(kPtr), addr(kLen)}),
+            kOk);
+  EXPECT_EQ(out(), "other");
+  // The next callback starts on its own context again.
+  std::string v;
+  EXPECT_EQ(get_value(0, key, &v), kOk);
+  EXPECT_EQ(v, "v1");
+  EXPECT_EQ(call("probe_effective_then_get_value",
+                 {12345, addr(kKey), key.size(), addr(kPtr), addr(kLen)}),
+            100 + kBadArgument);
+  w_->destroy_stream_context(second, false);
+}
+
+TEST_P(WasmHostTest, DoneAndStatus) {
+  EXPECT_EQ(call("probe_proxy_done", {}), kNotFound);  // nothing pending
+  root_->done_pending = true;
+  EXPECT_EQ(call("probe_proxy_done", {}), kOk);
+  EXPECT_FALSE(root_->done_pending);
+
+  set_word(kAux, kSentinel);
+  clear_out();
+  EXPECT_EQ(call("probe_proxy_get_status", {addr(kAux), addr(kPtr), addr(kLen)}), kOk);
+  EXPECT_EQ(u32_at(addr(kAux)), 0u);
+  EXPECT_EQ(word(kLen), 0u);
+  root_->status_code = 11;
+  root_->status_message = "reset";
+  // A stream context reads its root's status.
+  EXPECT_EQ(call("probe_proxy_get_status", {addr(kAux), addr(kPtr), addr(kLen)}), kOk);
+  EXPECT_EQ(u32_at(addr(kAux)), 11u);
+  EXPECT_EQ(out(), "reset");
+}
+
+TEST_P(WasmHostTest, NotYetFunctionsAreUnimplemented) {
+  LogCapture logs(spdlog::level::warn);
+  const std::pair<std::string_view, int> fns[] = {
+      {"probe_proxy_set_tick_period_milliseconds", 1},
+      {"probe_proxy_http_call", 10},
+      {"probe_proxy_grpc_call", 12},
+      {"probe_proxy_grpc_stream", 9},
+      {"probe_proxy_grpc_send", 4},
+      {"probe_proxy_grpc_cancel", 1},
+      {"probe_proxy_grpc_close", 1},
+      {"probe_proxy_get_shared_data", 5},
+      {"probe_proxy_set_shared_data", 5},
+      {"probe_proxy_register_shared_queue", 3},
+      {"probe_proxy_resolve_shared_queue", 5},
+      {"probe_proxy_enqueue_shared_queue", 3},
+      {"probe_proxy_dequeue_shared_queue", 3},
+      {"probe_proxy_define_metric", 4},
+      {"probe_proxy_increment_metric", 2},
+      {"probe_proxy_record_metric", 2},
+      {"probe_proxy_get_metric", 2},
+      {"probe_proxy_call_foreign_function", 6},
+  };
+  for (const auto& [fn, n] : fns) {
+    WasmFunction f = vm().function(fn);
+    ASSERT_TRUE(f) << fn;
+    std::optional<uint64_t> r;
+    switch (n) {  // (call takes an initializer_list: one arity per case)
+      case 1:
+        r = w_->call(ctx_, f, {0});
+        break;
+      case 2:
+        r = w_->call(ctx_, f, {0, 0});
+        break;
+      case 3:
+        r = w_->call(ctx_, f, {0, 0, 0});
+        break;
+      case 4:
+        r = w_->call(ctx_, f, {0, 0, 0, 0});
+        break;
+      case 5:
+        r = w_->call(ctx_, f, {0, 0, 0, 0, 0});
+        break;
+      case 6:
+        r = w_->call(ctx_, f, {0, 0, 0, 0, 0, 0});
+        break;
+      case 9:
+        r = w_->call(ctx_, f, {0, 0, 0, 0, 0, 0, 0, 0, 0});
+        break;
+      case 10:
+        r = w_->call(ctx_, f, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0});
+        break;
+      case 12:
+        r = w_->call(ctx_, f, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0});
+        break;
+    }
+    EXPECT_EQ(r.value_or(UINT64_MAX), kUnimplemented) << fn;
+  }
+  EXPECT_FALSE(w_->failed());
+}
+
+TEST_P(WasmHostTest, LifecycleOrderAndIds) {
+  const uint32_t root = root_->id(), s1 = ctx_->id();
+  auto log = callback_log();
+  ASSERT_EQ(log.size(), 4u);
+  EXPECT_EQ(log[0], (std::array<uint32_t, 3>{1, root, 0}));   // on_context_create(root, 0)
+  EXPECT_EQ(log[1], (std::array<uint32_t, 3>{2, root, 9}));   // on_vm_start(root, |vm-config|)
+  EXPECT_EQ(log[2], (std::array<uint32_t, 3>{3, root, 13}));  // on_configure(root, |plugin-config|)
+  EXPECT_EQ(log[3], (std::array<uint32_t, 3>{1, s1, root}));  // stream on_context_create
+  Context* s2 = w_->create_stream_context(*root_);
+  ASSERT_NE(s2, nullptr);
+  EXPECT_GT(s1, root);
+  EXPECT_GT(s2->id(), s1);
+  const uint32_t s2id = s2->id();
+  clear_callback_log();
+  w_->destroy_stream_context(ctx_, true);
+  ctx_ = nullptr;
+  log = callback_log();
+  ASSERT_EQ(log.size(), 3u);
+  EXPECT_EQ(log[0][0], 5u);  // on_log, on_done, on_delete: Envoy's order for HTTP streams
+  EXPECT_EQ(log[1][0], 4u);
+  EXPECT_EQ(log[2][0], 6u);
+  for (const auto& e : log) EXPECT_EQ(e[1], s1);
+  EXPECT_EQ(w_->find_context(s1), nullptr);
+  clear_callback_log();
+  w_->destroy_stream_context(s2, false);  // without a log
+  log = callback_log();
+  ASSERT_EQ(log.size(), 2u);
+  EXPECT_EQ(log[0], (std::array<uint32_t, 3>{4, s2id, 0}));
+  EXPECT_EQ(log[1], (std::array<uint32_t, 3>{6, s2id, 0}));
+  // Ids are never reused.
+  Context* s3 = w_->create_stream_context(*root_);
+  ASSERT_NE(s3, nullptr);
+  EXPECT_GT(s3->id(), s2id);
+  clear_callback_log();
+  w_->destroy_stream_context(s3, false);
+  w_->destroy_root(root_);
+  root_ = nullptr;
+  log = callback_log();
+  ASSERT_EQ(log.size(), 4u);
+  EXPECT_EQ(log[2], (std::array<uint32_t, 3>{4, root, 0}));
+  EXPECT_EQ(log[3], (std::array<uint32_t, 3>{6, root, 0}));
+}
+
+TEST_P(WasmHostTest, StreamCallbacksGetTheirArguments) {
+  clear_callback_log();
+  ctx_->set_phase(Phase::RequestHeaders);
+  auto r = w_->call(ctx_, w_->callbacks().on_request_headers, {ctx_->id(), 6, 1});
+  EXPECT_EQ(r.value_or(UINT64_MAX), 0u);
+  auto log = callback_log();
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_EQ(log[0], (std::array<uint32_t, 3>{7, ctx_->id(), 6}));
+}
+
+class WasmHostStartTest : public ::testing::TestWithParam<std::string>, public Harness {};
+INSTANTIATE_TEST_SUITE_P(WasmHostRuntimes, WasmHostStartTest,
+                         ::testing::Values(std::string(kV8RuntimeName),
+                                           std::string(kNullRuntimeName)),
+                         [](const auto& info) {
+                           return info.param == kV8RuntimeName ? std::string("v8")
+                                                               : std::string("null");
+                         });
+
+TEST_P(WasmHostStartTest, OnVmStartFalseFailsStart) {
+  ASSERT_NO_FATAL_FAILURE(boot(GetParam(), false));
+  ASSERT_TRUE(vm().write(state_ + 0x00, std::string("\1\0\0\0", 4)));
+  auto root = w_->start_root(spec_);
+  ASSERT_FALSE(root.ok());
+  EXPECT_THAT(root.error(), HasSubstr("proxy_on_vm_start returned false"));
+  // on_configure was not called.
+  for (const auto& e : callback_log()) EXPECT_NE(e[0], 3u);
+}
+
+TEST_P(WasmHostStartTest, OnConfigureFalseFailsStart) {
+  ASSERT_NO_FATAL_FAILURE(boot(GetParam(), false));
+  ASSERT_TRUE(vm().write(state_ + 0x08, std::string("\1\0\0\0", 4)));
+  auto root = w_->start_root(spec_);
+  ASSERT_FALSE(root.ok());
+  EXPECT_THAT(root.error(), HasSubstr("proxy_on_configure returned false"));
+}
+
+// ---- V8 only: hostile pointers, WASI, restricted phases, module shapes -----------------------
+
+class WasmHostV8Test : public ::testing::Test, public Harness {
+ protected:
+  void SetUp() override { boot(std::string(kV8RuntimeName)); }
+  static constexpr uint64_t kMem = 4 * 65536;   // the probe's memory size
+  static constexpr uint64_t kFar = 0x7fff0000;  // far outside memory
+};
+
+TEST_F(WasmHostV8Test, HostileLogPointers) {
+  EXPECT_EQ(vm().memory_size(), kMem);
+  EXPECT_EQ(call("probe_proxy_log", {2, kFar, 4}), kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_log", {2, 0xfffffff0, 0x20}), kInvalidMemoryAccess);  // wraps 2^32
+  EXPECT_EQ(call("probe_proxy_log", {2, 0, 0xffffffff}), kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_log", {2, kMem - 1, 2}), kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_log", {2, kMem - 1, 1}), kOk);  // the last byte
+  EXPECT_EQ(call("probe_proxy_log", {2, kMem, 0}), kOk);      // empty, at the end
+  EXPECT_EQ(call("probe_proxy_log", {6, kFar, 4}), kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_get_log_level", {kMem - 2}), kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_get_current_time_nanoseconds", {kMem - 4}), kInvalidMemoryAccess);
+  EXPECT_FALSE(w_->failed());
+}
+
+TEST_F(WasmHostV8Test, HostilePropertyPointers) {
+  put(kKey, "plugin_name");
+  EXPECT_EQ(call("probe_proxy_get_property", {kFar, 11, kPtr, kLen}), kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_get_property", {kKey, 0xffffffff, kPtr, kLen}), kInvalidMemoryAccess);
+  // A bad out-param: InvalidMemoryAccess, and the good one is left alone.
+  clear_out();
+  EXPECT_EQ(call("probe_proxy_get_property", {kKey, 11, kPtr, kMem - 2}), kInvalidMemoryAccess);
+  EXPECT_EQ(word(kPtr), kSentinel);
+  EXPECT_EQ(call("probe_proxy_get_property", {kKey, 11, kFar, kLen}), kInvalidMemoryAccess);
+  EXPECT_EQ(word(kLen), kSentinel);
+  // Same for an empty result (0/0 without allocating).
+  EXPECT_EQ(set_property("empty", ""), kOk);
+  put(kKey, "empty");
+  EXPECT_EQ(call("probe_proxy_get_property", {kKey, 5, kPtr, kFar}), kInvalidMemoryAccess);
+  EXPECT_EQ(word(kPtr), kSentinel);
+  put(kKey, "k");
+  EXPECT_EQ(call("probe_proxy_set_property", {kKey, 1, kFar, 1}), kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_set_property", {kFar, 1, kKey, 1}), kInvalidMemoryAccess);
+  std::string v;
+  EXPECT_EQ(get_property("k", &v), kNotFound);  // nothing stored
+  EXPECT_FALSE(w_->failed());
+}
+
+TEST_F(WasmHostV8Test, HostileHeaderMapPointers) {
+  ctx_->set_phase(Phase::RequestHeaders);
+  const size_t before = stream_.request.size();
+  put(kKey, "x-custom");
+  clear_out();
+  EXPECT_EQ(call("probe_proxy_get_header_map_value", {0, kFar, 8, kPtr, kLen}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_get_header_map_value", {0, 0xfffffff8, 0x10, kPtr, kLen}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_get_header_map_value", {0, kKey, 8, kPtr, kMem}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(word(kPtr), kSentinel);  // nothing written
+  EXPECT_EQ(call("probe_proxy_get_header_map_value", {0, kKey, 8, 0xfffffffe, kLen}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(word(kLen), kSentinel);
+  EXPECT_EQ(call("probe_proxy_get_header_map_pairs", {0, kPtr, kFar}), kInvalidMemoryAccess);
+  EXPECT_EQ(word(kPtr), kSentinel);
+  EXPECT_EQ(call("probe_proxy_get_header_map_pairs", {1, kFar, kLen}), kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_get_header_map_size", {0, kMem - 3}), kInvalidMemoryAccess);
+  put(kVal, "v");
+  EXPECT_EQ(call("probe_proxy_add_header_map_value", {0, kKey, 8, kFar, 1}), kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_add_header_map_value", {0, kKey, 0xffffffff, kVal, 1}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_replace_header_map_value", {0, kFar, 8, kVal, 1}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_remove_header_map_value", {0, kFar, 8}), kInvalidMemoryAccess);
+  // A blob out of bounds is not "malformed": the map is not cleared.
+  EXPECT_EQ(call("probe_proxy_set_header_map_pairs", {0, kFar, 16}), kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_set_header_map_pairs", {0, 0xfffffff0, 0x20}), kInvalidMemoryAccess);
+  EXPECT_EQ(stream_.request.size(), before);
+  EXPECT_EQ(stream_.request.get_or_empty("x-custom"), "v1");
+  EXPECT_EQ(stream_.route_cache_clears, 0);
+  EXPECT_FALSE(w_->failed());
+}
+
+TEST_F(WasmHostV8Test, HostileBufferPointers) {
+  stream_.request_body_bytes = "hello";
+  clear_out();
+  EXPECT_EQ(call("probe_proxy_get_buffer_bytes", {0, 0, 5, kPtr, kFar}), kInvalidMemoryAccess);
+  EXPECT_EQ(word(kPtr), kSentinel);
+  set_word(kAux, kSentinel);
+  EXPECT_EQ(call("probe_proxy_get_buffer_status", {0, kPtr, kFar}), kInvalidMemoryAccess);
+  EXPECT_EQ(word(kPtr), kSentinel);  // the size was not written either
+  EXPECT_EQ(call("probe_proxy_get_buffer_status", {0, kFar, kAux}), kInvalidMemoryAccess);
+  EXPECT_EQ(word(kAux), kSentinel);
+  EXPECT_EQ(call("probe_proxy_set_buffer_bytes", {0, 0, 0, kFar, 4}), kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_set_buffer_bytes", {0, 0, 0, 0, 0xffffffff}), kInvalidMemoryAccess);
+  EXPECT_EQ(*stream_.request_body_bytes, "hello");
+  // A result larger than the module can allocate: its malloc answers 0.
+  stream_.request_body_bytes = std::string(0x30000, 'x');
+  EXPECT_EQ(call("probe_proxy_get_buffer_bytes", {0, 0, 0x30000, kPtr, kLen}),
+            kInvalidMemoryAccess);
+  EXPECT_FALSE(w_->failed());
+}
+
+TEST_F(WasmHostV8Test, HostileLocalResponseAndStatusPointers) {
+  const std::string blob = pairs_blob({{"a", "b"}});
+  put(kBlob, blob);
+  EXPECT_EQ(call("probe_proxy_send_local_response", {403, kFar, 4, 0, 0, 0, 0, 0}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_send_local_response", {403, 0, 0, kFar, 4, 0, 0, 0}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_send_local_response", {403, 0, 0, 0, 0, kBlob, 0xffffffff, 0}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_send_local_response", {403, 0, 0, 0, 0, 0xfffffff0, 0x20, 0}),
+            kInvalidMemoryAccess);
+  EXPECT_FALSE(ctx_->local_response);
+  root_->status_code = 11;
+  root_->status_message = "reset";
+  set_word(kAux, kSentinel);
+  clear_out();
+  EXPECT_EQ(call("probe_proxy_get_status", {kAux, kPtr, kFar}), kInvalidMemoryAccess);
+  EXPECT_EQ(word(kAux), kSentinel);  // the code was not written
+  EXPECT_EQ(word(kPtr), kSentinel);
+  EXPECT_EQ(call("probe_proxy_get_status", {kFar, kPtr, kLen}), kInvalidMemoryAccess);
+  EXPECT_FALSE(w_->failed());
+}
+
+TEST_F(WasmHostV8Test, InitializeRanItsAllowedHostCalls) {
+  EXPECT_EQ(u32_at(state_ + 0x40), kOk);  // proxy_log inside _initialize
+  EXPECT_EQ(u32_at(state_ + 0x48), 0u);   // environ_sizes_get inside _initialize
+  EXPECT_EQ(u32_at(state_ + 0x50), 2u);
+  EXPECT_EQ(u32_at(state_ + 0x58), 10u);
+}
+
+TEST_F(WasmHostV8Test, WasiFdWrite) {
+  LogCapture logs;
+  put(kVal, "hello ");
+  put(kVal + 0x100, "stdout\n");
+  // Two iovecs {u32 buf, u32 len}.
+  std::string iov(16, '\0');
+  const uint32_t iovs[4] = {static_cast<uint32_t>(kVal), 6, static_cast<uint32_t>(kVal + 0x100), 7};
+  std::memcpy(iov.data(), iovs, 16);
+  put(kBlob, iov);
+  set_word(kLen, kSentinel);
+  EXPECT_EQ(call("probe_wasi_fd_write", {1, kBlob, 2, kLen}), 0u);
+  EXPECT_EQ(word(kLen), 13u);
+  EXPECT_TRUE(logs.has(spdlog::level::info, "wasm log probe probe_root: hello stdout"));
+  EXPECT_EQ(call("probe_wasi_fd_write", {2, kBlob, 1, kLen}), 0u);
+  EXPECT_TRUE(logs.has(spdlog::level::err, "hello"));
+  EXPECT_EQ(call("probe_unstable_fd_write", {1, kBlob, 1, kLen}), 0u);  // wasi_unstable too
+  EXPECT_EQ(call("probe_wasi_fd_write", {3, kBlob, 1, kLen}), kEBadf);
+  EXPECT_EQ(call("probe_wasi_fd_write", {0, kBlob, 1, kLen}), kEBadf);
+  EXPECT_EQ(call("probe_wasi_fd_write", {1, kFar, 1, kLen}), kEFault);
+  EXPECT_EQ(call("probe_wasi_fd_write", {1, kMem - 4, 1, kLen}), kEFault);
+  const uint32_t bad_iov[2] = {0xfffffff0, 0x20};  // the buffer wraps 2^32
+  put(kBlob + 0x100, std::string_view(reinterpret_cast<const char*>(bad_iov), 8));
+  EXPECT_EQ(call("probe_wasi_fd_write", {1, kBlob + 0x100, 1, kLen}), kEFault);
+  EXPECT_EQ(call("probe_wasi_fd_write", {1, kBlob, 0xffffffff, kLen}), kEInval);
+  EXPECT_EQ(call("probe_wasi_fd_write", {1, kBlob, 1, kFar}), kEFault);
+}
+
+TEST_F(WasmHostV8Test, WasiEnvironAndArgs) {
+  EXPECT_EQ(call("probe_wasi_environ_sizes_get", {kPtr, kLen}), 0u);
+  EXPECT_EQ(word(kPtr), 2u);
+  EXPECT_EQ(word(kLen), 10u);  // "A=1\0" + "BB=22\0"
+  EXPECT_EQ(call("probe_wasi_environ_get", {kAux, kBuf}), 0u);
+  EXPECT_EQ(word(kAux), kBuf);
+  EXPECT_EQ(word_at(kAux + 4), kBuf + 4);
+  EXPECT_EQ(std::string(vm().memory_at(kBuf, 10), 10), std::string("A=1\0BB=22\0", 10));
+  EXPECT_EQ(call("probe_wasi_environ_get", {kAux, kFar}), kEFault);
+  EXPECT_EQ(call("probe_wasi_environ_sizes_get", {kFar, kLen}), kEFault);
+  set_word(kPtr, kSentinel);
+  set_word(kLen, kSentinel);
+  EXPECT_EQ(call("probe_wasi_args_sizes_get", {kPtr, kLen}), 0u);
+  EXPECT_EQ(word(kPtr), 0u);
+  EXPECT_EQ(word(kLen), 0u);
+  EXPECT_EQ(call("probe_wasi_args_get", {kAux, kBuf}), 0u);
+}
+
+TEST_F(WasmHostV8Test, WasiClocks) {
+  const auto wall = [] {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+  };
+  const auto mono = [] {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
+  };
+  uint64_t t;
+  uint64_t before = wall();
+  EXPECT_EQ(call("probe_wasi_clock_time_get", {0, 1, kPtr}), 0u);
+  uint64_t after = wall();
+  std::memcpy(&t, vm().memory_at(kPtr, 8), 8);
+  EXPECT_GE(t, before);
+  EXPECT_LE(t, after);
+  before = mono();
+  EXPECT_EQ(call("probe_wasi_clock_time_get", {1, 1, kPtr}), 0u);
+  after = mono();
+  std::memcpy(&t, vm().memory_at(kPtr, 8), 8);
+  EXPECT_GE(t, before);
+  EXPECT_LE(t, after);
+  EXPECT_EQ(call("probe_wasi_clock_time_get", {2, 1, kPtr}), kENotsup);
+  EXPECT_EQ(call("probe_wasi_clock_time_get", {0, 1, kMem - 4}), kEFault);
+  EXPECT_EQ(call("probe_wasi_clock_res_get", {1, kPtr}), 0u);
+  EXPECT_EQ(call("probe_wasi_clock_res_get", {3, kPtr}), kENotsup);
+}
+
+TEST_F(WasmHostV8Test, WasiRandomGet) {
+  put(kBuf, std::string(16, '\0'));
+  EXPECT_EQ(call("probe_wasi_random_get", {kBuf, 0}), 0u);
+  EXPECT_EQ(call("probe_wasi_random_get", {kFar, 0}), 0u);  // nothing to write: not a fault
+  EXPECT_EQ(call("probe_wasi_random_get", {kBuf, 16}), 0u);
+  EXPECT_NE(std::string(vm().memory_at(kBuf, 16), 16), std::string(16, '\0'));
+  EXPECT_EQ(call("probe_wasi_random_get", {0x10000, 65536}), 0u);
+  EXPECT_EQ(call("probe_wasi_random_get", {0x10000, 65537}), kEInval);
+  EXPECT_EQ(call("probe_wasi_random_get", {kFar, 16}), kEFault);
+  EXPECT_EQ(call("probe_wasi_random_get", {kMem - 8, 16}), kEFault);
+}
+
+TEST_F(WasmHostV8Test, WasiFilesystemStubs) {
+  EXPECT_EQ(call("probe_wasi_fd_prestat_get", {3, kPtr}), kEBadf);
+  EXPECT_EQ(call("probe_wasi_fd_read", {0, kBlob, 1, kLen}), 52u);
+  EXPECT_EQ(call("probe_wasi_path_open", {3, 0, kKey, 1, 0, 0, 0, 0, kPtr}), 44u);
+  EXPECT_EQ(call("probe_wasi_sched_yield", {}), 0u);
+  EXPECT_EQ(call("probe_wasi_fd_fdstat_get", {1, kBuf}), 0u);
+  uint64_t rights;
+  std::memcpy(&rights, vm().memory_at(kBuf + 8, 8), 8);
+  EXPECT_EQ(rights, 64u);
+  EXPECT_EQ(call("probe_wasi_fd_fdstat_get", {1, kMem - 8}), kEFault);
+  EXPECT_EQ(call("probe_wasi_fd_fdstat_get", {5, kBuf}), kEBadf);
+  EXPECT_EQ(call("probe_wasi_poll_oneoff", {0, 0, 0, kLen}), 0u);
+  EXPECT_EQ(call("probe_pthread_equal", {3, 3}), 1u);
+  EXPECT_EQ(call("probe_pthread_equal", {3, 4}), 0u);
+}
+
+TEST_F(WasmHostV8Test, ProcExitTrapsAndFailsTheInstance) {
+  auto r = w_->call(ctx_, vm().function("probe_wasi_proc_exit"), {3});
+  EXPECT_FALSE(r.has_value());
+  EXPECT_TRUE(w_->failed());
+  EXPECT_THAT(w_->failure(), HasSubstr("proc_exit"));
+  // A failed instance is never called again.
+  EXPECT_FALSE(w_->call(ctx_, vm().function("probe_proxy_done"), {}).has_value());
+  EXPECT_EQ(w_->create_stream_context(*root_), nullptr);
+}
+
+TEST_F(WasmHostV8Test, HostCallsOutsideAnyCallbackAreRefusedCleanly) {
+  // A context-less call (as the host's own probe_state_addr call): properties have no context.
+  put(kKey, "plugin_name");
+  auto r = w_->call(nullptr, vm().function("probe_proxy_get_property"), {kKey, 11, kPtr, kLen});
+  EXPECT_EQ(r.value_or(UINT64_MAX), kNotFound);
+  r = w_->call(nullptr, vm().function("probe_proxy_add_header_map_value"), {0, kKey, 1, kKey, 1});
+  EXPECT_EQ(r.value_or(UINT64_MAX), kBadArgument);
+  r = w_->call(nullptr, vm().function("probe_proxy_get_header_map_size"), {0, kPtr});
+  EXPECT_EQ(r.value_or(UINT64_MAX), kBadArgument);
+  r = w_->call(nullptr, vm().function("probe_proxy_get_buffer_bytes"), {0, 0, 1, kPtr, kLen});
+  EXPECT_EQ(r.value_or(UINT64_MAX), kNotFound);
+  r = w_->call(nullptr, vm().function("probe_proxy_done"), {});
+  EXPECT_EQ(r.value_or(UINT64_MAX), kNotFound);
+  EXPECT_FALSE(w_->failed());
+}
+
+// ---- module shapes and restricted phases (V8) -------------------------------------------------
+
+class WasmHostModuleTest : public ::testing::Test {
+ protected:
+  PluginSpec spec_ = [] {
+    PluginSpec s;
+    s.name = "m";
+    s.root_id = "r";
+    s.vm_id = "vm";
+    s.vm_configuration = "vm-config";
+    s.runtime = std::string(kV8RuntimeName);
+    return s;
+  }();
+};
+
+TEST_F(WasmHostModuleTest, RestrictedCallInInitializeTraps) {
+  auto w = instantiate(spec_.runtime, read_module("host_init_restricted"), spec_);
+  ASSERT_TRUE(w.ok()) << w.error();
+  LogCapture logs;
+  EXPECT_FALSE((*w)->initialize());
+  EXPECT_TRUE((*w)->failed());
+  EXPECT_THAT((*w)->failure(), HasSubstr("restricted_callback"));
+  EXPECT_THAT((*w)->failure(), HasSubstr("proxy_get_property"));
+  EXPECT_TRUE(logs.has(spdlog::level::info, "plugin_name"));  // proxy_log was allowed
+  EXPECT_FALSE((*w)->start_root(spec_).ok());
+}
+
+TEST_F(WasmHostModuleTest, RestrictedCallInMallocTraps) {
+  auto w = instantiate(spec_.runtime, read_module("host_malloc_restricted"), spec_);
+  ASSERT_TRUE(w.ok()) << w.error();
+  WasmInstance& inst = **w;
+  ASSERT_TRUE(inst.initialize());
+  auto root = inst.start_root(spec_);
+  ASSERT_TRUE(root.ok()) << root.error();
+  // plugin_name "m" needs an allocation: malloc runs and calls proxy_get_property.
+  auto r = inst.call(*root, inst.vm().function("probe_proxy_get_property"), {16, 11, 64, 68});
+  EXPECT_TRUE(inst.failed());
+  EXPECT_THAT(inst.failure(), HasSubstr("restricted_callback"));
+  EXPECT_THAT(inst.failure(), HasSubstr("proxy_get_property"));
+  EXPECT_THAT(inst.failure(), ::testing::Not(HasSubstr("proxy_log")));
+  EXPECT_THAT(inst.failure(), ::testing::Not(HasSubstr("clock_time_get")));
+  (void)r;
+}
+
+TEST_F(WasmHostModuleTest, WronglyTypedCallbackIsRejected) {
+  auto w = instantiate(spec_.runtime, read_module("host_bad_callback"), spec_);
+  ASSERT_FALSE(w.ok());
+  EXPECT_THAT(w.error(), HasSubstr("proxy_on_request_headers"));
+  EXPECT_THAT(w.error(), HasSubstr("(i32, i32) -> (i32)"));
+}
+
+TEST_F(WasmHostModuleTest, ModuleWithoutAllocatorIsRejected) {
+  auto w = instantiate(spec_.runtime, read_module("host_no_malloc"), spec_);
+  ASSERT_FALSE(w.ok());
+  EXPECT_THAT(w.error(), HasSubstr("allocator"));
+}
+
+TEST_F(WasmHostModuleTest, Abi020ImportingGetLogLevelFailsToLink) {
+  auto w = instantiate(spec_.runtime, read_module("host_abi020_log_level"), spec_);
+  ASSERT_FALSE(w.ok());
+  EXPECT_THAT(w.error(), HasSubstr("proxy_get_log_level"));
+}
+
+TEST_F(WasmHostModuleTest, Abi021ImportingGetConfigurationFailsToLink) {
+  auto w = instantiate(spec_.runtime, read_module("host_abi021_get_configuration"), spec_);
+  ASSERT_FALSE(w.ok());
+  EXPECT_THAT(w.error(), HasSubstr("proxy_get_configuration"));
+}
+
+TEST_F(WasmHostModuleTest, TrapInValidateConfigurationIsReportedAsSuch) {
+  auto w = instantiate(spec_.runtime, read_module("host_validate_trap"), spec_);
+  ASSERT_TRUE(w.ok()) << w.error();
+  ASSERT_TRUE((*w)->initialize());
+  auto root = (*w)->start_root(spec_);
+  ASSERT_FALSE(root.ok());
+  EXPECT_THAT(root.error(), HasSubstr("proxy_validate_configuration trapped"));
+  EXPECT_EQ((*w)->configuring, nullptr);
+}
+
+TEST_F(WasmHostModuleTest, ModuleWithoutAbiMarkerIsRejected) {
+  auto w = instantiate(spec_.runtime, read_module("modinfo_no_abi"), spec_);
+  ASSERT_FALSE(w.ok());
+  EXPECT_THAT(w.error(), HasSubstr("ABI version"));
+}
+
+TEST_F(WasmHostModuleTest, Abi010Module) {
+  spec_.configuration = "plugin-config";
+  auto w = instantiate(spec_.runtime, read_module("host_abi010"), spec_);
+  ASSERT_TRUE(w.ok()) << w.error();
+  WasmInstance& inst = **w;
+  EXPECT_EQ(inst.abi_version(), AbiVersion::V0_1_0);
+  ASSERT_TRUE(inst.initialize());
+  auto root = inst.start_root(spec_);
+  ASSERT_TRUE(root.ok()) << root.error();
+  Context* ctx = inst.create_stream_context(**root);
+  ASSERT_NE(ctx, nullptr);
+  FakeStream stream;
+  stream.request.add("x-a", "1");
+  ctx->set_stream(&stream);
+  WasmVm& vm = inst.vm();
+  // Two-argument on_request_headers.
+  auto r = inst.call(ctx, inst.callbacks().on_request_headers, {ctx->id(), 1});
+  EXPECT_EQ(r.value_or(UINT64_MAX), 0u);
+  uint64_t id = 0, n = 0;
+  EXPECT_TRUE(vm.get_word(0x100, &id));
+  EXPECT_TRUE(vm.get_word(0x104, &n));
+  EXPECT_EQ(id, ctx->id());
+  EXPECT_EQ(n, 1u);
+  // get_configuration outside on_configure: the VM configuration.
+  r = inst.call(ctx, vm.function("probe_proxy_get_configuration"), {0x200, 0x204});
+  EXPECT_EQ(r.value_or(UINT64_MAX), kOk);
+  uint64_t p = 0, len = 0;
+  ASSERT_TRUE(vm.get_word(0x200, &p));
+  ASSERT_TRUE(vm.get_word(0x204, &len));
+  EXPECT_EQ(std::string(vm.memory_at(p, len), len), "vm-config");
+  // A missing key: Ok and an empty value in 0.1.0.
+  ASSERT_TRUE(vm.write(0x300, "absent"));
+  ASSERT_TRUE(vm.set_word(0x200, kSentinel));
+  r = inst.call(ctx, vm.function("probe_proxy_get_header_map_value"), {0, 0x300, 6, 0x200, 0x204});
+  EXPECT_EQ(r.value_or(UINT64_MAX), kOk);
+  ASSERT_TRUE(vm.get_word(0x200, &p));
+  ASSERT_TRUE(vm.get_word(0x204, &len));
+  EXPECT_EQ(p, 0u);
+  EXPECT_EQ(len, 0u);
+  ASSERT_TRUE(vm.write(0x300, "x-a"));
+  r = inst.call(ctx, vm.function("probe_proxy_get_header_map_value"), {0, 0x300, 3, 0x200, 0x204});
+  EXPECT_EQ(r.value_or(UINT64_MAX), kOk);
+  ASSERT_TRUE(vm.get_word(0x200, &p));
+  ASSERT_TRUE(vm.get_word(0x204, &len));
+  EXPECT_EQ(std::string(vm.memory_at(p, len), len), "1");
+  // The 0.1.0 stream controls.
+  EXPECT_EQ(inst.call(ctx, vm.function("probe_proxy_continue_request"), {}).value_or(9), kOk);
+  EXPECT_TRUE(ctx->want_continue_request);
+  EXPECT_EQ(inst.call(ctx, vm.function("probe_proxy_continue_response"), {}).value_or(9), kOk);
+  EXPECT_TRUE(ctx->want_continue_response);
+  EXPECT_EQ(inst.call(ctx, vm.function("probe_proxy_clear_route_cache"), {}).value_or(9), kOk);
+  EXPECT_EQ(stream.route_cache_clears, 1);
+  inst.destroy_stream_context(ctx, true);
+}
+
+// ---- null only ------------------------------------------------------------------------------
+
+TEST(WasmHostNullTest, MemoryAtZeroIsNotMemory) {
+  PluginSpec spec;
+  auto w = instantiate(std::string(kNullRuntimeName), "test.host_probe", spec);
+  ASSERT_TRUE(w.ok()) << w.error();
+  WasmVm& vm = (*w)->vm();
+  EXPECT_EQ(vm.word_size(), 8u);
+  EXPECT_EQ(vm.memory_at(0, 1), nullptr);
+  EXPECT_EQ(vm.memory_at(0, 8), nullptr);
+  EXPECT_NE(vm.memory_at(0, 0), nullptr);  // an empty range at 0 is the 0/0 result
+  char byte = 0;
+  EXPECT_EQ(vm.memory_at(reinterpret_cast<uintptr_t>(&byte), UINT64_MAX), nullptr);  // wraps
+  EXPECT_FALSE(vm.set_word(0, 1));
+}
+
+TEST(WasmHostNullTest, HostFunctionOutsideItsAbiVersionTraps) {
+  PluginSpec spec;
+  spec.runtime = std::string(kNullRuntimeName);
+  auto w = instantiate(spec.runtime, "test.host_probe_020", spec);
+  ASSERT_TRUE(w.ok()) << w.error();
+  WasmInstance& inst = **w;
+  EXPECT_EQ(inst.abi_version(), AbiVersion::V0_2_0);
+  ASSERT_TRUE(inst.initialize());
+  auto root = inst.start_root(spec);
+  ASSERT_TRUE(root.ok()) << root.error();
+  uint32_t level = 77;
+  auto r = inst.call(*root, inst.vm().function("probe_proxy_get_log_level"),
+                     {reinterpret_cast<uintptr_t>(&level)});
+  EXPECT_FALSE(r.has_value());
+  EXPECT_TRUE(inst.failed());
+  EXPECT_THAT(inst.failure(), HasSubstr("proxy_get_log_level is not available"));
+  EXPECT_EQ(level, 77u);
+}
+
+TEST(WasmHostNullTest, UnknownPluginNameIsAnError) {
+  auto compiled = runtime_by_name(kNullRuntimeName)->compile("test.no_such_plugin");
+  ASSERT_FALSE(compiled.ok());
+  EXPECT_THAT(compiled.error(), HasSubstr("test.host_probe"));  // lists what is built in
+}
+
+// ---- SDK-built modules ----------------------------------------------------------------------
+
+// add_header built with the C++ SDK: natively (null, "sluice.add_header", linked into this
+// binary) and as .wasm (V8, when the build made extensions/add_header.wasm).
+class WasmHostSdkTest : public ::testing::TestWithParam<std::string> {};
+INSTANTIATE_TEST_SUITE_P(WasmHostRuntimes, WasmHostSdkTest,
+                         ::testing::Values(std::string(kV8RuntimeName),
+                                           std::string(kNullRuntimeName)),
+                         [](const auto& info) {
+                           return info.param == kV8RuntimeName ? std::string("v8")
+                                                               : std::string("null");
+                         });
+
+TEST_P(WasmHostSdkTest, AddHeaderExtension) {
+  PluginSpec spec;
+  spec.name = "add_header";
+  spec.root_id = "add_header";
+  spec.vm_id = "sdk";
+  spec.runtime = GetParam();
+  spec.configuration = "request.set.x-sdk = yes\nrequest.remove.x-drop\nresponse.add.x-resp = 1";
+  std::string code = "sluice.add_header";
+  if (GetParam() == kV8RuntimeName) {
+    const auto path = std::filesystem::path(SLUICE_TEST_WASM_DIR) / ".." / ".." / "extensions" /
+                      "add_header.wasm";
+    code = read_file(path.string());
+    if (code.empty()) GTEST_SKIP() << "not built: " << path;
+  }
+  auto w = instantiate(spec.runtime, code, spec);
+  ASSERT_TRUE(w.ok()) << w.error();
+  WasmInstance& inst = **w;
+  ASSERT_TRUE(inst.initialize()) << inst.failure();
+  auto root = inst.start_root(spec);
+  ASSERT_TRUE(root.ok()) << root.error();
+  Context* ctx = inst.create_stream_context(**root);
+  ASSERT_NE(ctx, nullptr);
+  FakeStream stream;
+  stream.request.add(":path", "/");
+  stream.request.add("x-drop", "1");
+  ctx->set_stream(&stream);
+  ctx->set_phase(Phase::RequestHeaders);
+  auto r = inst.call(ctx, inst.callbacks().on_request_headers, {ctx->id(), 2, 0});
+  EXPECT_EQ(r.value_or(UINT64_MAX), 0u) << inst.failure();
+  EXPECT_EQ(stream.request.get_or_empty("x-sdk"), "yes");
+  EXPECT_FALSE(stream.request.has("x-drop"));
+  stream.has_response = true;
+  stream.response.add(":status", "200");
+  ctx->set_phase(Phase::ResponseHeaders);
+  r = inst.call(ctx, inst.callbacks().on_response_headers, {ctx->id(), 1, 0});
+  EXPECT_EQ(r.value_or(UINT64_MAX), 0u) << inst.failure();
+  EXPECT_EQ(stream.response.get_or_empty("x-resp"), "1");
+  inst.destroy_stream_context(ctx, true);
+  inst.destroy_root(*root);
+  EXPECT_FALSE(inst.failed());
+}
+
+TEST_P(WasmHostSdkTest, AddHeaderRejectsBadConfiguration) {
+  PluginSpec spec;
+  spec.name = "add_header";
+  spec.root_id = "add_header";
+  spec.runtime = GetParam();
+  spec.configuration = "nonsense.key = 1";
+  std::string code = "sluice.add_header";
+  if (GetParam() == kV8RuntimeName) {
+    const auto path = std::filesystem::path(SLUICE_TEST_WASM_DIR) / ".." / ".." / "extensions" /
+                      "add_header.wasm";
+    code = read_file(path.string());
+    if (code.empty()) GTEST_SKIP() << "not built: " << path;
+  }
+  auto w = instantiate(spec.runtime, code, spec);
+  ASSERT_TRUE(w.ok()) << w.error();
+  ASSERT_TRUE((*w)->initialize());
+  auto root = (*w)->start_root(spec);
+  ASSERT_FALSE(root.ok());
+  EXPECT_THAT(root.error(), HasSubstr("proxy_on_configure returned false"));
+}
+
+}  // namespace
+}  // namespace sluice::wasm

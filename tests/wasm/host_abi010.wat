@@ -1,0 +1,28 @@
+;; An ABI 0.1.0 module: 2-param on_request_headers (it records its arguments at 0x100 and 0x104),
+;; the 0.1.0-only host functions, and get_header_map_value (Ok + empty for a missing key in 0.1.0).
+(module
+  (import "env" "proxy_get_configuration" (func $get_configuration (param i32 i32) (result i32)))
+  (import "env" "proxy_get_header_map_value"
+    (func $get_value (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_continue_request" (func $continue_request (result i32)))
+  (import "env" "proxy_continue_response" (func $continue_response (result i32)))
+  (import "env" "proxy_clear_route_cache" (func $clear_route_cache (result i32)))
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 0x8000))
+  (func (export "malloc") (param $n i32) (result i32) (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $n)))
+    (local.get $p))
+  (func (export "proxy_abi_version_0_1_0"))
+  (func (export "_initialize"))
+  (func (export "proxy_on_request_headers") (param i32 i32) (result i32)
+    (i32.store (i32.const 0x100) (local.get 0))
+    (i32.store (i32.const 0x104) (local.get 1))
+    (i32.const 0))
+  (func (export "probe_proxy_get_configuration") (param i32 i32) (result i32)
+    (call $get_configuration (local.get 0) (local.get 1)))
+  (func (export "probe_proxy_get_header_map_value") (param i32 i32 i32 i32 i32) (result i32)
+    (call $get_value (local.get 0) (local.get 1) (local.get 2) (local.get 3) (local.get 4)))
+  (func (export "probe_proxy_continue_request") (result i32) (call $continue_request))
+  (func (export "probe_proxy_continue_response") (result i32) (call $continue_response))
+  (func (export "probe_proxy_clear_route_cache") (result i32) (call $clear_route_cache)))
