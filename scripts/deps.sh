@@ -43,6 +43,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "deps: all ${#PACKAGES[@]} Debian packages already installed"
   "$here/deps-libnode.sh"
+  "$here/deps-npm.sh"
   exit 0
 fi
 
@@ -61,3 +62,4 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 echo "deps: done"
 "$here/deps-libnode.sh"
+"$here/deps-npm.sh"
