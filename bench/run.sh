@@ -1,15 +1,32 @@
 #!/usr/bin/env bash
 # `make bench`: wrk drives, on loopback and side by side in one run, (a) the upstream directly
-# (nginx serving a small fixed body), (b) sluice in front of it, (c) nginx as a reverse proxy in
-# front of it, (d) haproxy in front of it; each proxy with the same worker count (1, then 2),
-# keep-alive, 64 connections, small GET. Runs are interleaved; each figure is the median of
-# BENCH_RUNS runs. Results go to bench/results/ as markdown and JSON.
+# (nginx serving a small fixed body), (b) sluice in front of it, (c) sluice with the add_header
+# Proxy-Wasm example on V8 and (d) the same extension on the null runtime, (e) nginx as a reverse
+# proxy in front of it, (f) haproxy in front of it; each proxy with the same worker count (1, then
+# 2), keep-alive, 64 connections, small GET. Runs are interleaved; each figure is the median of
+# BENCH_RUNS runs. Sluice's CPU time per request comes from /proc/<pid>/stat (utime + stime over
+# each run, divided by the requests wrk counted). Then, on the proxies' core with nothing else
+# running: the Google Benchmark wasm_call_bench (BENCH_GB_REPS repetitions) and wasm_vm_rss.
+# Results go to bench/results/ as markdown and JSON. See bench/README.md.
 set -euo pipefail
 BUILD_DIR=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-case $BUILD_DIR in /*) SLUICE="$BUILD_DIR/sluice" ;; *) SLUICE="$ROOT/$BUILD_DIR/sluice" ;; esac
+case $BUILD_DIR in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
+SLUICE="$BUILD_DIR/sluice"
+ADD_HEADER_WASM="$BUILD_DIR/extensions/add_header.wasm"
+[[ -f $ADD_HEADER_WASM ]] || { echo "bench: $ADD_HEADER_WASM is missing: build first" >&2; exit 1; }
+GB_BIN="$BUILD_DIR/bench/wasm_call_bench"
+RSS_BIN="$BUILD_DIR/bench/wasm_vm_rss"
+GB_REPS=${BENCH_GB_REPS:-3}
+GB_MIN_TIME=${BENCH_GB_MIN_TIME:-0.3}
+CLK_TCK=$(getconf CLK_TCK)
+# The plugin configuration of add_header (the same one wasm_call_bench uses).
+ADD_HEADER_CONFIG='request.set.x-bench = 1\nresponse.set.x-bench = 1'
+SERVERS="direct sluice sluice-v8 sluice-null nginx haproxy"
+SLUICES="sluice sluice-v8 sluice-null"
 RUNS=${BENCH_RUNS:-3}
 DURATION=${BENCH_SECONDS:-5}
+WARMUP=${BENCH_WARMUP_SECONDS:-1}
 CONNS=${BENCH_CONNECTIONS:-64}
 WORKERS_LIST=${BENCH_WORKERS:-"1 2"}
 WORK=$(mktemp -d /tmp/sluice-bench.XXXXXX)
@@ -32,8 +49,25 @@ else
   PROXY_CPUS=0; WRK_CPUS=0
 fi
 
-port() { echo $((20000 + RANDOM % 40000)); }
-UP=$(port); SL=$(port); NX=$(port); HA=$(port); ADMIN=$(port)
+# Listening ports: below the ephemeral range (whose ports outgoing connections hold without
+# listening), not picked twice, nothing answering on them now.
+EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+PORT_LOW=10000; (( EPHEMERAL_LOW > PORT_LOW + 1000 )) || PORT_LOW=1024
+USED_PORTS=" "
+port() {  # name: sets $name to a fresh port (not in a subshell, so USED_PORTS keeps it)
+  local p
+  while :; do
+    p=$((PORT_LOW + RANDOM % (EPHEMERAL_LOW - PORT_LOW)))
+    [[ $USED_PORTS == *" $p "* ]] && continue
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+    USED_PORTS+="$p "
+    printf -v "$1" '%s' "$p"
+    return
+  done
+}
+port UP; port NX; port HA
+declare -A SL_PORT ADMIN_PORT SLUICE_PIDS
+for v in $SLUICES; do port "SL_PORT[$v]"; port "ADMIN_PORT[$v]"; done
 
 wait_http() {
   for _ in $(seq 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.05; done
@@ -64,13 +98,35 @@ start_upstream() {
   wait_http "http://127.0.0.1:$UP/"
 }
 
-start_sluice() {  # workers
-  cat > "$WORK/sluice.yaml" <<YAML
-admin: { address: { socket_address: { address: 127.0.0.1, port_value: $ADMIN } } }
+wasm_filter_yaml() {  # runtime code-yaml
+  cat <<YAML
+          - name: add_header
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: add_header
+                root_id: add_header
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: "$ADD_HEADER_CONFIG"
+                vm_config:
+                  runtime: envoy.wasm.runtime.$1
+                  code: { local: { $2 } }
+YAML
+}
+
+start_sluice() {  # workers variant (sluice | sluice-v8 | sluice-null)
+  local filters=""
+  case $2 in
+    sluice-v8) filters=$(wasm_filter_yaml v8 "filename: $ADD_HEADER_WASM") ;;
+    sluice-null) filters=$(wasm_filter_yaml null "inline_string: sluice.add_header") ;;
+  esac
+  cat > "$WORK/$2.yaml" <<YAML
+admin: { address: { socket_address: { address: 127.0.0.1, port_value: ${ADMIN_PORT[$2]} } } }
 static_resources:
   listeners:
   - name: bench
-    address: { socket_address: { address: 127.0.0.1, port_value: $SL } }
+    address: { socket_address: { address: 127.0.0.1, port_value: ${SL_PORT[$2]} } }
     filter_chains:
     - filters:
       - name: envoy.filters.network.http_connection_manager
@@ -81,6 +137,7 @@ static_resources:
           route_config:
             virtual_hosts: [ { name: all, domains: ["*"], routes: [ { match: { prefix: "/" }, route: { cluster: up } } ] } ]
           http_filters:
+$filters
           - name: envoy.filters.http.router
             typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
   clusters:
@@ -91,9 +148,18 @@ static_resources:
       cluster_name: up
       endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $UP } } } } ] } ]
 YAML
-  taskset -c "$PROXY_CPUS" "$SLUICE" -c "$WORK/sluice.yaml" --concurrency "$1" -l warning &
-  SLUICE_PID=$!
-  wait_http "http://127.0.0.1:$SL/"
+  taskset -c "$PROXY_CPUS" "$SLUICE" -c "$WORK/$2.yaml" --concurrency "$1" -l warning &
+  SLUICE_PIDS[$2]=$!
+  wait_http "http://127.0.0.1:${SL_PORT[$2]}/"
+  if [[ $2 != sluice ]]; then
+    local h
+    h=$(curl -fsS -D - -o /dev/null "http://127.0.0.1:${SL_PORT[$2]}/")
+    [[ $h == *"x-bench: 1"* ]] || { echo "bench: $2: add_header did not run: $h" >&2; exit 1; }
+  fi
+}
+
+cpu_ticks() {  # pid -> utime + stime (clock ticks), every thread of the process
+  awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
 }
 
 start_nginx_proxy() {  # workers
@@ -132,10 +198,18 @@ to_ms() {  # wrk latency like 1.23ms / 456.00us / 1.2s
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
 }
 
-# run_wrk URL -> "rps p50_ms p99_ms"
+# run_wrk URL [pid] -> "rps p50_ms p99_ms cpu_us_per_request" (the last "-" without a pid)
 run_wrk() {
-  local out
+  local out t0 t1 cpu="-"
+  [[ -n ${2:-} ]] && t0=$(cpu_ticks "$2")
   out=$(taskset -c "$WRK_CPUS" wrk -t 1 -c "$CONNS" -d "${DURATION}s" --latency "$1")
+  if [[ -n ${2:-} ]]; then
+    t1=$(cpu_ticks "$2")
+    local reqs
+    reqs=$(awk '/ requests in / {print $1}' <<<"$out")
+    cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" -v n="$reqs" \
+      'BEGIN { printf "%.3f", (b - a) / hz * 1e6 / n }')
+  fi
   local rps p50 p99
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
   p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
@@ -143,41 +217,98 @@ run_wrk() {
   local errors
   errors=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")
   [[ -z $errors ]] || echo "bench: warning: $errors non-2xx responses from $1" >&2
-  echo "$rps $p50 $p99"
+  echo "$rps $p50 $p99 $cpu"
 }
 
 median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+range() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR] = $1} END {print a[1] "-" a[NR]}'; }
 
 start_upstream
-declare -A RESULTS
+declare -A RESULTS RANGES IDLE_RSS
 for workers in $WORKERS_LIST; do
-  start_sluice "$workers"
-  if [[ $workers == "${WORKERS_LIST%% *}" ]]; then
-    RSS_KB=$(awk '/^VmRSS:/ {print $2}' "/proc/$SLUICE_PID/status")
-  fi
+  for v in $SLUICES; do start_sluice "$workers" "$v"; done
+  # RSS after one request (each worker that took it has started its plugin instance).
+  for v in $SLUICES; do
+    IDLE_RSS[$workers,$v]=$(awk '/^VmRSS:/ {print $2}' "/proc/${SLUICE_PIDS[$v]}/status")
+  done
+  if [[ $workers == "${WORKERS_LIST%% *}" ]]; then RSS_KB=${IDLE_RSS[$workers,sluice]}; fi
   start_nginx_proxy "$workers"
   start_haproxy "$workers"
-  declare -A rps p50 p99
-  for name in direct sluice nginx haproxy; do rps[$name]=""; p50[$name]=""; p99[$name]=""; done
+  declare -A rps p50 p99 cpu
+  for name in $SERVERS; do rps[$name]=""; p50[$name]=""; p99[$name]=""; cpu[$name]=""; done
+  # Warm-up (V8 tiers hot functions up in the background on the proxies' core): not measured.
+  for name in $SERVERS; do
+    case $name in
+      direct) url="http://127.0.0.1:$UP/" ;;
+      sluice*) url="http://127.0.0.1:${SL_PORT[$name]}/" ;;
+      nginx) url="http://127.0.0.1:$NX/" ;;
+      haproxy) url="http://127.0.0.1:$HA/" ;;
+    esac
+    taskset -c "$WRK_CPUS" wrk -t 1 -c "$CONNS" -d "${WARMUP}s" "$url" > /dev/null
+  done
   for run in $(seq "$RUNS"); do
     # Interleaved: each run measures every server once, so drift hits all of them alike.
-    for name in direct sluice nginx haproxy; do
+    for name in $SERVERS; do
+      pid=""
       case $name in
         direct) url="http://127.0.0.1:$UP/" ;;
-        sluice) url="http://127.0.0.1:$SL/" ;;
+        sluice*) url="http://127.0.0.1:${SL_PORT[$name]}/"; pid=${SLUICE_PIDS[$name]} ;;
         nginx) url="http://127.0.0.1:$NX/" ;;
         haproxy) url="http://127.0.0.1:$HA/" ;;
       esac
-      read -r r a b < <(run_wrk "$url")
-      echo "bench: workers=$workers run=$run $name: $r rps, p50 $a ms, p99 $b ms" >&2
-      rps[$name]+="$r "; p50[$name]+="$a "; p99[$name]+="$b "
+      read -r r a b c < <(run_wrk "$url" $pid)
+      echo "bench: workers=$workers run=$run $name: $r rps, p50 $a ms, p99 $b ms, cpu $c us/req" >&2
+      rps[$name]+="$r "; p50[$name]+="$a "; p99[$name]+="$b "; [[ $c == - ]] || cpu[$name]+="$c "
     done
   done
-  for name in direct sluice nginx haproxy; do
-    RESULTS[$workers,$name]="$(median <<<"${rps[$name]}") $(median <<<"${p50[$name]}") $(median <<<"${p99[$name]}")"
+  for name in $SERVERS; do
+    c=-; [[ -n ${cpu[$name]} ]] && c=$(median <<<"${cpu[$name]}")
+    RESULTS[$workers,$name]="$(median <<<"${rps[$name]}") $(median <<<"${p50[$name]}") $(median <<<"${p99[$name]}") $c"
+    cr=-; [[ -n ${cpu[$name]} ]] && cr=$(range <<<"${cpu[$name]}")
+    RANGES[$workers,$name]="$(range <<<"${rps[$name]}") $cr"
   done
-  stop_pid "$SLUICE_PID"; stop_pid "$NGINX_PID"; stop_pid "$HAPROXY_PID"
+  for v in $SLUICES; do stop_pid "${SLUICE_PIDS[$v]}"; done
+  stop_pid "$NGINX_PID"; stop_pid "$HAPROXY_PID"
 done
+
+# The Google Benchmark and the RSS program, on the proxies' core, with the servers stopped.
+GB_CSV="$WORK/gb.csv"; GB_JSON="$WORK/gb.json"; RSS_OUT="$WORK/rss.jsonl"
+if [[ -x $GB_BIN ]]; then
+  echo "bench: wasm_call_bench ($GB_REPS repetitions)" >&2
+  SLUICE_BENCH_ADD_HEADER_WASM="$ADD_HEADER_WASM" taskset -c "$PROXY_CPUS" "$GB_BIN" \
+    --benchmark_repetitions="$GB_REPS" --benchmark_min_time="$GB_MIN_TIME" \
+    --benchmark_format=csv --benchmark_out="$GB_JSON" --benchmark_out_format=json \
+    > "$GB_CSV" 2> "$WORK/gb.err" || { cat "$WORK/gb.err" >&2; echo "bench: wasm_call_bench failed" >&2; }
+else
+  echo "bench: $GB_BIN not built (libbenchmark-dev missing?): no Google Benchmark figures" >&2
+fi
+if [[ -x $RSS_BIN ]]; then
+  SLUICE_BENCH_ADD_HEADER_WASM="$ADD_HEADER_WASM" taskset -c "$PROXY_CPUS" "$RSS_BIN" all 1 11 51 \
+    > "$RSS_OUT" || echo "bench: wasm_vm_rss failed" >&2
+fi
+# gb_stat NAME -> "median min max unit" over the repetitions (real time), or nothing.
+gb_stat() {
+  [[ -s $GB_CSV ]] || return 0
+  awk -F, -v want="$1" '
+    { for (i = 1; i <= NF; i++) gsub(/"/, "", $i) }
+    $1 == want && $3 != "" { v[++n] = $3; unit = $5 }
+    END {
+      if (!n) exit
+      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+      printf "%s %s %s %s\n", v[int((n + 1) / 2)], v[1], v[n], unit
+    }' "$GB_CSV"
+}
+gb_first() {  # NAME -> "value unit" of its first repetition
+  [[ -s $GB_CSV ]] || return 0
+  awk -F, -v want="$1" '{ for (i = 1; i <= NF; i++) gsub(/"/, "", $i) }
+    $1 == want && $3 != "" { printf "%.4g %s", $3, $5; exit }' "$GB_CSV"
+}
+fmt_range() {  # "median min max unit" [divisor] -> "M unit (min-max)"
+  [[ -n $1 ]] || { echo "n/a"; return; }
+  awk -v s="$1" -v d="${2:-1}" 'BEGIN { split(s, a, " "); printf "%.4g %s (%.4g-%.4g)", a[1] / d, a[4], a[2] / d, a[3] / d }'
+}
+ratio() { awk -v x="$1" -v y="$2" 'BEGIN { if (y + 0 == 0) print "n/a"; else printf "%.2f", x / y }'; }
+first() { awk '{print $1}' <<<"$1"; }
 
 # Report.
 mkdir -p "$ROOT/bench/results"
@@ -189,42 +320,129 @@ NGINX_V=$(/usr/sbin/nginx -v 2>&1 | sed 's/.*nginx\///')
 HAPROXY_V=$(/usr/sbin/haproxy -v | awk 'NR == 1 {print $3}')
 WRK_V=$(dpkg-query -W -f='${Version}' wrk 2>/dev/null || echo unknown)
 SLUICE_V=$("$SLUICE" --version | awk '{print $3}')
+cache_var() { awk -F= -v k="$1" '$1 ~ "^" k ":" {print $2; exit}' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null; }
+V8_H="$(cache_var LIBNODE_INCLUDE_DIR)/v8-version.h"
+V8_V=$(awk '/define V8_(MAJOR|MINOR)_VERSION|define V8_BUILD_NUMBER|define V8_PATCH_LEVEL/ {v = v (v == "" ? "" : ".") $3} END {print v}' "$V8_H" 2>/dev/null)
+[[ -n $V8_V ]] || V8_V=unknown
+CXX_V=$("$(cache_var CMAKE_CXX_COMPILER)" --version 2>/dev/null | head -1 || true)
+BUILD_TYPE=$(cache_var CMAKE_BUILD_TYPE)
+GB_V=$(dpkg-query -W -f='${Version}' libbenchmark-dev 2>/dev/null || echo unknown)
+rss_of() { awk -v rt="$1" -F'"per_extra_vm_kib":' '$0 ~ "\"runtime\":\"" rt "\"" {sub(/}.*/, "", $2); print $2}' "$RSS_OUT" 2>/dev/null; }
+RSS_V8=$(rss_of v8); RSS_NULL=$(rss_of null)
+
+# Google Benchmark figures (medians over the repetitions).
+CALL_V8=$(gb_stat BM_CallEmpty/v8); CALL_NULL=$(gb_stat BM_CallEmpty/null)
+HOST_V8=$(gb_stat BM_HostCallEmpty/v8); HOST_NULL=$(gb_stat BM_HostCallEmpty/null)
+FR_NONE=$(gb_stat BM_FilterRequest/none); FR_V8=$(gb_stat BM_FilterRequest/v8)
+FR_NULL=$(gb_stat BM_FilterRequest/null)
+added_us() { [[ -n $1 && -n $2 ]] && awk -v a="$(first "$1")" -v b="$(first "$2")" 'BEGIN {printf "%.2f", (a - b) / 1000}' || echo n/a; }
+FR_ADD_V8=$(added_us "$FR_V8" "$FR_NONE"); FR_ADD_NULL=$(added_us "$FR_NULL" "$FR_NONE")
+host_per_call() { [[ -n $1 ]] && awk -v a="$(first "$1")" 'BEGIN {printf "%.1f", a / 1000}' || echo n/a; }
+gb_real() { local st; st=$(gb_stat "$1"); fmt_range "$st"; }
+
 {
   echo "# Benchmark $STAMP"
   echo
-  echo "Machine: $NCPU CPU(s), $CPU. Proxies pinned to CPU(s) $PROXY_CPUS, wrk and the upstream to $WRK_CPUS."
-  echo "Versions: sluice $SLUICE_V ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')), nginx $NGINX_V, haproxy $HAPROXY_V, wrk $WRK_V."
-  echo "Load: wrk -t1 -c$CONNS -d${DURATION}s, keep-alive, GET of a 17-byte body; median of $RUNS interleaved runs."
+  echo "Machine: $NCPU CPU(s), $CPU. Proxies (and the Google Benchmark, run afterwards) pinned to CPU(s) $PROXY_CPUS, wrk and the upstream to $WRK_CPUS."
+  echo "Versions: sluice $SLUICE_V ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $BUILD_TYPE, $CXX_V), V8 $V8_V (libnode), nginx $NGINX_V, haproxy $HAPROXY_V, wrk $WRK_V, Google Benchmark $GB_V."
+  echo "Load: wrk -t1 -c$CONNS -d${DURATION}s, keep-alive, GET of a 17-byte body; median of $RUNS interleaved runs after a ${WARMUP}s warm-up of each server."
   echo "Sluice idle RSS (no Wasm plugin): $((RSS_KB / 1024)) MiB ($RSS_KB KiB)."
   echo
   echo "| workers | server | rps | p50 ms | p99 ms | rps vs nginx | rps vs haproxy |"
   echo "|---|---|---|---|---|---|---|"
   for workers in $WORKERS_LIST; do
-    read -r nrps _ _ <<<"${RESULTS[$workers,nginx]}"
-    read -r hrps _ _ <<<"${RESULTS[$workers,haproxy]}"
-    for name in direct sluice nginx haproxy; do
-      read -r r a b <<<"${RESULTS[$workers,$name]}"
-      vs_n=$(awk -v x="$r" -v y="$nrps" 'BEGIN {printf "%.2f", x / y}')
-      vs_h=$(awk -v x="$r" -v y="$hrps" 'BEGIN {printf "%.2f", x / y}')
+    read -r nrps _ _ _ <<<"${RESULTS[$workers,nginx]}"
+    read -r hrps _ _ _ <<<"${RESULTS[$workers,haproxy]}"
+    for name in $SERVERS; do
+      read -r r a b _ <<<"${RESULTS[$workers,$name]}"
+      vs_n=$(ratio "$r" "$nrps"); vs_h=$(ratio "$r" "$hrps")
       [[ $name == direct ]] && vs_n="-" && vs_h="-"
       echo "| $workers | $name | $r | $a | $b | $vs_n | $vs_h |"
     done
   done
+  echo
+  echo "## Proxy-Wasm filter: add_header vs no filter"
+  echo
+  echo "sluice-v8 runs extensions/add_header.wasm on V8, sluice-null the same source compiled natively"
+  echo "(sluice.add_header) on the null runtime; configuration: \`${ADD_HEADER_CONFIG//\\n/; }\`."
+  echo "CPU is sluice's utime+stime over each wrk run divided by the requests wrk counted (median, range over runs);"
+  echo "added = that minus sluice without a filter. Targets: rps ratio >= 0.95, added CPU < 2 us/request on V8."
+  echo "RSS: VmRSS after the first request (one worker has started its plugin instance)."
+  echo
+  echo "| workers | server | rps (range) | rps vs no filter | CPU us/req (range) | added CPU us/req | RSS KiB |"
+  echo "|---|---|---|---|---|---|---|"
+  for workers in $WORKERS_LIST; do
+    read -r srps _ _ scpu <<<"${RESULTS[$workers,sluice]}"
+    for name in $SLUICES; do
+      read -r r _ _ c <<<"${RESULTS[$workers,$name]}"
+      read -r rr cr <<<"${RANGES[$workers,$name]}"
+      added=$(awk -v x="$c" -v y="$scpu" 'BEGIN {printf "%.2f", x - y}')
+      [[ $name == sluice ]] && added="-"
+      echo "| $workers | $name | $r ($rr) | $(ratio "$r" "$srps") | $c ($cr) | $added | ${IDLE_RSS[$workers,$name]} |"
+    done
+  done
+  echo
+  echo "## Google Benchmark: wasm_call_bench"
+  echo
+  if [[ -s $GB_CSV ]]; then
+    echo "Median of $GB_REPS repetitions (min-max), wall time, --benchmark_min_time=$GB_MIN_TIME, on CPU $PROXY_CPUS."
+    echo
+    echo "| measure | V8 | null | V8/null | target |"
+    echo "|---|---|---|---|---|"
+    echo "| host -> module, empty call | $(fmt_range "$CALL_V8") | $(fmt_range "$CALL_NULL") | $(ratio "$(first "$CALL_V8")" "$(first "$CALL_NULL")") | V8 120 ns, null 15 ns |"
+    echo "| module -> host, empty host call | $(fmt_range "$HOST_V8" 1000)/call | $(fmt_range "$HOST_NULL" 1000)/call | $(ratio "$(first "$HOST_V8")" "$(first "$HOST_NULL")") | V8 40 ns, null 15 ns |"
+    echo "| compile add_header, first repetition (cold) | $(gb_first BM_Compile/v8/process_time/real_time) | $(gb_first BM_Compile/null/process_time/real_time) | | |"
+    echo "| compile add_header, all repetitions (see README) | $(gb_real BM_Compile/v8/process_time/real_time) | $(gb_real BM_Compile/null/process_time/real_time) | | |"
+    echo "| instantiate add_header | $(gb_real BM_Instantiate/v8/process_time/real_time) | $(gb_real BM_Instantiate/null/process_time/real_time) | | |"
+    echo "| create + initialize + start_root | $(gb_real BM_StartInstance/v8/process_time/real_time) | $(gb_real BM_StartInstance/null/process_time/real_time) | | |"
+    echo "| one request through the filter, added over none ($(fmt_range "$FR_NONE")) | $FR_ADD_V8 us | $FR_ADD_NULL us | $(ratio "$FR_ADD_V8" "$FR_ADD_NULL") | V8 < 2 us |"
+    echo "| RSS per extra VM (wasm_vm_rss, 1 -> 51 VMs) | ${RSS_V8:-n/a} KiB | ${RSS_NULL:-n/a} KiB | | < 2048 KiB |"
+    echo
+    echo "Every benchmark:"
+    echo
+    echo "| benchmark | median | min | max | unit | label |"
+    echo "|---|---|---|---|---|---|"
+    awk -F, '
+      NR == 1 { next }
+      { for (i = 1; i <= NF; i++) gsub(/"/, "", $i) }
+      $1 ~ /_(mean|median|stddev|cv)$/ || $3 == "" { next }
+      !($1 in seen) { seen[$1] = 1; order[++m] = $1 }
+      { n[$1]++; v[$1, n[$1]] = $3; unit[$1] = $5; label[$1] = $8 }
+      END {
+        for (k = 1; k <= m; k++) {
+          b = order[k]; c = n[b]
+          for (i = 1; i <= c; i++) a[i] = v[b, i]
+          for (i = 1; i <= c; i++) for (j = i + 1; j <= c; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+          printf "| %s | %.4g | %.4g | %.4g | %s | %s |\n", b, a[int((c + 1) / 2)], a[1], a[c], unit[b], label[b]
+        }
+      }' "$GB_CSV"
+  else
+    echo "Not run (wasm_call_bench not built or failed)."
+  fi
 } > "$MD"
 {
   echo "{\"timestamp\":\"$STAMP\",\"cpus\":$NCPU,\"cpu\":\"$CPU\",\"connections\":$CONNS,\"duration_s\":$DURATION,\"runs\":$RUNS,"
-  echo "\"versions\":{\"sluice\":\"$SLUICE_V\",\"nginx\":\"$NGINX_V\",\"haproxy\":\"$HAPROXY_V\",\"wrk\":\"$WRK_V\"},"
-  echo "\"sluice_idle_rss_kib\":$RSS_KB,\"results\":["
+  echo "\"versions\":{\"sluice\":\"$SLUICE_V\",\"v8\":\"$V8_V\",\"nginx\":\"$NGINX_V\",\"haproxy\":\"$HAPROXY_V\",\"wrk\":\"$WRK_V\",\"benchmark\":\"$GB_V\",\"cxx\":\"$CXX_V\",\"build_type\":\"$BUILD_TYPE\"},"
+  echo "\"sluice_idle_rss_kib\":$RSS_KB,\"add_header_configuration\":\"$ADD_HEADER_CONFIG\",\"results\":["
   first=1
   for workers in $WORKERS_LIST; do
-    for name in direct sluice nginx haproxy; do
-      read -r r a b <<<"${RESULTS[$workers,$name]}"
+    for name in $SERVERS; do
+      read -r r a b c <<<"${RESULTS[$workers,$name]}"
+      read -r rr cr <<<"${RANGES[$workers,$name]}"
       (( first )) || echo ","
       first=0
-      printf '{"workers":%s,"server":"%s","rps":%s,"p50_ms":%s,"p99_ms":%s}' "$workers" "$name" "$r" "$a" "$b"
+      printf '{"workers":%s,"server":"%s","rps":%s,"rps_range":"%s","p50_ms":%s,"p99_ms":%s' "$workers" "$name" "$r" "$rr" "$a" "$b"
+      [[ $c == - ]] || printf ',"cpu_us_per_request":%s,"cpu_us_range":"%s","rss_kib_after_first_request":%s' "$c" "$cr" "${IDLE_RSS[$workers,$name]}"
+      printf '}'
     done
   done
-  echo "]}"
+  echo "],"
+  echo "\"vm_rss\":["
+  [[ -s $RSS_OUT ]] && paste -sd, "$RSS_OUT"
+  echo "],"
+  printf '"google_benchmark":'
+  if [[ -s $GB_JSON ]]; then cat "$GB_JSON"; else echo null; fi
+  echo "}"
 } > "$JSON"
 cat "$MD"
 echo

@@ -1,10 +1,33 @@
-// Costs of crossing the WasmVm boundary with the V8 runtime:
-//   BM_V8CallEmpty        host -> Wasm: call() of an empty export (HandleScope, TryCatch, Call)
-//   BM_V8HostCallEmpty    Wasm -> host: one call of an empty host function, per item
-//   BM_V8CallThenMemoryAt call() then memory_at(), which re-reads the memory base after the call
-//   BM_V8MemoryBoundLoop  a byte-copy loop, per byte: shows what the trap handler buys
-//   BM_V8Instantiate      a new VM from an already compiled module (this thread's isolate exists)
-// The module is embedded so the benchmark needs no test data; its source (wat2wasm, no flags):
+// Costs of crossing the WasmVm boundary and of running a Proxy-Wasm plugin, per runtime (/v8 is
+// the V8 runtime, /null the null runtime of natively compiled plugins). See bench/README.md.
+//
+// Same shape on both runtimes:
+//   BM_CallEmpty/<rt>        host -> module: call() of an empty export
+//   BM_HostCallEmpty/<rt>    module -> host: one call of an empty host function, per item (the
+//                            module calls it 1000 times from one call())
+// V8 only:
+//   BM_V8CallThenMemoryAt    call() then memory_at(), which re-reads the memory base after the call
+//   BM_V8MemoryBoundLoop     a byte-copy loop, per byte: shows what the trap handler buys
+//   BM_V8InstantiateTiny     a new VM of the tiny module below (this thread's isolate exists)
+// The add_header example extension (extensions/examples/add_header), as a real plugin:
+//   BM_Compile/<rt>          V8: compile of add_header.wasm's bytes (each iteration's bytes carry
+//                            a distinct custom section, so V8's native-module cache cannot hit);
+//                            null: the registry lookup of "sluice.add_header"
+//   BM_Instantiate/<rt>      CompiledModule::instantiate, every import bound to a stub
+//   BM_StartInstance/<rt>    WasmInstance::create + initialize + start_root (on_vm_start,
+//                            on_configure): what a worker does the first time it needs the plugin
+//   BM_FilterRequest/<rt>    one request through filters::WasmFilterConfig with a fake stream:
+//                            create_filter (on_context_create), decode_headers (on_request_headers,
+//                            which sets a request header), encode_headers (on_response_headers,
+//                            which sets a response header), on_stream_complete (on_log, on_done,
+//                            on_delete). /none is the same loop without a filter (copying the
+//                            header maps): the filter's cost is the difference.
+//
+// Compile, instantiate and start report wall time and the process's CPU time (V8 compiles on its
+// platform's background threads as well).
+// add_header.wasm is read from $SLUICE_BENCH_ADD_HEADER_WASM, else from the build tree.
+//
+// The tiny V8 module is embedded (source, wat2wasm, no flags):
 //   (module
 //     (import "env" "nop" (func $nop))
 //     (memory (export "memory") 1)
@@ -34,19 +57,75 @@
 //           (br $round)))
 //       (i32.load8_u (i32.const 40000)))
 //   )
+// Its null twin is the native plugin "sluice.bench.calls" below: "empty" returns at once,
+// "call_host_n" calls proxy_done() n times (through the null runtime's host-function shim, the
+// same path every SDK host call takes), bound here to an empty host function.
 #include <benchmark/benchmark.h>
+
+#include <spdlog/spdlog.h>
 
 #include <cstdint>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
+#include <sstream>
+#include <string>
 #include <string_view>
+#include <vector>
 
+#include "bench_common.h"
+#include "common/header_map.h"
+#include "common/stream_info.h"
+#include "filters/http/wasm_filter.h"
+#include "http/filter.h"
+#include "sluice/proxy_wasm_abi.h"
+#include "wasm/context.h"
+#include "wasm/plugin.h"
+#include "wasm/vm/module_info.h"
+#include "wasm/vm/null/null_plugin_abi.h"
 #include "wasm/vm/runtimes.h"
 #include "wasm/vm/v8/v8_runtime.h"
 #include "wasm/vm/wasm_vm.h"
 
+// --- The null runtime's tiny plugin -------------------------------------------------------------
+
+namespace {
+
+uint64_t null_empty(void*, const uint64_t*) { return 0; }
+
+uint64_t null_call_host_n(void*, const uint64_t* args) {
+  for (uint64_t n = args[0]; n != 0; --n) proxy_done();
+  return 0;
+}
+
+const SluiceNullExport kBenchExports[] = {
+    {"empty", ":", &null_empty},
+    {"call_host_n", "i:", &null_call_host_n},
+};
+
+int bench_instance_state;
+
+const SluiceNullPlugin kBenchPlugin = {
+    SLUICE_NULL_PLUGIN_ABI_VERSION,
+    "sluice.bench.calls",
+    [] { return static_cast<void*>(&bench_instance_state); },
+    [](void*) {},
+    kBenchExports,
+    sizeof(kBenchExports) / sizeof(kBenchExports[0]),
+};
+
+[[maybe_unused]] const bool kBenchPluginRegistered = [] {
+  sluice_register_null_plugin(&kBenchPlugin);
+  spdlog::set_level(spdlog::level::warn);  // add_header logs its configuration at info
+  return true;
+}();
+
+}  // namespace
+
 namespace sluice::wasm {
 namespace {
+
+using bench::Runtime;
 
 constexpr unsigned char kBenchModule[] = {
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x0d, 0x03, 0x60, 0x00, 0x00, 0x60, 0x01,
@@ -66,35 +145,51 @@ constexpr unsigned char kBenchModule[] = {
 
 uint64_t empty_host_function(WasmVm&, const uint64_t*, void*) { return 0; }
 
+// V8: env.nop () -> (); null: env.proxy_done () -> i32, what the shim of proxy_done() calls.
 const HostFunction kNop{"env", "nop", {}, &empty_host_function, nullptr};
+const HostFunction kNullDone{
+    "env", "proxy_done", {{}, {ValType::I32}}, &empty_host_function, nullptr};
 
-const HostFunction* resolve(std::string_view module, std::string_view name) {
-  return module == "env" && name == "nop" ? &kNop : nullptr;
+const HostFunction* resolve_tiny(std::string_view module, std::string_view name) {
+  if (module != "env") return nullptr;
+  if (name == "nop") return &kNop;
+  if (name == "proxy_done") return &kNullDone;
+  return nullptr;
 }
 
-std::shared_ptr<CompiledModule> bench_module() {
-  static std::shared_ptr<CompiledModule> module = [] {
-    WasmRuntime* runtime = runtime_by_name(kV8RuntimeName);
-    auto compiled = runtime->compile(
-        std::string_view(reinterpret_cast<const char*>(kBenchModule), sizeof(kBenchModule)));
-    if (!compiled.ok()) std::abort();
-    return compiled.value();
-  }();
-  return module;
+std::shared_ptr<CompiledModule> tiny_module(Runtime rt) {
+  static std::shared_ptr<CompiledModule> modules[2];
+  auto& m = modules[static_cast<int>(rt)];
+  if (!m) {
+    auto compiled =
+        rt == Runtime::V8
+            ? runtime_by_name(kV8RuntimeName)
+                  ->compile(std::string_view(reinterpret_cast<const char*>(kBenchModule),
+                                             sizeof(kBenchModule)))
+            : runtime_by_name(kNullRuntimeName)->compile("sluice.bench.calls");
+    if (!compiled.ok()) {
+      std::fprintf(stderr, "wasm_call_bench: %s\n", compiled.error().c_str());
+      std::abort();
+    }
+    m = compiled.value();
+  }
+  return m;
 }
 
-std::unique_ptr<WasmVm> bench_vm(benchmark::State& state) {
-  auto vm = bench_module()->instantiate(&resolve);
+std::unique_ptr<WasmVm> tiny_vm(benchmark::State& state, Runtime rt) {
+  auto vm = tiny_module(rt)->instantiate(&resolve_tiny);
   if (!vm.ok()) {
     state.SkipWithError(vm.error().c_str());
     return nullptr;
   }
-  state.SetLabel(v8_trap_handler_enabled() ? "trap handler on" : "trap handler off");
+  if (rt == Runtime::V8) {
+    state.SetLabel(v8_trap_handler_enabled() ? "trap handler on" : "trap handler off");
+  }
   return std::move(vm).value();
 }
 
-void BM_V8CallEmpty(benchmark::State& state) {
-  auto vm = bench_vm(state);
+void BM_CallEmpty(benchmark::State& state, Runtime rt) {
+  auto vm = tiny_vm(state, rt);
   if (!vm) return;
   const WasmFunction empty = vm->function("empty");
   for (auto _ : state) {
@@ -102,10 +197,11 @@ void BM_V8CallEmpty(benchmark::State& state) {
     benchmark::DoNotOptimize(r.ok);
   }
 }
-BENCHMARK(BM_V8CallEmpty);
+BENCHMARK_CAPTURE(BM_CallEmpty, v8, Runtime::V8);
+BENCHMARK_CAPTURE(BM_CallEmpty, null, Runtime::Null);
 
-void BM_V8HostCallEmpty(benchmark::State& state) {
-  auto vm = bench_vm(state);
+void BM_HostCallEmpty(benchmark::State& state, Runtime rt) {
+  auto vm = tiny_vm(state, rt);
   if (!vm) return;
   const WasmFunction loop = vm->function("call_host_n");
   constexpr uint64_t kCallsPerLoop = 1000;
@@ -113,14 +209,16 @@ void BM_V8HostCallEmpty(benchmark::State& state) {
     CallResult r = vm->call(loop, {kCallsPerLoop});
     benchmark::DoNotOptimize(r.ok);
   }
-  // Items are host calls (1 / items_per_second is the cost of one); the single call() per
-  // 1000 host calls adds ~0.2 ns to each.
+  // Items are host calls: 1 / items_per_second, or Time / 1000, is the cost of one (the one
+  // call() per 1000 host calls adds a fraction of a nanosecond to each). No user counters in
+  // this file: the CSV reporter bench/run.sh reads wants the same columns in every row.
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * kCallsPerLoop));
 }
-BENCHMARK(BM_V8HostCallEmpty);
+BENCHMARK_CAPTURE(BM_HostCallEmpty, v8, Runtime::V8);
+BENCHMARK_CAPTURE(BM_HostCallEmpty, null, Runtime::Null);
 
 void BM_V8CallThenMemoryAt(benchmark::State& state) {
-  auto vm = bench_vm(state);
+  auto vm = tiny_vm(state, Runtime::V8);
   if (!vm) return;
   const WasmFunction empty = vm->function("empty");
   for (auto _ : state) {
@@ -132,7 +230,7 @@ void BM_V8CallThenMemoryAt(benchmark::State& state) {
 BENCHMARK(BM_V8CallThenMemoryAt);
 
 void BM_V8MemoryBoundLoop(benchmark::State& state) {
-  auto vm = bench_vm(state);
+  auto vm = tiny_vm(state, Runtime::V8);
   if (!vm) return;
   const WasmFunction loop = vm->function("memory_loop");
   for (auto _ : state) {
@@ -143,14 +241,211 @@ void BM_V8MemoryBoundLoop(benchmark::State& state) {
 }
 BENCHMARK(BM_V8MemoryBoundLoop);
 
-void BM_V8Instantiate(benchmark::State& state) {
-  bench_vm(state).reset();  // creates this thread's isolate outside the timed loop
+void BM_V8InstantiateTiny(benchmark::State& state) {
+  tiny_vm(state, Runtime::V8).reset();  // creates this thread's isolate outside the timed loop
   for (auto _ : state) {
-    auto vm = bench_module()->instantiate(&resolve);
+    auto vm = tiny_module(Runtime::V8)->instantiate(&resolve_tiny);
     benchmark::DoNotOptimize(vm.ok());
   }
 }
-BENCHMARK(BM_V8Instantiate)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_V8InstantiateTiny)->Unit(benchmark::kMicrosecond);
+
+// --- add_header ---------------------------------------------------------------------------------
+
+// Appends a custom section ("bench", 8 bytes of `n`) so every compile sees new bytes.
+std::string with_custom_section(const std::string& bytes, uint64_t n) {
+  std::string out = bytes;
+  const std::string name = "bench";
+  out.push_back(0);                                               // custom section id
+  out.push_back(static_cast<char>(1 + name.size() + sizeof(n)));  // size (< 128: one byte)
+  out.push_back(static_cast<char>(name.size()));
+  out += name;
+  out.append(reinterpret_cast<const char*>(&n), sizeof(n));
+  return out;
+}
+
+void BM_Compile(benchmark::State& state, Runtime rt) {
+  const std::string* bytes = rt == Runtime::V8 ? bench::add_header_wasm() : nullptr;
+  if (rt == Runtime::V8 && !bytes) {
+    state.SkipWithError("add_header.wasm not found (set SLUICE_BENCH_ADD_HEADER_WASM)");
+    return;
+  }
+  WasmRuntime* runtime = runtime_by_name(bench::runtime_name(rt));
+  uint64_t n = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    const std::string code =
+        rt == Runtime::V8 ? with_custom_section(*bytes, n++) : std::string("sluice.add_header");
+    state.ResumeTiming();
+    auto compiled = runtime->compile(code);
+    if (!compiled.ok()) {
+      state.SkipWithError(compiled.error().c_str());
+      return;
+    }
+    benchmark::DoNotOptimize(compiled.value().get());
+  }
+  if (bytes) state.SetLabel(std::to_string(bytes->size()) + " bytes");
+}
+BENCHMARK_CAPTURE(BM_Compile, v8, Runtime::V8)
+    ->Unit(benchmark::kMicrosecond)
+    ->MeasureProcessCPUTime()
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Compile, null, Runtime::Null)
+    ->Unit(benchmark::kMicrosecond)
+    ->MeasureProcessCPUTime()
+    ->UseRealTime();
+
+void BM_Instantiate(benchmark::State& state, Runtime rt) {
+  auto module = bench::add_header_module(rt);
+  if (!module) {
+    state.SkipWithError("cannot compile add_header");
+    return;
+  }
+  bench::StubImports stubs(module->info());
+  const ImportResolver resolver = stubs.resolver();
+  module->instantiate(resolver).value().reset();  // this thread's isolate, outside the loop
+  for (auto _ : state) {
+    auto vm = module->instantiate(resolver);
+    if (!vm.ok()) {
+      state.SkipWithError(vm.error().c_str());
+      return;
+    }
+    benchmark::DoNotOptimize(vm.value().get());
+  }
+}
+BENCHMARK_CAPTURE(BM_Instantiate, v8, Runtime::V8)
+    ->Unit(benchmark::kMicrosecond)
+    ->MeasureProcessCPUTime()
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Instantiate, null, Runtime::Null)
+    ->Unit(benchmark::kMicrosecond)
+    ->MeasureProcessCPUTime()
+    ->UseRealTime();
+
+void BM_StartInstance(benchmark::State& state, Runtime rt) {
+  auto module = bench::add_header_module(rt);
+  if (!module) {
+    state.SkipWithError("cannot compile add_header");
+    return;
+  }
+  const PluginSpec spec = bench::add_header_spec(rt);
+  // Torn down outside the timing, in batches (PauseTiming costs about a microsecond).
+  constexpr size_t kBatch = 32;
+  std::vector<bench::StartedInstance> alive;
+  alive.reserve(kBatch);
+  bench::start_add_header(module, spec).reset();  // warm-up, this thread's isolate
+  for (auto _ : state) {
+    auto started = bench::start_add_header(module, spec);
+    if (!started) {
+      state.SkipWithError("add_header did not start");
+      return;
+    }
+    alive.push_back(std::move(started));
+    if (alive.size() == kBatch) {
+      state.PauseTiming();
+      alive.clear();
+      state.ResumeTiming();
+    }
+  }
+  alive.clear();  // (the timed loop is over)
+}
+BENCHMARK_CAPTURE(BM_StartInstance, v8, Runtime::V8)
+    ->Unit(benchmark::kMicrosecond)
+    ->MeasureProcessCPUTime()
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_StartInstance, null, Runtime::Null)
+    ->Unit(benchmark::kMicrosecond)
+    ->MeasureProcessCPUTime()
+    ->UseRealTime();
+
+// A stream as the connection manager shows it to a filter: headers of a small GET and its 200.
+class FakeStream : public http::StreamFilterCallbacks {
+ public:
+  HeaderMap request, response;
+  bool response_visible = false;
+  StreamInfo info;
+
+  HeaderMap& request_headers() override { return request; }
+  HeaderMap* response_headers() override { return response_visible ? &response : nullptr; }
+  std::string* request_body() override { return nullptr; }
+  std::string* response_body() override { return nullptr; }
+  void clear_route_cache() override { ++route_cache_clears; }
+  const config::Route* route() override { return nullptr; }
+  void continue_decoding() override {}
+  void continue_encoding() override {}
+  void send_local_reply(uint32_t, std::string, HeaderMap, std::string) override { ++replies; }
+  void reset_stream(std::string) override { ++resets; }
+  StreamInfo& stream_info() override { return info; }
+  uint64_t connection_id() const override { return 1; }
+  uint32_t buffer_limit() const override { return 1 << 20; }
+
+  uint64_t route_cache_clears = 0, replies = 0, resets = 0;
+};
+
+HeaderMap request_template() {
+  HeaderMap h;
+  h.add(":method", "GET");
+  h.add(":path", "/");
+  h.add(":scheme", "http");
+  h.add(":authority", "127.0.0.1:8080");
+  h.add("user-agent", "wrk");
+  h.add("accept", "*/*");
+  return h;
+}
+
+HeaderMap response_template() {
+  HeaderMap h;
+  h.add(":status", "200");
+  h.add("server", "nginx/1.22.1");
+  h.add("date", "Wed, 25 Nov 2026 06:10:50 GMT");
+  h.add("content-type", "application/octet-stream");
+  h.add("content-length", "17");
+  h.add("connection", "keep-alive");
+  return h;
+}
+
+// rt: the runtime, or nullopt for no filter.
+void BM_FilterRequest(benchmark::State& state, int rt_or_none) {
+  std::unique_ptr<filters::WasmFilterConfig> config;
+  if (rt_or_none >= 0) {
+    const Runtime rt = static_cast<Runtime>(rt_or_none);
+    if (rt == Runtime::V8 && !bench::add_header_wasm()) {
+      state.SkipWithError("add_header.wasm not found (set SLUICE_BENCH_ADD_HEADER_WASM)");
+      return;
+    }
+    auto plugin = Plugin::load(bench::add_header_spec(rt));
+    if (!plugin.ok()) {
+      state.SkipWithError(plugin.error().c_str());
+      return;
+    }
+    config = std::make_unique<filters::WasmFilterConfig>("add_header", std::move(plugin).value());
+  }
+  const HeaderMap req = request_template(), resp = response_template();
+  FakeStream stream;
+  auto one_request = [&] {
+    stream.request = req;
+    stream.response = resp;
+    stream.response_visible = false;
+    std::unique_ptr<http::StreamFilter> filter;
+    if (config) filter = config->create_filter(stream);
+    if (filter) filter->decode_headers(stream.request, true);
+    stream.response_visible = true;
+    if (filter) filter->encode_headers(stream.response, false);
+    if (filter) filter->on_stream_complete();
+    benchmark::DoNotOptimize(stream.response.size());
+  };
+  one_request();  // this thread's instance starts here, outside the loop
+  if (config && (!stream.request.has("x-bench") || !stream.response.has("x-bench"))) {
+    state.SkipWithError("add_header did not set its headers");
+    return;
+  }
+  for (auto _ : state) one_request();
+  if (stream.replies || stream.resets) state.SkipWithError("the filter answered or reset");
+  release_thread_instances();
+}
+BENCHMARK_CAPTURE(BM_FilterRequest, none, -1);
+BENCHMARK_CAPTURE(BM_FilterRequest, v8, static_cast<int>(Runtime::V8));
+BENCHMARK_CAPTURE(BM_FilterRequest, null, static_cast<int>(Runtime::Null));
 
 }  // namespace
 }  // namespace sluice::wasm
