@@ -12,10 +12,39 @@ namespace {
 // This thread's running plugins. Plugins are owned by config snapshots (shared_ptr); the map
 // holds raw keys and is cleaned when the plugin goes away on this thread or the thread exits.
 thread_local std::unordered_map<const Plugin*, Plugin::Running>* tls_running = nullptr;
+// This thread's VMs by VM key: plugins with the same key share one instance (as in Envoy), each
+// with its own root context. Weak: an instance lives as long as a plugin or a stream uses it.
+thread_local std::unordered_map<std::string, std::weak_ptr<WasmInstance>>* tls_vms = nullptr;
 
 std::unordered_map<const Plugin*, Plugin::Running>& running_map() {
   if (!tls_running) tls_running = new std::unordered_map<const Plugin*, Plugin::Running>();
   return *tls_running;
+}
+
+std::unordered_map<std::string, std::weak_ptr<WasmInstance>>& vm_map() {
+  if (!tls_vms) tls_vms = new std::unordered_map<std::string, std::weak_ptr<WasmInstance>>();
+  return *tls_vms;
+}
+
+// Envoy's vm_key is SHA256(vm_id || vm_configuration || code); the parts themselves, length-
+// prefixed, serve as well as a map key (it is built once per plugin). The runtime and the
+// environment are part of it too: they change what the VM is.
+std::string make_vm_key(const PluginSpec& s) {
+  std::string key;
+  const auto add = [&](std::string_view part) {
+    key += std::to_string(part.size());
+    key += ':';
+    key += part;
+  };
+  add(s.runtime);
+  add(s.vm_id);
+  add(s.vm_configuration);
+  add(s.code);
+  for (const auto& [k, v] : s.env) {
+    add(k);
+    add(v);
+  }
+  return key;
 }
 
 void stop(Plugin::Running& r) {
@@ -38,6 +67,7 @@ Result<std::shared_ptr<Plugin>> Plugin::load(PluginSpec spec) {
     return Error{fmt::format("cannot load {}: {}", spec.code_origin, compiled.error())};
   }
   std::shared_ptr<Plugin> plugin(new Plugin(std::move(spec)));
+  plugin->vm_key_ = make_vm_key(plugin->spec_);
   plugin->module_ = std::move(*compiled);
   // The canary: everything a worker will do, once, here; then thrown away.
   auto canary = plugin->start_instance();
@@ -78,12 +108,27 @@ Plugin::Running* Plugin::running_on_this_thread() {
   auto& map = running_map();
   auto it = map.find(this);
   if (it != map.end()) return it->second.instance ? &it->second : nullptr;
+  // Another plugin of this thread may run the same VM already: add a root context to it.
+  auto& vms = vm_map();
+  if (auto vm = vms.find(vm_key_); vm != vms.end()) {
+    if (std::shared_ptr<WasmInstance> shared = vm->second.lock(); shared && !shared->failed()) {
+      auto root = shared->start_root(spec_);
+      if (!root) {
+        spdlog::error("wasm: plugin '{}' cannot start on this worker: {}", spec_.name,
+                      root.error());
+        map.emplace(this, Running{});
+        return nullptr;
+      }
+      return &map.emplace(this, Running{std::move(shared), *root}).first->second;
+    }
+  }
   auto started = start_instance();
   if (!started) {
     spdlog::error("wasm: plugin '{}' cannot start on this worker: {}", spec_.name, started.error());
     map.emplace(this, Running{});  // remembered: not retried on every request
     return nullptr;
   }
+  vms[vm_key_] = started->instance;
   return &map.emplace(this, std::move(*started)).first->second;
 }
 
@@ -97,10 +142,13 @@ void Plugin::restart_on_this_thread() {
 }
 
 void release_thread_instances() {
-  if (!tls_running) return;
-  for (auto& [_, r] : *tls_running) stop(r);
-  delete tls_running;
-  tls_running = nullptr;
+  if (tls_running) {
+    for (auto& [_, r] : *tls_running) stop(r);
+    delete tls_running;
+    tls_running = nullptr;
+  }
+  delete tls_vms;
+  tls_vms = nullptr;
 }
 
 }  // namespace sluice::wasm

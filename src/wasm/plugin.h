@@ -1,6 +1,7 @@
 // A configured Proxy-Wasm plugin (Envoy's PluginConfig): its code compiled once for the process,
-// and one running instance per worker thread, created on that thread the first time a stream
-// needs it.
+// and a running instance per worker thread, created on that thread the first time a stream needs
+// it. Plugins with the same runtime, vm_id, VM configuration, code and environment share that
+// instance (one root context each), as Envoy's vm_key does.
 #pragma once
 
 #include <memory>
@@ -56,6 +57,7 @@ class Plugin {
   Result<Running> start_instance();
 
   PluginSpec spec_;
+  std::string vm_key_;  // plugins with equal keys share a VM per thread
   std::shared_ptr<CompiledModule> module_;
 };
 
