@@ -85,6 +85,18 @@ out=$(curl -sS -D - "http://127.0.0.1:$PORT/deny/me")
   fail "local reply: $out"
 pass "local reply 403 from the plugin"
 
+# Request bodies are paused in the plugin until complete, then forwarded whole (nginx's /post
+# answers with the length it got); past the listener's buffer limit (1 MiB): 413.
+head -c 300000 /dev/zero > "$WORK/body"
+out=$(curl -sS --data-binary @"$WORK/body" -H 'content-type: application/octet-stream' "http://127.0.0.1:$PORT/post")
+[[ $out == "len=300000" ]] || fail "buffered request body: $out"
+out=$(curl -sS -H 'transfer-encoding: chunked' --data-binary @"$WORK/body" "http://127.0.0.1:$PORT/post")
+[[ $out == *"len="* ]] || fail "buffered chunked request body: $out"
+head -c 2000000 /dev/zero > "$WORK/big"
+code=$(curl -sS -o /dev/null -w '%{http_code}' --data-binary @"$WORK/big" "http://127.0.0.1:$PORT/post")
+[[ $code == 413 ]] || fail "request body over the buffer limit: $code"
+pass "request body paused, resumed whole, 413 past the limit"
+
 # A trapping plugin: FAIL_CLOSED answers 503 for that request and after (the VM is failed),
 # while the FAIL_OPEN listener's own instance skips the plugin once it failed.
 code=$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/trap")

@@ -4,6 +4,7 @@
 ;;   - response header x-wasm: hello added to every response
 ;;   - request "/trap..." -> executes `unreachable` (a crashing plugin)
 ;;   - request "/loop..." -> spins forever (a looping plugin; CPU limits are another issue)
+;;   - request bodies are buffered whole (paused until end_of_stream), then passed on
 (module
   (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
   (import "env" "proxy_get_header_map_value" (func $get (param i32 i32 i32 i32 i32) (result i32)))
@@ -127,4 +128,10 @@
     (call $add (i32.const 2) (i32.const 16) (i32.const 6) (i32.const 32) (i32.const 5))
     drop
     i32.const 0)
+
+  ;; Pause (StopIterationAndBuffer) until the whole request body is in, then continue with it.
+  (func (export "proxy_on_request_body") (param $ctx i32) (param $size i32) (param $eos i32)
+    (result i32)
+    local.get $eos
+    i32.eqz)
 )
