@@ -919,7 +919,14 @@ void Loader::parse_header_value_option(const Value& v, HeaderValueOption& out) {
                  fmt::format("header \"{}\" may not be modified (pseudo-header or host)", out.key));
       }
     }
-    h.read_string("value", out.value);
+    if (h.read_string("value", out.value) &&
+        out.value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+      // It would be written to the wire as is: a header of the attacker's choosing.
+      d_.error(*h.get("value"), "header value may not contain CR, LF or NUL");
+    }
+    if (out.key.find_first_of(std::string_view(" \t\r\n\0", 5)) != std::string::npos) {
+      d_.error(*h.get("key"), "header name may not contain whitespace, CR, LF or NUL");
+    }
   }
   if (f.has("append") && f.has("append_action")) {
     d_.error(v, "only one of append, append_action may be set");

@@ -502,6 +502,16 @@ TEST(ConfigLoader, RouterMustBeLast) {
       Has(r.errors, absl::StrCat(kHcm, ".http_filters[1]"), 9, "unsupported HTTP filter 'x'"));
 }
 
+TEST(ConfigLoader, HeaderValuesWithLineBreaksAreRejected) {
+  LoadResult r = load_from_string(WithRoutes(
+      "[{match: {prefix: /}, direct_response: {status: 200}, "
+      "response_headers_to_add: [{header: {key: x-a, value: \"ok\\r\\nset-cookie: evil\"}}]}]"));
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(Has(r.errors, absl::StrCat(kVh, ".routes[0].response_headers_to_add[0].header.value"),
+                  8, "may not contain CR, LF or NUL"))
+      << Describe(r.errors);
+}
+
 // A Wasm filter entry for WithRoutes() with the given PluginConfig body.
 std::string WasmFilters(std::string_view plugin_config) {
   return absl::StrCat(
