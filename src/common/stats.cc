@@ -257,6 +257,12 @@ MetricName response_class_stat(MetricName name, std::string_view family_base, in
   return name;
 }
 
+MetricName response_code_stat(MetricName name, std::string_view family_base, uint32_t code) {
+  name.base = std::string(family_base);
+  name.tags.insert(name.tags.begin(), {"envoy_response_code", str_cat(code)});
+  return name;
+}
+
 std::string render_text(const std::vector<MetricSnapshot>& metrics) {
   std::vector<std::pair<std::string, std::string>> lines;
   for (const auto& m : metrics) {

@@ -137,6 +137,9 @@ MetricName server_stat(std::string_view stat);
 // A per-class status counter ("...upstream_rq_2xx"): exported in the family `family_base`
 // ("cluster.upstream_rq_xx") with envoy_response_code_class="2" first, as Envoy's tag extractor does.
 MetricName response_class_stat(MetricName name, std::string_view family_base, int code_class);
+// A per-code status counter ("...upstream_rq_200"): exported in the family `family_base`
+// ("cluster.upstream_rq") with envoy_response_code="200" first.
+MetricName response_code_stat(MetricName name, std::string_view family_base, uint32_t code);
 
 // Renders in Envoy's /stats text format ("name: value" lines, sorted).
 std::string render_text(const std::vector<MetricSnapshot>& metrics);

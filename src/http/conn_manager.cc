@@ -883,6 +883,8 @@ void HttpConnection::on_upstream_complete() {
   auto& cs = s.cluster->info().stats();
   const uint32_t code = s.info.response_code.value_or(0);
   if (code >= 100 && code < 600) cs.upstream_rq_xx[code / 100 - 1].inc();
+  s.cluster->count_response_code(code);
+  cs.upstream_rq_completed.inc();
   cs.upstream_rq_time.record(static_cast<uint64_t>(
       std::chrono::duration_cast<milliseconds>(Clock::now() - s.attempt_start).count()));
   discard_upstream();

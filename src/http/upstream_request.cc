@@ -14,33 +14,30 @@ UpstreamRequest::UpstreamRequest(upstream::WorkerCluster& cluster,
 
 UpstreamRequest::~UpstreamRequest() {
   *alive_ = false;
-  if (pending_slot_) cluster_.info().release_pending();
+  stop_waiting();
+  release_pending_slot();
   // A connection whose exchange did not complete cleanly is closed, never pooled.
   if (conn_) cluster_.info().stats().upstream_cx_destroy_local.inc();
 }
 
 void UpstreamRequest::cancel() {
   failed_ = true;
+  stop_waiting();
+  release_pending_slot();
   if (conn_) conn_->conn().set_callbacks(nullptr);
   conn_.reset();
 }
 
 void UpstreamRequest::start(asio::io_context& loop, bool head_request) {
   parser_.expect_head_response(head_request);
+  loop_ = &loop;
   auto& info = cluster_.info();
   if (auto idle = cluster_.take_idle(host_.get())) {
-    conn_ = std::move(idle);
-    reused_ = true;
-    on_connected();
+    use_idle(std::move(idle));
     return;
   }
-  if (!info.try_acquire_connection()) {
-    info.stats().upstream_cx_overflow.inc();
-    fail(UpstreamFailure::Overflow);
-    return;
-  }
+  // No ready connection: the request is pending (Envoy's term) until it has one.
   if (!info.try_acquire_pending()) {
-    info.release_connection();
     info.stats().upstream_rq_pending_overflow.inc();
     fail(UpstreamFailure::Overflow);
     return;
@@ -48,16 +45,66 @@ void UpstreamRequest::start(asio::io_context& loop, bool head_request) {
   pending_slot_ = true;
   info.stats().upstream_rq_pending_total.inc();
   info.stats().upstream_rq_pending_active.inc();
-  auto conn = net::Connection::create(loop, info.config().per_connection_buffer_limit_bytes);
-  conn_ = std::make_unique<upstream::UpstreamConnection>(info, host_, conn);
+  connect_or_wait();
+}
+
+void UpstreamRequest::connect_or_wait() {
+  auto& info = cluster_.info();
+  if (!info.try_acquire_connection()) {
+    if (cluster_.connections_to(*host_) > 0) {
+      if (!waiting_) info.stats().upstream_cx_overflow.inc();
+      waiting_ = true;
+      cluster_.wait_for_connection(this);
+      return;
+    }
+    // Nothing of ours to wait for: open one past the limit rather than starve (as Envoy).
+    info.stats().upstream_cx_overflow.inc();
+    info.force_acquire_connection();
+  }
+  connect();
+}
+
+void UpstreamRequest::on_connection_available() {
+  if (failed_) return;
+  if (auto idle = cluster_.take_idle(host_.get())) {
+    waiting_ = false;
+    release_pending_slot();
+    use_idle(std::move(idle));
+    return;
+  }
+  connect_or_wait();  // stays `waiting_` if it queues again
+  if (conn_) waiting_ = false;
+}
+
+void UpstreamRequest::stop_waiting() {
+  if (!waiting_) return;
+  waiting_ = false;
+  cluster_.cancel_wait(this);
+}
+
+void UpstreamRequest::release_pending_slot() {
+  if (!pending_slot_) return;
+  pending_slot_ = false;
+  cluster_.info().release_pending();
+  cluster_.info().stats().upstream_rq_pending_active.dec();
+}
+
+void UpstreamRequest::use_idle(std::unique_ptr<upstream::UpstreamConnection> idle) {
+  conn_ = std::move(idle);
+  reused_ = true;
+  on_connected();
+}
+
+void UpstreamRequest::connect() {
+  auto& info = cluster_.info();
+  auto conn = net::Connection::create(*loop_, info.config().per_connection_buffer_limit_bytes);
+  conn_ = std::make_unique<upstream::UpstreamConnection>(cluster_, host_, conn);
   const auto started = std::chrono::steady_clock::now();
   conn->connect(host_->endpoint, info.config().connect_timeout,
                 [this, alive = alive_, started](const asio::error_code& ec) {
                   if (!*alive) return;
                   auto& stats = cluster_.info().stats();
-                  pending_slot_ = false;
-                  cluster_.info().release_pending();
-                  stats.upstream_rq_pending_active.dec();
+                  release_pending_slot();
                   if (failed_) return;
                   if (ec) {
                     stats.upstream_cx_connect_fail.inc();
@@ -106,6 +153,7 @@ void UpstreamRequest::read_disable(bool disable) {
 void UpstreamRequest::fail(UpstreamFailure f) {
   if (failed_) return;
   failed_ = true;
+  stop_waiting();
   if (conn_) {
     conn_->conn().set_callbacks(nullptr);
     conn_.reset();

@@ -18,7 +18,7 @@ enum class UpstreamFailure {
   ConnectTimeout,  // UF
   Reset,           // UC: closed or reset before the response completed
   ProtocolError,   // UPE
-  Overflow,        // UO: max_connections reached
+  Overflow,        // UO: max_pending_requests reached
 };
 
 class UpstreamRequestCallbacks {
@@ -34,14 +34,17 @@ class UpstreamRequestCallbacks {
   virtual void on_upstream_below_write_low_watermark() {}
 };
 
-class UpstreamRequest : public net::ConnectionCallbacks, public Http1ParserCallbacks {
+class UpstreamRequest : public net::ConnectionCallbacks,
+                        public Http1ParserCallbacks,
+                        public upstream::ConnectionWaiter {
  public:
   UpstreamRequest(upstream::WorkerCluster& cluster, std::shared_ptr<const upstream::Host> host,
                   UpstreamRequestCallbacks& callbacks);
   ~UpstreamRequest() override;
 
-  // Starts the attempt: reuses an idle connection or connects. Callbacks may run synchronously
-  // only for overflow; otherwise from the loop.
+  // Starts the attempt: reuses an idle connection, connects, or (max_connections reached) waits
+  // for a connection of this worker's pool. Callbacks may run synchronously only for an idle
+  // connection (connected) or a pending overflow; otherwise from the loop.
   void start(asio::io_context& loop, bool head_request);
 
   // Request bytes, already framed by the caller (head, then body pieces). Buffered until connected.
@@ -62,12 +65,22 @@ class UpstreamRequest : public net::ConnectionCallbacks, public Http1ParserCallb
   void on_close(net::CloseReason reason) override;
   void on_above_write_high_watermark() override;
   void on_below_write_low_watermark() override;
+  // upstream::ConnectionWaiter
+  const upstream::Host& waiting_host() const override { return *host_; }
+  void on_connection_available() override;
   // Http1ParserCallbacks (response)
   void on_message_headers(HeaderMap& headers, bool end_stream) override;
   void on_message_body(std::string_view data) override;
   void on_message_complete() override;
 
  private:
+  // Opens a new connection, or waits when max_connections is reached and this worker already has
+  // a connection to the host that will free up.
+  void connect_or_wait();
+  void connect();
+  void use_idle(std::unique_ptr<upstream::UpstreamConnection> idle);
+  void release_pending_slot();
+  void stop_waiting();
   void on_connected();
   void fail(UpstreamFailure f);
 
@@ -79,7 +92,9 @@ class UpstreamRequest : public net::ConnectionCallbacks, public Http1ParserCallb
   std::string pending_;  // bytes sent before the connection was up
   bool connected_ = false;
   bool reused_ = false;
-  bool pending_slot_ = false;  // holds a max_pending_requests slot while connecting
+  asio::io_context* loop_ = nullptr;
+  bool pending_slot_ = false;  // holds a max_pending_requests slot while waiting or connecting
+  bool waiting_ = false;       // queued in the worker's pool for a connection
   bool request_complete_ = false;
   bool response_started_ = false;
   bool response_complete_ = false;

@@ -12,7 +12,7 @@ namespace sluice::server {
 Worker::Worker(int index, const std::vector<std::unique_ptr<upstream::ClusterInfo>>& clusters)
     : index_(index),
       loop_(1),  // one thread runs this loop: lets asio skip internal locking
-      clusters_(clusters, static_cast<uint64_t>(index) * 7919 + 1),
+      clusters_(clusters, &loop_, static_cast<uint64_t>(index) * 7919 + 1),
       rng_(std::random_device{}() + static_cast<uint64_t>(index)) {}
 
 Worker::~Worker() { stop(); }

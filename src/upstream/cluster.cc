@@ -19,6 +19,7 @@ ClusterStats::ClusterStats(std::string_view c) {
   upstream_cx_destroy_local = counter("upstream_cx_destroy_local");
   upstream_cx_overflow = counter("upstream_cx_overflow");
   upstream_rq_total = counter("upstream_rq_total");
+  upstream_rq_completed = counter("upstream_rq_completed");
   upstream_rq_timeout = counter("upstream_rq_timeout");
   upstream_rq_per_try_timeout = counter("upstream_rq_per_try_timeout");
   upstream_rq_retry = counter("upstream_rq_retry");

@@ -26,8 +26,9 @@ class IntegrationFixture : public ::testing::Test {
                          hcm_extra));
   }
   void StartProxy(const std::string& yaml,
-                  std::chrono::seconds drain_time = std::chrono::seconds(5)) {
-    const std::string error = proxy_.Start(yaml, drain_time);
+                  std::chrono::seconds drain_time = std::chrono::seconds(5),
+                  uint32_t concurrency = 2) {
+    const std::string error = proxy_.Start(yaml, drain_time, concurrency);
     ASSERT_EQ(error, "");
   }
   // "cluster.<cluster_>.<stat>" / "http.<prefix_>.<stat>".

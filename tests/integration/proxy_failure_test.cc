@@ -268,6 +268,94 @@ TEST_F(IntegrationFailure, CircuitBreakerMaxRequestsAnswers503Overloaded) {
   EXPECT_EQ(status, 200);
 }
 
+// max_connections reached: the request waits for a connection of its worker's pool (pending, as
+// in Envoy) instead of failing, and is served on the connection the first request releases.
+TEST_F(IntegrationFailure, MaxConnectionsQueuesRequestUntilAConnectionIsFree) {
+  // One worker: both clients share one pool (with two, the second worker would have no connection
+  // to wait for and would open one past the limit, as Envoy's pools do).
+  StartProxy(ProxyYaml(prefix_, CatchAllRoutes(cluster_, ""),
+                       "[" +
+                           ClusterYaml(cluster_, upstream_.port(),
+                                       "circuit_breakers: {thresholds: [{max_connections: 1}]}") +
+                           "]"),
+             seconds(5), 1);
+  HttpClient first(proxy_.port());
+  ASSERT_TRUE(first.Send("GET /slow?ms=400 HTTP/1.1\r\nHost: a\r\n\r\n"));
+  ASSERT_TRUE(upstream_.WaitForRequests(1));
+
+  HttpClient second(proxy_.port());
+  ASSERT_TRUE(second.Send("GET /echo/second HTTP/1.1\r\nHost: a\r\n\r\n"));
+  ASSERT_TRUE(WaitForStat("cluster." + cluster_ + ".upstream_cx_overflow", 1));
+  EXPECT_EQ(ClusterStat("upstream_rq_pending_active"), 1);  // waiting, not failed
+
+  const HttpResponse a = first.ReadResponse();
+  const HttpResponse b = second.ReadResponse();
+  EXPECT_EQ(a.status, 200) << a.error;
+  EXPECT_EQ(b.status, 200) << b.error;
+  EXPECT_EQ(upstream_.accepted_connections(), 1u);  // the second request reused the connection
+  EXPECT_EQ(ClusterStat("upstream_rq_pending_total"), 2);
+  EXPECT_EQ(ClusterStat("upstream_rq_pending_overflow"), 0);
+  EXPECT_TRUE(WaitForStat("cluster." + cluster_ + ".upstream_rq_pending_active", 0));
+}
+
+// With the connection busy and max_pending_requests also reached, the next request is refused
+// (503 UO); the waiting one is served on a new connection once the busy one closes.
+TEST_F(IntegrationFailure, PendingOverflowAnswers503AndWaiterGetsClosedConnectionsSlot) {
+  StartProxy(ProxyYaml(prefix_, CatchAllRoutes(cluster_, ""),
+                       "[" +
+                           ClusterYaml(cluster_, upstream_.port(),
+                                       "circuit_breakers: {thresholds: [{max_connections: 1, "
+                                       "max_pending_requests: 1}]}") +
+                           "]"),
+             seconds(5), 1);
+  auto hanging = std::make_unique<HttpClient>(proxy_.port());
+  ASSERT_TRUE(hanging->Send("GET /hang HTTP/1.1\r\nHost: a\r\n\r\n"));
+  ASSERT_TRUE(upstream_.WaitForRequests(1));
+
+  HttpClient waiter(proxy_.port());
+  ASSERT_TRUE(waiter.Send("GET /echo/waiter HTTP/1.1\r\nHost: a\r\n\r\n"));
+  ASSERT_TRUE(WaitForStat("cluster." + cluster_ + ".upstream_rq_pending_active", 1));
+
+  HttpClient refused(proxy_.port());
+  const HttpResponse r = refused.Get("/echo/refused");
+  ASSERT_EQ(r.status, 503) << r.error;
+  ASSERT_TRUE(r.header("x-envoy-overloaded"));
+  EXPECT_THAT(r.body, HasSubstr("overflow"));
+  EXPECT_EQ(ClusterStat("upstream_rq_pending_overflow"), 1);
+
+  // The hanging request's client leaves: its upstream connection closes, freeing the slot.
+  hanging.reset();
+  const HttpResponse w = waiter.ReadResponse();
+  EXPECT_EQ(w.status, 200) << w.error;
+  EXPECT_EQ(upstream_.requests_for("/echo/waiter"), 1u);
+  EXPECT_EQ(upstream_.requests_for("/echo/refused"), 0u);
+}
+
+// A waiting request whose client leaves is dropped from the queue: nothing is sent for it later.
+TEST_F(IntegrationFailure, WaitingRequestWhoseClientLeavesIsForgotten) {
+  StartProxy(ProxyYaml(prefix_, CatchAllRoutes(cluster_, ""),
+                       "[" +
+                           ClusterYaml(cluster_, upstream_.port(),
+                                       "circuit_breakers: {thresholds: [{max_connections: 1}]}") +
+                           "]"),
+             seconds(5), 1);
+  HttpClient first(proxy_.port());
+  ASSERT_TRUE(first.Send("GET /slow?ms=300 HTTP/1.1\r\nHost: a\r\n\r\n"));
+  ASSERT_TRUE(upstream_.WaitForRequests(1));
+  {
+    HttpClient leaver(proxy_.port());
+    ASSERT_TRUE(leaver.Send("GET /echo/leaver HTTP/1.1\r\nHost: a\r\n\r\n"));
+    ASSERT_TRUE(WaitForStat("cluster." + cluster_ + ".upstream_rq_pending_active", 1));
+  }
+  ASSERT_TRUE(WaitForStat("cluster." + cluster_ + ".upstream_rq_pending_active", 0));
+  EXPECT_EQ(first.ReadResponse().status, 200);
+  // The freed connection serves the next request; the leaver's never reached the upstream.
+  HttpClient next(proxy_.port());
+  EXPECT_EQ(next.Get("/echo/next").status, 200);
+  EXPECT_EQ(upstream_.requests_for("/echo/leaver"), 0u);
+  EXPECT_EQ(upstream_.accepted_connections(), 1u);
+}
+
 TEST_F(IntegrationFailure, StreamIdleTimeoutAnswers408WhenRequestBodyStalls) {
   StartSimple("", "stream_idle_timeout: 0.3s");
   HttpClient client(proxy_.port());

@@ -72,7 +72,8 @@ int64_t StatValue(std::string_view dotted_name) {
 
 ProxyHarness::~ProxyHarness() { Stop(); }
 
-std::string ProxyHarness::Start(std::string_view yaml, std::chrono::seconds drain_time) {
+std::string ProxyHarness::Start(std::string_view yaml, std::chrono::seconds drain_time,
+                                uint32_t concurrency) {
   // Quiet by default: the server logs a few lines per start. SLUICE_TEST_LOG=debug for more.
   const char* level = std::getenv("SLUICE_TEST_LOG");
   spdlog::set_level(level ? spdlog::level::from_str(level) : spdlog::level::warn);
@@ -83,7 +84,7 @@ std::string ProxyHarness::Start(std::string_view yaml, std::chrono::seconds drai
     return out + "\n" + std::string(yaml);
   }
   server::Options options;
-  options.concurrency = 2;
+  options.concurrency = concurrency;
   options.install_signal_handlers = false;
   options.drain_time = drain_time;
   server_ = std::make_unique<server::Server>(loaded.bootstrap, options);

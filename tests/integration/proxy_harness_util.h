@@ -42,7 +42,8 @@ class ProxyHarness {
 
   // Loads `yaml`, init()s the server and runs it on a thread. Returns "" or an error.
   std::string Start(std::string_view yaml,
-                    std::chrono::seconds drain_time = std::chrono::seconds(5));
+                    std::chrono::seconds drain_time = std::chrono::seconds(5),
+                    uint32_t concurrency = 2);
   // stop_now() and join (idempotent).
   void Stop();
   // Asks for a graceful drain (Server::shutdown()); WaitForExit() joins the run thread.

@@ -103,6 +103,8 @@ TEST_F(IntegrationAdmin, ReadyStatsAndPrometheus) {
   EXPECT_THAT(r.body, HasSubstr(fmt::format("cluster.{}.upstream_rq_total: 1\n", cluster_)));
   EXPECT_THAT(r.body, HasSubstr(fmt::format("cluster.{}.upstream_cx_total: 1\n", cluster_)));
   EXPECT_THAT(r.body, HasSubstr(fmt::format("cluster.{}.upstream_rq_2xx: 1\n", cluster_)));
+  EXPECT_THAT(r.body, HasSubstr(fmt::format("cluster.{}.upstream_rq_200: 1\n", cluster_)));
+  EXPECT_THAT(r.body, HasSubstr(fmt::format("cluster.{}.upstream_rq_completed: 1\n", cluster_)));
   EXPECT_THAT(r.body, HasSubstr(fmt::format("http.{}.downstream_rq_total: 1\n", prefix_)));
 
   r = Admin("GET", fmt::format("/stats?filter=^cluster\\.{}\\.", cluster_));
@@ -118,6 +120,10 @@ TEST_F(IntegrationAdmin, ReadyStatsAndPrometheus) {
   EXPECT_THAT(r.body,
               HasSubstr(fmt::format(
                   "envoy_cluster_upstream_rq_total{{envoy_cluster_name=\"{}\"}} 1\n", cluster_)));
+  // Per-code counters, tagged as Envoy's envoy.response_code extractor does.
+  EXPECT_THAT(r.body, HasSubstr(fmt::format("envoy_cluster_upstream_rq{{envoy_response_code="
+                                            "\"200\",envoy_cluster_name=\"{}\"}} 1\n",
+                                            cluster_)));
   EXPECT_THAT(r.body,
               HasSubstr(fmt::format("envoy_http_downstream_rq_total{{envoy_http_conn_manager_"
                                     "prefix=\"{}\"}} 1\n",
