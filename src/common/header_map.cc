@@ -10,48 +10,121 @@ void ascii_lower(std::string& s) {
   }
 }
 
+namespace {
+// Spare entries kept by clear(): enough for ordinary requests, bounded for hostile ones.
+constexpr size_t kMaxSpareEntries = 64;
+}  // namespace
+
+HeaderMap::Entry& HeaderMap::append_empty() {
+  if (size_ == entries_.size()) entries_.emplace_back();
+  Entry& e = entries_[size_++];
+  e.key.clear();
+  e.value.clear();
+  return e;
+}
+
+void HeaderMap::append_raw(std::string_view key, std::string_view value) {
+  Entry& e = append_empty();
+  e.key.assign(key);
+  e.value.assign(value);
+}
+
+void HeaderMap::erase_at(size_t i) {
+  // The removed entry moves behind the live ones, keeping its strings for reuse.
+  std::rotate(entries_.begin() + static_cast<std::ptrdiff_t>(i),
+              entries_.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+              entries_.begin() + static_cast<std::ptrdiff_t>(size_));
+  --size_;
+}
+
+void HeaderMap::clear() {
+  size_ = 0;
+  if (entries_.size() > kMaxSpareEntries) entries_.resize(kMaxSpareEntries);
+}
+
 void HeaderMap::add(std::string_view key, std::string_view value) {
-  Entry& e = entries_.emplace_back();
+  Entry& e = append_empty();
   e.key.assign(key);
   ascii_lower(e.key);
   e.value.assign(value);
 }
 
+void HeaderMap::add_front(std::string_view key, std::string_view value) {
+  add(key, value);
+  move_last_to_front(1);
+}
+
+void HeaderMap::move_last_to_front(size_t n) {
+  std::rotate(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(size_ - n),
+              entries_.begin() + static_cast<std::ptrdiff_t>(size_));
+}
+
+namespace {
+bool equals_lower(std::string_view lower_key, std::string_view key) {
+  if (lower_key.size() != key.size()) return false;
+  for (size_t i = 0; i < key.size(); ++i) {
+    char c = key[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (lower_key[i] != c) return false;
+  }
+  return true;
+}
+}  // namespace
+
 void HeaderMap::set(std::string_view key, std::string_view value) {
-  std::string lower(key);
-  ascii_lower(lower);
   bool replaced = false;
-  for (auto it = entries_.begin(); it != entries_.end();) {
-    if (it->key == lower) {
+  for (size_t i = 0; i < size_;) {
+    if (equals_lower(entries_[i].key, key)) {
       if (!replaced) {
-        it->value.assign(value);
+        entries_[i].value.assign(value);
         replaced = true;
-        ++it;
+        ++i;
       } else {
-        it = entries_.erase(it);
+        erase_at(i);
       }
     } else {
-      ++it;
+      ++i;
     }
   }
-  if (!replaced) entries_.push_back(Entry{std::move(lower), std::string(value)});
+  if (!replaced) add(key, value);
 }
 
 size_t HeaderMap::remove(std::string_view key) {
-  const size_t before = entries_.size();
-  std::erase_if(entries_, [&](const Entry& e) { return e.key == key; });
-  return before - entries_.size();
+  size_t removed = 0;
+  for (size_t i = 0; i < size_;) {
+    if (entries_[i].key == key) {
+      erase_at(i);
+      ++removed;
+    } else {
+      ++i;
+    }
+  }
+  return removed;
 }
 
 size_t HeaderMap::remove_prefix(std::string_view prefix) {
-  const size_t before = entries_.size();
-  std::erase_if(entries_, [&](const Entry& e) { return e.key.starts_with(prefix); });
-  return before - entries_.size();
+  size_t removed = 0;
+  for (size_t i = 0; i < size_;) {
+    if (entries_[i].key.starts_with(prefix)) {
+      erase_at(i);
+      ++removed;
+    } else {
+      ++i;
+    }
+  }
+  return removed;
 }
 
 const std::string* HeaderMap::get(std::string_view key) const {
-  for (const Entry& e : entries_) {
-    if (e.key == key) return &e.value;
+  for (size_t i = 0; i < size_; ++i) {
+    if (entries_[i].key == key) return &entries_[i].value;
+  }
+  return nullptr;
+}
+
+std::string* HeaderMap::get_mutable(std::string_view key) {
+  for (size_t i = 0; i < size_; ++i) {
+    if (entries_[i].key == key) return &entries_[i].value;
   }
   return nullptr;
 }
@@ -63,7 +136,7 @@ std::string_view HeaderMap::get_or_empty(std::string_view key) const {
 
 std::string HeaderMap::get_joined(std::string_view key) const {
   std::string out;
-  for (const Entry& e : entries_) {
+  for (const Entry& e : *this) {
     if (e.key != key) continue;
     if (!out.empty()) out += ", ";
     out += e.value;
@@ -73,12 +146,12 @@ std::string HeaderMap::get_joined(std::string_view key) const {
 
 size_t HeaderMap::count(std::string_view key) const {
   return static_cast<size_t>(
-      std::count_if(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.key == key; }));
+      std::count_if(begin(), end(), [&](const Entry& e) { return e.key == key; }));
 }
 
 size_t HeaderMap::byte_size() const {
   size_t n = 0;
-  for (const Entry& e : entries_) n += e.key.size() + e.value.size();
+  for (const Entry& e : *this) n += e.key.size() + e.value.size();
   return n;
 }
 

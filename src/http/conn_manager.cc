@@ -433,7 +433,7 @@ void HttpConnection::on_message_headers(HeaderMap& headers, bool end_stream) {
   st.downstream_rq_http1_total.inc();
   st.downstream_rq_active.inc();
 
-  s.request_headers = std::move(headers);
+  s.request_headers.swap(headers);  // the parser gets this (empty) map for the next message
   HeaderMap& h = s.request_headers;
   s.info.start_time = std::chrono::system_clock::now();
   s.info.start_mono = s.last_activity = Clock::now();
@@ -653,6 +653,7 @@ void HttpConnection::start_upstream_attempt() {
   lb.request_started(host);
   s.upstream = std::make_unique<UpstreamRequest>(*s.cluster, s.last_host, *this);
   UpstreamRequest& up = *s.upstream;
+  up.recycle_response_headers(spare_response_headers_);
   up.send(s.request_head);
   if (!s.request_body.empty()) {
     if (s.request_chunked) {
@@ -852,7 +853,7 @@ void HttpConnection::on_upstream_headers(HeaderMap& headers, bool end_stream) {
   per_try_timer_.cancel();
   s.info.first_upstream_rx_byte = Clock::now();
   s.info.response_code_details = "via_upstream";
-  s.response_headers = std::move(headers);
+  s.response_headers.swap(headers);
   const auto service_ms =
       std::chrono::duration_cast<milliseconds>(Clock::now() - s.attempt_start).count();
   s.response_headers.set("x-envoy-upstream-service-time", str_cat(service_ms));
@@ -1130,7 +1131,7 @@ void HttpConnection::finish_stream() {
   for (const auto& log : config_->access_logs) log->log(s.info);
 
   const bool keep_alive = s.keep_alive && s.request_complete;
-  stream_.reset();
+  release_stream();
   if (!keep_alive) {
     close_connection(true);
     return;
@@ -1142,11 +1143,26 @@ void HttpConnection::finish_stream() {
     return;
   }
   // Serve the next pipelined request, if one is waiting. Defer: we may be deep in a parser
-  // callback of the upstream or the downstream.
-  if (!input_.empty() || parser_.paused()) {
+  // callback of the upstream or the downstream. (With no input waiting, the next read resumes
+  // the parser itself.)
+  if (!input_.empty()) {
     asio::post(worker_.loop(), [self = weak_from_this()] {
       if (auto c = self.lock(); c && !c->closed_ && !c->stream_) c->process_input();
     });
+  }
+}
+
+void HttpConnection::release_stream() {
+  std::unique_ptr<Stream> s = std::move(stream_);
+  // The filters' last look (Proxy-Wasm on_log...) while the headers are still intact; then the
+  // header maps go back to the parsers, so the next request on this connection fills their
+  // entries without allocating.
+  for (auto& f : s->filters) f->complete();
+  s->filters.clear();
+  parser_.recycle_headers(s->request_headers);
+  if (spare_response_headers_.empty()) {
+    s->response_headers.clear();
+    spare_response_headers_.swap(s->response_headers);
   }
 }
 

@@ -118,6 +118,8 @@ class HttpConnection : public net::ConnectionCallbacks,
   void encode_response_data(std::string_view data);
   void encode_response_end();
   void finish_stream();
+  // Destroys the finished stream, keeping its header maps' storage for the next one.
+  void release_stream();
   void reset_stream(uint32_t flag);
   bool retry_on_response(uint32_t status);
   bool retry_on_failure(UpstreamFailure failure);
@@ -157,6 +159,7 @@ class HttpConnection : public net::ConnectionCallbacks,
   Http1Parser parser_;
   std::string input_;  // bytes received but not yet parsed (pipelined requests)
   std::unique_ptr<Stream> stream_;
+  HeaderMap spare_response_headers_;  // storage for the next upstream response's headers
   std::vector<std::unique_ptr<UpstreamRequest>> retired_upstreams_;
   asio::steady_timer idle_timer_;
   asio::steady_timer stream_timer_;  // route / request timeout

@@ -78,33 +78,49 @@ void Http1Parser::resume() {
 }
 
 // http-parser accepts obs-folded lines and bare LF; Envoy rejects both (they enable request
-// smuggling through intermediaries that read them differently). Scan the raw header bytes first.
+// smuggling through intermediaries that read them differently). Scan the raw header bytes first,
+// a line at a time (memchr finds the line ends and stray CRs far faster than a byte loop).
+// State carried across reads: prev_byte_ (the last byte seen), at_line_start_ (no content byte
+// on this line yet) and seen_content_ (the message has started: leading empty lines are allowed).
 bool Http1Parser::scan_header_bytes(const char* data, size_t len) {
-  for (size_t i = 0; i < len; ++i) {
-    const char c = data[i];
-    if (prev_byte_ == '\r' && c != '\n') {
-      fail("http/1.1 protocol error: bare CR in headers", 400);
+  size_t i = 0;
+  while (i < len) {
+    const char* lf = static_cast<const char*>(std::memchr(data + i, '\n', len - i));
+    const size_t end = lf ? static_cast<size_t>(lf - data) : len;  // this line's bytes: [i, end)
+    if (end > i) {
+      if (prev_byte_ == '\r') {
+        fail("http/1.1 protocol error: bare CR in headers", 400);
+        return false;
+      }
+      // A CR may only be the last byte before the LF (or the last byte read so far).
+      const char* cr = static_cast<const char*>(std::memchr(data + i, '\r', end - i));
+      if (cr && static_cast<size_t>(cr - data) != end - 1) {
+        fail("http/1.1 protocol error: bare CR in headers", 400);
+        return false;
+      }
+      const size_t content = end - i - (cr ? 1 : 0);
+      if (content > 0) {
+        if (at_line_start_ && seen_content_ && (data[i] == ' ' || data[i] == '\t')) {
+          fail("http/1.1 protocol error: obsolete line folding in headers", 400);
+          return false;
+        }
+        at_line_start_ = false;
+        seen_content_ = true;
+      }
+      prev_byte_ = data[end - 1];
+    }
+    if (!lf) return true;
+    if (prev_byte_ != '\r') {
+      fail("http/1.1 protocol error: bare LF line ending", 400);
       return false;
     }
-    if (c == '\n') {
-      if (prev_byte_ != '\r') {
-        fail("http/1.1 protocol error: bare LF line ending", 400);
-        return false;
-      }
-      if (at_line_start_ && seen_content_) {
-        in_headers_ = false;  // end of the header section: the body is http-parser's business
-        return true;
-      }
-      at_line_start_ = true;
-    } else if (c != '\r') {
-      if (at_line_start_ && (c == ' ' || c == '\t') && seen_content_) {
-        fail("http/1.1 protocol error: obsolete line folding in headers", 400);
-        return false;
-      }
-      at_line_start_ = false;
-      seen_content_ = true;
+    if (at_line_start_ && seen_content_) {
+      in_headers_ = false;  // end of the header section: the body is http-parser's business
+      return true;
     }
-    prev_byte_ = c;
+    at_line_start_ = true;
+    prev_byte_ = '\n';
+    i = end + 1;
   }
   return true;
 }
@@ -114,10 +130,11 @@ int Http1Parser::on_message_begin(http_parser* p) {
   self->in_message_ = true;
   self->headers_.clear();
   self->url_.clear();
-  self->field_.clear();
-  self->value_.clear();
+  self->building_header_ = false;
   self->last_was_value_ = false;
   self->header_bytes_ = 0;
+  self->host_count_ = 0;
+  self->transfer_encoding_count_ = 0;
   self->chunked_ = false;
   self->content_length_.reset();
   return 0;
@@ -137,40 +154,52 @@ int Http1Parser::on_url(http_parser* p, const char* at, size_t len) {
 int Http1Parser::on_status(http_parser* p, const char*, size_t) { return 0; }
 
 namespace {
-// RFC 9110 tchar.
-bool is_token_char(unsigned char c) {
-  if (c >= 'a' && c <= 'z') return true;
-  if (c >= 'A' && c <= 'Z') return true;
-  if (c >= '0' && c <= '9') return true;
-  return std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
-}
+// Byte classes for header validation, one table lookup per byte.
+struct ByteClasses {
+  bool token[256] = {};        // RFC 9110 tchar: what a header name may contain
+  bool bad_in_value[256] = {};  // control characters other than HTAB, and DEL
+  constexpr ByteClasses() {
+    for (int c = 'a'; c <= 'z'; ++c) token[c] = true;
+    for (int c = 'A'; c <= 'Z'; ++c) token[c] = true;
+    for (int c = '0'; c <= '9'; ++c) token[c] = true;
+    for (char c : std::string_view("!#$%&'*+-.^_`|~")) token[static_cast<unsigned char>(c)] = true;
+    for (int c = 0; c < 0x20; ++c) bad_in_value[c] = c != '\t';
+    bad_in_value[0x7f] = true;
+  }
+};
+constexpr ByteClasses kBytes;
 }  // namespace
 
+// The header being built is the map's last entry (http-parser may hand a name or a value over in
+// pieces, across reads): validated, lower-cased and trimmed here once it is complete.
 bool Http1Parser::commit_header() {
-  if (field_.empty()) return true;
+  if (!building_header_) return true;
+  building_header_ = false;
+  HeaderMap::Entry& e = headers_.back();
   // http-parser (non-strict) lets "Host : x" through with a space in the name, and checks value
   // bytes only from the second one on; both are smuggling and injection vectors.
-  for (unsigned char c : field_) {
-    if (!is_token_char(c)) {
+  for (char& c : e.key) {
+    const auto u = static_cast<unsigned char>(c);
+    if (!kBytes.token[u]) {
       fail("http/1.1 protocol error: invalid character in header name", 400);
       return false;
     }
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   }
-  for (unsigned char c : value_) {
-    if ((c < 0x20 && c != '\t') || c == 0x7f) {
+  for (char c : e.value) {
+    if (kBytes.bad_in_value[static_cast<unsigned char>(c)]) {
       fail("http/1.1 protocol error: invalid character in header value", 400);
       return false;
     }
   }
-  if (headers_.size() >= kMaxHeadersCount) {
+  if (headers_.size() > kMaxHeadersCount) {
     fail("too many headers", 431);
     return false;
   }
   // Trailing whitespace of a value is not part of it (RFC 9110); http-parser keeps it.
-  while (!value_.empty() && (value_.back() == ' ' || value_.back() == '\t')) value_.pop_back();
-  headers_.add(field_, value_);
-  field_.clear();
-  value_.clear();
+  while (!e.value.empty() && (e.value.back() == ' ' || e.value.back() == '\t')) e.value.pop_back();
+  if (e.key == "host") ++host_count_;
+  if (e.key == "transfer-encoding") ++transfer_encoding_count_;
   return true;
 }
 
@@ -185,7 +214,11 @@ int Http1Parser::on_header_field(http_parser* p, const char* at, size_t len) {
     self->fail("headers too large", 431);
     return 1;
   }
-  self->field_.append(at, len);
+  if (!self->building_header_) {
+    self->headers_.append_empty();
+    self->building_header_ = true;
+  }
+  self->headers_.back().key.append(at, len);
   return 0;
 }
 
@@ -197,7 +230,11 @@ int Http1Parser::on_header_value(http_parser* p, const char* at, size_t len) {
     self->fail("headers too large", 431);
     return 1;
   }
-  self->value_.append(at, len);
+  if (!self->building_header_) {  // (http-parser always sends a field first)
+    self->headers_.append_empty();
+    self->building_header_ = true;
+  }
+  self->headers_.back().value.append(at, len);
   return 0;
 }
 
@@ -208,7 +245,7 @@ int Http1Parser::on_headers_complete(http_parser* p) {
   // http-parser drops its chunked flag when a later header merely starts with
   // "Transfer-Encoding" ("Transfer-Encoding-X: y"), which would read a chunked body as no body
   // (a smuggling vector) or as a close-delimited one. Decide framing from the header map.
-  if (h.has("transfer-encoding")) {
+  if (self->transfer_encoding_count_ > 0) {
     if (h.has("content-length")) {
       self->fail("both Content-Length and Transfer-Encoding", 400);
       return -1;
@@ -230,56 +267,62 @@ int Http1Parser::on_headers_complete(http_parser* p) {
     // Only "chunked" is understood; anything else would leave the body length ambiguous (a
     // smuggling vector). Envoy answers 501.
     if (const std::string* te = h.get("transfer-encoding");
-        te && (h.count("transfer-encoding") > 1 || !equals_ignore_case(trim(*te), "chunked"))) {
+        te && (self->transfer_encoding_count_ > 1 || !equals_ignore_case(trim(*te), "chunked"))) {
       self->fail("unsupported transfer encoding", 501);
       return -1;
     }
-    if (h.count("host") > 1) {
+    if (self->host_count_ > 1) {
       self->fail("duplicate Host header", 400);
       return -1;
     }
-    std::string path = std::move(self->url_);
-    std::string authority;
-    if (const std::string* host = h.get("host")) authority = *host;
-    const bool origin_form = !path.empty() && path[0] == '/';
-    const bool asterisk_form = path == "*" && p->method == HTTP_OPTIONS;
+    const std::string& target = self->url_;
+    const bool origin_form = !target.empty() && target[0] == '/';
+    const bool asterisk_form = target == "*" && p->method == HTTP_OPTIONS;
     const bool absolute_form =
-        starts_with_ignore_case(path, "http://") || starts_with_ignore_case(path, "https://");
+        starts_with_ignore_case(target, "http://") || starts_with_ignore_case(target, "https://");
     if (!origin_form && !asterisk_form && !absolute_form) {
       self->fail("invalid request target", 400);
       return -1;
     }
+    // Pseudo-headers first, as HTTP/2 orders them. Built at the end of the map (in entries
+    // whose strings a previous request left), then moved to the front.
+    h.append_empty().key = ":method";
+    h.back().value = http_method_str(static_cast<http_method>(p->method));
+    h.append_empty().key = ":scheme";
+    h.back().value = "http";
+    h.append_empty().key = ":path";
+    h.back().value = target;
+    h.append_empty().key = ":authority";
+    if (self->host_count_ == 1) h.back().value = *h.get("host");
     // Absolute-form targets ("GET http://host/path"): the authority comes from the URL.
     if (absolute_form) {
       http_parser_url u;
       http_parser_url_init(&u);
-      if (http_parser_parse_url(path.data(), path.size(), 0, &u) != 0) {
+      if (http_parser_parse_url(target.data(), target.size(), 0, &u) != 0) {
         self->fail("invalid request target", 400);
         return -1;
       }
+      std::string& authority = h.back().value;
       if (u.field_set & (1 << UF_HOST)) {
-        authority.assign(path, u.field_data[UF_HOST].off, u.field_data[UF_HOST].len);
+        authority.assign(target, u.field_data[UF_HOST].off, u.field_data[UF_HOST].len);
         if (u.field_set & (1 << UF_PORT)) {
           str_append(&authority, ":",
-                          path.substr(u.field_data[UF_PORT].off, u.field_data[UF_PORT].len));
+                     std::string_view(target).substr(u.field_data[UF_PORT].off,
+                                                     u.field_data[UF_PORT].len));
         }
       }
-      std::string rest = (u.field_set & (1 << UF_PATH))
-                             ? path.substr(u.field_data[UF_PATH].off)
-                             : std::string("/");
-      path = std::move(rest);
+      *h.get_mutable(":path") = (u.field_set & (1 << UF_PATH))
+                                    ? target.substr(u.field_data[UF_PATH].off)
+                                    : std::string("/");
     }
-    h.remove("host");
-    // Pseudo-headers first, as HTTP/2 orders them.
-    auto& e = h.entries();
-    e.insert(e.begin(), {HeaderMap::Entry{":method", http_method_str(
-                                                         static_cast<http_method>(p->method))},
-                         HeaderMap::Entry{":scheme", "http"},
-                         HeaderMap::Entry{":path", std::move(path)},
-                         HeaderMap::Entry{":authority", std::move(authority)}});
+    h.move_last_to_front(4);
+    if (self->host_count_ > 0) h.remove("host");
   } else {
-    h.entries().insert(h.entries().begin(),
-                       HeaderMap::Entry{":status", std::to_string(p->status_code)});
+    char status[16];
+    const int n = snprintf(status, sizeof(status), "%u", static_cast<unsigned>(p->status_code));
+    h.append_empty().key = ":status";
+    h.back().value.assign(status, static_cast<size_t>(n));
+    h.move_last_to_front(1);
   }
 
   const bool has_body = self->chunked_ || (self->content_length_ && *self->content_length_ > 0) ||

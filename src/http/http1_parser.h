@@ -57,6 +57,13 @@ class Http1Parser {
   // Content-Length of the current message when given.
   std::optional<uint64_t> content_length() const { return content_length_; }
 
+  // Hands a finished message's header map back so the next message reuses its storage (its
+  // entries' strings) instead of allocating. `used` is left empty.
+  void recycle_headers(HeaderMap& used) {
+    if (!in_message_ && headers_.empty()) headers_.swap(used);
+    used.clear();
+  }
+
   // Response parsing: the next response answers a HEAD request, so it has no body.
   void expect_head_response(bool v) { head_response_ = v; }
 
@@ -82,9 +89,10 @@ class Http1Parser {
 
   HeaderMap headers_;
   std::string url_;
-  std::string field_;
-  std::string value_;
+  bool building_header_ = false;  // headers_.back() is a header still being read
   bool last_was_value_ = false;
+  uint32_t host_count_ = 0;
+  uint32_t transfer_encoding_count_ = 0;
   uint32_t header_bytes_ = 0;
   bool in_headers_ = true;  // before the end of the header section of the current message
   bool in_message_ = false;

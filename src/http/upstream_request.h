@@ -55,6 +55,8 @@ class UpstreamRequest : public net::ConnectionCallbacks,
   void cancel();
 
   void read_disable(bool disable);
+  // Storage for the response's header map (see Http1Parser::recycle_headers).
+  void recycle_response_headers(HeaderMap& used) { parser_.recycle_headers(used); }
   bool connected() const { return conn_ != nullptr && connected_; }
   bool reused_connection() const { return reused_; }
   bool response_started() const { return response_started_; }

@@ -11,7 +11,9 @@ namespace sluice::server {
 
 Worker::Worker(int index, const std::vector<std::unique_ptr<upstream::ClusterInfo>>& clusters)
     : index_(index),
-      loop_(1),  // one thread runs this loop: lets asio skip internal locking
+      // One thread runs this loop and does all of its socket I/O: asio may skip its per-socket
+      // locks. The scheduler stays locked: the main thread posts to workers.
+      loop_(ASIO_CONCURRENCY_HINT_UNSAFE_IO),
       clusters_(clusters, &loop_, static_cast<uint64_t>(index) * 7919 + 1),
       rng_(std::random_device{}() + static_cast<uint64_t>(index)) {}
 

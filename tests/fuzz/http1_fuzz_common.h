@@ -407,7 +407,7 @@ class Recorder : public http::Http1ParserCallbacks {
     for (const auto& e : h) FUZZ_CHECK(!e.key.starts_with("x-"));
     if (type_ == MessageType::Request) {
       h.set(":path", "/rewritten");
-      FUZZ_CHECK(h.path() == "/rewritten" && h.entries()[2].key == ":path");
+      FUZZ_CHECK(h.path() == "/rewritten" && h[2].key == ":path");
     }
     // The copy is independent of what was done to the original.
     FUZZ_CHECK(snapshot(copy) == before);

@@ -187,10 +187,10 @@ TEST(HeaderMap, ClearAndReuse) {
   EXPECT_THAT(Entries(h), ElementsAre(Pair("c", "3")));
 }
 
-TEST(HeaderMap, EntriesAreMutable) {
+TEST(HeaderMap, AddFrontPutsAnEntryFirst) {
   HeaderMap h;
   h.add("b", "2");
-  h.entries().insert(h.entries().begin(), HeaderMap::Entry{":status", "200"});
+  h.add_front(":status", "200");
   EXPECT_EQ(h.status(), "200");
   EXPECT_THAT(Entries(h), ElementsAre(Pair(":status", "200"), Pair("b", "2")));
 }
