@@ -254,10 +254,10 @@ HttpConnection::HttpConnection(WorkerContext& worker,
       config_(std::move(config)),
       conn_(std::move(conn)),
       parser_(MessageType::Request, *this, config_->config.max_request_headers_kb * 1024),
-      idle_timer_(worker.loop()),
-      stream_timer_(worker.loop()),
-      per_try_timer_(worker.loop()),
-      stream_idle_timer_(worker.loop()),
+      idle_timer_(worker.loop(), [this] { on_connection_idle_timeout(); }),
+      stream_timer_(worker.loop(), [this] { on_stream_timer(); }),
+      per_try_timer_(worker.loop(), [this] { on_per_try_timer(); }),
+      stream_idle_timer_(worker.loop(), [this] { on_stream_idle_timer(); }),
       connection_start_(Clock::now()) {}
 
 HttpConnection::~HttpConnection() {
@@ -280,12 +280,48 @@ void HttpConnection::arm_connection_idle_timer() {
   const auto timeout = config_->config.idle_timeout;
   if (timeout.count() == 0) return;
   idle_timer_.expires_after(timeout);
-  idle_timer_.async_wait([self = weak_from_this()](const asio::error_code& ec) {
-    auto s = self.lock();
-    if (ec || !s || s->closed_ || s->stream_) return;
-    s->config_->stats.downstream_cx_idle_timeout.inc();
-    s->close_connection(true);
-  });
+}
+
+void HttpConnection::on_connection_idle_timeout() {
+  if (closed_ || stream_) return;
+  auto self = shared_from_this();
+  config_->stats.downstream_cx_idle_timeout.inc();
+  close_connection(true);
+}
+
+void HttpConnection::on_stream_timer() {
+  if (!stream_ || closed_) return;
+  auto self = shared_from_this();
+  if (stream_timer_purpose_ == StreamTimerPurpose::RouteTimeout) {
+    on_route_timeout();
+    return;
+  }
+  // The request timeout: the whole request must arrive in time.
+  Stream& s = *stream_;
+  if (s.request_complete) return;
+  config_->stats.downstream_rq_timeout.inc();
+  s.keep_alive = false;
+  if (s.response_started) {
+    reset_stream(0);
+  } else {
+    discard_upstream();
+    send_local_reply(408, "request timeout", 0, "request_overall_timeout");
+  }
+}
+
+void HttpConnection::arm_route_timeout(milliseconds timeout) {
+  stream_timer_purpose_ = StreamTimerPurpose::RouteTimeout;
+  stream_timer_.expires_after(timeout);
+}
+
+void HttpConnection::on_per_try_timer() {
+  if (!stream_ || closed_) return;
+  auto self = shared_from_this();
+  if (per_try_purpose_ == PerTryPurpose::RetryBackoff) {
+    if (!stream_->upstream) start_upstream_attempt();
+    return;
+  }
+  if (stream_->attempts == per_try_attempt_) on_per_try_timeout();
 }
 
 void HttpConnection::start_drain() {
@@ -448,21 +484,8 @@ void HttpConnection::on_message_headers(HeaderMap& headers, bool end_stream) {
   s.request_chunked = parser_.chunked();
   arm_stream_idle_timer();
   if (hcm.request_timeout.count() > 0) {
+    stream_timer_purpose_ = StreamTimerPurpose::RequestTimeout;
     stream_timer_.expires_after(hcm.request_timeout);
-    stream_timer_.async_wait(
-        [self = weak_from_this(), gen = generation_](const asio::error_code& ec) {
-          auto c = self.lock();
-          if (ec || !c || c->generation_ != gen || !c->stream_ || c->stream_->request_complete)
-            return;
-          c->config_->stats.downstream_rq_timeout.inc();
-          c->stream_->keep_alive = false;
-          if (c->stream_->response_started) {
-            c->reset_stream(0);
-          } else {
-            c->discard_upstream();
-            c->send_local_reply(408, "request timeout", 0, "request_overall_timeout");
-          }
-        });
   }
 
   // HTTP/1.1 requires Host; HTTP/1.0 may omit it (routed to the "*" virtual host).
@@ -627,12 +650,7 @@ void HttpConnection::route_request() {
   // synchronously and answer locally.
   if (stream_ && stream_->router_complete && !stream_->response_started &&
       route_timeout.count() > 0) {
-    stream_timer_.expires_after(route_timeout);
-    stream_timer_.async_wait(
-        [self = weak_from_this(), gen = generation_](const asio::error_code& ec) {
-          auto c = self.lock();
-          if (!ec && c && c->generation_ == gen && c->stream_) c->on_route_timeout();
-        });
+    arm_route_timeout(route_timeout);
   }
 }
 
@@ -669,14 +687,9 @@ void HttpConnection::start_upstream_attempt() {
     up.request_complete();
   }
   if (s.action->retry_policy && s.action->retry_policy->per_try_timeout.count() > 0) {
+    per_try_purpose_ = PerTryPurpose::PerTryTimeout;
+    per_try_attempt_ = s.attempts;
     per_try_timer_.expires_after(s.action->retry_policy->per_try_timeout);
-    per_try_timer_.async_wait([self = weak_from_this(), gen = generation_,
-                               attempt = s.attempts](const asio::error_code& ec) {
-      auto c = self.lock();
-      if (!ec && c && c->generation_ == gen && c->stream_ && c->stream_->attempts == attempt) {
-        c->on_per_try_timeout();
-      }
-    });
   }
   if (!s.info.first_upstream_tx_byte) s.info.first_upstream_tx_byte = Clock::now();
   up.start(worker_.loop(), s.head_request);
@@ -746,12 +759,7 @@ void HttpConnection::router_end() {
     s.upstream->request_complete();
   }
   if (s.action && !s.response_started && s.action->timeout.count() > 0) {
-    stream_timer_.expires_after(s.action->timeout);
-    stream_timer_.async_wait(
-        [self = weak_from_this(), gen = generation_](const asio::error_code& ec) {
-          auto c = self.lock();
-          if (!ec && c && c->generation_ == gen && c->stream_) c->on_route_timeout();
-        });
+    arm_route_timeout(s.action->timeout);
   } else if (!s.action) {
     stream_timer_.cancel();
   }
@@ -834,14 +842,8 @@ bool HttpConnection::schedule_retry() {
   // Envoy's backoff: 25 ms base, full jitter, doubling per attempt, capped at 10x base.
   const uint64_t ceiling = std::min<uint64_t>(25ull << std::min<uint32_t>(s.attempts - 1, 4), 250);
   std::uniform_int_distribution<uint64_t> dist(0, ceiling);
+  per_try_purpose_ = PerTryPurpose::RetryBackoff;
   per_try_timer_.expires_after(milliseconds(dist(worker_.rng())));
-  per_try_timer_.async_wait(
-      [self = weak_from_this(), gen = generation_](const asio::error_code& ec) {
-        auto c = self.lock();
-        if (!ec && c && c->generation_ == gen && c->stream_ && !c->stream_->upstream) {
-          c->start_upstream_attempt();
-        }
-      });
   return true;
 }
 
@@ -981,25 +983,25 @@ void HttpConnection::arm_stream_idle_timer() {
   }
   // One timer checks the last-activity stamp instead of being re-armed on every byte.
   stream_idle_timer_.expires_at(stream_->last_activity + timeout);
-  stream_idle_timer_.async_wait(
-      [self = weak_from_this(), gen = generation_](const asio::error_code& ec) {
-        auto c = self.lock();
-        if (ec || !c || c->generation_ != gen || !c->stream_) return;
-        Stream& st = *c->stream_;
-        if (Clock::now() - st.last_activity < c->stream_idle_timeout()) {
-          c->arm_stream_idle_timer();
-          return;
-        }
-        c->config_->stats.downstream_rq_idle_timeout.inc();
-        st.keep_alive = false;
-        c->discard_upstream();
-        if (st.response_started) {
-          c->reset_stream(kStreamIdleTimeout);
-        } else {
-          c->send_local_reply(st.request_complete ? 504 : 408, "stream timeout", kStreamIdleTimeout,
-                              "stream_idle_timeout");
-        }
-      });
+}
+
+void HttpConnection::on_stream_idle_timer() {
+  if (!stream_ || closed_) return;
+  auto self = shared_from_this();
+  Stream& st = *stream_;
+  if (Clock::now() - st.last_activity < stream_idle_timeout()) {
+    arm_stream_idle_timer();
+    return;
+  }
+  config_->stats.downstream_rq_idle_timeout.inc();
+  st.keep_alive = false;
+  discard_upstream();
+  if (st.response_started) {
+    reset_stream(kStreamIdleTimeout);
+  } else {
+    send_local_reply(st.request_complete ? 504 : 408, "stream timeout", kStreamIdleTimeout,
+                     "stream_idle_timeout");
+  }
 }
 
 void HttpConnection::send_local_reply(uint32_t status, std::string_view body, uint32_t flag,

@@ -24,6 +24,7 @@
 #include "http/route_table.h"
 #include "http/upstream_request.h"
 #include "net/connection.h"
+#include "net/lazy_timer.h"
 #include "upstream/cluster_manager.h"
 
 namespace sluice::accesslog {
@@ -128,6 +129,12 @@ class HttpConnection : public net::ConnectionCallbacks,
   std::chrono::milliseconds stream_idle_timeout() const;
   void arm_stream_idle_timer();
   void arm_connection_idle_timer();
+  void arm_route_timeout(std::chrono::milliseconds timeout);
+  // Timer expiries (net::LazyTimer callbacks).
+  void on_connection_idle_timeout();
+  void on_stream_timer();
+  void on_per_try_timer();
+  void on_stream_idle_timer();
   void on_route_timeout();
   void on_per_try_timeout();
   void close_connection(bool flush);
@@ -161,10 +168,13 @@ class HttpConnection : public net::ConnectionCallbacks,
   std::unique_ptr<Stream> stream_;
   HeaderMap spare_response_headers_;  // storage for the next upstream response's headers
   std::vector<std::unique_ptr<UpstreamRequest>> retired_upstreams_;
-  asio::steady_timer idle_timer_;
-  asio::steady_timer stream_timer_;  // route / request timeout
-  asio::steady_timer per_try_timer_;
-  asio::steady_timer stream_idle_timer_;
+  net::LazyTimer idle_timer_;    // connection idle (no stream)
+  net::LazyTimer stream_timer_;  // request timeout, then the route timeout
+  enum class StreamTimerPurpose { RequestTimeout, RouteTimeout } stream_timer_purpose_{};
+  net::LazyTimer per_try_timer_;  // per-try timeout, or the backoff before a retry
+  enum class PerTryPurpose { PerTryTimeout, RetryBackoff } per_try_purpose_{};
+  uint32_t per_try_attempt_ = 0;  // the attempt a per-try timeout is for
+  net::LazyTimer stream_idle_timer_;
   uint64_t generation_ = 0;  // invalidates timers of finished streams
   bool draining_ = false;
   bool closed_ = false;
