@@ -90,29 +90,11 @@ void HeaderMap::set(std::string_view key, std::string_view value) {
 }
 
 size_t HeaderMap::remove(std::string_view key) {
-  size_t removed = 0;
-  for (size_t i = 0; i < size_;) {
-    if (entries_[i].key == key) {
-      erase_at(i);
-      ++removed;
-    } else {
-      ++i;
-    }
-  }
-  return removed;
+  return remove_if([key](const Entry& e) { return e.key == key; });
 }
 
 size_t HeaderMap::remove_prefix(std::string_view prefix) {
-  size_t removed = 0;
-  for (size_t i = 0; i < size_;) {
-    if (entries_[i].key.starts_with(prefix)) {
-      erase_at(i);
-      ++removed;
-    } else {
-      ++i;
-    }
-  }
-  return removed;
+  return remove_if([prefix](const Entry& e) { return e.key.starts_with(prefix); });
 }
 
 const std::string* HeaderMap::get(std::string_view key) const {

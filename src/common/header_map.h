@@ -56,6 +56,20 @@ class HeaderMap {
   size_t remove(std::string_view key);
   // Removes every key starting with `prefix` (e.g. "x-envoy-").
   size_t remove_prefix(std::string_view prefix);
+  // Removes every entry for which pred(entry) is true, in one pass.
+  template <typename Pred>
+  size_t remove_if(Pred pred) {
+    size_t removed = 0;
+    for (size_t i = 0; i < size_;) {
+      if (pred(entries_[i])) {
+        erase_at(i);
+        ++removed;
+      } else {
+        ++i;
+      }
+    }
+    return removed;
+  }
 
   // First value of `key` (lower-case), or nullptr.
   const std::string* get(std::string_view key) const;

@@ -50,6 +50,18 @@ inline std::vector<std::string_view> split(std::string_view s, char sep) {
   return out;
 }
 
+// Calls fn(piece) for each `sep`-separated piece of `s` (like split(), without a vector).
+template <typename Fn>
+void for_each_piece(std::string_view s, char sep, Fn&& fn) {
+  size_t start = 0;
+  while (true) {
+    const size_t pos = s.find(sep, start);
+    fn(s.substr(start, pos == std::string_view::npos ? std::string_view::npos : pos - start));
+    if (pos == std::string_view::npos) break;
+    start = pos + 1;
+  }
+}
+
 inline std::string_view trim(std::string_view s) {
   const auto ws = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
   while (!s.empty() && ws(s.front())) s.remove_prefix(1);

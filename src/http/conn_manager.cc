@@ -201,20 +201,36 @@ std::string_view address_without_port(std::string_view a) {
   return colon == std::string_view::npos ? a : a.substr(0, colon);
 }
 
+bool is_hop_by_hop(std::string_view key) {
+  switch (key.size()) {
+    case 2:
+      return key == "te";
+    case 7:
+      return key == "upgrade";
+    case 10:
+      return key == "connection" || key == "keep-alive";
+    case 16:
+      return key == "proxy-connection";
+    case 17:
+      return key == "transfer-encoding";
+    default:
+      return false;
+  }
+}
+
 void remove_hop_by_hop(HeaderMap& h) {
-  // Headers named in Connection are hop-by-hop too.
+  // Headers named in Connection are hop-by-hop too. (A copy: removing entries moves strings.)
   if (const std::string* c = h.get("connection")) {
-    for (std::string_view token : split(*c, ',')) {
+    const std::string connection = *c;
+    for_each_piece(connection, ',', [&](std::string_view token) {
       std::string name(trim(token));
       ascii_lower(name);
-      if (name != "close" && name != "keep-alive" && !name.empty() && name[0] != ':')
+      if (name != "close" && name != "keep-alive" && !name.empty() && name[0] != ':') {
         h.remove(name);
-    }
+      }
+    });
   }
-  for (std::string_view name :
-       {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"}) {
-    h.remove(name);
-  }
+  h.remove_if([](const HeaderMap::Entry& e) { return is_hop_by_hop(e.key); });
 }
 
 void apply_mutations(HeaderMap& h, const std::vector<config::HeaderValueOption>& add,
@@ -470,6 +486,7 @@ void HttpConnection::on_message_headers(HeaderMap& headers, bool end_stream) {
   st.downstream_rq_active.inc();
 
   s.request_headers.swap(headers);  // the parser gets this (empty) map for the next message
+  s.request_head.swap(spare_request_head_);  // storage a previous request left
   HeaderMap& h = s.request_headers;
   s.info.start_time = std::chrono::system_clock::now();
   s.info.start_mono = s.last_activity = Clock::now();
@@ -672,6 +689,17 @@ void HttpConnection::start_upstream_attempt() {
   s.upstream = std::make_unique<UpstreamRequest>(*s.cluster, s.last_host, *this);
   UpstreamRequest& up = *s.upstream;
   up.recycle_response_headers(spare_response_headers_);
+  if (s.action->retry_policy && s.action->retry_policy->per_try_timeout.count() > 0) {
+    per_try_purpose_ = PerTryPurpose::PerTryTimeout;
+    per_try_attempt_ = s.attempts;
+    per_try_timer_.expires_after(s.action->retry_policy->per_try_timeout);
+  }
+  if (!s.info.first_upstream_tx_byte) s.info.first_upstream_tx_byte = Clock::now();
+  // Started before the bytes are handed over: a pooled connection is attached at once, so they
+  // go straight to its write buffer. A synchronous failure (overflow) may already have answered
+  // the stream or started another attempt.
+  up.start(worker_.loop(), s.head_request);
+  if (!stream_ || stream_->upstream.get() != &up) return;
   up.send(s.request_head);
   if (!s.request_body.empty()) {
     if (s.request_chunked) {
@@ -686,13 +714,6 @@ void HttpConnection::start_upstream_attempt() {
     if (s.request_chunked) up.send(kLastChunk);
     up.request_complete();
   }
-  if (s.action->retry_policy && s.action->retry_policy->per_try_timeout.count() > 0) {
-    per_try_purpose_ = PerTryPurpose::PerTryTimeout;
-    per_try_attempt_ = s.attempts;
-    per_try_timer_.expires_after(s.action->retry_policy->per_try_timeout);
-  }
-  if (!s.info.first_upstream_tx_byte) s.info.first_upstream_tx_byte = Clock::now();
-  up.start(worker_.loop(), s.head_request);
 }
 
 void HttpConnection::on_message_body(std::string_view data) {
@@ -1053,11 +1074,9 @@ void HttpConnection::encode_response_headers(HeaderMap& h, bool end_stream) {
   } else if (s.http10) {
     h.set("connection", "keep-alive");
   }
-  std::string head;
-  head.reserve(256);
-  encode_response_head(h, s.http10, head);
-  conn_->write(head);
-  config_->stats.downstream_cx_tx_bytes_total.inc(head.size());
+  const size_t head_bytes =
+      conn_->write_with([&](std::string& out) { encode_response_head(h, s.http10, out); });
+  config_->stats.downstream_cx_tx_bytes_total.inc(head_bytes);
   if (end_stream) encode_response_end();
 }
 
@@ -1162,6 +1181,8 @@ void HttpConnection::release_stream() {
   for (auto& f : s->filters) f->complete();
   s->filters.clear();
   parser_.recycle_headers(s->request_headers);
+  s->request_head.clear();
+  spare_request_head_.swap(s->request_head);
   if (spare_response_headers_.empty()) {
     s->response_headers.clear();
     spare_response_headers_.swap(s->response_headers);

@@ -167,6 +167,7 @@ class HttpConnection : public net::ConnectionCallbacks,
   std::string input_;  // bytes received but not yet parsed (pipelined requests)
   std::unique_ptr<Stream> stream_;
   HeaderMap spare_response_headers_;  // storage for the next upstream response's headers
+  std::string spare_request_head_;    // storage for the next request's encoded head
   std::vector<std::unique_ptr<UpstreamRequest>> retired_upstreams_;
   net::LazyTimer idle_timer_;    // connection idle (no stream)
   net::LazyTimer stream_timer_;  // request timeout, then the route timeout

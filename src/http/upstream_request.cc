@@ -13,7 +13,7 @@ UpstreamRequest::UpstreamRequest(upstream::WorkerCluster& cluster,
       parser_(MessageType::Response, *this, 96 * 1024) {}
 
 UpstreamRequest::~UpstreamRequest() {
-  *alive_ = false;
+  if (alive_) *alive_ = false;
   stop_waiting();
   release_pending_slot();
   // A connection whose exchange did not complete cleanly is closed, never pooled.
@@ -100,6 +100,7 @@ void UpstreamRequest::connect() {
   auto conn = net::Connection::create(*loop_, info.config().per_connection_buffer_limit_bytes);
   conn_ = std::make_unique<upstream::UpstreamConnection>(cluster_, host_, conn);
   const auto started = std::chrono::steady_clock::now();
+  if (!alive_) alive_ = std::make_shared<bool>(true);
   conn->connect(host_->endpoint, info.config().connect_timeout,
                 [this, alive = alive_, started](const asio::error_code& ec) {
                   if (!*alive) return;

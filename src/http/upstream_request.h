@@ -101,8 +101,9 @@ class UpstreamRequest : public net::ConnectionCallbacks,
   bool response_started_ = false;
   bool response_complete_ = false;
   bool failed_ = false;
-  // Guards callbacks into a destroyed UpstreamRequest from the connect completion.
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  // Guards callbacks into a destroyed UpstreamRequest from the connect completion (made only
+  // when connecting: most requests reuse a pooled connection).
+  std::shared_ptr<bool> alive_;
 };
 
 }  // namespace sluice::http

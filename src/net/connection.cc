@@ -120,6 +120,10 @@ void Connection::do_read() {
 void Connection::write(std::string_view data) {
   if (closed_ || data.empty()) return;
   pending_.append(data);
+  after_append();
+}
+
+void Connection::after_append() {
   if (!above_high_ && write_buffered() > high_watermark_) {
     above_high_ = true;
     if (callbacks_) callbacks_->on_above_write_high_watermark();

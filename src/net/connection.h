@@ -50,6 +50,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool reading_disabled() const { return read_disabled_; }
 
   void write(std::string_view data);
+  // Appends what `fill(std::string& buffer)` writes straight into the write buffer (no
+  // temporary string); returns how many bytes it added.
+  template <typename Fill>
+  size_t write_with(Fill&& fill) {
+    if (closed_) return 0;
+    const size_t before = pending_.size();
+    fill(pending_);
+    const size_t added = pending_.size() - before;
+    if (added > 0) after_append();
+    return added;
+  }
   size_t write_buffered() const { return pending_.size() + writing_.size(); }
   bool above_high_watermark() const { return above_high_; }
 
@@ -75,6 +86,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   static uint64_t next_id();
   void do_read();
   void do_write();
+  // Watermarks and flush scheduling after bytes were appended to pending_.
+  void after_append();
   void flush_now();
   void close_now(bool notify, CloseReason reason);
   void update_addresses();
