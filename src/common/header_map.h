@@ -95,6 +95,8 @@ class HeaderMap {
   // one. The caller lower-cases the key.
   Entry& append_empty();
   Entry& back() { return entries_[size_ - 1]; }
+  Entry& front_mutable() { return entries_[0]; }
+  Entry& operator[](size_t i) { return entries_[i]; }
   void pop_back() { --size_; }
   // Moves the last `n` entries, in their order, before all the others.
   void move_last_to_front(size_t n);

@@ -129,11 +129,20 @@ int Http1Parser::on_message_begin(http_parser* p) {
   auto* self = static_cast<Http1Parser*>(p->data);
   self->in_message_ = true;
   self->headers_.clear();
+  // Pseudo-headers first, as HTTP/2 orders them: placeholders now, values once known.
+  if (self->type_ == MessageType::Request) {
+    for (const char* key : {":method", ":scheme", ":path", ":authority"}) {
+      self->headers_.append_empty().key = key;
+    }
+  } else {
+    self->headers_.append_empty().key = ":status";
+  }
   self->url_.clear();
   self->building_header_ = false;
   self->last_was_value_ = false;
   self->header_bytes_ = 0;
   self->host_count_ = 0;
+  self->header_count_ = 0;
   self->transfer_encoding_count_ = 0;
   self->chunked_ = false;
   self->content_length_.reset();
@@ -192,14 +201,18 @@ bool Http1Parser::commit_header() {
       return false;
     }
   }
-  if (headers_.size() > kMaxHeadersCount) {
+  if (++header_count_ > kMaxHeadersCount) {
     fail("too many headers", 431);
     return false;
   }
   // Trailing whitespace of a value is not part of it (RFC 9110); http-parser keeps it.
   while (!e.value.empty() && (e.value.back() == ' ' || e.value.back() == '\t')) e.value.pop_back();
-  if (e.key == "host") ++host_count_;
   if (e.key == "transfer-encoding") ++transfer_encoding_count_;
+  if (type_ == MessageType::Request && e.key == "host") {
+    // HTTP/1's Host is :authority (a second one is refused once the headers are complete).
+    if (++host_count_ == 1) headers_[kAuthorityIndex].value.swap(e.value);
+    headers_.pop_back();
+  }
   return true;
 }
 
@@ -251,7 +264,11 @@ int Http1Parser::on_headers_complete(http_parser* p) {
       return -1;
     }
     const std::string joined = h.get_joined("transfer-encoding");
-    if (equals_ignore_case(trim(split(joined, ',').back()), "chunked")) p->flags |= F_CHUNKED;
+    std::string_view last = joined;  // the last coding decides the framing
+    if (const size_t comma = last.rfind(','); comma != std::string_view::npos) {
+      last.remove_prefix(comma + 1);
+    }
+    if (equals_ignore_case(trim(last), "chunked")) p->flags |= F_CHUNKED;
   }
   self->chunked_ = (p->flags & F_CHUNKED) != 0;
   if (!self->chunked_ && (p->flags & F_CONTENTLENGTH)) self->content_length_ = p->content_length;
@@ -284,16 +301,10 @@ int Http1Parser::on_headers_complete(http_parser* p) {
       self->fail("invalid request target", 400);
       return -1;
     }
-    // Pseudo-headers first, as HTTP/2 orders them. Built at the end of the map (in entries
-    // whose strings a previous request left), then moved to the front.
-    h.append_empty().key = ":method";
-    h.back().value = http_method_str(static_cast<http_method>(p->method));
-    h.append_empty().key = ":scheme";
-    h.back().value = "http";
-    h.append_empty().key = ":path";
-    h.back().value = target;
-    h.append_empty().key = ":authority";
-    if (self->host_count_ == 1) h.back().value = *h.get("host");
+    HeaderMap::Entry* pseudo = &h.front_mutable();
+    pseudo[0].value = http_method_str(static_cast<http_method>(p->method));
+    pseudo[1].value = "http";
+    pseudo[2].value = target;
     // Absolute-form targets ("GET http://host/path"): the authority comes from the URL.
     if (absolute_form) {
       http_parser_url u;
@@ -302,7 +313,7 @@ int Http1Parser::on_headers_complete(http_parser* p) {
         self->fail("invalid request target", 400);
         return -1;
       }
-      std::string& authority = h.back().value;
+      std::string& authority = pseudo[kAuthorityIndex].value;
       if (u.field_set & (1 << UF_HOST)) {
         authority.assign(target, u.field_data[UF_HOST].off, u.field_data[UF_HOST].len);
         if (u.field_set & (1 << UF_PORT)) {
@@ -311,18 +322,19 @@ int Http1Parser::on_headers_complete(http_parser* p) {
                                                      u.field_data[UF_PORT].len));
         }
       }
-      *h.get_mutable(":path") = (u.field_set & (1 << UF_PATH))
-                                    ? target.substr(u.field_data[UF_PATH].off)
-                                    : std::string("/");
+      if (u.field_set & (1 << UF_PATH)) {
+        pseudo[2].value.assign(target, u.field_data[UF_PATH].off);
+      } else {
+        pseudo[2].value = "/";
+      }
     }
-    h.move_last_to_front(4);
-    if (self->host_count_ > 0) h.remove("host");
   } else {
-    char status[16];
-    const int n = snprintf(status, sizeof(status), "%u", static_cast<unsigned>(p->status_code));
-    h.append_empty().key = ":status";
-    h.back().value.assign(status, static_cast<size_t>(n));
-    h.move_last_to_front(1);
+    // http-parser only accepts three-digit status codes.
+    const unsigned code = p->status_code;
+    const char digits[3] = {static_cast<char>('0' + code / 100 % 10),
+                            static_cast<char>('0' + code / 10 % 10),
+                            static_cast<char>('0' + code % 10)};
+    h.front_mutable().value.assign(digits, 3);
   }
 
   const bool has_body = self->chunked_ || (self->content_length_ && *self->content_length_ > 0) ||

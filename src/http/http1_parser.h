@@ -78,6 +78,8 @@ class Http1Parser {
   static int on_message_complete_cb(http_parser* p);
 
   bool commit_header();
+  // Requests' pseudo-headers are :method, :scheme, :path, :authority (see on_message_begin).
+  static constexpr size_t kAuthorityIndex = 3;
   bool scan_header_bytes(const char* data, size_t len);
   void fail(std::string message, int status);
 
@@ -92,6 +94,7 @@ class Http1Parser {
   bool building_header_ = false;  // headers_.back() is a header still being read
   bool last_was_value_ = false;
   uint32_t host_count_ = 0;
+  uint32_t header_count_ = 0;  // headers read (Host included), for the count limit
   uint32_t transfer_encoding_count_ = 0;
   uint32_t header_bytes_ = 0;
   bool in_headers_ = true;  // before the end of the header section of the current message
