@@ -19,6 +19,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/strings.h"
 #include "config/field_walker.h"
 #include "config/json.h"
 
@@ -63,23 +64,28 @@ struct EnumName {
   T value;
 };
 
-// Reads an enum by its proto name. Names in `not_yet` are valid Envoy values Sluice lacks.
+// Reads an enum by its proto name, ignoring case as Envoy's loader does ("strict_dns" is
+// STRICT_DNS; Envoy's own examples write them so). Names in `not_yet` are valid Envoy values
+// Sluice lacks. Returns false when the field is absent, `invalid` (if given) tells a bad value.
 template <typename T>
 bool read_enum(Fields& f, std::string_view key, T& out, std::initializer_list<EnumName<T>> names,
-               std::initializer_list<std::string_view> not_yet = {}) {
+               std::initializer_list<std::string_view> not_yet = {}, bool* invalid = nullptr) {
   std::optional<Value> v = f.get(key);
   if (!v) return false;
+  if (invalid) *invalid = true;
   std::optional<std::string> s = read_string(f.diags(), *v);
   if (!s) return false;
   for (const EnumName<T>& n : names) {
-    if (n.name == *s) {
+    if (equals_ignore_case(n.name, *s)) {
       out = n.value;
+      if (invalid) *invalid = false;
       return true;
     }
   }
   std::vector<std::string_view> supported;
   for (const EnumName<T>& n : names) supported.push_back(n.name);
-  const bool known = std::find(not_yet.begin(), not_yet.end(), *s) != not_yet.end();
+  const bool known = std::any_of(not_yet.begin(), not_yet.end(),
+                                 [&](std::string_view n) { return equals_ignore_case(n, *s); });
   const std::string list = fmt::format("{}", fmt::join(supported, ", "));
   f.diags().error(*v, known ? fmt::format("\"{}\" is not supported yet (supported: {})", *s, list)
                             : fmt::format("unsupported value \"{}\" (supported: {})", *s, list));
@@ -158,7 +164,9 @@ class Loader {
   void parse_header_names(Fields& f, std::string_view key, std::vector<std::string>& out);
   void parse_per_filter_config(Fields& f, std::vector<std::string>& disabled);
   void parse_cluster(const Value& v, Cluster& out);
-  void parse_load_assignment(const Value& v, Cluster& out);
+  // `check_addresses`: false when the cluster's type was invalid (its own error says so; the
+  // addresses cannot be judged against it).
+  void parse_load_assignment(const Value& v, Cluster& out, bool check_addresses);
   void parse_circuit_breakers(const Value& v, CircuitBreakerThresholds& out);
 
   void check_references(const Bootstrap& b);
@@ -988,11 +996,12 @@ void Loader::parse_cluster(const Value& v, Cluster& out) {
   if (f.read_string("name", out.name, Need::kRequired)) {
     cluster_names_.push_back({out.name, *f.get("name")});
   }
+  bool type_invalid = false;
   read_enum<Cluster::Type>(f, "type", out.type,
                            {{"STATIC", Cluster::Type::Static},
                             {"STRICT_DNS", Cluster::Type::StrictDns},
                             {"LOGICAL_DNS", Cluster::Type::LogicalDns}},
-                           {"EDS", "ORIGINAL_DST"});
+                           {"EDS", "ORIGINAL_DST"}, &type_invalid);
   if (f.read_duration("connect_timeout", out.connect_timeout) && out.connect_timeout.count() == 0) {
     d_.error(*f.get("connect_timeout"), "must be greater than 0s");
   }
@@ -1000,7 +1009,9 @@ void Loader::parse_cluster(const Value& v, Cluster& out) {
                                {{"ROUND_ROBIN", Cluster::LbPolicy::RoundRobin},
                                 {"LEAST_REQUEST", Cluster::LbPolicy::LeastRequest},
                                 {"RANDOM", Cluster::LbPolicy::Random}});
-  if (std::optional<Value> la = f.get("load_assignment")) parse_load_assignment(*la, out);
+  if (std::optional<Value> la = f.get("load_assignment")) {
+    parse_load_assignment(*la, out, /*check_addresses=*/!type_invalid);
+  }
   if (std::optional<Value> cb = f.get("circuit_breakers")) {
     parse_circuit_breakers(*cb, out.circuit_breakers);
   }
@@ -1022,7 +1033,7 @@ void Loader::parse_cluster(const Value& v, Cluster& out) {
   f.reject("transport_socket", "TLS not supported yet");
 }
 
-void Loader::parse_load_assignment(const Value& v, Cluster& out) {
+void Loader::parse_load_assignment(const Value& v, Cluster& out, bool check_addresses) {
   Fields f(d_, v);
   std::string cluster_name;  // required by Envoy; only EDS uses it
   f.read_string("cluster_name", cluster_name, Need::kRequired);
@@ -1038,7 +1049,8 @@ void Loader::parse_load_assignment(const Value& v, Cluster& out) {
         Fields epf(d_, *ep);
         if (std::optional<Value> address = epf.get("address", Need::kRequired)) {
           ok = parse_socket_address(*address, endpoint.address, /*is_endpoint=*/true);
-          if (ok && out.type == Cluster::Type::Static && !is_ip_literal(endpoint.address.address)) {
+          if (ok && check_addresses && out.type == Cluster::Type::Static &&
+              !is_ip_literal(endpoint.address.address)) {
             d_.error(child_path(address->path, "socket_address.address"), address->line,
                      fmt::format("a STATIC cluster needs an IP address, got \"{}\" (use "
                                  "STRICT_DNS for hostnames)",

@@ -430,6 +430,38 @@ TEST(ConfigLoader, BadRegex) {
   EXPECT_EQ(r.errors.size(), 2u) << Describe(r.errors);
 }
 
+// Envoy parses enum names case-insensitively, and its own examples write "strict_dns",
+// "round_robin" and "auto".
+TEST(ConfigLoader, EnumNamesIgnoreCase) {
+  LoadResult r = load_from_string(R"(static_resources:
+  listeners:
+  - address: {socket_address: {address: 0.0.0.0, port_value: 8080}}
+    filter_chains:
+    - filters:
+      - name: hcm
+        typed_config:
+          {"@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager, stat_prefix: x, codec_type: auto, route_config: {virtual_hosts: [{name: vh, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: a}}]}]}, http_filters: [{name: r, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]}
+  clusters:
+  - {name: a, type: strict_dns, lb_policy: least_request, load_assignment: {cluster_name: a, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: localhost, port_value: 80}}}}]}]}}
+)");
+  ASSERT_TRUE(r.ok()) << Describe(r.errors);
+  EXPECT_EQ(r.bootstrap->clusters[0].type, Cluster::Type::StrictDns);
+  EXPECT_EQ(r.bootstrap->clusters[0].lb_policy, Cluster::LbPolicy::LeastRequest);
+}
+
+// A bad cluster type is one error: the endpoints are not also judged against a guessed type.
+TEST(ConfigLoader, BadClusterTypeDoesNotCascade) {
+  LoadResult r = load_from_string(R"(static_resources:
+  clusters:
+  - name: a
+    type: strictdns
+    load_assignment: {cluster_name: a, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: web, port_value: 80}}}}]}]}
+)");
+  EXPECT_TRUE(Has(r.errors, "static_resources.clusters[0].type", 4,
+                  "unsupported value \"strictdns\""));
+  EXPECT_EQ(r.errors.size(), 1u) << Describe(r.errors);
+}
+
 TEST(ConfigLoader, UnknownClusters) {
   LoadResult r = load_from_string(WithRoutes(
       "[{match: {prefix: /x}, route: {cluster: nope}},"
