@@ -369,6 +369,10 @@ class FakeStream : public http::StreamFilterCallbacks {
   HeaderMap* response_headers() override { return response_visible ? &response : nullptr; }
   std::string* request_body() override { return nullptr; }
   std::string* response_body() override { return nullptr; }
+  HeaderMap* request_trailers() override { return nullptr; }
+  HeaderMap* response_trailers() override { return nullptr; }
+  HeaderMap* add_request_trailers() override { return nullptr; }
+  HeaderMap* add_response_trailers() override { return nullptr; }
   void clear_route_cache() override { ++route_cache_clears; }
   const config::Route* route() override { return nullptr; }
   void continue_decoding() override {}

@@ -181,6 +181,9 @@ struct HttpConnectionManager {
   uint32_t xff_num_trusted_hops = 0;
   bool generate_request_id = true;
   std::string server_name = "envoy";  // Envoy's default, kept so Envoy users see what they expect
+  // http_protocol_options.enable_trailers: HTTP/1 trailers are parsed and passed on (Envoy drops
+  // them by default).
+  bool enable_trailers = false;
 };
 
 struct NetworkFilter {
@@ -223,6 +226,9 @@ struct Cluster {
   CircuitBreakerThresholds circuit_breakers;
   uint32_t per_connection_buffer_limit_bytes = 1024 * 1024;
   Duration dns_refresh_rate{5000};
+  // typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+  // .explicit_http_config.http_protocol_options.enable_trailers.
+  bool enable_trailers = false;
 };
 
 struct Node {

@@ -46,6 +46,10 @@ constexpr std::string_view kRouterName = "envoy.filters.http.router";
 constexpr std::string_view kWasmType =
     "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 constexpr std::string_view kWasmName = "envoy.filters.http.wasm";
+constexpr std::string_view kUpstreamHttpOptionsName =
+    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+constexpr std::string_view kUpstreamHttpOptionsType =
+    "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 constexpr std::string_view kFileLogType =
     "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog";
 constexpr std::string_view kFileLogName = "envoy.access_loggers.file";
@@ -167,6 +171,8 @@ class Loader {
   // `check_addresses`: false when the cluster's type was invalid (its own error says so; the
   // addresses cannot be judged against it).
   void parse_load_assignment(const Value& v, Cluster& out, bool check_addresses);
+  void parse_upstream_http_options(const Value& v, Cluster& out);
+  void parse_http1_options(const Value& v, bool& enable_trailers);
   void parse_circuit_breakers(const Value& v, CircuitBreakerThresholds& out);
 
   void check_references(const Bootstrap& b);
@@ -373,6 +379,17 @@ void Loader::parse_hcm(Fields& f, HttpConnectionManager& out) {
   f.read_uint32("xff_num_trusted_hops", out.xff_num_trusted_hops);
   f.read_bool("generate_request_id", out.generate_request_id);
   f.read_string("server_name", out.server_name);
+  if (std::optional<Value> options = f.get("http_protocol_options")) {
+    parse_http1_options(*options, out.enable_trailers);
+  }
+}
+
+void Loader::parse_http1_options(const Value& v, bool& enable_trailers) {
+  Fields o(d_, v);
+  o.read_bool("enable_trailers", enable_trailers);
+  // Sluice always accepts HTTP/1.0 (Envoy needs this flag): accepted, nothing to do.
+  bool accept_http_10 = false;
+  o.read_bool("accept_http_10", accept_http_10);
 }
 
 void Loader::parse_http_filter(const Value& v, HttpFilter& out) {
@@ -1027,10 +1044,46 @@ void Loader::parse_cluster(const Value& v, Cluster& out) {
                      {"V4_ONLY", Family::kV4Only},
                      {"V4_PREFERRED", Family::kV4Preferred},
                      {"ALL", Family::kAll}});
-  f.reject("typed_extension_protocol_options", "HTTP/2 upstreams not supported yet");
+  if (std::optional<Value> options = f.get("typed_extension_protocol_options")) {
+    Fields m(d_, *options);
+    for (auto& [name, value] : m.entries()) {
+      if (name != kUpstreamHttpOptionsName) {
+        d_.error(value, fmt::format("unsupported protocol options '{}' (supported: {})", name,
+                                    kUpstreamHttpOptionsName));
+        continue;
+      }
+      parse_upstream_http_options(value, out);
+    }
+  }
   f.reject("http2_protocol_options", "HTTP/2 upstreams not supported yet");
   f.reject("health_checks", "health checks are not supported yet");
   f.reject("transport_socket", "TLS not supported yet");
+}
+
+// envoy.extensions.upstreams.http.v3.HttpProtocolOptions: how Sluice talks HTTP to a cluster.
+void Loader::parse_upstream_http_options(const Value& v, Cluster& out) {
+  Fields f(d_, v);
+  std::string type;
+  if (f.read_string("@type", type, Need::kRequired) && type != kUpstreamHttpOptionsType) {
+    d_.error(*f.get("@type"), fmt::format("expected {}", kUpstreamHttpOptionsType));
+  }
+  f.reject("auto_config", "HTTP/2 upstreams (auto_config) are not supported yet");
+  f.reject("use_downstream_protocol_config",
+           "HTTP/2 upstreams (use_downstream_protocol_config) are not supported yet");
+  f.reject("http_filters", "upstream HTTP filters are not supported");
+  f.reject("upstream_http_protocol_options", "upstream TLS options are not supported yet");
+  if (std::optional<Value> explicit_config = f.get("explicit_http_config")) {
+    Fields e(d_, *explicit_config);
+    e.reject("http2_protocol_options", "HTTP/2 upstreams are not supported yet");
+    e.reject("http3_protocol_options", "HTTP/3 upstreams are not supported");
+    if (std::optional<Value> h1 = e.get("http_protocol_options")) {
+      parse_http1_options(*h1, out.enable_trailers);
+    }
+  }
+  if (std::optional<Value> common = f.get("common_http_protocol_options")) {
+    Fields c(d_, *common);
+    c.reject("idle_timeout", "upstream connection idle_timeout is not supported yet");
+  }
 }
 
 void Loader::parse_load_assignment(const Value& v, Cluster& out, bool check_addresses) {

@@ -90,6 +90,10 @@ struct HttpConnection::Stream {
   bool headers_end_stream = false;       // the request has no body
   bool response_end_at_headers = false;  // the response has no body
   bool local_replied = false;            // answered locally: later request bytes are dropped
+  // Trailers (HTTP/1: chunked messages with enable_trailers). has_*: the message ends with them.
+  HeaderMap request_trailers, response_trailers;
+  bool has_request_trailers = false, has_response_trailers = false;
+  bool request_trailers_decoded = false;  // reached the router
 
   ~Stream();
 };
@@ -112,6 +116,10 @@ struct HttpConnection::FilterSlot final : StreamFilterCallbacks {
   bool encode_end = false;
   std::string encode_buffer;
   bool in_decode_body = false, in_encode_body = false;
+  bool decode_end_is_last = false, encode_end_is_last = false;  // in the end_stream data call
+  // The trailers reached this filter while it held the stream; they follow once it continues.
+  bool decode_trailers_pending = false, encode_trailers_pending = false;
+  bool decode_trailers_held = false, encode_trailers_held = false;  // it stopped on them
   // Actions asked for inside a callback, run once it returns.
   int depth = 0;
   bool want_continue_decoding = false, want_continue_encoding = false;
@@ -142,6 +150,36 @@ struct HttpConnection::FilterSlot final : StreamFilterCallbacks {
   std::string* response_body() override {
     return in_encode_body || encode_stopped ? &encode_buffer : nullptr;
   }
+  HeaderMap* request_trailers() override {
+    return stream.has_request_trailers && trailers_reached(true) ? &stream.request_trailers
+                                                                  : nullptr;
+  }
+  HeaderMap* response_trailers() override {
+    return stream.has_response_trailers && trailers_reached(false) ? &stream.response_trailers
+                                                                    : nullptr;
+  }
+  HeaderMap* add_request_trailers() override {
+    if (done || !in_decode_body || !decode_end_is_last || stream.has_request_trailers) {
+      return request_trailers();
+    }
+    stream.has_request_trailers = true;
+    stream.request_trailers.clear();
+    return &stream.request_trailers;
+  }
+  HeaderMap* add_response_trailers() override {
+    if (done || !in_encode_body || !encode_end_is_last || stream.has_response_trailers) {
+      return response_trailers();
+    }
+    stream.has_response_trailers = true;
+    stream.response_trailers.clear();
+    return &stream.response_trailers;
+  }
+  // Trailers are this filter's to see once they were delivered to it (or while it holds them).
+  bool trailers_reached(bool request) const {
+    return request ? (trailers_seen_decode || decode_trailers_held)
+                   : (trailers_seen_encode || encode_trailers_held);
+  }
+  bool trailers_seen_decode = false, trailers_seen_encode = false;
   void clear_route_cache() override {
     if (!done) stream.route = nullptr;
   }
@@ -710,10 +748,7 @@ void HttpConnection::start_upstream_attempt() {
       up.send(s.request_body);
     }
   }
-  if (s.router_complete) {
-    if (s.request_chunked) up.send(kLastChunk);
-    up.request_complete();
-  }
+  if (s.router_complete) send_request_end(up);
 }
 
 void HttpConnection::on_message_body(std::string_view data) {
@@ -757,17 +792,48 @@ void HttpConnection::router_data(std::string_view data) {
   }
 }
 
+void HttpConnection::on_message_trailers(HeaderMap& trailers) {
+  // Without enable_trailers (Envoy's default) HTTP/1 trailers are read and dropped.
+  if (!stream_ || !config_->config.enable_trailers || stream_->local_replied) return;
+  Stream& s = *stream_;
+  s.request_trailers.swap(trailers);
+  s.has_request_trailers = true;
+}
+
 void HttpConnection::on_message_complete() {
   if (!stream_) return;
   Stream& s = *stream_;
   if (s.request_complete) return;  // no body: already handled with the headers
   s.request_complete = true;
   s.info.last_downstream_rx_byte = Clock::now();
+  if (s.has_request_trailers) {
+    if (s.filters.empty()) {
+      router_end();
+    } else {
+      decode_trailers_from(0);
+    }
+    return;
+  }
   if (s.filters.empty()) {
     router_end();
   } else {
     decode_data_from(0, {}, true);
   }
+}
+
+void HttpConnection::send_request_end(UpstreamRequest& up) {
+  Stream& s = *stream_;
+  if (s.request_chunked) {
+    // Trailers go upstream only where the cluster enables them (as Envoy's HTTP/1 codec).
+    if (s.has_request_trailers && s.cluster && s.cluster->info().config().enable_trailers) {
+      std::string end;
+      encode_last_chunk(s.request_trailers, end);
+      up.send(end);
+    } else {
+      up.send(kLastChunk);
+    }
+  }
+  up.request_complete();
 }
 
 void HttpConnection::router_end() {
@@ -776,8 +842,7 @@ void HttpConnection::router_end() {
   s.router_complete = true;
   if (s.local_replied && !s.upstream) return;
   if (s.upstream) {
-    if (s.request_chunked) s.upstream->send(kLastChunk);
-    s.upstream->request_complete();
+    send_request_end(*s.upstream);
   }
   if (s.action && !s.response_started && s.action->timeout.count() > 0) {
     arm_route_timeout(s.action->timeout);
@@ -901,6 +966,13 @@ void HttpConnection::on_upstream_data(std::string_view data) {
   }
 }
 
+void HttpConnection::on_upstream_trailers(HeaderMap& trailers) {
+  if (!stream_ || !stream_->cluster || !stream_->cluster->info().config().enable_trailers) return;
+  stream_->response_trailers.swap(trailers);
+  stream_->has_response_trailers = true;
+  stream_->info.response_trailers = &stream_->response_trailers;
+}
+
 void HttpConnection::on_upstream_complete() {
   if (!stream_) return;
   Stream& s = *stream_;
@@ -914,6 +986,10 @@ void HttpConnection::on_upstream_complete() {
   discard_upstream();
   if (s.filters.empty()) {
     encode_response_end();
+  } else if (s.has_response_trailers) {
+    stream_timer_.cancel();
+    per_try_timer_.cancel();
+    encode_trailers_from(s.filters.size());
   } else {
     stream_timer_.cancel();  // the upstream is done; filters may still hold the response
     per_try_timer_.cancel();
@@ -1096,7 +1172,13 @@ void HttpConnection::encode_response_data(std::string_view data) {
 
 void HttpConnection::encode_response_end() {
   Stream& s = *stream_;
-  if (s.response_chunked) conn_->write(kLastChunk);
+  if (s.response_chunked) {
+    if (s.has_response_trailers && config_->config.enable_trailers) {
+      conn_->write_with([&](std::string& out) { encode_last_chunk(s.response_trailers, out); });
+    } else {
+      conn_->write(kLastChunk);
+    }
+  }
   s.info.last_downstream_tx_byte = Clock::now();
   finish_stream();
 }
@@ -1294,6 +1376,7 @@ void HttpConnection::decode_data_from(size_t from, std::string_view data, bool e
   Stream& s = *stream_;
   if (s.local_replied) return;
   const uint64_t gen = generation_;
+  size_t trailers_from = SIZE_MAX;  // a filter added trailers: they continue from here
   const uint32_t limit = config_->buffer_limit;
   std::string carry;  // bytes a filter released, on their way to the next one
   std::string_view cur = data;
@@ -1307,15 +1390,25 @@ void HttpConnection::decode_data_from(size_t from, std::string_view data, bool e
     slot.decode_buffer.append(cur);
     if (slot.decode_stopped) {
       slot.decode_end |= end_stream;
+      if (trailers_from != SIZE_MAX) slot.decode_trailers_pending = true;
       if (slot.decode_buffer.size() > limit) too_large();
       return;
     }
     slot.in_decode_body = true;
+    slot.decode_end_is_last = end_stream && !s.has_request_trailers;
     slot.depth++;
     const FilterDataStatus st = slot.filter->decode_data(slot.decode_buffer, end_stream);
     slot.depth--;
-    slot.in_decode_body = false;
+    slot.in_decode_body = slot.decode_end_is_last = false;
     if (!after_filter_call(slot, gen)) return;
+    bool added_trailers = false;
+    if (end_stream && s.has_request_trailers) {
+      // This filter added trailers: the message now ends with them, after the data.
+      slot.trailers_seen_decode = true;
+      end_stream = false;
+      trailers_from = i + 1;
+      added_trailers = true;
+    }
     if (st == FilterDataStatus::Continue || slot.want_continue_decoding) {
       slot.want_continue_decoding = false;
       carry = std::move(slot.decode_buffer);
@@ -1323,15 +1416,74 @@ void HttpConnection::decode_data_from(size_t from, std::string_view data, bool e
       cur = carry;
       continue;
     }
+    // The stream stops at this filter.
     if (st == FilterDataStatus::StopIterationNoBuffer || end_stream) {
       slot.decode_stopped = true;
       slot.decode_end = end_stream;
     }
-    if (slot.decode_buffer.size() > limit) too_large();
+    if (slot.decode_buffer.size() > limit) {
+      too_large();
+      return;
+    }
+    if (added_trailers) {
+      slot.decode_stopped = slot.decode_trailers_held = true;  // its continue sends both on
+    } else if (trailers_from != SIZE_MAX) {
+      if (slot.decode_stopped) {
+        slot.decode_trailers_pending = true;
+      } else {
+        decode_trailers_from(i);  // buffering: the end of the message reaches it now
+      }
+    }
     return;
   }
   if (!cur.empty()) router_data(cur);
-  if (stream_ && generation_ == gen && end_stream) router_end();
+  if (!stream_ || generation_ != gen) return;
+  if (trailers_from != SIZE_MAX) {
+    decode_trailers_from(trailers_from);
+  } else if (end_stream) {
+    router_end();
+  }
+}
+
+// Trailers end the message: each filter sees them in order. A filter that holds the stream
+// (stopped on headers, or explicitly on data) gets them when it continues; a filter that is
+// buffering the body sees them now, and its buffered bytes move on before them.
+void HttpConnection::decode_trailers_from(size_t from) {
+  Stream& s = *stream_;
+  if (s.local_replied) return;
+  const uint64_t gen = generation_;
+  for (size_t i = from; i < s.filters.size(); ++i) {
+    FilterSlot& slot = *s.filters[i];
+    if (slot.decode_stopped) {
+      slot.decode_trailers_pending = true;
+      return;
+    }
+    slot.trailers_seen_decode = true;
+    slot.depth++;
+    const FilterTrailersStatus st = slot.filter->decode_trailers(s.request_trailers);
+    slot.depth--;
+    if (!after_filter_call(slot, gen)) return;
+    if (st == FilterTrailersStatus::StopIteration && !slot.want_continue_decoding) {
+      slot.decode_stopped = slot.decode_trailers_held = true;
+      return;
+    }
+    slot.want_continue_decoding = false;
+    if (!slot.decode_buffer.empty()) {
+      std::string pending = std::move(slot.decode_buffer);
+      slot.decode_buffer.clear();
+      decode_data_from(i + 1, pending, false);
+      if (!stream_ || generation_ != gen) return;
+      // A later filter holding the stream now keeps both the data and the trailers.
+      for (size_t j = i + 1; j < s.filters.size(); ++j) {
+        if (s.filters[j]->decode_stopped) {
+          s.filters[j]->decode_trailers_pending = true;
+          return;
+        }
+      }
+    }
+  }
+  s.request_trailers_decoded = true;
+  router_end();
 }
 
 void HttpConnection::resume_decoding(size_t index) {
@@ -1345,15 +1497,29 @@ void HttpConnection::resume_decoding(size_t index) {
   slot.decode_buffer.clear();
   const bool end = slot.decode_end;
   slot.decode_end = false;
+  const bool trailers_pending = slot.decode_trailers_pending;
+  slot.decode_trailers_pending = false;
   if (slot.decode_headers_held) {
     slot.decode_headers_held = false;
     decode_headers_from(index + 1);
     if (!stream_ || generation_ != gen) return;
     // Body bytes that arrived while the headers were held: this filter sees them now.
     if (!pending.empty() || end) decode_data_from(index, pending, end);
+    if (!stream_ || generation_ != gen) return;
+    if (trailers_pending) decode_trailers_from(index);
+    return;
+  }
+  if (slot.decode_trailers_held) {
+    // It stopped on the trailers: what it buffered, then the trailers, go on.
+    slot.decode_trailers_held = false;
+    if (!pending.empty()) decode_data_from(index + 1, pending, false);
+    if (!stream_ || generation_ != gen) return;
+    decode_trailers_from(index + 1);
     return;
   }
   decode_data_from(index + 1, pending, end);
+  if (!stream_ || generation_ != gen) return;
+  if (trailers_pending) decode_trailers_from(index);
 }
 
 void HttpConnection::encode_headers_from(size_t end) {
@@ -1379,6 +1545,9 @@ void HttpConnection::encode_headers_from(size_t end) {
 void HttpConnection::encode_data_from(size_t end, std::string_view data, bool end_stream) {
   Stream& s = *stream_;
   const uint64_t gen = generation_;
+  // A filter added trailers (in its end_stream call): they continue from trailers_end (the
+  // filters before it, in encoding order) once the data has gone on.
+  size_t trailers_end = SIZE_MAX;
   const uint32_t limit = config_->buffer_limit;
   std::string carry;
   std::string_view cur = data;
@@ -1409,15 +1578,24 @@ void HttpConnection::encode_data_from(size_t end, std::string_view data, bool en
     slot.encode_buffer.append(cur);
     if (slot.encode_stopped) {
       slot.encode_end |= end_stream;
+      if (trailers_end != SIZE_MAX) slot.encode_trailers_pending = true;
       if (slot.encode_buffer.size() > limit) too_large();
       return;
     }
     slot.in_encode_body = true;
+    slot.encode_end_is_last = end_stream && !s.has_response_trailers;
     slot.depth++;
     const FilterDataStatus st = slot.filter->encode_data(slot.encode_buffer, end_stream);
     slot.depth--;
-    slot.in_encode_body = false;
+    slot.in_encode_body = slot.encode_end_is_last = false;
     if (!after_filter_call(slot, gen)) return;
+    bool added_trailers = false;
+    if (end_stream && s.has_response_trailers) {
+      slot.trailers_seen_encode = true;
+      end_stream = false;
+      trailers_end = i;
+      added_trailers = true;
+    }
     if (st == FilterDataStatus::Continue || slot.want_continue_encoding) {
       slot.want_continue_encoding = false;
       carry = std::move(slot.encode_buffer);
@@ -1429,10 +1607,66 @@ void HttpConnection::encode_data_from(size_t end, std::string_view data, bool en
       slot.encode_stopped = true;
       slot.encode_end = end_stream;
     }
-    if (slot.encode_buffer.size() > limit) too_large();
+    if (slot.encode_buffer.size() > limit) {
+      too_large();
+      return;
+    }
+    if (added_trailers) {
+      slot.encode_stopped = slot.encode_trailers_held = true;
+    } else if (trailers_end != SIZE_MAX) {
+      if (slot.encode_stopped) {
+        slot.encode_trailers_pending = true;
+      } else {
+        encode_trailers_from(i + 1);  // buffering: the end of the message reaches it now
+      }
+    }
+    return;
+  }
+  if (trailers_end != SIZE_MAX) {
+    if (!cur.empty()) encode_response_data(cur);
+    if (!stream_ || generation_ != gen) return;
+    encode_trailers_from(trailers_end);
     return;
   }
   write_response_data(cur, end_stream);
+}
+
+// The response's trailers, through the encoding filters in reverse order (see
+// decode_trailers_from), then to the wire with the last chunk.
+void HttpConnection::encode_trailers_from(size_t end) {
+  Stream& s = *stream_;
+  const uint64_t gen = generation_;
+  s.info.response_trailers = &s.response_trailers;
+  for (size_t i = end; i-- > 0;) {
+    FilterSlot& slot = *s.filters[i];
+    if (slot.encode_stopped) {
+      slot.encode_trailers_pending = true;
+      return;
+    }
+    slot.trailers_seen_encode = true;
+    slot.depth++;
+    const FilterTrailersStatus st = slot.filter->encode_trailers(s.response_trailers);
+    slot.depth--;
+    if (!after_filter_call(slot, gen)) return;
+    if (st == FilterTrailersStatus::StopIteration && !slot.want_continue_encoding) {
+      slot.encode_stopped = slot.encode_trailers_held = true;
+      return;
+    }
+    slot.want_continue_encoding = false;
+    if (!slot.encode_buffer.empty()) {
+      std::string pending = std::move(slot.encode_buffer);
+      slot.encode_buffer.clear();
+      encode_data_from(i, pending, false);
+      if (!stream_ || generation_ != gen) return;
+      for (size_t j = i; j-- > 0;) {
+        if (s.filters[j]->encode_stopped) {
+          s.filters[j]->encode_trailers_pending = true;
+          return;
+        }
+      }
+    }
+  }
+  encode_response_end();
 }
 
 void HttpConnection::resume_encoding(size_t index) {
@@ -1446,14 +1680,27 @@ void HttpConnection::resume_encoding(size_t index) {
   slot.encode_buffer.clear();
   const bool end = slot.encode_end;
   slot.encode_end = false;
+  const bool trailers_pending = slot.encode_trailers_pending;
+  slot.encode_trailers_pending = false;
   if (slot.encode_headers_held) {
     slot.encode_headers_held = false;
     encode_headers_from(index);
     if (!stream_ || generation_ != gen) return;
     if (!pending.empty() || end) encode_data_from(index + 1, pending, end);
+    if (!stream_ || generation_ != gen) return;
+    if (trailers_pending) encode_trailers_from(index + 1);
+    return;
+  }
+  if (slot.encode_trailers_held) {
+    slot.encode_trailers_held = false;
+    if (!pending.empty()) encode_data_from(index, pending, false);
+    if (!stream_ || generation_ != gen) return;
+    encode_trailers_from(index);
     return;
   }
   encode_data_from(index, pending, end);
+  if (!stream_ || generation_ != gen) return;
+  if (trailers_pending) encode_trailers_from(index + 1);
 }
 
 void HttpConnection::write_response_data(std::string_view data, bool end_stream) {

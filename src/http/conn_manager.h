@@ -94,11 +94,13 @@ class HttpConnection : public net::ConnectionCallbacks,
   // Http1ParserCallbacks (requests)
   void on_message_headers(HeaderMap& headers, bool end_stream) override;
   void on_message_body(std::string_view data) override;
+  void on_message_trailers(HeaderMap& trailers) override;
   void on_message_complete() override;
   // UpstreamRequestCallbacks
   void on_upstream_connected() override;
   void on_upstream_headers(HeaderMap& headers, bool end_stream) override;
   void on_upstream_data(std::string_view data) override;
+  void on_upstream_trailers(HeaderMap& trailers) override;
   void on_upstream_complete() override;
   void on_upstream_failure(UpstreamFailure failure, bool response_started) override;
   void on_upstream_above_write_high_watermark() override;
@@ -145,6 +147,10 @@ class HttpConnection : public net::ConnectionCallbacks,
   void create_filters();
   void decode_headers_from(size_t from);
   void decode_data_from(size_t from, std::string_view data, bool end_stream);
+  void decode_trailers_from(size_t from);
+  void encode_trailers_from(size_t end);
+  // The end of the request upstream: the last chunk (with trailers where allowed).
+  void send_request_end(UpstreamRequest& up);
   void resume_decoding(size_t index);
   void encode_headers_from(size_t from);
   void encode_data_from(size_t from, std::string_view data, bool end_stream);

@@ -29,6 +29,11 @@ enum class FilterHeadersStatus {
   StopIteration,  // hold the headers (and buffer any body) until continue_*()
 };
 
+enum class FilterTrailersStatus {
+  Continue,
+  StopIteration,  // hold the trailers (the end of the message) until continue_*()
+};
+
 enum class FilterDataStatus {
   Continue,
   StopIterationAndBuffer,  // keep these bytes buffered and call again with more (or the end)
@@ -47,6 +52,15 @@ class StreamFilterCallbacks {
   // encode_data call is looking at); nullptr outside a body callback or a stop.
   virtual std::string* request_body() = 0;
   virtual std::string* response_body() = 0;
+  // The message's trailers once they reached this filter, else nullptr (HTTP/1 carries trailers
+  // only in chunked messages, and only with http_protocol_options.enable_trailers).
+  virtual HeaderMap* request_trailers() = 0;
+  virtual HeaderMap* response_trailers() = 0;
+  // During the last decode_data / encode_data call (end_stream) of a message without trailers: a
+  // filter may give it trailers (Envoy's addDecodedTrailers); the message then ends with them
+  // (the filters after this one see end_stream false, then decode_trailers). nullptr otherwise.
+  virtual HeaderMap* add_request_trailers() = 0;
+  virtual HeaderMap* add_response_trailers() = 0;
   // The request headers changed: the router picks the route again (Envoy's clearRouteCache).
   virtual void clear_route_cache() = 0;
   // The route picked for the current headers, or nullptr (no route).
@@ -77,6 +91,14 @@ class StreamFilter {
   virtual FilterDataStatus decode_data(std::string& data, bool end_stream) = 0;
   virtual FilterHeadersStatus encode_headers(HeaderMap& headers, bool end_stream) = 0;
   virtual FilterDataStatus encode_data(std::string& data, bool end_stream) = 0;
+  // The message ends with trailers (instead of end_stream on the last data). A filter that was
+  // buffering the body (StopIterationAndBuffer) learns here that the body is complete.
+  virtual FilterTrailersStatus decode_trailers(HeaderMap& trailers) {
+    return FilterTrailersStatus::Continue;
+  }
+  virtual FilterTrailersStatus encode_trailers(HeaderMap& trailers) {
+    return FilterTrailersStatus::Continue;
+  }
   // The stream is over (after the access log line was written): last look, then destruction.
   virtual void on_stream_complete() = 0;
 };

@@ -22,6 +22,7 @@ Http1Parser::Http1Parser(MessageType type, Http1ParserCallbacks& callbacks,
   settings_.on_header_value = on_header_value;
   settings_.on_headers_complete = on_headers_complete;
   settings_.on_body = on_body;
+  settings_.on_chunk_header = on_chunk_header;
   settings_.on_message_complete = on_message_complete_cb;
 }
 
@@ -43,8 +44,8 @@ size_t Http1Parser::execute(const char* data, size_t len) {
     if (failed()) return total;
     const http_errno err = HTTP_PARSER_ERRNO(&parser_);
     if (err == HPE_PAUSED) {
-      if (interim_pause_) {
-        interim_pause_ = false;
+      if (interim_pause_ || trailer_pause_) {
+        interim_pause_ = trailer_pause_ = false;
         http_parser_pause(&parser_, 0);
         continue;
       }
@@ -129,6 +130,8 @@ int Http1Parser::on_message_begin(http_parser* p) {
   auto* self = static_cast<Http1Parser*>(p->data);
   self->in_message_ = true;
   self->headers_.clear();
+  self->trailers_.clear();
+  self->in_trailers_ = false;
   // Pseudo-headers first, as HTTP/2 orders them: placeholders now, values once known.
   if (self->type_ == MessageType::Request) {
     for (const char* key : {":method", ":scheme", ":path", ":authority"}) {
@@ -184,7 +187,8 @@ constexpr ByteClasses kBytes;
 bool Http1Parser::commit_header() {
   if (!building_header_) return true;
   building_header_ = false;
-  HeaderMap::Entry& e = headers_.back();
+  HeaderMap& map = in_trailers_ ? trailers_ : headers_;
+  HeaderMap::Entry& e = map.back();
   // http-parser (non-strict) lets "Host : x" through with a space in the name, and checks value
   // bytes only from the second one on; both are smuggling and injection vectors.
   for (char& c : e.key) {
@@ -207,6 +211,7 @@ bool Http1Parser::commit_header() {
   }
   // Trailing whitespace of a value is not part of it (RFC 9110); http-parser keeps it.
   while (!e.value.empty() && (e.value.back() == ' ' || e.value.back() == '\t')) e.value.pop_back();
+  if (in_trailers_) return true;
   if (e.key == "transfer-encoding") ++transfer_encoding_count_;
   if (type_ == MessageType::Request && e.key == "host") {
     // HTTP/1's Host is :authority (a second one is refused once the headers are complete).
@@ -227,11 +232,12 @@ int Http1Parser::on_header_field(http_parser* p, const char* at, size_t len) {
     self->fail("headers too large", 431);
     return 1;
   }
+  HeaderMap& map = self->in_trailers_ ? self->trailers_ : self->headers_;
   if (!self->building_header_) {
-    self->headers_.append_empty();
+    map.append_empty();
     self->building_header_ = true;
   }
-  self->headers_.back().key.append(at, len);
+  map.back().key.append(at, len);
   return 0;
 }
 
@@ -243,11 +249,12 @@ int Http1Parser::on_header_value(http_parser* p, const char* at, size_t len) {
     self->fail("headers too large", 431);
     return 1;
   }
+  HeaderMap& map = self->in_trailers_ ? self->trailers_ : self->headers_;
   if (!self->building_header_) {  // (http-parser always sends a field first)
-    self->headers_.append_empty();
+    map.append_empty();
     self->building_header_ = true;
   }
-  self->headers_.back().value.append(at, len);
+  map.back().value.append(at, len);
   return 0;
 }
 
@@ -358,8 +365,30 @@ int Http1Parser::on_body(http_parser* p, const char* at, size_t len) {
   return 0;
 }
 
+// The last chunk ("0") of a chunked body: what follows is the trailer section, a header section
+// of its own. Pause so execute() scans its raw bytes (bare LF, obs-fold) before http-parser reads
+// them, as it does for the headers.
+int Http1Parser::on_chunk_header(http_parser* p) {
+  auto* self = static_cast<Http1Parser*>(p->data);
+  if (p->content_length != 0) return 0;
+  self->in_trailers_ = true;
+  self->header_bytes_ = 0;  // the trailers get a size budget of their own
+  self->header_count_ = 0;
+  self->in_headers_ = true;
+  self->prev_byte_ = '\n';
+  self->at_line_start_ = true;
+  self->seen_content_ = true;  // an empty line right away ends the (empty) trailer section
+  self->trailer_pause_ = true;
+  http_parser_pause(p, 1);
+  return 0;
+}
+
 int Http1Parser::on_message_complete_cb(http_parser* p) {
   auto* self = static_cast<Http1Parser*>(p->data);
+  if (self->in_trailers_) {
+    if (!self->commit_header()) return -1;
+    self->in_trailers_ = false;
+  }
   const bool interim = self->type_ == MessageType::Response && p->status_code / 100 == 1;
   // Reset the raw scanner for the next message's header section.
   self->in_headers_ = true;
@@ -375,6 +404,7 @@ int Http1Parser::on_message_complete_cb(http_parser* p) {
   }
   self->in_message_ = false;
   self->head_response_ = false;
+  if (!self->trailers_.empty()) self->callbacks_.on_message_trailers(self->trailers_);
   self->callbacks_.on_message_complete();
   http_parser_pause(p, 1);
   return 0;
@@ -409,6 +439,12 @@ void encode_request_head(const HeaderMap& headers, std::string& out) {
   str_append(&out, headers.method(), " ", headers.path(), " HTTP/1.1\r\n");
   if (!headers.authority().empty()) str_append(&out, "host: ", headers.authority(), "\r\n");
   append_headers(headers, out);
+  out += "\r\n";
+}
+
+void encode_last_chunk(const HeaderMap& trailers, std::string& out) {
+  out += "0\r\n";
+  append_headers(trailers, out);
   out += "\r\n";
 }
 

@@ -22,6 +22,9 @@ class Http1ParserCallbacks {
   virtual void on_message_headers(HeaderMap& headers, bool end_stream) = 0;
   // A piece of (de-chunked) body.
   virtual void on_message_body(std::string_view data) = 0;
+  // The trailer fields of a chunked message (only when it has some), just before
+  // on_message_complete. The callee may take them (swap).
+  virtual void on_message_trailers(HeaderMap& trailers) {}
   // The whole message has been read.
   virtual void on_message_complete() = 0;
 };
@@ -75,6 +78,7 @@ class Http1Parser {
   static int on_header_value(http_parser* p, const char* at, size_t len);
   static int on_headers_complete(http_parser* p);
   static int on_body(http_parser* p, const char* at, size_t len);
+  static int on_chunk_header(http_parser* p);
   static int on_message_complete_cb(http_parser* p);
 
   bool commit_header();
@@ -91,7 +95,9 @@ class Http1Parser {
 
   HeaderMap headers_;
   std::string url_;
-  bool building_header_ = false;  // headers_.back() is a header still being read
+  HeaderMap trailers_;
+  bool building_header_ = false;  // the map's last entry is a field still being read
+  bool in_trailers_ = false;      // after the last chunk: fields go to trailers_
   bool last_was_value_ = false;
   uint32_t host_count_ = 0;
   uint32_t header_count_ = 0;  // headers read (Host included), for the count limit
@@ -103,6 +109,7 @@ class Http1Parser {
   bool head_response_ = false;
   bool paused_ = false;
   bool interim_pause_ = false;  // paused after a 1xx response: execute() resumes by itself
+  bool trailer_pause_ = false;  // paused at the trailer section: execute() scans it, resumes
   std::optional<uint64_t> content_length_;
   // Raw-byte scanner state for the header section (bare LF and obs-fold detection).
   char prev_byte_ = '\n';
@@ -119,6 +126,8 @@ void encode_response_head(const HeaderMap& headers, bool http10, std::string& ou
 void encode_request_head(const HeaderMap& headers, std::string& out);
 // Appends one chunk in chunked transfer encoding (nothing for an empty piece).
 void encode_chunk(std::string_view data, std::string& out);
+// Appends the last chunk of a chunked body with `trailers` ("0", the fields, an empty line).
+void encode_last_chunk(const HeaderMap& trailers, std::string& out);
 constexpr std::string_view kLastChunk = "0\r\n\r\n";
 
 std::string_view reason_phrase(int status);

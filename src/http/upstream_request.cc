@@ -224,6 +224,10 @@ void UpstreamRequest::on_message_body(std::string_view data) {
   if (!failed_) callbacks_.on_upstream_data(data);
 }
 
+void UpstreamRequest::on_message_trailers(HeaderMap& trailers) {
+  if (!failed_) callbacks_.on_upstream_trailers(trailers);
+}
+
 void UpstreamRequest::on_message_complete() { response_complete_ = true; }
 
 }  // namespace sluice::http

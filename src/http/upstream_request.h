@@ -27,6 +27,8 @@ class UpstreamRequestCallbacks {
   virtual void on_upstream_connected() = 0;
   virtual void on_upstream_headers(HeaderMap& headers, bool end_stream) = 0;
   virtual void on_upstream_data(std::string_view data) = 0;
+  // The response's trailers, just before on_upstream_complete (chunked responses only).
+  virtual void on_upstream_trailers(HeaderMap& trailers) {}
   virtual void on_upstream_complete() = 0;
   // `response_started`: headers were already delivered.
   virtual void on_upstream_failure(UpstreamFailure failure, bool response_started) = 0;
@@ -73,6 +75,7 @@ class UpstreamRequest : public net::ConnectionCallbacks,
   // Http1ParserCallbacks (response)
   void on_message_headers(HeaderMap& headers, bool end_stream) override;
   void on_message_body(std::string_view data) override;
+  void on_message_trailers(HeaderMap& trailers) override;
   void on_message_complete() override;
 
  private:

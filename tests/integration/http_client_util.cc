@@ -191,8 +191,14 @@ HttpResponse HttpClient::ReadResponse(const ReadOptions& o) {
           while ((le = buffer_.find("\r\n")) == std::string::npos) {
             if (!more()) return r;
           }
+          const std::string line = buffer_.substr(0, le);
           buffer_.erase(0, le + 2);
           if (le == 0) break;
+          const size_t colon = line.find(':');
+          if (colon != std::string::npos) {
+            r.trailers.emplace_back(Lower(line.substr(0, colon)),
+                                    std::string(Trim(line.substr(colon + 1))));
+          }
         }
         r.complete = true;
         break;

@@ -19,6 +19,7 @@ struct HttpResponse {
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased, in order
   std::string body;                                          // de-chunked
   bool chunked = false;
+  std::vector<std::pair<std::string, std::string>> trailers;  // names lower-cased, in order
   // The framing was satisfied: Content-Length bytes read, the last chunk read, or (no length) the
   // connection closed.
   bool complete = false;

@@ -328,9 +328,10 @@ void TestUpstream::Serve(int fd, size_t index) {
         }
         const uint64_t size = std::strtoull(line.c_str(), nullptr, 16);
         if (size == 0) {
-          do {
-            ok = in.ReadLine(&line);
-          } while (ok && !line.empty());
+          std::vector<std::string> trailers;
+          while ((ok = in.ReadLine(&line)) && !line.empty()) trailers.push_back(line);
+          std::lock_guard<std::mutex> lock(mu_);
+          received_[slot].trailer_lines = std::move(trailers);
           break;
         }
         ok = in.ReadExactly(size, &body) && in.ReadLine(&line);
@@ -409,6 +410,15 @@ void TestUpstream::Serve(int fd, size_t index) {
         headers += fmt::format("X-Big-{}: {}\r\n", i, std::string(1000, 'h'));
       SendAll(fd, "HTTP/1.1 200 OK\r\n" + headers + "Content-Length: 0\r\n\r\n");
       break;
+    }
+    if (path == "/trailers") {
+      const bool sent = SendAll(fd, fmt::format("HTTP/1.1 200 OK\r\nServer: test-upstream\r\n"
+                                                "Transfer-Encoding: chunked\r\n{}\r\n"
+                                                "7\r\ntrailed\r\n0\r\nX-Checksum: abc\r\n"
+                                                "grpc-status: 0\r\n\r\n",
+                                                close_after ? "Connection: close\r\n" : ""));
+      if (!sent || close_after) break;
+      continue;
     }
     if (path == "/chunked") {
       const bool sent = SendAll(fd, fmt::format("HTTP/1.1 200 OK\r\nServer: test-upstream\r\n"

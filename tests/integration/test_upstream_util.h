@@ -24,6 +24,8 @@
 //   /slow-body?ms=N        sends the head (Content-Length 4) now, the body "body" after N ms.
 //   /big?bytes=N           200, Content-Length N (default 8 MiB), body BigBodyByte(0..N-1), sent
 //                          in 64 KiB blocking writes (so proxy back-pressure stalls this thread).
+//   /trailers              a chunked 200 "trailed" ending with trailers "x-checksum: abc" and
+//                          "grpc-status: 0".
 //   /slow-sink?chunk=C&ms=M  reads the request body C bytes at a time (default 16 KiB) sleeping
 //                          M ms (default 1) between reads; answers "bytes=<n> fnv=<hex>".
 //
@@ -59,6 +61,7 @@ struct ReceivedRequest {
   std::string raw_head;  // request line + headers + blank line, as received
   std::string body;      // de-chunked
   bool chunked = false;
+  std::vector<std::string> trailer_lines;  // chunked requests: trailer lines as received
   size_t connection_index = 0;       // which accepted connection (0-based)
   size_t request_on_connection = 0;  // 0 for the first request on its connection
 

@@ -462,6 +462,48 @@ TEST(ConfigLoader, BadClusterTypeDoesNotCascade) {
   EXPECT_EQ(r.errors.size(), 1u) << Describe(r.errors);
 }
 
+// HTTP/1 trailers are off by default (as in Envoy) and enabled per listener and per cluster.
+TEST(ConfigLoader, TrailerOptions) {
+  LoadResult r = load_from_string(R"(static_resources:
+  listeners:
+  - address: {socket_address: {address: 0.0.0.0, port_value: 8080}}
+    filter_chains:
+    - filters:
+      - name: hcm
+        typed_config:
+          {"@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager, stat_prefix: x, http_protocol_options: {enable_trailers: true, accept_http_10: true}, route_config: {virtual_hosts: [{name: vh, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: a}}]}]}, http_filters: [{name: r, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]}
+  clusters:
+  - name: a
+    load_assignment: {cluster_name: a}
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http_protocol_options: {enable_trailers: true}}
+  - name: b
+    load_assignment: {cluster_name: b}
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.tcp.v3.TcpProtocolOptions: {}
+)");
+  EXPECT_TRUE(Has(r.errors,
+                  "static_resources.clusters[1].typed_extension_protocol_options.envoy.extensions."
+                  "upstreams.tcp.v3.TcpProtocolOptions",
+                  19, "unsupported protocol options"));
+  EXPECT_EQ(r.errors.size(), 1u) << Describe(r.errors);
+  LoadResult ok = load_from_string(R"(static_resources:
+  clusters:
+  - name: a
+    load_assignment: {cluster_name: a}
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http_protocol_options: {enable_trailers: true}}
+  - {name: b, load_assignment: {cluster_name: b}}
+)");
+  ASSERT_TRUE(ok.ok()) << Describe(ok.errors);
+  EXPECT_TRUE(ok.bootstrap->clusters[0].enable_trailers);
+  EXPECT_FALSE(ok.bootstrap->clusters[1].enable_trailers);
+}
+
 TEST(ConfigLoader, UnknownClusters) {
   LoadResult r = load_from_string(WithRoutes(
       "[{match: {prefix: /x}, route: {cluster: nope}},"
@@ -707,7 +749,7 @@ static_resources:
     lb_policy: MAGLEV
     health_checks: []
     http2_protocol_options: {}
-    typed_extension_protocol_options: {}
+    typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: {"@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, explicit_http_config: {http2_protocol_options: {}}}}
     transport_socket: {}
   - name: b
     type: STRICT_DNSS
@@ -725,8 +767,10 @@ static_resources:
   EXPECT_TRUE(Has(r.errors, "static_resources.clusters[0].health_checks", 19, "not supported yet"));
   EXPECT_TRUE(Has(r.errors, "static_resources.clusters[0].http2_protocol_options", 20,
                   "HTTP/2 upstreams not supported yet"));
-  EXPECT_TRUE(Has(r.errors, "static_resources.clusters[0].typed_extension_protocol_options", 21,
-                  "HTTP/2 upstreams not supported yet"));
+  EXPECT_TRUE(Has(r.errors,
+                  "static_resources.clusters[0].typed_extension_protocol_options.envoy.extensions."
+                  "upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
+                  21, "HTTP/2 upstreams are not supported yet"));
   EXPECT_TRUE(
       Has(r.errors, "static_resources.clusters[0].transport_socket", 22, "TLS not supported yet"));
   EXPECT_TRUE(

@@ -37,6 +37,8 @@ struct Message {
   int http_minor = -1;
   bool chunked = false;
   std::optional<uint64_t> content_length;
+  std::vector<std::pair<std::string, std::string>> trailers;
+  int trailer_calls = 0;
 
   std::string get(std::string_view key) const {
     for (const auto& [k, v] : headers) {
@@ -67,6 +69,12 @@ class Recorder : public Http1ParserCallbacks {
     EXPECT_FALSE(messages.back().complete) << "body after message complete";
     messages.back().body.append(data);
     ++messages.back().body_calls;
+  }
+  void on_message_trailers(HeaderMap& trailers) override {
+    ASSERT_FALSE(messages.empty()) << "trailers before headers";
+    EXPECT_FALSE(messages.back().complete) << "trailers after message complete";
+    for (const auto& e : trailers) messages.back().trailers.emplace_back(e.key, e.value);
+    ++messages.back().trailer_calls;
   }
   void on_message_complete() override {
     ASSERT_FALSE(messages.empty()) << "complete before headers";
@@ -322,10 +330,38 @@ TEST(Http1ParserRequest, ChunkedBodyWithTrailers) {
     ASSERT_EQ(h.recorder.messages.size(), 2u);
     EXPECT_EQ(h.recorder.messages[0].body, "abc");
     EXPECT_TRUE(h.recorder.messages[0].complete);
+    // Trailers come separately, lower-cased, once, before the message completes.
+    EXPECT_EQ(h.recorder.messages[0].trailer_calls, 1);
+    EXPECT_THAT(h.recorder.messages[0].trailers,
+                ElementsAre(Pair("x-trailer-one", "1"), Pair("x-trailer-two", "2")));
+    EXPECT_EQ(h.recorder.messages[0].count("x-trailer-one"), 0u);
+    EXPECT_EQ(h.recorder.messages[1].trailer_calls, 0);
     // The next message starts clean: no trailer leaks into its headers.
     EXPECT_THAT(h.recorder.messages[1].headers,
                 ElementsAre(Pair(":method", "GET"), Pair(":scheme", "http"), Pair(":path", "/next"),
                             Pair(":authority", "h")));
+  });
+}
+
+TEST(Http1ParserRequest, EmptyTrailerSectionReportsNoTrailers) {
+  const std::string req =
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+  ForEachSplit(MessageType::Request, req, [](Harness& h) {
+    ASSERT_EQ(h.recorder.messages.size(), 1u);
+    EXPECT_TRUE(h.recorder.messages[0].complete);
+    EXPECT_EQ(h.recorder.messages[0].trailer_calls, 0);
+  });
+}
+
+TEST(Http1ParserResponse, ChunkedResponseTrailers) {
+  const std::string resp =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+      "grpc-status: 0\r\ngrpc-message: fine  \r\n\r\n";
+  ForEachSplit(MessageType::Response, resp, [](Harness& h) {
+    ASSERT_EQ(h.recorder.messages.size(), 1u);
+    EXPECT_EQ(h.recorder.messages[0].body, "ok");
+    EXPECT_THAT(h.recorder.messages[0].trailers,
+                ElementsAre(Pair("grpc-status", "0"), Pair("grpc-message", "fine")));
   });
 }
 
@@ -587,6 +623,26 @@ TEST(Http1ParserReject, ObsFoldInSecondPipelinedRequestAfterBody) {
     ASSERT_EQ(h.recorder.messages.size(), 1u);
     EXPECT_EQ(h.recorder.messages[0].body, "ok");
   }
+}
+
+// The trailer section is a header section: the same smuggling checks apply.
+TEST(Http1ParserReject, BareLfInTrailers) {
+  ExpectRejected(
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX: 1\n\r\n",
+      400, "bare LF");
+}
+
+TEST(Http1ParserReject, ObsFoldInTrailers) {
+  ExpectRejected(
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX: 1\r\n "
+      "folded\r\n\r\n",
+      400, "folding");
+}
+
+TEST(Http1ParserReject, BadCharacterInTrailerName) {
+  ExpectRejected(
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX Y: 1\r\n\r\n",
+      400);
 }
 
 TEST(Http1ParserReject, InvalidChunkSize) {
@@ -1073,6 +1129,18 @@ TEST(Http1ParserEncode, RequestHeadRoundTripsThroughParser) {
                           Pair(":authority", "example.com"), Pair("transfer-encoding", "chunked")));
   EXPECT_EQ(m.body, "hello" + std::string(300, 'z'));
   EXPECT_TRUE(m.complete);
+}
+
+TEST(Http1ParserEncode, LastChunkWithTrailers) {
+  HeaderMap t;
+  t.add("grpc-status", "0");
+  t.add("x-sum", "abc");
+  std::string out;
+  encode_last_chunk(t, out);
+  EXPECT_EQ(out, "0\r\ngrpc-status: 0\r\nx-sum: abc\r\n\r\n");
+  out.clear();
+  encode_last_chunk(HeaderMap(), out);
+  EXPECT_EQ(out, "0\r\n\r\n");
 }
 
 TEST(Http1ParserEncode, Chunk) {

@@ -334,6 +334,23 @@ class FakeStream : public http::StreamFilterCallbacks {
   std::string* response_body() override {
     return response_body_bytes ? &*response_body_bytes : nullptr;
   }
+  // Trailers: present when the test sets them; add_* creates them as the connection manager
+  // does in a message's last data call.
+  std::optional<HeaderMap> request_trailer_map, response_trailer_map;
+  HeaderMap* request_trailers() override {
+    return request_trailer_map ? &*request_trailer_map : nullptr;
+  }
+  HeaderMap* response_trailers() override {
+    return response_trailer_map ? &*response_trailer_map : nullptr;
+  }
+  HeaderMap* add_request_trailers() override {
+    if (!request_trailer_map) request_trailer_map.emplace();
+    return &*request_trailer_map;
+  }
+  HeaderMap* add_response_trailers() override {
+    if (!response_trailer_map) response_trailer_map.emplace();
+    return &*response_trailer_map;
+  }
   void clear_route_cache() override { ++route_cache_clears; }
   const config::Route* route() override { return nullptr; }
   void continue_decoding() override { ++continue_decoding_calls; }

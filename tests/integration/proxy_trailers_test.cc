@@ -1,0 +1,98 @@
+// HTTP/1 trailers through the proxy: dropped by default (as Envoy's HTTP/1 codec does), passed
+// on in both directions when http_protocol_options.enable_trailers is set on the listener and the
+// cluster.
+#include <string>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "integration_fixture.h"
+
+namespace sluice::testing {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::Pair;
+
+constexpr char kListenerTrailers[] = "http_protocol_options: {enable_trailers: true}";
+constexpr char kClusterTrailers[] =
+    "typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: "
+    "{\"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, "
+    "explicit_http_config: {http_protocol_options: {enable_trailers: true}}}}";
+
+constexpr char kChunkedRequestWithTrailers[] =
+    "POST /echo/t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    "5\r\nhello\r\n0\r\nX-Request-Sum: 42\r\nX-Other: yes\r\n\r\n";
+
+class IntegrationTrailers : public IntegrationFixture {};
+
+TEST_F(IntegrationTrailers, DroppedByDefaultInBothDirections) {
+  StartSimple();
+  HttpClient client(proxy_.port());
+  ASSERT_TRUE(client.Send(kChunkedRequestWithTrailers));
+  HttpResponse r = client.ReadResponse();
+  ASSERT_EQ(r.status, 200) << r.error;
+  auto got = upstream_.last_request();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->body, "hello");
+  EXPECT_TRUE(got->trailer_lines.empty());
+
+  r = client.Get("/trailers");
+  ASSERT_EQ(r.status, 200) << r.error;
+  EXPECT_EQ(r.body, "trailed");
+  EXPECT_TRUE(r.complete);
+  EXPECT_TRUE(r.trailers.empty());
+}
+
+TEST_F(IntegrationTrailers, PassedOnWhenEnabled) {
+  StartSimple("", kListenerTrailers, kClusterTrailers);
+  HttpClient client(proxy_.port());
+  ASSERT_TRUE(client.Send(kChunkedRequestWithTrailers));
+  HttpResponse r = client.ReadResponse();
+  ASSERT_EQ(r.status, 200) << r.error;
+  auto got = upstream_.last_request();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->body, "hello");
+  EXPECT_THAT(got->trailer_lines, ElementsAre("x-request-sum: 42", "x-other: yes"));
+
+  r = client.Get("/trailers");
+  ASSERT_EQ(r.status, 200) << r.error;
+  EXPECT_EQ(r.body, "trailed");
+  EXPECT_TRUE(r.chunked);
+  EXPECT_THAT(r.trailers, ElementsAre(Pair("x-checksum", "abc"), Pair("grpc-status", "0")));
+  // The connection stays usable after trailers in both directions.
+  EXPECT_EQ(client.Get("/echo/after").status, 200);
+}
+
+// The listener accepts trailers but the cluster does not: the upstream gets a plain last chunk
+// (and its own trailers are not passed back).
+TEST_F(IntegrationTrailers, ClusterWithoutTrailersGetsPlainLastChunk) {
+  StartSimple("", kListenerTrailers);
+  HttpClient client(proxy_.port());
+  ASSERT_TRUE(client.Send(kChunkedRequestWithTrailers));
+  HttpResponse r = client.ReadResponse();
+  ASSERT_EQ(r.status, 200) << r.error;
+  auto got = upstream_.last_request();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->body, "hello");
+  EXPECT_TRUE(got->trailer_lines.empty());
+  r = client.Get("/trailers");
+  EXPECT_TRUE(r.trailers.empty());
+}
+
+// Trailers with a bare LF are refused like headers with one.
+TEST_F(IntegrationTrailers, MalformedTrailersAre400) {
+  StartSimple("", kListenerTrailers, kClusterTrailers);
+  HttpClient client(proxy_.port());
+  ASSERT_TRUE(client.Send("POST /echo/t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          "1\r\na\r\n0\r\nX: 1\n\r\n"));
+  const HttpResponse r = client.ReadResponse();
+  // The head and body were already on their way upstream; the upstream had not answered, so the
+  // client gets a 400 and the connection closes. The upstream never sees a trailer.
+  EXPECT_EQ(r.status, 400) << r.error;
+  EXPECT_TRUE(client.WaitForClose());
+  for (const auto& got : upstream_.received()) EXPECT_TRUE(got.trailer_lines.empty());
+}
+
+}  // namespace
+}  // namespace sluice::testing
