@@ -55,6 +55,7 @@ thread_local NullVm* tls_current_vm = nullptr;
 
 class NullVm : public WasmVm {
  public:
+  static constexpr size_t kMaxArgs = 16;
   NullVm(const SluiceNullPlugin* plugin, std::vector<const HostFunction*> host)
       : plugin_(plugin), host_(std::move(host)), instance_(plugin->create_instance()) {}
   ~NullVm() override { plugin_->destroy_instance(instance_); }
@@ -75,13 +76,16 @@ class NullVm : public WasmVm {
 
   CallResult call(const WasmFunction& f, std::initializer_list<uint64_t> args) override {
     if (f.index >= plugin_->num_exports) return CallResult{false, 0, "no such function"};
+    // The export reads exactly its arity: with the count checked, the rest of buf stays unset
+    // (zeroing all 16 words was a third of an empty call).
+    if (args.size() != f.signature.params.size() || args.size() > kMaxArgs) {
+      return CallResult{false, 0, "call with the wrong number of arguments"};
+    }
     NullVm* saved = tls_current_vm;
     tls_current_vm = this;
-    uint64_t buf[16] = {};
+    uint64_t buf[kMaxArgs];
     size_t n = 0;
-    for (uint64_t a : args) {
-      if (n < 16) buf[n++] = a;
-    }
+    for (uint64_t a : args) buf[n++] = a;
     const uint64_t v = plugin_->exports[f.index].fn(instance_, buf);
     tls_current_vm = saved;
     if (!trap_.empty()) {
@@ -205,10 +209,14 @@ uint64_t null_host_call(size_t shim, std::initializer_list<uint64_t> args) {
     vm->trap(str_cat("host function ", null_shim_names()[shim], " is not available"));
     return 10;
   }
-  uint64_t buf[16] = {};
-  size_t n = 0;
-  for (uint64_t a : args) buf[n++] = a;
-  return f->callback(*vm, buf, f->data);
+  // Host functions read exactly their arity, and each shim passes all of it: the list's own
+  // array is the argument buffer.
+  if (args.size() != f->signature.params.size()) {
+    vm->trap(str_cat("host function ", null_shim_names()[shim], " called with ", args.size(),
+                     " arguments"));
+    return 10;
+  }
+  return f->callback(*vm, args.begin(), f->data);
 }
 
 }  // namespace sluice::wasm
