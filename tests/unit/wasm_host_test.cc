@@ -28,7 +28,10 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <asio/io_context.hpp>
 
 #include "common/header_map.h"
 #include "common/stream_info.h"
@@ -37,6 +40,7 @@
 #include "wasm/abi/pairs.h"
 #include "wasm/context.h"
 #include "wasm/plugin.h"
+#include "wasm/thread_loop.h"
 #include "wasm/vm/null/null_plugin_abi.h"
 #include "wasm/vm/runtimes.h"
 #include "wasm/vm/wasm_vm.h"
@@ -119,6 +123,7 @@ uint64_t n_on_done(void* i, const uint64_t* a) { return record(i, 4, a[0], 0), 1
 uint64_t n_on_log(void* i, const uint64_t* a) { return record(i, 5, a[0], 0), 0; }
 uint64_t n_on_delete(void* i, const uint64_t* a) { return record(i, 6, a[0], 0), 0; }
 uint64_t n_on_request_headers(void* i, const uint64_t* a) { return record(i, 7, a[0], a[1]), 0; }
+uint64_t n_on_tick(void* i, const uint64_t* a) { return record(i, 13, a[0], 0), 0; }
 uint64_t n_on_response_headers(void* i, const uint64_t* a) { return record(i, 9, a[0], a[1]), 0; }
 
 uint64_t n_log(void*, const uint64_t* a) { return proxy_log(U32(0), CP(1), a[2]); }
@@ -240,6 +245,7 @@ const SluiceNullExport kProbeExports[] = {
     {"proxy_on_delete", "i:", n_on_delete},
     {"proxy_on_request_headers", "iii:i", n_on_request_headers},
     {"proxy_on_response_headers", "iii:i", n_on_response_headers},
+    {"proxy_on_tick", "i:", n_on_tick},
     {"probe_proxy_log", "iii:i", n_log},
     {"probe_proxy_get_log_level", "i:i", n_get_log_level},
     {"probe_proxy_get_current_time_nanoseconds", "i:i", n_time},
@@ -595,7 +601,37 @@ class Harness {
     return out;
   }
   void clear_callback_log() { ASSERT_TRUE(vm().write(state_ + 0x100, std::string(4, '\0'))); }
+  // How many log entries callback `cb` (13 tick, ...) left.
+  size_t callbacks_of(uint32_t cb) {
+    size_t n = 0;
+    for (const auto& e : callback_log()) n += e[0] == cb;
+    return n;
+  }
 
+  // This thread's loop: runs until `done()` (true) or 10 s pass (false).
+  template <typename Done>
+  bool run_until(Done done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      run_for(std::chrono::milliseconds(2));
+    }
+    return true;
+  }
+  // Runs the loop for `d` of wall time, idle or not.
+  void run_for(std::chrono::milliseconds d) {
+    const auto end = std::chrono::steady_clock::now() + d;
+    while (std::chrono::steady_clock::now() < end) {
+      io_.restart();
+      if (io_.run_one_for(std::chrono::milliseconds(1)) == 0) {
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+    }
+  }
+
+  // Declared first: destroyed after the instance, whose tick timers live on this loop.
+  asio::io_context io_;
+  std::optional<ScopedThreadLoop> thread_loop_{std::in_place, io_};
   std::string runtime_;
   bool null_ = false;
   PluginSpec spec_;
@@ -1054,7 +1090,6 @@ TEST_P(WasmHostTest, DoneAndStatus) {
 TEST_P(WasmHostTest, NotYetFunctionsAreUnimplemented) {
   LogCapture logs(spdlog::level::warn);
   const std::pair<std::string_view, int> fns[] = {
-      {"probe_proxy_set_tick_period_milliseconds", 1},
       {"probe_proxy_http_call", 10},
       {"probe_proxy_grpc_call", 12},
       {"probe_proxy_grpc_stream", 9},
@@ -1109,6 +1144,70 @@ TEST_P(WasmHostTest, NotYetFunctionsAreUnimplemented) {
     EXPECT_EQ(r.value_or(UINT64_MAX), kUnimplemented) << fn;
   }
   EXPECT_FALSE(w_->failed());
+}
+
+// ---- timers ----------------------------------------------------------------------------------
+
+TEST_P(WasmHostTest, TickRunsOnTheRootAndRearms) {
+  clear_callback_log();
+  // From a stream context: the period is its root's.
+  EXPECT_EQ(call("probe_proxy_set_tick_period_milliseconds", {2}), kOk);
+  EXPECT_EQ(root_->tick_period_ms, 2u);
+  EXPECT_EQ(ctx_->tick_period_ms, 0u);
+  EXPECT_EQ(callbacks_of(13), 0u);  // armed, not run inline
+  ASSERT_TRUE(run_until([&] { return callbacks_of(13) >= 3; }));
+  for (const auto& e : callback_log()) {
+    if (e[0] == 13) {
+      EXPECT_EQ(e[1], root_->id());
+    }
+  }
+  // Period 0 stops it: no tick afterwards, however long the loop runs.
+  EXPECT_EQ(call("probe_proxy_set_tick_period_milliseconds", {0}, root_), kOk);
+  const size_t ticks = callbacks_of(13);
+  run_for(std::chrono::milliseconds(30));
+  EXPECT_EQ(callbacks_of(13), ticks);
+  // And it starts again.
+  EXPECT_EQ(call("probe_proxy_set_tick_period_milliseconds", {1}, root_), kOk);
+  ASSERT_TRUE(run_until([&] { return callbacks_of(13) > ticks; }));
+  EXPECT_FALSE(w_->failed());
+}
+
+TEST_P(WasmHostTest, SettingTheSamePeriodAgainDoesNotPostponeTheTick) {
+  // A plugin may set its period on every request; the tick must still come.
+  clear_callback_log();
+  const bool ticked = run_until([&] {
+    EXPECT_EQ(call("probe_proxy_set_tick_period_milliseconds", {20}), kOk);
+    return callbacks_of(13) > 0;
+  });
+  EXPECT_TRUE(ticked);
+}
+
+TEST_P(WasmHostTest, NoTickIntoAFailedInstance) {
+  clear_callback_log();
+  EXPECT_EQ(call("probe_proxy_set_tick_period_milliseconds", {1}), kOk);
+  w_->fail("failed by the test");
+  run_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(callbacks_of(13), 0u);
+}
+
+TEST_P(WasmHostTest, TickTimerDiesWithItsRoot) {
+  clear_callback_log();
+  EXPECT_EQ(call("probe_proxy_set_tick_period_milliseconds", {1}), kOk);
+  w_->destroy_stream_context(ctx_, false);
+  ctx_ = nullptr;
+  w_->destroy_root(root_);
+  root_ = nullptr;
+  clear_callback_log();
+  run_for(std::chrono::milliseconds(20));  // the cancelled wait completes: nothing is called
+  EXPECT_EQ(callbacks_of(13), 0u);
+  EXPECT_FALSE(w_->failed());
+}
+
+TEST_P(WasmHostTest, TickWithoutALoopOnThisThreadKeepsThePeriodOnly) {
+  thread_loop_.reset();  // as on the main thread, where a canary runs
+  EXPECT_EQ(call("probe_proxy_set_tick_period_milliseconds", {1}), kOk);
+  EXPECT_EQ(root_->tick_period_ms, 1u);
+  EXPECT_EQ(root_->tick_timer, nullptr);
 }
 
 TEST_P(WasmHostTest, LifecycleOrderAndIds) {

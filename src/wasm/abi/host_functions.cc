@@ -446,6 +446,16 @@ uint64_t proxy_get_configuration(WasmVm&, Args a, void*) {
                         a[0], a[1]));
 }
 
+// ---- timers ----------------------------------------------------------------------------------
+
+uint64_t proxy_set_tick_period_milliseconds(WasmVm&, Args a, void*) {
+  Context* ctx = current_context();
+  if (!ctx) return res(WasmResult::NotFound);
+  // One timer per root: a stream context sets its root's.
+  ctx->instance().set_tick_period(*ctx->root(), static_cast<uint32_t>(a[0]));
+  return kOk;
+}
+
 // ---- not built yet (issue: the rest of the ABI) ------------------------------------------------
 // Modules built with full SDKs import these; they link, and answer Unimplemented (12) with one
 // warning per function, so a plugin that does not depend on them runs.
@@ -660,8 +670,9 @@ Table build_table() {
   t.add<proxy_continue_request>(env, "proxy_continue_request", sig({}, {I}), true, false, false);
   t.add<proxy_continue_response>(env, "proxy_continue_response", sig({}, {I}), true, false, false);
   t.add<proxy_clear_route_cache>(env, "proxy_clear_route_cache", sig({}, {I}), true, false, false);
-  // Timers, callouts, shared state, metrics, foreign functions: not built yet.
-  t.add<not_yet>(env, "proxy_set_tick_period_milliseconds", sig({I}, {I}));
+  t.add<proxy_set_tick_period_milliseconds>(env, "proxy_set_tick_period_milliseconds",
+                                            sig({I}, {I}));
+  // Not built yet.
   t.add<not_yet>(env, "proxy_http_call", sig({I, I, I, I, I, I, I, I, I, I}, {I}));
   t.add<not_yet>(env, "proxy_grpc_call", sig({I, I, I, I, I, I, I, I, I, I, I, I}, {I}));
   t.add<not_yet>(env, "proxy_grpc_stream", sig({I, I, I, I, I, I, I, I, I}, {I}));
