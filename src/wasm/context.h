@@ -19,8 +19,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "wasm/plugin_metrics.h"
 #include "wasm/vm/module_info.h"
 #include "wasm/vm/wasm_vm.h"
+#include "wasm/wasm_result.h"
 
 namespace sluice::http {
 class StreamFilterCallbacks;
@@ -31,20 +33,6 @@ namespace sluice::wasm {
 struct PluginSpec;
 class WasmInstance;
 struct TickTimer;  // context.cc: a root context's asio timer
-
-// proxy_status_t values.
-enum class WasmResult : uint32_t {
-  Ok = 0,
-  NotFound = 1,
-  BadArgument = 2,
-  SerializationFailure = 3,
-  ParseFailure = 4,
-  InvalidMemoryAccess = 6,
-  Empty = 7,
-  CasMismatch = 8,
-  InternalFailure = 10,
-  Unimplemented = 12,
-};
 
 enum class MapType : uint32_t {
   RequestHeaders = 0,
@@ -201,6 +189,9 @@ class WasmInstance {
 
   InstanceRef ref() const { return InstanceRef(anchor_, thread_); }
 
+  // The metrics this module defined.
+  PluginMetrics& metrics() { return metrics_; }
+
   // proxy_set_tick_period_milliseconds for `root`: arms (or re-arms, for a new period) its timer
   // on this thread's loop; 0 stops it. Without a loop on this thread, only the period is kept.
   void set_tick_period(Context& root, uint32_t period_ms);
@@ -225,6 +216,7 @@ class WasmInstance {
   const std::thread::id thread_ = std::this_thread::get_id();
   // Expires when the instance is destroyed: what InstanceRef watches.
   const std::shared_ptr<WasmInstance* const> anchor_;
+  PluginMetrics metrics_;
 };
 
 // The context host functions act on: the effective one if the module set it, else the current

@@ -11,6 +11,7 @@
 //
 // Addresses: tests name scratch offsets; addr() maps them to module memory (V8) or to a buffer
 // owned by the test (null). Out-params hold words of the VM's size (4 in wasm32, 8 native).
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <spdlog/sinks/base_sink.h>
@@ -34,6 +35,7 @@
 #include <asio/io_context.hpp>
 
 #include "common/header_map.h"
+#include "common/stats.h"
 #include "common/stream_info.h"
 #include "http/filter.h"
 #include "sluice/proxy_wasm_abi.h"
@@ -50,8 +52,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-constexpr uint64_t kOk = 0, kNotFound = 1, kBadArgument = 2, kInvalidMemoryAccess = 6,
-                   kUnimplemented = 12;
+constexpr uint64_t kOk = 0, kNotFound = 1, kBadArgument = 2, kSerializationFailure = 3,
+                   kInvalidMemoryAccess = 6, kEmpty = 7, kCasMismatch = 8, kUnimplemented = 12;
 // WASI errno values.
 constexpr uint64_t kEBadf = 8, kEFault = 21, kEInval = 28, kENotsup = 58;
 
@@ -428,8 +430,9 @@ constexpr uint64_t kPtr = 0x3000, kLen = 0x3010, kAux = 0x3020;  // out-params (
 constexpr uint64_t kKey = 0x4000, kVal = 0x5000, kBlob = 0x6000, kBuf = 0x8000;
 constexpr uint64_t kSentinel = 0xA5A5A5A5u;
 
+// Public: tests also run a second Harness (another worker's instance) next to their own.
 class Harness {
- protected:
+ public:
   void boot(const std::string& runtime, bool start = true) {
     runtime_ = runtime;
     null_ = runtime == kNullRuntimeName;
@@ -627,6 +630,37 @@ class Harness {
         std::this_thread::sleep_for(std::chrono::microseconds(200));
       }
     }
+  }
+
+  // A name no other test (or runtime, or --gtest_repeat round) uses: the stats Store and the
+  // shared state are process-wide.
+  std::string unique(std::string_view what) {
+    static int generation = 0;
+    std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::replace(test.begin(), test.end(), '/', '_');
+    return fmt::format("wasm_host_test.{}.{}.{}", test, ++generation, what);
+  }
+
+  // Metrics.
+  uint64_t define_metric(uint32_t type, std::string_view name, uint32_t* id) {
+    put(kKey, name);
+    set_word(kAux, kSentinel);
+    const uint64_t r =
+        call("probe_proxy_define_metric", {type, addr(kKey), name.size(), addr(kAux)});
+    if (r == kOk && id) *id = u32_at(addr(kAux));
+    return r;
+  }
+  uint64_t increment_metric(uint32_t id, int64_t delta) {
+    return call("probe_proxy_increment_metric", {id, static_cast<uint64_t>(delta)});
+  }
+  uint64_t record_metric(uint32_t id, uint64_t value) {
+    return call("probe_proxy_record_metric", {id, value});
+  }
+  uint64_t get_metric(uint32_t id, uint64_t* value) {
+    set_word(kAux, kSentinel);
+    const uint64_t r = call("probe_proxy_get_metric", {id, addr(kAux)});
+    if (r == kOk && value) std::memcpy(value, vm().memory_at(addr(kAux), 8), 8);
+    return r;
   }
 
   // Declared first: destroyed after the instance, whose tick timers live on this loop.
@@ -1102,10 +1136,6 @@ TEST_P(WasmHostTest, NotYetFunctionsAreUnimplemented) {
       {"probe_proxy_resolve_shared_queue", 5},
       {"probe_proxy_enqueue_shared_queue", 3},
       {"probe_proxy_dequeue_shared_queue", 3},
-      {"probe_proxy_define_metric", 4},
-      {"probe_proxy_increment_metric", 2},
-      {"probe_proxy_record_metric", 2},
-      {"probe_proxy_get_metric", 2},
       {"probe_proxy_call_foreign_function", 6},
   };
   for (const auto& [fn, n] : fns) {
@@ -1208,6 +1238,141 @@ TEST_P(WasmHostTest, TickWithoutALoopOnThisThreadKeepsThePeriodOnly) {
   EXPECT_EQ(call("probe_proxy_set_tick_period_milliseconds", {1}), kOk);
   EXPECT_EQ(root_->tick_period_ms, 1u);
   EXPECT_EQ(root_->tick_timer, nullptr);
+}
+
+// ---- metrics ---------------------------------------------------------------------------------
+
+TEST_P(WasmHostTest, DefineMetricGivesTypedIds) {
+  const std::string c1 = unique("c1"), c2 = unique("c2"), g = unique("g"), h = unique("h");
+  uint32_t id = 0;
+  EXPECT_EQ(define_metric(0, c1, &id), kOk);
+  EXPECT_EQ(id, 4u);
+  EXPECT_EQ(define_metric(1, g, &id), kOk);
+  EXPECT_EQ(id, 5u);
+  EXPECT_EQ(define_metric(2, h, &id), kOk);
+  EXPECT_EQ(id, 6u);
+  EXPECT_EQ(define_metric(0, c2, &id), kOk);
+  EXPECT_EQ(id, 8u);
+  EXPECT_EQ(define_metric(0, c1, &id), kOk);  // the same (type, name): the same id
+  EXPECT_EQ(id, 4u);
+  EXPECT_EQ(define_metric(1, c1, &id), kOk);  // another type may use the name
+  EXPECT_EQ(id, 9u);
+  EXPECT_EQ(define_metric(3, unique("bad"), &id), kBadArgument);
+  EXPECT_EQ(define_metric(0xffffffff, unique("bad"), &id), kBadArgument);
+  EXPECT_EQ(define_metric(2, "", &id), kOk);  // as in Envoy (Rust SDKs panic on anything else)
+  EXPECT_EQ(id, 10u);
+}
+
+TEST_P(WasmHostTest, CounterMetric) {
+  uint32_t id = 0;
+  ASSERT_EQ(define_metric(0, unique("requests"), &id), kOk);
+  uint64_t v = 1;
+  EXPECT_EQ(get_metric(id, &v), kOk);
+  EXPECT_EQ(v, 0u);
+  EXPECT_EQ(increment_metric(id, 5), kOk);
+  EXPECT_EQ(increment_metric(id, 0), kBadArgument);  // counters only go up
+  EXPECT_EQ(increment_metric(id, -1), kBadArgument);
+  EXPECT_EQ(increment_metric(id, INT64_MIN), kBadArgument);
+  EXPECT_EQ(record_metric(id, 7), kOk);  // record adds to a counter
+  EXPECT_EQ(get_metric(id, &v), kOk);
+  EXPECT_EQ(v, 12u);
+}
+
+TEST_P(WasmHostTest, GaugeMetric) {
+  uint32_t id = 0;
+  ASSERT_EQ(define_metric(1, unique("level"), &id), kOk);
+  uint64_t v = 0;
+  EXPECT_EQ(increment_metric(id, -3), kOk);
+  EXPECT_EQ(get_metric(id, &v), kOk);
+  EXPECT_EQ(static_cast<int64_t>(v), -3);  // two's complement in the u64
+  EXPECT_EQ(record_metric(id, 42), kOk);   // record sets a gauge
+  EXPECT_EQ(increment_metric(id, 8), kOk);
+  EXPECT_EQ(get_metric(id, &v), kOk);
+  EXPECT_EQ(v, 50u);
+}
+
+TEST_P(WasmHostTest, HistogramMetric) {
+  const std::string name = unique("sizes");
+  uint32_t id = 0;
+  ASSERT_EQ(define_metric(2, name, &id), kOk);
+  EXPECT_EQ(increment_metric(id, 1), kBadArgument);
+  EXPECT_EQ(record_metric(id, 3), kOk);
+  EXPECT_EQ(record_metric(id, 700), kOk);
+  uint64_t v = 0;
+  EXPECT_EQ(get_metric(id, &v), kBadArgument);
+  bool found = false;
+  for (const auto& m : stats::Store::instance().snapshot()) {
+    if (stats::visible_name(m.name->dotted) != name) continue;
+    found = true;
+    EXPECT_EQ(m.type, stats::MetricType::Histogram);
+    EXPECT_EQ(m.histogram.count, 2u);
+    EXPECT_EQ(m.histogram.sum, 703u);
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST_P(WasmHostTest, UnknownMetricIds) {
+  uint32_t c = 0, g = 0, h = 0;
+  ASSERT_EQ(define_metric(0, unique("c"), &c), kOk);
+  ASSERT_EQ(define_metric(1, unique("g"), &g), kOk);
+  ASSERT_EQ(define_metric(2, unique("h"), &h), kOk);
+  uint64_t v = 0;
+  for (uint32_t id : {0u, 1u, 2u, 3u, 7u, 11u, c + 4, g + 4, h + 4, 0xfffffffcu, 0xffffffffu}) {
+    EXPECT_EQ(increment_metric(id, 1), kNotFound) << id;
+    EXPECT_EQ(record_metric(id, 1), kNotFound) << id;
+    EXPECT_EQ(get_metric(id, &v), kNotFound) << id;
+  }
+}
+
+TEST_P(WasmHostTest, MetricsShowUnderThePluginsNameInStats) {
+  const std::string name = unique("hits-total");  // '-' is not valid in Prometheus
+  uint32_t id = 0;
+  ASSERT_EQ(define_metric(0, name, &id), kOk);
+  ASSERT_EQ(increment_metric(id, 9), kOk);
+  std::vector<stats::MetricSnapshot> mine;
+  for (auto& m : stats::Store::instance().snapshot()) {
+    if (stats::visible_name(m.name->dotted) == name) mine.push_back(std::move(m));
+  }
+  ASSERT_EQ(mine.size(), 1u);
+  // Kept apart from the proxy's own stats internally, shown as the plugin named it.
+  EXPECT_EQ(mine[0].name->dotted, "wasmcustom." + name);
+  EXPECT_EQ(stats::render_text(mine), name + ": 9\n");
+  std::string prom = name;
+  for (char& ch : prom) {
+    if (ch == '.' || ch == '-') ch = '_';
+  }
+  EXPECT_EQ(stats::render_prometheus(mine), fmt::format("# TYPE {0} counter\n{0} 9\n", prom));
+}
+
+TEST_P(WasmHostTest, MetricsMergeAcrossWorkers) {
+  const std::string counter = unique("c"), gauge = unique("g");
+  uint32_t c = 0, g = 0;
+  ASSERT_EQ(define_metric(0, counter, &c), kOk);
+  ASSERT_EQ(define_metric(1, gauge, &g), kOk);
+  ASSERT_EQ(increment_metric(c, 3), kOk);
+  ASSERT_EQ(record_metric(g, 5), kOk);
+  // Another worker: its own instance (and ids), the same names.
+  std::thread other([&] {
+    Harness h;
+    h.boot(runtime_);
+    uint32_t c2 = 0, g2 = 0;
+    ASSERT_EQ(h.define_metric(0, counter, &c2), kOk);
+    ASSERT_EQ(h.define_metric(1, gauge, &g2), kOk);
+    EXPECT_EQ(h.increment_metric(c2, 4), kOk);
+    uint64_t v = 0;
+    EXPECT_EQ(h.get_metric(g2, &v), kOk);
+    EXPECT_EQ(v, 5u);                        // one process-wide gauge
+    EXPECT_EQ(h.record_metric(g2, 7), kOk);  // the last set wins
+  });
+  other.join();
+  uint64_t v = 0;
+  EXPECT_EQ(get_metric(c, &v), kOk);
+  EXPECT_EQ(v, 7u);  // counters add up across workers
+  EXPECT_EQ(get_metric(g, &v), kOk);
+  EXPECT_EQ(v, 7u);
+  EXPECT_EQ(increment_metric(g, -2), kOk);  // and increments accumulate
+  EXPECT_EQ(get_metric(g, &v), kOk);
+  EXPECT_EQ(v, 5u);
 }
 
 TEST_P(WasmHostTest, LifecycleOrderAndIds) {

@@ -456,6 +456,44 @@ uint64_t proxy_set_tick_period_milliseconds(WasmVm&, Args a, void*) {
   return kOk;
 }
 
+// ---- metrics ---------------------------------------------------------------------------------
+
+uint64_t proxy_define_metric(WasmVm& vm, Args a, void*) {
+  std::string_view name;
+  // The out-param is checked first: a bad one defines nothing.
+  if (!vm.read(a[1], a[2], &name) || !vm.memory_at(a[3], 4)) {
+    return res(WasmResult::InvalidMemoryAccess);
+  }
+  WasmInstance* w = current_instance();
+  if (!w) return res(WasmResult::NotFound);
+  uint32_t id = 0;
+  const WasmResult r = w->metrics().define(static_cast<uint32_t>(a[0]), name, &id);
+  if (r != WasmResult::Ok) return res(r);
+  vm.set_u32(a[3], id);
+  return kOk;
+}
+
+uint64_t proxy_increment_metric(WasmVm&, Args a, void*) {
+  WasmInstance* w = current_instance();
+  if (!w) return res(WasmResult::NotFound);
+  return res(w->metrics().increment(static_cast<uint32_t>(a[0]), static_cast<int64_t>(a[1])));
+}
+
+uint64_t proxy_record_metric(WasmVm&, Args a, void*) {
+  WasmInstance* w = current_instance();
+  if (!w) return res(WasmResult::NotFound);
+  return res(w->metrics().record(static_cast<uint32_t>(a[0]), a[1]));
+}
+
+uint64_t proxy_get_metric(WasmVm& vm, Args a, void*) {
+  WasmInstance* w = current_instance();
+  if (!w) return res(WasmResult::NotFound);
+  uint64_t value = 0;
+  const WasmResult r = w->metrics().get(static_cast<uint32_t>(a[0]), &value);
+  if (r != WasmResult::Ok) return res(r);
+  return vm.set_u64(a[1], value) ? kOk : res(WasmResult::InvalidMemoryAccess);
+}
+
 // ---- not built yet (issue: the rest of the ABI) ------------------------------------------------
 // Modules built with full SDKs import these; they link, and answer Unimplemented (12) with one
 // warning per function, so a plugin that does not depend on them runs.
@@ -672,6 +710,10 @@ Table build_table() {
   t.add<proxy_clear_route_cache>(env, "proxy_clear_route_cache", sig({}, {I}), true, false, false);
   t.add<proxy_set_tick_period_milliseconds>(env, "proxy_set_tick_period_milliseconds",
                                             sig({I}, {I}));
+  t.add<proxy_define_metric>(env, "proxy_define_metric", sig({I, I, I, I}, {I}));
+  t.add<proxy_increment_metric>(env, "proxy_increment_metric", sig({I, L}, {I}));
+  t.add<proxy_record_metric>(env, "proxy_record_metric", sig({I, L}, {I}));
+  t.add<proxy_get_metric>(env, "proxy_get_metric", sig({I, I}, {I}));
   // Not built yet.
   t.add<not_yet>(env, "proxy_http_call", sig({I, I, I, I, I, I, I, I, I, I}, {I}));
   t.add<not_yet>(env, "proxy_grpc_call", sig({I, I, I, I, I, I, I, I, I, I, I, I}, {I}));
@@ -685,10 +727,6 @@ Table build_table() {
   t.add<not_yet>(env, "proxy_resolve_shared_queue", sig({I, I, I, I, I}, {I}));
   t.add<not_yet>(env, "proxy_enqueue_shared_queue", sig({I, I, I}, {I}));
   t.add<not_yet>(env, "proxy_dequeue_shared_queue", sig({I, I, I}, {I}));
-  t.add<not_yet>(env, "proxy_define_metric", sig({I, I, I, I}, {I}));
-  t.add<not_yet>(env, "proxy_increment_metric", sig({I, L}, {I}));
-  t.add<not_yet>(env, "proxy_record_metric", sig({I, L}, {I}));
-  t.add<not_yet>(env, "proxy_get_metric", sig({I, I}, {I}));
   t.add<not_yet>(env, "proxy_call_foreign_function", sig({I, I, I, I, I, I}, {I}));
   t.add<emscripten_notify_memory_growth, kAlways>(env, "emscripten_notify_memory_growth",
                                                   sig({I}, {}));
