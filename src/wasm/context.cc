@@ -85,6 +85,7 @@ Result<std::unique_ptr<WasmInstance>> WasmInstance::create(
   w->vm_id_ = std::move(vm_id);
   w->vm_configuration_ = std::move(vm_configuration);
   w->env_ = std::move(env);
+  w->shared_ = VmSharedState::get(w->vm_id_);
 
   WasmVm& v = *w->vm_;
   WasmCallbacks& cb = w->callbacks_;
@@ -225,6 +226,39 @@ void WasmInstance::on_tick(uint32_t root_id) {
   // Re-armed with the period as it is now (the tick may have changed it); not after a trap.
   root = find_context(root_id);
   if (root && !failed_ && root->tick_period_ms != 0 && !root->tick_timer->armed) arm_tick(*root);
+}
+
+// ---- shared queues -----------------------------------------------------------------------------
+
+std::shared_ptr<SharedQueue> WasmInstance::queue(uint32_t token) {
+  if (auto it = queue_cache_.find(token); it != queue_cache_.end()) {
+    if (std::shared_ptr<SharedQueue> q = it->second.lock()) return q;
+    queue_cache_.erase(it);  // dropped with its vm_id's state
+  }
+  std::shared_ptr<SharedQueue> q = find_shared_queue(token);
+  if (q) queue_cache_.emplace(token, q);
+  return q;
+}
+
+QueueNotifier WasmInstance::queue_notifier(Context& root) {
+  std::shared_ptr<ThreadLoop> loop = this_thread_loop();
+  if (!loop) return nullptr;  // no loop (a canary): nobody to notify until a worker registers
+  return std::make_shared<const std::function<void(std::shared_ptr<QueueNotification>)>>(
+      [loop = std::move(loop), ref = ref(),
+       root_id = root.id()](std::shared_ptr<QueueNotification> notification) {
+        if (ref.expired()) return;  // the consumer is gone: nothing to post
+        // Always through the loop, also from this very thread: never inside the enqueuing call.
+        // The notification stays pending until this closure is destroyed, run or not.
+        loop->post([ref, root_id, notification = std::move(notification)] {
+          if (WasmInstance* w = ref.get()) w->on_queue_ready(root_id, notification->token());
+        });
+      });
+}
+
+void WasmInstance::on_queue_ready(uint32_t root_id, uint32_t token) {
+  Context* root = find_context(root_id);
+  if (failed_ || !root || !root->is_root()) return;
+  call(root, callbacks_.on_queue_ready, {root_id, token});
 }
 
 Context* WasmInstance::find_context(uint32_t id) {

@@ -4,8 +4,9 @@
 // "current" context of the calling thread, or on the effective one a module switched to.
 //
 // Thread model: an instance and its contexts live on one worker thread and are only called there.
-// Work for an instance that starts elsewhere (a timer) reaches it through its thread's loop
-// (thread_loop.h) and an InstanceRef.
+// What plugins share across threads (shared data, queues, metrics) lives in shared_state.h and
+// the stats Store; work for an instance that starts elsewhere reaches it through its thread's
+// loop (thread_loop.h) and an InstanceRef.
 #pragma once
 
 #include <chrono>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "wasm/plugin_metrics.h"
+#include "wasm/shared_state.h"
 #include "wasm/vm/module_info.h"
 #include "wasm/vm/wasm_vm.h"
 #include "wasm/wasm_result.h"
@@ -121,9 +123,9 @@ struct WasmCallbacks {
       on_foreign_function, on_http_call_response;
 };
 
-// A reference to an instance for work queued to run later on its thread (a tick): get() is nullptr
-// once the instance is destroyed, or when called on another thread. Copyable and safe to hold (and
-// drop) on any thread.
+// A reference to an instance for work queued to run later on its thread (a tick, a queue
+// notification from another worker): get() is nullptr once the instance is destroyed, or when
+// called on another thread. Copyable and safe to hold (and drop) on any thread.
 class InstanceRef {
  public:
   InstanceRef() = default;
@@ -189,8 +191,15 @@ class WasmInstance {
 
   InstanceRef ref() const { return InstanceRef(anchor_, thread_); }
 
-  // The metrics this module defined.
+  // Shared data and queues of this instance's vm_id; metrics this module defined.
+  VmSharedState& shared_state() { return *shared_; }
   PluginMetrics& metrics() { return metrics_; }
+  // The queue of `token` (any vm_id), or nullptr. Remembered per instance, so an enqueue per
+  // request takes no process-wide lock.
+  std::shared_ptr<SharedQueue> queue(uint32_t token);
+  // What a queue registered by `root` calls on each enqueue: it posts proxy_on_queue_ready to
+  // this thread's loop (dropped when this thread has no loop, or the instance is gone by then).
+  QueueNotifier queue_notifier(Context& root);
 
   // proxy_set_tick_period_milliseconds for `root`: arms (or re-arms, for a new period) its timer
   // on this thread's loop; 0 stops it. Without a loop on this thread, only the period is kept.
@@ -200,6 +209,7 @@ class WasmInstance {
   WasmInstance();
   void arm_tick(Context& root);
   void on_tick(uint32_t root_id);
+  void on_queue_ready(uint32_t root_id, uint32_t token);
 
   std::shared_ptr<CompiledModule> module_;
   std::unique_ptr<WasmVm> vm_;
@@ -216,7 +226,9 @@ class WasmInstance {
   const std::thread::id thread_ = std::this_thread::get_id();
   // Expires when the instance is destroyed: what InstanceRef watches.
   const std::shared_ptr<WasmInstance* const> anchor_;
+  std::shared_ptr<VmSharedState> shared_;
   PluginMetrics metrics_;
+  std::unordered_map<uint32_t, std::weak_ptr<SharedQueue>> queue_cache_;
 };
 
 // The context host functions act on: the effective one if the module set it, else the current

@@ -61,6 +61,9 @@ class Plugin {
   PluginSpec spec_;
   std::string vm_key_;  // plugins with equal keys share a VM per thread
   std::shared_ptr<CompiledModule> module_;
+  // Shared data and queues of the vm_id live while a plugin uses it, not only while an instance
+  // runs: what the canary's on_configure writes is still there when the workers start.
+  std::shared_ptr<VmSharedState> shared_state_;
 };
 
 // Destroys every plugin instance of the calling thread (a worker calls this before it exits, while

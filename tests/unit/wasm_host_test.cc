@@ -42,6 +42,7 @@
 #include "wasm/abi/pairs.h"
 #include "wasm/context.h"
 #include "wasm/plugin.h"
+#include "wasm/shared_state.h"
 #include "wasm/thread_loop.h"
 #include "wasm/vm/null/null_plugin_abi.h"
 #include "wasm/vm/runtimes.h"
@@ -126,6 +127,7 @@ uint64_t n_on_log(void* i, const uint64_t* a) { return record(i, 5, a[0], 0), 0;
 uint64_t n_on_delete(void* i, const uint64_t* a) { return record(i, 6, a[0], 0), 0; }
 uint64_t n_on_request_headers(void* i, const uint64_t* a) { return record(i, 7, a[0], a[1]), 0; }
 uint64_t n_on_tick(void* i, const uint64_t* a) { return record(i, 13, a[0], 0), 0; }
+uint64_t n_on_queue_ready(void* i, const uint64_t* a) { return record(i, 14, a[0], a[1]), 0; }
 uint64_t n_on_response_headers(void* i, const uint64_t* a) { return record(i, 9, a[0], a[1]), 0; }
 
 uint64_t n_log(void*, const uint64_t* a) { return proxy_log(U32(0), CP(1), a[2]); }
@@ -248,6 +250,7 @@ const SluiceNullExport kProbeExports[] = {
     {"proxy_on_request_headers", "iii:i", n_on_request_headers},
     {"proxy_on_response_headers", "iii:i", n_on_response_headers},
     {"proxy_on_tick", "i:", n_on_tick},
+    {"proxy_on_queue_ready", "ii:", n_on_queue_ready},
     {"probe_proxy_log", "iii:i", n_log},
     {"probe_proxy_get_log_level", "i:i", n_get_log_level},
     {"probe_proxy_get_current_time_nanoseconds", "i:i", n_time},
@@ -433,12 +436,12 @@ constexpr uint64_t kSentinel = 0xA5A5A5A5u;
 // Public: tests also run a second Harness (another worker's instance) next to their own.
 class Harness {
  public:
-  void boot(const std::string& runtime, bool start = true) {
+  void boot(const std::string& runtime, bool start = true, std::string vm_id = "vm1") {
     runtime_ = runtime;
     null_ = runtime == kNullRuntimeName;
     spec_.name = "probe";
     spec_.root_id = "probe_root";
-    spec_.vm_id = "vm1";
+    spec_.vm_id = std::move(vm_id);
     spec_.configuration = "plugin-config";
     spec_.vm_configuration = "vm-config";
     spec_.runtime = runtime;
@@ -604,7 +607,7 @@ class Harness {
     return out;
   }
   void clear_callback_log() { ASSERT_TRUE(vm().write(state_ + 0x100, std::string(4, '\0'))); }
-  // How many log entries callback `cb` (13 tick, ...) left.
+  // How many log entries callback `cb` (13 tick, 14 queue_ready, ...) left.
   size_t callbacks_of(uint32_t cb) {
     size_t n = 0;
     for (const auto& e : callback_log()) n += e[0] == cb;
@@ -660,6 +663,55 @@ class Harness {
     set_word(kAux, kSentinel);
     const uint64_t r = call("probe_proxy_get_metric", {id, addr(kAux)});
     if (r == kOk && value) std::memcpy(value, vm().memory_at(addr(kAux), 8), 8);
+    return r;
+  }
+
+  // Shared data.
+  uint64_t get_shared(std::string_view key, std::string* value, uint32_t* cas) {
+    put(kKey, key);
+    clear_out();
+    set_word(kAux, kSentinel);
+    const uint64_t r = call("probe_proxy_get_shared_data",
+                            {addr(kKey), key.size(), addr(kPtr), addr(kLen), addr(kAux)});
+    if (r == kOk) {
+      if (value) *value = out();
+      if (cas) *cas = u32_at(addr(kAux));
+    }
+    return r;
+  }
+  uint64_t set_shared(std::string_view key, std::string_view value, uint32_t cas) {
+    put(kKey, key);
+    put(kVal, value);
+    return call("probe_proxy_set_shared_data",
+                {addr(kKey), key.size(), addr(kVal), value.size(), cas});
+  }
+
+  // Shared queues.
+  uint64_t register_queue(std::string_view name, uint32_t* token, Context* ctx = nullptr) {
+    put(kKey, name);
+    set_word(kAux, kSentinel);
+    const uint64_t r =
+        call("probe_proxy_register_shared_queue", {addr(kKey), name.size(), addr(kAux)}, ctx);
+    if (r == kOk && token) *token = u32_at(addr(kAux));
+    return r;
+  }
+  uint64_t resolve_queue(std::string_view vm_id, std::string_view name, uint32_t* token) {
+    put(kKey, vm_id);
+    put(kVal, name);
+    set_word(kAux, kSentinel);
+    const uint64_t r = call("probe_proxy_resolve_shared_queue",
+                            {addr(kKey), vm_id.size(), addr(kVal), name.size(), addr(kAux)});
+    if (r == kOk && token) *token = u32_at(addr(kAux));
+    return r;
+  }
+  uint64_t enqueue(uint32_t token, std::string_view value) {
+    put(kVal, value);
+    return call("probe_proxy_enqueue_shared_queue", {token, addr(kVal), value.size()});
+  }
+  uint64_t dequeue(uint32_t token, std::string* value) {
+    clear_out();
+    const uint64_t r = call("probe_proxy_dequeue_shared_queue", {token, addr(kPtr), addr(kLen)});
+    if (r == kOk && value) *value = out();
     return r;
   }
 
@@ -1130,12 +1182,6 @@ TEST_P(WasmHostTest, NotYetFunctionsAreUnimplemented) {
       {"probe_proxy_grpc_send", 4},
       {"probe_proxy_grpc_cancel", 1},
       {"probe_proxy_grpc_close", 1},
-      {"probe_proxy_get_shared_data", 5},
-      {"probe_proxy_set_shared_data", 5},
-      {"probe_proxy_register_shared_queue", 3},
-      {"probe_proxy_resolve_shared_queue", 5},
-      {"probe_proxy_enqueue_shared_queue", 3},
-      {"probe_proxy_dequeue_shared_queue", 3},
       {"probe_proxy_call_foreign_function", 6},
   };
   for (const auto& [fn, n] : fns) {
@@ -1375,6 +1421,252 @@ TEST_P(WasmHostTest, MetricsMergeAcrossWorkers) {
   EXPECT_EQ(v, 5u);
 }
 
+// ---- shared data -----------------------------------------------------------------------------
+
+TEST_P(WasmHostTest, SharedDataGetSetCas) {
+  const std::string key = unique("k");
+  std::string value;
+  uint32_t cas = 0, cas2 = 0;
+  EXPECT_EQ(get_shared(key, &value, &cas), kNotFound);
+  EXPECT_EQ(word(kLen), kSentinel);  // nothing written
+  EXPECT_EQ(set_shared(key, "one", 0), kOk);
+  EXPECT_EQ(get_shared(key, &value, &cas), kOk);
+  EXPECT_EQ(value, "one");
+  EXPECT_NE(cas, 0u);
+  EXPECT_EQ(set_shared(key, "stale", cas + 1), kCasMismatch);
+  EXPECT_EQ(get_shared(key, &value, &cas2), kOk);
+  EXPECT_EQ(value, "one");
+  EXPECT_EQ(cas2, cas);
+  EXPECT_EQ(set_shared(key, "two", cas), kOk);
+  EXPECT_EQ(get_shared(key, &value, &cas2), kOk);
+  EXPECT_EQ(value, "two");
+  EXPECT_NE(cas2, cas);                                    // every write is a new version
+  EXPECT_EQ(set_shared(key, "again", cas), kCasMismatch);  // the old cas is stale now
+  EXPECT_EQ(set_shared(key, "three", 0), kOk);             // 0: unconditional
+  EXPECT_EQ(get_shared(key, &value, nullptr), kOk);
+  EXPECT_EQ(value, "three");
+  // A missing key is created whatever the cas.
+  const std::string other = unique("other");
+  EXPECT_EQ(set_shared(other, "x", 12345), kOk);
+  EXPECT_EQ(get_shared(other, &value, nullptr), kOk);
+  EXPECT_EQ(value, "x");
+  // Empty values and binary keys.
+  const std::string binary_key = unique(std::string("a\0b", 3));
+  EXPECT_EQ(set_shared(binary_key, "", 0), kOk);
+  EXPECT_EQ(get_shared(binary_key, &value, &cas), kOk);
+  EXPECT_EQ(value, "");
+  EXPECT_EQ(word(kLen), 0u);
+  EXPECT_EQ(get_shared(unique("a"), &value, nullptr), kNotFound);
+}
+
+TEST_P(WasmHostTest, SharedDataIsScopedByVmId) {
+  const std::string key = unique("k");
+  ASSERT_EQ(set_shared(key, "vm1 value", 0), kOk);
+  for (const char* vm_id : {"vm1", "other-vm"}) {
+    Harness h;
+    h.boot(runtime_, true, vm_id);
+    std::string value;
+    if (std::string_view(vm_id) == "vm1") {
+      EXPECT_EQ(h.get_shared(key, &value, nullptr), kOk);
+      EXPECT_EQ(value, "vm1 value");
+    } else {
+      EXPECT_EQ(h.get_shared(key, &value, nullptr), kNotFound);
+    }
+  }
+}
+
+// Two workers add to one counter with get + CAS set, retrying on a mismatch: no update is lost.
+TEST_P(WasmHostTest, SharedDataCasIncrementsFromTwoThreadsLoseNothing) {
+  const std::string key = unique("counter");
+  ASSERT_EQ(set_shared(key, "0", 0), kOk);
+  constexpr int kPerThread = 500;
+  std::atomic<int> mismatches{0};
+  const auto add_many = [&](Harness& h) {
+    for (int i = 0; i < kPerThread; ++i) {
+      while (true) {
+        std::string value;
+        uint32_t cas = 0;
+        ASSERT_EQ(h.get_shared(key, &value, &cas), kOk);
+        const uint64_t r = h.set_shared(key, std::to_string(std::stoi(value) + 1), cas);
+        if (r == kOk) break;
+        ASSERT_EQ(r, kCasMismatch);
+        ++mismatches;
+      }
+    }
+  };
+  std::thread other([&] {
+    Harness h;
+    h.boot(runtime_);
+    add_many(h);
+  });
+  add_many(*this);
+  other.join();
+  std::string value;
+  ASSERT_EQ(get_shared(key, &value, nullptr), kOk);
+  EXPECT_EQ(value, std::to_string(2 * kPerThread));
+  std::printf("(%d CAS mismatches retried)\n", mismatches.load());
+}
+
+// ---- shared queues ---------------------------------------------------------------------------
+
+TEST_P(WasmHostTest, SharedQueueRoundTrip) {
+  const std::string name = unique("q");
+  uint32_t token = 0, again = 0, resolved = 0;
+  ASSERT_EQ(register_queue(name, &token), kOk);
+  EXPECT_NE(token, 0u);
+  EXPECT_EQ(register_queue(name, &again, root_), kOk);
+  EXPECT_EQ(again, token);
+  EXPECT_EQ(resolve_queue("", name, &resolved), kOk);  // "" is the caller's vm_id
+  EXPECT_EQ(resolved, token);
+  EXPECT_EQ(resolve_queue("vm1", name, &resolved), kOk);
+  EXPECT_EQ(resolved, token);
+  EXPECT_EQ(resolve_queue("", unique("absent"), &resolved), kNotFound);
+  EXPECT_EQ(resolve_queue("no-such-vm", name, &resolved), kNotFound);
+
+  std::string value;
+  EXPECT_EQ(dequeue(token, &value), kEmpty);
+  clear_callback_log();
+  EXPECT_EQ(enqueue(token, "first"), kOk);
+  EXPECT_EQ(enqueue(token, ""), kOk);
+  EXPECT_EQ(enqueue(token, "third"), kOk);
+  EXPECT_EQ(callbacks_of(14), 0u);  // notified through the loop, never inside enqueue
+  ASSERT_TRUE(run_until([&] { return callbacks_of(14) == 3; }));
+  for (const auto& e : callback_log()) {
+    if (e[0] == 14) {
+      EXPECT_EQ(e, (std::array<uint32_t, 3>{14, root_->id(), token}));
+    }
+  }
+  EXPECT_EQ(dequeue(token, &value), kOk);
+  EXPECT_EQ(value, "first");
+  EXPECT_EQ(dequeue(token, &value), kOk);
+  EXPECT_EQ(value, "");
+  EXPECT_EQ(word(kLen), 0u);
+  EXPECT_EQ(dequeue(token, &value), kOk);
+  EXPECT_EQ(value, "third");
+  EXPECT_EQ(dequeue(token, &value), kEmpty);
+}
+
+TEST_P(WasmHostTest, SharedQueueUnknownTokens) {
+  std::string value;
+  for (uint32_t token : {0u, 0xffffffffu, 0x7fffffffu}) {
+    EXPECT_EQ(enqueue(token, "x"), kNotFound) << token;
+    EXPECT_EQ(dequeue(token, &value), kNotFound) << token;
+  }
+}
+
+TEST_P(WasmHostTest, SharedQueueDropsTheOldestPastItsBound) {
+  const std::string name = unique("bounded");
+  uint32_t token = 0;
+  ASSERT_EQ(register_queue(name, &token), kOk);
+  const size_t bound = SharedQueue::kDefaultCapacity;
+  for (size_t i = 0; i < bound + 5; ++i) ASSERT_EQ(enqueue(token, std::to_string(i)), kOk);
+  std::shared_ptr<SharedQueue> q = find_shared_queue(token);
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(q->size(), bound);
+  EXPECT_EQ(q->dropped(), 5u);
+  // Notifications are bounded too: one per entry the queue can hold.
+  EXPECT_EQ(q->pending_notifications(), bound);
+  ASSERT_TRUE(run_until([&] { return q->pending_notifications() == 0; }));
+  bool counted = false;
+  for (const auto& m : stats::Store::instance().snapshot()) {
+    if (m.name->dotted == "wasm.shared_queue.vm1." + name + ".dropped") {
+      counted = true;
+      EXPECT_EQ(m.counter, 5u);
+    }
+  }
+  EXPECT_TRUE(counted);
+  std::string value;
+  EXPECT_EQ(dequeue(token, &value), kOk);
+  EXPECT_EQ(value, "5");  // 0..4 went
+}
+
+TEST_P(WasmHostTest, SharedQueueReRegistrationRetargetsNotifications) {
+  const std::string name = unique("q");
+  uint32_t token = 0, again = 0;
+  ASSERT_EQ(register_queue(name, &token), kOk);
+  PluginSpec second = spec_;
+  second.name = "second";
+  second.root_id = "second_root";
+  auto root2 = w_->start_root(second);
+  ASSERT_TRUE(root2.ok()) << root2.error();
+  ASSERT_EQ(register_queue(name, &again, *root2), kOk);
+  EXPECT_EQ(again, token);
+  ASSERT_EQ(enqueue(token, "x"), kOk);
+  clear_callback_log();
+  ASSERT_TRUE(run_until([&] { return callbacks_of(14) == 1; }));
+  EXPECT_EQ(callback_log().back(), (std::array<uint32_t, 3>{14, (*root2)->id(), token}));
+  std::string value;
+  EXPECT_EQ(dequeue(token, &value), kOk);  // the data stayed
+  EXPECT_EQ(value, "x");
+}
+
+TEST_P(WasmHostTest, SharedQueueOutlivesItsConsumer) {
+  const std::string name = unique("q");
+  uint32_t token = 0;
+  {
+    Harness consumer;               // another instance on this thread...
+    consumer.thread_loop_.reset();  // ...using this test's loop
+    consumer.boot(runtime_);
+    ASSERT_EQ(consumer.register_queue(name, &token), kOk);
+    // Posted while the consumer's instance exists, run after it is gone.
+    ASSERT_EQ(enqueue(token, "posted"), kOk);
+  }
+  ASSERT_EQ(enqueue(token, "after"), kOk);  // nobody to notify: still Ok
+  clear_callback_log();
+  run_for(std::chrono::milliseconds(10));  // the posted notification finds no instance
+  EXPECT_EQ(callbacks_of(14), 0u);
+  std::string value;
+  EXPECT_EQ(dequeue(token, &value), kOk);
+  EXPECT_EQ(value, "posted");
+  EXPECT_EQ(dequeue(token, &value), kOk);
+  EXPECT_EQ(value, "after");
+}
+
+TEST_P(WasmHostTest, SharedQueueNoNotificationIntoAFailedConsumer) {
+  const std::string name = unique("q");
+  uint32_t token = 0;
+  ASSERT_EQ(register_queue(name, &token), kOk);
+  ASSERT_EQ(enqueue(token, "x"), kOk);
+  clear_callback_log();
+  w_->fail("failed by the test");
+  run_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(callbacks_of(14), 0u);
+}
+
+// The consumer registered on another worker: its notifications run on that worker's thread.
+TEST_P(WasmHostTest, SharedQueueNotifiesOnTheConsumersThread) {
+  const std::string name = unique("q");
+  std::atomic<uint32_t> token{0};
+  std::atomic<bool> stop{false};
+  std::atomic<size_t> notified{0};
+  std::thread::id consumer_thread;
+  std::thread consumer([&] {
+    consumer_thread = std::this_thread::get_id();
+    Harness h;  // its own instance and loop
+    h.boot(runtime_);
+    uint32_t t = 0;
+    ASSERT_EQ(h.register_queue(name, &t), kOk);
+    h.clear_callback_log();
+    token = t;
+    while (!stop) {
+      h.run_for(std::chrono::milliseconds(2));
+      notified = h.callbacks_of(14);
+    }
+  });
+  ASSERT_TRUE(run_until([&] { return token != 0; }));
+  uint32_t resolved = 0;
+  ASSERT_EQ(resolve_queue("", name, &resolved), kOk);
+  EXPECT_EQ(resolved, token);
+  clear_callback_log();
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(enqueue(resolved, "from the producer"), kOk);
+  const bool delivered = run_until([&] { return notified == 20; });
+  stop = true;
+  consumer.join();
+  EXPECT_TRUE(delivered) << notified;
+  EXPECT_EQ(callbacks_of(14), 0u);  // none ran on the producer's thread
+  EXPECT_NE(consumer_thread, std::this_thread::get_id());
+}
+
 TEST_P(WasmHostTest, LifecycleOrderAndIds) {
   const uint32_t root = root_->id(), s1 = ctx_->id();
   auto log = callback_log();
@@ -1576,6 +1868,86 @@ TEST_F(WasmHostV8Test, HostileLocalResponseAndStatusPointers) {
   EXPECT_EQ(word(kAux), kSentinel);  // the code was not written
   EXPECT_EQ(word(kPtr), kSentinel);
   EXPECT_EQ(call("probe_proxy_get_status", {kFar, kPtr, kLen}), kInvalidMemoryAccess);
+  EXPECT_FALSE(w_->failed());
+}
+
+TEST_F(WasmHostV8Test, HostileMetricPointers) {
+  const std::string name = unique("m");
+  put(kKey, name);
+  EXPECT_EQ(call("probe_proxy_define_metric", {0, kFar, 4, kAux}), kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_define_metric", {0, 0xfffffff0, 0x20, kAux}), kInvalidMemoryAccess);
+  // A bad out-param defines nothing: the next counter still gets the first id.
+  EXPECT_EQ(call("probe_proxy_define_metric", {0, kKey, name.size(), kFar}), kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_define_metric", {0, kKey, name.size(), kMem - 2}),
+            kInvalidMemoryAccess);
+  uint32_t id = 0;
+  ASSERT_EQ(define_metric(0, unique("other"), &id), kOk);
+  EXPECT_EQ(id, 4u);
+  ASSERT_EQ(increment_metric(id, 3), kOk);
+  EXPECT_EQ(call("probe_proxy_get_metric", {id, kFar}), kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_get_metric", {id, kMem - 4}), kInvalidMemoryAccess);  // u64
+  EXPECT_FALSE(w_->failed());
+}
+
+TEST_F(WasmHostV8Test, HostileSharedDataPointers) {
+  const std::string key = unique("k");
+  ASSERT_EQ(set_shared(key, "value", 0), kOk);
+  put(kKey, key);
+  put(kVal, "new");
+  EXPECT_EQ(call("probe_proxy_set_shared_data", {kFar, 4, kVal, 3, 0}), kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_set_shared_data", {kKey, key.size(), kFar, 3, 0}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_set_shared_data", {kKey, key.size(), kVal, 0xffffffff, 0}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_get_shared_data", {kFar, 4, kPtr, kLen, kAux}),
+            kInvalidMemoryAccess);
+  clear_out();
+  set_word(kAux, kSentinel);
+  // Any bad out-param: nothing allocated, nothing written.
+  EXPECT_EQ(call("probe_proxy_get_shared_data", {kKey, key.size(), kPtr, kLen, kFar}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_get_shared_data", {kKey, key.size(), kFar, kLen, kAux}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_get_shared_data", {kKey, key.size(), kPtr, kMem - 2, kAux}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(word(kPtr), kSentinel);
+  EXPECT_EQ(word(kLen), kSentinel);
+  EXPECT_EQ(word(kAux), kSentinel);
+  std::string value;
+  EXPECT_EQ(get_shared(key, &value, nullptr), kOk);
+  EXPECT_EQ(value, "value");  // the refused writes changed nothing
+  EXPECT_FALSE(w_->failed());
+}
+
+TEST_F(WasmHostV8Test, HostileSharedQueuePointers) {
+  const std::string name = unique("q");
+  put(kKey, name);
+  EXPECT_EQ(call("probe_proxy_register_shared_queue", {kFar, 4, kAux}), kInvalidMemoryAccess);
+  // A bad out-param registers nothing.
+  EXPECT_EQ(call("probe_proxy_register_shared_queue", {kKey, name.size(), kFar}),
+            kInvalidMemoryAccess);
+  uint32_t token = 0;
+  EXPECT_EQ(resolve_queue("", name, &token), kNotFound);
+  ASSERT_EQ(register_queue(name, &token), kOk);
+  put(kKey, "vm1");
+  put(kVal, name);
+  EXPECT_EQ(call("probe_proxy_resolve_shared_queue", {kFar, 3, kVal, name.size(), kAux}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_resolve_shared_queue", {kKey, 3, kFar, name.size(), kAux}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_resolve_shared_queue", {kKey, 3, kVal, name.size(), kFar}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_enqueue_shared_queue", {token, kFar, 4}), kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_enqueue_shared_queue", {token, 0, 0xffffffff}),
+            kInvalidMemoryAccess);
+  ASSERT_EQ(enqueue(token, "kept"), kOk);
+  // Bad out-params: refused before the entry is taken, so it is still there.
+  EXPECT_EQ(call("probe_proxy_dequeue_shared_queue", {token, kFar, kLen}), kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_dequeue_shared_queue", {token, kPtr, kMem - 2}),
+            kInvalidMemoryAccess);
+  std::string value;
+  EXPECT_EQ(dequeue(token, &value), kOk);
+  EXPECT_EQ(value, "kept");
   EXPECT_FALSE(w_->failed());
 }
 

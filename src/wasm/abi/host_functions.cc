@@ -15,6 +15,7 @@
 #include "wasm/abi/properties.h"
 #include "wasm/context.h"
 #include "wasm/plugin.h"
+#include "wasm/shared_state.h"
 
 namespace sluice::wasm {
 
@@ -494,6 +495,92 @@ uint64_t proxy_get_metric(WasmVm& vm, Args a, void*) {
   return vm.set_u64(a[1], value) ? kOk : res(WasmResult::InvalidMemoryAccess);
 }
 
+// ---- shared data -----------------------------------------------------------------------------
+
+uint64_t proxy_get_shared_data(WasmVm& vm, Args a, void*) {
+  std::string_view key;
+  if (!vm.read(a[0], a[1], &key) || !vm.memory_at(a[4], 4)) {
+    return res(WasmResult::InvalidMemoryAccess);
+  }
+  WasmInstance* w = current_instance();
+  if (!w) return res(WasmResult::NotFound);
+  // A copy, taken under the shard's lock: the module's allocator must not run under it.
+  std::optional<SharedData::Value> v = w->shared_state().data().get(key);
+  if (!v) return res(WasmResult::NotFound);
+  const WasmResult r = w->copy_out(v->value, a[2], a[3]);
+  if (r != WasmResult::Ok) return res(r);
+  vm.set_u32(a[4], v->cas);
+  return kOk;
+}
+
+uint64_t proxy_set_shared_data(WasmVm& vm, Args a, void*) {
+  std::string_view key, value;
+  if (!vm.read(a[0], a[1], &key) || !vm.read(a[2], a[3], &value)) {
+    return res(WasmResult::InvalidMemoryAccess);
+  }
+  WasmInstance* w = current_instance();
+  if (!w) return res(WasmResult::NotFound);
+  return res(w->shared_state().data().set(key, value, static_cast<uint32_t>(a[4])));
+}
+
+// ---- shared queues ---------------------------------------------------------------------------
+
+uint64_t proxy_register_shared_queue(WasmVm& vm, Args a, void*) {
+  std::string_view name;
+  if (!vm.read(a[0], a[1], &name) || !vm.memory_at(a[2], 4)) {
+    return res(WasmResult::InvalidMemoryAccess);
+  }
+  Context* ctx = current_context();
+  if (!ctx) return res(WasmResult::NotFound);
+  WasmInstance& w = ctx->instance();
+  // Notifications go to the caller's root (a stream context registers for its root).
+  const uint32_t token = w.shared_state().register_queue(name, w.queue_notifier(*ctx->root()));
+  vm.set_u32(a[2], token);
+  return kOk;
+}
+
+uint64_t proxy_resolve_shared_queue(WasmVm& vm, Args a, void*) {
+  std::string_view vm_id, name;
+  if (!vm.read(a[0], a[1], &vm_id) || !vm.read(a[2], a[3], &name) || !vm.memory_at(a[4], 4)) {
+    return res(WasmResult::InvalidMemoryAccess);
+  }
+  WasmInstance* w = current_instance();
+  if (!w) return res(WasmResult::NotFound);
+  std::optional<uint32_t> token;
+  if (vm_id.empty() || vm_id == w->vm_id()) {
+    token = w->shared_state().resolve_queue(name);  // an empty vm_id means the caller's
+  } else if (std::shared_ptr<VmSharedState> other = VmSharedState::find(vm_id)) {
+    token = other->resolve_queue(name);
+  }
+  if (!token) return res(WasmResult::NotFound);
+  vm.set_u32(a[4], *token);
+  return kOk;
+}
+
+uint64_t proxy_enqueue_shared_queue(WasmVm& vm, Args a, void*) {
+  std::string_view value;
+  if (!vm.read(a[1], a[2], &value)) return res(WasmResult::InvalidMemoryAccess);
+  WasmInstance* w = current_instance();
+  std::shared_ptr<SharedQueue> q = w ? w->queue(static_cast<uint32_t>(a[0])) : nullptr;
+  if (!q) return res(WasmResult::NotFound);
+  q->enqueue(value);  // past the bound, the oldest entry is dropped: still Ok
+  return kOk;
+}
+
+uint64_t proxy_dequeue_shared_queue(WasmVm& vm, Args a, void*) {
+  WasmInstance* w = current_instance();
+  std::shared_ptr<SharedQueue> q = w ? w->queue(static_cast<uint32_t>(a[0])) : nullptr;
+  if (!q) return res(WasmResult::NotFound);
+  // Out-params checked before an entry is taken: a bad pointer must not lose it.
+  if (!vm.memory_at(a[1], vm.word_size()) || !vm.memory_at(a[2], vm.word_size())) {
+    return res(WasmResult::InvalidMemoryAccess);
+  }
+  std::string value;
+  const WasmResult r = q->dequeue(&value);
+  if (r != WasmResult::Ok) return res(r);
+  return res(w->copy_out(value, a[1], a[2]));
+}
+
 // ---- not built yet (issue: the rest of the ABI) ------------------------------------------------
 // Modules built with full SDKs import these; they link, and answer Unimplemented (12) with one
 // warning per function, so a plugin that does not depend on them runs.
@@ -710,6 +797,12 @@ Table build_table() {
   t.add<proxy_clear_route_cache>(env, "proxy_clear_route_cache", sig({}, {I}), true, false, false);
   t.add<proxy_set_tick_period_milliseconds>(env, "proxy_set_tick_period_milliseconds",
                                             sig({I}, {I}));
+  t.add<proxy_get_shared_data>(env, "proxy_get_shared_data", sig({I, I, I, I, I}, {I}));
+  t.add<proxy_set_shared_data>(env, "proxy_set_shared_data", sig({I, I, I, I, I}, {I}));
+  t.add<proxy_register_shared_queue>(env, "proxy_register_shared_queue", sig({I, I, I}, {I}));
+  t.add<proxy_resolve_shared_queue>(env, "proxy_resolve_shared_queue", sig({I, I, I, I, I}, {I}));
+  t.add<proxy_enqueue_shared_queue>(env, "proxy_enqueue_shared_queue", sig({I, I, I}, {I}));
+  t.add<proxy_dequeue_shared_queue>(env, "proxy_dequeue_shared_queue", sig({I, I, I}, {I}));
   t.add<proxy_define_metric>(env, "proxy_define_metric", sig({I, I, I, I}, {I}));
   t.add<proxy_increment_metric>(env, "proxy_increment_metric", sig({I, L}, {I}));
   t.add<proxy_record_metric>(env, "proxy_record_metric", sig({I, L}, {I}));
@@ -721,12 +814,6 @@ Table build_table() {
   t.add<not_yet>(env, "proxy_grpc_send", sig({I, I, I, I}, {I}));
   t.add<not_yet>(env, "proxy_grpc_cancel", sig({I}, {I}));
   t.add<not_yet>(env, "proxy_grpc_close", sig({I}, {I}));
-  t.add<not_yet>(env, "proxy_get_shared_data", sig({I, I, I, I, I}, {I}));
-  t.add<not_yet>(env, "proxy_set_shared_data", sig({I, I, I, I, I}, {I}));
-  t.add<not_yet>(env, "proxy_register_shared_queue", sig({I, I, I}, {I}));
-  t.add<not_yet>(env, "proxy_resolve_shared_queue", sig({I, I, I, I, I}, {I}));
-  t.add<not_yet>(env, "proxy_enqueue_shared_queue", sig({I, I, I}, {I}));
-  t.add<not_yet>(env, "proxy_dequeue_shared_queue", sig({I, I, I}, {I}));
   t.add<not_yet>(env, "proxy_call_foreign_function", sig({I, I, I, I, I, I}, {I}));
   t.add<emscripten_notify_memory_growth, kAlways>(env, "emscripten_notify_memory_growth",
                                                   sig({I}, {}));
