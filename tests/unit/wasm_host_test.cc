@@ -715,6 +715,18 @@ class Harness {
     return r;
   }
 
+  // Foreign functions.
+  uint64_t foreign(std::string_view name, std::string_view args, std::string* result) {
+    put(kKey, name);
+    put(kBuf, args);
+    clear_out();
+    const uint64_t r =
+        call("probe_proxy_call_foreign_function",
+             {addr(kKey), name.size(), addr(kBuf), args.size(), addr(kPtr), addr(kLen)});
+    if (r == kOk && result) *result = out();
+    return r;
+  }
+
   // Declared first: destroyed after the instance, whose tick timers live on this loop.
   asio::io_context io_;
   std::optional<ScopedThreadLoop> thread_loop_{std::in_place, io_};
@@ -1173,16 +1185,11 @@ TEST_P(WasmHostTest, DoneAndStatus) {
   EXPECT_EQ(out(), "reset");
 }
 
-TEST_P(WasmHostTest, NotYetFunctionsAreUnimplemented) {
+TEST_P(WasmHostTest, CalloutsAreUnimplemented) {
   LogCapture logs(spdlog::level::warn);
   const std::pair<std::string_view, int> fns[] = {
-      {"probe_proxy_http_call", 10},
-      {"probe_proxy_grpc_call", 12},
-      {"probe_proxy_grpc_stream", 9},
-      {"probe_proxy_grpc_send", 4},
-      {"probe_proxy_grpc_cancel", 1},
-      {"probe_proxy_grpc_close", 1},
-      {"probe_proxy_call_foreign_function", 6},
+      {"probe_proxy_http_call", 10}, {"probe_proxy_grpc_call", 12},  {"probe_proxy_grpc_stream", 9},
+      {"probe_proxy_grpc_send", 4},  {"probe_proxy_grpc_cancel", 1}, {"probe_proxy_grpc_close", 1},
   };
   for (const auto& [fn, n] : fns) {
     WasmFunction f = vm().function(fn);
@@ -1192,20 +1199,8 @@ TEST_P(WasmHostTest, NotYetFunctionsAreUnimplemented) {
       case 1:
         r = w_->call(ctx_, f, {0});
         break;
-      case 2:
-        r = w_->call(ctx_, f, {0, 0});
-        break;
-      case 3:
-        r = w_->call(ctx_, f, {0, 0, 0});
-        break;
       case 4:
         r = w_->call(ctx_, f, {0, 0, 0, 0});
-        break;
-      case 5:
-        r = w_->call(ctx_, f, {0, 0, 0, 0, 0});
-        break;
-      case 6:
-        r = w_->call(ctx_, f, {0, 0, 0, 0, 0, 0});
         break;
       case 9:
         r = w_->call(ctx_, f, {0, 0, 0, 0, 0, 0, 0, 0, 0});
@@ -1667,6 +1662,59 @@ TEST_P(WasmHostTest, SharedQueueNotifiesOnTheConsumersThread) {
   EXPECT_NE(consumer_thread, std::this_thread::get_id());
 }
 
+// ---- foreign functions -----------------------------------------------------------------------
+
+TEST_P(WasmHostTest, CompressAndUncompressRoundTrip) {
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += fmt::format("line {} of a compressible text\n", i % 7);
+  std::string compressed, plain;
+  ASSERT_EQ(foreign("compress", text, &compressed), kOk);
+  EXPECT_LT(compressed.size(), text.size() / 4);
+  EXPECT_EQ(static_cast<unsigned char>(compressed[0]), 0x78);  // a zlib stream
+  ASSERT_EQ(foreign("uncompress", compressed, &plain), kOk);
+  EXPECT_EQ(plain, text);
+  // The empty input is a (short) valid stream.
+  ASSERT_EQ(foreign("compress", "", &compressed), kOk);
+  EXPECT_FALSE(compressed.empty());
+  ASSERT_EQ(foreign("uncompress", compressed, &plain), kOk);
+  EXPECT_EQ(plain, "");
+  EXPECT_EQ(word(kLen), 0u);
+}
+
+TEST_P(WasmHostTest, ForeignFunctionErrors) {
+  std::string out;
+  EXPECT_EQ(foreign("no_such_function", "x", &out), kNotFound);
+  EXPECT_EQ(foreign("", "", &out), kNotFound);
+  EXPECT_EQ(foreign("uncompress", "not zlib at all", &out), kSerializationFailure);
+  EXPECT_EQ(foreign("uncompress", "", &out), kSerializationFailure);
+  std::string compressed;
+  ASSERT_EQ(foreign("compress", std::string(5000, 'a'), &compressed), kOk);
+  EXPECT_EQ(foreign("uncompress", compressed.substr(0, compressed.size() / 2), &out),
+            kSerializationFailure);  // truncated
+  EXPECT_EQ(foreign("uncompress", compressed + "trailing", &out), kSerializationFailure);
+  EXPECT_EQ(word(kLen), kSentinel);  // no output on failure
+}
+
+TEST_P(WasmHostTest, ForeignFunctionResultCanBeDiscarded) {
+  const std::string name = "compress", args(1000, 'z');
+  put(kKey, name);
+  put(kBuf, args);
+  set_word(kLen, kSentinel);
+  // ret_ptr_ptr 0: the result is not copied (nothing allocated), its size still written.
+  EXPECT_EQ(call("probe_proxy_call_foreign_function",
+                 {addr(kKey), name.size(), addr(kBuf), args.size(), 0, addr(kLen)}),
+            kOk);
+  EXPECT_GT(word(kLen), 0u);
+  EXPECT_LT(word(kLen), 100u);
+  EXPECT_EQ(call("probe_proxy_call_foreign_function",
+                 {addr(kKey), name.size(), addr(kBuf), args.size(), 0, 0}),
+            kOk);
+  // A pointer wanted without a size: refused.
+  EXPECT_EQ(call("probe_proxy_call_foreign_function",
+                 {addr(kKey), name.size(), addr(kBuf), args.size(), addr(kPtr), 0}),
+            kBadArgument);
+}
+
 TEST_P(WasmHostTest, LifecycleOrderAndIds) {
   const uint32_t root = root_->id(), s1 = ctx_->id();
   auto log = callback_log();
@@ -1948,6 +1996,27 @@ TEST_F(WasmHostV8Test, HostileSharedQueuePointers) {
   std::string value;
   EXPECT_EQ(dequeue(token, &value), kOk);
   EXPECT_EQ(value, "kept");
+  EXPECT_FALSE(w_->failed());
+}
+
+TEST_F(WasmHostV8Test, HostileForeignFunctionPointers) {
+  const std::string name = "compress";
+  put(kKey, name);
+  put(kBuf, "abc");
+  EXPECT_EQ(call("probe_proxy_call_foreign_function", {kFar, 8, kBuf, 3, kPtr, kLen}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_call_foreign_function", {kKey, 8, kFar, 3, kPtr, kLen}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_call_foreign_function", {kKey, 8, 0, 0xffffffff, kPtr, kLen}),
+            kInvalidMemoryAccess);
+  clear_out();
+  // Bad out-params are found before the function runs: nothing allocated or written.
+  EXPECT_EQ(call("probe_proxy_call_foreign_function", {kKey, 8, kBuf, 3, kFar, kLen}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_call_foreign_function", {kKey, 8, kBuf, 3, kPtr, kMem - 2}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(word(kPtr), kSentinel);
+  EXPECT_EQ(word(kLen), kSentinel);
   EXPECT_FALSE(w_->failed());
 }
 

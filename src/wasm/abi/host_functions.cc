@@ -14,6 +14,7 @@
 #include "wasm/abi/pairs.h"
 #include "wasm/abi/properties.h"
 #include "wasm/context.h"
+#include "wasm/foreign_functions.h"
 #include "wasm/plugin.h"
 #include "wasm/shared_state.h"
 
@@ -581,7 +582,36 @@ uint64_t proxy_dequeue_shared_queue(WasmVm& vm, Args a, void*) {
   return res(w->copy_out(value, a[1], a[2]));
 }
 
-// ---- not built yet (issue: the rest of the ABI) ------------------------------------------------
+// ---- foreign functions -----------------------------------------------------------------------
+
+uint64_t proxy_call_foreign_function(WasmVm& vm, Args a, void*) {
+  std::string_view name, args;
+  if (!vm.read(a[0], a[1], &name) || !vm.read(a[2], a[3], &args)) {
+    return res(WasmResult::InvalidMemoryAccess);
+  }
+  const ForeignFunction fn = find_foreign_function(name);
+  if (!fn) return res(WasmResult::NotFound);
+  WasmInstance* w = current_instance();
+  if (!w) return res(WasmResult::NotFound);
+  const uint64_t ptr_out = a[4], size_out = a[5];
+  // A result the module wants needs somewhere for its size too.
+  if (ptr_out != 0 && size_out == 0) return res(WasmResult::BadArgument);
+  if ((ptr_out != 0 && !vm.memory_at(ptr_out, vm.word_size())) ||
+      (size_out != 0 && !vm.memory_at(size_out, vm.word_size()))) {
+    return res(WasmResult::InvalidMemoryAccess);
+  }
+  std::string result;
+  const WasmResult r = fn(args, &result);
+  if (r != WasmResult::Ok) return res(r);
+  if (ptr_out == 0) {
+    // The module does not want the bytes (only, perhaps, their size): nothing is allocated.
+    if (size_out != 0) vm.set_word(size_out, result.size());
+    return kOk;
+  }
+  return res(w->copy_out(result, ptr_out, size_out));
+}
+
+// ---- not built yet: HTTP and gRPC callouts -----------------------------------------------------
 // Modules built with full SDKs import these; they link, and answer Unimplemented (12) with one
 // warning per function, so a plugin that does not depend on them runs.
 uint64_t not_yet(WasmVm&, Args, void* data) {
@@ -807,14 +837,15 @@ Table build_table() {
   t.add<proxy_increment_metric>(env, "proxy_increment_metric", sig({I, L}, {I}));
   t.add<proxy_record_metric>(env, "proxy_record_metric", sig({I, L}, {I}));
   t.add<proxy_get_metric>(env, "proxy_get_metric", sig({I, I}, {I}));
-  // Not built yet.
+  t.add<proxy_call_foreign_function>(env, "proxy_call_foreign_function",
+                                     sig({I, I, I, I, I, I}, {I}));
+  // HTTP and gRPC callouts: not built yet.
   t.add<not_yet>(env, "proxy_http_call", sig({I, I, I, I, I, I, I, I, I, I}, {I}));
   t.add<not_yet>(env, "proxy_grpc_call", sig({I, I, I, I, I, I, I, I, I, I, I, I}, {I}));
   t.add<not_yet>(env, "proxy_grpc_stream", sig({I, I, I, I, I, I, I, I, I}, {I}));
   t.add<not_yet>(env, "proxy_grpc_send", sig({I, I, I, I}, {I}));
   t.add<not_yet>(env, "proxy_grpc_cancel", sig({I}, {I}));
   t.add<not_yet>(env, "proxy_grpc_close", sig({I}, {I}));
-  t.add<not_yet>(env, "proxy_call_foreign_function", sig({I, I, I, I, I, I}, {I}));
   t.add<emscripten_notify_memory_growth, kAlways>(env, "emscripten_notify_memory_growth",
                                                   sig({I}, {}));
   t.add<pthread_equal, kAlways>(env, "pthread_equal", sig({I, I}, {I}));
