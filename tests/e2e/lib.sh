@@ -77,3 +77,88 @@ start_sluice() {
 raw_request() {
   timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1; cat >&3; timeout 2 cat <&3" || true
 }
+
+# ---- SDK extensions on either runtime (tests of the extensions in extensions/examples) --------
+
+# sdk_filter NAME RUNTIME EXTENSION CONFIG [VM_ID]: one http_filters[] entry running an extension
+# built with our SDK: its .wasm on V8 (RUNTIME v8), its native build on null (RUNTIME null).
+# CONFIG lines are separated by \n (the YAML string escape).
+sdk_filter() {
+  local code="inline_string: sluice.$3"
+  [[ $2 == v8 ]] && code="filename: $SLUICE_BUILD_DIR/extensions/$3.wasm"
+  cat <<YAML
+          - name: $1
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: $1
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: "$4"
+                vm_config:
+                  vm_id: "${5:-}"
+                  runtime: envoy.wasm.runtime.$2
+                  code: { local: { $code } }
+YAML
+}
+
+# sdk_listener NAME PORT FILTERS_YAML: a listener routing everything to the cluster "nginx", with
+# FILTERS_YAML (sdk_filter output) before the router.
+sdk_listener() {
+  cat <<YAML
+  - name: $1
+    address: { socket_address: { address: 127.0.0.1, port_value: $2 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: $1
+          route_config:
+            virtual_hosts:
+            - name: default
+              domains: ["*"]
+              routes:
+              - match: { prefix: "/" }
+                route: { cluster: nginx }
+          http_filters:
+$3
+          - name: envoy.filters.http.router
+            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+YAML
+}
+
+# sdk_bootstrap UPSTREAM_PORT LISTENERS_YAML: the whole config (admin on $ADMIN_PORT).
+sdk_bootstrap() {
+  cat <<YAML
+admin: { address: { socket_address: { address: 127.0.0.1, port_value: $ADMIN_PORT } } }
+static_resources:
+  listeners:
+$2
+  clusters:
+  - name: nginx
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: nginx
+      endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $1 } } } } ] } ]
+YAML
+}
+
+# stop_sluice: stops the sluice started last (SIGTERM, then waits for it).
+stop_sluice() {
+  kill "$SLUICE_PID" 2>/dev/null || true
+  wait "$SLUICE_PID" 2>/dev/null || true
+}
+
+# stat_of NAME: the value of one stat in admin /stats ("" if absent).
+stat_of() {
+  curl -s "http://127.0.0.1:$ADMIN_PORT/stats" | sed -n "s/^$1: //p"
+}
+
+# wait_until WHAT COMMAND...: polls COMMAND for up to 10 s; fails the test with WHAT if it never
+# succeeds. For things that happen asynchronously (ticks, queue notifications), not for speed.
+wait_until() {
+  local what=$1; shift
+  for _ in $(seq 200); do "$@" && return 0; sleep 0.05; done
+  fail "$what (waited 10 s)"
+}
