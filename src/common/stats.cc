@@ -39,10 +39,16 @@ ThreadBlock* this_thread_block() {
   return block;
 }
 
+// Slots wrap around instead of overflowing: a plugin may add any u64 to a counter (or record it in
+// a histogram's sum), and signed overflow would be undefined.
+int64_t wrapping_add(int64_t a, int64_t b) {
+  return static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
+}
+
 void add(uint32_t slot, int64_t n) {
   std::atomic<int64_t>* s = Store::slot_for_this_thread(slot);
   // Only this thread writes the slot: a plain load+store is enough, no locked instruction.
-  s->store(s->load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  s->store(wrapping_add(s->load(std::memory_order_relaxed), n), std::memory_order_relaxed);
 }
 
 // Prometheus metric names are [a-zA-Z_:][a-zA-Z0-9_:]*. Envoy's names get the "envoy_" prefix;
@@ -117,7 +123,8 @@ int64_t Store::sum_slot(uint32_t slot) const {
   int64_t total = 0;
   for (ThreadBlock* b = g_blocks.load(std::memory_order_acquire); b; b = b->next) {
     Chunk* c = b->chunks[slot >> kChunkBits].load(std::memory_order_acquire);
-    if (c) total += c->slots[slot & (kChunkSize - 1)].load(std::memory_order_relaxed);
+    if (!c) continue;
+    total = wrapping_add(total, c->slots[slot & (kChunkSize - 1)].load(std::memory_order_relaxed));
   }
   return total;
 }

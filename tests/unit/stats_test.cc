@@ -311,6 +311,24 @@ TEST_F(Stats, ManyMetricsSpanSlotChunks) {
   EXPECT_EQ(s->histogram.cumulative.back(), 1u);
 }
 
+TEST_F(Stats, HugeValuesWrapAroundWithoutUndefinedBehaviour) {
+  // A plugin can add any u64 to a counter or record it in a histogram (UBSan checks this).
+  Counter c = Store::instance().counter(Plain("huge"));
+  c.inc(UINT64_MAX);
+  c.inc(2);
+  EXPECT_EQ(c.value(), 1u);
+  RunThreads(2, [&](int) { c.inc(UINT64_MAX / 2 + 1); });  // two threads' slots, summed
+  EXPECT_EQ(c.value(), 1u);
+  Histogram h = Store::instance().histogram(Plain("huge_h"), {1});
+  h.record(UINT64_MAX);
+  h.record(UINT64_MAX);
+  const auto snaps = OwnSnapshots();
+  const MetricSnapshot* s = Find(snaps, Unique("huge_h"));
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->histogram.count, 2u);
+  EXPECT_EQ(s->histogram.sum, UINT64_MAX - 1);
+}
+
 TEST_F(Stats, TypesMayShareADottedName) {
   // As in Envoy: a counter and a gauge of one name are two metrics.
   Store& store = Store::instance();
