@@ -17,12 +17,18 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [[ -f $WORK/sluice.log ]] && tail -20 "$WORK/sluice.log" >&2; exit 1; }
 pass() { echo "ok: $*"; }
 
+# A port nothing listens on and no socket uses, below the kernel's ephemeral range: a port in
+# that range may be the local end of some connection (curl's, nginx's, a proxy's upstream
+# connection), which nothing listens on but which still makes bind() fail.
 free_port() {
-  # Bind port 0 in a throwaway process and print what the kernel picked.
-  local p
+  local p low=32768
+  read -r low _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
   for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "$p"; return; fi
+    p=$((10000 + RANDOM % (low - 10000)))
+    if ! (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null &&
+       [[ -z $(ss -Htan "( sport = :$p )" 2>/dev/null) ]]; then
+      echo "$p"; return
+    fi
   done
   fail "no free port"
 }
