@@ -86,12 +86,10 @@ raw_request() {
 
 # ---- SDK extensions on either runtime (tests of the extensions in extensions/examples) --------
 
-# sdk_filter NAME RUNTIME EXTENSION CONFIG [VM_ID]: one http_filters[] entry running an extension
-# built with our SDK: its .wasm on V8 (RUNTIME v8), its native build on null (RUNTIME null).
-# CONFIG lines are separated by \n (the YAML string escape).
-sdk_filter() {
-  local code="inline_string: sluice.$3"
-  [[ $2 == v8 ]] && code="filename: $SLUICE_BUILD_DIR/extensions/$3.wasm"
+# wasm_http_filter NAME RUNTIME CODE CONFIG [VM_ID]: one http_filters[] entry (envoy.filters.http.wasm)
+# on runtime envoy.wasm.runtime.RUNTIME; CODE is what goes in code.local ("filename: /x.wasm",
+# "inline_string: sluice.x"). CONFIG lines are separated by \n (the YAML string escape).
+wasm_http_filter() {
   cat <<YAML
           - name: $1
             typed_config:
@@ -104,8 +102,35 @@ sdk_filter() {
                 vm_config:
                   vm_id: "${5:-}"
                   runtime: envoy.wasm.runtime.$2
-                  code: { local: { $code } }
+                  code: { local: { $3 } }
 YAML
+}
+
+# sdk_filter NAME RUNTIME EXTENSION CONFIG [VM_ID]: wasm_http_filter for an extension built with our
+# SDK: its .wasm on V8 (RUNTIME v8), its native build on null (RUNTIME null).
+sdk_filter() {
+  local code="inline_string: sluice.$3"
+  [[ $2 == v8 ]] && code="filename: $SLUICE_BUILD_DIR/extensions/$3.wasm"
+  wasm_http_filter "$1" "$2" "$code" "$4" "${5:-}"
+}
+
+# require_extensions NAME...: fails unless the build made these SDK extensions.
+require_extensions() {
+  : "${SLUICE_BUILD_DIR:?set SLUICE_BUILD_DIR}"
+  local m
+  for m in "$@"; do
+    [[ -f $SLUICE_BUILD_DIR/extensions/$m.wasm ]] || fail "$m.wasm is missing: build the extensions first"
+  done
+}
+
+# check_prometheus TEXT: promtool (when installed) parses TEXT and finds nothing but the lint notes
+# Envoy's own naming draws (counters without "_total", no HELP text). True without promtool.
+check_prometheus() {
+  command -v promtool > /dev/null || return 0
+  local findings others
+  findings=$(promtool check metrics <<<"$1" 2>&1 || true)
+  others=$(grep -vE 'should (not )?have "_total" suffix$|no help text$|should not contain abbreviated units$' <<<"$findings" || true)
+  [[ -z $others ]] || { echo "promtool check metrics: $others" >&2; return 1; }
 }
 
 # sdk_listener NAME PORT FILTERS_YAML: a listener routing everything to the cluster "nginx", with

@@ -4,8 +4,7 @@
 # "uncompress". The round trips are checked against an independent zlib (Perl's Compress::Zlib)
 # and curl's own decoder.
 source "$(dirname "$0")/lib.sh"
-: "${SLUICE_BUILD_DIR:?set SLUICE_BUILD_DIR}"
-[[ -f $SLUICE_BUILD_DIR/extensions/deflate.wasm ]] || fail "deflate.wasm is missing: build the extensions"
+require_extensions deflate
 perl -MCompress::Zlib -e 1 2>/dev/null || fail "perl's Compress::Zlib is needed (Debian: perl)"
 UP=$(free_port)
 start_nginx "$UP"

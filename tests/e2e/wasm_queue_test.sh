@@ -4,10 +4,7 @@
 # another plugin (another VM) of the same vm_id, receives each entry on the worker that
 # registered the queue. A flood past the queue's bound (10,000) drops the oldest entries, counted.
 source "$(dirname "$0")/lib.sh"
-: "${SLUICE_BUILD_DIR:?set SLUICE_BUILD_DIR}"
-for m in queue_producer queue_consumer; do
-  [[ -f $SLUICE_BUILD_DIR/extensions/$m.wasm ]] || fail "$m.wasm is missing: build the extensions"
-done
+require_extensions queue_producer queue_consumer
 UP=$(free_port)
 start_nginx "$UP"
 

@@ -4,8 +4,7 @@
 # that sets its period to 0 stops ticking; a value one request publishes in shared data reaches
 # every worker on its next tick.
 source "$(dirname "$0")/lib.sh"
-: "${SLUICE_BUILD_DIR:?set SLUICE_BUILD_DIR}"
-[[ -f $SLUICE_BUILD_DIR/extensions/ticker.wasm ]] || fail "ticker.wasm is missing: build the extensions"
+require_extensions ticker
 UP=$(free_port)
 start_nginx "$UP"
 
