@@ -187,7 +187,9 @@ uint32_t VmSharedState::register_queue(std::string_view name, QueueNotifier noti
   std::lock_guard lock(queues_mu_);
   auto it = queues_.find(name);
   if (it != queues_.end()) {
-    it->second->set_notifier(std::move(notifier));
+    // A registration that cannot be notified (a canary, on the main thread) must not take the
+    // notifications away from a consumer that can.
+    if (notifier) it->second->set_notifier(std::move(notifier));
     return it->second->token();
   }
   QueueRegistry& q = queues();

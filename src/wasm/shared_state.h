@@ -124,8 +124,9 @@ class VmSharedState {
 
   SharedData& data() { return data_; }
 
-  // Creates the queue `name` or, when it exists, re-targets its notifications; the token either
-  // way (global, never 0). `capacity` applies to a new queue only.
+  // Creates the queue `name` or, when it exists, re-targets its notifications (unless `notifier`
+  // is null: then the current consumer keeps them); the token either way (global, never 0).
+  // `capacity` applies to a new queue only.
   uint32_t register_queue(std::string_view name, QueueNotifier notifier,
                           size_t capacity = SharedQueue::kDefaultCapacity);
   std::optional<uint32_t> resolve_queue(std::string_view name) const;

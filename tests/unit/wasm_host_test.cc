@@ -1595,6 +1595,25 @@ TEST_P(WasmHostTest, SharedQueueReRegistrationRetargetsNotifications) {
   EXPECT_EQ(value, "x");
 }
 
+TEST_P(WasmHostTest, SharedQueueRegistrationWithoutALoopKeepsTheConsumer) {
+  const std::string name = unique("q");
+  uint32_t token = 0, again = 0;
+  ASSERT_EQ(register_queue(name, &token), kOk);
+  // A canary: another instance, on a thread without a loop, registers the same queue.
+  std::thread canary([&] {
+    Harness h;
+    h.thread_loop_.reset();
+    h.boot(runtime_);
+    EXPECT_EQ(h.register_queue(name, &again), kOk);
+  });
+  canary.join();
+  EXPECT_EQ(again, token);
+  clear_callback_log();
+  ASSERT_EQ(enqueue(token, "x"), kOk);
+  ASSERT_TRUE(run_until([&] { return callbacks_of(14) == 1; }));  // still ours
+  EXPECT_EQ(callback_log().back(), (std::array<uint32_t, 3>{14, root_->id(), token}));
+}
+
 TEST_P(WasmHostTest, SharedQueueOutlivesItsConsumer) {
   const std::string name = unique("q");
   uint32_t token = 0;

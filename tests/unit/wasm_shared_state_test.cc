@@ -124,10 +124,24 @@ TEST(SharedQueue, ReRegistrationKeepsDataAndTokenButMovesNotifications) {
   EXPECT_EQ(first.held.size(), 1u);
   EXPECT_EQ(second.held.size(), 1u);
   EXPECT_EQ(find_shared_queue(token)->size(), 2u);
-  // No notifier (a consumer on a thread without a loop): entries are kept, nobody is told.
+  // A registration without a notifier (from a thread without a loop, such as a canary's) keeps
+  // the consumer that can be notified.
   EXPECT_EQ(state->register_queue("q", nullptr), token);
   find_shared_queue(token)->enqueue("c");
+  EXPECT_EQ(second.held.size(), 2u);
   EXPECT_EQ(find_shared_queue(token)->size(), 3u);
+}
+
+TEST(SharedQueue, WithoutAnyNotifierEntriesWait) {
+  auto state = VmSharedState::get(unique("vm"));
+  const uint32_t token = state->register_queue("q", nullptr);
+  auto q = find_shared_queue(token);
+  q->enqueue("a");
+  EXPECT_EQ(q->pending_notifications(), 0u);
+  std::string v;
+  EXPECT_EQ(q->dequeue(&v), WasmResult::Ok);
+  EXPECT_EQ(v, "a");
+  EXPECT_EQ(q->dequeue(&v), WasmResult::Empty);
 }
 
 TEST(VmSharedState, OneStatePerVmIdWhileHeld) {
