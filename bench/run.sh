@@ -335,6 +335,9 @@ CALL_V8=$(gb_stat BM_CallEmpty/v8); CALL_NULL=$(gb_stat BM_CallEmpty/null)
 HOST_V8=$(gb_stat BM_HostCallEmpty/v8); HOST_NULL=$(gb_stat BM_HostCallEmpty/null)
 FR_NONE=$(gb_stat BM_FilterRequest/none); FR_V8=$(gb_stat BM_FilterRequest/v8)
 FR_NULL=$(gb_stat BM_FilterRequest/null)
+# Per 100 increments (one on_tick of the cas_increment plugin).
+CAS1_V8=$(gb_stat BM_SharedDataCasIncrement/v8/threads:1); CAS1_NULL=$(gb_stat BM_SharedDataCasIncrement/null/threads:1)
+CAS2_V8=$(gb_stat BM_SharedDataCasIncrement/v8/threads:2); CAS2_NULL=$(gb_stat BM_SharedDataCasIncrement/null/threads:2)
 added_us() { [[ -n $1 && -n $2 ]] && awk -v a="$(first "$1")" -v b="$(first "$2")" 'BEGIN {printf "%.2f", (a - b) / 1000}' || echo n/a; }
 FR_ADD_V8=$(added_us "$FR_V8" "$FR_NONE"); FR_ADD_NULL=$(added_us "$FR_NULL" "$FR_NONE")
 host_per_call() { [[ -n $1 ]] && awk -v a="$(first "$1")" 'BEGIN {printf "%.1f", a / 1000}' || echo n/a; }
@@ -397,6 +400,8 @@ gb_real() { local st; st=$(gb_stat "$1"); fmt_range "$st"; }
     echo "| create + initialize + start_root | $(gb_real BM_StartInstance/v8/process_time/real_time) | $(gb_real BM_StartInstance/null/process_time/real_time) | | |"
     echo "| one request through the filter, added over none ($(fmt_range "$FR_NONE")) | $FR_ADD_V8 us | $FR_ADD_NULL us | $(ratio "$FR_ADD_V8" "$FR_ADD_NULL") | V8 < 2 us |"
     echo "| RSS per extra VM (wasm_vm_rss, 1 -> 51 VMs) | ${RSS_V8:-n/a} KiB | ${RSS_NULL:-n/a} KiB | | < 2048 KiB |"
+    echo "| shared-data CAS increment (get + set) from a module, 1 VM | $(fmt_range "$CAS1_V8" 100) | $(fmt_range "$CAS1_NULL" 100) | $(ratio "$(first "$CAS1_V8")" "$(first "$CAS1_NULL")") | |"
+    echo "| the same, 2 VMs on 2 threads, one key (per thread) | $(fmt_range "$CAS2_V8" 100) | $(fmt_range "$CAS2_NULL" 100) | $(ratio "$(first "$CAS2_V8")" "$(first "$CAS2_NULL")") | |"
     echo
     echo "Every benchmark:"
     echo

@@ -9,6 +9,10 @@
 //   BM_V8CallThenMemoryAt    call() then memory_at(), which re-reads the memory base after the call
 //   BM_V8MemoryBoundLoop     a byte-copy loop, per byte: shows what the trap handler buys
 //   BM_V8InstantiateTiny     a new VM of the tiny module below (this thread's isolate exists)
+// Shared data (bench/cas_increment, a plugin built with the SDK):
+//   BM_SharedDataCasIncrement/<rt>   one increment of a shared-data counter from inside the
+//                            module (get + CAS set, retried on a lost race), per item; /threads:2
+//                            is two workers' VMs on the same key
 // The add_header example extension (extensions/examples/add_header), as a real plugin:
 //   BM_Compile/<rt>          V8: compile of add_header.wasm's bytes (each iteration's bytes carry
 //                            a distinct custom section, so V8's native-module cache cannot hit);
@@ -450,6 +454,72 @@ void BM_FilterRequest(benchmark::State& state, int rt_or_none) {
 BENCHMARK_CAPTURE(BM_FilterRequest, none, -1);
 BENCHMARK_CAPTURE(BM_FilterRequest, v8, static_cast<int>(Runtime::V8));
 BENCHMARK_CAPTURE(BM_FilterRequest, null, static_cast<int>(Runtime::Null));
+
+// --- shared data ----------------------------------------------------------------------------------
+
+#ifndef SLUICE_BENCH_CAS_WASM
+#define SLUICE_BENCH_CAS_WASM "build/bench/cas_increment.wasm"
+#endif
+
+std::shared_ptr<CompiledModule> compile_cas_module(Runtime rt) {
+  std::string code = "sluice.cas_increment";
+  if (rt == Runtime::V8) {
+    const char* path = std::getenv("SLUICE_BENCH_CAS_WASM");
+    std::ifstream in(path && *path ? path : SLUICE_BENCH_CAS_WASM, std::ios::binary);
+    std::ostringstream bytes;
+    bytes << in.rdbuf();
+    code = bytes.str();
+  }
+  auto compiled = runtime_by_name(bench::runtime_name(rt))->compile(code);
+  return compiled.ok() ? compiled.value() : nullptr;
+}
+
+// The cas_increment plugin (bench/cas_increment/), compiled once per runtime (a static made
+// thread-safely: benchmark threads ask at the same time).
+std::shared_ptr<CompiledModule> cas_module(Runtime rt) {
+  static const std::shared_ptr<CompiledModule> modules[2] = {compile_cas_module(Runtime::V8),
+                                                             compile_cas_module(Runtime::Null)};
+  return modules[static_cast<int>(rt)];
+}
+
+// One shared-data counter increment as a plugin does it (get + CAS set, retried on a lost race),
+// from inside the module: the plugin's on_tick runs 100 of them per call. With 2 threads, two
+// workers' VMs increment the same key at once.
+void BM_SharedDataCasIncrement(benchmark::State& state, Runtime rt) {
+  constexpr uint64_t kPerCall = 100;
+  auto module = cas_module(rt);
+  if (!module) {
+    state.SkipWithError("cannot compile cas_increment (set SLUICE_BENCH_CAS_WASM)");
+    return;
+  }
+  PluginSpec spec;
+  spec.name = spec.root_id = "cas_increment";
+  spec.vm_id = "bench.cas";
+  spec.runtime = std::string(bench::runtime_name(rt));
+  spec.configuration = "increments = 100";
+  auto instance =
+      WasmInstance::create(module, spec.runtime, spec.vm_id, spec.vm_configuration, spec.env);
+  if (!instance.ok() || !(*instance)->initialize()) {
+    state.SkipWithError("cas_increment does not instantiate");
+    return;
+  }
+  WasmInstance& w = **instance;
+  auto root = w.start_root(spec);
+  if (!root.ok()) {
+    state.SkipWithError(root.error().c_str());
+    return;
+  }
+  const WasmFunction on_tick = w.callbacks().on_tick;
+  for (auto _ : state) {
+    auto r = w.call(*root, on_tick, {(*root)->id()});
+    benchmark::DoNotOptimize(r);
+  }
+  if (w.failed()) state.SkipWithError(w.failure().c_str());
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * kPerCall));
+  w.destroy_root(*root);
+}
+BENCHMARK_CAPTURE(BM_SharedDataCasIncrement, v8, Runtime::V8)->Threads(1)->Threads(2);
+BENCHMARK_CAPTURE(BM_SharedDataCasIncrement, null, Runtime::Null)->Threads(1)->Threads(2);
 
 }  // namespace
 }  // namespace sluice::wasm

@@ -9,13 +9,14 @@ PACKAGES=(
   clang-format-14
   # libraries
   libasio-dev libhttp-parser-dev libyaml-cpp-dev libre2-dev libabsl-dev libspdlog-dev libfmt-dev
-  libcli11-dev libssl-dev libnghttp2-dev
+  libcli11-dev libssl-dev libnghttp2-dev zlib1g-dev
   # Proxy-Wasm: libnode's runtime libraries (V8 itself: scripts/deps-libnode.sh), the wasm32-wasi
   # toolchain for the C++ SDK (clang-14 + wasi-libc + libc++), and wabt for WAT test modules
   libicu72 libuv1 libc-ares2 libbrotli1 libnghttp2-14 libssl3 zlib1g
   wasi-libc libc++-14-dev-wasm32 libc++abi-14-dev-wasm32 libclang-rt-14-dev-wasm32 wabt
   # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev curl wrk nginx-light haproxy prometheus procps
+  libgtest-dev libgmock-dev libbenchmark-dev curl wrk nginx-light haproxy prometheus procps perl
+  iproute2
 )
 
 if [[ $(id -u) -ne 0 ]]; then

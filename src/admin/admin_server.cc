@@ -201,7 +201,7 @@ AdminResponse AdminServer::handle(std::string_view method, std::string_view targ
       const RE2 re(std::string(query_param(query, "filter")));
       if (!re.ok()) return {400, "text/plain", str_cat("invalid filter regex: ", re.error(), "\n")};
       std::erase_if(metrics, [&](const stats::MetricSnapshot& m) {
-        return !RE2::PartialMatch(m.name->dotted, re);
+        return !RE2::PartialMatch(stats::visible_name(m.name->dotted), re);
       });
     }
     if (path == "/stats/prometheus" || query_param(query, "format") == "prometheus") {
@@ -212,11 +212,10 @@ AdminResponse AdminServer::handle(std::string_view method, std::string_view targ
       bool first = true;
       for (const auto& m : metrics) {
         if (m.type == stats::MetricType::Histogram) continue;
-        str_append(&out, first ? "" : ",", "{\"name\":\"", json_escape(m.name->dotted),
-                        "\",\"value\":",
-                        m.type == stats::MetricType::Counter ? str_cat(m.counter)
-                                                             : str_cat(m.gauge),
-                        "}");
+        str_append(&out, first ? "" : ",", "{\"name\":\"",
+                   json_escape(stats::visible_name(m.name->dotted)), "\",\"value\":",
+                   m.type == stats::MetricType::Counter ? str_cat(m.counter) : str_cat(m.gauge),
+                   "}");
         first = false;
       }
       out += "]}\n";

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "common/strings.h"
 
@@ -16,42 +17,50 @@ struct Chunk {
   std::atomic<int64_t> slots[kChunkSize] = {};
 };
 
-// One per thread that ever touched a metric. Never freed: a thread's counts stay part of the totals.
+// One per thread that ever touched a metric. Never freed: a thread's counts stay part of the
+// totals. Blocks form a list that only grows at its head, so a scrape (and a plugin's
+// proxy_get_metric on a request path) walks it without a lock.
 struct ThreadBlock {
   std::atomic<Chunk*> chunks[kMaxChunks] = {};
-  ~ThreadBlock() {
-    for (auto& c : chunks) delete c.load();
-  }
+  ThreadBlock* next = nullptr;  // set once, before the block is published
 };
 
-std::mutex& blocks_mu() {
-  static std::mutex mu;
-  return mu;
-}
-std::vector<std::unique_ptr<ThreadBlock>>& blocks() {
-  static auto* v = new std::vector<std::unique_ptr<ThreadBlock>>();
-  return *v;
-}
+std::atomic<ThreadBlock*> g_blocks{nullptr};
 
 ThreadBlock* this_thread_block() {
   thread_local ThreadBlock* block = [] {
-    auto b = std::make_unique<ThreadBlock>();
-    ThreadBlock* raw = b.get();
-    std::lock_guard lock(blocks_mu());
-    blocks().push_back(std::move(b));
-    return raw;
+    auto* b = new ThreadBlock();
+    b->next = g_blocks.load(std::memory_order_relaxed);
+    while (!g_blocks.compare_exchange_weak(b->next, b, std::memory_order_release,
+                                           std::memory_order_relaxed)) {
+    }
+    return b;
   }();
   return block;
+}
+
+// Slots wrap around instead of overflowing: a plugin may add any u64 to a counter (or record it in
+// a histogram's sum), and signed overflow would be undefined.
+int64_t wrapping_add(int64_t a, int64_t b) {
+  return static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
 }
 
 void add(uint32_t slot, int64_t n) {
   std::atomic<int64_t>* s = Store::slot_for_this_thread(slot);
   // Only this thread writes the slot: a plain load+store is enough, no locked instruction.
-  s->store(s->load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  s->store(wrapping_add(s->load(std::memory_order_relaxed), n), std::memory_order_relaxed);
 }
 
+// Prometheus metric names are [a-zA-Z_:][a-zA-Z0-9_:]*. Envoy's names get the "envoy_" prefix;
+// plugin metrics keep the name the plugin gave (as in Envoy), so a leading digit is escaped.
 std::string prometheus_name(std::string_view base) {
-  std::string out = "envoy_";
+  std::string out;
+  if (base.starts_with(kWasmCustomPrefix)) {
+    base.remove_prefix(kWasmCustomPrefix.size());
+    if (base.empty() || (base[0] >= '0' && base[0] <= '9')) out.push_back('_');
+  } else {
+    out = "envoy_";
+  }
   for (char c : base) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                     c == '_';
@@ -112,10 +121,10 @@ std::atomic<int64_t>* Store::slot_for_this_thread(uint32_t slot) {
 
 int64_t Store::sum_slot(uint32_t slot) const {
   int64_t total = 0;
-  std::lock_guard lock(blocks_mu());
-  for (const auto& b : blocks()) {
+  for (ThreadBlock* b = g_blocks.load(std::memory_order_acquire); b; b = b->next) {
     Chunk* c = b->chunks[slot >> kChunkBits].load(std::memory_order_acquire);
-    if (c) total += c->slots[slot & (kChunkSize - 1)].load(std::memory_order_relaxed);
+    if (!c) continue;
+    total = wrapping_add(total, c->slots[slot & (kChunkSize - 1)].load(std::memory_order_relaxed));
   }
   return total;
 }
@@ -152,51 +161,46 @@ Store& Store::instance() {
   return *store;
 }
 
-uint32_t Store::define(MetricName&& name, MetricType type, const std::vector<double>* bounds,
-                       uint32_t* existing_slot) {
+Store::Metric* Store::define(MetricName&& name, MetricType type, const std::vector<double>* bounds,
+                             bool shared_cell) {
   std::lock_guard lock(mu_);
   for (const auto& m : metrics_) {
-    if (m->name.dotted == name.dotted) {
-      *existing_slot = m->slot;
-      return 1;
+    if (m->type == type && m->name.dotted == name.dotted) {
+      return (m->cell != nullptr) == shared_cell ? m.get() : nullptr;
     }
   }
+  const uint32_t width = bounds ? static_cast<uint32_t>(bounds->size()) + 3 : shared_cell ? 0 : 1;
+  if (next_slot_ + width > kMaxChunks * kChunkSize) return nullptr;  // slots used up
   auto m = std::make_unique<Metric>();
   m->name = std::move(name);
   m->type = type;
   m->slot = next_slot_;
-  uint32_t width = 1;
-  if (bounds) {
-    m->bounds = std::make_unique<std::vector<double>>(*bounds);
-    width = static_cast<uint32_t>(bounds->size()) + 3;
-  }
+  if (bounds) m->bounds = std::make_unique<std::vector<double>>(*bounds);
+  if (shared_cell) m->cell = std::make_unique<std::atomic<int64_t>>(0);
   next_slot_ += width;
-  *existing_slot = m->slot;
   metrics_.push_back(std::move(m));
-  return 0;
+  return metrics_.back().get();
 }
 
 Counter Store::counter(MetricName name) {
-  uint32_t slot;
-  define(std::move(name), MetricType::Counter, nullptr, &slot);
-  return Counter(slot);
+  const Metric* m = define(std::move(name), MetricType::Counter, nullptr, false);
+  return m ? Counter(m->slot) : Counter();
 }
 
 Gauge Store::gauge(MetricName name) {
-  uint32_t slot;
-  define(std::move(name), MetricType::Gauge, nullptr, &slot);
-  return Gauge(slot);
+  const Metric* m = define(std::move(name), MetricType::Gauge, nullptr, false);
+  return m ? Gauge(m->slot) : Gauge();
+}
+
+SharedGauge Store::shared_gauge(MetricName name) {
+  const Metric* m = define(std::move(name), MetricType::Gauge, nullptr, true);
+  return m ? SharedGauge(m->cell.get()) : SharedGauge();
 }
 
 Histogram Store::histogram(MetricName name, const std::vector<double>& bounds) {
-  uint32_t slot;
-  std::string dotted = name.dotted;
-  define(std::move(name), MetricType::Histogram, &bounds, &slot);
-  std::lock_guard lock(mu_);
-  for (const auto& m : metrics_) {
-    if (m->name.dotted == dotted) return Histogram(slot, m->bounds.get());
-  }
-  return Histogram();
+  // Metrics are never removed, so the bounds stay where they are.
+  const Metric* m = define(std::move(name), MetricType::Histogram, &bounds, false);
+  return m ? Histogram(m->slot, m->bounds.get()) : Histogram();
 }
 
 std::vector<MetricSnapshot> Store::snapshot() const {
@@ -204,13 +208,15 @@ std::vector<MetricSnapshot> Store::snapshot() const {
   std::lock_guard lock(mu_);
   out.reserve(metrics_.size());
   for (const auto& m : metrics_) {
-    MetricSnapshot s{&m->name, m->type};
+    MetricSnapshot s{};
+    s.name = &m->name;
+    s.type = m->type;
     switch (m->type) {
       case MetricType::Counter:
         s.counter = static_cast<uint64_t>(sum_slot(m->slot));
         break;
       case MetricType::Gauge:
-        s.gauge = sum_slot(m->slot);
+        s.gauge = m->cell ? m->cell->load(std::memory_order_relaxed) : sum_slot(m->slot);
         break;
       case MetricType::Histogram: {
         const auto& b = *m->bounds;
@@ -263,22 +269,28 @@ MetricName response_code_stat(MetricName name, std::string_view family_base, uin
   return name;
 }
 
+std::string_view visible_name(std::string_view dotted) {
+  if (dotted.starts_with(kWasmCustomPrefix)) dotted.remove_prefix(kWasmCustomPrefix.size());
+  return dotted;
+}
+
 std::string render_text(const std::vector<MetricSnapshot>& metrics) {
   std::vector<std::pair<std::string, std::string>> lines;
   for (const auto& m : metrics) {
+    const std::string name(visible_name(m.name->dotted));
     switch (m.type) {
       case MetricType::Counter:
-        lines.emplace_back(m.name->dotted, str_cat(m.counter));
+        lines.emplace_back(name, str_cat(m.counter));
         break;
       case MetricType::Gauge:
-        lines.emplace_back(m.name->dotted, str_cat(m.gauge));
+        lines.emplace_back(name, str_cat(m.gauge));
         break;
       case MetricType::Histogram: {
         std::string v = m.histogram.count == 0 ? "No recorded values" : "";
         if (m.histogram.count) {
           str_append(&v, "count=", m.histogram.count, " sum=", m.histogram.sum);
         }
-        lines.emplace_back(m.name->dotted, std::move(v));
+        lines.emplace_back(name, std::move(v));
         break;
       }
     }
@@ -300,9 +312,13 @@ std::string render_prometheus(const std::vector<MetricSnapshot>& metrics) {
                             : type == MetricType::Gauge ? "gauge"
                                                         : "histogram";
     str_append(&out, "# TYPE ", family, " ", type_name, "\n");
+    // Distinct names can map to one family and label set ("a.b" and "a_b", both untagged): the
+    // first one is kept, as a duplicate series would make the whole exposition invalid.
+    std::set<std::string> series;
     for (const MetricSnapshot* m : members) {
       if (m->type != type) continue;  // a name clash across types: keep the family valid
       const Tags& tags = m->name->tags;
+      if (!series.insert(labels(tags)).second) continue;
       switch (type) {
         case MetricType::Counter:
           str_append(&out, family, labels(tags), " ", m->counter, "\n");

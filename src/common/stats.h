@@ -48,7 +48,8 @@ class Counter {
 
 // Gauges are summed across threads too: inc/dec from any thread; set() writes the calling thread's
 // slot after zeroing the others is not possible lock-free, so set() is meant for gauges owned by
-// one thread (e.g. the main thread's server.live).
+// one thread (e.g. the main thread's server.live). SharedGauge below is the alternative when
+// several threads set the same gauge.
 class Gauge {
  public:
   Gauge() = default;
@@ -63,6 +64,25 @@ class Gauge {
   static constexpr uint32_t kInvalid = ~0u;
   explicit Gauge(uint32_t slot) : slot_(slot) {}
   uint32_t slot_ = kInvalid;
+};
+
+// A gauge that is one process-wide value, as Envoy's gauges are: set() from any thread replaces
+// it (the last writer wins) and inc() from every thread accumulates, both without a lock. Each
+// update is an atomic operation on a cache line other threads also write, which is why the
+// proxy's own gauges use Gauge; Proxy-Wasm plugin gauges use this (plugins written for Envoy
+// expect its semantics).
+class SharedGauge {
+ public:
+  SharedGauge() = default;
+  void inc(int64_t n = 1) const { cell_->fetch_add(n, std::memory_order_relaxed); }
+  void set(int64_t v) const { cell_->store(v, std::memory_order_relaxed); }
+  int64_t value() const { return cell_->load(std::memory_order_relaxed); }
+  bool valid() const { return cell_ != nullptr; }
+
+ private:
+  friend class Store;
+  explicit SharedGauge(std::atomic<int64_t>* cell) : cell_(cell) {}
+  std::atomic<int64_t>* cell_ = nullptr;
 };
 
 // Histogram of non-negative integer values (ms, bytes). Slots: one per bucket (cumulative on
@@ -102,9 +122,12 @@ class Store {
  public:
   static Store& instance();
 
-  // Idempotent: the same dotted name returns the same metric.
+  // Idempotent: the same dotted name and type return the same metric. A counter, a gauge and
+  // a histogram may share a dotted name (as in Envoy). A handle is invalid when the store is
+  // full, or when the name is taken by a gauge of the other kind (Gauge vs SharedGauge).
   Counter counter(MetricName name);
   Gauge gauge(MetricName name);
+  SharedGauge shared_gauge(MetricName name);
   Histogram histogram(MetricName name, const std::vector<double>& bounds = default_buckets());
 
   // Every metric, summed over threads, in definition order.
@@ -119,10 +142,13 @@ class Store {
     MetricName name;
     MetricType type;
     uint32_t slot;
-    std::unique_ptr<std::vector<double>> bounds;
+    std::unique_ptr<std::vector<double>> bounds;  // histograms
+    std::unique_ptr<std::atomic<int64_t>> cell;   // shared gauges (no slot)
   };
-  uint32_t define(MetricName&& name, MetricType type, const std::vector<double>* bounds,
-                  uint32_t* existing_slot);
+  // The metric of that dotted name and type, created if absent; nullptr when the slots are used
+  // up or a gauge of the other kind has the name.
+  Metric* define(MetricName&& name, MetricType type, const std::vector<double>* bounds,
+                 bool shared_cell);
 
   mutable std::mutex mu_;
   std::vector<std::unique_ptr<Metric>> metrics_;
@@ -140,6 +166,14 @@ MetricName response_class_stat(MetricName name, std::string_view family_base, in
 // A per-code status counter ("...upstream_rq_200"): exported in the family `family_base`
 // ("cluster.upstream_rq") with envoy_response_code="200" first.
 MetricName response_code_stat(MetricName name, std::string_view family_base, uint32_t code);
+
+// Proxy-Wasm plugin metrics live under this hidden namespace (as in Envoy), so that a plugin
+// cannot update one of the proxy's own stats by naming it. Outputs show the name without it:
+// "wasmcustom.my_plugin.hits" is "my_plugin.hits" in /stats and "my_plugin_hits" (no "envoy_"
+// prefix) in Prometheus.
+inline constexpr std::string_view kWasmCustomPrefix = "wasmcustom.";
+// The dotted name as outputs show it (the hidden namespace stripped).
+std::string_view visible_name(std::string_view dotted);
 
 // Renders in Envoy's /stats text format ("name: value" lines, sorted).
 std::string render_text(const std::vector<MetricSnapshot>& metrics);

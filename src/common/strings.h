@@ -2,6 +2,7 @@
 // type, so absl::StrCat and friends do not take std::string_view; these do, via fmt.)
 #pragma once
 
+#include <functional>
 #include <iterator>
 #include <string>
 #include <string_view>
@@ -25,6 +26,13 @@ void append_one(std::string* out, const T& v) {
   }
 }
 }  // namespace detail
+
+// Hash for std::unordered_map<std::string, V, StringHash, std::equal_to<>>: lookups by
+// std::string_view without building a std::string.
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
 
 template <typename... Args>
 void str_append(std::string* out, const Args&... args) {

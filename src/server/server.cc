@@ -103,6 +103,7 @@ std::string Server::init() {
             if (!filter)
               return str_cat("listener '", l.name, "': http filter '", hf.name,
                              "': ", filter.error());
+            wasm_plugins_.push_back((*filter)->plugin());
             http->filters.push_back(std::move(*filter));
           }
         }
@@ -122,7 +123,7 @@ std::string Server::init() {
   }
 
   for (int i = 0; i < options_.concurrency; ++i) {
-    auto w = std::make_unique<Worker>(i, clusters_);
+    auto w = std::make_unique<Worker>(i, clusters_, wasm_plugins_);
     for (size_t c = 0; c < clusters_.size(); ++c) {
       w->clusters().set_hosts(clusters_[c]->name(), host_sets_[c]);
     }

@@ -70,6 +70,8 @@ class Server : public admin::AdminBackend {
   std::vector<std::unique_ptr<asio::steady_timer>> dns_timers_;
   std::vector<std::shared_ptr<const http::HttpListenerConfig>> http_configs_;
   std::vector<asio::ip::tcp::endpoint> listener_endpoints_;
+  // Every configured Wasm plugin, in config order: each worker starts them as it starts.
+  std::vector<std::shared_ptr<wasm::Plugin>> wasm_plugins_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<admin::AdminServer> admin_;
   std::atomic<bool> health_check_failed_{false};

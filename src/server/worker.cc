@@ -6,16 +6,19 @@
 
 #include "accesslog/file_sink.h"
 #include "wasm/plugin.h"
+#include "wasm/thread_loop.h"
 
 namespace sluice::server {
 
-Worker::Worker(int index, const std::vector<std::unique_ptr<upstream::ClusterInfo>>& clusters)
+Worker::Worker(int index, const std::vector<std::unique_ptr<upstream::ClusterInfo>>& clusters,
+               std::vector<std::shared_ptr<wasm::Plugin>> plugins)
     : index_(index),
       // One thread runs this loop and does all of its socket I/O: asio may skip its per-socket
       // locks. The scheduler stays locked: the main thread posts to workers.
       loop_(ASIO_CONCURRENCY_HINT_UNSAFE_IO),
       clusters_(clusters, &loop_, static_cast<uint64_t>(index) * 7919 + 1),
-      rng_(std::random_device{}() + static_cast<uint64_t>(index)) {}
+      rng_(std::random_device{}() + static_cast<uint64_t>(index)),
+      plugins_(std::move(plugins)) {}
 
 Worker::~Worker() { stop(); }
 
@@ -41,9 +44,25 @@ void Worker::start() {
   for (auto& a : acceptors_) accept(*a);
   schedule_log_flush();
   thread_ = std::thread([this] {
+    // The Wasm host arms plugin timers on this loop and posts queue notifications to it.
+    wasm::ScopedThreadLoop wasm_loop(loop_);
+    start_plugins();
     auto guard = asio::make_work_guard(loop_);
     loop_.run();
   });
+}
+
+// Every plugin gets its instance on this thread now rather than on its first stream, so its
+// ticks and queue consumers run without traffic. A plugin that cannot start is logged (and
+// remembered) by running_on_this_thread; its streams then get its failure policy.
+void Worker::start_plugins() {
+  size_t started = 0;
+  for (const auto& plugin : plugins_) {
+    if (plugin->running_on_this_thread()) ++started;
+  }
+  if (!plugins_.empty()) {
+    spdlog::debug("worker {}: {} of {} Wasm plugin(s) started", index_, started, plugins_.size());
+  }
 }
 
 void Worker::accept(Acceptor& a) {

@@ -1,6 +1,7 @@
 // A worker thread: its own event loop, listening sockets (SO_REUSEPORT: the kernel spreads new
-// connections), connections, upstream connection pools and load balancers. Nothing on a worker's
-// request path is shared with another worker except stats slots of its own and circuit breakers.
+// connections), connections, upstream connection pools and load balancers, and an instance of each
+// Wasm plugin. Nothing on a worker's request path is shared with another worker except stats slots
+// of its own, circuit breakers, and what plugins share on purpose (Proxy-Wasm shared data/queues).
 #pragma once
 
 #include <memory>
@@ -13,6 +14,7 @@
 
 #include "http/conn_manager.h"
 #include "upstream/cluster_manager.h"
+#include "wasm/plugin.h"
 
 namespace sluice::server {
 
@@ -25,7 +27,9 @@ struct ListenerRuntime {
 
 class Worker : public http::WorkerContext {
  public:
-  Worker(int index, const std::vector<std::unique_ptr<upstream::ClusterInfo>>& clusters);
+  // `plugins` start on the worker's thread when it starts, before it serves a request.
+  Worker(int index, const std::vector<std::unique_ptr<upstream::ClusterInfo>>& clusters,
+         std::vector<std::shared_ptr<wasm::Plugin>> plugins = {});
   ~Worker() override;
 
   // Binds this worker's sockets (call before start()). Returns an error message or "".
@@ -54,11 +58,13 @@ class Worker : public http::WorkerContext {
   };
   void accept(Acceptor& a);
   void schedule_log_flush();
+  void start_plugins();
 
   int index_;
   asio::io_context loop_;
   upstream::ClusterManager clusters_;
   std::mt19937_64 rng_;
+  std::vector<std::shared_ptr<wasm::Plugin>> plugins_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   std::unordered_map<http::HttpConnection*, std::shared_ptr<http::HttpConnection>> connections_;
   std::thread thread_;

@@ -1,9 +1,11 @@
 #include "wasm/context.h"
 
 #include <spdlog/spdlog.h>
+#include <asio/steady_timer.hpp>
 
 #include "wasm/abi/host_functions.h"
 #include "wasm/plugin.h"
+#include "wasm/thread_loop.h"
 
 namespace sluice::wasm {
 
@@ -31,6 +33,22 @@ class CallScope {
 };
 
 }  // namespace
+
+struct TickTimer {
+  explicit TickTimer(asio::io_context& loop) : timer(loop) {}
+  asio::steady_timer timer;
+  bool armed = false;  // a wait is pending (a tick to come)
+};
+
+Context::Context(WasmInstance& instance, uint32_t id, Context* root, const PluginSpec* plugin)
+    : instance_(instance), id_(id), root_(root ? root : this), plugin_(plugin) {}
+Context::~Context() = default;
+
+WasmInstance* InstanceRef::get() const {
+  if (std::this_thread::get_id() != thread_) return nullptr;
+  std::shared_ptr<WasmInstance* const> anchor = anchor_.lock();
+  return anchor ? *anchor : nullptr;
+}
 
 Context* current_context() {
   CallState& c = tls_call;
@@ -67,6 +85,7 @@ Result<std::unique_ptr<WasmInstance>> WasmInstance::create(
   w->vm_id_ = std::move(vm_id);
   w->vm_configuration_ = std::move(vm_configuration);
   w->env_ = std::move(env);
+  w->shared_ = VmSharedState::get(w->vm_id_);
 
   WasmVm& v = *w->vm_;
   WasmCallbacks& cb = w->callbacks_;
@@ -136,8 +155,10 @@ Result<std::unique_ptr<WasmInstance>> WasmInstance::create(
   return w;
 }
 
+WasmInstance::WasmInstance() : anchor_(std::make_shared<WasmInstance*>(this)) {}
+
 WasmInstance::~WasmInstance() {
-  // Contexts first: they reference the VM.
+  // Contexts first: they reference the VM (and their timers must stop).
   contexts_.clear();
   vm_.reset();
 }
@@ -147,6 +168,97 @@ void WasmInstance::fail(std::string why) {
   failed_ = true;
   failure_ = std::move(why);
   spdlog::error("wasm: vm '{}' ({}) failed: {}", vm_id_, runtime_name_, failure_);
+  // A failed instance is never called again: no tick may wake it.
+  for (auto& [id, ctx] : contexts_) {
+    if (ctx->tick_timer) {
+      ctx->tick_timer->timer.cancel();
+      ctx->tick_timer->armed = false;
+    }
+  }
+}
+
+// ---- timers ------------------------------------------------------------------------------------
+
+void WasmInstance::set_tick_period(Context& root, uint32_t period_ms) {
+  const uint32_t previous = root.tick_period_ms;
+  root.tick_period_ms = period_ms;
+  if (period_ms == 0) {
+    if (root.tick_timer) {
+      root.tick_timer->timer.cancel();
+      root.tick_timer->armed = false;
+    }
+    return;
+  }
+  if (failed_ || !callbacks_.on_tick) return;  // nothing would be called
+  if (!root.tick_timer) {
+    std::shared_ptr<ThreadLoop> loop = this_thread_loop();
+    if (!loop) {
+      // The main thread (a canary): the workers' instances tick.
+      spdlog::debug("wasm: vm '{}': no event loop on this thread, tick period {} ms kept", vm_id_,
+                    period_ms);
+      return;
+    }
+    root.tick_timer = std::make_unique<TickTimer>(loop->io());
+  }
+  // Setting the same period again (a plugin may do it on every request) must not push the tick
+  // back; a new period starts now.
+  if (!root.tick_timer->armed || previous != period_ms) arm_tick(root);
+}
+
+void WasmInstance::arm_tick(Context& root) {
+  TickTimer& t = *root.tick_timer;
+  t.armed = true;
+  t.timer.expires_after(std::chrono::milliseconds(root.tick_period_ms));
+  // The handler holds no pointer into the instance: the root (and the timer with it) may be gone
+  // when it runs, then `ec` says the wait was cancelled.
+  t.timer.async_wait([ref = ref(), id = root.id()](const asio::error_code& ec) {
+    if (ec) return;
+    if (WasmInstance* w = ref.get()) w->on_tick(id);
+  });
+}
+
+void WasmInstance::on_tick(uint32_t root_id) {
+  Context* root = find_context(root_id);
+  if (!root || !root->tick_timer) return;
+  root->tick_timer->armed = false;
+  if (failed_ || root->tick_period_ms == 0) return;
+  call(root, callbacks_.on_tick, {root_id});
+  // Re-armed with the period as it is now (the tick may have changed it); not after a trap.
+  root = find_context(root_id);
+  if (root && !failed_ && root->tick_period_ms != 0 && !root->tick_timer->armed) arm_tick(*root);
+}
+
+// ---- shared queues -----------------------------------------------------------------------------
+
+std::shared_ptr<SharedQueue> WasmInstance::queue(uint32_t token) {
+  if (auto it = queue_cache_.find(token); it != queue_cache_.end()) {
+    if (std::shared_ptr<SharedQueue> q = it->second.lock()) return q;
+    queue_cache_.erase(it);  // dropped with its vm_id's state
+  }
+  std::shared_ptr<SharedQueue> q = find_shared_queue(token);
+  if (q) queue_cache_.emplace(token, q);
+  return q;
+}
+
+QueueNotifier WasmInstance::queue_notifier(Context& root) {
+  std::shared_ptr<ThreadLoop> loop = this_thread_loop();
+  if (!loop) return nullptr;  // no loop (a canary): nobody to notify until a worker registers
+  return std::make_shared<const std::function<void(std::shared_ptr<QueueNotification>)>>(
+      [loop = std::move(loop), ref = ref(),
+       root_id = root.id()](std::shared_ptr<QueueNotification> notification) {
+        if (ref.expired()) return;  // the consumer is gone: nothing to post
+        // Always through the loop, also from this very thread: never inside the enqueuing call.
+        // The notification stays pending until this closure is destroyed, run or not.
+        loop->post([ref, root_id, notification = std::move(notification)] {
+          if (WasmInstance* w = ref.get()) w->on_queue_ready(root_id, notification->token());
+        });
+      });
+}
+
+void WasmInstance::on_queue_ready(uint32_t root_id, uint32_t token) {
+  Context* root = find_context(root_id);
+  if (failed_ || !root || !root->is_root()) return;
+  call(root, callbacks_.on_queue_ready, {root_id, token});
 }
 
 Context* WasmInstance::find_context(uint32_t id) {

@@ -3,7 +3,10 @@
 // contexts, with ids shared in one counter per instance). Host functions (abi/) act on the
 // "current" context of the calling thread, or on the effective one a module switched to.
 //
-// Thread model: an instance and its contexts live on one worker thread; nothing here is shared.
+// Thread model: an instance and its contexts live on one worker thread and are only called there.
+// What plugins share across threads (shared data, queues, metrics) lives in shared_state.h and
+// the stats Store; work for an instance that starts elsewhere reaches it through its thread's
+// loop (thread_loop.h) and an InstanceRef.
 #pragma once
 
 #include <chrono>
@@ -13,11 +16,15 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "wasm/plugin_metrics.h"
+#include "wasm/shared_state.h"
 #include "wasm/vm/module_info.h"
 #include "wasm/vm/wasm_vm.h"
+#include "wasm/wasm_result.h"
 
 namespace sluice::http {
 class StreamFilterCallbacks;
@@ -27,20 +34,7 @@ namespace sluice::wasm {
 
 struct PluginSpec;
 class WasmInstance;
-
-// proxy_status_t values.
-enum class WasmResult : uint32_t {
-  Ok = 0,
-  NotFound = 1,
-  BadArgument = 2,
-  SerializationFailure = 3,
-  ParseFailure = 4,
-  InvalidMemoryAccess = 6,
-  Empty = 7,
-  CasMismatch = 8,
-  InternalFailure = 10,
-  Unimplemented = 12,
-};
+struct TickTimer;  // context.cc: a root context's asio timer
 
 enum class MapType : uint32_t {
   RequestHeaders = 0,
@@ -70,9 +64,8 @@ enum class Phase { None, RequestHeaders, RequestBody, ResponseHeaders, ResponseB
 
 class Context {
  public:
-  Context(WasmInstance& instance, uint32_t id, Context* root, const PluginSpec* plugin)
-      : instance_(instance), id_(id), root_(root ? root : this), plugin_(plugin) {}
-  virtual ~Context() = default;
+  Context(WasmInstance& instance, uint32_t id, Context* root, const PluginSpec* plugin);
+  virtual ~Context();
 
   WasmInstance& instance() { return instance_; }
   uint32_t id() const { return id_; }
@@ -107,6 +100,11 @@ class Context {
   // proxy_set_property values (Envoy's filter state "wasm.<path>"), for this stream.
   std::vector<std::pair<std::string, std::string>> filter_state;
 
+  // proxy_set_tick_period_milliseconds (root contexts): the period (0: stopped) and the timer
+  // on the instance's thread loop, made on first use. Destroying it cancels the tick.
+  uint32_t tick_period_ms = 0;
+  std::unique_ptr<TickTimer> tick_timer;
+
  private:
   WasmInstance& instance_;
   uint32_t id_;
@@ -123,6 +121,23 @@ struct WasmCallbacks {
       on_log, on_delete, on_request_headers, on_request_body, on_request_trailers,
       on_response_headers, on_response_body, on_response_trailers, on_tick, on_queue_ready,
       on_foreign_function, on_http_call_response;
+};
+
+// A reference to an instance for work queued to run later on its thread (a tick, a queue
+// notification from another worker): get() is nullptr once the instance is destroyed, or when
+// called on another thread. Copyable and safe to hold (and drop) on any thread.
+class InstanceRef {
+ public:
+  InstanceRef() = default;
+  WasmInstance* get() const;
+  bool expired() const { return anchor_.expired(); }
+
+ private:
+  friend class WasmInstance;
+  InstanceRef(std::weak_ptr<WasmInstance* const> anchor, std::thread::id thread)
+      : anchor_(std::move(anchor)), thread_(thread) {}
+  std::weak_ptr<WasmInstance* const> anchor_;
+  std::thread::id thread_;
 };
 
 class WasmInstance {
@@ -174,8 +189,27 @@ class WasmInstance {
   // The plugin configuration, readable through buffer 7 during on_configure only.
   const std::string* configuring = nullptr;
 
+  InstanceRef ref() const { return InstanceRef(anchor_, thread_); }
+
+  // Shared data and queues of this instance's vm_id; metrics this module defined.
+  VmSharedState& shared_state() { return *shared_; }
+  PluginMetrics& metrics() { return metrics_; }
+  // The queue of `token` (any vm_id), or nullptr. Remembered per instance, so an enqueue per
+  // request takes no process-wide lock.
+  std::shared_ptr<SharedQueue> queue(uint32_t token);
+  // What a queue registered by `root` calls on each enqueue: it posts proxy_on_queue_ready to
+  // this thread's loop (dropped when this thread has no loop, or the instance is gone by then).
+  QueueNotifier queue_notifier(Context& root);
+
+  // proxy_set_tick_period_milliseconds for `root`: arms (or re-arms, for a new period) its timer
+  // on this thread's loop; 0 stops it. Without a loop on this thread, only the period is kept.
+  void set_tick_period(Context& root, uint32_t period_ms);
+
  private:
-  WasmInstance() = default;
+  WasmInstance();
+  void arm_tick(Context& root);
+  void on_tick(uint32_t root_id);
+  void on_queue_ready(uint32_t root_id, uint32_t token);
 
   std::shared_ptr<CompiledModule> module_;
   std::unique_ptr<WasmVm> vm_;
@@ -188,6 +222,13 @@ class WasmInstance {
   bool vm_started_ = false;
   bool failed_ = false;
   std::string failure_;
+
+  const std::thread::id thread_ = std::this_thread::get_id();
+  // Expires when the instance is destroyed: what InstanceRef watches.
+  const std::shared_ptr<WasmInstance* const> anchor_;
+  std::shared_ptr<VmSharedState> shared_;
+  PluginMetrics metrics_;
+  std::unordered_map<uint32_t, std::weak_ptr<SharedQueue>> queue_cache_;
 };
 
 // The context host functions act on: the effective one if the module set it, else the current

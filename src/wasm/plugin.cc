@@ -69,6 +69,7 @@ Result<std::shared_ptr<Plugin>> Plugin::load(PluginSpec spec) {
   std::shared_ptr<Plugin> plugin(new Plugin(std::move(spec)));
   plugin->vm_key_ = make_vm_key(plugin->spec_);
   plugin->module_ = std::move(*compiled);
+  plugin->shared_state_ = VmSharedState::get(plugin->spec_.vm_id);
   // The canary: everything a worker will do, once, here; then thrown away.
   auto canary = plugin->start_instance();
   if (!canary) {

@@ -1,7 +1,8 @@
 // A configured Proxy-Wasm plugin (Envoy's PluginConfig): its code compiled once for the process,
-// and a running instance per worker thread, created on that thread the first time a stream needs
-// it. Plugins with the same runtime, vm_id, VM configuration, code and environment share that
-// instance (one root context each), as Envoy's vm_key does.
+// and a running instance per worker thread, created on that thread when the worker starts (or, for
+// a thread that did not start it, the first time a stream needs it). Plugins with the same runtime,
+// vm_id, VM configuration, code and environment share that instance (one root context each), as
+// Envoy's vm_key does.
 #pragma once
 
 #include <memory>
@@ -41,8 +42,9 @@ class Plugin {
 
   const PluginSpec& spec() const { return spec_; }
 
-  // This thread's instance and root context, created on first use. nullptr when this thread's
-  // instance failed (and could not be replaced): the stream applies the failure policy.
+  // This thread's instance and root context, created on first use (workers call it as they start,
+  // so that ticks and queue consumers run before any traffic). nullptr when this thread's
+  // instance could not start (logged once, remembered): the stream applies the failure policy.
   struct Running {
     // Shared with the streams using it: a restart must not free contexts they still point to.
     std::shared_ptr<WasmInstance> instance;
@@ -59,6 +61,9 @@ class Plugin {
   PluginSpec spec_;
   std::string vm_key_;  // plugins with equal keys share a VM per thread
   std::shared_ptr<CompiledModule> module_;
+  // Shared data and queues of the vm_id live while a plugin uses it, not only while an instance
+  // runs: what the canary's on_configure writes is still there when the workers start.
+  std::shared_ptr<VmSharedState> shared_state_;
 };
 
 // Destroys every plugin instance of the calling thread (a worker calls this before it exits, while

@@ -17,12 +17,18 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [[ -f $WORK/sluice.log ]] && tail -20 "$WORK/sluice.log" >&2; exit 1; }
 pass() { echo "ok: $*"; }
 
+# A port nothing listens on and no socket uses, below the kernel's ephemeral range: a port in
+# that range may be the local end of some connection (curl's, nginx's, a proxy's upstream
+# connection), which nothing listens on but which still makes bind() fail.
 free_port() {
-  # Bind port 0 in a throwaway process and print what the kernel picked.
-  local p
+  local p low=32768
+  read -r low _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
   for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "$p"; return; fi
+    p=$((10000 + RANDOM % (low - 10000)))
+    if ! (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null &&
+       [[ -z $(ss -Htan "( sport = :$p )" 2>/dev/null) ]]; then
+      echo "$p"; return
+    fi
   done
   fail "no free port"
 }
@@ -76,4 +82,114 @@ start_sluice() {
 # raw_request PORT: sends stdin verbatim over TCP and prints the reply (bounded by a timeout).
 raw_request() {
   timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1; cat >&3; timeout 2 cat <&3" || true
+}
+
+# ---- SDK extensions on either runtime (tests of the extensions in extensions/examples) --------
+
+# wasm_http_filter NAME RUNTIME CODE CONFIG [VM_ID]: one http_filters[] entry (envoy.filters.http.wasm)
+# on runtime envoy.wasm.runtime.RUNTIME; CODE is what goes in code.local ("filename: /x.wasm",
+# "inline_string: sluice.x"). CONFIG lines are separated by \n (the YAML string escape).
+wasm_http_filter() {
+  cat <<YAML
+          - name: $1
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: $1
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: "$4"
+                vm_config:
+                  vm_id: "${5:-}"
+                  runtime: envoy.wasm.runtime.$2
+                  code: { local: { $3 } }
+YAML
+}
+
+# sdk_filter NAME RUNTIME EXTENSION CONFIG [VM_ID]: wasm_http_filter for an extension built with our
+# SDK: its .wasm on V8 (RUNTIME v8), its native build on null (RUNTIME null).
+sdk_filter() {
+  local code="inline_string: sluice.$3"
+  [[ $2 == v8 ]] && code="filename: $SLUICE_BUILD_DIR/extensions/$3.wasm"
+  wasm_http_filter "$1" "$2" "$code" "$4" "${5:-}"
+}
+
+# require_extensions NAME...: fails unless the build made these SDK extensions.
+require_extensions() {
+  : "${SLUICE_BUILD_DIR:?set SLUICE_BUILD_DIR}"
+  local m
+  for m in "$@"; do
+    [[ -f $SLUICE_BUILD_DIR/extensions/$m.wasm ]] || fail "$m.wasm is missing: build the extensions first"
+  done
+}
+
+# check_prometheus TEXT: promtool (when installed) parses TEXT and finds nothing but the lint notes
+# Envoy's own naming draws (counters without "_total", no HELP text). True without promtool.
+check_prometheus() {
+  command -v promtool > /dev/null || return 0
+  local findings others
+  findings=$(promtool check metrics <<<"$1" 2>&1 || true)
+  others=$(grep -vE 'should (not )?have "_total" suffix$|no help text$|should not contain abbreviated units$' <<<"$findings" || true)
+  [[ -z $others ]] || { echo "promtool check metrics: $others" >&2; return 1; }
+}
+
+# sdk_listener NAME PORT FILTERS_YAML: a listener routing everything to the cluster "nginx", with
+# FILTERS_YAML (sdk_filter output) before the router.
+sdk_listener() {
+  cat <<YAML
+  - name: $1
+    address: { socket_address: { address: 127.0.0.1, port_value: $2 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: $1
+          route_config:
+            virtual_hosts:
+            - name: default
+              domains: ["*"]
+              routes:
+              - match: { prefix: "/" }
+                route: { cluster: nginx }
+          http_filters:
+$3
+          - name: envoy.filters.http.router
+            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+YAML
+}
+
+# sdk_bootstrap UPSTREAM_PORT LISTENERS_YAML: the whole config (admin on $ADMIN_PORT).
+sdk_bootstrap() {
+  cat <<YAML
+admin: { address: { socket_address: { address: 127.0.0.1, port_value: $ADMIN_PORT } } }
+static_resources:
+  listeners:
+$2
+  clusters:
+  - name: nginx
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: nginx
+      endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $1 } } } } ] } ]
+YAML
+}
+
+# stop_sluice: stops the sluice started last (SIGTERM, then waits for it).
+stop_sluice() {
+  kill "$SLUICE_PID" 2>/dev/null || true
+  wait "$SLUICE_PID" 2>/dev/null || true
+}
+
+# stat_of NAME: the value of one stat in admin /stats ("" if absent).
+stat_of() {
+  curl -s "http://127.0.0.1:$ADMIN_PORT/stats" | sed -n "s/^$1: //p"
+}
+
+# wait_until WHAT COMMAND...: polls COMMAND for up to 10 s; fails the test with WHAT if it never
+# succeeds. For things that happen asynchronously (ticks, queue notifications), not for speed.
+wait_until() {
+  local what=$1; shift
+  for _ in $(seq 200); do "$@" && return 0; sleep 0.05; done
+  fail "$what (waited 10 s)"
 }

@@ -6,29 +6,10 @@
 #   local_reply: answers one path itself.
 #   body_rewrite: buffers and rewrites the response body (content-length dropped).
 source "$(dirname "$0")/lib.sh"
-: "${SLUICE_BUILD_DIR:?set SLUICE_BUILD_DIR}"
+require_extensions add_header local_reply body_rewrite
 EXT=$SLUICE_BUILD_DIR/extensions
-for m in add_header local_reply body_rewrite; do
-  [[ -f $EXT/$m.wasm ]] || fail "$EXT/$m.wasm is missing: build the extensions first"
-done
 UP=$(free_port); ADMIN=$(free_port)
 start_nginx "$UP"
-
-wasm_filter() {  # name runtime code-yaml configuration
-  cat <<YAML
-          - name: $1
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: $1
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: "$4"
-                vm_config:
-                  runtime: envoy.wasm.runtime.$2
-                  code: { local: { $3 } }
-YAML
-}
 
 listener() {  # name port runtime add_header-code local_reply-code body_rewrite-code [buffer limit]
   cat <<YAML
@@ -52,9 +33,9 @@ listener() {  # name port runtime add_header-code local_reply-code body_rewrite-
                 route: { cluster: nginx }
           http_filters:
 YAML
-  wasm_filter add_header "$3" "$4" "request.set.x-from-plugin = $1\nresponse.set.x-plugin-runtime = $3"
-  wasm_filter local_reply "$3" "$5" "path = /local\nstatus = 202\nbody = answered by local_reply on $3\nheader.x-local = yes"
-  wasm_filter body_rewrite "$3" "$6" "from = upstream\nto = UPSTREAM(rewritten on $3)"
+  wasm_http_filter add_header "$3" "$4" "request.set.x-from-plugin = $1\nresponse.set.x-plugin-runtime = $3"
+  wasm_http_filter local_reply "$3" "$5" "path = /local\nstatus = 202\nbody = answered by local_reply on $3\nheader.x-local = yes"
+  wasm_http_filter body_rewrite "$3" "$6" "from = upstream\nto = UPSTREAM(rewritten on $3)"
   cat <<YAML
           - name: envoy.filters.http.router
             typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }

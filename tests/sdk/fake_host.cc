@@ -317,6 +317,10 @@ proxy_status_t proxy_get_shared_data(const char* key, size_t key_len, const char
   if (it == host().shared.end()) return 1;
   fakehost::give(it->second.first, value, value_len);
   *cas = it->second.second;
+  if (host().race_next_reads > 0) {
+    --host().race_next_reads;
+    it->second = {std::to_string(std::stoll(it->second.first) + 100), host().next_cas++};
+  }
   return 0;
 }
 proxy_status_t proxy_set_shared_data(const char* key, size_t key_len, const char* value,
@@ -373,8 +377,20 @@ proxy_status_t proxy_done(void) {
   ++host().done_calls;
   return 0;
 }
-proxy_status_t proxy_call_foreign_function(const char*, size_t, const char*, size_t, const char**,
-                                           size_t*) {
+proxy_status_t proxy_call_foreign_function(const char* name, size_t name_len, const char* args,
+                                           size_t args_len, const char** result,
+                                           size_t* result_len) {
+  const std::string n(name, name_len), a(args, args_len);
+  host().foreign_calls.emplace_back(n, a);
+  if (n == "compress") {
+    fakehost::give("Z(" + a + ")", result, result_len);
+    return 0;
+  }
+  if (n == "uncompress") {
+    if (a.size() < 3 || a.compare(0, 2, "Z(") != 0 || a.back() != ')') return 3;
+    fakehost::give(a.substr(2, a.size() - 3), result, result_len);
+    return 0;
+  }
   return 1;
 }
 

@@ -49,6 +49,12 @@ struct Host {
   std::map<uint32_t, int64_t> metric_values;
   std::map<std::string, std::pair<std::string, uint32_t>> shared;  // key -> (value, cas)
   uint32_t next_cas = 1;
+  // Another writer racing the plugin: after each of the next N reads of shared data, the key is
+  // rewritten (its decimal value + 100, a new cas), so the plugin's CAS write fails.
+  int race_next_reads = 0;
+  // Foreign functions: "compress" wraps the bytes in Z(...), "uncompress" unwraps them (3,
+  // SerializationFailure, for anything else); other names are NotFound.
+  std::vector<std::pair<std::string, std::string>> foreign_calls;  // (name, args)
   uint32_t effective_context = 0;
   uint32_t tick_period = 0;
   int done_calls = 0;

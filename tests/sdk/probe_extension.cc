@@ -75,6 +75,43 @@ class ProbeStream : public sluice::HttpContext {
                            sluice::status_name(fresh), sluice::get_shared_data("k")->value));
       return sluice::FilterHeadersStatus::StopIteration;
     }
+    if (action == "update") {
+      // A counter through update_shared_data: created, incremented, then an update declined.
+      const auto add_one = [](const std::optional<std::string>& current) {
+        uint64_t n = current ? sluice::parse_uint64(*current).value_or(0) : 0;
+        return std::optional<std::string>(std::to_string(n + 1));
+      };
+      std::string first, second;
+      auto s1 = sluice::update_shared_data("counter", add_one, 100, &first);
+      auto s2 = sluice::update_shared_data("counter", add_one, 100, &second);
+      auto declined = sluice::update_shared_data(
+          "counter", [](const auto&) { return std::optional<std::string>(); });
+      reply(sluice::format("{}={} {}={} {}", sluice::status_name(s1), first,
+                           sluice::status_name(s2), second, sluice::status_name(declined)));
+      return sluice::FilterHeadersStatus::StopIteration;
+    }
+    if (action == "update_race") {
+      // The host makes the first reads lose their race: the update retries, then gives up.
+      const auto add_one = [](const std::optional<std::string>& current) {
+        return std::optional<std::string>(
+            std::to_string(sluice::parse_uint64(current.value_or("0")).value_or(0) + 1));
+      };
+      std::string written;
+      auto won = sluice::update_shared_data("racy", add_one, 5, &written);
+      auto lost = sluice::update_shared_data("racy", add_one, 2);
+      reply(sluice::format("{}={} {}", sluice::status_name(won), written,
+                           sluice::status_name(lost)));
+      return sluice::FilterHeadersStatus::StopIteration;
+    }
+    if (action == "zlib") {
+      sluice::Status bad = sluice::Status::Ok;
+      auto packed = sluice::zlib_compress("abc");
+      auto unpacked = sluice::zlib_uncompress(packed.value_or(""));
+      auto failed = sluice::zlib_uncompress("not packed", &bad);
+      reply(sluice::format("{} {} {} {}", packed.value_or("-"), unpacked.value_or("-"),
+                           failed.has_value(), sluice::status_name(bad)));
+      return sluice::FilterHeadersStatus::StopIteration;
+    }
     if (action == "pairs") {
       sluice::Pairs pairs = sluice::request_headers().pairs();
       pairs.emplace_back("x-count", std::to_string(num_headers));

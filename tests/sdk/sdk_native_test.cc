@@ -361,6 +361,66 @@ TEST_F(SdkNativeTest, SharedDataCas) {
             (fakehost::Pairs{{"x-probe-result", "v1 CasMismatch Ok v3"}}));
 }
 
+TEST_F(SdkNativeTest, UpdateSharedData) {
+  Vm vm(plugin("sluice.sdk_probe"));
+  ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);
+  vm.call("proxy_on_context_create", {kStream, kRoot});
+  host().maps[kRequestHeaders] = {{"x-probe", "update"}};
+  vm.call("proxy_on_request_headers", {kStream, 1, 1});
+  ASSERT_TRUE(host().local_reply);
+  EXPECT_EQ(host().local_reply->headers, (fakehost::Pairs{{"x-probe-result", "Ok=1 Ok=2 Empty"}}));
+  EXPECT_EQ(host().shared["counter"].first, "2");
+}
+
+TEST_F(SdkNativeTest, UpdateSharedDataRetriesLostRaces) {
+  Vm vm(plugin("sluice.sdk_probe"));
+  ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);
+  vm.call("proxy_on_context_create", {kStream, kRoot});
+  host().shared["racy"] = {"0", host().next_cas++};
+  host().race_next_reads = 3;  // the first update loses 3 races, its 4th attempt (of 5) wins
+  host().maps[kRequestHeaders] = {{"x-probe", "update_race"}};
+  vm.call("proxy_on_request_headers", {kStream, 1, 1});
+  ASSERT_TRUE(host().local_reply);
+  // Each lost race added 100 behind the plugin's back: nothing of the other writer is lost.
+  // The second update ran with no more races, so it won at once.
+  EXPECT_EQ(host().local_reply->headers, (fakehost::Pairs{{"x-probe-result", "Ok=301 Ok"}}));
+  EXPECT_EQ(host().shared["racy"].first, "302");
+
+  host().local_reply.reset();
+  host().race_next_reads = 10;
+  vm.call("proxy_on_context_create", {kStream + 1, kRoot});
+  vm.call("proxy_on_request_headers", {kStream + 1, 1, 1});
+  ASSERT_TRUE(host().local_reply);
+  // 5 attempts lost, then 2 more lost: CasMismatch both times, nothing written by the plugin.
+  EXPECT_EQ(host().local_reply->headers,
+            (fakehost::Pairs{{"x-probe-result", "CasMismatch= CasMismatch"}}));
+  EXPECT_EQ(host().shared["racy"].first, "1002");  // 302 + 7 racing writes of 100
+}
+
+TEST_F(SdkNativeTest, ZlibHelpersCallTheForeignFunctions) {
+  Vm vm(plugin("sluice.sdk_probe"));
+  ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);
+  vm.call("proxy_on_context_create", {kStream, kRoot});
+  host().maps[kRequestHeaders] = {{"x-probe", "zlib"}};
+  vm.call("proxy_on_request_headers", {kStream, 1, 1});
+  ASSERT_TRUE(host().local_reply);
+  EXPECT_EQ(host().local_reply->headers,
+            (fakehost::Pairs{{"x-probe-result", "Z(abc) abc false SerializationFailure"}}));
+  ASSERT_EQ(host().foreign_calls.size(), 3u);
+  EXPECT_EQ(host().foreign_calls[0], (std::pair<std::string, std::string>("compress", "abc")));
+  EXPECT_EQ(host().foreign_calls[1].first, "uncompress");
+}
+
+TEST(SdkPieces, ParseUint64) {
+  EXPECT_EQ(sluice::parse_uint64("0"), 0u);
+  EXPECT_EQ(sluice::parse_uint64("18446744073709551615"), UINT64_MAX);
+  EXPECT_EQ(sluice::parse_uint64("18446744073709551616"), std::nullopt);
+  EXPECT_EQ(sluice::parse_uint64(""), std::nullopt);
+  EXPECT_EQ(sluice::parse_uint64("-1"), std::nullopt);
+  EXPECT_EQ(sluice::parse_uint64(" 1"), std::nullopt);
+  EXPECT_EQ(sluice::parse_uint64("12a"), std::nullopt);
+}
+
 TEST_F(SdkNativeTest, HeaderPairsRoundTrip) {
   Vm vm(plugin("sluice.sdk_probe"));
   ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);

@@ -311,6 +311,105 @@ TEST_F(Stats, ManyMetricsSpanSlotChunks) {
   EXPECT_EQ(s->histogram.cumulative.back(), 1u);
 }
 
+TEST_F(Stats, HugeValuesWrapAroundWithoutUndefinedBehaviour) {
+  // A plugin can add any u64 to a counter or record it in a histogram (UBSan checks this).
+  Counter c = Store::instance().counter(Plain("huge"));
+  c.inc(UINT64_MAX);
+  c.inc(2);
+  EXPECT_EQ(c.value(), 1u);
+  RunThreads(2, [&](int) { c.inc(UINT64_MAX / 2 + 1); });  // two threads' slots, summed
+  EXPECT_EQ(c.value(), 1u);
+  Histogram h = Store::instance().histogram(Plain("huge_h"), {1});
+  h.record(UINT64_MAX);
+  h.record(UINT64_MAX);
+  const auto snaps = OwnSnapshots();
+  const MetricSnapshot* s = Find(snaps, Unique("huge_h"));
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->histogram.count, 2u);
+  EXPECT_EQ(s->histogram.sum, UINT64_MAX - 1);
+}
+
+TEST_F(Stats, TypesMayShareADottedName) {
+  // As in Envoy: a counter and a gauge of one name are two metrics.
+  Store& store = Store::instance();
+  Counter c = store.counter(Plain("both"));
+  Gauge g = store.gauge(Plain("both"));
+  ASSERT_TRUE(c.valid());
+  ASSERT_TRUE(g.valid());
+  c.inc(2);
+  g.inc(-5);
+  EXPECT_EQ(c.value(), 2u);
+  EXPECT_EQ(g.value(), -5);
+  EXPECT_EQ(OwnSnapshots().size(), 2u);
+}
+
+TEST_F(Stats, SharedGaugeIsOneProcessWideValue) {
+  SharedGauge g = Store::instance().shared_gauge(Plain("level"));
+  ASSERT_TRUE(g.valid());
+  RunThreads(4, [&](int) {
+    for (int j = 0; j < 1000; ++j) g.inc();
+  });
+  EXPECT_EQ(g.value(), 4000);  // increments from every thread accumulate
+  RunThreads(1, [&](int) { g.set(7); });
+  EXPECT_EQ(g.value(), 7);  // a set replaces the value, whichever thread wrote before
+  g.set(-2);
+  const auto snaps = OwnSnapshots();
+  const MetricSnapshot* s = Find(snaps, Unique("level"));
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->type, MetricType::Gauge);
+  EXPECT_EQ(s->gauge, -2);
+  // The same name again: the same value.
+  EXPECT_EQ(Store::instance().shared_gauge(Plain("level")).value(), -2);
+}
+
+TEST_F(Stats, GaugeKindsDoNotShareAName) {
+  Store& store = Store::instance();
+  ASSERT_TRUE(store.gauge(Plain("slot")).valid());
+  EXPECT_FALSE(store.shared_gauge(Plain("slot")).valid());
+  ASSERT_TRUE(store.shared_gauge(Plain("cell")).valid());
+  EXPECT_FALSE(store.gauge(Plain("cell")).valid());
+}
+
+TEST_F(Stats, FullStoreGivesInvalidHandles) {
+  // A histogram wider than every slot there is: refused, nothing else disturbed.
+  Histogram h = Store::instance().histogram(Plain("huge"), std::vector<double>(4u << 20, 1.0));
+  EXPECT_FALSE(h.valid());
+  EXPECT_EQ(Find(OwnSnapshots(), Unique("huge")), nullptr);
+  Counter c = Store::instance().counter(Plain("after"));
+  ASSERT_TRUE(c.valid());
+  c.inc();
+  EXPECT_EQ(c.value(), 1u);
+}
+
+// ---- The hidden namespace of plugin metrics --------------------------------------------------
+
+TEST_F(Stats, WasmCustomNamesShowWithoutTheirNamespace) {
+  EXPECT_EQ(visible_name("wasmcustom.my_plugin.hits"), "my_plugin.hits");
+  EXPECT_EQ(visible_name("cluster.a.upstream_rq_total"), "cluster.a.upstream_rq_total");
+  EXPECT_EQ(visible_name("wasmcustom"), "wasmcustom");
+  const MetricName c{"wasmcustom.my_plugin.hits", "wasmcustom.my_plugin.hits", {}};
+  const MetricName g{"wasmcustom.9lives/left", "wasmcustom.9lives/left", {}};
+  const MetricName h{"wasmcustom.sizes", "wasmcustom.sizes", {}};
+  EXPECT_EQ(render_text({CounterSnap(&c, 3), GaugeSnap(&g, -1)}),
+            "9lives/left: -1\nmy_plugin.hits: 3\n");
+  // Prometheus: the plugin's name, sanitized, without Envoy's prefix; a leading digit escaped.
+  const std::string prom = render_prometheus(
+      {CounterSnap(&c, 3), GaugeSnap(&g, -1), HistogramSnap(&h, {1, 10}, {1, 2, 3}, 15)});
+  EXPECT_THAT(prom, HasSubstr("# TYPE my_plugin_hits counter\nmy_plugin_hits 3\n"));
+  EXPECT_THAT(prom, HasSubstr("# TYPE _9lives_left gauge\n_9lives_left -1\n"));
+  EXPECT_THAT(prom, HasSubstr("sizes_bucket{le=\"10\"} 2\n"));
+  EXPECT_THAT(prom, ::testing::Not(HasSubstr("wasmcustom")));
+  EXPECT_THAT(prom, ::testing::Not(HasSubstr("envoy_")));
+}
+
+TEST_F(Stats, RenderPrometheusKeepsOneSeriesPerLabelSet) {
+  // Two names that sanitize to one family and carry the same (no) labels.
+  const MetricName a{"wasmcustom.a.b", "wasmcustom.a.b", {}};
+  const MetricName b{"wasmcustom.a_b", "wasmcustom.a_b", {}};
+  EXPECT_EQ(render_prometheus({CounterSnap(&a, 1), CounterSnap(&b, 2)}),
+            "# TYPE a_b counter\na_b 1\n");
+}
+
 // ---- Name helpers ------------------------------------------------------------------------------
 
 TEST_F(Stats, NameHelpers) {
@@ -537,6 +636,24 @@ TEST_F(Stats, PromtoolParsesPrometheusOutput) {
     start = end + 1;
   }
   EXPECT_EQ(other, "") << text;
+}
+
+// Plugin metric names are whatever a plugin chose: sanitized, they must still parse.
+TEST_F(Stats, PromtoolParsesPluginMetricNames) {
+  if (!HavePromtool()) GTEST_SKIP() << "promtool is not on PATH";
+  const MetricName c{
+      "wasmcustom.rate-limit.allowed_total", "wasmcustom.rate-limit.allowed_total", {}};
+  const MetricName g{"wasmcustom.2fast/2furious", "wasmcustom.2fast/2furious", {}};
+  const MetricName h{"wasmcustom.queue:depth", "wasmcustom.queue:depth", {}};
+  const MetricName dup{
+      "wasmcustom.rate_limit.allowed_total", "wasmcustom.rate_limit.allowed_total", {}};
+  const std::string text =
+      render_prometheus({CounterSnap(&c, 3), GaugeSnap(&g, 1),
+                         HistogramSnap(&h, default_buckets(), std::vector<uint64_t>(20, 1), 4),
+                         CounterSnap(&dup, 4)});
+  const CommandResult r = PromtoolCheck(text);
+  EXPECT_TRUE(r.exit_code == 0 || r.exit_code == 3) << r.output << "\n---\n" << text;
+  EXPECT_THAT(r.output, ::testing::Not(HasSubstr("error"))) << text;
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 //
 // Addresses: tests name scratch offsets; addr() maps them to module memory (V8) or to a buffer
 // owned by the test (null). Out-params hold words of the VM's size (4 in wasm32, 8 native).
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <spdlog/sinks/base_sink.h>
@@ -28,15 +29,21 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include <asio/io_context.hpp>
+
 #include "common/header_map.h"
+#include "common/stats.h"
 #include "common/stream_info.h"
 #include "http/filter.h"
 #include "sluice/proxy_wasm_abi.h"
 #include "wasm/abi/pairs.h"
 #include "wasm/context.h"
 #include "wasm/plugin.h"
+#include "wasm/shared_state.h"
+#include "wasm/thread_loop.h"
 #include "wasm/vm/null/null_plugin_abi.h"
 #include "wasm/vm/runtimes.h"
 #include "wasm/vm/wasm_vm.h"
@@ -46,8 +53,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-constexpr uint64_t kOk = 0, kNotFound = 1, kBadArgument = 2, kInvalidMemoryAccess = 6,
-                   kUnimplemented = 12;
+constexpr uint64_t kOk = 0, kNotFound = 1, kBadArgument = 2, kSerializationFailure = 3,
+                   kInvalidMemoryAccess = 6, kEmpty = 7, kCasMismatch = 8, kUnimplemented = 12;
 // WASI errno values.
 constexpr uint64_t kEBadf = 8, kEFault = 21, kEInval = 28, kENotsup = 58;
 
@@ -119,6 +126,8 @@ uint64_t n_on_done(void* i, const uint64_t* a) { return record(i, 4, a[0], 0), 1
 uint64_t n_on_log(void* i, const uint64_t* a) { return record(i, 5, a[0], 0), 0; }
 uint64_t n_on_delete(void* i, const uint64_t* a) { return record(i, 6, a[0], 0), 0; }
 uint64_t n_on_request_headers(void* i, const uint64_t* a) { return record(i, 7, a[0], a[1]), 0; }
+uint64_t n_on_tick(void* i, const uint64_t* a) { return record(i, 13, a[0], 0), 0; }
+uint64_t n_on_queue_ready(void* i, const uint64_t* a) { return record(i, 14, a[0], a[1]), 0; }
 uint64_t n_on_response_headers(void* i, const uint64_t* a) { return record(i, 9, a[0], a[1]), 0; }
 
 uint64_t n_log(void*, const uint64_t* a) { return proxy_log(U32(0), CP(1), a[2]); }
@@ -240,6 +249,8 @@ const SluiceNullExport kProbeExports[] = {
     {"proxy_on_delete", "i:", n_on_delete},
     {"proxy_on_request_headers", "iii:i", n_on_request_headers},
     {"proxy_on_response_headers", "iii:i", n_on_response_headers},
+    {"proxy_on_tick", "i:", n_on_tick},
+    {"proxy_on_queue_ready", "ii:", n_on_queue_ready},
     {"probe_proxy_log", "iii:i", n_log},
     {"probe_proxy_get_log_level", "i:i", n_get_log_level},
     {"probe_proxy_get_current_time_nanoseconds", "i:i", n_time},
@@ -439,14 +450,15 @@ constexpr uint64_t kPtr = 0x3000, kLen = 0x3010, kAux = 0x3020;  // out-params (
 constexpr uint64_t kKey = 0x4000, kVal = 0x5000, kBlob = 0x6000, kBuf = 0x8000;
 constexpr uint64_t kSentinel = 0xA5A5A5A5u;
 
+// Public: tests also run a second Harness (another worker's instance) next to their own.
 class Harness {
- protected:
-  void boot(const std::string& runtime, bool start = true) {
+ public:
+  void boot(const std::string& runtime, bool start = true, std::string vm_id = "vm1") {
     runtime_ = runtime;
     null_ = runtime == kNullRuntimeName;
     spec_.name = "probe";
     spec_.root_id = "probe_root";
-    spec_.vm_id = "vm1";
+    spec_.vm_id = std::move(vm_id);
     spec_.configuration = "plugin-config";
     spec_.vm_configuration = "vm-config";
     spec_.runtime = runtime;
@@ -612,7 +624,129 @@ class Harness {
     return out;
   }
   void clear_callback_log() { ASSERT_TRUE(vm().write(state_ + 0x100, std::string(4, '\0'))); }
+  // How many log entries callback `cb` (13 tick, 14 queue_ready, ...) left.
+  size_t callbacks_of(uint32_t cb) {
+    size_t n = 0;
+    for (const auto& e : callback_log()) n += e[0] == cb;
+    return n;
+  }
 
+  // This thread's loop: runs until `done()` (true) or 10 s pass (false).
+  template <typename Done>
+  bool run_until(Done done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      run_for(std::chrono::milliseconds(2));
+    }
+    return true;
+  }
+  // Runs the loop for `d` of wall time, idle or not.
+  void run_for(std::chrono::milliseconds d) {
+    const auto end = std::chrono::steady_clock::now() + d;
+    while (std::chrono::steady_clock::now() < end) {
+      io_.restart();
+      if (io_.run_one_for(std::chrono::milliseconds(1)) == 0) {
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+    }
+  }
+
+  // A name no other test (or runtime, or --gtest_repeat round) uses: the stats Store and the
+  // shared state are process-wide.
+  std::string unique(std::string_view what) {
+    static int generation = 0;
+    std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::replace(test.begin(), test.end(), '/', '_');
+    return fmt::format("wasm_host_test.{}.{}.{}", test, ++generation, what);
+  }
+
+  // Metrics.
+  uint64_t define_metric(uint32_t type, std::string_view name, uint32_t* id) {
+    put(kKey, name);
+    set_word(kAux, kSentinel);
+    const uint64_t r =
+        call("probe_proxy_define_metric", {type, addr(kKey), name.size(), addr(kAux)});
+    if (r == kOk && id) *id = u32_at(addr(kAux));
+    return r;
+  }
+  uint64_t increment_metric(uint32_t id, int64_t delta) {
+    return call("probe_proxy_increment_metric", {id, static_cast<uint64_t>(delta)});
+  }
+  uint64_t record_metric(uint32_t id, uint64_t value) {
+    return call("probe_proxy_record_metric", {id, value});
+  }
+  uint64_t get_metric(uint32_t id, uint64_t* value) {
+    set_word(kAux, kSentinel);
+    const uint64_t r = call("probe_proxy_get_metric", {id, addr(kAux)});
+    if (r == kOk && value) std::memcpy(value, vm().memory_at(addr(kAux), 8), 8);
+    return r;
+  }
+
+  // Shared data.
+  uint64_t get_shared(std::string_view key, std::string* value, uint32_t* cas) {
+    put(kKey, key);
+    clear_out();
+    set_word(kAux, kSentinel);
+    const uint64_t r = call("probe_proxy_get_shared_data",
+                            {addr(kKey), key.size(), addr(kPtr), addr(kLen), addr(kAux)});
+    if (r == kOk) {
+      if (value) *value = out();
+      if (cas) *cas = u32_at(addr(kAux));
+    }
+    return r;
+  }
+  uint64_t set_shared(std::string_view key, std::string_view value, uint32_t cas) {
+    put(kKey, key);
+    put(kVal, value);
+    return call("probe_proxy_set_shared_data",
+                {addr(kKey), key.size(), addr(kVal), value.size(), cas});
+  }
+
+  // Shared queues.
+  uint64_t register_queue(std::string_view name, uint32_t* token, Context* ctx = nullptr) {
+    put(kKey, name);
+    set_word(kAux, kSentinel);
+    const uint64_t r =
+        call("probe_proxy_register_shared_queue", {addr(kKey), name.size(), addr(kAux)}, ctx);
+    if (r == kOk && token) *token = u32_at(addr(kAux));
+    return r;
+  }
+  uint64_t resolve_queue(std::string_view vm_id, std::string_view name, uint32_t* token) {
+    put(kKey, vm_id);
+    put(kVal, name);
+    set_word(kAux, kSentinel);
+    const uint64_t r = call("probe_proxy_resolve_shared_queue",
+                            {addr(kKey), vm_id.size(), addr(kVal), name.size(), addr(kAux)});
+    if (r == kOk && token) *token = u32_at(addr(kAux));
+    return r;
+  }
+  uint64_t enqueue(uint32_t token, std::string_view value) {
+    put(kVal, value);
+    return call("probe_proxy_enqueue_shared_queue", {token, addr(kVal), value.size()});
+  }
+  uint64_t dequeue(uint32_t token, std::string* value) {
+    clear_out();
+    const uint64_t r = call("probe_proxy_dequeue_shared_queue", {token, addr(kPtr), addr(kLen)});
+    if (r == kOk && value) *value = out();
+    return r;
+  }
+
+  // Foreign functions.
+  uint64_t foreign(std::string_view name, std::string_view args, std::string* result) {
+    put(kKey, name);
+    put(kBuf, args);
+    clear_out();
+    const uint64_t r =
+        call("probe_proxy_call_foreign_function",
+             {addr(kKey), name.size(), addr(kBuf), args.size(), addr(kPtr), addr(kLen)});
+    if (r == kOk && result) *result = out();
+    return r;
+  }
+
+  // Declared first: destroyed after the instance, whose tick timers live on this loop.
+  asio::io_context io_;
+  std::optional<ScopedThreadLoop> thread_loop_{std::in_place, io_};
   std::string runtime_;
   bool null_ = false;
   PluginSpec spec_;
@@ -1068,27 +1202,11 @@ TEST_P(WasmHostTest, DoneAndStatus) {
   EXPECT_EQ(out(), "reset");
 }
 
-TEST_P(WasmHostTest, NotYetFunctionsAreUnimplemented) {
+TEST_P(WasmHostTest, CalloutsAreUnimplemented) {
   LogCapture logs(spdlog::level::warn);
   const std::pair<std::string_view, int> fns[] = {
-      {"probe_proxy_set_tick_period_milliseconds", 1},
-      {"probe_proxy_http_call", 10},
-      {"probe_proxy_grpc_call", 12},
-      {"probe_proxy_grpc_stream", 9},
-      {"probe_proxy_grpc_send", 4},
-      {"probe_proxy_grpc_cancel", 1},
-      {"probe_proxy_grpc_close", 1},
-      {"probe_proxy_get_shared_data", 5},
-      {"probe_proxy_set_shared_data", 5},
-      {"probe_proxy_register_shared_queue", 3},
-      {"probe_proxy_resolve_shared_queue", 5},
-      {"probe_proxy_enqueue_shared_queue", 3},
-      {"probe_proxy_dequeue_shared_queue", 3},
-      {"probe_proxy_define_metric", 4},
-      {"probe_proxy_increment_metric", 2},
-      {"probe_proxy_record_metric", 2},
-      {"probe_proxy_get_metric", 2},
-      {"probe_proxy_call_foreign_function", 6},
+      {"probe_proxy_http_call", 10}, {"probe_proxy_grpc_call", 12},  {"probe_proxy_grpc_stream", 9},
+      {"probe_proxy_grpc_send", 4},  {"probe_proxy_grpc_cancel", 1}, {"probe_proxy_grpc_close", 1},
   };
   for (const auto& [fn, n] : fns) {
     WasmFunction f = vm().function(fn);
@@ -1098,20 +1216,8 @@ TEST_P(WasmHostTest, NotYetFunctionsAreUnimplemented) {
       case 1:
         r = w_->call(ctx_, f, {0});
         break;
-      case 2:
-        r = w_->call(ctx_, f, {0, 0});
-        break;
-      case 3:
-        r = w_->call(ctx_, f, {0, 0, 0});
-        break;
       case 4:
         r = w_->call(ctx_, f, {0, 0, 0, 0});
-        break;
-      case 5:
-        r = w_->call(ctx_, f, {0, 0, 0, 0, 0});
-        break;
-      case 6:
-        r = w_->call(ctx_, f, {0, 0, 0, 0, 0, 0});
         break;
       case 9:
         r = w_->call(ctx_, f, {0, 0, 0, 0, 0, 0, 0, 0, 0});
@@ -1126,6 +1232,523 @@ TEST_P(WasmHostTest, NotYetFunctionsAreUnimplemented) {
     EXPECT_EQ(r.value_or(UINT64_MAX), kUnimplemented) << fn;
   }
   EXPECT_FALSE(w_->failed());
+}
+
+// ---- timers ----------------------------------------------------------------------------------
+
+TEST_P(WasmHostTest, TickRunsOnTheRootAndRearms) {
+  clear_callback_log();
+  // From a stream context: the period is its root's.
+  EXPECT_EQ(call("probe_proxy_set_tick_period_milliseconds", {2}), kOk);
+  EXPECT_EQ(root_->tick_period_ms, 2u);
+  EXPECT_EQ(ctx_->tick_period_ms, 0u);
+  EXPECT_EQ(callbacks_of(13), 0u);  // armed, not run inline
+  ASSERT_TRUE(run_until([&] { return callbacks_of(13) >= 3; }));
+  for (const auto& e : callback_log()) {
+    if (e[0] == 13) {
+      EXPECT_EQ(e[1], root_->id());
+    }
+  }
+  // Period 0 stops it: no tick afterwards, however long the loop runs.
+  EXPECT_EQ(call("probe_proxy_set_tick_period_milliseconds", {0}, root_), kOk);
+  const size_t ticks = callbacks_of(13);
+  run_for(std::chrono::milliseconds(30));
+  EXPECT_EQ(callbacks_of(13), ticks);
+  // And it starts again.
+  EXPECT_EQ(call("probe_proxy_set_tick_period_milliseconds", {1}, root_), kOk);
+  ASSERT_TRUE(run_until([&] { return callbacks_of(13) > ticks; }));
+  EXPECT_FALSE(w_->failed());
+}
+
+TEST_P(WasmHostTest, SettingTheSamePeriodAgainDoesNotPostponeTheTick) {
+  // A plugin may set its period on every request; the tick must still come.
+  clear_callback_log();
+  const bool ticked = run_until([&] {
+    EXPECT_EQ(call("probe_proxy_set_tick_period_milliseconds", {20}), kOk);
+    return callbacks_of(13) > 0;
+  });
+  EXPECT_TRUE(ticked);
+}
+
+TEST_P(WasmHostTest, NoTickIntoAFailedInstance) {
+  clear_callback_log();
+  EXPECT_EQ(call("probe_proxy_set_tick_period_milliseconds", {1}), kOk);
+  w_->fail("failed by the test");
+  run_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(callbacks_of(13), 0u);
+}
+
+TEST_P(WasmHostTest, TickTimerDiesWithItsRoot) {
+  clear_callback_log();
+  EXPECT_EQ(call("probe_proxy_set_tick_period_milliseconds", {1}), kOk);
+  w_->destroy_stream_context(ctx_, false);
+  ctx_ = nullptr;
+  w_->destroy_root(root_);
+  root_ = nullptr;
+  clear_callback_log();
+  run_for(std::chrono::milliseconds(20));  // the cancelled wait completes: nothing is called
+  EXPECT_EQ(callbacks_of(13), 0u);
+  EXPECT_FALSE(w_->failed());
+}
+
+TEST_P(WasmHostTest, TickWithoutALoopOnThisThreadKeepsThePeriodOnly) {
+  thread_loop_.reset();  // as on the main thread, where a canary runs
+  EXPECT_EQ(call("probe_proxy_set_tick_period_milliseconds", {1}), kOk);
+  EXPECT_EQ(root_->tick_period_ms, 1u);
+  EXPECT_EQ(root_->tick_timer, nullptr);
+}
+
+// ---- metrics ---------------------------------------------------------------------------------
+
+TEST_P(WasmHostTest, DefineMetricGivesTypedIds) {
+  const std::string c1 = unique("c1"), c2 = unique("c2"), g = unique("g"), h = unique("h");
+  uint32_t id = 0;
+  EXPECT_EQ(define_metric(0, c1, &id), kOk);
+  EXPECT_EQ(id, 4u);
+  EXPECT_EQ(define_metric(1, g, &id), kOk);
+  EXPECT_EQ(id, 5u);
+  EXPECT_EQ(define_metric(2, h, &id), kOk);
+  EXPECT_EQ(id, 6u);
+  EXPECT_EQ(define_metric(0, c2, &id), kOk);
+  EXPECT_EQ(id, 8u);
+  EXPECT_EQ(define_metric(0, c1, &id), kOk);  // the same (type, name): the same id
+  EXPECT_EQ(id, 4u);
+  EXPECT_EQ(define_metric(1, c1, &id), kOk);  // another type may use the name
+  EXPECT_EQ(id, 9u);
+  EXPECT_EQ(define_metric(3, unique("bad"), &id), kBadArgument);
+  EXPECT_EQ(define_metric(0xffffffff, unique("bad"), &id), kBadArgument);
+  EXPECT_EQ(define_metric(2, "", &id), kOk);  // as in Envoy (Rust SDKs panic on anything else)
+  EXPECT_EQ(id, 10u);
+}
+
+TEST_P(WasmHostTest, CounterMetric) {
+  uint32_t id = 0;
+  ASSERT_EQ(define_metric(0, unique("requests"), &id), kOk);
+  uint64_t v = 1;
+  EXPECT_EQ(get_metric(id, &v), kOk);
+  EXPECT_EQ(v, 0u);
+  EXPECT_EQ(increment_metric(id, 5), kOk);
+  EXPECT_EQ(increment_metric(id, 0), kBadArgument);  // counters only go up
+  EXPECT_EQ(increment_metric(id, -1), kBadArgument);
+  EXPECT_EQ(increment_metric(id, INT64_MIN), kBadArgument);
+  EXPECT_EQ(record_metric(id, 7), kOk);  // record adds to a counter
+  EXPECT_EQ(get_metric(id, &v), kOk);
+  EXPECT_EQ(v, 12u);
+}
+
+TEST_P(WasmHostTest, GaugeMetric) {
+  uint32_t id = 0;
+  ASSERT_EQ(define_metric(1, unique("level"), &id), kOk);
+  uint64_t v = 0;
+  EXPECT_EQ(increment_metric(id, -3), kOk);
+  EXPECT_EQ(get_metric(id, &v), kOk);
+  EXPECT_EQ(static_cast<int64_t>(v), -3);  // two's complement in the u64
+  EXPECT_EQ(record_metric(id, 42), kOk);   // record sets a gauge
+  EXPECT_EQ(increment_metric(id, 8), kOk);
+  EXPECT_EQ(get_metric(id, &v), kOk);
+  EXPECT_EQ(v, 50u);
+}
+
+TEST_P(WasmHostTest, HistogramMetric) {
+  const std::string name = unique("sizes");
+  uint32_t id = 0;
+  ASSERT_EQ(define_metric(2, name, &id), kOk);
+  EXPECT_EQ(increment_metric(id, 1), kBadArgument);
+  EXPECT_EQ(record_metric(id, 3), kOk);
+  EXPECT_EQ(record_metric(id, 700), kOk);
+  uint64_t v = 0;
+  EXPECT_EQ(get_metric(id, &v), kBadArgument);
+  bool found = false;
+  for (const auto& m : stats::Store::instance().snapshot()) {
+    if (stats::visible_name(m.name->dotted) != name) continue;
+    found = true;
+    EXPECT_EQ(m.type, stats::MetricType::Histogram);
+    EXPECT_EQ(m.histogram.count, 2u);
+    EXPECT_EQ(m.histogram.sum, 703u);
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST_P(WasmHostTest, UnknownMetricIds) {
+  uint32_t c = 0, g = 0, h = 0;
+  ASSERT_EQ(define_metric(0, unique("c"), &c), kOk);
+  ASSERT_EQ(define_metric(1, unique("g"), &g), kOk);
+  ASSERT_EQ(define_metric(2, unique("h"), &h), kOk);
+  uint64_t v = 0;
+  for (uint32_t id : {0u, 1u, 2u, 3u, 7u, 11u, c + 4, g + 4, h + 4, 0xfffffffcu, 0xffffffffu}) {
+    EXPECT_EQ(increment_metric(id, 1), kNotFound) << id;
+    EXPECT_EQ(record_metric(id, 1), kNotFound) << id;
+    EXPECT_EQ(get_metric(id, &v), kNotFound) << id;
+  }
+}
+
+TEST_P(WasmHostTest, MetricsShowUnderThePluginsNameInStats) {
+  const std::string name = unique("hits-total");  // '-' is not valid in Prometheus
+  uint32_t id = 0;
+  ASSERT_EQ(define_metric(0, name, &id), kOk);
+  ASSERT_EQ(increment_metric(id, 9), kOk);
+  std::vector<stats::MetricSnapshot> mine;
+  for (auto& m : stats::Store::instance().snapshot()) {
+    if (stats::visible_name(m.name->dotted) == name) mine.push_back(std::move(m));
+  }
+  ASSERT_EQ(mine.size(), 1u);
+  // Kept apart from the proxy's own stats internally, shown as the plugin named it.
+  EXPECT_EQ(mine[0].name->dotted, "wasmcustom." + name);
+  EXPECT_EQ(stats::render_text(mine), name + ": 9\n");
+  std::string prom = name;
+  for (char& ch : prom) {
+    if (ch == '.' || ch == '-') ch = '_';
+  }
+  EXPECT_EQ(stats::render_prometheus(mine), fmt::format("# TYPE {0} counter\n{0} 9\n", prom));
+}
+
+TEST_P(WasmHostTest, MetricsMergeAcrossWorkers) {
+  const std::string counter = unique("c"), gauge = unique("g");
+  uint32_t c = 0, g = 0;
+  ASSERT_EQ(define_metric(0, counter, &c), kOk);
+  ASSERT_EQ(define_metric(1, gauge, &g), kOk);
+  ASSERT_EQ(increment_metric(c, 3), kOk);
+  ASSERT_EQ(record_metric(g, 5), kOk);
+  // Another worker: its own instance (and ids), the same names.
+  std::thread other([&] {
+    Harness h;
+    h.boot(runtime_);
+    uint32_t c2 = 0, g2 = 0;
+    ASSERT_EQ(h.define_metric(0, counter, &c2), kOk);
+    ASSERT_EQ(h.define_metric(1, gauge, &g2), kOk);
+    EXPECT_EQ(h.increment_metric(c2, 4), kOk);
+    uint64_t v = 0;
+    EXPECT_EQ(h.get_metric(g2, &v), kOk);
+    EXPECT_EQ(v, 5u);                        // one process-wide gauge
+    EXPECT_EQ(h.record_metric(g2, 7), kOk);  // the last set wins
+  });
+  other.join();
+  uint64_t v = 0;
+  EXPECT_EQ(get_metric(c, &v), kOk);
+  EXPECT_EQ(v, 7u);  // counters add up across workers
+  EXPECT_EQ(get_metric(g, &v), kOk);
+  EXPECT_EQ(v, 7u);
+  EXPECT_EQ(increment_metric(g, -2), kOk);  // and increments accumulate
+  EXPECT_EQ(get_metric(g, &v), kOk);
+  EXPECT_EQ(v, 5u);
+}
+
+// ---- shared data -----------------------------------------------------------------------------
+
+TEST_P(WasmHostTest, SharedDataGetSetCas) {
+  const std::string key = unique("k");
+  std::string value;
+  uint32_t cas = 0, cas2 = 0;
+  EXPECT_EQ(get_shared(key, &value, &cas), kNotFound);
+  EXPECT_EQ(word(kLen), kSentinel);  // nothing written
+  EXPECT_EQ(set_shared(key, "one", 0), kOk);
+  EXPECT_EQ(get_shared(key, &value, &cas), kOk);
+  EXPECT_EQ(value, "one");
+  EXPECT_NE(cas, 0u);
+  EXPECT_EQ(set_shared(key, "stale", cas + 1), kCasMismatch);
+  EXPECT_EQ(get_shared(key, &value, &cas2), kOk);
+  EXPECT_EQ(value, "one");
+  EXPECT_EQ(cas2, cas);
+  EXPECT_EQ(set_shared(key, "two", cas), kOk);
+  EXPECT_EQ(get_shared(key, &value, &cas2), kOk);
+  EXPECT_EQ(value, "two");
+  EXPECT_NE(cas2, cas);                                    // every write is a new version
+  EXPECT_EQ(set_shared(key, "again", cas), kCasMismatch);  // the old cas is stale now
+  EXPECT_EQ(set_shared(key, "three", 0), kOk);             // 0: unconditional
+  EXPECT_EQ(get_shared(key, &value, nullptr), kOk);
+  EXPECT_EQ(value, "three");
+  // A missing key is created whatever the cas.
+  const std::string other = unique("other");
+  EXPECT_EQ(set_shared(other, "x", 12345), kOk);
+  EXPECT_EQ(get_shared(other, &value, nullptr), kOk);
+  EXPECT_EQ(value, "x");
+  // Empty values and binary keys.
+  const std::string binary_key = unique(std::string("a\0b", 3));
+  EXPECT_EQ(set_shared(binary_key, "", 0), kOk);
+  EXPECT_EQ(get_shared(binary_key, &value, &cas), kOk);
+  EXPECT_EQ(value, "");
+  EXPECT_EQ(word(kLen), 0u);
+  EXPECT_EQ(get_shared(unique("a"), &value, nullptr), kNotFound);
+}
+
+TEST_P(WasmHostTest, SharedDataIsScopedByVmId) {
+  const std::string key = unique("k");
+  ASSERT_EQ(set_shared(key, "vm1 value", 0), kOk);
+  for (const char* vm_id : {"vm1", "other-vm"}) {
+    Harness h;
+    h.boot(runtime_, true, vm_id);
+    std::string value;
+    if (std::string_view(vm_id) == "vm1") {
+      EXPECT_EQ(h.get_shared(key, &value, nullptr), kOk);
+      EXPECT_EQ(value, "vm1 value");
+    } else {
+      EXPECT_EQ(h.get_shared(key, &value, nullptr), kNotFound);
+    }
+  }
+}
+
+// Two workers add to one counter with get + CAS set, retrying on a mismatch: no update is lost.
+TEST_P(WasmHostTest, SharedDataCasIncrementsFromTwoThreadsLoseNothing) {
+  const std::string key = unique("counter");
+  ASSERT_EQ(set_shared(key, "0", 0), kOk);
+  constexpr int kPerThread = 500;
+  std::atomic<int> mismatches{0};
+  const auto add_many = [&](Harness& h) {
+    for (int i = 0; i < kPerThread; ++i) {
+      while (true) {
+        std::string value;
+        uint32_t cas = 0;
+        ASSERT_EQ(h.get_shared(key, &value, &cas), kOk);
+        const uint64_t r = h.set_shared(key, std::to_string(std::stoi(value) + 1), cas);
+        if (r == kOk) break;
+        ASSERT_EQ(r, kCasMismatch);
+        ++mismatches;
+      }
+    }
+  };
+  std::thread other([&] {
+    Harness h;
+    h.boot(runtime_);
+    add_many(h);
+  });
+  add_many(*this);
+  other.join();
+  std::string value;
+  ASSERT_EQ(get_shared(key, &value, nullptr), kOk);
+  EXPECT_EQ(value, std::to_string(2 * kPerThread));
+  std::printf("(%d CAS mismatches retried)\n", mismatches.load());
+}
+
+// ---- shared queues ---------------------------------------------------------------------------
+
+TEST_P(WasmHostTest, SharedQueueRoundTrip) {
+  const std::string name = unique("q");
+  uint32_t token = 0, again = 0, resolved = 0;
+  ASSERT_EQ(register_queue(name, &token), kOk);
+  EXPECT_NE(token, 0u);
+  EXPECT_EQ(register_queue(name, &again, root_), kOk);
+  EXPECT_EQ(again, token);
+  EXPECT_EQ(resolve_queue("", name, &resolved), kOk);  // "" is the caller's vm_id
+  EXPECT_EQ(resolved, token);
+  EXPECT_EQ(resolve_queue("vm1", name, &resolved), kOk);
+  EXPECT_EQ(resolved, token);
+  EXPECT_EQ(resolve_queue("", unique("absent"), &resolved), kNotFound);
+  EXPECT_EQ(resolve_queue("no-such-vm", name, &resolved), kNotFound);
+
+  std::string value;
+  EXPECT_EQ(dequeue(token, &value), kEmpty);
+  clear_callback_log();
+  EXPECT_EQ(enqueue(token, "first"), kOk);
+  EXPECT_EQ(enqueue(token, ""), kOk);
+  EXPECT_EQ(enqueue(token, "third"), kOk);
+  EXPECT_EQ(callbacks_of(14), 0u);  // notified through the loop, never inside enqueue
+  ASSERT_TRUE(run_until([&] { return callbacks_of(14) == 3; }));
+  for (const auto& e : callback_log()) {
+    if (e[0] == 14) {
+      EXPECT_EQ(e, (std::array<uint32_t, 3>{14, root_->id(), token}));
+    }
+  }
+  EXPECT_EQ(dequeue(token, &value), kOk);
+  EXPECT_EQ(value, "first");
+  EXPECT_EQ(dequeue(token, &value), kOk);
+  EXPECT_EQ(value, "");
+  EXPECT_EQ(word(kLen), 0u);
+  EXPECT_EQ(dequeue(token, &value), kOk);
+  EXPECT_EQ(value, "third");
+  EXPECT_EQ(dequeue(token, &value), kEmpty);
+}
+
+TEST_P(WasmHostTest, SharedQueueUnknownTokens) {
+  std::string value;
+  for (uint32_t token : {0u, 0xffffffffu, 0x7fffffffu}) {
+    EXPECT_EQ(enqueue(token, "x"), kNotFound) << token;
+    EXPECT_EQ(dequeue(token, &value), kNotFound) << token;
+  }
+}
+
+TEST_P(WasmHostTest, SharedQueueDropsTheOldestPastItsBound) {
+  const std::string name = unique("bounded");
+  uint32_t token = 0;
+  ASSERT_EQ(register_queue(name, &token), kOk);
+  const size_t bound = SharedQueue::kDefaultCapacity;
+  for (size_t i = 0; i < bound + 5; ++i) ASSERT_EQ(enqueue(token, std::to_string(i)), kOk);
+  std::shared_ptr<SharedQueue> q = find_shared_queue(token);
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(q->size(), bound);
+  EXPECT_EQ(q->dropped(), 5u);
+  // Notifications are bounded too: one per entry the queue can hold.
+  EXPECT_EQ(q->pending_notifications(), bound);
+  ASSERT_TRUE(run_until([&] { return q->pending_notifications() == 0; }));
+  bool counted = false;
+  for (const auto& m : stats::Store::instance().snapshot()) {
+    if (m.name->dotted == "wasm.shared_queue.vm1." + name + ".dropped") {
+      counted = true;
+      EXPECT_EQ(m.counter, 5u);
+    }
+  }
+  EXPECT_TRUE(counted);
+  std::string value;
+  EXPECT_EQ(dequeue(token, &value), kOk);
+  EXPECT_EQ(value, "5");  // 0..4 went
+}
+
+TEST_P(WasmHostTest, SharedQueueReRegistrationRetargetsNotifications) {
+  const std::string name = unique("q");
+  uint32_t token = 0, again = 0;
+  ASSERT_EQ(register_queue(name, &token), kOk);
+  PluginSpec second = spec_;
+  second.name = "second";
+  second.root_id = "second_root";
+  auto root2 = w_->start_root(second);
+  ASSERT_TRUE(root2.ok()) << root2.error();
+  ASSERT_EQ(register_queue(name, &again, *root2), kOk);
+  EXPECT_EQ(again, token);
+  ASSERT_EQ(enqueue(token, "x"), kOk);
+  clear_callback_log();
+  ASSERT_TRUE(run_until([&] { return callbacks_of(14) == 1; }));
+  EXPECT_EQ(callback_log().back(), (std::array<uint32_t, 3>{14, (*root2)->id(), token}));
+  std::string value;
+  EXPECT_EQ(dequeue(token, &value), kOk);  // the data stayed
+  EXPECT_EQ(value, "x");
+}
+
+TEST_P(WasmHostTest, SharedQueueRegistrationWithoutALoopKeepsTheConsumer) {
+  const std::string name = unique("q");
+  uint32_t token = 0, again = 0;
+  ASSERT_EQ(register_queue(name, &token), kOk);
+  // A canary: another instance, on a thread without a loop, registers the same queue.
+  std::thread canary([&] {
+    Harness h;
+    h.thread_loop_.reset();
+    h.boot(runtime_);
+    EXPECT_EQ(h.register_queue(name, &again), kOk);
+  });
+  canary.join();
+  EXPECT_EQ(again, token);
+  clear_callback_log();
+  ASSERT_EQ(enqueue(token, "x"), kOk);
+  ASSERT_TRUE(run_until([&] { return callbacks_of(14) == 1; }));  // still ours
+  EXPECT_EQ(callback_log().back(), (std::array<uint32_t, 3>{14, root_->id(), token}));
+}
+
+TEST_P(WasmHostTest, SharedQueueOutlivesItsConsumer) {
+  const std::string name = unique("q");
+  uint32_t token = 0;
+  {
+    Harness consumer;               // another instance on this thread...
+    consumer.thread_loop_.reset();  // ...using this test's loop
+    consumer.boot(runtime_);
+    ASSERT_EQ(consumer.register_queue(name, &token), kOk);
+    // Posted while the consumer's instance exists, run after it is gone.
+    ASSERT_EQ(enqueue(token, "posted"), kOk);
+  }
+  ASSERT_EQ(enqueue(token, "after"), kOk);  // nobody to notify: still Ok
+  clear_callback_log();
+  run_for(std::chrono::milliseconds(10));  // the posted notification finds no instance
+  EXPECT_EQ(callbacks_of(14), 0u);
+  std::string value;
+  EXPECT_EQ(dequeue(token, &value), kOk);
+  EXPECT_EQ(value, "posted");
+  EXPECT_EQ(dequeue(token, &value), kOk);
+  EXPECT_EQ(value, "after");
+}
+
+TEST_P(WasmHostTest, SharedQueueNoNotificationIntoAFailedConsumer) {
+  const std::string name = unique("q");
+  uint32_t token = 0;
+  ASSERT_EQ(register_queue(name, &token), kOk);
+  ASSERT_EQ(enqueue(token, "x"), kOk);
+  clear_callback_log();
+  w_->fail("failed by the test");
+  run_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(callbacks_of(14), 0u);
+}
+
+// The consumer registered on another worker: its notifications run on that worker's thread.
+TEST_P(WasmHostTest, SharedQueueNotifiesOnTheConsumersThread) {
+  const std::string name = unique("q");
+  std::atomic<uint32_t> token{0};
+  std::atomic<bool> stop{false};
+  std::atomic<size_t> notified{0};
+  std::thread::id consumer_thread;
+  std::thread consumer([&] {
+    consumer_thread = std::this_thread::get_id();
+    Harness h;  // its own instance and loop
+    h.boot(runtime_);
+    uint32_t t = 0;
+    ASSERT_EQ(h.register_queue(name, &t), kOk);
+    h.clear_callback_log();
+    token = t;
+    while (!stop) {
+      h.run_for(std::chrono::milliseconds(2));
+      notified = h.callbacks_of(14);
+    }
+  });
+  ASSERT_TRUE(run_until([&] { return token != 0; }));
+  uint32_t resolved = 0;
+  ASSERT_EQ(resolve_queue("", name, &resolved), kOk);
+  EXPECT_EQ(resolved, token);
+  clear_callback_log();
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(enqueue(resolved, "from the producer"), kOk);
+  const bool delivered = run_until([&] { return notified == 20; });
+  stop = true;
+  consumer.join();
+  EXPECT_TRUE(delivered) << notified;
+  EXPECT_EQ(callbacks_of(14), 0u);  // none ran on the producer's thread
+  EXPECT_NE(consumer_thread, std::this_thread::get_id());
+}
+
+// ---- foreign functions -----------------------------------------------------------------------
+
+TEST_P(WasmHostTest, CompressAndUncompressRoundTrip) {
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += fmt::format("line {} of a compressible text\n", i % 7);
+  std::string compressed, plain;
+  ASSERT_EQ(foreign("compress", text, &compressed), kOk);
+  EXPECT_LT(compressed.size(), text.size() / 4);
+  EXPECT_EQ(static_cast<unsigned char>(compressed[0]), 0x78);  // a zlib stream
+  ASSERT_EQ(foreign("uncompress", compressed, &plain), kOk);
+  EXPECT_EQ(plain, text);
+  // The empty input is a (short) valid stream.
+  ASSERT_EQ(foreign("compress", "", &compressed), kOk);
+  EXPECT_FALSE(compressed.empty());
+  ASSERT_EQ(foreign("uncompress", compressed, &plain), kOk);
+  EXPECT_EQ(plain, "");
+  EXPECT_EQ(word(kLen), 0u);
+}
+
+TEST_P(WasmHostTest, ForeignFunctionErrors) {
+  std::string out;
+  EXPECT_EQ(foreign("no_such_function", "x", &out), kNotFound);
+  EXPECT_EQ(foreign("", "", &out), kNotFound);
+  EXPECT_EQ(foreign("uncompress", "not zlib at all", &out), kSerializationFailure);
+  EXPECT_EQ(foreign("uncompress", "", &out), kSerializationFailure);
+  std::string compressed;
+  ASSERT_EQ(foreign("compress", std::string(5000, 'a'), &compressed), kOk);
+  EXPECT_EQ(foreign("uncompress", compressed.substr(0, compressed.size() / 2), &out),
+            kSerializationFailure);  // truncated
+  EXPECT_EQ(foreign("uncompress", compressed + "trailing", &out), kSerializationFailure);
+  EXPECT_EQ(word(kLen), kSentinel);  // no output on failure
+}
+
+TEST_P(WasmHostTest, ForeignFunctionResultCanBeDiscarded) {
+  const std::string name = "compress", args(1000, 'z');
+  put(kKey, name);
+  put(kBuf, args);
+  set_word(kLen, kSentinel);
+  // ret_ptr_ptr 0: the result is not copied (nothing allocated), its size still written.
+  EXPECT_EQ(call("probe_proxy_call_foreign_function",
+                 {addr(kKey), name.size(), addr(kBuf), args.size(), 0, addr(kLen)}),
+            kOk);
+  EXPECT_GT(word(kLen), 0u);
+  EXPECT_LT(word(kLen), 100u);
+  EXPECT_EQ(call("probe_proxy_call_foreign_function",
+                 {addr(kKey), name.size(), addr(kBuf), args.size(), 0, 0}),
+            kOk);
+  // A pointer wanted without a size: refused.
+  EXPECT_EQ(call("probe_proxy_call_foreign_function",
+                 {addr(kKey), name.size(), addr(kBuf), args.size(), addr(kPtr), 0}),
+            kBadArgument);
 }
 
 TEST_P(WasmHostTest, LifecycleOrderAndIds) {
@@ -1329,6 +1952,107 @@ TEST_F(WasmHostV8Test, HostileLocalResponseAndStatusPointers) {
   EXPECT_EQ(word(kAux), kSentinel);  // the code was not written
   EXPECT_EQ(word(kPtr), kSentinel);
   EXPECT_EQ(call("probe_proxy_get_status", {kFar, kPtr, kLen}), kInvalidMemoryAccess);
+  EXPECT_FALSE(w_->failed());
+}
+
+TEST_F(WasmHostV8Test, HostileMetricPointers) {
+  const std::string name = unique("m");
+  put(kKey, name);
+  EXPECT_EQ(call("probe_proxy_define_metric", {0, kFar, 4, kAux}), kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_define_metric", {0, 0xfffffff0, 0x20, kAux}), kInvalidMemoryAccess);
+  // A bad out-param defines nothing: the next counter still gets the first id.
+  EXPECT_EQ(call("probe_proxy_define_metric", {0, kKey, name.size(), kFar}), kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_define_metric", {0, kKey, name.size(), kMem - 2}),
+            kInvalidMemoryAccess);
+  uint32_t id = 0;
+  ASSERT_EQ(define_metric(0, unique("other"), &id), kOk);
+  EXPECT_EQ(id, 4u);
+  ASSERT_EQ(increment_metric(id, 3), kOk);
+  EXPECT_EQ(call("probe_proxy_get_metric", {id, kFar}), kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_get_metric", {id, kMem - 4}), kInvalidMemoryAccess);  // u64
+  EXPECT_FALSE(w_->failed());
+}
+
+TEST_F(WasmHostV8Test, HostileSharedDataPointers) {
+  const std::string key = unique("k");
+  ASSERT_EQ(set_shared(key, "value", 0), kOk);
+  put(kKey, key);
+  put(kVal, "new");
+  EXPECT_EQ(call("probe_proxy_set_shared_data", {kFar, 4, kVal, 3, 0}), kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_set_shared_data", {kKey, key.size(), kFar, 3, 0}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_set_shared_data", {kKey, key.size(), kVal, 0xffffffff, 0}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_get_shared_data", {kFar, 4, kPtr, kLen, kAux}),
+            kInvalidMemoryAccess);
+  clear_out();
+  set_word(kAux, kSentinel);
+  // Any bad out-param: nothing allocated, nothing written.
+  EXPECT_EQ(call("probe_proxy_get_shared_data", {kKey, key.size(), kPtr, kLen, kFar}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_get_shared_data", {kKey, key.size(), kFar, kLen, kAux}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_get_shared_data", {kKey, key.size(), kPtr, kMem - 2, kAux}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(word(kPtr), kSentinel);
+  EXPECT_EQ(word(kLen), kSentinel);
+  EXPECT_EQ(word(kAux), kSentinel);
+  std::string value;
+  EXPECT_EQ(get_shared(key, &value, nullptr), kOk);
+  EXPECT_EQ(value, "value");  // the refused writes changed nothing
+  EXPECT_FALSE(w_->failed());
+}
+
+TEST_F(WasmHostV8Test, HostileSharedQueuePointers) {
+  const std::string name = unique("q");
+  put(kKey, name);
+  EXPECT_EQ(call("probe_proxy_register_shared_queue", {kFar, 4, kAux}), kInvalidMemoryAccess);
+  // A bad out-param registers nothing.
+  EXPECT_EQ(call("probe_proxy_register_shared_queue", {kKey, name.size(), kFar}),
+            kInvalidMemoryAccess);
+  uint32_t token = 0;
+  EXPECT_EQ(resolve_queue("", name, &token), kNotFound);
+  ASSERT_EQ(register_queue(name, &token), kOk);
+  put(kKey, "vm1");
+  put(kVal, name);
+  EXPECT_EQ(call("probe_proxy_resolve_shared_queue", {kFar, 3, kVal, name.size(), kAux}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_resolve_shared_queue", {kKey, 3, kFar, name.size(), kAux}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_resolve_shared_queue", {kKey, 3, kVal, name.size(), kFar}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_enqueue_shared_queue", {token, kFar, 4}), kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_enqueue_shared_queue", {token, 0, 0xffffffff}),
+            kInvalidMemoryAccess);
+  ASSERT_EQ(enqueue(token, "kept"), kOk);
+  // Bad out-params: refused before the entry is taken, so it is still there.
+  EXPECT_EQ(call("probe_proxy_dequeue_shared_queue", {token, kFar, kLen}), kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_dequeue_shared_queue", {token, kPtr, kMem - 2}),
+            kInvalidMemoryAccess);
+  std::string value;
+  EXPECT_EQ(dequeue(token, &value), kOk);
+  EXPECT_EQ(value, "kept");
+  EXPECT_FALSE(w_->failed());
+}
+
+TEST_F(WasmHostV8Test, HostileForeignFunctionPointers) {
+  const std::string name = "compress";
+  put(kKey, name);
+  put(kBuf, "abc");
+  EXPECT_EQ(call("probe_proxy_call_foreign_function", {kFar, 8, kBuf, 3, kPtr, kLen}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_call_foreign_function", {kKey, 8, kFar, 3, kPtr, kLen}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_call_foreign_function", {kKey, 8, 0, 0xffffffff, kPtr, kLen}),
+            kInvalidMemoryAccess);
+  clear_out();
+  // Bad out-params are found before the function runs: nothing allocated or written.
+  EXPECT_EQ(call("probe_proxy_call_foreign_function", {kKey, 8, kBuf, 3, kFar, kLen}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_call_foreign_function", {kKey, 8, kBuf, 3, kPtr, kMem - 2}),
+            kInvalidMemoryAccess);
+  EXPECT_EQ(word(kPtr), kSentinel);
+  EXPECT_EQ(word(kLen), kSentinel);
   EXPECT_FALSE(w_->failed());
 }
 

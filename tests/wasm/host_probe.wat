@@ -118,7 +118,7 @@
 
   ;; Callback ids in the log: 1 context_create, 2 vm_start, 3 configure, 4 done, 5 log, 6 delete,
   ;; 7 request_headers, 8 request_body, 9 response_headers, 10 response_body,
-  ;; 11 request_trailers, 12 response_trailers, 13 tick.
+  ;; 11 request_trailers, 12 response_trailers, 13 tick, 14 queue_ready.
   (func (export "proxy_on_context_create") (param i32 i32) (call $rec (i32.const 1) (local.get 0) (local.get 1)))
   (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
     (call $rec (i32.const 2) (local.get 0) (local.get 1))
@@ -140,6 +140,7 @@
   (func (export "proxy_on_request_trailers") (param i32 i32) (result i32) (call $rec (i32.const 11) (local.get 0) (local.get 1)) (i32.const 0))
   (func (export "proxy_on_response_trailers") (param i32 i32) (result i32) (call $rec (i32.const 12) (local.get 0) (local.get 1)) (i32.const 0))
   (func (export "proxy_on_tick") (param i32) (call $rec (i32.const 13) (local.get 0) (i32.const 0)))
+  (func (export "proxy_on_queue_ready") (param i32 i32) (call $rec (i32.const 14) (local.get 0) (local.get 1)))
 
   ;; set_effective_context(id), then get_header_map_value(RequestHeaders, ...) in the same
   ;; callback: 100 + status when the switch fails.

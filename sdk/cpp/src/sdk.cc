@@ -357,6 +357,22 @@ Status set_shared_data(std::string_view key, std::string_view value, uint32_t ca
   return to_status(proxy_set_shared_data(key.data(), key.size(), value.data(), value.size(), cas));
 }
 
+Status update_shared_data(std::string_view key, const SharedDataUpdate& update, int max_attempts,
+                          std::string* written) {
+  for (int attempt = 0; attempt < max_attempts; ++attempt) {
+    std::optional<SharedValue> current = get_shared_data(key);
+    std::optional<std::string> next =
+        update(current ? std::optional<std::string>(std::move(current->value)) : std::nullopt);
+    if (!next) return Status::Empty;
+    // An absent key is written with cas 0 (the ABI has no "create if absent").
+    Status s = set_shared_data(key, *next, current ? current->cas : 0);
+    if (s == Status::CasMismatch) continue;  // someone else wrote in between: read again
+    if (s == Status::Ok && written) *written = std::move(*next);
+    return s;
+  }
+  return Status::CasMismatch;
+}
+
 std::optional<uint32_t> register_shared_queue(std::string_view name) {
   uint32_t token = 0;
   if (proxy_register_shared_queue(name.data(), name.size(), &token) != 0) return std::nullopt;
@@ -404,6 +420,14 @@ std::optional<std::string> call_foreign_function(std::string_view name, std::str
   if (status) *status = s;
   if (s != Status::Ok) return std::nullopt;
   return take(data, size);
+}
+
+std::optional<std::string> zlib_compress(std::string_view data, Status* status) {
+  return call_foreign_function("compress", data, status);
+}
+
+std::optional<std::string> zlib_uncompress(std::string_view data, Status* status) {
+  return call_foreign_function("uncompress", data, status);
 }
 
 // ---- contexts -------------------------------------------------------------------------------
@@ -459,6 +483,18 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && space(s.front())) s.remove_prefix(1);
   while (!s.empty() && space(s.back())) s.remove_suffix(1);
   return s;
+}
+
+std::optional<uint64_t> parse_uint64(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    const uint64_t digit = static_cast<uint64_t>(c - '0');
+    if (v > (UINT64_MAX - digit) / 10) return std::nullopt;  // would overflow
+    v = v * 10 + digit;
+  }
+  return v;
 }
 
 std::vector<std::pair<std::string, std::string>> parse_key_value_lines(std::string_view text) {

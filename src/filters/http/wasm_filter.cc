@@ -163,8 +163,8 @@ std::unique_ptr<http::StreamFilter> WasmFilterConfig::create_filter(
   return std::make_unique<WasmFilter>(running->instance, ctx, callbacks, policy);
 }
 
-Result<std::shared_ptr<http::HttpFilterConfig>> make_wasm_filter_config(
-    const config::HttpFilter& filter, const config::Node& node) {
+Result<std::shared_ptr<WasmFilterConfig>> make_wasm_filter_config(const config::HttpFilter& filter,
+                                                                  const config::Node& node) {
   const config::WasmPlugin& w = *filter.wasm;
   wasm::PluginSpec spec;
   spec.name = w.name;
@@ -192,8 +192,7 @@ Result<std::shared_ptr<http::HttpFilterConfig>> make_wasm_filter_config(
   spec.node_metadata_json = node.metadata_json;
   auto plugin = wasm::Plugin::load(std::move(spec));
   if (!plugin) return std::move(plugin).take_error();
-  return std::shared_ptr<http::HttpFilterConfig>(
-      std::make_shared<WasmFilterConfig>(filter.name, std::move(*plugin)));
+  return std::make_shared<WasmFilterConfig>(filter.name, std::move(*plugin));
 }
 
 }  // namespace sluice::filters

@@ -21,7 +21,7 @@ class WasmFilterConfig : public http::HttpFilterConfig {
   const std::string& name() const override { return name_; }
   std::unique_ptr<http::StreamFilter> create_filter(
       http::StreamFilterCallbacks& callbacks) override;
-  const wasm::Plugin& plugin() const { return *plugin_; }
+  const std::shared_ptr<wasm::Plugin>& plugin() const { return plugin_; }
 
  private:
   std::string name_;
@@ -29,7 +29,7 @@ class WasmFilterConfig : public http::HttpFilterConfig {
 };
 
 // Loads the plugin of a Wasm http_filters[] entry (compiles it and runs its canary start).
-Result<std::shared_ptr<http::HttpFilterConfig>> make_wasm_filter_config(
-    const config::HttpFilter& filter, const config::Node& node);
+Result<std::shared_ptr<WasmFilterConfig>> make_wasm_filter_config(const config::HttpFilter& filter,
+                                                                  const config::Node& node);
 
 }  // namespace sluice::filters

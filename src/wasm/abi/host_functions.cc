@@ -14,7 +14,9 @@
 #include "wasm/abi/pairs.h"
 #include "wasm/abi/properties.h"
 #include "wasm/context.h"
+#include "wasm/foreign_functions.h"
 #include "wasm/plugin.h"
+#include "wasm/shared_state.h"
 
 namespace sluice::wasm {
 
@@ -446,7 +448,170 @@ uint64_t proxy_get_configuration(WasmVm&, Args a, void*) {
                         a[0], a[1]));
 }
 
-// ---- not built yet (issue: the rest of the ABI) ------------------------------------------------
+// ---- timers ----------------------------------------------------------------------------------
+
+uint64_t proxy_set_tick_period_milliseconds(WasmVm&, Args a, void*) {
+  Context* ctx = current_context();
+  if (!ctx) return res(WasmResult::NotFound);
+  // One timer per root: a stream context sets its root's.
+  ctx->instance().set_tick_period(*ctx->root(), static_cast<uint32_t>(a[0]));
+  return kOk;
+}
+
+// ---- metrics ---------------------------------------------------------------------------------
+
+uint64_t proxy_define_metric(WasmVm& vm, Args a, void*) {
+  std::string_view name;
+  // The out-param is checked first: a bad one defines nothing.
+  if (!vm.read(a[1], a[2], &name) || !vm.memory_at(a[3], 4)) {
+    return res(WasmResult::InvalidMemoryAccess);
+  }
+  WasmInstance* w = current_instance();
+  if (!w) return res(WasmResult::NotFound);
+  uint32_t id = 0;
+  const WasmResult r = w->metrics().define(static_cast<uint32_t>(a[0]), name, &id);
+  if (r != WasmResult::Ok) return res(r);
+  vm.set_u32(a[3], id);
+  return kOk;
+}
+
+uint64_t proxy_increment_metric(WasmVm&, Args a, void*) {
+  WasmInstance* w = current_instance();
+  if (!w) return res(WasmResult::NotFound);
+  return res(w->metrics().increment(static_cast<uint32_t>(a[0]), static_cast<int64_t>(a[1])));
+}
+
+uint64_t proxy_record_metric(WasmVm&, Args a, void*) {
+  WasmInstance* w = current_instance();
+  if (!w) return res(WasmResult::NotFound);
+  return res(w->metrics().record(static_cast<uint32_t>(a[0]), a[1]));
+}
+
+uint64_t proxy_get_metric(WasmVm& vm, Args a, void*) {
+  WasmInstance* w = current_instance();
+  if (!w) return res(WasmResult::NotFound);
+  uint64_t value = 0;
+  const WasmResult r = w->metrics().get(static_cast<uint32_t>(a[0]), &value);
+  if (r != WasmResult::Ok) return res(r);
+  return vm.set_u64(a[1], value) ? kOk : res(WasmResult::InvalidMemoryAccess);
+}
+
+// ---- shared data -----------------------------------------------------------------------------
+
+uint64_t proxy_get_shared_data(WasmVm& vm, Args a, void*) {
+  std::string_view key;
+  if (!vm.read(a[0], a[1], &key) || !vm.memory_at(a[4], 4)) {
+    return res(WasmResult::InvalidMemoryAccess);
+  }
+  WasmInstance* w = current_instance();
+  if (!w) return res(WasmResult::NotFound);
+  // A copy, taken under the shard's lock: the module's allocator must not run under it.
+  std::optional<SharedData::Value> v = w->shared_state().data().get(key);
+  if (!v) return res(WasmResult::NotFound);
+  const WasmResult r = w->copy_out(v->value, a[2], a[3]);
+  if (r != WasmResult::Ok) return res(r);
+  vm.set_u32(a[4], v->cas);
+  return kOk;
+}
+
+uint64_t proxy_set_shared_data(WasmVm& vm, Args a, void*) {
+  std::string_view key, value;
+  if (!vm.read(a[0], a[1], &key) || !vm.read(a[2], a[3], &value)) {
+    return res(WasmResult::InvalidMemoryAccess);
+  }
+  WasmInstance* w = current_instance();
+  if (!w) return res(WasmResult::NotFound);
+  return res(w->shared_state().data().set(key, value, static_cast<uint32_t>(a[4])));
+}
+
+// ---- shared queues ---------------------------------------------------------------------------
+
+uint64_t proxy_register_shared_queue(WasmVm& vm, Args a, void*) {
+  std::string_view name;
+  if (!vm.read(a[0], a[1], &name) || !vm.memory_at(a[2], 4)) {
+    return res(WasmResult::InvalidMemoryAccess);
+  }
+  Context* ctx = current_context();
+  if (!ctx) return res(WasmResult::NotFound);
+  WasmInstance& w = ctx->instance();
+  // Notifications go to the caller's root (a stream context registers for its root).
+  const uint32_t token = w.shared_state().register_queue(name, w.queue_notifier(*ctx->root()));
+  vm.set_u32(a[2], token);
+  return kOk;
+}
+
+uint64_t proxy_resolve_shared_queue(WasmVm& vm, Args a, void*) {
+  std::string_view vm_id, name;
+  if (!vm.read(a[0], a[1], &vm_id) || !vm.read(a[2], a[3], &name) || !vm.memory_at(a[4], 4)) {
+    return res(WasmResult::InvalidMemoryAccess);
+  }
+  WasmInstance* w = current_instance();
+  if (!w) return res(WasmResult::NotFound);
+  std::optional<uint32_t> token;
+  if (vm_id.empty() || vm_id == w->vm_id()) {
+    token = w->shared_state().resolve_queue(name);  // an empty vm_id means the caller's
+  } else if (std::shared_ptr<VmSharedState> other = VmSharedState::find(vm_id)) {
+    token = other->resolve_queue(name);
+  }
+  if (!token) return res(WasmResult::NotFound);
+  vm.set_u32(a[4], *token);
+  return kOk;
+}
+
+uint64_t proxy_enqueue_shared_queue(WasmVm& vm, Args a, void*) {
+  std::string_view value;
+  if (!vm.read(a[1], a[2], &value)) return res(WasmResult::InvalidMemoryAccess);
+  WasmInstance* w = current_instance();
+  std::shared_ptr<SharedQueue> q = w ? w->queue(static_cast<uint32_t>(a[0])) : nullptr;
+  if (!q) return res(WasmResult::NotFound);
+  q->enqueue(value);  // past the bound, the oldest entry is dropped: still Ok
+  return kOk;
+}
+
+uint64_t proxy_dequeue_shared_queue(WasmVm& vm, Args a, void*) {
+  WasmInstance* w = current_instance();
+  std::shared_ptr<SharedQueue> q = w ? w->queue(static_cast<uint32_t>(a[0])) : nullptr;
+  if (!q) return res(WasmResult::NotFound);
+  // Out-params checked before an entry is taken: a bad pointer must not lose it.
+  if (!vm.memory_at(a[1], vm.word_size()) || !vm.memory_at(a[2], vm.word_size())) {
+    return res(WasmResult::InvalidMemoryAccess);
+  }
+  std::string value;
+  const WasmResult r = q->dequeue(&value);
+  if (r != WasmResult::Ok) return res(r);
+  return res(w->copy_out(value, a[1], a[2]));
+}
+
+// ---- foreign functions -----------------------------------------------------------------------
+
+uint64_t proxy_call_foreign_function(WasmVm& vm, Args a, void*) {
+  std::string_view name, args;
+  if (!vm.read(a[0], a[1], &name) || !vm.read(a[2], a[3], &args)) {
+    return res(WasmResult::InvalidMemoryAccess);
+  }
+  const ForeignFunction fn = find_foreign_function(name);
+  if (!fn) return res(WasmResult::NotFound);
+  WasmInstance* w = current_instance();
+  if (!w) return res(WasmResult::NotFound);
+  const uint64_t ptr_out = a[4], size_out = a[5];
+  // A result the module wants needs somewhere for its size too.
+  if (ptr_out != 0 && size_out == 0) return res(WasmResult::BadArgument);
+  if ((ptr_out != 0 && !vm.memory_at(ptr_out, vm.word_size())) ||
+      (size_out != 0 && !vm.memory_at(size_out, vm.word_size()))) {
+    return res(WasmResult::InvalidMemoryAccess);
+  }
+  std::string result;
+  const WasmResult r = fn(args, &result);
+  if (r != WasmResult::Ok) return res(r);
+  if (ptr_out == 0) {
+    // The module does not want the bytes (only, perhaps, their size): nothing is allocated.
+    if (size_out != 0) vm.set_word(size_out, result.size());
+    return kOk;
+  }
+  return res(w->copy_out(result, ptr_out, size_out));
+}
+
+// ---- not built yet: HTTP and gRPC callouts -----------------------------------------------------
 // Modules built with full SDKs import these; they link, and answer Unimplemented (12) with one
 // warning per function, so a plugin that does not depend on them runs.
 uint64_t not_yet(WasmVm&, Args, void* data) {
@@ -660,25 +825,27 @@ Table build_table() {
   t.add<proxy_continue_request>(env, "proxy_continue_request", sig({}, {I}), true, false, false);
   t.add<proxy_continue_response>(env, "proxy_continue_response", sig({}, {I}), true, false, false);
   t.add<proxy_clear_route_cache>(env, "proxy_clear_route_cache", sig({}, {I}), true, false, false);
-  // Timers, callouts, shared state, metrics, foreign functions: not built yet.
-  t.add<not_yet>(env, "proxy_set_tick_period_milliseconds", sig({I}, {I}));
+  t.add<proxy_set_tick_period_milliseconds>(env, "proxy_set_tick_period_milliseconds",
+                                            sig({I}, {I}));
+  t.add<proxy_get_shared_data>(env, "proxy_get_shared_data", sig({I, I, I, I, I}, {I}));
+  t.add<proxy_set_shared_data>(env, "proxy_set_shared_data", sig({I, I, I, I, I}, {I}));
+  t.add<proxy_register_shared_queue>(env, "proxy_register_shared_queue", sig({I, I, I}, {I}));
+  t.add<proxy_resolve_shared_queue>(env, "proxy_resolve_shared_queue", sig({I, I, I, I, I}, {I}));
+  t.add<proxy_enqueue_shared_queue>(env, "proxy_enqueue_shared_queue", sig({I, I, I}, {I}));
+  t.add<proxy_dequeue_shared_queue>(env, "proxy_dequeue_shared_queue", sig({I, I, I}, {I}));
+  t.add<proxy_define_metric>(env, "proxy_define_metric", sig({I, I, I, I}, {I}));
+  t.add<proxy_increment_metric>(env, "proxy_increment_metric", sig({I, L}, {I}));
+  t.add<proxy_record_metric>(env, "proxy_record_metric", sig({I, L}, {I}));
+  t.add<proxy_get_metric>(env, "proxy_get_metric", sig({I, I}, {I}));
+  t.add<proxy_call_foreign_function>(env, "proxy_call_foreign_function",
+                                     sig({I, I, I, I, I, I}, {I}));
+  // HTTP and gRPC callouts: not built yet.
   t.add<not_yet>(env, "proxy_http_call", sig({I, I, I, I, I, I, I, I, I, I}, {I}));
   t.add<not_yet>(env, "proxy_grpc_call", sig({I, I, I, I, I, I, I, I, I, I, I, I}, {I}));
   t.add<not_yet>(env, "proxy_grpc_stream", sig({I, I, I, I, I, I, I, I, I}, {I}));
   t.add<not_yet>(env, "proxy_grpc_send", sig({I, I, I, I}, {I}));
   t.add<not_yet>(env, "proxy_grpc_cancel", sig({I}, {I}));
   t.add<not_yet>(env, "proxy_grpc_close", sig({I}, {I}));
-  t.add<not_yet>(env, "proxy_get_shared_data", sig({I, I, I, I, I}, {I}));
-  t.add<not_yet>(env, "proxy_set_shared_data", sig({I, I, I, I, I}, {I}));
-  t.add<not_yet>(env, "proxy_register_shared_queue", sig({I, I, I}, {I}));
-  t.add<not_yet>(env, "proxy_resolve_shared_queue", sig({I, I, I, I, I}, {I}));
-  t.add<not_yet>(env, "proxy_enqueue_shared_queue", sig({I, I, I}, {I}));
-  t.add<not_yet>(env, "proxy_dequeue_shared_queue", sig({I, I, I}, {I}));
-  t.add<not_yet>(env, "proxy_define_metric", sig({I, I, I, I}, {I}));
-  t.add<not_yet>(env, "proxy_increment_metric", sig({I, L}, {I}));
-  t.add<not_yet>(env, "proxy_record_metric", sig({I, L}, {I}));
-  t.add<not_yet>(env, "proxy_get_metric", sig({I, I}, {I}));
-  t.add<not_yet>(env, "proxy_call_foreign_function", sig({I, I, I, I, I, I}, {I}));
   t.add<emscripten_notify_memory_growth, kAlways>(env, "emscripten_notify_memory_growth",
                                                   sig({I}, {}));
   t.add<pthread_equal, kAlways>(env, "pthread_equal", sig({I, I}, {I}));

@@ -347,6 +347,21 @@ std::optional<SharedValue> get_shared_data(std::string_view key);
 // cas 0 writes unconditionally; otherwise CasMismatch unless it matches the stored cas.
 Status set_shared_data(std::string_view key, std::string_view value, uint32_t cas = 0);
 
+// Read-modify-write of one key with compare-and-swap, retried while another VM (another worker,
+// another plugin of the vm_id) wrote it in between. `update` gets the current value (nullopt if
+// the key is absent) and returns the new one, or nullopt to leave the key alone; it may run
+// several times. Returns Ok (written; *written, if given, is the value), Empty (`update` declined)
+// or CasMismatch (`max_attempts` races lost). Creating a key is not atomic in Proxy-Wasm (a set on
+// an absent key ignores the cas): create keys once, e.g. in on_configure, which the host's canary
+// runs before any worker starts.
+using SharedDataUpdate =
+    std::function<std::optional<std::string>(const std::optional<std::string>& current)>;
+Status update_shared_data(std::string_view key, const SharedDataUpdate& update,
+                          int max_attempts = 100, std::string* written = nullptr);
+
+// Queues: a consumer registers (notifications then reach its RootContext::on_queue_ready, on its
+// own worker), producers resolve by name (vm_id "" is their own) and enqueue. The host bounds
+// each queue (Sluice: 10,000 entries; past that the oldest is dropped).
 std::optional<uint32_t> register_shared_queue(std::string_view name);
 std::optional<uint32_t> resolve_shared_queue(std::string_view vm_id, std::string_view name);
 Status enqueue_shared_queue(uint32_t token, std::string_view value);
@@ -359,6 +374,11 @@ uint64_t current_time_nanoseconds();
 // Calls a host-registered foreign function; nullopt (and *status, if given) on failure.
 std::optional<std::string> call_foreign_function(std::string_view name, std::string_view args,
                                                  Status* status = nullptr);
+// zlib format (RFC 1950, HTTP's "deflate") through the "compress" and "uncompress" foreign
+// functions Envoy and Sluice provide. nullopt on failure: *status is SerializationFailure for
+// input that is not a complete zlib stream, NotFound on a host without them.
+std::optional<std::string> zlib_compress(std::string_view data, Status* status = nullptr);
+std::optional<std::string> zlib_uncompress(std::string_view data, Status* status = nullptr);
 
 // ---- Contexts -------------------------------------------------------------------------------
 
@@ -508,6 +528,8 @@ struct RegisterContextFactory {
 // ---- Small string helpers for configuration parsing ------------------------------------------
 
 std::string_view trim(std::string_view s);
+// A decimal number that fits in 64 bits, digits only (no sign, no spaces); nullopt otherwise.
+std::optional<uint64_t> parse_uint64(std::string_view s);
 // Splits "k=v" lines; skips blank lines and lines starting with '#'. A line without '=' gives an
 // empty value.
 std::vector<std::pair<std::string, std::string>> parse_key_value_lines(std::string_view text);

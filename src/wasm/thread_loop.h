@@ -1,0 +1,58 @@
+// The event loop of the thread that owns a Wasm instance, as the Proxy-Wasm host needs it:
+// tick timers (proxy_set_tick_period_milliseconds) are armed on it, and work for the instance that
+// starts on another thread (a shared-queue notification) is posted to it, so that a module is only
+// ever called on its own thread.
+//
+// A worker registers its loop for its thread (ScopedThreadLoop) before it starts its plugins. A
+// thread without one (the main thread, where the canary runs) gets no ticks and no queue
+// notifications. Nothing here knows about workers: src/server depends on src/wasm, not back.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+
+#include <asio/io_context.hpp>
+
+namespace sluice::wasm {
+
+class ThreadLoop {
+ public:
+  explicit ThreadLoop(asio::io_context& loop) : loop_(&loop) {}
+  ThreadLoop(const ThreadLoop&) = delete;
+  ThreadLoop& operator=(const ThreadLoop&) = delete;
+
+  // The loop itself, for timers: only on the thread that registered it, while it is registered.
+  asio::io_context& io() { return *loop_; }
+
+  // Runs `fn` on the loop's thread on a later turn (never inline, also when called from that
+  // thread). Any thread. False, and `fn` dropped, once the thread has unregistered its loop: a
+  // handle may outlive the loop it names.
+  bool post(std::function<void()> fn);
+
+ private:
+  friend class ScopedThreadLoop;
+  void close();
+
+  std::mutex mu_;  // orders post() against close(): the io_context may be destroyed after close
+  asio::io_context* loop_;  // nullptr once closed
+};
+
+// The calling thread's loop, or nullptr.
+std::shared_ptr<ThreadLoop> this_thread_loop();
+
+// Makes `loop` the calling thread's loop for the lifetime of this object (which must end on the
+// same thread, before the io_context is destroyed). Work posted afterwards is dropped.
+class ScopedThreadLoop {
+ public:
+  explicit ScopedThreadLoop(asio::io_context& loop);
+  ~ScopedThreadLoop();
+  ScopedThreadLoop(const ScopedThreadLoop&) = delete;
+  ScopedThreadLoop& operator=(const ScopedThreadLoop&) = delete;
+
+ private:
+  std::shared_ptr<ThreadLoop> loop_;
+  std::shared_ptr<ThreadLoop> previous_;
+};
+
+}  // namespace sluice::wasm
