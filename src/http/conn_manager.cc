@@ -164,6 +164,7 @@ struct HttpConnection::FilterSlot final : StreamFilterCallbacks {
     }
     stream.has_request_trailers = true;
     stream.request_trailers.clear();
+    trailers_seen_decode = true;  // its creator may go on using them in the same call
     return &stream.request_trailers;
   }
   HeaderMap* add_response_trailers() override {
@@ -172,6 +173,7 @@ struct HttpConnection::FilterSlot final : StreamFilterCallbacks {
     }
     stream.has_response_trailers = true;
     stream.response_trailers.clear();
+    trailers_seen_encode = true;
     return &stream.response_trailers;
   }
   // Trailers are this filter's to see once they were delivered to it (or while it holds them).

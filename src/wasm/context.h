@@ -60,7 +60,17 @@ enum class BufferType : uint32_t {
 };
 
 // The phase a stream context is in, for "call outside its phase" checks.
-enum class Phase { None, RequestHeaders, RequestBody, ResponseHeaders, ResponseBody, Log, Done };
+enum class Phase {
+  None,
+  RequestHeaders,
+  RequestBody,
+  RequestTrailers,
+  ResponseHeaders,
+  ResponseBody,
+  ResponseTrailers,
+  Log,
+  Done
+};
 
 class Context {
  public:

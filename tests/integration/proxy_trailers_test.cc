@@ -3,6 +3,8 @@
 // cluster.
 #include <string>
 
+#include <fmt/format.h>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -93,6 +95,67 @@ TEST_F(IntegrationTrailers, MalformedTrailersAre400) {
   EXPECT_TRUE(client.WaitForClose());
   for (const auto& got : upstream_.received()) EXPECT_TRUE(got.trailer_lines.empty());
 }
+
+// A Wasm plugin (extensions/examples/trailers) reads a request trailer, adds one for the
+// upstream, and ends the response with trailers of its own, on both runtimes.
+class IntegrationWasmTrailers : public IntegrationFixture,
+                                public ::testing::WithParamInterface<std::string> {
+ protected:
+  void StartWithPlugin() {
+    const std::string code =
+        GetParam() == "v8"
+            ? fmt::format("filename: {}/trailers.wasm", SLUICE_EXTENSIONS_DIR)
+            : std::string("inline_string: sluice.trailers");
+    const std::string filter = fmt::format(
+        R"(- name: trailers
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: trailers
+                root_id: trailers
+                vm_config: {{runtime: envoy.wasm.runtime.{}, code: {{local: {{{}}}}}}}
+          )",
+        GetParam(), code);
+    std::string yaml = ProxyYaml(prefix_, CatchAllRoutes(cluster_, ""),
+                                 "[" + ClusterYaml(cluster_, upstream_.port(), kClusterTrailers) +
+                                     "]",
+                                 kListenerTrailers);
+    const std::string router = "- name: envoy.filters.http.router";
+    yaml.replace(yaml.find(router), 0, filter);
+    StartProxy(yaml);
+  }
+};
+
+TEST_P(IntegrationWasmTrailers, PluginReadsAndAddsTrailers) {
+  StartWithPlugin();
+  HttpClient client(proxy_.port());
+  ASSERT_TRUE(client.Send(
+      "POST /echo/t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n0\r\nX-Checksum: 5d41402a\r\n\r\n"));
+  HttpResponse r = client.ReadResponse();
+  ASSERT_EQ(r.status, 200) << r.error;
+  auto got = upstream_.last_request();
+  ASSERT_TRUE(got);
+  EXPECT_THAT(got->trailer_lines,
+              ElementsAre("x-checksum: 5d41402a", "x-checksum-seen-by-plugin: yes"));
+  // /echo answers with a Content-Length: no chunked framing, so no trailers can follow it.
+  EXPECT_TRUE(r.trailers.empty());
+
+  // A chunked response without trailers of its own: the plugin adds them in its last body call.
+  r = client.Get("/chunked");
+  ASSERT_EQ(r.status, 200) << r.error;
+  EXPECT_EQ(r.body, "hello chunked world");
+  EXPECT_THAT(r.trailers, ElementsAre(Pair("x-response-bytes", "19"),
+                                      Pair("x-request-checksum", "none")));
+  // A response with trailers: the plugin's join them.
+  r = client.Get("/trailers");
+  ASSERT_EQ(r.status, 200) << r.error;
+  EXPECT_THAT(r.trailers, ElementsAre(Pair("x-checksum", "abc"), Pair("grpc-status", "0"),
+                                      Pair("x-response-bytes", "7"),
+                                      Pair("x-request-checksum", "none")));
+}
+
+INSTANTIATE_TEST_SUITE_P(Runtimes, IntegrationWasmTrailers, ::testing::Values("v8", "null"));
 
 }  // namespace
 }  // namespace sluice::testing

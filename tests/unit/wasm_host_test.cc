@@ -1008,6 +1008,45 @@ TEST_P(WasmHostTest, HeaderWritesOutsideTheirPhase) {
   EXPECT_EQ(get_value(1, "x", &v), kNotFound);
 }
 
+// Trailers (map types 1 and 3): readable once they exist, writable in their own callback, and
+// creatable in a message's last body callback (Envoy's addDecodedTrailers).
+TEST_P(WasmHostTest, TrailerMaps) {
+  std::string v;
+  EXPECT_EQ(get_value(1, "x-sum", &v), kBadArgument);  // the request has no trailers (yet)
+  stream_.request_trailer_map.emplace();
+  stream_.request_trailer_map->add("x-sum", "42");
+  EXPECT_EQ(get_value(1, "x-sum", &v), kOk);
+  EXPECT_EQ(v, "42");
+  std::string blob;
+  EXPECT_EQ(get_pairs(1, &blob), kOk);
+  auto pairs = decode_pairs(blob);
+  ASSERT_TRUE(pairs);
+  ASSERT_EQ(pairs->size(), 1u);
+  // Writable in on_request_trailers only (and on_request_body), not in other phases.
+  ctx_->set_phase(Phase::RequestHeaders);
+  EXPECT_EQ(add(1, "x-more", "1"), kBadArgument);
+  ctx_->set_phase(Phase::RequestTrailers);
+  EXPECT_EQ(add(1, "x-more", "1"), kOk);
+  EXPECT_EQ(replace(1, "x-sum", "43"), kOk);
+  EXPECT_EQ(remove(1, "x-more"), kOk);
+  EXPECT_EQ(stream_.request_trailer_map->get_or_empty("x-sum"), "43");
+  EXPECT_FALSE(stream_.request_trailer_map->has("x-more"));
+  EXPECT_EQ(stream_.route_cache_clears, 0);  // trailers never re-route
+  // Response trailers created from the last response body callback.
+  ctx_->set_phase(Phase::ResponseBody);
+  EXPECT_EQ(add(3, "grpc-status", "0"), kOk);
+  ASSERT_TRUE(stream_.response_trailer_map);
+  EXPECT_EQ(stream_.response_trailer_map->get_or_empty("grpc-status"), "0");
+  ctx_->set_phase(Phase::ResponseTrailers);
+  EXPECT_EQ(add(3, "x-late", "1"), kOk);
+  EXPECT_EQ(add(1, "x-no", "1"), kBadArgument);  // request trailers are past
+  EXPECT_EQ(add(0, "x-no", "1"), kBadArgument);
+  // Readable in on_log.
+  ctx_->set_phase(Phase::Log);
+  EXPECT_EQ(get_value(3, "x-late", &v), kOk);
+  EXPECT_EQ(add(3, "x-no", "1"), kBadArgument);
+}
+
 TEST_P(WasmHostTest, HeaderInjectionIsRefused) {
   ctx_->set_phase(Phase::RequestHeaders);
   const size_t before = stream_.request.size();

@@ -8,6 +8,7 @@ namespace {
 
 using http::FilterDataStatus;
 using http::FilterHeadersStatus;
+using http::FilterTrailersStatus;
 using wasm::Context;
 using wasm::Phase;
 using wasm::WasmInstance;
@@ -56,6 +57,14 @@ class WasmFilter : public http::StreamFilter {
   FilterDataStatus encode_data(std::string& data, bool end_stream) override {
     return on_body(Phase::ResponseBody, instance_->callbacks().on_response_body, data.size(),
                    end_stream);
+  }
+  FilterTrailersStatus decode_trailers(HeaderMap& trailers) override {
+    return on_trailers(Phase::RequestTrailers, instance_->callbacks().on_request_trailers,
+                       trailers.size());
+  }
+  FilterTrailersStatus encode_trailers(HeaderMap& trailers) override {
+    return on_trailers(Phase::ResponseTrailers, instance_->callbacks().on_response_trailers,
+                       trailers.size());
   }
   void on_stream_complete() override {
     if (!ctx_) return;
@@ -132,6 +141,15 @@ class WasmFilter : public http::StreamFilter {
       default:
         return FilterDataStatus::StopIterationNoBuffer;
     }
+  }
+
+  FilterTrailersStatus on_trailers(Phase phase, const wasm::WasmFunction& fn, size_t count) {
+    if (failed_open_ || !fn) return FilterTrailersStatus::Continue;
+    ctx_->set_phase(phase);
+    std::optional<uint64_t> r = instance_->call(ctx_, fn, {ctx_->id(), count});
+    if (!after_call(phase == Phase::RequestTrailers)) return FilterTrailersStatus::StopIteration;
+    if (!r || failed_open_) return FilterTrailersStatus::Continue;
+    return *r == 0 ? FilterTrailersStatus::Continue : FilterTrailersStatus::StopIteration;
   }
 
   std::shared_ptr<WasmInstance> instance_;  // keeps ctx_ alive

@@ -152,29 +152,43 @@ uint64_t proxy_set_property(WasmVm& vm, Args a, void*) {
 
 // ---- header maps -----------------------------------------------------------------------------
 
-// The map of `type` for the context's stream; nullptr when there is none now.
-HeaderMap* header_map(Context* ctx, uint64_t type) {
+// The map of `type` for the context's stream; nullptr when there is none now. `for_write`: in a
+// message's last body callback, trailers are created on first write (Envoy's addDecodedTrailers),
+// so a plugin can end a message with trailers it did not have.
+HeaderMap* header_map(Context* ctx, uint64_t type, bool for_write = false) {
   if (!ctx || !ctx->stream()) return nullptr;
+  http::StreamFilterCallbacks& stream = *ctx->stream();
   switch (static_cast<MapType>(type)) {
     case MapType::RequestHeaders:
-      return &ctx->stream()->request_headers();
+      return &stream.request_headers();
     case MapType::ResponseHeaders:
-      return ctx->stream()->response_headers();
+      return stream.response_headers();
+    case MapType::RequestTrailers:
+      return for_write && ctx->phase() == Phase::RequestBody ? stream.add_request_trailers()
+                                                               : stream.request_trailers();
+    case MapType::ResponseTrailers:
+      return for_write && ctx->phase() == Phase::ResponseBody ? stream.add_response_trailers()
+                                                                : stream.response_trailers();
     default:
-      return nullptr;  // trailers (HTTP/1 trailers are not surfaced), callouts: none yet
+      return nullptr;  // gRPC metadata and callout maps belong to root contexts
   }
 }
 
 // Mutations are possible while the map is still in the filter's hands.
 bool map_writable(Context* ctx, uint64_t type) {
   const Phase p = ctx->phase();
-  if (type == static_cast<uint64_t>(MapType::RequestHeaders)) {
-    return p == Phase::RequestHeaders || p == Phase::RequestBody;
+  switch (static_cast<MapType>(type)) {
+    case MapType::RequestHeaders:
+      return p == Phase::RequestHeaders || p == Phase::RequestBody;
+    case MapType::ResponseHeaders:
+      return p == Phase::ResponseHeaders || p == Phase::ResponseBody;
+    case MapType::RequestTrailers:
+      return p == Phase::RequestTrailers || p == Phase::RequestBody;
+    case MapType::ResponseTrailers:
+      return p == Phase::ResponseTrailers || p == Phase::ResponseBody;
+    default:
+      return false;
   }
-  if (type == static_cast<uint64_t>(MapType::ResponseHeaders)) {
-    return p == Phase::ResponseHeaders || p == Phase::ResponseBody;
-  }
-  return false;
 }
 
 // A name or value with CR, LF or NUL would let a module inject header lines (or a whole request)
@@ -210,7 +224,7 @@ uint64_t proxy_set_header_map_pairs(WasmVm& vm, Args a, void*) {
   std::string_view blob;
   if (!vm.read(a[1], a[2], &blob)) return res(WasmResult::InvalidMemoryAccess);
   Context* ctx = current_context();
-  HeaderMap* map = header_map(ctx, a[0]);
+  HeaderMap* map = header_map(ctx, a[0], /*for_write=*/true);
   if (!map || !map_writable(ctx, a[0])) return res(WasmResult::BadArgument);
   std::optional<Pairs> pairs = decode_pairs(blob);
   if (pairs) {
@@ -265,7 +279,7 @@ uint64_t proxy_add_or_replace_header_map_value(WasmVm& vm, Args a, void*) {
     return res(WasmResult::InvalidMemoryAccess);
   }
   Context* ctx = current_context();
-  HeaderMap* map = header_map(ctx, a[0]);
+  HeaderMap* map = header_map(ctx, a[0], /*for_write=*/true);
   if (!map || !map_writable(ctx, a[0])) return res(WasmResult::BadArgument);
   if (!header_ok(key, value)) return res(WasmResult::BadArgument);
   if (kReplace) {
@@ -282,7 +296,7 @@ uint64_t proxy_remove_header_map_value(WasmVm& vm, Args a, void*) {
   std::string_view key;
   if (!vm.read(a[1], a[2], &key)) return res(WasmResult::InvalidMemoryAccess);
   Context* ctx = current_context();
-  HeaderMap* map = header_map(ctx, a[0]);
+  HeaderMap* map = header_map(ctx, a[0], /*for_write=*/true);
   if (!map || !map_writable(ctx, a[0])) return res(WasmResult::BadArgument);
   std::string lower(key);
   ascii_lower(lower);
