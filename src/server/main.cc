@@ -10,6 +10,7 @@
 
 #include "config/loader.h"
 #include "server/server.h"
+#include "wasm/context.h"
 
 namespace {
 
@@ -41,6 +42,11 @@ int main(int argc, char** argv) {
   app.add_option("--drain-time-s", drain_time_s,
                  "Seconds to drain connections on SIGTERM/SIGINT (default 5; Envoy's is 600)")
       ->check(CLI::Range(0, 3600));
+  uint32_t max_http_calls = 1024;
+  app.add_option("--wasm-max-outstanding-http-calls", max_http_calls,
+                 "Proxy-Wasm http_call requests in flight per VM before calls fail "
+                 "(InternalFailure; counted in wasm.http_call_overflow). Default 1024")
+      ->check(CLI::Range(1u, 1000000u));
   app.add_flag("--version", version, "Print the version and exit");
   CLI11_PARSE(app, argc, argv);
 
@@ -76,6 +82,7 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  sluice::wasm::set_max_outstanding_http_calls(max_http_calls);
   sluice::server::Options options;
   options.concurrency = concurrency;
   options.drain_time = std::chrono::seconds(drain_time_s);

@@ -45,7 +45,7 @@ void Worker::start() {
   schedule_log_flush();
   thread_ = std::thread([this] {
     // The Wasm host arms plugin timers on this loop and posts queue notifications to it.
-    wasm::ScopedThreadLoop wasm_loop(loop_);
+    wasm::ScopedThreadLoop wasm_loop(loop_, &async_client_);
     start_plugins();
     auto guard = asio::make_work_guard(loop_);
     loop_.run();

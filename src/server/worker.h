@@ -12,6 +12,7 @@
 
 #include <asio.hpp>
 
+#include "http/async_client.h"
 #include "http/conn_manager.h"
 #include "upstream/cluster_manager.h"
 #include "wasm/plugin.h"
@@ -63,6 +64,9 @@ class Worker : public http::WorkerContext {
   int index_;
   asio::io_context loop_;
   upstream::ClusterManager clusters_;
+  // Requests the proxy makes itself (Proxy-Wasm http_call) over clusters_. The plugin instances
+  // that use it are destroyed in stop(), on this worker's thread, before it.
+  http::AsyncClient async_client_{loop_, clusters_};
   std::mt19937_64 rng_;
   std::vector<std::shared_ptr<wasm::Plugin>> plugins_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;

@@ -1,8 +1,13 @@
 #include "wasm/context.h"
 
+#include <atomic>
+
 #include <spdlog/spdlog.h>
 #include <asio/steady_timer.hpp>
 
+#include "common/stats.h"
+#include "common/strings.h"
+#include "http/async_client.h"
 #include "wasm/abi/host_functions.h"
 #include "wasm/plugin.h"
 #include "wasm/thread_loop.h"
@@ -59,6 +64,7 @@ Context* current_context() {
 }
 
 CallRestriction current_restriction() { return tls_call.restriction; }
+Context* callback_context() { return tls_call.current; }
 
 void set_effective_context_id(uint32_t id) { tls_call.effective_id = id; }
 WasmInstance* current_instance() { return tls_call.instance; }
@@ -158,6 +164,8 @@ Result<std::unique_ptr<WasmInstance>> WasmInstance::create(
 WasmInstance::WasmInstance() : anchor_(std::make_shared<WasmInstance*>(this)) {}
 
 WasmInstance::~WasmInstance() {
+  // Callouts in flight report to nobody now.
+  cancel_http_calls(0);
   // Contexts first: they reference the VM (and their timers must stop).
   contexts_.clear();
   vm_.reset();
@@ -269,13 +277,131 @@ Context* WasmInstance::find_context(uint32_t id) {
 std::optional<uint64_t> WasmInstance::call(Context* ctx, const WasmFunction& f,
                                            std::initializer_list<uint64_t> args) {
   if (failed_ || !f) return std::nullopt;
-  CallScope scope(this, ctx, CallRestriction::None);
-  CallResult r = vm_->call(f, args);
-  if (!r.ok) {
-    fail(std::move(r.error));
-    return std::nullopt;
+  CallResult r;
+  {
+    CallScope scope(this, ctx, CallRestriction::None);
+    ++call_depth_;
+    r = vm_->call(f, args);
+    --call_depth_;
   }
+  if (!r.ok) fail(std::move(r.error));
+  // What the module asked of other streams (from a root callback) runs now that it returned.
+  if (call_depth_ == 0 && !deferred_stream_actions_.empty()) run_deferred_stream_actions();
+  if (!r.ok) return std::nullopt;
   return r.value;
+}
+
+void WasmInstance::defer_stream_actions(Context& stream) {
+  for (uint32_t id : deferred_stream_actions_) {
+    if (id == stream.id()) return;
+  }
+  deferred_stream_actions_.push_back(stream.id());
+}
+
+void WasmInstance::run_deferred_stream_actions() {
+  std::vector<uint32_t> ids;
+  ids.swap(deferred_stream_actions_);
+  for (uint32_t id : ids) {
+    // The stream may have ended meanwhile: then its context is gone, and nothing is touched.
+    Context* ctx = find_context(id);
+    if (ctx && ctx->actions()) ctx->actions()->run_deferred_actions();
+  }
+}
+
+// ---- HTTP callouts ---------------------------------------------------------------------------
+
+namespace {
+std::atomic<uint32_t> g_max_outstanding_http_calls{1024};
+}  // namespace
+
+void set_max_outstanding_http_calls(uint32_t n) { g_max_outstanding_http_calls.store(n); }
+uint32_t max_outstanding_http_calls() { return g_max_outstanding_http_calls.load(); }
+
+// One proxy_http_call in flight: it belongs to the root context that made it (as in Envoy), so
+// its answer is delivered even when the stream that asked for it is gone.
+struct WasmInstance::HttpCallout final : http::AsyncRequestCallbacks {
+  HttpCallout(WasmInstance& w, uint32_t token, uint32_t root_id)
+      : instance(w), token(token), root_id(root_id) {}
+  void on_async_success(http::AsyncResponse& response) override {
+    instance.on_http_call_done(token, &response, {});
+  }
+  void on_async_failure(http::AsyncFailure failure) override {
+    instance.on_http_call_done(token, nullptr, http::async_failure_name(failure));
+  }
+  WasmInstance& instance;
+  const uint32_t token;
+  const uint32_t root_id;
+  http::AsyncRequest* request = nullptr;
+};
+
+WasmResult WasmInstance::http_call(Context& root, std::string_view cluster,
+                                   const std::vector<std::pair<std::string, std::string>>& headers,
+                                   std::string_view body,
+                                   const std::vector<std::pair<std::string, std::string>>& trailers,
+                                   uint32_t timeout_ms, uint32_t* token) {
+  std::shared_ptr<ThreadLoop> loop = this_thread_loop();
+  http::AsyncClient* client = loop ? loop->http_client() : nullptr;
+  if (!client) return WasmResult::InternalFailure;  // no worker here (the canary's thread)
+  if (http_calls_.size() >= max_outstanding_http_calls()) {
+    static const stats::Counter overflow =
+        stats::Store::instance().counter(stats::MetricName{"wasm.http_call_overflow",
+                                                           "wasm.http_call_overflow", {}});
+    overflow.inc();
+    return WasmResult::InternalFailure;
+  }
+  HeaderMap h, t;
+  for (const auto& [k, v] : headers) h.add(k, v);
+  for (const auto& [k, v] : trailers) t.add(k, v);
+  const uint32_t next = last_http_call_token_ + 4 == 0 ? 4 : last_http_call_token_ + 4;
+  auto callout = std::make_unique<HttpCallout>(*this, next, root.id());
+  http::AsyncClient::Options options;
+  options.timeout = std::chrono::milliseconds(timeout_ms);
+  std::string error;
+  callout->request = client->send(cluster, h, body, t, options, *callout, &error);
+  if (!callout->request) {
+    spdlog::debug("wasm: http_call to '{}' refused: {}", cluster, error);
+    return WasmResult::BadArgument;
+  }
+  last_http_call_token_ = next;
+  *token = next;
+  http_calls_.emplace(next, std::move(callout));
+  return WasmResult::Ok;
+}
+
+void WasmInstance::on_http_call_done(uint32_t token, const http::AsyncResponse* response,
+                                     std::string_view failure) {
+  auto it = http_calls_.find(token);
+  if (it == http_calls_.end()) return;
+  // Kept alive to the end of this function: the client is inside its callback.
+  std::unique_ptr<HttpCallout> callout = std::move(it->second);
+  http_calls_.erase(it);
+  Context* root = find_context(callout->root_id);
+  if (failed_ || !root || !root->is_root()) return;
+  if (response) {
+    root->status_code = static_cast<uint32_t>(WasmResult::Ok);
+    root->status_message.clear();
+  } else {
+    // Envoy: a failed callout answers with no headers; proxy_get_status tells why.
+    root->status_code = static_cast<uint32_t>(WasmResult::BrokenConnection);
+    root->status_message = std::string(failure);
+  }
+  http_call_response_ = response;
+  const uint64_t headers = response ? response->headers.size() : 0;
+  const uint64_t body = response ? response->body.size() : 0;
+  const uint64_t trailers = response ? response->trailers.size() : 0;
+  call(root, callbacks_.on_http_call_response, {root->id(), token, headers, body, trailers});
+  http_call_response_ = nullptr;
+}
+
+void WasmInstance::cancel_http_calls(uint32_t root_id) {
+  for (auto it = http_calls_.begin(); it != http_calls_.end();) {
+    if (root_id == 0 || it->second->root_id == root_id) {
+      it->second->request->cancel();
+      it = http_calls_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 bool WasmInstance::initialize() {
@@ -361,6 +487,7 @@ void WasmInstance::destroy_stream_context(Context* ctx, bool log) {
 
 void WasmInstance::destroy_root(Context* root) {
   const uint32_t id = root->id();
+  cancel_http_calls(id);
   if (!failed_) {
     auto done = call(root, callbacks_.on_done, {id});
     // A module that answers false finishes later with proxy_done; at shutdown there is no later.

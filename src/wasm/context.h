@@ -28,6 +28,7 @@
 
 namespace sluice::http {
 class StreamFilterCallbacks;
+struct AsyncResponse;
 }
 
 namespace sluice::wasm {
@@ -72,6 +73,15 @@ enum class Phase {
   Done
 };
 
+// Runs what a module asked of a stream (continue, local reply, close) when it asked outside
+// that stream's own callback: from a root callback (an http_call response, a tick) after
+// proxy_set_effective_context. The stream's filter implements it.
+class StreamActions {
+ public:
+  virtual ~StreamActions() = default;
+  virtual void run_deferred_actions() = 0;
+};
+
 class Context {
  public:
   Context(WasmInstance& instance, uint32_t id, Context* root, const PluginSpec* plugin);
@@ -86,6 +96,8 @@ class Context {
   // The HTTP stream this context serves, or nullptr (root contexts; a finished stream).
   http::StreamFilterCallbacks* stream() { return stream_; }
   void set_stream(http::StreamFilterCallbacks* s) { stream_ = s; }
+  StreamActions* actions() { return actions_; }
+  void set_actions(StreamActions* a) { actions_ = a; }
   Phase phase() const { return phase_; }
   void set_phase(Phase p) { phase_ = p; }
 
@@ -121,6 +133,7 @@ class Context {
   Context* root_;
   const PluginSpec* plugin_;
   http::StreamFilterCallbacks* stream_ = nullptr;
+  StreamActions* actions_ = nullptr;
   Phase phase_ = Phase::None;
 };
 
@@ -211,6 +224,23 @@ class WasmInstance {
   // this thread's loop (dropped when this thread has no loop, or the instance is gone by then).
   QueueNotifier queue_notifier(Context& root);
 
+  // proxy_http_call from `root`'s plugin: sends through this thread's HTTP client and answers
+  // with proxy_on_http_call_response on `root` later (never inside this call). Statuses as
+  // Envoy's: BadArgument for an unknown cluster, missing pseudo-headers or a header with CR/LF;
+  // InternalFailure without a client on this thread (a canary) or past the outstanding bound.
+  WasmResult http_call(Context& root, std::string_view cluster,
+                       const std::vector<std::pair<std::string, std::string>>& headers,
+                       std::string_view body,
+                       const std::vector<std::pair<std::string, std::string>>& trailers,
+                       uint32_t timeout_ms, uint32_t* token);
+  // The response an on_http_call_response callback is looking at (maps 6/7, buffer 4), or null.
+  const http::AsyncResponse* http_call_response() const { return http_call_response_; }
+  size_t outstanding_http_calls() const { return http_calls_.size(); }
+
+  // A module acted on a stream other than the one whose callback runs (see StreamActions): its
+  // actions run once the outermost call into the module returned.
+  void defer_stream_actions(Context& stream);
+
   // proxy_set_tick_period_milliseconds for `root`: arms (or re-arms, for a new period) its timer
   // on this thread's loop; 0 stops it. Without a loop on this thread, only the period is kept.
   void set_tick_period(Context& root, uint32_t period_ms);
@@ -220,6 +250,11 @@ class WasmInstance {
   void arm_tick(Context& root);
   void on_tick(uint32_t root_id);
   void on_queue_ready(uint32_t root_id, uint32_t token);
+  struct HttpCallout;
+  void on_http_call_done(uint32_t token, const http::AsyncResponse* response,
+                         std::string_view failure);
+  void cancel_http_calls(uint32_t root_id);  // 0: every one
+  void run_deferred_stream_actions();
 
   std::shared_ptr<CompiledModule> module_;
   std::unique_ptr<WasmVm> vm_;
@@ -239,11 +274,24 @@ class WasmInstance {
   std::shared_ptr<VmSharedState> shared_;
   PluginMetrics metrics_;
   std::unordered_map<uint32_t, std::weak_ptr<SharedQueue>> queue_cache_;
+
+  std::unordered_map<uint32_t, std::unique_ptr<HttpCallout>> http_calls_;
+  uint32_t last_http_call_token_ = 0;  // tokens 4, 8, 12...: the low two bits say "HTTP call"
+  const http::AsyncResponse* http_call_response_ = nullptr;
+  uint32_t call_depth_ = 0;
+  std::vector<uint32_t> deferred_stream_actions_;  // context ids
 };
+
+// The bound on outstanding proxy_http_call requests per VM (default 1024): past it, calls
+// return InternalFailure and wasm.http_call_overflow grows. Set once at start-up.
+void set_max_outstanding_http_calls(uint32_t n);
+uint32_t max_outstanding_http_calls();
 
 // The context host functions act on: the effective one if the module set it, else the current
 // one (the context whose callback is running). nullptr outside any callback.
 Context* current_context();
+// The context whose callback is running (ignoring proxy_set_effective_context), or nullptr.
+Context* callback_context();
 // Host calls allowed right now: during _initialize/_start and malloc only a few are.
 enum class CallRestriction { None, Initializing, Allocating };
 CallRestriction current_restriction();

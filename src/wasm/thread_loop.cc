@@ -22,8 +22,8 @@ void ThreadLoop::close() {
 
 std::shared_ptr<ThreadLoop> this_thread_loop() { return tls_loop; }
 
-ScopedThreadLoop::ScopedThreadLoop(asio::io_context& loop)
-    : loop_(std::make_shared<ThreadLoop>(loop)), previous_(std::move(tls_loop)) {
+ScopedThreadLoop::ScopedThreadLoop(asio::io_context& loop, http::AsyncClient* http_client)
+    : loop_(std::make_shared<ThreadLoop>(loop, http_client)), previous_(std::move(tls_loop)) {
   tls_loop = loop_;
 }
 

@@ -14,16 +14,24 @@
 
 #include <asio/io_context.hpp>
 
+namespace sluice::http {
+class AsyncClient;
+}
+
 namespace sluice::wasm {
 
 class ThreadLoop {
  public:
-  explicit ThreadLoop(asio::io_context& loop) : loop_(&loop) {}
+  ThreadLoop(asio::io_context& loop, http::AsyncClient* http_client)
+      : loop_(&loop), http_client_(http_client) {}
   ThreadLoop(const ThreadLoop&) = delete;
   ThreadLoop& operator=(const ThreadLoop&) = delete;
 
   // The loop itself, for timers: only on the thread that registered it, while it is registered.
   asio::io_context& io() { return *loop_; }
+
+  // The thread's HTTP client for proxy_http_call, or nullptr: only on the registering thread.
+  http::AsyncClient* http_client() { return http_client_; }
 
   // Runs `fn` on the loop's thread on a later turn (never inline, also when called from that
   // thread). Any thread. False, and `fn` dropped, once the thread has unregistered its loop: a
@@ -36,16 +44,18 @@ class ThreadLoop {
 
   std::mutex mu_;  // orders post() against close(): the io_context may be destroyed after close
   asio::io_context* loop_;  // nullptr once closed
+  http::AsyncClient* const http_client_;
 };
 
 // The calling thread's loop, or nullptr.
 std::shared_ptr<ThreadLoop> this_thread_loop();
 
-// Makes `loop` the calling thread's loop for the lifetime of this object (which must end on the
-// same thread, before the io_context is destroyed). Work posted afterwards is dropped.
+// Makes `loop` (and `http_client`, if given: the worker's client for Proxy-Wasm HTTP callouts) the
+// calling thread's for the lifetime of this object (which must end on the same thread, before the
+// io_context and the client are destroyed). Work posted afterwards is dropped.
 class ScopedThreadLoop {
  public:
-  explicit ScopedThreadLoop(asio::io_context& loop);
+  explicit ScopedThreadLoop(asio::io_context& loop, http::AsyncClient* http_client = nullptr);
   ~ScopedThreadLoop();
   ScopedThreadLoop(const ScopedThreadLoop&) = delete;
   ScopedThreadLoop& operator=(const ScopedThreadLoop&) = delete;

@@ -15,6 +15,7 @@ enum class WasmResult : uint32_t {
   Empty = 7,
   CasMismatch = 8,
   InternalFailure = 10,
+  BrokenConnection = 11,
   Unimplemented = 12,
 };
 

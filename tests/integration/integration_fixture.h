@@ -35,6 +35,9 @@ class IntegrationFixture : public ::testing::Test {
   int64_t ClusterStat(std::string_view stat) const {
     return StatValue("cluster." + cluster_ + "." + std::string(stat));
   }
+  int64_t ClusterStatFor(std::string_view cluster, std::string_view stat) const {
+    return StatValue("cluster." + std::string(cluster) + "." + std::string(stat));
+  }
   int64_t HcmStat(std::string_view stat) const {
     return StatValue("http." + prefix_ + "." + std::string(stat));
   }

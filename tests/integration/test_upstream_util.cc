@@ -411,6 +411,21 @@ void TestUpstream::Serve(int fd, size_t index) {
       SendAll(fd, "HTTP/1.1 200 OK\r\n" + headers + "Content-Length: 0\r\n\r\n");
       break;
     }
+    if (path == "/auth-check") {
+      // An authorization service: "Bearer good" passes (naming the user), anything else not.
+      const std::string* auth = r.header("authorization");
+      const std::string* orig = r.header("x-original-path");
+      if (auth && *auth == "Bearer good") {
+        const bool sent = SendAll(
+            fd, fmt::format("HTTP/1.1 200 OK\r\nX-Auth-User: alice\r\nX-Checked-Path: {}\r\n"
+                            "Content-Length: 0\r\n{}\r\n",
+                            orig ? *orig : "", close_after ? "Connection: close\r\n" : ""));
+        if (!sent || close_after) break;
+      } else {
+        if (!SendAll(fd, Response(403, "bad token", close_after)) || close_after) break;
+      }
+      continue;
+    }
     if (path == "/trailers") {
       const bool sent = SendAll(fd, fmt::format("HTTP/1.1 200 OK\r\nServer: test-upstream\r\n"
                                                 "Transfer-Encoding: chunked\r\n{}\r\n"

@@ -54,7 +54,8 @@ namespace {
 using ::testing::HasSubstr;
 
 constexpr uint64_t kOk = 0, kNotFound = 1, kBadArgument = 2, kSerializationFailure = 3,
-                   kInvalidMemoryAccess = 6, kEmpty = 7, kCasMismatch = 8, kUnimplemented = 12;
+                   kInvalidMemoryAccess = 6, kEmpty = 7, kCasMismatch = 8, kInternalFailure = 10,
+                   kUnimplemented = 12;
 // WASI errno values.
 constexpr uint64_t kEBadf = 8, kEFault = 21, kEInval = 28, kENotsup = 58;
 
@@ -1241,11 +1242,38 @@ TEST_P(WasmHostTest, DoneAndStatus) {
   EXPECT_EQ(out(), "reset");
 }
 
-TEST_P(WasmHostTest, CalloutsAreUnimplemented) {
+// proxy_http_call's checks before anything is sent (the calls themselves are tested through the
+// proxy in tests/integration/wasm_http_call_test.cc).
+TEST_P(WasmHostTest, HttpCallArgumentChecks) {
+  WasmFunction f = vm().function("probe_proxy_http_call");
+  ASSERT_TRUE(f);
+  // No HTTP client on this thread (as in a canary): InternalFailure, nothing sent.
+  EXPECT_EQ(w_->call(ctx_, f, {0, 0, 0, 0, 0, 0, 0, 0, 0, addr(kPtr)}).value_or(UINT64_MAX),
+            kInternalFailure);
+  // A token out-param or a blob outside memory: InvalidMemoryAccess (V8: null plugins use host
+  // addresses and are trusted).
+  if (GetParam() == kV8RuntimeName) {
+    EXPECT_EQ(w_->call(ctx_, f, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0xfffffff0}).value_or(UINT64_MAX),
+              kInvalidMemoryAccess);
+    EXPECT_EQ(w_->call(ctx_, f, {0xfffffff0, 64, 0, 0, 0, 0, 0, 0, 0, addr(kPtr)})
+                  .value_or(UINT64_MAX),
+              kInvalidMemoryAccess);
+  }
+  EXPECT_EQ(w_->outstanding_http_calls(), 0u);
+  // Outside proxy_on_http_call_response the callout maps and body are not there.
+  std::string blob;
+  EXPECT_EQ(get_pairs(6, &blob), kOk);
+  EXPECT_EQ(word(kLen), 0u);
+  std::string v;
+  EXPECT_EQ(get_value(6, ":status", &v), kBadArgument);
+  EXPECT_FALSE(w_->failed());
+}
+
+TEST_P(WasmHostTest, GrpcCalloutsAreUnimplemented) {
   LogCapture logs(spdlog::level::warn);
   const std::pair<std::string_view, int> fns[] = {
-      {"probe_proxy_http_call", 10}, {"probe_proxy_grpc_call", 12},  {"probe_proxy_grpc_stream", 9},
-      {"probe_proxy_grpc_send", 4},  {"probe_proxy_grpc_cancel", 1}, {"probe_proxy_grpc_close", 1},
+      {"probe_proxy_grpc_call", 12}, {"probe_proxy_grpc_stream", 9}, {"probe_proxy_grpc_send", 4},
+      {"probe_proxy_grpc_cancel", 1}, {"probe_proxy_grpc_close", 1},
   };
   for (const auto& [fn, n] : fns) {
     WasmFunction f = vm().function(fn);

@@ -34,12 +34,19 @@ class FailedStreamFilter : public http::StreamFilter {
   http::StreamFilterCallbacks& cb_;
 };
 
-class WasmFilter : public http::StreamFilter {
+class WasmFilter : public http::StreamFilter, public wasm::StreamActions {
  public:
   WasmFilter(std::shared_ptr<WasmInstance> instance, Context* ctx, http::StreamFilterCallbacks& cb,
              wasm::FailurePolicy policy)
       : instance_(std::move(instance)), ctx_(ctx), cb_(cb), policy_(policy) {
     ctx_->set_stream(&cb_);
+    ctx_->set_actions(this);
+  }
+
+  // wasm::StreamActions: what the module asked of this stream from a root callback (an
+  // http_call response continuing or answering a paused request).
+  void run_deferred_actions() override {
+    if (ctx_) after_call(true);
   }
 
   FilterHeadersStatus decode_headers(HeaderMap& headers, bool end_stream) override {
@@ -68,6 +75,7 @@ class WasmFilter : public http::StreamFilter {
   }
   void on_stream_complete() override {
     if (!ctx_) return;
+    ctx_->set_actions(nullptr);
     instance_->destroy_stream_context(ctx_, true);
     ctx_ = nullptr;
   }

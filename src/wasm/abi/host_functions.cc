@@ -10,6 +10,7 @@
 
 #include "common/header_map.h"
 #include "common/strings.h"
+#include "http/async_client.h"
 #include "http/filter.h"
 #include "wasm/abi/pairs.h"
 #include "wasm/abi/properties.h"
@@ -156,7 +157,17 @@ uint64_t proxy_set_property(WasmVm& vm, Args a, void*) {
 // message's last body callback, trailers are created on first write (Envoy's addDecodedTrailers),
 // so a plugin can end a message with trailers it did not have.
 HeaderMap* header_map(Context* ctx, uint64_t type, bool for_write = false) {
-  if (!ctx || !ctx->stream()) return nullptr;
+  if (!ctx) return nullptr;
+  if (type == static_cast<uint64_t>(MapType::HttpCallResponseHeaders) ||
+      type == static_cast<uint64_t>(MapType::HttpCallResponseTrailers)) {
+    // During proxy_on_http_call_response only; read-only (map_writable says no).
+    const http::AsyncResponse* r = ctx->instance().http_call_response();
+    if (!r) return nullptr;
+    return const_cast<HeaderMap*>(
+        type == static_cast<uint64_t>(MapType::HttpCallResponseHeaders) ? &r->headers
+                                                                        : &r->trailers);
+  }
+  if (!ctx->stream()) return nullptr;
   http::StreamFilterCallbacks& stream = *ctx->stream();
   switch (static_cast<MapType>(type)) {
     case MapType::RequestHeaders:
@@ -324,6 +335,12 @@ WasmResult buffer_of(Context* ctx, uint64_t type, std::string_view* view,
       *mutable_out = b;
       return WasmResult::Ok;
     }
+    case BufferType::HttpCallResponseBody: {
+      const http::AsyncResponse* r = w.http_call_response();
+      if (!r) return WasmResult::NotFound;
+      *view = r->body;  // read-only: mutable_out stays null
+      return WasmResult::Ok;
+    }
     case BufferType::VmConfiguration:
       *view = w.vm_configuration();
       return WasmResult::Ok;
@@ -389,6 +406,13 @@ uint64_t proxy_set_buffer_bytes(WasmVm& vm, Args a, void*) {
 
 // ---- stream control --------------------------------------------------------------------------
 
+// A module asked something of `ctx`'s stream. Inside that stream's own callback, its filter runs
+// it when the callback returns; from anywhere else (a root callback after
+// proxy_set_effective_context) the instance runs it once the module returned.
+void note_stream_action(Context* ctx) {
+  if (ctx != callback_context()) ctx->instance().defer_stream_actions(*ctx);
+}
+
 uint64_t proxy_continue_stream(WasmVm&, Args a, void*) {
   if (a[0] > 3) return res(WasmResult::BadArgument);
   Context* ctx = current_context();
@@ -400,6 +424,7 @@ uint64_t proxy_continue_stream(WasmVm&, Args a, void*) {
   } else {
     return res(WasmResult::Unimplemented);  // downstream / upstream: TCP filters
   }
+  note_stream_action(ctx);
   return kOk;
 }
 
@@ -417,6 +442,7 @@ uint64_t proxy_close_stream(WasmVm&, Args a, void*) {
   Context* ctx = current_context();
   if (!ctx || !ctx->stream()) return res(WasmResult::NotFound);
   ctx->want_close = "wasm_close_stream";
+  note_stream_action(ctx);
   return kOk;
 }
 
@@ -450,7 +476,41 @@ uint64_t proxy_send_local_response(WasmVm& vm, Args a, void*) {
     }
   }
   ctx->local_response = std::move(r);
+  note_stream_action(ctx);
   return kOk;
+}
+
+// ---- HTTP callouts ----------------------------------------------------------------------------
+
+uint64_t proxy_http_call(WasmVm& vm, Args a, void*) {
+  std::string_view cluster, header_blob, body, trailer_blob;
+  if (!vm.read(a[0], a[1], &cluster) || !vm.read(a[2], a[3], &header_blob) ||
+      !vm.read(a[4], a[5], &body) || !vm.read(a[6], a[7], &trailer_blob) ||
+      !vm.memory_at(a[9], 4)) {
+    return res(WasmResult::InvalidMemoryAccess);
+  }
+  Context* ctx = current_context();
+  if (!ctx) return res(WasmResult::BadArgument);
+  // A malformed blob reads as no headers, as in Envoy: then the pseudo-headers are missing.
+  std::vector<std::pair<std::string, std::string>> headers, trailers;
+  if (std::optional<Pairs> p = decode_pairs(header_blob)) {
+    for (const auto& [k, v] : *p) {
+      if (!header_ok(k, v)) return res(WasmResult::BadArgument);
+      headers.emplace_back(std::string(k), std::string(v));
+    }
+  }
+  if (std::optional<Pairs> p = decode_pairs(trailer_blob)) {
+    for (const auto& [k, v] : *p) {
+      if (!header_ok(k, v)) return res(WasmResult::BadArgument);
+      trailers.emplace_back(std::string(k), std::string(v));
+    }
+  }
+  uint32_t token = 0;
+  // The call belongs to the root of the context acted on (Envoy's rootContext()).
+  const WasmResult r = ctx->instance().http_call(*ctx->root(), cluster, headers, body, trailers,
+                                                 static_cast<uint32_t>(a[8]), &token);
+  if (r == WasmResult::Ok) vm.set_u32(a[9], token);
+  return res(r);
 }
 
 uint64_t proxy_get_configuration(WasmVm&, Args a, void*) {
@@ -854,7 +914,7 @@ Table build_table() {
   t.add<proxy_call_foreign_function>(env, "proxy_call_foreign_function",
                                      sig({I, I, I, I, I, I}, {I}));
   // HTTP and gRPC callouts: not built yet.
-  t.add<not_yet>(env, "proxy_http_call", sig({I, I, I, I, I, I, I, I, I, I}, {I}));
+  t.add<proxy_http_call>(env, "proxy_http_call", sig({I, I, I, I, I, I, I, I, I, I}, {I}));
   t.add<not_yet>(env, "proxy_grpc_call", sig({I, I, I, I, I, I, I, I, I, I, I, I}, {I}));
   t.add<not_yet>(env, "proxy_grpc_stream", sig({I, I, I, I, I, I, I, I, I}, {I}));
   t.add<not_yet>(env, "proxy_grpc_send", sig({I, I, I, I}, {I}));
