@@ -73,6 +73,11 @@ YAML
     load_assignment:
       cluster_name: nginx
       endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $UP } } } } ] } ]
+  - name: auth
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: auth
+      endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${AUTH_PORT:-$UP} } } } } ] } ]
 YAML
   } > "$file"
 }
@@ -142,6 +147,30 @@ for i in 1 2 3 4 5; do
 done
 ! grep -q "critical" "$WORK/sluice.log" || fail "critical log line (SDK abort?)"
 pass "repeated requests keep working"
+
+# --- auth: the SDK's http_call to an authorization service, then continue or a local reply.
+stop_sluice
+AUTH_PORT=$UP
+config "$WORK/auth.yaml" "$PORT" "as_auth as_auth auth auth"
+start_sluice "$WORK/auth.yaml"
+out=$(curl -sS -D - -H "Authorization: Bearer good" "$URL/headers")
+[[ $out == "HTTP/1.1 200"* && $out == *"user=alice"* ]] || fail "auth: good token: $out"
+out=$(curl -sS -D - -H "Authorization: Bearer bad" "$URL/headers")
+[[ $out == "HTTP/1.1 403"* && $out == *"denied by the auth service"* ]] || fail "auth: bad token: $out"
+out=$(curl -sS -D - "$URL/headers")
+[[ $out == "HTTP/1.1 403"* ]] || fail "auth: no token: $out"
+pass "auth: http_call to the auth cluster, 200 continues with its header, 403 otherwise"
+# The service is down: no answer, 503 from the plugin.
+stop_sluice
+AUTH_PORT=$(free_port)
+config "$WORK/auth-down.yaml" "$PORT" "as_auth as_auth auth auth"
+start_sluice "$WORK/auth-down.yaml"
+out=$(curl -sS -D - -H "Authorization: Bearer good" "$URL/headers")
+[[ $out == "HTTP/1.1 503"* && $out == *"auth unavailable"* ]] || fail "auth: service down: $out"
+grep -q "as_auth: no answer from the service" "$WORK/sluice.log" || fail "auth: warn log line"
+pass "auth: an unreachable service answers 503"
+AUTH_PORT=
+! grep -q "critical" "$WORK/sluice.log" || fail "critical log line (SDK abort?)"
 
 # --- config errors from the SDK's quirks; the proxy must refuse to start, with a clear message.
 bad() {  # description yaml-file expected-substring...

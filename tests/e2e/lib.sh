@@ -38,7 +38,8 @@ wait_http() {  # url
   fail "$1 never answered"
 }
 
-# start_nginx PORT: a demo upstream answering /, /echo-headers-ish and /big.
+# start_nginx PORT: a demo upstream answering /, /headers (echoes some request headers), /big, and
+# /auth-check (an authorization service).
 start_nginx() {
   local port=$1 dir=$WORK/nginx-$1
   mkdir -p "$dir/html"
@@ -58,7 +59,12 @@ http {
     listen 127.0.0.1:$port;
     root $dir/html;
     location /headers { default_type text/plain;
-      return 200 "xff=\$http_x_forwarded_for proto=\$http_x_forwarded_proto rid=\$http_x_request_id host=\$host uri=\$request_uri added=\$http_x_added wasm=\$http_x_from_wasm\n"; }
+      return 200 "xff=\$http_x_forwarded_for proto=\$http_x_forwarded_proto rid=\$http_x_request_id host=\$host uri=\$request_uri added=\$http_x_added wasm=\$http_x_from_wasm user=\$http_x_auth_user\n"; }
+    # An authorization service for callout tests: "Bearer good" passes, naming the user.
+    location /auth-check {
+      if (\$http_authorization = "Bearer good") { add_header X-Auth-User alice; return 200 ""; }
+      return 403 "bad token\n";
+    }
     location /status/ { return 503 "unavailable\n"; }
     location /post { client_max_body_size 10m; proxy_pass http://127.0.0.1:$port/echo-len; }
     location /echo-len { default_type text/plain; return 200 "len=\$content_length\n"; }
