@@ -593,6 +593,20 @@ void HttpConnection::on_message_headers(HeaderMap& headers, bool end_stream) {
   }
   create_filters();
   decode_headers_from(0);
+  arm_route_timeout_while_held();
+}
+
+void HttpConnection::arm_route_timeout_while_held() {
+  if (!stream_) return;
+  Stream& s = *stream_;
+  if (!s.request_complete || s.router_complete || s.local_replied || s.filters.empty()) return;
+  // The whole request is in, but a filter holds it (a plugin waiting on a callout, or one that
+  // never resumes): the route's timeout covers that wait too, so the client gets a 504 instead
+  // of waiting for the stream idle timeout. The router re-arms it in full once it runs.
+  const config::Route* route =
+      s.route ? s.route : config_->routes.route(s.request_headers, &s.vhost);
+  const auto* action = route ? std::get_if<config::RouteAction>(&route->action) : nullptr;
+  if (action && action->timeout.count() > 0) arm_route_timeout(action->timeout);
 }
 
 void HttpConnection::route_request() {
@@ -813,6 +827,7 @@ void HttpConnection::on_message_complete() {
       router_end();
     } else {
       decode_trailers_from(0);
+      arm_route_timeout_while_held();
     }
     return;
   }
@@ -820,6 +835,7 @@ void HttpConnection::on_message_complete() {
     router_end();
   } else {
     decode_data_from(0, {}, true);
+    arm_route_timeout_while_held();
   }
 }
 

@@ -132,6 +132,7 @@ class HttpConnection : public net::ConnectionCallbacks,
   void arm_stream_idle_timer();
   void arm_connection_idle_timer();
   void arm_route_timeout(std::chrono::milliseconds timeout);
+  void arm_route_timeout_while_held();
   // Timer expiries (net::LazyTimer callbacks).
   void on_connection_idle_timeout();
   void on_stream_timer();

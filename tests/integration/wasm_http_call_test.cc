@@ -44,12 +44,17 @@ class WasmHttpCall : public IntegrationFixture, public ::testing::WithParamInter
           )",
         config, GetParam(), code);
     std::string yaml =
-        ProxyYaml(prefix_, CatchAllRoutes(cluster_, ""),
+        ProxyYaml(prefix_, CatchAllRoutes(cluster_, route_extra_),
                   "[" + ClusterYaml(cluster_, upstream_.port(), "") + ", " +
                       ClusterYaml("auth", auth_port, "") + "]");
     const std::string router = "- name: envoy.filters.http.router";
     yaml.replace(yaml.find(router), 0, filter);
     StartProxy(yaml, seconds(5), concurrency);
+  }
+  std::string route_extra_;
+  void StartWithRouteTimeout(std::string_view config, std::string_view route_timeout) {
+    route_extra_ = fmt::format("timeout: {}", route_timeout);
+    Start(upstream_.port(), config);
   }
   void StartWithAuth(std::string_view extra = "") {
     Start(upstream_.port(), fmt::format("cluster = auth\\npath = /auth-check{}", extra));
@@ -117,6 +122,17 @@ TEST_P(WasmHttpCall, UnknownClusterIsRefusedAtOnce) {
   const HttpResponse r = client.Get("/echo/x");
   EXPECT_EQ(r.status, 503) << r.error;
   EXPECT_EQ(upstream_.requests(), 0u);
+}
+
+// A plugin that never resumes its paused request (the service never answers and the callout has
+// no timeout): the route's timeout answers the client.
+TEST_P(WasmHttpCall, PluginThatNeverResumesMeetsTheRouteTimeout) {
+  StartWithRouteTimeout("cluster = auth\\npath = /hang\\ntimeout_ms = 0", "0.4s");
+  HttpClient client(proxy_.port());
+  const HttpResponse r = client.Get("/echo/stuck");
+  EXPECT_EQ(r.status, 504) << r.error;
+  EXPECT_EQ(r.body, "upstream request timeout");
+  EXPECT_EQ(upstream_.requests_for("/echo/stuck"), 0u);
 }
 
 // The client goes away while its callout is in flight: the answer still reaches the plugin's
