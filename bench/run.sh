@@ -158,8 +158,12 @@ YAML
   fi
 }
 
-cpu_ticks() {  # pid -> utime + stime (clock ticks), every thread of the process
-  awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+cpu_ticks() {  # "pid..." -> utime + stime (clock ticks), every thread of every given process
+  local total=0 p
+  for p in $1; do
+    total=$((total + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat")))
+  done
+  echo "$total"
 }
 
 start_nginx_proxy() {  # workers
@@ -253,10 +257,11 @@ for workers in $WORKERS_LIST; do
       case $name in
         direct) url="http://127.0.0.1:$UP/" ;;
         sluice*) url="http://127.0.0.1:${SL_PORT[$name]}/"; pid=${SLUICE_PIDS[$name]} ;;
-        nginx) url="http://127.0.0.1:$NX/" ;;
-        haproxy) url="http://127.0.0.1:$HA/" ;;
+        # nginx's work happens in its worker processes; haproxy is one process.
+        nginx) url="http://127.0.0.1:$NX/"; pid="$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')" ;;
+        haproxy) url="http://127.0.0.1:$HA/"; pid=$HAPROXY_PID ;;
       esac
-      read -r r a b c < <(run_wrk "$url" $pid)
+      read -r r a b c < <(run_wrk "$url" "$pid")
       echo "bench: workers=$workers run=$run $name: $r rps, p50 $a ms, p99 $b ms, cpu $c us/req" >&2
       rps[$name]+="$r "; p50[$name]+="$a "; p99[$name]+="$b "; [[ $c == - ]] || cpu[$name]+="$c "
     done
@@ -351,16 +356,20 @@ gb_real() { local st; st=$(gb_stat "$1"); fmt_range "$st"; }
   echo "Load: wrk -t1 -c$CONNS -d${DURATION}s, keep-alive, GET of a 17-byte body; median of $RUNS interleaved runs after a ${WARMUP}s warm-up of each server."
   echo "Sluice idle RSS (no Wasm plugin): $((RSS_KB / 1024)) MiB ($RSS_KB KiB)."
   echo
-  echo "| workers | server | rps | p50 ms | p99 ms | rps vs nginx | rps vs haproxy |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "CPU us/req: the server's utime+stime over each run divided by the requests wrk counted"
+  echo "(median): what a request costs it, whatever share of the core it got on a busy machine."
+  echo
+  echo "| workers | server | rps | p50 ms | p99 ms | rps vs nginx | rps vs haproxy | CPU us/req | CPU vs nginx |"
+  echo "|---|---|---|---|---|---|---|---|---|"
   for workers in $WORKERS_LIST; do
-    read -r nrps _ _ _ <<<"${RESULTS[$workers,nginx]}"
+    read -r nrps _ _ ncpu <<<"${RESULTS[$workers,nginx]}"
     read -r hrps _ _ _ <<<"${RESULTS[$workers,haproxy]}"
     for name in $SERVERS; do
-      read -r r a b _ <<<"${RESULTS[$workers,$name]}"
+      read -r r a b c <<<"${RESULTS[$workers,$name]}"
       vs_n=$(ratio "$r" "$nrps"); vs_h=$(ratio "$r" "$hrps")
+      cpu_n=-; [[ $c != - && $ncpu != - ]] && cpu_n=$(ratio "$c" "$ncpu")
       [[ $name == direct ]] && vs_n="-" && vs_h="-"
-      echo "| $workers | $name | $r | $a | $b | $vs_n | $vs_h |"
+      echo "| $workers | $name | $r | $a | $b | $vs_n | $vs_h | $c | $cpu_n |"
     done
   done
   echo
