@@ -243,9 +243,19 @@ struct Admin {
   std::string access_log_path;
 };
 
+// bootstrap_extensions[] with envoy.bootstrap.wasm (envoy.extensions.wasm.v3.WasmService): a
+// plugin with no stream to filter, for background work (ticks, callouts, queues). A singleton runs
+// one VM on the main thread; otherwise each worker runs one.
+struct WasmService {
+  std::string name;
+  WasmPlugin plugin;
+  bool singleton = false;
+};
+
 struct Bootstrap {
   Node node;
   Admin admin;
+  std::vector<WasmService> wasm_services;
   std::vector<Listener> listeners;
   std::vector<Cluster> clusters;
   std::string source_json;  // the whole input as JSON, for /config_dump

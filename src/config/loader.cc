@@ -46,6 +46,8 @@ constexpr std::string_view kRouterName = "envoy.filters.http.router";
 constexpr std::string_view kWasmType =
     "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 constexpr std::string_view kWasmName = "envoy.filters.http.wasm";
+constexpr std::string_view kWasmServiceType =
+    "type.googleapis.com/envoy.extensions.wasm.v3.WasmService";
 constexpr std::string_view kUpstreamHttpOptionsName =
     "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 constexpr std::string_view kUpstreamHttpOptionsType =
@@ -143,6 +145,8 @@ class Loader {
   void parse_hcm(Fields& f, HttpConnectionManager& out);
   void parse_http_filter(const Value& v, HttpFilter& out);
   void parse_wasm_filter(const Value& filter, Fields* typed_config, HttpFilter& out);
+  void parse_plugin_config(const Value& config, WasmPlugin& w);
+  void parse_bootstrap_extension(const Value& v, Bootstrap& out);
   void parse_any_bytes(const Value& v, std::string& out);
   void parse_access_log(const Value& v, AccessLog& out);
   void parse_log_format(Fields& f, AccessLog& out);
@@ -189,6 +193,7 @@ void Loader::load(const Value& root, Bootstrap& out) {
   if (std::optional<Value> v = f.get("node")) parse_node(*v, out.node);
   if (std::optional<Value> v = f.get("admin")) parse_admin(*v, out.admin);
   if (std::optional<Value> v = f.get("static_resources")) parse_static_resources(*v, out);
+  f.for_each("bootstrap_extensions", [&](const Value& e) { parse_bootstrap_extension(e, out); });
   f.reject("dynamic_resources", "not supported: Sluice only loads static_resources");
   for (std::string_view key : kIgnoredTopLevelFields) f.ignore(key, "accepted but ignored");
   check_references(out);
@@ -421,6 +426,32 @@ void Loader::parse_http_filter(const Value& v, HttpFilter& out) {
 
 // envoy.extensions.filters.http.wasm.v3.Wasm { config: PluginConfig }. The module is read here,
 // so a missing file is a config error; it is compiled (and its start checked) by the server.
+void Loader::parse_bootstrap_extension(const Value& v, Bootstrap& out) {
+  Fields f(d_, v);
+  std::string name;
+  f.read_string("name", name, Need::kRequired);
+  std::optional<Value> typed_config = f.get("typed_config", Need::kRequired);
+  if (!typed_config) return;
+  Fields t(d_, *typed_config);
+  std::string type;
+  if (!t.read_string("@type", type, Need::kRequired)) {
+    t.accept_all();
+    return;
+  }
+  if (type != kWasmServiceType) {
+    t.accept_all();
+    d_.error(*typed_config, fmt::format("unsupported bootstrap extension '{}' ({}); Sluice has {}",
+                                        name, type, kWasmServiceType));
+    return;
+  }
+  WasmService& service = out.wasm_services.emplace_back();
+  service.name = name;
+  t.read_bool("singleton", service.singleton);
+  if (std::optional<Value> config = t.get("config", Need::kRequired)) {
+    parse_plugin_config(*config, service.plugin);
+  }
+}
+
 void Loader::parse_wasm_filter(const Value& filter, Fields* typed_config, HttpFilter& out) {
   if (typed_config == nullptr) {
     d_.error(filter,
@@ -430,7 +461,12 @@ void Loader::parse_wasm_filter(const Value& filter, Fields* typed_config, HttpFi
   WasmPlugin& w = out.wasm.emplace();
   std::optional<Value> config = typed_config->get("config", Need::kRequired);
   if (!config) return;
-  Fields c(d_, *config);
+  parse_plugin_config(*config, w);
+}
+
+// envoy.extensions.wasm.v3.PluginConfig, shared by the Wasm HTTP filter and WasmService.
+void Loader::parse_plugin_config(const Value& config, WasmPlugin& w) {
+  Fields c(d_, config);
   c.read_string("name", w.name);
   c.read_string("root_id", w.root_id);
   if (std::optional<Value> any = c.get("configuration")) parse_any_bytes(*any, w.configuration);

@@ -10,6 +10,7 @@
 
 #include "accesslog/access_log.h"
 #include "net/connection.h"
+#include "wasm/thread_loop.h"
 
 namespace sluice::server {
 namespace {
@@ -122,6 +123,22 @@ std::string Server::init() {
     http_configs_.push_back(std::move(http));
   }
 
+  // Background Wasm services: a singleton runs on the main thread, the others on every worker.
+  for (const auto& service : b.wasm_services) {
+    auto plugin = filters::load_wasm_plugin(service.plugin, b.node);
+    if (!plugin) {
+      return str_cat("bootstrap extension '", service.name, "': ", plugin.error());
+    }
+    (service.singleton ? singletons_ : wasm_plugins_).push_back(std::move(*plugin));
+  }
+  if (!singletons_.empty()) {
+    main_clusters_ = std::make_unique<upstream::ClusterManager>(clusters_, &main_loop_, 4099);
+    for (size_t c = 0; c < clusters_.size(); ++c) {
+      main_clusters_->set_hosts(clusters_[c]->name(), host_sets_[c]);
+    }
+    main_http_client_ = std::make_unique<http::AsyncClient>(main_loop_, *main_clusters_);
+  }
+
   for (int i = 0; i < options_.concurrency; ++i) {
     auto w = std::make_unique<Worker>(i, clusters_, wasm_plugins_);
     for (size_t c = 0; c < clusters_.size(); ++c) {
@@ -189,10 +206,29 @@ void Server::run() {
   }
   if (admin_) spdlog::info("admin on port {}", admin_->port());
   auto guard = asio::make_work_guard(main_loop_);
-  main_loop_.run();
+  {
+    // The singletons' thread: their ticks and callouts run on this loop.
+    wasm::ScopedThreadLoop wasm_loop(main_loop_, main_http_client_.get());
+    start_singletons();
+    main_loop_.run();
+    wasm::release_thread_instances();  // the singletons' VMs, here on their own thread
+  }
   live_.set(0);
   for (auto& w : workers_) w->stop();
   spdlog::info("sluice stopped");
+}
+
+void Server::start_singletons() {
+  for (const auto& plugin : singletons_) {
+    if (!plugin->running_on_this_thread()) {
+      // Its canary started at load; a failure here is logged (by the plugin) and not fatal.
+      spdlog::error("bootstrap extension '{}' did not start on the main thread",
+                    plugin->spec().name);
+    } else {
+      spdlog::info("bootstrap extension '{}' running (singleton, main thread)",
+                   plugin->spec().name);
+    }
+  }
 }
 
 void Server::schedule_dns_refresh(size_t i) {
@@ -221,6 +257,7 @@ void Server::schedule_dns_refresh(size_t i) {
         host_sets_[i] = hosts;
         info.stats().membership_total.set(static_cast<int64_t>(hosts.size()));
         info.stats().membership_healthy.set(static_cast<int64_t>(hosts.size()));
+        if (main_clusters_) main_clusters_->set_hosts(info.name(), hosts);
         for (auto& w : workers_) {
           Worker* worker = w.get();
           w->post(

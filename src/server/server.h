@@ -57,6 +57,8 @@ class Server : public admin::AdminBackend {
 
  private:
   void schedule_dns_refresh(size_t cluster_index);
+  // The singletons run on the main thread while its loop runs.
+  void start_singletons();
   void begin_drain();
   void finish_shutdown();
 
@@ -72,6 +74,12 @@ class Server : public admin::AdminBackend {
   std::vector<asio::ip::tcp::endpoint> listener_endpoints_;
   // Every configured Wasm plugin, in config order: each worker starts them as it starts.
   std::vector<std::shared_ptr<wasm::Plugin>> wasm_plugins_;
+  // Singleton WasmServices (bootstrap_extensions): one VM each, on the main thread, with the
+  // main thread's own pools and HTTP client for their callouts. (Before the workers below in
+  // declaration order is fine: the main thread's instances are released in run().)
+  std::vector<std::shared_ptr<wasm::Plugin>> singletons_;
+  std::unique_ptr<upstream::ClusterManager> main_clusters_;
+  std::unique_ptr<http::AsyncClient> main_http_client_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<admin::AdminServer> admin_;
   std::atomic<bool> health_check_failed_{false};

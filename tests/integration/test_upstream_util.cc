@@ -411,6 +411,14 @@ void TestUpstream::Serve(int fd, size_t index) {
       SendAll(fd, "HTTP/1.1 200 OK\r\n" + headers + "Content-Length: 0\r\n\r\n");
       break;
     }
+    if (path == "/config") {
+      // A configuration service whose answer changes with every fetch.
+      if (!SendAll(fd, Response(200, fmt::format("config-{}", path_count), close_after)) ||
+          close_after) {
+        break;
+      }
+      continue;
+    }
     if (path == "/auth-check") {
       // An authorization service: "Bearer good" passes (naming the user), anything else not.
       const std::string* auth = r.header("authorization");

@@ -24,6 +24,7 @@
 //   /slow-body?ms=N        sends the head (Content-Length 4) now, the body "body" after N ms.
 //   /big?bytes=N           200, Content-Length N (default 8 MiB), body BigBodyByte(0..N-1), sent
 //                          in 64 KiB blocking writes (so proxy back-pressure stalls this thread).
+//   /config                200 "config-N", N counting the fetches of /config so far.
 //   /auth-check            200 with X-Auth-User: alice when Authorization is "Bearer good",
 //                          else 403 "bad token" (an authorization service for http_call tests).
 //   /trailers              a chunked 200 "trailed" ending with trailers "x-checksum: abc" and

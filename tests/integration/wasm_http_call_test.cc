@@ -171,5 +171,72 @@ TEST_P(WasmHttpCall, OutstandingCalloutsAreBounded) {
 
 INSTANTIATE_TEST_SUITE_P(Runtimes, WasmHttpCall, ::testing::Values("v8", "null"));
 
+// A singleton service (bootstrap_extensions, envoy.bootstrap.wasm) refreshes configuration on a
+// timer with http_call, on the main thread; an HTTP filter of the same vm_id on every worker
+// serves what it stored in shared data.
+class WasmSingleton : public IntegrationFixture, public ::testing::WithParamInterface<std::string> {
+};
+
+TEST_P(WasmSingleton, TickDrivenRefresherFeedsTheWorkers) {
+  const std::string code =
+      GetParam() == "v8"
+          ? fmt::format("filename: {}/config_refresher.wasm", SLUICE_EXTENSIONS_DIR)
+          : std::string("inline_string: sluice.config_refresher");
+  const auto plugin = [&](std::string_view name, std::string_view config) {
+    // One flow mapping: it fits any indentation.
+    return fmt::format(
+        R"({{name: {0}, root_id: config_refresher, configuration: {{"@type": type.googleapis.com/google.protobuf.StringValue, value: "{1}"}}, vm_config: {{vm_id: refresher, runtime: envoy.wasm.runtime.{2}, code: {{local: {{{3}}}}}}}}})",
+        name, config, GetParam(), code);
+  };
+  const std::string filter = fmt::format(
+      R"(- name: refresher
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config: {}
+          )",
+      plugin("refresher_filter", ""));
+  std::string yaml = ProxyYaml(prefix_, CatchAllRoutes(cluster_, ""),
+                               "[" + ClusterYaml(cluster_, upstream_.port(), "") + ", " +
+                                   ClusterYaml("config", upstream_.port(), "") + "]");
+  yaml.replace(yaml.find("- name: envoy.filters.http.router"), 0, filter);
+  yaml += fmt::format(R"(
+bootstrap_extensions:
+- name: refresher_service
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.wasm.v3.WasmService
+    singleton: true
+    config: {}
+)",
+                      plugin("refresher_service", "period_ms = 100\\ncluster = config"));
+  StartProxy(yaml);
+  // No request is needed for the service to run: the fetches happen on their own.
+  ASSERT_TRUE(upstream_.WaitForRequests(2));
+  EXPECT_EQ(upstream_.requests_for("/config"), upstream_.requests());
+  // Every worker serves the stored value, and it keeps changing (config-N grows).
+  std::string first;
+  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+  bool changed = false;
+  while (std::chrono::steady_clock::now() < deadline && !changed) {
+    HttpClient client(proxy_.port());
+    const HttpResponse r = client.Get("/echo/x");
+    ASSERT_EQ(r.status, 200) << r.error;
+    ASSERT_TRUE(r.header("x-config"));
+    const std::string v = *r.header("x-config");
+    if (v != "none") {
+      EXPECT_TRUE(v.rfind("config-", 0) == 0) << v;
+      if (first.empty()) {
+        first = v;
+      } else {
+        changed = v != first;
+      }
+    }
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  EXPECT_TRUE(changed) << "x-config stayed at '" << first << "'";
+  EXPECT_GE(StatValue("wasmcustom.config_refresher.fetches_total"), 2);  // (hidden namespace)
+}
+
+INSTANTIATE_TEST_SUITE_P(Runtimes, WasmSingleton, ::testing::Values("v8", "null"));
+
 }  // namespace
 }  // namespace sluice::testing

@@ -504,6 +504,31 @@ TEST(ConfigLoader, TrailerOptions) {
   EXPECT_FALSE(ok.bootstrap->clusters[1].enable_trailers);
 }
 
+TEST(ConfigLoader, BootstrapWasmServices) {
+  LoadResult r = load_from_string(R"(bootstrap_extensions:
+- name: svc
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.wasm.v3.WasmService
+    singleton: true
+    config: {name: svc, root_id: r, vm_config: {runtime: envoy.wasm.runtime.null, code: {local: {inline_string: sluice.ticker}}}}
+- name: other
+  typed_config: {"@type": type.googleapis.com/envoy.extensions.bootstrap.internal_listener.v3.InternalListener}
+)");
+  EXPECT_TRUE(Has(r.errors, "bootstrap_extensions[1].typed_config", 8,
+                  "unsupported bootstrap extension 'other'"));
+  EXPECT_EQ(r.errors.size(), 1u) << Describe(r.errors);
+  LoadResult ok = load_from_string(R"(bootstrap_extensions:
+- name: svc
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.wasm.v3.WasmService
+    config: {name: svc, root_id: r, vm_config: {runtime: envoy.wasm.runtime.null, code: {local: {inline_string: sluice.ticker}}}}
+)");
+  ASSERT_TRUE(ok.ok()) << Describe(ok.errors);
+  ASSERT_EQ(ok.bootstrap->wasm_services.size(), 1u);
+  EXPECT_FALSE(ok.bootstrap->wasm_services[0].singleton);
+  EXPECT_EQ(ok.bootstrap->wasm_services[0].plugin.root_id, "r");
+}
+
 TEST(ConfigLoader, UnknownClusters) {
   LoadResult r = load_from_string(WithRoutes(
       "[{match: {prefix: /x}, route: {cluster: nope}},"

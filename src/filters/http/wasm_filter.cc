@@ -189,9 +189,8 @@ std::unique_ptr<http::StreamFilter> WasmFilterConfig::create_filter(
   return std::make_unique<WasmFilter>(running->instance, ctx, callbacks, policy);
 }
 
-Result<std::shared_ptr<WasmFilterConfig>> make_wasm_filter_config(const config::HttpFilter& filter,
-                                                                  const config::Node& node) {
-  const config::WasmPlugin& w = *filter.wasm;
+Result<std::shared_ptr<wasm::Plugin>> load_wasm_plugin(const config::WasmPlugin& w,
+                                                       const config::Node& node) {
   wasm::PluginSpec spec;
   spec.name = w.name;
   spec.root_id = w.root_id;
@@ -216,7 +215,12 @@ Result<std::shared_ptr<WasmFilterConfig>> make_wasm_filter_config(const config::
   spec.node_id = node.id;
   spec.node_cluster = node.cluster;
   spec.node_metadata_json = node.metadata_json;
-  auto plugin = wasm::Plugin::load(std::move(spec));
+  return wasm::Plugin::load(std::move(spec));
+}
+
+Result<std::shared_ptr<WasmFilterConfig>> make_wasm_filter_config(const config::HttpFilter& filter,
+                                                                  const config::Node& node) {
+  auto plugin = load_wasm_plugin(*filter.wasm, node);
   if (!plugin) return std::move(plugin).take_error();
   return std::make_shared<WasmFilterConfig>(filter.name, std::move(*plugin));
 }

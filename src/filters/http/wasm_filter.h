@@ -28,6 +28,10 @@ class WasmFilterConfig : public http::HttpFilterConfig {
   std::shared_ptr<wasm::Plugin> plugin_;
 };
 
+// Loads a configured plugin: compiles it and runs its canary start.
+Result<std::shared_ptr<wasm::Plugin>> load_wasm_plugin(const config::WasmPlugin& plugin,
+                                                       const config::Node& node);
+
 // Loads the plugin of a Wasm http_filters[] entry (compiles it and runs its canary start).
 Result<std::shared_ptr<WasmFilterConfig>> make_wasm_filter_config(const config::HttpFilter& filter,
                                                                   const config::Node& node);
