@@ -455,7 +455,8 @@ BENCHMARK_CAPTURE(BM_FilterRequest, none, -1);
 BENCHMARK_CAPTURE(BM_FilterRequest, v8, static_cast<int>(Runtime::V8));
 BENCHMARK_CAPTURE(BM_FilterRequest, null, static_cast<int>(Runtime::Null));
 
-// --- shared data ----------------------------------------------------------------------------------
+// --- shared data
+// ----------------------------------------------------------------------------------
 
 #ifndef SLUICE_BENCH_CAS_WASM
 #define SLUICE_BENCH_CAS_WASM "build/bench/cas_increment.wasm"

@@ -25,8 +25,8 @@ class CasRoot : public sluice::RootContext {
       while (true) {
         auto current = sluice::get_shared_data("bench.counter");
         const uint64_t n = current ? sluice::parse_uint64(current->value).value_or(0) : 0;
-        const auto s =
-            sluice::set_shared_data("bench.counter", std::to_string(n + 1), current ? current->cas : 0);
+        const auto s = sluice::set_shared_data("bench.counter", std::to_string(n + 1),
+                                               current ? current->cas : 0);
         if (s != sluice::Status::CasMismatch) break;
       }
     }

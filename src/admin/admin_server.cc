@@ -1,10 +1,8 @@
 #include "admin/admin_server.h"
 
-#include "common/strings.h"
-#include "common/strings.h"
-#include "common/strings.h"
 #include <re2/re2.h>
 #include <spdlog/spdlog.h>
+#include "common/strings.h"
 
 #include "common/stats.h"
 #include "http/http1_parser.h"
@@ -65,7 +63,9 @@ class AdminServer::Session : public net::ConnectionCallbacks,
                              public std::enable_shared_from_this<Session> {
  public:
   Session(AdminServer& server, std::shared_ptr<net::Connection> conn)
-      : server_(server), conn_(std::move(conn)), parser_(http::MessageType::Request, *this, 64 * 1024) {}
+      : server_(server),
+        conn_(std::move(conn)),
+        parser_(http::MessageType::Request, *this, 64 * 1024) {}
   void start() {
     self_ = shared_from_this();
     conn_->set_callbacks(this);
@@ -93,9 +93,7 @@ class AdminServer::Session : public net::ConnectionCallbacks,
     keep_alive_ = parser_.keep_alive();
   }
   void on_message_body(std::string_view) override {}
-  void on_message_complete() override {
-    respond(server_.handle(method_, path_), keep_alive_);
-  }
+  void on_message_complete() override { respond(server_.handle(method_, path_), keep_alive_); }
 
  private:
   void respond(const AdminResponse& r, bool keep_alive) {
@@ -236,7 +234,7 @@ AdminResponse AdminServer::handle(std::string_view method, std::string_view targ
     }
     return {200, "text/plain",
             str_cat("active loggers:\n  sluice: ",
-                         spdlog::level::to_string_view(spdlog::get_level()).data(), "\n")};
+                    spdlog::level::to_string_view(spdlog::get_level()).data(), "\n")};
   }
   if (path == "/healthcheck/fail" || path == "/healthcheck/ok") {
     if (auto r = require_post(path)) return *r;

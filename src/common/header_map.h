@@ -1,5 +1,6 @@
-// An ordered multimap of HTTP headers. Keys are stored lower-cased (HTTP/1 names are case-insensitive,
-// HTTP/2 and Proxy-Wasm see them lower-cased); lookups take lower-case keys. Pseudo-headers
+// An ordered multimap of HTTP headers. Keys are stored lower-cased (HTTP/1 names are
+// case-insensitive, HTTP/2 and Proxy-Wasm see them lower-cased); lookups take lower-case keys.
+// Pseudo-headers
 // (":method", ":path", ":authority", ":scheme", ":status") live in the same map, as in Envoy, so
 // filters and plugins see one uniform view whatever the wire protocol.
 //

@@ -62,8 +62,8 @@ std::string prometheus_name(std::string_view base) {
     out = "envoy_";
   }
   for (char c : base) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '_';
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
     out.push_back(ok ? c : '_');
   }
   return out;
@@ -150,8 +150,8 @@ void Histogram::record(uint64_t value) const {
 }
 
 const std::vector<double>& default_buckets() {
-  static const std::vector<double> kBuckets = {0.5,  1,    5,     10,    25,     50,     100,
-                                               250,  500,  1000,  2500,  5000,   10000,  30000,
+  static const std::vector<double> kBuckets = {0.5,   1,      5,      10,      25,     50,    100,
+                                               250,   500,    1000,   2500,    5000,   10000, 30000,
                                                60000, 300000, 600000, 1800000, 3600000};
   return kBuckets;
 }
@@ -238,12 +238,14 @@ std::vector<MetricSnapshot> Store::snapshot() const {
 }
 
 MetricName http_conn_manager_stat(std::string_view prefix, std::string_view stat) {
-  return MetricName{str_cat("http.", prefix, ".", stat), str_cat("http.", stat),
+  return MetricName{str_cat("http.", prefix, ".", stat),
+                    str_cat("http.", stat),
                     {{"envoy_http_conn_manager_prefix", std::string(prefix)}}};
 }
 
 MetricName cluster_stat(std::string_view cluster, std::string_view stat) {
-  return MetricName{str_cat("cluster.", cluster, ".", stat), str_cat("cluster.", stat),
+  return MetricName{str_cat("cluster.", cluster, ".", stat),
+                    str_cat("cluster.", stat),
                     {{"envoy_cluster_name", std::string(cluster)}}};
 }
 
@@ -329,8 +331,8 @@ std::string render_prometheus(const std::vector<MetricSnapshot>& metrics) {
         case MetricType::Histogram: {
           const auto& h = m->histogram;
           for (size_t i = 0; i < h.bounds.size(); ++i) {
-            str_append(&out, family, "_bucket", labels(tags, "le", format_bound(h.bounds[i])),
-                            " ", h.cumulative[i], "\n");
+            str_append(&out, family, "_bucket", labels(tags, "le", format_bound(h.bounds[i])), " ",
+                       h.cumulative[i], "\n");
           }
           str_append(&out, family, "_bucket", labels(tags, "le", "+Inf"), " ", h.count, "\n");
           str_append(&out, family, "_sum", labels(tags), " ", h.sum, "\n");

@@ -1,6 +1,7 @@
 // Process-wide stats with thread-local storage: the request path increments a slot that only its
 // own thread writes (a relaxed load+store, no lock, no shared cache line); a scrape sums every
-// thread's slots. Metric definitions (rare: config load, plugin start) take a mutex; updates never do.
+// thread's slots. Metric definitions (rare: config load, plugin start) take a mutex; updates never
+// do.
 //
 // Each metric has two names: Envoy's dotted stat name ("cluster.backend.upstream_rq_total") for
 // /stats, and a tag-extracted form (prometheus base name + tags) for /stats/prometheus, as Envoy's
@@ -161,7 +162,8 @@ MetricName cluster_stat(std::string_view cluster, std::string_view stat);
 MetricName listener_stat(std::string_view listener_address, std::string_view stat);
 MetricName server_stat(std::string_view stat);
 // A per-class status counter ("...upstream_rq_2xx"): exported in the family `family_base`
-// ("cluster.upstream_rq_xx") with envoy_response_code_class="2" first, as Envoy's tag extractor does.
+// ("cluster.upstream_rq_xx") with envoy_response_code_class="2" first, as Envoy's tag extractor
+// does.
 MetricName response_class_stat(MetricName name, std::string_view family_base, int code_class);
 // A per-code status counter ("...upstream_rq_200"): exported in the family `family_base`
 // ("cluster.upstream_rq") with envoy_response_code="200" first.

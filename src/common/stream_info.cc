@@ -46,7 +46,8 @@ std::string response_flags_to_string(uint32_t flags) {
     out += f.code;
   }
   // Also covers bits we have no code for, which Envoy would not print either.
-  if (out.empty()) out = "-";
+  // (Returned, not assigned: g++ 12 warns falsely about assigning a literal here.)
+  if (out.empty()) return std::string(1, '-');
   return out;
 }
 

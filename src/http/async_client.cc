@@ -100,9 +100,7 @@ class AsyncClient::Request final : public AsyncRequest, public UpstreamRequestCa
 
   // UpstreamRequestCallbacks
   void on_upstream_connected() override {}
-  void on_upstream_headers(HeaderMap& headers, bool) override {
-    response_.headers.swap(headers);
-  }
+  void on_upstream_headers(HeaderMap& headers, bool) override { response_.headers.swap(headers); }
   void on_upstream_data(std::string_view data) override {
     if (done_) return;
     if (response_.body.size() + data.size() > options_.max_response_body) {
@@ -121,10 +119,10 @@ class AsyncClient::Request final : public AsyncRequest, public UpstreamRequestCa
     if (code >= 100 && code < 600) stats.upstream_rq_xx[code / 100 - 1].inc();
     cluster_.count_response_code(code);
     stats.upstream_rq_completed.inc();
-    stats.upstream_rq_time.record(static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                              started_)
-            .count()));
+    stats.upstream_rq_time.record(
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::steady_clock::now() - started_)
+                                  .count()));
     release_upstream();
     AsyncClient& client = client_;
     AsyncRequestCallbacks& cb = callbacks_;

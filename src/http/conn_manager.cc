@@ -152,11 +152,11 @@ struct HttpConnection::FilterSlot final : StreamFilterCallbacks {
   }
   HeaderMap* request_trailers() override {
     return stream.has_request_trailers && trailers_reached(true) ? &stream.request_trailers
-                                                                  : nullptr;
+                                                                 : nullptr;
   }
   HeaderMap* response_trailers() override {
     return stream.has_response_trailers && trailers_reached(false) ? &stream.response_trailers
-                                                                    : nullptr;
+                                                                   : nullptr;
   }
   HeaderMap* add_request_trailers() override {
     if (done || !in_decode_body || !decode_end_is_last || stream.has_request_trailers) {

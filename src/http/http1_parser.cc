@@ -168,7 +168,7 @@ int Http1Parser::on_status(http_parser* p, const char*, size_t) { return 0; }
 namespace {
 // Byte classes for header validation, one table lookup per byte.
 struct ByteClasses {
-  bool token[256] = {};        // RFC 9110 tchar: what a header name may contain
+  bool token[256] = {};         // RFC 9110 tchar: what a header name may contain
   bool bad_in_value[256] = {};  // control characters other than HTAB, and DEL
   constexpr ByteClasses() {
     for (int c = 'a'; c <= 'z'; ++c) token[c] = true;
@@ -429,8 +429,7 @@ void encode_response_head(const HeaderMap& headers, bool http10, std::string& ou
   const std::string_view status = headers.status();
   int code = 0;
   for (char c : status) code = code * 10 + (c - '0');
-  str_append(&out, http10 ? "HTTP/1.0 " : "HTTP/1.1 ", status, " ", reason_phrase(code),
-                  "\r\n");
+  str_append(&out, http10 ? "HTTP/1.0 " : "HTTP/1.1 ", status, " ", reason_phrase(code), "\r\n");
   append_headers(headers, out);
   out += "\r\n";
 }

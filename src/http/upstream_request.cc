@@ -110,16 +110,17 @@ void UpstreamRequest::connect() {
                   if (ec) {
                     stats.upstream_cx_connect_fail.inc();
                     if (ec == asio::error::timed_out) stats.upstream_cx_connect_timeout.inc();
-                    spdlog::debug("upstream connect to {} failed: {}", host_->address, ec.message());
+                    spdlog::debug("upstream connect to {} failed: {}", host_->address,
+                                  ec.message());
                     conn_.reset();
                     fail(ec == asio::error::timed_out ? UpstreamFailure::ConnectTimeout
                                                       : UpstreamFailure::ConnectFailure);
                     return;
                   }
-                  stats.upstream_cx_connect_ms.record(static_cast<uint64_t>(
-                      std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::steady_clock::now() - started)
-                          .count()));
+                  stats.upstream_cx_connect_ms.record(
+                      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::steady_clock::now() - started)
+                                                .count()));
                   on_connected();
                 });
 }
@@ -175,8 +176,8 @@ void UpstreamRequest::on_read(const char* data, size_t len) {
   }
   if (response_complete_) {
     // Bytes after the response, or an upstream that wants to close: not reusable.
-    const bool reusable = consumed == len && parser_.keep_alive() && request_complete_ &&
-                          conn_ && !conn_->conn().closing();
+    const bool reusable = consumed == len && parser_.keep_alive() && request_complete_ && conn_ &&
+                          !conn_->conn().closing();
     failed_ = true;  // no more callbacks from this attempt
     if (conn_) {
       conn_->requests_served++;

@@ -3,9 +3,9 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <future>
-#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>

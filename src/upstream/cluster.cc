@@ -37,9 +37,9 @@ ClusterStats::ClusterStats(std::string_view c) {
   update_success = counter("update_success");
   update_failure = counter("update_failure");
   for (int i = 0; i < 5; ++i) {
-    upstream_rq_xx[i] = s.counter(stats::response_class_stat(
-        stats::cluster_stat(c, str_cat("upstream_rq_", i + 1, "xx")), "cluster.upstream_rq_xx",
-        i + 1));
+    upstream_rq_xx[i] = s.counter(
+        stats::response_class_stat(stats::cluster_stat(c, str_cat("upstream_rq_", i + 1, "xx")),
+                                   "cluster.upstream_rq_xx", i + 1));
   }
   upstream_cx_active = gauge("upstream_cx_active");
   upstream_rq_active = gauge("upstream_rq_active");

@@ -28,14 +28,15 @@ struct ClusterStats {
   explicit ClusterStats(std::string_view cluster);
   stats::Counter upstream_cx_total, upstream_cx_connect_fail, upstream_cx_connect_timeout,
       upstream_cx_destroy_remote, upstream_cx_destroy_local, upstream_cx_overflow,
-      upstream_rq_total, upstream_rq_completed, upstream_rq_timeout, upstream_rq_per_try_timeout, upstream_rq_retry,
-      upstream_rq_retry_success, upstream_rq_retry_overflow, upstream_rq_pending_overflow,
-      upstream_rq_pending_total, upstream_rq_rx_reset, upstream_rq_tx_reset,
-      upstream_cx_protocol_error, upstream_cx_rx_bytes_total, upstream_cx_tx_bytes_total,
-      upstream_cx_none_healthy, update_attempt, update_success, update_failure;
+      upstream_rq_total, upstream_rq_completed, upstream_rq_timeout, upstream_rq_per_try_timeout,
+      upstream_rq_retry, upstream_rq_retry_success, upstream_rq_retry_overflow,
+      upstream_rq_pending_overflow, upstream_rq_pending_total, upstream_rq_rx_reset,
+      upstream_rq_tx_reset, upstream_cx_protocol_error, upstream_cx_rx_bytes_total,
+      upstream_cx_tx_bytes_total, upstream_cx_none_healthy, update_attempt, update_success,
+      update_failure;
   stats::Counter upstream_rq_xx[5];  // 1xx..5xx
-  stats::Gauge upstream_cx_active, upstream_rq_active, upstream_rq_pending_active,
-      membership_total, membership_healthy;
+  stats::Gauge upstream_cx_active, upstream_rq_active, upstream_rq_pending_active, membership_total,
+      membership_healthy;
   stats::Histogram upstream_rq_time, upstream_cx_connect_ms;
 };
 
@@ -48,16 +49,24 @@ class ClusterInfo {
   ClusterStats& stats() { return stats_; }
 
   // Circuit breakers: try_acquire_* fails when the threshold is reached.
-  bool try_acquire_connection() { return try_acquire(active_connections_, config_.circuit_breakers.max_connections); }
+  bool try_acquire_connection() {
+    return try_acquire(active_connections_, config_.circuit_breakers.max_connections);
+  }
   // Past the limit: a worker with no connection at all to a host opens one anyway (as Envoy's
   // pools do), so a request waiting in that worker always has a connection that will free up.
   void force_acquire_connection() { active_connections_.fetch_add(1, std::memory_order_relaxed); }
   void release_connection() { active_connections_.fetch_sub(1, std::memory_order_relaxed); }
-  bool try_acquire_request() { return try_acquire(active_requests_, config_.circuit_breakers.max_requests); }
+  bool try_acquire_request() {
+    return try_acquire(active_requests_, config_.circuit_breakers.max_requests);
+  }
   void release_request() { active_requests_.fetch_sub(1, std::memory_order_relaxed); }
-  bool try_acquire_pending() { return try_acquire(pending_requests_, config_.circuit_breakers.max_pending_requests); }
+  bool try_acquire_pending() {
+    return try_acquire(pending_requests_, config_.circuit_breakers.max_pending_requests);
+  }
   void release_pending() { pending_requests_.fetch_sub(1, std::memory_order_relaxed); }
-  bool try_acquire_retry() { return try_acquire(active_retries_, config_.circuit_breakers.max_retries); }
+  bool try_acquire_retry() {
+    return try_acquire(active_retries_, config_.circuit_breakers.max_retries);
+  }
   void release_retry() { active_retries_.fetch_sub(1, std::memory_order_relaxed); }
 
  private:
@@ -99,7 +108,8 @@ class LoadBalancer {
 };
 
 // Resolves endpoints of a cluster into hosts. STATIC: parses IP literals; STRICT_DNS: every address
-// of every endpoint; LOGICAL_DNS: the first address. Blocking (getaddrinfo): call on the main thread.
+// of every endpoint; LOGICAL_DNS: the first address. Blocking (getaddrinfo): call on the main
+// thread.
 HostSet resolve_hosts(const config::Cluster& cluster, std::string* error);
 
 }  // namespace sluice::upstream

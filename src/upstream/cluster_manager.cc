@@ -112,9 +112,7 @@ void WorkerCluster::connection_closed(const Host& host) {
 
 void WorkerCluster::wait_for_connection(ConnectionWaiter* waiter) { waiters_.push_back(waiter); }
 
-void WorkerCluster::cancel_wait(ConnectionWaiter* waiter) {
-  std::erase(waiters_, waiter);
-}
+void WorkerCluster::cancel_wait(ConnectionWaiter* waiter) { std::erase(waiters_, waiter); }
 
 void WorkerCluster::schedule_wake() {
   if (wake_scheduled_ || waiters_.empty() || !loop_) return;
@@ -141,9 +139,9 @@ void WorkerCluster::count_response_code(uint32_t code) {
   if (code_counters_.empty()) code_counters_.resize(500);
   stats::Counter& c = code_counters_[code - 100];
   if (!c.valid()) {
-    c = stats::Store::instance().counter(stats::response_code_stat(
-        stats::cluster_stat(info_.name(), str_cat("upstream_rq_", code)), "cluster.upstream_rq",
-        code));
+    c = stats::Store::instance().counter(
+        stats::response_code_stat(stats::cluster_stat(info_.name(), str_cat("upstream_rq_", code)),
+                                  "cluster.upstream_rq", code));
   }
   c.inc();
 }

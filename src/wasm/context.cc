@@ -343,9 +343,8 @@ WasmResult WasmInstance::http_call(Context& root, std::string_view cluster,
   http::AsyncClient* client = loop ? loop->http_client() : nullptr;
   if (!client) return WasmResult::InternalFailure;  // no worker here (the canary's thread)
   if (http_calls_.size() >= max_outstanding_http_calls()) {
-    static const stats::Counter overflow =
-        stats::Store::instance().counter(stats::MetricName{"wasm.http_call_overflow",
-                                                           "wasm.http_call_overflow", {}});
+    static const stats::Counter overflow = stats::Store::instance().counter(
+        stats::MetricName{"wasm.http_call_overflow", "wasm.http_call_overflow", {}});
     overflow.inc();
     return WasmResult::InternalFailure;
   }

@@ -29,7 +29,7 @@
 namespace sluice::http {
 class StreamFilterCallbacks;
 struct AsyncResponse;
-}
+}  // namespace sluice::http
 
 namespace sluice::wasm {
 

@@ -19,8 +19,8 @@ namespace sluice::http {
 namespace {
 
 using ::sluice::testing::TestUpstream;
-using ::testing::HasSubstr;
 using std::chrono::milliseconds;
+using ::testing::HasSubstr;
 
 struct Outcome : AsyncRequestCallbacks {
   std::optional<AsyncResponse> response;
@@ -74,8 +74,8 @@ class AsyncClientTest : public ::testing::Test {
   }
 
   AsyncRequest* Send(const HeaderMap& h, Outcome& o, std::string_view body = "",
-                     const HeaderMap& trailers = HeaderMap(), milliseconds timeout = milliseconds(0),
-                     std::string* error = nullptr) {
+                     const HeaderMap& trailers = HeaderMap(),
+                     milliseconds timeout = milliseconds(0), std::string* error = nullptr) {
     AsyncClient::Options options;
     options.timeout = timeout;
     std::string err;

@@ -20,10 +20,11 @@ class IntegrationFixture : public ::testing::Test {
   // Starts the proxy with one cluster (`cluster_`) on the test upstream, a catch-all route to it
   // with `route_extra` in its action, and `hcm_extra` in the connection manager.
   void StartSimple(std::string_view route_extra = "", std::string_view hcm_extra = "",
-                   std::string_view cluster_extra = "") {
-    StartProxy(ProxyYaml(prefix_, CatchAllRoutes(cluster_, route_extra),
-                         "[" + ClusterYaml(cluster_, upstream_.port(), cluster_extra) + "]",
-                         hcm_extra));
+                   std::string_view cluster_extra = "", uint32_t concurrency = 2) {
+    StartProxy(
+        ProxyYaml(prefix_, CatchAllRoutes(cluster_, route_extra),
+                  "[" + ClusterYaml(cluster_, upstream_.port(), cluster_extra) + "]", hcm_extra),
+        std::chrono::seconds(5), concurrency);
   }
   void StartProxy(const std::string& yaml,
                   std::chrono::seconds drain_time = std::chrono::seconds(5),

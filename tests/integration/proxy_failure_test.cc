@@ -271,14 +271,9 @@ TEST_F(IntegrationFailure, CircuitBreakerMaxRequestsAnswers503Overloaded) {
 // max_connections reached: the request waits for a connection of its worker's pool (pending, as
 // in Envoy) instead of failing, and is served on the connection the first request releases.
 TEST_F(IntegrationFailure, MaxConnectionsQueuesRequestUntilAConnectionIsFree) {
-  // One worker: both clients share one pool (with two, the second worker would have no connection
-  // to wait for and would open one past the limit, as Envoy's pools do).
-  StartProxy(ProxyYaml(prefix_, CatchAllRoutes(cluster_, ""),
-                       "[" +
-                           ClusterYaml(cluster_, upstream_.port(),
-                                       "circuit_breakers: {thresholds: [{max_connections: 1}]}") +
-                           "]"),
-             seconds(5), 1);
+  // One worker: all clients share one pool (with two, the second worker would have no
+  // connection to wait for and would open one past the limit, as Envoy's pools do).
+  StartSimple("", "", "circuit_breakers: {thresholds: [{max_connections: 1}]}", 1);
   HttpClient first(proxy_.port());
   ASSERT_TRUE(first.Send("GET /slow?ms=400 HTTP/1.1\r\nHost: a\r\n\r\n"));
   ASSERT_TRUE(upstream_.WaitForRequests(1));
@@ -301,13 +296,9 @@ TEST_F(IntegrationFailure, MaxConnectionsQueuesRequestUntilAConnectionIsFree) {
 // With the connection busy and max_pending_requests also reached, the next request is refused
 // (503 UO); the waiting one is served on a new connection once the busy one closes.
 TEST_F(IntegrationFailure, PendingOverflowAnswers503AndWaiterGetsClosedConnectionsSlot) {
-  StartProxy(ProxyYaml(prefix_, CatchAllRoutes(cluster_, ""),
-                       "[" +
-                           ClusterYaml(cluster_, upstream_.port(),
-                                       "circuit_breakers: {thresholds: [{max_connections: 1, "
-                                       "max_pending_requests: 1}]}") +
-                           "]"),
-             seconds(5), 1);
+  // One worker, as above.
+  StartSimple("", "",
+              "circuit_breakers: {thresholds: [{max_connections: 1, max_pending_requests: 1}]}", 1);
   auto hanging = std::make_unique<HttpClient>(proxy_.port());
   ASSERT_TRUE(hanging->Send("GET /hang HTTP/1.1\r\nHost: a\r\n\r\n"));
   ASSERT_TRUE(upstream_.WaitForRequests(1));
@@ -333,12 +324,8 @@ TEST_F(IntegrationFailure, PendingOverflowAnswers503AndWaiterGetsClosedConnectio
 
 // A waiting request whose client leaves is dropped from the queue: nothing is sent for it later.
 TEST_F(IntegrationFailure, WaitingRequestWhoseClientLeavesIsForgotten) {
-  StartProxy(ProxyYaml(prefix_, CatchAllRoutes(cluster_, ""),
-                       "[" +
-                           ClusterYaml(cluster_, upstream_.port(),
-                                       "circuit_breakers: {thresholds: [{max_connections: 1}]}") +
-                           "]"),
-             seconds(5), 1);
+  // One worker, as above.
+  StartSimple("", "", "circuit_breakers: {thresholds: [{max_connections: 1}]}", 1);
   HttpClient first(proxy_.port());
   ASSERT_TRUE(first.Send("GET /slow?ms=300 HTTP/1.1\r\nHost: a\r\n\r\n"));
   ASSERT_TRUE(upstream_.WaitForRequests(1));
@@ -510,7 +497,8 @@ TEST_F(IntegrationFailure, PerTryTimeoutRetries) {
 
 // Envoy, when the retry circuit breaker (max_retries) refuses a retry, forwards the upstream's own
 // response (flag UO) and counts upstream_rq_retry_overflow.
-// Regression: on retry overflow Sluice used to discard the upstream response and answer a local 503.
+// Regression: on retry overflow Sluice used to discard the upstream response and answer a local
+// 503.
 TEST_F(IntegrationFailure, RetryOverflowForwardsUpstreamResponse) {
   StartProxy(ProxyYaml(prefix_, RetryRoutes(cluster_, "{retry_on: 5xx, num_retries: 2}"),
                        "[" +

@@ -62,6 +62,35 @@ static_resources:
                      "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router");
 }
 
+std::string WasmPluginConfigYaml(std::string_view name, std::string_view extension,
+                                 std::string_view runtime, std::string_view extensions_dir,
+                                 std::string_view configuration, std::string_view vm_id) {
+  const std::string code = runtime == "v8"
+                               ? fmt::format("filename: {}/{}.wasm", extensions_dir, extension)
+                               : fmt::format("inline_string: sluice.{}", extension);
+  return fmt::format(
+      "{{name: {0}, root_id: {1}, configuration: {{\"@type\": "
+      "type.googleapis.com/google.protobuf.StringValue, value: \"{2}\"}}, vm_config: {{vm_id: "
+      "\"{3}\", runtime: envoy.wasm.runtime.{4}, code: {{local: {{{5}}}}}}}}}",
+      name, extension, configuration, vm_id, runtime, code);
+}
+
+std::string WasmFilterYaml(std::string_view name, std::string_view extension,
+                           std::string_view runtime, std::string_view extensions_dir,
+                           std::string_view configuration, std::string_view vm_id) {
+  // Flow mappings only: the entry fits the http_filters list at any indentation.
+  return fmt::format(
+      "- {{name: {}, typed_config: {{\"@type\": "
+      "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm, config: {}}}}}\n          ",
+      name, WasmPluginConfigYaml(name, extension, runtime, extensions_dir, configuration, vm_id));
+}
+
+std::string WithHttpFilter(std::string yaml, std::string_view filter) {
+  const std::string router = "- name: envoy.filters.http.router";
+  yaml.insert(yaml.find(router), filter);
+  return yaml;
+}
+
 int64_t StatValue(std::string_view dotted_name) {
   for (const auto& m : stats::Store::instance().snapshot()) {
     if (m.name->dotted != dotted_name) continue;

@@ -32,6 +32,19 @@ std::string CatchAllRoutes(std::string_view cluster, std::string_view route_extr
 std::string ProxyYaml(std::string_view stat_prefix, std::string_view routes,
                       std::string_view clusters, std::string_view hcm_extra = "");
 
+// An http_filters[] entry for a Wasm plugin built from extensions/ (ready for WithHttpFilter):
+// `runtime` "v8" (the .wasm in `extensions_dir`) or "null" (sluice.<extension>), `configuration`
+// the plugin's StringValue (YAML double-quoted escapes), `vm_id` optional.
+// Its PluginConfig alone (one flow mapping), e.g. for a WasmService.
+std::string WasmPluginConfigYaml(std::string_view name, std::string_view extension,
+                                 std::string_view runtime, std::string_view extensions_dir,
+                                 std::string_view configuration = "", std::string_view vm_id = "");
+std::string WasmFilterYaml(std::string_view name, std::string_view extension,
+                           std::string_view runtime, std::string_view extensions_dir,
+                           std::string_view configuration = "", std::string_view vm_id = "");
+// `yaml` (from ProxyYaml) with `filter` inserted before the router.
+std::string WithHttpFilter(std::string yaml, std::string_view filter);
+
 // The value of a counter or gauge by its dotted name (0 when undefined).
 int64_t StatValue(std::string_view dotted_name);
 

@@ -86,8 +86,9 @@ TEST_F(IntegrationTrailers, ClusterWithoutTrailersGetsPlainLastChunk) {
 TEST_F(IntegrationTrailers, MalformedTrailersAre400) {
   StartSimple("", kListenerTrailers, kClusterTrailers);
   HttpClient client(proxy_.port());
-  ASSERT_TRUE(client.Send("POST /echo/t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-                          "1\r\na\r\n0\r\nX: 1\n\r\n"));
+  ASSERT_TRUE(
+      client.Send("POST /echo/t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "1\r\na\r\n0\r\nX: 1\n\r\n"));
   const HttpResponse r = client.ReadResponse();
   // The head and body were already on their way upstream; the upstream had not answered, so the
   // client gets a 400 and the connection closes. The upstream never sees a trailer.
@@ -102,36 +103,20 @@ class IntegrationWasmTrailers : public IntegrationFixture,
                                 public ::testing::WithParamInterface<std::string> {
  protected:
   void StartWithPlugin() {
-    const std::string code =
-        GetParam() == "v8"
-            ? fmt::format("filename: {}/trailers.wasm", SLUICE_EXTENSIONS_DIR)
-            : std::string("inline_string: sluice.trailers");
-    const std::string filter = fmt::format(
-        R"(- name: trailers
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: trailers
-                root_id: trailers
-                vm_config: {{runtime: envoy.wasm.runtime.{}, code: {{local: {{{}}}}}}}
-          )",
-        GetParam(), code);
-    std::string yaml = ProxyYaml(prefix_, CatchAllRoutes(cluster_, ""),
-                                 "[" + ClusterYaml(cluster_, upstream_.port(), kClusterTrailers) +
-                                     "]",
-                                 kListenerTrailers);
-    const std::string router = "- name: envoy.filters.http.router";
-    yaml.replace(yaml.find(router), 0, filter);
-    StartProxy(yaml);
+    StartProxy(WithHttpFilter(
+        ProxyYaml(prefix_, CatchAllRoutes(cluster_, ""),
+                  "[" + ClusterYaml(cluster_, upstream_.port(), kClusterTrailers) + "]",
+                  kListenerTrailers),
+        WasmFilterYaml("trailers", "trailers", GetParam(), SLUICE_EXTENSIONS_DIR)));
   }
 };
 
 TEST_P(IntegrationWasmTrailers, PluginReadsAndAddsTrailers) {
   StartWithPlugin();
   HttpClient client(proxy_.port());
-  ASSERT_TRUE(client.Send(
-      "POST /echo/t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-      "5\r\nhello\r\n0\r\nX-Checksum: 5d41402a\r\n\r\n"));
+  ASSERT_TRUE(
+      client.Send("POST /echo/t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "5\r\nhello\r\n0\r\nX-Checksum: 5d41402a\r\n\r\n"));
   HttpResponse r = client.ReadResponse();
   ASSERT_EQ(r.status, 200) << r.error;
   auto got = upstream_.last_request();
@@ -145,14 +130,14 @@ TEST_P(IntegrationWasmTrailers, PluginReadsAndAddsTrailers) {
   r = client.Get("/chunked");
   ASSERT_EQ(r.status, 200) << r.error;
   EXPECT_EQ(r.body, "hello chunked world");
-  EXPECT_THAT(r.trailers, ElementsAre(Pair("x-response-bytes", "19"),
-                                      Pair("x-request-checksum", "none")));
+  EXPECT_THAT(r.trailers,
+              ElementsAre(Pair("x-response-bytes", "19"), Pair("x-request-checksum", "none")));
   // A response with trailers: the plugin's join them.
   r = client.Get("/trailers");
   ASSERT_EQ(r.status, 200) << r.error;
-  EXPECT_THAT(r.trailers, ElementsAre(Pair("x-checksum", "abc"), Pair("grpc-status", "0"),
-                                      Pair("x-response-bytes", "7"),
-                                      Pair("x-request-checksum", "none")));
+  EXPECT_THAT(r.trailers,
+              ElementsAre(Pair("x-checksum", "abc"), Pair("grpc-status", "0"),
+                          Pair("x-response-bytes", "7"), Pair("x-request-checksum", "none")));
 }
 
 INSTANTIATE_TEST_SUITE_P(Runtimes, IntegrationWasmTrailers, ::testing::Values("v8", "null"));

@@ -65,8 +65,8 @@ struct ReceivedRequest {
   std::string body;      // de-chunked
   bool chunked = false;
   std::vector<std::string> trailer_lines;  // chunked requests: trailer lines as received
-  size_t connection_index = 0;       // which accepted connection (0-based)
-  size_t request_on_connection = 0;  // 0 for the first request on its connection
+  size_t connection_index = 0;             // which accepted connection (0-based)
+  size_t request_on_connection = 0;        // 0 for the first request on its connection
 
   const std::string* header(std::string_view name) const;
   size_t header_count(std::string_view name) const;

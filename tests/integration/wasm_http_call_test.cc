@@ -19,9 +19,9 @@
 namespace sluice::testing {
 namespace {
 
-using ::testing::HasSubstr;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using ::testing::HasSubstr;
 
 class WasmHttpCall : public IntegrationFixture, public ::testing::WithParamInterface<std::string> {
  protected:
@@ -29,29 +29,15 @@ class WasmHttpCall : public IntegrationFixture, public ::testing::WithParamInter
 
   // `auth_port`: where the "auth" cluster points; `config`: the plugin's configuration lines.
   void Start(uint16_t auth_port, std::string_view config, uint32_t concurrency = 2) {
-    const std::string code =
-        GetParam() == "v8" ? fmt::format("filename: {}/http_auth.wasm", SLUICE_EXTENSIONS_DIR)
-                           : std::string("inline_string: sluice.http_auth");
-    const std::string filter = fmt::format(
-        R"(- name: http_auth
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: http_auth
-                root_id: http_auth
-                configuration: {{"@type": type.googleapis.com/google.protobuf.StringValue, value: "{}"}}
-                vm_config: {{runtime: envoy.wasm.runtime.{}, code: {{local: {{{}}}}}}}
-          )",
-        config, GetParam(), code);
-    std::string yaml =
+    const std::string yaml = WithHttpFilter(
         ProxyYaml(prefix_, CatchAllRoutes(cluster_, route_extra_),
                   "[" + ClusterYaml(cluster_, upstream_.port(), "") + ", " +
-                      ClusterYaml("auth", auth_port, "") + "]");
-    const std::string router = "- name: envoy.filters.http.router";
-    yaml.replace(yaml.find(router), 0, filter);
+                      ClusterYaml("auth", auth_port, "") + "]"),
+        WasmFilterYaml("http_auth", "http_auth", GetParam(), SLUICE_EXTENSIONS_DIR, config));
     StartProxy(yaml, seconds(5), concurrency);
   }
   std::string route_extra_;
+
   void StartWithRouteTimeout(std::string_view config, std::string_view route_timeout) {
     route_extra_ = fmt::format("timeout: {}", route_timeout);
     Start(upstream_.port(), config);
@@ -174,31 +160,20 @@ INSTANTIATE_TEST_SUITE_P(Runtimes, WasmHttpCall, ::testing::Values("v8", "null")
 // A singleton service (bootstrap_extensions, envoy.bootstrap.wasm) refreshes configuration on a
 // timer with http_call, on the main thread; an HTTP filter of the same vm_id on every worker
 // serves what it stored in shared data.
-class WasmSingleton : public IntegrationFixture, public ::testing::WithParamInterface<std::string> {
-};
+class WasmSingleton : public IntegrationFixture,
+                      public ::testing::WithParamInterface<std::string> {};
 
 TEST_P(WasmSingleton, TickDrivenRefresherFeedsTheWorkers) {
-  const std::string code =
-      GetParam() == "v8"
-          ? fmt::format("filename: {}/config_refresher.wasm", SLUICE_EXTENSIONS_DIR)
-          : std::string("inline_string: sluice.config_refresher");
-  const auto plugin = [&](std::string_view name, std::string_view config) {
-    // One flow mapping: it fits any indentation.
-    return fmt::format(
-        R"({{name: {0}, root_id: config_refresher, configuration: {{"@type": type.googleapis.com/google.protobuf.StringValue, value: "{1}"}}, vm_config: {{vm_id: refresher, runtime: envoy.wasm.runtime.{2}, code: {{local: {{{3}}}}}}}}})",
-        name, config, GetParam(), code);
-  };
-  const std::string filter = fmt::format(
-      R"(- name: refresher
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config: {}
-          )",
-      plugin("refresher_filter", ""));
-  std::string yaml = ProxyYaml(prefix_, CatchAllRoutes(cluster_, ""),
+  std::string yaml =
+      WithHttpFilter(ProxyYaml(prefix_, CatchAllRoutes(cluster_, ""),
                                "[" + ClusterYaml(cluster_, upstream_.port(), "") + ", " +
-                                   ClusterYaml("config", upstream_.port(), "") + "]");
-  yaml.replace(yaml.find("- name: envoy.filters.http.router"), 0, filter);
+                                   ClusterYaml("config", upstream_.port(), "") + "]"),
+                     WasmFilterYaml("refresher_filter", "config_refresher", GetParam(),
+                                    SLUICE_EXTENSIONS_DIR, "", "refresher"));
+  // The service: the same plugin (same vm_id), fetching, as a singleton on the main thread.
+  const std::string service = WasmPluginConfigYaml(
+      "refresher_service", "config_refresher", GetParam(), SLUICE_EXTENSIONS_DIR,
+      "period_ms = 100\\ncluster = config", "refresher");
   yaml += fmt::format(R"(
 bootstrap_extensions:
 - name: refresher_service
@@ -207,7 +182,7 @@ bootstrap_extensions:
     singleton: true
     config: {}
 )",
-                      plugin("refresher_service", "period_ms = 100\\ncluster = config"));
+                      service);
   StartProxy(yaml);
   // No request is needed for the service to run: the fetches happen on their own.
   ASSERT_TRUE(upstream_.WaitForRequests(2));

@@ -99,8 +99,8 @@ class ProbeStream : public sluice::HttpContext {
       std::string written;
       auto won = sluice::update_shared_data("racy", add_one, 5, &written);
       auto lost = sluice::update_shared_data("racy", add_one, 2);
-      reply(sluice::format("{}={} {}", sluice::status_name(won), written,
-                           sluice::status_name(lost)));
+      reply(
+          sluice::format("{}={} {}", sluice::status_name(won), written, sluice::status_name(lost)));
       return sluice::FilterHeadersStatus::StopIteration;
     }
     if (action == "zlib") {

@@ -457,8 +457,8 @@ TEST(ConfigLoader, BadClusterTypeDoesNotCascade) {
     type: strictdns
     load_assignment: {cluster_name: a, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: web, port_value: 80}}}}]}]}
 )");
-  EXPECT_TRUE(Has(r.errors, "static_resources.clusters[0].type", 4,
-                  "unsupported value \"strictdns\""));
+  EXPECT_TRUE(
+      Has(r.errors, "static_resources.clusters[0].type", 4, "unsupported value \"strictdns\""));
   EXPECT_EQ(r.errors.size(), 1u) << Describe(r.errors);
 }
 
@@ -792,10 +792,11 @@ static_resources:
   EXPECT_TRUE(Has(r.errors, "static_resources.clusters[0].health_checks", 19, "not supported yet"));
   EXPECT_TRUE(Has(r.errors, "static_resources.clusters[0].http2_protocol_options", 20,
                   "HTTP/2 upstreams not supported yet"));
-  EXPECT_TRUE(Has(r.errors,
-                  "static_resources.clusters[0].typed_extension_protocol_options.envoy.extensions."
-                  "upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
-                  21, "HTTP/2 upstreams are not supported yet"));
+  EXPECT_TRUE(
+      Has(r.errors,
+          "static_resources.clusters[0].typed_extension_protocol_options.envoy.extensions."
+          "upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
+          21, "HTTP/2 upstreams are not supported yet"));
   EXPECT_TRUE(
       Has(r.errors, "static_resources.clusters[0].transport_socket", 22, "TLS not supported yet"));
   EXPECT_TRUE(

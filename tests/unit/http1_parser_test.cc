@@ -641,7 +641,8 @@ TEST(Http1ParserReject, ObsFoldInTrailers) {
 
 TEST(Http1ParserReject, BadCharacterInTrailerName) {
   ExpectRejected(
-      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX Y: 1\r\n\r\n",
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX Y: "
+      "1\r\n\r\n",
       400);
 }
 
@@ -708,10 +709,10 @@ TEST(Http1ParserReject, BareCrInsideHeaderValue) {
   ExpectRejected("GET / HTTP/1.1\r\nHost: h\r\nX-A: a\rXInjected: 1\r\n\r\n", 400);
 }
 
-// Regression: a bare CR as the first byte of a header value ends the line, and http-parser (non-strict)
-// swallows whatever byte follows it in place of the LF: "X-A: \rXInjected: 1" yields the headers
-// "x-a: " and "injected: 1" (the 'X' is eaten), where an intermediary that keeps the CR in the
-// value sees one header -- a header injection/smuggling vector. (A CR later in the value is
+// Regression: a bare CR as the first byte of a header value ends the line, and http-parser
+// (non-strict) swallows whatever byte follows it in place of the LF: "X-A: \rXInjected: 1" yields
+// the headers "x-a: " and "injected: 1" (the 'X' is eaten), where an intermediary that keeps the CR
+// in the value sees one header -- a header injection/smuggling vector. (A CR later in the value is
 // rejected, see BareCrInsideHeaderValue.) The raw scanner in Http1Parser::scan_header_bytes only
 // looks for bare LF. RFC 9112 section 2.2: a recipient of a bare CR MUST consider the element
 // invalid or replace the CR with SP before processing or forwarding.
@@ -734,8 +735,8 @@ TEST(Http1ParserReject, ControlCharacterAtStartOfHeaderValue) {
   ExpectRejected("GET / HTTP/1.1\r\nHost: h\r\nX-A: \x01\r\n\r\n", 400);
 }
 
-// Regression: whitespace between a field name and the colon is accepted. http-parser (not built with
-// HTTP_PARSER_STRICT) takes ' ' as a token character, so "Host : evil" becomes a header named
+// Regression: whitespace between a field name and the colon is accepted. http-parser (not built
+// with HTTP_PARSER_STRICT) takes ' ' as a token character, so "Host : evil" becomes a header named
 // "host " (kept and forwarded by encode_request_head as "host : evil") next to an empty
 // :authority, and the duplicate-Host check does not see it; "Content-Length : 5" is honoured by
 // http-parser for framing while the header is kept under the name "content-length ". RFC 9112
@@ -1003,8 +1004,8 @@ TEST(Http1ParserResponse, ObsFoldAndBareLfRejected) {
   }
 }
 
-// Regression: after a 1xx interim response, the raw header scanner (bare LF / obs-fold detection) is
-// re-armed by on_message_complete_cb while http-parser is still inside the same execute() call.
+// Regression: after a 1xx interim response, the raw header scanner (bare LF / obs-fold detection)
+// is re-armed by on_message_complete_cb while http-parser is still inside the same execute() call.
 // When the final response's head arrives in the same read as the 100 Continue, the scanner never
 // sees it end (it had already stopped scanning at the end of the 100's head), so it stays armed
 // and the next read -- body bytes -- is scanned as if it were headers. A body byte sequence with a
@@ -1180,8 +1181,9 @@ TEST(Http1ParserReject, TargetThatIsNoFormOfRequestTarget) {
 // only starts with "Transfer-Encoding"; the body must still be read as chunks.
 TEST(Http1ParserResponse, TransferEncodingPrefixedHeaderKeepsChunking) {
   Harness h(MessageType::Response);
-  ASSERT_TRUE(h.feed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding-X: y\r\n"
-                     "\r\n5\r\nhello\r\n0\r\n\r\n"))
+  ASSERT_TRUE(
+      h.feed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding-X: y\r\n"
+             "\r\n5\r\nhello\r\n0\r\n\r\n"))
       << h.parser.error();
   ASSERT_EQ(h.recorder.messages.size(), 1u);
   EXPECT_EQ(h.recorder.messages[0].body, "hello");
@@ -1191,9 +1193,10 @@ TEST(Http1ParserResponse, TransferEncodingPrefixedHeaderKeepsChunking) {
 // The same confusion on a request would read the chunks as a second, smuggled request.
 TEST(Http1ParserRequest, TransferEncodingPrefixedHeaderDoesNotSmuggle) {
   Harness h(MessageType::Request);
-  ASSERT_TRUE(h.feed("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
-                     "Transfer-Encoding-X: y\r\n\r\n"
-                     "1a\r\nGET /smuggled HTTP/1.1\r\n\r\n\r\n0\r\n\r\n"))
+  ASSERT_TRUE(
+      h.feed("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+             "Transfer-Encoding-X: y\r\n\r\n"
+             "1a\r\nGET /smuggled HTTP/1.1\r\n\r\n\r\n0\r\n\r\n"))
       << h.parser.error();
   ASSERT_EQ(h.recorder.messages.size(), 1u);
   EXPECT_EQ(h.recorder.messages[0].body, "GET /smuggled HTTP/1.1\r\n\r\n");

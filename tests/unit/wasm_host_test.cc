@@ -1255,9 +1255,9 @@ TEST_P(WasmHostTest, HttpCallArgumentChecks) {
   if (GetParam() == kV8RuntimeName) {
     EXPECT_EQ(w_->call(ctx_, f, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0xfffffff0}).value_or(UINT64_MAX),
               kInvalidMemoryAccess);
-    EXPECT_EQ(w_->call(ctx_, f, {0xfffffff0, 64, 0, 0, 0, 0, 0, 0, 0, addr(kPtr)})
-                  .value_or(UINT64_MAX),
-              kInvalidMemoryAccess);
+    EXPECT_EQ(
+        w_->call(ctx_, f, {0xfffffff0, 64, 0, 0, 0, 0, 0, 0, 0, addr(kPtr)}).value_or(UINT64_MAX),
+        kInvalidMemoryAccess);
   }
   EXPECT_EQ(w_->outstanding_http_calls(), 0u);
   // Outside proxy_on_http_call_response the callout maps and body are not there.
@@ -1272,7 +1272,7 @@ TEST_P(WasmHostTest, HttpCallArgumentChecks) {
 TEST_P(WasmHostTest, GrpcCalloutsAreUnimplemented) {
   LogCapture logs(spdlog::level::warn);
   const std::pair<std::string_view, int> fns[] = {
-      {"probe_proxy_grpc_call", 12}, {"probe_proxy_grpc_stream", 9}, {"probe_proxy_grpc_send", 4},
+      {"probe_proxy_grpc_call", 12},  {"probe_proxy_grpc_stream", 9}, {"probe_proxy_grpc_send", 4},
       {"probe_proxy_grpc_cancel", 1}, {"probe_proxy_grpc_close", 1},
   };
   for (const auto& [fn, n] : fns) {
@@ -2050,8 +2050,7 @@ TEST_F(WasmHostV8Test, HostileSharedDataPointers) {
             kInvalidMemoryAccess);
   EXPECT_EQ(call("probe_proxy_set_shared_data", {kKey, key.size(), kVal, 0xffffffff, 0}),
             kInvalidMemoryAccess);
-  EXPECT_EQ(call("probe_proxy_get_shared_data", {kFar, 4, kPtr, kLen, kAux}),
-            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_get_shared_data", {kFar, 4, kPtr, kLen, kAux}), kInvalidMemoryAccess);
   clear_out();
   set_word(kAux, kSentinel);
   // Any bad out-param: nothing allocated, nothing written.
@@ -2089,8 +2088,7 @@ TEST_F(WasmHostV8Test, HostileSharedQueuePointers) {
   EXPECT_EQ(call("probe_proxy_resolve_shared_queue", {kKey, 3, kVal, name.size(), kFar}),
             kInvalidMemoryAccess);
   EXPECT_EQ(call("probe_proxy_enqueue_shared_queue", {token, kFar, 4}), kInvalidMemoryAccess);
-  EXPECT_EQ(call("probe_proxy_enqueue_shared_queue", {token, 0, 0xffffffff}),
-            kInvalidMemoryAccess);
+  EXPECT_EQ(call("probe_proxy_enqueue_shared_queue", {token, 0, 0xffffffff}), kInvalidMemoryAccess);
   ASSERT_EQ(enqueue(token, "kept"), kOk);
   // Bad out-params: refused before the entry is taken, so it is still there.
   EXPECT_EQ(call("probe_proxy_dequeue_shared_queue", {token, kFar, kLen}), kInvalidMemoryAccess);

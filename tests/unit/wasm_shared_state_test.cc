@@ -43,7 +43,8 @@ TEST(SharedData, CasVersionsEveryWrite) {
 
 TEST(SharedData, ManyKeysLandInEveryShardAndStayApart) {
   SharedData d;
-  for (int i = 0; i < 1000; ++i) ASSERT_EQ(d.set(std::to_string(i), std::to_string(i * 2), 0), WasmResult::Ok);
+  for (int i = 0; i < 1000; ++i)
+    ASSERT_EQ(d.set(std::to_string(i), std::to_string(i * 2), 0), WasmResult::Ok);
   for (int i = 0; i < 1000; ++i) EXPECT_EQ(d.get(std::to_string(i))->value, std::to_string(i * 2));
 }
 
@@ -76,7 +77,8 @@ TEST(SharedData, ConcurrentCasIncrementsLoseNothing) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(d.get("counter")->value, std::to_string(kThreads * kEach));
-  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(d.get("own" + std::to_string(t))->value, std::to_string(kEach));
+  for (int t = 0; t < kThreads; ++t)
+    EXPECT_EQ(d.get("own" + std::to_string(t))->value, std::to_string(kEach));
   EXPECT_EQ(private_mismatches, 0);
 }
 

@@ -54,8 +54,8 @@ class RefresherRoot : public sluice::RootContext {
     if (in_flight_) return;  // the last fetch has not answered yet
     in_flight_ = true;
     const sluice::Status s =
-        http_call(cluster, {{":method", "GET"}, {":path", path}, {":authority", authority}}, "",
-                  {}, timeout_ms, [this](const sluice::HttpCallResponse& r) { fetched(r); });
+        http_call(cluster, {{":method", "GET"}, {":path", path}, {":authority", authority}}, "", {},
+                  timeout_ms, [this](const sluice::HttpCallResponse& r) { fetched(r); });
     if (s != sluice::Status::Ok) {
       in_flight_ = false;
       failures_.increment(1);

@@ -60,12 +60,12 @@ class AuthStream : public sluice::HttpContext {
     if (!root_->skip_prefix.empty() && path.rfind(root_->skip_prefix, 0) == 0) {
       return sluice::FilterHeadersStatus::Continue;
     }
-    sluice::Pairs headers = {{":method", "GET"},
-                             {":path", root_->path},
-                             {":authority", root_->authority},
-                             {"x-original-method",
-                              sluice::request_headers().get(":method").value_or("")},
-                             {"x-original-path", path}};
+    sluice::Pairs headers = {
+        {":method", "GET"},
+        {":path", root_->path},
+        {":authority", root_->authority},
+        {"x-original-method", sluice::request_headers().get(":method").value_or("")},
+        {"x-original-path", path}};
     if (auto auth = sluice::request_headers().get("authorization")) {
       headers.emplace_back("authorization", *auth);
     }

@@ -44,7 +44,8 @@ class ConsumerRoot : public sluice::RootContext {
     received_ = std::make_unique<sluice::Counter>(prefix_ + ".received_total");
     received_bytes_ = std::make_unique<sluice::Counter>(prefix_ + ".received_bytes_total");
     // Defined now rather than on first use, so /stats shows them at 0.
-    for (sluice::Metric* m : {notifications_.get(), received_.get(), received_bytes_.get()}) m->id();
+    for (sluice::Metric* m : {notifications_.get(), received_.get(), received_bytes_.get()})
+      m->id();
     // Every VM registers: the one that registers last (the last worker to start) is notified.
     token_ = sluice::register_shared_queue(queue);
     if (!token_) {

@@ -56,7 +56,8 @@ class ProducerStream : public sluice::HttpContext {
   sluice::FilterHeadersStatus on_request_headers(uint32_t, bool) override {
     const sluice::HeaderMap headers = sluice::request_headers();
     const std::string name = headers.get("x-queue").value_or(root_->queue());
-    uint64_t copies = sluice::parse_uint64(headers.get("x-enqueue-copies").value_or("1")).value_or(1);
+    uint64_t copies =
+        sluice::parse_uint64(headers.get("x-enqueue-copies").value_or("1")).value_or(1);
     if (copies < 1 || copies > 100000) copies = 1;
     const std::string entry =
         headers.get(":method").value_or("?") + " " + headers.get(":path").value_or("?");

@@ -59,7 +59,8 @@ class TrailersStream : public sluice::HttpContext {
     if (added_) return;
     added_ = true;
     sluice::response_trailers().replace("x-response-bytes", std::to_string(bytes_));
-    sluice::response_trailers().replace("x-request-checksum", checksum_.empty() ? "none" : checksum_);
+    sluice::response_trailers().replace("x-request-checksum",
+                                        checksum_.empty() ? "none" : checksum_);
   }
 
   TrailersRoot* root_;

@@ -163,9 +163,9 @@ HeaderMap* header_map(Context* ctx, uint64_t type, bool for_write = false) {
     // During proxy_on_http_call_response only; read-only (map_writable says no).
     const http::AsyncResponse* r = ctx->instance().http_call_response();
     if (!r) return nullptr;
-    return const_cast<HeaderMap*>(
-        type == static_cast<uint64_t>(MapType::HttpCallResponseHeaders) ? &r->headers
-                                                                        : &r->trailers);
+    return const_cast<HeaderMap*>(type == static_cast<uint64_t>(MapType::HttpCallResponseHeaders)
+                                      ? &r->headers
+                                      : &r->trailers);
   }
   if (!ctx->stream()) return nullptr;
   http::StreamFilterCallbacks& stream = *ctx->stream();
@@ -176,10 +176,10 @@ HeaderMap* header_map(Context* ctx, uint64_t type, bool for_write = false) {
       return stream.response_headers();
     case MapType::RequestTrailers:
       return for_write && ctx->phase() == Phase::RequestBody ? stream.add_request_trailers()
-                                                               : stream.request_trailers();
+                                                             : stream.request_trailers();
     case MapType::ResponseTrailers:
       return for_write && ctx->phase() == Phase::ResponseBody ? stream.add_response_trailers()
-                                                                : stream.response_trailers();
+                                                              : stream.response_trailers();
     default:
       return nullptr;  // gRPC metadata and callout maps belong to root contexts
   }

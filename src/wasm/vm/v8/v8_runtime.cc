@@ -176,8 +176,7 @@ class ThreadIsolate {
     // Wasm enqueues no microtasks; the default (kAuto) would still run a checkpoint after every
     // top-level call, about 5% of an empty call.
     isolate_->SetMicrotasksPolicy(v8::MicrotasksPolicy::kExplicit);
-    isolate_->AddMessageListenerWithErrorLevel(on_uncaught_exception,
-                                               v8::Isolate::kMessageError);
+    isolate_->AddMessageListenerWithErrorLevel(on_uncaught_exception, v8::Isolate::kMessageError);
     {
       v8::HandleScope handles(isolate_);
       v8::Local<v8::Context> context = v8::Context::New(isolate_);
