@@ -446,7 +446,9 @@ gb_real() { local st; st=$(gb_stat "$1"); fmt_range "$st"; }
       (( first )) || echo ","
       first=0
       printf '{"workers":%s,"server":"%s","rps":%s,"rps_range":"%s","p50_ms":%s,"p99_ms":%s' "$workers" "$name" "$r" "$rr" "$a" "$b"
-      [[ $c == - ]] || printf ',"cpu_us_per_request":%s,"cpu_us_range":"%s","rss_kib_after_first_request":%s' "$c" "$cr" "${IDLE_RSS[$workers,$name]}"
+      [[ $c == - ]] || printf ',"cpu_us_per_request":%s,"cpu_us_range":"%s"' "$c" "$cr"
+      [[ -z ${IDLE_RSS[$workers,$name]:-} ]] ||
+        printf ',"rss_kib_after_first_request":%s' "${IDLE_RSS[$workers,$name]}"
       printf '}'
     done
   done
