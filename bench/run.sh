@@ -22,8 +22,12 @@ GB_MIN_TIME=${BENCH_GB_MIN_TIME:-0.3}
 CLK_TCK=$(getconf CLK_TCK)
 # The plugin configuration of add_header (the same one wasm_call_bench uses).
 ADD_HEADER_CONFIG='request.set.x-bench = 1\nresponse.set.x-bench = 1'
-SERVERS="direct sluice sluice-v8 sluice-null nginx haproxy"
-SLUICES="sluice sluice-v8 sluice-null"
+SERVERS="direct sluice sluice-v8 sluice-null sluice-callout-v8 sluice-callout-null nginx haproxy"
+SLUICES="sluice sluice-v8 sluice-null sluice-callout-v8 sluice-callout-null"
+HTTP_AUTH_WASM="$BUILD_DIR/extensions/http_auth.wasm"
+# http_auth asks the upstream (nginx answers 200 to any path) before each request is proxied.
+HTTP_AUTH_CONFIG='cluster = up\npath = /auth-check\nauthority = bench'
+[[ -f $HTTP_AUTH_WASM ]] || { echo "bench: $HTTP_AUTH_WASM is missing: build first" >&2; exit 1; }
 RUNS=${BENCH_RUNS:-3}
 DURATION=${BENCH_SECONDS:-5}
 WARMUP=${BENCH_WARMUP_SECONDS:-1}
@@ -98,17 +102,18 @@ start_upstream() {
   wait_http "http://127.0.0.1:$UP/"
 }
 
-wasm_filter_yaml() {  # runtime code-yaml
+wasm_filter_yaml() {  # runtime code-yaml [extension configuration]
+  local ext=${3:-add_header} cfg=${4:-$ADD_HEADER_CONFIG}
   cat <<YAML
-          - name: add_header
+          - name: $ext
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
               config:
-                name: add_header
-                root_id: add_header
+                name: $ext
+                root_id: $ext
                 configuration:
                   "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: "$ADD_HEADER_CONFIG"
+                  value: "$cfg"
                 vm_config:
                   runtime: envoy.wasm.runtime.$1
                   code: { local: { $2 } }
@@ -120,6 +125,10 @@ start_sluice() {  # workers variant (sluice | sluice-v8 | sluice-null)
   case $2 in
     sluice-v8) filters=$(wasm_filter_yaml v8 "filename: $ADD_HEADER_WASM") ;;
     sluice-null) filters=$(wasm_filter_yaml null "inline_string: sluice.add_header") ;;
+    sluice-callout-v8)
+      filters=$(wasm_filter_yaml v8 "filename: $HTTP_AUTH_WASM" http_auth "$HTTP_AUTH_CONFIG") ;;
+    sluice-callout-null)
+      filters=$(wasm_filter_yaml null "inline_string: sluice.http_auth" http_auth "$HTTP_AUTH_CONFIG") ;;
   esac
   cat > "$WORK/$2.yaml" <<YAML
 admin: { address: { socket_address: { address: 127.0.0.1, port_value: ${ADMIN_PORT[$2]} } } }
@@ -151,7 +160,7 @@ YAML
   taskset -c "$PROXY_CPUS" "$SLUICE" -c "$WORK/$2.yaml" --concurrency "$1" -l warning &
   SLUICE_PIDS[$2]=$!
   wait_http "http://127.0.0.1:${SL_PORT[$2]}/"
-  if [[ $2 != sluice ]]; then
+  if [[ $2 == sluice-v8 || $2 == sluice-null ]]; then
     local h
     h=$(curl -fsS -D - -o /dev/null "http://127.0.0.1:${SL_PORT[$2]}/")
     [[ $h == *"x-bench: 1"* ]] || { echo "bench: $2: add_header did not run: $h" >&2; exit 1; }
@@ -380,6 +389,8 @@ gb_real() { local st; st=$(gb_stat "$1"); fmt_range "$st"; }
   echo "CPU is sluice's utime+stime over each wrk run divided by the requests wrk counted (median, range over runs);"
   echo "added = that minus sluice without a filter. Targets: rps ratio >= 0.95, added CPU < 2 us/request on V8."
   echo "RSS: VmRSS after the first request (one worker has started its plugin instance)."
+  echo "sluice-callout-v8/-null run extensions/http_auth (V8 / null): every request first waits for an"
+  echo "http_call to the upstream (the same nginx, answering 200), then is proxied: a callout round trip per request."
   echo
   echo "| workers | server | rps (range) | rps vs no filter | CPU us/req (range) | added CPU us/req | RSS KiB |"
   echo "|---|---|---|---|---|---|---|"
