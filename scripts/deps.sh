@@ -15,7 +15,7 @@ PACKAGES=(
   libicu72 libuv1 libc-ares2 libbrotli1 libnghttp2-14 libssl3 zlib1g
   wasi-libc libc++-14-dev-wasm32 libc++abi-14-dev-wasm32 libclang-rt-14-dev-wasm32 wabt
   # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev curl wrk nginx-light haproxy prometheus procps perl
+  libgtest-dev libgmock-dev libbenchmark-dev curl wrk nginx-light haproxy prometheus procps perl openssl
   iproute2
 )
 

@@ -10,31 +10,35 @@
 
 #include "common/header_map.h"
 
+namespace sluice::net {
+struct TlsInfo;
+}
+
 namespace sluice {
 
 // Envoy's %RESPONSE_FLAGS% letters. A stream may carry several.
 enum ResponseFlag : uint32_t {
-  kFailedLocalHealthCheck = 1u << 0,     // LH
-  kNoHealthyUpstream = 1u << 1,          // UH
-  kUpstreamRequestTimeout = 1u << 2,     // UT
-  kLocalReset = 1u << 3,                 // LR
-  kUpstreamRemoteReset = 1u << 4,        // UR
-  kUpstreamConnectionFailure = 1u << 5,  // UF
-  kUpstreamConnectionTermination = 1u << 6,  // UC
-  kUpstreamOverflow = 1u << 7,           // UO
-  kNoRouteFound = 1u << 8,               // NR
-  kDelayInjected = 1u << 9,              // DI
-  kFaultInjected = 1u << 10,             // FI
-  kRateLimited = 1u << 11,               // RL
-  kDownstreamConnectionTermination = 1u << 12,  // DC
-  kUpstreamRetryLimitExceeded = 1u << 13,       // URX
-  kStreamIdleTimeout = 1u << 14,                // SI
-  kDownstreamProtocolError = 1u << 15,          // DPE
-  kUpstreamProtocolError = 1u << 16,            // UPE
-  kUpstreamMaxStreamDurationReached = 1u << 17, // UMSDR
-  kNoClusterFound = 1u << 18,                   // NC
-  kDurationTimeout = 1u << 19,                  // DT
-  kOverloadManager = 1u << 20,                  // OM
+  kFailedLocalHealthCheck = 1u << 0,             // LH
+  kNoHealthyUpstream = 1u << 1,                  // UH
+  kUpstreamRequestTimeout = 1u << 2,             // UT
+  kLocalReset = 1u << 3,                         // LR
+  kUpstreamRemoteReset = 1u << 4,                // UR
+  kUpstreamConnectionFailure = 1u << 5,          // UF
+  kUpstreamConnectionTermination = 1u << 6,      // UC
+  kUpstreamOverflow = 1u << 7,                   // UO
+  kNoRouteFound = 1u << 8,                       // NR
+  kDelayInjected = 1u << 9,                      // DI
+  kFaultInjected = 1u << 10,                     // FI
+  kRateLimited = 1u << 11,                       // RL
+  kDownstreamConnectionTermination = 1u << 12,   // DC
+  kUpstreamRetryLimitExceeded = 1u << 13,        // URX
+  kStreamIdleTimeout = 1u << 14,                 // SI
+  kDownstreamProtocolError = 1u << 15,           // DPE
+  kUpstreamProtocolError = 1u << 16,             // UPE
+  kUpstreamMaxStreamDurationReached = 1u << 17,  // UMSDR
+  kNoClusterFound = 1u << 18,                    // NC
+  kDurationTimeout = 1u << 19,                   // DT
+  kOverloadManager = 1u << 20,                   // OM
 };
 
 // Formats flags the way Envoy prints them: comma-separated short codes, "-" when none.
@@ -59,7 +63,7 @@ struct StreamInfo {
   uint64_t bytes_sent = 0;            // response body bytes
   std::string upstream_host;          // "ip:port" of the chosen upstream host
   std::string upstream_cluster;
-  std::string downstream_remote_address;  // "ip:port" of the client (after XFF handling)
+  std::string downstream_remote_address;         // "ip:port" of the client (after XFF handling)
   std::string downstream_direct_remote_address;  // peer address of the socket
   std::string downstream_local_address;
   std::string route_name;
@@ -70,6 +74,8 @@ struct StreamInfo {
   const HeaderMap* request_headers = nullptr;
   const HeaderMap* response_headers = nullptr;
   const HeaderMap* response_trailers = nullptr;
+  // The downstream connection's TLS, or nullptr for plain TCP (valid like the maps above).
+  const net::TlsInfo* tls = nullptr;
 
   void set_flag(ResponseFlag f) { response_flags |= f; }
   bool has_flag(ResponseFlag f) const { return (response_flags & f) != 0; }

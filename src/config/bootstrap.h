@@ -192,8 +192,25 @@ struct NetworkFilter {
   std::variant<std::monostate, HttpConnectionManager> config;
 };
 
+// envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext (the subset Sluice speaks).
+struct TlsCertificate {
+  std::string certificate_chain;  // PEM
+  std::string private_key;        // PEM
+};
+struct DownstreamTls {
+  std::vector<TlsCertificate> certificates;
+  std::vector<std::string> alpn_protocols;  // as configured; Sluice negotiates http/1.1
+  enum class Version { Auto, Tls10, Tls11, Tls12, Tls13 };
+  Version min_version = Version::Auto;     // Auto: TLS 1.2 (Envoy's server default)
+  Version max_version = Version::Auto;     // Auto: TLS 1.3
+  std::vector<std::string> cipher_suites;  // OpenSSL names (TLS 1.2 and below)
+  std::string trusted_ca;                  // PEM; verifies client certificates when set
+  bool require_client_certificate = false;
+};
+
 struct FilterChain {
   std::vector<NetworkFilter> filters;
+  std::optional<DownstreamTls> tls;  // transport_socket envoy.transport_sockets.tls
 };
 
 struct Listener {

@@ -22,6 +22,7 @@
 #include "common/strings.h"
 #include "config/field_walker.h"
 #include "config/json.h"
+#include "config/tls_check.h"
 
 namespace sluice::config {
 namespace {
@@ -46,6 +47,8 @@ constexpr std::string_view kRouterName = "envoy.filters.http.router";
 constexpr std::string_view kWasmType =
     "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 constexpr std::string_view kWasmName = "envoy.filters.http.wasm";
+constexpr std::string_view kDownstreamTlsType =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
 constexpr std::string_view kWasmServiceType =
     "type.googleapis.com/envoy.extensions.wasm.v3.WasmService";
 constexpr std::string_view kUpstreamHttpOptionsName =
@@ -145,6 +148,7 @@ class Loader {
   void parse_hcm(Fields& f, HttpConnectionManager& out);
   void parse_http_filter(const Value& v, HttpFilter& out);
   void parse_wasm_filter(const Value& filter, Fields* typed_config, HttpFilter& out);
+  void parse_downstream_tls(const Value& v, FilterChain& out);
   void parse_plugin_config(const Value& config, WasmPlugin& w);
   void parse_bootstrap_extension(const Value& v, Bootstrap& out);
   void parse_any_bytes(const Value& v, std::string& out);
@@ -295,11 +299,108 @@ void Loader::parse_listener(const Value& v, Listener& out) {
   }
 }
 
+// transport_socket: envoy.transport_sockets.tls with a DownstreamTlsContext.
+void Loader::parse_downstream_tls(const Value& v, FilterChain& out) {
+  Fields f(d_, v);
+  std::string name;
+  f.read_string("name", name);
+  std::optional<Value> typed = f.get("typed_config", Need::kRequired);
+  if (!typed) return;
+  Fields t(d_, *typed);
+  std::string type;
+  if (!t.read_string("@type", type, Need::kRequired)) {
+    t.accept_all();
+    return;
+  }
+  if (type != kDownstreamTlsType) {
+    t.accept_all();
+    d_.error(*typed, fmt::format("unsupported transport socket '{}' (Sluice has {})", type,
+                                 kDownstreamTlsType));
+    return;
+  }
+  DownstreamTls& tls = out.tls.emplace();
+  t.read_bool("require_client_certificate", tls.require_client_certificate);
+  t.ignore("session_timeout", "session_timeout is accepted; OpenSSL's default applies");
+  t.ignore("disable_stateless_session_resumption",
+           "disable_stateless_session_resumption is accepted; session tickets stay on");
+  t.reject("session_ticket_keys", "explicit session ticket keys are not supported yet");
+  t.reject("require_sni", "require_sni is not supported yet");
+  t.reject("ocsp_staple_policy", "OCSP stapling is not supported");
+  std::optional<Value> common = t.get("common_tls_context", Need::kRequired);
+  if (!common) return;
+  Fields c(d_, *common);
+  const size_t certs = c.for_each("tls_certificates", [&](const Value& e) {
+    Fields cf(d_, e);
+    TlsCertificate cert;
+    std::optional<Value> chain = cf.get("certificate_chain", Need::kRequired);
+    std::optional<Value> key = cf.get("private_key", Need::kRequired);
+    cf.reject("password", "encrypted private keys are not supported");
+    if (!chain || !key) return;
+    std::optional<std::string> chain_pem = parse_data_source(*chain);
+    std::optional<std::string> key_pem = parse_data_source(*key);
+    if (!chain_pem || !key_pem) return;
+    if (std::string problem = check_certificate_and_key(*chain_pem, *key_pem); !problem.empty()) {
+      d_.error(e, problem);
+      return;
+    }
+    tls.certificates.push_back(TlsCertificate{std::move(*chain_pem), std::move(*key_pem)});
+  });
+  if (certs == 0) {
+    d_.error(*common, "a DownstreamTlsContext needs common_tls_context.tls_certificates");
+  } else if (certs > 1) {
+    d_.error(*common, "only one of tls_certificates is supported (one certificate per chain)");
+  }
+  c.for_each("alpn_protocols", [&](const Value& e) {
+    if (std::optional<std::string> p = read_string(d_, e)) tls.alpn_protocols.push_back(*p);
+  });
+  c.reject("tls_certificate_sds_secret_configs", "SDS is not supported: use tls_certificates");
+  c.reject("validation_context_sds_secret_config", "SDS is not supported: use validation_context");
+  if (std::optional<Value> params = c.get("tls_params")) {
+    Fields p(d_, *params);
+    const std::initializer_list<EnumName<DownstreamTls::Version>> versions = {
+        {"TLS_AUTO", DownstreamTls::Version::Auto},
+        {"TLSv1_0", DownstreamTls::Version::Tls10},
+        {"TLSv1_1", DownstreamTls::Version::Tls11},
+        {"TLSv1_2", DownstreamTls::Version::Tls12},
+        {"TLSv1_3", DownstreamTls::Version::Tls13}};
+    read_enum<DownstreamTls::Version>(p, "tls_minimum_protocol_version", tls.min_version, versions);
+    read_enum<DownstreamTls::Version>(p, "tls_maximum_protocol_version", tls.max_version, versions);
+    p.for_each("cipher_suites", [&](const Value& e) {
+      if (std::optional<std::string> cs = read_string(d_, e)) tls.cipher_suites.push_back(*cs);
+    });
+    p.ignore("ecdh_curves", "ecdh_curves is accepted; OpenSSL's defaults apply");
+    p.ignore("signature_algorithms", "signature_algorithms is accepted; OpenSSL's defaults apply");
+  }
+  if (std::optional<Value> vc = c.get("validation_context")) {
+    Fields vf(d_, *vc);
+    if (std::optional<Value> ca = vf.get("trusted_ca")) {
+      if (std::optional<std::string> pem = parse_data_source(*ca)) {
+        if (std::string problem = check_certificates(*pem); !problem.empty()) {
+          d_.error(*ca, "trusted_ca " + problem);
+        } else {
+          tls.trusted_ca = std::move(*pem);
+        }
+      }
+    }
+    vf.reject("match_subject_alt_names", "matching client certificate SANs is not supported yet");
+    vf.reject("match_typed_subject_alt_names",
+              "matching client certificate SANs is not supported yet");
+    vf.reject("verify_certificate_hash", "certificate pinning is not supported yet");
+    vf.reject("verify_certificate_spki", "certificate pinning is not supported yet");
+    vf.reject("crl", "CRLs are not supported yet");
+  }
+  if (tls.require_client_certificate && tls.trusted_ca.empty()) {
+    d_.error(*typed,
+             "require_client_certificate needs common_tls_context.validation_context."
+             "trusted_ca to verify client certificates against");
+  }
+}
+
 void Loader::parse_filter_chain(const Value& v, FilterChain& out) {
   Fields f(d_, v);
   std::string name;  // free text in Envoy; nothing uses it
   f.read_string("name", name);
-  f.reject("transport_socket", "TLS is not supported yet");
+  if (std::optional<Value> ts = f.get("transport_socket")) parse_downstream_tls(*ts, out);
   f.for_each("filters",
              [&](const Value& e) { parse_network_filter(e, out.filters.emplace_back()); });
   if (out.filters.empty()) d_.error(v, "a filter chain needs at least one network filter");

@@ -324,6 +324,7 @@ HttpConnection::~HttpConnection() {
 }
 
 void HttpConnection::start() {
+  started_ = true;
   auto& st = config_->stats;
   st.downstream_cx_total.inc();
   st.downstream_cx_active.inc();
@@ -396,7 +397,20 @@ void HttpConnection::close_now() {
   close_connection(false);
 }
 
+void HttpConnection::abandon() {
+  // Never started (its TLS handshake failed or the worker stops first): nothing was counted.
+  if (started_ || closed_) return;
+  closed_ = true;
+  conn_->set_callbacks(nullptr);
+  conn_->close(false);
+  worker_.connection_closed(this);
+}
+
 void HttpConnection::close_connection(bool flush) {
+  if (!started_) {
+    abandon();
+    return;
+  }
   if (closed_) return;
   closed_ = true;
   idle_timer_.cancel();
@@ -538,6 +552,10 @@ void HttpConnection::on_message_headers(HeaderMap& headers, bool end_stream) {
   s.info.request_headers = &s.request_headers;
   s.info.downstream_direct_remote_address = conn_->remote_address();
   s.info.downstream_local_address = conn_->local_address();
+  if (conn_->tls()) {
+    s.info.tls = &conn_->tls_info();
+    if (std::string* scheme = h.get_mutable(":scheme")) *scheme = "https";
+  }
   s.request_chunked = parser_.chunked();
   arm_stream_idle_timer();
   if (hcm.request_timeout.count() > 0) {
@@ -567,7 +585,7 @@ void HttpConnection::on_message_headers(HeaderMap& headers, bool end_stream) {
   if (hcm.use_remote_address) {
     const std::string* xff = h.get("x-forwarded-for");
     h.set("x-forwarded-for", xff ? str_cat(*xff, ", ", peer_ip) : std::string(peer_ip));
-    h.set("x-forwarded-proto", "http");
+    h.set("x-forwarded-proto", conn_->tls() ? "https" : "http");
     s.info.downstream_remote_address = conn_->remote_address();
   } else {
     s.info.downstream_remote_address = conn_->remote_address();
@@ -578,7 +596,7 @@ void HttpConnection::on_message_headers(HeaderMap& headers, bool end_stream) {
         s.info.downstream_remote_address = std::string(trim(hops[hops.size() - 1 - trusted]));
       }
     }
-    if (!h.has("x-forwarded-proto")) h.set("x-forwarded-proto", "http");
+    if (!h.has("x-forwarded-proto")) h.set("x-forwarded-proto", conn_->tls() ? "https" : "http");
   }
   if (hcm.generate_request_id && !h.has("x-request-id")) {
     h.set("x-request-id", uuid4(worker_.rng()));

@@ -88,33 +88,38 @@ void Connection::do_read() {
   if (read_in_flight_ || read_disabled_ || closed_ || close_after_flush_) return;
   read_in_flight_ = true;
   auto self = shared_from_this();
-  socket_.async_read_some(asio::buffer(read_buffer_.get(), kReadBufferSize),
-                          [self](const asio::error_code& ec, size_t n) {
-                            self->read_in_flight_ = false;
-                            // Closing after a flush: what the peer sends now is of no interest.
-                            if (self->closed_ || self->close_after_flush_) return;
-                            if (ec) {
-                              if (ec == asio::error::operation_aborted) return;
-                              const CloseReason reason = ec == asio::error::eof
-                                                             ? CloseReason::RemoteClose
-                                                             : CloseReason::Error;
-                              self->close_now(true, reason);
-                              return;
-                            }
-                            if (self->callbacks_) {
-                              ReadDispatch& d = tls_read_dispatch;
-                              d.active = true;
-                              self->callbacks_->on_read(self->read_buffer_.get(), n);
-                              d.active = false;
-                              std::vector<std::shared_ptr<Connection>> dirty;
-                              dirty.swap(d.dirty);
-                              for (auto& c : dirty) c->flush_now();
-                              dirty.clear();
-                              if (d.dirty.capacity() == 0)
-                                d.dirty.swap(dirty);  // keep the capacity: no allocation
-                            }
-                            self->do_read();
-                          });
+  auto on_read = [self](const asio::error_code& ec, size_t n) {
+    self->read_in_flight_ = false;
+    // Closing after a flush: what the peer sends now is of no interest.
+    if (self->closed_ || self->close_after_flush_) return;
+    if (ec) {
+      if (ec == asio::error::operation_aborted) return;
+      // A TLS peer that closes without close_notify: still its close.
+      const CloseReason reason = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated
+                                     ? CloseReason::RemoteClose
+                                     : CloseReason::Error;
+      self->close_now(true, reason);
+      return;
+    }
+    if (self->callbacks_) {
+      ReadDispatch& d = tls_read_dispatch;
+      d.active = true;
+      self->callbacks_->on_read(self->read_buffer_.get(), n);
+      d.active = false;
+      std::vector<std::shared_ptr<Connection>> dirty;
+      dirty.swap(d.dirty);
+      for (auto& c : dirty) c->flush_now();
+      dirty.clear();
+      if (d.dirty.capacity() == 0) d.dirty.swap(dirty);  // keep the capacity: no allocation
+    }
+    self->do_read();
+  };
+  const auto buffer = asio::buffer(read_buffer_.get(), kReadBufferSize);
+  if (tls_) {
+    tls_->async_read_some(buffer, std::move(on_read));
+  } else {
+    socket_.async_read_some(buffer, std::move(on_read));
+  }
 }
 
 void Connection::write(std::string_view data) {
@@ -154,7 +159,7 @@ void Connection::do_write() {
   writing_.swap(pending_);
   write_in_flight_ = true;
   auto self = shared_from_this();
-  asio::async_write(socket_, asio::buffer(writing_), [self](const asio::error_code& ec, size_t) {
+  auto on_written = [self](const asio::error_code& ec, size_t) {
     self->write_in_flight_ = false;
     self->writing_.clear();
     if (self->closed_) return;
@@ -168,7 +173,35 @@ void Connection::do_write() {
       if (self->callbacks_) self->callbacks_->on_below_write_low_watermark();
     }
     self->do_write();
+  };
+  if (tls_) {
+    asio::async_write(*tls_, asio::buffer(writing_), std::move(on_written));
+  } else {
+    asio::async_write(socket_, asio::buffer(writing_), std::move(on_written));
+  }
+}
+
+void Connection::start_tls_server(std::shared_ptr<TlsServerContext> context,
+                                  std::chrono::milliseconds timeout,
+                                  std::function<void(const asio::error_code&)> done) {
+  tls_context_ = std::move(context);
+  tls_ =
+      std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, tls_context_->context());
+  auto self = shared_from_this();
+  // A client that never finishes its handshake is cut off (slowloris over TLS).
+  connect_timer_.expires_after(timeout);
+  connect_timer_.async_wait([self](const asio::error_code& ec) {
+    if (!ec && !self->closed_) {
+      asio::error_code ignored;
+      self->socket_.cancel(ignored);
+    }
   });
+  tls_->async_handshake(asio::ssl::stream_base::server,
+                        [self, done = std::move(done)](const asio::error_code& ec) {
+                          self->connect_timer_.cancel();
+                          if (!ec) self->tls_info_ = tls_info_of(self->tls_->native_handle());
+                          done(ec == asio::error::operation_aborted ? asio::error::timed_out : ec);
+                        });
 }
 
 void Connection::close(bool flush) {

@@ -16,6 +16,9 @@
 #include <vector>
 
 #include <asio.hpp>
+#include <asio/ssl.hpp>
+
+#include "net/tls.h"
 
 namespace sluice::net {
 
@@ -43,6 +46,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Connects (client side) with a timeout; `done(error)` runs on the loop.
   void connect(const asio::ip::tcp::endpoint& endpoint, std::chrono::milliseconds timeout,
                std::function<void(const asio::error_code&)> done);
+
+  // Server side of TLS: the handshake, bounded by `timeout`; `done(error)` runs on the loop.
+  // Afterwards every read and write goes through TLS.
+  void start_tls_server(std::shared_ptr<TlsServerContext> context,
+                        std::chrono::milliseconds timeout,
+                        std::function<void(const asio::error_code&)> done);
+  bool tls() const { return tls_ != nullptr; }
+  const TlsInfo& tls_info() const { return tls_info_; }
 
   // Starts or resumes reading (enabled by default once started).
   void start_reading();
@@ -94,6 +105,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void arm_close_flush_timer();
 
   asio::ip::tcp::socket socket_;
+  std::shared_ptr<TlsServerContext> tls_context_;  // kept alive for tls_
+  std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
+  TlsInfo tls_info_;
   asio::steady_timer connect_timer_;
   ConnectionCallbacks* callbacks_ = nullptr;
   std::function<void()> close_hook_;

@@ -121,6 +121,18 @@ std::string Server::init() {
     }
     listener_endpoints_.push_back(ep);
     http_configs_.push_back(std::move(http));
+    std::shared_ptr<ListenerTls> tls;
+    if (!l.filter_chains.empty() && l.filter_chains[0].tls) {
+      auto context = net::TlsServerContext::create(*l.filter_chains[0].tls);
+      if (!context) return str_cat("listener '", l.name, "': TLS: ", context.error());
+      tls = std::make_shared<ListenerTls>();
+      tls->context = std::move(*context);
+      auto& store = stats::Store::instance();
+      const std::string address = net::endpoint_to_string(ep);
+      tls->handshake = store.counter(stats::listener_stat(address, "ssl.handshake"));
+      tls->connection_error = store.counter(stats::listener_stat(address, "ssl.connection_error"));
+    }
+    listener_tls_.push_back(std::move(tls));
   }
 
   // Background Wasm services: a singleton runs on the main thread, the others on every worker.
@@ -147,7 +159,7 @@ std::string Server::init() {
     for (size_t l = 0; l < b.listeners.size(); ++l) {
       const auto& lc = b.listeners[l];
       ListenerRuntime rt{lc.name, listener_endpoints_[l], lc.per_connection_buffer_limit_bytes,
-                         http_configs_[l]};
+                         http_configs_[l], listener_tls_[l]};
       if (std::string err = w->add_listener(rt); !err.empty()) {
         return str_cat("listener '", lc.name, "': cannot bind ",
                        net::endpoint_to_string(listener_endpoints_[l]), ": ", err);

@@ -72,6 +72,7 @@ class Server : public admin::AdminBackend {
   std::vector<std::unique_ptr<asio::steady_timer>> dns_timers_;
   std::vector<std::shared_ptr<const http::HttpListenerConfig>> http_configs_;
   std::vector<asio::ip::tcp::endpoint> listener_endpoints_;
+  std::vector<std::shared_ptr<ListenerTls>> listener_tls_;  // per listener; null without TLS
   // Every configured Wasm plugin, in config order: each worker starts them as it starts.
   std::vector<std::shared_ptr<wasm::Plugin>> wasm_plugins_;
   // Singleton WasmServices (bootstrap_extensions): one VM each, on the main thread, with the

@@ -73,9 +73,29 @@ void Worker::accept(Acceptor& a) {
       spdlog::warn("listener {}: accept failed: {}", a.listener.name, ec.message());
     } else {
       auto conn = std::make_shared<net::Connection>(std::move(socket), a.listener.buffer_limit);
-      auto http = std::make_shared<http::HttpConnection>(*this, a.listener.http, std::move(conn));
+      auto http = std::make_shared<http::HttpConnection>(*this, a.listener.http, conn);
       connections_.emplace(http.get(), http);
-      http->start();
+      if (const auto& tls = a.listener.tls) {
+        // HTTP starts once the handshake is done; a failed one drops the connection uncounted
+        // by HTTP stats (listener.<address>.ssl.connection_error counts it).
+        conn->start_tls_server(tls->context, tls->handshake_timeout,
+                               [tls, weak = std::weak_ptr<http::HttpConnection>(http),
+                                remote = conn->remote_address()](const asio::error_code& ec) {
+                                 auto h = weak.lock();
+                                 if (!h) return;
+                                 if (ec) {
+                                   tls->connection_error.inc();
+                                   spdlog::debug("TLS handshake with {} failed: {}", remote,
+                                                 ec.message());
+                                   h->abandon();
+                                   return;
+                                 }
+                                 tls->handshake.inc();
+                                 h->start();
+                               });
+      } else {
+        http->start();
+      }
     }
     if (!draining_) accept(a);
   });

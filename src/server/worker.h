@@ -12,18 +12,28 @@
 
 #include <asio.hpp>
 
+#include "common/stats.h"
 #include "http/async_client.h"
 #include "http/conn_manager.h"
+#include "net/tls.h"
 #include "upstream/cluster_manager.h"
 #include "wasm/plugin.h"
 
 namespace sluice::server {
+
+// A listener's TLS: its server context and Envoy's listener.<address>.ssl.* counters.
+struct ListenerTls {
+  std::shared_ptr<net::TlsServerContext> context;
+  stats::Counter handshake, connection_error;
+  std::chrono::milliseconds handshake_timeout{10000};
+};
 
 struct ListenerRuntime {
   std::string name;
   asio::ip::tcp::endpoint endpoint;
   uint32_t buffer_limit;
   std::shared_ptr<const http::HttpListenerConfig> http;
+  std::shared_ptr<ListenerTls> tls;  // null: plain TCP
 };
 
 class Worker : public http::WorkerContext {

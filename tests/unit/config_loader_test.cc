@@ -781,8 +781,9 @@ static_resources:
 )");
   const std::string hcm = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config";
   EXPECT_TRUE(Has(r.errors, "dynamic_resources", 1, "not supported"));
-  EXPECT_TRUE(Has(r.errors, "static_resources.listeners[0].filter_chains[0].transport_socket", 6,
-                  "TLS is not supported yet"));
+  EXPECT_TRUE(Has(r.errors,
+                  "static_resources.listeners[0].filter_chains[0].transport_socket.typed_config", 6,
+                  "missing required field"));
   EXPECT_TRUE(Has(r.errors, hcm + ".codec_type", 12, "\"HTTP2\" is not supported yet"));
   EXPECT_TRUE(Has(r.errors, hcm + ".rds", 13, "RDS is not supported"));
   EXPECT_TRUE(

@@ -1,5 +1,7 @@
 #include "wasm/abi/properties.h"
 
+#include "net/tls.h"
+
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -272,11 +274,23 @@ WasmResult get_property(Context& ctx, std::string_view path, std::string& out) {
       put_int(out, static_cast<int64_t>(s->connection_id()));
       return WasmResult::Ok;
     }
+    const net::TlsInfo* tls = info.tls;
     if (field == "mtls") {
-      out.assign(1, '\0');  // no TLS listeners yet
+      out.assign(1, tls && tls->peer_certificate ? '\1' : '\0');
       return WasmResult::Ok;
     }
-    return WasmResult::NotFound;
+    if (!tls) return WasmResult::NotFound;  // the TLS fields of a plain TCP connection
+    const std::string* text = nullptr;
+    if (field == "tls_version") text = &tls->version;
+    if (field == "requested_server_name") text = &tls->sni;
+    if (field == "subject_peer_certificate") text = &tls->peer_subject;
+    if (field == "subject_local_certificate") text = &tls->local_subject;
+    if (field == "uri_san_peer_certificate") text = &tls->peer_uri_san;
+    if (field == "dns_san_peer_certificate") text = &tls->peer_dns_san;
+    if (field == "sha256_peer_certificate_digest") text = &tls->peer_sha256;
+    if (!text) return WasmResult::NotFound;
+    out = *text;
+    return WasmResult::Ok;
   }
   if (top == "upstream" && parts.size() == 2) {
     if (info.upstream_host.empty()) return WasmResult::NotFound;

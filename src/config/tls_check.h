@@ -1,0 +1,16 @@
+// Checks TLS material at configuration load, so `--mode validate` and start-up report a bad
+// certificate or key with its path instead of a failed handshake later.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace sluice::config {
+
+// "" when `chain_pem` holds at least one certificate, `key_pem` a private key, and the key
+// belongs to the first certificate; otherwise what is wrong.
+std::string check_certificate_and_key(std::string_view chain_pem, std::string_view key_pem);
+// "" when `pem` holds at least one certificate (a CA bundle).
+std::string check_certificates(std::string_view pem);
+
+}  // namespace sluice::config
