@@ -192,23 +192,39 @@ struct NetworkFilter {
   std::variant<std::monostate, HttpConnectionManager> config;
 };
 
-// envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext (the subset Sluice speaks).
+// common_tls_context of envoy.extensions.transport_sockets.tls.v3 (the subset Sluice speaks).
 struct TlsCertificate {
   std::string certificate_chain;  // PEM
   std::string private_key;        // PEM
+  // The files they came from ("" when inline): watched, and reloaded when they change.
+  std::string certificate_chain_path, private_key_path;
 };
-struct DownstreamTls {
+struct CommonTls {
   std::vector<TlsCertificate> certificates;
   std::vector<std::string> alpn_protocols;  // as configured; Sluice negotiates http/1.1
   enum class Version { Auto, Tls10, Tls11, Tls12, Tls13 };
-  Version min_version = Version::Auto;     // Auto: TLS 1.2 (Envoy's server default)
+  Version min_version = Version::Auto;     // Auto: TLS 1.2 (Envoy's default both ways)
   Version max_version = Version::Auto;     // Auto: TLS 1.3
   std::vector<std::string> cipher_suites;  // OpenSSL names (TLS 1.2 and below)
-  std::string trusted_ca;                  // PEM; verifies client certificates when set
+  std::string trusted_ca;                  // PEM; verifies the peer's certificate when set
+  std::string trusted_ca_path;             // "" when inline
+};
+// DownstreamTlsContext: a listener's filter chain.
+struct DownstreamTls : CommonTls {
   bool require_client_certificate = false;
+};
+// UpstreamTlsContext: a cluster's connections to its hosts.
+struct UpstreamTls : CommonTls {
+  std::string sni;  // "" sends none
+  // validation_context.match_typed_subject_alt_names (DNS and URI, exact): the upstream's
+  // certificate must carry one of them. Empty: any certificate the CA signed.
+  std::vector<std::string> match_dns_san, match_uri_san;
 };
 
 struct FilterChain {
+  // filter_chain_match.server_names: the SNI values (exact, or "*.suffix") this chain answers.
+  // Empty: every other connection (the default chain).
+  std::vector<std::string> server_names;
   std::vector<NetworkFilter> filters;
   std::optional<DownstreamTls> tls;  // transport_socket envoy.transport_sockets.tls
 };
@@ -246,6 +262,7 @@ struct Cluster {
   // typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
   // .explicit_http_config.http_protocol_options.enable_trailers.
   bool enable_trailers = false;
+  std::optional<UpstreamTls> tls;  // transport_socket envoy.transport_sockets.tls
 };
 
 struct Node {

@@ -6,7 +6,9 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include <re2/re2.h>
@@ -17,6 +19,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/strings.h"
@@ -49,6 +52,11 @@ constexpr std::string_view kWasmType =
 constexpr std::string_view kWasmName = "envoy.filters.http.wasm";
 constexpr std::string_view kDownstreamTlsType =
     "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
+constexpr std::string_view kUpstreamTlsType =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
+constexpr std::string_view kTlsInspectorName = "envoy.filters.listener.tls_inspector";
+constexpr std::string_view kTlsInspectorType =
+    "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector";
 constexpr std::string_view kWasmServiceType =
     "type.googleapis.com/envoy.extensions.wasm.v3.WasmService";
 constexpr std::string_view kUpstreamHttpOptionsName =
@@ -148,13 +156,23 @@ class Loader {
   void parse_hcm(Fields& f, HttpConnectionManager& out);
   void parse_http_filter(const Value& v, HttpFilter& out);
   void parse_wasm_filter(const Value& filter, Fields* typed_config, HttpFilter& out);
+  // transport_socket envoy.transport_sockets.tls: its typed_config when it has the `type_url`.
+  std::optional<Value> tls_transport_socket(const Value& v, std::string_view type_url);
   void parse_downstream_tls(const Value& v, FilterChain& out);
+  void parse_upstream_tls(const Value& v, Cluster& out);
+  // common_tls_context. `validation` reads what validation_context holds beyond trusted_ca.
+  void parse_common_tls(const Value& v, CommonTls& out,
+                        const std::function<void(Fields&)>& validation);
+  void parse_filter_chain_match(const Value& v, FilterChain& out);
+  void parse_listener_filter(const Value& v);
+  void check_filter_chains(const Value& v, Fields& f, const Listener& out);
   void parse_plugin_config(const Value& config, WasmPlugin& w);
   void parse_bootstrap_extension(const Value& v, Bootstrap& out);
   void parse_any_bytes(const Value& v, std::string& out);
   void parse_access_log(const Value& v, AccessLog& out);
   void parse_log_format(Fields& f, AccessLog& out);
-  std::optional<std::string> parse_data_source(const Value& v);
+  // A DataSource's contents; `path` (when given) gets its filename, "" for inline data.
+  std::optional<std::string> parse_data_source(const Value& v, std::string* path = nullptr);
   void parse_route_config(const Value& v, RouteConfiguration& out);
   // `seen_domains` spans one route configuration: a domain may appear in one virtual host only.
   using DomainIndex = std::map<std::string, Value, std::less<>>;
@@ -287,37 +305,155 @@ void Loader::parse_listener(const Value& v, Listener& out) {
                        {{"UNSPECIFIED", Direction::kUnspecified},
                         {"INBOUND", Direction::kInbound},
                         {"OUTBOUND", Direction::kOutbound}});
-  const size_t chains = f.for_each(
+  f.for_each("listener_filters", [&](const Value& e) { parse_listener_filter(e); });
+  f.for_each(
       "filter_chains",
       [&](const Value& e) { parse_filter_chain(e, out.filter_chains.emplace_back()); },
       Need::kRequired);
-  // Without filter_chain_match (unsupported) every chain matches the same connections, which
-  // Envoy rejects too.
-  if (chains > 1) {
-    d_.error(child_path(v.path, "filter_chains"), f.get("filter_chains")->line,
-             "only one filter chain per listener is supported (filter_chain_match is not)");
+  if (std::optional<Value> dc = f.get("default_filter_chain")) {
+    FilterChain chain;
+    parse_filter_chain(*dc, chain);
+    if (!chain.server_names.empty()) {
+      d_.error(*dc, "default_filter_chain takes no filter_chain_match");
+    }
+    out.filter_chains.push_back(std::move(chain));
+  }
+  check_filter_chains(v, f, out);
+}
+
+// Chains are told apart by SNI only: they must all speak TLS (or there must be one), and no two
+// may claim the same server name, or both be the default.
+void Loader::check_filter_chains(const Value& v, Fields& f, const Listener& out) {
+  const auto& chains = out.filter_chains;
+  if (chains.size() < 2) {
+    if (chains.size() == 1 && !chains[0].server_names.empty() && !chains[0].tls) {
+      d_.error(v, "filter_chain_match.server_names needs a TLS transport_socket on the chain");
+    }
+    return;
+  }
+  const std::string path = child_path(v.path, "filter_chains");
+  const int line = f.get("filter_chains") ? f.get("filter_chains")->line : v.line;
+  std::set<std::string> seen;
+  size_t defaults = 0;
+  for (const auto& chain : chains) {
+    if (!chain.tls) {
+      d_.error(path, line,
+               "a listener with several filter chains needs TLS on each (they are chosen by SNI)");
+      return;
+    }
+    if (chain.server_names.empty()) ++defaults;
+    for (const auto& name : chain.server_names) {
+      if (!seen.insert(name).second) {
+        d_.error(path, line,
+                 fmt::format("server name '{}' is in more than one filter chain", name));
+      }
+    }
+  }
+  if (defaults > 1) {
+    d_.error(path, line,
+             "more than one filter chain without filter_chain_match.server_names: they would "
+             "match the same connections");
+  }
+}
+
+std::optional<Value> Loader::tls_transport_socket(const Value& v, std::string_view type_url) {
+  Fields f(d_, v);
+  std::string name;
+  f.read_string("name", name);
+  if (!name.empty() && name != "envoy.transport_sockets.tls" && name != "tls") {
+    d_.error(*f.get("name"), fmt::format("unsupported transport socket '{}' (Sluice has "
+                                         "envoy.transport_sockets.tls)",
+                                         name));
+  }
+  std::optional<Value> typed = f.get("typed_config", Need::kRequired);
+  if (!typed) return std::nullopt;
+  Fields t(d_, *typed);
+  t.accept_all();  // the caller reads the fields
+  std::string type;
+  if (!t.read_string("@type", type, Need::kRequired)) return std::nullopt;
+  if (type != type_url) {
+    d_.error(*typed, fmt::format("unsupported transport socket type '{}' here (expected {})", type,
+                                 type_url));
+    return std::nullopt;
+  }
+  return typed;
+}
+
+void Loader::parse_common_tls(const Value& v, CommonTls& tls,
+                              const std::function<void(Fields&)>& validation) {
+  Fields c(d_, v);
+  const size_t certs = c.for_each("tls_certificates", [&](const Value& e) {
+    Fields cf(d_, e);
+    std::optional<Value> chain = cf.get("certificate_chain", Need::kRequired);
+    std::optional<Value> key = cf.get("private_key", Need::kRequired);
+    cf.reject("password", "encrypted private keys are not supported");
+    if (!chain || !key) return;
+    TlsCertificate cert;
+    std::optional<std::string> chain_pem = parse_data_source(*chain, &cert.certificate_chain_path);
+    std::optional<std::string> key_pem = parse_data_source(*key, &cert.private_key_path);
+    if (!chain_pem || !key_pem) return;
+    if (std::string problem = check_certificate_and_key(*chain_pem, *key_pem); !problem.empty()) {
+      d_.error(e, problem);
+      return;
+    }
+    cert.certificate_chain = std::move(*chain_pem);
+    cert.private_key = std::move(*key_pem);
+    tls.certificates.push_back(std::move(cert));
+  });
+  if (certs > 1) {
+    d_.error(v, "only one of tls_certificates is supported (one certificate per context)");
+  }
+  c.for_each("alpn_protocols", [&](const Value& e) {
+    if (std::optional<std::string> p = read_string(d_, e)) tls.alpn_protocols.push_back(*p);
+  });
+  c.reject("tls_certificate_sds_secret_configs", "SDS is not supported: use tls_certificates");
+  c.reject("validation_context_sds_secret_config", "SDS is not supported: use validation_context");
+  c.reject("combined_validation_context",
+           "combined_validation_context is not supported yet: "
+           "use validation_context");
+  if (std::optional<Value> params = c.get("tls_params")) {
+    Fields p(d_, *params);
+    const std::initializer_list<EnumName<CommonTls::Version>> versions = {
+        {"TLS_AUTO", CommonTls::Version::Auto},
+        {"TLSv1_0", CommonTls::Version::Tls10},
+        {"TLSv1_1", CommonTls::Version::Tls11},
+        {"TLSv1_2", CommonTls::Version::Tls12},
+        {"TLSv1_3", CommonTls::Version::Tls13}};
+    read_enum<CommonTls::Version>(p, "tls_minimum_protocol_version", tls.min_version, versions);
+    read_enum<CommonTls::Version>(p, "tls_maximum_protocol_version", tls.max_version, versions);
+    p.for_each("cipher_suites", [&](const Value& e) {
+      if (std::optional<std::string> cs = read_string(d_, e)) tls.cipher_suites.push_back(*cs);
+    });
+    p.ignore("ecdh_curves", "ecdh_curves is accepted; OpenSSL's defaults apply");
+    p.ignore("signature_algorithms", "signature_algorithms is accepted; OpenSSL's defaults apply");
+  }
+  if (std::optional<Value> vc = c.get("validation_context")) {
+    Fields vf(d_, *vc);
+    if (std::optional<Value> ca = vf.get("trusted_ca")) {
+      std::string path;
+      if (std::optional<std::string> pem = parse_data_source(*ca, &path)) {
+        if (std::string problem = check_certificates(*pem); !problem.empty()) {
+          d_.error(*ca, "trusted_ca " + problem);
+        } else {
+          tls.trusted_ca = std::move(*pem);
+          tls.trusted_ca_path = std::move(path);
+        }
+      }
+    }
+    validation(vf);
+    vf.reject("verify_certificate_hash", "certificate pinning is not supported yet");
+    vf.reject("verify_certificate_spki", "certificate pinning is not supported yet");
+    vf.reject("crl", "CRLs are not supported yet");
   }
 }
 
 // transport_socket: envoy.transport_sockets.tls with a DownstreamTlsContext.
 void Loader::parse_downstream_tls(const Value& v, FilterChain& out) {
-  Fields f(d_, v);
-  std::string name;
-  f.read_string("name", name);
-  std::optional<Value> typed = f.get("typed_config", Need::kRequired);
+  std::optional<Value> typed = tls_transport_socket(v, kDownstreamTlsType);
   if (!typed) return;
   Fields t(d_, *typed);
-  std::string type;
-  if (!t.read_string("@type", type, Need::kRequired)) {
-    t.accept_all();
-    return;
-  }
-  if (type != kDownstreamTlsType) {
-    t.accept_all();
-    d_.error(*typed, fmt::format("unsupported transport socket '{}' (Sluice has {})", type,
-                                 kDownstreamTlsType));
-    return;
-  }
+  std::string type_url;  // checked by tls_transport_socket
+  t.read_string("@type", type_url);
   DownstreamTls& tls = out.tls.emplace();
   t.read_bool("require_client_certificate", tls.require_client_certificate);
   t.ignore("session_timeout", "session_timeout is accepted; OpenSSL's default applies");
@@ -328,66 +464,13 @@ void Loader::parse_downstream_tls(const Value& v, FilterChain& out) {
   t.reject("ocsp_staple_policy", "OCSP stapling is not supported");
   std::optional<Value> common = t.get("common_tls_context", Need::kRequired);
   if (!common) return;
-  Fields c(d_, *common);
-  const size_t certs = c.for_each("tls_certificates", [&](const Value& e) {
-    Fields cf(d_, e);
-    TlsCertificate cert;
-    std::optional<Value> chain = cf.get("certificate_chain", Need::kRequired);
-    std::optional<Value> key = cf.get("private_key", Need::kRequired);
-    cf.reject("password", "encrypted private keys are not supported");
-    if (!chain || !key) return;
-    std::optional<std::string> chain_pem = parse_data_source(*chain);
-    std::optional<std::string> key_pem = parse_data_source(*key);
-    if (!chain_pem || !key_pem) return;
-    if (std::string problem = check_certificate_and_key(*chain_pem, *key_pem); !problem.empty()) {
-      d_.error(e, problem);
-      return;
-    }
-    tls.certificates.push_back(TlsCertificate{std::move(*chain_pem), std::move(*key_pem)});
-  });
-  if (certs == 0) {
-    d_.error(*common, "a DownstreamTlsContext needs common_tls_context.tls_certificates");
-  } else if (certs > 1) {
-    d_.error(*common, "only one of tls_certificates is supported (one certificate per chain)");
-  }
-  c.for_each("alpn_protocols", [&](const Value& e) {
-    if (std::optional<std::string> p = read_string(d_, e)) tls.alpn_protocols.push_back(*p);
-  });
-  c.reject("tls_certificate_sds_secret_configs", "SDS is not supported: use tls_certificates");
-  c.reject("validation_context_sds_secret_config", "SDS is not supported: use validation_context");
-  if (std::optional<Value> params = c.get("tls_params")) {
-    Fields p(d_, *params);
-    const std::initializer_list<EnumName<DownstreamTls::Version>> versions = {
-        {"TLS_AUTO", DownstreamTls::Version::Auto},
-        {"TLSv1_0", DownstreamTls::Version::Tls10},
-        {"TLSv1_1", DownstreamTls::Version::Tls11},
-        {"TLSv1_2", DownstreamTls::Version::Tls12},
-        {"TLSv1_3", DownstreamTls::Version::Tls13}};
-    read_enum<DownstreamTls::Version>(p, "tls_minimum_protocol_version", tls.min_version, versions);
-    read_enum<DownstreamTls::Version>(p, "tls_maximum_protocol_version", tls.max_version, versions);
-    p.for_each("cipher_suites", [&](const Value& e) {
-      if (std::optional<std::string> cs = read_string(d_, e)) tls.cipher_suites.push_back(*cs);
-    });
-    p.ignore("ecdh_curves", "ecdh_curves is accepted; OpenSSL's defaults apply");
-    p.ignore("signature_algorithms", "signature_algorithms is accepted; OpenSSL's defaults apply");
-  }
-  if (std::optional<Value> vc = c.get("validation_context")) {
-    Fields vf(d_, *vc);
-    if (std::optional<Value> ca = vf.get("trusted_ca")) {
-      if (std::optional<std::string> pem = parse_data_source(*ca)) {
-        if (std::string problem = check_certificates(*pem); !problem.empty()) {
-          d_.error(*ca, "trusted_ca " + problem);
-        } else {
-          tls.trusted_ca = std::move(*pem);
-        }
-      }
-    }
+  parse_common_tls(*common, tls, [&](Fields& vf) {
     vf.reject("match_subject_alt_names", "matching client certificate SANs is not supported yet");
     vf.reject("match_typed_subject_alt_names",
               "matching client certificate SANs is not supported yet");
-    vf.reject("verify_certificate_hash", "certificate pinning is not supported yet");
-    vf.reject("verify_certificate_spki", "certificate pinning is not supported yet");
-    vf.reject("crl", "CRLs are not supported yet");
+  });
+  if (tls.certificates.empty()) {
+    d_.error(*common, "a DownstreamTlsContext needs common_tls_context.tls_certificates");
   }
   if (tls.require_client_certificate && tls.trusted_ca.empty()) {
     d_.error(*typed,
@@ -396,11 +479,114 @@ void Loader::parse_downstream_tls(const Value& v, FilterChain& out) {
   }
 }
 
+// A cluster's transport_socket: envoy.transport_sockets.tls with an UpstreamTlsContext.
+void Loader::parse_upstream_tls(const Value& v, Cluster& out) {
+  std::optional<Value> typed = tls_transport_socket(v, kUpstreamTlsType);
+  if (!typed) return;
+  Fields t(d_, *typed);
+  std::string type_url;  // checked by tls_transport_socket
+  t.read_string("@type", type_url);
+  UpstreamTls& tls = out.tls.emplace();
+  t.read_string("sni", tls.sni);
+  t.ignore("allow_renegotiation", "allow_renegotiation is accepted; renegotiation stays off");
+  t.ignore("max_session_keys", "max_session_keys is accepted; one session per host is kept");
+  std::optional<Value> common = t.get("common_tls_context");
+  if (!common) return;
+  parse_common_tls(*common, tls, [&](Fields& validation) {
+    // match_typed_subject_alt_names: [{san_type: DNS|URI, matcher: {exact: ...}}].
+    validation.for_each("match_typed_subject_alt_names", [&](const Value& e) {
+      Fields m(d_, e);
+      std::string san_type;
+      m.read_string("san_type", san_type, Need::kRequired);
+      std::optional<Value> matcher = m.get("matcher", Need::kRequired);
+      if (!matcher) return;
+      Fields mf(d_, *matcher);
+      std::string exact;
+      if (!mf.read_string("exact", exact)) {
+        mf.accept_all();
+        d_.error(*matcher, "only exact SAN matchers are supported");
+        return;
+      }
+      if (san_type == "DNS") {
+        tls.match_dns_san.push_back(exact);
+      } else if (san_type == "URI") {
+        tls.match_uri_san.push_back(exact);
+      } else if (!san_type.empty()) {
+        d_.error(e, fmt::format("san_type '{}' is not supported (DNS, URI)", san_type));
+      }
+    });
+    // The older form: match_subject_alt_names [{exact: ...}] checks DNS and URI SANs alike.
+    validation.for_each("match_subject_alt_names", [&](const Value& e) {
+      Fields mf(d_, e);
+      std::string exact;
+      if (!mf.read_string("exact", exact)) {
+        mf.accept_all();
+        d_.error(e, "only exact SAN matchers are supported");
+        return;
+      }
+      tls.match_dns_san.push_back(exact);
+      tls.match_uri_san.push_back(exact);
+    });
+  });
+  if ((!tls.match_dns_san.empty() || !tls.match_uri_san.empty()) && tls.trusted_ca.empty()) {
+    d_.error(*common, "SAN matching needs validation_context.trusted_ca to verify against");
+  }
+}
+
+// filter_chain_match: only server_names (and transport_protocol "tls", which a TLS chain implies).
+void Loader::parse_filter_chain_match(const Value& v, FilterChain& out) {
+  Fields f(d_, v);
+  f.for_each("server_names", [&](const Value& e) {
+    std::optional<std::string> name = read_string(d_, e);
+    if (!name) return;
+    std::string lower = absl::AsciiStrToLower(*name);
+    const bool wildcard = absl::StartsWith(lower, "*.");
+    if (lower.empty() || (!wildcard && lower.find('*') != std::string::npos) ||
+        (wildcard && lower.find('*', 1) != std::string::npos)) {
+      d_.error(e, fmt::format("server name '{}': use an exact name or '*.suffix'", *name));
+      return;
+    }
+    out.server_names.push_back(std::move(lower));
+  });
+  std::string transport;
+  if (f.read_string("transport_protocol", transport) && transport != "tls") {
+    d_.error(*f.get("transport_protocol"),
+             fmt::format("transport_protocol '{}' is not supported (only 'tls')", transport));
+  }
+  for (const char* field : {"destination_port", "prefix_ranges", "address_suffix", "suffix_len",
+                            "direct_source_prefix_ranges", "source_type", "source_prefix_ranges",
+                            "source_ports", "application_protocols"}) {
+    f.reject(field, fmt::format("filter_chain_match.{} is not supported (server_names is)", field));
+  }
+}
+
+// listener_filters: the TLS inspector is accepted (Sluice reads SNI in the handshake itself).
+void Loader::parse_listener_filter(const Value& v) {
+  Fields f(d_, v);
+  std::string name;
+  f.read_string("name", name, Need::kRequired);
+  if (std::optional<Value> typed = f.get("typed_config")) {
+    Fields t(d_, *typed);
+    std::string type;
+    t.read_string("@type", type);
+    t.accept_all();
+    if (!type.empty() && type != kTlsInspectorType) {
+      d_.error(*typed, fmt::format("unsupported listener filter type '{}'", type));
+      return;
+    }
+  }
+  if (!name.empty() && name != kTlsInspectorName) {
+    d_.error(v, fmt::format("unsupported listener filter '{}' (Sluice accepts {})", name,
+                            kTlsInspectorName));
+  }
+}
+
 void Loader::parse_filter_chain(const Value& v, FilterChain& out) {
   Fields f(d_, v);
   std::string name;  // free text in Envoy; nothing uses it
   f.read_string("name", name);
   if (std::optional<Value> ts = f.get("transport_socket")) parse_downstream_tls(*ts, out);
+  if (std::optional<Value> m = f.get("filter_chain_match")) parse_filter_chain_match(*m, out);
   f.for_each("filters",
              [&](const Value& e) { parse_network_filter(e, out.filters.emplace_back()); });
   if (out.filters.empty()) d_.error(v, "a filter chain needs at least one network filter");
@@ -759,7 +945,7 @@ void Loader::parse_log_format(Fields& f, AccessLog& out) {
 }
 
 // envoy.config.core.v3.DataSource: inline_string or filename (read now, as Envoy does).
-std::optional<std::string> Loader::parse_data_source(const Value& v) {
+std::optional<std::string> Loader::parse_data_source(const Value& v, std::string* path) {
   Fields f(d_, v);
   if (f.present({"inline_string", "filename"}).size() != 1) {
     d_.error(v, "exactly one of inline_string, filename is required");
@@ -768,6 +954,7 @@ std::optional<std::string> Loader::parse_data_source(const Value& v) {
   if (f.read_string("inline_string", text)) return text;
   std::string filename;
   if (!f.read_string("filename", filename)) return std::nullopt;
+  if (path) *path = filename;
   std::string error;
   std::optional<std::string> contents = read_file(filename, error);
   if (!contents) d_.error(*f.get("filename"), error);
@@ -1194,7 +1381,7 @@ void Loader::parse_cluster(const Value& v, Cluster& out) {
   }
   f.reject("http2_protocol_options", "HTTP/2 upstreams not supported yet");
   f.reject("health_checks", "health checks are not supported yet");
-  f.reject("transport_socket", "TLS not supported yet");
+  if (std::optional<Value> ts = f.get("transport_socket")) parse_upstream_tls(*ts, out);
 }
 
 // envoy.extensions.upstreams.http.v3.HttpProtocolOptions: how Sluice talks HTTP to a cluster.

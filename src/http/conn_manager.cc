@@ -324,7 +324,6 @@ HttpConnection::~HttpConnection() {
 }
 
 void HttpConnection::start() {
-  started_ = true;
   auto& st = config_->stats;
   st.downstream_cx_total.inc();
   st.downstream_cx_active.inc();
@@ -397,20 +396,7 @@ void HttpConnection::close_now() {
   close_connection(false);
 }
 
-void HttpConnection::abandon() {
-  // Never started (its TLS handshake failed or the worker stops first): nothing was counted.
-  if (started_ || closed_) return;
-  closed_ = true;
-  conn_->set_callbacks(nullptr);
-  conn_->close(false);
-  worker_.connection_closed(this);
-}
-
 void HttpConnection::close_connection(bool flush) {
-  if (!started_) {
-    abandon();
-    return;
-  }
   if (closed_) return;
   closed_ = true;
   idle_timer_.cancel();

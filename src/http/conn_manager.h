@@ -81,8 +81,6 @@ class HttpConnection : public net::ConnectionCallbacks,
   ~HttpConnection() override;
 
   void start();
-  // Drops a connection that was never started (e.g. its TLS handshake failed).
-  void abandon();
   // Drain: finish the current stream with "connection: close", or close now when idle.
   void start_drain();
   // Closes immediately (shutdown).
@@ -188,7 +186,6 @@ class HttpConnection : public net::ConnectionCallbacks,
   uint64_t generation_ = 0;  // invalidates timers of finished streams
   bool draining_ = false;
   bool closed_ = false;
-  bool started_ = false;
   std::chrono::steady_clock::time_point connection_start_;
 };
 

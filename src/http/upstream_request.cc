@@ -121,8 +121,38 @@ void UpstreamRequest::connect() {
                       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                                 std::chrono::steady_clock::now() - started)
                                                 .count()));
-                  on_connected();
+                  if (cluster_.info().tls()) {
+                    start_tls(started);
+                  } else {
+                    on_connected();
+                  }
                 });
+}
+
+// TLS to the upstream: the handshake shares connect_timeout with the TCP connect. A failed one
+// is a connect failure (503, flag UF), counted in cluster.<name>.ssl.connection_error too.
+void UpstreamRequest::start_tls(std::chrono::steady_clock::time_point started) {
+  auto& info = cluster_.info();
+  const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  const auto left = std::max(std::chrono::milliseconds(1), info.config().connect_timeout - elapsed);
+  conn_->conn().start_tls_client(
+      info.tls(), left, [this, alive = alive_](const asio::error_code& ec) {
+        if (!*alive || failed_) return;
+        auto& stats = cluster_.info().stats();
+        if (ec) {
+          stats.ssl_connection_error.inc();
+          stats.upstream_cx_connect_fail.inc();
+          if (ec == asio::error::timed_out) stats.upstream_cx_connect_timeout.inc();
+          spdlog::debug("TLS handshake with upstream {} failed: {}", host_->address, ec.message());
+          conn_.reset();
+          fail(ec == asio::error::timed_out ? UpstreamFailure::ConnectTimeout
+                                            : UpstreamFailure::ConnectFailure);
+          return;
+        }
+        stats.ssl_handshake.inc();
+        on_connected();
+      });
 }
 
 void UpstreamRequest::on_connected() {

@@ -181,14 +181,33 @@ void Connection::do_write() {
   }
 }
 
-void Connection::start_tls_server(std::shared_ptr<TlsServerContext> context,
+void Connection::start_tls_server(std::shared_ptr<const TlsFilterChains> chains,
                                   std::chrono::milliseconds timeout,
                                   std::function<void(const asio::error_code&)> done) {
+  // Any chain's context starts the handshake; the ClientHello callback moves it to its own.
+  auto first = chains->chains.front().context;
+  tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, first->context());
+  tls_context_ = first;
+  server_handshake_ = std::make_unique<TlsServerHandshake>();
+  server_handshake_->chains = std::move(chains);
+  attach_server_handshake(tls_->native_handle(), server_handshake_.get());
+  start_tls(asio::ssl::stream_base::server, timeout, std::move(done));
+}
+
+void Connection::start_tls_client(std::shared_ptr<TlsClientContext> context,
+                                  std::chrono::milliseconds timeout,
+                                  std::function<void(const asio::error_code&)> done) {
+  tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, context->context());
+  context->prepare(tls_->native_handle());
   tls_context_ = std::move(context);
-  tls_ =
-      std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, tls_context_->context());
+  start_tls(asio::ssl::stream_base::client, timeout, std::move(done));
+}
+
+void Connection::start_tls(asio::ssl::stream_base::handshake_type side,
+                           std::chrono::milliseconds timeout,
+                           std::function<void(const asio::error_code&)> done) {
   auto self = shared_from_this();
-  // A client that never finishes its handshake is cut off (slowloris over TLS).
+  // A peer that never finishes its handshake is cut off (slowloris over TLS).
   connect_timer_.expires_after(timeout);
   connect_timer_.async_wait([self](const asio::error_code& ec) {
     if (!ec && !self->closed_) {
@@ -196,12 +215,15 @@ void Connection::start_tls_server(std::shared_ptr<TlsServerContext> context,
       self->socket_.cancel(ignored);
     }
   });
-  tls_->async_handshake(asio::ssl::stream_base::server,
-                        [self, done = std::move(done)](const asio::error_code& ec) {
-                          self->connect_timer_.cancel();
-                          if (!ec) self->tls_info_ = tls_info_of(self->tls_->native_handle());
-                          done(ec == asio::error::operation_aborted ? asio::error::timed_out : ec);
-                        });
+  tls_->async_handshake(side, [self, done = std::move(done)](const asio::error_code& ec) {
+    self->connect_timer_.cancel();
+    if (!ec) {
+      self->tls_info_ = tls_info_of(self->tls_->native_handle());
+      // The ClientHello callback's state is not needed past the handshake.
+      if (self->server_handshake_) self->server_handshake_->chains.reset();
+    }
+    done(ec == asio::error::operation_aborted ? asio::error::timed_out : ec);
+  });
 }
 
 void Connection::close(bool flush) {

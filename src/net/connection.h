@@ -47,9 +47,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void connect(const asio::ip::tcp::endpoint& endpoint, std::chrono::milliseconds timeout,
                std::function<void(const asio::error_code&)> done);
 
-  // Server side of TLS: the handshake, bounded by `timeout`; `done(error)` runs on the loop.
-  // Afterwards every read and write goes through TLS.
-  void start_tls_server(std::shared_ptr<TlsServerContext> context,
+  // Server side of TLS: the handshake, with the filter chain picked by SNI, bounded by
+  // `timeout`; `done(error)` runs on the loop. Afterwards every read and write goes through TLS.
+  void start_tls_server(std::shared_ptr<const TlsFilterChains> chains,
+                        std::chrono::milliseconds timeout,
+                        std::function<void(const asio::error_code&)> done);
+  // The chain the handshake chose (-1 before), and whether it failed for want of one.
+  int tls_chain() const { return server_handshake_ ? server_handshake_->chain : -1; }
+  bool tls_no_chain_match() const { return server_handshake_ && server_handshake_->no_match; }
+  // Client side of TLS on a connected socket, bounded by `timeout`.
+  void start_tls_client(std::shared_ptr<TlsClientContext> context,
                         std::chrono::milliseconds timeout,
                         std::function<void(const asio::error_code&)> done);
   bool tls() const { return tls_ != nullptr; }
@@ -105,7 +112,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void arm_close_flush_timer();
 
   asio::ip::tcp::socket socket_;
-  std::shared_ptr<TlsServerContext> tls_context_;  // kept alive for tls_
+  void start_tls(asio::ssl::stream_base::handshake_type side, std::chrono::milliseconds timeout,
+                 std::function<void(const asio::error_code&)> done);
+
+  std::shared_ptr<const void> tls_context_;  // the SSL_CTX's owner, kept alive for tls_
+  std::unique_ptr<TlsServerHandshake> server_handshake_;
   std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
   TlsInfo tls_info_;
   asio::steady_timer connect_timer_;

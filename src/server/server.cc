@@ -52,6 +52,10 @@ Server::Server(std::shared_ptr<const config::Bootstrap> bootstrap, Options optio
       options_(std::move(options)),
       signals_(main_loop_),
       drain_timer_(main_loop_),
+      tls_reloader_(main_loop_, std::chrono::seconds(1),
+                    [this](size_t listener, std::shared_ptr<const net::TlsFilterChains> chains) {
+                      for (auto& w : workers_) w->update_tls_chains(listener, chains);
+                    }),
       start_time_(std::chrono::system_clock::now()) {
   if (options_.concurrency <= 0) {
     options_.concurrency = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -71,6 +75,11 @@ std::string Server::init() {
   const config::Bootstrap& b = *bootstrap_;
   for (const auto& c : b.clusters) {
     clusters_.push_back(std::make_unique<upstream::ClusterInfo>(c));
+    if (c.tls) {
+      auto tls = net::TlsClientContext::create(*c.tls);
+      if (!tls) return str_cat("cluster '", c.name, "': TLS: ", tls.error());
+      clusters_.back()->set_tls(std::move(*tls));
+    }
     auto& stats = clusters_.back()->stats();
     stats.update_attempt.inc();
     std::string error;
@@ -85,9 +94,13 @@ std::string Server::init() {
     stats.membership_healthy.set(static_cast<int64_t>(host_sets_.back().size()));
   }
 
-  for (const auto& l : b.listeners) {
-    std::shared_ptr<http::HttpListenerConfig> http;
-    for (const auto& chain : l.filter_chains) {
+  for (size_t li = 0; li < b.listeners.size(); ++li) {
+    const auto& l = b.listeners[li];
+    // One HTTP connection manager per filter chain (chains are told apart by SNI).
+    std::vector<std::shared_ptr<const http::HttpListenerConfig>> chains_http;
+    for (size_t ci = 0; ci < l.filter_chains.size(); ++ci) {
+      const auto& chain = l.filter_chains[ci];
+      std::shared_ptr<http::HttpListenerConfig> http;
       for (const auto& f : chain.filters) {
         if (const auto* hcm = std::get_if<config::HttpConnectionManager>(&f.config)) {
           http =
@@ -109,8 +122,13 @@ std::string Server::init() {
           }
         }
       }
+      if (!http) {
+        return str_cat("listener '", l.name, "': filter chain ", ci,
+                       " has no http_connection_manager");
+      }
+      chains_http.push_back(std::move(http));
     }
-    if (!http) return str_cat("listener '", l.name, "' has no http_connection_manager");
+    if (chains_http.empty()) return str_cat("listener '", l.name, "' has no filter chain");
     asio::error_code ec;
     const auto addr = asio::ip::make_address(l.address.address, ec);
     if (ec) return str_cat("listener '", l.name, "': invalid address '", l.address.address, "'");
@@ -120,19 +138,23 @@ std::string Server::init() {
                      err);
     }
     listener_endpoints_.push_back(ep);
-    http_configs_.push_back(std::move(http));
-    std::shared_ptr<ListenerTls> tls;
-    if (!l.filter_chains.empty() && l.filter_chains[0].tls) {
-      auto context = net::TlsServerContext::create(*l.filter_chains[0].tls);
-      if (!context) return str_cat("listener '", l.name, "': TLS: ", context.error());
-      tls = std::make_shared<ListenerTls>();
-      tls->context = std::move(*context);
+    ListenerRuntime rt{l.name,  ep,     l.per_connection_buffer_limit_bytes, std::move(chains_http),
+                       nullptr, nullptr};
+    if (l.filter_chains[0].tls) {
+      auto chains = net::TlsFilterChains::build(l.filter_chains);
+      if (!chains) return str_cat("listener '", l.name, "': TLS: ", chains.error());
+      rt.tls_chains = std::move(*chains);
+      rt.tls = std::make_shared<ListenerTls>();
       auto& store = stats::Store::instance();
       const std::string address = net::endpoint_to_string(ep);
-      tls->handshake = store.counter(stats::listener_stat(address, "ssl.handshake"));
-      tls->connection_error = store.counter(stats::listener_stat(address, "ssl.connection_error"));
+      rt.tls->handshake = store.counter(stats::listener_stat(address, "ssl.handshake"));
+      rt.tls->connection_error =
+          store.counter(stats::listener_stat(address, "ssl.connection_error"));
+      rt.tls->no_filter_chain_match =
+          store.counter(stats::listener_stat(address, "no_filter_chain_match"));
+      tls_reloader_.watch(li, l, address);
     }
-    listener_tls_.push_back(std::move(tls));
+    listeners_.push_back(std::move(rt));
   }
 
   // Background Wasm services: a singleton runs on the main thread, the others on every worker.
@@ -158,9 +180,7 @@ std::string Server::init() {
     }
     for (size_t l = 0; l < b.listeners.size(); ++l) {
       const auto& lc = b.listeners[l];
-      ListenerRuntime rt{lc.name, listener_endpoints_[l], lc.per_connection_buffer_limit_bytes,
-                         http_configs_[l], listener_tls_[l]};
-      if (std::string err = w->add_listener(rt); !err.empty()) {
+      if (std::string err = w->add_listener(listeners_[l]); !err.empty()) {
         return str_cat("listener '", lc.name, "': cannot bind ",
                        net::endpoint_to_string(listener_endpoints_[l]), ": ", err);
       }
@@ -184,6 +204,7 @@ std::string Server::init() {
 
 void Server::run() {
   for (auto& w : workers_) w->start();
+  tls_reloader_.start();
   for (size_t i = 0; i < clusters_.size(); ++i) {
     if (clusters_[i]->config().type != config::Cluster::Type::Static) schedule_dns_refresh(i);
   }
@@ -330,6 +351,7 @@ void Server::finish_shutdown() {
   for (auto& t : dns_timers_) {
     if (t) t->cancel();
   }
+  tls_reloader_.stop();
   main_loop_.stop();
 }
 

@@ -15,6 +15,7 @@
 #include "admin/admin_server.h"
 #include "config/bootstrap.h"
 #include "http/conn_manager.h"
+#include "server/tls_reloader.h"
 #include "server/worker.h"
 #include "upstream/cluster.h"
 
@@ -70,9 +71,9 @@ class Server : public admin::AdminBackend {
   std::vector<std::unique_ptr<upstream::ClusterInfo>> clusters_;
   std::vector<upstream::HostSet> host_sets_;
   std::vector<std::unique_ptr<asio::steady_timer>> dns_timers_;
-  std::vector<std::shared_ptr<const http::HttpListenerConfig>> http_configs_;
   std::vector<asio::ip::tcp::endpoint> listener_endpoints_;
-  std::vector<std::shared_ptr<ListenerTls>> listener_tls_;  // per listener; null without TLS
+  std::vector<ListenerRuntime> listeners_;  // what each worker serves, per listener
+  TlsReloader tls_reloader_;
   // Every configured Wasm plugin, in config order: each worker starts them as it starts.
   std::vector<std::shared_ptr<wasm::Plugin>> wasm_plugins_;
   // Singleton WasmServices (bootstrap_extensions): one VM each, on the main thread, with the

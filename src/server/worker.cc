@@ -73,31 +73,58 @@ void Worker::accept(Acceptor& a) {
       spdlog::warn("listener {}: accept failed: {}", a.listener.name, ec.message());
     } else {
       auto conn = std::make_shared<net::Connection>(std::move(socket), a.listener.buffer_limit);
-      auto http = std::make_shared<http::HttpConnection>(*this, a.listener.http, conn);
-      connections_.emplace(http.get(), http);
-      if (const auto& tls = a.listener.tls) {
-        // HTTP starts once the handshake is done; a failed one drops the connection uncounted
-        // by HTTP stats (listener.<address>.ssl.connection_error counts it).
-        conn->start_tls_server(tls->context, tls->handshake_timeout,
-                               [tls, weak = std::weak_ptr<http::HttpConnection>(http),
-                                remote = conn->remote_address()](const asio::error_code& ec) {
-                                 auto h = weak.lock();
-                                 if (!h) return;
-                                 if (ec) {
-                                   tls->connection_error.inc();
-                                   spdlog::debug("TLS handshake with {} failed: {}", remote,
-                                                 ec.message());
-                                   h->abandon();
-                                   return;
-                                 }
-                                 tls->handshake.inc();
-                                 h->start();
-                               });
+      if (a.listener.tls_chains) {
+        start_tls(a, std::move(conn));
       } else {
-        http->start();
+        serve(a, std::move(conn), 0);
       }
     }
     if (!draining_) accept(a);
+  });
+}
+
+// HTTP starts once the handshake is done, on the filter chain it chose by SNI. A failed one
+// drops the connection, counted in ssl.connection_error (or no_filter_chain_match) only.
+void Worker::start_tls(Acceptor& a, std::shared_ptr<net::Connection> conn) {
+  net::Connection* key = conn.get();
+  handshaking_.emplace(key, conn);
+  const auto& tls = a.listener.tls;
+  conn->start_tls_server(
+      a.listener.tls_chains, tls->handshake_timeout, [this, &a, key](const asio::error_code& ec) {
+        auto it = handshaking_.find(key);
+        if (it == handshaking_.end()) return;  // the worker stopped
+        std::shared_ptr<net::Connection> conn = std::move(it->second);
+        handshaking_.erase(it);
+        const auto& tls = a.listener.tls;
+        if (ec) {
+          if (conn->tls_no_chain_match()) {
+            tls->no_filter_chain_match.inc();
+          } else {
+            tls->connection_error.inc();
+          }
+          spdlog::debug("TLS handshake with {} failed: {}", conn->remote_address(), ec.message());
+          conn->close(false);
+          return;
+        }
+        tls->handshake.inc();
+        const auto chain = static_cast<size_t>(conn->tls_chain());
+        serve(a, std::move(conn), chain);
+      });
+}
+
+void Worker::serve(Acceptor& a, std::shared_ptr<net::Connection> conn, size_t chain) {
+  auto http =
+      std::make_shared<http::HttpConnection>(*this, a.listener.http.at(chain), std::move(conn));
+  connections_.emplace(http.get(), http);
+  http->start();
+}
+
+void Worker::update_tls_chains(size_t listener_index,
+                               std::shared_ptr<const net::TlsFilterChains> chains) {
+  post([this, listener_index, chains = std::move(chains)]() mutable {
+    if (listener_index < acceptors_.size()) {
+      acceptors_[listener_index]->listener.tls_chains = std::move(chains);
+    }
   });
 }
 
@@ -144,6 +171,8 @@ void Worker::stop() {
     std::vector<std::shared_ptr<http::HttpConnection>> conns;
     for (auto& [_, c] : connections_) conns.push_back(c);
     for (auto& c : conns) c->close_now();
+    for (auto& [_, c] : handshaking_) c->close(false);
+    handshaking_.clear();
     clusters_.close_idle();
     log_flush_timer_.cancel();
     accesslog::FileSink::flush_thread();

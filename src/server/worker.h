@@ -21,10 +21,9 @@
 
 namespace sluice::server {
 
-// A listener's TLS: its server context and Envoy's listener.<address>.ssl.* counters.
+// A TLS listener's settings and Envoy's listener.<address> counters for it.
 struct ListenerTls {
-  std::shared_ptr<net::TlsServerContext> context;
-  stats::Counter handshake, connection_error;
+  stats::Counter handshake, connection_error, no_filter_chain_match;
   std::chrono::milliseconds handshake_timeout{10000};
 };
 
@@ -32,8 +31,11 @@ struct ListenerRuntime {
   std::string name;
   asio::ip::tcp::endpoint endpoint;
   uint32_t buffer_limit;
-  std::shared_ptr<const http::HttpListenerConfig> http;
+  // One per filter chain, in config order (a plain-text listener has one).
+  std::vector<std::shared_ptr<const http::HttpListenerConfig>> http;
   std::shared_ptr<ListenerTls> tls;  // null: plain TCP
+  // The chains' TLS contexts; each worker keeps its own pointer, replaced on certificate reload.
+  std::shared_ptr<const net::TlsFilterChains> tls_chains;
 };
 
 class Worker : public http::WorkerContext {
@@ -50,6 +52,9 @@ class Worker : public http::WorkerContext {
   void drain();
   // Closes everything and stops the loop; joins the thread.
   void stop();
+  // From the main thread: new connections to listener `listener_index` (in add_listener order)
+  // use `chains` (reloaded certificates). Connections already open keep theirs.
+  void update_tls_chains(size_t listener_index, std::shared_ptr<const net::TlsFilterChains> chains);
   // Runs `fn` on this worker's loop.
   void post(std::function<void()> fn) { asio::post(loop_, std::move(fn)); }
 
@@ -60,7 +65,7 @@ class Worker : public http::WorkerContext {
   std::mt19937_64& rng() override { return rng_; }
   void connection_closed(http::HttpConnection* conn) override;
 
-  size_t connection_count() const { return connections_.size(); }
+  size_t connection_count() const { return connections_.size() + handshaking_.size(); }
 
  private:
   struct Acceptor {
@@ -68,6 +73,8 @@ class Worker : public http::WorkerContext {
     asio::ip::tcp::acceptor acceptor;
   };
   void accept(Acceptor& a);
+  void start_tls(Acceptor& a, std::shared_ptr<net::Connection> conn);
+  void serve(Acceptor& a, std::shared_ptr<net::Connection> conn, size_t chain);
   void schedule_log_flush();
   void start_plugins();
 
@@ -81,6 +88,8 @@ class Worker : public http::WorkerContext {
   std::vector<std::shared_ptr<wasm::Plugin>> plugins_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   std::unordered_map<http::HttpConnection*, std::shared_ptr<http::HttpConnection>> connections_;
+  // TLS connections still in their handshake (HTTP starts when it is done).
+  std::unordered_map<net::Connection*, std::shared_ptr<net::Connection>> handshaking_;
   std::thread thread_;
   asio::steady_timer log_flush_timer_{loop_};
   bool draining_ = false;

@@ -34,6 +34,8 @@ ClusterStats::ClusterStats(std::string_view c) {
   upstream_cx_tx_bytes_total = counter("upstream_cx_tx_bytes_total");
   upstream_cx_none_healthy = counter("upstream_cx_none_healthy");
   update_attempt = counter("update_attempt");
+  ssl_handshake = counter("ssl.handshake");
+  ssl_connection_error = counter("ssl.connection_error");
   update_success = counter("update_success");
   update_failure = counter("update_failure");
   for (int i = 0; i < 5; ++i) {

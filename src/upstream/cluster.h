@@ -14,6 +14,7 @@
 
 #include "common/stats.h"
 #include "config/bootstrap.h"
+#include "net/tls.h"
 
 namespace sluice::upstream {
 
@@ -33,7 +34,7 @@ struct ClusterStats {
       upstream_rq_pending_overflow, upstream_rq_pending_total, upstream_rq_rx_reset,
       upstream_rq_tx_reset, upstream_cx_protocol_error, upstream_cx_rx_bytes_total,
       upstream_cx_tx_bytes_total, upstream_cx_none_healthy, update_attempt, update_success,
-      update_failure;
+      update_failure, ssl_handshake, ssl_connection_error;
   stats::Counter upstream_rq_xx[5];  // 1xx..5xx
   stats::Gauge upstream_cx_active, upstream_rq_active, upstream_rq_pending_active, membership_total,
       membership_healthy;
@@ -47,6 +48,10 @@ class ClusterInfo {
   const config::Cluster& config() const { return config_; }
   const std::string& name() const { return config_.name; }
   ClusterStats& stats() { return stats_; }
+  // The client TLS context of a cluster with an UpstreamTlsContext (null: plain TCP). Set once by
+  // the server before workers start.
+  const std::shared_ptr<net::TlsClientContext>& tls() const { return tls_; }
+  void set_tls(std::shared_ptr<net::TlsClientContext> tls) { tls_ = std::move(tls); }
 
   // Circuit breakers: try_acquire_* fails when the threshold is reached.
   bool try_acquire_connection() {
@@ -79,6 +84,7 @@ class ClusterInfo {
   }
   const config::Cluster& config_;
   ClusterStats stats_;
+  std::shared_ptr<net::TlsClientContext> tls_;
   std::atomic<uint32_t> active_connections_{0}, active_requests_{0}, pending_requests_{0},
       active_retries_{0};
 };

@@ -732,7 +732,7 @@ TEST(ConfigLoader, UnsupportedNetworkFilter) {
   EXPECT_TRUE(Has(r.errors, "static_resources.listeners[0].filter_chains[1]", 11,
                   "a filter chain needs at least one network filter"));
   EXPECT_TRUE(Has(r.errors, "static_resources.listeners[0].filter_chains", 4,
-                  "only one filter chain per listener is supported"));
+                  "a listener with several filter chains needs TLS on each"));
   EXPECT_EQ(r.errors.size(), 3u) << Describe(r.errors);
 }
 
@@ -798,8 +798,8 @@ static_resources:
           "static_resources.clusters[0].typed_extension_protocol_options.envoy.extensions."
           "upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
           21, "HTTP/2 upstreams are not supported yet"));
-  EXPECT_TRUE(
-      Has(r.errors, "static_resources.clusters[0].transport_socket", 22, "TLS not supported yet"));
+  EXPECT_TRUE(Has(r.errors, "static_resources.clusters[0].transport_socket.typed_config", 22,
+                  "missing required field"));
   EXPECT_TRUE(
       Has(r.errors, "static_resources.clusters[1].type", 24, "unsupported value \"STRICT_DNSS\""));
   EXPECT_EQ(r.errors.size(), 11u) << Describe(r.errors);

@@ -1,0 +1,150 @@
+#include "server/tls_reloader.h"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "config/tls_check.h"
+
+namespace sluice::server {
+namespace {
+
+// What changes when a file is rewritten or replaced: device, inode, size and mtime (ns).
+std::string file_signature(const std::vector<std::string>& files) {
+  std::string out;
+  for (const auto& f : files) {
+    struct stat st {};
+    if (::stat(f.c_str(), &st) != 0) {
+      out += "missing;";
+      continue;
+    }
+    out += std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
+           std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+           std::to_string(st.st_mtim.tv_nsec) + ";";
+  }
+  return out;
+}
+
+bool read_whole(const std::string& path, std::string& out, std::string& error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = "cannot read " + path;
+    return false;
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  out = ss.str();
+  return true;
+}
+
+// Re-reads the files behind `tls`; "" or what is wrong.
+std::string refresh(config::DownstreamTls& tls) {
+  std::string error;
+  for (auto& cert : tls.certificates) {
+    if (!cert.certificate_chain_path.empty() &&
+        !read_whole(cert.certificate_chain_path, cert.certificate_chain, error)) {
+      return error;
+    }
+    if (!cert.private_key_path.empty() &&
+        !read_whole(cert.private_key_path, cert.private_key, error)) {
+      return error;
+    }
+    if (std::string problem =
+            config::check_certificate_and_key(cert.certificate_chain, cert.private_key);
+        !problem.empty()) {
+      return problem + " (" + cert.certificate_chain_path + ", " + cert.private_key_path + ")";
+    }
+  }
+  if (!tls.trusted_ca_path.empty()) {
+    if (!read_whole(tls.trusted_ca_path, tls.trusted_ca, error)) return error;
+    if (std::string problem = config::check_certificates(tls.trusted_ca); !problem.empty()) {
+      return "trusted_ca " + problem + " (" + tls.trusted_ca_path + ")";
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+TlsReloader::TlsReloader(asio::io_context& loop, std::chrono::milliseconds interval,
+                         Publish publish)
+    : timer_(loop), interval_(interval), publish_(std::move(publish)) {}
+
+void TlsReloader::watch(size_t listener_index, const config::Listener& listener,
+                        const std::string& address) {
+  Watched w;
+  w.index = listener_index;
+  w.name = listener.name;
+  for (const auto& chain : listener.filter_chains) {
+    if (!chain.tls) return;
+    config::FilterChain copy;
+    copy.server_names = chain.server_names;
+    copy.tls = chain.tls;
+    for (const auto& cert : chain.tls->certificates) {
+      if (!cert.certificate_chain_path.empty()) w.files.push_back(cert.certificate_chain_path);
+      if (!cert.private_key_path.empty()) w.files.push_back(cert.private_key_path);
+    }
+    if (!chain.tls->trusted_ca_path.empty()) w.files.push_back(chain.tls->trusted_ca_path);
+    w.chains.push_back(std::move(copy));
+  }
+  if (w.files.empty()) return;
+  w.signature = file_signature(w.files);
+  auto& store = stats::Store::instance();
+  w.reloaded = store.counter(stats::listener_stat(address, "ssl.certificate_reload"));
+  w.failed = store.counter(stats::listener_stat(address, "ssl.certificate_reload_failed"));
+  listeners_.push_back(std::move(w));
+}
+
+void TlsReloader::start() {
+  if (!listeners_.empty()) schedule();
+}
+
+void TlsReloader::stop() { timer_.cancel(); }
+
+void TlsReloader::schedule() {
+  timer_.expires_after(interval_);
+  timer_.async_wait([this](const asio::error_code& ec) {
+    if (ec) return;
+    poll();
+    schedule();
+  });
+}
+
+void TlsReloader::poll() {
+  for (auto& w : listeners_) {
+    std::string signature = file_signature(w.files);
+    if (signature == w.signature) continue;
+    w.signature = std::move(signature);
+    reload(w);
+  }
+}
+
+void TlsReloader::reload(Watched& w) {
+  for (auto& chain : w.chains) {
+    if (std::string problem = refresh(*chain.tls); !problem.empty()) {
+      w.failed.inc();
+      spdlog::error(
+          "listener '{}': TLS files changed but do not load, keeping the current "
+          "certificates: {}",
+          w.name, problem);
+      return;
+    }
+  }
+  auto chains = net::TlsFilterChains::build(w.chains);
+  if (!chains) {
+    w.failed.inc();
+    spdlog::error(
+        "listener '{}': TLS files changed but do not load, keeping the current "
+        "certificates: {}",
+        w.name, chains.error());
+    return;
+  }
+  w.reloaded.inc();
+  spdlog::info("listener '{}': TLS certificates reloaded", w.name);
+  publish_(w.index, std::move(*chains));
+}
+
+}  // namespace sluice::server

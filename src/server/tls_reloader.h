@@ -1,0 +1,57 @@
+// Certificate reload without a restart: watches the certificate, key and CA files of every TLS
+// listener (a stat every second: it sees edits, renames and the symlink swaps of Kubernetes
+// secrets alike) and, when one changes, rebuilds that listener's contexts from the files and
+// hands them to the workers. Open connections keep the contexts they started with. Files that do
+// not load (half written, a key that does not match its certificate) are logged and counted, and
+// the listener keeps its current contexts until the files change again.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <asio.hpp>
+
+#include "common/stats.h"
+#include "config/bootstrap.h"
+#include "net/tls.h"
+
+namespace sluice::server {
+
+class TlsReloader {
+ public:
+  using Publish =
+      std::function<void(size_t listener_index, std::shared_ptr<const net::TlsFilterChains>)>;
+
+  TlsReloader(asio::io_context& loop, std::chrono::milliseconds interval, Publish publish);
+
+  // Watches the files of `listener` (TLS filter chains only); a listener with inline material
+  // only is not watched. `address` names its stats.
+  void watch(size_t listener_index, const config::Listener& listener, const std::string& address);
+  // Starts polling (on the loop). stop() cancels it.
+  void start();
+  void stop();
+  size_t watched() const { return listeners_.size(); }
+
+ private:
+  struct Watched {
+    size_t index;
+    std::string name;
+    std::vector<config::FilterChain> chains;  // TLS settings only; filters are not needed
+    std::vector<std::string> files;
+    std::string signature;  // of every file's identity, size and mtime
+    stats::Counter reloaded, failed;
+  };
+  void schedule();
+  void poll();
+  void reload(Watched& w);
+
+  asio::steady_timer timer_;
+  std::chrono::milliseconds interval_;
+  Publish publish_;
+  std::vector<Watched> listeners_;
+};
+
+}  // namespace sluice::server

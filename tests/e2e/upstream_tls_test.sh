@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# TLS to upstreams (a cluster's UpstreamTlsContext) against nginx speaking TLS: SNI, the
+# upstream's certificate verified against trusted_ca and its SANs, a client certificate for
+# nginx's ssl_verify_client, connection reuse, and each failure a 503 counted in
+# cluster.<name>.ssl.connection_error.
+source "$(dirname "$0")/lib.sh"
+command -v openssl >/dev/null || fail "openssl is not installed (make deps)"
+
+cd "$WORK"
+mk_ca() { openssl req -x509 -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.pem" -days 2 -subj "/CN=$1" 2>/dev/null; }
+mk_cert() {  # name subject san ca
+  openssl req -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.csr" -subj "$2" 2>/dev/null
+  printf 'subjectAltName=%s\n' "$3" > "$1.ext"
+  openssl x509 -req -in "$1.csr" -CA "$4.pem" -CAkey "$4.key" -CAcreateserial -out "$1.pem" -days 2 \
+    -extfile "$1.ext" 2>/dev/null
+}
+mk_ca ca; mk_ca otherca
+mk_cert upstream "/CN=upstream.test" "DNS:upstream.test,URI:spiffe://sluice.test/upstream" ca
+mk_cert client "/CN=sluice-client" "DNS:client.test" ca
+cd - >/dev/null
+
+UP=$(free_port); PORT=$(free_port); ADMIN_PORT=$(free_port)
+mkdir -p "$WORK/nginx"
+cat > "$WORK/nginx/nginx.conf" <<NGINX
+daemon off;
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx; fastcgi_temp_path $WORK/nginx;
+  uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
+  server {
+    listen 127.0.0.1:$UP ssl;
+    ssl_certificate $WORK/upstream.pem;
+    ssl_certificate_key $WORK/upstream.key;
+    ssl_client_certificate $WORK/ca.pem;
+    ssl_verify_client optional;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    keepalive_requests 1000;
+    location / { default_type text/plain;
+      return 200 "sni=\$ssl_server_name client=\$ssl_client_s_dn verify=\$ssl_client_verify proto=\$ssl_protocol\n"; }
+  }
+}
+NGINX
+/usr/sbin/nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" &
+PIDS+=($!)
+for _ in $(seq 100); do curl -sk -o /dev/null "https://127.0.0.1:$UP/" && break; sleep 0.05; done
+
+cluster() {  # name tls-context-lines
+  cat <<YAML
+  - name: $1
+    connect_timeout: 2s
+    load_assignment:
+      cluster_name: $1
+      endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $UP } } } } ] } ]
+    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+$2
+YAML
+}
+route() { echo "              - { match: { prefix: \"/$1/\" }, route: { cluster: $1, prefix_rewrite: \"/\" } }"; }
+{
+  cat <<YAML
+admin: { address: { socket_address: { address: 127.0.0.1, port_value: $ADMIN_PORT } } }
+static_resources:
+  listeners:
+  - name: front
+    address: { socket_address: { address: 127.0.0.1, port_value: $PORT } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: front
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+YAML
+  for c in verified nocheck wrongsan wrongca; do route $c; done
+  cat <<YAML
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+  clusters:
+YAML
+  cluster verified "        sni: upstream.test
+        common_tls_context:
+          tls_certificates: [ { certificate_chain: { filename: $WORK/client.pem }, private_key: { filename: $WORK/client.key } } ]
+          validation_context:
+            trusted_ca: { filename: $WORK/ca.pem }
+            match_typed_subject_alt_names:
+            - { san_type: URI, matcher: { exact: \"spiffe://sluice.test/upstream\" } }"
+  cluster nocheck "        sni: anything.test"
+  cluster wrongsan "        sni: upstream.test
+        common_tls_context:
+          validation_context:
+            trusted_ca: { filename: $WORK/ca.pem }
+            match_typed_subject_alt_names: [ { san_type: DNS, matcher: { exact: other.test } } ]"
+  cluster wrongca "        common_tls_context:
+          validation_context: { trusted_ca: { filename: $WORK/otherca.pem } }"
+} > "$WORK/up.yaml"
+start_sluice "$WORK/up.yaml"
+
+body=$(curl -sS --max-time 5 "http://127.0.0.1:$PORT/verified/")
+[[ $body == *"sni=upstream.test"* ]] || fail "SNI to the upstream: $body"
+[[ $body == *"client=CN=sluice-client"* && $body == *"verify=SUCCESS"* ]] || fail "client certificate: $body"
+[[ $body == *"proto=TLSv1.3"* ]] || fail "TLS version: $body"
+for _ in 1 2 3; do curl -sS -o /dev/null --max-time 5 "http://127.0.0.1:$PORT/verified/"; done
+# Four requests, two workers: at most one connection (and one handshake) per worker.
+cx=$(stat_of cluster.verified.upstream_cx_total)
+(( cx <= 2 )) || fail "the TLS connections were not reused: $cx connections for 4 requests"
+[[ $(stat_of cluster.verified.ssl.handshake) == "$cx" ]] || fail "ssl.handshake: $(stat_of cluster.verified.ssl.handshake) for $cx connections"
+pass "upstream TLS: SNI, the upstream's URI SAN verified, client certificate accepted, connection reused"
+
+body=$(curl -sS --max-time 5 "http://127.0.0.1:$PORT/nocheck/")
+[[ $body == *"sni=anything.test"* && $body == *"verify=NONE"* ]] || fail "no validation context: $body"
+pass "without a validation_context the upstream is not verified (Envoy's default)"
+
+for c in wrongsan wrongca; do
+  code=$(curl -sS -o "$WORK/body" -w '%{http_code}' --max-time 5 "http://127.0.0.1:$PORT/$c/")
+  [[ $code == 503 ]] || fail "$c: status $code"
+  [[ $(stat_of "cluster.$c.ssl.connection_error") -ge 1 ]] || fail "$c: ssl.connection_error"
+  [[ $(stat_of "cluster.$c.upstream_cx_connect_fail") -ge 1 ]] || fail "$c: upstream_cx_connect_fail"
+done
+pass "a SAN mismatch or an unknown CA is a 503 counted in ssl.connection_error"
+stop_sluice
+
+# A cluster's bad client key is a config error naming its path.
+sed "s|private_key: { filename: $WORK/client.key }|private_key: { filename: $WORK/otherca.key }|" "$WORK/up.yaml" > "$WORK/bad.yaml"
+"$SLUICE_BIN" --mode validate -c "$WORK/bad.yaml" > "$WORK/bad.log" 2>&1 && fail "a mismatched client key validated"
+grep -q "clusters\[0\].*does not belong to the first certificate" "$WORK/bad.log" || fail "message: $(cat "$WORK/bad.log")"
+pass "a cluster's mismatched client key is a config error naming its path"
