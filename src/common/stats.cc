@@ -255,6 +255,12 @@ MetricName listener_stat(std::string_view listener_address, std::string_view sta
                     {{"envoy_listener_address", std::string(listener_address)}}};
 }
 
+MetricName tcp_proxy_stat(std::string_view prefix, std::string_view stat) {
+  return MetricName{str_cat("tcp.", prefix, ".", stat),
+                    str_cat("tcp.", stat),
+                    {{"envoy_tcp_prefix", std::string(prefix)}}};
+}
+
 MetricName server_stat(std::string_view stat) {
   return MetricName{str_cat("server.", stat), str_cat("server.", stat), {}};
 }

@@ -161,6 +161,7 @@ MetricName http_conn_manager_stat(std::string_view prefix, std::string_view stat
 MetricName cluster_stat(std::string_view cluster, std::string_view stat);
 MetricName listener_stat(std::string_view listener_address, std::string_view stat);
 MetricName server_stat(std::string_view stat);
+MetricName tcp_proxy_stat(std::string_view prefix, std::string_view stat);
 // A per-class status counter ("...upstream_rq_2xx"): exported in the family `family_base`
 // ("cluster.upstream_rq_xx") with envoy_response_code_class="2" first, as Envoy's tag extractor
 // does.

@@ -186,10 +186,20 @@ struct HttpConnectionManager {
   bool enable_trailers = false;
 };
 
+// envoy.filters.network.tcp_proxy (envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy).
+struct TcpProxy {
+  std::string stat_prefix;
+  std::string cluster;  // or weighted_clusters
+  std::vector<WeightedCluster> weighted_clusters;
+  uint32_t total_weight = 0;
+  Duration idle_timeout{3600 * 1000};  // Envoy's default, 1 h; 0 disables
+  uint32_t max_connect_attempts = 1;
+};
+
 struct NetworkFilter {
   std::string name;
   std::string type_url;
-  std::variant<std::monostate, HttpConnectionManager> config;
+  std::variant<std::monostate, HttpConnectionManager, TcpProxy> config;
 };
 
 // common_tls_context of envoy.extensions.transport_sockets.tls.v3 (the subset Sluice speaks).

@@ -44,6 +44,8 @@ constexpr std::string_view kHcmType =
     "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
     "HttpConnectionManager";
 constexpr std::string_view kHcmName = "envoy.filters.network.http_connection_manager";
+constexpr std::string_view kTcpProxyType =
+    "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
 constexpr std::string_view kRouterType =
     "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
 constexpr std::string_view kRouterName = "envoy.filters.http.router";
@@ -154,6 +156,7 @@ class Loader {
   void parse_filter_chain(const Value& v, FilterChain& out);
   void parse_network_filter(const Value& v, NetworkFilter& out);
   void parse_hcm(Fields& f, HttpConnectionManager& out);
+  void parse_tcp_proxy(Fields& f, TcpProxy& out);
   void parse_http_filter(const Value& v, HttpFilter& out);
   void parse_wasm_filter(const Value& filter, Fields* typed_config, HttpFilter& out);
   // transport_socket envoy.transport_sockets.tls: its typed_config when it has the `type_url`.
@@ -594,6 +597,9 @@ void Loader::parse_filter_chain(const Value& v, FilterChain& out) {
     if (std::holds_alternative<HttpConnectionManager>(out.filters[i].config)) {
       d_.error(v, "http_connection_manager is a terminal filter and must be the last filter");
     }
+    if (std::holds_alternative<TcpProxy>(out.filters[i].config)) {
+      d_.error(v, "tcp_proxy is a terminal filter and must be the last filter");
+    }
   }
 }
 
@@ -617,10 +623,36 @@ void Loader::parse_network_filter(const Value& v, NetworkFilter& out) {
   }
   if (out.type_url == kHcmType) {
     parse_hcm(t, out.config.emplace<HttpConnectionManager>());
+  } else if (out.type_url == kTcpProxyType) {
+    parse_tcp_proxy(t, out.config.emplace<TcpProxy>());
   } else {
     t.accept_all();
     d_.error(v, fmt::format("unsupported network filter '{}' ({})", out.name, out.type_url));
   }
+}
+
+void Loader::parse_tcp_proxy(Fields& f, TcpProxy& out) {
+  f.read_string("stat_prefix", out.stat_prefix, Need::kRequired);
+  if (f.read_string("cluster", out.cluster))
+    cluster_refs_.push_back({out.cluster, *f.get("cluster")});
+  if (std::optional<Value> wc = f.get("weighted_clusters")) {
+    RouteAction weighted;  // the same shape as a route's weighted_clusters
+    parse_weighted_clusters(*wc, weighted);
+    out.weighted_clusters = std::move(weighted.weighted_clusters);
+    out.total_weight = weighted.total_weight;
+  }
+  if (out.cluster.empty() == out.weighted_clusters.empty()) {
+    d_.error(f.value(), "exactly one of cluster, weighted_clusters is required");
+  }
+  f.read_duration("idle_timeout", out.idle_timeout);
+  f.read_uint32("max_connect_attempts", out.max_connect_attempts, 1, 100);
+  f.reject("access_log", "tcp_proxy access logs are not supported yet");
+  f.reject("hash_policy", "hash_policy is not supported");
+  f.reject("tunneling_config", "tunneling_config (CONNECT) is not supported");
+  f.reject("on_demand", "on_demand is not supported");
+  f.reject("metadata_match", "metadata_match is not supported");
+  f.reject("max_downstream_connection_duration",
+           "max_downstream_connection_duration is not supported yet");
 }
 
 void Loader::parse_hcm(Fields& f, HttpConnectionManager& out) {

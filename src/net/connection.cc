@@ -85,7 +85,7 @@ void Connection::read_disable(bool disable) {
 }
 
 void Connection::do_read() {
-  if (read_in_flight_ || read_disabled_ || closed_ || close_after_flush_) return;
+  if (read_in_flight_ || read_disabled_ || closed_ || close_after_flush_ || read_closed_) return;
   read_in_flight_ = true;
   auto self = shared_from_this();
   auto on_read = [self](const asio::error_code& ec, size_t n) {
@@ -94,6 +94,11 @@ void Connection::do_read() {
     if (self->closed_ || self->close_after_flush_) return;
     if (ec) {
       if (ec == asio::error::operation_aborted) return;
+      if (ec == asio::error::eof && self->half_close_ && !self->tls_) {
+        self->read_closed_ = true;  // no more reads; writing goes on
+        if (self->callbacks_) self->callbacks_->on_end_of_stream();
+        return;
+      }
       // A TLS peer that closes without close_notify: still its close.
       const CloseReason reason = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated
                                      ? CloseReason::RemoteClose
@@ -123,7 +128,7 @@ void Connection::do_read() {
 }
 
 void Connection::write(std::string_view data) {
-  if (closed_ || data.empty()) return;
+  if (closed_ || write_shut_ || shutdown_after_flush_ || data.empty()) return;
   pending_.append(data);
   after_append();
 }
@@ -154,6 +159,7 @@ void Connection::do_write() {
   if (write_in_flight_ || closed_) return;
   if (pending_.empty()) {
     if (close_after_flush_) close_now(false, CloseReason::LocalClose);
+    if (shutdown_after_flush_) finish_shutdown_write();
     return;
   }
   writing_.swap(pending_);
@@ -224,6 +230,23 @@ void Connection::start_tls(asio::ssl::stream_base::handshake_type side,
     }
     done(ec == asio::error::operation_aborted ? asio::error::timed_out : ec);
   });
+}
+
+void Connection::shutdown_write() {
+  if (closed_ || write_shut_ || shutdown_after_flush_) return;
+  if (tls_) {
+    close(true);
+    return;
+  }
+  shutdown_after_flush_ = true;
+  if (!write_in_flight_ && pending_.empty()) finish_shutdown_write();
+}
+
+void Connection::finish_shutdown_write() {
+  shutdown_after_flush_ = false;
+  write_shut_ = true;
+  asio::error_code ec;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
 }
 
 void Connection::close(bool flush) {

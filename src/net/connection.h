@@ -33,6 +33,8 @@ class ConnectionCallbacks {
   // The write buffer fell below the low watermark after being above the high one.
   virtual void on_below_write_low_watermark() {}
   virtual void on_above_write_high_watermark() {}
+  // With half-close enabled: the peer finished sending (FIN); writing may go on.
+  virtual void on_end_of_stream() {}
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -66,6 +68,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void start_reading();
   void read_disable(bool disable);
   bool reading_disabled() const { return read_disabled_; }
+
+  // Half-close (the TCP proxy): the peer's FIN is reported by on_end_of_stream() instead of
+  // closing, and shutdown_write() sends ours once pending writes are out. Over TLS there is no
+  // half-close: the peer's close_notify closes, and shutdown_write() closes after the flush.
+  void enable_half_close() { half_close_ = true; }
+  void shutdown_write();
+  bool read_closed() const { return read_closed_; }
 
   void write(std::string_view data);
   // Appends what `fill(std::string& buffer)` writes straight into the write buffer (no
@@ -107,6 +116,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Watermarks and flush scheduling after bytes were appended to pending_.
   void after_append();
   void flush_now();
+  void finish_shutdown_write();
   void close_now(bool notify, CloseReason reason);
   void update_addresses();
   void arm_close_flush_timer();
@@ -134,6 +144,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool reading_started_ = false;
   bool above_high_ = false;
   bool close_after_flush_ = false;
+  bool half_close_ = false;
+  bool read_closed_ = false;           // the peer's FIN arrived (half-close)
+  bool shutdown_after_flush_ = false;  // shutdown_write() waits for pending writes
+  bool write_shut_ = false;
   bool closed_ = false;
   std::string remote_address_;
   std::string local_address_;

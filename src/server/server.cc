@@ -97,7 +97,7 @@ std::string Server::init() {
   for (size_t li = 0; li < b.listeners.size(); ++li) {
     const auto& l = b.listeners[li];
     // One HTTP connection manager per filter chain (chains are told apart by SNI).
-    std::vector<std::shared_ptr<const http::HttpListenerConfig>> chains_http;
+    std::vector<ListenerRuntime::Chain> chains_rt;
     for (size_t ci = 0; ci < l.filter_chains.size(); ++ci) {
       const auto& chain = l.filter_chains[ci];
       std::shared_ptr<http::HttpListenerConfig> http;
@@ -122,13 +122,19 @@ std::string Server::init() {
           }
         }
       }
-      if (!http) {
-        return str_cat("listener '", l.name, "': filter chain ", ci,
-                       " has no http_connection_manager");
+      std::shared_ptr<const tcp::TcpProxyConfig> tcp;
+      for (const auto& f : chain.filters) {
+        if (const auto* proxy = std::get_if<config::TcpProxy>(&f.config)) {
+          tcp = std::make_shared<tcp::TcpProxyConfig>(*proxy);
+        }
       }
-      chains_http.push_back(std::move(http));
+      if (!http && !tcp) {
+        return str_cat("listener '", l.name, "': filter chain ", ci,
+                       " has neither http_connection_manager nor tcp_proxy");
+      }
+      chains_rt.push_back(ListenerRuntime::Chain{std::move(http), std::move(tcp)});
     }
-    if (chains_http.empty()) return str_cat("listener '", l.name, "' has no filter chain");
+    if (chains_rt.empty()) return str_cat("listener '", l.name, "' has no filter chain");
     asio::error_code ec;
     const auto addr = asio::ip::make_address(l.address.address, ec);
     if (ec) return str_cat("listener '", l.name, "': invalid address '", l.address.address, "'");
@@ -138,7 +144,7 @@ std::string Server::init() {
                      err);
     }
     listener_endpoints_.push_back(ep);
-    ListenerRuntime rt{l.name,  ep,     l.per_connection_buffer_limit_bytes, std::move(chains_http),
+    ListenerRuntime rt{l.name,  ep,     l.per_connection_buffer_limit_bytes, std::move(chains_rt),
                        nullptr, nullptr};
     if (l.filter_chains[0].tls) {
       auto chains = net::TlsFilterChains::build(l.filter_chains);

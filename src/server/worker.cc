@@ -113,10 +113,24 @@ void Worker::start_tls(Acceptor& a, std::shared_ptr<net::Connection> conn) {
 }
 
 void Worker::serve(Acceptor& a, std::shared_ptr<net::Connection> conn, size_t chain) {
-  auto http =
-      std::make_shared<http::HttpConnection>(*this, a.listener.http.at(chain), std::move(conn));
+  const auto& c = a.listener.chains.at(chain);
+  if (c.tcp) {
+    auto session = std::make_shared<tcp::TcpProxySession>(*this, c.tcp, std::move(conn));
+    tcp_sessions_.emplace(session.get(), session);
+    session->start();
+    return;
+  }
+  auto http = std::make_shared<http::HttpConnection>(*this, c.http, std::move(conn));
   connections_.emplace(http.get(), http);
   http->start();
+}
+
+void Worker::tcp_session_closed(tcp::TcpProxySession* session) {
+  auto it = tcp_sessions_.find(session);
+  if (it == tcp_sessions_.end()) return;
+  // Release on a later turn: the session is on the call stack.
+  asio::post(loop_, [keep = std::move(it->second)] {});
+  tcp_sessions_.erase(it);
 }
 
 void Worker::update_tls_chains(size_t listener_index,
@@ -173,6 +187,10 @@ void Worker::stop() {
     for (auto& c : conns) c->close_now();
     for (auto& [_, c] : handshaking_) c->close(false);
     handshaking_.clear();
+    std::vector<std::shared_ptr<tcp::TcpProxySession>> sessions;
+    for (auto& [_, s] : tcp_sessions_) sessions.push_back(s);
+    for (auto& s : sessions) s->close_now();
+    tcp_sessions_.clear();
     clusters_.close_idle();
     log_flush_timer_.cancel();
     accesslog::FileSink::flush_thread();
@@ -183,6 +201,7 @@ void Worker::stop() {
   thread_.join();
   // Handlers still queued own connection objects: destroy them on this (now idle) loop's thread.
   connections_.clear();
+  tcp_sessions_.clear();
   acceptors_.clear();
   loop_.restart();
   loop_.poll();

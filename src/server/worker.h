@@ -16,6 +16,7 @@
 #include "http/async_client.h"
 #include "http/conn_manager.h"
 #include "net/tls.h"
+#include "tcp/tcp_proxy.h"
 #include "upstream/cluster_manager.h"
 #include "wasm/plugin.h"
 
@@ -31,14 +32,19 @@ struct ListenerRuntime {
   std::string name;
   asio::ip::tcp::endpoint endpoint;
   uint32_t buffer_limit;
+  // What serves a filter chain's connections: an HTTP connection manager or a TCP proxy.
+  struct Chain {
+    std::shared_ptr<const http::HttpListenerConfig> http;
+    std::shared_ptr<const tcp::TcpProxyConfig> tcp;
+  };
   // One per filter chain, in config order (a plain-text listener has one).
-  std::vector<std::shared_ptr<const http::HttpListenerConfig>> http;
+  std::vector<Chain> chains;
   std::shared_ptr<ListenerTls> tls;  // null: plain TCP
   // The chains' TLS contexts; each worker keeps its own pointer, replaced on certificate reload.
   std::shared_ptr<const net::TlsFilterChains> tls_chains;
 };
 
-class Worker : public http::WorkerContext {
+class Worker : public http::WorkerContext, public tcp::TcpProxyOwner {
  public:
   // `plugins` start on the worker's thread when it starts, before it serves a request.
   Worker(int index, const std::vector<std::unique_ptr<upstream::ClusterInfo>>& clusters,
@@ -64,8 +70,12 @@ class Worker : public http::WorkerContext {
   bool draining() const override { return draining_; }
   std::mt19937_64& rng() override { return rng_; }
   void connection_closed(http::HttpConnection* conn) override;
+  // tcp::TcpProxyOwner (loop, clusters and rng are shared with WorkerContext)
+  void tcp_session_closed(tcp::TcpProxySession* session) override;
 
-  size_t connection_count() const { return connections_.size() + handshaking_.size(); }
+  size_t connection_count() const {
+    return connections_.size() + handshaking_.size() + tcp_sessions_.size();
+  }
 
  private:
   struct Acceptor {
@@ -88,6 +98,7 @@ class Worker : public http::WorkerContext {
   std::vector<std::shared_ptr<wasm::Plugin>> plugins_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   std::unordered_map<http::HttpConnection*, std::shared_ptr<http::HttpConnection>> connections_;
+  std::unordered_map<tcp::TcpProxySession*, std::shared_ptr<tcp::TcpProxySession>> tcp_sessions_;
   // TLS connections still in their handshake (HTTP starts when it is done).
   std::unordered_map<net::Connection*, std::shared_ptr<net::Connection>> handshaking_;
   std::thread thread_;

@@ -36,6 +36,10 @@ ClusterStats::ClusterStats(std::string_view c) {
   update_attempt = counter("update_attempt");
   ssl_handshake = counter("ssl.handshake");
   ssl_connection_error = counter("ssl.connection_error");
+  upstream_flow_control_paused_reading_total =
+      counter("upstream_flow_control_paused_reading_total");
+  upstream_flow_control_resumed_reading_total =
+      counter("upstream_flow_control_resumed_reading_total");
   update_success = counter("update_success");
   update_failure = counter("update_failure");
   for (int i = 0; i < 5; ++i) {

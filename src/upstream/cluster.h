@@ -34,7 +34,8 @@ struct ClusterStats {
       upstream_rq_pending_overflow, upstream_rq_pending_total, upstream_rq_rx_reset,
       upstream_rq_tx_reset, upstream_cx_protocol_error, upstream_cx_rx_bytes_total,
       upstream_cx_tx_bytes_total, upstream_cx_none_healthy, update_attempt, update_success,
-      update_failure, ssl_handshake, ssl_connection_error;
+      update_failure, ssl_handshake, ssl_connection_error,
+      upstream_flow_control_paused_reading_total, upstream_flow_control_resumed_reading_total;
   stats::Counter upstream_rq_xx[5];  // 1xx..5xx
   stats::Gauge upstream_cx_active, upstream_rq_active, upstream_rq_pending_active, membership_total,
       membership_healthy;

@@ -85,6 +85,8 @@ HttpClient::HttpClient(uint16_t port, int rcvbuf) {
 
 HttpClient::~HttpClient() { Close(); }
 
+bool HttpClient::ShutdownWrite() { return fd_ >= 0 && ::shutdown(fd_, SHUT_WR) == 0; }
+
 void HttpClient::Close() {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;

@@ -64,6 +64,8 @@ class HttpClient {
   bool StaysQuiet(std::chrono::milliseconds duration);
   // Bytes received but not consumed by a response yet.
   const std::string& buffered() const { return buffer_; }
+  // Half-closes: sends FIN, keeps reading.
+  bool ShutdownWrite();
   void Close();
 
  private:

@@ -720,15 +720,15 @@ TEST(ConfigLoader, UnsupportedNetworkFilter) {
   - address: {socket_address: {address: 0.0.0.0, port_value: 8080}}
     filter_chains:
     - filters:
-      - name: envoy.filters.network.tcp_proxy
+      - name: envoy.filters.network.redis_proxy
         typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
-          stat_prefix: tcp
-          cluster: c
+          "@type": type.googleapis.com/envoy.extensions.filters.network.redis_proxy.v3.RedisProxy
+          stat_prefix: redis
+          settings: {op_timeout: 5s}
     - filters: []
 )");
   EXPECT_TRUE(Has(r.errors, "static_resources.listeners[0].filter_chains[0].filters[0]", 6,
-                  "unsupported network filter 'envoy.filters.network.tcp_proxy'"));
+                  "unsupported network filter 'envoy.filters.network.redis_proxy'"));
   EXPECT_TRUE(Has(r.errors, "static_resources.listeners[0].filter_chains[1]", 11,
                   "a filter chain needs at least one network filter"));
   EXPECT_TRUE(Has(r.errors, "static_resources.listeners[0].filter_chains", 4,
@@ -1237,6 +1237,52 @@ TEST(ConfigLoader, RecursiveAndExplodingAliasesAreRejected) {
   r = load_from_string(bomb);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.errors[0].message.find("nodes"), std::string::npos) << r.errors[0].message;
+}
+
+TEST(ConfigLoader, TcpProxy) {
+  const std::string listener = R"(static_resources:
+  listeners:
+  - address: {socket_address: {address: 127.0.0.1, port_value: 9000}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+)";
+  const std::string clusters = R"(  clusters:
+  - {name: a, load_assignment: {cluster_name: a}}
+  - {name: b, load_assignment: {cluster_name: b}}
+)";
+  LoadResult r = load_from_string(listener + R"(          stat_prefix: db
+          weighted_clusters: {clusters: [{name: a, weight: 3}, {name: b, weight: 1}]}
+          idle_timeout: 30s
+          max_connect_attempts: 3
+)" + clusters);
+  ASSERT_TRUE(r.ok()) << Describe(r.errors);
+  const auto& proxy =
+      std::get<TcpProxy>(r.bootstrap->listeners[0].filter_chains[0].filters[0].config);
+  EXPECT_EQ(proxy.stat_prefix, "db");
+  ASSERT_EQ(proxy.weighted_clusters.size(), 2u);
+  EXPECT_EQ(proxy.total_weight, 4u);
+  EXPECT_EQ(proxy.idle_timeout, milliseconds(30000));
+  EXPECT_EQ(proxy.max_connect_attempts, 3u);
+
+  r = load_from_string(listener + "          stat_prefix: db\n          cluster: a\n" + clusters);
+  ASSERT_TRUE(r.ok()) << Describe(r.errors);
+  EXPECT_EQ(
+      std::get<TcpProxy>(r.bootstrap->listeners[0].filter_chains[0].filters[0].config).idle_timeout,
+      milliseconds(3600000));  // Envoy's default
+
+  const std::string typed =
+      "static_resources.listeners[0].filter_chains[0].filters[0].typed_config";
+  r = load_from_string(listener + "          cluster: nope\n          access_log: []\n" + clusters);
+  EXPECT_TRUE(Has(r.errors, typed + ".stat_prefix", 7, "missing required field"))
+      << Describe(r.errors);
+  EXPECT_TRUE(Has(r.errors, typed + ".cluster", 9, "unknown cluster 'nope'")) << Describe(r.errors);
+  EXPECT_TRUE(Has(r.errors, typed + ".access_log", 10, "not supported")) << Describe(r.errors);
+  r = load_from_string(listener + "          stat_prefix: x\n" + clusters);
+  EXPECT_TRUE(Has(r.errors, typed, 7, "exactly one of cluster, weighted_clusters"))
+      << Describe(r.errors);
 }
 
 }  // namespace
