@@ -46,6 +46,7 @@ int64_t wrapping_add(int64_t a, int64_t b) {
 }
 
 void add(uint32_t slot, int64_t n) {
+  if (slot == ~0u) return;  // a default-constructed handle (never defined) counts nothing
   std::atomic<int64_t>* s = Store::slot_for_this_thread(slot);
   // Only this thread writes the slot: a plain load+store is enough, no locked instruction.
   s->store(wrapping_add(s->load(std::memory_order_relaxed), n), std::memory_order_relaxed);

@@ -258,6 +258,29 @@ struct Endpoint {
   uint32_t load_balancing_weight = 1;
 };
 
+// health_checks[] (one): an active check of every host, from the main thread.
+struct HealthCheck {
+  Duration timeout{1000};
+  Duration interval{10000};
+  uint32_t unhealthy_threshold = 3;
+  uint32_t healthy_threshold = 2;
+  enum class Kind { Http, Tcp };
+  Kind kind = Kind::Tcp;
+  // http_health_check
+  std::string path;
+  std::string host;  // "" sends the cluster name, as Envoy
+  std::vector<std::pair<uint32_t, uint32_t>> expected_statuses;  // [start, end); empty: 200 only
+};
+
+// outlier_detection: passive, from the responses the workers see.
+struct OutlierDetection {
+  uint32_t consecutive_5xx = 5;
+  Duration interval{10000};  // how often ejections are checked for expiry
+  Duration base_ejection_time{30000};
+  uint32_t max_ejection_percent = 10;
+  uint32_t enforcing_consecutive_5xx = 100;
+};
+
 struct Cluster {
   std::string name;
   enum class Type { Static, StrictDns, LogicalDns };
@@ -273,6 +296,8 @@ struct Cluster {
   // .explicit_http_config.http_protocol_options.enable_trailers.
   bool enable_trailers = false;
   std::optional<UpstreamTls> tls;  // transport_socket envoy.transport_sockets.tls
+  std::optional<HealthCheck> health_check;
+  std::optional<OutlierDetection> outlier_detection;
 };
 
 struct Node {

@@ -157,6 +157,8 @@ class Loader {
   void parse_network_filter(const Value& v, NetworkFilter& out);
   void parse_hcm(Fields& f, HttpConnectionManager& out);
   void parse_tcp_proxy(Fields& f, TcpProxy& out);
+  void parse_health_check(const Value& v, HealthCheck& out);
+  void parse_outlier_detection(const Value& v, OutlierDetection& out);
   void parse_http_filter(const Value& v, HttpFilter& out);
   void parse_wasm_filter(const Value& filter, Fields* typed_config, HttpFilter& out);
   // transport_socket envoy.transport_sockets.tls: its typed_config when it has the `type_url`.
@@ -1412,8 +1414,97 @@ void Loader::parse_cluster(const Value& v, Cluster& out) {
     }
   }
   f.reject("http2_protocol_options", "HTTP/2 upstreams not supported yet");
-  f.reject("health_checks", "health checks are not supported yet");
+  const size_t checks = f.for_each("health_checks", [&](const Value& e) {
+    if (!out.health_check) parse_health_check(e, out.health_check.emplace());
+  });
+  if (checks > 1) {
+    d_.error(*f.get("health_checks"), "only one health check per cluster is supported");
+  }
+  if (std::optional<Value> od = f.get("outlier_detection")) {
+    parse_outlier_detection(*od, out.outlier_detection.emplace());
+  }
   if (std::optional<Value> ts = f.get("transport_socket")) parse_upstream_tls(*ts, out);
+}
+
+void Loader::parse_health_check(const Value& v, HealthCheck& out) {
+  Fields f(d_, v);
+  if (f.read_duration("timeout", out.timeout) && out.timeout.count() <= 0) {
+    d_.error(*f.get("timeout"), "must be greater than 0");
+  }
+  if (!f.has("timeout")) d_.error(child_path(v.path, "timeout"), v.line, "missing required field");
+  if (f.read_duration("interval", out.interval) && out.interval.count() <= 0) {
+    d_.error(*f.get("interval"), "must be greater than 0");
+  }
+  if (!f.has("interval")) {
+    d_.error(child_path(v.path, "interval"), v.line, "missing required field");
+  }
+  f.read_uint32("unhealthy_threshold", out.unhealthy_threshold, 1);
+  f.read_uint32("healthy_threshold", out.healthy_threshold, 1);
+  for (const char* field :
+       {"interval_jitter", "interval_jitter_percent", "initial_jitter", "no_traffic_interval",
+        "no_traffic_healthy_interval", "unhealthy_interval", "unhealthy_edge_interval",
+        "healthy_edge_interval", "reuse_connection", "always_log_health_check_failures"}) {
+    f.ignore(field, fmt::format("{} is accepted; Sluice checks every interval", field));
+  }
+  f.reject("event_log_path", "health check event logs are not supported");
+  f.reject("grpc_health_check", "gRPC health checks need HTTP/2 upstreams (not built yet)");
+  f.reject("custom_health_check", "custom health checks are not supported");
+  f.reject("transport_socket_match_criteria", "transport_socket_match_criteria is not supported");
+  const auto kinds = f.present({"http_health_check", "tcp_health_check"});
+  if (kinds.size() != 1 && !f.has("grpc_health_check") && !f.has("custom_health_check")) {
+    d_.error(v, "exactly one of http_health_check, tcp_health_check is required");
+  }
+  if (std::optional<Value> http = f.get("http_health_check")) {
+    out.kind = HealthCheck::Kind::Http;
+    Fields h(d_, *http);
+    h.read_string("path", out.path, Need::kRequired);
+    h.read_string("host", out.host);
+    h.for_each("expected_statuses", [&](const Value& e) {
+      Fields r(d_, e);
+      uint32_t start = 0, end = 0;
+      r.read_uint32("start", start, 100, 599, Need::kRequired);
+      r.read_uint32("end", end, 101, 600, Need::kRequired);
+      if (start >= end) {
+        d_.error(e, "start must be below end (the range is [start, end))");
+      } else {
+        out.expected_statuses.emplace_back(start, end);
+      }
+    });
+    h.reject("codec_client_type", "health checks speak HTTP/1.1 only (HTTP/2 is not built yet)");
+    h.reject("send", "an HTTP health check body is not supported");
+    h.reject("receive", "matching the HTTP health check response body is not supported");
+    h.reject("request_headers_to_add", "request_headers_to_add is not supported yet");
+    h.reject("request_headers_to_remove", "request_headers_to_remove is not supported yet");
+    h.reject("retriable_statuses", "retriable_statuses is not supported");
+    h.reject("method", "health checks use GET");
+  }
+  if (std::optional<Value> tcp = f.get("tcp_health_check")) {
+    out.kind = HealthCheck::Kind::Tcp;
+    Fields t(d_, *tcp);
+    t.reject("send", "TCP health check payloads are not supported: the check is a connect");
+    t.reject("receive", "TCP health check payloads are not supported: the check is a connect");
+  }
+}
+
+void Loader::parse_outlier_detection(const Value& v, OutlierDetection& out) {
+  Fields f(d_, v);
+  f.read_uint32("consecutive_5xx", out.consecutive_5xx, 1);
+  f.read_duration("interval", out.interval);
+  if (out.interval.count() <= 0) d_.error(v, "interval must be greater than 0");
+  f.read_duration("base_ejection_time", out.base_ejection_time);
+  f.read_uint32("max_ejection_percent", out.max_ejection_percent, 0, 100);
+  f.read_uint32("enforcing_consecutive_5xx", out.enforcing_consecutive_5xx, 0, 100);
+  for (const char* field :
+       {"consecutive_gateway_failure", "enforcing_consecutive_gateway_failure",
+        "success_rate_minimum_hosts", "success_rate_request_volume", "success_rate_stdev_factor",
+        "enforcing_success_rate", "failure_percentage_threshold", "enforcing_failure_percentage",
+        "failure_percentage_minimum_hosts", "failure_percentage_request_volume",
+        "split_external_local_origin_errors", "consecutive_local_origin_failure",
+        "max_ejection_time", "max_ejection_time_jitter",
+        "successful_active_health_check_uneject_host"}) {
+    f.reject(field,
+             fmt::format("outlier_detection.{} is not supported yet (consecutive_5xx is)", field));
+  }
 }
 
 // envoy.extensions.upstreams.http.v3.HttpProtocolOptions: how Sluice talks HTTP to a cluster.

@@ -7,6 +7,7 @@
 #include "common/strings.h"
 
 #include "accesslog/access_log.h"
+#include "upstream/outlier_detector.h"
 
 namespace sluice::http {
 
@@ -958,6 +959,9 @@ bool HttpConnection::schedule_retry() {
 void HttpConnection::on_upstream_headers(HeaderMap& headers, bool end_stream) {
   Stream& s = *stream_;
   const uint32_t status = parse_status(headers.status());
+  if (upstream::OutlierDetector* od = s.cluster->info().outlier()) {
+    od->report(s.upstream->host(), status, s.cluster->lb().hosts().size());
+  }
   if (retry_on_response(status)) return;
   if (!stream_) return;
   per_try_timer_.cancel();
@@ -1023,6 +1027,13 @@ void HttpConnection::on_upstream_failure(UpstreamFailure f, bool response_starte
   if (!stream_) return;
   Stream& s = *stream_;
   per_try_timer_.cancel();
+  // A connect failure or a reset counts against the host like a 503 (Envoy without
+  // split_external_local_origin_errors); an overflow is ours, not the host's.
+  if (f != UpstreamFailure::Overflow && s.upstream) {
+    if (upstream::OutlierDetector* od = s.cluster->info().outlier()) {
+      od->report(s.upstream->host(), 503, s.cluster->lb().hosts().size());
+    }
+  }
   if (!s.response_started && retry_on_failure(f)) return;
   if (!stream_) return;
   uint32_t flag = kUpstreamConnectionTermination;

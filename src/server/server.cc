@@ -1,5 +1,7 @@
 #include "server/server.h"
 
+#include "upstream/outlier_detector.h"
+
 #include "filters/http/wasm_filter.h"
 
 #include <csignal>
@@ -80,6 +82,16 @@ std::string Server::init() {
       if (!tls) return str_cat("cluster '", c.name, "': TLS: ", tls.error());
       clusters_.back()->set_tls(std::move(*tls));
     }
+    if (c.outlier_detection) {
+      clusters_.back()->set_outlier(std::make_unique<upstream::OutlierDetector>(
+          *c.outlier_detection, clusters_.back()->stats()));
+      outlier_timers_.push_back(std::make_unique<asio::steady_timer>(main_loop_));
+    } else {
+      outlier_timers_.push_back(nullptr);
+    }
+    health_checkers_.push_back(c.health_check ? std::make_unique<upstream::HealthChecker>(
+                                                    main_loop_, *clusters_.back(), *c.health_check)
+                                              : nullptr);
     auto& stats = clusters_.back()->stats();
     stats.update_attempt.inc();
     std::string error;
@@ -91,7 +103,8 @@ std::string Server::init() {
       stats.update_success.inc();
     }
     stats.membership_total.set(static_cast<int64_t>(host_sets_.back().size()));
-    stats.membership_healthy.set(static_cast<int64_t>(host_sets_.back().size()));
+    if (health_checkers_.back()) health_checkers_.back()->set_hosts(host_sets_.back());
+    refresh_membership_healthy(clusters_.size() - 1);
   }
 
   for (size_t li = 0; li < b.listeners.size(); ++li) {
@@ -212,6 +225,10 @@ void Server::run() {
   for (auto& w : workers_) w->start();
   tls_reloader_.start();
   for (size_t i = 0; i < clusters_.size(); ++i) {
+    if (health_checkers_[i]) health_checkers_[i]->start();
+    if (outlier_timers_[i]) schedule_outlier_sweep(i);
+  }
+  for (size_t i = 0; i < clusters_.size(); ++i) {
     if (clusters_[i]->config().type != config::Cluster::Type::Static) schedule_dns_refresh(i);
   }
   if (options_.install_signal_handlers) {
@@ -293,9 +310,11 @@ void Server::schedule_dns_refresh(size_t i) {
       }
       if (changed) {
         spdlog::info("cluster '{}': {} host(s) after DNS refresh", info.name(), hosts.size());
+        carry_host_health(info, host_sets_[i], hosts);
         host_sets_[i] = hosts;
+        if (health_checkers_[i]) health_checkers_[i]->set_hosts(hosts);
         info.stats().membership_total.set(static_cast<int64_t>(hosts.size()));
-        info.stats().membership_healthy.set(static_cast<int64_t>(hosts.size()));
+        refresh_membership_healthy(i);
         if (main_clusters_) main_clusters_->set_hosts(info.name(), hosts);
         for (auto& w : workers_) {
           Worker* worker = w.get();
@@ -305,6 +324,42 @@ void Server::schedule_dns_refresh(size_t i) {
       }
     }
     schedule_dns_refresh(i);
+  });
+}
+
+// A host that stays (same address) keeps its health across a DNS refresh; an ejected host that
+// goes away gives its ejection slot back.
+void Server::carry_host_health(upstream::ClusterInfo& info, const upstream::HostSet& before,
+                               const upstream::HostSet& after) {
+  for (const auto& old : before) {
+    bool kept = false;
+    for (const auto& h : after) {
+      if (h->endpoint != old->endpoint) continue;
+      kept = true;
+      h->health_flags.store(old->health_flags.load());
+      h->consecutive_5xx.store(old->consecutive_5xx.load());
+      h->ejections.store(old->ejections.load());
+      h->ejected_until_ms.store(old->ejected_until_ms.load());
+    }
+    if (!kept && info.outlier()) info.outlier()->host_removed(*old);
+  }
+}
+
+void Server::refresh_membership_healthy(size_t i) {
+  int64_t healthy = 0;
+  for (const auto& h : host_sets_[i]) healthy += h->healthy() ? 1 : 0;
+  clusters_[i]->stats().membership_healthy.set(healthy);
+}
+
+// Ejected hosts come back when their time is up (checked every outlier_detection.interval).
+void Server::schedule_outlier_sweep(size_t i) {
+  auto& timer = *outlier_timers_[i];
+  timer.expires_after(clusters_[i]->outlier()->interval());
+  timer.async_wait([this, i](const asio::error_code& ec) {
+    if (ec) return;
+    clusters_[i]->outlier()->sweep(host_sets_[i]);
+    refresh_membership_healthy(i);
+    schedule_outlier_sweep(i);
   });
 }
 
@@ -358,6 +413,12 @@ void Server::finish_shutdown() {
     if (t) t->cancel();
   }
   tls_reloader_.stop();
+  for (auto& hc : health_checkers_) {
+    if (hc) hc->stop();
+  }
+  for (auto& t : outlier_timers_) {
+    if (t) t->cancel();
+  }
   main_loop_.stop();
 }
 
@@ -408,7 +469,14 @@ std::string Server::clusters_text(bool json) {
         str_append(&out, h ? "," : "", "{\"address\":{\"socket_address\":{\"address\":",
                    json_str(host.endpoint.address().to_string()),
                    ",\"port_value\":", host.endpoint.port(), "}},\"weight\":", host.weight,
-                   ",\"health_status\":{\"eds_health_status\":\"HEALTHY\"}}");
+                   ",\"health_status\":{\"eds_health_status\":\"HEALTHY\"",
+                   host.health_flags & upstream::Host::kFailedActiveHc
+                       ? ",\"failed_active_health_check\":true"
+                       : "",
+                   host.health_flags & upstream::Host::kFailedOutlierCheck
+                       ? ",\"failed_outlier_check\":true"
+                       : "",
+                   "}}");
       }
       out += "]}";
       continue;
@@ -418,8 +486,13 @@ std::string Server::clusters_text(bool json) {
                "::default_priority::max_requests::", cb.max_requests, "\n", name,
                "::default_priority::max_retries::", cb.max_retries, "\n");
     for (const auto& host : host_sets_[i]) {
+      const uint32_t flags = host->health_flags.load();
+      std::string health;
+      if (flags & upstream::Host::kFailedActiveHc) health += "/failed_active_hc";
+      if (flags & upstream::Host::kFailedOutlierCheck) health += "/failed_outlier_check";
       str_append(&out, name, "::", host->address, "::weight::", host->weight, "\n", name,
-                 "::", host->address, "::health_flags::healthy\n");
+                 "::", host->address, "::health_flags::", health.empty() ? "healthy" : health,
+                 "\n");
     }
   }
   if (json) out += "]}\n";

@@ -18,6 +18,7 @@
 #include "server/tls_reloader.h"
 #include "server/worker.h"
 #include "upstream/cluster.h"
+#include "upstream/health_checker.h"
 
 namespace sluice::server {
 
@@ -58,6 +59,10 @@ class Server : public admin::AdminBackend {
 
  private:
   void schedule_dns_refresh(size_t cluster_index);
+  void carry_host_health(upstream::ClusterInfo& info, const upstream::HostSet& before,
+                         const upstream::HostSet& after);
+  void refresh_membership_healthy(size_t cluster_index);
+  void schedule_outlier_sweep(size_t cluster_index);
   // The singletons run on the main thread while its loop runs.
   void start_singletons();
   void begin_drain();
@@ -71,6 +76,9 @@ class Server : public admin::AdminBackend {
   std::vector<std::unique_ptr<upstream::ClusterInfo>> clusters_;
   std::vector<upstream::HostSet> host_sets_;
   std::vector<std::unique_ptr<asio::steady_timer>> dns_timers_;
+  // Per cluster (null when not configured).
+  std::vector<std::unique_ptr<upstream::HealthChecker>> health_checkers_;
+  std::vector<std::unique_ptr<asio::steady_timer>> outlier_timers_;
   std::vector<asio::ip::tcp::endpoint> listener_endpoints_;
   std::vector<ListenerRuntime> listeners_;  // what each worker serves, per listener
   TlsReloader tls_reloader_;

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "upstream/outlier_detector.h"
+
 namespace sluice::tcp {
 
 TcpProxyStats::TcpProxyStats(std::string_view p) {
@@ -93,6 +95,9 @@ void TcpProxySession::connect(upstream::WorkerCluster& cluster) {
   const auto started = std::chrono::steady_clock::now();
   auto retry_or_fail = [this, &cluster](const char* what, const asio::error_code& ec) {
     auto& stats = cluster.info().stats();
+    if (upstream::OutlierDetector* od = cluster.info().outlier()) {
+      od->report(*upstream_->host(), 503, cluster.lb().hosts().size());
+    }
     stats.upstream_cx_connect_fail.inc();
     if (ec == asio::error::timed_out) stats.upstream_cx_connect_timeout.inc();
     spdlog::debug("tcp_proxy {}: {} to {} failed: {}", config_->config.stat_prefix, what,
@@ -135,6 +140,9 @@ void TcpProxySession::connect(upstream::WorkerCluster& cluster) {
 }
 
 void TcpProxySession::on_connected() {
+  if (upstream::OutlierDetector* od = cluster_->info().outlier()) {
+    od->report(*upstream_->host(), 200, cluster_->lb().hosts().size());
+  }
   upstream_->conn().enable_half_close();
   upstream_->conn().start_reading();
   downstream_->start_reading();

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/strings.h"
+#include "upstream/outlier_detector.h"
 
 #include "net/connection.h"
 
@@ -40,6 +41,19 @@ ClusterStats::ClusterStats(std::string_view c) {
       counter("upstream_flow_control_paused_reading_total");
   upstream_flow_control_resumed_reading_total =
       counter("upstream_flow_control_resumed_reading_total");
+  lb_healthy_panic = counter("lb_healthy_panic");
+  health_check_attempt = counter("health_check.attempt");
+  health_check_success = counter("health_check.success");
+  health_check_failure = counter("health_check.failure");
+  health_check_network_failure = counter("health_check.network_failure");
+  health_check_healthy = gauge("health_check.healthy");
+  outlier_ejections_enforced_total = counter("outlier_detection.ejections_enforced_total");
+  outlier_ejections_enforced_consecutive_5xx =
+      counter("outlier_detection.ejections_enforced_consecutive_5xx");
+  outlier_ejections_detected_consecutive_5xx =
+      counter("outlier_detection.ejections_detected_consecutive_5xx");
+  outlier_ejections_overflow = counter("outlier_detection.ejections_overflow");
+  outlier_ejections_active = gauge("outlier_detection.ejections_active");
   update_success = counter("update_success");
   update_failure = counter("update_failure");
   for (int i = 0; i < 5; ++i) {
@@ -57,6 +71,11 @@ ClusterStats::ClusterStats(std::string_view c) {
 }
 
 ClusterInfo::ClusterInfo(const config::Cluster& config) : config_(config), stats_(config.name) {}
+ClusterInfo::~ClusterInfo() = default;
+
+void ClusterInfo::set_outlier(std::unique_ptr<OutlierDetector> outlier) {
+  outlier_ = std::move(outlier);
+}
 
 LoadBalancer::LoadBalancer(config::Cluster::LbPolicy policy, uint64_t seed)
     : policy_(policy), rng_(seed) {}
@@ -65,8 +84,7 @@ void LoadBalancer::set_hosts(HostSet hosts) {
   hosts_ = std::move(hosts);
   active_requests_.assign(hosts_.size(), 0);
   current_weight_.assign(hosts_.size(), 0);
-  total_weight_ = 0;
-  for (const auto& h : hosts_) total_weight_ += h->weight;
+  eligible_.reserve(hosts_.size());
 }
 
 size_t LoadBalancer::index_of(const Host* h) const {
@@ -79,34 +97,47 @@ size_t LoadBalancer::index_of(const Host* h) const {
 const Host* LoadBalancer::choose(const Host* exclude) {
   const size_t n = hosts_.size();
   if (n == 0) return nullptr;
-  if (n == 1) return hosts_[0].get();
-  const size_t excluded = exclude ? index_of(exclude) : n;
+  // The candidates: healthy hosts, or all of them in panic; then without `exclude` when another
+  // candidate remains.
+  eligible_.clear();
+  for (size_t i = 0; i < n; ++i) {
+    if (hosts_[i]->healthy()) eligible_.push_back(i);
+  }
+  if (eligible_.size() * 2 < n) {
+    panic_counter_.inc();
+    eligible_.clear();
+    for (size_t i = 0; i < n; ++i) eligible_.push_back(i);
+  }
+  if (eligible_.size() > 1 && exclude) {
+    const size_t excluded = index_of(exclude);
+    eligible_.erase(std::remove(eligible_.begin(), eligible_.end(), excluded), eligible_.end());
+  }
+  if (eligible_.size() == 1) return hosts_[eligible_[0]].get();
   switch (policy_) {
     case config::Cluster::LbPolicy::RoundRobin: {
+      // Smooth weighted round robin over the candidates.
       size_t best = n;
-      for (size_t i = 0; i < n; ++i) {
+      int64_t total = 0;
+      for (size_t i : eligible_) {
         current_weight_[i] += hosts_[i]->weight;
-        if (i != excluded && (best == n || current_weight_[i] > current_weight_[best])) best = i;
+        total += hosts_[i]->weight;
+        if (best == n || current_weight_[i] > current_weight_[best]) best = i;
       }
-      current_weight_[best] -= total_weight_;
+      current_weight_[best] -= total;
       return hosts_[best].get();
     }
     case config::Cluster::LbPolicy::LeastRequest: {
       // Power of two choices, as Envoy's default (choice_count 2).
-      std::uniform_int_distribution<size_t> dist(0, n - 1);
-      size_t a = dist(rng_), b = dist(rng_);
-      if (a == excluded) a = (a + 1) % n;
-      if (b == excluded) b = (b + 1) % n;
+      std::uniform_int_distribution<size_t> dist(0, eligible_.size() - 1);
+      const size_t a = eligible_[dist(rng_)], b = eligible_[dist(rng_)];
       return hosts_[active_requests_[a] <= active_requests_[b] ? a : b].get();
     }
     case config::Cluster::LbPolicy::Random: {
-      std::uniform_int_distribution<size_t> dist(0, n - 1);
-      size_t i = dist(rng_);
-      if (i == excluded) i = (i + 1) % n;
-      return hosts_[i].get();
+      std::uniform_int_distribution<size_t> dist(0, eligible_.size() - 1);
+      return hosts_[eligible_[dist(rng_)]].get();
     }
   }
-  return hosts_[0].get();
+  return hosts_[eligible_[0]].get();
 }
 
 void LoadBalancer::request_started(const Host* h) {

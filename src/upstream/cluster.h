@@ -22,6 +22,18 @@ struct Host {
   std::string address;  // "ip:port", as %UPSTREAM_HOST% prints it
   asio::ip::tcp::endpoint endpoint;
   uint32_t weight = 1;
+
+  // Health, shared by every worker: Envoy's health flags. The main thread's active health checker
+  // sets and clears kFailedActiveHc; outlier detection sets kFailedOutlierCheck from the worker
+  // that saw the failures, and the main thread clears it when the ejection time is up.
+  static constexpr uint32_t kFailedActiveHc = 1;
+  static constexpr uint32_t kFailedOutlierCheck = 2;
+  mutable std::atomic<uint32_t> health_flags{0};
+  bool healthy() const { return health_flags.load(std::memory_order_relaxed) == 0; }
+  // Outlier detection: consecutive 5xx so far, times ejected, and until when (steady clock, ms).
+  mutable std::atomic<uint32_t> consecutive_5xx{0};
+  mutable std::atomic<uint32_t> ejections{0};
+  mutable std::atomic<int64_t> ejected_until_ms{0};
 };
 using HostSet = std::vector<std::shared_ptr<const Host>>;
 
@@ -35,10 +47,14 @@ struct ClusterStats {
       upstream_rq_tx_reset, upstream_cx_protocol_error, upstream_cx_rx_bytes_total,
       upstream_cx_tx_bytes_total, upstream_cx_none_healthy, update_attempt, update_success,
       update_failure, ssl_handshake, ssl_connection_error,
-      upstream_flow_control_paused_reading_total, upstream_flow_control_resumed_reading_total;
+      upstream_flow_control_paused_reading_total, upstream_flow_control_resumed_reading_total,
+      lb_healthy_panic, health_check_attempt, health_check_success, health_check_failure,
+      health_check_network_failure, outlier_ejections_enforced_total,
+      outlier_ejections_enforced_consecutive_5xx, outlier_ejections_detected_consecutive_5xx,
+      outlier_ejections_overflow;
   stats::Counter upstream_rq_xx[5];  // 1xx..5xx
   stats::Gauge upstream_cx_active, upstream_rq_active, upstream_rq_pending_active, membership_total,
-      membership_healthy;
+      membership_healthy, health_check_healthy, outlier_ejections_active;
   stats::Histogram upstream_rq_time, upstream_cx_connect_ms;
 };
 
@@ -46,12 +62,18 @@ struct ClusterStats {
 class ClusterInfo {
  public:
   explicit ClusterInfo(const config::Cluster& config);
+  ~ClusterInfo();
   const config::Cluster& config() const { return config_; }
   const std::string& name() const { return config_.name; }
   ClusterStats& stats() { return stats_; }
   // The client TLS context of a cluster with an UpstreamTlsContext (null: plain TCP). Set once by
   // the server before workers start.
   const std::shared_ptr<net::TlsClientContext>& tls() const { return tls_; }
+  // Outlier detection (null when the cluster has none). Set once before workers start.
+  class OutlierDetector* outlier() const {
+    return outlier_.get();
+  }
+  void set_outlier(std::unique_ptr<class OutlierDetector> outlier);
   void set_tls(std::shared_ptr<net::TlsClientContext> tls) { tls_ = std::move(tls); }
 
   // Circuit breakers: try_acquire_* fails when the threshold is reached.
@@ -86,6 +108,7 @@ class ClusterInfo {
   const config::Cluster& config_;
   ClusterStats stats_;
   std::shared_ptr<net::TlsClientContext> tls_;
+  std::unique_ptr<class OutlierDetector> outlier_;
   std::atomic<uint32_t> active_connections_{0}, active_requests_{0}, pending_requests_{0},
       active_retries_{0};
 };
@@ -97,8 +120,10 @@ class LoadBalancer {
   void set_hosts(HostSet hosts);
   const HostSet& hosts() const { return hosts_; }
   // nullptr when there is no host. `exclude` (may be null) is avoided when another host exists
-  // (retries go elsewhere).
+  // (retries go elsewhere). Unhealthy hosts are skipped unless fewer than half of the hosts are
+  // healthy (Envoy's panic threshold, 50%): then every host is used and lb_healthy_panic counts.
   const Host* choose(const Host* exclude = nullptr);
+  void set_panic_counter(stats::Counter c) { panic_counter_ = c; }
   // LEAST_REQUEST bookkeeping.
   void request_started(const Host* h);
   void request_finished(const Host* h);
@@ -110,8 +135,9 @@ class LoadBalancer {
   std::vector<uint32_t> active_requests_;
   // Smooth weighted round robin (nginx's algorithm): even spread, honours weights.
   std::vector<int64_t> current_weight_;
-  int64_t total_weight_ = 0;
   std::mt19937_64 rng_;
+  std::vector<size_t> eligible_;  // reused by choose(): no allocation per request
+  stats::Counter panic_counter_;
 };
 
 // Resolves endpoints of a cluster into hosts. STATIC: parses IP literals; STRICT_DNS: every address

@@ -34,7 +34,9 @@ void UpstreamConnection::on_close(net::CloseReason) {
 }
 
 WorkerCluster::WorkerCluster(ClusterInfo& info, asio::io_context* loop, uint64_t seed)
-    : info_(info), loop_(loop), lb_(info.config().lb_policy, seed) {}
+    : info_(info), loop_(loop), lb_(info.config().lb_policy, seed) {
+  lb_.set_panic_counter(info.stats().lb_healthy_panic);
+}
 
 WorkerCluster::~WorkerCluster() {
   *alive_ = false;

@@ -772,7 +772,7 @@ static_resources:
   - name: a
     type: EDS
     lb_policy: MAGLEV
-    health_checks: []
+    health_checks: [{timeout: 1s, interval: 1s, grpc_health_check: {}}]
     http2_protocol_options: {}
     typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: {"@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, explicit_http_config: {http2_protocol_options: {}}}}
     transport_socket: {}
@@ -790,7 +790,8 @@ static_resources:
       Has(r.errors, "static_resources.clusters[0].type", 17, "\"EDS\" is not supported yet"));
   EXPECT_TRUE(Has(r.errors, "static_resources.clusters[0].lb_policy", 18,
                   "unsupported value \"MAGLEV\" (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM)"));
-  EXPECT_TRUE(Has(r.errors, "static_resources.clusters[0].health_checks", 19, "not supported yet"));
+  EXPECT_TRUE(Has(r.errors, "static_resources.clusters[0].health_checks[0].grpc_health_check", 19,
+                  "gRPC health checks need HTTP/2 upstreams"));
   EXPECT_TRUE(Has(r.errors, "static_resources.clusters[0].http2_protocol_options", 20,
                   "HTTP/2 upstreams not supported yet"));
   EXPECT_TRUE(
