@@ -2,8 +2,9 @@
 # `make bench`: wrk drives, on loopback and side by side in one run, (a) the upstream directly
 # (nginx serving a small fixed body), (b) sluice in front of it, (c) sluice with the add_header
 # Proxy-Wasm example on V8 and (d) the same extension on the null runtime, (e) nginx as a reverse
-# proxy in front of it, (f) haproxy in front of it; each proxy with the same worker count (1, then
-# 2), keep-alive, 64 connections, small GET. Runs are interleaved; each figure is the median of
+# proxy in front of it, (f) haproxy in front of it, (g) sluice and (h) nginx terminating TLS in
+# front of it; each proxy with the same worker count (1, then 2), keep-alive, 64 connections,
+# small GET. Runs are interleaved; each figure is the median of
 # BENCH_RUNS runs. Sluice's CPU time per request comes from /proc/<pid>/stat (utime + stime over
 # each run, divided by the requests wrk counted). Then, on the proxies' core with nothing else
 # running: the Google Benchmark wasm_call_bench (BENCH_GB_REPS repetitions) and wasm_vm_rss.
@@ -22,8 +23,8 @@ GB_MIN_TIME=${BENCH_GB_MIN_TIME:-0.3}
 CLK_TCK=$(getconf CLK_TCK)
 # The plugin configuration of add_header (the same one wasm_call_bench uses).
 ADD_HEADER_CONFIG='request.set.x-bench = 1\nresponse.set.x-bench = 1'
-SERVERS="direct sluice sluice-v8 sluice-null sluice-callout-v8 sluice-callout-null nginx haproxy"
-SLUICES="sluice sluice-v8 sluice-null sluice-callout-v8 sluice-callout-null"
+SERVERS="direct sluice sluice-v8 sluice-null sluice-callout-v8 sluice-callout-null nginx haproxy sluice-tls nginx-tls"
+SLUICES="sluice sluice-v8 sluice-null sluice-callout-v8 sluice-callout-null sluice-tls"
 HTTP_AUTH_WASM="$BUILD_DIR/extensions/http_auth.wasm"
 # http_auth asks the upstream (nginx answers 200 to any path) before each request is proxied.
 HTTP_AUTH_CONFIG='cluster = up\npath = /auth-check\nauthority = bench'
@@ -69,12 +70,15 @@ port() {  # name: sets $name to a fresh port (not in a subshell, so USED_PORTS k
     return
   done
 }
-port UP; port NX; port HA
+port UP; port NX; port HA; port NXS
+# TLS termination (sluice-tls, nginx-tls): one self-signed certificate for both.
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/tls.key" -out "$WORK/tls.pem" -days 2 \
+  -subj "/CN=localhost" 2>/dev/null
 declare -A SL_PORT ADMIN_PORT SLUICE_PIDS
 for v in $SLUICES; do port "SL_PORT[$v]"; port "ADMIN_PORT[$v]"; done
 
 wait_http() {
-  for _ in $(seq 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.05; done
+  for _ in $(seq 100); do curl -kfsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.05; done
   echo "bench: $1 never answered" >&2; exit 1
 }
 
@@ -120,9 +124,18 @@ wasm_filter_yaml() {  # runtime code-yaml [extension configuration]
 YAML
 }
 
-start_sluice() {  # workers variant (sluice | sluice-v8 | sluice-null)
-  local filters=""
+start_sluice() {  # workers variant (sluice | sluice-v8 | sluice-null | ... | sluice-tls)
+  local filters="" tls="name: plain" scheme=http
   case $2 in
+    sluice-tls)
+      scheme=https
+      tls="name: tls
+      transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          common_tls_context:
+            tls_certificates: [ { certificate_chain: { filename: $WORK/tls.pem }, private_key: { filename: $WORK/tls.key } } ]" ;;
     sluice-v8) filters=$(wasm_filter_yaml v8 "filename: $ADD_HEADER_WASM") ;;
     sluice-null) filters=$(wasm_filter_yaml null "inline_string: sluice.add_header") ;;
     sluice-callout-v8)
@@ -137,7 +150,8 @@ static_resources:
   - name: bench
     address: { socket_address: { address: 127.0.0.1, port_value: ${SL_PORT[$2]} } }
     filter_chains:
-    - filters:
+    - $tls
+      filters:
       - name: envoy.filters.network.http_connection_manager
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
@@ -159,7 +173,7 @@ $filters
 YAML
   taskset -c "$PROXY_CPUS" "$SLUICE" -c "$WORK/$2.yaml" --concurrency "$1" -l warning &
   SLUICE_PIDS[$2]=$!
-  wait_http "http://127.0.0.1:${SL_PORT[$2]}/"
+  wait_http "$scheme://127.0.0.1:${SL_PORT[$2]}/"
   if [[ $2 == sluice-v8 || $2 == sluice-null ]]; then
     local h
     h=$(curl -fsS -D - -o /dev/null "http://127.0.0.1:${SL_PORT[$2]}/")
@@ -181,6 +195,17 @@ start_nginx_proxy() {  # workers
   taskset -c "$PROXY_CPUS" /usr/sbin/nginx -c "$WORK/proxy.conf" -e "$WORK/nginx-error.log" &
   NGINX_PID=$!
   wait_http "http://127.0.0.1:$NX/"
+}
+
+# nginx terminating TLS in front of the same upstream (the HTTPS peer of sluice-tls).
+start_nginx_tls() {  # workers
+  nginx_conf "$WORK/proxy-tls.conf" "$1" "upstream up { server 127.0.0.1:$UP; keepalive 128; }
+  server { listen 127.0.0.1:$NXS ssl; ssl_certificate $WORK/tls.pem; ssl_certificate_key $WORK/tls.key;
+    ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:bench:1m;
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+  taskset -c "$PROXY_CPUS" /usr/sbin/nginx -c "$WORK/proxy-tls.conf" -e "$WORK/nginx-error.log" &
+  NGINX_TLS_PID=$!
+  wait_http "https://127.0.0.1:$NXS/"
 }
 
 start_haproxy() {  # workers
@@ -246,6 +271,7 @@ for workers in $WORKERS_LIST; do
   done
   if [[ $workers == "${WORKERS_LIST%% *}" ]]; then RSS_KB=${IDLE_RSS[$workers,sluice]}; fi
   start_nginx_proxy "$workers"
+  start_nginx_tls "$workers"
   start_haproxy "$workers"
   declare -A rps p50 p99 cpu
   for name in $SERVERS; do rps[$name]=""; p50[$name]=""; p99[$name]=""; cpu[$name]=""; done
@@ -253,8 +279,10 @@ for workers in $WORKERS_LIST; do
   for name in $SERVERS; do
     case $name in
       direct) url="http://127.0.0.1:$UP/" ;;
+      sluice-tls) url="https://127.0.0.1:${SL_PORT[$name]}/" ;;
       sluice*) url="http://127.0.0.1:${SL_PORT[$name]}/" ;;
       nginx) url="http://127.0.0.1:$NX/" ;;
+      nginx-tls) url="https://127.0.0.1:$NXS/" ;;
       haproxy) url="http://127.0.0.1:$HA/" ;;
     esac
     taskset -c "$WRK_CPUS" wrk -t 1 -c "$CONNS" -d "${WARMUP}s" "$url" > /dev/null
@@ -265,9 +293,11 @@ for workers in $WORKERS_LIST; do
       pid=""
       case $name in
         direct) url="http://127.0.0.1:$UP/" ;;
+        sluice-tls) url="https://127.0.0.1:${SL_PORT[$name]}/"; pid=${SLUICE_PIDS[$name]} ;;
         sluice*) url="http://127.0.0.1:${SL_PORT[$name]}/"; pid=${SLUICE_PIDS[$name]} ;;
         # nginx's work happens in its worker processes; haproxy is one process.
         nginx) url="http://127.0.0.1:$NX/"; pid="$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')" ;;
+        nginx-tls) url="https://127.0.0.1:$NXS/"; pid="$NGINX_TLS_PID $(pgrep -P "$NGINX_TLS_PID" | tr '\n' ' ')" ;;
         haproxy) url="http://127.0.0.1:$HA/"; pid=$HAPROXY_PID ;;
       esac
       read -r r a b c < <(run_wrk "$url" "$pid")
@@ -282,7 +312,7 @@ for workers in $WORKERS_LIST; do
     RANGES[$workers,$name]="$(range <<<"${rps[$name]}") $cr"
   done
   for v in $SLUICES; do stop_pid "${SLUICE_PIDS[$v]}"; done
-  stop_pid "$NGINX_PID"; stop_pid "$HAPROXY_PID"
+  stop_pid "$NGINX_PID"; stop_pid "$NGINX_TLS_PID"; stop_pid "$HAPROXY_PID"
 done
 
 # The Google Benchmark and the RSS program, on the proxies' core, with the servers stopped.
@@ -378,7 +408,26 @@ gb_real() { local st; st=$(gb_stat "$1"); fmt_range "$st"; }
       vs_n=$(ratio "$r" "$nrps"); vs_h=$(ratio "$r" "$hrps")
       cpu_n=-; [[ $c != - && $ncpu != - ]] && cpu_n=$(ratio "$c" "$ncpu")
       [[ $name == direct ]] && vs_n="-" && vs_h="-"
+      # HTTPS rows are compared with each other in their own table below.
+      [[ $name == *-tls ]] && vs_n="-" && vs_h="-" && cpu_n="-"
       echo "| $workers | $name | $r | $a | $b | $vs_n | $vs_h | $c | $cpu_n |"
+    done
+  done
+  echo
+  echo "## HTTPS termination: sluice-tls vs nginx-tls"
+  echo
+  echo "Both terminate TLS (OpenSSL 3, RSA 2048, TLS 1.3 negotiated by wrk) and proxy plain HTTP to the same"
+  echo "upstream; keep-alive, so the figures are dominated by the record layer, not handshakes. Target: sluice-tls >= nginx-tls."
+  echo
+  echo "| workers | server | rps (range) | p50 ms | p99 ms | rps vs nginx-tls | CPU us/req | CPU vs nginx-tls |"
+  echo "|---|---|---|---|---|---|---|---|"
+  for workers in $WORKERS_LIST; do
+    read -r trps _ _ tcpu <<<"${RESULTS[$workers,nginx-tls]}"
+    for name in sluice-tls nginx-tls; do
+      read -r r a b c <<<"${RESULTS[$workers,$name]}"
+      read -r rr _ <<<"${RANGES[$workers,$name]}"
+      cpu_t=-; [[ $c != - && $tcpu != - ]] && cpu_t=$(ratio "$c" "$tcpu")
+      echo "| $workers | $name | $r ($rr) | $a | $b | $(ratio "$r" "$trps") | $c | $cpu_t |"
     done
   done
   echo
@@ -397,6 +446,7 @@ gb_real() { local st; st=$(gb_stat "$1"); fmt_range "$st"; }
   for workers in $WORKERS_LIST; do
     read -r srps _ _ scpu <<<"${RESULTS[$workers,sluice]}"
     for name in $SLUICES; do
+      [[ $name == sluice-tls ]] && continue  # in the HTTPS table
       read -r r _ _ c <<<"${RESULTS[$workers,$name]}"
       read -r rr cr <<<"${RANGES[$workers,$name]}"
       added=$(awk -v x="$c" -v y="$scpu" 'BEGIN {printf "%.2f", x - y}')
