@@ -204,7 +204,11 @@ void HealthChecker::on_result(const std::shared_ptr<Target>& t, bool ok, bool ne
     if (network) st.health_check_network_failure.inc();
     t->successes = 0;
     ++t->failures;
-    if (was_healthy && t->failures >= config_.unhealthy_threshold) {
+    if (!t->checked) {
+      spdlog::warn("health check: {} in cluster '{}' failed its first check ({}); it stays out of "
+                   "load balancing until a check passes",
+                   t->host->address, cluster_.name(), detail);
+    } else if (was_healthy && t->failures >= config_.unhealthy_threshold) {
       t->host->health_flags.fetch_or(Host::kFailedActiveHc);
       spdlog::warn("health check: {} in cluster '{}' is unhealthy ({})", t->host->address,
                    cluster_.name(), detail);
