@@ -237,6 +237,8 @@ struct FilterChain {
   std::vector<std::string> server_names;
   std::vector<NetworkFilter> filters;
   std::optional<DownstreamTls> tls;  // transport_socket envoy.transport_sockets.tls
+  // transport_socket_connect_timeout: the TLS handshake's bound (0: Sluice's default, 10 s).
+  Duration transport_socket_connect_timeout{0};
 };
 
 struct Listener {

@@ -592,6 +592,7 @@ void Loader::parse_filter_chain(const Value& v, FilterChain& out) {
   f.read_string("name", name);
   if (std::optional<Value> ts = f.get("transport_socket")) parse_downstream_tls(*ts, out);
   if (std::optional<Value> m = f.get("filter_chain_match")) parse_filter_chain_match(*m, out);
+  f.read_duration("transport_socket_connect_timeout", out.transport_socket_connect_timeout);
   f.for_each("filters",
              [&](const Value& e) { parse_network_filter(e, out.filters.emplace_back()); });
   if (out.filters.empty()) d_.error(v, "a filter chain needs at least one network filter");

@@ -164,6 +164,12 @@ std::string Server::init() {
       if (!chains) return str_cat("listener '", l.name, "': TLS: ", chains.error());
       rt.tls_chains = std::move(*chains);
       rt.tls = std::make_shared<ListenerTls>();
+      // The chain is known only once the ClientHello is read: the longest bound applies.
+      std::chrono::milliseconds bound{0};
+      for (const auto& chain : l.filter_chains) {
+        bound = std::max(bound, chain.transport_socket_connect_timeout);
+      }
+      if (bound.count() > 0) rt.tls->handshake_timeout = bound;
       auto& store = stats::Store::instance();
       const std::string address = net::endpoint_to_string(ep);
       rt.tls->handshake = store.counter(stats::listener_stat(address, "ssl.handshake"));

@@ -33,7 +33,8 @@ static_resources:
   - name: tls
     address: { socket_address: { address: 127.0.0.1, port_value: $PORT } }
     filter_chains:
-    - transport_socket:
+    - transport_socket_connect_timeout: 1s
+      transport_socket:
         name: envoy.transport_sockets.tls
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
@@ -113,6 +114,13 @@ wait_until "ssl.connection_error counted" \
 # The server keeps serving.
 "${CURL[@]}" -o /dev/null "$URL/" || fail "request after a failed handshake"
 pass "plain HTTP on a TLS port is dropped and counted in ssl.connection_error"
+
+# A client that connects and never says hello is cut off after transport_socket_connect_timeout.
+start=$(date +%s%N)
+timeout 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT; cat <&3 > /dev/null" || fail "a silent client was never cut off"
+elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
+(( elapsed >= 900 && elapsed < 5000 )) || fail "silent client cut off after $elapsed ms (want ~1000)"
+pass "a client that never starts its handshake is cut off after transport_socket_connect_timeout (${elapsed} ms)"
 stop_sluice
 
 # --- mutual TLS ----------------------------------------------------------------------------------
