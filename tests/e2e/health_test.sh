@@ -15,30 +15,12 @@ socat "TCP-LISTEN:$BAD,bind=127.0.0.1,reuseaddr,fork" \
 PIDS+=($!)
 
 endpoint() { echo "{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $1 } } } }"; }
-cat > "$WORK/health.yaml" <<YAML
-admin: { address: { socket_address: { address: 127.0.0.1, port_value: $ADMIN_PORT } } }
-static_resources:
-  listeners:
-  - name: front
-    address: { socket_address: { address: 127.0.0.1, port_value: $PORT } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: front
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - { match: { prefix: "/http/" }, route: { cluster: http_hc, prefix_rewrite: "/" } }
-              - { match: { prefix: "/tcp/" }, route: { cluster: tcp_hc, prefix_rewrite: "/" } }
-              - { match: { prefix: "/outlier/" }, route: { cluster: outlier, prefix_rewrite: "/" } }
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
-  clusters:
+{
+  front_config "$PORT" '- { match: { prefix: "/http/" }, route: { cluster: http_hc, prefix_rewrite: "/" } }
+- { match: { prefix: "/tcp/" }, route: { cluster: tcp_hc, prefix_rewrite: "/" } }
+- { match: { prefix: "/outlier/" }, route: { cluster: outlier, prefix_rewrite: "/" } }'
+  echo "  clusters:"
+  cat <<YAML
   - name: http_hc
     connect_timeout: 1s
     load_assignment: { cluster_name: http_hc, endpoints: [ { lb_endpoints: [ $(endpoint $A), $(endpoint $B) ] } ] }
@@ -57,6 +39,7 @@ static_resources:
     load_assignment: { cluster_name: outlier, endpoints: [ { lb_endpoints: [ $(endpoint $A), $(endpoint $BAD) ] } ] }
     outlier_detection: { consecutive_5xx: 3, interval: 0.2s, base_ejection_time: 2s, max_ejection_percent: 50 }
 YAML
+} > "$WORK/health.yaml"
 start_sluice "$WORK/health.yaml"
 
 clusters() { curl -s "http://127.0.0.1:$ADMIN_PORT/clusters"; }

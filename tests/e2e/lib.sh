@@ -76,6 +76,57 @@ NGINX
   wait_http "http://127.0.0.1:$port/"
 }
 
+# Test certificates in $WORK, made with the openssl CLI (RSA 2048, valid 2 days).
+# make_ca NAME [SUBJECT]: a self-signed CA, $WORK/NAME.pem and NAME.key.
+make_ca() {
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/$1.key" -out "$WORK/$1.pem" -days 2 \
+    -subj "${2:-/CN=$1}" 2>/dev/null || fail "openssl: cannot make CA $1"
+}
+# make_cert NAME SUBJECT SAN [CA]: a certificate signed by CA (default "ca") with subjectAltName
+# SAN ("DNS:a.test,IP:127.0.0.1"), $WORK/NAME.pem and NAME.key.
+make_cert() {
+  local ca=${4:-ca}
+  openssl req -newkey rsa:2048 -nodes -keyout "$WORK/$1.key" -out "$WORK/$1.csr" -subj "$2" \
+    2>/dev/null || fail "openssl: cannot make a key for $1"
+  printf 'subjectAltName=%s\n' "$3" > "$WORK/$1.ext"
+  openssl x509 -req -in "$WORK/$1.csr" -CA "$WORK/$ca.pem" -CAkey "$WORK/$ca.key" \
+    -CAcreateserial -out "$WORK/$1.pem" -days 2 -extfile "$WORK/$1.ext" 2>/dev/null ||
+    fail "openssl: cannot sign $1"
+}
+
+# front_config PORT ROUTES [CLUSTERS]: a bootstrap with the admin on $ADMIN_PORT and one listener
+# "front" on PORT whose connection manager (stat_prefix front, the router only) has one catch-all
+# virtual host with ROUTES (route lines, each "- {...}" at any indentation: re-indented here),
+# then "  clusters:" and CLUSTERS (cluster lines indented by 2) when given.
+front_config() {
+  cat <<YAML
+admin: { address: { socket_address: { address: 127.0.0.1, port_value: $ADMIN_PORT } } }
+static_resources:
+  listeners:
+  - name: front
+    address: { socket_address: { address: 127.0.0.1, port_value: $1 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: front
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+$(sed 's/^ */              /' <<<"$2")
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+YAML
+  if [[ -n ${3:-} ]]; then
+    echo "  clusters:"
+    echo "$3"
+  fi
+}
+
 # start_sluice CONFIG_FILE [extra args]: waits for the admin /ready given by $ADMIN_PORT.
 start_sluice() {
   local cfg=$1; shift

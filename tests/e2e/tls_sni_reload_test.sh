@@ -6,20 +6,12 @@
 source "$(dirname "$0")/lib.sh"
 command -v openssl >/dev/null || fail "openssl is not installed (make deps)"
 
-cd "$WORK"
-openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=Sluice Test CA" 2>/dev/null
-mk_cert() {  # name subject san
-  openssl req -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.csr" -subj "$2" 2>/dev/null
-  printf 'subjectAltName=%s\n' "$3" > "$1.ext"
-  openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -out "$1.pem" -days 2 \
-    -extfile "$1.ext" 2>/dev/null
-}
-mk_cert api "/CN=api.test" "DNS:api.test"
-mk_cert wild "/CN=wild.test" "DNS:*.wild.test"
-mk_cert deep "/CN=deep.wild.test" "DNS:*.deep.wild.test"
-mk_cert fallback "/CN=fallback.test" "DNS:fallback.test"
-mk_cert api2 "/CN=api.test renewed" "DNS:api.test"
-cd - >/dev/null
+make_ca ca "/CN=Sluice Test CA"
+make_cert api "/CN=api.test" "DNS:api.test"
+make_cert wild "/CN=wild.test" "DNS:*.wild.test"
+make_cert deep "/CN=deep.wild.test" "DNS:*.deep.wild.test"
+make_cert fallback "/CN=fallback.test" "DNS:fallback.test"
+make_cert api2 "/CN=api.test renewed" "DNS:api.test"
 
 PORT=$(free_port); ADMIN_PORT=$(free_port)
 chain() {  # server-names-yaml cert-name body

@@ -9,18 +9,10 @@ command -v openssl >/dev/null || fail "openssl is not installed (make deps)"
 
 # A CA, a server certificate for localhost / 127.0.0.1, a client certificate, and a key that
 # matches neither.
-cd "$WORK"
-openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=Sluice Test CA" 2>/dev/null
-mk_cert() {  # name subject san
-  openssl req -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.csr" -subj "$2" 2>/dev/null
-  printf 'subjectAltName=%s\n' "$3" > "$1.ext"
-  openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -out "$1.pem" -days 2 \
-    -extfile "$1.ext" 2>/dev/null
-}
-mk_cert server "/CN=localhost" "DNS:localhost,IP:127.0.0.1"
-mk_cert client "/CN=test-client/O=Sluice" "URI:spiffe://sluice.test/client,DNS:client.test"
-openssl genrsa -out other.key 2048 2>/dev/null
-cd - >/dev/null
+make_ca ca "/CN=Sluice Test CA"
+make_cert server "/CN=localhost" "DNS:localhost,IP:127.0.0.1"
+make_cert client "/CN=test-client/O=Sluice" "URI:spiffe://sluice.test/client,DNS:client.test"
+openssl genrsa -out "$WORK/other.key" 2048 2>/dev/null
 
 UP=$(free_port); PORT=$(free_port); ADMIN_PORT=$(free_port)
 start_nginx "$UP"

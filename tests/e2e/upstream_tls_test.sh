@@ -6,18 +6,9 @@
 source "$(dirname "$0")/lib.sh"
 command -v openssl >/dev/null || fail "openssl is not installed (make deps)"
 
-cd "$WORK"
-mk_ca() { openssl req -x509 -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.pem" -days 2 -subj "/CN=$1" 2>/dev/null; }
-mk_cert() {  # name subject san ca
-  openssl req -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.csr" -subj "$2" 2>/dev/null
-  printf 'subjectAltName=%s\n' "$3" > "$1.ext"
-  openssl x509 -req -in "$1.csr" -CA "$4.pem" -CAkey "$4.key" -CAcreateserial -out "$1.pem" -days 2 \
-    -extfile "$1.ext" 2>/dev/null
-}
-mk_ca ca; mk_ca otherca
-mk_cert upstream "/CN=upstream.test" "DNS:upstream.test,URI:spiffe://sluice.test/upstream" ca
-mk_cert client "/CN=sluice-client" "DNS:client.test" ca
-cd - >/dev/null
+make_ca ca; make_ca otherca
+make_cert upstream "/CN=upstream.test" "DNS:upstream.test,URI:spiffe://sluice.test/upstream" ca
+make_cert client "/CN=sluice-client" "DNS:client.test" ca
 
 UP=$(free_port); PORT=$(free_port); ADMIN_PORT=$(free_port)
 mkdir -p "$WORK/nginx"
@@ -64,31 +55,8 @@ YAML
 }
 route() { echo "              - { match: { prefix: \"/$1/\" }, route: { cluster: $1, prefix_rewrite: \"/\" } }"; }
 {
-  cat <<YAML
-admin: { address: { socket_address: { address: 127.0.0.1, port_value: $ADMIN_PORT } } }
-static_resources:
-  listeners:
-  - name: front
-    address: { socket_address: { address: 127.0.0.1, port_value: $PORT } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: front
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-YAML
-  for c in verified nocheck wrongsan wrongca; do route $c; done
-  cat <<YAML
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
-  clusters:
-YAML
+  front_config "$PORT" "$(for c in verified nocheck wrongsan wrongca; do route $c; done)"
+  echo "  clusters:"
   cluster verified "        sni: upstream.test
         common_tls_context:
           tls_certificates: [ { certificate_chain: { filename: $WORK/client.pem }, private_key: { filename: $WORK/client.key } } ]
