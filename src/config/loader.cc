@@ -429,6 +429,17 @@ void Loader::parse_common_tls(const Value& v, CommonTls& tls,
     p.for_each("cipher_suites", [&](const Value& e) {
       if (std::optional<std::string> cs = read_string(d_, e)) tls.cipher_suites.push_back(*cs);
     });
+    if (!tls.cipher_suites.empty()) {
+      std::string list;
+      for (const auto& c : tls.cipher_suites) list += (list.empty() ? "" : ":") + c;
+      if (std::string problem = check_cipher_list(list); !problem.empty()) {
+        d_.error(*p.get("cipher_suites"), problem);
+      }
+    }
+    if (tls.min_version != CommonTls::Version::Auto &&
+        tls.max_version != CommonTls::Version::Auto && tls.min_version > tls.max_version) {
+      d_.error(*params, "tls_minimum_protocol_version is above tls_maximum_protocol_version");
+    }
     p.ignore("ecdh_curves", "ecdh_curves is accepted; OpenSSL's defaults apply");
     p.ignore("signature_algorithms", "signature_algorithms is accepted; OpenSSL's defaults apply");
   }

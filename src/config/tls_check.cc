@@ -3,6 +3,7 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include <memory>
@@ -55,6 +56,15 @@ std::string check_certificates(std::string_view pem) {
   auto bio = memory_bio(pem);
   std::unique_ptr<X509, X509Free> cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
   if (!cert) return "holds no PEM certificate" + openssl_error();
+  return "";
+}
+
+std::string check_cipher_list(const std::string& list) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_method());
+  if (!ctx) return "cannot create a TLS context" + openssl_error();
+  const bool ok = SSL_CTX_set_cipher_list(ctx, list.c_str()) == 1;
+  SSL_CTX_free(ctx);
+  if (!ok) return "no cipher OpenSSL knows in '" + list + "'" + openssl_error();
   return "";
 }
 

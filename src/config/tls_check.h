@@ -12,5 +12,7 @@ namespace sluice::config {
 std::string check_certificate_and_key(std::string_view chain_pem, std::string_view key_pem);
 // "" when `pem` holds at least one certificate (a CA bundle).
 std::string check_certificates(std::string_view pem);
+// "" when OpenSSL knows at least one cipher of the ':'-separated `list` (TLS 1.2 and below).
+std::string check_cipher_list(const std::string& list);
 
 }  // namespace sluice::config

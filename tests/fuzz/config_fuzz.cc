@@ -324,18 +324,50 @@ void check_bootstrap(const Bootstrap& b) {
   std::set<std::string> clusters;
   for (const auto& c : b.clusters) {
     FUZZ_CHECK(clusters.insert(c.name).second, "duplicate cluster '%s' accepted", c.name.c_str());
+    if (c.health_check) {
+      FUZZ_CHECK(c.health_check->timeout.count() > 0 && c.health_check->interval.count() > 0);
+      FUZZ_CHECK(c.health_check->kind != sluice::config::HealthCheck::Kind::Http ||
+                 !c.health_check->path.empty());
+      for (const auto& [start, end] : c.health_check->expected_statuses) FUZZ_CHECK(start < end);
+    }
+    if (c.outlier_detection) {
+      FUZZ_CHECK(c.outlier_detection->consecutive_5xx >= 1);
+      FUZZ_CHECK(c.outlier_detection->max_ejection_percent <= 100);
+    }
     FUZZ_CHECK(b.find_cluster(c.name) == &c || b.find_cluster(c.name) != nullptr);
   }
   std::set<std::string> listeners;
   for (const auto& l : b.listeners) {
     FUZZ_CHECK(listeners.insert(l.name).second, "duplicate listener '%s' accepted", l.name.c_str());
+    std::set<std::string> server_names;
+    size_t default_chains = 0;
     for (const auto& chain : l.filter_chains) {
+      // Chains are told apart by SNI: several means all TLS, distinct names, one default at most.
+      if (l.filter_chains.size() > 1)
+        FUZZ_CHECK(chain.tls.has_value(), "plain chain among several");
+      if (chain.server_names.empty()) ++default_chains;
+      for (const auto& name : chain.server_names) {
+        FUZZ_CHECK(server_names.insert(name).second, "server name '%s' in two chains",
+                   name.c_str());
+      }
+      if (chain.tls) FUZZ_CHECK(chain.tls->certificates.size() == 1, "TLS chain without one cert");
       for (const auto& filter : chain.filters) {
         if (const auto* hcm = std::get_if<sluice::config::HttpConnectionManager>(&filter.config)) {
           check_route_config(b, hcm->route_config);
         }
+        if (const auto* tcp = std::get_if<sluice::config::TcpProxy>(&filter.config)) {
+          FUZZ_CHECK(tcp->cluster.empty() != tcp->weighted_clusters.empty());
+          if (!tcp->cluster.empty()) FUZZ_CHECK(b.find_cluster(tcp->cluster) != nullptr);
+          uint64_t sum = 0;
+          for (const auto& wc : tcp->weighted_clusters) {
+            FUZZ_CHECK(b.find_cluster(wc.name) != nullptr, "unknown cluster '%s'", wc.name.c_str());
+            sum += wc.weight;
+          }
+          FUZZ_CHECK(tcp->weighted_clusters.empty() || (sum == tcp->total_weight && sum > 0));
+        }
       }
     }
+    FUZZ_CHECK(l.filter_chains.size() < 2 || default_chains <= 1, "two default chains accepted");
   }
   FUZZ_CHECK(valid_json(b.node.metadata_json), "node.metadata_json is not JSON: %s",
              b.node.metadata_json.c_str());

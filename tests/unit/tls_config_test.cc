@@ -204,6 +204,20 @@ TEST(TlsConfig, UpstreamErrors) {
       << Describe(r.errors);
 }
 
+TEST(TlsConfig, BadTlsParamsAreCaughtAtLoad) {
+  auto r = config::load_from_string(Cluster(R"(        common_tls_context:
+          tls_params:
+            tls_minimum_protocol_version: TLSv1_3
+            tls_maximum_protocol_version: TLSv1_2
+            cipher_suites: [NOT-A-CIPHER]
+)"));
+  const std::string params =
+      "static_resources.clusters[0].transport_socket.typed_config.common_tls_context.tls_params";
+  EXPECT_TRUE(Has(r.errors, params + ".cipher_suites", "no cipher OpenSSL knows in 'NOT-A-CIPHER'"))
+      << Describe(r.errors);
+  EXPECT_TRUE(Has(r.errors, params, "tls_minimum_protocol_version is above")) << Describe(r.errors);
+}
+
 // Envoy's rules: exact beats wildcard, the longest wildcard suffix wins, the chain without
 // server names takes the rest (and clients without SNI).
 TEST(TlsFilterChains, SelectBySni) {
