@@ -121,8 +121,8 @@ void UpstreamRequest::connect() {
                       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                                 std::chrono::steady_clock::now() - started)
                                                 .count()));
-                  if (cluster_.info().tls()) {
-                    start_tls(started);
+                  if (auto tls = cluster_.info().tls()) {
+                    start_tls(std::move(tls), started);
                   } else {
                     on_connected();
                   }
@@ -131,13 +131,14 @@ void UpstreamRequest::connect() {
 
 // TLS to the upstream: the handshake shares connect_timeout with the TCP connect. A failed one
 // is a connect failure (503, flag UF), counted in cluster.<name>.ssl.connection_error too.
-void UpstreamRequest::start_tls(std::chrono::steady_clock::time_point started) {
+void UpstreamRequest::start_tls(std::shared_ptr<net::TlsClientContext> tls,
+                                std::chrono::steady_clock::time_point started) {
   auto& info = cluster_.info();
   const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started);
   const auto left = std::max(std::chrono::milliseconds(1), info.config().connect_timeout - elapsed);
   conn_->conn().start_tls_client(
-      info.tls(), left, [this, alive = alive_](const asio::error_code& ec) {
+      std::move(tls), left, [this, alive = alive_](const asio::error_code& ec) {
         if (!*alive || failed_) return;
         auto& stats = cluster_.info().stats();
         if (ec) {

@@ -81,6 +81,7 @@ std::string Server::init() {
       auto tls = net::TlsClientContext::create(*c.tls);
       if (!tls) return str_cat("cluster '", c.name, "': TLS: ", tls.error());
       clusters_.back()->set_tls(std::move(*tls));
+      tls_reloader_.watch_cluster(*clusters_.back());
     }
     if (c.outlier_detection) {
       clusters_.back()->set_outlier(std::make_unique<upstream::OutlierDetector>(

@@ -40,8 +40,19 @@ bool read_whole(const std::string& path, std::string& out, std::string& error) {
   return true;
 }
 
+// The files behind `tls` (inline material has none).
+std::vector<std::string> files_of(const config::CommonTls& tls) {
+  std::vector<std::string> files;
+  for (const auto& cert : tls.certificates) {
+    if (!cert.certificate_chain_path.empty()) files.push_back(cert.certificate_chain_path);
+    if (!cert.private_key_path.empty()) files.push_back(cert.private_key_path);
+  }
+  if (!tls.trusted_ca_path.empty()) files.push_back(tls.trusted_ca_path);
+  return files;
+}
+
 // Re-reads the files behind `tls`; "" or what is wrong.
-std::string refresh(config::DownstreamTls& tls) {
+std::string refresh(config::CommonTls& tls) {
   std::string error;
   for (auto& cert : tls.certificates) {
     if (!cert.certificate_chain_path.empty() &&
@@ -83,11 +94,7 @@ void TlsReloader::watch(size_t listener_index, const config::Listener& listener,
     config::FilterChain copy;
     copy.server_names = chain.server_names;
     copy.tls = chain.tls;
-    for (const auto& cert : chain.tls->certificates) {
-      if (!cert.certificate_chain_path.empty()) w.files.push_back(cert.certificate_chain_path);
-      if (!cert.private_key_path.empty()) w.files.push_back(cert.private_key_path);
-    }
-    if (!chain.tls->trusted_ca_path.empty()) w.files.push_back(chain.tls->trusted_ca_path);
+    for (auto& f : files_of(*chain.tls)) w.files.push_back(std::move(f));
     w.chains.push_back(std::move(copy));
   }
   if (w.files.empty()) return;
@@ -98,8 +105,19 @@ void TlsReloader::watch(size_t listener_index, const config::Listener& listener,
   listeners_.push_back(std::move(w));
 }
 
+void TlsReloader::watch_cluster(upstream::ClusterInfo& cluster) {
+  if (!cluster.config().tls) return;
+  WatchedCluster w{&cluster, *cluster.config().tls, files_of(*cluster.config().tls), "", {}, {}};
+  if (w.files.empty()) return;
+  w.signature = file_signature(w.files);
+  auto& store = stats::Store::instance();
+  w.reloaded = store.counter(stats::cluster_stat(cluster.name(), "ssl.certificate_reload"));
+  w.failed = store.counter(stats::cluster_stat(cluster.name(), "ssl.certificate_reload_failed"));
+  clusters_.push_back(std::move(w));
+}
+
 void TlsReloader::start() {
-  if (!listeners_.empty()) schedule();
+  if (!listeners_.empty() || !clusters_.empty()) schedule();
 }
 
 void TlsReloader::stop() { timer_.cancel(); }
@@ -120,6 +138,32 @@ void TlsReloader::poll() {
     w.signature = std::move(signature);
     reload(w);
   }
+  for (auto& w : clusters_) {
+    std::string signature = file_signature(w.files);
+    if (signature == w.signature) continue;
+    w.signature = std::move(signature);
+    reload(w);
+  }
+}
+
+void TlsReloader::reload(WatchedCluster& w) {
+  const std::string& name = w.cluster->name();
+  std::string problem = refresh(w.tls);
+  if (problem.empty()) {
+    auto context = net::TlsClientContext::create(w.tls);
+    if (context) {
+      w.cluster->set_tls(std::move(*context));
+      w.reloaded.inc();
+      spdlog::info("cluster '{}': TLS certificates reloaded", name);
+      return;
+    }
+    problem = context.error();
+  }
+  w.failed.inc();
+  spdlog::error(
+      "cluster '{}': TLS files changed but do not load, keeping the current "
+      "certificates: {}",
+      name, problem);
 }
 
 void TlsReloader::reload(Watched& w) {

@@ -118,14 +118,15 @@ void TcpProxySession::connect(upstream::WorkerCluster& cluster) {
           retry_or_fail("connect", ec);
           return;
         }
-        if (!cluster.info().tls()) {
+        auto tls = cluster.info().tls();
+        if (!tls) {
           on_connected();
           return;
         }
         const auto left = std::max(std::chrono::milliseconds(1),
                                    timeout - std::chrono::duration_cast<std::chrono::milliseconds>(
                                                  std::chrono::steady_clock::now() - started));
-        conn->start_tls_client(cluster.info().tls(), left,
+        conn->start_tls_client(std::move(tls), left,
                                [this, alive, &cluster, retry_or_fail](const asio::error_code& ec) {
                                  if (!*alive || finished_) return;
                                  if (ec) {

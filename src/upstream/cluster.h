@@ -58,6 +58,8 @@ struct ClusterStats {
   stats::Histogram upstream_rq_time, upstream_cx_connect_ms;
 };
 
+class OutlierDetector;
+
 // Shared by all workers. Circuit-breaker counters are process-wide, as in Envoy.
 class ClusterInfo {
  public:
@@ -66,15 +68,17 @@ class ClusterInfo {
   const config::Cluster& config() const { return config_; }
   const std::string& name() const { return config_.name; }
   ClusterStats& stats() { return stats_; }
-  // The client TLS context of a cluster with an UpstreamTlsContext (null: plain TCP). Set once by
-  // the server before workers start.
-  const std::shared_ptr<net::TlsClientContext>& tls() const { return tls_; }
-  // Outlier detection (null when the cluster has none). Set once before workers start.
-  class OutlierDetector* outlier() const {
-    return outlier_.get();
+  // The client TLS context of a cluster with an UpstreamTlsContext (null: plain TCP). Read once
+  // per new upstream connection; replaced from the main thread when its files are reloaded.
+  std::shared_ptr<net::TlsClientContext> tls() const {
+    return tls_.load(std::memory_order_acquire);
   }
-  void set_outlier(std::unique_ptr<class OutlierDetector> outlier);
-  void set_tls(std::shared_ptr<net::TlsClientContext> tls) { tls_ = std::move(tls); }
+  void set_tls(std::shared_ptr<net::TlsClientContext> tls) {
+    tls_.store(std::move(tls), std::memory_order_release);
+  }
+  // Outlier detection (null when the cluster has none). Set once before workers start.
+  OutlierDetector* outlier() const { return outlier_.get(); }
+  void set_outlier(std::unique_ptr<OutlierDetector> outlier);
 
   // Circuit breakers: try_acquire_* fails when the threshold is reached.
   bool try_acquire_connection() {
@@ -107,8 +111,8 @@ class ClusterInfo {
   }
   const config::Cluster& config_;
   ClusterStats stats_;
-  std::shared_ptr<net::TlsClientContext> tls_;
-  std::unique_ptr<class OutlierDetector> outlier_;
+  std::atomic<std::shared_ptr<net::TlsClientContext>> tls_;
+  std::unique_ptr<OutlierDetector> outlier_;
   std::atomic<uint32_t> active_connections_{0}, active_requests_{0}, pending_requests_{0},
       active_retries_{0};
 };

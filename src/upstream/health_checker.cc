@@ -157,11 +157,12 @@ void HealthChecker::probe(const std::shared_ptr<Target>& t) {
                     t->end(false, true, "connect: " + ec.message());
                     return;
                   }
-                  if (!cluster_.tls()) {
+                  auto tls = cluster_.tls();
+                  if (!tls) {
                     send_request();
                     return;
                   }
-                  conn->start_tls_client(cluster_.tls(), config_.timeout,
+                  conn->start_tls_client(std::move(tls), config_.timeout,
                                          [weak, conn, send_request](const asio::error_code& ec) {
                                            auto t = weak.lock();
                                            if (!t || t->conn != conn) return;
@@ -205,9 +206,10 @@ void HealthChecker::on_result(const std::shared_ptr<Target>& t, bool ok, bool ne
     t->successes = 0;
     ++t->failures;
     if (!t->checked) {
-      spdlog::warn("health check: {} in cluster '{}' failed its first check ({}); it stays out of "
-                   "load balancing until a check passes",
-                   t->host->address, cluster_.name(), detail);
+      spdlog::warn(
+          "health check: {} in cluster '{}' failed its first check ({}); it stays out of "
+          "load balancing until a check passes",
+          t->host->address, cluster_.name(), detail);
     } else if (was_healthy && t->failures >= config_.unhealthy_threshold) {
       t->host->health_flags.fetch_or(Host::kFailedActiveHc);
       spdlog::warn("health check: {} in cluster '{}' is unhealthy ({})", t->host->address,

@@ -9,8 +9,10 @@ command -v openssl >/dev/null || fail "openssl is not installed (make deps)"
 make_ca ca; make_ca otherca
 make_cert upstream "/CN=upstream.test" "DNS:upstream.test,URI:spiffe://sluice.test/upstream" ca
 make_cert client "/CN=sluice-client" "DNS:client.test" ca
+make_cert renewed "/CN=sluice-client-renewed" "DNS:client.test" ca
+cp "$WORK/client.pem" "$WORK/rotating.pem"; cp "$WORK/client.key" "$WORK/rotating.key"
 
-UP=$(free_port); PORT=$(free_port); ADMIN_PORT=$(free_port)
+UP=$(free_port); UP_CLOSE=$(free_port); PORT=$(free_port); ADMIN_PORT=$(free_port)
 mkdir -p "$WORK/nginx"
 cat > "$WORK/nginx/nginx.conf" <<NGINX
 daemon off;
@@ -33,19 +35,29 @@ http {
     location / { default_type text/plain;
       return 200 "sni=\$ssl_server_name client=\$ssl_client_s_dn verify=\$ssl_client_verify proto=\$ssl_protocol\n"; }
   }
+  # The same without keep-alive: every request reaches it on a new connection (new handshake).
+  server {
+    listen 127.0.0.1:$UP_CLOSE ssl;
+    ssl_certificate $WORK/upstream.pem;
+    ssl_certificate_key $WORK/upstream.key;
+    ssl_client_certificate $WORK/ca.pem;
+    ssl_verify_client optional;
+    keepalive_timeout 0;
+    location / { default_type text/plain; return 200 "client=\$ssl_client_s_dn\n"; }
+  }
 }
 NGINX
 /usr/sbin/nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" &
 PIDS+=($!)
 for _ in $(seq 100); do curl -sk -o /dev/null "https://127.0.0.1:$UP/" && break; sleep 0.05; done
 
-cluster() {  # name tls-context-lines
+cluster() {  # name tls-context-lines [port]
   cat <<YAML
   - name: $1
     connect_timeout: 2s
     load_assignment:
       cluster_name: $1
-      endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $UP } } } } ] } ]
+      endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${3:-$UP} } } } } ] } ]
     transport_socket:
       name: envoy.transport_sockets.tls
       typed_config:
@@ -55,7 +67,7 @@ YAML
 }
 route() { echo "              - { match: { prefix: \"/$1/\" }, route: { cluster: $1, prefix_rewrite: \"/\" } }"; }
 {
-  front_config "$PORT" "$(for c in verified nocheck wrongsan wrongca; do route $c; done)"
+  front_config "$PORT" "$(for c in verified nocheck wrongsan wrongca rotating; do route $c; done)"
   echo "  clusters:"
   cluster verified "        sni: upstream.test
         common_tls_context:
@@ -72,6 +84,8 @@ route() { echo "              - { match: { prefix: \"/$1/\" }, route: { cluster:
             match_typed_subject_alt_names: [ { san_type: DNS, matcher: { exact: other.test } } ]"
   cluster wrongca "        common_tls_context:
           validation_context: { trusted_ca: { filename: $WORK/otherca.pem } }"
+  cluster rotating "        common_tls_context:
+          tls_certificates: [ { certificate_chain: { filename: $WORK/rotating.pem }, private_key: { filename: $WORK/rotating.key } } ]" "$UP_CLOSE"
 } > "$WORK/up.yaml"
 start_sluice "$WORK/up.yaml"
 
@@ -97,6 +111,16 @@ for c in wrongsan wrongca; do
   [[ $(stat_of "cluster.$c.upstream_cx_connect_fail") -ge 1 ]] || fail "$c: upstream_cx_connect_fail"
 done
 pass "a SAN mismatch or an unknown CA is a 503 counted in ssl.connection_error"
+
+# The cluster's client certificate is replaced on disk: new upstream connections present it.
+body=$(curl -sS --max-time 5 "http://127.0.0.1:$PORT/rotating/")
+[[ $body == "client=CN=sluice-client" ]] || fail "before the reload: $body"
+cp "$WORK/renewed.key" "$WORK/rotating.key.new"; cp "$WORK/renewed.pem" "$WORK/rotating.pem.new"
+mv "$WORK/rotating.key.new" "$WORK/rotating.key"; mv "$WORK/rotating.pem.new" "$WORK/rotating.pem"
+wait_until "the renewed client certificate in use" bash -c \
+  "[[ \$(curl -s --max-time 5 http://127.0.0.1:$PORT/rotating/) == client=CN=sluice-client-renewed ]]"
+[[ $(stat_of cluster.rotating.ssl.certificate_reload) -ge 1 ]] || fail "cluster certificate_reload stat"
+pass "a cluster's client certificate is reloaded from disk without a restart"
 stop_sluice
 
 # A cluster's bad client key is a config error naming its path.
