@@ -414,9 +414,9 @@ void HttpConnection::close_connection(bool flush) {
   st.downstream_cx_destroy.inc();
   st.downstream_cx_length_ms.record(static_cast<uint64_t>(
       std::chrono::duration_cast<milliseconds>(Clock::now() - connection_start_).count()));
-  if (flush && conn_->write_buffered() > 0) {
+  if (flush && (conn_->write_buffered() > 0 || conn_->tls())) {
     // The worker keeps this connection (and counts it, so a drain waits) until the last bytes of
-    // the response are out.
+    // the response are out (and, over TLS, close_notify is sent).
     conn_->set_close_hook([this] { worker_.connection_closed(this); });
     conn_->close(true);
     return;

@@ -128,7 +128,9 @@ void Connection::do_read() {
 }
 
 void Connection::write(std::string_view data) {
-  if (closed_ || write_shut_ || shutdown_after_flush_ || data.empty()) return;
+  if (closed_ || write_shut_ || shutdown_after_flush_ || tls_shutdown_started_ || data.empty()) {
+    return;
+  }
   pending_.append(data);
   after_append();
 }
@@ -156,9 +158,9 @@ void Connection::flush_now() {
 }
 
 void Connection::do_write() {
-  if (write_in_flight_ || closed_) return;
+  if (write_in_flight_ || closed_ || tls_shutdown_started_) return;
   if (pending_.empty()) {
-    if (close_after_flush_) close_now(false, CloseReason::LocalClose);
+    if (close_after_flush_) finish_close();
     if (shutdown_after_flush_) finish_shutdown_write();
     return;
   }
@@ -256,7 +258,33 @@ void Connection::close(bool flush) {
     arm_close_flush_timer();
     return;
   }
+  if (flush) {
+    close_after_flush_ = true;
+    finish_close();
+    return;
+  }
   close_now(false, CloseReason::LocalClose);
+}
+
+// Everything is written: a TLS connection says close_notify first, so the peer can tell our
+// close from a truncation (OpenSSL 3 clients report "unexpected eof" otherwise).
+void Connection::finish_close() {
+  if (!tls_ || tls_info_.version.empty() || tls_shutdown_started_) {
+    if (!tls_shutdown_started_) close_now(false, CloseReason::LocalClose);
+    return;
+  }
+  tls_shutdown_started_ = true;
+  // A read may be in flight, and the shutdown reads the peer's answer: one reader at a time.
+  asio::error_code ignored;
+  socket_.cancel(ignored);
+  auto self = shared_from_this();
+  // The peer need not answer: it gets a moment to, then the socket closes anyway.
+  connect_timer_.expires_after(kTlsShutdownTimeout);
+  connect_timer_.async_wait([self](const asio::error_code& ec) {
+    if (!ec) self->close_now(false, CloseReason::LocalClose);
+  });
+  tls_->async_shutdown(
+      [self](const asio::error_code&) { self->close_now(false, CloseReason::LocalClose); });
 }
 
 void Connection::arm_close_flush_timer() {

@@ -81,7 +81,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // temporary string); returns how many bytes it added.
   template <typename Fill>
   size_t write_with(Fill&& fill) {
-    if (closed_) return 0;
+    if (closed_ || tls_shutdown_started_) return 0;
     const size_t before = pending_.size();
     fill(pending_);
     const size_t added = pending_.size() - before;
@@ -97,6 +97,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Runs once when the socket is really closed (after a flush, an error or close()).
   void set_close_hook(std::function<void()> hook) { close_hook_ = std::move(hook); }
   static constexpr std::chrono::seconds kCloseFlushTimeout{10};
+  static constexpr std::chrono::milliseconds kTlsShutdownTimeout{1000};
   bool open() const { return !closed_; }
   bool closing() const { return close_after_flush_ || closed_; }
 
@@ -117,6 +118,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void after_append();
   void flush_now();
   void finish_shutdown_write();
+  void finish_close();
   void close_now(bool notify, CloseReason reason);
   void update_addresses();
   void arm_close_flush_timer();
@@ -148,6 +150,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool read_closed_ = false;           // the peer's FIN arrived (half-close)
   bool shutdown_after_flush_ = false;  // shutdown_write() waits for pending writes
   bool write_shut_ = false;
+  bool tls_shutdown_started_ = false;
   bool closed_ = false;
   std::string remote_address_;
   std::string local_address_;

@@ -96,6 +96,13 @@ timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -tls1_2 -sess_in "$WORK/s
 grep -q "^Reused" "$WORK/resume.txt" || fail "session not resumed: $(grep -E 'New|Reused' "$WORK/resume.txt")"
 pass "TLS session resumption"
 
+# "Connection: close" ends with close_notify: OpenSSL 3 clients report a bare FIN as an error.
+(printf 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'; sleep 2) |
+  timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -quiet -ign_eof > "$WORK/close.txt" 2>&1 || true
+grep -q "upstream $UP" "$WORK/close.txt" || fail "no response before the close: $(cat "$WORK/close.txt")"
+if grep -q "unexpected eof" "$WORK/close.txt"; then fail "closed without close_notify: $(cat "$WORK/close.txt")"; fi
+pass "a closing TLS connection sends close_notify"
+
 # Plain HTTP to the TLS port: no answer, the connection is dropped and counted.
 before=$(stat_of "listener.127.0.0.1:$PORT.ssl.connection_error"); before=${before:-0}
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$PORT/" || true)
