@@ -20,6 +20,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/strings.h"
@@ -430,9 +431,8 @@ void Loader::parse_common_tls(const Value& v, CommonTls& tls,
       if (std::optional<std::string> cs = read_string(d_, e)) tls.cipher_suites.push_back(*cs);
     });
     if (!tls.cipher_suites.empty()) {
-      std::string list;
-      for (const auto& c : tls.cipher_suites) list += (list.empty() ? "" : ":") + c;
-      if (std::string problem = check_cipher_list(list); !problem.empty()) {
+      if (std::string problem = check_cipher_list(absl::StrJoin(tls.cipher_suites, ":"));
+          !problem.empty()) {
         d_.error(*p.get("cipher_suites"), problem);
       }
     }

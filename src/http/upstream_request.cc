@@ -101,59 +101,33 @@ void UpstreamRequest::connect() {
   conn_ = std::make_unique<upstream::UpstreamConnection>(cluster_, host_, conn);
   const auto started = std::chrono::steady_clock::now();
   if (!alive_) alive_ = std::make_shared<bool>(true);
-  conn->connect(host_->endpoint, info.config().connect_timeout,
-                [this, alive = alive_, started](const asio::error_code& ec) {
+  // With TLS the handshake shares connect_timeout; a failed one is a connect failure (503, flag
+  // UF), counted in cluster.<name>.ssl.connection_error too.
+  conn->connect(host_->endpoint, info.config().connect_timeout, info.tls(),
+                [this, alive = alive_, started](const asio::error_code& ec, bool in_tls) {
                   if (!*alive) return;
                   auto& stats = cluster_.info().stats();
                   release_pending_slot();
                   if (failed_) return;
                   if (ec) {
+                    if (in_tls) stats.ssl_connection_error.inc();
                     stats.upstream_cx_connect_fail.inc();
                     if (ec == asio::error::timed_out) stats.upstream_cx_connect_timeout.inc();
-                    spdlog::debug("upstream connect to {} failed: {}", host_->address,
+                    spdlog::debug("upstream {} to {} failed: {}",
+                                  in_tls ? "TLS handshake" : "connect", host_->address,
                                   ec.message());
                     conn_.reset();
                     fail(ec == asio::error::timed_out ? UpstreamFailure::ConnectTimeout
                                                       : UpstreamFailure::ConnectFailure);
                     return;
                   }
+                  if (in_tls) stats.ssl_handshake.inc();
                   stats.upstream_cx_connect_ms.record(
                       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                                 std::chrono::steady_clock::now() - started)
                                                 .count()));
-                  if (auto tls = cluster_.info().tls()) {
-                    start_tls(std::move(tls), started);
-                  } else {
-                    on_connected();
-                  }
+                  on_connected();
                 });
-}
-
-// TLS to the upstream: the handshake shares connect_timeout with the TCP connect. A failed one
-// is a connect failure (503, flag UF), counted in cluster.<name>.ssl.connection_error too.
-void UpstreamRequest::start_tls(std::shared_ptr<net::TlsClientContext> tls,
-                                std::chrono::steady_clock::time_point started) {
-  auto& info = cluster_.info();
-  const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::steady_clock::now() - started);
-  const auto left = std::max(std::chrono::milliseconds(1), info.config().connect_timeout - elapsed);
-  conn_->conn().start_tls_client(
-      std::move(tls), left, [this, alive = alive_](const asio::error_code& ec) {
-        if (!*alive || failed_) return;
-        auto& stats = cluster_.info().stats();
-        if (ec) {
-          stats.ssl_connection_error.inc();
-          stats.upstream_cx_connect_fail.inc();
-          if (ec == asio::error::timed_out) stats.upstream_cx_connect_timeout.inc();
-          spdlog::debug("TLS handshake with upstream {} failed: {}", host_->address, ec.message());
-          conn_.reset();
-          fail(ec == asio::error::timed_out ? UpstreamFailure::ConnectTimeout
-                                            : UpstreamFailure::ConnectFailure);
-          return;
-        }
-        stats.ssl_handshake.inc();
-        on_connected();
-      });
 }
 
 void UpstreamRequest::on_connected() {

@@ -83,8 +83,6 @@ class UpstreamRequest : public net::ConnectionCallbacks,
   // a connection to the host that will free up.
   void connect_or_wait();
   void connect();
-  void start_tls(std::shared_ptr<net::TlsClientContext> tls,
-                 std::chrono::steady_clock::time_point started);
   void use_idle(std::unique_ptr<upstream::UpstreamConnection> idle);
   void release_pending_slot();
   void stop_waiting();

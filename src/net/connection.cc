@@ -1,5 +1,6 @@
 #include "net/connection.h"
 
+#include <algorithm>
 #include <atomic>
 
 #include "common/strings.h"
@@ -71,6 +72,28 @@ void Connection::connect(const asio::ip::tcp::endpoint& endpoint, std::chrono::m
     if (!ec) self->update_addresses();
     done(ec ? (ec == asio::error::operation_aborted ? asio::error::timed_out : ec) : ec);
   });
+}
+
+void Connection::connect(const asio::ip::tcp::endpoint& endpoint, std::chrono::milliseconds timeout,
+                         std::shared_ptr<TlsClientContext> tls,
+                         std::function<void(const asio::error_code&, bool in_tls)> done) {
+  const auto started = std::chrono::steady_clock::now();
+  auto self = shared_from_this();
+  connect(endpoint, timeout,
+          [self, timeout, started, tls = std::move(tls),
+           done = std::move(done)](const asio::error_code& ec) mutable {
+            if (ec || !tls) {
+              done(ec, false);
+              return;
+            }
+            const auto left =
+                std::max(std::chrono::milliseconds(1),
+                         timeout - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       std::chrono::steady_clock::now() - started));
+            self->start_tls_client(
+                std::move(tls), left,
+                [done = std::move(done)](const asio::error_code& ec) { done(ec, true); });
+          });
 }
 
 void Connection::start_reading() {

@@ -57,6 +57,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // The chain the handshake chose (-1 before), and whether it failed for want of one.
   int tls_chain() const { return server_handshake_ ? server_handshake_->chain : -1; }
   bool tls_no_chain_match() const { return server_handshake_ && server_handshake_->no_match; }
+  // Connects and, with `tls`, runs the client handshake, both within `timeout` (as Envoy's
+  // connect_timeout covers the TLS handshake). `done(error, in_tls)`: `in_tls` tells a failed
+  // handshake from a failed connect, for the ssl.* stats.
+  void connect(const asio::ip::tcp::endpoint& endpoint, std::chrono::milliseconds timeout,
+               std::shared_ptr<TlsClientContext> tls,
+               std::function<void(const asio::error_code&, bool in_tls)> done);
   // Client side of TLS on a connected socket, bounded by `timeout`.
   void start_tls_client(std::shared_ptr<TlsClientContext> context,
                         std::chrono::milliseconds timeout,

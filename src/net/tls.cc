@@ -10,6 +10,7 @@
 #include <cctype>
 #include <cstring>
 
+#include "absl/strings/str_join.h"
 #include "common/strings.h"
 
 namespace sluice::net {
@@ -82,12 +83,6 @@ void first_sans(X509* cert, std::string* uri, std::string* dns) {
   GENERAL_NAMES_free(names);
 }
 
-std::string join_colon(const std::vector<std::string>& parts) {
-  std::string out;
-  for (const auto& p : parts) out += (out.empty() ? "" : ":") + p;
-  return out;
-}
-
 // The SSL_CTX ex_data slot holding a client context's TlsClientContext (asio keeps its own
 // verify callback in the app data slot).
 int client_context_slot() {
@@ -149,8 +144,8 @@ int on_client_hello(SSL* ssl, int* alert, void*) {
   SSL_clear_options(ssl, SSL_get_options(ssl));
   SSL_set_options(ssl, SSL_CTX_get_options(ctx));
   const auto& ciphers = chain.config().cipher_suites;
-  SSL_set_cipher_list(ssl,
-                      ciphers.empty() ? OSSL_default_cipher_list() : join_colon(ciphers).c_str());
+  SSL_set_cipher_list(
+      ssl, ciphers.empty() ? OSSL_default_cipher_list() : absl::StrJoin(ciphers, ":").c_str());
   return SSL_CLIENT_HELLO_SUCCESS;
 }
 
@@ -164,7 +159,7 @@ Status apply_common(SSL_CTX* ctx, const config::CommonTls& config) {
     return Error{"invalid TLS protocol versions: " + last_openssl_error()};
   }
   if (!config.cipher_suites.empty()) {
-    const std::string list = join_colon(config.cipher_suites);
+    const std::string list = absl::StrJoin(config.cipher_suites, ":");
     if (SSL_CTX_set_cipher_list(ctx, list.c_str()) != 1) {
       return Error{"no usable cipher in cipher_suites '" + list + "': " + last_openssl_error()};
     }

@@ -91,53 +91,31 @@ void TcpProxySession::connect(upstream::WorkerCluster& cluster) {
       net::Connection::create(owner_.loop(), info.config().per_connection_buffer_limit_bytes);
   upstream_ = std::make_unique<upstream::UpstreamConnection>(cluster, host, conn);
   conn->set_callbacks(&upstream_side_);
-  const auto timeout = info.config().connect_timeout;
-  const auto started = std::chrono::steady_clock::now();
-  auto retry_or_fail = [this, &cluster](const char* what, const asio::error_code& ec) {
-    auto& stats = cluster.info().stats();
-    if (upstream::OutlierDetector* od = cluster.info().outlier()) {
-      od->report(*upstream_->host(), 503, cluster.lb().hosts().size());
-    }
-    stats.upstream_cx_connect_fail.inc();
-    if (ec == asio::error::timed_out) stats.upstream_cx_connect_timeout.inc();
-    spdlog::debug("tcp_proxy {}: {} to {} failed: {}", config_->config.stat_prefix, what,
-                  upstream_->host()->address, ec.message());
-    if (connect_attempts_ < config_->config.max_connect_attempts) {
-      connect(cluster);
-    } else {
-      upstream_.reset();
-      finish(false);
-    }
-  };
-  conn->connect(
-      host->endpoint, timeout,
-      [this, alive = alive_, &cluster, conn, started, timeout,
-       retry_or_fail](const asio::error_code& ec) {
-        if (!*alive || finished_) return;
-        if (ec) {
-          retry_or_fail("connect", ec);
-          return;
-        }
-        auto tls = cluster.info().tls();
-        if (!tls) {
-          on_connected();
-          return;
-        }
-        const auto left = std::max(std::chrono::milliseconds(1),
-                                   timeout - std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                 std::chrono::steady_clock::now() - started));
-        conn->start_tls_client(std::move(tls), left,
-                               [this, alive, &cluster, retry_or_fail](const asio::error_code& ec) {
-                                 if (!*alive || finished_) return;
-                                 if (ec) {
-                                   cluster.info().stats().ssl_connection_error.inc();
-                                   retry_or_fail("TLS handshake", ec);
-                                   return;
-                                 }
-                                 cluster.info().stats().ssl_handshake.inc();
-                                 on_connected();
-                               });
-      });
+  conn->connect(host->endpoint, info.config().connect_timeout, info.tls(),
+                [this, alive = alive_, &cluster](const asio::error_code& ec, bool in_tls) {
+                  if (!*alive || finished_) return;
+                  auto& stats = cluster.info().stats();
+                  if (!ec) {
+                    if (in_tls) stats.ssl_handshake.inc();
+                    on_connected();
+                    return;
+                  }
+                  if (in_tls) stats.ssl_connection_error.inc();
+                  if (upstream::OutlierDetector* od = cluster.info().outlier()) {
+                    od->report(*upstream_->host(), 503, cluster.lb().hosts().size());
+                  }
+                  stats.upstream_cx_connect_fail.inc();
+                  if (ec == asio::error::timed_out) stats.upstream_cx_connect_timeout.inc();
+                  spdlog::debug("tcp_proxy {}: {} to {} failed: {}", config_->config.stat_prefix,
+                                in_tls ? "TLS handshake" : "connect", upstream_->host()->address,
+                                ec.message());
+                  if (connect_attempts_ < config_->config.max_connect_attempts) {
+                    connect(cluster);
+                  } else {
+                    upstream_.reset();
+                    finish(false);
+                  }
+                });
 }
 
 void TcpProxySession::on_connected() {

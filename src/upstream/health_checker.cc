@@ -136,42 +136,23 @@ void HealthChecker::probe(const std::shared_ptr<Target>& t) {
     if (!ec && t) t->end(false, true, "timed out");
   });
   auto conn = t->conn;
-  auto send_request = [this, weak, conn] {
-    auto t = weak.lock();
-    if (!t || t->conn != conn) return;
-    if (config_.kind == config::HealthCheck::Kind::Tcp) {
-      t->end(true, false, "connected");
-      return;
-    }
-    conn->set_callbacks(t.get());
-    conn->start_reading();
-    conn->write(str_cat("GET ", config_.path, " HTTP/1.1\r\nHost: ",
-                        config_.host.empty() ? cluster_.name() : config_.host,
-                        "\r\nUser-Agent: Envoy/HC\r\nConnection: close\r\n\r\n"));
-  };
-  conn->connect(t->host->endpoint, config_.timeout,
-                [this, weak, conn, send_request](const asio::error_code& ec) {
+  conn->connect(t->host->endpoint, config_.timeout, cluster_.tls(),
+                [this, weak, conn](const asio::error_code& ec, bool in_tls) {
                   auto t = weak.lock();
                   if (!t || t->conn != conn) return;
                   if (ec) {
-                    t->end(false, true, "connect: " + ec.message());
+                    t->end(false, true, (in_tls ? "TLS: " : "connect: ") + ec.message());
                     return;
                   }
-                  auto tls = cluster_.tls();
-                  if (!tls) {
-                    send_request();
+                  if (config_.kind == config::HealthCheck::Kind::Tcp) {
+                    t->end(true, false, "connected");
                     return;
                   }
-                  conn->start_tls_client(std::move(tls), config_.timeout,
-                                         [weak, conn, send_request](const asio::error_code& ec) {
-                                           auto t = weak.lock();
-                                           if (!t || t->conn != conn) return;
-                                           if (ec) {
-                                             t->end(false, true, "TLS: " + ec.message());
-                                             return;
-                                           }
-                                           send_request();
-                                         });
+                  conn->set_callbacks(t.get());
+                  conn->start_reading();
+                  conn->write(str_cat("GET ", config_.path, " HTTP/1.1\r\nHost: ",
+                                      config_.host.empty() ? cluster_.name() : config_.host,
+                                      "\r\nUser-Agent: Envoy/HC\r\nConnection: close\r\n\r\n"));
                 });
 }
 
