@@ -124,17 +124,6 @@ bool is_modifiable_header(std::string_view lower_name) {
   return !lower_name.empty() && lower_name[0] != ':' && lower_name != "host";
 }
 
-std::optional<std::string> read_file(const std::string& path, std::string& error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    error = fmt::format("cannot read file '{}': {}", path, std::strerror(errno));
-    return std::nullopt;
-  }
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  return contents.str();
-}
-
 // Walks the document into a Bootstrap. Cross-references (route -> cluster, listener addresses)
 // are recorded while walking and checked at the end, once every cluster and listener is known.
 class Loader {
@@ -1704,6 +1693,17 @@ LoadResult load_from_string(std::string_view text, std::string_view source_name)
   std::stable_sort(result.warnings.begin(), result.warnings.end(), by_line);
   if (result.errors.empty()) result.bootstrap = std::move(bootstrap);
   return result;
+}
+
+std::optional<std::string> read_file(const std::string& path, std::string& error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = fmt::format("cannot read file '{}': {}", path, std::strerror(errno));
+    return std::nullopt;
+  }
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
 }
 
 LoadResult load_from_file(const std::string& path) {

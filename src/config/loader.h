@@ -1,10 +1,11 @@
 // Loads Envoy v3 bootstrap YAML (or JSON) into a validated config::Bootstrap.
 // Every problem is collected (not just the first) with its field path and source line, so a user
-// fixes a config in one pass. Fields Sluice does not implement are errors, except a short documented
-// list of operational fields that are accepted with a warning.
+// fixes a config in one pass. Fields Sluice does not implement are errors, except a short
+// documented list of operational fields that are accepted with a warning.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,5 +34,9 @@ struct LoadResult {
 // `source_name` names the input in messages (a file path, or "--config-yaml").
 LoadResult load_from_string(std::string_view text, std::string_view source_name = "<string>");
 LoadResult load_from_file(const std::string& path);
+
+// A whole file, or nullopt with `error` saying why (the path and errno's message). DataSource
+// `filename`s are read with it, at load and when certificates are reloaded.
+std::optional<std::string> read_file(const std::string& path, std::string& error);
 
 }  // namespace sluice::config

@@ -2,11 +2,9 @@
 
 #include <sys/stat.h>
 
-#include <fstream>
-#include <sstream>
-
 #include <spdlog/spdlog.h>
 
+#include "config/loader.h"
 #include "config/tls_check.h"
 
 namespace sluice::server {
@@ -29,15 +27,9 @@ std::string file_signature(const std::vector<std::string>& files) {
 }
 
 bool read_whole(const std::string& path, std::string& out, std::string& error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    error = "cannot read " + path;
-    return false;
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return true;
+  std::optional<std::string> contents = config::read_file(path, error);
+  if (contents) out = std::move(*contents);
+  return contents.has_value();
 }
 
 // The files behind `tls` (inline material has none).
