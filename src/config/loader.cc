@@ -494,7 +494,8 @@ void Loader::parse_upstream_tls(const Value& v, Cluster& out) {
   UpstreamTls& tls = out.tls.emplace();
   t.read_string("sni", tls.sni);
   t.ignore("allow_renegotiation", "allow_renegotiation is accepted; renegotiation stays off");
-  t.ignore("max_session_keys", "max_session_keys is accepted; one session per host is kept");
+  t.ignore("max_session_keys",
+           "max_session_keys is accepted; upstream TLS sessions are not resumed yet");
   std::optional<Value> common = t.get("common_tls_context");
   if (!common) return;
   parse_common_tls(*common, tls, [&](Fields& validation) {

@@ -159,28 +159,25 @@ void TlsReloader::reload(WatchedCluster& w) {
 }
 
 void TlsReloader::reload(Watched& w) {
+  std::string problem;
   for (auto& chain : w.chains) {
-    if (std::string problem = refresh(*chain.tls); !problem.empty()) {
-      w.failed.inc();
-      spdlog::error(
-          "listener '{}': TLS files changed but do not load, keeping the current "
-          "certificates: {}",
-          w.name, problem);
+    if (problem = refresh(*chain.tls); !problem.empty()) break;
+  }
+  if (problem.empty()) {
+    auto chains = net::TlsFilterChains::build(w.chains);
+    if (chains) {
+      w.reloaded.inc();
+      spdlog::info("listener '{}': TLS certificates reloaded", w.name);
+      publish_(w.index, std::move(*chains));
       return;
     }
+    problem = chains.error();
   }
-  auto chains = net::TlsFilterChains::build(w.chains);
-  if (!chains) {
-    w.failed.inc();
-    spdlog::error(
-        "listener '{}': TLS files changed but do not load, keeping the current "
-        "certificates: {}",
-        w.name, chains.error());
-    return;
-  }
-  w.reloaded.inc();
-  spdlog::info("listener '{}': TLS certificates reloaded", w.name);
-  publish_(w.index, std::move(*chains));
+  w.failed.inc();
+  spdlog::error(
+      "listener '{}': TLS files changed but do not load, keeping the current "
+      "certificates: {}",
+      w.name, problem);
 }
 
 }  // namespace sluice::server
