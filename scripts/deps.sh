@@ -16,7 +16,7 @@ PACKAGES=(
   wasi-libc libc++-14-dev-wasm32 libc++abi-14-dev-wasm32 libclang-rt-14-dev-wasm32 wabt
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev curl wrk nginx-light haproxy prometheus procps perl openssl
-  socat
+  socat nghttp2-client
   iproute2
 )
 

@@ -166,9 +166,26 @@ struct HttpFilter {
   std::optional<WasmPlugin> wasm;
 };
 
+// http2_protocol_options (envoy.config.core.v3.Http2ProtocolOptions), the fields Sluice honours.
+// Defaults are Envoy's except where noted: Envoy lets a stream take 256 MiB of window and a
+// connection 2^31-1 streams; Sluice keeps a client's unread request body within a smaller
+// window, so one connection cannot make it buffer gigabytes.
+struct Http2ProtocolOptions {
+  uint32_t max_concurrent_streams = 1024;                 // Envoy: 2147483647
+  uint32_t initial_stream_window_size = 256 * 1024;       // Envoy: 268435456
+  uint32_t initial_connection_window_size = 1024 * 1024;  // Envoy: 268435456
+  uint32_t hpack_table_size = 4096;
+  // Flood protection (Envoy's names and defaults).
+  uint32_t max_outbound_frames = 10000;
+  uint32_t max_outbound_control_frames = 1000;
+  uint32_t max_consecutive_inbound_frames_with_empty_payload = 1;
+  uint32_t max_inbound_priority_frames_per_stream = 100;
+  uint32_t max_inbound_window_update_frames_per_data_frame_sent = 10;
+};
+
 struct HttpConnectionManager {
   std::string stat_prefix;
-  enum class Codec { Auto, Http1 };
+  enum class Codec { Auto, Http1, Http2 };
   Codec codec_type = Codec::Auto;
   RouteConfiguration route_config;
   std::vector<HttpFilter> http_filters;
@@ -184,6 +201,7 @@ struct HttpConnectionManager {
   // http_protocol_options.enable_trailers: HTTP/1 trailers are parsed and passed on (Envoy drops
   // them by default).
   bool enable_trailers = false;
+  Http2ProtocolOptions http2;
 };
 
 // envoy.filters.network.tcp_proxy (envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy).
@@ -211,7 +229,7 @@ struct TlsCertificate {
 };
 struct CommonTls {
   std::vector<TlsCertificate> certificates;
-  std::vector<std::string> alpn_protocols;  // as configured; Sluice negotiates http/1.1
+  std::vector<std::string> alpn_protocols;  // server: selects h2/http/1.1 in this order
   enum class Version { Auto, Tls10, Tls11, Tls12, Tls13 };
   Version min_version = Version::Auto;     // Auto: TLS 1.2 (Envoy's default both ways)
   Version max_version = Version::Auto;     // Auto: TLS 1.3

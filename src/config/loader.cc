@@ -194,6 +194,7 @@ class Loader {
   void parse_load_assignment(const Value& v, Cluster& out, bool check_addresses);
   void parse_upstream_http_options(const Value& v, Cluster& out);
   void parse_http1_options(const Value& v, bool& enable_trailers);
+  void parse_http2_options(const Value& v, Http2ProtocolOptions& out);
   void parse_circuit_breakers(const Value& v, CircuitBreakerThresholds& out);
 
   void check_references(const Bootstrap& b);
@@ -663,8 +664,9 @@ void Loader::parse_hcm(Fields& f, HttpConnectionManager& out) {
   f.read_string("stat_prefix", out.stat_prefix, Need::kRequired);
   read_enum<HttpConnectionManager::Codec>(f, "codec_type", out.codec_type,
                                           {{"AUTO", HttpConnectionManager::Codec::Auto},
-                                           {"HTTP1", HttpConnectionManager::Codec::Http1}},
-                                          {"HTTP2", "HTTP3"});
+                                           {"HTTP1", HttpConnectionManager::Codec::Http1},
+                                           {"HTTP2", HttpConnectionManager::Codec::Http2}},
+                                          {"HTTP3"});
   f.reject("rds", "RDS is not supported: use route_config");
   if (std::optional<Value> rc = f.get("route_config")) {
     parse_route_config(*rc, out.route_config);
@@ -709,6 +711,37 @@ void Loader::parse_hcm(Fields& f, HttpConnectionManager& out) {
   f.read_string("server_name", out.server_name);
   if (std::optional<Value> options = f.get("http_protocol_options")) {
     parse_http1_options(*options, out.enable_trailers);
+  }
+  if (std::optional<Value> options = f.get("http2_protocol_options")) {
+    parse_http2_options(*options, out.http2);
+  }
+}
+
+void Loader::parse_http2_options(const Value& v, Http2ProtocolOptions& out) {
+  Fields o(d_, v);
+  // RFC 9113 bounds: windows 65535..2^31-1, at least one stream.
+  o.read_uint32("max_concurrent_streams", out.max_concurrent_streams, 1, 2147483647);
+  o.read_uint32("initial_stream_window_size", out.initial_stream_window_size, 65535, 2147483647);
+  o.read_uint32("initial_connection_window_size", out.initial_connection_window_size, 65535,
+                2147483647);
+  o.read_uint32("hpack_table_size", out.hpack_table_size);
+  o.read_uint32("max_outbound_frames", out.max_outbound_frames, 1);
+  o.read_uint32("max_outbound_control_frames", out.max_outbound_control_frames, 1);
+  o.read_uint32("max_consecutive_inbound_frames_with_empty_payload",
+                out.max_consecutive_inbound_frames_with_empty_payload);
+  o.read_uint32("max_inbound_priority_frames_per_stream",
+                out.max_inbound_priority_frames_per_stream);
+  o.read_uint32("max_inbound_window_update_frames_per_data_frame_sent",
+                out.max_inbound_window_update_frames_per_data_frame_sent, 1);
+  o.reject("allow_connect", "CONNECT over HTTP/2 is not supported");
+  o.reject("allow_metadata", "HTTP/2 METADATA frames are not supported");
+  bool flag = false;
+  // Accepted: Sluice already behaves this way (an invalid message resets only its stream).
+  o.read_bool("stream_error_on_invalid_http_messaging", flag);
+  if (std::optional<Value> ka = o.get("connection_keepalive")) {
+    Fields k(d_, *ka);
+    k.accept_all();
+    d_.warn(*ka, "connection_keepalive (HTTP/2 PING keepalive) is not supported; ignored");
   }
 }
 

@@ -24,6 +24,9 @@ HcmStats::HcmStats(std::string_view p) {
   downstream_cx_drain_close = counter("downstream_cx_drain_close");
   downstream_rq_total = counter("downstream_rq_total");
   downstream_rq_http1_total = counter("downstream_rq_http1_total");
+  downstream_rq_http2_total = counter("downstream_rq_http2_total");
+  downstream_cx_http1_total = counter("downstream_cx_http1_total");
+  downstream_cx_http2_total = counter("downstream_cx_http2_total");
   downstream_rq_timeout = counter("downstream_rq_timeout");
   downstream_rq_idle_timeout = counter("downstream_rq_idle_timeout");
   downstream_rq_rx_reset = counter("downstream_rq_rx_reset");
@@ -43,6 +46,8 @@ HcmStats::HcmStats(std::string_view p) {
   }
   downstream_cx_active = s.gauge(stats::http_conn_manager_stat(p, "downstream_cx_active"));
   downstream_rq_active = s.gauge(stats::http_conn_manager_stat(p, "downstream_rq_active"));
+  downstream_cx_http2_active =
+      s.gauge(stats::http_conn_manager_stat(p, "downstream_cx_http2_active"));
   downstream_rq_time = s.histogram(stats::http_conn_manager_stat(p, "downstream_rq_time"));
   downstream_cx_length_ms =
       s.histogram(stats::http_conn_manager_stat(p, "downstream_cx_length_ms"));
@@ -306,10 +311,11 @@ uint32_t parse_status(std::string_view s) {
 
 HttpConnection::HttpConnection(WorkerContext& worker,
                                std::shared_ptr<const HttpListenerConfig> config,
-                               std::shared_ptr<net::Connection> conn)
+                               std::shared_ptr<net::Connection> conn, MultiplexedStream* stream)
     : worker_(worker),
       config_(std::move(config)),
       conn_(std::move(conn)),
+      mux_(stream),
       parser_(MessageType::Request, *this, config_->config.max_request_headers_kb * 1024),
       idle_timer_(worker.loop(), [this] { on_connection_idle_timeout(); }),
       stream_timer_(worker.loop(), [this] { on_stream_timer(); }),
@@ -319,6 +325,7 @@ HttpConnection::HttpConnection(WorkerContext& worker,
 
 HttpConnection::~HttpConnection() {
   if (stream_) discard_upstream();
+  if (mux_ || !conn_) return;  // HTTP/2: the socket is the session's; handed over: not ours
   conn_->set_close_hook(nullptr);
   conn_->set_callbacks(nullptr);
   conn_->close(false);
@@ -390,7 +397,7 @@ void HttpConnection::start_drain() {
 }
 
 void HttpConnection::close_now() {
-  if (closed_) {
+  if (closed_ && !mux_) {
     conn_->close(false);  // still flushing a final response: cut it (shutdown)
     return;
   }
@@ -407,6 +414,10 @@ void HttpConnection::close_connection(bool flush) {
   if (stream_) {
     discard_upstream();
     stream_.reset();
+  }
+  if (mux_) {
+    mux_->stream_finished(flush);
+    return;
   }
   conn_->set_callbacks(nullptr);
   auto& st = config_->stats;
@@ -425,11 +436,39 @@ void HttpConnection::close_connection(bool flush) {
   worker_.connection_closed(this);
 }
 
+bool HttpConnection::detect_http2() {
+  static constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  const size_t n = std::min(input_.size(), kPreface.size());
+  if (std::string_view(input_).substr(0, n) != kPreface.substr(0, n)) {
+    first_read_ = false;  // HTTP/1 it is
+    return true;
+  }
+  if (n < kPreface.size()) return false;  // wait for the rest of the preface
+  // HTTP/2 with prior knowledge: the session takes the socket and every byte read so far.
+  closed_ = true;
+  idle_timer_.cancel();
+  conn_->set_callbacks(nullptr);
+  worker_.switch_to_http2(this, std::move(conn_), std::move(input_));
+  return false;
+}
+
+void HttpConnection::read_disable(bool disable) {
+  if (mux_) {
+    mux_->pause_request_body(disable);
+  } else {
+    conn_->read_disable(disable);
+  }
+}
+
 void HttpConnection::on_read(const char* data, size_t len) {
   // Upstream attempts retired earlier are off the call stack now.
   retired_upstreams_.clear();
   config_->stats.downstream_cx_rx_bytes_total.inc(len);
   input_.append(data, len);
+  if (first_read_ && config_->config.codec_type == config::HttpConnectionManager::Codec::Auto &&
+      !detect_http2()) {
+    return;
+  }
   process_input();
 }
 
@@ -455,8 +494,8 @@ void HttpConnection::process_input() {
   if (closed_) return;
   input_.erase(0, offset);
   // Do not buffer an unbounded backlog of pipelined requests.
-  conn_->read_disable(input_.size() > config_->buffer_limit ||
-                      (stream_ && stream_->upstream_paused_downstream));
+  read_disable(input_.size() > config_->buffer_limit ||
+               (stream_ && stream_->upstream_paused_downstream));
 }
 
 void HttpConnection::handle_parse_error() {
@@ -488,7 +527,17 @@ void HttpConnection::handle_parse_error() {
                    "codec_error");
 }
 
-void HttpConnection::on_close(net::CloseReason) {
+void HttpConnection::on_close(net::CloseReason) { on_stream_reset(); }
+
+void HttpConnection::on_stream_send_blocked(bool blocked) {
+  if (blocked) {
+    on_above_write_high_watermark();
+  } else {
+    on_below_write_low_watermark();
+  }
+}
+
+void HttpConnection::on_stream_reset() {
   if (closed_) return;
   if (stream_) {
     config_->stats.downstream_rq_rx_reset.inc();
@@ -523,7 +572,6 @@ void HttpConnection::on_message_headers(HeaderMap& headers, bool end_stream) {
   auto& st = config_->stats;
   const auto& hcm = config_->config;
   st.downstream_rq_total.inc();
-  st.downstream_rq_http1_total.inc();
   st.downstream_rq_active.inc();
 
   s.request_headers.swap(headers);  // the parser gets this (empty) map for the next message
@@ -531,9 +579,18 @@ void HttpConnection::on_message_headers(HeaderMap& headers, bool end_stream) {
   HeaderMap& h = s.request_headers;
   s.info.start_time = std::chrono::system_clock::now();
   s.info.start_mono = s.last_activity = Clock::now();
-  s.http10 = parser_.http_major() == 1 && parser_.http_minor() == 0;
-  s.info.protocol = s.http10 ? "HTTP/1.0" : "HTTP/1.1";
-  s.keep_alive = parser_.keep_alive() && !draining_ && !worker_.draining();
+  if (mux_) {
+    st.downstream_rq_http2_total.inc();
+    s.info.protocol = "HTTP/2";
+  } else {
+    if (first_request_) st.downstream_cx_http1_total.inc();
+    st.downstream_rq_http1_total.inc();
+    s.http10 = parser_.http_major() == 1 && parser_.http_minor() == 0;
+    s.info.protocol = s.http10 ? "HTTP/1.0" : "HTTP/1.1";
+    s.keep_alive = parser_.keep_alive() && !draining_ && !worker_.draining();
+    s.request_chunked = parser_.chunked();
+  }
+  first_request_ = false;
   s.head_request = h.method() == "HEAD";
   s.request_complete = false;
   s.info.request_headers = &s.request_headers;
@@ -543,7 +600,6 @@ void HttpConnection::on_message_headers(HeaderMap& headers, bool end_stream) {
     s.info.tls = &conn_->tls_info();
     if (std::string* scheme = h.get_mutable(":scheme")) *scheme = "https";
   }
-  s.request_chunked = parser_.chunked();
   arm_stream_idle_timer();
   if (hcm.request_timeout.count() > 0) {
     stream_timer_purpose_ = StreamTimerPurpose::RequestTimeout;
@@ -562,7 +618,13 @@ void HttpConnection::on_message_headers(HeaderMap& headers, bool end_stream) {
   if (const std::string* expect = h.get("expect");
       expect && equals_ignore_case(*expect, "100-continue")) {
     h.remove("expect");
-    if (!end_stream && !s.http10) conn_->write("HTTP/1.1 100 Continue\r\n\r\n");
+    if (end_stream || s.http10) {
+      // No body to wait for, or a client that knows no 1xx.
+    } else if (mux_) {
+      mux_->send_100_continue();
+    } else {
+      conn_->write("HTTP/1.1 100 Continue\r\n\r\n");
+    }
   }
 
   remove_hop_by_hop(h);
@@ -809,13 +871,14 @@ void HttpConnection::router_data(std::string_view data) {
   // Until the upstream connection is up, bytes wait in memory: bound them.
   if (!s.upstream->connected() && s.router_bytes > config_->buffer_limit) {
     s.upstream_paused_downstream = true;
-    conn_->read_disable(true);
+    read_disable(true);
   }
 }
 
 void HttpConnection::on_message_trailers(HeaderMap& trailers) {
-  // Without enable_trailers (Envoy's default) HTTP/1 trailers are read and dropped.
-  if (!stream_ || !config_->config.enable_trailers || stream_->local_replied) return;
+  // Without enable_trailers (Envoy's default) HTTP/1 trailers are read and dropped; HTTP/2
+  // always carries them.
+  if (!stream_ || (!mux_ && !config_->config.enable_trailers) || stream_->local_replied) return;
   Stream& s = *stream_;
   s.request_trailers.swap(trailers);
   s.has_request_trailers = true;
@@ -877,20 +940,20 @@ void HttpConnection::router_end() {
 void HttpConnection::on_upstream_connected() {
   if (stream_ && stream_->upstream_paused_downstream) {
     stream_->upstream_paused_downstream = false;
-    conn_->read_disable(false);
+    read_disable(false);
   }
 }
 
 void HttpConnection::on_upstream_above_write_high_watermark() {
   if (!stream_) return;
   stream_->upstream_paused_downstream = true;
-  conn_->read_disable(true);
+  read_disable(true);
 }
 
 void HttpConnection::on_upstream_below_write_low_watermark() {
   if (!stream_) return;
   stream_->upstream_paused_downstream = false;
-  conn_->read_disable(false);
+  read_disable(false);
 }
 
 bool HttpConnection::retry_on_response(uint32_t status) {
@@ -1166,6 +1229,12 @@ void HttpConnection::encode_response_headers(HeaderMap& h, bool end_stream) {
     apply_mutations(h, rc.headers.response_headers_to_add, rc.headers.response_headers_to_remove);
   }
   h.set("server", config_->config.server_name);
+  if (mux_) {
+    // HTTP/2 frames the body itself: no chunking, no connection management headers.
+    mux_->send_headers(h, end_stream);
+    if (end_stream) encode_response_end();
+    return;
+  }
   if (draining_ || worker_.draining()) s.keep_alive = false;
   const uint32_t code = *s.info.response_code;
   const bool bodyless = s.head_request || code == 204 || code == 304 || code / 100 == 1;
@@ -1193,6 +1262,10 @@ void HttpConnection::encode_response_data(std::string_view data) {
   Stream& s = *stream_;
   if (s.head_request || data.empty()) return;
   s.info.bytes_sent += data.size();
+  if (mux_) {
+    mux_->send_data(data, false);  // the session counts the connection's bytes
+    return;
+  }
   config_->stats.downstream_cx_tx_bytes_total.inc(data.size());
   if (s.response_chunked) {
     std::string chunk;
@@ -1205,7 +1278,13 @@ void HttpConnection::encode_response_data(std::string_view data) {
 
 void HttpConnection::encode_response_end() {
   Stream& s = *stream_;
-  if (s.response_chunked) {
+  if (mux_) {
+    if (s.has_response_trailers && !s.head_request) {
+      mux_->send_trailers(s.response_trailers);
+    } else {
+      mux_->send_data({}, true);
+    }
+  } else if (s.response_chunked) {
     if (s.has_response_trailers && config_->config.enable_trailers) {
       conn_->write_with([&](std::string& out) { encode_last_chunk(s.response_trailers, out); });
     } else {
@@ -1227,7 +1306,8 @@ void HttpConnection::discard_upstream() {
 }
 
 void HttpConnection::reset_stream(uint32_t flag) {
-  // The response already started: the only honest signal left is to close the connection.
+  // The response already started: the only honest signal left is to reset the stream (HTTP/2)
+  // or close the connection (HTTP/1).
   Stream& s = *stream_;
   s.info.set_flag(static_cast<ResponseFlag>(flag));
   s.keep_alive = false;
@@ -1268,6 +1348,10 @@ void HttpConnection::finish_stream() {
 
   const bool keep_alive = s.keep_alive && s.request_complete;
   release_stream();
+  if (mux_) {
+    close_connection(true);  // the HTTP/2 stream is done; the session keeps the connection
+    return;
+  }
   if (!keep_alive) {
     close_connection(true);
     return;

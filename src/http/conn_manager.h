@@ -1,9 +1,11 @@
-// The HTTP connection manager: one per downstream connection. Parses requests (HTTP/1.x), runs
-// each through routing (local replies, redirects, or the router to an upstream cluster with
-// retries and timeouts), streams the response back, and logs and counts it.
+// The HTTP connection manager. An HttpConnection runs requests one stream at a time: routing
+// (local replies, redirects, or the router to an upstream cluster with retries and timeouts), the
+// filter chain, streaming the response back, logging and counting it.
 //
-// HTTP/1 is serial: one stream at a time; pipelined requests wait in the input buffer until the
-// current response is complete, so responses go out in order.
+// Over HTTP/1 it is the whole connection: it parses requests off the socket, and pipelined
+// requests wait in the input buffer until the current response is complete, so responses go out
+// in order. Over HTTP/2 (http2_server.h) the session demultiplexes streams and runs one
+// HttpConnection per stream, which then speaks to its MultiplexedStream instead of a socket.
 #pragma once
 
 #include <chrono>
@@ -37,12 +39,13 @@ struct HcmStats {
   explicit HcmStats(std::string_view prefix);
   stats::Counter downstream_cx_total, downstream_cx_destroy, downstream_cx_protocol_error,
       downstream_cx_idle_timeout, downstream_cx_drain_close, downstream_rq_total,
-      downstream_rq_http1_total, downstream_rq_timeout, downstream_rq_idle_timeout,
+      downstream_rq_http1_total, downstream_rq_http2_total, downstream_cx_http1_total,
+      downstream_cx_http2_total, downstream_rq_timeout, downstream_rq_idle_timeout,
       downstream_rq_rx_reset, downstream_rq_tx_reset, downstream_rq_too_large,
       downstream_rq_completed, no_route, no_cluster, rq_direct_response, rq_redirect,
       downstream_cx_rx_bytes_total, downstream_cx_tx_bytes_total;
   stats::Counter downstream_rq_xx[5];
-  stats::Gauge downstream_cx_active, downstream_rq_active;
+  stats::Gauge downstream_cx_active, downstream_rq_active, downstream_cx_http2_active;
   stats::Histogram downstream_rq_time, downstream_cx_length_ms;
 };
 
@@ -59,6 +62,33 @@ struct HttpListenerConfig {
   std::vector<std::shared_ptr<HttpFilterConfig>> filters;
 };
 
+// A downstream HTTP connection as its worker holds it (HTTP/1 or HTTP/2).
+class DownstreamConnection {
+ public:
+  virtual ~DownstreamConnection() = default;
+  // Drain: finish the streams in flight (HTTP/1: "connection: close"; HTTP/2: GOAWAY), then close.
+  virtual void start_drain() = 0;
+  // Closes immediately (shutdown).
+  virtual void close_now() = 0;
+};
+
+// The downstream side of one stream of a multiplexed connection (an HTTP/2 stream), as the
+// HttpConnection running that stream sees it.
+class MultiplexedStream {
+ public:
+  virtual ~MultiplexedStream() = default;
+  virtual void send_100_continue() = 0;
+  virtual void send_headers(const HeaderMap& headers, bool end_stream) = 0;
+  virtual void send_data(std::string_view data, bool end_stream) = 0;
+  virtual void send_trailers(const HeaderMap& trailers) = 0;
+  // Stop (true) or resume taking the request body: the client's flow-control window stays shut.
+  virtual void pause_request_body(bool pause) = 0;
+  // The HttpConnection is done with the stream: `complete` when the whole response was sent,
+  // else the stream is reset (unless the client reset it first). Releases the HttpConnection
+  // on a later turn of the loop.
+  virtual void stream_finished(bool complete) = 0;
+};
+
 // What a connection needs from its worker.
 class WorkerContext {
  public:
@@ -68,23 +98,39 @@ class WorkerContext {
   virtual bool draining() const = 0;
   virtual std::mt19937_64& rng() = 0;
   // The connection is finished: the worker drops its reference (deferred, never re-entrant).
-  virtual void connection_closed(class HttpConnection* conn) = 0;
+  virtual void connection_closed(DownstreamConnection* conn) = 0;
+  // An HTTP/1 connection (codec AUTO) received the HTTP/2 connection preface: the worker serves
+  // `conn` over HTTP/2 from now on, starting with `received` (the bytes read so far), and drops
+  // `http1`.
+  virtual void switch_to_http2(DownstreamConnection* http1, std::shared_ptr<net::Connection> conn,
+                               std::string received) = 0;
 };
 
-class HttpConnection : public net::ConnectionCallbacks,
+class HttpConnection : public DownstreamConnection,
+                       public net::ConnectionCallbacks,
                        public Http1ParserCallbacks,
                        public UpstreamRequestCallbacks,
                        public std::enable_shared_from_this<HttpConnection> {
  public:
+  // HTTP/1: `conn` is this connection's socket. HTTP/2: `stream` is the one stream this runs,
+  // and `conn` the session's socket (for addresses, TLS and the connection id only).
   HttpConnection(WorkerContext& worker, std::shared_ptr<const HttpListenerConfig> config,
-                 std::shared_ptr<net::Connection> conn);
+                 std::shared_ptr<net::Connection> conn, MultiplexedStream* stream = nullptr);
   ~HttpConnection() override;
 
+  // HTTP/1: starts reading the socket.
   void start();
   // Drain: finish the current stream with "connection: close", or close now when idle.
-  void start_drain();
+  void start_drain() override;
   // Closes immediately (shutdown).
-  void close_now();
+  void close_now() override;
+
+  // HTTP/2: the session delivers the stream's request through the Http1ParserCallbacks below
+  // (on_message_headers ... on_message_complete); then these.
+  // The client reset the stream, or the connection went away, before the response completed.
+  void on_stream_reset();
+  // The client's window for this stream's response filled up (true) or drained (false).
+  void on_stream_send_blocked(bool blocked);
 
   // net::ConnectionCallbacks
   void on_read(const char* data, size_t len) override;
@@ -167,9 +213,18 @@ class HttpConnection : public net::ConnectionCallbacks,
   // (the router's replies pass every filter; a filter's pass those before it).
   void local_reply_through_filters(size_t end, std::string_view body);
 
+  // Stops (true) or resumes reading the request: the socket (HTTP/1) or the stream's window.
+  void read_disable(bool disable);
+  // The first bytes of an AUTO connection (in input_): true when they are HTTP/1; false while
+  // they may still be the HTTP/2 preface, or when they were (the connection is handed over).
+  bool detect_http2();
+
   WorkerContext& worker_;
   std::shared_ptr<const HttpListenerConfig> config_;
   std::shared_ptr<net::Connection> conn_;
+  MultiplexedStream* const mux_;  // HTTP/2: the stream this runs; null for HTTP/1
+  bool first_read_ = true;        // AUTO: the protocol is not known yet
+  bool first_request_ = true;
   Http1Parser parser_;
   std::string input_;  // bytes received but not yet parsed (pipelined requests)
   std::unique_ptr<Stream> stream_;

@@ -74,7 +74,8 @@ class StreamFilterCallbacks {
   // this one; never through this filter. Deferred until the current callback returns.
   virtual void send_local_reply(uint32_t status, std::string body, HeaderMap extra_headers,
                                 std::string details) = 0;
-  // Aborts the stream: the connection is closed (HTTP/1 has no per-stream reset).
+  // Aborts the stream: HTTP/2 resets it (RST_STREAM); HTTP/1, which has no per-stream reset,
+  // closes the connection.
   virtual void reset_stream(std::string details) = 0;
 
   virtual StreamInfo& stream_info() = 0;

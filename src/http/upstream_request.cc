@@ -154,7 +154,13 @@ void UpstreamRequest::send(std::string_view bytes) {
 }
 
 void UpstreamRequest::read_disable(bool disable) {
-  if (connected()) conn_->conn().read_disable(disable);
+  if (!connected() || conn_->conn().reading_disabled() == disable) return;
+  conn_->conn().read_disable(disable);
+  // The downstream cannot take the response as fast as it comes (Envoy's flow-control stats).
+  auto& st = cluster_.info().stats();
+  (disable ? st.upstream_flow_control_paused_reading_total
+           : st.upstream_flow_control_resumed_reading_total)
+      .inc();
 }
 
 void UpstreamRequest::fail(UpstreamFailure f) {

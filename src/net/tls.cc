@@ -42,17 +42,23 @@ std::string last_openssl_error() {
   return buf;
 }
 
-// ALPN: Sluice speaks HTTP/1.1 (HTTP/2 comes later), so that is the only protocol it selects,
-// whatever the configuration lists; with no overlap the handshake goes on without ALPN, as
-// OpenSSL servers do by default.
+// ALPN: the server picks, in the order of its configured alpn_protocols, the first protocol the
+// client offers and Sluice speaks (h2, http/1.1). Without alpn_protocols it offers http/1.1 only
+// (a client must then use HTTP/1.1, as with Envoy). With no overlap the handshake goes on without
+// ALPN, as OpenSSL servers do by default.
 int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
-                unsigned int inlen, void*) {
-  static const unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
-  unsigned char* selected = nullptr;
-  if (SSL_select_next_proto(&selected, outlen, kHttp11, sizeof(kHttp11), in, inlen) ==
-      OPENSSL_NPN_NEGOTIATED) {
-    *out = selected;
-    return SSL_TLSEXT_ERR_OK;
+                unsigned int inlen, void* arg) {
+  const auto* wire = static_cast<const std::string*>(arg);
+  const auto* ours = reinterpret_cast<const unsigned char*>(wire->data());
+  for (size_t i = 0; i < wire->size(); i += 1 + ours[i]) {
+    for (unsigned int j = 0; j < inlen; j += 1u + in[j]) {
+      if (in[j] == ours[i] && j + 1 + in[j] <= inlen &&
+          std::memcmp(in + j + 1, ours + i + 1, in[j]) == 0) {
+        *out = in + j + 1;
+        *outlen = in[j];
+        return SSL_TLSEXT_ERR_OK;
+      }
+    }
   }
   return SSL_TLSEXT_ERR_NOACK;
 }
@@ -314,7 +320,14 @@ Result<std::shared_ptr<TlsServerContext>> TlsServerContext::create(
                                  reinterpret_cast<const unsigned char*>(session_context.data()),
                                  static_cast<unsigned int>(session_context.size()));
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
-  SSL_CTX_set_alpn_select_cb(ctx, select_alpn, nullptr);
+  for (const std::string& p : config.alpn_protocols) {
+    if (p == "h2" || p == "http/1.1") {
+      t->alpn_wire_.push_back(static_cast<char>(p.size()));
+      t->alpn_wire_.append(p);
+    }
+  }
+  if (config.alpn_protocols.empty()) t->alpn_wire_ = std::string("\x08http/1.1", 9);
+  SSL_CTX_set_alpn_select_cb(ctx, select_alpn, &t->alpn_wire_);
   SSL_CTX_set_client_hello_cb(ctx, on_client_hello, nullptr);
   return t;
 }

@@ -47,6 +47,7 @@ class TlsServerContext {
       : context_(asio::ssl::context::tls_server), config_(config) {}
   asio::ssl::context context_;
   config::DownstreamTls config_;
+  std::string alpn_wire_;  // the protocols to select from, in ALPN wire format
 };
 
 // A TLS listener's filter chains, in config order.

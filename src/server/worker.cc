@@ -120,9 +120,32 @@ void Worker::serve(Acceptor& a, std::shared_ptr<net::Connection> conn, size_t ch
     session->start();
     return;
   }
+  using Codec = config::HttpConnectionManager::Codec;
+  const Codec codec = c.http->config.codec_type;
+  // HTTP/2: configured, or chosen by ALPN. AUTO without ALPN also detects the HTTP/2 preface
+  // (prior knowledge) on the first bytes (HttpConnection::detect_http2).
+  if (codec == Codec::Http2 ||
+      (codec == Codec::Auto && conn->tls() && conn->tls_info().alpn == "h2")) {
+    auto h2 = std::make_shared<http::Http2ServerConnection>(*this, c.http, std::move(conn));
+    connections_.emplace(h2.get(), HttpEntry{h2, c.http});
+    h2->start();
+    return;
+  }
   auto http = std::make_shared<http::HttpConnection>(*this, c.http, std::move(conn));
-  connections_.emplace(http.get(), http);
+  connections_.emplace(http.get(), HttpEntry{http, c.http});
   http->start();
+}
+
+void Worker::switch_to_http2(http::DownstreamConnection* http1,
+                             std::shared_ptr<net::Connection> conn, std::string received) {
+  auto it = connections_.find(http1);
+  if (it == connections_.end()) return;
+  auto config = it->second.config;
+  asio::post(loop_, [keep = std::move(it->second.connection)] {});  // on the call stack
+  connections_.erase(it);
+  auto h2 = std::make_shared<http::Http2ServerConnection>(*this, config, std::move(conn));
+  connections_.emplace(h2.get(), HttpEntry{h2, config});
+  h2->start(std::move(received), /*handed_over=*/true);
 }
 
 void Worker::tcp_session_closed(tcp::TcpProxySession* session) {
@@ -153,11 +176,11 @@ void Worker::schedule_log_flush() {
   });
 }
 
-void Worker::connection_closed(http::HttpConnection* conn) {
+void Worker::connection_closed(http::DownstreamConnection* conn) {
   auto it = connections_.find(conn);
   if (it == connections_.end()) return;
   // Release on a later turn: the connection is on the call stack.
-  asio::post(loop_, [keep = std::move(it->second)] {});
+  asio::post(loop_, [keep = std::move(it->second.connection)] {});
   connections_.erase(it);
 }
 
@@ -168,8 +191,8 @@ void Worker::drain() {
       asio::error_code ec;
       a->acceptor.close(ec);
     }
-    std::vector<std::shared_ptr<http::HttpConnection>> conns;
-    for (auto& [_, c] : connections_) conns.push_back(c);
+    std::vector<std::shared_ptr<http::DownstreamConnection>> conns;
+    for (auto& [_, c] : connections_) conns.push_back(c.connection);
     for (auto& c : conns) c->start_drain();
   });
 }
@@ -182,8 +205,8 @@ void Worker::stop() {
       asio::error_code ec;
       a->acceptor.close(ec);
     }
-    std::vector<std::shared_ptr<http::HttpConnection>> conns;
-    for (auto& [_, c] : connections_) conns.push_back(c);
+    std::vector<std::shared_ptr<http::DownstreamConnection>> conns;
+    for (auto& [_, c] : connections_) conns.push_back(c.connection);
     for (auto& c : conns) c->close_now();
     for (auto& [_, c] : handshaking_) c->close(false);
     handshaking_.clear();

@@ -15,6 +15,7 @@
 #include "common/stats.h"
 #include "http/async_client.h"
 #include "http/conn_manager.h"
+#include "http/http2_server.h"
 #include "net/tls.h"
 #include "tcp/tcp_proxy.h"
 #include "upstream/cluster_manager.h"
@@ -69,7 +70,9 @@ class Worker : public http::WorkerContext, public tcp::TcpProxyOwner {
   upstream::ClusterManager& clusters() override { return clusters_; }
   bool draining() const override { return draining_; }
   std::mt19937_64& rng() override { return rng_; }
-  void connection_closed(http::HttpConnection* conn) override;
+  void connection_closed(http::DownstreamConnection* conn) override;
+  void switch_to_http2(http::DownstreamConnection* http1, std::shared_ptr<net::Connection> conn,
+                       std::string received) override;
   // tcp::TcpProxyOwner (loop, clusters and rng are shared with WorkerContext)
   void tcp_session_closed(tcp::TcpProxySession* session) override;
 
@@ -97,7 +100,12 @@ class Worker : public http::WorkerContext, public tcp::TcpProxyOwner {
   std::mt19937_64 rng_;
   std::vector<std::shared_ptr<wasm::Plugin>> plugins_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
-  std::unordered_map<http::HttpConnection*, std::shared_ptr<http::HttpConnection>> connections_;
+  // HTTP connections (HTTP/1 or HTTP/2, each the same listener config's).
+  struct HttpEntry {
+    std::shared_ptr<http::DownstreamConnection> connection;
+    std::shared_ptr<const http::HttpListenerConfig> config;
+  };
+  std::unordered_map<http::DownstreamConnection*, HttpEntry> connections_;
   std::unordered_map<tcp::TcpProxySession*, std::shared_ptr<tcp::TcpProxySession>> tcp_sessions_;
   // TLS connections still in their handshake (HTTP starts when it is done).
   std::unordered_map<net::Connection*, std::shared_ptr<net::Connection>> handshaking_;

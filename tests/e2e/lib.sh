@@ -67,7 +67,7 @@ http {
     }
     location /status/ { return 503 "unavailable\n"; }
     location /post { client_max_body_size 10m; proxy_pass http://127.0.0.1:$port/echo-len; }
-    location /echo-len { default_type text/plain; return 200 "len=\$content_length\n"; }
+    location /echo-len { client_max_body_size 10m; default_type text/plain; return 200 "len=\$content_length\n"; }
   }
 }
 NGINX

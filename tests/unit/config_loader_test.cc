@@ -753,6 +753,58 @@ TEST(ConfigLoader, TypedConfigTypeMustMatch) {
                   "v2.HttpConnectionManager)"));
 }
 
+TEST(ConfigLoader, Http2ProtocolOptions) {
+  LoadResult r = load_from_string(R"(static_resources:
+  listeners:
+  - address: {socket_address: {address: 127.0.0.1, port_value: 8080}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: x
+          codec_type: HTTP2
+          http2_protocol_options:
+            max_concurrent_streams: 7
+            initial_stream_window_size: 70000
+            initial_connection_window_size: 1000000
+            max_outbound_frames: 50
+            max_inbound_priority_frames_per_stream: 3
+          route_config: {virtual_hosts: [{name: vh, domains: ["*"], routes: [{match: {prefix: /}, direct_response: {status: 200}}]}]}
+          http_filters: [{name: envoy.filters.http.router}]
+)");
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].message;
+  const auto& hcm =
+      std::get<HttpConnectionManager>(r.bootstrap->listeners[0].filter_chains[0].filters[0].config);
+  EXPECT_EQ(hcm.codec_type, HttpConnectionManager::Codec::Http2);
+  EXPECT_EQ(hcm.http2.max_concurrent_streams, 7u);
+  EXPECT_EQ(hcm.http2.initial_stream_window_size, 70000u);
+  EXPECT_EQ(hcm.http2.initial_connection_window_size, 1000000u);
+  EXPECT_EQ(hcm.http2.max_outbound_frames, 50u);
+  EXPECT_EQ(hcm.http2.max_inbound_priority_frames_per_stream, 3u);
+  EXPECT_EQ(hcm.http2.max_outbound_control_frames, 1000u);  // Envoy's default
+
+  // Windows below RFC 9113's 65535 and CONNECT are refused with their path.
+  LoadResult bad = load_from_string(R"(static_resources:
+  listeners:
+  - address: {socket_address: {address: 127.0.0.1, port_value: 8080}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: x
+          http2_protocol_options: {initial_stream_window_size: 100, allow_connect: true}
+          route_config: {virtual_hosts: [{name: vh, domains: ["*"], routes: [{match: {prefix: /}, direct_response: {status: 200}}]}]}
+          http_filters: [{name: envoy.filters.http.router}]
+)");
+  const std::string opts =
+      "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http2_protocol_"
+      "options";
+  EXPECT_TRUE(Has(bad.errors, opts + ".initial_stream_window_size", 10, "65535"));
+  EXPECT_TRUE(Has(bad.errors, opts + ".allow_connect", 10, "CONNECT over HTTP/2 is not supported"));
+}
+
 TEST(ConfigLoader, UnsupportedEnvoyFeatures) {
   LoadResult r = load_from_string(R"(dynamic_resources: {}
 static_resources:
@@ -765,7 +817,7 @@ static_resources:
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: x
-          codec_type: HTTP2
+          codec_type: HTTP3
           rds: {route_config_name: r}
           http_filters: [{name: envoy.filters.http.router}]
   clusters:
@@ -784,7 +836,7 @@ static_resources:
   EXPECT_TRUE(Has(r.errors,
                   "static_resources.listeners[0].filter_chains[0].transport_socket.typed_config", 6,
                   "missing required field"));
-  EXPECT_TRUE(Has(r.errors, hcm + ".codec_type", 12, "\"HTTP2\" is not supported yet"));
+  EXPECT_TRUE(Has(r.errors, hcm + ".codec_type", 12, "\"HTTP3\" is not supported yet"));
   EXPECT_TRUE(Has(r.errors, hcm + ".rds", 13, "RDS is not supported"));
   EXPECT_TRUE(
       Has(r.errors, "static_resources.clusters[0].type", 17, "\"EDS\" is not supported yet"));
