@@ -3,8 +3,8 @@
 # (nginx serving a small fixed body), (b) sluice in front of it, (c) sluice with the add_header
 # Proxy-Wasm example on V8 and (d) the same extension on the null runtime, (e) nginx as a reverse
 # proxy in front of it, (f) haproxy in front of it, (g) sluice and (h) nginx terminating TLS in
-# front of it; each proxy with the same worker count (1, then 2), keep-alive, 64 connections,
-# small GET. Runs are interleaved; each figure is the median of
+# front of it, (i) sluice and (j) nginx serving HTTP/2 (h2c, driven by h2load); each proxy with
+# the same worker count (1, then 2), keep-alive, 64 connections (h2: 16 x 4 streams), small GET. Runs are interleaved; each figure is the median of
 # BENCH_RUNS runs. Sluice's CPU time per request comes from /proc/<pid>/stat (utime + stime over
 # each run, divided by the requests wrk counted). Then, on the proxies' core with nothing else
 # running: the Google Benchmark wasm_call_bench (BENCH_GB_REPS repetitions) and wasm_vm_rss.
@@ -23,7 +23,7 @@ GB_MIN_TIME=${BENCH_GB_MIN_TIME:-0.3}
 CLK_TCK=$(getconf CLK_TCK)
 # The plugin configuration of add_header (the same one wasm_call_bench uses).
 ADD_HEADER_CONFIG='request.set.x-bench = 1\nresponse.set.x-bench = 1'
-SERVERS="direct sluice sluice-v8 sluice-null sluice-callout-v8 sluice-callout-null nginx haproxy sluice-tls nginx-tls"
+SERVERS="direct sluice sluice-v8 sluice-null sluice-callout-v8 sluice-callout-null nginx haproxy sluice-tls nginx-tls sluice-h2 nginx-h2"
 SLUICES="sluice sluice-v8 sluice-null sluice-callout-v8 sluice-callout-null sluice-tls"
 HTTP_AUTH_WASM="$BUILD_DIR/extensions/http_auth.wasm"
 # http_auth asks the upstream (nginx answers 200 to any path) before each request is proxied.
@@ -70,7 +70,8 @@ port() {  # name: sets $name to a fresh port (not in a subshell, so USED_PORTS k
     return
   done
 }
-port UP; port NX; port HA; port NXS
+port UP; port NX; port HA; port NXS; port NXH
+command -v h2load >/dev/null || { echo "bench: h2load is missing (make deps installs nghttp2-client)" >&2; exit 1; }
 # TLS termination (sluice-tls, nginx-tls): one self-signed certificate for both.
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/tls.key" -out "$WORK/tls.pem" -days 2 \
   -subj "/CN=localhost" 2>/dev/null
@@ -208,6 +209,18 @@ start_nginx_tls() {  # workers
   wait_http "https://127.0.0.1:$NXS/"
 }
 
+# nginx serving h2c (prior knowledge) in front of the same upstream (the HTTP/2 peer of sluice,
+# whose AUTO listener takes h2c on its plain port).
+start_nginx_h2() {  # workers
+  nginx_conf "$WORK/proxy-h2.conf" "$1" "upstream up { server 127.0.0.1:$UP; keepalive 128; }
+  server { listen 127.0.0.1:$NXH http2;
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+  taskset -c "$PROXY_CPUS" /usr/sbin/nginx -c "$WORK/proxy-h2.conf" -e "$WORK/nginx-error.log" &
+  NGINX_H2_PID=$!
+  for _ in $(seq 100); do curl -fsS --http2-prior-knowledge -o /dev/null "http://127.0.0.1:$NXH/" 2>/dev/null && return 0; sleep 0.05; done
+  echo "bench: nginx h2c never answered" >&2; exit 1
+}
+
 start_haproxy() {  # workers
   cat > "$WORK/haproxy.cfg" <<HA
 global
@@ -258,6 +271,23 @@ run_wrk() {
   echo "$rps $p50 $p99 $cpu"
 }
 
+# run_h2load URL pid -> "rps mean_ms - cpu_us_per_request" (h2load reports no percentiles)
+run_h2load() {
+  local out t0 t1
+  t0=$(cpu_ticks "$2")
+  out=$(taskset -c "$WRK_CPUS" h2load -t 1 -c "$((CONNS / 4))" -m 4 -D "$DURATION" "$1" 2>&1)
+  t1=$(cpu_ticks "$2")
+  local reqs rps mean failed
+  reqs=$(awk '/^requests:/ {print $8}' <<<"$out")
+  failed=$(awk '/^requests:/ {print $10}' <<<"$out")
+  [[ ${failed:-0} == 0 ]] || echo "bench: warning: $failed failed h2 requests to $1" >&2
+  rps=$(awk '/^finished in/ {print $4}' <<<"$out")
+  mean=$(to_ms "$(awk '/^time for request:/ {print $6}' <<<"$out")")
+  local cpu
+  cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { printf "%.3f", (b - a) / hz * 1e6 / n }')
+  echo "$rps $mean - $cpu"
+}
+
 median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 range() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR] = $1} END {print a[1] "-" a[NR]}'; }
 
@@ -272,6 +302,7 @@ for workers in $WORKERS_LIST; do
   if [[ $workers == "${WORKERS_LIST%% *}" ]]; then RSS_KB=${IDLE_RSS[$workers,sluice]}; fi
   start_nginx_proxy "$workers"
   start_nginx_tls "$workers"
+  start_nginx_h2 "$workers"
   start_haproxy "$workers"
   declare -A rps p50 p99 cpu
   for name in $SERVERS; do rps[$name]=""; p50[$name]=""; p99[$name]=""; cpu[$name]=""; done
@@ -280,12 +311,18 @@ for workers in $WORKERS_LIST; do
     case $name in
       direct) url="http://127.0.0.1:$UP/" ;;
       sluice-tls) url="https://127.0.0.1:${SL_PORT[$name]}/" ;;
+      sluice-h2) url="http://127.0.0.1:${SL_PORT[sluice]}/" ;;
       sluice*) url="http://127.0.0.1:${SL_PORT[$name]}/" ;;
       nginx) url="http://127.0.0.1:$NX/" ;;
       nginx-tls) url="https://127.0.0.1:$NXS/" ;;
       haproxy) url="http://127.0.0.1:$HA/" ;;
+      nginx-h2) url="http://127.0.0.1:$NXH/" ;;
     esac
-    taskset -c "$WRK_CPUS" wrk -t 1 -c "$CONNS" -d "${WARMUP}s" "$url" > /dev/null
+    if [[ $name == *-h2 ]]; then
+      taskset -c "$WRK_CPUS" h2load -t 1 -c "$((CONNS / 4))" -m 4 -D "$WARMUP" "$url" > /dev/null 2>&1
+    else
+      taskset -c "$WRK_CPUS" wrk -t 1 -c "$CONNS" -d "${WARMUP}s" "$url" > /dev/null
+    fi
   done
   for run in $(seq "$RUNS"); do
     # Interleaved: each run measures every server once, so drift hits all of them alike.
@@ -294,13 +331,19 @@ for workers in $WORKERS_LIST; do
       case $name in
         direct) url="http://127.0.0.1:$UP/" ;;
         sluice-tls) url="https://127.0.0.1:${SL_PORT[$name]}/"; pid=${SLUICE_PIDS[$name]} ;;
+        sluice-h2) url="http://127.0.0.1:${SL_PORT[sluice]}/"; pid=${SLUICE_PIDS[sluice]} ;;
         sluice*) url="http://127.0.0.1:${SL_PORT[$name]}/"; pid=${SLUICE_PIDS[$name]} ;;
         # nginx's work happens in its worker processes; haproxy is one process.
         nginx) url="http://127.0.0.1:$NX/"; pid="$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')" ;;
         nginx-tls) url="https://127.0.0.1:$NXS/"; pid="$NGINX_TLS_PID $(pgrep -P "$NGINX_TLS_PID" | tr '\n' ' ')" ;;
         haproxy) url="http://127.0.0.1:$HA/"; pid=$HAPROXY_PID ;;
+        nginx-h2) url="http://127.0.0.1:$NXH/"; pid="$NGINX_H2_PID $(pgrep -P "$NGINX_H2_PID" | tr '\n' ' ')" ;;
       esac
-      read -r r a b c < <(run_wrk "$url" "$pid")
+      if [[ $name == *-h2 ]]; then
+        read -r r a b c < <(run_h2load "$url" "$pid")
+      else
+        read -r r a b c < <(run_wrk "$url" "$pid")
+      fi
       echo "bench: workers=$workers run=$run $name: $r rps, p50 $a ms, p99 $b ms, cpu $c us/req" >&2
       rps[$name]+="$r "; p50[$name]+="$a "; p99[$name]+="$b "; [[ $c == - ]] || cpu[$name]+="$c "
     done
@@ -312,7 +355,7 @@ for workers in $WORKERS_LIST; do
     RANGES[$workers,$name]="$(range <<<"${rps[$name]}") $cr"
   done
   for v in $SLUICES; do stop_pid "${SLUICE_PIDS[$v]}"; done
-  stop_pid "$NGINX_PID"; stop_pid "$NGINX_TLS_PID"; stop_pid "$HAPROXY_PID"
+  stop_pid "$NGINX_PID"; stop_pid "$NGINX_TLS_PID"; stop_pid "$NGINX_H2_PID"; stop_pid "$HAPROXY_PID"
 done
 
 # The Google Benchmark and the RSS program, on the proxies' core, with the servers stopped.
@@ -404,6 +447,7 @@ gb_real() { local st; st=$(gb_stat "$1"); fmt_range "$st"; }
     read -r nrps _ _ ncpu <<<"${RESULTS[$workers,nginx]}"
     read -r hrps _ _ _ <<<"${RESULTS[$workers,haproxy]}"
     for name in $SERVERS; do
+      [[ $name == *-h2 ]] && continue  # in the HTTP/2 table
       read -r r a b c <<<"${RESULTS[$workers,$name]}"
       vs_n=$(ratio "$r" "$nrps"); vs_h=$(ratio "$r" "$hrps")
       cpu_n=-; [[ $c != - && $ncpu != - ]] && cpu_n=$(ratio "$c" "$ncpu")
@@ -428,6 +472,22 @@ gb_real() { local st; st=$(gb_stat "$1"); fmt_range "$st"; }
       read -r rr _ <<<"${RANGES[$workers,$name]}"
       cpu_t=-; [[ $c != - && $tcpu != - ]] && cpu_t=$(ratio "$c" "$tcpu")
       echo "| $workers | $name | $r ($rr) | $a | $b | $(ratio "$r" "$trps") | $c | $cpu_t |"
+    done
+  done
+  echo
+  echo "## HTTP/2 (h2c): sluice-h2 vs nginx-h2"
+  echo
+  echo "h2load -t1 -c$((CONNS / 4)) -m4 (64 streams in flight) with prior knowledge against sluice's AUTO"
+  echo "listener and nginx's h2c listener (listen ... http2); both proxy HTTP/1.1 to the same upstream. Target: sluice-h2 >= nginx-h2."
+  echo
+  echo "| workers | server | rps (range) | mean ms | rps vs nginx-h2 | CPU us/req | CPU vs nginx-h2 |"
+  echo "|---|---|---|---|---|---|---|"
+  for workers in $WORKERS_LIST; do
+    read -r hrps _ _ hcpu <<<"${RESULTS[$workers,nginx-h2]}"
+    for name in sluice-h2 nginx-h2; do
+      read -r r a _ c <<<"${RESULTS[$workers,$name]}"
+      read -r rr _ <<<"${RANGES[$workers,$name]}"
+      echo "| $workers | $name | $r ($rr) | $a | $(ratio "$r" "$hrps") | $c | $(ratio "$c" "$hcpu") |"
     done
   done
   echo
@@ -506,7 +566,11 @@ gb_real() { local st; st=$(gb_stat "$1"); fmt_range "$st"; }
       read -r rr cr <<<"${RANGES[$workers,$name]}"
       (( first )) || echo ","
       first=0
-      printf '{"workers":%s,"server":"%s","rps":%s,"rps_range":"%s","p50_ms":%s,"p99_ms":%s' "$workers" "$name" "$r" "$rr" "$a" "$b"
+      if [[ $name == *-h2 ]]; then
+        printf '{"workers":%s,"server":"%s","rps":%s,"rps_range":"%s","mean_ms":%s' "$workers" "$name" "$r" "$rr" "$a"
+      else
+        printf '{"workers":%s,"server":"%s","rps":%s,"rps_range":"%s","p50_ms":%s,"p99_ms":%s' "$workers" "$name" "$r" "$rr" "$a" "$b"
+      fi
       [[ $c == - ]] || printf ',"cpu_us_per_request":%s,"cpu_us_range":"%s"' "$c" "$cr"
       [[ -z ${IDLE_RSS[$workers,$name]:-} ]] ||
         printf ',"rss_kib_after_first_request":%s' "${IDLE_RSS[$workers,$name]}"
