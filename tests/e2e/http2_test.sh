@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # HTTP/2 downstream with the real binary: curl, nghttp and h2load as clients (h2c with prior
 # knowledge on an AUTO listener, h2 over TLS by ALPN, an HTTP2-only listener), nginx and small
-# socat servers as upstreams. Covers multiplexing, request and response bodies, trailers,
-# back-pressure from a client that never opens its window, GOAWAY on drain, and hostile clients
-# made with h2_frames.pl (PING/SETTINGS floods, rapid reset, empty DATA, PRIORITY and
+# socat servers as upstreams. Covers multiplexing, request and response bodies, trailers (also
+# added by a Wasm filter), back-pressure from a client that never opens its window, GOAWAY on
+# drain, and hostile clients made with h2_frames.pl (PING/SETTINGS floods, rapid reset, empty DATA, PRIORITY and
 # WINDOW_UPDATE floods, HPACK bombs, oversized headers), each bounded and counted under Envoy's
 # stat names.
 source "$(dirname "$0")/lib.sh"
@@ -15,7 +15,7 @@ make_ca ca "/CN=Sluice Test CA"
 make_cert server "/CN=localhost" "DNS:localhost,IP:127.0.0.1"
 
 UP=$(free_port); PORT=$(free_port); TLS_PORT=$(free_port); H2_PORT=$(free_port)
-TRAILERS=$(free_port); SLOW=$(free_port); ADMIN_PORT=$(free_port)
+TRAILERS=$(free_port); SLOW=$(free_port); ADMIN_PORT=$(free_port); PLUGIN_PORT=$(free_port)
 start_nginx "$UP"
 truncate -s 100M "$WORK/nginx-$UP/html/huge"  # sparse: costs no disk
 # An HTTP/1 upstream whose chunked response ends with trailers, and one that answers in 2 s
@@ -35,7 +35,7 @@ PIDS+=($!)
 socat "TCP-LISTEN:$SLOW,bind=127.0.0.1,fork,reuseaddr" EXEC:"sh $WORK/slow.sh" &
 PIDS+=($!)
 
-hcm() {  # stat_prefix codec
+hcm() {  # stat_prefix codec [http filters]
   cat <<YAML
       - name: envoy.filters.network.http_connection_manager
         typed_config:
@@ -52,6 +52,7 @@ hcm() {  # stat_prefix codec
               - { match: { prefix: "/slow" }, route: { cluster: slow, timeout: 10s } }
               - { match: { prefix: "/" }, route: { cluster: nginx } }
           http_filters:
+${3:-}
           - name: envoy.filters.http.router
             typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
 YAML
@@ -94,6 +95,11 @@ $(hcm tls AUTO)
     filter_chains:
     - filters:
 $(hcm h2only HTTP2)
+  - name: plugin
+    address: { socket_address: { address: 127.0.0.1, port_value: $PLUGIN_PORT } }
+    filter_chains:
+    - filters:
+$(hcm plugin AUTO "$(sdk_filter trailers null trailers "")")
   clusters:
 $(cluster nginx "$UP")
 $(cluster slow "$SLOW")
@@ -148,6 +154,15 @@ out=$(timeout 10 nghttp -v "$H2C/trailers" 2>&1) || fail "trailers: $out"
 grep -q "x-checksum: abc123" <<<"$out" || fail "the upstream's trailers did not reach the h2 client: $out"
 grep -q "^hello" <<<"$out" || fail "body before the trailers: $out"
 pass "a 5 MB request body streams to an HTTP/1 upstream; HTTP/1 chunked trailers become h2 trailers"
+
+# A Wasm filter (the trailers example, null runtime) adds trailers to h2 responses: to the
+# upstream's own trailers, and to a response that had none (which then ends with them).
+out=$(timeout 10 nghttp -v "http://127.0.0.1:$PLUGIN_PORT/trailers" 2>&1) || fail "plugin trailers: $out"
+grep -q "x-checksum: abc123" <<<"$out" && grep -q "x-response-bytes: 5" <<<"$out" &&
+  grep -q "x-request-checksum: none" <<<"$out" || fail "plugin trailers added to the upstream's: $out"
+out=$(timeout 10 nghttp -v "http://127.0.0.1:$PLUGIN_PORT/" 2>&1) || fail "plugin trailers: $out"
+grep -q "x-response-bytes: " <<<"$out" || fail "plugin trailers on a response without any: $out"
+pass "a Wasm filter sees and adds trailers over h2"
 
 # --- an HTTP2-only listener -----------------------------------------------------------------
 out=$(curl -sS --http2-prior-knowledge "http://127.0.0.1:$H2_PORT/direct") || fail "h2only: $out"

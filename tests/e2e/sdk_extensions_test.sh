@@ -5,6 +5,7 @@
 #   add_header: headers added both ways; the added request header re-picks the route.
 #   local_reply: answers one path itself.
 #   body_rewrite: buffers and rewrites the response body (content-length dropped).
+# Each over HTTP/1.1 and over HTTP/2 (h2c): plugins see the same stream either way.
 source "$(dirname "$0")/lib.sh"
 require_extensions add_header local_reply body_rewrite
 EXT=$SLUICE_BUILD_DIR/extensions
@@ -73,23 +74,29 @@ awk -v extra="$WORK/route.yaml" '/^  clusters:/ { while ((getline l < extra) > 0
 PIDS+=($!)
 wait_http "http://127.0.0.1:$ADMIN/ready"
 
-for rt in v8:$P_V8 native:$P_NULL so:$P_SO; do
-  name=${rt%%:*}; port=${rt##*:}
-  runtime=null; [[ $name == v8 ]] && runtime=v8
-  out=$(curl -sS -D - "http://127.0.0.1:$port/headers")
-  [[ $out == *"x-plugin-runtime: $runtime"* ]] || fail "$name: response header: $out"
-  [[ $out == *"uri=/headers"* ]] || fail "$name: not proxied: $out"
-  pass "$name: add_header sets response headers"
+# The same plugins see the same request whatever the client's protocol: HTTP/1.1, and HTTP/2
+# with prior knowledge on the same (AUTO) listeners.
+for proto in http1.1 http2-prior-knowledge; do
+  status=HTTP/1.1; [[ $proto == http2* ]] && status=HTTP/2
+  for rt in v8:$P_V8 native:$P_NULL so:$P_SO; do
+    name="${rt%%:*} ($status)"; port=${rt##*:}
+    runtime=null; [[ $name == v8* ]] && runtime=v8
+    out=$(curl -sS --$proto -D - "http://127.0.0.1:$port/headers")
+    [[ $out == "$status 200"* && $out == *"x-plugin-runtime: $runtime"* ]] ||
+      fail "$name: response header: $out"
+    [[ $out == *"uri=/headers"* ]] || fail "$name: not proxied: $out"
+    pass "$name: add_header sets response headers"
 
-  out=$(curl -sS -D - "http://127.0.0.1:$port/local")
-  [[ $out == "HTTP/1.1 202"* && $out == *"x-local: yes"* && $out == *"answered by local_reply on $runtime" ]] ||
-    fail "$name: local_reply: $out"
-  pass "$name: local_reply answers /local"
+    out=$(curl -sS --$proto -D - "http://127.0.0.1:$port/local")
+    [[ $out == "$status 202"* && $out == *"x-local: yes"* && $out == *"answered by local_reply on $runtime" ]] ||
+      fail "$name: local_reply: $out"
+    pass "$name: local_reply answers /local"
 
-  # nginx's index is "upstream <port>": rewritten in the body, content-length recomputed.
-  out=$(curl -sS -D - "http://127.0.0.1:$port/")
-  [[ $out == *"UPSTREAM(rewritten on $runtime) $UP"* ]] || fail "$name: body_rewrite: $out"
-  pass "$name: body_rewrite rewrites the response body"
+    # nginx's index is "upstream <port>": rewritten in the body, content-length recomputed.
+    out=$(curl -sS --$proto -D - "http://127.0.0.1:$port/")
+    [[ $out == *"UPSTREAM(rewritten on $runtime) $UP"* ]] || fail "$name: body_rewrite: $out"
+    pass "$name: body_rewrite rewrites the response body"
+  done
 done
 
 # The request header the plugin set reached nginx (its /headers page does not echo it: use the
@@ -101,10 +108,15 @@ pass "a request header set by a plugin re-picks the route"
 # A response bigger than the buffer limit (64 KiB on this listener) while body_rewrite buffers
 # it. Its headers already went out (body_rewrite continues them), so the connection is closed:
 # never a truncated body that looks complete.
+# Over HTTP/2 only that stream is reset, and the connection serves the next request.
 if curl -sS -o "$WORK/big.out" "http://127.0.0.1:$P_SO/big" 2>"$WORK/big.err"; then
   fail "oversized body for a buffering plugin was answered as complete ($(wc -c <"$WORK/big.out") bytes)"
 fi
-pass "a body over the buffer limit resets the stream, not a truncated body"
+if curl -sS --http2-prior-knowledge -o "$WORK/big.out" "http://127.0.0.1:$P_SO/big" 2>"$WORK/big.err"; then
+  fail "oversized body over h2 was answered as complete ($(wc -c <"$WORK/big.out") bytes)"
+fi
+grep -qi "stream" "$WORK/big.err" || fail "h2: the stream was not reset: $(cat "$WORK/big.err")"
+pass "a body over the buffer limit resets the stream (HTTP/1.1: the connection), not a truncated body"
 
 # Every stream's context was created and destroyed: /stats shows no errors; the log has no
 # plugin failure.
