@@ -62,30 +62,20 @@ class AsyncClient::Request final : public AsyncRequest, public UpstreamRequestCa
     host_ = cluster_.host_ptr(host);
     cluster_.lb().request_started(host);
 
-    // Frame the request: a Content-Length for a body, chunked when trailers go with it.
+    // A Content-Length for a body; the codec chunks one with trailers (HTTP/1).
     HeaderMap h = headers;
     h.remove("transfer-encoding");
     h.remove("content-length");
-    const bool chunked = !trailers.empty();
-    if (chunked) {
-      h.set("transfer-encoding", "chunked");
-    } else if (!body.empty()) {
-      h.set("content-length", str_cat(body.size()));
-    }
-    std::string bytes;
-    encode_request_head(h, bytes);
-    if (chunked) {
-      encode_chunk(body, bytes);
-      encode_last_chunk(trailers, bytes);
-    } else {
-      bytes.append(body);
-    }
-    upstream_ = std::make_unique<UpstreamRequest>(cluster_, host_, *this);
+    if (!body.empty() && trailers.empty()) h.set("content-length", str_cat(body.size()));
+    upstream_ = UpstreamRequest::create(cluster_, host_, *this);
     UpstreamRequest& up = *upstream_;
     up.start(client_.loop_, h.method() == "HEAD");
     if (done_) return;  // failed synchronously (overflow): reported from the loop
-    up.send(bytes);
-    up.request_complete();
+    const bool end_at_headers = body.empty() && trailers.empty();
+    up.encode_headers(h, end_at_headers);
+    if (end_at_headers) return;
+    if (!body.empty()) up.encode_data(body);
+    up.encode_end(trailers.empty() ? nullptr : &trailers);
   }
 
   // AsyncRequest

@@ -69,10 +69,8 @@ struct HttpConnection::Stream {
   upstream::WorkerCluster* cluster = nullptr;
   std::unique_ptr<UpstreamRequest> upstream;
   std::shared_ptr<const upstream::Host> last_host;
-  std::string request_head;  // encoded once, re-sent on retries
   std::string request_body;  // kept for retries while within the buffer limit
   bool body_retained = true;
-  bool request_chunked = false;
   bool request_complete = false;  // the downstream request was fully read
   bool router_complete = false;   // the router has seen the end of the request (after filters)
   uint64_t router_bytes = 0;      // request body bytes that reached the router
@@ -575,7 +573,6 @@ void HttpConnection::on_message_headers(HeaderMap& headers, bool end_stream) {
   st.downstream_rq_active.inc();
 
   s.request_headers.swap(headers);  // the parser gets this (empty) map for the next message
-  s.request_head.swap(spare_request_head_);  // storage a previous request left
   HeaderMap& h = s.request_headers;
   s.info.start_time = std::chrono::system_clock::now();
   s.info.start_mono = s.last_activity = Clock::now();
@@ -588,7 +585,6 @@ void HttpConnection::on_message_headers(HeaderMap& headers, bool end_stream) {
     s.http10 = parser_.http_major() == 1 && parser_.http_minor() == 0;
     s.info.protocol = s.http10 ? "HTTP/1.0" : "HTTP/1.1";
     s.keep_alive = parser_.keep_alive() && !draining_ && !worker_.draining();
-    s.request_chunked = parser_.chunked();
   }
   first_request_ = false;
   s.head_request = h.method() == "HEAD";
@@ -771,16 +767,7 @@ void HttpConnection::route_request() {
   info.stats().upstream_rq_active.inc();
   if (a.retry_policy) s.retries_left = a.retry_policy->num_retries;
 
-  // Frame the upstream request: keep a Content-Length; chunk a body of unknown length.
   s.router_complete = s.headers_end_stream;
-  if (!s.router_complete && !h.has("content-length")) {
-    s.request_chunked = true;
-    h.set("transfer-encoding", "chunked");
-  } else {
-    s.request_chunked = false;
-  }
-  s.request_head.clear();
-  encode_request_head(h, s.request_head);
   if (s.request_complete) s.info.last_downstream_rx_byte = Clock::now();
   const milliseconds route_timeout = a.timeout;
   start_upstream_attempt();
@@ -807,7 +794,7 @@ void HttpConnection::start_upstream_attempt() {
   s.attempt_start = Clock::now();
   s.cluster->info().stats().upstream_rq_total.inc();
   lb.request_started(host);
-  s.upstream = std::make_unique<UpstreamRequest>(*s.cluster, s.last_host, *this);
+  s.upstream = UpstreamRequest::create(*s.cluster, s.last_host, *this);
   UpstreamRequest& up = *s.upstream;
   up.recycle_response_headers(spare_response_headers_);
   if (s.action->retry_policy && s.action->retry_policy->per_try_timeout.count() > 0) {
@@ -821,16 +808,8 @@ void HttpConnection::start_upstream_attempt() {
   // the stream or started another attempt.
   up.start(worker_.loop(), s.head_request);
   if (!stream_ || stream_->upstream.get() != &up) return;
-  up.send(s.request_head);
-  if (!s.request_body.empty()) {
-    if (s.request_chunked) {
-      std::string chunk;
-      encode_chunk(s.request_body, chunk);
-      up.send(chunk);
-    } else {
-      up.send(s.request_body);
-    }
-  }
+  up.encode_headers(s.request_headers, s.headers_end_stream);
+  if (!s.request_body.empty()) up.encode_data(s.request_body);
   if (s.router_complete) send_request_end(up);
 }
 
@@ -861,13 +840,7 @@ void HttpConnection::router_data(std::string_view data) {
     }
   }
   if (!s.upstream) return;
-  if (s.request_chunked) {
-    std::string chunk;
-    encode_chunk(data, chunk);
-    s.upstream->send(chunk);
-  } else {
-    s.upstream->send(data);
-  }
+  s.upstream->encode_data(data);
   // Until the upstream connection is up, bytes wait in memory: bound them.
   if (!s.upstream->connected() && s.router_bytes > config_->buffer_limit) {
     s.upstream_paused_downstream = true;
@@ -909,17 +882,9 @@ void HttpConnection::on_message_complete() {
 
 void HttpConnection::send_request_end(UpstreamRequest& up) {
   Stream& s = *stream_;
-  if (s.request_chunked) {
-    // Trailers go upstream only where the cluster enables them (as Envoy's HTTP/1 codec).
-    if (s.has_request_trailers && s.cluster && s.cluster->info().config().enable_trailers) {
-      std::string end;
-      encode_last_chunk(s.request_trailers, end);
-      up.send(end);
-    } else {
-      up.send(kLastChunk);
-    }
-  }
-  up.request_complete();
+  if (s.headers_end_stream) return;  // the headers ended the request
+  // Trailers go upstream only where the cluster takes them (HTTP/1: enable_trailers, as Envoy).
+  up.encode_end(s.has_request_trailers && up.forwards_trailers() ? &s.request_trailers : nullptr);
 }
 
 void HttpConnection::router_end() {
@@ -1380,8 +1345,6 @@ void HttpConnection::release_stream() {
   for (auto& f : s->filters) f->complete();
   s->filters.clear();
   parser_.recycle_headers(s->request_headers);
-  s->request_head.clear();
-  spare_request_head_.swap(s->request_head);
   if (spare_response_headers_.empty()) {
     s->response_headers.clear();
     spare_response_headers_.swap(s->response_headers);

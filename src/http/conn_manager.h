@@ -160,7 +160,6 @@ class HttpConnection : public DownstreamConnection,
   void handle_parse_error();
   void route_request();
   void start_upstream_attempt();
-  void send_request_head();
   void send_local_reply(uint32_t status, std::string_view body, uint32_t flag,
                         std::string_view details, bool overloaded = false);
   void encode_response_headers(HeaderMap& headers, bool end_stream);
@@ -229,7 +228,6 @@ class HttpConnection : public DownstreamConnection,
   std::string input_;  // bytes received but not yet parsed (pipelined requests)
   std::unique_ptr<Stream> stream_;
   HeaderMap spare_response_headers_;  // storage for the next upstream response's headers
-  std::string spare_request_head_;    // storage for the next request's encoded head
   std::vector<std::unique_ptr<UpstreamRequest>> retired_upstreams_;
   net::LazyTimer idle_timer_;    // connection idle (no stream)
   net::LazyTimer stream_timer_;  // request timeout, then the route timeout

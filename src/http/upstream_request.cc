@@ -4,15 +4,21 @@
 
 namespace sluice::http {
 
-UpstreamRequest::UpstreamRequest(upstream::WorkerCluster& cluster,
-                                 std::shared_ptr<const upstream::Host> host,
-                                 UpstreamRequestCallbacks& callbacks)
+std::unique_ptr<UpstreamRequest> UpstreamRequest::create(upstream::WorkerCluster& cluster,
+                                                         std::shared_ptr<const upstream::Host> host,
+                                                         UpstreamRequestCallbacks& callbacks) {
+  return std::make_unique<Http1UpstreamRequest>(cluster, std::move(host), callbacks);
+}
+
+Http1UpstreamRequest::Http1UpstreamRequest(upstream::WorkerCluster& cluster,
+                                           std::shared_ptr<const upstream::Host> host,
+                                           UpstreamRequestCallbacks& callbacks)
     : cluster_(cluster),
       host_(std::move(host)),
       callbacks_(callbacks),
       parser_(MessageType::Response, *this, 96 * 1024) {}
 
-UpstreamRequest::~UpstreamRequest() {
+Http1UpstreamRequest::~Http1UpstreamRequest() {
   if (alive_) *alive_ = false;
   stop_waiting();
   release_pending_slot();
@@ -20,7 +26,7 @@ UpstreamRequest::~UpstreamRequest() {
   if (conn_) cluster_.info().stats().upstream_cx_destroy_local.inc();
 }
 
-void UpstreamRequest::cancel() {
+void Http1UpstreamRequest::cancel() {
   failed_ = true;
   stop_waiting();
   release_pending_slot();
@@ -28,7 +34,7 @@ void UpstreamRequest::cancel() {
   conn_.reset();
 }
 
-void UpstreamRequest::start(asio::io_context& loop, bool head_request) {
+void Http1UpstreamRequest::start(asio::io_context& loop, bool head_request) {
   parser_.expect_head_response(head_request);
   loop_ = &loop;
   auto& info = cluster_.info();
@@ -48,7 +54,7 @@ void UpstreamRequest::start(asio::io_context& loop, bool head_request) {
   connect_or_wait();
 }
 
-void UpstreamRequest::connect_or_wait() {
+void Http1UpstreamRequest::connect_or_wait() {
   auto& info = cluster_.info();
   if (!info.try_acquire_connection()) {
     if (cluster_.connections_to(*host_) > 0) {
@@ -64,7 +70,7 @@ void UpstreamRequest::connect_or_wait() {
   connect();
 }
 
-void UpstreamRequest::on_connection_available() {
+void Http1UpstreamRequest::on_connection_available() {
   if (failed_) return;
   if (auto idle = cluster_.take_idle(host_.get())) {
     waiting_ = false;
@@ -76,26 +82,26 @@ void UpstreamRequest::on_connection_available() {
   if (conn_) waiting_ = false;
 }
 
-void UpstreamRequest::stop_waiting() {
+void Http1UpstreamRequest::stop_waiting() {
   if (!waiting_) return;
   waiting_ = false;
   cluster_.cancel_wait(this);
 }
 
-void UpstreamRequest::release_pending_slot() {
+void Http1UpstreamRequest::release_pending_slot() {
   if (!pending_slot_) return;
   pending_slot_ = false;
   cluster_.info().release_pending();
   cluster_.info().stats().upstream_rq_pending_active.dec();
 }
 
-void UpstreamRequest::use_idle(std::unique_ptr<upstream::UpstreamConnection> idle) {
+void Http1UpstreamRequest::use_idle(std::unique_ptr<upstream::UpstreamConnection> idle) {
   conn_ = std::move(idle);
   reused_ = true;
   on_connected();
 }
 
-void UpstreamRequest::connect() {
+void Http1UpstreamRequest::connect() {
   auto& info = cluster_.info();
   auto conn = net::Connection::create(*loop_, info.config().per_connection_buffer_limit_bytes);
   conn_ = std::make_unique<upstream::UpstreamConnection>(cluster_, host_, conn);
@@ -130,7 +136,7 @@ void UpstreamRequest::connect() {
                 });
 }
 
-void UpstreamRequest::on_connected() {
+void Http1UpstreamRequest::on_connected() {
   connected_ = true;
   conn_->conn().set_callbacks(this);
   conn_->conn().start_reading();
@@ -143,7 +149,7 @@ void UpstreamRequest::on_connected() {
   callbacks_.on_upstream_connected();
 }
 
-void UpstreamRequest::send(std::string_view bytes) {
+void Http1UpstreamRequest::send(std::string_view bytes) {
   if (failed_) return;
   if (connected()) {
     cluster_.info().stats().upstream_cx_tx_bytes_total.inc(bytes.size());
@@ -153,7 +159,51 @@ void UpstreamRequest::send(std::string_view bytes) {
   }
 }
 
-void UpstreamRequest::read_disable(bool disable) {
+void Http1UpstreamRequest::encode_headers(const HeaderMap& headers, bool end_stream) {
+  chunked_ = !end_stream && !headers.has("content-length");
+  const auto encode = [&](std::string& out) {
+    encode_request_head(headers, out);
+    if (chunked_) out.insert(out.size() - 2, "transfer-encoding: chunked\r\n");
+  };
+  if (failed_) return;
+  if (connected()) {
+    const size_t n = conn_->conn().write_with(encode);
+    cluster_.info().stats().upstream_cx_tx_bytes_total.inc(n);
+  } else {
+    encode(pending_);
+  }
+  if (end_stream) request_complete_ = true;
+}
+
+void Http1UpstreamRequest::encode_data(std::string_view data) {
+  if (!chunked_) {
+    send(data);
+    return;
+  }
+  if (data.empty()) return;  // an empty chunk would end the body
+  std::string chunk;
+  encode_chunk(data, chunk);
+  send(chunk);
+}
+
+void Http1UpstreamRequest::encode_end(const HeaderMap* trailers) {
+  if (chunked_) {
+    if (trailers && !trailers->empty()) {
+      std::string end;
+      encode_last_chunk(*trailers, end);
+      send(end);
+    } else {
+      send(kLastChunk);
+    }
+  }
+  request_complete_ = true;
+}
+
+bool Http1UpstreamRequest::forwards_trailers() const {
+  return cluster_.info().config().enable_trailers;
+}
+
+void Http1UpstreamRequest::read_disable(bool disable) {
   if (!connected() || conn_->conn().reading_disabled() == disable) return;
   conn_->conn().read_disable(disable);
   // The downstream cannot take the response as fast as it comes (Envoy's flow-control stats).
@@ -163,7 +213,7 @@ void UpstreamRequest::read_disable(bool disable) {
       .inc();
 }
 
-void UpstreamRequest::fail(UpstreamFailure f) {
+void Http1UpstreamRequest::fail(UpstreamFailure f) {
   if (failed_) return;
   failed_ = true;
   stop_waiting();
@@ -174,7 +224,7 @@ void UpstreamRequest::fail(UpstreamFailure f) {
   callbacks_.on_upstream_failure(f, response_started_);
 }
 
-void UpstreamRequest::on_read(const char* data, size_t len) {
+void Http1UpstreamRequest::on_read(const char* data, size_t len) {
   if (failed_) return;
   cluster_.info().stats().upstream_cx_rx_bytes_total.inc(len);
   const size_t consumed = parser_.execute(data, len);
@@ -205,7 +255,7 @@ void UpstreamRequest::on_read(const char* data, size_t len) {
   }
 }
 
-void UpstreamRequest::on_close(net::CloseReason) {
+void Http1UpstreamRequest::on_close(net::CloseReason) {
   if (failed_) return;
   // A close-delimited body (no Content-Length, not chunked) ends with the connection.
   parser_.finish();
@@ -220,26 +270,26 @@ void UpstreamRequest::on_close(net::CloseReason) {
   fail(UpstreamFailure::Reset);
 }
 
-void UpstreamRequest::on_above_write_high_watermark() {
+void Http1UpstreamRequest::on_above_write_high_watermark() {
   callbacks_.on_upstream_above_write_high_watermark();
 }
-void UpstreamRequest::on_below_write_low_watermark() {
+void Http1UpstreamRequest::on_below_write_low_watermark() {
   callbacks_.on_upstream_below_write_low_watermark();
 }
 
-void UpstreamRequest::on_message_headers(HeaderMap& headers, bool end_stream) {
+void Http1UpstreamRequest::on_message_headers(HeaderMap& headers, bool end_stream) {
   response_started_ = true;
   callbacks_.on_upstream_headers(headers, end_stream);
 }
 
-void UpstreamRequest::on_message_body(std::string_view data) {
+void Http1UpstreamRequest::on_message_body(std::string_view data) {
   if (!failed_) callbacks_.on_upstream_data(data);
 }
 
-void UpstreamRequest::on_message_trailers(HeaderMap& trailers) {
+void Http1UpstreamRequest::on_message_trailers(HeaderMap& trailers) {
   if (!failed_) callbacks_.on_upstream_trailers(trailers);
 }
 
-void UpstreamRequest::on_message_complete() { response_complete_ = true; }
+void Http1UpstreamRequest::on_message_complete() { response_complete_ = true; }
 
 }  // namespace sluice::http

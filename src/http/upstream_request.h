@@ -1,6 +1,9 @@
 // One attempt of a request against one upstream host: get a pooled or new connection, send the
 // request, parse the response and stream it back through UpstreamRequestCallbacks. Retries,
 // timeouts and the choice of host belong to the router (the stream), not here.
+//
+// UpstreamRequest is the codec-neutral face the router and the async client use (headers, body,
+// end); Http1UpstreamRequest frames it as HTTP/1.1 on a connection of its own.
 #pragma once
 
 #include <memory>
@@ -36,33 +39,61 @@ class UpstreamRequestCallbacks {
   virtual void on_upstream_below_write_low_watermark() {}
 };
 
-class UpstreamRequest : public net::ConnectionCallbacks,
-                        public Http1ParserCallbacks,
-                        public upstream::ConnectionWaiter {
+class UpstreamRequest {
  public:
-  UpstreamRequest(upstream::WorkerCluster& cluster, std::shared_ptr<const upstream::Host> host,
-                  UpstreamRequestCallbacks& callbacks);
-  ~UpstreamRequest() override;
+  // The request codec for `cluster`'s protocol.
+  static std::unique_ptr<UpstreamRequest> create(upstream::WorkerCluster& cluster,
+                                                 std::shared_ptr<const upstream::Host> host,
+                                                 UpstreamRequestCallbacks& callbacks);
+  virtual ~UpstreamRequest() = default;
 
   // Starts the attempt: reuses an idle connection, connects, or (max_connections reached) waits
   // for a connection of this worker's pool. Callbacks may run synchronously only for an idle
   // connection (connected) or a pending overflow; otherwise from the loop.
-  void start(asio::io_context& loop, bool head_request);
+  virtual void start(asio::io_context& loop, bool head_request) = 0;
 
-  // Request bytes, already framed by the caller (head, then body pieces). Buffered until connected.
-  void send(std::string_view bytes);
-  // The request is fully sent by the caller; lets the connection be reused after the response.
-  void request_complete() { request_complete_ = true; }
-  // Detaches from the callbacks and closes the connection: nothing more is reported.
-  void cancel();
+  // The request, in order: headers (`end_stream`: there is no body), body pieces, then the end
+  // (with trailers, or null). Buffered until connected.
+  virtual void encode_headers(const HeaderMap& headers, bool end_stream) = 0;
+  virtual void encode_data(std::string_view data) = 0;
+  virtual void encode_end(const HeaderMap* trailers) = 0;
+  // Whether request trailers reach this upstream (HTTP/1: the cluster's enable_trailers).
+  virtual bool forwards_trailers() const = 0;
+  // Detaches from the callbacks and abandons the request: nothing more is reported.
+  virtual void cancel() = 0;
 
-  void read_disable(bool disable);
+  virtual void read_disable(bool disable) = 0;
   // Storage for the response's header map (see Http1Parser::recycle_headers).
-  void recycle_response_headers(HeaderMap& used) { parser_.recycle_headers(used); }
-  bool connected() const { return conn_ != nullptr && connected_; }
-  bool reused_connection() const { return reused_; }
-  bool response_started() const { return response_started_; }
-  const upstream::Host& host() const { return *host_; }
+  virtual void recycle_response_headers(HeaderMap& used) = 0;
+  virtual bool connected() const = 0;
+  virtual bool reused_connection() const = 0;
+  virtual bool response_started() const = 0;
+  virtual const upstream::Host& host() const = 0;
+};
+
+class Http1UpstreamRequest final : public UpstreamRequest,
+                                   public net::ConnectionCallbacks,
+                                   public Http1ParserCallbacks,
+                                   public upstream::ConnectionWaiter {
+ public:
+  Http1UpstreamRequest(upstream::WorkerCluster& cluster, std::shared_ptr<const upstream::Host> host,
+                       UpstreamRequestCallbacks& callbacks);
+  ~Http1UpstreamRequest() override;
+
+  // UpstreamRequest
+  void start(asio::io_context& loop, bool head_request) override;
+  // A body of unknown length (no content-length) goes chunked.
+  void encode_headers(const HeaderMap& headers, bool end_stream) override;
+  void encode_data(std::string_view data) override;
+  void encode_end(const HeaderMap* trailers) override;
+  bool forwards_trailers() const override;
+  void cancel() override;
+  void read_disable(bool disable) override;
+  void recycle_response_headers(HeaderMap& used) override { parser_.recycle_headers(used); }
+  bool connected() const override { return conn_ != nullptr && connected_; }
+  bool reused_connection() const override { return reused_; }
+  bool response_started() const override { return response_started_; }
+  const upstream::Host& host() const override { return *host_; }
 
   // net::ConnectionCallbacks
   void on_read(const char* data, size_t len) override;
@@ -88,6 +119,8 @@ class UpstreamRequest : public net::ConnectionCallbacks,
   void stop_waiting();
   void on_connected();
   void fail(UpstreamFailure f);
+  // Framed request bytes: to the socket, or buffered until connected.
+  void send(std::string_view bytes);
 
   upstream::WorkerCluster& cluster_;
   std::shared_ptr<const upstream::Host> host_;
@@ -100,7 +133,9 @@ class UpstreamRequest : public net::ConnectionCallbacks,
   asio::io_context* loop_ = nullptr;
   bool pending_slot_ = false;  // holds a max_pending_requests slot while waiting or connecting
   bool waiting_ = false;       // queued in the worker's pool for a connection
-  bool request_complete_ = false;
+  bool request_complete_ =
+      false;  // the whole request was handed over: the connection may be reused
+  bool chunked_ = false;
   bool response_started_ = false;
   bool response_complete_ = false;
   bool failed_ = false;
