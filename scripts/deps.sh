@@ -17,6 +17,8 @@ PACKAGES=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev curl wrk nginx-light haproxy prometheus procps perl openssl
   socat nghttp2-client
+  # gRPC through the proxy (tests/grpc: a client and a server built from a .proto)
+  libgrpc++-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev
   iproute2
 )
 

@@ -315,6 +315,9 @@ struct Cluster {
   // typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
   // .explicit_http_config.http_protocol_options.enable_trailers.
   bool enable_trailers = false;
+  // HTTP/2 to the hosts: http2_protocol_options, or explicit_http_config.http2_protocol_options
+  // of the HttpProtocolOptions above. Unset: HTTP/1.1.
+  std::optional<Http2ProtocolOptions> http2;
   std::optional<UpstreamTls> tls;  // transport_socket envoy.transport_sockets.tls
   std::optional<HealthCheck> health_check;
   std::optional<OutlierDetection> outlier_detection;

@@ -1448,7 +1448,9 @@ void Loader::parse_cluster(const Value& v, Cluster& out) {
       parse_upstream_http_options(value, out);
     }
   }
-  f.reject("http2_protocol_options", "HTTP/2 upstreams not supported yet");
+  if (std::optional<Value> h2 = f.get("http2_protocol_options")) {
+    parse_http2_options(*h2, out.http2.emplace());
+  }
   const size_t checks = f.for_each("health_checks", [&](const Value& e) {
     if (!out.health_check) parse_health_check(e, out.health_check.emplace());
   });
@@ -1556,7 +1558,9 @@ void Loader::parse_upstream_http_options(const Value& v, Cluster& out) {
   f.reject("upstream_http_protocol_options", "upstream TLS options are not supported yet");
   if (std::optional<Value> explicit_config = f.get("explicit_http_config")) {
     Fields e(d_, *explicit_config);
-    e.reject("http2_protocol_options", "HTTP/2 upstreams are not supported yet");
+    if (std::optional<Value> h2 = e.get("http2_protocol_options")) {
+      parse_http2_options(*h2, out.http2.emplace());
+    }
     e.reject("http3_protocol_options", "HTTP/3 upstreams are not supported");
     if (std::optional<Value> h1 = e.get("http_protocol_options")) {
       parse_http1_options(*h1, out.enable_trailers);

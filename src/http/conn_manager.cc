@@ -94,6 +94,7 @@ struct HttpConnection::Stream {
   bool headers_end_stream = false;       // the request has no body
   bool response_end_at_headers = false;  // the response has no body
   bool local_replied = false;            // answered locally: later request bytes are dropped
+  bool upstream_headers_only = false;    // the upstream's response ended with its headers
   // Trailers (HTTP/1: chunked messages with enable_trailers). has_*: the message ends with them.
   HeaderMap request_trailers, response_trailers;
   bool has_request_trailers = false, has_response_trailers = false;
@@ -274,7 +275,10 @@ void remove_hop_by_hop(HeaderMap& h) {
       }
     });
   }
-  h.remove_if([](const HeaderMap::Entry& e) { return is_hop_by_hop(e.key); });
+  // "te: trailers" is end to end in practice (gRPC needs it, and HTTP/2 allows only it): kept.
+  h.remove_if([](const HeaderMap::Entry& e) {
+    return is_hop_by_hop(e.key) && !(e.key == "te" && e.value == "trailers");
+  });
 }
 
 void apply_mutations(HeaderMap& h, const std::vector<config::HeaderValueOption>& add,
@@ -941,10 +945,10 @@ bool HttpConnection::retry_on_failure(UpstreamFailure f) {
   if (!s.body_retained || (!s.router_complete && s.request_body.size() != s.router_bytes)) {
     return false;
   }
-  // A keep-alive connection that the upstream closed just as we reused it: one free retry on a
-  // fresh connection (the request never reached the application).
-  if (f == UpstreamFailure::Reset && s.upstream && s.upstream->reused_connection() &&
-      !s.upstream->response_started() && !s.stale_connection_retry_used) {
+  // A keep-alive connection that the upstream closed just as we reused it, or an HTTP/2 stream
+  // it refused: one free retry on a fresh connection (the request never reached the application).
+  if (f == UpstreamFailure::Reset && s.upstream && s.upstream->request_not_processed() &&
+      !s.stale_connection_retry_used) {
     s.stale_connection_retry_used = true;
     discard_upstream();
     start_upstream_attempt();
@@ -1001,8 +1005,13 @@ void HttpConnection::on_upstream_headers(HeaderMap& headers, bool end_stream) {
   s.response_headers.set("x-envoy-upstream-service-time", str_cat(service_ms));
   if (s.attempts > 1 && s.holds_retry_slot)
     s.cluster->info().stats().upstream_rq_retry_success.inc();
-  (void)end_stream;  // completion arrives through on_upstream_complete
   s.response_end_at_headers = false;
+  if (end_stream) {
+    // Headers only (a 204, a gRPC trailers-only reply): they leave with the end of the stream
+    // when the codec reports completion, which it does right after this.
+    s.upstream_headers_only = true;
+    return;
+  }
   if (s.filters.empty()) {
     encode_response_headers(s.response_headers, false);
   } else {
@@ -1021,7 +1030,10 @@ void HttpConnection::on_upstream_data(std::string_view data) {
 }
 
 void HttpConnection::on_upstream_trailers(HeaderMap& trailers) {
-  if (!stream_ || !stream_->cluster || !stream_->cluster->info().config().enable_trailers) return;
+  // HTTP/1 upstreams' trailers pass only with the cluster's enable_trailers; HTTP/2 carries them.
+  if (!stream_ || !stream_->cluster) return;
+  const auto& cluster_config = stream_->cluster->info().config();
+  if (!cluster_config.enable_trailers && !cluster_config.http2) return;
   stream_->response_trailers.swap(trailers);
   stream_->has_response_trailers = true;
   stream_->info.response_trailers = &stream_->response_trailers;
@@ -1031,14 +1043,25 @@ void HttpConnection::on_upstream_complete() {
   if (!stream_) return;
   Stream& s = *stream_;
   auto& cs = s.cluster->info().stats();
-  const uint32_t code = s.info.response_code.value_or(0);
+  // A headers-only response has not been encoded yet: its status is still in the headers.
+  const uint32_t code = s.upstream_headers_only ? parse_status(s.response_headers.status())
+                                                : s.info.response_code.value_or(0);
   if (code >= 100 && code < 600) cs.upstream_rq_xx[code / 100 - 1].inc();
   s.cluster->count_response_code(code);
   cs.upstream_rq_completed.inc();
   cs.upstream_rq_time.record(static_cast<uint64_t>(
       std::chrono::duration_cast<milliseconds>(Clock::now() - s.attempt_start).count()));
   discard_upstream();
-  if (s.filters.empty()) {
+  if (s.upstream_headers_only) {
+    stream_timer_.cancel();
+    per_try_timer_.cancel();
+    s.response_end_at_headers = true;
+    if (s.filters.empty()) {
+      encode_response_headers(s.response_headers, true);
+    } else {
+      encode_headers_from(s.filters.size());
+    }
+  } else if (s.filters.empty()) {
     encode_response_end();
   } else if (s.has_response_trailers) {
     stream_timer_.cancel();

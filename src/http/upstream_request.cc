@@ -2,11 +2,16 @@
 
 #include <spdlog/spdlog.h>
 
+#include "http/http2_client.h"
+
 namespace sluice::http {
 
 std::unique_ptr<UpstreamRequest> UpstreamRequest::create(upstream::WorkerCluster& cluster,
                                                          std::shared_ptr<const upstream::Host> host,
                                                          UpstreamRequestCallbacks& callbacks) {
+  if (cluster.info().config().http2) {
+    return std::make_unique<Http2UpstreamRequest>(cluster, std::move(host), callbacks);
+  }
   return std::make_unique<Http1UpstreamRequest>(cluster, std::move(host), callbacks);
 }
 

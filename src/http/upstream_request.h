@@ -66,7 +66,10 @@ class UpstreamRequest {
   // Storage for the response's header map (see Http1Parser::recycle_headers).
   virtual void recycle_response_headers(HeaderMap& used) = 0;
   virtual bool connected() const = 0;
-  virtual bool reused_connection() const = 0;
+  // The upstream did not process the request, for certain: a reused HTTP/1 keep-alive connection
+  // that closed before any response, or an HTTP/2 stream the server refused (REFUSED_STREAM, or
+  // beyond its GOAWAY). Such a request may be sent again safely.
+  virtual bool request_not_processed() const = 0;
   virtual bool response_started() const = 0;
   virtual const upstream::Host& host() const = 0;
 };
@@ -91,7 +94,7 @@ class Http1UpstreamRequest final : public UpstreamRequest,
   void read_disable(bool disable) override;
   void recycle_response_headers(HeaderMap& used) override { parser_.recycle_headers(used); }
   bool connected() const override { return conn_ != nullptr && connected_; }
-  bool reused_connection() const override { return reused_; }
+  bool request_not_processed() const override { return reused_ && !response_started_; }
   bool response_started() const override { return response_started_; }
   const upstream::Host& host() const override { return *host_; }
 

@@ -14,6 +14,8 @@ ClusterStats::ClusterStats(std::string_view c) {
   auto counter = [&](std::string_view n) { return s.counter(stats::cluster_stat(c, n)); };
   auto gauge = [&](std::string_view n) { return s.gauge(stats::cluster_stat(c, n)); };
   upstream_cx_total = counter("upstream_cx_total");
+  upstream_cx_http1_total = counter("upstream_cx_http1_total");
+  upstream_cx_http2_total = counter("upstream_cx_http2_total");
   upstream_cx_connect_fail = counter("upstream_cx_connect_fail");
   upstream_cx_connect_timeout = counter("upstream_cx_connect_timeout");
   upstream_cx_destroy_remote = counter("upstream_cx_destroy_remote");

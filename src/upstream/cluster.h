@@ -48,10 +48,10 @@ struct ClusterStats {
       upstream_cx_tx_bytes_total, upstream_cx_none_healthy, update_attempt, update_success,
       update_failure, ssl_handshake, ssl_connection_error,
       upstream_flow_control_paused_reading_total, upstream_flow_control_resumed_reading_total,
-      lb_healthy_panic, health_check_attempt, health_check_success, health_check_failure,
-      health_check_network_failure, outlier_ejections_enforced_total,
-      outlier_ejections_enforced_consecutive_5xx, outlier_ejections_detected_consecutive_5xx,
-      outlier_ejections_overflow;
+      upstream_cx_http1_total, upstream_cx_http2_total, lb_healthy_panic, health_check_attempt,
+      health_check_success, health_check_failure, health_check_network_failure,
+      outlier_ejections_enforced_total, outlier_ejections_enforced_consecutive_5xx,
+      outlier_ejections_detected_consecutive_5xx, outlier_ejections_overflow;
   stats::Counter upstream_rq_xx[5];  // 1xx..5xx
   stats::Gauge upstream_cx_active, upstream_rq_active, upstream_rq_pending_active, membership_total,
       membership_healthy, health_check_healthy, outlier_ejections_active;

@@ -85,7 +85,10 @@ void WorkerCluster::release(std::unique_ptr<UpstreamConnection> conn) {
   if (!waiters_.empty()) schedule_wake();
 }
 
-void WorkerCluster::close_idle() { idle_.clear(); }
+void WorkerCluster::close_idle() {
+  idle_.clear();
+  if (shared_pool_) shared_pool_->close_all();
+}
 
 uint32_t WorkerCluster::connections_to(const Host& host) const {
   for (const auto& [endpoint, n] : connections_per_host_) {

@@ -79,6 +79,16 @@ class WorkerCluster {
   // worker and cached here, so the request path takes no lock after the first response of a code.
   void count_response_code(uint32_t code);
 
+  // Connections that many requests share at once (HTTP/2): the HTTP layer defines the pool; it
+  // lives here so it closes with the cluster on this worker (close_idle closes it too).
+  class SharedPool {
+   public:
+    virtual ~SharedPool() = default;
+    virtual void close_all() = 0;
+  };
+  std::unique_ptr<SharedPool>& shared_pool() { return shared_pool_; }
+  asio::io_context* loop() const { return loop_; }
+
  private:
   friend class UpstreamConnection;
   void connection_opened(const Host& host);
@@ -96,6 +106,8 @@ class WorkerCluster {
   bool wake_scheduled_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::vector<stats::Counter> code_counters_;  // index: status code - 100
+  // Last: destroyed first, while the connection accounting it reports to is still here.
+  std::unique_ptr<SharedPool> shared_pool_;
 };
 
 class ClusterManager {

@@ -25,6 +25,20 @@ bool AllDigits(const std::string* s) {
   return s && !s->empty() && s->find_first_not_of("0123456789") == std::string::npos;
 }
 
+// "TE: trailers" is the one TE value passed on (as Envoy does): gRPC clients send it, and HTTP/2
+// allows no other.
+TEST_F(IntegrationProxy, TeTrailersIsForwarded) {
+  StartSimple();
+  HttpClient client(proxy_.port());
+  ASSERT_TRUE(client.Send("GET /echo/te HTTP/1.1\r\nHost: a\r\nTE: trailers\r\n\r\n"));
+  const HttpResponse r = client.ReadResponse();
+  ASSERT_EQ(r.status, 200) << r.error;
+  const auto req = upstream_.last_request();
+  ASSERT_TRUE(req.has_value());
+  ASSERT_TRUE(req->header("te"));
+  EXPECT_EQ(*req->header("te"), "trailers");
+}
+
 TEST_F(IntegrationProxy, GetForwardsHeadersAndStripsHopByHop) {
   StartSimple();
   HttpClient client(proxy_.port());
@@ -34,7 +48,7 @@ TEST_F(IntegrationProxy, GetForwardsHeadersAndStripsHopByHop) {
                   "Host: example.test:8080\r\n"
                   "Connection: keep-alive, X-Custom-Hop\r\n"
                   "Keep-Alive: timeout=5\r\n"
-                  "TE: trailers\r\n"
+                  "TE: gzip\r\n"
                   "Proxy-Connection: keep-alive\r\n"
                   "X-Custom-Hop: secret\r\n"
                   "X-Keep: yes\r\n"

@@ -844,18 +844,11 @@ static_resources:
                   "unsupported value \"MAGLEV\" (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM)"));
   EXPECT_TRUE(Has(r.errors, "static_resources.clusters[0].health_checks[0].grpc_health_check", 19,
                   "gRPC health checks need HTTP/2 upstreams"));
-  EXPECT_TRUE(Has(r.errors, "static_resources.clusters[0].http2_protocol_options", 20,
-                  "HTTP/2 upstreams not supported yet"));
-  EXPECT_TRUE(
-      Has(r.errors,
-          "static_resources.clusters[0].typed_extension_protocol_options.envoy.extensions."
-          "upstreams.http.v3.HttpProtocolOptions.explicit_http_config.http2_protocol_options",
-          21, "HTTP/2 upstreams are not supported yet"));
   EXPECT_TRUE(Has(r.errors, "static_resources.clusters[0].transport_socket.typed_config", 22,
                   "missing required field"));
   EXPECT_TRUE(
       Has(r.errors, "static_resources.clusters[1].type", 24, "unsupported value \"STRICT_DNSS\""));
-  EXPECT_EQ(r.errors.size(), 11u) << Describe(r.errors);
+  EXPECT_EQ(r.errors.size(), 9u) << Describe(r.errors);
 }
 
 TEST(ConfigLoader, RouteLevelValidation) {

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# HTTP/2 to upstreams with the real binary: gRPC proxied to a gRPC server built from Debian's
+# libgrpc++ (tests/grpc: unary with metadata both ways, a 3 MB message, an error status in a
+# trailers-only reply, server and client streaming), and nginx serving h2c as a cluster with
+# http2_protocol_options: HTTP/1.1 and h2 clients multiplexed onto one upstream connection, and
+# streams nginx refuses after its GOAWAY (every 100 requests here) retried on a new connection.
+source "$(dirname "$0")/lib.sh"
+: "${SLUICE_GRPC_DIR:=$SLUICE_BUILD_DIR/tests/grpc}"
+SERVER=$SLUICE_GRPC_DIR/grpc_echo_server
+CLIENT=$SLUICE_GRPC_DIR/grpc_echo_client
+[[ -x $SERVER && -x $CLIENT ]] || fail "the gRPC test programs are not built (make deps installs libgrpc++-dev)"
+command -v h2load >/dev/null || fail "h2load is missing (make deps installs nghttp2-client)"
+
+GRPC=$(free_port); NGINX_H2=$(free_port); PORT=$(free_port); ADMIN_PORT=$(free_port)
+"$SERVER" "$GRPC" > "$WORK/grpc-server.log" 2>&1 &
+PIDS+=($!)
+mkdir -p "$WORK/h2up"
+echo "over h2" > "$WORK/h2up/index.html"
+cat > "$WORK/nginx-h2.conf" <<NGINX
+daemon off;
+worker_processes 1;
+pid $WORK/nginx-h2.pid;
+error_log $WORK/nginx-h2.err warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK; proxy_temp_path $WORK; fastcgi_temp_path $WORK;
+  uwsgi_temp_path $WORK; scgi_temp_path $WORK;
+  keepalive_requests 100;
+  server {
+    listen 127.0.0.1:$NGINX_H2 http2;
+    root $WORK/h2up;
+    location /proto { default_type text/plain; return 200 "proto=\$server_protocol host=\$host\n"; }
+  }
+}
+NGINX
+/usr/sbin/nginx -c "$WORK/nginx-h2.conf" -e "$WORK/nginx-h2.err" &
+PIDS+=($!)
+
+cat > "$WORK/sluice.yaml" <<YAML
+admin: { address: { socket_address: { address: 127.0.0.1, port_value: $ADMIN_PORT } } }
+static_resources:
+  listeners:
+  - name: front
+    address: { socket_address: { address: 127.0.0.1, port_value: $PORT } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: front
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - { match: { prefix: "/sluice.test.Echo/" }, route: { cluster: grpc, timeout: 30s } }
+              - { match: { prefix: "/" }, route: { cluster: nginx_h2 } }
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+  clusters:
+  - name: grpc
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: { http2_protocol_options: {} }
+    load_assignment:
+      cluster_name: grpc
+      endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $GRPC } } } } ] } ]
+  - name: nginx_h2
+    connect_timeout: 1s
+    http2_protocol_options: { initial_stream_window_size: 65535 }
+    load_assignment:
+      cluster_name: nginx_h2
+      endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $NGINX_H2 } } } } ] } ]
+YAML
+start_sluice "$WORK/sluice.yaml"
+wait_until "the gRPC server listens" grep -q listening "$WORK/grpc-server.log"
+G=(timeout 20 "$CLIENT" "127.0.0.1:$PORT")
+stat_ge() { [[ $(stat_of "$1") -ge $2 ]]; }
+
+# --- gRPC ---------------------------------------------------------------------------------
+out=$("${G[@]}" unary hello 1000 2>&1) || fail "unary gRPC call: $out"
+[[ $out == *"reply hello 1000"* ]] || fail "unary reply: $out"
+[[ $out == *"trailer x-test-seen through-the-proxy"* ]] ||
+  fail "request metadata to the server, trailing metadata back: $out"
+pass "gRPC unary call through sluice; metadata both ways"
+
+out=$("${G[@]}" unary big 3000000 2>&1) || fail "3 MB gRPC message: $out"
+[[ $out == *"reply big 3000000"* ]] || fail "3 MB gRPC message: $out"
+pass "a 3 MB gRPC request (flow control across both HTTP/2 hops)"
+
+out=$("${G[@]}" fail 5 "no such thing" 2>&1) || fail "error status: $out"
+[[ $out == *"status 5 failed as asked: no such thing"* ]] || fail "grpc-status from a trailers-only reply: $out"
+pass "a gRPC error (NOT_FOUND, trailers-only reply) reaches the client with its message"
+
+out=$("${G[@]}" stream tick 1000 2>&1) || fail "server streaming: $out"
+[[ $out == *"replies 1000 status 0"* ]] || fail "server streaming: $out"
+out=$("${G[@]}" collect 200 10000 2>&1) || fail "client streaming: $out"
+[[ $out == *"collected 200 2000000 status 0"* ]] || fail "client streaming: $out"
+pass "gRPC streaming both ways (1000 replies; 200 messages of 10 kB)"
+
+[[ $(stat_of cluster.grpc.upstream_cx_http2_total) -ge 1 ]] || fail "no HTTP/2 upstream connection counted"
+[[ $(stat_of cluster.grpc.upstream_rq_200) -ge 5 ]] || fail "gRPC requests not counted: $(stat_of cluster.grpc.upstream_rq_200)"
+
+# --- nginx h2c as a cluster ---------------------------------------------------------------------
+out=$(curl -sS "http://127.0.0.1:$PORT/proto") || fail "HTTP/1.1 client to an h2 cluster: $out"
+[[ $out == "proto=HTTP/2.0 host=127.0.0.1" ]] || fail "the upstream did not see HTTP/2: $out"
+out=$(curl -sS --http2-prior-knowledge "http://127.0.0.1:$PORT/") || fail "h2 to h2: $out"
+[[ $out == "over h2" ]] || fail "h2 client to an h2 cluster: $out"
+pass "HTTP/1.1 and h2 clients to an h2c cluster (nginx)"
+
+before=$(stat_of cluster.nginx_h2.upstream_cx_http2_total)
+out=$(timeout 60 h2load -n 1000 -c 4 -m 10 "http://127.0.0.1:$PORT/" 2>&1) || fail "h2load: $out"
+grep -q "status codes: 1000 2xx" <<<"$out" || fail "requests lost when nginx closed its connections: $out"
+after=$(stat_of cluster.nginx_h2.upstream_cx_http2_total)
+(( after - before >= 5 )) || fail "nginx's GOAWAY every 100 requests should have made new connections: $before -> $after"
+pass "1000 requests multiplexed upstream; streams refused after nginx's GOAWAY retried, none lost ($(( after - before )) connections)"
