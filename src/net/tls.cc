@@ -333,7 +333,7 @@ Result<std::shared_ptr<TlsServerContext>> TlsServerContext::create(
 }
 
 Result<std::shared_ptr<TlsClientContext>> TlsClientContext::create(
-    const config::UpstreamTls& config) {
+    const config::UpstreamTls& config, bool http2) {
   std::shared_ptr<TlsClientContext> t(new TlsClientContext(config));
   SSL_CTX* ctx = t->context_.native_handle();
   if (Status st = apply_common(ctx, config); !st) return Error{st.error()};
@@ -345,8 +345,11 @@ Result<std::shared_ptr<TlsClientContext>> TlsClientContext::create(
   } else {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
   }
-  // Sluice's upstream codec is HTTP/1.1: that is all it offers, when ALPN is asked for at all.
-  if (!config.alpn_protocols.empty()) {
+  // ALPN offers the one protocol the cluster's codec speaks.
+  if (http2) {
+    static const unsigned char kH2[] = {2, 'h', '2'};
+    SSL_CTX_set_alpn_protos(ctx, kH2, sizeof(kH2));
+  } else if (!config.alpn_protocols.empty()) {
     static const unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
     SSL_CTX_set_alpn_protos(ctx, kHttp11, sizeof(kHttp11));
   }

@@ -79,7 +79,10 @@ void attach_server_handshake(SSL* ssl, TlsServerHandshake* handshake);
 
 class TlsClientContext {
  public:
-  static Result<std::shared_ptr<TlsClientContext>> create(const config::UpstreamTls& config);
+  // `http2`: the cluster speaks HTTP/2, so ALPN offers h2 (always, as Envoy does for HTTP/2
+  // clusters); otherwise http/1.1, and only when the config lists ALPN protocols.
+  static Result<std::shared_ptr<TlsClientContext>> create(const config::UpstreamTls& config,
+                                                          bool http2 = false);
 
   asio::ssl::context& context() { return context_; }
   const config::UpstreamTls& config() const { return config_; }

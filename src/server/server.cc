@@ -78,7 +78,7 @@ std::string Server::init() {
   for (const auto& c : b.clusters) {
     clusters_.push_back(std::make_unique<upstream::ClusterInfo>(c));
     if (c.tls) {
-      auto tls = net::TlsClientContext::create(*c.tls);
+      auto tls = net::TlsClientContext::create(*c.tls, c.http2.has_value());
       if (!tls) return str_cat("cluster '", c.name, "': TLS: ", tls.error());
       clusters_.back()->set_tls(std::move(*tls));
       tls_reloader_.watch_cluster(*clusters_.back());

@@ -142,7 +142,7 @@ void TlsReloader::reload(WatchedCluster& w) {
   const std::string& name = w.cluster->name();
   std::string problem = refresh(w.tls);
   if (problem.empty()) {
-    auto context = net::TlsClientContext::create(w.tls);
+    auto context = net::TlsClientContext::create(w.tls, w.cluster->config().http2.has_value());
     if (context) {
       w.cluster->set_tls(std::move(*context));
       w.reloaded.inc();

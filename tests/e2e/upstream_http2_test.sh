@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # HTTP/2 to upstreams with the real binary: gRPC proxied to a gRPC server built from Debian's
 # libgrpc++ (tests/grpc: unary with metadata both ways, a 3 MB message, an error status in a
-# trailers-only reply, server and client streaming), and nginx serving h2c as a cluster with
+# trailers-only reply, server and client streaming), nginx serving h2 over TLS (ALPN h2), and
+# nginx serving h2c as a cluster with
 # http2_protocol_options: HTTP/1.1 and h2 clients multiplexed onto one upstream connection, and
 # streams nginx refuses after its GOAWAY (every 100 requests here) retried on a new connection.
 source "$(dirname "$0")/lib.sh"
@@ -11,7 +12,10 @@ CLIENT=$SLUICE_GRPC_DIR/grpc_echo_client
 [[ -x $SERVER && -x $CLIENT ]] || fail "the gRPC test programs are not built (make deps installs libgrpc++-dev)"
 command -v h2load >/dev/null || fail "h2load is missing (make deps installs nghttp2-client)"
 
-GRPC=$(free_port); NGINX_H2=$(free_port); PORT=$(free_port); ADMIN_PORT=$(free_port)
+GRPC=$(free_port); NGINX_H2=$(free_port); NGINX_H2S=$(free_port); PORT=$(free_port)
+ADMIN_PORT=$(free_port)
+make_ca ca "/CN=Sluice Test CA"
+make_cert upstream "/CN=localhost" "DNS:localhost,IP:127.0.0.1"
 "$SERVER" "$GRPC" > "$WORK/grpc-server.log" 2>&1 &
 PIDS+=($!)
 mkdir -p "$WORK/h2up"
@@ -31,6 +35,11 @@ http {
     listen 127.0.0.1:$NGINX_H2 http2;
     root $WORK/h2up;
     location /proto { default_type text/plain; return 200 "proto=\$server_protocol host=\$host\n"; }
+  }
+  server {
+    listen 127.0.0.1:$NGINX_H2S ssl http2;
+    ssl_certificate $WORK/upstream.pem; ssl_certificate_key $WORK/upstream.key;
+    location / { default_type text/plain; return 200 "tls proto=\$server_protocol alpn=\$ssl_alpn_protocol\n"; }
   }
 }
 NGINX
@@ -55,6 +64,7 @@ static_resources:
               domains: ["*"]
               routes:
               - { match: { prefix: "/sluice.test.Echo/" }, route: { cluster: grpc, timeout: 30s } }
+              - { match: { prefix: "/tls" }, route: { cluster: nginx_h2_tls } }
               - { match: { prefix: "/" }, route: { cluster: nginx_h2 } }
           http_filters:
           - name: envoy.filters.http.router
@@ -69,6 +79,18 @@ static_resources:
     load_assignment:
       cluster_name: grpc
       endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $GRPC } } } } ] } ]
+  - name: nginx_h2_tls
+    connect_timeout: 1s
+    http2_protocol_options: {}
+    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        sni: localhost
+        common_tls_context: { validation_context: { trusted_ca: { filename: $WORK/ca.pem } } }
+    load_assignment:
+      cluster_name: nginx_h2_tls
+      endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $NGINX_H2S } } } } ] } ]
   - name: nginx_h2
     connect_timeout: 1s
     http2_protocol_options: { initial_stream_window_size: 65535 }
@@ -111,6 +133,10 @@ out=$(curl -sS "http://127.0.0.1:$PORT/proto") || fail "HTTP/1.1 client to an h2
 out=$(curl -sS --http2-prior-knowledge "http://127.0.0.1:$PORT/") || fail "h2 to h2: $out"
 [[ $out == "over h2" ]] || fail "h2 client to an h2 cluster: $out"
 pass "HTTP/1.1 and h2 clients to an h2c cluster (nginx)"
+
+out=$(curl -sS "http://127.0.0.1:$PORT/tls") || fail "h2 over TLS upstream: $out"
+[[ $out == "tls proto=HTTP/2.0 alpn=h2" ]] || fail "h2 over TLS to nginx (ALPN h2 offered): $out"
+pass "HTTP/2 over TLS to an upstream, ALPN h2 offered for an HTTP/2 cluster"
 
 before=$(stat_of cluster.nginx_h2.upstream_cx_http2_total)
 out=$(timeout 60 h2load -n 1000 -c 4 -m 10 "http://127.0.0.1:$PORT/" 2>&1) || fail "h2load: $out"
