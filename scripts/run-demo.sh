@@ -50,6 +50,7 @@ Sluice demo is up. Try:
   curl -i http://127.0.0.1:10000/wasm        # answered by a Wasm extension (null runtime)
   curl -i http://127.0.0.1:10000/api/users   # proxied, JSON from nginx
   curl -i http://127.0.0.1:10000/hello       # direct response from sluice
+  curl -i --http2-prior-knowledge http://127.0.0.1:10000/   # / again, over HTTP/2 (h2c)
   curl -i http://127.0.0.1:10000/old         # redirect
   curl http://127.0.0.1:9901/stats/prometheus   # admin: metrics
   curl http://127.0.0.1:9901/config_dump        # admin: running config
