@@ -93,6 +93,16 @@ fi
 grep -q "alert protocol version" "$WORK/s11.txt" || fail "TLS 1.1 refusal: $(cat "$WORK/s11.txt")"
 pass "TLS 1.3 accepted, TLS 1.1 refused (minimum TLSv1_2)"
 
+# ALPN seen from s_client: the listener's order wins, and an unknown protocol gets no ALPN.
+alpn_of() {
+  timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -servername localhost -alpn "$1" \
+    < /dev/null 2>/dev/null | grep -E "^(ALPN protocol|No ALPN)" | head -1
+}
+[[ $(alpn_of http/1.1,h2) == "ALPN protocol: h2"* ]] || fail "ALPN (client prefers http/1.1): $(alpn_of http/1.1,h2)"
+[[ $(alpn_of http/1.1) == "ALPN protocol: http/1.1"* ]] || fail "ALPN http/1.1: $(alpn_of http/1.1)"
+[[ $(alpn_of spdy/3) == "No ALPN negotiated"* ]] || fail "ALPN with no overlap: $(alpn_of spdy/3)"
+pass "ALPN with s_client: the listener's order (h2 first), http/1.1 alone, none for spdy/3"
+
 # Session resumption (TLS 1.2 session ids here: the first handshake saves, the second reuses).
 timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -tls1_2 -sess_out "$WORK/sess" \
   -CAfile "$WORK/ca.pem" < /dev/null > /dev/null 2>&1 || true
