@@ -31,6 +31,8 @@ Http2Stats::Http2Stats() {
   inbound_window_update_frames_flood = counter("inbound_window_update_frames_flood");
   too_many_premature_resets = counter("too_many_premature_resets");
   streams_active = s.gauge(stats::MetricName{"http2.streams_active", "http2.streams_active", {}});
+  pending_send_data =
+      s.gauge(stats::MetricName{"http2.pending_send_data", "http2.pending_send_data", {}});
 }
 
 const Http2Stats& Http2Stats::downstream() {
@@ -43,6 +45,7 @@ const Http2Stats& Http2Stats::downstream() {
 class Http2ServerConnection::Stream final : public MultiplexedStream {
  public:
   Stream(Http2ServerConnection& owner, int32_t id) : owner_(owner), id_(id) {}
+  ~Stream() { owner_.add_pending(-static_cast<int64_t>(pending())); }
 
   Http2ServerConnection& owner_;
   const int32_t id_;
@@ -66,6 +69,16 @@ class Http2ServerConnection::Stream final : public MultiplexedStream {
   size_t unconsumed = 0;
 
   size_t pending() const { return out.size() - out_offset; }
+  bool can_resume() const {
+    return pending() <= owner_.config_->buffer_limit / 2 && !owner_.over_budget(/*low=*/true);
+  }
+  // The connection's backlog fell: streams that stopped for it (not for their own) go on.
+  void maybe_resume() {
+    if (send_blocked && can_resume()) {
+      send_blocked = false;
+      if (handler && !handler_done) handler->on_stream_send_blocked(false);
+    }
+  }
 
   void send_100_continue() override {
     const nghttp2_nv nv[] = {make_nv(":status", "100")};
@@ -104,11 +117,14 @@ class Http2ServerConnection::Stream final : public MultiplexedStream {
       out_offset = 0;
     }
     out.append(data);
+    owner_.add_pending(static_cast<int64_t>(data.size()));
     out_end = end_stream;
     resume();
     // The client reads slower than the upstream sends: stop reading the upstream until it
-    // catches up (resumed in read_body at half the limit).
-    if (!send_blocked && pending() > owner_.config_->buffer_limit && handler && !handler_done) {
+    // catches up (resumed in read_body at half the limit). The connection as a whole holds at
+    // most a few streams' worth: past that, every stream that adds to it stops too.
+    if (!send_blocked && handler && !handler_done &&
+        (pending() > owner_.config_->buffer_limit || owner_.over_budget())) {
       send_blocked = true;
       handler->on_stream_send_blocked(true);
     }
@@ -170,6 +186,7 @@ class Http2ServerConnection::Stream final : public MultiplexedStream {
     const size_t n = std::min(length, s->pending());
     std::memcpy(buf, s->out.data() + s->out_offset, n);
     s->out_offset += n;
+    s->owner_.add_pending(-static_cast<int64_t>(n));
     if (s->out_offset == s->out.size()) {
       s->out.clear();
       s->out_offset = 0;
@@ -177,7 +194,7 @@ class Http2ServerConnection::Stream final : public MultiplexedStream {
       s->out.erase(0, s->out_offset);
       s->out_offset = 0;
     }
-    if (s->send_blocked && s->pending() <= s->owner_.config_->buffer_limit / 2) {
+    if (s->send_blocked && s->can_resume()) {
       s->send_blocked = false;
       if (s->handler && !s->handler_done) s->handler->on_stream_send_blocked(false);
     }
@@ -411,6 +428,7 @@ Http2ServerConnection::Http2ServerConnection(WorkerContext& worker,
 }
 
 Http2ServerConnection::~Http2ServerConnection() {
+  closed_ = true;  // no stream resumes while they are destroyed
   Http2Stats::downstream().streams_active.dec(static_cast<int64_t>(streams_.size()));
   streams_.clear();
   nghttp2_session_del(session_);
@@ -514,6 +532,25 @@ void Http2ServerConnection::flush() {
 }
 
 void Http2ServerConnection::on_below_write_low_watermark() { flush(); }
+
+void Http2ServerConnection::add_pending(int64_t delta) {
+  const bool was_over = over_budget(/*low=*/true);
+  pending_bytes_ = static_cast<uint64_t>(static_cast<int64_t>(pending_bytes_) + delta);
+  Http2Stats::downstream().pending_send_data.inc(delta);
+  if (delta < 0 && was_over && !over_budget(/*low=*/true) && !resuming_ && !closed_) {
+    // Resume the streams that stopped for the connection's backlog (once per crossing).
+    resuming_ = true;
+    std::vector<Stream*> all;
+    for (auto& [id, st] : streams_) all.push_back(st.get());
+    for (Stream* st : all) st->maybe_resume();
+    resuming_ = false;
+  }
+}
+
+bool Http2ServerConnection::over_budget(bool low) const {
+  const uint64_t budget = 4ull * config_->buffer_limit;
+  return pending_bytes_ > (low ? budget / 2 : budget);
+}
 
 void Http2ServerConnection::stream_closed(int32_t id, uint32_t error_code) {
   auto it = streams_.find(id);

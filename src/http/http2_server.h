@@ -6,7 +6,7 @@
 // Flow control, end to end: a stream's request body is taken from the client's window only as
 // fast as the upstream accepts it (pause_request_body keeps the stream's window shut), and a
 // response the client does not read piles up at most per_connection_buffer_limit_bytes per
-// stream before the upstream stops being read.
+// stream (and 4x that over the whole connection) before the upstream stops being read.
 #pragma once
 
 #include <cstdint>
@@ -30,7 +30,7 @@ struct Http2Stats {
   stats::Counter rx_reset, tx_reset, header_overflow, rx_messaging_error, trailers, goaway_sent,
       outbound_flood, outbound_control_flood, inbound_empty_frames_flood,
       inbound_priority_frames_flood, inbound_window_update_frames_flood, too_many_premature_resets;
-  stats::Gauge streams_active;
+  stats::Gauge streams_active, pending_send_data;
 };
 
 class Http2ServerConnection final : public DownstreamConnection,
@@ -77,6 +77,11 @@ class Http2ServerConnection final : public DownstreamConnection,
   // Floods and protocol errors: closes at once, without waiting for the client.
   void abort(stats::Counter counter, std::string_view why);
   void close_connection(bool flush);
+  // Response bytes waiting for clients' windows, over all streams (and http2.pending_send_data).
+  void add_pending(int64_t delta);
+  // The connection holds more than 4x per_connection_buffer_limit_bytes of responses (`low`:
+  // more than half that, the level at which blocked streams resume).
+  bool over_budget(bool low = false) const;
 
   WorkerContext& worker_;
   std::shared_ptr<const HttpListenerConfig> config_;
@@ -89,6 +94,8 @@ class Http2ServerConnection final : public DownstreamConnection,
   bool flush_posted_ = false;
   bool draining_ = false;
   bool final_goaway_sent_ = false;
+  uint64_t pending_bytes_ = 0;
+  bool resuming_ = false;
   bool closed_ = false;
   std::chrono::steady_clock::time_point start_;
   // Flood accounting (Envoy's formulas; see http2_server.cc).

@@ -185,6 +185,20 @@ during=$(rss)
 wait "$stalled" 2>/dev/null || true
 pass "an h2 client that never opens its window pauses the upstream (RSS +$(( during - before )) kB of a 100 MB response)"
 
+# Twenty such streams on one connection: each stops at its own limit, and the connection as a
+# whole at 4x per_connection_buffer_limit_bytes (4 MiB here), not 20x.
+"${FRAMES[@]}" preface window 0 $(for i in $(seq 1 2 39); do echo "get $i /huge"; done) sleep 8 |
+  timeout 12 socat -u - "TCP:127.0.0.1:$PORT" &
+stalled=$!
+paused=$(stat_of cluster.nginx.upstream_flow_control_paused_reading_total)
+wait_until "twenty upstreams paused" stat_ge cluster.nginx.upstream_flow_control_paused_reading_total $(( paused + 20 ))
+sleep 1
+held=$(stat_of http2.pending_send_data)
+(( held > 0 && held < 8 * 1048576 )) ||
+  fail "response bytes held for one connection's 20 stalled streams: $held (budget 4 MiB)"
+kill "$stalled" 2>/dev/null; wait "$stalled" 2>/dev/null || true
+pass "20 stalled streams on one connection hold $(( held / 1024 )) KiB in all (per-connection budget 4 MiB)"
+
 # --- hostile clients --------------------------------------------------------------------------
 # attack NAME STAT ARGS...: the frames go to a fresh connection from a client that never reads;
 # the proxy must count STAT and close the connection.
@@ -217,6 +231,7 @@ pass "HPACK bomb and a 100 kB header reset their streams (http2.header_overflow)
 
 # Nothing leaked: every stream and connection is accounted for.
 wait_until "streams all closed" stat_eq http2.streams_active 0
+wait_until "no response bytes held" stat_eq http2.pending_send_data 0
 wait_until "connections all closed" stat_eq http.auto.downstream_cx_active 0
 curl -fsS --http2-prior-knowledge "$H2C/direct" >/dev/null || fail "sluice stopped serving after the attacks"
 pass "after the attacks: no stream or connection left open, still serving"
