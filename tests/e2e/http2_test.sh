@@ -187,10 +187,10 @@ pass "an h2 client that never opens its window pauses the upstream (RSS +$(( dur
 
 # Twenty such streams on one connection: each stops at its own limit, and the connection as a
 # whole at 4x per_connection_buffer_limit_bytes (4 MiB here), not 20x.
+paused=$(stat_of cluster.nginx.upstream_flow_control_paused_reading_total)
 "${FRAMES[@]}" preface window 0 $(for i in $(seq 1 2 39); do echo "get $i /huge"; done) sleep 8 |
   timeout 12 socat -u - "TCP:127.0.0.1:$PORT" &
 stalled=$!
-paused=$(stat_of cluster.nginx.upstream_flow_control_paused_reading_total)
 wait_until "twenty upstreams paused" stat_ge cluster.nginx.upstream_flow_control_paused_reading_total $(( paused + 20 ))
 sleep 1
 held=$(stat_of http2.pending_send_data)
