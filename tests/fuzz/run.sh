@@ -12,7 +12,7 @@ SECONDS_PER_TARGET=${2:-60}
 shift 2 || shift $#
 TARGETS=("$@")
 [[ ${#TARGETS[@]} -gt 0 ]] ||
-  TARGETS=(http1_request_fuzz http1_response_fuzz config_fuzz wasm_module_fuzz)
+  TARGETS=(http1_request_fuzz http1_response_fuzz config_fuzz wasm_module_fuzz http2_server_fuzz)
 
 SRC=$(cd "$(dirname "$0")" && pwd)
 BUILD_DIR=$(cd "$BUILD_DIR" && pwd)
@@ -30,6 +30,7 @@ target_args() {
     http1_*) echo "-dict=$SRC/http1.dict -max_len=4096" ;;
     config_fuzz) echo "-dict=$SRC/config.dict -max_len=16384" ;;
     wasm_module_fuzz) echo "-dict=$SRC/wasm.dict -max_len=4096" ;;
+    http2_server_fuzz) echo "-max_len=8192" ;;
   esac
 }
 
