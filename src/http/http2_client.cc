@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "common/strings.h"
+#include "http/http2_body.h"
 
 namespace sluice::http {
 
@@ -50,16 +51,10 @@ class Http2ClientConnection final : public net::ConnectionCallbacks,
     HeaderMap headers;                    // response headers, then trailers, as they arrive
     size_t header_bytes = 0;
     bool final_headers = false;
-    std::string out;  // request body waiting for the server's window
-    size_t out_offset = 0;
-    bool out_end = false;
-    bool has_trailers = false;
-    HeaderMap trailers;
-    bool deferred = false;
+    Http2OutgoingBody body;  // the request's body (and trailers), waiting for the server's window
     bool send_blocked = false;
     bool paused = false;
     size_t unconsumed = 0;
-    size_t pending() const { return out.size() - out_offset; }
   };
   struct Callbacks;
   friend struct Callbacks;
@@ -112,16 +107,6 @@ class Http2Pool final : public upstream::WorkerCluster::SharedPool {
 bool is_connection_header(std::string_view key) {
   return key == "connection" || key == "keep-alive" || key == "proxy-connection" ||
          key == "transfer-encoding" || key == "upgrade" || key == "host";
-}
-
-nghttp2_nv make_nv(std::string_view name, std::string_view value) {
-  nghttp2_nv nv{};
-  nv.name = reinterpret_cast<uint8_t*>(const_cast<char*>(name.data()));
-  nv.namelen = name.size();
-  nv.value = reinterpret_cast<uint8_t*>(const_cast<char*>(value.data()));
-  nv.valuelen = value.size();
-  nv.flags = NGHTTP2_NV_FLAG_NONE;  // nghttp2 copies them when the frame is submitted
-  return nv;
 }
 
 }  // namespace
@@ -231,36 +216,13 @@ struct Http2ClientConnection::Callbacks {
   static ssize_t read_body(nghttp2_session* session, int32_t, uint8_t* buf, size_t length,
                            uint32_t* flags, nghttp2_data_source* source, void*) {
     auto* s = static_cast<Stream*>(source->ptr);
-    const size_t n = std::min(length, s->pending());
-    std::memcpy(buf, s->out.data() + s->out_offset, n);
-    s->out_offset += n;
-    if (s->out_offset == s->out.size()) {
-      s->out.clear();
-      s->out_offset = 0;
-    } else if (s->out_offset > 65536) {
-      s->out.erase(0, s->out_offset);
-      s->out_offset = 0;
-    }
+    const ssize_t n = s->body.read(session, s->id, buf, length, flags);
     const uint32_t limit = s->owner->cluster_.info().config().per_connection_buffer_limit_bytes;
-    if (s->send_blocked && s->pending() <= limit / 2) {
+    if (s->send_blocked && s->body.pending() <= limit / 2) {
       s->send_blocked = false;
       if (s->req) s->req->on_send_blocked(false);
     }
-    if (s->pending() == 0) {
-      if (s->out_end) {
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
-        if (s->has_trailers) {
-          *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-          std::vector<nghttp2_nv> nva;
-          for (const auto& e : s->trailers) nva.push_back(make_nv(e.key, e.value));
-          nghttp2_submit_trailer(session, s->id, nva.data(), nva.size());
-        }
-      } else if (n == 0) {
-        s->deferred = true;
-        return NGHTTP2_ERR_DEFERRED;
-      }
-    }
-    return static_cast<ssize_t>(n);
+    return n;
   }
 
   static nghttp2_session_callbacks* make() {
@@ -352,19 +314,19 @@ int32_t Http2ClientConnection::submit(Http2UpstreamRequest& req, const HeaderMap
   nva.reserve(h.size() + 1);
   // Pseudo-headers first; :scheme is the upstream connection's.
   const std::string_view scheme = cluster_.info().tls() ? "https" : "http";
-  nva.push_back(make_nv(":method", h.method()));
-  nva.push_back(make_nv(":scheme", scheme));
-  nva.push_back(make_nv(":path", h.path()));
-  nva.push_back(make_nv(":authority", h.authority()));
+  nva.push_back(make_nghttp2_nv(":method", h.method()));
+  nva.push_back(make_nghttp2_nv(":scheme", scheme));
+  nva.push_back(make_nghttp2_nv(":path", h.path()));
+  nva.push_back(make_nghttp2_nv(":authority", h.authority()));
   for (const auto& e : h) {
     if (e.key.empty() || e.key[0] == ':' || is_connection_header(e.key)) continue;
     if (e.key == "te" && e.value != "trailers") continue;  // the only TE HTTP/2 allows
-    nva.push_back(make_nv(e.key, e.value));
+    nva.push_back(make_nghttp2_nv(e.key, e.value));
   }
   auto s = std::make_unique<Stream>();
   s->owner = this;
   s->req = &req;
-  s->out_end = end_stream;
+  if (end_stream) s->body.end();
   nghttp2_data_provider provider{};
   provider.source.ptr = s.get();
   provider.read_callback = &Callbacks::read_body;
@@ -378,22 +340,19 @@ int32_t Http2ClientConnection::submit(Http2UpstreamRequest& req, const HeaderMap
 }
 
 void Http2ClientConnection::resume(Stream& s) {
-  if (s.deferred) {
-    s.deferred = false;
-    nghttp2_session_resume_data(session_, s.id);
-  }
+  s.body.resume(session_, s.id);
   schedule_flush();
 }
 
 void Http2ClientConnection::send_data(int32_t id, std::string_view data) {
   Stream* s = find(id);
-  if (!s || s->out_end) return;
-  s->out.append(data);
+  if (!s || s->body.ended()) return;
+  s->body.append(data);
   resume(*s);
   // The server (or the connection) takes the body slower than the client sends it: pause the
   // client until it catches up.
   const uint32_t limit = cluster_.info().config().per_connection_buffer_limit_bytes;
-  if (!s->send_blocked && s->pending() > limit && s->req) {
+  if (!s->send_blocked && s->body.pending() > limit && s->req) {
     s->send_blocked = true;
     s->req->on_send_blocked(true);
   }
@@ -401,12 +360,8 @@ void Http2ClientConnection::send_data(int32_t id, std::string_view data) {
 
 void Http2ClientConnection::send_end(int32_t id, const HeaderMap* trailers) {
   Stream* s = find(id);
-  if (!s || s->out_end) return;
-  s->out_end = true;
-  if (trailers && !trailers->empty()) {
-    s->has_trailers = true;
-    s->trailers = *trailers;
-  }
+  if (!s || s->body.ended()) return;
+  s->body.end(trailers);
   resume(*s);
 }
 

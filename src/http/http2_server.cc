@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/strings.h"
+#include "http/http2_body.h"
 
 namespace sluice::http {
 
@@ -45,7 +46,7 @@ const Http2Stats& Http2Stats::downstream() {
 class Http2ServerConnection::Stream final : public MultiplexedStream {
  public:
   Stream(Http2ServerConnection& owner, int32_t id) : owner_(owner), id_(id) {}
-  ~Stream() { owner_.add_pending(-static_cast<int64_t>(pending())); }
+  ~Stream() { owner_.add_pending(-static_cast<int64_t>(body.pending())); }
 
   Http2ServerConnection& owner_;
   const int32_t id_;
@@ -55,22 +56,15 @@ class Http2ServerConnection::Stream final : public MultiplexedStream {
   HeaderMap headers;  // the request's headers (then trailers) as they arrive
   size_t header_bytes = 0;
   bool reset_by_peer = false;
-  // The response: headers submitted, body bytes waiting for the client's window.
-  bool response_started = false;
-  std::string out;
-  size_t out_offset = 0;
-  bool out_end = false;
-  bool has_trailers = false;
-  HeaderMap trailers;
-  bool data_deferred = false;  // nghttp2 waits for more body (resume_data)
-  bool send_blocked = false;   // the handler was told to stop reading the upstream
+  // The response's body (and trailers), waiting for the client's window.
+  Http2OutgoingBody body;
+  bool send_blocked = false;  // the handler was told to stop reading the upstream
   // The request body: window held back while the handler cannot take more.
   bool paused = false;
   size_t unconsumed = 0;
 
-  size_t pending() const { return out.size() - out_offset; }
   bool can_resume() const {
-    return pending() <= owner_.config_->buffer_limit / 2 && !owner_.over_budget(/*low=*/true);
+    return body.pending() <= owner_.config_->buffer_limit / 2 && !owner_.over_budget(/*low=*/true);
   }
   // The connection's backlog fell: streams that stopped for it (not for their own) go on.
   void maybe_resume() {
@@ -81,7 +75,7 @@ class Http2ServerConnection::Stream final : public MultiplexedStream {
   }
 
   void send_100_continue() override {
-    const nghttp2_nv nv[] = {make_nv(":status", "100")};
+    const nghttp2_nv nv[] = {make_nghttp2_nv(":status", "100")};
     nghttp2_submit_headers(owner_.session_, NGHTTP2_FLAG_NONE, id_, nullptr, nv, 1, nullptr);
     owner_.schedule_flush();
   }
@@ -92,14 +86,13 @@ class Http2ServerConnection::Stream final : public MultiplexedStream {
     // Pseudo-headers first (RFC 9113 8.3), then the rest; HTTP/1's connection headers were
     // removed by the connection manager already.
     for (const auto& e : h) {
-      if (!e.key.empty() && e.key[0] == ':') nva.push_back(make_nv(e.key, e.value));
+      if (!e.key.empty() && e.key[0] == ':') nva.push_back(make_nghttp2_nv(e.key, e.value));
     }
     for (const auto& e : h) {
-      if (e.key.empty() || e.key[0] != ':') nva.push_back(make_nv(e.key, e.value));
+      if (e.key.empty() || e.key[0] != ':') nva.push_back(make_nghttp2_nv(e.key, e.value));
     }
-    response_started = true;
-    out_end = end_stream;
     if (end_stream) {
+      body.end();
       nghttp2_submit_response(owner_.session_, id_, nva.data(), nva.size(), nullptr);
     } else {
       nghttp2_data_provider provider{};
@@ -111,30 +104,24 @@ class Http2ServerConnection::Stream final : public MultiplexedStream {
   }
 
   void send_data(std::string_view data, bool end_stream) override {
-    if (out_end) return;  // the response already ended (headers only)
-    if (out_offset == out.size()) {
-      out.clear();
-      out_offset = 0;
-    }
-    out.append(data);
+    if (body.ended()) return;  // the response already ended (headers only)
+    body.append(data);
     owner_.add_pending(static_cast<int64_t>(data.size()));
-    out_end = end_stream;
+    if (end_stream) body.end();
     resume();
     // The client reads slower than the upstream sends: stop reading the upstream until it
     // catches up (resumed in read_body at half the limit). The connection as a whole holds at
     // most a few streams' worth: past that, every stream that adds to it stops too.
     if (!send_blocked && handler && !handler_done &&
-        (pending() > owner_.config_->buffer_limit || owner_.over_budget())) {
+        (body.pending() > owner_.config_->buffer_limit || owner_.over_budget())) {
       send_blocked = true;
       handler->on_stream_send_blocked(true);
     }
   }
 
   void send_trailers(const HeaderMap& t) override {
-    if (out_end) return;
-    trailers = t;
-    has_trailers = !t.empty();
-    out_end = true;
+    if (body.ended()) return;
+    body.end(&t);
     resume();
   }
 
@@ -160,22 +147,8 @@ class Http2ServerConnection::Stream final : public MultiplexedStream {
   }
 
  private:
-  static nghttp2_nv make_nv(std::string_view name, std::string_view value) {
-    nghttp2_nv nv{};
-    nv.name = reinterpret_cast<uint8_t*>(const_cast<char*>(name.data()));
-    nv.namelen = name.size();
-    nv.value = reinterpret_cast<uint8_t*>(const_cast<char*>(value.data()));
-    nv.valuelen = value.size();
-    // nghttp2 copies names and values when the frame is submitted.
-    nv.flags = NGHTTP2_NV_FLAG_NONE;
-    return nv;
-  }
-
   void resume() {
-    if (response_started && data_deferred) {
-      data_deferred = false;
-      nghttp2_session_resume_data(owner_.session_, id_);
-    }
+    body.resume(owner_.session_, id_);
     owner_.schedule_flush();
   }
 
@@ -183,36 +156,11 @@ class Http2ServerConnection::Stream final : public MultiplexedStream {
   static ssize_t read_body(nghttp2_session* session, int32_t, uint8_t* buf, size_t length,
                            uint32_t* flags, nghttp2_data_source* source, void*) {
     auto* s = static_cast<Stream*>(source->ptr);
-    const size_t n = std::min(length, s->pending());
-    std::memcpy(buf, s->out.data() + s->out_offset, n);
-    s->out_offset += n;
-    s->owner_.add_pending(-static_cast<int64_t>(n));
-    if (s->out_offset == s->out.size()) {
-      s->out.clear();
-      s->out_offset = 0;
-    } else if (s->out_offset > 65536) {
-      s->out.erase(0, s->out_offset);
-      s->out_offset = 0;
-    }
-    if (s->send_blocked && s->can_resume()) {
-      s->send_blocked = false;
-      if (s->handler && !s->handler_done) s->handler->on_stream_send_blocked(false);
-    }
-    if (s->pending() == 0) {
-      if (s->out_end) {
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
-        if (s->has_trailers) {
-          *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-          std::vector<nghttp2_nv> nva;
-          for (const auto& e : s->trailers) nva.push_back(make_nv(e.key, e.value));
-          nghttp2_submit_trailer(session, s->id_, nva.data(), nva.size());
-        }
-      } else if (n == 0) {
-        s->data_deferred = true;
-        return NGHTTP2_ERR_DEFERRED;
-      }
-    }
-    return static_cast<ssize_t>(n);
+    const size_t before = s->body.pending();
+    const ssize_t n = s->body.read(session, s->id_, buf, length, flags);
+    s->owner_.add_pending(-static_cast<int64_t>(before - s->body.pending()));
+    s->maybe_resume();
+    return n;
   }
 };
 
