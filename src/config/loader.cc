@@ -1484,7 +1484,7 @@ void Loader::parse_health_check(const Value& v, HealthCheck& out) {
     f.ignore(field, fmt::format("{} is accepted; Sluice checks every interval", field));
   }
   f.reject("event_log_path", "health check event logs are not supported");
-  f.reject("grpc_health_check", "gRPC health checks need HTTP/2 upstreams (not built yet)");
+  f.reject("grpc_health_check", "gRPC health checks are not supported yet (use http_health_check)");
   f.reject("custom_health_check", "custom health checks are not supported");
   f.reject("transport_socket_match_criteria", "transport_socket_match_criteria is not supported");
   const auto kinds = f.present({"http_health_check", "tcp_health_check"});
@@ -1507,7 +1507,11 @@ void Loader::parse_health_check(const Value& v, HealthCheck& out) {
         out.expected_statuses.emplace_back(start, end);
       }
     });
-    h.reject("codec_client_type", "health checks speak HTTP/1.1 only (HTTP/2 is not built yet)");
+    // Envoy's default, HTTP1, is what Sluice's health checker speaks.
+    enum class HealthCheckCodec { Http1 };
+    HealthCheckCodec codec = HealthCheckCodec::Http1;
+    read_enum<HealthCheckCodec>(h, "codec_client_type", codec, {{"HTTP1", HealthCheckCodec::Http1}},
+                                {"HTTP2", "HTTP3"});
     h.reject("send", "an HTTP health check body is not supported");
     h.reject("receive", "matching the HTTP health check response body is not supported");
     h.reject("request_headers_to_add", "request_headers_to_add is not supported yet");

@@ -843,7 +843,7 @@ static_resources:
   EXPECT_TRUE(Has(r.errors, "static_resources.clusters[0].lb_policy", 18,
                   "unsupported value \"MAGLEV\" (supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM)"));
   EXPECT_TRUE(Has(r.errors, "static_resources.clusters[0].health_checks[0].grpc_health_check", 19,
-                  "gRPC health checks need HTTP/2 upstreams"));
+                  "gRPC health checks are not supported yet"));
   EXPECT_TRUE(Has(r.errors, "static_resources.clusters[0].transport_socket.typed_config", 22,
                   "missing required field"));
   EXPECT_TRUE(

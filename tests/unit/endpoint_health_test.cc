@@ -133,7 +133,7 @@ TEST(HealthConfig, ParsesHealthChecksAndOutlierDetection) {
       unhealthy_threshold: 4
       healthy_threshold: 1
       interval_jitter: 1s
-      http_health_check: {path: /healthz, host: svc.local, expected_statuses: [{start: 200, end: 300}]}
+      http_health_check: {path: /healthz, host: svc.local, codec_client_type: HTTP1, expected_statuses: [{start: 200, end: 300}]}
     outlier_detection: {consecutive_5xx: 7, interval: 1s, base_ejection_time: 10s, max_ejection_percent: 50}
 )");
   ASSERT_TRUE(r.ok()) << Describe(r.errors);
@@ -158,7 +158,7 @@ TEST(HealthConfig, Errors) {
   - name: c
     load_assignment: {cluster_name: c}
     health_checks:
-    - {interval: 1s, http_health_check: {}, tcp_health_check: {send: {text: "00"}}}
+    - {interval: 1s, http_health_check: {codec_client_type: HTTP2}, tcp_health_check: {send: {text: "00"}}}
     - {timeout: 1s, interval: 1s, grpc_health_check: {}}
     outlier_detection: {consecutive_gateway_failure: 3}
 )");
@@ -173,6 +173,9 @@ TEST(HealthConfig, Errors) {
   EXPECT_TRUE(has(hc, "exactly one of http_health_check, tcp_health_check")) << Describe(r.errors);
   EXPECT_TRUE(has(hc + ".http_health_check.path", "missing required field")) << Describe(r.errors);
   EXPECT_TRUE(has(hc + ".tcp_health_check.send", "not supported")) << Describe(r.errors);
+  // Envoy's default codec (HTTP1, accepted above) is the only one the health checker speaks.
+  EXPECT_TRUE(has(hc + ".http_health_check.codec_client_type", "\"HTTP2\" is not supported yet"))
+      << Describe(r.errors);
   EXPECT_TRUE(has("static_resources.clusters[0].health_checks", "only one health check"))
       << Describe(r.errors);
   EXPECT_TRUE(has("static_resources.clusters[0].outlier_detection.consecutive_gateway_failure",
