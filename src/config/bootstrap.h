@@ -236,6 +236,10 @@ struct CommonTls {
   std::vector<std::string> cipher_suites;  // OpenSSL names (TLS 1.2 and below)
   std::string trusted_ca;                  // PEM; verifies the peer's certificate when set
   std::string trusted_ca_path;             // "" when inline
+  // validation_context.match_typed_subject_alt_names (DNS and URI, exact; DNS SANs may be
+  // wildcards): the peer's certificate must carry one of them. Empty: any certificate the CA
+  // signed.
+  std::vector<std::string> match_dns_san, match_uri_san;
 };
 // DownstreamTlsContext: a listener's filter chain.
 struct DownstreamTls : CommonTls {
@@ -244,9 +248,6 @@ struct DownstreamTls : CommonTls {
 // UpstreamTlsContext: a cluster's connections to its hosts.
 struct UpstreamTls : CommonTls {
   std::string sni;  // "" sends none
-  // validation_context.match_typed_subject_alt_names (DNS and URI, exact): the upstream's
-  // certificate must carry one of them. Empty: any certificate the CA signed.
-  std::vector<std::string> match_dns_san, match_uri_san;
 };
 
 struct FilterChain {

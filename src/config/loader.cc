@@ -195,6 +195,7 @@ class Loader {
   void parse_upstream_http_options(const Value& v, Cluster& out);
   void parse_http1_options(const Value& v, bool& enable_trailers);
   void parse_http2_options(const Value& v, Http2ProtocolOptions& out);
+  void parse_san_matchers(Fields& validation, CommonTls& tls);
   void parse_circuit_breakers(const Value& v, CircuitBreakerThresholds& out);
 
   void check_references(const Bootstrap& b);
@@ -470,19 +471,56 @@ void Loader::parse_downstream_tls(const Value& v, FilterChain& out) {
   t.reject("ocsp_staple_policy", "OCSP stapling is not supported");
   std::optional<Value> common = t.get("common_tls_context", Need::kRequired);
   if (!common) return;
-  parse_common_tls(*common, tls, [&](Fields& vf) {
-    vf.reject("match_subject_alt_names", "matching client certificate SANs is not supported yet");
-    vf.reject("match_typed_subject_alt_names",
-              "matching client certificate SANs is not supported yet");
-  });
+  parse_common_tls(*common, tls, [&](Fields& vf) { parse_san_matchers(vf, tls); });
   if (tls.certificates.empty()) {
     d_.error(*common, "a DownstreamTlsContext needs common_tls_context.tls_certificates");
+  }
+  if ((!tls.match_dns_san.empty() || !tls.match_uri_san.empty()) && tls.trusted_ca.empty()) {
+    d_.error(*common, "SAN matching needs validation_context.trusted_ca to verify against");
   }
   if (tls.require_client_certificate && tls.trusted_ca.empty()) {
     d_.error(*typed,
              "require_client_certificate needs common_tls_context.validation_context."
              "trusted_ca to verify client certificates against");
   }
+}
+
+// validation_context's SAN matchers (the peer's certificate must carry one), either side.
+void Loader::parse_san_matchers(Fields& validation, CommonTls& tls) {
+  // match_typed_subject_alt_names: [{san_type: DNS|URI, matcher: {exact: ...}}].
+  validation.for_each("match_typed_subject_alt_names", [&](const Value& e) {
+    Fields m(d_, e);
+    std::string san_type;
+    m.read_string("san_type", san_type, Need::kRequired);
+    std::optional<Value> matcher = m.get("matcher", Need::kRequired);
+    if (!matcher) return;
+    Fields mf(d_, *matcher);
+    std::string exact;
+    if (!mf.read_string("exact", exact)) {
+      mf.accept_all();
+      d_.error(*matcher, "only exact SAN matchers are supported");
+      return;
+    }
+    if (san_type == "DNS") {
+      tls.match_dns_san.push_back(exact);
+    } else if (san_type == "URI") {
+      tls.match_uri_san.push_back(exact);
+    } else if (!san_type.empty()) {
+      d_.error(e, fmt::format("san_type '{}' is not supported (DNS, URI)", san_type));
+    }
+  });
+  // The older form: match_subject_alt_names [{exact: ...}] checks DNS and URI SANs alike.
+  validation.for_each("match_subject_alt_names", [&](const Value& e) {
+    Fields mf(d_, e);
+    std::string exact;
+    if (!mf.read_string("exact", exact)) {
+      mf.accept_all();
+      d_.error(e, "only exact SAN matchers are supported");
+      return;
+    }
+    tls.match_dns_san.push_back(exact);
+    tls.match_uri_san.push_back(exact);
+  });
 }
 
 // A cluster's transport_socket: envoy.transport_sockets.tls with an UpstreamTlsContext.
@@ -499,42 +537,7 @@ void Loader::parse_upstream_tls(const Value& v, Cluster& out) {
            "max_session_keys is accepted; upstream TLS sessions are not resumed yet");
   std::optional<Value> common = t.get("common_tls_context");
   if (!common) return;
-  parse_common_tls(*common, tls, [&](Fields& validation) {
-    // match_typed_subject_alt_names: [{san_type: DNS|URI, matcher: {exact: ...}}].
-    validation.for_each("match_typed_subject_alt_names", [&](const Value& e) {
-      Fields m(d_, e);
-      std::string san_type;
-      m.read_string("san_type", san_type, Need::kRequired);
-      std::optional<Value> matcher = m.get("matcher", Need::kRequired);
-      if (!matcher) return;
-      Fields mf(d_, *matcher);
-      std::string exact;
-      if (!mf.read_string("exact", exact)) {
-        mf.accept_all();
-        d_.error(*matcher, "only exact SAN matchers are supported");
-        return;
-      }
-      if (san_type == "DNS") {
-        tls.match_dns_san.push_back(exact);
-      } else if (san_type == "URI") {
-        tls.match_uri_san.push_back(exact);
-      } else if (!san_type.empty()) {
-        d_.error(e, fmt::format("san_type '{}' is not supported (DNS, URI)", san_type));
-      }
-    });
-    // The older form: match_subject_alt_names [{exact: ...}] checks DNS and URI SANs alike.
-    validation.for_each("match_subject_alt_names", [&](const Value& e) {
-      Fields mf(d_, e);
-      std::string exact;
-      if (!mf.read_string("exact", exact)) {
-        mf.accept_all();
-        d_.error(e, "only exact SAN matchers are supported");
-        return;
-      }
-      tls.match_dns_san.push_back(exact);
-      tls.match_uri_san.push_back(exact);
-    });
-  });
+  parse_common_tls(*common, tls, [&](Fields& vf) { parse_san_matchers(vf, tls); });
   if ((!tls.match_dns_san.empty() || !tls.match_uri_san.empty()) && tls.trusted_ca.empty()) {
     d_.error(*common, "SAN matching needs validation_context.trusted_ca to verify against");
   }

@@ -107,6 +107,10 @@ void Connection::read_disable(bool disable) {
   if (!disable && reading_started_) do_read();
 }
 
+long Connection::tls_verify_result() const {
+  return tls_ ? SSL_get_verify_result(tls_->native_handle()) : X509_V_OK;
+}
+
 void Connection::do_read() {
   if (read_in_flight_ || read_disabled_ || closed_ || close_after_flush_ || read_closed_) return;
   read_in_flight_ = true;

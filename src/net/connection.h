@@ -57,6 +57,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // The chain the handshake chose (-1 before), and whether it failed for want of one.
   int tls_chain() const { return server_handshake_ ? server_handshake_->chain : -1; }
   bool tls_no_chain_match() const { return server_handshake_ && server_handshake_->no_match; }
+  // OpenSSL's verdict on the peer's certificate (X509_V_OK when none was checked).
+  long tls_verify_result() const;
   // Connects and, with `tls`, runs the client handshake, both within `timeout` (as Envoy's
   // connect_timeout covers the TLS handshake). `done(error, in_tls)`: `in_tls` tells a failed
   // handshake from a failed connect, for the ssl.* stats.

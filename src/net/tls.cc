@@ -89,9 +89,10 @@ void first_sans(X509* cert, std::string* uri, std::string* dns) {
   GENERAL_NAMES_free(names);
 }
 
-// The SSL_CTX ex_data slot holding a client context's TlsClientContext (asio keeps its own
-// verify callback in the app data slot).
-int client_context_slot() {
+// The SSL_CTX ex_data slot holding the CommonTls config whose SAN matchers the peer's
+// certificate must meet, client or server side (asio keeps its own verify callback in the app
+// data slot).
+int san_config_slot() {
   static const int slot = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
   return slot;
 }
@@ -144,7 +145,7 @@ int on_client_hello(SSL* ssl, int* alert, void*) {
   // SSL_set_SSL_CTX moves the certificate and the session id context; the chain's other
   // settings are copied by hand.
   SSL_set_SSL_CTX(ssl, ctx);
-  SSL_set_verify(ssl, SSL_CTX_get_verify_mode(ctx), nullptr);
+  SSL_set_verify(ssl, SSL_CTX_get_verify_mode(ctx), SSL_CTX_get_verify_callback(ctx));
   SSL_set_min_proto_version(ssl, SSL_CTX_get_min_proto_version(ctx));
   SSL_set_max_proto_version(ssl, SSL_CTX_get_max_proto_version(ctx));
   SSL_clear_options(ssl, SSL_get_options(ssl));
@@ -213,17 +214,17 @@ bool dns_san_matches(std::string_view san, std::string_view want) {
   return false;
 }
 
-// The upstream's certificate must carry one of the configured SANs (checked on the leaf, after
-// OpenSSL verified the chain).
-int verify_upstream(int preverified, X509_STORE_CTX* store) {
+// The peer's certificate (an upstream's, or a client's on a listener) must carry one of the
+// configured SANs: checked on the leaf, after OpenSSL verified the chain.
+int verify_peer_san(int preverified, X509_STORE_CTX* store) {
   if (!preverified || X509_STORE_CTX_get_error_depth(store) != 0) return preverified;
   auto* ssl =
       static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
-  const auto* client = ssl ? static_cast<const TlsClientContext*>(
-                                 SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), client_context_slot()))
+  const auto* config = ssl ? static_cast<const config::CommonTls*>(
+                                 SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), san_config_slot()))
                            : nullptr;
-  if (!client) return 1;
-  const auto& cfg = client->config();
+  if (!config) return 1;
+  const auto& cfg = *config;
   if (cfg.match_dns_san.empty() && cfg.match_uri_san.empty()) return 1;
   X509* cert = X509_STORE_CTX_get_current_cert(store);
   auto* names =
@@ -311,7 +312,8 @@ Result<std::shared_ptr<TlsServerContext>> TlsServerContext::create(
     // presents must verify.
     int mode = SSL_VERIFY_PEER;
     if (config.require_client_certificate) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
-    SSL_CTX_set_verify(ctx, mode, nullptr);
+    SSL_CTX_set_ex_data(ctx, san_config_slot(), &t->config_);
+    SSL_CTX_set_verify(ctx, mode, verify_peer_san);
   }
   // Session resumption: a server-side session cache and tickets (OpenSSL's default), each
   // chain with its own session id context.
@@ -340,8 +342,8 @@ Result<std::shared_ptr<TlsClientContext>> TlsClientContext::create(
   if (Status st = use_material(t->context_, config); !st) return Error{st.error()};
   // As Envoy: without a trusted CA the upstream's certificate is not verified.
   if (!config.trusted_ca.empty()) {
-    SSL_CTX_set_ex_data(ctx, client_context_slot(), t.get());
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_upstream);
+    SSL_CTX_set_ex_data(ctx, san_config_slot(), &t->config_);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_peer_san);
   } else {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
   }

@@ -1,5 +1,7 @@
 #include "server/worker.h"
 
+#include <openssl/x509_vfy.h>
+
 #include <sys/socket.h>
 
 #include <spdlog/spdlog.h>
@@ -101,6 +103,10 @@ void Worker::start_tls(Acceptor& a, std::shared_ptr<net::Connection> conn) {
             tls->no_filter_chain_match.inc();
           } else {
             tls->connection_error.inc();
+            // A client certificate that verified but carries none of the required SANs.
+            if (conn->tls_verify_result() == X509_V_ERR_HOSTNAME_MISMATCH) {
+              tls->fail_verify_san.inc();
+            }
           }
           spdlog::debug("TLS handshake with {} failed: {}", conn->remote_address(), ec.message());
           conn->close(false);

@@ -25,7 +25,7 @@ namespace sluice::server {
 
 // A TLS listener's settings and Envoy's listener.<address> counters for it.
 struct ListenerTls {
-  stats::Counter handshake, connection_error, no_filter_chain_match;
+  stats::Counter handshake, connection_error, no_filter_chain_match, fail_verify_san;
   std::chrono::milliseconds handshake_timeout{10000};
 };
 

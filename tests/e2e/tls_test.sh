@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Downstream TLS with the real binary: certificates made here with the openssl CLI, curl and
-# openssl s_client as clients, nginx as the upstream. Covers the handshake and HTTP over it,
-# ALPN (the configured order: h2 first, http/1.1 for a client that offers only that), the version floor, session resumption,
-# x-forwarded-proto, mutual TLS, a plain-text client on a TLS port, and bad certificates refused
-# at load with their path.
+# openssl s_client as clients, nginx as the upstream. Covers the handshake and HTTP over it, ALPN
+# (the configured order: h2 first, http/1.1 for a client that offers only that), the version
+# floor, session resumption, x-forwarded-proto, mutual TLS (with client SAN matching), a
+# plain-text client on a TLS port, and bad certificates refused at load with their path.
 source "$(dirname "$0")/lib.sh"
 command -v openssl >/dev/null || fail "openssl is not installed (make deps)"
 
@@ -149,6 +149,32 @@ fi
 code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' --cert "$WORK/client.pem" --key "$WORK/client.key" "$URL/")
 [[ $code == 200 ]] || fail "mTLS: with a client certificate: $code"
 pass "mutual TLS: refused without a client certificate, served with one"
+stop_sluice
+
+# Client certificate SANs: the client's URI SAN is required (served), then a SAN it lacks
+# (refused in the handshake, counted in ssl.fail_verify_san).
+san_config() {  # file uri
+  config "$1" "            validation_context:
+              trusted_ca: { filename: $WORK/ca.pem }
+              match_typed_subject_alt_names: [ { san_type: URI, matcher: { exact: \"$2\" } } ]" \
+    "          require_client_certificate: true"
+}
+san_config "$WORK/san-ok.yaml" "spiffe://sluice.test/client"
+"$SLUICE_BIN" -c "$WORK/san-ok.yaml" --concurrency 1 > "$WORK/sluice.log" 2>&1 &
+SLUICE_PID=$!; PIDS+=($SLUICE_PID)
+wait_http "http://127.0.0.1:$ADMIN_PORT/ready"
+code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' --cert "$WORK/client.pem" --key "$WORK/client.key" "$URL/")
+[[ $code == 200 ]] || fail "mTLS with a matching URI SAN: $code"
+stop_sluice
+san_config "$WORK/san-bad.yaml" "spiffe://sluice.test/someone-else"
+"$SLUICE_BIN" -c "$WORK/san-bad.yaml" --concurrency 1 > "$WORK/sluice.log" 2>&1 &
+SLUICE_PID=$!; PIDS+=($SLUICE_PID)
+wait_http "http://127.0.0.1:$ADMIN_PORT/ready"
+if "${CURL[@]}" -o /dev/null --max-time 5 --cert "$WORK/client.pem" --key "$WORK/client.key" "$URL/" 2>/dev/null; then
+  fail "mTLS: a client certificate without the required SAN was served"
+fi
+wait_until "ssl.fail_verify_san counted" bash -c "curl -s http://127.0.0.1:$ADMIN_PORT/stats | grep -q 'ssl.fail_verify_san: [1-9]'"
+pass "client certificate SAN matching: the required URI SAN is served, another is refused (ssl.fail_verify_san)"
 stop_sluice
 
 # --- bad material is a config error with its path ------------------------------------------------
