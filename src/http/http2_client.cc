@@ -287,7 +287,10 @@ void Http2ClientConnection::connect() {
                                                              : UpstreamFailure::ConnectFailure);
                     return;
                   }
-                  if (in_tls) stats.ssl_handshake.inc();
+                  if (in_tls) {
+                    stats.ssl_handshake.inc();
+                    if (c->conn_->conn().tls_info().session_reused) stats.ssl_session_reused.inc();
+                  }
                   stats.upstream_cx_connect_ms.record(
                       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                                 std::chrono::steady_clock::now() - started)

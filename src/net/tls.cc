@@ -371,6 +371,7 @@ TlsInfo tls_info_of(SSL* ssl) {
   SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
   if (alpn) info.alpn.assign(reinterpret_cast<const char*>(alpn), alpn_len);
   if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) info.sni = sni;
+  info.session_reused = SSL_session_reused(ssl) == 1;
   if (X509* local = SSL_get_certificate(ssl))
     info.local_subject = name_of(X509_get_subject_name(local));
   X509* peer = SSL_get1_peer_certificate(ssl);

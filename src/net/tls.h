@@ -26,6 +26,7 @@ struct TlsInfo {
   std::string alpn;                        // the negotiated protocol, "" when none
   std::string sni;                         // the server name the client asked for
   bool peer_certificate = false;           // the peer presented one (and it verified)
+  bool session_reused = false;             // a resumed session (no full handshake)
   std::string peer_subject;                // RFC 2253 form
   std::string peer_uri_san, peer_dns_san;  // first of each
   std::string peer_sha256;                 // hex digest of the DER certificate

@@ -179,6 +179,7 @@ std::string Server::init() {
       rt.tls->no_filter_chain_match =
           store.counter(stats::listener_stat(address, "no_filter_chain_match"));
       rt.tls->fail_verify_san = store.counter(stats::listener_stat(address, "ssl.fail_verify_san"));
+      rt.tls->session_reused = store.counter(stats::listener_stat(address, "ssl.session_reused"));
       tls_reloader_.watch(li, l, address);
     }
     listeners_.push_back(std::move(rt));

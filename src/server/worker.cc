@@ -113,6 +113,7 @@ void Worker::start_tls(Acceptor& a, std::shared_ptr<net::Connection> conn) {
           return;
         }
         tls->handshake.inc();
+        if (conn->tls_info().session_reused) tls->session_reused.inc();
         const auto chain = static_cast<size_t>(conn->tls_chain());
         serve(a, std::move(conn), chain);
       });

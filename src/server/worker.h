@@ -25,7 +25,8 @@ namespace sluice::server {
 
 // A TLS listener's settings and Envoy's listener.<address> counters for it.
 struct ListenerTls {
-  stats::Counter handshake, connection_error, no_filter_chain_match, fail_verify_san;
+  stats::Counter handshake, connection_error, no_filter_chain_match, fail_verify_san,
+      session_reused;
   std::chrono::milliseconds handshake_timeout{10000};
 };
 

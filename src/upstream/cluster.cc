@@ -38,6 +38,7 @@ ClusterStats::ClusterStats(std::string_view c) {
   upstream_cx_none_healthy = counter("upstream_cx_none_healthy");
   update_attempt = counter("update_attempt");
   ssl_handshake = counter("ssl.handshake");
+  ssl_session_reused = counter("ssl.session_reused");
   ssl_connection_error = counter("ssl.connection_error");
   upstream_flow_control_paused_reading_total =
       counter("upstream_flow_control_paused_reading_total");

@@ -46,7 +46,7 @@ struct ClusterStats {
       upstream_rq_pending_overflow, upstream_rq_pending_total, upstream_rq_rx_reset,
       upstream_rq_tx_reset, upstream_cx_protocol_error, upstream_cx_rx_bytes_total,
       upstream_cx_tx_bytes_total, upstream_cx_none_healthy, update_attempt, update_success,
-      update_failure, ssl_handshake, ssl_connection_error,
+      update_failure, ssl_handshake, ssl_session_reused, ssl_connection_error,
       upstream_flow_control_paused_reading_total, upstream_flow_control_resumed_reading_total,
       upstream_cx_http1_total, upstream_cx_http2_total, lb_healthy_panic, health_check_attempt,
       health_check_success, health_check_failure, health_check_network_failure,

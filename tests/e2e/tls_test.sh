@@ -109,7 +109,8 @@ timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -tls1_2 -sess_out "$WORK/
 timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -tls1_2 -sess_in "$WORK/sess" \
   -CAfile "$WORK/ca.pem" < /dev/null > "$WORK/resume.txt" 2>&1 || true
 grep -q "^Reused" "$WORK/resume.txt" || fail "session not resumed: $(grep -E 'New|Reused' "$WORK/resume.txt")"
-pass "TLS session resumption"
+wait_until "listener ssl.session_reused counted" bash -c "curl -s http://127.0.0.1:$ADMIN_PORT/stats | grep -q 'ssl.session_reused: [1-9]'"
+pass "TLS session resumption (counted in ssl.session_reused)"
 
 # "Connection: close" ends with close_notify: OpenSSL 3 clients report a bare FIN as an error.
 (printf 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'; sleep 2) |
