@@ -66,4 +66,22 @@ ssize_t Http2OutgoingBody::read(nghttp2_session* session, int32_t stream_id, uin
   return static_cast<ssize_t>(n);
 }
 
+void Http2IncomingWindow::received(nghttp2_session* session, int32_t id, size_t len,
+                                   Http2IncomingWindow* window) {
+  nghttp2_session_consume_connection(session, len);
+  if (window && window->paused_) {
+    window->unconsumed_ += len;
+  } else {
+    nghttp2_session_consume_stream(session, id, len);
+  }
+}
+
+bool Http2IncomingWindow::set_paused(nghttp2_session* session, int32_t id, bool paused) {
+  paused_ = paused;
+  if (paused || unconsumed_ == 0) return false;
+  nghttp2_session_consume_stream(session, id, unconsumed_);
+  unconsumed_ = 0;
+  return true;
+}
+
 }  // namespace sluice::http

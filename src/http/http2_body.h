@@ -41,4 +41,20 @@ class Http2OutgoingBody {
   HeaderMap trailers_;
 };
 
+// The receiving side of flow control for one stream: the connection's window reopens as soon as
+// DATA arrives (one stream that is not read cannot stall the others), the stream's only as its
+// bytes are taken, so a paused stream holds at most its window.
+class Http2IncomingWindow {
+ public:
+  // `len` DATA bytes arrived on stream `id`; `window` null: nobody wants them (discarded).
+  static void received(nghttp2_session* session, int32_t id, size_t len,
+                       Http2IncomingWindow* window);
+  // Stop (true) or resume taking bytes; true when resuming queued a WINDOW_UPDATE to send.
+  bool set_paused(nghttp2_session* session, int32_t id, bool paused);
+
+ private:
+  bool paused_ = false;
+  size_t unconsumed_ = 0;  // bytes received while paused, not yet given back to the peer
+};
+
 }  // namespace sluice::http

@@ -53,8 +53,7 @@ class Http2ClientConnection final : public net::ConnectionCallbacks,
     bool final_headers = false;
     Http2OutgoingBody body;  // the request's body (and trailers), waiting for the server's window
     bool send_blocked = false;
-    bool paused = false;
-    size_t unconsumed = 0;
+    Http2IncomingWindow window;
   };
   struct Callbacks;
   friend struct Callbacks;
@@ -181,17 +180,10 @@ struct Http2ClientConnection::Callbacks {
 
   static int on_data_chunk(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data,
                            size_t len, void*) {
-    nghttp2_session_consume_connection(session, len);
     Stream* s = stream(session, id);
-    if (!s || !s->req) {
-      nghttp2_session_consume_stream(session, id, len);
-      return 0;
-    }
-    if (s->paused) {
-      s->unconsumed += len;
-    } else {
-      nghttp2_session_consume_stream(session, id, len);
-    }
+    const bool wanted = s && s->req;
+    Http2IncomingWindow::received(session, id, len, wanted ? &s->window : nullptr);
+    if (!wanted) return 0;
     s->req->on_data(std::string_view(reinterpret_cast<const char*>(data), len));
     return 0;
   }
@@ -381,12 +373,7 @@ void Http2ClientConnection::detach(int32_t id, Http2UpstreamRequest* req, bool r
 void Http2ClientConnection::pause(int32_t id, bool pause) {
   Stream* s = find(id);
   if (!s) return;
-  s->paused = pause;
-  if (!pause && s->unconsumed > 0) {
-    nghttp2_session_consume_stream(session_, id, s->unconsumed);
-    s->unconsumed = 0;
-    schedule_flush();
-  }
+  if (s->window.set_paused(session_, id, pause)) schedule_flush();
 }
 
 void Http2ClientConnection::on_read(const char* data, size_t len) {

@@ -60,8 +60,7 @@ class Http2ServerConnection::Stream final : public MultiplexedStream {
   Http2OutgoingBody body;
   bool send_blocked = false;  // the handler was told to stop reading the upstream
   // The request body: window held back while the handler cannot take more.
-  bool paused = false;
-  size_t unconsumed = 0;
+  Http2IncomingWindow window;
 
   bool can_resume() const {
     return body.pending() <= owner_.config_->buffer_limit / 2 && !owner_.over_budget(/*low=*/true);
@@ -126,12 +125,7 @@ class Http2ServerConnection::Stream final : public MultiplexedStream {
   }
 
   void pause_request_body(bool pause) override {
-    paused = pause;
-    if (!pause && unconsumed > 0) {
-      nghttp2_session_consume_stream(owner_.session_, id_, unconsumed);
-      unconsumed = 0;
-      owner_.schedule_flush();
-    }
+    if (window.set_paused(owner_.session_, id_, pause)) owner_.schedule_flush();
   }
 
   void stream_finished(bool complete) override {
@@ -300,19 +294,10 @@ struct Http2ServerConnection::Callbacks {
 
   static int on_data_chunk(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data,
                            size_t len, void*) {
-    // The connection's window opens at once: one stream that is not read cannot stall the
-    // others. The stream's opens once the handler took the bytes.
-    nghttp2_session_consume_connection(session, len);
     Stream* s = stream(session, id);
-    if (!s || !s->handler || s->handler_done) {
-      nghttp2_session_consume_stream(session, id, len);  // nobody wants it: discard
-      return 0;
-    }
-    if (s->paused) {
-      s->unconsumed += len;
-    } else {
-      nghttp2_session_consume_stream(session, id, len);
-    }
+    const bool wanted = s && s->handler && !s->handler_done;
+    Http2IncomingWindow::received(session, id, len, wanted ? &s->window : nullptr);
+    if (!wanted) return 0;
     auto keep = s->handler;
     keep->on_message_body(std::string_view(reinterpret_cast<const char*>(data), len));
     return 0;
