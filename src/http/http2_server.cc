@@ -317,8 +317,8 @@ struct Http2ServerConnection::Callbacks {
     return 0;
   }
 
-  static int on_stream_close(nghttp2_session*, int32_t id, uint32_t error_code, void* user_data) {
-    self(user_data).stream_closed(id, error_code);
+  static int on_stream_close(nghttp2_session*, int32_t id, uint32_t, void* user_data) {
+    self(user_data).stream_closed(id);
     return 0;
   }
 
@@ -485,7 +485,7 @@ bool Http2ServerConnection::over_budget(bool low) const {
   return pending_bytes_ > (low ? budget / 2 : budget);
 }
 
-void Http2ServerConnection::stream_closed(int32_t id, uint32_t error_code) {
+void Http2ServerConnection::stream_closed(int32_t id) {
   auto it = streams_.find(id);
   if (it == streams_.end()) return;
   std::unique_ptr<Stream> s = std::move(it->second);
@@ -494,7 +494,6 @@ void Http2ServerConnection::stream_closed(int32_t id, uint32_t error_code) {
   nghttp2_session_set_stream_user_data(session_, id, nullptr);
   if (s->handler && !s->handler_done) {
     // Closed before the response completed (a reset, by either side): nothing more can go out.
-    (void)error_code;
     s->reset_by_peer = true;
     auto keep = s->handler;
     keep->on_stream_reset();

@@ -68,7 +68,8 @@ class Http2ServerConnection final : public DownstreamConnection,
   void flush();
   // Stream output from outside a receive: flushed once, later in this turn of the loop.
   void schedule_flush();
-  void stream_closed(int32_t id, uint32_t error_code);
+  // nghttp2 closed stream `id` (ended both ways, or reset by either side).
+  void stream_closed(int32_t id);
   // A stream's request headers are complete: its HttpConnection starts.
   void start_request(Stream& s, bool end_stream);
   void arm_idle_timer();
