@@ -46,30 +46,9 @@ NGINX
 /usr/sbin/nginx -c "$WORK/nginx-h2.conf" -e "$WORK/nginx-h2.err" &
 PIDS+=($!)
 
-cat > "$WORK/sluice.yaml" <<YAML
-admin: { address: { socket_address: { address: 127.0.0.1, port_value: $ADMIN_PORT } } }
-static_resources:
-  listeners:
-  - name: front
-    address: { socket_address: { address: 127.0.0.1, port_value: $PORT } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: front
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - { match: { prefix: "/sluice.test.Echo/" }, route: { cluster: grpc, timeout: 30s } }
-              - { match: { prefix: "/tls" }, route: { cluster: nginx_h2_tls } }
-              - { match: { prefix: "/" }, route: { cluster: nginx_h2 } }
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
-  clusters:
+front_config "$PORT" '- { match: { prefix: "/sluice.test.Echo/" }, route: { cluster: grpc, timeout: 30s } }
+- { match: { prefix: "/tls" }, route: { cluster: nginx_h2_tls } }
+- { match: { prefix: "/" }, route: { cluster: nginx_h2 } }' "$(cat <<YAML
   - name: grpc
     connect_timeout: 1s
     typed_extension_protocol_options:
@@ -98,6 +77,7 @@ static_resources:
       cluster_name: nginx_h2
       endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $NGINX_H2 } } } } ] } ]
 YAML
+)" > "$WORK/sluice.yaml"
 start_sluice "$WORK/sluice.yaml"
 wait_until "the gRPC server listens" grep -q listening "$WORK/grpc-server.log"
 G=(timeout 20 "$CLIENT" "127.0.0.1:$PORT")

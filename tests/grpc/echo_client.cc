@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   auto channel = grpc::CreateChannel(argv[1], grpc::InsecureChannelCredentials());
-  auto stub = sluice::test::Echo::NewStub(channel);
+  auto echo = sluice::test::Echo::NewStub(channel);
   const std::string call = argv[2];
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
       request.set_message(argc > 4 ? argv[4] : "");
     }
     sluice::test::EchoReply reply;
-    grpc::Status status = stub->Echo(&context, request, &reply);
+    grpc::Status status = echo->Echo(&context, request, &reply);
     for (const auto& [k, v] : context.GetServerTrailingMetadata()) {
       std::cout << "trailer " << std::string(k.data(), k.size()) << " "
                 << std::string(v.data(), v.size()) << "\n";
@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
     sluice::test::EchoRequest request;
     request.set_message(argv[3]);
     request.set_count(std::stoi(argv[4]));
-    auto reader = stub->StreamEcho(&context, request);
+    auto reader = echo->StreamEcho(&context, request);
     sluice::test::EchoReply reply;
     int n = 0;
     while (reader->Read(&reply)) {
@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
   }
   if (call == "collect") {
     sluice::test::EchoReply reply;
-    auto writer = stub->CollectEcho(&context, &reply);
+    auto writer = echo->CollectEcho(&context, &reply);
     const int count = std::stoi(argv[3]);
     sluice::test::EchoRequest request;
     request.set_padding(std::string(std::stoul(argv[4]), 'c'));
