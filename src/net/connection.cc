@@ -54,6 +54,7 @@ void Connection::update_addresses() {
   auto local = socket_.local_endpoint(ec);
   if (!ec) local_address_ = endpoint_to_string(local);
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  enable_receive_queue_hint(socket_);
 }
 
 void Connection::connect(const asio::ip::tcp::endpoint& endpoint, std::chrono::milliseconds timeout,
@@ -146,11 +147,11 @@ void Connection::do_read() {
     }
     self->do_read();
   };
-  const auto buffer = asio::buffer(read_buffer_.get(), kReadBufferSize);
   if (tls_) {
-    tls_->async_read_some(buffer, std::move(on_read));
+    tls_->async_read_some(asio::buffer(read_buffer_.get(), kReadBufferSize), std::move(on_read));
   } else {
-    socket_.async_read_some(buffer, std::move(on_read));
+    socket_.async_read_some(DrainingBuffer(read_buffer_.get(), kReadBufferSize),
+                            std::move(on_read));
   }
 }
 
@@ -221,7 +222,8 @@ void Connection::start_tls_server(std::shared_ptr<const TlsFilterChains> chains,
                                   std::function<void(const asio::error_code&)> done) {
   // Any chain's context starts the handshake; the ClientHello callback moves it to its own.
   auto first = chains->chains.front().context;
-  tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, first->context());
+  tls_ = std::make_unique<asio::ssl::stream<DrainingStream>>(DrainingStream(socket_),
+                                                             first->context());
   tls_context_ = first;
   server_handshake_ = std::make_unique<TlsServerHandshake>();
   server_handshake_->chains = std::move(chains);
@@ -232,7 +234,8 @@ void Connection::start_tls_server(std::shared_ptr<const TlsFilterChains> chains,
 void Connection::start_tls_client(std::shared_ptr<TlsClientContext> context,
                                   std::chrono::milliseconds timeout,
                                   std::function<void(const asio::error_code&)> done) {
-  tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, context->context());
+  tls_ = std::make_unique<asio::ssl::stream<DrainingStream>>(DrainingStream(socket_),
+                                                             context->context());
   context->prepare(tls_->native_handle());
   tls_context_ = std::move(context);
   start_tls(asio::ssl::stream_base::client, timeout, std::move(done));

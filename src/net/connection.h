@@ -18,6 +18,7 @@
 #include <asio.hpp>
 #include <asio/ssl.hpp>
 
+#include "net/draining_read.h"
 #include "net/tls.h"
 
 namespace sluice::net {
@@ -137,7 +138,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   std::shared_ptr<const void> tls_context_;  // the SSL_CTX's owner, kept alive for tls_
   std::unique_ptr<TlsServerHandshake> server_handshake_;
-  std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
+  std::unique_ptr<asio::ssl::stream<DrainingStream>> tls_;
   TlsInfo tls_info_;
   asio::steady_timer connect_timer_;
   ConnectionCallbacks* callbacks_ = nullptr;
