@@ -1,6 +1,8 @@
-// An HTTP client for requests the proxy makes itself (Proxy-Wasm's proxy_http_call; later health
-// checks): one request to a cluster by name, over the worker's own connection pool, the whole
-// response buffered (bounded) and handed back once. Envoy's Http::AsyncClient plays this part.
+// An HTTP client for requests the proxy makes itself (Proxy-Wasm's proxy_http_call and, under
+// grpc::Stream, its gRPC calls): one request to a cluster by name, over the worker's own
+// connection pool (HTTP/1 or HTTP/2 as the cluster says). send() buffers the whole response
+// (bounded) and hands it back once; start_stream() streams both directions. Envoy's
+// Http::AsyncClient plays this part.
 //
 // Single-threaded: a client belongs to one worker loop, and so do its requests and callbacks.
 #pragma once
@@ -51,6 +53,29 @@ class AsyncRequest {
   virtual void cancel() = 0;
 };
 
+class AsyncStreamCallbacks {
+ public:
+  virtual ~AsyncStreamCallbacks() = default;
+  // The response, piece by piece, then on_stream_complete; or on_stream_failure at any point.
+  // From the loop, never inside start_stream() or send_data(); nothing after reset().
+  virtual void on_stream_headers(HeaderMap& headers, bool end_stream) = 0;
+  virtual void on_stream_data(std::string_view data) = 0;
+  virtual void on_stream_trailers(HeaderMap& trailers) = 0;
+  virtual void on_stream_complete() = 0;
+  virtual void on_stream_failure(AsyncFailure failure) = 0;
+};
+
+// A streamed request in flight.
+class AsyncStream {
+ public:
+  virtual ~AsyncStream() = default;
+  // More of the request body; `end_stream` ends it (data may then be empty).
+  virtual void send_data(std::string_view data, bool end_stream) = 0;
+  // Abandons the request (an HTTP/2 stream is reset): no callback afterwards. Safe inside a
+  // callback; the stream is freed by the client later.
+  virtual void reset() = 0;
+};
+
 class AsyncClient {
  public:
   AsyncClient(asio::io_context& loop, upstream::ClusterManager& clusters);
@@ -71,12 +96,21 @@ class AsyncClient {
                      const HeaderMap& trailers, const Options& options,
                      AsyncRequestCallbacks& callbacks, std::string* error);
 
+  // Starts a request whose body follows through AsyncStream::send_data (or none, with
+  // `end_stream`), with the response streamed to `callbacks`. The timeout, if any, bounds the
+  // whole exchange. Same errors as send().
+  AsyncStream* start_stream(std::string_view cluster, const HeaderMap& headers,
+                            const Options& options, AsyncStreamCallbacks& callbacks,
+                            std::string* error, bool end_stream = false);
+
   size_t in_flight() const;
 
  private:
   class Request;
   friend class Request;
   void finished(Request* r);
+  Request* create(std::string_view cluster, const HeaderMap& headers, const Options& options,
+                  std::string* error);
 
   asio::io_context& loop_;
   upstream::ClusterManager& clusters_;

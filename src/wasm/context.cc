@@ -7,6 +7,7 @@
 
 #include "common/stats.h"
 #include "common/strings.h"
+#include "grpc/async_client.h"
 #include "http/async_client.h"
 #include "wasm/abi/host_functions.h"
 #include "wasm/plugin.h"
@@ -117,6 +118,10 @@ Result<std::unique_ptr<WasmInstance>> WasmInstance::create(
   cb.on_queue_ready = v.function("proxy_on_queue_ready");
   cb.on_foreign_function = v.function("proxy_on_foreign_function");
   cb.on_http_call_response = v.function("proxy_on_http_call_response");
+  cb.on_grpc_receive_initial_metadata = v.function("proxy_on_grpc_receive_initial_metadata");
+  cb.on_grpc_receive = v.function("proxy_on_grpc_receive");
+  cb.on_grpc_receive_trailing_metadata = v.function("proxy_on_grpc_receive_trailing_metadata");
+  cb.on_grpc_close = v.function("proxy_on_grpc_close");
 
   // A wrongly typed callback would be called with the wrong arguments: refuse the module.
   using VT = ValType;
@@ -151,6 +156,12 @@ Result<std::unique_ptr<WasmInstance>> WasmInstance::create(
       {&cb.on_foreign_function, "proxy_on_foreign_function", sig({VT::I32, VT::I32, VT::I32}, {})},
       {&cb.on_http_call_response, "proxy_on_http_call_response",
        sig({VT::I32, VT::I32, VT::I32, VT::I32, VT::I32}, {})},
+      {&cb.on_grpc_receive_initial_metadata, "proxy_on_grpc_receive_initial_metadata",
+       sig({VT::I32, VT::I32, VT::I32}, {})},
+      {&cb.on_grpc_receive, "proxy_on_grpc_receive", sig({VT::I32, VT::I32, VT::I32}, {})},
+      {&cb.on_grpc_receive_trailing_metadata, "proxy_on_grpc_receive_trailing_metadata",
+       sig({VT::I32, VT::I32, VT::I32}, {})},
+      {&cb.on_grpc_close, "proxy_on_grpc_close", sig({VT::I32, VT::I32, VT::I32}, {})},
   };
   for (const Expect& e : expected) {
     if (*e.f && !(e.f->signature == e.s)) {
@@ -166,6 +177,7 @@ WasmInstance::WasmInstance() : anchor_(std::make_shared<WasmInstance*>(this)) {}
 WasmInstance::~WasmInstance() {
   // Callouts in flight report to nobody now.
   cancel_http_calls(0);
+  cancel_grpc_calls();
   // Contexts first: they reference the VM (and their timers must stop).
   contexts_.clear();
   vm_.reset();
@@ -401,6 +413,169 @@ void WasmInstance::cancel_http_calls(uint32_t root_id) {
       ++it;
     }
   }
+}
+
+// ---- gRPC callouts ---------------------------------------------------------------------------
+
+// One proxy_grpc_call or proxy_grpc_stream in flight, owned like an HTTP callout by its root.
+struct WasmInstance::GrpcCallout final : grpc::StreamCallbacks {
+  GrpcCallout(WasmInstance& w, uint32_t token, uint32_t root_id, bool unary)
+      : instance(w), token(token), root_id(root_id), unary(unary) {}
+  // A call reports only its outcome (Envoy's AsyncRequestCallbacks); a stream everything.
+  void on_initial_metadata(HeaderMap& metadata) override {
+    if (!unary) instance.on_grpc_metadata(token, MapType::GrpcReceiveInitialMetadata, metadata);
+  }
+  void on_message(std::string& message) override {
+    if (!unary) {
+      instance.on_grpc_message(token, message);
+    } else if (!response) {
+      response = std::move(message);
+    }
+  }
+  void on_trailing_metadata(HeaderMap& metadata) override {
+    if (!unary) instance.on_grpc_metadata(token, MapType::GrpcReceiveTrailingMetadata, metadata);
+  }
+  void on_close(grpc::Status status, std::string_view message) override {
+    instance.on_grpc_close(token, static_cast<int32_t>(status), message);
+  }
+  WasmInstance& instance;
+  const uint32_t token;
+  const uint32_t root_id;
+  const bool unary;
+  std::optional<std::string> response;  // a call's answer, delivered when the call closes
+  grpc::Stream stream{*this};
+};
+
+WasmResult WasmInstance::grpc_open(Context& root, bool unary, std::string_view upstream,
+                                   std::string_view service, std::string_view method,
+                                   const std::vector<std::pair<std::string, std::string>>& metadata,
+                                   std::string_view message, uint32_t timeout_ms, uint32_t* token) {
+  std::shared_ptr<ThreadLoop> loop = this_thread_loop();
+  http::AsyncClient* client = loop ? loop->http_client() : nullptr;
+  if (!client) return WasmResult::InternalFailure;  // no worker here (the canary's thread)
+  if (grpc_calls_.size() >= max_outstanding_http_calls()) {
+    static const stats::Counter overflow = stats::Store::instance().counter(
+        stats::MetricName{"wasm.grpc_call_overflow", "wasm.grpc_call_overflow", {}});
+    overflow.inc();
+    return WasmResult::InternalFailure;
+  }
+  // SDKs pass a cluster name, or a serialized GrpcService (envoy_grpc.cluster_name) as Envoy
+  // accepts too; Envoy tries the proto first.
+  std::string cluster(upstream), authority;
+  if (std::optional<grpc::ServiceTarget> target = grpc::parse_grpc_service(upstream)) {
+    cluster = std::move(target->cluster);
+    authority = std::move(target->authority);
+    if (timeout_ms == 0 && target->timeout_ms) timeout_ms = *target->timeout_ms;
+  }
+  HeaderMap md;
+  for (const auto& [k, v] : metadata) md.add(k, v);
+  uint32_t& last = unary ? last_grpc_call_token_ : last_grpc_stream_token_;
+  const uint32_t next = last + 4 < 4 ? last % 4 + 4 : last + 4;  // never 0..3 after a wrap
+  auto callout = std::make_unique<GrpcCallout>(*this, next, root.id(), unary);
+  grpc::Stream::Options options;
+  options.timeout_ms = unary ? timeout_ms : 0;  // streams live until closed, as in Envoy
+  std::string error;
+  if (!callout->stream.start(*client, cluster, authority, service, method, md, options, &error)) {
+    spdlog::debug("wasm: grpc {} to '{}' refused: {}", unary ? "call" : "stream", cluster, error);
+    return WasmResult::ParseFailure;
+  }
+  if (unary) callout->stream.send_message(message, true);
+  last = next;
+  *token = next;
+  grpc_calls_.emplace(next, std::move(callout));
+  return WasmResult::Ok;
+}
+
+WasmResult WasmInstance::grpc_send(uint32_t token, std::string_view message, bool end_stream) {
+  if ((token & 3) != 2) return WasmResult::BadArgument;
+  auto it = grpc_calls_.find(token);
+  if (it == grpc_calls_.end()) return WasmResult::NotFound;
+  // After a half-close there is nothing more to send (Envoy reports nothing either).
+  it->second->stream.send_message(message, end_stream);
+  return WasmResult::Ok;
+}
+
+WasmResult WasmInstance::grpc_cancel(uint32_t token) {
+  std::unique_ptr<GrpcCallout> callout = take_grpc_call(token);
+  if (!callout) return WasmResult::NotFound;
+  callout->stream.reset();
+  retire_grpc_call(std::move(callout));  // the plugin may cancel from the stream's own callback
+  return WasmResult::Ok;
+}
+
+WasmResult WasmInstance::grpc_close(uint32_t token) {
+  auto it = grpc_calls_.find(token);
+  if (it == grpc_calls_.end()) return WasmResult::NotFound;
+  if (it->second->unary) return grpc_cancel(token);
+  it->second->stream.close();
+  return WasmResult::Ok;
+}
+
+void WasmInstance::cancel_grpc_calls() {
+  for (auto& [token, callout] : grpc_calls_) callout->stream.reset();
+  grpc_calls_.clear();
+}
+
+std::unique_ptr<WasmInstance::GrpcCallout> WasmInstance::take_grpc_call(uint32_t token) {
+  auto it = grpc_calls_.find(token);
+  if (it == grpc_calls_.end()) return nullptr;
+  std::unique_ptr<GrpcCallout> callout = std::move(it->second);
+  grpc_calls_.erase(it);
+  return callout;
+}
+
+void WasmInstance::on_grpc_metadata(uint32_t token, MapType type, HeaderMap& metadata) {
+  auto it = grpc_calls_.find(token);
+  if (it == grpc_calls_.end() || failed_) return;
+  Context* root = find_context(it->second->root_id);
+  if (!root || !root->is_root()) return;
+  const bool initial = type == MapType::GrpcReceiveInitialMetadata;
+  const WasmFunction& f = initial ? callbacks_.on_grpc_receive_initial_metadata
+                                  : callbacks_.on_grpc_receive_trailing_metadata;
+  (initial ? grpc_initial_metadata_ : grpc_trailing_metadata_) = &metadata;
+  call(root, f, {root->id(), token, metadata.size()});
+  (initial ? grpc_initial_metadata_ : grpc_trailing_metadata_) = nullptr;
+}
+
+void WasmInstance::on_grpc_message(uint32_t token, std::string& message) {
+  auto it = grpc_calls_.find(token);
+  if (it == grpc_calls_.end() || failed_) return;
+  Context* root = find_context(it->second->root_id);
+  if (!root || !root->is_root()) return;
+  grpc_message_ = &message;
+  call(root, callbacks_.on_grpc_receive, {root->id(), token, message.size()});
+  grpc_message_ = nullptr;
+}
+
+void WasmInstance::on_grpc_close(uint32_t token, int32_t status, std::string_view message) {
+  std::unique_ptr<GrpcCallout> callout = take_grpc_call(token);
+  if (!callout) return;
+  Context* root = failed_ ? nullptr : find_context(callout->root_id);
+  if (root && root->is_root()) {
+    if (callout->unary && status == 0 && callout->response) {
+      // A call's success is its one message (Envoy: onSuccess -> proxy_on_grpc_receive).
+      root->status_code = 0;
+      root->status_message.clear();
+      grpc_message_ = &*callout->response;
+      call(root, callbacks_.on_grpc_receive, {root->id(), token, callout->response->size()});
+      grpc_message_ = nullptr;
+    } else {
+      if (callout->unary && status == 0) {
+        status = static_cast<int32_t>(grpc::Status::Internal);  // OK without an answer
+        message = "no response message";
+      }
+      root->status_code = static_cast<uint32_t>(status);
+      root->status_message = std::string(message);
+      call(root, callbacks_.on_grpc_close, {root->id(), token, static_cast<uint64_t>(status)});
+    }
+  }
+  retire_grpc_call(std::move(callout));
+}
+
+void WasmInstance::retire_grpc_call(std::unique_ptr<GrpcCallout> callout) {
+  std::shared_ptr<ThreadLoop> loop = this_thread_loop();
+  if (!loop) return;  // no loop, so no stream reporting either: freed right here
+  asio::post(loop->io(), [keep = std::shared_ptr<GrpcCallout>(std::move(callout))] {});
 }
 
 bool WasmInstance::initialize() {

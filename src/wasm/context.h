@@ -26,6 +26,10 @@
 #include "wasm/vm/wasm_vm.h"
 #include "wasm/wasm_result.h"
 
+namespace sluice {
+class HeaderMap;
+}  // namespace sluice
+
 namespace sluice::http {
 class StreamFilterCallbacks;
 struct AsyncResponse;
@@ -143,7 +147,8 @@ struct WasmCallbacks {
   WasmFunction on_context_create, on_vm_start, on_configure, on_validate_configuration, on_done,
       on_log, on_delete, on_request_headers, on_request_body, on_request_trailers,
       on_response_headers, on_response_body, on_response_trailers, on_tick, on_queue_ready,
-      on_foreign_function, on_http_call_response;
+      on_foreign_function, on_http_call_response, on_grpc_receive_initial_metadata, on_grpc_receive,
+      on_grpc_receive_trailing_metadata, on_grpc_close;
 };
 
 // A reference to an instance for work queued to run later on its thread (a tick, a queue
@@ -237,6 +242,31 @@ class WasmInstance {
   const http::AsyncResponse* http_call_response() const { return http_call_response_; }
   size_t outstanding_http_calls() const { return http_calls_.size(); }
 
+  // proxy_grpc_call (`unary`, tokens 5, 9, ...) and proxy_grpc_stream (6, 10, ...) from `root`'s
+  // plugin, to `upstream`: a cluster name, or a serialized GrpcService naming one. As in Envoy,
+  // a call's answer arrives as proxy_on_grpc_receive (success) or proxy_on_grpc_close (failure,
+  // status message through proxy_get_status); a stream's as initial metadata, messages,
+  // trailing metadata and close. Statuses: ParseFailure for an unknown cluster; InternalFailure
+  // without a client on this thread, past the outstanding bound (shared with http_call's
+  // figure) or for metadata with CR/LF.
+  WasmResult grpc_open(Context& root, bool unary, std::string_view upstream,
+                       std::string_view service, std::string_view method,
+                       const std::vector<std::pair<std::string, std::string>>& metadata,
+                       std::string_view message, uint32_t timeout_ms, uint32_t* token);
+  // proxy_grpc_send: BadArgument unless `token` names a stream, NotFound for one not open.
+  WasmResult grpc_send(uint32_t token, std::string_view message, bool end_stream);
+  // proxy_grpc_cancel (no callback afterwards) and proxy_grpc_close (a call: cancel; a stream:
+  // half-close, its messages may still arrive). NotFound for an unknown token.
+  WasmResult grpc_cancel(uint32_t token);
+  WasmResult grpc_close(uint32_t token);
+  // What an on_grpc_receive* callback is looking at (maps 4/5, buffer 5), or null.
+  const HeaderMap* grpc_metadata(MapType type) const {
+    return type == MapType::GrpcReceiveInitialMetadata ? grpc_initial_metadata_
+                                                       : grpc_trailing_metadata_;
+  }
+  const std::string* grpc_message() const { return grpc_message_; }
+  size_t outstanding_grpc_calls() const { return grpc_calls_.size(); }
+
   // A module acted on a stream other than the one whose callback runs (see StreamActions): its
   // actions run once the outermost call into the module returned.
   void defer_stream_actions(Context& stream);
@@ -254,6 +284,14 @@ class WasmInstance {
   void on_http_call_done(uint32_t token, const http::AsyncResponse* response,
                          std::string_view failure);
   void cancel_http_calls(uint32_t root_id);  // 0: every one
+  struct GrpcCallout;
+  void on_grpc_metadata(uint32_t token, MapType type, HeaderMap& metadata);
+  void on_grpc_message(uint32_t token, std::string& message);
+  void on_grpc_close(uint32_t token, int32_t status, std::string_view message);
+  std::unique_ptr<GrpcCallout> take_grpc_call(uint32_t token);  // out of grpc_calls_
+  void cancel_grpc_calls();  // every one, without callbacks (the instance goes away)
+  // Frees a finished callout on a later loop turn: its stream may be on the call stack.
+  void retire_grpc_call(std::unique_ptr<GrpcCallout> callout);
   void run_deferred_stream_actions();
 
   std::shared_ptr<CompiledModule> module_;
@@ -278,6 +316,12 @@ class WasmInstance {
   std::unordered_map<uint32_t, std::unique_ptr<HttpCallout>> http_calls_;
   uint32_t last_http_call_token_ = 0;  // tokens 4, 8, 12...: the low two bits say "HTTP call"
   const http::AsyncResponse* http_call_response_ = nullptr;
+  std::unordered_map<uint32_t, std::unique_ptr<GrpcCallout>> grpc_calls_;
+  uint32_t last_grpc_call_token_ = 1;    // calls 5, 9, 13...
+  uint32_t last_grpc_stream_token_ = 2;  // streams 6, 10, 14...
+  const HeaderMap* grpc_initial_metadata_ = nullptr;
+  const HeaderMap* grpc_trailing_metadata_ = nullptr;
+  const std::string* grpc_message_ = nullptr;
   uint32_t call_depth_ = 0;
   std::vector<uint32_t> deferred_stream_actions_;  // context ids
 };

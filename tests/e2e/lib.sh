@@ -59,7 +59,7 @@ http {
     listen 127.0.0.1:$port;
     root $dir/html;
     location /headers { default_type text/plain;
-      return 200 "xff=\$http_x_forwarded_for proto=\$http_x_forwarded_proto rid=\$http_x_request_id host=\$host uri=\$request_uri added=\$http_x_added wasm=\$http_x_from_wasm user=\$http_x_auth_user\n"; }
+      return 200 "xff=\$http_x_forwarded_for proto=\$http_x_forwarded_proto rid=\$http_x_request_id host=\$host uri=\$request_uri added=\$http_x_added wasm=\$http_x_from_wasm user=\$http_x_auth_user grpc=\$http_x_grpc_check\n"; }
     # An authorization service for callout tests: "Bearer good" passes, naming the user.
     location /auth-check {
       if (\$http_authorization = "Bearer good") { add_header X-Auth-User alice; return 200 ""; }

@@ -121,6 +121,99 @@ void Dispatch::on_http_call_response(VmState& vm, uint32_t root_id, uint32_t tok
   if (call.callback) call.callback(response);
 }
 
+namespace {
+
+std::string status_message() {
+  uint32_t code = 0;
+  const char* msg = nullptr;
+  size_t len = 0;
+  if (proxy_get_status(&code, &msg, &len) != 0 || !msg) return {};
+  std::string out(msg, len);
+  ::free(const_cast<char*>(msg));
+  return out;
+}
+
+}  // namespace
+
+// A stream handler's event, with the handler deleted afterwards if it cancelled itself.
+template <typename Event>
+void Dispatch::grpc_stream_event(RootContext& root, uint32_t token, Event&& event) {
+  auto it = root.grpc_streams_.find(token);
+  if (it == root.grpc_streams_.end()) return;
+  GrpcStreamHandler* h = it->second.get();
+  h->in_event_ = true;
+  event(*h);
+  h->in_event_ = false;
+  if (h->cancelled_) root.grpc_streams_.erase(token);
+}
+
+void Dispatch::on_grpc_receive_initial_metadata(VmState& vm, uint32_t root_id, uint32_t token,
+                                                uint32_t num_elements) {
+  RootContext* root = find_root(vm, root_id);
+  if (!root) return;
+  grpc_stream_event(*root, token,
+                    [&](GrpcStreamHandler& h) { h.on_initial_metadata(num_elements); });
+}
+
+void Dispatch::on_grpc_receive(VmState& vm, uint32_t root_id, uint32_t token,
+                               uint32_t message_size) {
+  RootContext* root = find_root(vm, root_id);
+  if (!root) return;
+  auto call = root->grpc_calls_.find(token);
+  if (call != root->grpc_calls_.end()) {
+    // A unary call's answer: its success.
+    RootContext::PendingGrpcCall pending = std::move(call->second);
+    root->grpc_calls_.erase(call);
+    if (pending.stream_id != 0) {
+      if (!find_stream(vm, pending.stream_id)) return;  // the stream ended meanwhile
+      proxy_set_effective_context(pending.stream_id);
+    }
+    GrpcCallResult result;
+    result.token = token;
+    result.response = grpc_receive_buffer().get(0, message_size);
+    if (pending.callback) pending.callback(result);
+    return;
+  }
+  const std::string message = grpc_receive_buffer().get(0, message_size);
+  grpc_stream_event(*root, token, [&](GrpcStreamHandler& h) { h.on_message(message); });
+}
+
+void Dispatch::on_grpc_receive_trailing_metadata(VmState& vm, uint32_t root_id, uint32_t token,
+                                                 uint32_t num_elements) {
+  RootContext* root = find_root(vm, root_id);
+  if (!root) return;
+  grpc_stream_event(*root, token,
+                    [&](GrpcStreamHandler& h) { h.on_trailing_metadata(num_elements); });
+}
+
+void Dispatch::on_grpc_close(VmState& vm, uint32_t root_id, uint32_t token, uint32_t status) {
+  RootContext* root = find_root(vm, root_id);
+  if (!root) return;
+  const auto code = static_cast<GrpcStatus>(static_cast<int32_t>(status));
+  auto call = root->grpc_calls_.find(token);
+  if (call != root->grpc_calls_.end()) {
+    RootContext::PendingGrpcCall pending = std::move(call->second);
+    root->grpc_calls_.erase(call);
+    GrpcCallResult result;
+    result.token = token;
+    result.status = code == GrpcStatus::Ok ? GrpcStatus::Internal : code;  // Ok without an answer
+    result.status_message = status_message();
+    if (pending.stream_id != 0) {
+      if (!find_stream(vm, pending.stream_id)) return;
+      proxy_set_effective_context(pending.stream_id);
+    }
+    if (pending.callback) pending.callback(result);
+    return;
+  }
+  auto it = root->grpc_streams_.find(token);
+  if (it == root->grpc_streams_.end()) return;
+  // Out of the map first: the handler is deleted after its last event, whatever it does in it.
+  std::unique_ptr<GrpcStreamHandler> h = std::move(it->second);
+  root->grpc_streams_.erase(it);
+  h->in_event_ = true;
+  h->on_close(code, status_message());
+}
+
 uint32_t Dispatch::on_request_headers(VmState& vm, uint32_t id, uint32_t num_headers,
                                       uint32_t end_of_stream) {
   HttpContext* s = find_stream(vm, id);

@@ -32,6 +32,14 @@ struct Dispatch {
   static void on_http_call_response(VmState& vm, uint32_t root_id, uint32_t token,
                                     uint32_t num_headers, uint32_t body_size,
                                     uint32_t num_trailers);
+  static void on_grpc_receive_initial_metadata(VmState& vm, uint32_t root_id, uint32_t token,
+                                               uint32_t num_elements);
+  static void on_grpc_receive(VmState& vm, uint32_t root_id, uint32_t token, uint32_t message_size);
+  static void on_grpc_receive_trailing_metadata(VmState& vm, uint32_t root_id, uint32_t token,
+                                                uint32_t num_elements);
+  static void on_grpc_close(VmState& vm, uint32_t root_id, uint32_t token, uint32_t status);
+  template <typename Event>
+  static void grpc_stream_event(RootContext& root, uint32_t token, Event&& event);
   static uint32_t on_request_headers(VmState& vm, uint32_t id, uint32_t num_headers,
                                      uint32_t end_of_stream);
   static uint32_t on_request_body(VmState& vm, uint32_t id, uint32_t body_size,

@@ -335,6 +335,10 @@ Status send_local_response(uint32_t status_code, std::string_view body, const Pa
                                              grpc_status));
 }
 
+Status set_effective_context(uint32_t context_id) {
+  return to_status(proxy_set_effective_context(context_id));
+}
+
 Status continue_stream(StreamType type) {
   return to_status(proxy_continue_stream(static_cast<uint32_t>(type)));
 }
@@ -474,6 +478,64 @@ Status HttpContext::http_call(std::string_view cluster, const Pairs& headers, st
                               HttpCallCallback callback) {
   return root_->start_http_call(id(), cluster, headers, body, trailers, timeout_ms,
                                 std::move(callback));
+}
+
+Status RootContext::start_grpc_call(uint32_t stream_id, std::string_view cluster,
+                                    std::string_view service, std::string_view method,
+                                    const Pairs& metadata, std::string_view message,
+                                    uint32_t timeout_ms, GrpcCallCallback callback) {
+  std::string md = serialize_pairs(metadata);
+  uint32_t token = 0;
+  Status s = to_status(proxy_grpc_call(
+      cluster.data(), cluster.size(), service.data(), service.size(), method.data(), method.size(),
+      md.data(), md.size(), message.data(), message.size(), timeout_ms, &token));
+  if (s == Status::Ok) grpc_calls_[token] = PendingGrpcCall{stream_id, std::move(callback)};
+  return s;
+}
+
+Status RootContext::grpc_call(std::string_view cluster, std::string_view service,
+                              std::string_view method, const Pairs& metadata,
+                              std::string_view message, uint32_t timeout_ms,
+                              GrpcCallCallback callback) {
+  return start_grpc_call(0, cluster, service, method, metadata, message, timeout_ms,
+                         std::move(callback));
+}
+
+Status HttpContext::grpc_call(std::string_view cluster, std::string_view service,
+                              std::string_view method, const Pairs& metadata,
+                              std::string_view message, uint32_t timeout_ms,
+                              GrpcCallCallback callback) {
+  return root_->start_grpc_call(id(), cluster, service, method, metadata, message, timeout_ms,
+                                std::move(callback));
+}
+
+Status RootContext::grpc_stream(std::string_view cluster, std::string_view service,
+                                std::string_view method, const Pairs& metadata,
+                                std::unique_ptr<GrpcStreamHandler> handler) {
+  std::string md = serialize_pairs(metadata);
+  uint32_t token = 0;
+  Status s =
+      to_status(proxy_grpc_stream(cluster.data(), cluster.size(), service.data(), service.size(),
+                                  method.data(), method.size(), md.data(), md.size(), &token));
+  if (s != Status::Ok) return s;
+  handler->root_ = this;
+  handler->token_ = token;
+  grpc_streams_[token] = std::move(handler);
+  return s;
+}
+
+Status GrpcStreamHandler::send(std::string_view message, bool end_stream) {
+  return to_status(proxy_grpc_send(token_, message.data(), message.size(), end_stream ? 1 : 0));
+}
+
+Status GrpcStreamHandler::close() { return to_status(proxy_grpc_close(token_)); }
+
+Status GrpcStreamHandler::cancel() {
+  const Status s = to_status(proxy_grpc_cancel(token_));
+  cancelled_ = true;
+  // Inside one of our own events, the dispatcher deletes us once it returns.
+  if (!in_event_ && root_) root_->grpc_streams_.erase(token_);  // deletes this
+  return s;
 }
 
 // ---- config helpers -------------------------------------------------------------------------

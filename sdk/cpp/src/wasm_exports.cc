@@ -48,6 +48,22 @@ void sluice_on_http_call_response(uint32_t root, uint32_t token, uint32_t header
                                   uint32_t trailers) {
   Dispatch::on_http_call_response(vm(), root, token, headers, body, trailers);
 }
+SLUICE_EXPORT(proxy_on_grpc_receive_initial_metadata)
+void sluice_on_grpc_receive_initial_metadata(uint32_t root, uint32_t token, uint32_t n) {
+  Dispatch::on_grpc_receive_initial_metadata(vm(), root, token, n);
+}
+SLUICE_EXPORT(proxy_on_grpc_receive)
+void sluice_on_grpc_receive(uint32_t root, uint32_t token, uint32_t size) {
+  Dispatch::on_grpc_receive(vm(), root, token, size);
+}
+SLUICE_EXPORT(proxy_on_grpc_receive_trailing_metadata)
+void sluice_on_grpc_receive_trailing_metadata(uint32_t root, uint32_t token, uint32_t n) {
+  Dispatch::on_grpc_receive_trailing_metadata(vm(), root, token, n);
+}
+SLUICE_EXPORT(proxy_on_grpc_close)
+void sluice_on_grpc_close(uint32_t root, uint32_t token, uint32_t status) {
+  Dispatch::on_grpc_close(vm(), root, token, status);
+}
 SLUICE_EXPORT(proxy_on_request_headers)
 uint32_t sluice_on_request_headers(uint32_t id, uint32_t headers, uint32_t eos) {
   return Dispatch::on_request_headers(vm(), id, headers, eos);

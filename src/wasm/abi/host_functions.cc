@@ -167,6 +167,11 @@ HeaderMap* header_map(Context* ctx, uint64_t type, bool for_write = false) {
                                       ? &r->headers
                                       : &r->trailers);
   }
+  if (type == static_cast<uint64_t>(MapType::GrpcReceiveInitialMetadata) ||
+      type == static_cast<uint64_t>(MapType::GrpcReceiveTrailingMetadata)) {
+    // During proxy_on_grpc_receive_{initial,trailing}_metadata only; read-only too.
+    return const_cast<HeaderMap*>(ctx->instance().grpc_metadata(static_cast<MapType>(type)));
+  }
   if (!ctx->stream()) return nullptr;
   http::StreamFilterCallbacks& stream = *ctx->stream();
   switch (static_cast<MapType>(type)) {
@@ -341,6 +346,12 @@ WasmResult buffer_of(Context* ctx, uint64_t type, std::string_view* view,
       *view = r->body;  // read-only: mutable_out stays null
       return WasmResult::Ok;
     }
+    case BufferType::GrpcReceiveBuffer: {
+      const std::string* m = w.grpc_message();
+      if (!m) return WasmResult::NotFound;
+      *view = *m;  // read-only
+      return WasmResult::Ok;
+    }
     case BufferType::VmConfiguration:
       *view = w.vm_configuration();
       return WasmResult::Ok;
@@ -513,6 +524,77 @@ uint64_t proxy_http_call(WasmVm& vm, Args a, void*) {
   return res(r);
 }
 
+// ---- gRPC callouts ----------------------------------------------------------------------------
+
+// Metadata pairs for a gRPC callout; false for a key or value with CR/LF or NUL.
+bool read_metadata(std::string_view blob, std::vector<std::pair<std::string, std::string>>& out) {
+  if (std::optional<Pairs> p = decode_pairs(blob)) {
+    for (const auto& [k, v] : *p) {
+      if (!header_ok(k, v)) return false;
+      out.emplace_back(std::string(k), std::string(v));
+    }
+  }
+  return true;
+}
+
+uint64_t proxy_grpc_call(WasmVm& vm, Args a, void*) {
+  std::string_view upstream, service, method, metadata_blob, message;
+  if (!vm.read(a[0], a[1], &upstream) || !vm.read(a[2], a[3], &service) ||
+      !vm.read(a[4], a[5], &method) || !vm.read(a[6], a[7], &metadata_blob) ||
+      !vm.read(a[8], a[9], &message) || !vm.memory_at(a[11], 4)) {
+    return res(WasmResult::InvalidMemoryAccess);
+  }
+  Context* ctx = current_context();
+  if (!ctx) return res(WasmResult::InternalFailure);
+  std::vector<std::pair<std::string, std::string>> metadata;
+  // SDKs accept only Ok, ParseFailure and InternalFailure here.
+  if (!read_metadata(metadata_blob, metadata)) return res(WasmResult::InternalFailure);
+  uint32_t token = 0;
+  const WasmResult r =
+      ctx->instance().grpc_open(*ctx->root(), true, upstream, service, method, metadata, message,
+                                static_cast<uint32_t>(a[10]), &token);
+  if (r == WasmResult::Ok) vm.set_u32(a[11], token);
+  return res(r);
+}
+
+uint64_t proxy_grpc_stream(WasmVm& vm, Args a, void*) {
+  std::string_view upstream, service, method, metadata_blob;
+  if (!vm.read(a[0], a[1], &upstream) || !vm.read(a[2], a[3], &service) ||
+      !vm.read(a[4], a[5], &method) || !vm.read(a[6], a[7], &metadata_blob) ||
+      !vm.memory_at(a[8], 4)) {
+    return res(WasmResult::InvalidMemoryAccess);
+  }
+  Context* ctx = current_context();
+  if (!ctx) return res(WasmResult::InternalFailure);
+  std::vector<std::pair<std::string, std::string>> metadata;
+  if (!read_metadata(metadata_blob, metadata)) return res(WasmResult::InternalFailure);
+  uint32_t token = 0;
+  const WasmResult r = ctx->instance().grpc_open(*ctx->root(), false, upstream, service, method,
+                                                 metadata, {}, 0, &token);
+  if (r == WasmResult::Ok) vm.set_u32(a[8], token);
+  return res(r);
+}
+
+uint64_t proxy_grpc_send(WasmVm& vm, Args a, void*) {
+  std::string_view message;
+  if (!vm.read(a[1], a[2], &message)) return res(WasmResult::InvalidMemoryAccess);
+  Context* ctx = current_context();
+  if (!ctx) return res(WasmResult::NotFound);
+  return res(ctx->instance().grpc_send(static_cast<uint32_t>(a[0]), message, a[3] != 0));
+}
+
+uint64_t proxy_grpc_cancel(WasmVm&, Args a, void*) {
+  Context* ctx = current_context();
+  if (!ctx) return res(WasmResult::NotFound);
+  return res(ctx->instance().grpc_cancel(static_cast<uint32_t>(a[0])));
+}
+
+uint64_t proxy_grpc_close(WasmVm&, Args a, void*) {
+  Context* ctx = current_context();
+  if (!ctx) return res(WasmResult::NotFound);
+  return res(ctx->instance().grpc_close(static_cast<uint32_t>(a[0])));
+}
+
 uint64_t proxy_get_configuration(WasmVm&, Args a, void*) {
   // ABI 0.1.0: the plugin configuration during on_configure, else the VM configuration.
   Context* ctx = current_context();
@@ -683,19 +765,6 @@ uint64_t proxy_call_foreign_function(WasmVm& vm, Args a, void*) {
     return kOk;
   }
   return res(w->copy_out(result, ptr_out, size_out));
-}
-
-// ---- not built yet: HTTP and gRPC callouts -----------------------------------------------------
-// Modules built with full SDKs import these; they link, and answer Unimplemented (12) with one
-// warning per function, so a plugin that does not depend on them runs.
-uint64_t not_yet(WasmVm&, Args, void* data) {
-  const char* name = static_cast<const char*>(data);
-  static thread_local std::unordered_map<const char*, bool> warned;
-  if (!warned[name]) {
-    warned[name] = true;
-    spdlog::warn("wasm: {} is not implemented yet in Sluice (returns Unimplemented)", name);
-  }
-  return res(WasmResult::Unimplemented);
 }
 
 // ---- emscripten / misc -----------------------------------------------------------------------
@@ -915,11 +984,11 @@ Table build_table() {
                                      sig({I, I, I, I, I, I}, {I}));
   // HTTP and gRPC callouts: not built yet.
   t.add<proxy_http_call>(env, "proxy_http_call", sig({I, I, I, I, I, I, I, I, I, I}, {I}));
-  t.add<not_yet>(env, "proxy_grpc_call", sig({I, I, I, I, I, I, I, I, I, I, I, I}, {I}));
-  t.add<not_yet>(env, "proxy_grpc_stream", sig({I, I, I, I, I, I, I, I, I}, {I}));
-  t.add<not_yet>(env, "proxy_grpc_send", sig({I, I, I, I}, {I}));
-  t.add<not_yet>(env, "proxy_grpc_cancel", sig({I}, {I}));
-  t.add<not_yet>(env, "proxy_grpc_close", sig({I}, {I}));
+  t.add<proxy_grpc_call>(env, "proxy_grpc_call", sig({I, I, I, I, I, I, I, I, I, I, I, I}, {I}));
+  t.add<proxy_grpc_stream>(env, "proxy_grpc_stream", sig({I, I, I, I, I, I, I, I, I}, {I}));
+  t.add<proxy_grpc_send>(env, "proxy_grpc_send", sig({I, I, I, I}, {I}));
+  t.add<proxy_grpc_cancel>(env, "proxy_grpc_cancel", sig({I}, {I}));
+  t.add<proxy_grpc_close>(env, "proxy_grpc_close", sig({I}, {I}));
   t.add<emscripten_notify_memory_growth, kAlways>(env, "emscripten_notify_memory_growth",
                                                   sig({I}, {}));
   t.add<pthread_equal, kAlways>(env, "pthread_equal", sig({I, I}, {I}));

@@ -260,6 +260,7 @@ class Buffer {
 constexpr Buffer request_body() { return Buffer(BufferType::HttpRequestBody); }
 constexpr Buffer response_body() { return Buffer(BufferType::HttpResponseBody); }
 constexpr Buffer http_call_response_body() { return Buffer(BufferType::HttpCallResponseBody); }
+constexpr Buffer grpc_receive_buffer() { return Buffer(BufferType::GrpcReceiveBuffer); }
 constexpr Buffer vm_configuration_buffer() { return Buffer(BufferType::VmConfiguration); }
 constexpr Buffer plugin_configuration_buffer() { return Buffer(BufferType::PluginConfiguration); }
 
@@ -334,6 +335,9 @@ Status send_local_response(uint32_t status_code, std::string_view body, const Pa
 Status continue_stream(StreamType type);
 Status close_stream(StreamType type);
 inline Status continue_request() { return continue_stream(StreamType::Request); }
+// Makes the host calls that follow act on another context of this VM (an HTTP stream whose id
+// a root callback remembered): how a gRPC stream handler resumes the request it was opened for.
+Status set_effective_context(uint32_t context_id);
 inline Status continue_response() { return continue_stream(StreamType::Response); }
 
 // ---- Shared data and queues -----------------------------------------------------------------
@@ -409,6 +413,66 @@ struct HttpCallResponse {
 };
 using HttpCallCallback = std::function<void(const HttpCallResponse&)>;
 
+// gRPC status codes (grpc/grpc's doc/statuscodes.md).
+enum class GrpcStatus : int32_t {
+  Ok = 0,
+  Canceled = 1,
+  Unknown = 2,
+  InvalidArgument = 3,
+  DeadlineExceeded = 4,
+  NotFound = 5,
+  AlreadyExists = 6,
+  PermissionDenied = 7,
+  ResourceExhausted = 8,
+  FailedPrecondition = 9,
+  Aborted = 10,
+  OutOfRange = 11,
+  Unimplemented = 12,
+  Internal = 13,
+  Unavailable = 14,
+  DataLoss = 15,
+  Unauthenticated = 16,
+};
+
+// The outcome of a grpc_call: the response message (serialized protobuf) when ok(), otherwise
+// the status and its message.
+struct GrpcCallResult {
+  uint32_t token = 0;
+  GrpcStatus status = GrpcStatus::Ok;
+  std::string response;
+  std::string status_message;
+  bool ok() const { return status == GrpcStatus::Ok; }
+};
+using GrpcCallCallback = std::function<void(const GrpcCallResult&)>;
+
+// A gRPC stream opened with RootContext::grpc_stream: override the events you want. Metadata is
+// read during its callback through grpc_initial_metadata() / grpc_trailing_metadata().
+class GrpcStreamHandler {
+ public:
+  virtual ~GrpcStreamHandler() = default;
+  virtual void on_initial_metadata(uint32_t num_elements) {}
+  virtual void on_message(std::string_view message) {}
+  virtual void on_trailing_metadata(uint32_t num_elements) {}
+  // Last event; the handler is deleted after it returns.
+  virtual void on_close(GrpcStatus status, std::string_view message) {}
+
+  uint32_t token() const { return token_; }
+  // One message; `end_stream` half-closes after it.
+  Status send(std::string_view message, bool end_stream = false);
+  // Half-close: no more messages from us; the server's may still arrive.
+  Status close();
+  // Ends the stream now: no more events, and the handler is deleted.
+  Status cancel();
+
+ private:
+  friend class RootContext;
+  friend struct Dispatch;
+  RootContext* root_ = nullptr;
+  uint32_t token_ = 0;
+  bool in_event_ = false;
+  bool cancelled_ = false;
+};
+
 // One per plugin (root_id) per VM: holds configuration and anything shared by its streams.
 class RootContext : public Context {
  public:
@@ -433,8 +497,28 @@ class RootContext : public Context {
   Status http_call(std::string_view cluster, const Pairs& headers, std::string_view body,
                    const Pairs& trailers, uint32_t timeout_ms, HttpCallCallback callback);
 
+  // A unary gRPC call of /<service>/<method> on `cluster` (an HTTP/2 cluster) with `message` (a
+  // serialized protobuf). The callback runs later on this root context; timeout_ms 0: none.
+  Status grpc_call(std::string_view cluster, std::string_view service, std::string_view method,
+                   const Pairs& metadata, std::string_view message, uint32_t timeout_ms,
+                   GrpcCallCallback callback);
+  // A gRPC stream: `handler` receives its events and is owned by this context until on_close
+  // (or cancel). On failure to start, the handler is dropped.
+  Status grpc_stream(std::string_view cluster, std::string_view service, std::string_view method,
+                     const Pairs& metadata, std::unique_ptr<GrpcStreamHandler> handler);
+
  private:
   friend struct Dispatch;
+  friend class GrpcStreamHandler;
+  struct PendingGrpcCall {
+    uint32_t stream_id = 0;  // 0: issued by the root itself
+    GrpcCallCallback callback;
+  };
+  Status start_grpc_call(uint32_t stream_id, std::string_view cluster, std::string_view service,
+                         std::string_view method, const Pairs& metadata, std::string_view message,
+                         uint32_t timeout_ms, GrpcCallCallback callback);
+  std::unordered_map<uint32_t, PendingGrpcCall> grpc_calls_;
+  std::unordered_map<uint32_t, std::unique_ptr<GrpcStreamHandler>> grpc_streams_;
   struct PendingCall {
     uint32_t stream_id = 0;  // 0: issued by the root itself
     HttpCallCallback callback;
@@ -481,6 +565,11 @@ class HttpContext : public Context {
   // continue_request() or send_local_response(). Dropped if the stream is gone by then.
   Status http_call(std::string_view cluster, const Pairs& headers, std::string_view body,
                    const Pairs& trailers, uint32_t timeout_ms, HttpCallCallback callback);
+  // A gRPC call whose callback runs with this stream as the effective context (skipped if the
+  // stream is gone by then), like http_call above.
+  Status grpc_call(std::string_view cluster, std::string_view service, std::string_view method,
+                   const Pairs& metadata, std::string_view message, uint32_t timeout_ms,
+                   GrpcCallCallback callback);
 
  private:
   RootContext* root_;
