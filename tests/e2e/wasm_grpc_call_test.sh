@@ -32,8 +32,35 @@ h2_cluster() {
 YAML
 }
 
+# A listener whose only route answers directly: a request resumed by a callout's answer ends
+# inside that resume (the filter must not touch itself afterwards).
+direct_listener() {  # PORT FILTERS
+  cat <<YAML
+  - name: direct
+    address: { socket_address: { address: 127.0.0.1, port_value: $1 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: direct
+          route_config:
+            virtual_hosts:
+            - name: default
+              domains: ["*"]
+              routes:
+              - match: { prefix: "/" }
+                direct_response: { status: 200, body: { inline_string: "direct\n" } }
+          http_filters:
+$2
+          - name: envoy.filters.http.router
+            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+YAML
+}
+
 for rt in v8 null; do
   UNARY=$(free_port); STREAM=$(free_port); DOWN=$(free_port); SLOW=$(free_port); NOCL=$(free_port)
+  DIRECT=$(free_port)
   ADMIN_PORT=$(free_port)
   {
     sdk_bootstrap "$UP" "$(
@@ -42,6 +69,7 @@ for rt in v8 null; do
       sdk_listener down "$DOWN" "$(sdk_filter check "$rt" grpc_check "cluster = dead")"
       sdk_listener slow "$SLOW" "$(sdk_filter check "$rt" grpc_check "cluster = echo\ntimeout_ms = 1\nmethod = StreamEcho")"
       sdk_listener nocluster "$NOCL" "$(sdk_filter check "$rt" grpc_check "cluster = no_such_cluster")"
+      direct_listener "$DIRECT" "$(sdk_filter check "$rt" grpc_check "cluster = echo\nmethod = StreamEcho\nstream = true")"
     )"
     h2_cluster echo "$GRPC"
     h2_cluster dead "$DEAD"
@@ -66,6 +94,14 @@ for rt in v8 null; do
   out=$(curl -s -H 'x-count: 0' "http://127.0.0.1:$STREAM/headers")
   [[ $out == *"grpc=0 replies, "* ]] || fail "$rt: empty stream: $out"
   pass "$rt: a gRPC stream delivers metadata, every message and its close"
+
+  # Resumed into a direct response, which ends the request inside the resume.
+  for i in 1 2 3; do
+    out=$(curl -s -w ' %{http_code}' -H 'x-count: 2' "http://127.0.0.1:$DIRECT/")
+    [[ $out == "direct"*" 200" ]] || fail "$rt: direct response after a stream: $out"
+  done
+  kill -0 "$SLUICE_PID" || fail "$rt: sluice died resuming into a direct response"
+  pass "$rt: a request resumed into a direct response completes"
 
   # Many at once over the one multiplexed connection per worker.
   pids=()

@@ -42,6 +42,7 @@ class WasmFilter : public http::StreamFilter, public wasm::StreamActions {
     ctx_->set_stream(&cb_);
     ctx_->set_actions(this);
   }
+  ~WasmFilter() override { *alive_ = false; }
 
   // wasm::StreamActions: what the module asked of this stream from a root callback (an
   // http_call response continuing or answering a paused request).
@@ -101,18 +102,26 @@ class WasmFilter : public http::StreamFilter, public wasm::StreamActions {
       return false;
     }
     if (ctx_->want_close) {
-      cb_.reset_stream(*ctx_->want_close);
+      std::string details = std::move(*ctx_->want_close);
       ctx_->want_close.reset();
+      cb_.reset_stream(std::move(details));  // may end the stream, and this filter: last
       return false;
     }
-    // A continue asked for inside the call: the connection manager resumes once we return.
-    if (ctx_->want_continue_request) {
-      ctx_->want_continue_request = false;
+    // A continue asked for inside the call: the connection manager resumes once we return. From
+    // run_deferred_actions (a callout's answer) it resumes at once, and the stream may finish
+    // right there (a direct response, a local reply), destroying this filter: nothing of ours
+    // is touched after a resume unless `alive` says we still exist.
+    const bool continue_request = ctx_->want_continue_request;
+    const bool continue_response = ctx_->want_continue_response;
+    ctx_->want_continue_request = ctx_->want_continue_response = false;
+    const std::shared_ptr<bool> alive = alive_;
+    if (continue_request) {
       cb_.continue_decoding();
+      if (!*alive || !ctx_) return false;
     }
-    if (ctx_->want_continue_response) {
-      ctx_->want_continue_response = false;
+    if (continue_response) {
       cb_.continue_encoding();
+      if (!*alive || !ctx_) return false;
     }
     (void)request_side;
     return true;
@@ -162,6 +171,8 @@ class WasmFilter : public http::StreamFilter, public wasm::StreamActions {
 
   std::shared_ptr<WasmInstance> instance_;  // keeps ctx_ alive
   Context* ctx_;
+  // False once this filter is destroyed: see after_call.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   http::StreamFilterCallbacks& cb_;
   wasm::FailurePolicy policy_;
   bool failed_open_ = false;
