@@ -1,5 +1,7 @@
 // http::AsyncClient (the proxy's own requests, e.g. Proxy-Wasm http_call) against a real test
-// upstream on loopback: responses, bodies, trailers, timeouts, resets, unknown clusters, cancel.
+// upstream on loopback: responses, bodies, trailers, timeouts, resets, unknown clusters, cancel;
+// and its streamed form (start_stream, under gRPC callouts): a body sent in pieces, the response
+// delivered piece by piece in order, reset.
 #include "http/async_client.h"
 
 #include <chrono>
@@ -240,6 +242,102 @@ TEST_F(AsyncClientTest, DestroyingTheClientWithRequestsInFlightIsSafe) {
   loop_.restart();
   loop_.run_for(milliseconds(50));
   EXPECT_FALSE(o.done());
+}
+
+// What a streamed request reported, in order.
+struct StreamEvents : AsyncStreamCallbacks {
+  std::vector<std::string> events;
+  std::string body;
+  HeaderMap headers, trailers;
+  bool finished = false;
+  void on_stream_headers(HeaderMap& h, bool end_stream) override {
+    events.push_back(end_stream ? "headers+end" : "headers");
+    headers = h;
+  }
+  void on_stream_data(std::string_view data) override {
+    if (events.empty() || events.back() != "data") events.push_back("data");
+    body.append(data);
+  }
+  void on_stream_trailers(HeaderMap& t) override {
+    events.push_back("trailers");
+    trailers = t;
+  }
+  void on_stream_complete() override {
+    events.push_back("complete");
+    finished = true;
+  }
+  void on_stream_failure(AsyncFailure f) override {
+    events.push_back(std::string("failure: ") + std::string(async_failure_name(f)));
+    finished = true;
+  }
+};
+
+class AsyncStreamTest : public AsyncClientTest {
+ protected:
+  void RunUntil(const StreamEvents& e) {
+    const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!e.finished && std::chrono::steady_clock::now() < limit) {
+      loop_.run_for(milliseconds(10));
+      loop_.restart();
+    }
+  }
+  AsyncStream* Start(const HeaderMap& h, StreamEvents& e, bool end_stream = false) {
+    std::string error;
+    AsyncStream* s = client_->start_stream("callout", h, {}, e, &error, end_stream);
+    EXPECT_EQ(error, "");
+    return s;
+  }
+};
+
+TEST_F(AsyncStreamTest, BodyGoesOutInPiecesChunked) {
+  StreamEvents e;
+  AsyncStream* s = Start(Headers("POST", "/echo/stream"), e);
+  ASSERT_NE(s, nullptr);
+  s->send_data("pay", false);
+  loop_.run_for(milliseconds(50));  // the first piece leaves before the second exists
+  loop_.restart();
+  EXPECT_TRUE(e.events.empty());
+  s->send_data("load", false);
+  s->send_data({}, true);
+  RunUntil(e);
+  EXPECT_THAT(e.events, ::testing::ElementsAre("headers", "data", "complete"));
+  EXPECT_EQ(e.headers.status(), "200");
+  auto got = upstream_.last_request();
+  ASSERT_TRUE(got);
+  EXPECT_TRUE(got->chunked);  // no length known up front
+  EXPECT_EQ(got->body, "payload");
+  EXPECT_EQ(client_->in_flight(), 0u);
+}
+
+TEST_F(AsyncStreamTest, HeadersOnlyRequestAndTrailersInOrder) {
+  StreamEvents e;
+  ASSERT_NE(Start(Headers("GET", "/trailers"), e, /*end_stream=*/true), nullptr);
+  RunUntil(e);
+  EXPECT_THAT(e.events, ::testing::ElementsAre("headers", "data", "trailers", "complete"));
+  EXPECT_EQ(e.body, "trailed");
+  EXPECT_EQ(e.trailers.get_or_empty("grpc-status"), "0");
+}
+
+TEST_F(AsyncStreamTest, ResetMeansNoMoreCallbacks) {
+  StreamEvents e;
+  AsyncStream* s = Start(Headers("GET", "/hang"), e);
+  ASSERT_NE(s, nullptr);
+  loop_.run_for(milliseconds(20));
+  loop_.restart();
+  s->reset();
+  loop_.run_for(milliseconds(100));
+  EXPECT_TRUE(e.events.empty());
+  EXPECT_EQ(client_->in_flight(), 0u);
+}
+
+TEST_F(AsyncStreamTest, ConnectFailureIsReportedOnce) {
+  Build(1);  // nothing listens on port 1
+  StreamEvents e;
+  AsyncStream* s = Start(Headers("POST", "/"), e);
+  ASSERT_NE(s, nullptr);
+  s->send_data("ignored", true);  // harmless after a failure, before or after it is known
+  RunUntil(e);
+  EXPECT_THAT(e.events, ::testing::ElementsAre("failure: connection failure"));
 }
 
 }  // namespace
