@@ -190,9 +190,12 @@ check_prometheus() {
   [[ -z $others ]] || { echo "promtool check metrics: $others" >&2; return 1; }
 }
 
-# sdk_listener NAME PORT FILTERS_YAML: a listener routing everything to the cluster "nginx", with
-# FILTERS_YAML (sdk_filter output) before the router.
+# sdk_listener NAME PORT FILTERS_YAML [ROUTES]: a listener routing everything to the cluster
+# "nginx" (or with ROUTES: route lines, each "- {...}", re-indented here), with FILTERS_YAML
+# (sdk_filter output) before the router.
 sdk_listener() {
+  local routes=${4:-}
+  [[ -n $routes ]] || routes='- { match: { prefix: "/" }, route: { cluster: nginx } }'
   cat <<YAML
   - name: $1
     address: { socket_address: { address: 127.0.0.1, port_value: $2 } }
@@ -207,8 +210,7 @@ sdk_listener() {
             - name: default
               domains: ["*"]
               routes:
-              - match: { prefix: "/" }
-                route: { cluster: nginx }
+$(sed 's/^ */              /' <<<"$routes")
           http_filters:
 $3
           - name: envoy.filters.http.router
@@ -229,6 +231,22 @@ $2
     load_assignment:
       cluster_name: nginx
       endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $1 } } } } ] } ]
+YAML
+}
+
+# h2_cluster NAME PORT: a cluster (indented for "  clusters:") of one 127.0.0.1 endpoint that
+# speaks HTTP/2 without TLS, set the way Envoy's current docs do (explicit_http_config).
+h2_cluster() {
+  cat <<YAML
+  - name: $1
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: { http2_protocol_options: {} }
+    load_assignment:
+      cluster_name: $1
+      endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $2 } } } } ] } ]
 YAML
 }
 

@@ -48,16 +48,7 @@ PIDS+=($!)
 
 front_config "$PORT" '- { match: { prefix: "/sluice.test.Echo/" }, route: { cluster: grpc, timeout: 30s } }
 - { match: { prefix: "/tls" }, route: { cluster: nginx_h2_tls } }
-- { match: { prefix: "/" }, route: { cluster: nginx_h2 } }' "$(cat <<YAML
-  - name: grpc
-    connect_timeout: 1s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: { http2_protocol_options: {} }
-    load_assignment:
-      cluster_name: grpc
-      endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $GRPC } } } } ] } ]
+- { match: { prefix: "/" }, route: { cluster: nginx_h2 } }' "$(h2_cluster grpc "$GRPC"; cat <<YAML
   - name: nginx_h2_tls
     connect_timeout: 1s
     http2_protocol_options: {}

@@ -17,47 +17,8 @@ start_nginx "$UP"
 PIDS+=($!)
 wait_until "the gRPC server listens" grep -q listening "$WORK/grpc-server.log"
 
-# An HTTP/2 cluster on PORT named NAME.
-h2_cluster() {
-  cat <<YAML
-  - name: $1
-    connect_timeout: 1s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: { http2_protocol_options: {} }
-    load_assignment:
-      cluster_name: $1
-      endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $2 } } } } ] } ]
-YAML
-}
-
-# A listener whose only route answers directly: a request resumed by a callout's answer ends
-# inside that resume (the filter must not touch itself afterwards).
-direct_listener() {  # PORT FILTERS
-  cat <<YAML
-  - name: direct
-    address: { socket_address: { address: 127.0.0.1, port_value: $1 } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: direct
-          route_config:
-            virtual_hosts:
-            - name: default
-              domains: ["*"]
-              routes:
-              - match: { prefix: "/" }
-                direct_response: { status: 200, body: { inline_string: "direct\n" } }
-          http_filters:
-$2
-          - name: envoy.filters.http.router
-            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
-YAML
-}
-
+# The "direct" listener's only route answers directly: a request resumed by a callout's answer
+# ends inside that resume (the filter must not touch itself afterwards).
 for rt in v8 null; do
   UNARY=$(free_port); STREAM=$(free_port); DOWN=$(free_port); SLOW=$(free_port); NOCL=$(free_port)
   DIRECT=$(free_port)
@@ -69,7 +30,9 @@ for rt in v8 null; do
       sdk_listener down "$DOWN" "$(sdk_filter check "$rt" grpc_check "cluster = dead")"
       sdk_listener slow "$SLOW" "$(sdk_filter check "$rt" grpc_check "cluster = echo\ntimeout_ms = 1\nmethod = StreamEcho")"
       sdk_listener nocluster "$NOCL" "$(sdk_filter check "$rt" grpc_check "cluster = no_such_cluster")"
-      direct_listener "$DIRECT" "$(sdk_filter check "$rt" grpc_check "cluster = echo\nmethod = StreamEcho\nstream = true")"
+      sdk_listener direct "$DIRECT" \
+        "$(sdk_filter check "$rt" grpc_check "cluster = echo\nmethod = StreamEcho\nstream = true")" \
+        '- { match: { prefix: "/" }, direct_response: { status: 200, body: { inline_string: "direct\n" } } }'
     )"
     h2_cluster echo "$GRPC"
     h2_cluster dead "$DEAD"

@@ -493,6 +493,19 @@ uint64_t proxy_send_local_response(WasmVm& vm, Args a, void*) {
 
 // ---- HTTP callouts ----------------------------------------------------------------------------
 
+// Header (or gRPC metadata) pairs a module passes to a callout: a malformed blob reads as none;
+// false for a name or value with CR/LF or NUL.
+bool read_header_pairs(std::string_view blob,
+                       std::vector<std::pair<std::string, std::string>>& out) {
+  if (std::optional<Pairs> p = decode_pairs(blob)) {
+    for (const auto& [k, v] : *p) {
+      if (!header_ok(k, v)) return false;
+      out.emplace_back(std::string(k), std::string(v));
+    }
+  }
+  return true;
+}
+
 uint64_t proxy_http_call(WasmVm& vm, Args a, void*) {
   std::string_view cluster, header_blob, body, trailer_blob;
   if (!vm.read(a[0], a[1], &cluster) || !vm.read(a[2], a[3], &header_blob) ||
@@ -504,17 +517,8 @@ uint64_t proxy_http_call(WasmVm& vm, Args a, void*) {
   if (!ctx) return res(WasmResult::BadArgument);
   // A malformed blob reads as no headers, as in Envoy: then the pseudo-headers are missing.
   std::vector<std::pair<std::string, std::string>> headers, trailers;
-  if (std::optional<Pairs> p = decode_pairs(header_blob)) {
-    for (const auto& [k, v] : *p) {
-      if (!header_ok(k, v)) return res(WasmResult::BadArgument);
-      headers.emplace_back(std::string(k), std::string(v));
-    }
-  }
-  if (std::optional<Pairs> p = decode_pairs(trailer_blob)) {
-    for (const auto& [k, v] : *p) {
-      if (!header_ok(k, v)) return res(WasmResult::BadArgument);
-      trailers.emplace_back(std::string(k), std::string(v));
-    }
+  if (!read_header_pairs(header_blob, headers) || !read_header_pairs(trailer_blob, trailers)) {
+    return res(WasmResult::BadArgument);
   }
   uint32_t token = 0;
   // The call belongs to the root of the context acted on (Envoy's rootContext()).
@@ -525,17 +529,6 @@ uint64_t proxy_http_call(WasmVm& vm, Args a, void*) {
 }
 
 // ---- gRPC callouts ----------------------------------------------------------------------------
-
-// Metadata pairs for a gRPC callout; false for a key or value with CR/LF or NUL.
-bool read_metadata(std::string_view blob, std::vector<std::pair<std::string, std::string>>& out) {
-  if (std::optional<Pairs> p = decode_pairs(blob)) {
-    for (const auto& [k, v] : *p) {
-      if (!header_ok(k, v)) return false;
-      out.emplace_back(std::string(k), std::string(v));
-    }
-  }
-  return true;
-}
 
 uint64_t proxy_grpc_call(WasmVm& vm, Args a, void*) {
   std::string_view upstream, service, method, metadata_blob, message;
@@ -548,7 +541,7 @@ uint64_t proxy_grpc_call(WasmVm& vm, Args a, void*) {
   if (!ctx) return res(WasmResult::InternalFailure);
   std::vector<std::pair<std::string, std::string>> metadata;
   // SDKs accept only Ok, ParseFailure and InternalFailure here.
-  if (!read_metadata(metadata_blob, metadata)) return res(WasmResult::InternalFailure);
+  if (!read_header_pairs(metadata_blob, metadata)) return res(WasmResult::InternalFailure);
   uint32_t token = 0;
   const WasmResult r =
       ctx->instance().grpc_open(*ctx->root(), true, upstream, service, method, metadata, message,
@@ -567,7 +560,7 @@ uint64_t proxy_grpc_stream(WasmVm& vm, Args a, void*) {
   Context* ctx = current_context();
   if (!ctx) return res(WasmResult::InternalFailure);
   std::vector<std::pair<std::string, std::string>> metadata;
-  if (!read_metadata(metadata_blob, metadata)) return res(WasmResult::InternalFailure);
+  if (!read_header_pairs(metadata_blob, metadata)) return res(WasmResult::InternalFailure);
   uint32_t token = 0;
   const WasmResult r = ctx->instance().grpc_open(*ctx->root(), false, upstream, service, method,
                                                  metadata, {}, 0, &token);
