@@ -495,6 +495,25 @@ void Http2UpstreamRequest::start(asio::io_context&, bool) {
     pool.connections.push_back(conn_);
     conn_->connect();
   }
+  if (conn_->connected()) return;
+  // Waiting for the connection (TCP, TLS, the h2 preface) makes the request pending (Envoy's
+  // term), bounded by max_pending_requests like HTTP/1's wait for a connection.
+  auto& info = cluster_.info();
+  if (!info.try_acquire_pending()) {
+    info.stats().upstream_rq_pending_overflow.inc();
+    on_failure(UpstreamFailure::Overflow);
+    return;
+  }
+  pending_slot_ = true;
+  info.stats().upstream_rq_pending_total.inc();
+  info.stats().upstream_rq_pending_active.inc();
+}
+
+void Http2UpstreamRequest::release_pending_slot() {
+  if (!pending_slot_) return;
+  pending_slot_ = false;
+  cluster_.info().release_pending();
+  cluster_.info().stats().upstream_rq_pending_active.dec();
 }
 
 bool Http2UpstreamRequest::connected() const { return conn_ && conn_->connected(); }
@@ -520,6 +539,7 @@ void Http2UpstreamRequest::encode_end(const HeaderMap* trailers) {
 }
 
 void Http2UpstreamRequest::cancel() {
+  release_pending_slot();
   if (done_) return;
   done_ = true;
   if (conn_ && stream_id_ >= 0) conn_->detach(stream_id_, this, true);
@@ -535,6 +555,7 @@ void Http2UpstreamRequest::read_disable(bool disable) {
 }
 
 void Http2UpstreamRequest::on_connected() {
+  release_pending_slot();
   if (!done_) callbacks_.on_upstream_connected();
 }
 
@@ -559,6 +580,7 @@ void Http2UpstreamRequest::on_complete() {
 }
 
 void Http2UpstreamRequest::on_failure(UpstreamFailure failure) {
+  release_pending_slot();
   if (done_) return;
   done_ = true;
   callbacks_.on_upstream_failure(failure, response_started_);

@@ -57,8 +57,10 @@ class Http2UpstreamRequest final : public UpstreamRequest {
   std::shared_ptr<Http2ClientConnection> conn_;
   int32_t stream_id_ = -1;
   bool response_started_ = false;
-  bool refused_ = false;  // the server refused the stream: it never saw the request
-  bool done_ = false;     // completed, failed or cancelled: nothing more is reported
+  void release_pending_slot();
+  bool pending_slot_ = false;  // holds a max_pending_requests slot until connected
+  bool refused_ = false;       // the server refused the stream: it never saw the request
+  bool done_ = false;          // completed, failed or cancelled: nothing more is reported
 };
 
 }  // namespace sluice::http

@@ -13,6 +13,7 @@ CLIENT=$SLUICE_GRPC_DIR/grpc_echo_client
 command -v h2load >/dev/null || fail "h2load is missing (make deps installs nghttp2-client)"
 
 GRPC=$(free_port); NGINX_H2=$(free_port); NGINX_H2S=$(free_port); PORT=$(free_port)
+SILENT=$(free_port)
 ADMIN_PORT=$(free_port)
 make_ca ca "/CN=Sluice Test CA"
 make_cert upstream "/CN=localhost" "DNS:localhost,IP:127.0.0.1"
@@ -46,7 +47,14 @@ NGINX
 /usr/sbin/nginx -c "$WORK/nginx-h2.conf" -e "$WORK/nginx-h2.err" &
 PIDS+=($!)
 
+# A server that accepts and never says a word: a TLS handshake to it never ends.
+perl -MIO::Socket::INET -e '
+  my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1:'"$SILENT"'", Listen => 64, ReuseAddr => 1) or die;
+  my @held; while (my $c = $s->accept) { push @held, $c }' &
+PIDS+=($!)
+
 front_config "$PORT" '- { match: { prefix: "/sluice.test.Echo/" }, route: { cluster: grpc, timeout: 30s } }
+- { match: { prefix: "/stall" }, route: { cluster: stall } }
 - { match: { prefix: "/tls" }, route: { cluster: nginx_h2_tls } }
 - { match: { prefix: "/" }, route: { cluster: nginx_h2 } }' "$(h2_cluster grpc "$GRPC"; cat <<YAML
   - name: nginx_h2_tls
@@ -61,6 +69,18 @@ front_config "$PORT" '- { match: { prefix: "/sluice.test.Echo/" }, route: { clus
     load_assignment:
       cluster_name: nginx_h2_tls
       endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $NGINX_H2S } } } } ] } ]
+  - name: stall
+    connect_timeout: 3s
+    http2_protocol_options: {}
+    circuit_breakers: { thresholds: [ { max_pending_requests: 2 } ] }
+    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        sni: localhost
+    load_assignment:
+      cluster_name: stall
+      endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $SILENT } } } } ] } ]
   - name: nginx_h2
     connect_timeout: 1s
     http2_protocol_options: { initial_stream_window_size: 65535 }
@@ -115,3 +135,19 @@ grep -q "status codes: 1000 2xx" <<<"$out" || fail "requests lost when nginx clo
 after=$(stat_of cluster.nginx_h2.upstream_cx_http2_total)
 (( after - before >= 5 )) || fail "nginx's GOAWAY every 100 requests should have made new connections: $before -> $after"
 pass "1000 requests multiplexed upstream; streams refused after nginx's GOAWAY retried, none lost ($(( after - before )) connections)"
+
+# max_pending_requests while the HTTP/2 connection is still being made (a TLS handshake that
+# never ends): two requests wait for it, the third is refused at once as Envoy refuses it.
+stalled=()
+for i in 1 2; do
+  curl -s -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:$PORT/stall" > "$WORK/stall.$i" &
+  stalled+=($!)
+done
+wait_until "two requests pending" stat_ge cluster.stall.upstream_rq_pending_active 2
+out=$(curl -s -D - -o /dev/null "http://127.0.0.1:$PORT/stall" | tr -d '\r')
+[[ $out == "HTTP/1.1 503"* && $out == *"x-envoy-overloaded: true"* ]] || fail "third pending request: $out"
+[[ $(stat_of cluster.stall.upstream_rq_pending_overflow) == 1 ]] || fail "pending overflow not counted"
+wait "${stalled[@]}"  # until the connect timeout fails them
+[[ $(cat "$WORK/stall.1" "$WORK/stall.2") == $'503\n503' ]] || fail "the waiting requests: $(cat "$WORK"/stall.*)"
+[[ $(stat_of cluster.stall.upstream_rq_pending_active) == 0 ]] || fail "pending slots not released"
+pass "max_pending_requests bounds requests waiting for an HTTP/2 connection (overflow: 503, x-envoy-overloaded)"
