@@ -293,14 +293,18 @@ void apply_mutations(HeaderMap& h, const std::vector<config::HeaderValueOption>&
   }
 }
 
-std::string uuid4(std::mt19937_64& rng) {
-  const uint64_t a = rng(), b = rng();
-  char buf[37];
-  snprintf(buf, sizeof(buf), "%08x-%04x-4%03x-%04x-%012llx", static_cast<uint32_t>(a >> 32),
-           static_cast<uint32_t>((a >> 16) & 0xffff), static_cast<uint32_t>(a & 0x0fff),
-           static_cast<uint32_t>(((b >> 48) & 0x3fff) | 0x8000),
-           static_cast<unsigned long long>(b & 0xffffffffffffULL));
-  return buf;
+// A random (version 4) UUID's text form into `out`: hex digits by hand, since snprintf cost
+// about 0.5 % of a proxied request's CPU.
+void uuid4(std::mt19937_64& rng, char (&out)[36]) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  const uint64_t a = (rng() & ~uint64_t{0xf000}) | 0x4000;  // digit 12: the version, 4
+  const uint64_t b = (rng() & ~(uint64_t{0xc} << 60)) | (uint64_t{0x8} << 60);  // variant 10xx
+  size_t at = 0;
+  for (int i = 0; i < 32; ++i) {
+    if (i == 8 || i == 12 || i == 16 || i == 20) out[at++] = '-';
+    const uint64_t word = i < 16 ? a : b;
+    out[at++] = kHex[(word >> (60 - 4 * (i % 16))) & 0xf];
+  }
 }
 
 uint32_t parse_status(std::string_view s) {
@@ -648,7 +652,9 @@ void HttpConnection::on_message_headers(HeaderMap& headers, bool end_stream) {
     if (!h.has("x-forwarded-proto")) h.set("x-forwarded-proto", conn_->tls() ? "https" : "http");
   }
   if (hcm.generate_request_id && !h.has("x-request-id")) {
-    h.set("x-request-id", uuid4(worker_.rng()));
+    char id[36];
+    uuid4(worker_.rng(), id);
+    h.set("x-request-id", std::string_view(id, sizeof id));
   }
   if (const std::string* id = h.get("x-request-id")) s.info.request_id = *id;
 
