@@ -35,7 +35,8 @@ bench: build
 # target on a scratch copy of each seed corpus; fails if any target crashes, leaks or hangs.
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD_DIR = $(BUILD_DIR)-fuzz
-FUZZ_TARGETS = http1_request_fuzz http1_response_fuzz config_fuzz wasm_module_fuzz http2_server_fuzz
+FUZZ_TARGETS = http1_request_fuzz http1_response_fuzz config_fuzz wasm_module_fuzz http2_server_fuzz \
+  grpc_codec_fuzz
 
 $(FUZZ_BUILD_DIR)/build.ninja:
 	CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_BUILD_DIR) -G Ninja \
