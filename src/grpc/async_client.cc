@@ -56,16 +56,18 @@ void Stream::on_stream_headers(HeaderMap& headers, bool end_stream) {
   uint32_t http_status = 0;
   for (char c : headers.status()) http_status = http_status * 10 + static_cast<uint32_t>(c - '0');
   if (end_stream) {
-    // Trailers-only: the status is in the headers.
+    // Trailers-only: the status is in the headers. It is reported once the HTTP exchange is
+    // complete (next), so the stream ends normally rather than being reset.
     HeaderMap none;
     callbacks_.on_initial_metadata(none);
     if (closed_) return;
     if (http_status == 200 || !headers.get_or_empty("grpc-status").empty()) {
       callbacks_.on_trailing_metadata(headers);
       if (closed_) return;
-      close_from_metadata(headers);
+      status_from_metadata(headers);
     } else {
-      finish(status_from_http(http_status), str_cat("HTTP status ", http_status));
+      final_status_ = status_from_http(http_status);
+      final_message_ = str_cat("HTTP status ", http_status);
     }
     return;
   }
@@ -91,13 +93,18 @@ void Stream::on_stream_trailers(HeaderMap& trailers) {
   if (closed_) return;
   callbacks_.on_trailing_metadata(trailers);
   if (closed_) return;
-  close_from_metadata(trailers);
+  status_from_metadata(trailers);  // reported when the exchange completes, right after
 }
 
 void Stream::on_stream_complete() {
   if (closed_) return;
-  // The response ended without trailers, so without a status.
-  finish(Status::Internal,
+  http_ = nullptr;  // the HTTP exchange is over and frees itself: nothing to reset
+  if (final_status_) {
+    finish(*final_status_, final_message_);
+    return;
+  }
+  // The response ended without trailers, so without a status (Envoy: Unknown).
+  finish(Status::Unknown,
          decoder_.has_partial_frame() ? "truncated message" : "response ended without grpc-status");
 }
 
@@ -119,13 +126,11 @@ void Stream::on_stream_failure(http::AsyncFailure failure) {
   }
 }
 
-void Stream::close_from_metadata(const HeaderMap& metadata) {
+void Stream::status_from_metadata(const HeaderMap& metadata) {
   const std::optional<Status> status = parse_status(metadata.get_or_empty("grpc-status"));
-  if (!status) {
-    finish(Status::Unknown, "no valid grpc-status");
-    return;
-  }
-  finish(*status, decode_message(metadata.get_or_empty("grpc-message")));
+  final_status_ = status.value_or(Status::Unknown);
+  final_message_ =
+      status ? decode_message(metadata.get_or_empty("grpc-message")) : "no valid grpc-status";
 }
 
 void Stream::finish(Status status, std::string_view message) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -60,13 +61,16 @@ class Stream final : http::AsyncStreamCallbacks {
   void on_stream_complete() override;
   void on_stream_failure(http::AsyncFailure failure) override;
   void finish(Status status, std::string_view message);
-  void close_from_metadata(const HeaderMap& metadata);
+  // The status trailers (or a trailers-only reply) carry, kept for on_stream_complete.
+  void status_from_metadata(const HeaderMap& metadata);
 
   StreamCallbacks& callbacks_;
   http::AsyncStream* http_ = nullptr;
   FrameDecoder decoder_{4 * 1024 * 1024};
   std::vector<std::string> messages_;
   std::string frame_;
+  std::optional<Status> final_status_;
+  std::string final_message_;
   bool local_closed_ = false;
   bool closed_ = false;  // on_close ran (or is about to)
 };

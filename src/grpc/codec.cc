@@ -193,8 +193,11 @@ std::optional<ServiceTarget> parse_grpc_service(std::string_view bytes) {
         if (number == 1 && type == 0) seconds = value;
         if (number == 2 && type == 0) nanos = value;
       }
-      const uint64_t ms = seconds * 1000 + nanos / 1'000'000;
+      // Clamped (the wire may carry any varint), and a non-zero timeout never rounds to "none".
+      const uint64_t ms = std::min<uint64_t>(seconds, UINT32_MAX / 1000) * 1000 +
+                          std::min<uint64_t>(nanos, 999'999'999) / 1'000'000;
       target.timeout_ms = static_cast<uint32_t>(std::min<uint64_t>(ms, UINT32_MAX));
+      if (target.timeout_ms == 0 && (seconds != 0 || nanos != 0)) target.timeout_ms = 1;
     }
   }
   if (!have_envoy_grpc || target.cluster.empty() || !printable(target.cluster) ||

@@ -177,7 +177,7 @@ WasmInstance::WasmInstance() : anchor_(std::make_shared<WasmInstance*>(this)) {}
 WasmInstance::~WasmInstance() {
   // Callouts in flight report to nobody now.
   cancel_http_calls(0);
-  cancel_grpc_calls();
+  cancel_grpc_calls(0);
   // Contexts first: they reference the VM (and their timers must stop).
   contexts_.clear();
   vm_.reset();
@@ -428,8 +428,8 @@ struct WasmInstance::GrpcCallout final : grpc::StreamCallbacks {
   void on_message(std::string& message) override {
     if (!unary) {
       instance.on_grpc_message(token, message);
-    } else if (!response) {
-      response = std::move(message);
+    } else {
+      response = std::move(message);  // the last one, as Envoy keeps
     }
   }
   void on_trailing_metadata(HeaderMap& metadata) override {
@@ -470,7 +470,10 @@ WasmResult WasmInstance::grpc_open(Context& root, bool unary, std::string_view u
   HeaderMap md;
   for (const auto& [k, v] : metadata) md.add(k, v);
   uint32_t& last = unary ? last_grpc_call_token_ : last_grpc_stream_token_;
-  const uint32_t next = last + 4 < 4 ? last % 4 + 4 : last + 4;  // never 0..3 after a wrap
+  uint32_t next = last;
+  do {
+    next = next + 4 < 4 ? next % 4 + 4 : next + 4;  // never 0..3 after a wrap
+  } while (grpc_calls_.count(next) != 0);           // a long-lived stream may still hold one
   auto callout = std::make_unique<GrpcCallout>(*this, next, root.id(), unary);
   grpc::Stream::Options options;
   options.timeout_ms = unary ? timeout_ms : 0;  // streams live until closed, as in Envoy
@@ -511,9 +514,18 @@ WasmResult WasmInstance::grpc_close(uint32_t token) {
   return WasmResult::Ok;
 }
 
-void WasmInstance::cancel_grpc_calls() {
-  for (auto& [token, callout] : grpc_calls_) callout->stream.reset();
-  grpc_calls_.clear();
+void WasmInstance::cancel_grpc_calls(uint32_t root_id) {
+  for (auto it = grpc_calls_.begin(); it != grpc_calls_.end();) {
+    if (root_id == 0 || it->second->root_id == root_id) {
+      it->second->stream.reset();
+      std::unique_ptr<GrpcCallout> callout = std::move(it->second);
+      it = grpc_calls_.erase(it);
+      // A root may go away from inside one of its callouts' callbacks: freed later.
+      if (root_id != 0) retire_grpc_call(std::move(callout));
+    } else {
+      ++it;
+    }
+  }
 }
 
 std::unique_ptr<WasmInstance::GrpcCallout> WasmInstance::take_grpc_call(uint32_t token) {
@@ -662,6 +674,7 @@ void WasmInstance::destroy_stream_context(Context* ctx, bool log) {
 void WasmInstance::destroy_root(Context* root) {
   const uint32_t id = root->id();
   cancel_http_calls(id);
+  cancel_grpc_calls(id);
   if (!failed_) {
     auto done = call(root, callbacks_.on_done, {id});
     // A module that answers false finishes later with proxy_done; at shutdown there is no later.

@@ -289,7 +289,7 @@ class WasmInstance {
   void on_grpc_message(uint32_t token, std::string& message);
   void on_grpc_close(uint32_t token, int32_t status, std::string_view message);
   std::unique_ptr<GrpcCallout> take_grpc_call(uint32_t token);  // out of grpc_calls_
-  void cancel_grpc_calls();  // every one, without callbacks (the instance goes away)
+  void cancel_grpc_calls(uint32_t root_id);  // 0: every one; without callbacks
   // Frees a finished callout on a later loop turn: its stream may be on the call stack.
   void retire_grpc_call(std::unique_ptr<GrpcCallout> callout);
   void run_deferred_stream_actions();

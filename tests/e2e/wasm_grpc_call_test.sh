@@ -75,6 +75,11 @@ for rt in v8 null; do
   for i in $(seq 40); do
     grep -q "grpc=/headers?n=$i$" "$WORK/many.$i" || fail "$rt: concurrent call $i: $(cat "$WORK/many.$i")"
   done
+  # Finished calls end their HTTP/2 streams normally: counted complete, never reset by us.
+  [[ $(stat_of cluster.echo.upstream_rq_tx_reset) == 0 ]] ||
+    fail "$rt: finished calls reset their streams: $(stat_of cluster.echo.upstream_rq_tx_reset)"
+  (( $(stat_of cluster.echo.upstream_rq_completed) >= 44 )) ||
+    fail "$rt: calls not counted complete: $(stat_of cluster.echo.upstream_rq_completed)"
   pass "$rt: 40 concurrent calls each get their own answer"
 
   # A cluster nobody listens on: Unavailable.

@@ -117,6 +117,27 @@ TEST(GrpcServiceProto, ReadsTheEnvoyGrpcTarget) {
   EXPECT_EQ(t->timeout_ms, 2500u);
 }
 
+TEST(GrpcServiceProto, TimeoutsAreClampedAndNeverRoundToNone) {
+  // envoy_grpc { cluster_name: "e" } timeout { nanos: 500000 }: half a millisecond.
+  const std::string half_ms(
+      "\x0a\x03\x0a\x01"
+      "e"
+      "\x1a\x04\x10\xa0\xc2\x1e",
+      11);
+  auto t = parse_grpc_service(half_ms);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->timeout_ms, 1u);
+  // timeout { seconds: 2^63 }: clamped, not wrapped.
+  const std::string huge(
+      "\x0a\x03\x0a\x01"
+      "e"
+      "\x1a\x0b\x08\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01",
+      18);
+  t = parse_grpc_service(huge);
+  ASSERT_TRUE(t);
+  EXPECT_GE(*t->timeout_ms, 4'000'000'000u);
+}
+
 TEST(GrpcServiceProto, PlainClusterNamesAreNotProtos) {
   for (std::string_view name :
        {"echo", "grpc_backend", "auth-service", "a", "x.y.z", "echo_cluster"}) {

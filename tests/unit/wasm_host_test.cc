@@ -1277,14 +1277,19 @@ TEST_P(WasmHostTest, GrpcCalloutStatusesWithoutAClient) {
     EXPECT_TRUE(f) << fn;
     return f ? w_->call(ctx_, f, args).value_or(UINT64_MAX) : UINT64_MAX;
   };
+  const uint64_t name = put(0x4000, "echo"), bad = put(0x4100, "Echo\r\nx: y");
+  const uint64_t msg = put(0x4200, "m"), token = addr(kAux);
   // No worker loop on this thread (as on the canary's): InternalFailure, never BadArgument.
-  EXPECT_EQ(call("probe_proxy_grpc_call", {kKey, 4, kKey, 4, kKey, 4, 0, 0, 0, 0, 1000, kAux}),
+  EXPECT_EQ(call("probe_proxy_grpc_call", {name, 4, name, 4, name, 4, 0, 0, msg, 1, 1000, token}),
             kInternalFailure);
-  EXPECT_EQ(call("probe_proxy_grpc_stream", {kKey, 4, kKey, 4, kKey, 4, 0, 0, kAux}),
+  EXPECT_EQ(call("probe_proxy_grpc_stream", {name, 4, name, 4, name, 4, 0, 0, token}),
+            kInternalFailure);
+  // A method name that would break the request line: refused the same way.
+  EXPECT_EQ(call("probe_proxy_grpc_call", {name, 4, name, 4, bad, 11, 0, 0, msg, 1, 0, token}),
             kInternalFailure);
   // send needs a stream token (low bits 2); unknown tokens are NotFound.
-  EXPECT_EQ(call("probe_proxy_grpc_send", {5, kKey, 1, 0}), kBadArgument);
-  EXPECT_EQ(call("probe_proxy_grpc_send", {6, kKey, 1, 0}), kNotFound);
+  EXPECT_EQ(call("probe_proxy_grpc_send", {5, msg, 1, 0}), kBadArgument);
+  EXPECT_EQ(call("probe_proxy_grpc_send", {6, msg, 1, 0}), kNotFound);
   EXPECT_EQ(call("probe_proxy_grpc_cancel", {5}), kNotFound);
   EXPECT_EQ(call("probe_proxy_grpc_close", {6}), kNotFound);
   EXPECT_EQ(call("probe_proxy_grpc_close", {0}), kNotFound);

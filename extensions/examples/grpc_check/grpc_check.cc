@@ -140,7 +140,10 @@ class CheckStream : public sluice::HttpContext {
       sluice::GrpcStreamHandler* h = handler.get();
       s = root_->grpc_stream(root_->cluster, root_->service, root_->method, metadata,
                              std::move(handler));
-      if (s == sluice::Status::Ok) s = h->send(request, /*end_stream=*/true);
+      if (s == sluice::Status::Ok) {
+        s = h->send(request, /*end_stream=*/true);
+        if (s != sluice::Status::Ok) h->cancel();  // deletes the handler
+      }
     } else {
       s = grpc_call(root_->cluster, root_->service, root_->method, metadata, request,
                     root_->timeout_ms, [](const sluice::GrpcCallResult& r) { decide(r); });

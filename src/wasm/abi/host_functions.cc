@@ -530,6 +530,17 @@ uint64_t proxy_http_call(WasmVm& vm, Args a, void*) {
 
 // ---- gRPC callouts ----------------------------------------------------------------------------
 
+// A service or method name goes into :path as is: nothing that could end or split it.
+bool grpc_name_ok(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (c == '\r' || c == '\n' || c == '\0' || c == ' ' || c == '/' || c == '?' || c == '#') {
+      return false;
+    }
+  }
+  return true;
+}
+
 uint64_t proxy_grpc_call(WasmVm& vm, Args a, void*) {
   std::string_view upstream, service, method, metadata_blob, message;
   if (!vm.read(a[0], a[1], &upstream) || !vm.read(a[2], a[3], &service) ||
@@ -541,7 +552,10 @@ uint64_t proxy_grpc_call(WasmVm& vm, Args a, void*) {
   if (!ctx) return res(WasmResult::InternalFailure);
   std::vector<std::pair<std::string, std::string>> metadata;
   // SDKs accept only Ok, ParseFailure and InternalFailure here.
-  if (!read_header_pairs(metadata_blob, metadata)) return res(WasmResult::InternalFailure);
+  if (!read_header_pairs(metadata_blob, metadata) || !grpc_name_ok(service) ||
+      !grpc_name_ok(method)) {
+    return res(WasmResult::InternalFailure);
+  }
   uint32_t token = 0;
   const WasmResult r =
       ctx->instance().grpc_open(*ctx->root(), true, upstream, service, method, metadata, message,
@@ -560,7 +574,10 @@ uint64_t proxy_grpc_stream(WasmVm& vm, Args a, void*) {
   Context* ctx = current_context();
   if (!ctx) return res(WasmResult::InternalFailure);
   std::vector<std::pair<std::string, std::string>> metadata;
-  if (!read_header_pairs(metadata_blob, metadata)) return res(WasmResult::InternalFailure);
+  if (!read_header_pairs(metadata_blob, metadata) || !grpc_name_ok(service) ||
+      !grpc_name_ok(method)) {
+    return res(WasmResult::InternalFailure);
+  }
   uint32_t token = 0;
   const WasmResult r = ctx->instance().grpc_open(*ctx->root(), false, upstream, service, method,
                                                  metadata, {}, 0, &token);
