@@ -541,11 +541,14 @@ bool grpc_name_ok(std::string_view name) {
   return true;
 }
 
-uint64_t proxy_grpc_call(WasmVm& vm, Args a, void*) {
+// proxy_grpc_call (`unary`: a message and a timeout follow the metadata) and proxy_grpc_stream
+// share their first eight arguments and end with the token's out-param.
+uint64_t open_grpc(WasmVm& vm, Args a, bool unary) {
+  const uint64_t token_out = unary ? a[11] : a[8];
   std::string_view upstream, service, method, metadata_blob, message;
   if (!vm.read(a[0], a[1], &upstream) || !vm.read(a[2], a[3], &service) ||
       !vm.read(a[4], a[5], &method) || !vm.read(a[6], a[7], &metadata_blob) ||
-      !vm.read(a[8], a[9], &message) || !vm.memory_at(a[11], 4)) {
+      (unary && !vm.read(a[8], a[9], &message)) || !vm.memory_at(token_out, 4)) {
     return res(WasmResult::InvalidMemoryAccess);
   }
   Context* ctx = current_context();
@@ -558,32 +561,14 @@ uint64_t proxy_grpc_call(WasmVm& vm, Args a, void*) {
   }
   uint32_t token = 0;
   const WasmResult r =
-      ctx->instance().grpc_open(*ctx->root(), true, upstream, service, method, metadata, message,
-                                static_cast<uint32_t>(a[10]), &token);
-  if (r == WasmResult::Ok) vm.set_u32(a[11], token);
+      ctx->instance().grpc_open(*ctx->root(), unary, upstream, service, method, metadata, message,
+                                unary ? static_cast<uint32_t>(a[10]) : 0, &token);
+  if (r == WasmResult::Ok) vm.set_u32(token_out, token);
   return res(r);
 }
 
-uint64_t proxy_grpc_stream(WasmVm& vm, Args a, void*) {
-  std::string_view upstream, service, method, metadata_blob;
-  if (!vm.read(a[0], a[1], &upstream) || !vm.read(a[2], a[3], &service) ||
-      !vm.read(a[4], a[5], &method) || !vm.read(a[6], a[7], &metadata_blob) ||
-      !vm.memory_at(a[8], 4)) {
-    return res(WasmResult::InvalidMemoryAccess);
-  }
-  Context* ctx = current_context();
-  if (!ctx) return res(WasmResult::InternalFailure);
-  std::vector<std::pair<std::string, std::string>> metadata;
-  if (!read_header_pairs(metadata_blob, metadata) || !grpc_name_ok(service) ||
-      !grpc_name_ok(method)) {
-    return res(WasmResult::InternalFailure);
-  }
-  uint32_t token = 0;
-  const WasmResult r = ctx->instance().grpc_open(*ctx->root(), false, upstream, service, method,
-                                                 metadata, {}, 0, &token);
-  if (r == WasmResult::Ok) vm.set_u32(a[8], token);
-  return res(r);
-}
+uint64_t proxy_grpc_call(WasmVm& vm, Args a, void*) { return open_grpc(vm, a, true); }
+uint64_t proxy_grpc_stream(WasmVm& vm, Args a, void*) { return open_grpc(vm, a, false); }
 
 uint64_t proxy_grpc_send(WasmVm& vm, Args a, void*) {
   std::string_view message;
