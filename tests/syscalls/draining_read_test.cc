@@ -79,6 +79,25 @@ class DrainingReadTest : public ::testing::Test {
     return received;
   }
 
+  // Reads until an error (end of stream), asking for each next read inside the handler, as
+  // net::Connection does; `after_read` runs once the next read is asked for. Returns the bytes.
+  std::string read_until_error(asio::error_code* last, std::function<void()> after_read = {}) {
+    std::string received;
+    std::function<void()> arm = [&] {
+      server_.async_read_some(DrainingBuffer(buf_, sizeof buf_),
+                              [&](const asio::error_code& ec, size_t n) {
+                                *last = ec;
+                                if (ec) return;
+                                received.append(buf_, n);
+                                arm();
+                                if (after_read) after_read();
+                              });
+    };
+    arm();
+    io_.run_for(std::chrono::seconds(5));
+    return received;
+  }
+
   asio::io_context io_;
   tcp::socket client_{io_};
   tcp::socket server_{io_};
@@ -128,22 +147,10 @@ TEST_F(DrainingReadTest, BytesThatArriveWhileNotReadingAreStillRead) {
 }
 
 TEST_F(DrainingReadTest, EndOfStreamAfterAShortReadIsReported) {
-  std::string received;
-  asio::error_code last;
-  std::function<void()> arm = [&] {
-    server_.async_read_some(DrainingBuffer(buf_, sizeof buf_),
-                            [&](const asio::error_code& ec, size_t n) {
-                              last = ec;
-                              if (ec) return;
-                              received.append(buf_, n);
-                              arm();
-                              client_.shutdown(tcp::socket::shutdown_send);
-                            });
-  };
-  arm();
   asio::write(client_, asio::buffer("bye", 3));
-  io_.run_for(std::chrono::seconds(5));
-  EXPECT_EQ(received, "bye");
+  asio::error_code last;
+  // The FIN follows once the next read waits (after the short read).
+  EXPECT_EQ(read_until_error(&last, [&] { client_.shutdown(tcp::socket::shutdown_send); }), "bye");
   EXPECT_EQ(last, asio::error::eof);
 }
 
@@ -152,20 +159,8 @@ TEST_F(DrainingReadTest, EndOfStreamThatCameWithTheLastBytesIsReported) {
   asio::write(client_, asio::buffer("last words", 10));
   client_.shutdown(tcp::socket::shutdown_send);
   usleep(20 * 1000);
-  std::string received;
   asio::error_code last;
-  std::function<void()> arm = [&] {
-    server_.async_read_some(DrainingBuffer(buf_, sizeof buf_),
-                            [&](const asio::error_code& ec, size_t n) {
-                              last = ec;
-                              if (ec) return;
-                              received.append(buf_, n);
-                              arm();
-                            });
-  };
-  arm();
-  io_.run_for(std::chrono::seconds(5));
-  EXPECT_EQ(received, "last words");
+  EXPECT_EQ(read_until_error(&last), "last words");
   EXPECT_EQ(last, asio::error::eof);
 }
 
