@@ -214,10 +214,12 @@ struct TcpProxy {
   uint32_t max_connect_attempts = 1;
 };
 
+// A listener filter chain's entry: the terminal filter (last), or a Wasm network filter before
+// it (envoy.filters.network.wasm: its PluginConfig).
 struct NetworkFilter {
   std::string name;
   std::string type_url;
-  std::variant<std::monostate, HttpConnectionManager, TcpProxy> config;
+  std::variant<std::monostate, HttpConnectionManager, TcpProxy, WasmPlugin> config;
 };
 
 // common_tls_context of envoy.extensions.transport_sockets.tls.v3 (the subset Sluice speaks).

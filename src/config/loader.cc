@@ -53,6 +53,8 @@ constexpr std::string_view kRouterName = "envoy.filters.http.router";
 constexpr std::string_view kWasmType =
     "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 constexpr std::string_view kWasmName = "envoy.filters.http.wasm";
+constexpr std::string_view kNetworkWasmType =
+    "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm";
 constexpr std::string_view kDownstreamTlsType =
     "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
 constexpr std::string_view kUpstreamTlsType =
@@ -609,6 +611,11 @@ void Loader::parse_filter_chain(const Value& v, FilterChain& out) {
       d_.error(v, "tcp_proxy is a terminal filter and must be the last filter");
     }
   }
+  if (!out.filters.empty() && std::holds_alternative<WasmPlugin>(out.filters.back().config)) {
+    d_.error(v,
+             "a Wasm network filter must be followed by a terminal filter (tcp_proxy or "
+             "http_connection_manager)");
+  }
 }
 
 void Loader::parse_network_filter(const Value& v, NetworkFilter& out) {
@@ -633,6 +640,11 @@ void Loader::parse_network_filter(const Value& v, NetworkFilter& out) {
     parse_hcm(t, out.config.emplace<HttpConnectionManager>());
   } else if (out.type_url == kTcpProxyType) {
     parse_tcp_proxy(t, out.config.emplace<TcpProxy>());
+  } else if (out.type_url == kNetworkWasmType) {
+    // envoy.extensions.filters.network.wasm.v3.Wasm { config: PluginConfig }
+    if (std::optional<Value> config = t.get("config", Need::kRequired)) {
+      parse_plugin_config(*config, out.config.emplace<WasmPlugin>());
+    }
   } else {
     t.accept_all();
     d_.error(v, fmt::format("unsupported network filter '{}' ({})", out.name, out.type_url));
@@ -783,8 +795,6 @@ void Loader::parse_http_filter(const Value& v, HttpFilter& out) {
                   : fmt::format("unsupported HTTP filter '{}'", out.name));
 }
 
-// envoy.extensions.filters.http.wasm.v3.Wasm { config: PluginConfig }. The module is read here,
-// so a missing file is a config error; it is compiled (and its start checked) by the server.
 void Loader::parse_bootstrap_extension(const Value& v, Bootstrap& out) {
   Fields f(d_, v);
   std::string name;
@@ -811,6 +821,8 @@ void Loader::parse_bootstrap_extension(const Value& v, Bootstrap& out) {
   }
 }
 
+// envoy.extensions.filters.http.wasm.v3.Wasm { config: PluginConfig }. The module is read here,
+// so a missing file is a config error; it is compiled (and its start checked) by the server.
 void Loader::parse_wasm_filter(const Value& filter, Fields* typed_config, HttpFilter& out) {
   if (typed_config == nullptr) {
     d_.error(filter,

@@ -113,7 +113,10 @@ long Connection::tls_verify_result() const {
 }
 
 void Connection::do_read() {
-  if (read_in_flight_ || read_disabled_ || closed_ || close_after_flush_ || read_closed_) return;
+  if (read_in_flight_ || read_disabled_ || reads_held_ || closed_ || close_after_flush_ ||
+      read_closed_) {
+    return;
+  }
   read_in_flight_ = true;
   auto self = shared_from_this();
   auto on_read = [self](const asio::error_code& ec, size_t n) {
@@ -124,7 +127,11 @@ void Connection::do_read() {
       if (ec == asio::error::operation_aborted) return;
       if (ec == asio::error::eof && self->half_close_ && !self->tls_) {
         self->read_closed_ = true;  // no more reads; writing goes on
-        if (self->callbacks_) self->callbacks_->on_end_of_stream();
+        if (self->filters_) {
+          self->filters_->on_read({}, true);
+        } else if (self->callbacks_) {
+          self->callbacks_->on_end_of_stream();
+        }
         return;
       }
       // A TLS peer that closes without close_notify: still its close.
@@ -134,10 +141,14 @@ void Connection::do_read() {
       self->close_now(true, reason);
       return;
     }
-    if (self->callbacks_) {
+    if (self->callbacks_ || self->filters_) {
       ReadDispatch& d = tls_read_dispatch;
       d.active = true;
-      self->callbacks_->on_read(self->read_buffer_.get(), n);
+      if (self->filters_) {
+        self->filters_->on_read(std::string_view(self->read_buffer_.get(), n), false);
+      } else {
+        self->callbacks_->on_read(self->read_buffer_.get(), n);
+      }
       d.active = false;
       std::vector<std::shared_ptr<Connection>> dirty;
       dirty.swap(d.dirty);
@@ -159,12 +170,62 @@ void Connection::write(std::string_view data) {
   if (closed_ || write_shut_ || shutdown_after_flush_ || tls_shutdown_started_ || data.empty()) {
     return;
   }
+  if (filters_) {
+    filters_->on_write(data, false);
+    return;
+  }
+  write_unfiltered(data);
+}
+
+void Connection::write_unfiltered(std::string_view data) {
+  if (closed_ || write_shut_ || shutdown_after_flush_ || tls_shutdown_started_ || data.empty()) {
+    return;
+  }
   pending_.append(data);
   after_append();
 }
 
+void Connection::install_filters(std::vector<std::unique_ptr<ConnectionFilter>> filters) {
+  filters_ = std::make_unique<FilterManager>(*this, std::move(filters), high_watermark_);
+}
+
+void Connection::deliver_read(std::string_view data, bool end_stream) {
+  if (!data.empty() && callbacks_ && !closed_) callbacks_->on_read(data.data(), data.size());
+  if (end_stream && callbacks_ && !closed_) callbacks_->on_end_of_stream();
+}
+
+void Connection::write_to_socket(std::string_view data, bool end_stream) {
+  write_unfiltered(data);
+  if (end_stream) shutdown_write_unfiltered();
+}
+
+void Connection::hold_reads(bool hold) {
+  if (reads_held_ == hold) return;
+  reads_held_ = hold;
+  if (!hold && reading_started_) do_read();
+}
+
+void Connection::update_watermarks() {
+  if (closed_) return;
+  if (!above_high_ && watermark_bytes() > high_watermark_) {
+    above_high_ = true;
+    if (callbacks_) callbacks_->on_above_write_high_watermark();
+  } else if (above_high_ && watermark_bytes() < low_watermark_) {
+    above_high_ = false;
+    if (callbacks_) callbacks_->on_below_write_low_watermark();
+  }
+}
+
+void Connection::close_from_filter() {
+  if (closed_ || close_after_flush_) return;
+  ConnectionCallbacks* cb = callbacks_;
+  callbacks_ = nullptr;
+  close(true);
+  if (cb) cb->on_close(CloseReason::LocalClose);
+}
+
 void Connection::after_append() {
-  if (!above_high_ && write_buffered() > high_watermark_) {
+  if (!above_high_ && watermark_bytes() > high_watermark_) {
     above_high_ = true;
     if (callbacks_) callbacks_->on_above_write_high_watermark();
   }
@@ -204,7 +265,7 @@ void Connection::do_write() {
       return;
     }
     if (self->close_after_flush_) self->arm_close_flush_timer();
-    if (self->above_high_ && self->write_buffered() < self->low_watermark_) {
+    if (self->above_high_ && self->watermark_bytes() < self->low_watermark_) {
       self->above_high_ = false;
       if (self->callbacks_) self->callbacks_->on_below_write_low_watermark();
     }
@@ -265,6 +326,15 @@ void Connection::start_tls(asio::ssl::stream_base::handshake_type side,
 }
 
 void Connection::shutdown_write() {
+  if (closed_ || write_shut_ || shutdown_after_flush_) return;
+  if (filters_) {
+    filters_->on_write({}, true);  // the filters see the end of the stream first
+    return;
+  }
+  shutdown_write_unfiltered();
+}
+
+void Connection::shutdown_write_unfiltered() {
   if (closed_ || write_shut_ || shutdown_after_flush_) return;
   if (tls_) {
     close(true);
@@ -332,6 +402,8 @@ void Connection::close_now(bool notify, CloseReason reason) {
   connect_timer_.cancel();
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   socket_.close(ec);
+  // The filters first: a closed connection's plugins end before its owner goes away.
+  if (filters_) filters_->on_close(/*local=*/!notify);
   if (notify && callbacks_) {
     ConnectionCallbacks* cb = callbacks_;
     callbacks_ = nullptr;

@@ -19,6 +19,7 @@
 #include <asio/ssl.hpp>
 
 #include "net/draining_read.h"
+#include "net/filter_manager.h"
 #include "net/tls.h"
 
 namespace sluice::net {
@@ -91,6 +92,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   template <typename Fill>
   size_t write_with(Fill&& fill) {
     if (closed_ || tls_shutdown_started_) return 0;
+    if (filters_) {
+      // Network filters see (and may hold or edit) every written byte: fill a scratch buffer.
+      std::string bytes;
+      fill(bytes);
+      write(bytes);
+      return bytes.size();
+    }
     const size_t before = pending_.size();
     fill(pending_);
     const size_t added = pending_.size() - before;
@@ -106,6 +114,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Runs once when the socket is really closed (after a flush, an error or close()).
   void set_close_hook(std::function<void()> hook) { close_hook_ = std::move(hook); }
   static constexpr std::chrono::seconds kCloseFlushTimeout{10};
+  // Closes with a flush like close(true), and tells the callbacks (as a LocalClose): a network
+  // filter closing the connection under its terminal filter.
+  void close_from_filter();
+
+  // Network filters (envoy.filters.network.*) between the socket and the callbacks: installed
+  // once, before the terminal filter starts (FilterManager::start).
+  void install_filters(std::vector<std::unique_ptr<ConnectionFilter>> filters);
+  FilterManager* filters() { return filters_.get(); }
   static constexpr std::chrono::milliseconds kTlsShutdownTimeout{1000};
   bool open() const { return !closed_; }
   bool closing() const { return close_after_flush_ || closed_; }
@@ -120,6 +136,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
  private:
+  friend class FilterManager;
+  // The filter manager's ends of the chain: bytes that passed every filter.
+  void deliver_read(std::string_view data, bool end_stream);
+  void write_to_socket(std::string_view data, bool end_stream);
+  // Filters hold more read bytes than the buffer limit: stop reading until they pass them on.
+  void hold_reads(bool hold);
+  // Held write bytes changed: the watermarks count them with the write buffer.
+  void update_watermarks();
+  size_t watermark_bytes() const {
+    return write_buffered() + (filters_ ? filters_->held_write_bytes() : 0);
+  }
+  void write_unfiltered(std::string_view data);
+  void shutdown_write_unfiltered();
+
   static uint64_t next_id();
   void do_read();
   void do_write();
@@ -152,6 +182,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool flush_scheduled_ = false;
   bool read_in_flight_ = false;
   bool read_disabled_ = false;
+  bool reads_held_ = false;  // by network filters
   bool reading_started_ = false;
   bool above_high_ = false;
   bool close_after_flush_ = false;
@@ -165,6 +196,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string local_address_;
   static constexpr size_t kReadBufferSize = 16 * 1024;
   std::unique_ptr<char[]> read_buffer_;
+  std::unique_ptr<FilterManager> filters_;
 };
 
 std::string endpoint_to_string(const asio::ip::tcp::endpoint& ep);

@@ -3,6 +3,7 @@
 #include "upstream/outlier_detector.h"
 
 #include "filters/http/wasm_filter.h"
+#include "filters/network/wasm_filter.h"
 
 #include <csignal>
 #include <thread>
@@ -137,16 +138,26 @@ std::string Server::init() {
         }
       }
       std::shared_ptr<const tcp::TcpProxyConfig> tcp;
+      std::vector<std::shared_ptr<filters::NetworkWasmFilterConfig>> network_filters;
       for (const auto& f : chain.filters) {
         if (const auto* proxy = std::get_if<config::TcpProxy>(&f.config)) {
           tcp = std::make_shared<tcp::TcpProxyConfig>(*proxy);
+        }
+        if (std::holds_alternative<config::WasmPlugin>(f.config)) {
+          auto filter = filters::make_network_wasm_filter_config(f, b.node);
+          if (!filter)
+            return str_cat("listener '", l.name, "': network filter '", f.name,
+                           "': ", filter.error());
+          wasm_plugins_.push_back((*filter)->plugin());
+          network_filters.push_back(std::move(*filter));
         }
       }
       if (!http && !tcp) {
         return str_cat("listener '", l.name, "': filter chain ", ci,
                        " has neither http_connection_manager nor tcp_proxy");
       }
-      chains_rt.push_back(ListenerRuntime::Chain{std::move(http), std::move(tcp)});
+      chains_rt.push_back(
+          ListenerRuntime::Chain{std::move(http), std::move(tcp), std::move(network_filters)});
     }
     if (chains_rt.empty()) return str_cat("listener '", l.name, "' has no filter chain");
     asio::error_code ec;

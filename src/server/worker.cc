@@ -121,6 +121,40 @@ void Worker::start_tls(Acceptor& a, std::shared_ptr<net::Connection> conn) {
 
 void Worker::serve(Acceptor& a, std::shared_ptr<net::Connection> conn, size_t chain) {
   const auto& c = a.listener.chains.at(chain);
+  if (c.network_filters.empty()) {
+    start_terminal(a, std::move(conn), chain);
+    return;
+  }
+  std::vector<std::unique_ptr<net::ConnectionFilter>> filters;
+  for (const auto& f : c.network_filters) {
+    if (auto filter = f->create_filter()) filters.push_back(std::move(filter));
+  }
+  if (filters.empty()) {  // every plugin failed open
+    start_terminal(a, std::move(conn), chain);
+    return;
+  }
+  net::Connection* key = conn.get();
+  conn->install_filters(std::move(filters));
+  held_.emplace(key, conn);
+  conn->filters()->start(
+      [this, &a, key, chain] {
+        auto it = held_.find(key);
+        if (it == held_.end()) return;
+        std::shared_ptr<net::Connection> held = std::move(it->second);
+        held_.erase(it);
+        start_terminal(a, std::move(held), chain);
+      },
+      [this, key] {
+        // Closed while held: release it on a later turn (its close is on the call stack).
+        auto it = held_.find(key);
+        if (it == held_.end()) return;
+        asio::post(loop_, [keep = std::move(it->second)] {});
+        held_.erase(it);
+      });
+}
+
+void Worker::start_terminal(Acceptor& a, std::shared_ptr<net::Connection> conn, size_t chain) {
+  const auto& c = a.listener.chains.at(chain);
   if (c.tcp) {
     auto session = std::make_shared<tcp::TcpProxySession>(*this, c.tcp, std::move(conn));
     tcp_sessions_.emplace(session.get(), session);
@@ -217,6 +251,10 @@ void Worker::stop() {
     for (auto& c : conns) c->close_now();
     for (auto& [_, c] : handshaking_) c->close(false);
     handshaking_.clear();
+    std::vector<std::shared_ptr<net::Connection>> held;
+    for (auto& [_, c] : held_) held.push_back(c);
+    for (auto& c : held) c->close(false);  // their filters end their plugin contexts
+    held_.clear();
     std::vector<std::shared_ptr<tcp::TcpProxySession>> sessions;
     for (auto& [_, s] : tcp_sessions_) sessions.push_back(s);
     for (auto& s : sessions) s->close_now();
@@ -232,6 +270,7 @@ void Worker::stop() {
   // Handlers still queued own connection objects: destroy them on this (now idle) loop's thread.
   connections_.clear();
   tcp_sessions_.clear();
+  held_.clear();
   acceptors_.clear();
   loop_.restart();
   loop_.poll();

@@ -13,6 +13,7 @@
 #include <asio.hpp>
 
 #include "common/stats.h"
+#include "filters/network/wasm_filter.h"
 #include "http/async_client.h"
 #include "http/conn_manager.h"
 #include "http/http2_server.h"
@@ -38,6 +39,8 @@ struct ListenerRuntime {
   struct Chain {
     std::shared_ptr<const http::HttpListenerConfig> http;
     std::shared_ptr<const tcp::TcpProxyConfig> tcp;
+    // Wasm network filters before the terminal one, in config order.
+    std::vector<std::shared_ptr<filters::NetworkWasmFilterConfig>> network_filters;
   };
   // One per filter chain, in config order (a plain-text listener has one).
   std::vector<Chain> chains;
@@ -78,7 +81,7 @@ class Worker : public http::WorkerContext, public tcp::TcpProxyOwner {
   void tcp_session_closed(tcp::TcpProxySession* session) override;
 
   size_t connection_count() const {
-    return connections_.size() + handshaking_.size() + tcp_sessions_.size();
+    return connections_.size() + handshaking_.size() + tcp_sessions_.size() + held_.size();
   }
 
  private:
@@ -88,7 +91,10 @@ class Worker : public http::WorkerContext, public tcp::TcpProxyOwner {
   };
   void accept(Acceptor& a);
   void start_tls(Acceptor& a, std::shared_ptr<net::Connection> conn);
+  // Runs the chain's network filters, then (once they let the connection through) its
+  // terminal filter: start_terminal.
   void serve(Acceptor& a, std::shared_ptr<net::Connection> conn, size_t chain);
+  void start_terminal(Acceptor& a, std::shared_ptr<net::Connection> conn, size_t chain);
   void schedule_log_flush();
   void start_plugins();
 
@@ -110,6 +116,9 @@ class Worker : public http::WorkerContext, public tcp::TcpProxyOwner {
   std::unordered_map<tcp::TcpProxySession*, std::shared_ptr<tcp::TcpProxySession>> tcp_sessions_;
   // TLS connections still in their handshake (HTTP starts when it is done).
   std::unordered_map<net::Connection*, std::shared_ptr<net::Connection>> handshaking_;
+  // Connections a network filter holds before their terminal filter starts (a plugin waiting
+  // for a callout in proxy_on_new_connection).
+  std::unordered_map<net::Connection*, std::shared_ptr<net::Connection>> held_;
   std::thread thread_;
   asio::steady_timer log_flush_timer_{loop_};
   bool draining_ = false;

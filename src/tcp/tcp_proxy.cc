@@ -87,6 +87,11 @@ void TcpProxySession::connect(upstream::WorkerCluster& cluster) {
   }
   ++connect_attempts_;
   auto host = cluster.host_ptr(chosen);
+  if (net::FilterManager* filters = downstream_->filters()) {
+    // What the connection's network filters read as upstream.address and xds.cluster_name.
+    filters->stream_info().upstream_cluster = info.config().name;
+    filters->stream_info().upstream_host = host->address;
+  }
   auto conn =
       net::Connection::create(owner_.loop(), info.config().per_connection_buffer_limit_bytes);
   upstream_ = std::make_unique<upstream::UpstreamConnection>(cluster, host, conn);

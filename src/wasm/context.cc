@@ -122,6 +122,11 @@ Result<std::unique_ptr<WasmInstance>> WasmInstance::create(
   cb.on_grpc_receive = v.function("proxy_on_grpc_receive");
   cb.on_grpc_receive_trailing_metadata = v.function("proxy_on_grpc_receive_trailing_metadata");
   cb.on_grpc_close = v.function("proxy_on_grpc_close");
+  cb.on_new_connection = v.function("proxy_on_new_connection");
+  cb.on_downstream_data = v.function("proxy_on_downstream_data");
+  cb.on_upstream_data = v.function("proxy_on_upstream_data");
+  cb.on_downstream_connection_close = v.function("proxy_on_downstream_connection_close");
+  cb.on_upstream_connection_close = v.function("proxy_on_upstream_connection_close");
 
   // A wrongly typed callback would be called with the wrong arguments: refuse the module.
   using VT = ValType;
@@ -162,6 +167,14 @@ Result<std::unique_ptr<WasmInstance>> WasmInstance::create(
       {&cb.on_grpc_receive_trailing_metadata, "proxy_on_grpc_receive_trailing_metadata",
        sig({VT::I32, VT::I32, VT::I32}, {})},
       {&cb.on_grpc_close, "proxy_on_grpc_close", sig({VT::I32, VT::I32, VT::I32}, {})},
+      {&cb.on_new_connection, "proxy_on_new_connection", sig({VT::I32}, {VT::I32})},
+      {&cb.on_downstream_data, "proxy_on_downstream_data",
+       sig({VT::I32, VT::I32, VT::I32}, {VT::I32})},
+      {&cb.on_upstream_data, "proxy_on_upstream_data", sig({VT::I32, VT::I32, VT::I32}, {VT::I32})},
+      {&cb.on_downstream_connection_close, "proxy_on_downstream_connection_close",
+       sig({VT::I32, VT::I32}, {})},
+      {&cb.on_upstream_connection_close, "proxy_on_upstream_connection_close",
+       sig({VT::I32, VT::I32}, {})},
   };
   for (const Expect& e : expected) {
     if (*e.f && !(e.f->signature == e.s)) {

@@ -28,6 +28,7 @@
 
 namespace sluice {
 class HeaderMap;
+struct StreamInfo;
 }  // namespace sluice
 
 namespace sluice::http {
@@ -86,6 +87,18 @@ class StreamActions {
   virtual void run_deferred_actions() = 0;
 };
 
+// The TCP connection a network-filter context serves (envoy.filters.network.wasm): its filter
+// implements it.
+class NetworkStream {
+ public:
+  virtual ~NetworkStream() = default;
+  // Buffers 2 and 3: the bytes the filter holds from the client and toward it (editable).
+  virtual std::string& downstream_data() = 0;
+  virtual std::string& upstream_data() = 0;
+  virtual const StreamInfo& stream_info() = 0;
+  virtual uint64_t connection_id() const = 0;
+};
+
 class Context {
  public:
   Context(WasmInstance& instance, uint32_t id, Context* root, const PluginSpec* plugin);
@@ -100,6 +113,9 @@ class Context {
   // The HTTP stream this context serves, or nullptr (root contexts; a finished stream).
   http::StreamFilterCallbacks* stream() { return stream_; }
   void set_stream(http::StreamFilterCallbacks* s) { stream_ = s; }
+  // The TCP connection this context serves (network filters), or nullptr.
+  NetworkStream* network() { return network_; }
+  void set_network(NetworkStream* n) { network_ = n; }
   StreamActions* actions() { return actions_; }
   void set_actions(StreamActions* a) { actions_ = a; }
   Phase phase() const { return phase_; }
@@ -107,6 +123,7 @@ class Context {
 
   // Actions a module asked for during a callback (run by the filter once the VM call returns).
   bool want_continue_request = false, want_continue_response = false;
+  bool want_continue_downstream = false, want_continue_upstream = false;
   std::optional<std::string> want_close;
   struct LocalResponse {
     uint32_t status;
@@ -137,6 +154,7 @@ class Context {
   Context* root_;
   const PluginSpec* plugin_;
   http::StreamFilterCallbacks* stream_ = nullptr;
+  NetworkStream* network_ = nullptr;
   StreamActions* actions_ = nullptr;
   Phase phase_ = Phase::None;
 };
@@ -148,7 +166,8 @@ struct WasmCallbacks {
       on_log, on_delete, on_request_headers, on_request_body, on_request_trailers,
       on_response_headers, on_response_body, on_response_trailers, on_tick, on_queue_ready,
       on_foreign_function, on_http_call_response, on_grpc_receive_initial_metadata, on_grpc_receive,
-      on_grpc_receive_trailing_metadata, on_grpc_close;
+      on_grpc_receive_trailing_metadata, on_grpc_close, on_new_connection, on_downstream_data,
+      on_upstream_data, on_downstream_connection_close, on_upstream_connection_close;
 };
 
 // A reference to an instance for work queued to run later on its thread (a tick, a queue
@@ -289,7 +308,7 @@ class WasmInstance {
   void on_grpc_message(uint32_t token, std::string& message);
   void on_grpc_close(uint32_t token, int32_t status, std::string_view message);
   std::unique_ptr<GrpcCallout> take_grpc_call(uint32_t token);  // out of grpc_calls_
-  void cancel_grpc_calls(uint32_t root_id);  // 0: every one; without callbacks
+  void cancel_grpc_calls(uint32_t root_id);                     // 0: every one; without callbacks
   // Frees a finished callout on a later loop turn: its stream may be on the call stack.
   void retire_grpc_call(std::unique_ptr<GrpcCallout> callout);
   void run_deferred_stream_actions();

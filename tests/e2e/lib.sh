@@ -127,10 +127,11 @@ YAML
   fi
 }
 
-# start_sluice CONFIG_FILE [extra args]: waits for the admin /ready given by $ADMIN_PORT.
+# start_sluice CONFIG_FILE [extra args]: waits for the admin /ready given by $ADMIN_PORT. Two
+# workers unless SLUICE_CONCURRENCY says otherwise.
 start_sluice() {
   local cfg=$1; shift
-  "$SLUICE_BIN" -c "$cfg" --concurrency 2 -l debug "$@" > "$WORK/sluice.log" 2>&1 &
+  "$SLUICE_BIN" -c "$cfg" --concurrency "${SLUICE_CONCURRENCY:-2}" -l debug "$@" > "$WORK/sluice.log" 2>&1 &
   SLUICE_PID=$!
   PIDS+=($SLUICE_PID)
   wait_http "http://127.0.0.1:$ADMIN_PORT/ready"
@@ -169,6 +170,26 @@ sdk_filter() {
   local code="inline_string: sluice.$3"
   [[ $2 == v8 ]] && code="filename: $SLUICE_BUILD_DIR/extensions/$3.wasm"
   wasm_http_filter "$1" "$2" "$code" "$4" "${5:-}"
+}
+
+# sdk_network_filter NAME RUNTIME EXTENSION CONFIG: a filter_chains[].filters[] entry
+# (envoy.filters.network.wasm) for an SDK extension, indented to go before the terminal filter.
+sdk_network_filter() {
+  local code="inline_string: sluice.$3"
+  [[ $2 == v8 ]] && code="filename: $SLUICE_BUILD_DIR/extensions/$3.wasm"
+  cat <<YAML
+      - name: $1
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm
+          config:
+            name: $1
+            configuration:
+              "@type": type.googleapis.com/google.protobuf.StringValue
+              value: "$4"
+            vm_config:
+              runtime: envoy.wasm.runtime.$2
+              code: { local: { $code } }
+YAML
 }
 
 # require_extensions NAME...: fails unless the build made these SDK extensions.

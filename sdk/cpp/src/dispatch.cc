@@ -58,6 +58,16 @@ HttpContext* find_stream(VmState& vm, uint32_t id) {
   return it == vm.streams.end() ? nullptr : it->second.get();
 }
 
+NetworkContext* find_connection(VmState& vm, uint32_t id) {
+  auto it = vm.connections.find(id);
+  return it == vm.connections.end() ? nullptr : it->second.get();
+}
+
+// A callout's callback is for a stream or connection that may have ended meanwhile.
+bool stream_alive(VmState& vm, uint32_t id) {
+  return find_stream(vm, id) != nullptr || find_connection(vm, id) != nullptr;
+}
+
 }  // namespace
 
 void Dispatch::on_context_create(VmState& vm, uint32_t id, uint32_t parent_id) {
@@ -68,6 +78,7 @@ void Dispatch::on_context_create(VmState& vm, uint32_t id, uint32_t parent_id) {
     if (reg) {
       root = reg->root(id, root_id);
       if (reg->http) vm.http_factories[id] = &reg->http;
+      if (reg->network) vm.network_factories[id] = &reg->network;
     } else {
       root = std::make_unique<UnknownRoot>(id, root_id);
     }
@@ -75,9 +86,12 @@ void Dispatch::on_context_create(VmState& vm, uint32_t id, uint32_t parent_id) {
     return;
   }
   RootContext* root = find_root(vm, parent_id);
-  auto factory = vm.http_factories.find(parent_id);
-  if (!root || factory == vm.http_factories.end()) return;  // callbacks on `id` then no-op
-  vm.streams[id] = (*factory->second)(id, root);
+  if (!root) return;  // callbacks on `id` are then no-ops
+  if (auto f = vm.http_factories.find(parent_id); f != vm.http_factories.end()) {
+    vm.streams[id] = (*f->second)(id, root);
+  } else if (auto n = vm.network_factories.find(parent_id); n != vm.network_factories.end()) {
+    vm.connections[id] = (*n->second)(id, root);
+  }
 }
 
 uint32_t Dispatch::on_vm_start(VmState& vm, uint32_t root_id, uint32_t config_size) {
@@ -114,7 +128,7 @@ void Dispatch::on_http_call_response(VmState& vm, uint32_t root_id, uint32_t tok
   RootContext::PendingCall call = std::move(it->second);
   root->http_calls_.erase(it);
   if (call.stream_id != 0) {
-    if (!find_stream(vm, call.stream_id)) return;  // the stream ended meanwhile
+    if (!stream_alive(vm, call.stream_id)) return;  // the stream ended meanwhile
     proxy_set_effective_context(call.stream_id);
   }
   HttpCallResponse response{token, num_headers, body_size, num_trailers};
@@ -165,7 +179,7 @@ void Dispatch::on_grpc_receive(VmState& vm, uint32_t root_id, uint32_t token,
     RootContext::PendingGrpcCall pending = std::move(call->second);
     root->grpc_calls_.erase(call);
     if (pending.stream_id != 0) {
-      if (!find_stream(vm, pending.stream_id)) return;  // the stream ended meanwhile
+      if (!stream_alive(vm, pending.stream_id)) return;  // the stream ended meanwhile
       proxy_set_effective_context(pending.stream_id);
     }
     GrpcCallResult result;
@@ -199,7 +213,7 @@ void Dispatch::on_grpc_close(VmState& vm, uint32_t root_id, uint32_t token, uint
     result.status = code == GrpcStatus::Ok ? GrpcStatus::Internal : code;  // Ok without an answer
     result.status_message = status_message();
     if (pending.stream_id != 0) {
-      if (!find_stream(vm, pending.stream_id)) return;
+      if (!stream_alive(vm, pending.stream_id)) return;
       proxy_set_effective_context(pending.stream_id);
     }
     if (pending.callback) pending.callback(result);
@@ -248,9 +262,42 @@ uint32_t Dispatch::on_response_trailers(VmState& vm, uint32_t id, uint32_t num_t
   return s ? static_cast<uint32_t>(s->on_response_trailers(num_trailers)) : 0;
 }
 
+uint32_t Dispatch::on_new_connection(VmState& vm, uint32_t id) {
+  NetworkContext* c = find_connection(vm, id);
+  return c ? static_cast<uint32_t>(c->on_new_connection()) : 0;
+}
+
+uint32_t Dispatch::on_downstream_data(VmState& vm, uint32_t id, uint32_t data_size,
+                                      uint32_t end_of_stream) {
+  NetworkContext* c = find_connection(vm, id);
+  return c ? static_cast<uint32_t>(c->on_downstream_data(data_size, end_of_stream != 0)) : 0;
+}
+
+uint32_t Dispatch::on_upstream_data(VmState& vm, uint32_t id, uint32_t data_size,
+                                    uint32_t end_of_stream) {
+  NetworkContext* c = find_connection(vm, id);
+  return c ? static_cast<uint32_t>(c->on_upstream_data(data_size, end_of_stream != 0)) : 0;
+}
+
+void Dispatch::on_downstream_connection_close(VmState& vm, uint32_t id, uint32_t peer_type) {
+  if (NetworkContext* c = find_connection(vm, id)) {
+    c->on_downstream_connection_close(static_cast<PeerType>(peer_type));
+  }
+}
+
+void Dispatch::on_upstream_connection_close(VmState& vm, uint32_t id, uint32_t peer_type) {
+  if (NetworkContext* c = find_connection(vm, id)) {
+    c->on_upstream_connection_close(static_cast<PeerType>(peer_type));
+  }
+}
+
 uint32_t Dispatch::on_done(VmState& vm, uint32_t id) {
   if (HttpContext* s = find_stream(vm, id)) {
     s->on_done();
+    return 1;
+  }
+  if (NetworkContext* c = find_connection(vm, id)) {
+    c->on_done();
     return 1;
   }
   if (RootContext* root = find_root(vm, id)) return root->on_done() ? 1 : 0;
@@ -259,6 +306,7 @@ uint32_t Dispatch::on_done(VmState& vm, uint32_t id) {
 
 void Dispatch::on_log(VmState& vm, uint32_t id) {
   if (HttpContext* s = find_stream(vm, id)) s->on_log();
+  if (NetworkContext* c = find_connection(vm, id)) c->on_log();
 }
 
 void Dispatch::on_delete(VmState& vm, uint32_t id) {
@@ -267,10 +315,16 @@ void Dispatch::on_delete(VmState& vm, uint32_t id) {
     vm.streams.erase(id);  // by key: on_delete may have touched the map
     return;
   }
+  if (auto it = vm.connections.find(id); it != vm.connections.end()) {
+    it->second->on_delete();
+    vm.connections.erase(id);
+    return;
+  }
   if (auto it = vm.roots.find(id); it != vm.roots.end()) {
     it->second->on_delete();
     vm.roots.erase(id);
     vm.http_factories.erase(id);
+    vm.network_factories.erase(id);
   }
 }
 

@@ -17,7 +17,9 @@ struct VmState {
   std::unordered_map<uint32_t, std::unique_ptr<RootContext>> roots;
   // How each root makes its stream contexts (absent: the root has none).
   std::unordered_map<uint32_t, const detail::HttpFactory*> http_factories;
+  std::unordered_map<uint32_t, const detail::NetworkFactory*> network_factories;
   std::unordered_map<uint32_t, std::unique_ptr<HttpContext>> streams;
+  std::unordered_map<uint32_t, std::unique_ptr<NetworkContext>> connections;
 };
 
 // The exported callbacks, one function each, in ABI argument order.
@@ -50,6 +52,13 @@ struct Dispatch {
   static uint32_t on_response_body(VmState& vm, uint32_t id, uint32_t body_size,
                                    uint32_t end_of_stream);
   static uint32_t on_response_trailers(VmState& vm, uint32_t id, uint32_t num_trailers);
+  static uint32_t on_new_connection(VmState& vm, uint32_t id);
+  static uint32_t on_downstream_data(VmState& vm, uint32_t id, uint32_t data_size,
+                                     uint32_t end_of_stream);
+  static uint32_t on_upstream_data(VmState& vm, uint32_t id, uint32_t data_size,
+                                   uint32_t end_of_stream);
+  static void on_downstream_connection_close(VmState& vm, uint32_t id, uint32_t peer_type);
+  static void on_upstream_connection_close(VmState& vm, uint32_t id, uint32_t peer_type);
   static uint32_t on_done(VmState& vm, uint32_t id);
   static void on_log(VmState& vm, uint32_t id);
   static void on_delete(VmState& vm, uint32_t id);

@@ -480,6 +480,13 @@ Status HttpContext::http_call(std::string_view cluster, const Pairs& headers, st
                                 std::move(callback));
 }
 
+Status NetworkContext::http_call(std::string_view cluster, const Pairs& headers,
+                                 std::string_view body, const Pairs& trailers, uint32_t timeout_ms,
+                                 HttpCallCallback callback) {
+  return root_->start_http_call(id(), cluster, headers, body, trailers, timeout_ms,
+                                std::move(callback));
+}
+
 Status RootContext::start_grpc_call(uint32_t stream_id, std::string_view cluster,
                                     std::string_view service, std::string_view method,
                                     const Pairs& metadata, std::string_view message,

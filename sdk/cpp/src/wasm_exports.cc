@@ -88,6 +88,25 @@ SLUICE_EXPORT(proxy_on_response_trailers)
 uint32_t sluice_on_response_trailers(uint32_t id, uint32_t trailers) {
   return Dispatch::on_response_trailers(vm(), id, trailers);
 }
+SLUICE_EXPORT(proxy_on_new_connection) uint32_t sluice_on_new_connection(uint32_t id) {
+  return Dispatch::on_new_connection(vm(), id);
+}
+SLUICE_EXPORT(proxy_on_downstream_data)
+uint32_t sluice_on_downstream_data(uint32_t id, uint32_t size, uint32_t eos) {
+  return Dispatch::on_downstream_data(vm(), id, size, eos);
+}
+SLUICE_EXPORT(proxy_on_upstream_data)
+uint32_t sluice_on_upstream_data(uint32_t id, uint32_t size, uint32_t eos) {
+  return Dispatch::on_upstream_data(vm(), id, size, eos);
+}
+SLUICE_EXPORT(proxy_on_downstream_connection_close)
+void sluice_on_downstream_connection_close(uint32_t id, uint32_t peer) {
+  Dispatch::on_downstream_connection_close(vm(), id, peer);
+}
+SLUICE_EXPORT(proxy_on_upstream_connection_close)
+void sluice_on_upstream_connection_close(uint32_t id, uint32_t peer) {
+  Dispatch::on_upstream_connection_close(vm(), id, peer);
+}
 SLUICE_EXPORT(proxy_on_done) uint32_t sluice_on_done(uint32_t id) {
   return Dispatch::on_done(vm(), id);
 }

@@ -340,6 +340,15 @@ WasmResult buffer_of(Context* ctx, uint64_t type, std::string_view* view,
       *mutable_out = b;
       return WasmResult::Ok;
     }
+    case BufferType::NetworkDownstreamData:
+    case BufferType::NetworkUpstreamData: {
+      NetworkStream* n = ctx->network();
+      if (!n) return WasmResult::NotFound;
+      std::string& b = type == 2 ? n->downstream_data() : n->upstream_data();
+      *view = b;
+      *mutable_out = &b;
+      return WasmResult::Ok;
+    }
     case BufferType::HttpCallResponseBody: {
       const http::AsyncResponse* r = w.http_call_response();
       if (!r) return WasmResult::NotFound;
@@ -427,6 +436,19 @@ void note_stream_action(Context* ctx) {
 uint64_t proxy_continue_stream(WasmVm&, Args a, void*) {
   if (a[0] > 3) return res(WasmResult::BadArgument);
   Context* ctx = current_context();
+  if (ctx && ctx->network()) {
+    // A TCP connection: downstream resumes reading, upstream releases held writes (Envoy
+    // answers Unimplemented for upstream; SDKs treat anything but Ok as fatal).
+    if (a[0] == 2) {
+      ctx->want_continue_downstream = true;
+    } else if (a[0] == 3) {
+      ctx->want_continue_upstream = true;
+    } else {
+      return res(WasmResult::NotFound);  // no HTTP request or response here
+    }
+    note_stream_action(ctx);
+    return kOk;
+  }
   if (!ctx || !ctx->stream()) return res(WasmResult::NotFound);
   if (a[0] == 0) {
     ctx->want_continue_request = true;
@@ -451,6 +473,14 @@ uint64_t proxy_continue_response(WasmVm& vm, Args, void* d) {
 uint64_t proxy_close_stream(WasmVm&, Args a, void*) {
   if (a[0] > 3) return res(WasmResult::BadArgument);
   Context* ctx = current_context();
+  if (ctx && ctx->network()) {
+    // Either side closes the client connection (flushed), as Envoy; tcp_proxy then closes the
+    // upstream one.
+    if (a[0] < 2) return res(WasmResult::NotFound);
+    ctx->want_close = a[0] == 2 ? "wasm_downstream_close" : "wasm_upstream_close";
+    note_stream_action(ctx);
+    return kOk;
+  }
   if (!ctx || !ctx->stream()) return res(WasmResult::NotFound);
   ctx->want_close = "wasm_close_stream";
   note_stream_action(ctx);

@@ -155,21 +155,23 @@ WasmResult get_property(Context& ctx, std::string_view path, std::string& out) {
   if (plugin && top == "xds" && field == "node") return node_property(*plugin, parts, 2, out);
 
   http::StreamFilterCallbacks* s = ctx.stream();
-  if (top == "connection_id" && parts.size() == 1 && s) {
-    put_int(out, static_cast<int64_t>(s->connection_id()));
-    return WasmResult::Ok;
-  }
-  if (!s) {
+  NetworkStream* net = ctx.network();
+  if (!s && !net) {
     // Root contexts have no stream; values a module set itself remain readable there too.
     for (const auto& [k, v] : ctx.filter_state) {
       if (k == path) return out = v, WasmResult::Ok;
     }
     return WasmResult::NotFound;
   }
-  const StreamInfo& info = s->stream_info();
-  const HeaderMap& rq = s->request_headers();
+  const uint64_t connection_id = s ? s->connection_id() : net->connection_id();
+  if (top == "connection_id" && parts.size() == 1) {
+    put_int(out, static_cast<int64_t>(connection_id));
+    return WasmResult::Ok;
+  }
+  const StreamInfo& info = s ? s->stream_info() : net->stream_info();
 
-  if (top == "request" && parts.size() >= 2) {
+  if (s && top == "request" && parts.size() >= 2) {
+    const HeaderMap& rq = s->request_headers();
     if (field == "path") return out = std::string(rq.path()), WasmResult::Ok;
     if (field == "url_path") {
       const std::string_view p = rq.path();
@@ -226,7 +228,7 @@ WasmResult get_property(Context& ctx, std::string_view path, std::string& out) {
     }
     return WasmResult::NotFound;
   }
-  if (top == "response" && parts.size() >= 2) {
+  if (s && top == "response" && parts.size() >= 2) {
     const HeaderMap* rs = s->response_headers();
     if (field == "code") {
       if (!info.response_code && !rs) return WasmResult::NotFound;
@@ -271,7 +273,7 @@ WasmResult get_property(Context& ctx, std::string_view path, std::string& out) {
   }
   if (top == "connection" && parts.size() == 2) {
     if (field == "id") {
-      put_int(out, static_cast<int64_t>(s->connection_id()));
+      put_int(out, static_cast<int64_t>(connection_id));
       return WasmResult::Ok;
     }
     const net::TlsInfo* tls = info.tls;
@@ -318,7 +320,7 @@ WasmResult get_property(Context& ctx, std::string_view path, std::string& out) {
 }
 
 WasmResult set_property(Context& ctx, std::string_view path, std::string_view value) {
-  if (!ctx.stream()) return WasmResult::NotFound;
+  if (!ctx.stream() && !ctx.network()) return WasmResult::NotFound;
   for (auto& [k, v] : ctx.filter_state) {
     if (k == path) {
       v = std::string(value);

@@ -104,6 +104,12 @@ enum class FilterDataStatus : uint32_t {
   StopIterationNoBuffer = 3,
 };
 enum class FilterTrailersStatus : uint32_t { Continue = 0, StopIteration = 1 };
+// Network filters: StopIteration holds the bytes (and, from on_new_connection, the connection)
+// until continue_downstream() / continue_upstream().
+enum class FilterStatus : uint32_t { Continue = 0, StopIteration = 1 };
+// Who closed a connection: in on_downstream_connection_close, Local is the proxy, Remote the
+// client. on_upstream_connection_close reports Unknown (as Envoy).
+enum class PeerType : uint32_t { Unknown = 0, Local = 1, Remote = 2 };
 
 // ---- Minimal formatting ---------------------------------------------------------------------
 // format("a={} b={}", 1, "x"): each {} takes the next argument, {{ and }} are literal braces.
@@ -261,6 +267,10 @@ constexpr Buffer request_body() { return Buffer(BufferType::HttpRequestBody); }
 constexpr Buffer response_body() { return Buffer(BufferType::HttpResponseBody); }
 constexpr Buffer http_call_response_body() { return Buffer(BufferType::HttpCallResponseBody); }
 constexpr Buffer grpc_receive_buffer() { return Buffer(BufferType::GrpcReceiveBuffer); }
+// Network filters: the bytes from the client (downstream) and toward it (upstream) that the
+// current callback is looking at, or that a stopped connection holds.
+constexpr Buffer downstream_data() { return Buffer(BufferType::NetworkDownstreamData); }
+constexpr Buffer upstream_data() { return Buffer(BufferType::NetworkUpstreamData); }
 constexpr Buffer vm_configuration_buffer() { return Buffer(BufferType::VmConfiguration); }
 constexpr Buffer plugin_configuration_buffer() { return Buffer(BufferType::PluginConfiguration); }
 
@@ -339,6 +349,12 @@ inline Status continue_request() { return continue_stream(StreamType::Request); 
 // a root callback remembered): how a gRPC stream handler resumes the request it was opened for.
 Status set_effective_context(uint32_t context_id);
 inline Status continue_response() { return continue_stream(StreamType::Response); }
+// Network filters: pass on the bytes held from the client (and a held new connection), or
+// toward it; close the connection (either side closes the client connection, flushed).
+inline Status continue_downstream() { return continue_stream(StreamType::Downstream); }
+inline Status continue_upstream() { return continue_stream(StreamType::Upstream); }
+inline Status close_downstream() { return close_stream(StreamType::Downstream); }
+inline Status close_upstream() { return close_stream(StreamType::Upstream); }
 
 // ---- Shared data and queues -----------------------------------------------------------------
 // Shared by every VM with the same vm_id (and, on a host, across worker threads).
@@ -527,6 +543,7 @@ class RootContext : public Context {
                          std::string_view body, const Pairs& trailers, uint32_t timeout_ms,
                          HttpCallCallback callback);
   friend class HttpContext;
+  friend class NetworkContext;
 
   std::string root_id_;
   std::unordered_map<uint32_t, PendingCall> http_calls_;
@@ -575,24 +592,63 @@ class HttpContext : public Context {
   RootContext* root_;
 };
 
+// One per TCP connection, for a plugin configured as a network filter
+// (envoy.filters.network.wasm, before tcp_proxy or http_connection_manager). Bytes are read and
+// edited through downstream_data() / upstream_data() during the data callbacks.
+class NetworkContext : public Context {
+ public:
+  NetworkContext(uint32_t id, RootContext* root) : Context(id), root_(root) {}
+  RootContext* root() const { return root_; }
+
+  virtual FilterStatus on_new_connection() { return FilterStatus::Continue; }
+  // From the client; `data_size` counts every byte held for this filter.
+  virtual FilterStatus on_downstream_data(size_t data_size, bool end_of_stream) {
+    return FilterStatus::Continue;
+  }
+  // Toward the client (what the upstream or the HTTP connection manager sends).
+  virtual FilterStatus on_upstream_data(size_t data_size, bool end_of_stream) {
+    return FilterStatus::Continue;
+  }
+  virtual void on_downstream_connection_close(PeerType peer) {}
+  virtual void on_upstream_connection_close(PeerType peer) {}
+  // At the end of the connection: on_log, on_done, on_delete.
+  virtual void on_log() {}
+  virtual void on_done() {}
+  virtual void on_delete() {}
+
+  // An http_call whose callback runs with this connection as the effective context (skipped if
+  // the connection is gone by then), so it may continue_downstream() or close_downstream().
+  Status http_call(std::string_view cluster, const Pairs& headers, std::string_view body,
+                   const Pairs& trailers, uint32_t timeout_ms, HttpCallCallback callback);
+
+ private:
+  RootContext* root_;
+};
+
 // ---- Registration ---------------------------------------------------------------------------
 
 namespace detail {
 using RootFactory = std::function<std::unique_ptr<RootContext>(uint32_t id, std::string_view)>;
 using HttpFactory = std::function<std::unique_ptr<HttpContext>(uint32_t id, RootContext* root)>;
+using NetworkFactory =
+    std::function<std::unique_ptr<NetworkContext>(uint32_t id, RootContext* root)>;
 struct Registration {
   RootFactory root;
-  HttpFactory http;  // may be empty: the root has no stream contexts
+  // At most one is set: the root's stream contexts are HTTP streams or TCP connections (none:
+  // the root has no stream contexts).
+  HttpFactory http;
+  NetworkFactory network;
 };
 void register_factories(std::string_view root_id, Registration registration);
 }  // namespace detail
 
 // A static object per root id, e.g.
 //   static sluice::RegisterContextFactory<MyRoot, MyHttp> reg("my_root_id");
-// MyRoot is constructed as MyRoot(id, root_id); MyHttp as MyHttp(id, MyRoot*) if it has such a
-// constructor, else MyHttp(id, RootContext*). The root id is the plugin's `root_id`; a plugin
-// whose root_id matches nothing uses the only registration if there is exactly one.
-template <typename Root, typename Http = void>
+// MyRoot is constructed as MyRoot(id, root_id); the stream context (an HttpContext or a
+// NetworkContext) as MyHttp(id, MyRoot*) if it has such a constructor, else
+// MyHttp(id, RootContext*). The root id is the plugin's `root_id`; a plugin whose root_id
+// matches nothing uses the only registration if there is exactly one.
+template <typename Root, typename Stream = void>
 struct RegisterContextFactory {
   explicit RegisterContextFactory(std::string_view root_id) {
     static_assert(std::is_base_of_v<RootContext, Root>, "Root must derive from RootContext");
@@ -600,15 +656,26 @@ struct RegisterContextFactory {
     r.root = [](uint32_t id, std::string_view rid) -> std::unique_ptr<RootContext> {
       return std::make_unique<Root>(id, rid);
     };
-    if constexpr (!std::is_void_v<Http>) {
-      static_assert(std::is_base_of_v<HttpContext, Http>, "Http must derive from HttpContext");
-      r.http = [](uint32_t id, RootContext* root) -> std::unique_ptr<HttpContext> {
-        if constexpr (std::is_constructible_v<Http, uint32_t, Root*>) {
-          return std::make_unique<Http>(id, static_cast<Root*>(root));
+    if constexpr (!std::is_void_v<Stream>) {
+      static_assert(
+          std::is_base_of_v<HttpContext, Stream> || std::is_base_of_v<NetworkContext, Stream>,
+          "the stream context must derive from HttpContext or NetworkContext");
+      auto make = [](uint32_t id, RootContext* root) {
+        if constexpr (std::is_constructible_v<Stream, uint32_t, Root*>) {
+          return std::make_unique<Stream>(id, static_cast<Root*>(root));
         } else {
-          return std::make_unique<Http>(id, root);
+          return std::make_unique<Stream>(id, root);
         }
       };
+      if constexpr (std::is_base_of_v<HttpContext, Stream>) {
+        r.http = [make](uint32_t id, RootContext* root) -> std::unique_ptr<HttpContext> {
+          return make(id, root);
+        };
+      } else {
+        r.network = [make](uint32_t id, RootContext* root) -> std::unique_ptr<NetworkContext> {
+          return make(id, root);
+        };
+      }
     }
     detail::register_factories(root_id, std::move(r));
   }
