@@ -212,6 +212,7 @@ struct TcpProxy {
   uint32_t total_weight = 0;
   Duration idle_timeout{3600 * 1000};  // Envoy's default, 1 h; 0 disables
   uint32_t max_connect_attempts = 1;
+  std::vector<AccessLog> access_logs;  // one line per connection, when it ends
 };
 
 // A listener filter chain's entry: the terminal filter (last), or a Wasm network filter before

@@ -666,7 +666,8 @@ void Loader::parse_tcp_proxy(Fields& f, TcpProxy& out) {
   }
   f.read_duration("idle_timeout", out.idle_timeout);
   f.read_uint32("max_connect_attempts", out.max_connect_attempts, 1, 100);
-  f.reject("access_log", "tcp_proxy access logs are not supported yet");
+  f.for_each("access_log",
+             [&](const Value& e) { parse_access_log(e, out.access_logs.emplace_back()); });
   f.reject("hash_policy", "hash_policy is not supported");
   f.reject("tunneling_config", "tunneling_config (CONNECT) is not supported");
   f.reject("on_demand", "on_demand is not supported");

@@ -141,7 +141,14 @@ std::string Server::init() {
       std::vector<std::shared_ptr<filters::NetworkWasmFilterConfig>> network_filters;
       for (const auto& f : chain.filters) {
         if (const auto* proxy = std::get_if<config::TcpProxy>(&f.config)) {
-          tcp = std::make_shared<tcp::TcpProxyConfig>(*proxy);
+          auto proxy_config = std::make_shared<tcp::TcpProxyConfig>(*proxy);
+          for (const auto& log_config : proxy->access_logs) {
+            std::string error;
+            auto log = accesslog::AccessLog::create(log_config, &error);
+            if (!log) return str_cat("listener '", l.name, "': tcp_proxy access log: ", error);
+            proxy_config->access_logs.push_back(std::move(log));
+          }
+          tcp = std::move(proxy_config);
         }
         if (std::holds_alternative<config::WasmPlugin>(f.config)) {
           auto filter = filters::make_network_wasm_filter_config(f, b.node);

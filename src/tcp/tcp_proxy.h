@@ -1,7 +1,7 @@
 // envoy.filters.network.tcp_proxy: a downstream connection piped to one upstream connection of
 // a cluster, bytes both ways, with back-pressure (a side whose peer cannot keep up stops being
 // read), half-close (one side's FIN is passed on and the other direction keeps flowing), an
-// idle timeout, and Envoy's tcp.<stat_prefix>.* stats.
+// idle timeout, Envoy's tcp.<stat_prefix>.* stats and an access log line per connection.
 #pragma once
 
 #include <chrono>
@@ -12,7 +12,9 @@
 
 #include <asio.hpp>
 
+#include "accesslog/access_log.h"
 #include "common/stats.h"
+#include "common/stream_info.h"
 #include "config/bootstrap.h"
 #include "net/connection.h"
 #include "net/lazy_timer.h"
@@ -34,6 +36,7 @@ struct TcpProxyConfig {
   explicit TcpProxyConfig(const config::TcpProxy& config);
   const config::TcpProxy config;
   TcpProxyStats stats;
+  std::vector<std::shared_ptr<accesslog::AccessLog>> access_logs;
   // The cluster for a new connection (weighted_clusters: by weight).
   const std::string& pick_cluster(std::mt19937_64& rng) const;
 };
@@ -90,6 +93,9 @@ class TcpProxySession : public std::enable_shared_from_this<TcpProxySession> {
   Side downstream_side_{*this, false};
   Side upstream_side_{*this, true};
   net::LazyTimer idle_timer_;
+  // What the access log prints: addresses, the upstream, bytes each way, response flags
+  // (UH no healthy host, UO overflow, UF connect failure, NC no cluster), the duration.
+  StreamInfo info_;
   uint32_t connect_attempts_ = 0;
   bool downstream_eof_ = false, upstream_eof_ = false;
   bool finished_ = false;

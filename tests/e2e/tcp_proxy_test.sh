@@ -2,8 +2,8 @@
 # envoy.filters.network.tcp_proxy with the real binary: HTTP bytes through it to nginx, a
 # half-close passed on (socat's client sends, shuts down its side, then reads the reply),
 # 10 MB echoed intact, back-pressure when the client stops reading (memory stays bounded),
-# the idle timeout, weighted clusters, no healthy host, TLS termination in front of it, and
-# Envoy's tcp.<stat_prefix>.* stats.
+# the idle timeout, weighted clusters, no healthy host, TLS termination in front of it, its
+# access log, and Envoy's tcp.<stat_prefix>.* stats.
 source "$(dirname "$0")/lib.sh"
 command -v socat >/dev/null || fail "socat is not installed (make deps)"
 
@@ -51,12 +51,20 @@ P_IDLE=$(free_port); P_NONE=$(free_port)
   echo "  listeners:"
   listener http "$P_HTTP" "          cluster: nginx"
   listener echo "$P_ECHO" "          cluster: echo"
-  listener wc "$P_WC" "          cluster: wc"
+  ACCESS_LOG="          access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              \"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: $WORK/tcp_access.log
+              log_format: { text_format_source: { inline_string: \"%UPSTREAM_CLUSTER% %UPSTREAM_HOST% %BYTES_RECEIVED% %BYTES_SENT% %RESPONSE_FLAGS% %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% %RESPONSE_CODE%\\n\" } }"
+  listener wc "$P_WC" "          cluster: wc
+$ACCESS_LOG"
   listener weighted "$P_W" "          weighted_clusters: { clusters: [ { name: blue, weight: 1 }, { name: green, weight: 1 } ] }"
   listener flood "$P_FLOOD" "          cluster: flood"
   listener idle "$P_IDLE" "          cluster: echo
           idle_timeout: 1s"
-  listener none "$P_NONE" "          cluster: empty"
+  listener none "$P_NONE" "          cluster: empty
+$ACCESS_LOG"
   echo "  clusters:"
   cluster nginx "$NGINX"; cluster echo "$ECHO"; cluster wc "$WC"; cluster blue "$BLUE"
   cluster green "$GREEN"; cluster flood "$FLOOD"; cluster empty none
@@ -117,6 +125,15 @@ pass "idle_timeout closes a silent connection (${elapsed} ms) and counts it"
 timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$P_NONE; cat <&3 > /dev/null" || fail "no-host connection not closed"
 [[ $(stat_of cluster.empty.upstream_cx_none_healthy) -ge 1 ]] || fail "upstream_cx_none_healthy"
 pass "a cluster without hosts closes the connection (upstream_cx_none_healthy)"
+
+# The access log: one line per connection, when it ends (the wc one, then the one with no host).
+wait_until "two tcp_proxy access log lines" \
+  bash -c "[[ \$(wc -l < '$WORK/tcp_access.log' 2>/dev/null) -ge 2 ]]"
+grep -qx "wc 127.0.0.1:$WC 11 3 - 127.0.0.1 0" "$WORK/tcp_access.log" ||
+  fail "access log line of the wc connection: $(cat "$WORK/tcp_access.log")"
+grep -qx "empty - 0 0 UH 127.0.0.1 0" "$WORK/tcp_access.log" ||
+  fail "access log line of the no-host connection: $(cat "$WORK/tcp_access.log")"
+pass "tcp_proxy access_log: cluster, host, bytes each way and flags per connection"
 stop_sluice
 
 # TLS terminated in front of the TCP proxy: HTTPS from curl, plain HTTP to nginx.

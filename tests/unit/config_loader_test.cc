@@ -1321,13 +1321,64 @@ TEST(ConfigLoader, TcpProxy) {
 
   const std::string typed =
       "static_resources.listeners[0].filter_chains[0].filters[0].typed_config";
-  r = load_from_string(listener + "          cluster: nope\n          access_log: []\n" + clusters);
+  r = load_from_string(listener + "          cluster: nope\n" + clusters);
   EXPECT_TRUE(Has(r.errors, typed + ".stat_prefix", 7, "missing required field"))
       << Describe(r.errors);
   EXPECT_TRUE(Has(r.errors, typed + ".cluster", 9, "unknown cluster 'nope'")) << Describe(r.errors);
-  EXPECT_TRUE(Has(r.errors, typed + ".access_log", 10, "not supported")) << Describe(r.errors);
+  r = load_from_string(listener + R"(          stat_prefix: db
+          cluster: a
+          access_log:
+          - name: envoy.access_loggers.stdout
+)" + clusters);
+  ASSERT_TRUE(r.ok()) << Describe(r.errors);
+  const auto& logged =
+      std::get<TcpProxy>(r.bootstrap->listeners[0].filter_chains[0].filters[0].config);
+  ASSERT_EQ(logged.access_logs.size(), 1u);
+  EXPECT_EQ(logged.access_logs[0].path, "/dev/stdout");
   r = load_from_string(listener + "          stat_prefix: x\n" + clusters);
   EXPECT_TRUE(Has(r.errors, typed, 7, "exactly one of cluster, weighted_clusters"))
+      << Describe(r.errors);
+}
+
+// envoy.filters.network.wasm: a PluginConfig before the terminal filter, never in its place.
+TEST(ConfigLoader, NetworkWasmFilter) {
+  const std::string head = R"(static_resources:
+  listeners:
+  - address: {socket_address: {address: 127.0.0.1, port_value: 9000}}
+    filter_chains:
+    - filters:
+      - name: counter
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm
+          config:
+            name: counter
+            root_id: tcp_rewrite
+            configuration: "from = a"
+            vm_config: {runtime: envoy.wasm.runtime.null, code: {local: {inline_string: sluice.tcp_rewrite}}}
+)";
+  const std::string tail = R"(      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: t
+          cluster: a
+  clusters:
+  - {name: a, load_assignment: {cluster_name: a}}
+)";
+  LoadResult r = load_from_string(head + tail);
+  ASSERT_TRUE(r.ok()) << Describe(r.errors);
+  const auto& filters = r.bootstrap->listeners[0].filter_chains[0].filters;
+  ASSERT_EQ(filters.size(), 2u);
+  const auto& plugin = std::get<WasmPlugin>(filters[0].config);
+  EXPECT_EQ(plugin.name, "counter");
+  EXPECT_EQ(plugin.root_id, "tcp_rewrite");
+  EXPECT_EQ(plugin.configuration, "from = a");
+  EXPECT_EQ(plugin.runtime, "envoy.wasm.runtime.null");
+  EXPECT_TRUE(std::holds_alternative<TcpProxy>(filters[1].config));
+
+  // Alone, it has nothing to hand the connection to.
+  r = load_from_string(head);
+  EXPECT_TRUE(Has(r.errors, "static_resources.listeners[0].filter_chains[0]", 5,
+                  "must be followed by a terminal filter"))
       << Describe(r.errors);
 }
 
