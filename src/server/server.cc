@@ -6,6 +6,7 @@
 #include "filters/network/wasm_filter.h"
 
 #include <csignal>
+#include <optional>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -109,6 +110,17 @@ std::string Server::init() {
     refresh_membership_healthy(clusters_.size() - 1);
   }
 
+  // The main thread's own pools and HTTP client: for the singleton services' callouts, and for
+  // the canaries' while plugins load below (a plugin may call out from on_configure, as Envoy
+  // allows; the canary is thrown away after it, its callouts cancelled unanswered).
+  main_clusters_ = std::make_unique<upstream::ClusterManager>(clusters_, &main_loop_, 4099);
+  for (size_t c = 0; c < clusters_.size(); ++c) {
+    main_clusters_->set_hosts(clusters_[c]->name(), host_sets_[c]);
+  }
+  main_http_client_ = std::make_unique<http::AsyncClient>(main_loop_, *main_clusters_);
+  std::optional<wasm::ScopedLoadingClient> loading_plugins;
+  loading_plugins.emplace(main_http_client_.get());
+
   for (size_t li = 0; li < b.listeners.size(); ++li) {
     const auto& l = b.listeners[li];
     // One HTTP connection manager per filter chain (chains are told apart by SNI).
@@ -211,13 +223,7 @@ std::string Server::init() {
     }
     (service.singleton ? singletons_ : wasm_plugins_).push_back(std::move(*plugin));
   }
-  if (!singletons_.empty()) {
-    main_clusters_ = std::make_unique<upstream::ClusterManager>(clusters_, &main_loop_, 4099);
-    for (size_t c = 0; c < clusters_.size(); ++c) {
-      main_clusters_->set_hosts(clusters_[c]->name(), host_sets_[c]);
-    }
-    main_http_client_ = std::make_unique<http::AsyncClient>(main_loop_, *main_clusters_);
-  }
+  loading_plugins.reset();
 
   for (int i = 0; i < options_.concurrency; ++i) {
     auto w = std::make_unique<Worker>(i, clusters_, wasm_plugins_);

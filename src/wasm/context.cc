@@ -364,9 +364,8 @@ WasmResult WasmInstance::http_call(Context& root, std::string_view cluster,
                                    std::string_view body,
                                    const std::vector<std::pair<std::string, std::string>>& trailers,
                                    uint32_t timeout_ms, uint32_t* token) {
-  std::shared_ptr<ThreadLoop> loop = this_thread_loop();
-  http::AsyncClient* client = loop ? loop->http_client() : nullptr;
-  if (!client) return WasmResult::InternalFailure;  // no worker here (the canary's thread)
+  http::AsyncClient* client = this_thread_http_client();
+  if (!client) return WasmResult::InternalFailure;  // no client on this thread
   if (http_calls_.size() >= max_outstanding_http_calls()) {
     static const stats::Counter overflow = stats::Store::instance().counter(
         stats::MetricName{"wasm.http_call_overflow", "wasm.http_call_overflow", {}});
@@ -463,9 +462,8 @@ WasmResult WasmInstance::grpc_open(Context& root, bool unary, std::string_view u
                                    std::string_view service, std::string_view method,
                                    const std::vector<std::pair<std::string, std::string>>& metadata,
                                    std::string_view message, uint32_t timeout_ms, uint32_t* token) {
-  std::shared_ptr<ThreadLoop> loop = this_thread_loop();
-  http::AsyncClient* client = loop ? loop->http_client() : nullptr;
-  if (!client) return WasmResult::InternalFailure;  // no worker here (the canary's thread)
+  http::AsyncClient* client = this_thread_http_client();
+  if (!client) return WasmResult::InternalFailure;  // no client on this thread
   if (grpc_calls_.size() >= max_outstanding_http_calls()) {
     static const stats::Counter overflow = stats::Store::instance().counter(
         stats::MetricName{"wasm.grpc_call_overflow", "wasm.grpc_call_overflow", {}});

@@ -251,7 +251,8 @@ class WasmInstance {
   // proxy_http_call from `root`'s plugin: sends through this thread's HTTP client and answers
   // with proxy_on_http_call_response on `root` later (never inside this call). Statuses as
   // Envoy's: BadArgument for an unknown cluster, missing pseudo-headers or a header with CR/LF;
-  // InternalFailure without a client on this thread (a canary) or past the outstanding bound.
+  // InternalFailure without a client on this thread (thread_loop.h) or past the outstanding
+  // bound. A canary's calls are sent and cancelled with it, unanswered.
   WasmResult http_call(Context& root, std::string_view cluster,
                        const std::vector<std::pair<std::string, std::string>>& headers,
                        std::string_view body,

@@ -6,7 +6,8 @@ namespace sluice::wasm {
 
 namespace {
 thread_local std::shared_ptr<ThreadLoop> tls_loop;
-}
+thread_local http::AsyncClient* tls_loading_client = nullptr;
+}  // namespace
 
 bool ThreadLoop::post(std::function<void()> fn) {
   std::lock_guard lock(mu_);
@@ -21,6 +22,18 @@ void ThreadLoop::close() {
 }
 
 std::shared_ptr<ThreadLoop> this_thread_loop() { return tls_loop; }
+
+http::AsyncClient* this_thread_http_client() {
+  if (tls_loop) return tls_loop->http_client();
+  return tls_loading_client;
+}
+
+ScopedLoadingClient::ScopedLoadingClient(http::AsyncClient* client)
+    : previous_(tls_loading_client) {
+  tls_loading_client = client;
+}
+
+ScopedLoadingClient::~ScopedLoadingClient() { tls_loading_client = previous_; }
 
 ScopedThreadLoop::ScopedThreadLoop(asio::io_context& loop, http::AsyncClient* http_client)
     : loop_(std::make_shared<ThreadLoop>(loop, http_client)), previous_(std::move(tls_loop)) {

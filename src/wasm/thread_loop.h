@@ -50,6 +50,24 @@ class ThreadLoop {
 // The calling thread's loop, or nullptr.
 std::shared_ptr<ThreadLoop> this_thread_loop();
 
+// The HTTP client for Proxy-Wasm callouts made on this thread: its loop's, else the one a
+// ScopedLoadingClient set, else nullptr.
+http::AsyncClient* this_thread_http_client();
+
+// While plugins load on the main thread, their canaries (thrown away after on_configure) may call
+// out as Envoy lets them, through `client`: the calls are sent and then cancelled with the
+// canary, unanswered. The thread gets no loop from this: no ticks, no queue notifications.
+class ScopedLoadingClient {
+ public:
+  explicit ScopedLoadingClient(http::AsyncClient* client);
+  ~ScopedLoadingClient();
+  ScopedLoadingClient(const ScopedLoadingClient&) = delete;
+  ScopedLoadingClient& operator=(const ScopedLoadingClient&) = delete;
+
+ private:
+  http::AsyncClient* previous_;
+};
+
 // Makes `loop` (and `http_client`, if given: the worker's client for Proxy-Wasm HTTP callouts) the
 // calling thread's for the lifetime of this object (which must end on the same thread, before the
 // io_context and the client are destroyed). Work posted afterwards is dropped.

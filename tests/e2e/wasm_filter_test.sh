@@ -133,3 +133,22 @@ for case in "missing:$WORK/nope.wasm:cannot read Wasm module" \
       > "$WORK/bad.yaml"
   bad "$what" "$WORK/bad.yaml" "$msg"
 done
+
+# A plugin calling out from on_configure (tests/wasm/configure_callout.wat): the canary at load
+# gets Ok for a known cluster, as in Envoy, so the configuration loads; an unknown cluster is
+# BadArgument, and the plugin refuses its configuration.
+callout_config() {  # cluster
+  sed "s|$SLUICE_TEST_WASM_DIR/filter_basic.wasm|$SLUICE_TEST_WASM_DIR/configure_callout.wasm|; s/value: from-config/value: $1/" \
+    "$WORK/sluice.yaml" |
+    sed "s/port_value: $PORT\b/port_value: $(free_port)/; s/port_value: $PORT_OPEN\b/port_value: $(free_port)/"
+}
+callout_config nginx > "$WORK/callout.yaml"
+timeout 20 "$SLUICE_BIN" -c "$WORK/callout.yaml" --concurrency 1 -l debug > "$WORK/callout.log" 2>&1 &
+callout_pid=$!
+for _ in $(seq 100); do grep -q "Wasm plugin(s) started" "$WORK/callout.log" && break; sleep 0.1; done
+grep -q "worker 0: 2 of 2 Wasm plugin(s) started" "$WORK/callout.log" ||
+  fail "plugin calling out in on_configure: $(cat "$WORK/callout.log")"
+kill "$callout_pid"; wait "$callout_pid" 2>/dev/null || true
+pass "proxy_http_call from on_configure works at load (the canary) and on the workers"
+callout_config nope > "$WORK/callout-bad.yaml"
+bad "on_configure calling out to an unknown cluster" "$WORK/callout-bad.yaml" "on_configure"
