@@ -52,6 +52,7 @@ Sluice demo is up. Try:
   curl -i http://127.0.0.1:10000/hello       # direct response from sluice
   curl -i --http2-prior-knowledge http://127.0.0.1:10000/   # / again, over HTTP/2 (h2c)
   curl -i http://127.0.0.1:10000/old         # redirect
+  curl -i http://127.0.0.1:10001/            # raw TCP through a Wasm network filter (tcp_rewrite)
   curl http://127.0.0.1:9901/stats/prometheus   # admin: metrics
   curl http://127.0.0.1:9901/config_dump        # admin: running config
 Ctrl-C stops everything.
