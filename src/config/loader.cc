@@ -332,13 +332,21 @@ void Loader::check_filter_chains(const Value& v, Fields& f, const Listener& out)
   }
   const std::string path = child_path(v.path, "filter_chains");
   const int line = f.get("filter_chains") ? f.get("filter_chains")->line : v.line;
+  // TLS chains are chosen by SNI; at most one plaintext chain takes the connections whose first
+  // byte is not a TLS handshake.
   std::set<std::string> seen;
-  size_t defaults = 0;
+  size_t defaults = 0, plaintext = 0;
   for (const auto& chain : chains) {
     if (!chain.tls) {
-      d_.error(path, line,
-               "a listener with several filter chains needs TLS on each (they are chosen by SNI)");
-      return;
+      if (!chain.server_names.empty()) {
+        d_.error(path, line,
+                 "filter_chain_match.server_names needs a TLS transport_socket on the chain");
+      }
+      if (++plaintext == 2) {
+        d_.error(path, line,
+                 "more than one filter chain without TLS: they would match the same connections");
+      }
+      continue;
     }
     if (chain.server_names.empty()) ++defaults;
     for (const auto& name : chain.server_names) {
@@ -560,10 +568,21 @@ void Loader::parse_filter_chain_match(const Value& v, FilterChain& out) {
     }
     out.server_names.push_back(std::move(lower));
   });
+  // Sluice tells TLS from plaintext by the first byte itself (no tls_inspector needed): the
+  // protocol follows from the chain's transport socket, and a match must agree with it.
   std::string transport;
-  if (f.read_string("transport_protocol", transport) && transport != "tls") {
-    d_.error(*f.get("transport_protocol"),
-             fmt::format("transport_protocol '{}' is not supported (only 'tls')", transport));
+  if (f.read_string("transport_protocol", transport)) {
+    if (transport != "tls" && transport != "raw_buffer") {
+      d_.error(
+          *f.get("transport_protocol"),
+          fmt::format("transport_protocol '{}' is not supported (tls or raw_buffer)", transport));
+    } else if ((transport == "tls") != out.tls.has_value()) {
+      d_.error(*f.get("transport_protocol"),
+               transport == "tls"
+                   ? "transport_protocol 'tls' needs a TLS transport_socket on the chain (TLS "
+                     "passthrough is not supported)"
+                   : "transport_protocol 'raw_buffer' on a chain with a TLS transport_socket");
+    }
   }
   for (const char* field : {"destination_port", "prefix_ranges", "address_suffix", "suffix_len",
                             "direct_source_prefix_ranges", "source_type", "source_prefix_ranges",

@@ -282,7 +282,13 @@ void Connection::start_tls_server(std::shared_ptr<const TlsFilterChains> chains,
                                   std::chrono::milliseconds timeout,
                                   std::function<void(const asio::error_code&)> done) {
   // Any chain's context starts the handshake; the ClientHello callback moves it to its own.
-  auto first = chains->chains.front().context;
+  std::shared_ptr<TlsServerContext> first;
+  for (const auto& c : chains->chains) {
+    if (c.context) {
+      first = c.context;
+      break;
+    }
+  }
   tls_ = std::make_unique<asio::ssl::stream<DrainingStream>>(DrainingStream(socket_),
                                                              first->context());
   tls_context_ = first;

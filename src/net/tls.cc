@@ -261,6 +261,7 @@ int TlsFilterChains::select(std::string_view sni) const {
   int best = -1, fallback = -1;
   size_t best_len = 0;
   for (size_t i = 0; i < chains.size(); ++i) {
+    if (!chains[i].context) continue;  // the plaintext chain
     if (chains[i].server_names.empty()) {
       if (fallback < 0) fallback = static_cast<int>(i);
       continue;
@@ -284,7 +285,10 @@ Result<std::shared_ptr<const TlsFilterChains>> TlsFilterChains::build(
   auto out = std::make_shared<TlsFilterChains>();
   for (size_t i = 0; i < filter_chains.size(); ++i) {
     const auto& fc = filter_chains[i];
-    if (!fc.tls) return Error{"filter chain " + std::to_string(i) + " has no TLS"};
+    if (!fc.tls) {
+      out->chains.push_back(Chain{{}, nullptr});
+      continue;
+    }
     auto context = TlsServerContext::create(*fc.tls, i);
     if (!context) {
       return Error{filter_chains.size() > 1
@@ -292,6 +296,10 @@ Result<std::shared_ptr<const TlsFilterChains>> TlsFilterChains::build(
                        : context.error()};
     }
     out->chains.push_back(Chain{fc.server_names, std::move(*context)});
+  }
+  if (std::none_of(out->chains.begin(), out->chains.end(),
+                   [](const Chain& c) { return c.context != nullptr; })) {
+    return Error{"no filter chain has TLS"};
   }
   return std::shared_ptr<const TlsFilterChains>(std::move(out));
 }

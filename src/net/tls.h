@@ -54,12 +54,13 @@ class TlsServerContext {
 // A TLS listener's filter chains, in config order.
 struct TlsFilterChains {
   struct Chain {
-    std::vector<std::string> server_names;  // lower case; exact or "*.suffix"; empty: default
-    std::shared_ptr<TlsServerContext> context;
+    std::vector<std::string> server_names;      // lower case; exact or "*.suffix"; empty: default
+    std::shared_ptr<TlsServerContext> context;  // null: the listener's plaintext chain
   };
-  std::vector<Chain> chains;
+  std::vector<Chain> chains;  // in config order: an index here is the filter chain's index
 
-  // A context per chain of a TLS listener (every chain has TLS: the loader checks it).
+  // A context per TLS chain of a listener; a plaintext chain (a listener may have one besides
+  // its TLS chains) keeps its place with no context, and is never selected.
   static Result<std::shared_ptr<const TlsFilterChains>> build(
       const std::vector<config::FilterChain>& filter_chains);
 

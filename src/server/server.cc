@@ -5,6 +5,7 @@
 #include "filters/http/wasm_filter.h"
 #include "filters/network/wasm_filter.h"
 
+#include <algorithm>
 #include <csignal>
 #include <optional>
 #include <thread>
@@ -190,7 +191,13 @@ std::string Server::init() {
     listener_endpoints_.push_back(ep);
     ListenerRuntime rt{l.name,  ep,     l.per_connection_buffer_limit_bytes, std::move(chains_rt),
                        nullptr, nullptr};
-    if (l.filter_chains[0].tls) {
+    const bool any_tls =
+        std::any_of(l.filter_chains.begin(), l.filter_chains.end(),
+                    [](const config::FilterChain& c) { return c.tls.has_value(); });
+    if (any_tls) {
+      for (size_t ci = 0; ci < l.filter_chains.size(); ++ci) {
+        if (!l.filter_chains[ci].tls) rt.plain_chain = static_cast<int>(ci);
+      }
       auto chains = net::TlsFilterChains::build(l.filter_chains);
       if (!chains) return str_cat("listener '", l.name, "': TLS: ", chains.error());
       rt.tls_chains = std::move(*chains);

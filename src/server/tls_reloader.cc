@@ -82,11 +82,13 @@ void TlsReloader::watch(size_t listener_index, const config::Listener& listener,
   w.index = listener_index;
   w.name = listener.name;
   for (const auto& chain : listener.filter_chains) {
-    if (!chain.tls) return;
+    // A plaintext chain keeps its place (chain indices are config order) with nothing to watch.
     config::FilterChain copy;
     copy.server_names = chain.server_names;
     copy.tls = chain.tls;
-    for (auto& f : files_of(*chain.tls)) w.files.push_back(std::move(f));
+    if (chain.tls) {
+      for (auto& f : files_of(*chain.tls)) w.files.push_back(std::move(f));
+    }
     w.chains.push_back(std::move(copy));
   }
   if (w.files.empty()) return;
@@ -161,6 +163,7 @@ void TlsReloader::reload(WatchedCluster& w) {
 void TlsReloader::reload(Watched& w) {
   std::string problem;
   for (auto& chain : w.chains) {
+    if (!chain.tls) continue;  // a listener's plaintext chain
     if (problem = refresh(*chain.tls); !problem.empty()) break;
   }
   if (problem.empty()) {

@@ -75,7 +75,9 @@ void Worker::accept(Acceptor& a) {
       spdlog::warn("listener {}: accept failed: {}", a.listener.name, ec.message());
     } else {
       auto conn = std::make_shared<net::Connection>(std::move(socket), a.listener.buffer_limit);
-      if (a.listener.tls_chains) {
+      if (a.listener.tls_chains && a.listener.plain_chain >= 0) {
+        detect_tls(a, std::move(conn));
+      } else if (a.listener.tls_chains) {
         start_tls(a, std::move(conn));
       } else {
         serve(a, std::move(conn), 0);
@@ -83,6 +85,41 @@ void Worker::accept(Acceptor& a) {
     }
     if (!draining_) accept(a);
   });
+}
+
+void Worker::detect_tls(Acceptor& a, std::shared_ptr<net::Connection> conn) {
+  net::Connection* key = conn.get();
+  handshaking_.emplace(key, conn);
+  // A client that sends nothing is cut off like a stalled handshake.
+  auto timer = std::make_shared<asio::steady_timer>(loop_);
+  timer->expires_after(a.listener.tls->handshake_timeout);
+  timer->async_wait([this, key](const asio::error_code& ec) {
+    if (ec) return;
+    if (auto it = handshaking_.find(key); it != handshaking_.end()) {
+      asio::error_code ignored;
+      it->second->socket().cancel(ignored);
+    }
+  });
+  conn->socket().async_wait(
+      asio::socket_base::wait_read, [this, &a, key, timer](const asio::error_code& ec) {
+        timer->cancel();
+        auto it = handshaking_.find(key);
+        if (it == handshaking_.end()) return;  // the worker stopped
+        std::shared_ptr<net::Connection> conn = std::move(it->second);
+        handshaking_.erase(it);
+        unsigned char first = 0;
+        const ssize_t n =
+            ec ? -1 : ::recv(conn->socket().native_handle(), &first, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n <= 0) {  // timed out, an error, or the client left without a byte
+          conn->close(false);
+          return;
+        }
+        if (first == 0x16) {  // a TLS handshake record: a ClientHello follows
+          start_tls(a, std::move(conn));
+        } else {
+          serve(a, std::move(conn), static_cast<size_t>(a.listener.plain_chain));
+        }
+      });
 }
 
 // HTTP starts once the handshake is done, on the filter chain it chose by SNI. A failed one

@@ -47,6 +47,9 @@ struct ListenerRuntime {
   std::shared_ptr<ListenerTls> tls;  // null: plain TCP
   // The chains' TLS contexts; each worker keeps its own pointer, replaced on certificate reload.
   std::shared_ptr<const net::TlsFilterChains> tls_chains;
+  // With TLS: the plaintext chain beside the TLS ones (-1: none), for connections whose first
+  // byte is not a TLS handshake record.
+  int plain_chain = -1;
 };
 
 class Worker : public http::WorkerContext, public tcp::TcpProxyOwner {
@@ -91,6 +94,9 @@ class Worker : public http::WorkerContext, public tcp::TcpProxyOwner {
   };
   void accept(Acceptor& a);
   void start_tls(Acceptor& a, std::shared_ptr<net::Connection> conn);
+  // A listener with TLS and plaintext chains: waits for the client's first byte (within the
+  // handshake timeout) and takes the TLS path for a handshake record, the plaintext chain else.
+  void detect_tls(Acceptor& a, std::shared_ptr<net::Connection> conn);
   // Runs the chain's network filters, then (once they let the connection through) its
   // terminal filter: start_terminal.
   void serve(Acceptor& a, std::shared_ptr<net::Connection> conn, size_t chain);

@@ -2,7 +2,8 @@
 # TLS filter chains chosen by SNI (filter_chain_match.server_names, with Envoy's tls_inspector
 # listener filter in the config), and certificates reloaded when their files change: new
 # connections get the new certificate, a connection open across the reload keeps working, and a
-# broken replacement is refused while the old certificate keeps serving.
+# broken replacement is refused while the old certificate keeps serving. A listener may also
+# have one plaintext chain beside its TLS ones.
 source "$(dirname "$0")/lib.sh"
 command -v openssl >/dev/null || fail "openssl is not installed (make deps)"
 
@@ -135,3 +136,55 @@ sed -i 's/server_names: \["\*.wild.test"\]/server_names: [API.test]/' "$WORK/dup
 "$SLUICE_BIN" --mode validate -c "$WORK/dup.yaml" > "$WORK/bad.log" 2>&1 && fail "duplicate server name validated"
 grep -q "server name 'api.test' is in more than one filter chain" "$WORK/bad.log" || fail "dup message: $(cat "$WORK/bad.log")"
 pass "a server name claimed by two chains is a config error"
+
+# --- TLS and plaintext on one listener -----------------------------------------------------------
+# The first byte tells them apart (a TLS handshake record is 0x16): TLS goes to the SNI-chosen
+# chain, anything else to the chain without a transport socket. A client that sends nothing is
+# cut off after the handshake timeout.
+make_cert mixed "/CN=api.test mixed" "DNS:api.test"  # api.key was broken on purpose above
+plain_chain() {
+  cat <<YAML
+    - filter_chain_match: { transport_protocol: raw_buffer }
+      filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: plain
+          route_config:
+            virtual_hosts:
+            - { name: all, domains: ["*"], routes: [ { match: { prefix: "/" }, direct_response: { status: 200, body: { inline_string: "plaintext chain\n" } } } ] }
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+YAML
+}
+{
+  write_config /dev/stdout no | sed '/^    - filter_chain_match/,$d'
+  chain "[api.test]" mixed "api chain" | sed 's/^      transport_socket:/      transport_socket_connect_timeout: 1s\n      transport_socket:/'
+  plain_chain
+} > "$WORK/mixed.yaml"
+start_sluice "$WORK/mixed.yaml"
+[[ $(get api.test) == "api chain" ]] || fail "TLS on a mixed listener: $(get api.test 2>&1)"
+out=$(curl -sS --max-time 5 "http://127.0.0.1:$PORT/")
+[[ $out == "plaintext chain" ]] || fail "plaintext on a mixed listener: $out"
+out=$(curl -sS --max-time 5 --http2-prior-knowledge "http://127.0.0.1:$PORT/")
+[[ $out == "plaintext chain" ]] || fail "h2c on a mixed listener: $out"
+start=$(date +%s%N)
+timeout 8 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT; cat <&3 > /dev/null" || fail "a silent client was never closed"
+elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
+(( elapsed >= 800 && elapsed < 5000 )) || fail "a silent client was closed after $elapsed ms (want ~1 s)"
+pass "TLS and plaintext chains on one listener: TLS by SNI, plaintext (HTTP/1 and h2c) otherwise"
+stop_sluice
+
+{
+  write_config /dev/stdout no | sed '/^    - filter_chain_match/,$d'
+  chain "[api.test]" mixed "api chain"
+  plain_chain
+  plain_chain
+} > "$WORK/two-plain.yaml"
+"$SLUICE_BIN" --mode validate -c "$WORK/two-plain.yaml" > "$WORK/bad.log" 2>&1 && fail "two plaintext chains validated"
+grep -q "more than one filter chain without TLS" "$WORK/bad.log" || fail "two plaintext chains: $(cat "$WORK/bad.log")"
+sed 's/transport_protocol: raw_buffer/transport_protocol: tls/' "$WORK/mixed.yaml" > "$WORK/passthrough.yaml"
+"$SLUICE_BIN" --mode validate -c "$WORK/passthrough.yaml" > "$WORK/bad.log" 2>&1 && fail "TLS passthrough validated"
+grep -q "TLS passthrough is not supported" "$WORK/bad.log" || fail "passthrough: $(cat "$WORK/bad.log")"
+pass "two plaintext chains, or transport_protocol tls without TLS, are config errors"

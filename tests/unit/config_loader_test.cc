@@ -732,7 +732,7 @@ TEST(ConfigLoader, UnsupportedNetworkFilter) {
   EXPECT_TRUE(Has(r.errors, "static_resources.listeners[0].filter_chains[1]", 11,
                   "a filter chain needs at least one network filter"));
   EXPECT_TRUE(Has(r.errors, "static_resources.listeners[0].filter_chains", 4,
-                  "a listener with several filter chains needs TLS on each"));
+                  "more than one filter chain without TLS"));
   EXPECT_EQ(r.errors.size(), 3u) << Describe(r.errors);
 }
 
