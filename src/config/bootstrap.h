@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -348,9 +349,25 @@ struct WasmService {
   bool singleton = false;
 };
 
+// Sluice's own settings (the top-level `sluice:` block; Envoy has none of them).
+// Resource limits of Wasm VMs (V8; null-runtime plugins are trusted native code). Unset: the
+// defaults block's value, else Sluice's default.
+struct WasmLimits {
+  std::optional<uint32_t> memory_limit_mb;  // default 64
+  std::optional<uint32_t> callback_cpu_ms;  // CPU per callback; default 50 (0: unlimited)
+  std::optional<uint32_t> startup_cpu_ms;   // _initialize, on_vm_start, on_configure; default 2000
+};
+struct SluiceSettings {
+  WasmLimits wasm_defaults;
+  std::map<std::string, WasmLimits, std::less<>> wasm_plugins;  // by the plugin's config.name
+  // The limits of the plugin `name`, every field set.
+  WasmLimits wasm_limits_for(std::string_view name) const;
+};
+
 struct Bootstrap {
   Node node;
   Admin admin;
+  SluiceSettings sluice;
   std::vector<WasmService> wasm_services;
   std::vector<Listener> listeners;
   std::vector<Cluster> clusters;

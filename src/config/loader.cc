@@ -165,6 +165,8 @@ class Loader {
   void check_filter_chains(const Value& v, Fields& f, const Listener& out);
   void parse_plugin_config(const Value& config, WasmPlugin& w);
   void parse_bootstrap_extension(const Value& v, Bootstrap& out);
+  void parse_sluice(const Value& v, SluiceSettings& out);
+  void parse_wasm_limits(const Value& v, WasmLimits& out, bool per_plugin);
   void parse_any_bytes(const Value& v, std::string& out);
   void parse_access_log(const Value& v, AccessLog& out);
   void parse_log_format(Fields& f, AccessLog& out);
@@ -207,6 +209,7 @@ class Loader {
   std::vector<Reference> listener_names_;
   std::vector<Reference> cluster_names_;
   std::vector<std::pair<SocketAddress, Value>> bound_addresses_;  // listeners, then admin
+  std::vector<Reference> wasm_plugin_settings_;                   // sluice.wasm.plugins keys
 };
 
 void Loader::load(const Value& root, Bootstrap& out) {
@@ -215,6 +218,7 @@ void Loader::load(const Value& root, Bootstrap& out) {
   if (std::optional<Value> v = f.get("admin")) parse_admin(*v, out.admin);
   if (std::optional<Value> v = f.get("static_resources")) parse_static_resources(*v, out);
   f.for_each("bootstrap_extensions", [&](const Value& e) { parse_bootstrap_extension(e, out); });
+  if (std::optional<Value> v = f.get("sluice")) parse_sluice(*v, out.sluice);
   f.reject("dynamic_resources", "not supported: Sluice only loads static_resources");
   for (std::string_view key : kIgnoredTopLevelFields) f.ignore(key, "accepted but ignored");
   check_references(out);
@@ -813,6 +817,43 @@ void Loader::parse_http_filter(const Value& v, HttpFilter& out) {
   d_.error(v, typed_config
                   ? fmt::format("unsupported HTTP filter '{}' ({})", out.name, out.type_url)
                   : fmt::format("unsupported HTTP filter '{}'", out.name));
+}
+
+// The `sluice:` block: Sluice's own settings, kept apart so the rest of the file stays Envoy's.
+void Loader::parse_sluice(const Value& v, SluiceSettings& out) {
+  Fields f(d_, v);
+  if (std::optional<Value> wasm = f.get("wasm")) {
+    Fields w(d_, *wasm);
+    if (std::optional<Value> defaults = w.get("defaults")) {
+      parse_wasm_limits(*defaults, out.wasm_defaults, false);
+    }
+    if (std::optional<Value> plugins = w.get("plugins")) {
+      if (!plugins->node.IsMap()) {
+        d_.error(*plugins, "expected a mapping of plugin names (config.name) to their settings");
+      } else {
+        Fields p(d_, *plugins);
+        for (auto& [name, settings] : p.entries()) {
+          parse_wasm_limits(settings, out.wasm_plugins[name], true);
+          wasm_plugin_settings_.push_back({name, settings});
+        }
+      }
+    }
+  }
+  f.reject("oci", "sluice.oci (fetching modules from OCI registries) is not supported yet");
+}
+
+void Loader::parse_wasm_limits(const Value& v, WasmLimits& out, bool per_plugin) {
+  Fields f(d_, v);
+  uint32_t n = 0;
+  if (f.read_uint32("memory_limit_mb", n, 1, 4096)) out.memory_limit_mb = n;
+  if (f.read_uint32("callback_cpu_ms", n, 0, 3600000)) out.callback_cpu_ms = n;
+  if (f.read_uint32("startup_cpu_ms", n, 0, 3600000)) out.startup_cpu_ms = n;
+  if (per_plugin) {
+    for (const char* key :
+         {"hide_request_headers", "hide_response_headers", "hide_client_address"}) {
+      f.reject(key, fmt::format("sluice.wasm.plugins.*.{} is not supported yet", key));
+    }
+  }
 }
 
 void Loader::parse_bootstrap_extension(const Value& v, Bootstrap& out) {
@@ -1684,6 +1725,29 @@ void Loader::check_references(const Bootstrap& b) {
   for (const Reference& r : cluster_refs_) {
     if (b.find_cluster(r.name) == nullptr) {
       d_.error(r.at, fmt::format("unknown cluster '{}'", r.name));
+    }
+  }
+
+  // sluice.wasm.plugins names configured plugins (config.name), like any other reference.
+  if (!wasm_plugin_settings_.empty()) {
+    std::set<std::string, std::less<>> plugins;
+    for (const auto& service : b.wasm_services) plugins.insert(service.plugin.name);
+    for (const auto& listener : b.listeners) {
+      for (const auto& chain : listener.filter_chains) {
+        for (const auto& filter : chain.filters) {
+          if (const auto* w = std::get_if<WasmPlugin>(&filter.config)) plugins.insert(w->name);
+          if (const auto* hcm = std::get_if<HttpConnectionManager>(&filter.config)) {
+            for (const auto& hf : hcm->http_filters) {
+              if (hf.wasm) plugins.insert(hf.wasm->name);
+            }
+          }
+        }
+      }
+    }
+    for (const Reference& r : wasm_plugin_settings_) {
+      if (plugins.count(r.name) == 0) {
+        d_.error(r.at, fmt::format("no Wasm plugin is named '{}' (config.name)", r.name));
+      }
     }
   }
 

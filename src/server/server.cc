@@ -141,7 +141,7 @@ std::string Server::init() {
           }
           for (const auto& hf : hcm->http_filters) {
             if (!hf.wasm) continue;
-            auto filter = filters::make_wasm_filter_config(hf, b.node);
+            auto filter = filters::make_wasm_filter_config(hf, b);
             if (!filter)
               return str_cat("listener '", l.name, "': http filter '", hf.name,
                              "': ", filter.error());
@@ -164,7 +164,7 @@ std::string Server::init() {
           tcp = std::move(proxy_config);
         }
         if (std::holds_alternative<config::WasmPlugin>(f.config)) {
-          auto filter = filters::make_network_wasm_filter_config(f, b.node);
+          auto filter = filters::make_network_wasm_filter_config(f, b);
           if (!filter)
             return str_cat("listener '", l.name, "': network filter '", f.name,
                            "': ", filter.error());
@@ -224,7 +224,7 @@ std::string Server::init() {
 
   // Background Wasm services: a singleton runs on the main thread, the others on every worker.
   for (const auto& service : b.wasm_services) {
-    auto plugin = filters::load_wasm_plugin(service.plugin, b.node);
+    auto plugin = filters::load_wasm_plugin(service.plugin, b);
     if (!plugin) {
       return str_cat("bootstrap extension '", service.name, "': ", plugin.error());
     }

@@ -10,6 +10,7 @@
 #include "grpc/async_client.h"
 #include "http/async_client.h"
 #include "wasm/abi/host_functions.h"
+#include "wasm/cpu_watchdog.h"
 #include "wasm/plugin.h"
 #include "wasm/thread_loop.h"
 
@@ -89,6 +90,8 @@ Result<std::unique_ptr<WasmInstance>> WasmInstance::create(
   w->module_ = std::move(module);
   w->vm_ = std::move(*vm);
   w->runtime_name_ = std::move(runtime_name);
+  // Native (null-runtime) code cannot be stopped: it is trusted, and not watched.
+  w->watched_ = w->vm_->runtime_name() != "envoy.wasm.runtime.null";
   w->vm_id_ = std::move(vm_id);
   w->vm_configuration_ = std::move(vm_configuration);
   w->env_ = std::move(env);
@@ -193,6 +196,7 @@ WasmInstance::~WasmInstance() {
   cancel_grpc_calls(0);
   // Contexts first: they reference the VM (and their timers must stop).
   contexts_.clear();
+  forget_watched_vm();  // the CPU watchdog may be looking at this VM right now
   vm_.reset();
 }
 
@@ -299,15 +303,33 @@ Context* WasmInstance::find_context(uint32_t id) {
   return it == contexts_.end() ? nullptr : it->second.get();
 }
 
+void WasmInstance::limit_cpu(uint32_t callback_ms, uint32_t startup_ms) {
+  // 0 means no limit: the tighter of two limits is the smaller non-zero one.
+  const auto tighter = [](uint32_t a, uint32_t b) {
+    return a == 0 ? b : b == 0 ? a : std::min(a, b);
+  };
+  callback_cpu_ms_ = tighter(callback_cpu_ms_, callback_ms);
+  startup_cpu_ms_ = tighter(startup_cpu_ms_, startup_ms);
+}
+
 std::optional<uint64_t> WasmInstance::call(Context* ctx, const WasmFunction& f,
                                            std::initializer_list<uint64_t> args) {
   if (failed_ || !f) return std::nullopt;
   CallResult r;
+  // Only a top-level call is watched: nested ones (a host function calling malloc) are part of it.
+  const uint32_t budget =
+      watched_ && call_depth_ == 0 ? (starting_ ? startup_cpu_ms_ : callback_cpu_ms_) : 0;
+  bool over_budget = false;
   {
     CallScope scope(this, ctx, CallRestriction::None);
+    WatchedCall watch(*vm_, budget);
     ++call_depth_;
     r = vm_->call(f, args);
     --call_depth_;
+    over_budget = watch.over_budget();
+  }
+  if (!r.ok && over_budget) {
+    r.error = fmt::format("a callback used more than its CPU budget ({} ms)", budget);
   }
   if (!r.ok) fail(std::move(r.error));
   // What the module asked of other streams (from a root callback) runs now that it returned.
@@ -606,7 +628,12 @@ bool WasmInstance::initialize() {
   const auto run = [&](std::string_view name, std::initializer_list<uint64_t> args) {
     WasmFunction f = vm_->function(name);
     if (!f) return true;
+    const uint32_t budget = watched_ ? startup_cpu_ms_ : 0;
+    WatchedCall watch(*vm_, budget);
     CallResult r = vm_->call(f, args);
+    if (!r.ok && watch.over_budget()) {
+      r.error = fmt::format("used more than its start-up CPU budget ({} ms)", budget);
+    }
     if (!r.ok) fail(fmt::format("{} failed: {}", name, r.error));
     return r.ok;
   };
@@ -621,6 +648,12 @@ bool WasmInstance::initialize() {
 
 Result<Context*> WasmInstance::start_root(const PluginSpec& plugin) {
   if (failed_) return Error{failure_};
+  // on_context_create, on_vm_start and on_configure run on the start-up CPU budget.
+  starting_ = true;
+  struct EndStart {
+    bool& starting;
+    ~EndStart() { starting = false; }
+  } end_start{starting_};
   const uint32_t id = next_context_id_++;
   auto owned = std::make_unique<Context>(*this, id, nullptr, &plugin);
   Context* root = owned.get();

@@ -210,6 +210,11 @@ class WasmInstance {
   const std::string& failure() const { return failure_; }
   void fail(std::string why);
 
+  // The CPU budgets of this VM's calls (cpu_watchdog.h), in ms of its thread's CPU time (0:
+  // none): each callback, and start-up (_initialize, on_vm_start, on_configure). Plugins sharing
+  // the VM get the smallest: a later call only tightens them. The null runtime is not watched.
+  void limit_cpu(uint32_t callback_ms, uint32_t startup_ms);
+
   // Runs _initialize (+ main) or _start. False (failed()) on a trap.
   bool initialize();
   // Creates the root context of `plugin` and runs on_context_create, on_vm_start (first root of
@@ -344,6 +349,9 @@ class WasmInstance {
   const std::string* grpc_message_ = nullptr;
   uint32_t call_depth_ = 0;
   std::vector<uint32_t> deferred_stream_actions_;  // context ids
+  uint32_t callback_cpu_ms_ = 0, startup_cpu_ms_ = 0;  // none until a plugin sets them
+  bool watched_ = false;   // a runtime whose calls can be stopped (V8)
+  bool starting_ = false;  // in start_root: the start-up budget applies
 };
 
 // The bound on outstanding proxy_http_call requests per VM (default 1024): past it, calls

@@ -1,5 +1,7 @@
 #include "wasm/plugin.h"
 
+#include "wasm/vm/module_info.h"
+
 #include <unordered_map>
 
 #include <spdlog/spdlog.h>
@@ -40,6 +42,8 @@ std::string make_vm_key(const PluginSpec& s) {
   add(s.vm_id);
   add(s.vm_configuration);
   add(s.code);
+  add(std::to_string(s.memory_limit_mb));  // compiled into the module: plugins differing in it
+                                           // cannot share a VM
   for (const auto& [k, v] : s.env) {
     add(k);
     add(v);
@@ -62,7 +66,20 @@ Result<std::shared_ptr<Plugin>> Plugin::load(PluginSpec spec) {
       known += (known.empty() ? "" : ", ") + std::string(n);
     return Error{fmt::format("unknown Wasm runtime '{}' (known: {})", spec.runtime, known)};
   }
-  auto compiled = runtime->compile(spec.code);
+  // The memory limit is part of the module: its memory's maximum is rewritten before V8 compiles
+  // it, so growing past the limit fails inside the module (memory.grow answers -1). Native
+  // (null-runtime) plugins are trusted code with no such bound.
+  std::string capped;
+  if (spec.runtime != "envoy.wasm.runtime.null" && spec.memory_limit_mb > 0) {
+    auto r = cap_memory_pages(spec.code, spec.memory_limit_mb * 16);  // 16 64-KiB pages per MiB
+    if (r) {
+      capped = std::move(*r);
+    } else if (ModuleInfo::parse(spec.code).ok()) {
+      return Error{fmt::format("cannot load {} with a memory limit of {} MiB: {}",
+                               spec.code_origin, spec.memory_limit_mb, r.error())};
+    }  // else not a module at all: the compiler's error says so below
+  }
+  auto compiled = runtime->compile(capped.empty() ? std::string_view(spec.code) : capped);
   if (!compiled) {
     return Error{fmt::format("cannot load {}: {}", spec.code_origin, compiled.error())};
   }
@@ -96,6 +113,7 @@ Result<Plugin::Running> Plugin::start_instance() {
       WasmInstance::create(module_, spec_.runtime, spec_.vm_id, spec_.vm_configuration, spec_.env);
   if (!instance) return std::move(instance).take_error();
   WasmInstance& w = **instance;
+  w.limit_cpu(spec_.callback_cpu_ms, spec_.startup_cpu_ms);
   if (!w.initialize()) return Error{w.failure()};
   auto root = w.start_root(spec_);
   if (!root) return std::move(root).take_error();
@@ -113,6 +131,7 @@ Plugin::Running* Plugin::running_on_this_thread() {
   auto& vms = vm_map();
   if (auto vm = vms.find(vm_key_); vm != vms.end()) {
     if (std::shared_ptr<WasmInstance> shared = vm->second.lock(); shared && !shared->failed()) {
+      shared->limit_cpu(spec_.callback_cpu_ms, spec_.startup_cpu_ms);  // the smallest applies
       auto root = shared->start_root(spec_);
       if (!root) {
         spdlog::error("wasm: plugin '{}' cannot start on this worker: {}", spec_.name,

@@ -29,6 +29,10 @@ struct PluginSpec {
   std::string code_origin;       // for messages: "file /x/y.wasm", "inline_bytes", ...
   std::vector<std::pair<std::string, std::string>> env;  // WASI environment
   FailurePolicy failure_policy = FailurePolicy::FailClosed;
+  // Limits of its VM (sluice.wasm; V8 only): CPU per callback and for start-up (0: none).
+  uint32_t memory_limit_mb = 64;
+  uint32_t callback_cpu_ms = 50;
+  uint32_t startup_cpu_ms = 2000;
   // node, for the `node` / `xds.node` properties.
   std::string node_id, node_cluster, node_metadata_json = "{}";
 };

@@ -152,3 +152,61 @@ kill "$callout_pid"; wait "$callout_pid" 2>/dev/null || true
 pass "proxy_http_call from on_configure works at load (the canary) and on the workers"
 callout_config nope > "$WORK/callout-bad.yaml"
 bad "on_configure calling out to an unknown cluster" "$WORK/callout-bad.yaml" "on_configure"
+
+# A plugin that loops forever: the CPU watchdog stops the callback once it used its budget
+# (sluice.wasm, here 200 ms of CPU), the VM is failed and the policy answers; the worker, and the
+# routes without the plugin, keep serving.
+{
+  sed "s/port_value: $PORT\b/port_value: $(free_port)/; s/port_value: $PORT_OPEN\b/port_value: $(free_port)/" "$WORK/sluice.yaml"
+  echo "sluice: { wasm: { defaults: { callback_cpu_ms: 200 } } }"
+} > "$WORK/loop.yaml"
+LOOP_PORT=$(sed -n 's/.*port_value: \([0-9]*\).*/\1/p' "$WORK/loop.yaml" | head -1)
+LOOP_OPEN=$(sed -n 's/.*port_value: \([0-9]*\).*/\1/p' "$WORK/loop.yaml" | sed -n 2p)
+"$SLUICE_BIN" -c "$WORK/loop.yaml" --concurrency 1 -l info > "$WORK/loop.log" 2>&1 &
+loop_pid=$!
+PIDS+=($loop_pid)
+wait_http "http://127.0.0.1:$LOOP_PORT/"
+start=$(date +%s%N)
+code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$LOOP_PORT/loop")
+elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
+[[ $code == 503 ]] || fail "a looping plugin under FAIL_CLOSED: $code"
+(( elapsed < 5000 )) || fail "the looping callback was stopped after $elapsed ms"
+grep -q "a callback used more than its CPU budget (200 ms)" "$WORK/loop.log" ||
+  fail "the budget stop is not logged: $(cat "$WORK/loop.log")"
+out=$(curl -sS --max-time 5 "http://127.0.0.1:$LOOP_PORT/plain")
+[[ $out == *"nginx"* ]] || fail "the worker after a looping plugin: $out"
+code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$LOOP_OPEN/loop")
+[[ $code == 404 || $code == 200 ]] || fail "a looping plugin under FAIL_OPEN: $code"
+code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$LOOP_OPEN/headers")
+[[ $code == 200 ]] || fail "FAIL_OPEN after the stopped loop: $code"
+kill "$loop_pid"; wait "$loop_pid" 2>/dev/null || true
+pass "a looping plugin is stopped by the CPU watchdog (${elapsed} ms); the worker keeps serving"
+
+# sluice.wasm names plugins by config.name; unknown names and unbuilt settings are errors.
+sed 's/^sluice: .*/sluice: { wasm: { plugins: { nosuch: { callback_cpu_ms: 5 } } } }/' "$WORK/loop.yaml" > "$WORK/bad.yaml"
+bad "sluice.wasm.plugins naming no plugin" "$WORK/bad.yaml" "no Wasm plugin is named 'nosuch'"
+sed 's/^sluice: .*/sluice: { wasm: { plugins: { basic: { hide_request_headers: [cookie] } } } }/' "$WORK/loop.yaml" > "$WORK/bad.yaml"
+bad "a sandbox setting not built yet" "$WORK/bad.yaml" "hide_request_headers is not supported yet"
+
+# A memory bomb (tests/wasm/memory_bomb.wat grows its memory until refused): the VM's memory
+# stops at sluice.wasm's memory_limit_mb, and the plugin goes on working within it. A module
+# whose initial memory is already past the limit is refused at load.
+memory_config() {  # limit-mb
+  sed "s|$SLUICE_TEST_WASM_DIR/filter_basic.wasm|$SLUICE_TEST_WASM_DIR/memory_bomb.wasm|" "$WORK/loop.yaml" |
+    sed "s/^sluice: .*/sluice: { wasm: { defaults: { memory_limit_mb: $1 } } }/"
+}
+memory_config 8 > "$WORK/bomb.yaml"
+"$SLUICE_BIN" -c "$WORK/bomb.yaml" --concurrency 1 -l info > "$WORK/bomb.log" 2>&1 &
+bomb_pid=$!
+PIDS+=($bomb_pid)
+wait_http "http://127.0.0.1:$LOOP_PORT/"
+for i in 1 2 3; do
+  out=$(curl -sS --max-time 5 "http://127.0.0.1:$LOOP_PORT/bomb")
+  [[ $out == 08 ]] || fail "memory bomb $i: the plugin ended with '$out' MiB (limit 8)"
+done
+rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$bomb_pid/status")
+(( rss < 400000 )) || fail "memory bomb: sluice RSS $rss KiB"
+kill "$bomb_pid"; wait "$bomb_pid" 2>/dev/null || true
+pass "a memory bomb stops at memory_limit_mb (8 MiB), and the plugin keeps answering"
+memory_config 1 > "$WORK/bad.yaml"
+bad "initial memory past memory_limit_mb" "$WORK/bad.yaml" "with a memory limit of 1 MiB"

@@ -1382,5 +1382,50 @@ TEST(ConfigLoader, NetworkWasmFilter) {
       << Describe(r.errors);
 }
 
+// The sluice: block: Wasm limits by default and per plugin (config.name), resolved per plugin.
+TEST(ConfigLoader, SluiceWasmLimits) {
+  const std::string base = R"(bootstrap_extensions:
+- name: svc
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.wasm.v3.WasmService
+    config:
+      name: svc
+      vm_config: {runtime: envoy.wasm.runtime.null, code: {local: {inline_string: sluice.ticker}}}
+)";
+  LoadResult r = load_from_string(base + R"(sluice:
+  wasm:
+    defaults: {memory_limit_mb: 32, callback_cpu_ms: 20}
+    plugins:
+      svc: {callback_cpu_ms: 0, startup_cpu_ms: 500}
+)");
+  ASSERT_TRUE(r.ok()) << Describe(r.errors);
+  const WasmLimits svc = r.bootstrap->sluice.wasm_limits_for("svc");
+  EXPECT_EQ(*svc.memory_limit_mb, 32u);  // from the defaults
+  EXPECT_EQ(*svc.callback_cpu_ms, 0u);   // the plugin's own: unlimited
+  EXPECT_EQ(*svc.startup_cpu_ms, 500u);
+  const WasmLimits other = r.bootstrap->sluice.wasm_limits_for("other");
+  EXPECT_EQ(*other.callback_cpu_ms, 20u);
+  EXPECT_EQ(*other.startup_cpu_ms, 2000u);  // Sluice's default
+
+  // Without the block: Sluice's defaults.
+  r = load_from_string(base);
+  ASSERT_TRUE(r.ok()) << Describe(r.errors);
+  const WasmLimits d = r.bootstrap->sluice.wasm_limits_for("svc");
+  EXPECT_EQ(*d.memory_limit_mb, 64u);
+  EXPECT_EQ(*d.callback_cpu_ms, 50u);
+
+  r = load_from_string(base + R"(sluice:
+  wasm:
+    defaults: {memory_limit_mb: 0, cpu: 1}
+    plugins: {nope: {callback_cpu_ms: 1}}
+  oci: {insecure_registries: []}
+)");
+  EXPECT_TRUE(Has(r.errors, "sluice.wasm.defaults.memory_limit_mb", 10, "")) << Describe(r.errors);
+  EXPECT_TRUE(Has(r.errors, "sluice.wasm.defaults.cpu", 10, "unknown field")) << Describe(r.errors);
+  EXPECT_TRUE(Has(r.errors, "sluice.wasm.plugins.nope", 11, "no Wasm plugin is named 'nope'"))
+      << Describe(r.errors);
+  EXPECT_TRUE(Has(r.errors, "sluice.oci", 12, "not supported yet")) << Describe(r.errors);
+}
+
 }  // namespace
 }  // namespace sluice::config

@@ -3,7 +3,7 @@
 ;;   - request header x-from-wasm: <plugin configuration> added to every request
 ;;   - response header x-wasm: hello added to every response
 ;;   - request "/trap..." -> executes `unreachable` (a crashing plugin)
-;;   - request "/loop..." -> spins forever (a looping plugin; CPU limits are another issue)
+;;   - request "/loop..." -> spins forever (a looping plugin: the CPU watchdog stops it)
 ;;   - request bodies are buffered whole (paused until end_of_stream), then passed on
 (module
   (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))

@@ -201,7 +201,7 @@ std::unique_ptr<http::StreamFilter> WasmFilterConfig::create_filter(
 }
 
 Result<std::shared_ptr<wasm::Plugin>> load_wasm_plugin(const config::WasmPlugin& w,
-                                                       const config::Node& node) {
+                                                       const config::Bootstrap& bootstrap) {
   wasm::PluginSpec spec;
   spec.name = w.name;
   spec.root_id = w.root_id;
@@ -223,15 +223,19 @@ Result<std::shared_ptr<wasm::Plugin>> load_wasm_plugin(const config::WasmPlugin&
       spec.failure_policy = wasm::FailurePolicy::FailReload;
       break;
   }
-  spec.node_id = node.id;
-  spec.node_cluster = node.cluster;
-  spec.node_metadata_json = node.metadata_json;
+  spec.node_id = bootstrap.node.id;
+  spec.node_cluster = bootstrap.node.cluster;
+  spec.node_metadata_json = bootstrap.node.metadata_json;
+  const config::WasmLimits limits = bootstrap.sluice.wasm_limits_for(w.name);
+  spec.memory_limit_mb = *limits.memory_limit_mb;
+  spec.callback_cpu_ms = *limits.callback_cpu_ms;
+  spec.startup_cpu_ms = *limits.startup_cpu_ms;
   return wasm::Plugin::load(std::move(spec));
 }
 
-Result<std::shared_ptr<WasmFilterConfig>> make_wasm_filter_config(const config::HttpFilter& filter,
-                                                                  const config::Node& node) {
-  auto plugin = load_wasm_plugin(*filter.wasm, node);
+Result<std::shared_ptr<WasmFilterConfig>> make_wasm_filter_config(
+    const config::HttpFilter& filter, const config::Bootstrap& bootstrap) {
+  auto plugin = load_wasm_plugin(*filter.wasm, bootstrap);
   if (!plugin) return std::move(plugin).take_error();
   return std::make_shared<WasmFilterConfig>(filter.name, std::move(*plugin));
 }

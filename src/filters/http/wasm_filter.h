@@ -28,12 +28,13 @@ class WasmFilterConfig : public http::HttpFilterConfig {
   std::shared_ptr<wasm::Plugin> plugin_;
 };
 
-// Loads a configured plugin: compiles it and runs its canary start.
+// Loads a configured plugin: compiles it and runs its canary start. `bootstrap` gives the node
+// (for properties) and the plugin's limits (sluice.wasm).
 Result<std::shared_ptr<wasm::Plugin>> load_wasm_plugin(const config::WasmPlugin& plugin,
-                                                       const config::Node& node);
+                                                       const config::Bootstrap& bootstrap);
 
 // Loads the plugin of a Wasm http_filters[] entry (compiles it and runs its canary start).
-Result<std::shared_ptr<WasmFilterConfig>> make_wasm_filter_config(const config::HttpFilter& filter,
-                                                                  const config::Node& node);
+Result<std::shared_ptr<WasmFilterConfig>> make_wasm_filter_config(
+    const config::HttpFilter& filter, const config::Bootstrap& bootstrap);
 
 }  // namespace sluice::filters

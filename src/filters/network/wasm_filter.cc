@@ -187,10 +187,10 @@ std::unique_ptr<net::ConnectionFilter> NetworkWasmFilterConfig::create_filter() 
 }
 
 Result<std::shared_ptr<NetworkWasmFilterConfig>> make_network_wasm_filter_config(
-    const config::NetworkFilter& filter, const config::Node& node) {
+    const config::NetworkFilter& filter, const config::Bootstrap& bootstrap) {
   const auto* plugin_config = std::get_if<config::WasmPlugin>(&filter.config);
   if (!plugin_config) return Error{"not a Wasm network filter"};
-  auto plugin = load_wasm_plugin(*plugin_config, node);
+  auto plugin = load_wasm_plugin(*plugin_config, bootstrap);
   if (!plugin) return std::move(plugin).take_error();
   return std::make_shared<NetworkWasmFilterConfig>(filter.name, std::move(*plugin));
 }

@@ -33,6 +33,6 @@ class NetworkWasmFilterConfig {
 
 // Loads the plugin of an envoy.filters.network.wasm entry (compiles it, runs its canary).
 Result<std::shared_ptr<NetworkWasmFilterConfig>> make_network_wasm_filter_config(
-    const config::NetworkFilter& filter, const config::Node& node);
+    const config::NetworkFilter& filter, const config::Bootstrap& bootstrap);
 
 }  // namespace sluice::filters
