@@ -284,7 +284,7 @@ void Connection::start_tls_server(std::shared_ptr<const TlsFilterChains> chains,
   // Any chain's context starts the handshake; the ClientHello callback moves it to its own.
   std::shared_ptr<TlsServerContext> first;
   for (const auto& c : chains->chains) {
-    if (c.context) {
+    if (!c.plaintext) {
       first = c.context;
       break;
     }

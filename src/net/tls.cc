@@ -261,7 +261,7 @@ int TlsFilterChains::select(std::string_view sni) const {
   int best = -1, fallback = -1;
   size_t best_len = 0;
   for (size_t i = 0; i < chains.size(); ++i) {
-    if (!chains[i].context) continue;  // the plaintext chain
+    if (chains[i].plaintext) continue;
     if (chains[i].server_names.empty()) {
       if (fallback < 0) fallback = static_cast<int>(i);
       continue;
@@ -286,7 +286,7 @@ Result<std::shared_ptr<const TlsFilterChains>> TlsFilterChains::build(
   for (size_t i = 0; i < filter_chains.size(); ++i) {
     const auto& fc = filter_chains[i];
     if (!fc.tls) {
-      out->chains.push_back(Chain{{}, nullptr});
+      out->chains.push_back(Chain{{}, nullptr, /*plaintext=*/true});
       continue;
     }
     auto context = TlsServerContext::create(*fc.tls, i);
@@ -298,7 +298,7 @@ Result<std::shared_ptr<const TlsFilterChains>> TlsFilterChains::build(
     out->chains.push_back(Chain{fc.server_names, std::move(*context)});
   }
   if (std::none_of(out->chains.begin(), out->chains.end(),
-                   [](const Chain& c) { return c.context != nullptr; })) {
+                   [](const Chain& c) { return !c.plaintext; })) {
     return Error{"no filter chain has TLS"};
   }
   return std::shared_ptr<const TlsFilterChains>(std::move(out));

@@ -55,7 +55,8 @@ class TlsServerContext {
 struct TlsFilterChains {
   struct Chain {
     std::vector<std::string> server_names;      // lower case; exact or "*.suffix"; empty: default
-    std::shared_ptr<TlsServerContext> context;  // null: the listener's plaintext chain
+    std::shared_ptr<TlsServerContext> context;  // null for the plaintext chain
+    bool plaintext = false;  // the listener's chain for clients that do not start a handshake
   };
   std::vector<Chain> chains;  // in config order: an index here is the filter chain's index
 
