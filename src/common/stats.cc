@@ -59,6 +59,8 @@ std::string prometheus_name(std::string_view base) {
   if (base.starts_with(kWasmCustomPrefix)) {
     base.remove_prefix(kWasmCustomPrefix.size());
     if (base.empty() || (base[0] >= '0' && base[0] <= '9')) out.push_back('_');
+  } else if (base.starts_with("sluice.")) {
+    // Sluice's own series (sluice_wasm_...): no Envoy prefix.
   } else {
     out = "envoy_";
   }

@@ -50,16 +50,19 @@ bool StringMatcher::matches(std::string_view input) const {
   return false;
 }
 
-WasmLimits SluiceSettings::wasm_limits_for(std::string_view name) const {
-  WasmLimits out;
+WasmPluginSettings SluiceSettings::wasm_settings_for(std::string_view name) const {
+  WasmPluginSettings out;
   out.memory_limit_mb = wasm_defaults.memory_limit_mb.value_or(64);
   out.callback_cpu_ms = wasm_defaults.callback_cpu_ms.value_or(50);
   out.startup_cpu_ms = wasm_defaults.startup_cpu_ms.value_or(2000);
   if (auto it = wasm_plugins.find(name); it != wasm_plugins.end()) {
-    const WasmLimits& p = it->second;
+    const WasmPluginSettings& p = it->second;
     if (p.memory_limit_mb) out.memory_limit_mb = p.memory_limit_mb;
     if (p.callback_cpu_ms) out.callback_cpu_ms = p.callback_cpu_ms;
     if (p.startup_cpu_ms) out.startup_cpu_ms = p.startup_cpu_ms;
+    out.hide_request_headers = p.hide_request_headers;
+    out.hide_response_headers = p.hide_response_headers;
+    out.hide_client_address = p.hide_client_address;
   }
   return out;
 }

@@ -350,18 +350,22 @@ struct WasmService {
 };
 
 // Sluice's own settings (the top-level `sluice:` block; Envoy has none of them).
-// Resource limits of Wasm VMs (V8; null-runtime plugins are trusted native code). Unset: the
-// defaults block's value, else Sluice's default.
-struct WasmLimits {
+// A Wasm plugin's sandbox: resource limits of its VM (V8; null-runtime plugins are trusted native
+// code; unset: the defaults block's value, else Sluice's default) and what it may not see.
+struct WasmPluginSettings {
   std::optional<uint32_t> memory_limit_mb;  // default 64
   std::optional<uint32_t> callback_cpu_ms;  // CPU per callback; default 50 (0: unlimited)
   std::optional<uint32_t> startup_cpu_ms;   // _initialize, on_vm_start, on_configure; default 2000
+  // Per plugin only: header names (lower case) hidden from it, and the client's address.
+  std::vector<std::string> hide_request_headers, hide_response_headers;
+  bool hide_client_address = false;
 };
 struct SluiceSettings {
-  WasmLimits wasm_defaults;
-  std::map<std::string, WasmLimits, std::less<>> wasm_plugins;  // by the plugin's config.name
+  WasmPluginSettings wasm_defaults;
+  std::map<std::string, WasmPluginSettings, std::less<>>
+      wasm_plugins;  // by the plugin's config.name
   // The limits of the plugin `name`, every field set.
-  WasmLimits wasm_limits_for(std::string_view name) const;
+  WasmPluginSettings wasm_settings_for(std::string_view name) const;
 };
 
 struct Bootstrap {

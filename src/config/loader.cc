@@ -166,7 +166,7 @@ class Loader {
   void parse_plugin_config(const Value& config, WasmPlugin& w);
   void parse_bootstrap_extension(const Value& v, Bootstrap& out);
   void parse_sluice(const Value& v, SluiceSettings& out);
-  void parse_wasm_limits(const Value& v, WasmLimits& out, bool per_plugin);
+  void parse_wasm_settings(const Value& v, WasmPluginSettings& out, bool per_plugin);
   void parse_any_bytes(const Value& v, std::string& out);
   void parse_access_log(const Value& v, AccessLog& out);
   void parse_log_format(Fields& f, AccessLog& out);
@@ -825,7 +825,7 @@ void Loader::parse_sluice(const Value& v, SluiceSettings& out) {
   if (std::optional<Value> wasm = f.get("wasm")) {
     Fields w(d_, *wasm);
     if (std::optional<Value> defaults = w.get("defaults")) {
-      parse_wasm_limits(*defaults, out.wasm_defaults, false);
+      parse_wasm_settings(*defaults, out.wasm_defaults, false);
     }
     if (std::optional<Value> plugins = w.get("plugins")) {
       if (!plugins->node.IsMap()) {
@@ -833,7 +833,7 @@ void Loader::parse_sluice(const Value& v, SluiceSettings& out) {
       } else {
         Fields p(d_, *plugins);
         for (auto& [name, settings] : p.entries()) {
-          parse_wasm_limits(settings, out.wasm_plugins[name], true);
+          parse_wasm_settings(settings, out.wasm_plugins[name], true);
           wasm_plugin_settings_.push_back({name, settings});
         }
       }
@@ -842,18 +842,27 @@ void Loader::parse_sluice(const Value& v, SluiceSettings& out) {
   f.reject("oci", "sluice.oci (fetching modules from OCI registries) is not supported yet");
 }
 
-void Loader::parse_wasm_limits(const Value& v, WasmLimits& out, bool per_plugin) {
+void Loader::parse_wasm_settings(const Value& v, WasmPluginSettings& out, bool per_plugin) {
   Fields f(d_, v);
   uint32_t n = 0;
   if (f.read_uint32("memory_limit_mb", n, 1, 4096)) out.memory_limit_mb = n;
   if (f.read_uint32("callback_cpu_ms", n, 0, 3600000)) out.callback_cpu_ms = n;
   if (f.read_uint32("startup_cpu_ms", n, 0, 3600000)) out.startup_cpu_ms = n;
-  if (per_plugin) {
-    for (const char* key :
-         {"hide_request_headers", "hide_response_headers", "hide_client_address"}) {
-      f.reject(key, fmt::format("sluice.wasm.plugins.*.{} is not supported yet", key));
-    }
-  }
+  if (!per_plugin) return;
+  const auto names = [&](std::string_view key, std::vector<std::string>& list) {
+    f.for_each(key, [&](const Value& e) {
+      std::optional<std::string> name = read_string(d_, e);
+      if (!name) return;
+      if (name->empty() || name->front() == ':') {
+        d_.error(e, "expected a header name (pseudo-headers cannot be hidden)");
+        return;
+      }
+      list.push_back(absl::AsciiStrToLower(*name));
+    });
+  };
+  names("hide_request_headers", out.hide_request_headers);
+  names("hide_response_headers", out.hide_response_headers);
+  f.read_bool("hide_client_address", out.hide_client_address);
 }
 
 void Loader::parse_bootstrap_extension(const Value& v, Bootstrap& out) {

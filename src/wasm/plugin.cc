@@ -2,6 +2,7 @@
 
 #include "wasm/vm/module_info.h"
 
+#include <algorithm>
 #include <unordered_map>
 
 #include <spdlog/spdlog.h>
@@ -58,6 +59,19 @@ void stop(Plugin::Running& r) {
 }
 }  // namespace
 
+bool HidePolicy::hides(uint32_t map_type, std::string_view lower_name) const {
+  const auto listed = [&](const std::vector<std::string>& names) {
+    return std::find(names.begin(), names.end(), lower_name) != names.end();
+  };
+  if (map_type == 0) {
+    if (client_address && (lower_name == "x-forwarded-for" || lower_name == "x-real-ip")) {
+      return true;
+    }
+    return listed(request_headers);
+  }
+  return map_type == 2 && listed(response_headers);
+}
+
 Result<std::shared_ptr<Plugin>> Plugin::load(PluginSpec spec) {
   WasmRuntime* runtime = runtime_by_name(spec.runtime);
   if (!runtime) {
@@ -75,8 +89,8 @@ Result<std::shared_ptr<Plugin>> Plugin::load(PluginSpec spec) {
     if (r) {
       capped = std::move(*r);
     } else if (ModuleInfo::parse(spec.code).ok()) {
-      return Error{fmt::format("cannot load {} with a memory limit of {} MiB: {}",
-                               spec.code_origin, spec.memory_limit_mb, r.error())};
+      return Error{fmt::format("cannot load {} with a memory limit of {} MiB: {}", spec.code_origin,
+                               spec.memory_limit_mb, r.error())};
     }  // else not a module at all: the compiler's error says so below
   }
   auto compiled = runtime->compile(capped.empty() ? std::string_view(spec.code) : capped);

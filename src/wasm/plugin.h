@@ -11,12 +11,28 @@
 #include <vector>
 
 #include "common/result.h"
+#include "common/stats.h"
 #include "wasm/context.h"
 #include "wasm/vm/wasm_vm.h"
 
 namespace sluice::wasm {
 
 enum class FailurePolicy { FailClosed, FailOpen, FailReload };
+
+// What a plugin may not see (sluice.wasm.plugins.<name>.hide_*; off unless configured): header
+// names (lower case) of the request and response header maps, and the client's address
+// (source.address / source.port, x-forwarded-for, x-real-ip).
+struct HidePolicy {
+  std::vector<std::string> request_headers, response_headers;
+  bool client_address = false;
+  bool any() const {
+    return client_address || !request_headers.empty() || !response_headers.empty();
+  }
+  // Whether `lower_name` in header map `map_type` (the ABI's: 0 request, 2 response) is hidden.
+  bool hides(uint32_t map_type, std::string_view lower_name) const;
+  // Writes of hidden names the plugin tried (ignored): sluice_wasm_hidden_header_writes_total.
+  stats::Counter writes;
+};
 
 struct PluginSpec {
   std::string name;           // config.name -> plugin_name
@@ -33,6 +49,7 @@ struct PluginSpec {
   uint32_t memory_limit_mb = 64;
   uint32_t callback_cpu_ms = 50;
   uint32_t startup_cpu_ms = 2000;
+  HidePolicy hide;
   // node, for the `node` / `xds.node` properties.
   std::string node_id, node_cluster, node_metadata_json = "{}";
 };

@@ -66,6 +66,9 @@ http {
       return 403 "bad token\n";
     }
     location /status/ { return 503 "unavailable\n"; }
+    # What a request carried of headers a plugin may have hidden (sluice.wasm hiding tests).
+    location /echo-secrets { default_type text/plain;
+      return 200 "auth=\$http_authorization cookie=\$http_cookie xff=\$http_x_forwarded_for saw=\$http_x_probe_saw\n"; }
     location /post { client_max_body_size 10m; proxy_pass http://127.0.0.1:$port/echo-len; }
     location /echo-len { client_max_body_size 10m; default_type text/plain; return 200 "len=\$content_length\n"; }
   }

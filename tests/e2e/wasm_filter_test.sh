@@ -185,8 +185,8 @@ pass "a looping plugin is stopped by the CPU watchdog (${elapsed} ms); the worke
 # sluice.wasm names plugins by config.name; unknown names and unbuilt settings are errors.
 sed 's/^sluice: .*/sluice: { wasm: { plugins: { nosuch: { callback_cpu_ms: 5 } } } }/' "$WORK/loop.yaml" > "$WORK/bad.yaml"
 bad "sluice.wasm.plugins naming no plugin" "$WORK/bad.yaml" "no Wasm plugin is named 'nosuch'"
-sed 's/^sluice: .*/sluice: { wasm: { plugins: { basic: { hide_request_headers: [cookie] } } } }/' "$WORK/loop.yaml" > "$WORK/bad.yaml"
-bad "a sandbox setting not built yet" "$WORK/bad.yaml" "hide_request_headers is not supported yet"
+sed 's/^sluice: .*/sluice: { oci: { insecure_registries: [] } }/' "$WORK/loop.yaml" > "$WORK/bad.yaml"
+bad "a sluice setting not built yet" "$WORK/bad.yaml" "sluice.oci (fetching modules from OCI registries) is not supported yet"
 
 # A memory bomb (tests/wasm/memory_bomb.wat grows its memory until refused): the VM's memory
 # stops at sluice.wasm's memory_limit_mb, and the plugin goes on working within it. A module

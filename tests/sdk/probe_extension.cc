@@ -118,6 +118,34 @@ class ProbeStream : public sluice::HttpContext {
       sluice::request_headers().set_pairs(pairs);
       return sluice::FilterHeadersStatus::Continue;
     }
+    if (action == "hidden") {
+      // Everything a plugin could try to see or change of hidden headers (sluice.wasm hiding):
+      // what it saw goes upstream in x-probe-saw; its writes must not reach the upstream.
+      auto h = sluice::request_headers();
+      const sluice::Pairs pairs = h.pairs();
+      bool in_pairs = false;
+      for (const auto& [k, v] : pairs) in_pairs |= k == "authorization" || k == "cookie";
+      const size_t visible_bytes = h.byte_size().value_or(0);
+      size_t pair_bytes = 0;
+      for (const auto& [k, v] : pairs) pair_bytes += k.size() + v.size();
+      const auto prop = sluice::get_property_string({"request", "headers", "authorization"});
+      const auto all = sluice::get_property({"request", "headers"}).value_or("");
+      const auto src = sluice::get_property_string({"source", "address"});
+      h.add("authorization", "evil");
+      h.replace("cookie", "evil");
+      h.remove("x-forwarded-for");
+      sluice::Pairs rewritten;
+      for (const auto& [k, v] : pairs) rewritten.emplace_back(k, v);
+      rewritten.emplace_back("cookie", "evil-too");
+      h.set_pairs(rewritten);
+      h.add("x-probe-saw",
+            sluice::format("get={} pairs={} size_matches={} prop={} map={} src={} xff={}",
+                           h.get("authorization").value_or("absent"), in_pairs,
+                           visible_bytes == pair_bytes, prop.value_or("absent"),
+                           all.find("authorization") != std::string::npos, src.value_or("absent"),
+                           h.get("x-forwarded-for").value_or("absent")));
+      return sluice::FilterHeadersStatus::Continue;
+    }
     if (action == "metrics") {
       root_->gauge.add(5);
       root_->gauge.add(-2);

@@ -1383,7 +1383,7 @@ TEST(ConfigLoader, NetworkWasmFilter) {
 }
 
 // The sluice: block: Wasm limits by default and per plugin (config.name), resolved per plugin.
-TEST(ConfigLoader, SluiceWasmLimits) {
+TEST(ConfigLoader, SluiceWasmPluginSettings) {
   const std::string base = R"(bootstrap_extensions:
 - name: svc
   typed_config:
@@ -1396,30 +1396,37 @@ TEST(ConfigLoader, SluiceWasmLimits) {
   wasm:
     defaults: {memory_limit_mb: 32, callback_cpu_ms: 20}
     plugins:
-      svc: {callback_cpu_ms: 0, startup_cpu_ms: 500}
+      svc: {callback_cpu_ms: 0, startup_cpu_ms: 500, hide_request_headers: [Authorization],
+            hide_client_address: true}
 )");
   ASSERT_TRUE(r.ok()) << Describe(r.errors);
-  const WasmLimits svc = r.bootstrap->sluice.wasm_limits_for("svc");
+  const WasmPluginSettings svc = r.bootstrap->sluice.wasm_settings_for("svc");
+  EXPECT_EQ(svc.hide_request_headers, std::vector<std::string>{"authorization"});
+  EXPECT_TRUE(svc.hide_client_address);
+  EXPECT_TRUE(svc.hide_response_headers.empty());
   EXPECT_EQ(*svc.memory_limit_mb, 32u);  // from the defaults
   EXPECT_EQ(*svc.callback_cpu_ms, 0u);   // the plugin's own: unlimited
   EXPECT_EQ(*svc.startup_cpu_ms, 500u);
-  const WasmLimits other = r.bootstrap->sluice.wasm_limits_for("other");
+  const WasmPluginSettings other = r.bootstrap->sluice.wasm_settings_for("other");
   EXPECT_EQ(*other.callback_cpu_ms, 20u);
   EXPECT_EQ(*other.startup_cpu_ms, 2000u);  // Sluice's default
 
   // Without the block: Sluice's defaults.
   r = load_from_string(base);
   ASSERT_TRUE(r.ok()) << Describe(r.errors);
-  const WasmLimits d = r.bootstrap->sluice.wasm_limits_for("svc");
+  const WasmPluginSettings d = r.bootstrap->sluice.wasm_settings_for("svc");
   EXPECT_EQ(*d.memory_limit_mb, 64u);
   EXPECT_EQ(*d.callback_cpu_ms, 50u);
 
   r = load_from_string(base + R"(sluice:
   wasm:
     defaults: {memory_limit_mb: 0, cpu: 1}
-    plugins: {nope: {callback_cpu_ms: 1}}
+    plugins: {nope: {callback_cpu_ms: 1}, svc: {hide_request_headers: [":path"]}}
   oci: {insecure_registries: []}
 )");
+  EXPECT_TRUE(Has(r.errors, "sluice.wasm.plugins.svc.hide_request_headers[0]", 11,
+                  "pseudo-headers cannot be hidden"))
+      << Describe(r.errors);
   EXPECT_TRUE(Has(r.errors, "sluice.wasm.defaults.memory_limit_mb", 10, "")) << Describe(r.errors);
   EXPECT_TRUE(Has(r.errors, "sluice.wasm.defaults.cpu", 10, "unknown field")) << Describe(r.errors);
   EXPECT_TRUE(Has(r.errors, "sluice.wasm.plugins.nope", 11, "no Wasm plugin is named 'nope'"))

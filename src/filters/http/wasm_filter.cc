@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/strings.h"
+
 namespace sluice::filters {
 
 namespace {
@@ -226,10 +228,19 @@ Result<std::shared_ptr<wasm::Plugin>> load_wasm_plugin(const config::WasmPlugin&
   spec.node_id = bootstrap.node.id;
   spec.node_cluster = bootstrap.node.cluster;
   spec.node_metadata_json = bootstrap.node.metadata_json;
-  const config::WasmLimits limits = bootstrap.sluice.wasm_limits_for(w.name);
+  const config::WasmPluginSettings limits = bootstrap.sluice.wasm_settings_for(w.name);
   spec.memory_limit_mb = *limits.memory_limit_mb;
   spec.callback_cpu_ms = *limits.callback_cpu_ms;
   spec.startup_cpu_ms = *limits.startup_cpu_ms;
+  spec.hide.request_headers = limits.hide_request_headers;
+  spec.hide.response_headers = limits.hide_response_headers;
+  spec.hide.client_address = limits.hide_client_address;
+  if (spec.hide.any()) {
+    spec.hide.writes = stats::Store::instance().counter(
+        stats::MetricName{str_cat("sluice.wasm.", w.name, ".hidden_header_writes_total"),
+                          "sluice.wasm.hidden_header_writes_total",
+                          {{"plugin", w.name}}});
+  }
   return wasm::Plugin::load(std::move(spec));
 }
 

@@ -216,6 +216,28 @@ bool header_ok(std::string_view key, std::string_view value) {
   return !key.empty() && header_text_ok(key) && header_text_ok(value);
 }
 
+// The plugin's hiding policy when it hides anything (sluice.wasm), else nullptr: the common case
+// costs one check.
+const HidePolicy* hiding(Context* ctx) {
+  const PluginSpec* p = ctx ? ctx->plugin() : nullptr;
+  return p && p->hide.any() ? &p->hide : nullptr;
+}
+bool is_hidden(const HidePolicy* h, uint64_t type, std::string_view lower_name) {
+  return h && h->hides(static_cast<uint32_t>(type), lower_name);
+}
+// A write of a hidden name: ignored (the plugin is told Ok, as if it happened), counted, and
+// logged the first time on this thread.
+uint64_t ignore_hidden_write(const HidePolicy& h, Context* ctx, std::string_view name) {
+  h.writes.inc();
+  static thread_local bool logged = false;
+  if (!logged) {
+    logged = true;
+    spdlog::warn("wasm: plugin '{}' tried to write the hidden header '{}': ignored (logged once)",
+                 ctx->plugin()->name, name);
+  }
+  return kOk;
+}
+
 void on_request_headers_changed(Context* ctx, uint64_t type) {
   // As Envoy: changed request headers make the router pick the route again.
   if (type == static_cast<uint64_t>(MapType::RequestHeaders)) ctx->stream()->clear_route_cache();
@@ -227,9 +249,12 @@ uint64_t proxy_get_header_map_pairs(WasmVm& vm, Args a, void*) {
   HeaderMap* map = header_map(ctx, a[0]);
   if (!ctx) return res(WasmResult::NotFound);
   if (!map) return res(ctx->instance().copy_out({}, a[1], a[2]));  // Envoy: Ok, empty
+  const HidePolicy* hide = hiding(ctx);
   Pairs pairs;
   pairs.reserve(map->size());
-  for (const auto& e : *map) pairs.emplace_back(e.key, e.value);
+  for (const auto& e : *map) {
+    if (!is_hidden(hide, a[0], e.key)) pairs.emplace_back(e.key, e.value);
+  }
   std::string blob;
   encode_pairs(pairs, blob);
   return res(ctx->instance().copy_out(blob, a[1], a[2]));
@@ -248,19 +273,43 @@ uint64_t proxy_set_header_map_pairs(WasmVm& vm, Args a, void*) {
       if (!header_ok(k, v)) return res(WasmResult::BadArgument);  // map left as it was
     }
   }
+  // Hidden headers stay as they are: the module neither removes nor replaces them.
+  const HidePolicy* hide = hiding(ctx);
+  std::vector<std::pair<std::string, std::string>> kept;
+  if (hide) {
+    for (const auto& e : *map) {
+      if (is_hidden(hide, a[0], e.key)) kept.emplace_back(e.key, e.value);
+    }
+  }
   map->clear();  // a malformed blob clears the map, as in Envoy
   if (pairs) {
-    for (const auto& [k, v] : *pairs) map->add(k, v);
+    for (const auto& [k, v] : *pairs) {
+      std::string lower(k);
+      ascii_lower(lower);
+      if (is_hidden(hide, a[0], lower)) {
+        ignore_hidden_write(*hide, ctx, lower);
+        continue;
+      }
+      map->add(k, v);
+    }
   }
+  for (const auto& [k, v] : kept) map->add(k, v);
   on_request_headers_changed(ctx, a[0]);
   return kOk;
 }
 
 uint64_t proxy_get_header_map_size(WasmVm& vm, Args a, void*) {
   if (a[0] > 7) return res(WasmResult::BadArgument);
-  HeaderMap* map = header_map(current_context(), a[0]);
+  Context* ctx = current_context();
+  HeaderMap* map = header_map(ctx, a[0]);
   if (!map) return res(WasmResult::BadArgument);
-  return vm.set_word(a[1], map->byte_size()) ? kOk : res(WasmResult::InvalidMemoryAccess);
+  size_t size = map->byte_size();
+  if (const HidePolicy* hide = hiding(ctx)) {
+    for (const auto& e : *map) {
+      if (is_hidden(hide, a[0], e.key)) size -= e.key.size() + e.value.size();
+    }
+  }
+  return vm.set_word(a[1], size) ? kOk : res(WasmResult::InvalidMemoryAccess);
 }
 
 uint64_t proxy_get_header_map_value(WasmVm& vm, Args a, void*) {
@@ -276,7 +325,7 @@ uint64_t proxy_get_header_map_value(WasmVm& vm, Args a, void*) {
   }
   std::string lower(key);
   ascii_lower(lower);
-  const std::string* v = map->get(lower);
+  const std::string* v = is_hidden(hiding(ctx), a[0], lower) ? nullptr : map->get(lower);
   if (!v) {
     // ABI 0.1.0 answered Ok with an empty value.
     if (ctx->instance().abi_version() == AbiVersion::V0_1_0) {
@@ -298,6 +347,11 @@ uint64_t proxy_add_or_replace_header_map_value(WasmVm& vm, Args a, void*) {
   HeaderMap* map = header_map(ctx, a[0], /*for_write=*/true);
   if (!map || !map_writable(ctx, a[0])) return res(WasmResult::BadArgument);
   if (!header_ok(key, value)) return res(WasmResult::BadArgument);
+  if (const HidePolicy* hide = hiding(ctx)) {
+    std::string lower(key);
+    ascii_lower(lower);
+    if (is_hidden(hide, a[0], lower)) return ignore_hidden_write(*hide, ctx, lower);
+  }
   if (kReplace) {
     map->set(key, value);
   } else {
@@ -316,6 +370,7 @@ uint64_t proxy_remove_header_map_value(WasmVm& vm, Args a, void*) {
   if (!map || !map_writable(ctx, a[0])) return res(WasmResult::BadArgument);
   std::string lower(key);
   ascii_lower(lower);
+  if (is_hidden(hiding(ctx), a[0], lower)) return kOk;  // left in place, as if removed
   map->remove(lower);
   on_request_headers_changed(ctx, a[0]);
   return kOk;

@@ -52,11 +52,14 @@ std::optional<int64_t> parse_decimal(std::string_view s) {
   return v;
 }
 
-WasmResult header_map_value(const HeaderMap* h, std::string& out) {
+// `hide` (with the map's ABI type): the names the plugin may not see (sluice.wasm).
+WasmResult header_map_value(const HeaderMap* h, std::string& out, const HidePolicy* hide,
+                            uint32_t type) {
   if (!h) return WasmResult::NotFound;
   // Multiple values of one name are joined with "," (Envoy's CEL view of headers).
   std::vector<std::pair<std::string, std::string>> joined;
   for (const auto& e : *h) {
+    if (hide && hide->hides(type, e.key)) continue;
     auto it = std::find_if(joined.begin(), joined.end(), [&](auto& p) { return p.first == e.key; });
     if (it == joined.end()) {
       joined.emplace_back(e.key, e.value);
@@ -71,11 +74,12 @@ WasmResult header_map_value(const HeaderMap* h, std::string& out) {
   return WasmResult::Ok;
 }
 
-WasmResult header_value(const HeaderMap* h, std::string_view name, std::string& out) {
+WasmResult header_value(const HeaderMap* h, std::string_view name, std::string& out,
+                        const HidePolicy* hide, uint32_t type) {
   if (!h) return WasmResult::NotFound;
   std::string lower(name);
   ascii_lower(lower);
-  if (!h->has(lower)) return WasmResult::NotFound;
+  if (!h->has(lower) || (hide && hide->hides(type, lower))) return WasmResult::NotFound;
   // Joined with "," like the map view above (Envoy's getAllOfHeaderAsString).
   out.clear();
   for (const auto& e : *h) {
@@ -169,6 +173,7 @@ WasmResult get_property(Context& ctx, std::string_view path, std::string& out) {
     return WasmResult::Ok;
   }
   const StreamInfo& info = s ? s->stream_info() : net->stream_info();
+  const HidePolicy* hide = plugin && plugin->hide.any() ? &plugin->hide : nullptr;
 
   if (s && top == "request" && parts.size() >= 2) {
     const HeaderMap& rq = s->request_headers();
@@ -186,9 +191,9 @@ WasmResult get_property(Context& ctx, std::string_view path, std::string& out) {
       return WasmResult::Ok;
     }
     if (field == "method") return out = std::string(rq.method()), WasmResult::Ok;
-    if (field == "referer") return header_value(&rq, "referer", out);
-    if (field == "useragent") return header_value(&rq, "user-agent", out);
-    if (field == "id") return header_value(&rq, "x-request-id", out);
+    if (field == "referer") return header_value(&rq, "referer", out, hide, 0);
+    if (field == "useragent") return header_value(&rq, "user-agent", out, hide, 0);
+    if (field == "id") return header_value(&rq, "x-request-id", out, hide, 0);
     if (field == "protocol") return out = info.protocol, WasmResult::Ok;
     if (field == "query") {
       const std::string_view p = rq.path();
@@ -197,8 +202,8 @@ WasmResult get_property(Context& ctx, std::string_view path, std::string& out) {
       return WasmResult::Ok;
     }
     if (field == "headers") {
-      if (parts.size() >= 3) return header_value(&rq, parts[2], out);
-      return header_map_value(&rq, out);
+      if (parts.size() >= 3) return header_value(&rq, parts[2], out, hide, 0);
+      return header_map_value(&rq, out, hide, 0);
     }
     if (field == "time") {
       put_int(out, std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -251,8 +256,8 @@ WasmResult get_property(Context& ctx, std::string_view path, std::string& out) {
       return WasmResult::Ok;
     }
     if (field == "headers") {
-      if (parts.size() >= 3) return header_value(rs, parts[2], out);
-      return header_map_value(rs, out);
+      if (parts.size() >= 3) return header_value(rs, parts[2], out, hide, 2);
+      return header_map_value(rs, out, hide, 2);
     }
     if (field == "headers_bytes") {
       if (!rs) return WasmResult::NotFound;
@@ -261,6 +266,7 @@ WasmResult get_property(Context& ctx, std::string_view path, std::string& out) {
     }
     return WasmResult::NotFound;
   }
+  if (top == "source" && hide && hide->client_address) return WasmResult::NotFound;
   if ((top == "source" || top == "destination") && parts.size() == 2) {
     const std::string& addr =
         top == "source" ? info.downstream_direct_remote_address : info.downstream_local_address;
