@@ -1,6 +1,7 @@
 #include "wasm/context.h"
 
 #include <atomic>
+#include <set>
 
 #include <spdlog/spdlog.h>
 #include <asio/steady_timer.hpp>
@@ -92,6 +93,12 @@ Result<std::unique_ptr<WasmInstance>> WasmInstance::create(
   w->runtime_name_ = std::move(runtime_name);
   // Native (null-runtime) code cannot be stopped: it is trusted, and not watched.
   w->watched_ = w->vm_->runtime_name() != "envoy.wasm.runtime.null";
+  // Envoy's wasm.<runtime>.created / .active (e.g. wasm.envoy.wasm.runtime.v8.active).
+  auto& store = stats::Store::instance();
+  const std::string prefix = str_cat("wasm.", w->vm_->runtime_name());
+  store.counter(stats::MetricName{prefix + ".created", prefix + ".created", {}}).inc();
+  w->active_ = store.gauge(stats::MetricName{prefix + ".active", prefix + ".active", {}});
+  w->active_.inc();
   w->vm_id_ = std::move(vm_id);
   w->vm_configuration_ = std::move(vm_configuration);
   w->env_ = std::move(env);
@@ -198,13 +205,31 @@ WasmInstance::~WasmInstance() {
   contexts_.clear();
   forget_watched_vm();  // the CPU watchdog may be looking at this VM right now
   vm_.reset();
+  active_.dec();
 }
 
-void WasmInstance::fail(std::string why) {
+void WasmInstance::fail(std::string why, FailureReason reason) {
   if (failed_) return;
   failed_ = true;
   failure_ = std::move(why);
-  spdlog::error("wasm: vm '{}' ({}) failed: {}", vm_id_, runtime_name_, failure_);
+  static constexpr std::string_view kReasons[] = {"trap", "cpu", "memory", "start"};
+  const std::string_view reason_name = kReasons[static_cast<int>(reason)];
+  // Counted (and named in the log) for every plugin whose root runs in this VM.
+  std::set<std::string> names;  // two plugins may share a name (and this VM)
+  for (const auto& [id, ctx] : contexts_) {
+    if (ctx->is_root() && ctx->plugin()) names.insert(ctx->plugin()->name);
+  }
+  std::string plugins;
+  for (const std::string& name : names) {
+    plugins += (plugins.empty() ? "" : ", ") + name;
+    stats::Store::instance()
+        .counter(stats::MetricName{str_cat("sluice.wasm.", name, ".failures.", reason_name),
+                                   "sluice.wasm.failures_total",
+                                   {{"plugin", name}, {"reason", std::string(reason_name)}}})
+        .inc();
+  }
+  spdlog::error("wasm: vm '{}' ({}) failed: {} (plugins: {}; counted as {})", vm_id_, runtime_name_,
+                failure_, plugins.empty() ? "-" : plugins, reason_name);
   // A failed instance is never called again: no tick may wake it.
   for (auto& [id, ctx] : contexts_) {
     if (ctx->tick_timer) {
@@ -331,7 +356,11 @@ std::optional<uint64_t> WasmInstance::call(Context* ctx, const WasmFunction& f,
   if (!r.ok && over_budget) {
     r.error = fmt::format("a callback used more than its CPU budget ({} ms)", budget);
   }
-  if (!r.ok) fail(std::move(r.error));
+  if (!r.ok) {
+    fail(std::move(r.error), over_budget ? FailureReason::Cpu
+                             : starting_ ? FailureReason::Start
+                                         : FailureReason::Trap);
+  }
   // What the module asked of other streams (from a root callback) runs now that it returned.
   if (call_depth_ == 0 && !deferred_stream_actions_.empty()) run_deferred_stream_actions();
   if (!r.ok) return std::nullopt;
@@ -634,7 +663,10 @@ bool WasmInstance::initialize() {
     if (!r.ok && watch.over_budget()) {
       r.error = fmt::format("used more than its start-up CPU budget ({} ms)", budget);
     }
-    if (!r.ok) fail(fmt::format("{} failed: {}", name, r.error));
+    if (!r.ok) {
+      fail(fmt::format("{} failed: {}", name, r.error),
+           watch.over_budget() ? FailureReason::Cpu : FailureReason::Start);
+    }
     return r.ok;
   };
   if (WasmFunction init = vm_->function("_initialize")) {
@@ -746,11 +778,13 @@ WasmResult WasmInstance::copy_out(std::string_view data, uint64_t ptr_out, uint6
     CallScope scope(this, nullptr, CallRestriction::Allocating);
     CallResult r = vm_->call(callbacks_.malloc_fn, {data.size()});
     if (!r.ok) {
-      fail(fmt::format("malloc trapped: {}", r.error));
+      fail(fmt::format("malloc trapped: {}", r.error), FailureReason::Memory);
       return WasmResult::InvalidMemoryAccess;
     }
     ptr = r.value;
   }
+  // A null from the module's allocator (its memory limit reached) is an answer, not a failure:
+  // the call fails with InvalidMemoryAccess and the module may cope.
   if (ptr == 0 || !vm_->write(ptr, data)) return WasmResult::InvalidMemoryAccess;
   if (!vm_->set_word(ptr_out, ptr) || !vm_->set_word(size_out, data.size())) {
     return WasmResult::InvalidMemoryAccess;

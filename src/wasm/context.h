@@ -20,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/stats.h"
 #include "wasm/plugin_metrics.h"
 #include "wasm/shared_state.h"
 #include "wasm/vm/module_info.h"
@@ -208,7 +209,11 @@ class WasmInstance {
   // called again (its memory may be half-updated).
   bool failed() const { return failed_; }
   const std::string& failure() const { return failure_; }
-  void fail(std::string why);
+  // Why, for sluice_wasm_failures_total{plugin,reason}: a trap, a CPU budget hit, the module's
+  // allocator trapping (a memory failure), or a failure while starting (_initialize,
+  // on_vm_start, on_configure).
+  enum class FailureReason { Trap, Cpu, Memory, Start };
+  void fail(std::string why, FailureReason reason = FailureReason::Trap);
 
   // The CPU budgets of this VM's calls (cpu_watchdog.h), in ms of its thread's CPU time (0:
   // none): each callback, and start-up (_initialize, on_vm_start, on_configure). Plugins sharing
@@ -348,10 +353,11 @@ class WasmInstance {
   const HeaderMap* grpc_trailing_metadata_ = nullptr;
   const std::string* grpc_message_ = nullptr;
   uint32_t call_depth_ = 0;
-  std::vector<uint32_t> deferred_stream_actions_;  // context ids
+  std::vector<uint32_t> deferred_stream_actions_;      // context ids
   uint32_t callback_cpu_ms_ = 0, startup_cpu_ms_ = 0;  // none until a plugin sets them
-  bool watched_ = false;   // a runtime whose calls can be stopped (V8)
-  bool starting_ = false;  // in start_root: the start-up budget applies
+  bool watched_ = false;                               // a runtime whose calls can be stopped (V8)
+  bool starting_ = false;                              // in start_root: the start-up budget applies
+  stats::Gauge active_;                                // wasm.<runtime>.active
 };
 
 // The bound on outstanding proxy_http_call requests per VM (default 1024): past it, calls

@@ -170,6 +170,11 @@ void Plugin::restart_on_this_thread() {
   auto& map = running_map();
   auto it = map.find(this);
   if (it == map.end()) return;
+  stats::Store::instance()
+      .counter(stats::MetricName{fmt::format("sluice.wasm.{}.vm_restarts_total", spec_.name),
+                                 "sluice.wasm.vm_restarts_total",
+                                 {{"plugin", spec_.name}}})
+      .inc();
   // A failed instance gets no more calls; its contexts are simply dropped.
   if (it->second.instance && !it->second.instance->failed()) stop(it->second);
   map.erase(it);

@@ -5,6 +5,7 @@
 // Envoy's vm_key does.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <utility>
@@ -30,8 +31,10 @@ struct HidePolicy {
   }
   // Whether `lower_name` in header map `map_type` (the ABI's: 0 request, 2 response) is hidden.
   bool hides(uint32_t map_type, std::string_view lower_name) const;
-  // Writes of hidden names the plugin tried (ignored): sluice_wasm_hidden_header_writes_total.
+  // Writes of hidden names the plugin tried (ignored): sluice_wasm_hidden_header_writes_total;
+  // the first is logged (`warned` is shared by the spec's copies).
   stats::Counter writes;
+  std::shared_ptr<std::atomic<bool>> warned = std::make_shared<std::atomic<bool>>(false);
 };
 
 struct PluginSpec {

@@ -156,12 +156,14 @@ bad "on_configure calling out to an unknown cluster" "$WORK/callout-bad.yaml" "o
 # A plugin that loops forever: the CPU watchdog stops the callback once it used its budget
 # (sluice.wasm, here 200 ms of CPU), the VM is failed and the policy answers; the worker, and the
 # routes without the plugin, keep serving.
+LOOP_ADMIN=$(free_port)
 {
+  echo "admin: { address: { socket_address: { address: 127.0.0.1, port_value: $LOOP_ADMIN } } }"
   sed "s/port_value: $PORT\b/port_value: $(free_port)/; s/port_value: $PORT_OPEN\b/port_value: $(free_port)/" "$WORK/sluice.yaml"
   echo "sluice: { wasm: { defaults: { callback_cpu_ms: 200 } } }"
 } > "$WORK/loop.yaml"
-LOOP_PORT=$(sed -n 's/.*port_value: \([0-9]*\).*/\1/p' "$WORK/loop.yaml" | head -1)
-LOOP_OPEN=$(sed -n 's/.*port_value: \([0-9]*\).*/\1/p' "$WORK/loop.yaml" | sed -n 2p)
+LOOP_PORT=$(sed -n 's/.*port_value: \([0-9]*\).*/\1/p' "$WORK/loop.yaml" | sed -n 2p)
+LOOP_OPEN=$(sed -n 's/.*port_value: \([0-9]*\).*/\1/p' "$WORK/loop.yaml" | sed -n 3p)
 "$SLUICE_BIN" -c "$WORK/loop.yaml" --concurrency 1 -l info > "$WORK/loop.log" 2>&1 &
 loop_pid=$!
 PIDS+=($loop_pid)
@@ -175,6 +177,10 @@ grep -q "a callback used more than its CPU budget (200 ms)" "$WORK/loop.log" ||
   fail "the budget stop is not logged: $(cat "$WORK/loop.log")"
 out=$(curl -sS --max-time 5 "http://127.0.0.1:$LOOP_PORT/plain")
 [[ $out == *"nginx"* ]] || fail "the worker after a looping plugin: $out"
+stats=$(curl -s "http://127.0.0.1:$LOOP_ADMIN/stats/prometheus")
+grep -q '^sluice_wasm_failures_total{plugin="basic",reason="cpu"} 1$' <<<"$stats" ||
+  fail "the CPU failure is not counted: $(grep -i wasm <<<"$stats")"
+grep -q '^envoy_wasm_envoy_wasm_runtime_v8_active ' <<<"$stats" || fail "no wasm runtime gauge"
 code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$LOOP_OPEN/loop")
 [[ $code == 404 || $code == 200 ]] || fail "a looping plugin under FAIL_OPEN: $code"
 code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$LOOP_OPEN/headers")

@@ -226,12 +226,10 @@ bool is_hidden(const HidePolicy* h, uint64_t type, std::string_view lower_name) 
   return h && h->hides(static_cast<uint32_t>(type), lower_name);
 }
 // A write of a hidden name: ignored (the plugin is told Ok, as if it happened), counted, and
-// logged the first time on this thread.
+// logged the first time for its plugin.
 uint64_t ignore_hidden_write(const HidePolicy& h, Context* ctx, std::string_view name) {
   h.writes.inc();
-  static thread_local bool logged = false;
-  if (!logged) {
-    logged = true;
+  if (!h.warned->exchange(true, std::memory_order_relaxed)) {
     spdlog::warn("wasm: plugin '{}' tried to write the hidden header '{}': ignored (logged once)",
                  ctx->plugin()->name, name);
   }
