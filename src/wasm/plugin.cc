@@ -166,6 +166,18 @@ Plugin::Running* Plugin::running_on_this_thread() {
   return &map.emplace(this, std::move(*started)).first->second;
 }
 
+Plugin::NewStream Plugin::new_stream_on_this_thread() {
+  Running* running = running_on_this_thread();
+  if (running && running->instance->failed() && spec_.failure_policy == FailurePolicy::FailReload) {
+    restart_on_this_thread();
+    running = running_on_this_thread();
+  }
+  if (!running || running->instance->failed()) return {};
+  Context* ctx = running->instance->create_stream_context(*running->root);
+  if (!ctx) return {};
+  return {running->instance, ctx};
+}
+
 void Plugin::restart_on_this_thread() {
   auto& map = running_map();
   auto it = map.find(this);

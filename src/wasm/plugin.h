@@ -78,6 +78,15 @@ class Plugin {
   // Drops this thread's failed instance so the next stream starts a fresh one (FAIL_RELOAD).
   void restart_on_this_thread();
 
+  // A stream context (an HTTP stream or a TCP connection) on this thread's instance, replacing a
+  // crashed instance first under FAIL_RELOAD (streams still on the old one keep it alive).
+  // `context` is null when no healthy instance runs here: the caller applies the policy.
+  struct NewStream {
+    std::shared_ptr<WasmInstance> instance;
+    Context* context = nullptr;
+  };
+  NewStream new_stream_on_this_thread();
+
  private:
   explicit Plugin(PluginSpec spec) : spec_(std::move(spec)) {}
   Result<Running> start_instance();

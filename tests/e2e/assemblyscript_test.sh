@@ -197,9 +197,7 @@ bad "0.2.0 module importing proxy_clear_route_cache" "$WORK/badimport.yaml" "pro
 # ways, a connection the filter closes (proxy_close_stream), the close callback's peer type.
 command -v socat >/dev/null || fail "socat is not installed (make deps)"
 ECHO=$(free_port); PORT=$(free_port); ADMIN_PORT=$(free_port)
-socat "TCP-LISTEN:$ECHO,bind=127.0.0.1,reuseaddr,fork" SYSTEM:cat 2>/dev/null &
-PIDS+=($!)
-for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$ECHO) 2>/dev/null && break; sleep 0.05; done
+serve_tcp "$ECHO" cat
 cat > "$WORK/tcp.yaml" <<YAML
 admin: { address: { socket_address: { address: 127.0.0.1, port_value: $ADMIN_PORT } } }
 static_resources:

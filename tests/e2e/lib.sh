@@ -167,32 +167,53 @@ wasm_http_filter() {
 YAML
 }
 
-# sdk_filter NAME RUNTIME EXTENSION CONFIG [VM_ID]: wasm_http_filter for an extension built with our
-# SDK: its .wasm on V8 (RUNTIME v8), its native build on null (RUNTIME null).
-sdk_filter() {
-  local code="inline_string: sluice.$3"
-  [[ $2 == v8 ]] && code="filename: $SLUICE_BUILD_DIR/extensions/$3.wasm"
-  wasm_http_filter "$1" "$2" "$code" "$4" "${5:-}"
+# sdk_code RUNTIME EXTENSION: the code.local of an extension built with our SDK: its .wasm on V8
+# (RUNTIME v8), its native build on null (RUNTIME null).
+sdk_code() {
+  if [[ $1 == v8 ]]; then
+    echo "filename: $SLUICE_BUILD_DIR/extensions/$2.wasm"
+  else
+    echo "inline_string: sluice.$2"
+  fi
 }
 
-# sdk_network_filter NAME RUNTIME EXTENSION CONFIG: a filter_chains[].filters[] entry
-# (envoy.filters.network.wasm) for an SDK extension, indented to go before the terminal filter.
-sdk_network_filter() {
-  local code="inline_string: sluice.$3"
-  [[ $2 == v8 ]] && code="filename: $SLUICE_BUILD_DIR/extensions/$3.wasm"
+# sdk_filter NAME RUNTIME EXTENSION CONFIG [VM_ID]: wasm_http_filter for an SDK extension.
+sdk_filter() {
+  wasm_http_filter "$1" "$2" "$(sdk_code "$2" "$3")" "$4" "${5:-}"
+}
+
+# wasm_network_filter NAME RUNTIME CODE CONFIG [FAILURE_POLICY]: a filter_chains[].filters[]
+# entry (envoy.filters.network.wasm), indented to go before the terminal filter; CODE and
+# CONFIG as for wasm_http_filter.
+wasm_network_filter() {
   cat <<YAML
       - name: $1
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm
           config:
             name: $1
+            failure_policy: ${5:-FAIL_CLOSED}
             configuration:
               "@type": type.googleapis.com/google.protobuf.StringValue
               value: "$4"
             vm_config:
               runtime: envoy.wasm.runtime.$2
-              code: { local: { $code } }
+              code: { local: { $3 } }
 YAML
+}
+
+# sdk_network_filter NAME RUNTIME EXTENSION CONFIG: wasm_network_filter for an SDK extension.
+sdk_network_filter() {
+  wasm_network_filter "$1" "$2" "$(sdk_code "$2" "$3")" "$4"
+}
+
+# serve_tcp PORT COMMAND: a socat server on 127.0.0.1:PORT running COMMAND per connection (stopped
+# with the test), once it accepts connections.
+serve_tcp() {
+  socat "TCP-LISTEN:$1,bind=127.0.0.1,reuseaddr,fork" "SYSTEM:$2" 2>/dev/null &
+  PIDS+=($!)
+  for _ in $(seq 100); do (: > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
+  fail "socat on port $1 never listened"
 }
 
 # require_extensions NAME...: fails unless the build made these SDK extensions.

@@ -10,18 +10,11 @@ command -v socat >/dev/null || fail "socat is not installed (make deps)"
 NGINX=$(free_port); ECHO=$(free_port); WC=$(free_port); BLUE=$(free_port); GREEN=$(free_port)
 FLOOD=$(free_port); PORT=$(free_port); ADMIN_PORT=$(free_port)
 start_nginx "$NGINX"
-serve() {  # port command: a socat server on 127.0.0.1 running `command` per connection
-  socat "TCP-LISTEN:$1,bind=127.0.0.1,reuseaddr,fork" "SYSTEM:$2" 2>/dev/null &
-  PIDS+=($!)
-}
-serve "$ECHO" cat
-serve "$WC" "wc -c"
-serve "$BLUE" "echo blue"
-serve "$GREEN" "echo green"
-serve "$FLOOD" "head -c 104857600 /dev/zero"
-for p in $ECHO $WC $BLUE $GREEN $FLOOD; do
-  for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.05; done
-done
+serve_tcp "$ECHO" cat
+serve_tcp "$WC" "wc -c"
+serve_tcp "$BLUE" "echo blue"
+serve_tcp "$GREEN" "echo green"
+serve_tcp "$FLOOD" "head -c 104857600 /dev/zero"
 
 listener() {  # name port tcp_proxy-config-lines
   cat <<YAML

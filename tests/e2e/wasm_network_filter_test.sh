@@ -12,15 +12,8 @@ require_extensions tcp_rewrite
 
 NGINX=$(free_port); ECHO=$(free_port); WC=$(free_port)
 start_nginx "$NGINX"
-serve() {  # port command: a socat server on 127.0.0.1 running `command` per connection
-  socat "TCP-LISTEN:$1,bind=127.0.0.1,reuseaddr,fork" "SYSTEM:$2" 2>/dev/null &
-  PIDS+=($!)
-}
-serve "$ECHO" cat
-serve "$WC" "wc -c"
-for p in $ECHO $WC; do
-  for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.05; done
-done
+serve_tcp "$ECHO" cat
+serve_tcp "$WC" "wc -c"
 
 # listener NAME PORT NETWORK_FILTER_YAML TERMINAL: TERMINAL is "tcp CLUSTER" or "http".
 listener() {
@@ -142,17 +135,7 @@ done
 # A hostile plugin (tests/wasm/network_hostile.wat, on V8) in front of tcp_proxy.
 : "${SLUICE_TEST_WASM_DIR:?set SLUICE_TEST_WASM_DIR}"
 wat_filter() {  # name failure_policy
-  cat <<YAML
-      - name: $1
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm
-          config:
-            name: $1
-            failure_policy: $2
-            vm_config:
-              runtime: envoy.wasm.runtime.v8
-              code: { local: { filename: $SLUICE_TEST_WASM_DIR/network_hostile.wasm } }
-YAML
+  wasm_network_filter "$1" v8 "filename: $SLUICE_TEST_WASM_DIR/network_hostile.wasm" "" "$2"
 }
 ADMIN_PORT=$(free_port); P_CLOSED=$(free_port); P_OPEN=$(free_port)
 {

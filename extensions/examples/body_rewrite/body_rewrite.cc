@@ -13,15 +13,6 @@
 
 namespace {
 
-size_t replace_all(std::string& s, std::string_view from, std::string_view to) {
-  size_t count = 0;
-  for (size_t pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) {
-    s.replace(pos, from.size(), to);
-    ++count;
-  }
-  return count;
-}
-
 class BodyRewriteRoot : public sluice::RootContext {
  public:
   using RootContext::RootContext;
@@ -85,7 +76,7 @@ class BodyRewriteStream : public sluice::HttpContext {
     active_ = false;
     sluice::Buffer body = sluice::response_body();
     std::string data = body.get_all();
-    size_t n = replace_all(data, root_->from(), root_->to());
+    size_t n = sluice::replace_substrings(data, root_->from(), root_->to());
     if (n == 0) return;
     body.replace_all(data);
     root_->rewritten().increment(n);

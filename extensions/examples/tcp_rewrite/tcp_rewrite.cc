@@ -20,15 +20,6 @@
 
 namespace {
 
-size_t replace_all(std::string& s, std::string_view from, std::string_view to) {
-  size_t count = 0;
-  for (size_t pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) {
-    s.replace(pos, from.size(), to);
-    ++count;
-  }
-  return count;
-}
-
 struct Rewrite {
   std::string from, to;
   bool active() const { return !from.empty(); }
@@ -146,7 +137,7 @@ class TcpRewriteConnection : public sluice::NetworkContext {
       if (!end_of_stream && (data.empty() || data.back() != '\n')) {
         return sluice::FilterStatus::StopIteration;  // the rest of the line may follow
       }
-      if (size_t n = replace_all(data, rewrite.from, rewrite.to); n > 0) {
+      if (size_t n = sluice::replace_substrings(data, rewrite.from, rewrite.to); n > 0) {
         buffer.replace_all(data);
         root_->replacements.increment(n);
         size = data.size();

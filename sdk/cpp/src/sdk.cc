@@ -566,6 +566,16 @@ std::optional<uint64_t> parse_uint64(std::string_view s) {
   return v;
 }
 
+size_t replace_substrings(std::string& s, std::string_view from, std::string_view to) {
+  if (from.empty()) return 0;
+  size_t count = 0;
+  for (size_t pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) {
+    s.replace(pos, from.size(), to);
+    ++count;
+  }
+  return count;
+}
+
 std::vector<std::pair<std::string, std::string>> parse_key_value_lines(std::string_view text) {
   std::vector<std::pair<std::string, std::string>> out;
   while (!text.empty()) {

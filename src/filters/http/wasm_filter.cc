@@ -185,21 +185,13 @@ class WasmFilter : public http::StreamFilter, public wasm::StreamActions {
 std::unique_ptr<http::StreamFilter> WasmFilterConfig::create_filter(
     http::StreamFilterCallbacks& callbacks) {
   const wasm::FailurePolicy policy = plugin_->spec().failure_policy;
-  wasm::Plugin::Running* running = plugin_->running_on_this_thread();
-  if (running && running->instance->failed() && policy == wasm::FailurePolicy::FailReload) {
-    // A crashed VM is replaced for new streams; streams still on the old one keep it alive.
-    plugin_->restart_on_this_thread();
-    running = plugin_->running_on_this_thread();
-  }
-  Context* ctx = nullptr;
-  if (running && !running->instance->failed()) {
-    ctx = running->instance->create_stream_context(*running->root);
-  }
-  if (!ctx) {
+  wasm::Plugin::NewStream stream = plugin_->new_stream_on_this_thread();
+  if (!stream.context) {
     if (policy == wasm::FailurePolicy::FailOpen) return nullptr;
     return std::make_unique<FailedStreamFilter>(callbacks);
   }
-  return std::make_unique<WasmFilter>(running->instance, ctx, callbacks, policy);
+  return std::make_unique<WasmFilter>(std::move(stream.instance), stream.context, callbacks,
+                                      policy);
 }
 
 Result<std::shared_ptr<wasm::Plugin>> load_wasm_plugin(const config::WasmPlugin& w,

@@ -169,21 +169,12 @@ class NetworkWasmFilter : public net::ConnectionFilter,
 
 std::unique_ptr<net::ConnectionFilter> NetworkWasmFilterConfig::create_filter() {
   const wasm::FailurePolicy policy = plugin_->spec().failure_policy;
-  wasm::Plugin::Running* running = plugin_->running_on_this_thread();
-  if (running && running->instance->failed() && policy == wasm::FailurePolicy::FailReload) {
-    // A crashed VM is replaced for new connections; those still on the old one keep it alive.
-    plugin_->restart_on_this_thread();
-    running = plugin_->running_on_this_thread();
-  }
-  Context* ctx = nullptr;
-  if (running && !running->instance->failed()) {
-    ctx = running->instance->create_stream_context(*running->root);
-  }
-  if (!ctx) {
+  wasm::Plugin::NewStream stream = plugin_->new_stream_on_this_thread();
+  if (!stream.context) {
     if (policy == wasm::FailurePolicy::FailOpen) return nullptr;
     return std::make_unique<FailedConnectionFilter>();
   }
-  return std::make_unique<NetworkWasmFilter>(running->instance, ctx, policy);
+  return std::make_unique<NetworkWasmFilter>(std::move(stream.instance), stream.context, policy);
 }
 
 Result<std::shared_ptr<NetworkWasmFilterConfig>> make_network_wasm_filter_config(

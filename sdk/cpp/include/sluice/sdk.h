@@ -681,7 +681,11 @@ struct RegisterContextFactory {
   }
 };
 
-// ---- Small string helpers for configuration parsing ------------------------------------------
+// ---- Small string helpers -------------------------------------------------------------------
+
+// Replaces every occurrence of `from` (not empty) in `s` by `to`, left to right, never inside
+// what was just put in; returns how many.
+size_t replace_substrings(std::string& s, std::string_view from, std::string_view to);
 
 std::string_view trim(std::string_view s);
 // A decimal number that fits in 64 bits, digits only (no sign, no spaces); nullopt otherwise.
