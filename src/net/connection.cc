@@ -359,6 +359,9 @@ void Connection::finish_shutdown_write() {
 
 void Connection::close(bool flush) {
   if (closed_) return;
+  // The filters are done now, not when the last bytes are out: a connection left to flush is no
+  // longer tracked by its worker, and its plugins must end on their own thread.
+  if (filters_) filters_->on_close(/*local=*/true);
   if (flush && write_buffered() > 0) {
     close_after_flush_ = true;
     arm_close_flush_timer();

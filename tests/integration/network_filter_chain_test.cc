@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -214,6 +215,21 @@ TEST_F(NetworkFilterChain, ClosedBeforeStartIsAbandoned) {
   EXPECT_TRUE(abandoned_);
   EXPECT_FALSE(started_);
   EXPECT_EQ(log_.back(), "a.close:local");
+}
+
+// A close that waits for the flush ends the filters at once: the connection may outlive its
+// worker's bookkeeping while it flushes, and plugins must end on their own thread.
+TEST_F(NetworkFilterChain, FlushingCloseEndsTheFiltersAtOnce) {
+  Connect();
+  AddFilter("a");
+  Start();
+  conn_->write(std::string(4 * 1024 * 1024, 'f'));  // more than the socket takes at once
+  conn_->close(true);
+  EXPECT_EQ(log_.back(), "a.close:local");
+  EXPECT_TRUE(conn_->open());  // still flushing
+  ASSERT_TRUE(RunUntil([&] { return client_eof_; }));
+  EXPECT_EQ(client_received_.size(), 4u * 1024 * 1024);
+  EXPECT_EQ(std::count(log_.begin(), log_.end(), "a.close:local"), 1);
 }
 
 // A filter closes the connection from its read callback: nothing passes, the terminal hears a

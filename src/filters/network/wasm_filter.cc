@@ -63,20 +63,22 @@ class NetworkWasmFilter : public net::ConnectionFilter,
   void run_deferred_actions() override { after_call(); }
 
   FilterStatus on_new_connection() override {
+    if (failed_open_ || !ctx_) return FilterStatus::Continue;
     const auto& fn = instance_->callbacks().on_new_connection;
-    if (failed_open_ || !ctx_ || !fn) return FilterStatus::Continue;
+    if (!fn) return FilterStatus::Continue;
     return verdict(instance_->call(ctx_, fn, {ctx_->id()}));
   }
 
   FilterStatus on_read(std::string& data, bool end_stream) override {
+    if (failed_open_ || !ctx_) return FilterStatus::Continue;
     const auto& fn = instance_->callbacks().on_downstream_data;
-    if (failed_open_ || !ctx_ || !fn) return FilterStatus::Continue;
+    if (!fn) return FilterStatus::Continue;
     return verdict(instance_->call(ctx_, fn, {ctx_->id(), data.size(), end_stream ? 1u : 0u}));
   }
 
   FilterStatus on_write(std::string& data, bool end_stream) override {
-    const auto& fn = instance_->callbacks().on_upstream_data;
     if (failed_open_ || !ctx_) return FilterStatus::Continue;
+    const auto& fn = instance_->callbacks().on_upstream_data;
     FilterStatus status = FilterStatus::Continue;
     if (fn) {
       status = verdict(instance_->call(ctx_, fn, {ctx_->id(), data.size(), end_stream ? 1u : 0u}));
@@ -145,7 +147,8 @@ class NetworkWasmFilter : public net::ConnectionFilter,
   }
 
   // on_log, on_done, on_delete (as Envoy at the end of a TCP connection); then the context is
-  // gone and the instance may be released.
+  // gone and the instance is let go, here on its own thread (the connection object may die on
+  // another one).
   void end_context() {
     if (!ctx_) return;
     Context* ctx = ctx_;
@@ -153,9 +156,10 @@ class NetworkWasmFilter : public net::ConnectionFilter,
     ctx->set_actions(nullptr);
     ctx->set_network(nullptr);
     instance_->destroy_stream_context(ctx, true);
+    instance_.reset();
   }
 
-  std::shared_ptr<WasmInstance> instance_;  // keeps ctx_ alive
+  std::shared_ptr<WasmInstance> instance_;  // keeps ctx_ alive; null once it ended
   Context* ctx_;
   net::ConnectionFilterCallbacks* cb_ = nullptr;
   wasm::FailurePolicy policy_;
