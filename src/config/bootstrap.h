@@ -158,6 +158,10 @@ struct WasmPlugin {
   std::vector<std::pair<std::string, std::string>> env;  // environment_variables
   enum class FailurePolicy { FailClosed, FailOpen, FailReload };
   FailurePolicy failure_policy = FailurePolicy::FailClosed;
+  // Replace a failed VM after a backoff: Sluice's self-healing, for an unset policy (which
+  // answers as FAIL_CLOSED meanwhile) and FAIL_OPEN; not for FAIL_CLOSED named explicitly
+  // (Envoy's behaviour). FAIL_RELOAD replaces it at the next stream.
+  bool heal = true;
 };
 
 // An entry of http_filters[]: the router or a Wasm filter.

@@ -919,6 +919,7 @@ void Loader::parse_plugin_config(const Value& config, WasmPlugin& w) {
     const std::optional<std::string> p = read_string(d_, *policy);
     if (p == "FAIL_CLOSED" || p == "UNSPECIFIED") {
       w.failure_policy = WasmPlugin::FailurePolicy::FailClosed;
+      w.heal = p == "UNSPECIFIED";  // FAIL_CLOSED named: the failed VM stays, as in Envoy
     } else if (p == "FAIL_OPEN") {
       w.failure_policy = WasmPlugin::FailurePolicy::FailOpen;
     } else if (p == "FAIL_RELOAD") {

@@ -168,9 +168,24 @@ Plugin::Running* Plugin::running_on_this_thread() {
 
 Plugin::NewStream Plugin::new_stream_on_this_thread() {
   Running* running = running_on_this_thread();
-  if (running && running->instance->failed() && spec_.failure_policy == FailurePolicy::FailReload) {
-    restart_on_this_thread();
-    running = running_on_this_thread();
+  if (running && running->instance->failed()) {
+    if (spec_.failure_policy == FailurePolicy::FailReload) {
+      restart_on_this_thread();
+      running = running_on_this_thread();
+    } else if (spec_.heal) {
+      // Self-healing: the failed VM answers by its policy for a backoff, then is replaced.
+      using Clock = std::chrono::steady_clock;
+      const Clock::time_point now = Clock::now();
+      if (running->failed_seen == Clock::time_point{}) running->failed_seen = now;
+      const int restarts = running->restarts;
+      const auto backoff = std::min<std::chrono::milliseconds>(
+          std::chrono::milliseconds(1000) * (1 << std::min(restarts, 4)), std::chrono::seconds(10));
+      if (now - running->failed_seen >= backoff) {
+        restart_on_this_thread();
+        running = running_on_this_thread();
+        if (running) running->restarts = restarts + 1;
+      }
+    }
   }
   if (!running || running->instance->failed()) return {};
   Context* ctx = running->instance->create_stream_context(*running->root);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <utility>
@@ -48,6 +49,8 @@ struct PluginSpec {
   std::string code_origin;       // for messages: "file /x/y.wasm", "inline_bytes", ...
   std::vector<std::pair<std::string, std::string>> env;  // WASI environment
   FailurePolicy failure_policy = FailurePolicy::FailClosed;
+  // Replace a failed VM after a backoff (1 s, doubling to 10 s): see config::WasmPlugin::heal.
+  bool heal = true;
   // Limits of its VM (sluice.wasm; V8 only): CPU per callback and for start-up (0: none).
   uint32_t memory_limit_mb = 64;
   uint32_t callback_cpu_ms = 50;
@@ -73,6 +76,10 @@ class Plugin {
     // Shared with the streams using it: a restart must not free contexts they still point to.
     std::shared_ptr<WasmInstance> instance;
     Context* root = nullptr;
+    // Self-healing (PluginSpec::heal): when this thread first saw the VM failed, and how many
+    // times in a row it was replaced (the backoff doubles with each).
+    std::chrono::steady_clock::time_point failed_seen{};
+    int restarts = 0;
   };
   Running* running_on_this_thread();
   // Drops this thread's failed instance so the next stream starts a fresh one (FAIL_RELOAD).

@@ -217,6 +217,7 @@ Result<std::shared_ptr<wasm::Plugin>> load_wasm_plugin(const config::WasmPlugin&
       spec.failure_policy = wasm::FailurePolicy::FailReload;
       break;
   }
+  spec.heal = w.heal;
   spec.node_id = bootstrap.node.id;
   spec.node_cluster = bootstrap.node.cluster;
   spec.node_metadata_json = bootstrap.node.metadata_json;
