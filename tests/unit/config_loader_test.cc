@@ -645,7 +645,28 @@ TEST(ConfigLoader, WasmFilterReadsPluginConfig) {
   ASSERT_EQ(w.env.size(), 1u);
   EXPECT_EQ(w.env[0].first, "K");
   EXPECT_EQ(w.failure_policy, WasmPlugin::FailurePolicy::FailOpen);
+  EXPECT_TRUE(w.heal);
   EXPECT_FALSE(hcm.http_filters[1].wasm);
+}
+
+// Self-healing follows the policy: unset and UNSPECIFIED heal (answering as FAIL_CLOSED),
+// FAIL_CLOSED named explicitly does not (Envoy's behaviour).
+TEST(ConfigLoader, WasmFailurePolicyHealing) {
+  const auto plugin = [](std::string_view policy) {
+    LoadResult r = load_from_string(WithRoutes(
+        "[]", WasmFilters(std::string(policy) + "vm_config: {runtime: envoy.wasm.runtime.null, "
+                                                "code: {local: {inline_string: sluice.x}}}")));
+    EXPECT_TRUE(r.ok()) << Describe(r.errors);
+    return *std::get<HttpConnectionManager>(
+                r.bootstrap->listeners[0].filter_chains[0].filters[0].config)
+                .http_filters[0]
+                .wasm;
+  };
+  EXPECT_TRUE(plugin("").heal);
+  EXPECT_EQ(plugin("").failure_policy, WasmPlugin::FailurePolicy::FailClosed);
+  EXPECT_TRUE(plugin("failure_policy: UNSPECIFIED, ").heal);
+  EXPECT_FALSE(plugin("failure_policy: FAIL_CLOSED, ").heal);
+  EXPECT_TRUE(plugin("failure_policy: FAIL_RELOAD, ").heal);
 }
 
 TEST(ConfigLoader, WasmInlineBytesAreBase64) {
