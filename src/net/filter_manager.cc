@@ -41,6 +41,17 @@ void pass_on(std::string& from, bool& from_end, std::string& to, bool& to_end) {
 
 }  // namespace
 
+StreamInfo connection_stream_info(Connection& c) {
+  StreamInfo info;
+  info.start_time = std::chrono::system_clock::now();
+  info.start_mono = std::chrono::steady_clock::now();
+  info.downstream_direct_remote_address = c.remote_address();
+  info.downstream_remote_address = c.remote_address();
+  info.downstream_local_address = c.local_address();
+  if (c.tls()) info.tls = &c.tls_info();
+  return info;
+}
+
 FilterManager::FilterManager(Connection& connection,
                              std::vector<std::unique_ptr<ConnectionFilter>> filters,
                              uint32_t buffer_limit)
@@ -50,12 +61,7 @@ FilterManager::FilterManager(Connection& connection,
     slots_.push_back(std::make_unique<Slot>(*this, i, std::move(filters[i])));
   }
   for (auto& s : slots_) s->filter->set_callbacks(*s);
-  info_.start_time = std::chrono::system_clock::now();
-  info_.start_mono = std::chrono::steady_clock::now();
-  info_.downstream_direct_remote_address = conn_.remote_address();
-  info_.downstream_remote_address = conn_.remote_address();
-  info_.downstream_local_address = conn_.local_address();
-  if (conn_.tls()) info_.tls = &conn_.tls_info();
+  info_ = connection_stream_info(conn_);
 }
 
 FilterManager::~FilterManager() = default;

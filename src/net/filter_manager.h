@@ -22,6 +22,9 @@ namespace sluice::net {
 
 class Connection;
 
+// A StreamInfo for a connection that starts now: its addresses, TLS and start time.
+StreamInfo connection_stream_info(Connection& connection);
+
 class FilterManager {
  public:
   FilterManager(Connection& connection, std::vector<std::unique_ptr<ConnectionFilter>> filters,

@@ -43,12 +43,12 @@ TcpProxySession::TcpProxySession(TcpProxyOwner& owner, std::shared_ptr<const Tcp
       config_(std::move(config)),
       downstream_(std::move(downstream)),
       idle_timer_(owner.loop(), [this] { on_idle_timeout(); }) {
-  info_.start_time = std::chrono::system_clock::now();
-  info_.start_mono = std::chrono::steady_clock::now();
-  info_.downstream_remote_address = downstream_->remote_address();
-  info_.downstream_direct_remote_address = downstream_->remote_address();
-  info_.downstream_local_address = downstream_->local_address();
-  if (downstream_->tls()) info_.tls = &downstream_->tls_info();
+  if (net::FilterManager* filters = downstream_->filters()) {
+    info_ = &filters->stream_info();
+  } else {
+    own_info_ = net::connection_stream_info(*downstream_);
+    info_ = &own_info_;
+  }
 }
 
 TcpProxySession::~TcpProxySession() {
@@ -68,11 +68,11 @@ void TcpProxySession::start() {
   downstream_->set_callbacks(&downstream_side_);
   downstream_->enable_half_close();
   const std::string& cluster_name = config_->pick_cluster(owner_.rng());
-  info_.upstream_cluster = cluster_name;
+  info_->upstream_cluster = cluster_name;
   cluster_ = owner_.clusters().get(cluster_name);
   if (!cluster_) {
     st.downstream_cx_no_route.inc();
-    info_.set_flag(kNoClusterFound);
+    info_->set_flag(kNoClusterFound);
     finish(false);
     return;
   }
@@ -87,24 +87,19 @@ void TcpProxySession::connect(upstream::WorkerCluster& cluster) {
   upstream_.reset();
   if (!chosen) {
     info.stats().upstream_cx_none_healthy.inc();
-    info_.set_flag(kNoHealthyUpstream);
+    info_->set_flag(kNoHealthyUpstream);
     finish(false);
     return;
   }
   if (!info.try_acquire_connection()) {
     info.stats().upstream_cx_overflow.inc();
-    info_.set_flag(kUpstreamOverflow);
+    info_->set_flag(kUpstreamOverflow);
     finish(false);
     return;
   }
   ++connect_attempts_;
   auto host = cluster.host_ptr(chosen);
-  info_.upstream_host = host->address;
-  if (net::FilterManager* filters = downstream_->filters()) {
-    // What the connection's network filters read as upstream.address and xds.cluster_name.
-    filters->stream_info().upstream_cluster = info.config().name;
-    filters->stream_info().upstream_host = host->address;
-  }
+  info_->upstream_host = host->address;
   auto conn =
       net::Connection::create(owner_.loop(), info.config().per_connection_buffer_limit_bytes);
   upstream_ = std::make_unique<upstream::UpstreamConnection>(cluster, host, conn);
@@ -131,7 +126,7 @@ void TcpProxySession::connect(upstream::WorkerCluster& cluster) {
                     connect(cluster);
                   } else {
                     upstream_.reset();
-                    info_.set_flag(kUpstreamConnectionFailure);
+                    info_->set_flag(kUpstreamConnectionFailure);
                     finish(false);
                   }
                 });
@@ -159,11 +154,11 @@ void TcpProxySession::on_data(bool from_upstream, const char* data, size_t len) 
   if (from_upstream) {
     st.downstream_cx_tx_bytes_total.inc(len);
     cluster_stats.upstream_cx_rx_bytes_total.inc(len);
-    info_.bytes_sent += len;
+    info_->bytes_sent += len;
   } else {
     st.downstream_cx_rx_bytes_total.inc(len);
     cluster_stats.upstream_cx_tx_bytes_total.inc(len);
-    info_.bytes_received += len;
+    info_->bytes_received += len;
   }
   other(from_upstream).write(std::string_view(data, len));
   if (config_->config.idle_timeout.count() > 0)
@@ -235,9 +230,9 @@ void TcpProxySession::finish(bool flush) {
   if (finished_) return;
   finished_ = true;
   idle_timer_.cancel();
-  info_.last_downstream_tx_byte =
+  info_->last_downstream_tx_byte =
       std::chrono::steady_clock::now();  // %DURATION%: the whole session
-  for (const auto& log : config_->access_logs) log->log(info_);
+  for (const auto& log : config_->access_logs) log->log(*info_);
   downstream_->set_callbacks(nullptr);
   downstream_->close(flush);
   if (upstream_) {

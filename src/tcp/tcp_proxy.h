@@ -94,8 +94,11 @@ class TcpProxySession : public std::enable_shared_from_this<TcpProxySession> {
   Side upstream_side_{*this, true};
   net::LazyTimer idle_timer_;
   // What the access log prints: addresses, the upstream, bytes each way, response flags
-  // (UH no healthy host, UO overflow, UF connect failure, NC no cluster), the duration.
-  StreamInfo info_;
+  // (UH no healthy host, UO overflow, UF connect failure, NC no cluster), the duration. The
+  // connection's network filters read the same one (upstream.address, xds.cluster_name): it
+  // is theirs when they exist, else own_info_.
+  StreamInfo own_info_;
+  StreamInfo* info_;
   uint32_t connect_attempts_ = 0;
   bool downstream_eof_ = false, upstream_eof_ = false;
   bool finished_ = false;
