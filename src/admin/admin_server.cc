@@ -53,6 +53,7 @@ constexpr const char* kHelp =
     "  /listeners: listeners (?format=json)\n"
     "  /logging: POST ?level=trace|debug|info|warning|error|critical|off\n"
     "  /healthcheck/fail, /healthcheck/ok: POST; fail or pass readiness\n"
+    "  /reload: POST; reload the configuration (and Wasm modules) from their files\n"
     "  /quitquitquit: POST; exit the server\n";
 
 }  // namespace
@@ -240,6 +241,12 @@ AdminResponse AdminServer::handle(std::string_view method, std::string_view targ
     if (auto r = require_post(path)) return *r;
     backend_.set_health_check_failed(path == "/healthcheck/fail");
     return {200, "text/plain", "OK\n"};
+  }
+  if (path == "/reload") {
+    if (auto r = require_post(path)) return *r;
+    bool ok = false;
+    std::string body = backend_.reload_config(&ok);
+    return {ok ? 200 : 400, "application/json", std::move(body)};
   }
   if (path == "/quitquitquit") {
     if (auto r = require_post(path)) return *r;

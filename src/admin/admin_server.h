@@ -31,6 +31,9 @@ class AdminBackend {
   virtual bool health_check_failed() const = 0;
   virtual void set_health_check_failed(bool failed) = 0;
   virtual void quit() = 0;
+  // POST /reload: reloads the configuration now; `ok` false when it was rejected. The body is
+  // JSON (the outcome, as /config_dump's last_update).
+  virtual std::string reload_config(bool* ok) = 0;
   virtual void refresh_server_stats() = 0;
 };
 

@@ -155,6 +155,7 @@ struct WasmPlugin {
   std::string vm_configuration;
   std::string code;         // module bytes; for the null runtime, the plugin name or a .so path
   std::string code_origin;  // "file /path/x.wasm", "inline_bytes", "inline_string"
+  std::string code_file;    // code.local.filename (watched for hot reload), or empty
   std::vector<std::pair<std::string, std::string>> env;  // environment_variables
   enum class FailurePolicy { FailClosed, FailOpen, FailReload };
   FailurePolicy failure_policy = FailurePolicy::FailClosed;
@@ -380,6 +381,9 @@ struct Bootstrap {
   std::vector<Listener> listeners;
   std::vector<Cluster> clusters;
   std::string source_json;  // the whole input as JSON, for /config_dump
+  // Each top-level section as JSON ("static_resources" split into "static_resources.listeners"
+  // and "static_resources.clusters"): a reload compares them to find what changed.
+  std::map<std::string, std::string> section_json;
 
   const Cluster* find_cluster(std::string_view name) const;
 };

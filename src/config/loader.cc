@@ -989,6 +989,7 @@ void Loader::parse_plugin_config(const Value& config, WasmPlugin& w) {
     if (null_runtime) {
       w.code = text;  // a shared library the null runtime loads
     } else {
+      w.code_file = text;
       std::ifstream in(text, std::ios::binary);
       if (!in) {
         d_.error(*l.get("filename"),
@@ -1836,6 +1837,19 @@ LoadResult load_from_string(std::string_view text, std::string_view source_name)
     Loader(diags).load(Value{root, "", 1}, *bootstrap);
   }
   bootstrap->source_json = root.IsNull() ? "{}" : yaml_to_json(root);
+  if (root.IsMap()) {
+    for (const auto& section : root) {
+      const std::string key = section.first.as<std::string>("");
+      if (key == "static_resources" && section.second.IsMap()) {
+        for (const auto& part : section.second) {
+          bootstrap->section_json["static_resources." + part.first.as<std::string>("")] =
+              yaml_to_json(part.second);
+        }
+      } else {
+        bootstrap->section_json[key] = yaml_to_json(section.second);
+      }
+    }
+  }
   result.errors = std::move(diags.errors());
   result.warnings = std::move(diags.warnings());
   // Report in document order, as a user reads the file.

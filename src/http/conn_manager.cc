@@ -570,8 +570,23 @@ void HttpConnection::on_below_write_low_watermark() {
   if (stream_ && stream_->upstream) stream_->upstream->read_disable(false);
 }
 
+bool can_switch_config(const HttpListenerConfig& from, const HttpListenerConfig& to) {
+  return from.config.stat_prefix == to.config.stat_prefix;
+}
+
+void HttpConnection::take_latest_config() {
+  const auto& latest = slot_->current;
+  if (latest == config_) return;
+  if (latest && can_switch_config(*config_, *latest)) {
+    config_ = latest;
+  } else {
+    draining_ = true;  // this stream runs on the old config and ends with "connection: close"
+  }
+}
+
 void HttpConnection::on_message_headers(HeaderMap& headers, bool end_stream) {
   idle_timer_.cancel();
+  if (slot_ && !mux_) take_latest_config();
   stream_ = std::make_unique<Stream>();
   ++generation_;
   Stream& s = *stream_;

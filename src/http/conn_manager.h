@@ -60,7 +60,21 @@ struct HttpListenerConfig {
   std::vector<std::shared_ptr<accesslog::AccessLog>> access_logs;
   // http_filters[] before the router, in config order.
   std::vector<std::shared_ptr<HttpFilterConfig>> filters;
+  // Keeps `config` (part of a bootstrap) alive while a connection still uses this snapshot.
+  std::shared_ptr<const void> config_owner;
 };
+
+// The HTTP config one filter chain of a listener serves now, as one worker sees it: a reload
+// replaces `current` on that worker's thread, and open connections take it for their next stream
+// (in-flight streams finish on theirs). Null: the chain is gone; its connections finish the
+// stream they run and close.
+struct HttpConfigSlot {
+  std::shared_ptr<const HttpListenerConfig> current;
+};
+
+// Whether a connection on `from` may serve its next stream on `to`: the connection-level stats
+// (stat_prefix) must stay the same series. Else the connection drains and the client reconnects.
+bool can_switch_config(const HttpListenerConfig& from, const HttpListenerConfig& to);
 
 // A downstream HTTP connection as its worker holds it (HTTP/1 or HTTP/2).
 class DownstreamConnection {
@@ -118,6 +132,9 @@ class HttpConnection : public DownstreamConnection,
                  std::shared_ptr<net::Connection> conn, MultiplexedStream* stream = nullptr);
   ~HttpConnection() override;
 
+  // Each new stream takes the slot's current config (hot reload). HTTP/1 only: an HTTP/2
+  // session switches for its streams itself.
+  void follow(std::shared_ptr<const HttpConfigSlot> slot) { slot_ = std::move(slot); }
   // HTTP/1: starts reading the socket.
   void start();
   // Drain: finish the current stream with "connection: close", or close now when idle.
@@ -218,8 +235,12 @@ class HttpConnection : public DownstreamConnection,
   // they may still be the HTTP/2 preface, or when they were (the connection is handed over).
   bool detect_http2();
 
+  // A new HTTP/1 stream: take the slot's config, or drain when it cannot be taken.
+  void take_latest_config();
+
   WorkerContext& worker_;
   std::shared_ptr<const HttpListenerConfig> config_;
+  std::shared_ptr<const HttpConfigSlot> slot_;
   std::shared_ptr<net::Connection> conn_;
   MultiplexedStream* const mux_;  // HTTP/2: the stream this runs; null for HTTP/1
   bool first_read_ = true;        // AUTO: the protocol is not known yet

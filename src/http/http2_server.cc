@@ -516,6 +516,13 @@ void Http2ServerConnection::start_request(Stream& s, bool end_stream) {
     }
     h.set("cookie", joined);
   }
+  if (slot_ && slot_->current != config_) {
+    if (slot_->current && can_switch_config(*config_, *slot_->current)) {
+      config_ = slot_->current;
+    } else {
+      start_drain();  // this stream still runs, on the config the session started with
+    }
+  }
   s.handler = std::make_shared<HttpConnection>(worker_, config_, conn_, &s);
   auto keep = s.handler;
   keep->on_message_headers(h, end_stream);

@@ -44,6 +44,9 @@ class Http2ServerConnection final : public DownstreamConnection,
   // `received`: bytes an HTTP/1 connection already read (and counted) before it recognised the
   // HTTP/2 preface; that connection was counted in the listener's connection stats too.
   void start(std::string received = {}, bool handed_over = false);
+  // New streams take the slot's current config (hot reload); when they cannot
+  // (can_switch_config), the session drains and the client reconnects.
+  void follow(std::shared_ptr<const HttpConfigSlot> slot) { slot_ = std::move(slot); }
   // GOAWAY: a notice at once, the final one (last stream id) a second later; the connection
   // closes once its streams are done.
   void start_drain() override;
@@ -94,6 +97,7 @@ class Http2ServerConnection final : public DownstreamConnection,
   bool in_receive_ = false;
   bool flush_posted_ = false;
   bool draining_ = false;
+  std::shared_ptr<const HttpConfigSlot> slot_;
   bool final_goaway_sent_ = false;
   uint64_t pending_bytes_ = 0;
   bool resuming_ = false;

@@ -86,6 +86,8 @@ int main(int argc, char** argv) {
   sluice::server::Options options;
   options.concurrency = concurrency;
   options.drain_time = std::chrono::seconds(drain_time_s);
+  options.config_path = config_path;
+  options.config_yaml = config_yaml;
   std::vector<std::string> args(argv, argv + argc);
   options.command_line = fmt::format("{}", fmt::join(args, " "));
   sluice::server::Server server(result.bootstrap, options);

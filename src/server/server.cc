@@ -7,13 +7,21 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cstring>
+#include <filesystem>
 #include <optional>
+#include <set>
 #include <thread>
 
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <fmt/chrono.h>
 #include <spdlog/spdlog.h>
 #include "common/strings.h"
 
 #include "accesslog/access_log.h"
+#include "config/loader.h"
 #include "net/connection.h"
 #include "wasm/thread_loop.h"
 
@@ -57,10 +65,12 @@ Server::Server(std::shared_ptr<const config::Bootstrap> bootstrap, Options optio
       options_(std::move(options)),
       signals_(main_loop_),
       drain_timer_(main_loop_),
-      tls_reloader_(main_loop_, std::chrono::seconds(1),
-                    [this](size_t listener, std::shared_ptr<const net::TlsFilterChains> chains) {
-                      for (auto& w : workers_) w->update_tls_chains(listener, chains);
-                    }),
+      tls_reloader_(
+          main_loop_, std::chrono::seconds(1),
+          [this](const std::string& listener, std::shared_ptr<const net::TlsFilterChains> chains) {
+            for (auto& w : workers_) w->update_tls_chains(listener, chains);
+          }),
+      reload_debounce_(main_loop_),
       start_time_(std::chrono::system_clock::now()) {
   if (options_.concurrency <= 0) {
     options_.concurrency = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -70,10 +80,24 @@ Server::Server(std::shared_ptr<const config::Bootstrap> bootstrap, Options optio
   uptime_ = s.gauge(stats::server_stat("uptime"));
   concurrency_ = s.gauge(stats::server_stat("concurrency"));
   state_ = s.gauge(stats::server_stat("state"));
+  const auto reloads = [&](const char* result) {
+    return s.counter(stats::MetricName{str_cat("sluice.config_reloads_total.", result),
+                                       "sluice.config_reloads_total",
+                                       {{"result", result}}});
+  };
+  reloads_accepted_ = reloads("accepted");
+  reloads_rejected_ = reloads("rejected");
+  const auto manager = [&](const char* stat) {
+    const std::string name = str_cat("listener_manager.", stat);
+    return s.counter(stats::MetricName{name, name, {}});
+  };
+  listeners_added_ = manager("listener_added");
+  listeners_removed_ = manager("listener_removed");
 }
 
 Server::~Server() {
   for (auto& w : workers_) w->stop();
+  inotify_.reset();  // closes inotify_fd_
 }
 
 std::string Server::init() {
@@ -119,11 +143,60 @@ std::string Server::init() {
     main_clusters_->set_hosts(clusters_[c]->name(), host_sets_[c]);
   }
   main_http_client_ = std::make_unique<http::AsyncClient>(main_loop_, *main_clusters_);
-  std::optional<wasm::ScopedLoadingClient> loading_plugins;
-  loading_plugins.emplace(main_http_client_.get());
 
-  for (size_t li = 0; li < b.listeners.size(); ++li) {
-    const auto& l = b.listeners[li];
+  auto first = std::make_shared<Snapshot>();
+  {
+    wasm::ScopedLoadingClient loading_plugins(main_http_client_.get());
+    if (std::string err = build_snapshot(bootstrap_, nullptr, first.get()); !err.empty()) {
+      return err;
+    }
+  }
+  snapshot_ = first;
+  watch_tls_files(*first);
+
+  for (int i = 0; i < options_.concurrency; ++i) {
+    auto w = std::make_unique<Worker>(i, clusters_, first->worker_plugins);
+    for (size_t c = 0; c < clusters_.size(); ++c) {
+      w->clusters().set_hosts(clusters_[c]->name(), host_sets_[c]);
+    }
+    for (const auto& l : first->listeners) {
+      if (std::string err = w->add_listener(l); !err.empty()) {
+        return str_cat("listener '", l->name, "': cannot bind ",
+                       net::endpoint_to_string(l->endpoint), ": ", err);
+      }
+    }
+    workers_.push_back(std::move(w));
+  }
+
+  if (b.admin.address) {
+    asio::error_code ec;
+    const auto addr = asio::ip::make_address(b.admin.address->address, ec);
+    if (ec) return str_cat("admin: invalid address '", b.admin.address->address, "'");
+    admin_ = std::make_unique<admin::AdminServer>(main_loop_, *this);
+    asio::ip::tcp::endpoint ep(addr, b.admin.address->port);
+    if (std::string err = admin_->listen(ep); !err.empty()) {
+      return str_cat("admin: cannot bind ", net::endpoint_to_string(ep), ": ", err);
+    }
+  }
+  concurrency_.set(options_.concurrency);
+  return "";
+}
+
+std::string Server::build_snapshot(std::shared_ptr<const config::Bootstrap> bootstrap,
+                                   const Snapshot* previous, Snapshot* out) {
+  const config::Bootstrap& b = *bootstrap;
+  out->bootstrap = bootstrap;
+  out->version = previous ? previous->version + 1 : 1;
+  // Plugins of the serving snapshot that load the same again are taken as they are.
+  wasm::PluginReuse reuse;
+  if (previous) {
+    for (const auto& p : previous->worker_plugins) reuse.offer(p);
+    for (const auto& p : previous->singletons) reuse.offer(p);
+  }
+  wasm::ScopedPluginReuse reusing(previous ? &reuse : nullptr);
+  std::vector<std::shared_ptr<wasm::Plugin>> worker_plugins;
+
+  for (const auto& l : b.listeners) {
     // One HTTP connection manager per filter chain (chains are told apart by SNI).
     std::vector<ListenerRuntime::Chain> chains_rt;
     for (size_t ci = 0; ci < l.filter_chains.size(); ++ci) {
@@ -133,6 +206,7 @@ std::string Server::init() {
         if (const auto* hcm = std::get_if<config::HttpConnectionManager>(&f.config)) {
           http =
               std::make_shared<http::HttpListenerConfig>(*hcm, l.per_connection_buffer_limit_bytes);
+          http->config_owner = bootstrap;
           for (const auto& log_config : hcm->access_logs) {
             std::string error;
             auto log = accesslog::AccessLog::create(log_config, &error);
@@ -145,7 +219,7 @@ std::string Server::init() {
             if (!filter)
               return str_cat("listener '", l.name, "': http filter '", hf.name,
                              "': ", filter.error());
-            wasm_plugins_.push_back((*filter)->plugin());
+            worker_plugins.push_back((*filter)->plugin());
             http->filters.push_back(std::move(*filter));
           }
         }
@@ -168,7 +242,7 @@ std::string Server::init() {
           if (!filter)
             return str_cat("listener '", l.name, "': network filter '", f.name,
                            "': ", filter.error());
-          wasm_plugins_.push_back((*filter)->plugin());
+          worker_plugins.push_back((*filter)->plugin());
           network_filters.push_back(std::move(*filter));
         }
       }
@@ -184,42 +258,54 @@ std::string Server::init() {
     const auto addr = asio::ip::make_address(l.address.address, ec);
     if (ec) return str_cat("listener '", l.name, "': invalid address '", l.address.address, "'");
     asio::ip::tcp::endpoint ep(addr, l.address.port);
-    if (std::string err = probe_bind(ep); !err.empty()) {
+    // A listener that stays (same name and address) keeps its sockets: no bind needed.
+    const ListenerRuntime* kept = nullptr;
+    if (previous) {
+      for (size_t i = 0; i < previous->listeners.size(); ++i) {
+        const auto& old = previous->bootstrap->listeners[i];
+        if (old.name == l.name && old.address.address == l.address.address &&
+            old.address.port == l.address.port) {
+          kept = previous->listeners[i].get();
+        }
+      }
+    }
+    if (kept) {
+      ep = kept->endpoint;
+    } else if (std::string err = probe_bind(ep); !err.empty()) {
       return str_cat("listener '", l.name, "': cannot bind ", net::endpoint_to_string(ep), ": ",
                      err);
     }
-    listener_endpoints_.push_back(ep);
-    ListenerRuntime rt{l.name,  ep,     l.per_connection_buffer_limit_bytes, std::move(chains_rt),
-                       nullptr, nullptr};
+    auto rt = std::make_shared<ListenerRuntime>(ListenerRuntime{
+        l.name, ep, l.per_connection_buffer_limit_bytes, std::move(chains_rt), nullptr, nullptr});
     const bool any_tls =
         std::any_of(l.filter_chains.begin(), l.filter_chains.end(),
                     [](const config::FilterChain& c) { return c.tls.has_value(); });
     if (any_tls) {
       for (size_t ci = 0; ci < l.filter_chains.size(); ++ci) {
-        if (!l.filter_chains[ci].tls) rt.plain_chain = static_cast<int>(ci);
+        if (!l.filter_chains[ci].tls) rt->plain_chain = static_cast<int>(ci);
       }
       auto chains = net::TlsFilterChains::build(l.filter_chains);
       if (!chains) return str_cat("listener '", l.name, "': TLS: ", chains.error());
-      rt.tls_chains = std::move(*chains);
-      rt.tls = std::make_shared<ListenerTls>();
+      rt->tls_chains = std::move(*chains);
+      rt->tls = std::make_shared<ListenerTls>();
       // The chain is known only once the ClientHello is read: the longest bound applies.
       std::chrono::milliseconds bound{0};
       for (const auto& chain : l.filter_chains) {
         bound = std::max(bound, chain.transport_socket_connect_timeout);
       }
-      if (bound.count() > 0) rt.tls->handshake_timeout = bound;
+      if (bound.count() > 0) rt->tls->handshake_timeout = bound;
       auto& store = stats::Store::instance();
       const std::string address = net::endpoint_to_string(ep);
-      rt.tls->handshake = store.counter(stats::listener_stat(address, "ssl.handshake"));
-      rt.tls->connection_error =
+      rt->tls->handshake = store.counter(stats::listener_stat(address, "ssl.handshake"));
+      rt->tls->connection_error =
           store.counter(stats::listener_stat(address, "ssl.connection_error"));
-      rt.tls->no_filter_chain_match =
+      rt->tls->no_filter_chain_match =
           store.counter(stats::listener_stat(address, "no_filter_chain_match"));
-      rt.tls->fail_verify_san = store.counter(stats::listener_stat(address, "ssl.fail_verify_san"));
-      rt.tls->session_reused = store.counter(stats::listener_stat(address, "ssl.session_reused"));
-      tls_reloader_.watch(li, l, address);
+      rt->tls->fail_verify_san =
+          store.counter(stats::listener_stat(address, "ssl.fail_verify_san"));
+      rt->tls->session_reused = store.counter(stats::listener_stat(address, "ssl.session_reused"));
     }
-    listeners_.push_back(std::move(rt));
+    out->listeners.push_back(std::move(rt));
   }
 
   // Background Wasm services: a singleton runs on the main thread, the others on every worker.
@@ -228,36 +314,13 @@ std::string Server::init() {
     if (!plugin) {
       return str_cat("bootstrap extension '", service.name, "': ", plugin.error());
     }
-    (service.singleton ? singletons_ : wasm_plugins_).push_back(std::move(*plugin));
+    (service.singleton ? out->singletons : worker_plugins).push_back(std::move(*plugin));
   }
-  loading_plugins.reset();
-
-  for (int i = 0; i < options_.concurrency; ++i) {
-    auto w = std::make_unique<Worker>(i, clusters_, wasm_plugins_);
-    for (size_t c = 0; c < clusters_.size(); ++c) {
-      w->clusters().set_hosts(clusters_[c]->name(), host_sets_[c]);
-    }
-    for (size_t l = 0; l < b.listeners.size(); ++l) {
-      const auto& lc = b.listeners[l];
-      if (std::string err = w->add_listener(listeners_[l]); !err.empty()) {
-        return str_cat("listener '", lc.name, "': cannot bind ",
-                       net::endpoint_to_string(listener_endpoints_[l]), ": ", err);
-      }
-    }
-    workers_.push_back(std::move(w));
+  out->worker_plugins = std::move(worker_plugins);
+  if (previous) {
+    spdlog::info("configuration {}: {} of its Wasm plugin(s) unchanged (VMs kept)", out->version,
+                 reuse.reused());
   }
-
-  if (b.admin.address) {
-    asio::error_code ec;
-    const auto addr = asio::ip::make_address(b.admin.address->address, ec);
-    if (ec) return str_cat("admin: invalid address '", b.admin.address->address, "'");
-    admin_ = std::make_unique<admin::AdminServer>(main_loop_, *this);
-    asio::ip::tcp::endpoint ep(addr, b.admin.address->port);
-    if (std::string err = admin_->listen(ep); !err.empty()) {
-      return str_cat("admin: cannot bind ", net::endpoint_to_string(ep), ": ", err);
-    }
-  }
-  concurrency_.set(options_.concurrency);
   return "";
 }
 
@@ -283,7 +346,7 @@ void Server::run() {
         return;
       }
       if (sig == SIGHUP) {
-        spdlog::info("SIGHUP: configuration reload is not implemented yet; ignoring");
+        reload("SIGHUP");
       } else {
         spdlog::info("{}: draining for up to {} s", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                      options_.drain_time.count());
@@ -293,12 +356,12 @@ void Server::run() {
     };
     signals_.async_wait(on_signal_);
   }
+  if (options_.watch_files) watch_config_files(*snapshot_);
   live_.set(1);
   spdlog::info("sluice {} started: {} worker(s), {} listener(s), {} cluster(s)", SLUICE_VERSION,
-               workers_.size(), listener_endpoints_.size(), clusters_.size());
-  for (size_t i = 0; i < listener_endpoints_.size(); ++i) {
-    spdlog::info("listener '{}' on {}", bootstrap_->listeners[i].name,
-                 net::endpoint_to_string(listener_endpoints_[i]));
+               workers_.size(), snapshot_->listeners.size(), clusters_.size());
+  for (const auto& l : snapshot_->listeners) {
+    spdlog::info("listener '{}' on {}", l->name, net::endpoint_to_string(l->endpoint));
   }
   if (admin_) spdlog::info("admin on port {}", admin_->port());
   auto guard = asio::make_work_guard(main_loop_);
@@ -315,7 +378,7 @@ void Server::run() {
 }
 
 void Server::start_singletons() {
-  for (const auto& plugin : singletons_) {
+  for (const auto& plugin : snapshot_->singletons) {
     if (!plugin->running_on_this_thread()) {
       // Its canary started at load; a failure here is logged (by the plugin) and not fatal.
       spdlog::error("bootstrap extension '{}' did not start on the main thread",
@@ -453,6 +516,11 @@ void Server::finish_shutdown() {
     if (t) t->cancel();
   }
   tls_reloader_.stop();
+  reload_debounce_.cancel();
+  if (inotify_) {
+    asio::error_code ignored;
+    inotify_->cancel(ignored);
+  }
   for (auto& hc : health_checkers_) {
     if (hc) hc->stop();
   }
@@ -460,6 +528,246 @@ void Server::finish_shutdown() {
     if (t) t->cancel();
   }
   main_loop_.stop();
+}
+
+void Server::watch_tls_files(const Snapshot& snapshot) {
+  tls_reloader_.unwatch_listeners();
+  const auto& listeners = snapshot.bootstrap->listeners;
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    if (!snapshot.listeners[i]->tls) continue;
+    tls_reloader_.watch(listeners[i], net::endpoint_to_string(snapshot.listeners[i]->endpoint));
+  }
+}
+
+std::string ReloadOutcome::json() const {
+  std::string out =
+      str_cat("{\"version\":", version, ",\"state\":", json_str(accepted ? "ACCEPTED" : "REJECTED"),
+              ",\"trigger\":", json_str(trigger), ",\"time\":",
+              json_str(fmt::format("{:%Y-%m-%dT%H:%M:%S}Z",
+                                   fmt::gmtime(std::chrono::system_clock::to_time_t(time)))),
+              ",\"errors\":[");
+  for (size_t i = 0; i < errors.size(); ++i) str_append(&out, i ? "," : "", json_str(errors[i]));
+  out += "]}";
+  return out;
+}
+
+std::string Server::restart_only_changes(const config::Bootstrap& from,
+                                         const config::Bootstrap& to) {
+  // What a reload can change; the rest (clusters, admin, node, stats, ...) needs a restart.
+  static const std::set<std::string> kReloadable = {"static_resources.listeners",
+                                                    "bootstrap_extensions", "sluice"};
+  std::set<std::string> sections;
+  for (const auto& [k, _] : from.section_json) sections.insert(k);
+  for (const auto& [k, _] : to.section_json) sections.insert(k);
+  std::string changed;
+  for (const auto& k : sections) {
+    if (kReloadable.count(k)) continue;
+    auto a = from.section_json.find(k);
+    auto b = to.section_json.find(k);
+    const bool same = a != from.section_json.end() && b != to.section_json.end()
+                          ? a->second == b->second
+                          : a == from.section_json.end() && b == to.section_json.end();
+    if (!same) str_append(&changed, changed.empty() ? "" : ", ", k);
+  }
+  return changed;
+}
+
+ReloadOutcome Server::reload(std::string trigger) {
+  ReloadOutcome outcome;
+  outcome.trigger = std::move(trigger);
+  outcome.time = std::chrono::system_clock::now();
+  outcome.version = snapshot_->version;
+  const auto reject = [&](std::vector<std::string> errors) {
+    outcome.errors = std::move(errors);
+    reloads_rejected_.inc();
+    spdlog::error("configuration reload ({}) rejected; version {} keeps serving:", outcome.trigger,
+                  snapshot_->version);
+    for (const auto& e : outcome.errors) spdlog::error("  {}", e);
+    last_reload_ = outcome;
+    return outcome;
+  };
+  if (draining_) return reject({"the server is draining"});
+
+  config::LoadResult loaded;
+  std::string source;
+  if (!options_.config_path.empty()) {
+    source = options_.config_path;
+    loaded = config::load_from_file(options_.config_path);
+  } else {
+    source = "--config-yaml";
+    loaded = config::load_from_string(options_.config_yaml, source);
+  }
+  for (const auto& w : loaded.warnings) spdlog::warn("{}: {}", source, w.to_string());
+  if (!loaded.ok()) {
+    std::vector<std::string> errors;
+    for (const auto& e : loaded.errors) errors.push_back(str_cat(source, ": ", e.to_string()));
+    return reject(std::move(errors));
+  }
+  if (std::string changed = restart_only_changes(*snapshot_->bootstrap, *loaded.bootstrap);
+      !changed.empty()) {
+    return reject({str_cat(
+        "changes to ", changed,
+        " need a restart (a reload changes listeners, bootstrap_extensions and sluice only)")});
+  }
+
+  auto next = std::make_shared<Snapshot>();
+  if (std::string err = build_snapshot(loaded.bootstrap, snapshot_.get(), next.get());
+      !err.empty()) {
+    return reject({err});
+  }
+  // New listeners get their sockets on every worker before anything switches.
+  std::vector<std::shared_ptr<Worker::Reconfiguration>> updates;
+  size_t added = 0, kept_count = 0;
+  for (size_t w = 0; w < workers_.size(); ++w) {
+    auto update = std::make_shared<Worker::Reconfiguration>();
+    update->listeners = next->listeners;
+    update->plugins = next->worker_plugins;
+    updates.push_back(std::move(update));
+  }
+  for (size_t i = 0; i < next->listeners.size(); ++i) {
+    const auto& l = next->listeners[i];
+    const bool kept = std::any_of(
+        snapshot_->listeners.begin(), snapshot_->listeners.end(),
+        [&](const auto& old) { return old->name == l->name && old->endpoint == l->endpoint; });
+    if (kept) {
+      ++kept_count;
+      continue;
+    }
+    ++added;
+    for (size_t w = 0; w < workers_.size(); ++w) {
+      std::unique_ptr<Worker::Acceptor> acceptor;
+      if (std::string err = workers_[w]->bind_listener(l, &acceptor); !err.empty()) {
+        return reject({str_cat("listener '", l->name, "': cannot bind ",
+                               net::endpoint_to_string(l->endpoint), ": ", err)});
+      }
+      updates[w]->new_acceptors.push_back(std::move(acceptor));
+    }
+  }
+  const size_t removed = snapshot_->listeners.size() - kept_count;
+
+  // Switch. Each worker applies it on its own thread; what was in flight finishes on the old.
+  for (size_t w = 0; w < workers_.size(); ++w) workers_[w]->reconfigure(std::move(updates[w]));
+  for (const auto& plugin : next->singletons) {
+    if (!plugin->running_on_this_thread()) {
+      spdlog::error("bootstrap extension '{}' did not start on the main thread",
+                    plugin->spec().name);
+    }
+  }
+  wasm::release_idle_instances(next->singletons);
+  watch_tls_files(*next);
+  listeners_added_.inc(added);
+  listeners_removed_.inc(removed);
+  snapshot_ = next;
+  if (options_.watch_files && inotify_fd_ >= 0) watch_config_files(*snapshot_);
+  reloads_accepted_.inc();
+  outcome.accepted = true;
+  outcome.version = next->version;
+  last_reload_ = outcome;
+  spdlog::info(
+      "configuration reload ({}) accepted: version {}; {} listener(s) kept, {} added, {} removed",
+      outcome.trigger, next->version, kept_count, added, removed);
+  return outcome;
+}
+
+void Server::request_reload(std::string trigger) {
+  asio::post(main_loop_,
+             [this, trigger = std::move(trigger)]() mutable { reload(std::move(trigger)); });
+}
+
+std::string Server::reload_config(bool* ok) {
+  ReloadOutcome outcome = reload("admin");
+  *ok = outcome.accepted;
+  return outcome.json() + "\n";
+}
+
+// inotify on the folders (not the files): editors save by writing a new file and renaming it
+// over the old one, and Kubernetes swaps a symlink; a watch on the file itself would miss both.
+void Server::watch_config_files(const Snapshot& snapshot) {
+  std::vector<std::string> files;
+  const auto absolute = [](const std::string& path) {
+    std::error_code ec;
+    auto p = std::filesystem::absolute(path, ec);
+    return ec ? path : p.lexically_normal().string();
+  };
+  if (!options_.config_path.empty()) files.push_back(absolute(options_.config_path));
+  const auto add_plugin = [&](const config::WasmPlugin& w) {
+    if (!w.code_file.empty()) files.push_back(absolute(w.code_file));
+  };
+  for (const auto& l : snapshot.bootstrap->listeners) {
+    for (const auto& chain : l.filter_chains) {
+      for (const auto& f : chain.filters) {
+        if (const auto* hcm = std::get_if<config::HttpConnectionManager>(&f.config)) {
+          for (const auto& hf : hcm->http_filters) {
+            if (hf.wasm) add_plugin(*hf.wasm);
+          }
+        } else if (const auto* w = std::get_if<config::WasmPlugin>(&f.config)) {
+          add_plugin(*w);
+        }
+      }
+    }
+  }
+  for (const auto& service : snapshot.bootstrap->wasm_services) add_plugin(service.plugin);
+  std::sort(files.begin(), files.end());
+  files.erase(std::unique(files.begin(), files.end()), files.end());
+  if (files.empty()) return;
+
+  if (inotify_fd_ < 0) {
+    inotify_fd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (inotify_fd_ < 0) {
+      spdlog::warn(
+          "cannot watch the configuration files (inotify: {}); reload with SIGHUP or "
+          "POST /reload",
+          std::strerror(errno));
+      return;
+    }
+    inotify_ = std::make_unique<asio::posix::stream_descriptor>(main_loop_, inotify_fd_);
+    on_files_changed();
+  }
+  std::set<std::string> dirs;
+  for (const auto& f : files) dirs.insert(std::filesystem::path(f).parent_path().string());
+  for (const auto& d : dirs) {
+    const bool known = std::any_of(watched_dirs_.begin(), watched_dirs_.end(),
+                                   [&](const auto& w) { return w.second == d; });
+    if (known) continue;
+    const int wd = inotify_add_watch(inotify_fd_, d.c_str(),
+                                     IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE);
+    if (wd < 0) {
+      spdlog::warn("cannot watch {} for changes: {}", d, std::strerror(errno));
+      continue;
+    }
+    watched_dirs_.emplace_back(wd, d);
+  }
+  watched_files_ = std::move(files);
+}
+
+void Server::on_files_changed() {
+  inotify_->async_read_some(asio::buffer(inotify_buffer_), [this](const asio::error_code& ec,
+                                                                  size_t n) {
+    if (ec) return;  // closed at shutdown
+    bool relevant = false;
+    for (size_t off = 0; off + sizeof(inotify_event) <= n;) {
+      const auto* ev = reinterpret_cast<const inotify_event*>(inotify_buffer_.data() + off);
+      off += sizeof(inotify_event) + ev->len;
+      if (ev->len == 0) continue;
+      for (const auto& [wd, dir] : watched_dirs_) {
+        if (wd != ev->wd) continue;
+        const std::string path = (std::filesystem::path(dir) / ev->name).string();
+        if (std::find(watched_files_.begin(), watched_files_.end(), path) != watched_files_.end()) {
+          relevant = true;
+        }
+      }
+    }
+    if (relevant && !reload_pending_) {
+      // Wait for the writer to finish (several events come for one save).
+      reload_pending_ = true;
+      reload_debounce_.expires_after(std::chrono::milliseconds(200));
+      reload_debounce_.async_wait([this](const asio::error_code& ec) {
+        reload_pending_ = false;
+        if (!ec && !draining_) reload("file change");
+      });
+    }
+    on_files_changed();
+  });
 }
 
 void Server::refresh_server_stats() {
@@ -490,10 +798,14 @@ std::string Server::server_info_json() {
 }
 
 std::string Server::config_dump_json() {
+  const auto& serving = *snapshot_->bootstrap;
   return str_cat(
       "{\"configs\":[{\"@type\":\"type.googleapis.com/envoy.admin.v3.BootstrapConfigDump\","
       "\"bootstrap\":",
-      bootstrap_->source_json.empty() ? "{}" : bootstrap_->source_json, "}]}\n");
+      serving.source_json.empty() ? "{}" : serving.source_json,
+      "}],\"version\":", snapshot_->version,
+      last_reload_.trigger.empty() ? "" : ",\"last_update\":",
+      last_reload_.trigger.empty() ? "" : last_reload_.json(), "}\n");
 }
 
 std::string Server::clusters_text(bool json) {
@@ -541,9 +853,9 @@ std::string Server::clusters_text(bool json) {
 
 std::string Server::listeners_text(bool json) {
   std::string out = json ? "{\"listener_statuses\":[" : "";
-  for (size_t i = 0; i < listener_endpoints_.size(); ++i) {
-    const auto& name = bootstrap_->listeners[i].name;
-    const auto& ep = listener_endpoints_[i];
+  for (size_t i = 0; i < snapshot_->listeners.size(); ++i) {
+    const auto& name = snapshot_->listeners[i]->name;
+    const auto& ep = snapshot_->listeners[i]->endpoint;
     if (json) {
       str_append(&out, i ? "," : "", "{\"name\":", json_str(name),
                  ",\"local_address\":{\"socket_address\":{\"address\":",

@@ -2,6 +2,7 @@
 // listener; handles signals, drain and shutdown. Runs on the main thread.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -27,6 +28,32 @@ struct Options {
   std::chrono::seconds drain_time{5};
   std::string command_line;
   bool install_signal_handlers = true;
+  // Where a reload reads the configuration again: the file, else the inline YAML.
+  std::string config_path;
+  std::string config_yaml;
+  // Reload when the config file or a module file (code.local.filename) changes.
+  bool watch_files = true;
+};
+
+// One loaded configuration: what the workers serve, built and checked on the main thread. A reload
+// builds the next one beside it and switches only when the whole of it is good.
+struct Snapshot {
+  uint64_t version = 1;
+  std::shared_ptr<const config::Bootstrap> bootstrap;
+  std::vector<std::shared_ptr<const ListenerRuntime>> listeners;  // in config order
+  // Every Wasm plugin the workers run, in config order; singleton services run on the main thread.
+  std::vector<std::shared_ptr<wasm::Plugin>> worker_plugins;
+  std::vector<std::shared_ptr<wasm::Plugin>> singletons;
+};
+
+// What the last reload did, for /config_dump's last_update and POST /reload.
+struct ReloadOutcome {
+  uint64_t version = 0;  // the snapshot serving after it
+  bool accepted = false;
+  std::string trigger;  // "SIGHUP", "admin", "file /etc/x.yaml"
+  std::chrono::system_clock::time_point time;
+  std::vector<std::string> errors;
+  std::string json() const;
 };
 
 class Server : public admin::AdminBackend {
@@ -45,7 +72,15 @@ class Server : public admin::AdminBackend {
 
   // Bound ports (useful when the config asks for port 0).
   uint16_t admin_port() const { return admin_ ? admin_->port() : 0; }
-  uint16_t listener_port(size_t i) const { return listener_endpoints_.at(i).port(); }
+  uint16_t listener_port(size_t i) const { return snapshot_->listeners.at(i)->endpoint.port(); }
+
+  // On the main thread: reads the configuration again and switches to it when it is valid and
+  // only changes what a reload can change (listeners, Wasm services, the sluice block); else the
+  // current one keeps serving. Listeners keep their sockets and open connections; HTTP streams
+  // switch as they start; unchanged Wasm plugins keep their VMs.
+  ReloadOutcome reload(std::string trigger);
+  // From any thread: reload on the main loop.
+  void request_reload(std::string trigger);
 
   // admin::AdminBackend
   std::string server_info_json() override;
@@ -56,8 +91,21 @@ class Server : public admin::AdminBackend {
   void set_health_check_failed(bool failed) override { health_check_failed_ = failed; }
   void quit() override;
   void refresh_server_stats() override;
+  std::string reload_config(bool* ok) override;
 
  private:
+  // Builds listeners and plugins for `bootstrap`, reusing what `previous` has that is unchanged
+  // (sockets, plugins). Returns an error, or "" with `out` filled.
+  std::string build_snapshot(std::shared_ptr<const config::Bootstrap> bootstrap,
+                             const Snapshot* previous, Snapshot* out);
+  // The reload's change check: sections a reload cannot change, named, or "".
+  static std::string restart_only_changes(const config::Bootstrap& from,
+                                          const config::Bootstrap& to);
+  // The TLS reloader watches the certificate files of `snapshot`'s listeners.
+  void watch_tls_files(const Snapshot& snapshot);
+  // Watches the config file and the module files of `snapshot` (inotify on their folders).
+  void watch_config_files(const Snapshot& snapshot);
+  void on_files_changed();
   void schedule_dns_refresh(size_t cluster_index);
   void carry_host_health(upstream::ClusterInfo& info, const upstream::HostSet& before,
                          const upstream::HostSet& after);
@@ -68,7 +116,7 @@ class Server : public admin::AdminBackend {
   void begin_drain();
   void finish_shutdown();
 
-  std::shared_ptr<const config::Bootstrap> bootstrap_;
+  std::shared_ptr<const config::Bootstrap> bootstrap_;  // the first: clusters, admin, node
   Options options_;
   asio::io_context main_loop_;
   asio::signal_set signals_;
@@ -79,15 +127,21 @@ class Server : public admin::AdminBackend {
   // Per cluster (null when not configured).
   std::vector<std::unique_ptr<upstream::HealthChecker>> health_checkers_;
   std::vector<std::unique_ptr<asio::steady_timer>> outlier_timers_;
-  std::vector<asio::ip::tcp::endpoint> listener_endpoints_;
-  std::vector<ListenerRuntime> listeners_;  // what each worker serves, per listener
   TlsReloader tls_reloader_;
-  // Every configured Wasm plugin, in config order: each worker starts them as it starts.
-  std::vector<std::shared_ptr<wasm::Plugin>> wasm_plugins_;
-  // Singleton WasmServices (bootstrap_extensions): one VM each, on the main thread, with the
-  // main thread's own pools and HTTP client for their callouts. (Before the workers below in
-  // declaration order is fine: the main thread's instances are released in run().)
-  std::vector<std::shared_ptr<wasm::Plugin>> singletons_;
+  // What serves now. Singleton WasmServices (bootstrap_extensions) run one VM each on the main
+  // thread, with the main thread's own pools and HTTP client for their callouts; their
+  // instances are released in run().
+  std::shared_ptr<const Snapshot> snapshot_;
+  ReloadOutcome last_reload_;
+  stats::Counter reloads_accepted_, reloads_rejected_, listeners_added_, listeners_removed_;
+  // inotify: the folders of the config and module files, and the names watched in them.
+  int inotify_fd_ = -1;
+  std::unique_ptr<asio::posix::stream_descriptor> inotify_;
+  std::vector<std::pair<int, std::string>> watched_dirs_;  // watch descriptor, folder
+  std::vector<std::string> watched_files_;                 // absolute paths
+  std::array<char, 4096> inotify_buffer_{};
+  asio::steady_timer reload_debounce_;
+  bool reload_pending_ = false;
   std::unique_ptr<upstream::ClusterManager> main_clusters_;
   std::unique_ptr<http::AsyncClient> main_http_client_;
   std::vector<std::unique_ptr<Worker>> workers_;

@@ -76,10 +76,8 @@ TlsReloader::TlsReloader(asio::io_context& loop, std::chrono::milliseconds inter
                          Publish publish)
     : timer_(loop), interval_(interval), publish_(std::move(publish)) {}
 
-void TlsReloader::watch(size_t listener_index, const config::Listener& listener,
-                        const std::string& address) {
+void TlsReloader::watch(const config::Listener& listener, const std::string& address) {
   Watched w;
-  w.index = listener_index;
   w.name = listener.name;
   for (const auto& chain : listener.filter_chains) {
     // A plaintext chain keeps its place (chain indices are config order) with nothing to watch.
@@ -171,7 +169,7 @@ void TlsReloader::reload(Watched& w) {
     if (chains) {
       w.reloaded.inc();
       spdlog::info("listener '{}': TLS certificates reloaded", w.name);
-      publish_(w.index, std::move(*chains));
+      publish_(w.name, std::move(*chains));
       return;
     }
     problem = chains.error();

@@ -24,13 +24,15 @@ namespace sluice::server {
 class TlsReloader {
  public:
   using Publish =
-      std::function<void(size_t listener_index, std::shared_ptr<const net::TlsFilterChains>)>;
+      std::function<void(const std::string& listener, std::shared_ptr<const net::TlsFilterChains>)>;
 
   TlsReloader(asio::io_context& loop, std::chrono::milliseconds interval, Publish publish);
 
   // Watches the files of `listener` (TLS filter chains only); a listener with inline material
   // only is not watched. `address` names its stats.
-  void watch(size_t listener_index, const config::Listener& listener, const std::string& address);
+  void watch(const config::Listener& listener, const std::string& address);
+  // Forgets every listener (a config reload watches its listeners again).
+  void unwatch_listeners() { listeners_.clear(); }
   // Watches the client certificate and CA files of a cluster's UpstreamTlsContext; a change
   // replaces the cluster's client context (new upstream connections use it).
   void watch_cluster(upstream::ClusterInfo& cluster);
@@ -41,7 +43,6 @@ class TlsReloader {
 
  private:
   struct Watched {
-    size_t index;
     std::string name;
     std::vector<config::FilterChain> chains;  // TLS settings only; filters are not needed
     std::vector<std::string> files;

@@ -4,6 +4,8 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "accesslog/file_sink.h"
@@ -24,10 +26,13 @@ Worker::Worker(int index, const std::vector<std::unique_ptr<upstream::ClusterInf
 
 Worker::~Worker() { stop(); }
 
-std::string Worker::add_listener(const ListenerRuntime& listener) {
-  auto a = std::make_unique<Acceptor>(Acceptor{listener, asio::ip::tcp::acceptor(loop_)});
+std::string Worker::bind_listener(std::shared_ptr<const ListenerRuntime> listener,
+                                  std::unique_ptr<Acceptor>* out) {
+  const auto endpoint = listener->endpoint;
+  auto a =
+      std::make_unique<Acceptor>(Acceptor{std::move(listener), asio::ip::tcp::acceptor(loop_), {}});
   asio::error_code ec;
-  a->acceptor.open(listener.endpoint.protocol(), ec);
+  a->acceptor.open(endpoint.protocol(), ec);
   if (!ec) a->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) {
     int one = 1;
@@ -35,16 +40,79 @@ std::string Worker::add_listener(const ListenerRuntime& listener) {
       ec = asio::error_code(errno, asio::system_category());
     }
   }
-  if (!ec) a->acceptor.bind(listener.endpoint, ec);
+  if (!ec) a->acceptor.bind(endpoint, ec);
   if (!ec) a->acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return ec.message();
+  refresh_slots(*a);
+  *out = std::move(a);
+  return "";
+}
+
+std::string Worker::add_listener(std::shared_ptr<const ListenerRuntime> listener) {
+  std::unique_ptr<Acceptor> a;
+  if (std::string err = bind_listener(std::move(listener), &a); !err.empty()) return err;
   acceptors_.push_back(std::move(a));
   return "";
 }
 
+void Worker::refresh_slots(Acceptor& a) {
+  const auto& chains = a.listener->chains;
+  for (size_t i = chains.size(); i < a.slots.size(); ++i) a.slots[i]->current = nullptr;
+  a.slots.resize(chains.size());
+  for (size_t i = 0; i < chains.size(); ++i) {
+    if (!a.slots[i]) a.slots[i] = std::make_shared<http::HttpConfigSlot>();
+    a.slots[i]->current = chains[i].http;
+  }
+}
+
+void Worker::reconfigure(std::shared_ptr<Reconfiguration> update) {
+  post([this, update = std::move(update)] { apply(*update); });
+}
+
+void Worker::apply(Reconfiguration& update) {
+  if (draining_) return;  // shutting down: the acceptors are closed already
+  plugins_ = std::move(update.plugins);
+  start_plugins();
+  size_t kept = 0, removed = 0;
+  for (auto it = acceptors_.begin(); it != acceptors_.end();) {
+    Acceptor& a = **it;
+    auto same = std::find_if(update.listeners.begin(), update.listeners.end(), [&](const auto& l) {
+      return l->name == a.listener->name && l->endpoint == a.listener->endpoint;
+    });
+    if (same != update.listeners.end()) {
+      a.listener = *same;
+      refresh_slots(a);
+      ++kept;
+      ++it;
+      continue;
+    }
+    asio::error_code ec;
+    a.acceptor.close(ec);
+    for (auto& slot : a.slots) slot->current = nullptr;
+    removed_acceptors_.push_back(std::move(*it));
+    it = acceptors_.erase(it);
+    ++removed;
+  }
+  for (auto& a : update.new_acceptors) {
+    if (started_) accept(*a);
+    acceptors_.push_back(std::move(a));
+  }
+  // HTTP connections of chains that are gone: finish their stream and close.
+  std::vector<std::shared_ptr<http::DownstreamConnection>> orphans;
+  for (auto& [_, c] : connections_) {
+    if (c.slot && !c.slot->current) orphans.push_back(c.connection);
+  }
+  for (auto& c : orphans) c->start_drain();
+  spdlog::debug("worker {}: reconfigured: {} listener(s) kept, {} added, {} removed", index_, kept,
+                update.new_acceptors.size(), removed);
+  wasm::release_idle_instances(plugins_);
+}
+
 void Worker::start() {
+  started_ = true;
   for (auto& a : acceptors_) accept(*a);
   schedule_log_flush();
+  schedule_plugin_sweep();
   thread_ = std::thread([this] {
     // The Wasm host arms plugin timers on this loop and posts queue notifications to it.
     wasm::ScopedThreadLoop wasm_loop(loop_, &async_client_);
@@ -70,29 +138,30 @@ void Worker::start_plugins() {
 void Worker::accept(Acceptor& a) {
   a.acceptor.async_accept([this, &a](const asio::error_code& ec, asio::ip::tcp::socket socket) {
     if (ec) {
-      if (ec == asio::error::operation_aborted || draining_) return;
+      if (ec == asio::error::operation_aborted || draining_ || !a.acceptor.is_open()) return;
       // EMFILE and friends: log and keep accepting; the listener must not die.
-      spdlog::warn("listener {}: accept failed: {}", a.listener.name, ec.message());
+      spdlog::warn("listener {}: accept failed: {}", a.listener->name, ec.message());
     } else {
-      auto conn = std::make_shared<net::Connection>(std::move(socket), a.listener.buffer_limit);
-      if (a.listener.tls_chains && a.listener.plain_chain >= 0) {
-        detect_tls(a, std::move(conn));
-      } else if (a.listener.tls_chains) {
-        start_tls(a, std::move(conn));
+      Runtime rt = a.listener;
+      auto conn = std::make_shared<net::Connection>(std::move(socket), rt->buffer_limit);
+      if (rt->tls_chains && rt->plain_chain >= 0) {
+        detect_tls(a, std::move(rt), std::move(conn));
+      } else if (rt->tls_chains) {
+        start_tls(a, std::move(rt), std::move(conn));
       } else {
-        serve(a, std::move(conn), 0);
+        serve(a, std::move(rt), std::move(conn), 0);
       }
     }
-    if (!draining_) accept(a);
+    if (!draining_ && a.acceptor.is_open()) accept(a);
   });
 }
 
-void Worker::detect_tls(Acceptor& a, std::shared_ptr<net::Connection> conn) {
+void Worker::detect_tls(Acceptor& a, Runtime rt, std::shared_ptr<net::Connection> conn) {
   net::Connection* key = conn.get();
   handshaking_.emplace(key, conn);
   // A client that sends nothing is cut off like a stalled handshake.
   auto timer = std::make_shared<asio::steady_timer>(loop_);
-  timer->expires_after(a.listener.tls->handshake_timeout);
+  timer->expires_after(rt->tls->handshake_timeout);
   timer->async_wait([this, key](const asio::error_code& ec) {
     if (ec) return;
     if (auto it = handshaking_.find(key); it != handshaking_.end()) {
@@ -101,7 +170,7 @@ void Worker::detect_tls(Acceptor& a, std::shared_ptr<net::Connection> conn) {
     }
   });
   conn->socket().async_wait(
-      asio::socket_base::wait_read, [this, &a, key, timer](const asio::error_code& ec) {
+      asio::socket_base::wait_read, [this, &a, rt, key, timer](const asio::error_code& ec) {
         timer->cancel();
         auto it = handshaking_.find(key);
         if (it == handshaking_.end()) return;  // the worker stopped
@@ -115,26 +184,28 @@ void Worker::detect_tls(Acceptor& a, std::shared_ptr<net::Connection> conn) {
           return;
         }
         if (first == 0x16) {  // a TLS handshake record: a ClientHello follows
-          start_tls(a, std::move(conn));
+          start_tls(a, rt, std::move(conn));
         } else {
-          serve(a, std::move(conn), static_cast<size_t>(a.listener.plain_chain));
+          serve(a, rt, std::move(conn), static_cast<size_t>(rt->plain_chain));
         }
       });
 }
 
 // HTTP starts once the handshake is done, on the filter chain it chose by SNI. A failed one
 // drops the connection, counted in ssl.connection_error (or no_filter_chain_match) only.
-void Worker::start_tls(Acceptor& a, std::shared_ptr<net::Connection> conn) {
+void Worker::start_tls(Acceptor& a, Runtime rt, std::shared_ptr<net::Connection> conn) {
   net::Connection* key = conn.get();
   handshaking_.emplace(key, conn);
-  const auto& tls = a.listener.tls;
+  // The certificates now (a reload of them replaces the acceptor's runtime), and the chain
+  // they choose indexes rt's chains: both from one runtime.
+  rt = a.listener;
   conn->start_tls_server(
-      a.listener.tls_chains, tls->handshake_timeout, [this, &a, key](const asio::error_code& ec) {
+      rt->tls_chains, rt->tls->handshake_timeout, [this, &a, rt, key](const asio::error_code& ec) {
         auto it = handshaking_.find(key);
         if (it == handshaking_.end()) return;  // the worker stopped
         std::shared_ptr<net::Connection> conn = std::move(it->second);
         handshaking_.erase(it);
-        const auto& tls = a.listener.tls;
+        const auto& tls = rt->tls;
         if (ec) {
           if (conn->tls_no_chain_match()) {
             tls->no_filter_chain_match.inc();
@@ -152,14 +223,14 @@ void Worker::start_tls(Acceptor& a, std::shared_ptr<net::Connection> conn) {
         tls->handshake.inc();
         if (conn->tls_info().session_reused) tls->session_reused.inc();
         const auto chain = static_cast<size_t>(conn->tls_chain());
-        serve(a, std::move(conn), chain);
+        serve(a, rt, std::move(conn), chain);
       });
 }
 
-void Worker::serve(Acceptor& a, std::shared_ptr<net::Connection> conn, size_t chain) {
-  const auto& c = a.listener.chains.at(chain);
+void Worker::serve(Acceptor& a, Runtime rt, std::shared_ptr<net::Connection> conn, size_t chain) {
+  const auto& c = rt->chains.at(chain);
   if (c.network_filters.empty()) {
-    start_terminal(a, std::move(conn), chain);
+    start_terminal(a, std::move(rt), std::move(conn), chain);
     return;
   }
   std::vector<std::unique_ptr<net::ConnectionFilter>> filters;
@@ -167,19 +238,19 @@ void Worker::serve(Acceptor& a, std::shared_ptr<net::Connection> conn, size_t ch
     if (auto filter = f->create_filter()) filters.push_back(std::move(filter));
   }
   if (filters.empty()) {  // every plugin failed open
-    start_terminal(a, std::move(conn), chain);
+    start_terminal(a, std::move(rt), std::move(conn), chain);
     return;
   }
   net::Connection* key = conn.get();
   conn->install_filters(std::move(filters));
   held_.emplace(key, conn);
   conn->filters()->start(
-      [this, &a, key, chain] {
+      [this, &a, rt, key, chain] {
         auto it = held_.find(key);
         if (it == held_.end()) return;
         std::shared_ptr<net::Connection> held = std::move(it->second);
         held_.erase(it);
-        start_terminal(a, std::move(held), chain);
+        start_terminal(a, rt, std::move(held), chain);
       },
       [this, key] {
         // Closed while held: release it on a later turn (its close is on the call stack).
@@ -190,8 +261,9 @@ void Worker::serve(Acceptor& a, std::shared_ptr<net::Connection> conn, size_t ch
       });
 }
 
-void Worker::start_terminal(Acceptor& a, std::shared_ptr<net::Connection> conn, size_t chain) {
-  const auto& c = a.listener.chains.at(chain);
+void Worker::start_terminal(Acceptor& a, Runtime rt, std::shared_ptr<net::Connection> conn,
+                            size_t chain) {
+  const auto& c = rt->chains.at(chain);
   if (c.tcp) {
     auto session = std::make_shared<tcp::TcpProxySession>(*this, c.tcp, std::move(conn));
     tcp_sessions_.emplace(session.get(), session);
@@ -202,15 +274,21 @@ void Worker::start_terminal(Acceptor& a, std::shared_ptr<net::Connection> conn, 
   const Codec codec = c.http->config.codec_type;
   // HTTP/2: configured, or chosen by ALPN. AUTO without ALPN also detects the HTTP/2 preface
   // (prior knowledge) on the first bytes (HttpConnection::detect_http2).
+  // The chain's slot on this acceptor: connections follow reloads of it. (A connection accepted
+  // before its listener lost this chain in a reload finds it cleared, and drains.)
+  std::shared_ptr<http::HttpConfigSlot> slot =
+      chain < a.slots.size() ? a.slots[chain] : std::make_shared<http::HttpConfigSlot>();
   if (codec == Codec::Http2 ||
       (codec == Codec::Auto && conn->tls() && conn->tls_info().alpn == "h2")) {
     auto h2 = std::make_shared<http::Http2ServerConnection>(*this, c.http, std::move(conn));
-    connections_.emplace(h2.get(), HttpEntry{h2, c.http});
+    h2->follow(slot);
+    connections_.emplace(h2.get(), HttpEntry{h2, c.http, slot});
     h2->start();
     return;
   }
   auto http = std::make_shared<http::HttpConnection>(*this, c.http, std::move(conn));
-  connections_.emplace(http.get(), HttpEntry{http, c.http});
+  http->follow(slot);
+  connections_.emplace(http.get(), HttpEntry{http, c.http, slot});
   http->start();
 }
 
@@ -219,10 +297,12 @@ void Worker::switch_to_http2(http::DownstreamConnection* http1,
   auto it = connections_.find(http1);
   if (it == connections_.end()) return;
   auto config = it->second.config;
+  auto slot = std::move(it->second.slot);
   asio::post(loop_, [keep = std::move(it->second.connection)] {});  // on the call stack
   connections_.erase(it);
   auto h2 = std::make_shared<http::Http2ServerConnection>(*this, config, std::move(conn));
-  connections_.emplace(h2.get(), HttpEntry{h2, config});
+  if (slot) h2->follow(slot);
+  connections_.emplace(h2.get(), HttpEntry{h2, config, slot});
   h2->start(std::move(received), /*handed_over=*/true);
 }
 
@@ -234,11 +314,14 @@ void Worker::tcp_session_closed(tcp::TcpProxySession* session) {
   tcp_sessions_.erase(it);
 }
 
-void Worker::update_tls_chains(size_t listener_index,
+void Worker::update_tls_chains(const std::string& name,
                                std::shared_ptr<const net::TlsFilterChains> chains) {
-  post([this, listener_index, chains = std::move(chains)]() mutable {
-    if (listener_index < acceptors_.size()) {
-      acceptors_[listener_index]->listener.tls_chains = std::move(chains);
+  post([this, name, chains = std::move(chains)]() mutable {
+    for (auto& a : acceptors_) {
+      if (a->listener->name != name || !a->listener->tls_chains) continue;
+      auto updated = std::make_shared<ListenerRuntime>(*a->listener);
+      updated->tls_chains = chains;
+      a->listener = std::move(updated);
     }
   });
 }
@@ -251,6 +334,16 @@ void Worker::schedule_log_flush() {
     if (ec) return;
     accesslog::FileSink::flush_thread();
     schedule_log_flush();
+  });
+}
+
+// Plugins a reload dropped keep their instance here while streams use them; then it stops.
+void Worker::schedule_plugin_sweep() {
+  plugin_sweep_timer_.expires_after(std::chrono::seconds(1));
+  plugin_sweep_timer_.async_wait([this](const asio::error_code& ec) {
+    if (ec || draining_) return;
+    wasm::release_idle_instances(plugins_);
+    schedule_plugin_sweep();
   });
 }
 
@@ -298,6 +391,7 @@ void Worker::stop() {
     tcp_sessions_.clear();
     clusters_.close_idle();
     log_flush_timer_.cancel();
+    plugin_sweep_timer_.cancel();
     accesslog::FileSink::flush_thread();
     // Streams are gone: stop this worker's plugin VMs on their own thread.
     wasm::release_thread_instances();
@@ -309,6 +403,7 @@ void Worker::stop() {
   tcp_sessions_.clear();
   held_.clear();
   acceptors_.clear();
+  removed_acceptors_.clear();
   loop_.restart();
   loop_.poll();
 }

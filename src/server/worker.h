@@ -54,21 +54,50 @@ struct ListenerRuntime {
 
 class Worker : public http::WorkerContext, public tcp::TcpProxyOwner {
  public:
+  // One listener's socket on this worker, and what it serves now.
+  struct Acceptor {
+    std::shared_ptr<const ListenerRuntime>
+        listener;  // replaced by a reload; connections keep theirs
+    asio::ip::tcp::acceptor acceptor;
+    // Per filter chain: the HTTP config its connections follow (see http::HttpConfigSlot).
+    std::vector<std::shared_ptr<http::HttpConfigSlot>> slots;
+  };
+
+  // What a reload hands to a worker (Server::reload).
+  struct Reconfiguration {
+    // Every listener of the new configuration. Those this worker serves already (same name and
+    // address) keep their sockets; the ones it serves and that are not here stop accepting, and
+    // their HTTP connections drain.
+    std::vector<std::shared_ptr<const ListenerRuntime>> listeners;
+    // Sockets bound (bind_listener) for the listeners that are new.
+    std::vector<std::unique_ptr<Acceptor>> new_acceptors;
+    // Every plugin of the new configuration: new ones start here now; dropped ones stop once no
+    // stream uses them.
+    std::vector<std::shared_ptr<wasm::Plugin>> plugins;
+  };
+
   // `plugins` start on the worker's thread when it starts, before it serves a request.
   Worker(int index, const std::vector<std::unique_ptr<upstream::ClusterInfo>>& clusters,
          std::vector<std::shared_ptr<wasm::Plugin>> plugins = {});
   ~Worker() override;
 
-  // Binds this worker's sockets (call before start()). Returns an error message or "".
-  std::string add_listener(const ListenerRuntime& listener);
+  // Binds a socket for `listener` on this worker's loop (any thread; SO_REUSEPORT). Returns an
+  // error message or "" with `out` set.
+  std::string bind_listener(std::shared_ptr<const ListenerRuntime> listener,
+                            std::unique_ptr<Acceptor>* out);
+  // Binds and serves `listener` (call before start()). Returns an error message or "".
+  std::string add_listener(std::shared_ptr<const ListenerRuntime> listener);
   void start();
   // Stops accepting and drains connections (they close after their current request).
   void drain();
   // Closes everything and stops the loop; joins the thread.
   void stop();
-  // From the main thread: new connections to listener `listener_index` (in add_listener order)
-  // use `chains` (reloaded certificates). Connections already open keep theirs.
-  void update_tls_chains(size_t listener_index, std::shared_ptr<const net::TlsFilterChains> chains);
+  // From the main thread: new connections to the listener `name` use `chains` (reloaded
+  // certificates). Connections already open keep theirs.
+  void update_tls_chains(const std::string& name,
+                         std::shared_ptr<const net::TlsFilterChains> chains);
+  // From the main thread: switch to a new configuration (on this worker's thread, soon).
+  void reconfigure(std::shared_ptr<Reconfiguration> update);
   // Runs `fn` on this worker's loop.
   void post(std::function<void()> fn) { asio::post(loop_, std::move(fn)); }
 
@@ -88,20 +117,22 @@ class Worker : public http::WorkerContext, public tcp::TcpProxyOwner {
   }
 
  private:
-  struct Acceptor {
-    ListenerRuntime listener;
-    asio::ip::tcp::acceptor acceptor;
-  };
+  using Runtime = std::shared_ptr<const ListenerRuntime>;
   void accept(Acceptor& a);
-  void start_tls(Acceptor& a, std::shared_ptr<net::Connection> conn);
+  // The connection keeps `rt`, the listener's runtime when it was accepted, to its end.
+  void start_tls(Acceptor& a, Runtime rt, std::shared_ptr<net::Connection> conn);
   // A listener with TLS and plaintext chains: waits for the client's first byte (within the
   // handshake timeout) and takes the TLS path for a handshake record, the plaintext chain else.
-  void detect_tls(Acceptor& a, std::shared_ptr<net::Connection> conn);
+  void detect_tls(Acceptor& a, Runtime rt, std::shared_ptr<net::Connection> conn);
   // Runs the chain's network filters, then (once they let the connection through) its
   // terminal filter: start_terminal.
-  void serve(Acceptor& a, std::shared_ptr<net::Connection> conn, size_t chain);
-  void start_terminal(Acceptor& a, std::shared_ptr<net::Connection> conn, size_t chain);
+  void serve(Acceptor& a, Runtime rt, std::shared_ptr<net::Connection> conn, size_t chain);
+  void start_terminal(Acceptor& a, Runtime rt, std::shared_ptr<net::Connection> conn, size_t chain);
+  // Points each chain's slot at the acceptor's current runtime (a gone chain's at nothing).
+  static void refresh_slots(Acceptor& a);
+  void apply(Reconfiguration& update);
   void schedule_log_flush();
+  void schedule_plugin_sweep();
   void start_plugins();
 
   int index_;
@@ -113,10 +144,14 @@ class Worker : public http::WorkerContext, public tcp::TcpProxyOwner {
   std::mt19937_64 rng_;
   std::vector<std::shared_ptr<wasm::Plugin>> plugins_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
+  // Listeners a reload removed: closed, kept until the worker stops because connections still
+  // in their TLS handshake or network filters refer to them.
+  std::vector<std::unique_ptr<Acceptor>> removed_acceptors_;
   // HTTP connections (HTTP/1 or HTTP/2, each the same listener config's).
   struct HttpEntry {
     std::shared_ptr<http::DownstreamConnection> connection;
     std::shared_ptr<const http::HttpListenerConfig> config;
+    std::shared_ptr<http::HttpConfigSlot> slot;
   };
   std::unordered_map<http::DownstreamConnection*, HttpEntry> connections_;
   std::unordered_map<tcp::TcpProxySession*, std::shared_ptr<tcp::TcpProxySession>> tcp_sessions_;
@@ -127,6 +162,9 @@ class Worker : public http::WorkerContext, public tcp::TcpProxyOwner {
   std::unordered_map<net::Connection*, std::shared_ptr<net::Connection>> held_;
   std::thread thread_;
   asio::steady_timer log_flush_timer_{loop_};
+  // Stops instances of plugins a reload dropped, once no stream uses them.
+  asio::steady_timer plugin_sweep_timer_{loop_};
+  bool started_ = false;
   bool draining_ = false;
 };
 

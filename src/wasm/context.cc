@@ -747,6 +747,14 @@ void WasmInstance::destroy_stream_context(Context* ctx, bool log) {
   contexts_.erase(id);
 }
 
+size_t WasmInstance::stream_contexts(const Context& root) const {
+  size_t n = 0;
+  for (const auto& [id, ctx] : contexts_) {
+    if (!ctx->is_root() && ctx->root() == &root) ++n;
+  }
+  return n;
+}
+
 void WasmInstance::destroy_root(Context* root) {
   const uint32_t id = root->id();
   cancel_http_calls(id);

@@ -231,6 +231,8 @@ class WasmInstance {
   void destroy_stream_context(Context* ctx, bool log);
   // Root teardown: on_done, then on_delete unless the module defers it with proxy_done.
   void destroy_root(Context* root);
+  // How many stream contexts `root` has (streams and connections still running on it).
+  size_t stream_contexts(const Context& root) const;
 
   Context* find_context(uint32_t id);
 

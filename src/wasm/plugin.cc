@@ -52,6 +52,33 @@ std::string make_vm_key(const PluginSpec& s) {
   return key;
 }
 
+// What makes two loads the same plugin: its VM (the vm key) and everything of the plugin itself
+// that a running root context or its streams see.
+std::string make_identity(const PluginSpec& s, const std::string& vm_key) {
+  std::string key = vm_key;
+  const auto add = [&](std::string_view part) {
+    key += std::to_string(part.size());
+    key += ':';
+    key += part;
+  };
+  add(s.name);
+  add(s.root_id);
+  add(s.configuration);
+  add(std::to_string(static_cast<int>(s.failure_policy)));
+  add(s.heal ? "heal" : "");
+  add(std::to_string(s.callback_cpu_ms));
+  add(std::to_string(s.startup_cpu_ms));
+  for (const auto& h : s.hide.request_headers) add("q" + h);
+  for (const auto& h : s.hide.response_headers) add("s" + h);
+  add(s.hide.client_address ? "client" : "");
+  add(s.node_id);
+  add(s.node_cluster);
+  add(s.node_metadata_json);
+  return key;
+}
+
+thread_local const PluginReuse* tls_reuse = nullptr;  // the main thread, during a reload
+
 void stop(Plugin::Running& r) {
   if (r.instance && r.root) r.instance->destroy_root(r.root);
   r.root = nullptr;
@@ -73,6 +100,9 @@ bool HidePolicy::hides(uint32_t map_type, std::string_view lower_name) const {
 }
 
 Result<std::shared_ptr<Plugin>> Plugin::load(PluginSpec spec) {
+  if (tls_reuse) {
+    if (auto same = tls_reuse->find(spec)) return same;
+  }
   WasmRuntime* runtime = runtime_by_name(spec.runtime);
   if (!runtime) {
     std::string known;
@@ -99,6 +129,7 @@ Result<std::shared_ptr<Plugin>> Plugin::load(PluginSpec spec) {
   }
   std::shared_ptr<Plugin> plugin(new Plugin(std::move(spec)));
   plugin->vm_key_ = make_vm_key(plugin->spec_);
+  plugin->identity_ = make_identity(plugin->spec_, plugin->vm_key_);
   plugin->module_ = std::move(*compiled);
   plugin->shared_state_ = VmSharedState::get(plugin->spec_.vm_id);
   // The canary: everything a worker will do, once, here; then thrown away.
@@ -111,15 +142,14 @@ Result<std::shared_ptr<Plugin>> Plugin::load(PluginSpec spec) {
   return plugin;
 }
 
-Plugin::~Plugin() {
-  // Only this thread's instance can be stopped here; workers drop theirs on exit.
-  if (tls_running) {
-    auto it = tls_running->find(this);
-    if (it != tls_running->end()) {
-      stop(it->second);
-      tls_running->erase(it);
-    }
-  }
+// No thread runs an instance of it by now: each thread's map holds a reference while it does.
+Plugin::~Plugin() = default;
+
+// A thread's entry for a plugin that could not start there: remembered, not retried per stream.
+Plugin::Running Plugin::failed_running() {
+  Running r;
+  r.plugin = shared_from_this();
+  return r;
 }
 
 Result<Plugin::Running> Plugin::start_instance() {
@@ -132,6 +162,7 @@ Result<Plugin::Running> Plugin::start_instance() {
   auto root = w.start_root(spec_);
   if (!root) return std::move(root).take_error();
   Running r;
+  r.plugin = shared_from_this();
   r.root = *root;
   r.instance = std::move(*instance);
   return r;
@@ -150,16 +181,17 @@ Plugin::Running* Plugin::running_on_this_thread() {
       if (!root) {
         spdlog::error("wasm: plugin '{}' cannot start on this worker: {}", spec_.name,
                       root.error());
-        map.emplace(this, Running{});
+        map.emplace(this, failed_running());
         return nullptr;
       }
-      return &map.emplace(this, Running{std::move(shared), *root}).first->second;
+      return &map.emplace(this, Running{shared_from_this(), std::move(shared), *root})
+                  .first->second;
     }
   }
   auto started = start_instance();
   if (!started) {
     spdlog::error("wasm: plugin '{}' cannot start on this worker: {}", spec_.name, started.error());
-    map.emplace(this, Running{});  // remembered: not retried on every request
+    map.emplace(this, failed_running());  // remembered: not retried per request
     return nullptr;
   }
   vms[vm_key_] = started->instance;
@@ -210,11 +242,57 @@ void Plugin::restart_on_this_thread() {
 void release_thread_instances() {
   if (tls_running) {
     for (auto& [_, r] : *tls_running) stop(r);
-    delete tls_running;
+    auto* running = tls_running;
     tls_running = nullptr;
+    delete running;  // may destroy plugins: nothing of theirs runs here any more
   }
   delete tls_vms;
   tls_vms = nullptr;
 }
+
+size_t release_idle_instances(const std::vector<std::shared_ptr<Plugin>>& serving) {
+  if (!tls_running) return 0;
+  size_t busy = 0;
+  std::vector<std::shared_ptr<Plugin>> released;  // destroyed after the map is consistent
+  for (auto it = tls_running->begin(); it != tls_running->end();) {
+    Plugin::Running& r = it->second;
+    const bool served = std::any_of(serving.begin(), serving.end(),
+                                    [&](const auto& p) { return p.get() == it->first; });
+    if (served) {
+      ++it;
+      continue;
+    }
+    if (r.instance && r.root && !r.instance->failed() && r.instance->stream_contexts(*r.root)) {
+      ++busy;
+      ++it;
+      continue;
+    }
+    // A failed instance gets no more calls: its root is dropped with it.
+    if (r.instance && !r.instance->failed()) stop(r);
+    released.push_back(std::move(r.plugin));
+    it = tls_running->erase(it);
+  }
+  if (!released.empty()) {
+    spdlog::debug("wasm: released {} plugin instance(s) no longer configured", released.size());
+  }
+  return busy;
+}
+
+void PluginReuse::offer(const std::shared_ptr<Plugin>& plugin) {
+  by_identity_.emplace(plugin->identity(), plugin);
+}
+
+std::shared_ptr<Plugin> PluginReuse::find(const PluginSpec& spec) const {
+  auto it = by_identity_.find(make_identity(spec, make_vm_key(spec)));
+  if (it == by_identity_.end()) return nullptr;
+  ++reused_;
+  return it->second;
+}
+
+ScopedPluginReuse::ScopedPluginReuse(const PluginReuse* reuse) : previous_(tls_reuse) {
+  tls_reuse = reuse;
+}
+
+ScopedPluginReuse::~ScopedPluginReuse() { tls_reuse = previous_; }
 
 }  // namespace sluice::wasm

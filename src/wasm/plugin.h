@@ -9,6 +9,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -60,7 +61,7 @@ struct PluginSpec {
   std::string node_id, node_cluster, node_metadata_json = "{}";
 };
 
-class Plugin {
+class Plugin : public std::enable_shared_from_this<Plugin> {
  public:
   // Compiles the code and runs a canary on the calling thread (instantiate, initialize, start
   // the root, configure), so a module that cannot run is a config error at load time.
@@ -68,11 +69,17 @@ class Plugin {
   ~Plugin();
 
   const PluginSpec& spec() const { return spec_; }
+  // Equal for two loads of the same configuration (code, VM, plugin configuration, policy,
+  // limits, hiding): a config reload keeps such a plugin, its VMs and their state.
+  const std::string& identity() const { return identity_; }
 
   // This thread's instance and root context, created on first use (workers call it as they start,
   // so that ticks and queue consumers run before any traffic). nullptr when this thread's
   // instance could not start (logged once, remembered): the stream applies the failure policy.
   struct Running {
+    // The thread's map keeps its plugin alive while the instance runs (contexts point into the
+    // spec): a plugin a reload dropped lives until release_idle_instances lets it go.
+    std::shared_ptr<Plugin> plugin;
     // Shared with the streams using it: a restart must not free contexts they still point to.
     std::shared_ptr<WasmInstance> instance;
     Context* root = nullptr;
@@ -97,8 +104,10 @@ class Plugin {
  private:
   explicit Plugin(PluginSpec spec) : spec_(std::move(spec)) {}
   Result<Running> start_instance();
+  Running failed_running();
 
   PluginSpec spec_;
+  std::string identity_;
   std::string vm_key_;  // plugins with equal keys share a VM per thread
   std::shared_ptr<CompiledModule> module_;
   // Shared data and queues of the vm_id live while a plugin uses it, not only while an instance
@@ -109,5 +118,36 @@ class Plugin {
 // Destroys every plugin instance of the calling thread (a worker calls this before it exits, while
 // its runtime's per-thread state is still alive).
 void release_thread_instances();
+
+// After a reload: stops this thread's instances of plugins not in `serving` that no stream or
+// connection uses any more (their root contexts get on_done/on_delete). Returns how many such
+// plugins still run here because streams use them (call again later).
+size_t release_idle_instances(const std::vector<std::shared_ptr<Plugin>>& serving);
+
+// The plugins of the serving configuration, offered to the next one while it loads: a plugin
+// whose identity is unchanged is taken as it is (no compile, no canary; its VMs keep running).
+class PluginReuse {
+ public:
+  void offer(const std::shared_ptr<Plugin>& plugin);
+  // The offered plugin equal to what `spec` would load, or null.
+  std::shared_ptr<Plugin> find(const PluginSpec& spec) const;
+  size_t reused() const { return reused_; }
+
+ private:
+  std::unordered_map<std::string, std::shared_ptr<Plugin>> by_identity_;
+  mutable size_t reused_ = 0;
+};
+
+// Set on the main thread while a reload builds its configuration: Plugin::load reuses from it.
+class ScopedPluginReuse {
+ public:
+  explicit ScopedPluginReuse(const PluginReuse* reuse);
+  ~ScopedPluginReuse();
+  ScopedPluginReuse(const ScopedPluginReuse&) = delete;
+  ScopedPluginReuse& operator=(const ScopedPluginReuse&) = delete;
+
+ private:
+  const PluginReuse* previous_;
+};
 
 }  // namespace sluice::wasm
