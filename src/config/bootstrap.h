@@ -157,6 +157,8 @@ struct WasmPlugin {
   std::string code_origin;  // "file /path/x.wasm", "inline_bytes", "inline_string"
   std::string code_file;    // code.local.filename (watched for hot reload), or empty
   std::vector<std::pair<std::string, std::string>> env;  // environment_variables
+  // capability_restriction_config.allowed_capabilities (names); empty: everything allowed.
+  std::vector<std::string> allowed_capabilities;
   enum class FailurePolicy { FailClosed, FailOpen, FailReload };
   FailurePolicy failure_policy = FailurePolicy::FailClosed;
   // Replace a failed VM after a backoff: Sluice's self-healing, for an unset policy (which

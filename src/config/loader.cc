@@ -930,7 +930,17 @@ void Loader::parse_plugin_config(const Value& config, WasmPlugin& w) {
           fmt::format("unknown failure_policy '{}' (FAIL_CLOSED, FAIL_OPEN, FAIL_RELOAD)", *p));
     }
   }
-  c.reject("capability_restriction_config", "capability restrictions are not supported yet");
+  if (std::optional<Value> restriction = c.get("capability_restriction_config")) {
+    Fields r(d_, *restriction);
+    if (std::optional<Value> allowed = r.get("allowed_capabilities")) {
+      Fields names(d_, *allowed);
+      for (auto& [name, sanitization] : names.entries()) {
+        // SanitizationConfig has no fields (Envoy's is a placeholder too).
+        if (!sanitization.node.IsNull()) Fields(d_, sanitization);
+        w.allowed_capabilities.push_back(name);  // unknown names: warned at load (wasm_filter.cc)
+      }
+    }
+  }
   c.ignore("reload_config",
            "reload_config is accepted; FAIL_RELOAD restarts a VM on the next request");
   c.ignore("allow_on_headers_stop_iteration",

@@ -74,7 +74,8 @@ WasmInstance* current_instance() { return tls_call.instance; }
 
 Result<std::unique_ptr<WasmInstance>> WasmInstance::create(
     std::shared_ptr<CompiledModule> module, std::string runtime_name, std::string vm_id,
-    std::string vm_configuration, std::vector<std::pair<std::string, std::string>> env) {
+    std::string vm_configuration, std::vector<std::pair<std::string, std::string>> env,
+    const Capabilities& capabilities) {
   std::unique_ptr<WasmInstance> w(new WasmInstance());
   const ModuleInfo& info = module->info();
   w->abi_ = info.abi_version;
@@ -84,8 +85,12 @@ Result<std::unique_ptr<WasmInstance>> WasmInstance::create(
         "proxy_abi_version_0_2_1, proxy_abi_version_0_2_0, proxy_abi_version_0_1_0"};
   }
   const AbiVersion abi = w->abi_;
-  auto vm = module->instantiate([abi](std::string_view mod, std::string_view name) {
-    return find_host_function(abi, mod, name);
+  auto vm = module->instantiate([abi, &capabilities](std::string_view mod, std::string_view name) {
+    const HostFunction* fn = find_host_function(abi, mod, name);
+    if (fn && capabilities.restricted() && is_restrictable(*fn) && !capabilities.allows(name)) {
+      return denied_host_function(*fn);
+    }
+    return fn;
   });
   if (!vm) return std::move(vm).take_error();
   w->module_ = std::move(module);
@@ -143,7 +148,7 @@ Result<std::unique_ptr<WasmInstance>> WasmInstance::create(
   const auto sig = [](std::vector<VT> p, std::vector<VT> r) { return Signature{p, r}; };
   const bool v010 = abi == AbiVersion::V0_1_0;
   struct Expect {
-    const WasmFunction* f;
+    WasmFunction* f;
     std::string_view name;
     Signature s;
   };
@@ -190,6 +195,15 @@ Result<std::unique_ptr<WasmInstance>> WasmInstance::create(
     if (*e.f && !(e.f->signature == e.s)) {
       return Error{fmt::format("export {} has type {}, expected {}", e.name,
                                e.f->signature.to_string(), e.s.to_string())};
+    }
+  }
+  // Callbacks the restrictions leave out are treated as not exported (the allocator is never
+  // restricted: the host needs it to hand the module anything).
+  if (capabilities.restricted()) {
+    for (const Expect& e : expected) {
+      if (e.f != &cb.malloc_fn && !capabilities.allows(e.name)) {
+        *e.f = WasmFunction{};
+      }
     }
   }
   return w;

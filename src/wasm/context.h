@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/stats.h"
+#include "wasm/abi/capabilities.h"
 #include "wasm/plugin_metrics.h"
 #include "wasm/shared_state.h"
 #include "wasm/vm/module_info.h"
@@ -192,9 +193,12 @@ class WasmInstance {
  public:
   // Instantiates `module` on this thread with the host functions its ABI version allows.
   // `vm_configuration` goes to on_vm_start; `env` to WASI environ_get.
+  // `capabilities` restricts what the module may call and which of its callbacks run
+  // (abi/capabilities.h).
   static Result<std::unique_ptr<WasmInstance>> create(
       std::shared_ptr<CompiledModule> module, std::string runtime_name, std::string vm_id,
-      std::string vm_configuration, std::vector<std::pair<std::string, std::string>> env);
+      std::string vm_configuration, std::vector<std::pair<std::string, std::string>> env,
+      const Capabilities& capabilities = {});
   ~WasmInstance();
 
   WasmVm& vm() { return *vm_; }

@@ -49,6 +49,8 @@ std::string make_vm_key(const PluginSpec& s) {
     add(k);
     add(v);
   }
+  add(s.allowed_capabilities.empty() ? "" : "restricted");
+  for (const auto& c : s.allowed_capabilities) add(c);
   return key;
 }
 
@@ -153,8 +155,8 @@ Plugin::Running Plugin::failed_running() {
 }
 
 Result<Plugin::Running> Plugin::start_instance() {
-  auto instance =
-      WasmInstance::create(module_, spec_.runtime, spec_.vm_id, spec_.vm_configuration, spec_.env);
+  auto instance = WasmInstance::create(module_, spec_.runtime, spec_.vm_id, spec_.vm_configuration,
+                                       spec_.env, Capabilities{spec_.allowed_capabilities});
   if (!instance) return std::move(instance).take_error();
   WasmInstance& w = **instance;
   w.limit_cpu(spec_.callback_cpu_ms, spec_.startup_cpu_ms);

@@ -49,6 +49,9 @@ struct PluginSpec {
   std::string code;              // module bytes (V8) or the registered name (null)
   std::string code_origin;       // for messages: "file /x/y.wasm", "inline_bytes", ...
   std::vector<std::pair<std::string, std::string>> env;  // WASI environment
+  // capability_restriction_config (abi/capabilities.h); empty: everything allowed. Part of the
+  // VM: plugins that differ in it do not share one.
+  std::vector<std::string> allowed_capabilities;
   FailurePolicy failure_policy = FailurePolicy::FailClosed;
   // Replace a failed VM after a backoff (1 s, doubling to 10 s): see config::WasmPlugin::heal.
   bool heal = true;

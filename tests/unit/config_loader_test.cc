@@ -727,12 +727,27 @@ TEST(ConfigLoader, WasmFilterErrorsNamePaths) {
         << Describe(r.errors);
   }
   {
-    LoadResult r = load_from_string(
-        WithRoutes("[]", WasmFilters("capability_restriction_config: {}, vm_config: {code: {local: "
-                                     "{inline_string: a}}}")));
-    EXPECT_TRUE(Has(r.errors, f0 + ".capability_restriction_config", 9, "not supported"))
+    // SanitizationConfig has no fields.
+    LoadResult r = load_from_string(WithRoutes(
+        "[]", WasmFilters("capability_restriction_config: {allowed_capabilities: {proxy_log: "
+                          "{deny: x}}}, vm_config: {code: {local: {inline_string: a}}}")));
+    EXPECT_TRUE(Has(r.errors,
+                    f0 + ".capability_restriction_config.allowed_capabilities.proxy_log.deny", 9,
+                    "unknown field"))
         << Describe(r.errors);
   }
+}
+
+TEST(ConfigLoader, CapabilityRestrictions) {
+  LoadResult r = load_from_string(WithRoutes(
+      "[]", WasmFilters("capability_restriction_config: {allowed_capabilities: {proxy_log: {}, "
+                        "fd_write: null, proxy_on_request_headers: {}}}, vm_config: {code: "
+                        "{local: {inline_string: a}}}")));
+  ASSERT_TRUE(r.ok()) << Describe(r.errors);
+  const auto& hcm =
+      std::get<HttpConnectionManager>(r.bootstrap->listeners[0].filter_chains[0].filters[0].config);
+  EXPECT_THAT(hcm.http_filters[0].wasm->allowed_capabilities,
+              ::testing::ElementsAre("proxy_log", "fd_write", "proxy_on_request_headers"));
 }
 
 TEST(ConfigLoader, UnsupportedNetworkFilter) {

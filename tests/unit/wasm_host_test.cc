@@ -433,7 +433,8 @@ Result<std::unique_ptr<WasmInstance>> instantiate(const std::string& runtime, st
   if (!rt) return Error{"no runtime " + runtime};
   auto compiled = rt->compile(code);
   if (!compiled) return std::move(compiled).take_error();
-  return WasmInstance::create(*compiled, runtime, spec.vm_id, spec.vm_configuration, spec.env);
+  return WasmInstance::create(*compiled, runtime, spec.vm_id, spec.vm_configuration, spec.env,
+                              Capabilities{spec.allowed_capabilities});
 }
 
 std::string pairs_blob(const std::vector<std::pair<std::string, std::string>>& kv) {
@@ -2518,6 +2519,61 @@ TEST_P(WasmHostSdkTest, AddHeaderRejectsBadConfiguration) {
   auto root = (*w)->start_root(spec);
   ASSERT_FALSE(root.ok());
   EXPECT_THAT(root.error(), HasSubstr("proxy_on_configure returned false"));
+}
+
+// capability_restriction_config: a host function left out is linked to a stand-in answering
+// InternalFailure (proxy_*) or NOTCAPABLE (WASI); a callback left out is not called; what is
+// listed works as before.
+TEST(WasmCapabilities, RestrictedHostFunctionsAndCallbacks) {
+  PluginSpec spec;
+  spec.name = "restricted";
+  spec.root_id = "probe_root";
+  spec.runtime = std::string(kV8RuntimeName);
+  spec.allowed_capabilities = {"proxy_log", "proxy_on_context_create", "proxy_on_vm_start",
+                               "proxy_on_configure", "fd_write"};
+  auto w = instantiate(spec.runtime, read_module("host_probe"), spec);
+  ASSERT_TRUE(w.ok()) << w.error();
+  WasmInstance& inst = **w;
+  ASSERT_TRUE(inst.initialize()) << inst.failure();
+  EXPECT_TRUE(inst.callbacks().on_vm_start);
+  EXPECT_TRUE(inst.callbacks().on_configure);
+  EXPECT_FALSE(inst.callbacks().on_request_headers);
+  EXPECT_FALSE(inst.callbacks().on_log);
+  EXPECT_FALSE(inst.callbacks().on_tick);
+  EXPECT_TRUE(inst.callbacks().malloc_fn);  // the allocator is never restricted
+  auto root = inst.start_root(spec);
+  ASSERT_TRUE(root.ok()) << root.error();
+  const auto call = [&](std::string_view fn, std::initializer_list<uint64_t> args) {
+    auto r = inst.call(*root, inst.vm().function(fn), args);
+    EXPECT_TRUE(r.has_value()) << fn << ": " << inst.failure();
+    return r.value_or(UINT64_MAX);
+  };
+  ASSERT_TRUE(inst.vm().write(0x4000, "hello"));
+  EXPECT_EQ(call("probe_proxy_log", {2, 0x4000, 5}), kOk);
+  ASSERT_TRUE(inst.vm().write(0x4100, "plugin_name"));
+  EXPECT_EQ(call("probe_proxy_get_property", {0x4100, 11, 0x3000, 0x3010}), kInternalFailure);
+  EXPECT_EQ(call("probe_proxy_set_tick_period_milliseconds", {10}), kInternalFailure);
+  // WASI: fd_write is listed (it works); clock_time_get is not (NOTCAPABLE).
+  EXPECT_EQ(call("probe_wasi_clock_time_get", {0, 1, 0x3000}), 76u);
+  EXPECT_FALSE(inst.failed());
+  inst.destroy_root(*root);
+}
+
+TEST(WasmCapabilities, EmptyListAllowsEverything) {
+  PluginSpec spec;
+  spec.name = "open";
+  spec.root_id = "probe_root";
+  spec.runtime = std::string(kV8RuntimeName);
+  auto w = instantiate(spec.runtime, read_module("host_probe"), spec);
+  ASSERT_TRUE(w.ok()) << w.error();
+  ASSERT_TRUE((*w)->initialize());
+  EXPECT_TRUE((*w)->callbacks().on_request_headers);
+  auto root = (*w)->start_root(spec);
+  ASSERT_TRUE(root.ok()) << root.error();
+  EXPECT_EQ(
+      *(*w)->call(*root, (*w)->vm().function("probe_proxy_set_tick_period_milliseconds"), {0}),
+      kOk);
+  (*w)->destroy_root(*root);
 }
 
 }  // namespace

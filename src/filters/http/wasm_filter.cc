@@ -1,5 +1,7 @@
 #include "filters/http/wasm_filter.h"
 
+#include "wasm/abi/capabilities.h"
+
 #include <spdlog/spdlog.h>
 
 #include "common/strings.h"
@@ -206,6 +208,15 @@ Result<std::shared_ptr<wasm::Plugin>> load_wasm_plugin(const config::WasmPlugin&
   spec.code = w.code;
   spec.code_origin = w.code_origin;
   spec.env = w.env;
+  spec.allowed_capabilities = w.allowed_capabilities;
+  for (const auto& name : w.allowed_capabilities) {
+    if (!wasm::is_known_capability(name)) {
+      spdlog::warn(
+          "plugin '{}': capability_restriction_config names '{}', which is not a host function or "
+          "callback Sluice has; it allows nothing",
+          w.name, name);
+    }
+  }
   switch (w.failure_policy) {
     case config::WasmPlugin::FailurePolicy::FailClosed:
       spec.failure_policy = wasm::FailurePolicy::FailClosed;
