@@ -53,6 +53,7 @@ constexpr const char* kHelp =
     "  /listeners: listeners (?format=json)\n"
     "  /logging: POST ?level=trace|debug|info|warning|error|critical|off\n"
     "  /healthcheck/fail, /healthcheck/ok: POST; fail or pass readiness\n"
+    "  /wasm: Wasm plugins: limits, VMs per worker, last failure (JSON)\n"
     "  /reload: POST; reload the configuration (and Wasm modules) from their files\n"
     "  /quitquitquit: POST; exit the server\n";
 
@@ -242,6 +243,7 @@ AdminResponse AdminServer::handle(std::string_view method, std::string_view targ
     backend_.set_health_check_failed(path == "/healthcheck/fail");
     return {200, "text/plain", "OK\n"};
   }
+  if (path == "/wasm") return {200, "application/json", backend_.wasm_json()};
   if (path == "/reload") {
     if (auto r = require_post(path)) return *r;
     bool ok = false;

@@ -34,6 +34,8 @@ class AdminBackend {
   // POST /reload: reloads the configuration now; `ok` false when it was rejected. The body is
   // JSON (the outcome, as /config_dump's last_update).
   virtual std::string reload_config(bool* ok) = 0;
+  // GET /wasm: every Wasm plugin, its limits, its VMs per thread, its last failure (JSON).
+  virtual std::string wasm_json() = 0;
   virtual void refresh_server_stats() = 0;
 };
 

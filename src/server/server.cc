@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <future>
 #include <optional>
 #include <set>
 #include <thread>
@@ -770,7 +771,93 @@ void Server::on_files_changed() {
   });
 }
 
+std::string Server::wasm_json() {
+  const std::shared_ptr<const Snapshot> snap = snapshot_;
+  // Each worker describes its own instances, on its own thread.
+  using States = std::vector<wasm::ThreadInstanceState>;
+  std::vector<std::future<States>> answers;
+  for (auto& w : workers_) {
+    auto promise = std::make_shared<std::promise<States>>();
+    answers.push_back(promise->get_future());
+    w->post([promise, plugins = snap->worker_plugins] {
+      States states;
+      for (const auto& p : plugins) states.push_back(wasm::describe_on_this_thread(*p));
+      promise->set_value(std::move(states));
+    });
+  }
+  std::vector<std::optional<States>> per_worker;
+  for (auto& a : answers) {
+    if (a.wait_for(std::chrono::seconds(2)) == std::future_status::ready) {
+      per_worker.push_back(a.get());
+    } else {
+      per_worker.push_back(std::nullopt);  // a worker stuck longer than any CPU budget allows
+    }
+  }
+  const auto list = [](const std::vector<std::string>& items) {
+    std::string out = "[";
+    for (size_t i = 0; i < items.size(); ++i) str_append(&out, i ? "," : "", json_str(items[i]));
+    return out + "]";
+  };
+  const auto vm_json = [](std::string_view thread, const wasm::ThreadInstanceState& s) {
+    return str_cat("{\"thread\":", json_str(thread), ",\"state\":", json_str(s.state),
+                   ",\"memory_bytes\":", s.memory_bytes, s.failure.empty() ? "" : ",\"failure\":",
+                   s.failure.empty() ? "" : json_str(s.failure), "}");
+  };
+  const auto plugin_json = [&](const wasm::Plugin& p, std::string vms) {
+    const wasm::PluginSpec& s = p.spec();
+    static constexpr std::string_view kPolicies[] = {"FAIL_CLOSED", "FAIL_OPEN", "FAIL_RELOAD"};
+    const wasm::FailureRecord f = s.health->last();
+    std::string failure = "null";
+    if (f.count) {
+      failure =
+          str_cat("{\"time\":",
+                  json_str(fmt::format("{:%Y-%m-%dT%H:%M:%S}Z",
+                                       fmt::gmtime(std::chrono::system_clock::to_time_t(f.time)))),
+                  ",\"callback\":", json_str(f.callback), ",\"reason\":", json_str(f.reason),
+                  ",\"message\":", json_str(f.message), ",\"count\":", f.count, "}");
+    }
+    return str_cat("{\"name\":", json_str(s.name), ",\"root_id\":", json_str(s.root_id),
+                   ",\"vm_id\":", json_str(s.vm_id), ",\"runtime\":", json_str(s.runtime),
+                   ",\"code\":", json_str(s.code_origin),
+                   ",\"failure_policy\":", json_str(kPolicies[static_cast<int>(s.failure_policy)]),
+                   ",\"self_healing\":", s.heal ? "true" : "false",
+                   ",\"limits\":{\"memory_limit_mb\":", s.memory_limit_mb,
+                   ",\"callback_cpu_ms\":", s.callback_cpu_ms,
+                   ",\"startup_cpu_ms\":", s.startup_cpu_ms,
+                   "},\"hidden\":{\"request_headers\":", list(s.hide.request_headers),
+                   ",\"response_headers\":", list(s.hide.response_headers),
+                   ",\"client_address\":", s.hide.client_address ? "true" : "false",
+                   "},\"allowed_capabilities\":", list(s.allowed_capabilities), ",\"vms\":[", vms,
+                   "],\"last_failure\":", failure, "}");
+  };
+  std::string out = str_cat("{\"version\":", snap->version, ",\"plugins\":[");
+  bool first = true;
+  for (size_t i = 0; i < snap->worker_plugins.size(); ++i) {
+    const auto& p = snap->worker_plugins[i];
+    // A plugin listed twice (two filters naming one plugin object) is shown once.
+    bool seen = false;
+    for (size_t j = 0; j < i; ++j) seen = seen || snap->worker_plugins[j] == p;
+    if (seen) continue;
+    std::string vms;
+    for (size_t w = 0; w < per_worker.size(); ++w) {
+      wasm::ThreadInstanceState unknown;
+      unknown.state = "unknown (worker busy)";
+      str_append(&vms, w ? "," : "",
+                 vm_json(str_cat("worker ", w), per_worker[w] ? (*per_worker[w])[i] : unknown));
+    }
+    str_append(&out, first ? "" : ",", plugin_json(*p, std::move(vms)));
+    first = false;
+  }
+  for (const auto& p : snap->singletons) {
+    str_append(&out, first ? "" : ",",
+               plugin_json(*p, vm_json("main", wasm::describe_on_this_thread(*p))));
+    first = false;
+  }
+  return out + "]}\n";
+}
+
 void Server::refresh_server_stats() {
+  wasm::refresh_thread_gauges();  // the main thread's singletons
   uptime_.set(std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() -
                                                                start_time_)
                   .count());

@@ -92,6 +92,7 @@ class Server : public admin::AdminBackend {
   void quit() override;
   void refresh_server_stats() override;
   std::string reload_config(bool* ok) override;
+  std::string wasm_json() override;
 
  private:
   // Builds listeners and plugins for `bootstrap`, reusing what `previous` has that is unchanged

@@ -343,6 +343,7 @@ void Worker::schedule_plugin_sweep() {
   plugin_sweep_timer_.async_wait([this](const asio::error_code& ec) {
     if (ec || draining_) return;
     wasm::release_idle_instances(plugins_);
+    wasm::refresh_thread_gauges();
     schedule_plugin_sweep();
   });
 }

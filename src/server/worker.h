@@ -162,7 +162,8 @@ class Worker : public http::WorkerContext, public tcp::TcpProxyOwner {
   std::unordered_map<net::Connection*, std::shared_ptr<net::Connection>> held_;
   std::thread thread_;
   asio::steady_timer log_flush_timer_{loop_};
-  // Stops instances of plugins a reload dropped, once no stream uses them.
+  // Stops instances of plugins a reload dropped, once no stream uses them; refreshes this
+  // worker's share of the per-plugin VM and memory gauges.
   asio::steady_timer plugin_sweep_timer_{loop_};
   bool started_ = false;
   bool draining_ = false;

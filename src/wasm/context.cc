@@ -197,6 +197,9 @@ Result<std::unique_ptr<WasmInstance>> WasmInstance::create(
                                e.f->signature.to_string(), e.s.to_string())};
     }
   }
+  for (const Expect& e : expected) {
+    if (*e.f) w->callback_names_.emplace_back(e.f->index, e.name);
+  }
   // Callbacks the restrictions leave out are treated as not exported (the allocator is never
   // restricted: the host needs it to hand the module anything).
   if (capabilities.restricted()) {
@@ -226,12 +229,28 @@ void WasmInstance::fail(std::string why, FailureReason reason) {
   if (failed_) return;
   failed_ = true;
   failure_ = std::move(why);
+  if (running_export_) {
+    for (const auto& [index, name] : callback_names_) {
+      if (index == running_export_->index) failure_callback_ = std::string(name);
+    }
+    if (failure_callback_.empty()) failure_callback_ = "an export";
+  }
   static constexpr std::string_view kReasons[] = {"trap", "cpu", "memory", "start"};
   const std::string_view reason_name = kReasons[static_cast<int>(reason)];
+  FailureRecord record;
+  record.time = std::chrono::system_clock::now();
+  record.callback = failure_callback_;
+  record.reason = std::string(reason_name);
+  record.message = failure_;
+  std::set<const PluginHealth*> recorded;
   // Counted (and named in the log) for every plugin whose root runs in this VM.
   std::set<std::string> names;  // two plugins may share a name (and this VM)
   for (const auto& [id, ctx] : contexts_) {
-    if (ctx->is_root() && ctx->plugin()) names.insert(ctx->plugin()->name);
+    if (!ctx->is_root() || !ctx->plugin()) continue;
+    names.insert(ctx->plugin()->name);
+    if (PluginHealth* health = ctx->plugin()->health.get(); recorded.insert(health).second) {
+      health->record(record);
+    }
   }
   std::string plugins;
   for (const std::string& name : names) {
@@ -242,7 +261,8 @@ void WasmInstance::fail(std::string why, FailureReason reason) {
                                    {{"plugin", name}, {"reason", std::string(reason_name)}}})
         .inc();
   }
-  spdlog::error("wasm: vm '{}' ({}) failed: {} (plugins: {}; counted as {})", vm_id_, runtime_name_,
+  spdlog::error("wasm: vm '{}' ({}) failed{}: {} (plugins: {}; counted as {})", vm_id_,
+                runtime_name_, failure_callback_.empty() ? "" : " in " + failure_callback_,
                 failure_, plugins.empty() ? "-" : plugins, reason_name);
   // A failed instance is never called again: no tick may wake it.
   for (auto& [id, ctx] : contexts_) {
@@ -359,6 +379,7 @@ std::optional<uint64_t> WasmInstance::call(Context* ctx, const WasmFunction& f,
   const uint32_t budget =
       watched_ && call_depth_ == 0 ? (starting_ ? startup_cpu_ms_ : callback_cpu_ms_) : 0;
   bool over_budget = false;
+  if (call_depth_ == 0) running_export_ = &f;
   {
     CallScope scope(this, ctx, CallRestriction::None);
     WatchedCall watch(*vm_, budget);
@@ -375,6 +396,7 @@ std::optional<uint64_t> WasmInstance::call(Context* ctx, const WasmFunction& f,
                              : starting_ ? FailureReason::Start
                                          : FailureReason::Trap);
   }
+  if (call_depth_ == 0) running_export_ = nullptr;
   // What the module asked of other streams (from a root callback) runs now that it returned.
   if (call_depth_ == 0 && !deferred_stream_actions_.empty()) run_deferred_stream_actions();
   if (!r.ok) return std::nullopt;

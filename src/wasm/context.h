@@ -213,6 +213,8 @@ class WasmInstance {
   // called again (its memory may be half-updated).
   bool failed() const { return failed_; }
   const std::string& failure() const { return failure_; }
+  // The export a failure happened in ("proxy_on_request_headers"), or "".
+  const std::string& failure_callback() const { return failure_callback_; }
   // Why, for sluice_wasm_failures_total{plugin,reason}: a trap, a CPU budget hit, the module's
   // allocator trapping (a memory failure), or a failure while starting (_initialize,
   // on_vm_start, on_configure).
@@ -341,6 +343,11 @@ class WasmInstance {
   bool vm_started_ = false;
   bool failed_ = false;
   std::string failure_;
+  std::string failure_callback_;
+  // The export running now (top-level call), and the names of the callbacks (by function
+  // index), for the failure log.
+  const WasmFunction* running_export_ = nullptr;
+  std::vector<std::pair<uint32_t, std::string_view>> callback_names_;
 
   const std::thread::id thread_ = std::this_thread::get_id();
   // Expires when the instance is destroyed: what InstanceRef watches.

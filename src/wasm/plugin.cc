@@ -3,10 +3,12 @@
 #include "wasm/vm/module_info.h"
 
 #include <algorithm>
+#include <map>
 #include <unordered_map>
 
 #include <spdlog/spdlog.h>
 
+#include "common/strings.h"
 #include "wasm/vm/runtimes.h"
 
 namespace sluice::wasm {
@@ -87,6 +89,17 @@ void stop(Plugin::Running& r) {
   r.instance.reset();
 }
 }  // namespace
+
+void PluginHealth::record(FailureRecord r) {
+  std::lock_guard<std::mutex> lock(mu_);
+  r.count = last_.count + 1;
+  last_ = std::move(r);
+}
+
+FailureRecord PluginHealth::last() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_;
+}
 
 bool HidePolicy::hides(uint32_t map_type, std::string_view lower_name) const {
   const auto listed = [&](const std::vector<std::string>& names) {
@@ -250,6 +263,62 @@ void release_thread_instances() {
   }
   delete tls_vms;
   tls_vms = nullptr;
+}
+
+ThreadInstanceState describe_on_this_thread(const Plugin& plugin) {
+  ThreadInstanceState out;
+  if (!tls_running) return out;
+  auto it = tls_running->find(&plugin);
+  if (it == tls_running->end()) return out;
+  const Plugin::Running& r = it->second;
+  if (!r.instance) {
+    out.state = "not started";
+    return out;
+  }
+  out.state = r.instance->failed() ? "failed" : "running";
+  out.failure = r.instance->failure();
+  out.memory_bytes = r.instance->failed() ? 0 : r.instance->vm().memory_size();
+  return out;
+}
+
+void refresh_thread_gauges() {
+  // Per plugin name (an old and a new plugin of one name run side by side after a reload):
+  // this thread's VMs and their memory. Each thread adds the change of its own share; the
+  // gauges hold the sum over threads.
+  struct Share {
+    stats::Gauge vms, memory;
+    int64_t vm_count = 0, bytes = 0;
+    int64_t counted_vms = 0, counted_bytes = 0;  // this thread's share in the gauges now
+  };
+  thread_local std::map<std::string, Share>* last = nullptr;
+  if (!last) last = new std::map<std::string, Share>();
+  for (auto& [_, share] : *last) share.vm_count = share.bytes = 0;
+  if (tls_running) {
+    for (auto& [plugin, r] : *tls_running) {
+      const std::string& name = plugin->spec().name;
+      auto [it, added] = last->try_emplace(name);
+      if (added) {
+        auto& store = stats::Store::instance();
+        it->second.vms = store.gauge(stats::MetricName{str_cat("sluice.wasm.", name, ".vms_active"),
+                                                       "sluice.wasm.vms_active",
+                                                       {{"plugin", name}}});
+        it->second.memory =
+            store.gauge(stats::MetricName{str_cat("sluice.wasm.", name, ".memory_bytes"),
+                                          "sluice.wasm.memory_bytes",
+                                          {{"plugin", name}}});
+      }
+      if (r.instance && !r.instance->failed()) {
+        ++it->second.vm_count;
+        it->second.bytes += static_cast<int64_t>(r.instance->vm().memory_size());
+      }
+    }
+  }
+  for (auto& [_, share] : *last) {
+    share.vms.inc(share.vm_count - share.counted_vms);
+    share.memory.inc(share.bytes - share.counted_bytes);
+    share.counted_vms = share.vm_count;
+    share.counted_bytes = share.bytes;
+  }
 }
 
 size_t release_idle_instances(const std::vector<std::shared_ptr<Plugin>>& serving) {

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -39,6 +40,24 @@ struct HidePolicy {
   std::shared_ptr<std::atomic<bool>> warned = std::make_shared<std::atomic<bool>>(false);
 };
 
+// The last failure of any VM a plugin runs in (any thread), for admin /wasm.
+struct FailureRecord {
+  std::chrono::system_clock::time_point time{};
+  std::string callback;  // the export that was running ("proxy_on_request_headers", "malloc")
+  std::string reason;    // trap | cpu | memory | start
+  std::string message;   // with the Wasm backtrace of a trap
+  uint64_t count = 0;    // failures so far
+};
+class PluginHealth {
+ public:
+  void record(FailureRecord r);
+  FailureRecord last() const;
+
+ private:
+  mutable std::mutex mu_;
+  FailureRecord last_;
+};
+
 struct PluginSpec {
   std::string name;           // config.name -> plugin_name
   std::string root_id;        // config.root_id -> plugin_root_id
@@ -60,6 +79,8 @@ struct PluginSpec {
   uint32_t callback_cpu_ms = 50;
   uint32_t startup_cpu_ms = 2000;
   HidePolicy hide;
+  // Shared by the spec's copies: the VMs of every thread record their failures here.
+  std::shared_ptr<PluginHealth> health = std::make_shared<PluginHealth>();
   // node, for the `node` / `xds.node` properties.
   std::string node_id, node_cluster, node_metadata_json = "{}";
 };
@@ -117,6 +138,19 @@ class Plugin : public std::enable_shared_from_this<Plugin> {
   // runs: what the canary's on_configure writes is still there when the workers start.
   std::shared_ptr<VmSharedState> shared_state_;
 };
+
+// What this thread runs of `plugin` (admin /wasm): "running", "failed", "not started" (it could
+// not start here) or "none" (no stream needed it yet), and its VM's memory in bytes.
+struct ThreadInstanceState {
+  std::string state = "none";
+  uint64_t memory_bytes = 0;
+  std::string failure;
+};
+ThreadInstanceState describe_on_this_thread(const Plugin& plugin);
+
+// Refreshes this thread's share of sluice_wasm_vms_active{plugin} and
+// sluice_wasm_memory_bytes{plugin} (workers call it every second).
+void refresh_thread_gauges();
 
 // Destroys every plugin instance of the calling thread (a worker calls this before it exits, while
 // its runtime's per-thread state is still alive).

@@ -176,6 +176,15 @@ await_reload "$n"
 exec 3>&-
 pass "SIGHUP and in-place writes reload"
 
+# Per-plugin gauges (each worker refreshes its share every second): one live VM per worker for
+# each plugin, whatever the reloads before, and their memory.
+wait_until "vms_active settles at one VM per worker" bash -c "curl -s http://127.0.0.1:$ADMIN_PORT/stats/prometheus | grep -q '^sluice_wasm_vms_active{plugin=\"tagger\"} 2\$'"
+mem=$(curl -s "http://127.0.0.1:$ADMIN_PORT/stats/prometheus" | sed -n 's/^sluice_wasm_memory_bytes{plugin="basic"} //p')
+(( mem >= 2 * 131072 )) || fail "memory_bytes of basic (2 pages per VM, 2 VMs): $mem"
+curl -s "http://127.0.0.1:$ADMIN_PORT/wasm" | grep -q '"name":"tagger".*"vms":\[{"thread":"worker 0","state":"running","memory_bytes":[1-9]' ||
+  fail "/wasm after reloads: $(curl -s "http://127.0.0.1:$ADMIN_PORT/wasm")"
+pass "per-plugin VM and memory gauges; /wasm"
+
 grep -q 'ERROR: AddressSanitizer' "$WORK/sluice.log" && fail "sanitizer report"
 stop_sluice
 pass "config reload"

@@ -4,7 +4,7 @@
 # (FAIL_CLOSED) or skipped (FAIL_OPEN), and the config errors a bad module gives.
 source "$(dirname "$0")/lib.sh"
 : "${SLUICE_TEST_WASM_DIR:?set SLUICE_TEST_WASM_DIR}"
-UP=$(free_port); PORT=$(free_port); PORT_OPEN=$(free_port)
+UP=$(free_port); PORT=$(free_port); PORT_OPEN=$(free_port); ADMIN_PORT=$(free_port)
 start_nginx "$UP"
 
 listener() {  # name port failure_policy
@@ -64,7 +64,12 @@ YAML
 YAML
 } > "$WORK/sluice.yaml"
 
-"$SLUICE_BIN" -c "$WORK/sluice.yaml" --concurrency 1 -l info > "$WORK/sluice.log" 2>&1 &
+# The first instance has an admin (later ones start from sluice.yaml beside it).
+{
+  echo "admin: { address: { socket_address: { address: 127.0.0.1, port_value: $ADMIN_PORT } } }"
+  cat "$WORK/sluice.yaml"
+} > "$WORK/first.yaml"
+"$SLUICE_BIN" -c "$WORK/first.yaml" --concurrency 1 -l info > "$WORK/sluice.log" 2>&1 &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$PORT/"
 
@@ -103,12 +108,30 @@ code=$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/trap")
 [[ $code == 503 ]] || fail "trap under FAIL_CLOSED: $code"
 code=$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/headers")
 [[ $code == 503 ]] || fail "failed VM under FAIL_CLOSED still serving: $code"
-grep -q "failed: RuntimeError: unreachable" "$WORK/sluice.log" || fail "trap not logged"
+# Logged once with the callback and the Wasm backtrace (names from the module's name section).
+grep -q "failed in proxy_on_request_headers: RuntimeError: unreachable (wasm backtrace: .*proxy_on_request_headers@0x" "$WORK/sluice.log" ||
+  fail "trap not logged with its callback and backtrace: $(grep 'failed' "$WORK/sluice.log")"
 out=$(curl -sS -D - "http://127.0.0.1:$PORT_OPEN/trap")
 [[ $out == "HTTP/1.1 404"* || $out == "HTTP/1.1 200"* ]] || fail "trap under FAIL_OPEN: $out"
 out=$(curl -sS -D - "http://127.0.0.1:$PORT_OPEN/headers")
 [[ $out == "HTTP/1.1 200"* && $out != *"x-wasm: hello"* ]] || fail "FAIL_OPEN after failure: $out"
 pass "trap: FAIL_CLOSED answers 503, FAIL_OPEN skips the plugin"
+
+# Admin /wasm: both plugins, their limits, their VM per worker (failed now) and the last failure.
+wasm=$(curl -sS "http://127.0.0.1:$ADMIN_PORT/wasm")
+[[ $wasm == *'"name":"basic","root_id":"basic_root"'*'"failure_policy":"FAIL_CLOSED"'* ]] || fail "/wasm plugins: $wasm"
+[[ $wasm == *'"limits":{"memory_limit_mb":64,"callback_cpu_ms":50,"startup_cpu_ms":2000}'* ]] || fail "/wasm limits: $wasm"
+[[ $wasm == *'"vms":[{"thread":"worker 0","state":"failed"'* ]] || fail "/wasm VM state: $wasm"
+[[ $wasm == *'"last_failure":{"time":"'*'","callback":"proxy_on_request_headers","reason":"trap","message":"RuntimeError: unreachable (wasm backtrace: '* ]] ||
+  fail "/wasm last failure: $wasm"
+[[ $wasm == *'"failure_policy":"FAIL_OPEN"'* ]] || fail "/wasm: the FAIL_OPEN plugin: $wasm"
+# sluice_wasm_vms_active / memory_bytes (refreshed each second by the workers). The two plugins
+# share one VM (same code and VM settings): it failed once, for both.
+sleep 1.2
+prom=$(curl -sS "http://127.0.0.1:$ADMIN_PORT/stats/prometheus")
+[[ $prom == *'sluice_wasm_vms_active{plugin="basic"} 0'* ]] || fail "vms_active: $(grep sluice_wasm_vms <<<"$prom")"
+[[ $prom == *'sluice_wasm_failures_total{plugin="basic",reason="trap"} 1'* ]] || fail "failures: $(grep sluice_wasm_fail <<<"$prom")"
+pass "/wasm shows limits, VM states and the last failure with its backtrace"
 
 # The proxy itself keeps serving after the crash: the /plain route does not use the plugin.
 out=$(curl -sS "http://127.0.0.1:$PORT/plain")

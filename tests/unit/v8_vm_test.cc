@@ -260,6 +260,15 @@ TEST_F(V8VmTest, UnreachableTraps) {
   EXPECT_EQ(call_ok("add_i32", {1, 1}), 2u);
 }
 
+TEST_F(V8VmTest, TrapsCarryTheirWasmBacktrace) {
+  CallResult r = call("nested_trap", {});
+  EXPECT_FALSE(r.ok);
+  // Innermost first, named from the name section (wat2wasm --debug-names).
+  EXPECT_THAT(r.error, HasSubstr("unreachable (wasm backtrace: innermost@0x"));
+  EXPECT_THAT(r.error, HasSubstr(" < middle@0x"));
+  EXPECT_THAT(r.error, HasSubstr(" < nested_trap@0x"));
+}
+
 TEST_F(V8VmTest, OutOfBoundsAccessTraps) {
   CallResult r = call("load", {65536 - 2});
   EXPECT_FALSE(r.ok);

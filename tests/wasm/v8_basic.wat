@@ -19,6 +19,10 @@
     (call $host_trap (local.get 0))
     (i32.const 7))
   (func (export "do_unreachable") unreachable)
+  ;; A trap two frames deep, for the backtrace.
+  (func $innermost unreachable)
+  (func $middle (call $innermost))
+  (func (export "nested_trap") (call $middle))
   (func (export "load") (param i32) (result i32)
     (i32.load (local.get 0)))
   (func (export "store") (param i32 i32)

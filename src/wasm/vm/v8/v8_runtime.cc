@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "wasm/vm/module_info.h"
 #include "wasm/vm/runtimes.h"
 
@@ -75,13 +77,35 @@ v8::Local<v8::String> v8_str(v8::Isolate* isolate, std::string_view s) {
       .ToLocalChecked();
 }
 
+// " (wasm backtrace: inner@0x2f < outer@0x41)": the frames of a trap, innermost first, named
+// from the module's name section (else wasm-function[index]), with their byte offsets in the
+// module. Empty when V8 captured no frames.
+std::string wasm_backtrace(v8::Isolate* isolate, v8::Local<v8::Message> message) {
+  if (message.IsEmpty()) return "";
+  v8::Local<v8::StackTrace> trace = message->GetStackTrace();
+  if (trace.IsEmpty() || trace->GetFrameCount() == 0) return "";
+  std::string out = " (wasm backtrace: ";
+  for (int i = 0; i < trace->GetFrameCount(); ++i) {
+    v8::Local<v8::StackFrame> frame = trace->GetFrame(isolate, i);
+    std::string name;
+    if (v8::Local<v8::String> fn = frame->GetFunctionName(); !fn.IsEmpty()) {
+      v8::String::Utf8Value text(isolate, fn);
+      if (*text != nullptr) name.assign(*text, text.length());
+      if (!name.empty() && name[0] == '$') name.erase(0, 1);  // V8 prints name-section names so
+    }
+    if (name.empty()) name = fmt::format("wasm-function[{}]", frame->GetLineNumber() - 1);
+    out += fmt::format("{}{}@0x{:x}", i ? " < " : "", name, frame->GetColumn() - 1);
+  }
+  return out + ")";
+}
+
 // "RuntimeError: unreachable", "CompileError: WebAssembly.Module(): ...", or the host's message.
 std::string exception_text(v8::Isolate* isolate, const v8::TryCatch& try_catch) {
   if (try_catch.HasTerminated()) return "terminated";
   if (!try_catch.HasCaught()) return "unknown error";
   v8::String::Utf8Value text(isolate, try_catch.Exception());
   if (*text == nullptr) return "unprintable exception";
-  return std::string(*text, text.length());
+  return std::string(*text, text.length()) + wasm_backtrace(isolate, try_catch.Message());
 }
 
 // Values cross the WasmVm boundary as uint64_t: i32 zero-extended, floats as their bit patterns.
@@ -155,6 +179,7 @@ void on_uncaught_exception(v8::Local<v8::Message> message, v8::Local<v8::Value> 
   v8::String::Utf8Value text(isolate, exception);
   tls_uncaught_exception =
       *text == nullptr ? std::string("unprintable exception") : std::string(*text, text.length());
+  tls_uncaught_exception += wasm_backtrace(isolate, message);
 }
 
 // One isolate + context per thread, made on first use and kept entered until the thread exits, so
@@ -173,6 +198,9 @@ class ThreadIsolate {
     params.array_buffer_allocator = process.allocator;
     isolate_ = v8::Isolate::New(params);
     isolate_->Enter();
+    // Traps carry their Wasm frames (the failure log's backtrace); captured only when one is
+    // thrown.
+    isolate_->SetCaptureStackTraceForUncaughtExceptions(true, 16);
     // Wasm enqueues no microtasks; the default (kAuto) would still run a checkpoint after every
     // top-level call, about 5% of an empty call.
     isolate_->SetMicrotasksPolicy(v8::MicrotasksPolicy::kExplicit);
