@@ -63,12 +63,34 @@ std::string_view plugin_label(Context* ctx) {
   return "";
 }
 
+// A plugin's log line is one line of bounded size: line breaks are escaped (a plugin must not
+// forge the proxy's own log lines) and past kMaxLogLine bytes it is cut, saying so.
+constexpr size_t kMaxLogLine = 16 * 1024;
+
 void log_at(uint32_t level, Context* ctx, std::string_view msg) {
   static constexpr spdlog::level::level_enum kLevels[] = {
       spdlog::level::trace, spdlog::level::debug, spdlog::level::info,
       spdlog::level::warn,  spdlog::level::err,   spdlog::level::critical};
   const auto l = kLevels[level > 5 ? 5 : level];
   if (!spdlog::should_log(l)) return;
+  std::string cleaned;
+  if (msg.size() > kMaxLogLine || msg.find_first_of("\r\n") != std::string_view::npos) {
+    const std::string_view kept = msg.substr(0, kMaxLogLine);
+    cleaned.reserve(kept.size() + 64);
+    for (char c : kept) {
+      if (c == '\n') {
+        cleaned += "\\n";
+      } else if (c == '\r') {
+        cleaned += "\\r";
+      } else {
+        cleaned += c;
+      }
+    }
+    if (msg.size() > kept.size()) {
+      cleaned += fmt::format("... [{} bytes cut]", msg.size() - kept.size());
+    }
+    msg = cleaned;
+  }
   const std::string_view name = plugin_label(ctx);
   // Envoy's shape: "wasm log <plugin name> <root id>: message".
   if (ctx && ctx->plugin() && !ctx->plugin()->root_id.empty()) {
