@@ -7,15 +7,10 @@ source "$(dirname "$0")/lib.sh"
 : "${SLUICE_TEST_WASM_DIR:?set SLUICE_TEST_WASM_DIR to the built test modules}"
 require_extensions add_header
 command -v wrk > /dev/null || fail "wrk is needed"
-command -v wat2wasm > /dev/null || fail "wat2wasm (wabt) is needed"
 
 UP=$(free_port); FRONT=$(free_port); ADMIN_PORT=$(free_port)
 start_nginx "$UP"
-cp "$SLUICE_TEST_WASM_DIR/filter_basic.wasm" "$WORK/hello.wasm"
-sed 's/(data (i32.const 32) "hello")/(data (i32.const 32) "hallo")/' \
-  "$SLUICE_SOURCE_DIR/tests/wasm/filter_basic.wat" > "$WORK/hallo.wat"
-wat2wasm "$WORK/hallo.wat" -o "$WORK/hallo.wasm"
-cp "$WORK/hello.wasm" "$WORK/module.wasm"
+two_module_versions
 
 config() {  # X_CONFIG_VALUE
   local filters
@@ -33,13 +28,6 @@ header_of() {  # NAME
 answers() {
   for _ in $(seq 200); do [[ $(header_of "$1") == "$2" ]] && return 0; sleep 0.05; done
   fail "$1: $2 never answered after its change"
-}
-reloads() {
-  echo $(( $(stat_of sluice.config_reloads_total.accepted) + $(stat_of sluice.config_reloads_total.rejected) ))
-}
-await_reload() {
-  for _ in $(seq 200); do (( $(reloads) > $1 )) && return 0; sleep 0.05; done
-  fail "no reload after the change (waited 10 s)"
 }
 
 config a > "$WORK/sluice.yaml"

@@ -7,17 +7,11 @@
 source "$(dirname "$0")/lib.sh"
 : "${SLUICE_TEST_WASM_DIR:?set SLUICE_TEST_WASM_DIR to the built test modules}"
 require_extensions add_header
-command -v wat2wasm > /dev/null || fail "wat2wasm (wabt) is needed"
 
 UP=$(free_port); FRONT=$(free_port); EXTRA=$(free_port); ADMIN_PORT=$(free_port)
 start_nginx "$UP"
 
-# Two versions of one module: filter_basic adds "x-wasm: hello"; the other "x-wasm: hallo".
-cp "$SLUICE_TEST_WASM_DIR/filter_basic.wasm" "$WORK/hello.wasm"
-sed 's/(data (i32.const 32) "hello")/(data (i32.const 32) "hallo")/' \
-  "$SLUICE_SOURCE_DIR/tests/wasm/filter_basic.wat" > "$WORK/hallo.wat"
-wat2wasm "$WORK/hallo.wat" -o "$WORK/hallo.wasm"
-cp "$WORK/hello.wasm" "$WORK/module.wasm"
+two_module_versions
 
 # config HEADER_RULE [EXTRA_LISTENER] [ROUTE_PREFIX]: the whole bootstrap.
 config() {
@@ -43,14 +37,6 @@ last_update() {
 }
 version() {
   curl -s "http://127.0.0.1:$ADMIN_PORT/config_dump" | grep -o '"version":[0-9]*,"last_update"\|"version":[0-9]*}$' | grep -o '[0-9]*' | head -1
-}
-# reloads: how many reloads ended (accepted or rejected); await_reload N: until more than N did.
-reloads() {
-  echo $(( $(stat_of sluice.config_reloads_total.accepted) + $(stat_of sluice.config_reloads_total.rejected) ))
-}
-await_reload() {
-  for _ in $(seq 200); do (( $(reloads) > $1 )) && return 0; sleep 0.05; done
-  fail "no reload after the change (waited 10 s)"
 }
 
 write_config one

@@ -313,3 +313,27 @@ wait_until() {
   for _ in $(seq 200); do "$@" && return 0; sleep 0.05; done
   fail "$what (waited 10 s)"
 }
+
+# ---- hot reload ---------------------------------------------------------------------------------
+
+# two_module_versions: $WORK/hello.wasm (filter_basic: response header "x-wasm: hello") and
+# $WORK/hallo.wasm (the same with "hallo"), and $WORK/module.wasm, a copy of hello.wasm.
+two_module_versions() {
+  : "${SLUICE_TEST_WASM_DIR:?set SLUICE_TEST_WASM_DIR}"
+  command -v wat2wasm > /dev/null || fail "wat2wasm (wabt) is needed"
+  cp "$SLUICE_TEST_WASM_DIR/filter_basic.wasm" "$WORK/hello.wasm"
+  sed 's/(data (i32.const 32) "hello")/(data (i32.const 32) "hallo")/' \
+    "$SLUICE_SOURCE_DIR/tests/wasm/filter_basic.wat" > "$WORK/hallo.wat"
+  wat2wasm "$WORK/hallo.wat" -o "$WORK/hallo.wasm"
+  cp "$WORK/hello.wasm" "$WORK/module.wasm"
+}
+
+# reloads: how many configuration reloads ended (accepted or rejected); await_reload N: waits
+# (10 s at most) until more than N did.
+reloads() {
+  echo $(( $(stat_of sluice.config_reloads_total.accepted) + $(stat_of sluice.config_reloads_total.rejected) ))
+}
+await_reload() {
+  for _ in $(seq 200); do (( $(reloads) > $1 )) && return 0; sleep 0.05; done
+  fail "no reload after the change (waited 10 s)"
+}
