@@ -265,6 +265,13 @@ void release_thread_instances() {
   tls_vms = nullptr;
 }
 
+// A VM's linear memory in bytes; 0 for a native (null-runtime) plugin, which has none of its own
+// (its "memory" is the whole address space).
+uint64_t linear_memory_bytes(WasmInstance& instance) {
+  if (instance.failed() || instance.vm().runtime_name() == kNullRuntimeName) return 0;
+  return instance.vm().memory_size();
+}
+
 ThreadInstanceState describe_on_this_thread(const Plugin& plugin) {
   ThreadInstanceState out;
   if (!tls_running) return out;
@@ -277,7 +284,7 @@ ThreadInstanceState describe_on_this_thread(const Plugin& plugin) {
   }
   out.state = r.instance->failed() ? "failed" : "running";
   out.failure = r.instance->failure();
-  out.memory_bytes = r.instance->failed() ? 0 : r.instance->vm().memory_size();
+  out.memory_bytes = linear_memory_bytes(*r.instance);
   return out;
 }
 
@@ -309,7 +316,7 @@ void refresh_thread_gauges() {
       }
       if (r.instance && !r.instance->failed()) {
         ++it->second.vm_count;
-        it->second.bytes += static_cast<int64_t>(r.instance->vm().memory_size());
+        it->second.bytes += static_cast<int64_t>(linear_memory_bytes(*r.instance));
       }
     }
   }

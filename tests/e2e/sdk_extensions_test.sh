@@ -122,3 +122,15 @@ pass "a body over the buffer limit resets the stream (HTTP/1.1: the connection),
 # plugin failure.
 ! grep -q "failed:" "$WORK/sluice.log" || { grep "failed:" "$WORK/sluice.log" >&2; fail "plugin failure logged"; }
 pass "no plugin failures"
+
+# /wasm and the memory gauge: a V8 VM reports its linear memory; a native (null-runtime) plugin
+# has none of its own and reports 0 (not the address space).
+wasm=$(curl -s "http://127.0.0.1:$ADMIN/wasm")
+grep -q '"runtime":"envoy.wasm.runtime.null".*"state":"running","memory_bytes":0' <<<"$wasm" ||
+  fail "/wasm for a null-runtime plugin: $wasm"
+grep -q '"runtime":"envoy.wasm.runtime.v8".*"state":"running","memory_bytes":[1-9]' <<<"$wasm" ||
+  fail "/wasm for a V8 plugin: $wasm"
+sleep 1.2
+prom=$(curl -s "http://127.0.0.1:$ADMIN/stats/prometheus")
+grep -q '^sluice_wasm_memory_bytes{plugin="[a-z_]*"} -' <<<"$prom" && fail "negative memory gauge: $(grep sluice_wasm_memory <<<"$prom")"
+pass "/wasm and memory gauges for both runtimes"
