@@ -246,9 +246,9 @@ AdminResponse AdminServer::handle(std::string_view method, std::string_view targ
   if (path == "/wasm") return {200, "application/json", backend_.wasm_json()};
   if (path == "/reload") {
     if (auto r = require_post(path)) return *r;
-    bool ok = false;
-    std::string body = backend_.reload_config(&ok);
-    return {ok ? 200 : 400, "application/json", std::move(body)};
+    int status = 400;
+    std::string body = backend_.reload_config(&status);
+    return {status, "application/json", std::move(body)};
   }
   if (path == "/quitquitquit") {
     if (auto r = require_post(path)) return *r;

@@ -31,9 +31,10 @@ class AdminBackend {
   virtual bool health_check_failed() const = 0;
   virtual void set_health_check_failed(bool failed) = 0;
   virtual void quit() = 0;
-  // POST /reload: reloads the configuration now; `ok` false when it was rejected. The body is
-  // JSON (the outcome, as /config_dump's last_update).
-  virtual std::string reload_config(bool* ok) = 0;
+  // POST /reload: reloads the configuration now; `status` 200 (accepted), 202 (fetching remote
+  // code first: /config_dump's last_update shows the end) or 400 (rejected). The body is JSON
+  // (the outcome, as /config_dump's last_update).
+  virtual std::string reload_config(int* status) = 0;
   // GET /wasm: every Wasm plugin, its limits, its VMs per thread, its last failure (JSON).
   virtual std::string wasm_json() = 0;
   virtual void refresh_server_stats() = 0;

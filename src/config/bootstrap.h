@@ -144,7 +144,21 @@ struct AccessLog {
   std::string format;  // text format; empty: Envoy's default format
 };
 
-// envoy.extensions.filters.http.wasm.v3.Wasm's PluginConfig, with the code already read.
+// vm_config.code.remote (envoy.config.core.v3.RemoteDataSource): module bytes fetched over HTTP
+// from a cluster, checked against sha256.
+struct RemoteCode {
+  std::string uri;           // http_uri.uri, for messages (the cluster decides plain or TLS)
+  std::string authority;     // from the uri: the request's :authority
+  std::string path;          // from the uri: the request's :path
+  std::string cluster;       // http_uri.cluster
+  Duration timeout{5000};    // http_uri.timeout (per attempt)
+  std::string sha256;        // lower-case hex
+  uint32_t num_retries = 3;  // retry_policy.num_retries (Sluice's default; see docs)
+  Duration base_interval{1000}, max_interval{10000};  // retry_policy.retry_back_off
+};
+
+// envoy.extensions.filters.http.wasm.v3.Wasm's PluginConfig, with the code already read (or, for
+// remote code, to be fetched: `remote` set and `code` empty until the server resolves it).
 struct WasmPlugin {
   std::string name;     // config.name
   std::string root_id;  // config.root_id
@@ -156,6 +170,7 @@ struct WasmPlugin {
   std::string code;         // module bytes; for the null runtime, the plugin name or a .so path
   std::string code_origin;  // "file /path/x.wasm", "inline_bytes", "inline_string"
   std::string code_file;    // code.local.filename (watched for hot reload), or empty
+  std::optional<RemoteCode> remote;
   std::vector<std::pair<std::string, std::string>> env;  // environment_variables
   // capability_restriction_config.allowed_capabilities (names); empty: everything allowed.
   std::vector<std::string> allowed_capabilities;

@@ -164,6 +164,7 @@ class Loader {
   void parse_listener_filter(const Value& v);
   void check_filter_chains(const Value& v, Fields& f, const Listener& out);
   void parse_plugin_config(const Value& config, WasmPlugin& w);
+  void parse_remote_code(const Value& remote, WasmPlugin& w);
   void parse_bootstrap_extension(const Value& v, Bootstrap& out);
   void parse_sluice(const Value& v, SluiceSettings& out);
   void parse_wasm_settings(const Value& v, WasmPluginSettings& out, bool per_plugin);
@@ -905,6 +906,53 @@ void Loader::parse_wasm_filter(const Value& filter, Fields* typed_config, HttpFi
   parse_plugin_config(*config, w);
 }
 
+// vm_config.code.remote: http_uri (uri, cluster, timeout), sha256 and retry_policy.
+void Loader::parse_remote_code(const Value& remote, WasmPlugin& w) {
+  Fields r(d_, remote);
+  RemoteCode rc;
+  if (std::optional<Value> http = r.get("http_uri", Need::kRequired)) {
+    Fields h(d_, *http);
+    if (h.read_string("uri", rc.uri, Need::kRequired)) {
+      std::string_view u = rc.uri;
+      const size_t scheme = u.find("://");
+      std::string_view rest = scheme == std::string_view::npos ? u : u.substr(scheme + 3);
+      const std::string_view scheme_name =
+          scheme == std::string_view::npos ? "" : u.substr(0, scheme);
+      if (scheme_name != "http" && scheme_name != "https") {
+        d_.error(*h.get("uri"), fmt::format("'{}' is not an http:// or https:// URI", rc.uri));
+      } else {
+        const size_t slash = rest.find('/');
+        rc.authority = std::string(rest.substr(0, slash));
+        rc.path = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
+        if (rc.authority.empty()) d_.error(*h.get("uri"), "the URI has no host");
+      }
+    }
+    if (h.read_string("cluster", rc.cluster, Need::kRequired)) {
+      cluster_refs_.push_back({rc.cluster, *h.get("cluster")});
+    }
+    h.read_duration("timeout", rc.timeout);
+  }
+  if (r.read_string("sha256", rc.sha256, Need::kRequired)) {
+    rc.sha256 = absl::AsciiStrToLower(rc.sha256);
+    const bool hex =
+        rc.sha256.size() == 64 && std::all_of(rc.sha256.begin(), rc.sha256.end(),
+                                              [](char c) { return absl::ascii_isxdigit(c); });
+    if (!hex) d_.error(*r.get("sha256"), "sha256 must be 64 hex digits");
+  }
+  if (std::optional<Value> retry = r.get("retry_policy")) {
+    Fields rp(d_, *retry);
+    rp.read_uint32("num_retries", rc.num_retries, 0, 100);
+    if (std::optional<Value> backoff = rp.get("retry_back_off")) {
+      Fields b(d_, *backoff);
+      b.read_duration("base_interval", rc.base_interval);
+      b.read_duration("max_interval", rc.max_interval);
+      if (rc.max_interval < rc.base_interval) rc.max_interval = rc.base_interval;
+    }
+  }
+  w.code_origin = "remote " + rc.uri;
+  w.remote = std::move(rc);
+}
+
 // envoy.extensions.wasm.v3.PluginConfig, shared by the Wasm HTTP filter and WasmService.
 void Loader::parse_plugin_config(const Value& config, WasmPlugin& w) {
   Fields c(d_, config);
@@ -960,7 +1008,9 @@ void Loader::parse_plugin_config(const Value& config, WasmPlugin& w) {
   }
   if (std::optional<Value> any = v.get("configuration")) parse_any_bytes(*any, w.vm_configuration);
   v.ignore("allow_precompiled", "allow_precompiled is ignored: modules are always compiled");
-  v.ignore("nack_on_code_cache_miss", "nack_on_code_cache_miss is ignored (no remote code)");
+  v.ignore("nack_on_code_cache_miss",
+           "nack_on_code_cache_miss is ignored: remote code is fetched before a configuration is "
+           "used");
   if (std::optional<Value> envs = v.get("environment_variables")) {
     Fields e(d_, *envs);
     if (std::optional<Value> kv = e.get("key_values")) {
@@ -978,12 +1028,22 @@ void Loader::parse_plugin_config(const Value& config, WasmPlugin& w) {
   std::optional<Value> code = v.get("code", Need::kRequired);
   if (!code) return;
   Fields cf(d_, *code);
-  cf.reject("remote", "remote Wasm code is not supported; use code.local");
-  std::optional<Value> local = cf.get("local");
-  if (!local) {
-    if (!cf.has("remote")) d_.error(*code, "missing required field (local)");
+  const std::vector<std::string_view> kinds = cf.present({"local", "remote"});
+  if (kinds.size() != 1) {
+    cf.accept_all();
+    d_.error(*code, "exactly one of local, remote is required");
     return;
   }
+  if (kinds[0] == "remote") {
+    if (w.runtime == "envoy.wasm.runtime.null") {
+      cf.accept_all();
+      d_.error(*code, "remote code needs the V8 runtime (null-runtime plugins are native code)");
+      return;
+    }
+    parse_remote_code(*cf.get("remote"), w);
+    return;
+  }
+  std::optional<Value> local = cf.get("local");
   Fields l(d_, *local);
   const std::vector<std::string_view> sources =
       l.present({"filename", "inline_bytes", "inline_string"});

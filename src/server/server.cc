@@ -24,6 +24,7 @@
 #include "accesslog/access_log.h"
 #include "config/loader.h"
 #include "net/connection.h"
+#include "server/remote_code.h"
 #include "wasm/thread_loop.h"
 
 namespace sluice::server {
@@ -97,6 +98,7 @@ Server::Server(std::shared_ptr<const config::Bootstrap> bootstrap, Options optio
 }
 
 Server::~Server() {
+  remote_fetch_.reset();  // its request belongs to main_http_client_
   for (auto& w : workers_) w->stop();
   inotify_.reset();  // closes inotify_fd_
 }
@@ -144,6 +146,26 @@ std::string Server::init() {
     main_clusters_->set_hosts(clusters_[c]->name(), host_sets_[c]);
   }
   main_http_client_ = std::make_unique<http::AsyncClient>(main_loop_, *main_clusters_);
+
+  // Remote module code first: the main loop runs the fetch (nothing else is on it yet).
+  if (!remote_code_of(*bootstrap_).empty()) {
+    std::vector<std::string> errors;
+    bool finished = false;
+    auto fetch = fetch_remote_code(main_loop_, *main_http_client_, *bootstrap_,
+                                   [&](std::vector<std::string> e) {
+                                     errors = std::move(e);
+                                     finished = true;
+                                     main_loop_.stop();
+                                   });
+    if (!finished) main_loop_.run();
+    main_loop_.restart();
+    fetch.reset();
+    if (!errors.empty()) {
+      std::string all;
+      for (const auto& e : errors) str_append(&all, all.empty() ? "" : "; ", e);
+      return all;
+    }
+  }
 
   auto first = std::make_shared<Snapshot>();
   {
@@ -518,6 +540,7 @@ void Server::finish_shutdown() {
   }
   tls_reloader_.stop();
   reload_debounce_.cancel();
+  remote_fetch_.reset();
   if (inotify_) {
     asio::error_code ignored;
     inotify_->cancel(ignored);
@@ -542,7 +565,10 @@ void Server::watch_tls_files(const Snapshot& snapshot) {
 
 std::string ReloadOutcome::json() const {
   std::string out =
-      str_cat("{\"version\":", version, ",\"state\":", json_str(accepted ? "ACCEPTED" : "REJECTED"),
+      str_cat("{\"version\":", version, ",\"state\":",
+              json_str(pending    ? "PENDING"
+                       : accepted ? "ACCEPTED"
+                                  : "REJECTED"),
               ",\"trigger\":", json_str(trigger), ",\"time\":",
               json_str(fmt::format("{:%Y-%m-%dT%H:%M:%S}Z",
                                    fmt::gmtime(std::chrono::system_clock::to_time_t(time)))),
@@ -573,21 +599,32 @@ std::string Server::restart_only_changes(const config::Bootstrap& from,
   return changed;
 }
 
+ReloadOutcome Server::reject_reload(ReloadOutcome outcome, std::vector<std::string> errors) {
+  outcome.errors = std::move(errors);
+  outcome.pending = false;
+  reloads_rejected_.inc();
+  spdlog::error("configuration reload ({}) rejected; version {} keeps serving:", outcome.trigger,
+                snapshot_->version);
+  for (const auto& e : outcome.errors) spdlog::error("  {}", e);
+  last_reload_ = outcome;
+  return outcome;
+}
+
 ReloadOutcome Server::reload(std::string trigger) {
   ReloadOutcome outcome;
   outcome.trigger = std::move(trigger);
   outcome.time = std::chrono::system_clock::now();
   outcome.version = snapshot_->version;
   const auto reject = [&](std::vector<std::string> errors) {
-    outcome.errors = std::move(errors);
-    reloads_rejected_.inc();
-    spdlog::error("configuration reload ({}) rejected; version {} keeps serving:", outcome.trigger,
-                  snapshot_->version);
-    for (const auto& e : outcome.errors) spdlog::error("  {}", e);
-    last_reload_ = outcome;
-    return outcome;
+    return reject_reload(outcome, std::move(errors));
   };
   if (draining_) return reject({"the server is draining"});
+  if (remote_fetch_) {
+    // One reload at a time: this one runs when the one fetching code is done.
+    reload_again_ = outcome.trigger;
+    outcome.pending = true;
+    return outcome;
+  }
 
   config::LoadResult loaded;
   std::string source;
@@ -611,9 +648,53 @@ ReloadOutcome Server::reload(std::string trigger) {
         " need a restart (a reload changes listeners, bootstrap_extensions and sluice only)")});
   }
 
+  // Remote code not fetched yet: fetch it in the background, then go on (the outcome is
+  // PENDING until then; /config_dump's last_update shows the end of it).
+  std::shared_ptr<const config::Bootstrap> bootstrap = loaded.bootstrap;
+  bool fetched_now = false;
+  std::vector<std::string> fetch_errors;
+  remote_fetch_ = fetch_remote_code(
+      main_loop_, *main_http_client_, *bootstrap,
+      [this, &fetched_now, &fetch_errors, bootstrap, outcome](std::vector<std::string> errors) {
+        if (!remote_fetch_) {  // still inside fetch_remote_code: nothing needed fetching
+          fetched_now = true;
+          fetch_errors = std::move(errors);
+          return;
+        }
+        asio::post(main_loop_, [done = std::move(remote_fetch_)] {});  // on the call stack
+        if (draining_) {
+          reject_reload(outcome, {"the server is draining"});
+        } else if (!errors.empty()) {
+          reject_reload(outcome, std::move(errors));
+        } else {
+          apply_reload(bootstrap, outcome);
+        }
+        if (!reload_again_.empty() && !draining_) {
+          asio::post(main_loop_, [this, trigger = std::move(reload_again_)]() mutable {
+            reload(std::move(trigger));
+          });
+          reload_again_.clear();
+        }
+      });
+  if (!fetched_now) {
+    outcome.pending = true;
+    last_reload_ = outcome;
+    spdlog::info("configuration reload ({}): fetching remote Wasm code first", outcome.trigger);
+    return outcome;
+  }
+  remote_fetch_.reset();
+  if (!fetch_errors.empty()) return reject(std::move(fetch_errors));
+  return apply_reload(bootstrap, outcome);
+}
+
+ReloadOutcome Server::apply_reload(std::shared_ptr<const config::Bootstrap> bootstrap,
+                                   ReloadOutcome outcome) {
+  const auto reject = [&](std::vector<std::string> errors) {
+    return reject_reload(outcome, std::move(errors));
+  };
+  outcome.pending = false;
   auto next = std::make_shared<Snapshot>();
-  if (std::string err = build_snapshot(loaded.bootstrap, snapshot_.get(), next.get());
-      !err.empty()) {
+  if (std::string err = build_snapshot(bootstrap, snapshot_.get(), next.get()); !err.empty()) {
     return reject({err});
   }
   // New listeners get their sockets on every worker before anything switches.
@@ -675,9 +756,9 @@ void Server::request_reload(std::string trigger) {
              [this, trigger = std::move(trigger)]() mutable { reload(std::move(trigger)); });
 }
 
-std::string Server::reload_config(bool* ok) {
+std::string Server::reload_config(int* status) {
   ReloadOutcome outcome = reload("admin");
-  *ok = outcome.accepted;
+  *status = outcome.pending ? 202 : outcome.accepted ? 200 : 400;
   return outcome.json() + "\n";
 }
 

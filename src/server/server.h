@@ -50,7 +50,8 @@ struct Snapshot {
 struct ReloadOutcome {
   uint64_t version = 0;  // the snapshot serving after it
   bool accepted = false;
-  std::string trigger;  // "SIGHUP", "admin", "file /etc/x.yaml"
+  bool pending = false;  // fetching remote Wasm code; the end of it replaces this outcome
+  std::string trigger;   // "SIGHUP", "admin", "file /etc/x.yaml"
   std::chrono::system_clock::time_point time;
   std::vector<std::string> errors;
   std::string json() const;
@@ -91,7 +92,7 @@ class Server : public admin::AdminBackend {
   void set_health_check_failed(bool failed) override { health_check_failed_ = failed; }
   void quit() override;
   void refresh_server_stats() override;
-  std::string reload_config(bool* ok) override;
+  std::string reload_config(int* status) override;
   std::string wasm_json() override;
 
  private:
@@ -99,6 +100,10 @@ class Server : public admin::AdminBackend {
   // (sockets, plugins). Returns an error, or "" with `out` filled.
   std::string build_snapshot(std::shared_ptr<const config::Bootstrap> bootstrap,
                              const Snapshot* previous, Snapshot* out);
+  // The second half of reload(), once remote code is fetched: build, then switch.
+  ReloadOutcome apply_reload(std::shared_ptr<const config::Bootstrap> bootstrap,
+                             ReloadOutcome outcome);
+  ReloadOutcome reject_reload(ReloadOutcome outcome, std::vector<std::string> errors);
   // The reload's change check: sections a reload cannot change, named, or "".
   static std::string restart_only_changes(const config::Bootstrap& from,
                                           const config::Bootstrap& to);
@@ -134,6 +139,8 @@ class Server : public admin::AdminBackend {
   // instances are released in run().
   std::shared_ptr<const Snapshot> snapshot_;
   ReloadOutcome last_reload_;
+  std::shared_ptr<class RemoteCodeFetch> remote_fetch_;  // a reload's, while it fetches
+  std::string reload_again_;  // a reload asked for meanwhile: its trigger
   stats::Counter reloads_accepted_, reloads_rejected_, listeners_added_, listeners_removed_;
   // inotify: the folders of the config and module files, and the names watched in them.
   int inotify_fd_ = -1;

@@ -695,9 +695,21 @@ TEST(ConfigLoader, WasmFilterErrorsNamePaths) {
         << Describe(r.errors);
   }
   {
-    LoadResult r =
-        load_from_string(WithRoutes("[]", WasmFilters("vm_config: {code: {remote: {sha256: x}}}")));
-    EXPECT_TRUE(Has(r.errors, f0 + ".vm_config.code.remote", 9, "not supported"))
+    LoadResult r = load_from_string(
+        WithRoutes("[]", WasmFilters("vm_config: {code: {remote: {sha256: x, http_uri: {uri: "
+                                     "\"ftp://h/m.wasm\", cluster: nowhere}}}}")));
+    EXPECT_TRUE(Has(r.errors, f0 + ".vm_config.code.remote.sha256", 9, "64 hex digits"))
+        << Describe(r.errors);
+    EXPECT_TRUE(Has(r.errors, f0 + ".vm_config.code.remote.http_uri.uri", 9, "not an http://"))
+        << Describe(r.errors);
+    EXPECT_TRUE(Has(r.errors, f0 + ".vm_config.code.remote.http_uri.cluster", 9,
+                    "unknown cluster 'nowhere'"))
+        << Describe(r.errors);
+  }
+  {
+    LoadResult r = load_from_string(WithRoutes(
+        "[]", WasmFilters("vm_config: {code: {local: {inline_string: a}, remote: {}}}")));
+    EXPECT_TRUE(Has(r.errors, f0 + ".vm_config.code", 9, "exactly one of local, remote"))
         << Describe(r.errors);
   }
   {
@@ -736,6 +748,32 @@ TEST(ConfigLoader, WasmFilterErrorsNamePaths) {
                     "unknown field"))
         << Describe(r.errors);
   }
+}
+
+TEST(ConfigLoader, RemoteWasmCode) {
+  const std::string sha(64, 'A');
+  LoadResult r = load_from_string(WithRoutes(
+      "[]", WasmFilters("vm_config: {code: {remote: {http_uri: {uri: "
+                        "\"https://hub.example:8443/m/x.wasm\", cluster: a, timeout: 3s}, "
+                        "sha256: " +
+                        sha +
+                        ", retry_policy: {num_retries: 5, retry_back_off: {base_interval: "
+                        "0.2s, max_interval: 2s}}}}}")));
+  ASSERT_TRUE(r.ok()) << Describe(r.errors);
+  const auto& hcm =
+      std::get<HttpConnectionManager>(r.bootstrap->listeners[0].filter_chains[0].filters[0].config);
+  const auto& remote = hcm.http_filters[0].wasm->remote;
+  ASSERT_TRUE(remote.has_value());
+  EXPECT_EQ(remote->authority, "hub.example:8443");
+  EXPECT_EQ(remote->path, "/m/x.wasm");
+  EXPECT_EQ(remote->cluster, "a");
+  EXPECT_EQ(remote->timeout, std::chrono::milliseconds(3000));
+  EXPECT_EQ(remote->sha256, std::string(64, 'a'));  // lower case
+  EXPECT_EQ(remote->num_retries, 5u);
+  EXPECT_EQ(remote->base_interval, std::chrono::milliseconds(200));
+  EXPECT_EQ(remote->max_interval, std::chrono::milliseconds(2000));
+  EXPECT_TRUE(hcm.http_filters[0].wasm->code.empty());
+  EXPECT_EQ(hcm.http_filters[0].wasm->code_origin, "remote https://hub.example:8443/m/x.wasm");
 }
 
 TEST(ConfigLoader, CapabilityRestrictions) {

@@ -1,6 +1,7 @@
 #include "filters/http/wasm_filter.h"
 
 #include "wasm/abi/capabilities.h"
+#include "wasm/code_cache.h"
 
 #include <spdlog/spdlog.h>
 
@@ -206,6 +207,15 @@ Result<std::shared_ptr<wasm::Plugin>> load_wasm_plugin(const config::WasmPlugin&
   spec.runtime = w.runtime;
   spec.vm_configuration = w.vm_configuration;
   spec.code = w.code;
+  if (w.remote) {
+    // Fetched (and its hash checked) by the server before this configuration is built.
+    const std::string* fetched = wasm::CodeCache::instance().find(w.remote->sha256);
+    if (!fetched) {
+      return Error{str_cat("remote code ", w.remote->uri, " (sha256 ", w.remote->sha256,
+                           ") has not been fetched")};
+    }
+    spec.code = *fetched;
+  }
   spec.code_origin = w.code_origin;
   spec.env = w.env;
   spec.allowed_capabilities = w.allowed_capabilities;
