@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A hostile plugin (tests/wasm/hostile_http.wat, V8, FAIL_RELOAD) on one listener while another
 # listener serves under wrk: unbounded recursion, a 1 MiB log line carrying a forged log line,
-# 10,000 host calls with bad pointers per request, a trap in on_log after the response. The
+# 10,000 host calls with bad pointers per request, a trap in on_log after the response; then
+# endless loops in on_request_body, on_log and on_tick. The
 # other listener answers every request with a 2xx; each hostile request gets its policy's answer;
 # failures and restarts are counted; the log line is cut and cannot forge lines; and the proxy's
 # RSS after 1,000 hostile requests is within 20% of what it was before them.
@@ -73,6 +74,20 @@ longest=$(awk '{ if (length($0) > max) max = length($0) } END { print max }' "$W
 (( longest < 20000 )) || fail "a log line of $longest bytes: the plugin's 1 MiB line was not cut"
 grep -q 'bytes cut' "$WORK/sluice.log" || fail "the cut log line does not say so"
 pass "the 1 MiB log line is cut to $longest bytes and cannot forge a line"
+
+# Endless loops in the other callback types: the CPU watchdog stops each one (reason cpu).
+cpu() { curl -s "http://127.0.0.1:$ADMIN_PORT/stats/prometheus" | sed -n 's/^sluice_wasm_failures_total{plugin="hostile",reason="cpu"} //p'; }
+cpu_before=$(cpu); cpu_before=${cpu_before:-0}
+code=$(curl -s -o /dev/null -w '%{http_code}' --data-binary 'body' "http://127.0.0.1:$BAD/body")
+[[ $code == 503 ]] || fail "a loop in on_request_body: $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$BAD/quiet")
+[[ $code == 404 ]] || fail "a loop in on_log (after the response): $code"
+curl -s -o /dev/null "http://127.0.0.1:$BAD/tick"
+wait_until "the looping tick stopped" grep -q "failed in proxy_on_tick: a callback used more than its CPU budget" "$WORK/sluice.log"
+grep -q "failed in proxy_on_request_body: a callback used more than its CPU budget" "$WORK/sluice.log" || fail "body loop not logged"
+grep -q "failed in proxy_on_log: a callback used more than its CPU budget" "$WORK/sluice.log" || fail "on_log loop not logged"
+(( $(cpu) >= cpu_before + 3 )) || fail "cpu failures: $(cpu), were $cpu_before"
+pass "endless loops in on_request_body, on_log and on_tick are stopped and counted"
 
 [[ $(curl -s "http://127.0.0.1:$ADMIN_PORT/ready") == LIVE ]] || fail "/ready after the attack"
 [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$BAD/") == 200 ]] || fail "the hostile listener after the attack"

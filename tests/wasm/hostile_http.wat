@@ -4,13 +4,20 @@
 ;;   /l...  one log line of 1 MiB, made of "x" with a forged log line ("\n[error] forged") in it
 ;;   /p...  10,000 host calls with out-of-bounds pointers (each answers InvalidMemoryAccess)
 ;;   /o...  a trap in on_log, after the response went out
+;;   /b...  an endless loop in on_request_body (the CPU watchdog stops it)
+;;   /q...  an endless loop in on_log
+;;   /t...  an endless loop in the root's next on_tick (the VM ticks every 50 ms)
 ;;   anything else: passes the request on untouched.
 (module
   (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
   (import "env" "proxy_get_header_map_value" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_set_tick_period_milliseconds" (func $tick_period (param i32) (result i32)))
   (memory (export "memory") 20)  ;; 1.25 MiB: the 1 MiB log line lives at 64 KiB
   (global $heap (mut i32) (i32.const 8192))
   (global $trap_in_log (mut i32) (i32.const 0))
+  (global $loop_in_body (mut i32) (i32.const 0))
+  (global $loop_in_log (mut i32) (i32.const 0))
+  (global $loop_in_tick (mut i32) (i32.const 0))
   (func (export "malloc") (param $n i32) (result i32) (local $p i32)
     global.get $heap
     local.set $p
@@ -31,7 +38,15 @@
 
   (func (export "proxy_on_context_create") (param i32 i32))
   (func (export "proxy_on_vm_start") (param i32 i32) (result i32) i32.const 1)
-  (func (export "proxy_on_configure") (param i32 i32) (result i32) i32.const 1)
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (drop (call $tick_period (i32.const 50)))
+    i32.const 1)
+  (func $spin (loop $forever (br $forever)))
+  (func (export "proxy_on_tick") (param i32)
+    (if (global.get $loop_in_tick) (then (call $spin))))
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+    (if (global.get $loop_in_body) (then (call $spin)))
+    i32.const 0)
 
   (func (export "proxy_on_request_headers") (param $ctx i32) (param $n i32) (param $eos i32)
     (result i32) (local $c i32) (local $i i32)
@@ -54,9 +69,16 @@
             (br $next)))))
     (if (i32.eq (local.get $c) (i32.const 111))  ;; 'o'
       (then (global.set $trap_in_log (i32.const 1))))
+    (if (i32.eq (local.get $c) (i32.const 98))  ;; 'b'
+      (then (global.set $loop_in_body (i32.const 1))))
+    (if (i32.eq (local.get $c) (i32.const 113))  ;; 'q'
+      (then (global.set $loop_in_log (i32.const 1))))
+    (if (i32.eq (local.get $c) (i32.const 116))  ;; 't'
+      (then (global.set $loop_in_tick (i32.const 1))))
     i32.const 0)
 
   (func (export "proxy_on_log") (param i32)
+    (if (global.get $loop_in_log) (then (call $spin)))
     (if (global.get $trap_in_log)
       (then (global.set $trap_in_log (i32.const 0)) unreachable)))
 )
