@@ -384,6 +384,9 @@ struct WasmPluginSettings {
 };
 struct SluiceSettings {
   WasmPluginSettings wasm_defaults;
+  // sluice.wasm.code_cache_dir: remote module code is also kept here, as <sha256>.wasm, so a
+  // restart does not need the server it came from. Empty: in memory only.
+  std::string code_cache_dir;
   std::map<std::string, WasmPluginSettings, std::less<>>
       wasm_plugins;  // by the plugin's config.name
   // The limits of the plugin `name`, every field set.

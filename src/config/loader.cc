@@ -828,6 +828,7 @@ void Loader::parse_sluice(const Value& v, SluiceSettings& out) {
     if (std::optional<Value> defaults = w.get("defaults")) {
       parse_wasm_settings(*defaults, out.wasm_defaults, false);
     }
+    w.read_string("code_cache_dir", out.code_cache_dir);
     if (std::optional<Value> plugins = w.get("plugins")) {
       if (!plugins->node.IsMap()) {
         d_.error(*plugins, "expected a mapping of plugin names (config.name) to their settings");

@@ -3,6 +3,11 @@
 #include <openssl/sha.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -27,6 +32,44 @@ std::string sha256_hex(std::string_view data) {
   out.reserve(2 * SHA256_DIGEST_LENGTH);
   for (unsigned char b : digest) out += fmt::format("{:02x}", b);
   return out;
+}
+
+// The disk cache (sluice.wasm.code_cache_dir): <dir>/<sha256>.wasm, trusted only if it still
+// hashes to its name.
+std::string disk_path(const std::string& dir, const std::string& sha256) {
+  return (std::filesystem::path(dir) / (sha256 + ".wasm")).string();
+}
+
+bool load_from_disk(const std::string& dir, const std::string& sha256) {
+  std::ifstream in(disk_path(dir, sha256), std::ios::binary);
+  if (!in) return false;
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  std::string code = bytes.str();
+  if (sha256_hex(code) != sha256) {
+    spdlog::warn("wasm: {} does not hash to its name; ignored", disk_path(dir, sha256));
+    return false;
+  }
+  spdlog::info("wasm: {} taken from the disk cache", sha256.substr(0, 12));
+  wasm::CodeCache::instance().add(sha256, std::move(code));
+  return true;
+}
+
+void save_to_disk(const std::string& dir, const std::string& sha256, std::string_view code) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  const std::string path = disk_path(dir, sha256);
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(code.data(), static_cast<std::streamsize>(code.size()));
+    if (!out) {
+      spdlog::warn("wasm: cannot write the code cache {}: {}", tmp, std::strerror(errno));
+      return;
+    }
+  }
+  std::filesystem::rename(tmp, path, ec);  // atomic: a reader sees all of it or nothing
+  if (ec) spdlog::warn("wasm: cannot write the code cache {}: {}", path, ec.message());
 }
 
 void collect(const config::WasmPlugin& w, std::vector<const config::RemoteCode*>& out) {
@@ -68,9 +111,13 @@ class RemoteCodeFetch : public http::AsyncRequestCallbacks {
     bool done = false;
   };
 
-  RemoteCodeFetch(asio::io_context& loop, http::AsyncClient& client,
+  RemoteCodeFetch(asio::io_context& loop, http::AsyncClient& client, std::string cache_dir,
                   std::function<void(std::vector<std::string>)> done)
-      : loop_(loop), client_(client), done_(std::move(done)), timer_(loop) {}
+      : loop_(loop),
+        client_(client),
+        cache_dir_(std::move(cache_dir)),
+        done_(std::move(done)),
+        timer_(loop) {}
   ~RemoteCodeFetch() override {
     if (request_) request_->cancel();
   }
@@ -104,6 +151,7 @@ class RemoteCodeFetch : public http::AsyncRequestCallbacks {
     remote_counter("fetch_successes").inc();
     spdlog::info("wasm: fetched {} ({} bytes, sha256 {})", m.spec.uri, response.body.size(),
                  got.substr(0, 12));
+    if (!cache_dir_.empty()) save_to_disk(cache_dir_, m.spec.sha256, response.body);
     wasm::CodeCache::instance().add(m.spec.sha256, std::move(response.body));
     m.done = true;
     ++current_;
@@ -182,6 +230,7 @@ class RemoteCodeFetch : public http::AsyncRequestCallbacks {
 
   asio::io_context& loop_;
   http::AsyncClient& client_;
+  const std::string cache_dir_;
   std::function<void(std::vector<std::string>)> done_;
   asio::steady_timer timer_;
   std::vector<Module> modules_;
@@ -192,11 +241,14 @@ class RemoteCodeFetch : public http::AsyncRequestCallbacks {
 std::shared_ptr<RemoteCodeFetch> fetch_remote_code(
     asio::io_context& loop, http::AsyncClient& client, const config::Bootstrap& bootstrap,
     std::function<void(std::vector<std::string> errors)> done) {
+  const std::string& dir = bootstrap.sluice.code_cache_dir;
   std::vector<config::RemoteCode> missing;
   for (const config::RemoteCode* r : remote_code_of(bootstrap)) {
-    if (!wasm::CodeCache::instance().contains(r->sha256)) missing.push_back(*r);
+    if (wasm::CodeCache::instance().contains(r->sha256)) continue;
+    if (!dir.empty() && load_from_disk(dir, r->sha256)) continue;
+    missing.push_back(*r);
   }
-  auto fetch = std::make_shared<RemoteCodeFetch>(loop, client, std::move(done));
+  auto fetch = std::make_shared<RemoteCodeFetch>(loop, client, dir, std::move(done));
   fetch->start(std::move(missing));
   return fetch;
 }

@@ -740,7 +740,7 @@ ReloadOutcome Server::apply_reload(std::shared_ptr<const config::Bootstrap> boot
   listeners_added_.inc(added);
   listeners_removed_.inc(removed);
   snapshot_ = next;
-  if (options_.watch_files && inotify_fd_ >= 0) watch_config_files(*snapshot_);
+  if (options_.watch_files) watch_config_files(*snapshot_);  // modules may be new
   reloads_accepted_.inc();
   outcome.accepted = true;
   outcome.version = next->version;

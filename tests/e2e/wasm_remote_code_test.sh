@@ -16,7 +16,8 @@ sha_of() { sha256sum "$1" | cut -d' ' -f1; }
 HELLO=$(sha_of "$WORK/hello.wasm"); HALLO=$(sha_of "$WORK/hallo.wasm"); HULLO=$(sha_of "$WORK/hullo.wasm")
 OTHER=$(printf 'not served anywhere' | sha256sum | cut -d' ' -f1)
 
-# config PATH SHA256 [CLUSTER_PORT]: front with a Wasm filter whose code is at http://modules/PATH.
+# config PATH SHA256 [CLUSTER_PORT] [CACHE_DIR]: front with a Wasm filter whose code is at
+# http://modules/PATH (and sluice.wasm.code_cache_dir CACHE_DIR).
 config() {
   local filter
   filter=$(cat <<YAML
@@ -35,6 +36,7 @@ config() {
 YAML
 )
   sdk_bootstrap "${3:-$UP}" "$(sdk_listener front "$FRONT" "$filter")"
+  [[ -z ${4:-} ]] || printf 'sluice:\n  wasm:\n    code_cache_dir: %s\n' "$4"
 }
 x_wasm() { curl -s -D - -o /dev/null "http://127.0.0.1:$FRONT/" | tr -d '\r' | sed -n 's/^x-wasm: //p'; }
 last_update() { curl -s "http://127.0.0.1:$ADMIN_PORT/config_dump" | grep -o '"last_update":{[^}]*}'; }
@@ -104,3 +106,24 @@ fi
 grep -q "cannot fetch Wasm code http://modules/m/hello.wasm from cluster 'nginx' (2 attempt(s))" "$WORK/dead.log" ||
   fail "start-up failure: $(tail -3 "$WORK/dead.log")"
 pass "start-up without reachable code fails with the reason"
+
+# The disk cache: a start-up that fetched writes <sha256>.wasm; a later start-up with the server
+# gone starts from it; a cache file that does not hash to its name is not trusted.
+config m/hello.wasm "$HELLO" "$UP" "$WORK/cache" > "$WORK/cached.yaml"
+start_sluice "$WORK/cached.yaml"
+[[ $(x_wasm) == hello ]] || fail "start-up with a cache dir"
+[[ -f $WORK/cache/$HELLO.wasm && $(sha_of "$WORK/cache/$HELLO.wasm") == "$HELLO" ]] || fail "nothing cached on disk"
+stop_sluice
+config m/hello.wasm "$HELLO" "$DEAD" "$WORK/cache" > "$WORK/cached-dead.yaml"
+start_sluice "$WORK/cached-dead.yaml"
+[[ $(x_wasm) == hello ]] || fail "start-up from the disk cache"
+grep -q "taken from the disk cache" "$WORK/sluice.log" || fail "disk cache use not logged"
+failures=$(stat_of wasm.remote_load_fetch_failures)
+[[ ${failures:-0} == 0 ]] || fail "the disk cache hit still fetched ($failures failures)"
+stop_sluice
+printf 'tampered' >> "$WORK/cache/$HELLO.wasm"
+if timeout 20 "$SLUICE_BIN" -c "$WORK/cached-dead.yaml" --concurrency 1 > "$WORK/tampered.log" 2>&1; then
+  fail "started from a tampered cache file"
+fi
+grep -q "does not hash to its name; ignored" "$WORK/tampered.log" || fail "tampered cache: $(tail -3 "$WORK/tampered.log")"
+pass "the disk cache serves a restart without the server, and is checked"
