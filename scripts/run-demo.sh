@@ -54,7 +54,10 @@ Sluice demo is up. Try:
   curl -i http://127.0.0.1:10000/old         # redirect
   curl -i http://127.0.0.1:10001/            # raw TCP through a Wasm network filter (tcp_rewrite)
   curl http://127.0.0.1:9901/stats/prometheus   # admin: metrics
-  curl http://127.0.0.1:9901/config_dump        # admin: running config
+  curl http://127.0.0.1:9901/config_dump        # admin: running config (and the last reload)
+  curl http://127.0.0.1:9901/wasm               # admin: Wasm plugins, their VMs and limits
+Edit examples/demo.yaml while this runs (say, the add_header rules): sluice reloads it without
+a restart or a dropped request; a broken edit is refused and shown in /config_dump.
 Ctrl-C stops everything.
 
 MSG
