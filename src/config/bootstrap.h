@@ -180,6 +180,9 @@ struct WasmPlugin {
   // answers as FAIL_CLOSED meanwhile) and FAIL_OPEN; not for FAIL_CLOSED named explicitly
   // (Envoy's behaviour). FAIL_RELOAD replaces it at the next stream.
   bool heal = true;
+  // reload_config.backoff (FAIL_RELOAD): how long after a failure the next VM may start,
+  // doubling per consecutive failure up to the max. Envoy's defaults: 1 s, max 10 x base.
+  Duration reload_base_interval{1000}, reload_max_interval{10000};
 };
 
 // An entry of http_filters[]: the router or a Wasm filter.

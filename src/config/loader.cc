@@ -990,8 +990,24 @@ void Loader::parse_plugin_config(const Value& config, WasmPlugin& w) {
       }
     }
   }
-  c.ignore("reload_config",
-           "reload_config is accepted; FAIL_RELOAD restarts a VM on the next request");
+  if (std::optional<Value> reload = c.get("reload_config")) {
+    Fields rc(d_, *reload);
+    if (std::optional<Value> backoff = rc.get("backoff")) {
+      Fields b(d_, *backoff);
+      if (b.read_duration("base_interval", w.reload_base_interval)) {
+        if (w.reload_base_interval < Duration(1)) {
+          d_.error(*b.get("base_interval"), "base_interval must be at least 1ms");
+        }
+      } else {
+        d_.error(*backoff, "missing required field (base_interval)");
+      }
+      w.reload_max_interval = w.reload_base_interval * 10;
+      b.read_duration("max_interval", w.reload_max_interval);
+      if (w.reload_max_interval < w.reload_base_interval) {
+        d_.error(*b.get("max_interval"), "max_interval must not be below base_interval");
+      }
+    }
+  }
   c.ignore("allow_on_headers_stop_iteration",
            "allow_on_headers_stop_iteration is not supported; "
            "a paused on_request_headers holds the whole stream, as by Envoy's default");

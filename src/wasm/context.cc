@@ -228,6 +228,7 @@ WasmInstance::~WasmInstance() {
 void WasmInstance::fail(std::string why, FailureReason reason) {
   if (failed_) return;
   failed_ = true;
+  failed_at_ = std::chrono::steady_clock::now();
   failure_ = std::move(why);
   if (running_export_) {
     for (const auto& [index, name] : callback_names_) {

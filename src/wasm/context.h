@@ -213,6 +213,7 @@ class WasmInstance {
   // called again (its memory may be half-updated).
   bool failed() const { return failed_; }
   const std::string& failure() const { return failure_; }
+  std::chrono::steady_clock::time_point failed_at() const { return failed_at_; }
   // The export a failure happened in ("proxy_on_request_headers"), or "".
   const std::string& failure_callback() const { return failure_callback_; }
   // Why, for sluice_wasm_failures_total{plugin,reason}: a trap, a CPU budget hit, the module's
@@ -343,6 +344,7 @@ class WasmInstance {
   bool vm_started_ = false;
   bool failed_ = false;
   std::string failure_;
+  std::chrono::steady_clock::time_point failed_at_{};
   std::string failure_callback_;
   // The export running now (top-level call), and the names of the callbacks (by function
   // index), for the failure log.

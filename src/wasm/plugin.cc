@@ -70,6 +70,7 @@ std::string make_identity(const PluginSpec& s, const std::string& vm_key) {
   add(s.configuration);
   add(std::to_string(static_cast<int>(s.failure_policy)));
   add(s.heal ? "heal" : "");
+  add(std::to_string(s.reload_base.count()) + "/" + std::to_string(s.reload_max.count()));
   add(std::to_string(s.callback_cpu_ms));
   add(std::to_string(s.startup_cpu_ms));
   for (const auto& h : s.hide.request_headers) add("q" + h);
@@ -215,22 +216,28 @@ Plugin::Running* Plugin::running_on_this_thread() {
 
 Plugin::NewStream Plugin::new_stream_on_this_thread() {
   Running* running = running_on_this_thread();
-  if (running && running->instance->failed()) {
-    if (spec_.failure_policy == FailurePolicy::FailReload) {
+  const bool reload = spec_.failure_policy == FailurePolicy::FailReload;
+  if (running && running->instance->failed() && (reload || spec_.heal)) {
+    // The failed VM answers by its policy for a backoff (FAIL_RELOAD: reload_config.backoff;
+    // self-healing: 1 s doubling to 10 s), then the next stream gets a fresh one.
+    using Clock = std::chrono::steady_clock;
+    const Clock::time_point now = Clock::now();
+    const Clock::time_point failed_at = running->instance->failed_at();
+    const std::chrono::milliseconds max = reload ? spec_.reload_max : std::chrono::seconds(10);
+    // Failures in a row grow the backoff; a VM that lived longer than the longest backoff
+    // before failing starts the count again.
+    const bool in_a_row =
+        running->restarted_at != Clock::time_point{} && failed_at - running->restarted_at < max;
+    const int restarts = in_a_row ? running->restarts : 0;
+    const std::chrono::milliseconds base = reload ? spec_.reload_base : std::chrono::seconds(1);
+    const auto backoff =
+        std::min<std::chrono::milliseconds>(base * (1LL << std::min(restarts, 20)), max);
+    if (now - failed_at >= backoff) {
       restart_on_this_thread();
       running = running_on_this_thread();
-    } else if (spec_.heal) {
-      // Self-healing: the failed VM answers by its policy for a backoff, then is replaced.
-      using Clock = std::chrono::steady_clock;
-      const Clock::time_point now = Clock::now();
-      if (running->failed_seen == Clock::time_point{}) running->failed_seen = now;
-      const int restarts = running->restarts;
-      const auto backoff = std::min<std::chrono::milliseconds>(
-          std::chrono::milliseconds(1000) * (1 << std::min(restarts, 4)), std::chrono::seconds(10));
-      if (now - running->failed_seen >= backoff) {
-        restart_on_this_thread();
-        running = running_on_this_thread();
-        if (running) running->restarts = restarts + 1;
+      if (running) {
+        running->restarts = restarts + 1;
+        running->restarted_at = now;
       }
     }
   }

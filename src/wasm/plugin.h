@@ -74,6 +74,8 @@ struct PluginSpec {
   FailurePolicy failure_policy = FailurePolicy::FailClosed;
   // Replace a failed VM after a backoff (1 s, doubling to 10 s): see config::WasmPlugin::heal.
   bool heal = true;
+  // FAIL_RELOAD's backoff (reload_config.backoff): base, doubling per failure up to max.
+  std::chrono::milliseconds reload_base{1000}, reload_max{10000};
   // Limits of its VM (sluice.wasm; V8 only): CPU per callback and for start-up (0: none).
   uint32_t memory_limit_mb = 64;
   uint32_t callback_cpu_ms = 50;
@@ -107,10 +109,10 @@ class Plugin : public std::enable_shared_from_this<Plugin> {
     // Shared with the streams using it: a restart must not free contexts they still point to.
     std::shared_ptr<WasmInstance> instance;
     Context* root = nullptr;
-    // Self-healing (PluginSpec::heal): when this thread first saw the VM failed, and how many
-    // times in a row it was replaced (the backoff doubles with each).
-    std::chrono::steady_clock::time_point failed_seen{};
+    // Self-healing and FAIL_RELOAD: how many times in a row the VM was replaced (the backoff,
+    // counted from the failure, doubles with each).
     int restarts = 0;
+    std::chrono::steady_clock::time_point restarted_at{};  // when this instance replaced one
   };
   Running* running_on_this_thread();
   // Drops this thread's failed instance so the next stream starts a fresh one (FAIL_RELOAD).

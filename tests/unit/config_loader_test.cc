@@ -776,6 +776,29 @@ TEST(ConfigLoader, RemoteWasmCode) {
   EXPECT_EQ(hcm.http_filters[0].wasm->code_origin, "remote https://hub.example:8443/m/x.wasm");
 }
 
+TEST(ConfigLoader, ReloadConfigBackoff) {
+  {
+    LoadResult r = load_from_string(WithRoutes(
+        "[]", WasmFilters("failure_policy: FAIL_RELOAD, reload_config: {backoff: {base_interval: "
+                          "0.25s}}, vm_config: {code: {local: {inline_string: a}}}")));
+    ASSERT_TRUE(r.ok()) << Describe(r.errors);
+    const auto& w = *std::get<HttpConnectionManager>(
+                         r.bootstrap->listeners[0].filter_chains[0].filters[0].config)
+                         .http_filters[0]
+                         .wasm;
+    EXPECT_EQ(w.reload_base_interval, std::chrono::milliseconds(250));
+    EXPECT_EQ(w.reload_max_interval, std::chrono::milliseconds(2500));  // 10 x base
+  }
+  {
+    LoadResult r = load_from_string(WithRoutes(
+        "[]", WasmFilters("reload_config: {backoff: {base_interval: 0s, max_interval: 1s}}, "
+                          "vm_config: {code: {local: {inline_string: a}}}")));
+    const std::string f0 = absl::StrCat(kHcm, ".http_filters[0].typed_config.config");
+    EXPECT_TRUE(Has(r.errors, f0 + ".reload_config.backoff.base_interval", 9, "at least 1ms"))
+        << Describe(r.errors);
+  }
+}
+
 TEST(ConfigLoader, CapabilityRestrictions) {
   LoadResult r = load_from_string(WithRoutes(
       "[]", WasmFilters("capability_restriction_config: {allowed_capabilities: {proxy_log: {}, "

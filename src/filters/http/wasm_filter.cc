@@ -239,6 +239,8 @@ Result<std::shared_ptr<wasm::Plugin>> load_wasm_plugin(const config::WasmPlugin&
       break;
   }
   spec.heal = w.heal;
+  spec.reload_base = w.reload_base_interval;
+  spec.reload_max = w.reload_max_interval;
   spec.node_id = bootstrap.node.id;
   spec.node_cluster = bootstrap.node.cluster;
   spec.node_metadata_json = bootstrap.node.metadata_json;
