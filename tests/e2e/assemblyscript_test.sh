@@ -218,13 +218,9 @@ static_resources:
             vm_config:
               runtime: envoy.wasm.runtime.v8
               code: { local: { filename: $OUT/tcp_count.wasm } }
-      - name: envoy.filters.network.tcp_proxy
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
-          stat_prefix: tcp
-          cluster: echo
+$(tcp_proxy_filter tcp echo)
   clusters:
-  - { name: echo, connect_timeout: 1s, load_assignment: { cluster_name: echo, endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $ECHO } } } } ] } ] } }
+$(static_cluster echo "$ECHO")
 YAML
 start_sluice "$WORK/tcp.yaml"
 out=$(printf 'hello tcp\n' | timeout 10 socat -t 2 - "TCP:127.0.0.1:$PORT")

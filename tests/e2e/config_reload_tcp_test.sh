@@ -18,13 +18,9 @@ static_resources:
     filter_chains:
     - filters:
 $(sdk_network_filter rewrite v8 tcp_rewrite "from = ping\nto = $1")
-      - name: envoy.filters.network.tcp_proxy
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
-          stat_prefix: tcp
-          cluster: echo
+$(tcp_proxy_filter tcp echo)
   clusters:
-  - { name: echo, connect_timeout: 1s, load_assignment: { cluster_name: echo, endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $ECHO } } } } ] } ] } }
+$(static_cluster echo "$ECHO")
 YAML
 }
 # ask FD: sends "ping" on an open connection, prints the echoed line.

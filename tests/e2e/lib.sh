@@ -207,6 +207,22 @@ sdk_network_filter() {
   wasm_network_filter "$1" "$2" "$(sdk_code "$2" "$3")" "$4"
 }
 
+# tcp_proxy_filter STAT_PREFIX CLUSTER: a tcp_proxy entry of filter_chains[].filters[] (indented
+# to follow network filters); static_cluster NAME PORT: a one-line cluster of 127.0.0.1:PORT
+# (indented for "  clusters:").
+tcp_proxy_filter() {
+  cat <<YAML
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: $1
+          cluster: $2
+YAML
+}
+static_cluster() {
+  echo "  - { name: $1, connect_timeout: 1s, load_assignment: { cluster_name: $1, endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $2 } } } } ] } ] } }"
+}
+
 # serve_tcp PORT COMMAND: a socat server on 127.0.0.1:PORT running COMMAND per connection (stopped
 # with the test), once it accepts connections.
 serve_tcp() {
