@@ -1,5 +1,7 @@
 #include "wasm/plugin.h"
 
+#include <openssl/evp.h>
+
 #include "wasm/vm/module_info.h"
 
 #include <algorithm>
@@ -31,16 +33,35 @@ std::unordered_map<std::string, std::weak_ptr<WasmInstance>>& vm_map() {
   return *tls_vms;
 }
 
-// Envoy's vm_key is SHA256(vm_id || vm_configuration || code); the parts themselves, length-
-// prefixed, serve as well as a map key (it is built once per plugin). The runtime and the
-// environment are part of it too: they change what the VM is.
+// Keys are SHA-256 digests of their length-prefixed parts: short map keys, and no further copy
+// of the module's bytes per plugin.
+class KeyBuilder {
+ public:
+  KeyBuilder() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+  ~KeyBuilder() { EVP_MD_CTX_free(ctx_); }
+  KeyBuilder(const KeyBuilder&) = delete;
+  KeyBuilder& operator=(const KeyBuilder&) = delete;
+  void add(std::string_view part) {
+    const std::string size = std::to_string(part.size()) + ":";
+    EVP_DigestUpdate(ctx_, size.data(), size.size());
+    EVP_DigestUpdate(ctx_, part.data(), part.size());
+  }
+  std::string digest() {
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_DigestFinal_ex(ctx_, d, &n);
+    return std::string(reinterpret_cast<const char*>(d), n);
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+// Envoy's vm_key is SHA256(vm_id || vm_configuration || code). The runtime and the environment
+// are part of it too: they change what the VM is.
 std::string make_vm_key(const PluginSpec& s) {
-  std::string key;
-  const auto add = [&](std::string_view part) {
-    key += std::to_string(part.size());
-    key += ':';
-    key += part;
-  };
+  KeyBuilder key;
+  const auto add = [&](std::string_view part) { key.add(part); };
   add(s.runtime);
   add(s.vm_id);
   add(s.vm_configuration);
@@ -53,18 +74,15 @@ std::string make_vm_key(const PluginSpec& s) {
   }
   add(s.allowed_capabilities.empty() ? "" : "restricted");
   for (const auto& c : s.allowed_capabilities) add(c);
-  return key;
+  return key.digest();
 }
 
 // What makes two loads the same plugin: its VM (the vm key) and everything of the plugin itself
 // that a running root context or its streams see.
 std::string make_identity(const PluginSpec& s, const std::string& vm_key) {
-  std::string key = vm_key;
-  const auto add = [&](std::string_view part) {
-    key += std::to_string(part.size());
-    key += ':';
-    key += part;
-  };
+  KeyBuilder key;
+  const auto add = [&](std::string_view part) { key.add(part); };
+  add(vm_key);
   add(s.name);
   add(s.root_id);
   add(s.configuration);
@@ -79,7 +97,7 @@ std::string make_identity(const PluginSpec& s, const std::string& vm_key) {
   add(s.node_id);
   add(s.node_cluster);
   add(s.node_metadata_json);
-  return key;
+  return key.digest();
 }
 
 thread_local const PluginReuse* tls_reuse = nullptr;  // the main thread, during a reload
@@ -304,8 +322,8 @@ void refresh_thread_gauges() {
     int64_t vm_count = 0, bytes = 0;
     int64_t counted_vms = 0, counted_bytes = 0;  // this thread's share in the gauges now
   };
-  thread_local std::map<std::string, Share>* last = nullptr;
-  if (!last) last = new std::map<std::string, Share>();
+  thread_local std::map<std::string, Share> shares;
+  std::map<std::string, Share>* last = &shares;
   for (auto& [_, share] : *last) share.vm_count = share.bytes = 0;
   if (tls_running) {
     for (auto& [plugin, r] : *tls_running) {
