@@ -67,6 +67,23 @@ WasmPluginSettings SluiceSettings::wasm_settings_for(std::string_view name) cons
   return out;
 }
 
+void Bootstrap::for_each_wasm_plugin(const std::function<void(const WasmPlugin&)>& fn) const {
+  for (const auto& listener : listeners) {
+    for (const auto& chain : listener.filter_chains) {
+      for (const auto& filter : chain.filters) {
+        if (const auto* hcm = std::get_if<HttpConnectionManager>(&filter.config)) {
+          for (const auto& hf : hcm->http_filters) {
+            if (hf.wasm) fn(*hf.wasm);
+          }
+        } else if (const auto* w = std::get_if<WasmPlugin>(&filter.config)) {
+          fn(*w);
+        }
+      }
+    }
+  }
+  for (const auto& service : wasm_services) fn(service.plugin);
+}
+
 const Cluster* Bootstrap::find_cluster(std::string_view name) const {
   for (const Cluster& cluster : clusters) {
     if (cluster.name == name) return &cluster;

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -409,6 +410,8 @@ struct Bootstrap {
   std::map<std::string, std::string> section_json;
 
   const Cluster* find_cluster(std::string_view name) const;
+  // Every Wasm plugin configured: HTTP filters, network filters, then bootstrap extensions.
+  void for_each_wasm_plugin(const std::function<void(const WasmPlugin&)>& fn) const;
 };
 
 }  // namespace sluice::config

@@ -1829,19 +1829,7 @@ void Loader::check_references(const Bootstrap& b) {
   // sluice.wasm.plugins names configured plugins (config.name), like any other reference.
   if (!wasm_plugin_settings_.empty()) {
     std::set<std::string, std::less<>> plugins;
-    for (const auto& service : b.wasm_services) plugins.insert(service.plugin.name);
-    for (const auto& listener : b.listeners) {
-      for (const auto& chain : listener.filter_chains) {
-        for (const auto& filter : chain.filters) {
-          if (const auto* w = std::get_if<WasmPlugin>(&filter.config)) plugins.insert(w->name);
-          if (const auto* hcm = std::get_if<HttpConnectionManager>(&filter.config)) {
-            for (const auto& hf : hcm->http_filters) {
-              if (hf.wasm) plugins.insert(hf.wasm->name);
-            }
-          }
-        }
-      }
-    }
+    b.for_each_wasm_plugin([&](const WasmPlugin& w) { plugins.insert(w.name); });
     for (const Reference& r : wasm_plugin_settings_) {
       if (plugins.count(r.name) == 0) {
         d_.error(r.at, fmt::format("no Wasm plugin is named '{}' (config.name)", r.name));

@@ -84,20 +84,7 @@ void collect(const config::WasmPlugin& w, std::vector<const config::RemoteCode*>
 
 std::vector<const config::RemoteCode*> remote_code_of(const config::Bootstrap& b) {
   std::vector<const config::RemoteCode*> out;
-  for (const auto& l : b.listeners) {
-    for (const auto& chain : l.filter_chains) {
-      for (const auto& f : chain.filters) {
-        if (const auto* hcm = std::get_if<config::HttpConnectionManager>(&f.config)) {
-          for (const auto& hf : hcm->http_filters) {
-            if (hf.wasm) collect(*hf.wasm, out);
-          }
-        } else if (const auto* w = std::get_if<config::WasmPlugin>(&f.config)) {
-          collect(*w, out);
-        }
-      }
-    }
-  }
-  for (const auto& s : b.wasm_services) collect(s.plugin, out);
+  b.for_each_wasm_plugin([&](const config::WasmPlugin& w) { collect(w, out); });
   return out;
 }
 

@@ -30,6 +30,11 @@
 namespace sluice::server {
 namespace {
 
+// "2026-12-03T16:08:06Z", for the admin's JSON.
+std::string utc_time(std::chrono::system_clock::time_point t) {
+  return fmt::format("{:%Y-%m-%dT%H:%M:%S}Z", fmt::gmtime(std::chrono::system_clock::to_time_t(t)));
+}
+
 std::string json_str(std::string_view s) {
   std::string out = "\"";
   for (char c : s) {
@@ -564,15 +569,12 @@ void Server::watch_tls_files(const Snapshot& snapshot) {
 }
 
 std::string ReloadOutcome::json() const {
-  std::string out =
-      str_cat("{\"version\":", version, ",\"state\":",
-              json_str(pending    ? "PENDING"
-                       : accepted ? "ACCEPTED"
-                                  : "REJECTED"),
-              ",\"trigger\":", json_str(trigger), ",\"time\":",
-              json_str(fmt::format("{:%Y-%m-%dT%H:%M:%S}Z",
-                                   fmt::gmtime(std::chrono::system_clock::to_time_t(time)))),
-              ",\"errors\":[");
+  std::string out = str_cat("{\"version\":", version, ",\"state\":",
+                            json_str(pending    ? "PENDING"
+                                     : accepted ? "ACCEPTED"
+                                                : "REJECTED"),
+                            ",\"trigger\":", json_str(trigger),
+                            ",\"time\":", json_str(utc_time(time)), ",\"errors\":[");
   for (size_t i = 0; i < errors.size(); ++i) str_append(&out, i ? "," : "", json_str(errors[i]));
   out += "]}";
   return out;
@@ -772,23 +774,9 @@ void Server::watch_config_files(const Snapshot& snapshot) {
     return ec ? path : p.lexically_normal().string();
   };
   if (!options_.config_path.empty()) files.push_back(absolute(options_.config_path));
-  const auto add_plugin = [&](const config::WasmPlugin& w) {
+  snapshot.bootstrap->for_each_wasm_plugin([&](const config::WasmPlugin& w) {
     if (!w.code_file.empty()) files.push_back(absolute(w.code_file));
-  };
-  for (const auto& l : snapshot.bootstrap->listeners) {
-    for (const auto& chain : l.filter_chains) {
-      for (const auto& f : chain.filters) {
-        if (const auto* hcm = std::get_if<config::HttpConnectionManager>(&f.config)) {
-          for (const auto& hf : hcm->http_filters) {
-            if (hf.wasm) add_plugin(*hf.wasm);
-          }
-        } else if (const auto* w = std::get_if<config::WasmPlugin>(&f.config)) {
-          add_plugin(*w);
-        }
-      }
-    }
-  }
-  for (const auto& service : snapshot.bootstrap->wasm_services) add_plugin(service.plugin);
+  });
   std::sort(files.begin(), files.end());
   files.erase(std::unique(files.begin(), files.end()), files.end());
   if (files.empty()) return;
@@ -890,12 +878,9 @@ std::string Server::wasm_json() {
     const wasm::FailureRecord f = s.health->last();
     std::string failure = "null";
     if (f.count) {
-      failure =
-          str_cat("{\"time\":",
-                  json_str(fmt::format("{:%Y-%m-%dT%H:%M:%S}Z",
-                                       fmt::gmtime(std::chrono::system_clock::to_time_t(f.time)))),
-                  ",\"callback\":", json_str(f.callback), ",\"reason\":", json_str(f.reason),
-                  ",\"message\":", json_str(f.message), ",\"count\":", f.count, "}");
+      failure = str_cat("{\"time\":", json_str(utc_time(f.time)),
+                        ",\"callback\":", json_str(f.callback), ",\"reason\":", json_str(f.reason),
+                        ",\"message\":", json_str(f.message), ",\"count\":", f.count, "}");
     }
     return str_cat("{\"name\":", json_str(s.name), ",\"root_id\":", json_str(s.root_id),
                    ",\"vm_id\":", json_str(s.vm_id), ",\"runtime\":", json_str(s.runtime),
