@@ -1434,13 +1434,17 @@ bool HttpConnection::run_filter_actions(FilterSlot& slot) {
   if (slot.want_local_reply) {
     FilterSlot::LocalReply r = std::move(*slot.want_local_reply);
     slot.want_local_reply.reset();
-    if (s.encode_started) {
-      // Part of the response already went through the filters: a clean reply is impossible.
+    if (s.response_started) {
+      // Response headers already went downstream: a clean reply is impossible.
       s.info.response_code_details = r.details;
       discard_upstream();
       reset_stream(kLocalReset);
       return false;
     }
+    // Part of the response may be inside the filters (an encoder filter answers instead of the
+    // upstream's response, e.g. a Wasm filter failing in on_response_headers): as Envoy does,
+    // the reply then goes straight downstream, past the filters whose state it would confuse.
+    const bool direct = s.encode_started;
     discard_upstream();
     s.info.response_code_details = r.details;
     HeaderMap& h = s.response_headers;
@@ -1450,7 +1454,7 @@ bool HttpConnection::run_filter_actions(FilterSlot& slot) {
     h.set("content-length", str_cat(r.body.size()));
     if (!s.request_complete) s.keep_alive = false;
     s.local_replied = true;
-    local_reply_through_filters(slot.index, r.body);
+    local_reply_through_filters(direct ? 0 : slot.index, r.body);
     return false;
   }
   return true;

@@ -728,10 +728,10 @@ Result<Context*> WasmInstance::start_root(const PluginSpec& plugin) {
   Context* root = owned.get();
   contexts_.emplace(id, std::move(owned));
   call(root, callbacks_.on_context_create, {id, 0});
-  if (failed_) return Error{fmt::format("proxy_on_context_create trapped: {}", failure_)};
+  if (failed_) return Error{fmt::format("proxy_on_context_create failed: {}", failure_)};
   if (!vm_started_) {
     auto ok = call(root, callbacks_.on_vm_start, {id, vm_configuration_.size()});
-    if (failed_) return Error{fmt::format("proxy_on_vm_start trapped: {}", failure_)};
+    if (failed_) return Error{fmt::format("proxy_on_vm_start failed: {}", failure_)};
     if (ok && *ok == 0)
       return Error{"proxy_on_vm_start returned false (VM configuration rejected)"};
     vm_started_ = true;
@@ -742,7 +742,7 @@ Result<Context*> WasmInstance::start_root(const PluginSpec& plugin) {
         call(root, callbacks_.on_validate_configuration, {id, plugin.configuration.size()});
     if (failed_) {
       configuring = nullptr;
-      return Error{fmt::format("proxy_validate_configuration trapped: {}", failure_)};
+      return Error{fmt::format("proxy_validate_configuration failed: {}", failure_)};
     }
     if (valid && *valid == 0) {
       configuring = nullptr;
@@ -751,7 +751,7 @@ Result<Context*> WasmInstance::start_root(const PluginSpec& plugin) {
   }
   auto ok = call(root, callbacks_.on_configure, {id, plugin.configuration.size()});
   configuring = nullptr;
-  if (failed_) return Error{fmt::format("proxy_on_configure trapped: {}", failure_)};
+  if (failed_) return Error{fmt::format("proxy_on_configure failed: {}", failure_)};
   if (ok && *ok == 0)
     return Error{"proxy_on_configure returned false (plugin configuration rejected)"};
   return root;

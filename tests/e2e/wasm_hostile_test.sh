@@ -12,20 +12,24 @@ command -v wrk > /dev/null || fail "wrk is needed"
 UP=$(free_port); BAD=$(free_port); GOOD=$(free_port); ADMIN_PORT=$(free_port)
 start_nginx "$UP"
 
-# hostile_filter BACKOFF: FAIL_RELOAD with reload_config.backoff.base_interval BACKOFF (1ms: a
-# fresh VM for the very next request).
+# hostile_filter BACKOFF [CONFIGURATION [VM_CONFIGURATION]]: FAIL_RELOAD with
+# reload_config.backoff.base_interval BACKOFF (1ms: a fresh VM for the very next request).
 hostile_filter() {
-  wasm_http_filter hostile v8 "filename: $SLUICE_TEST_WASM_DIR/hostile_http.wasm" "" |
-    sed "s/^\(                name: hostile\)$/\1\n                failure_policy: FAIL_RELOAD\n                reload_config: { backoff: { base_interval: $1, max_interval: $1 } }/"
+  wasm_http_filter hostile v8 "filename: $SLUICE_TEST_WASM_DIR/hostile_http.wasm" "${2:-}" |
+    sed "s/^\(                name: hostile\)$/\1\n                failure_policy: FAIL_RELOAD\n                reload_config: { backoff: { base_interval: $1, max_interval: $1 } }/" |
+    sed "s/^\(                vm_config:\)$/\1\n                  configuration: { \"@type\": type.googleapis.com\/google.protobuf.StringValue, value: \"${3:-}\" }/"
 }
+# hostile_config BACKOFF [CONFIGURATION [VM_CONFIGURATION]]; start-up callbacks get 500 ms of CPU.
 hostile_config() {
   sdk_bootstrap "$UP" "$(
-    sdk_listener bad "$BAD" "$(hostile_filter "$1")"
+    sdk_listener bad "$BAD" "$(hostile_filter "$@")"
     sdk_listener good "$GOOD" "$(wasm_http_filter basic v8 "filename: $SLUICE_TEST_WASM_DIR/filter_basic.wasm" "x")"
   )"
+  printf 'sluice: { wasm: { plugins: { hostile: { startup_cpu_ms: 500 } } } }\n'
 }
 hostile_config 0.001s > "$WORK/hostile.yaml"
 grep -q 'failure_policy: FAIL_RELOAD' "$WORK/hostile.yaml" || fail "test config: no policy"
+grep -q 'configuration: { "@type": type.googleapis.com/google.protobuf.StringValue, value: "" }' "$WORK/hostile.yaml" || fail "test config: no VM configuration"
 SLUICE_CONCURRENCY=2 start_sluice "$WORK/hostile.yaml"
 rss() { awk '/^VmRSS/ { print $2 }' "/proc/$SLUICE_PID/status"; }
 
@@ -92,12 +96,34 @@ code=$(curl -s -o /dev/null -w '%{http_code}' --data-binary 'body' "http://127.0
 [[ $code == 503 ]] || fail "a loop in on_request_body: $code"
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$BAD/quiet")
 [[ $code == 404 ]] || fail "a loop in on_log (after the response): $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$BAD/headers-loop")
+[[ $code == 503 ]] || fail "a loop in on_response_headers: $code"
+# on_response_body runs once the response headers went out: the stream can only be cut short.
+curl -s -o /dev/null --max-time 10 "http://127.0.0.1:$BAD/slow-body" || true
 curl -s -o /dev/null "http://127.0.0.1:$BAD/tick"
 wait_until "the looping tick stopped" grep -q "failed in proxy_on_tick: a callback used more than its CPU budget" "$WORK/sluice.log"
 grep -q "failed in proxy_on_request_body: a callback used more than its CPU budget" "$WORK/sluice.log" || fail "body loop not logged"
 grep -q "failed in proxy_on_log: a callback used more than its CPU budget" "$WORK/sluice.log" || fail "on_log loop not logged"
-(( $(cpu) >= cpu_before + 3 )) || fail "cpu failures: $(cpu), were $cpu_before"
-pass "endless loops in on_request_body, on_log and on_tick are stopped and counted"
+grep -q "failed in proxy_on_response_headers: a callback used more than its CPU budget" "$WORK/sluice.log" || fail "response headers loop not logged"
+grep -q "failed in proxy_on_response_body: a callback used more than its CPU budget" "$WORK/sluice.log" || fail "response body loop not logged"
+(( $(cpu) >= cpu_before + 5 )) || fail "cpu failures: $(cpu), were $cpu_before"
+pass "endless loops in on_request_body, on_response_headers, on_response_body, on_log and on_tick are stopped and counted"
+
+# At reload time: a plugin configuration whose on_configure loops, and a VM configuration whose
+# on_vm_start traps, are caught on the main thread before anything switches: the reload is
+# rejected, the running VMs are untouched and keep answering.
+for bad in "L:" ":T"; do
+  n=$(reloads)
+  hostile_config 0.001s "${bad%%:*}" "${bad##*:}" > "$WORK/next.yaml" && mv "$WORK/next.yaml" "$WORK/hostile.yaml"
+  await_reload "$n"
+  dump=$(curl -s "http://127.0.0.1:$ADMIN_PORT/config_dump" | grep -o '"last_update":{[^}]*}')
+  [[ $dump == *'"state":"REJECTED"'* ]] || fail "a hostile start ($bad) was not rejected: $dump"
+  codes=$(curl -s -w '%{http_code}\n' -o /dev/null "http://127.0.0.1:$BAD/" -o /dev/null "http://127.0.0.1:$GOOD/" | tr '\n' ' ')
+  [[ $codes == "200 200 " ]] || fail "serving after the rejected reload ($bad): $codes"
+done
+grep -q "proxy_on_configure.*CPU budget\|CPU budget.*proxy_on_configure" "$WORK/sluice.log" || fail "on_configure loop at reload not logged"
+grep -q "proxy_on_vm_start" "$WORK/sluice.log" || fail "on_vm_start trap at reload not logged"
+pass "at reload, a looping on_configure and a trapping on_vm_start reject the reload; the old VMs serve"
 
 # FAIL_RELOAD's backoff (reload_config.backoff, here 2 s by a hot reload): after a failure,
 # requests get 503 until the backoff is over, then a fresh VM answers.

@@ -2339,7 +2339,7 @@ TEST_F(WasmHostModuleTest, TrapInValidateConfigurationIsReportedAsSuch) {
   ASSERT_TRUE((*w)->initialize());
   auto root = (*w)->start_root(spec_);
   ASSERT_FALSE(root.ok());
-  EXPECT_THAT(root.error(), HasSubstr("proxy_validate_configuration trapped"));
+  EXPECT_THAT(root.error(), HasSubstr("proxy_validate_configuration failed"));
   EXPECT_EQ((*w)->configuring, nullptr);
 }
 

@@ -7,17 +7,24 @@
 ;;   /b...  an endless loop in on_request_body (the CPU watchdog stops it)
 ;;   /q...  an endless loop in on_log
 ;;   /t...  an endless loop in the root's next on_tick (the VM ticks every 50 ms)
+;;   /h...  an endless loop in on_response_headers
+;;   /s...  an endless loop in on_response_body
 ;;   anything else: passes the request on untouched.
+;; And at start: a VM configuration starting with "T" traps in on_vm_start; a plugin
+;; configuration starting with "L" loops forever in on_configure.
 (module
   (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
   (import "env" "proxy_get_header_map_value" (func $get (param i32 i32 i32 i32 i32) (result i32)))
   (import "env" "proxy_set_tick_period_milliseconds" (func $tick_period (param i32) (result i32)))
+  (import "env" "proxy_get_buffer_bytes" (func $get_buffer (param i32 i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 20)  ;; 1.25 MiB: the 1 MiB log line lives at 64 KiB
   (global $heap (mut i32) (i32.const 8192))
   (global $trap_in_log (mut i32) (i32.const 0))
   (global $loop_in_body (mut i32) (i32.const 0))
   (global $loop_in_log (mut i32) (i32.const 0))
   (global $loop_in_tick (mut i32) (i32.const 0))
+  (global $loop_in_response_headers (mut i32) (i32.const 0))
+  (global $loop_in_response_body (mut i32) (i32.const 0))
   (func (export "malloc") (param $n i32) (result i32) (local $p i32)
     global.get $heap
     local.set $p
@@ -37,11 +44,27 @@
     (i32.add (call $recurse (i32.add (local.get $n) (i32.const 1))) (i32.const 1)))
 
   (func (export "proxy_on_context_create") (param i32 i32))
-  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) i32.const 1)
+  ;; The first byte of a buffer (6: VM configuration, 7: plugin configuration), or 0.
+  (func $first_byte (param $buffer i32) (result i32)
+    (if (call $get_buffer (local.get $buffer) (i32.const 0) (i32.const 1) (i32.const 248)
+          (i32.const 252))
+      (then (return (i32.const 0))))
+    (if (i32.eqz (i32.load (i32.const 252))) (then (return (i32.const 0))))
+    (i32.load8_u (i32.load (i32.const 248))))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+    (if (i32.eq (call $first_byte (i32.const 6)) (i32.const 84)) (then unreachable))  ;; 'T'
+    i32.const 1)
   (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (if (i32.eq (call $first_byte (i32.const 7)) (i32.const 76)) (then (call $spin)))  ;; 'L'
     (drop (call $tick_period (i32.const 50)))
     i32.const 1)
   (func $spin (loop $forever (br $forever)))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+    (if (global.get $loop_in_response_headers) (then (call $spin)))
+    i32.const 0)
+  (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32)
+    (if (global.get $loop_in_response_body) (then (call $spin)))
+    i32.const 0)
   (func (export "proxy_on_tick") (param i32)
     (if (global.get $loop_in_tick) (then (call $spin))))
   (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
@@ -75,6 +98,10 @@
       (then (global.set $loop_in_log (i32.const 1))))
     (if (i32.eq (local.get $c) (i32.const 116))  ;; 't'
       (then (global.set $loop_in_tick (i32.const 1))))
+    (if (i32.eq (local.get $c) (i32.const 104))  ;; 'h'
+      (then (global.set $loop_in_response_headers (i32.const 1))))
+    (if (i32.eq (local.get $c) (i32.const 115))  ;; 's'
+      (then (global.set $loop_in_response_body (i32.const 1))))
     i32.const 0)
 
   (func (export "proxy_on_log") (param i32)
