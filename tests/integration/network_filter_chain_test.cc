@@ -263,7 +263,7 @@ TEST_F(NetworkFilterChain, HeldReadsStopReadingAtTheLimit) {
     loop_.run_for(milliseconds(2));
   }
   const size_t held = a.cb->held_read().size();
-  EXPECT_GT(sent, 4u * 1024 * 1024);
+  EXPECT_GT(sent, 1024u * 1024);  // what the kernel buffers take varies by machine
   EXPECT_GT(held, 64u * 1024);
   EXPECT_LE(held, 64u * 1024 + 16 * 1024);  // one read past the limit at most
   a.hold_reads = false;
