@@ -10,6 +10,8 @@ PACKAGES=(
   # libraries
   libasio-dev libhttp-parser-dev libyaml-cpp-dev libre2-dev libabsl-dev libspdlog-dev libfmt-dev
   libcli11-dev libssl-dev libnghttp2-dev zlib1g-dev
+  # OCI registries (Wasm modules by image reference): HTTP client, tar layers, JSON documents
+  libcurl4-openssl-dev libarchive-dev nlohmann-json3-dev
   # Proxy-Wasm: libnode's runtime libraries (V8 itself: scripts/deps-libnode.sh), the wasm32-wasi
   # toolchain for the C++ SDK (clang-14 + wasi-libc + libc++), and wabt for WAT test modules
   libicu72 libuv1 libc-ares2 libbrotli1 libnghttp2-14 libssl3 zlib1g
@@ -17,6 +19,8 @@ PACKAGES=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev curl wrk nginx-light haproxy prometheus procps perl openssl
   socat nghttp2-client
+  # an OCI registry and a second OCI client, started and used by the tests on loopback
+  docker-registry skopeo
   # gRPC through the proxy (tests/grpc: a client and a server built from a .proto)
   libgrpc++-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev
   iproute2

@@ -12,6 +12,8 @@
 #include <variant>
 #include <vector>
 
+#include "oci/reference.h"
+
 namespace re2 {
 class RE2;
 }
@@ -146,15 +148,17 @@ struct AccessLog {
 };
 
 // vm_config.code.remote (envoy.config.core.v3.RemoteDataSource): module bytes fetched over HTTP
-// from a cluster, checked against sha256.
+// from a cluster, checked against sha256; or, for an oci:// URI, an image pulled from its
+// registry (sluice.oci), where sha256 is optional.
 struct RemoteCode {
-  std::string uri;           // http_uri.uri, for messages (the cluster decides plain or TLS)
-  std::string authority;     // from the uri: the request's :authority
-  std::string path;          // from the uri: the request's :path
-  std::string cluster;       // http_uri.cluster
-  Duration timeout{5000};    // http_uri.timeout (per attempt)
-  std::string sha256;        // lower-case hex
-  uint32_t num_retries = 3;  // retry_policy.num_retries (Sluice's default; see docs)
+  std::string uri;  // http_uri.uri, for messages (the cluster decides plain or TLS)
+  std::optional<oci::Reference> oci;  // set when uri is oci://
+  std::string authority;              // from the uri: the request's :authority
+  std::string path;                   // from the uri: the request's :path
+  std::string cluster;                // http_uri.cluster
+  Duration timeout{5000};             // http_uri.timeout (per attempt)
+  std::string sha256;                 // lower-case hex; empty only for an image
+  uint32_t num_retries = 3;           // retry_policy.num_retries (Sluice's default; see docs)
   Duration base_interval{1000}, max_interval{10000};  // retry_policy.retry_back_off
 };
 
@@ -386,7 +390,13 @@ struct WasmPluginSettings {
   std::vector<std::string> hide_request_headers, hide_response_headers;
   bool hide_client_address = false;
 };
+// sluice.oci: how module images are pulled.
+struct OciSettings {
+  std::vector<std::string> insecure_registries;  // host[:port] spoken to over plain HTTP
+  std::string credentials_file;                  // Docker-style config.json with "auths"
+};
 struct SluiceSettings {
+  OciSettings oci;
   WasmPluginSettings wasm_defaults;
   // sluice.wasm.code_cache_dir: remote module code is also kept here, as <sha256>.wasm, so a
   // restart does not need the server it came from. Empty: in memory only.

@@ -1,23 +1,31 @@
 #include "server/remote_code.h"
 
-#include <openssl/sha.h>
-
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <set>
 #include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/sha256.h"
 #include "common/stats.h"
 #include "common/strings.h"
+#include "oci/credentials.h"
+#include "oci/registry_client.h"
+#include "oci/wasm_image.h"
 #include "wasm/code_cache.h"
 
 namespace sluice::server {
 namespace {
+
+constexpr size_t kMaxModuleBytes = 64 * 1024 * 1024;
 
 // Envoy's names: wasm.remote_load_fetch_successes / _failures.
 stats::Counter remote_counter(std::string_view name) {
@@ -25,59 +33,92 @@ stats::Counter remote_counter(std::string_view name) {
   return stats::Store::instance().counter(stats::MetricName{full, full, {}});
 }
 
-std::string sha256_hex(std::string_view data) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-  std::string out;
-  out.reserve(2 * SHA256_DIGEST_LENGTH);
-  for (unsigned char b : digest) out += fmt::format("{:02x}", b);
-  return out;
-}
-
-// The disk cache (sluice.wasm.code_cache_dir): <dir>/<sha256>.wasm, trusted only if it still
-// hashes to its name.
-std::string disk_path(const std::string& dir, const std::string& sha256) {
-  return (std::filesystem::path(dir) / (sha256 + ".wasm")).string();
-}
-
-bool load_from_disk(const std::string& dir, const std::string& sha256) {
-  std::ifstream in(disk_path(dir, sha256), std::ios::binary);
-  if (!in) return false;
+std::optional<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
   std::ostringstream bytes;
   bytes << in.rdbuf();
-  std::string code = bytes.str();
-  if (sha256_hex(code) != sha256) {
-    spdlog::warn("wasm: {} does not hash to its name; ignored", disk_path(dir, sha256));
-    return false;
-  }
-  spdlog::info("wasm: {} taken from the disk cache", sha256.substr(0, 12));
-  wasm::CodeCache::instance().add(sha256, std::move(code));
-  return true;
+  return bytes.str();
 }
 
-void save_to_disk(const std::string& dir, const std::string& sha256, std::string_view code) {
+// Writes through a temporary file and a rename: a reader sees all of it or nothing.
+void write_file_atomically(const std::string& path, std::string_view content) {
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  const std::string path = disk_path(dir, sha256);
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(code.data(), static_cast<std::streamsize>(code.size()));
+    out.write(content.data(), static_cast<std::streamsize>(content.size()));
     if (!out) {
       spdlog::warn("wasm: cannot write the code cache {}: {}", tmp, std::strerror(errno));
       return;
     }
   }
-  std::filesystem::rename(tmp, path, ec);  // atomic: a reader sees all of it or nothing
+  std::filesystem::rename(tmp, path, ec);
   if (ec) spdlog::warn("wasm: cannot write the code cache {}: {}", path, ec.message());
 }
+
+// The disk cache (sluice.wasm.code_cache_dir): <dir>/<sha256>.wasm, trusted only if it still
+// hashes to its name; and for images, <dir>/oci/<sha256 of the reference> holding the hash of
+// the module the reference led to last.
+std::string disk_path(const std::string& dir, const std::string& sha256) {
+  return (std::filesystem::path(dir) / (sha256 + ".wasm")).string();
+}
+std::string disk_reference_path(const std::string& dir, const std::string& reference) {
+  return (std::filesystem::path(dir) / "oci" / sha256_hex(reference)).string();
+}
+
+bool load_from_disk(const std::string& dir, const std::string& sha256) {
+  std::optional<std::string> code = read_file(disk_path(dir, sha256));
+  if (!code) return false;
+  if (sha256_hex(*code) != sha256) {
+    spdlog::warn("wasm: {} does not hash to its name; ignored", disk_path(dir, sha256));
+    return false;
+  }
+  spdlog::info("wasm: {} taken from the disk cache", sha256.substr(0, 12));
+  wasm::CodeCache::instance().add(sha256, std::move(*code));
+  return true;
+}
+
+// The module an image reference led to when it was last pulled (memory, then disk), if its code
+// is at hand.
+const std::string* remembered_module(const std::string& dir, const std::string& reference) {
+  auto& cache = wasm::CodeCache::instance();
+  if (const std::string* sha = cache.remembered(reference); sha && cache.contains(*sha)) {
+    return sha;
+  }
+  if (dir.empty()) return nullptr;
+  std::optional<std::string> sha = read_file(disk_reference_path(dir, reference));
+  if (!sha || sha->size() != 64 || !load_from_disk(dir, *sha)) return nullptr;
+  cache.remember(reference, *sha);
+  return cache.remembered(reference);
+}
+
+// Where a module is fetched from and what says it is the right one; modules are fetched once per
+// distinct key.
+std::string fetch_key(const config::RemoteCode& r) { return r.oci ? r.uri : r.sha256; }
 
 void collect(const config::WasmPlugin& w, std::vector<const config::RemoteCode*>& out) {
   if (!w.remote) return;
   const bool seen = std::any_of(out.begin(), out.end(), [&](const config::RemoteCode* r) {
-    return r->sha256 == w.remote->sha256;
+    return fetch_key(*r) == fetch_key(*w.remote);
   });
   if (!seen) out.push_back(&*w.remote);
+}
+
+// What a pull on the image thread came to.
+struct ImageOutcome {
+  std::string error;            // empty on success
+  std::string manifest_digest;  // the image manifest the reference resolved to
+  bool known = false;           // that manifest was pulled before: `code` is empty
+  std::string code;
+  std::string variant;
+};
+
+bool is_insecure(const config::OciSettings& settings, const std::string& registry) {
+  const std::string host = registry.substr(0, registry.rfind(':'));
+  return std::any_of(settings.insecure_registries.begin(), settings.insecure_registries.end(),
+                     [&](const std::string& r) { return r == registry || r == host; });
 }
 
 }  // namespace
@@ -88,8 +129,12 @@ std::vector<const config::RemoteCode*> remote_code_of(const config::Bootstrap& b
   return out;
 }
 
-// One module: attempts until it is had or its retries are spent.
-class RemoteCodeFetch : public http::AsyncRequestCallbacks {
+// The modules one configuration needs, one after another, each attempted until it is had or its
+// retries are spent. HTTP modules go through the cluster's async client on the loop; images are
+// pulled with the (blocking) registry client on a thread of their own, which reports back on the
+// loop.
+class RemoteCodeFetch : public http::AsyncRequestCallbacks,
+                        public std::enable_shared_from_this<RemoteCodeFetch> {
  public:
   struct Module {
     config::RemoteCode spec;
@@ -99,14 +144,17 @@ class RemoteCodeFetch : public http::AsyncRequestCallbacks {
   };
 
   RemoteCodeFetch(asio::io_context& loop, http::AsyncClient& client, std::string cache_dir,
-                  std::function<void(std::vector<std::string>)> done)
+                  config::OciSettings oci, std::function<void(std::vector<std::string>)> done)
       : loop_(loop),
         client_(client),
         cache_dir_(std::move(cache_dir)),
+        oci_(std::move(oci)),
         done_(std::move(done)),
         timer_(loop) {}
   ~RemoteCodeFetch() override {
     if (request_) request_->cancel();
+    cancelled_->store(true);  // the image thread's transfer stops at its next progress check
+    if (image_thread_.joinable()) image_thread_.join();
   }
 
   void start(std::vector<config::RemoteCode> modules) {
@@ -138,11 +186,9 @@ class RemoteCodeFetch : public http::AsyncRequestCallbacks {
     remote_counter("fetch_successes").inc();
     spdlog::info("wasm: fetched {} ({} bytes, sha256 {})", m.spec.uri, response.body.size(),
                  got.substr(0, 12));
-    if (!cache_dir_.empty()) save_to_disk(cache_dir_, m.spec.sha256, response.body);
+    if (!cache_dir_.empty()) write_file_atomically(disk_path(cache_dir_, got), response.body);
     wasm::CodeCache::instance().add(m.spec.sha256, std::move(response.body));
-    m.done = true;
-    ++current_;
-    next();
+    finish_current();
   }
   void on_async_failure(http::AsyncFailure failure) override {
     request_ = nullptr;
@@ -150,21 +196,32 @@ class RemoteCodeFetch : public http::AsyncRequestCallbacks {
   }
 
  private:
+  bool had(const Module& m) const {
+    if (m.spec.oci) return false;  // an image is resolved at every load (its tag may move)
+    return wasm::CodeCache::instance().contains(m.spec.sha256);
+  }
+
+  void finish_current() {
+    modules_[current_].done = true;
+    ++current_;
+    next();
+  }
+
   void next() {
-    while (current_ < modules_.size() &&
-           wasm::CodeCache::instance().contains(modules_[current_].spec.sha256)) {
+    while (current_ < modules_.size() && had(modules_[current_])) {
       modules_[current_].done = true;
       ++current_;
     }
     if (current_ == modules_.size()) {
       std::vector<std::string> errors;
       for (const auto& m : modules_) {
-        if (!m.done) {
-          errors.push_back(
-              fmt::format("cannot fetch Wasm code {} from cluster '{}' ({} "
-                          "attempt(s)): {}",
-                          m.spec.uri, m.spec.cluster, m.attempts, m.last_error));
-        }
+        if (m.done) continue;
+        errors.push_back(m.spec.oci
+                             ? fmt::format("cannot pull the Wasm image {} ({} attempt(s)): {}",
+                                           m.spec.uri, m.attempts, m.last_error)
+                             : fmt::format("cannot fetch Wasm code {} from cluster '{}' "
+                                           "({} attempt(s)): {}",
+                                           m.spec.uri, m.spec.cluster, m.attempts, m.last_error));
       }
       // `done` may drop this object: call it last, from a copy.
       auto done = std::move(done_);
@@ -177,6 +234,10 @@ class RemoteCodeFetch : public http::AsyncRequestCallbacks {
   void attempt() {
     Module& m = modules_[current_];
     ++m.attempts;
+    if (m.spec.oci) {
+      attempt_image(m);
+      return;
+    }
     HeaderMap headers;
     headers.add(":method", "GET");
     headers.add(":path", m.spec.path);
@@ -184,7 +245,7 @@ class RemoteCodeFetch : public http::AsyncRequestCallbacks {
     headers.add(":scheme", "http");
     http::AsyncClient::Options options;
     options.timeout = m.spec.timeout;
-    options.max_response_body = 64 * 1024 * 1024;
+    options.max_response_body = kMaxModuleBytes;
     std::string error;
     request_ = client_.send(m.spec.cluster, headers, "", HeaderMap{}, options, *this, &error);
     if (!request_) {
@@ -194,11 +255,133 @@ class RemoteCodeFetch : public http::AsyncRequestCallbacks {
     }
   }
 
+  // Pulls the image on a thread; the outcome comes back through on_image_outcome on the loop.
+  void attempt_image(Module& m) {
+    const oci::Reference ref = *m.spec.oci;
+    oci::ClientOptions options;
+    options.plain_http = is_insecure(oci_, ref.registry);
+    options.timeout = m.spec.timeout;
+    options.cancelled = [flag = cancelled_] { return flag->load(); };
+    if (!oci_.credentials_file.empty()) {
+      Result<oci::CredentialStore> store = oci::CredentialStore::load(oci_.credentials_file);
+      if (!store) {
+        m.attempts = m.spec.num_retries + 1;  // a configuration problem: retrying cannot help
+        asio::post(loop_, [this, error = store.error()] { retry_or_fail(error); });
+        return;
+      }
+      options.credential = store->find(ref.registry);
+      if (!options.credential) {
+        if (std::string note = store->helper_note(ref.registry); !note.empty()) {
+          spdlog::warn("wasm: {}", note);
+        }
+      }
+    }
+    // Image manifests pulled before: their modules are at hand, only the manifest is fetched.
+    std::set<std::string> known;
+    for (const std::string& key : wasm::CodeCache::instance().remembered_keys()) {
+      if (key.compare(0, 7, "sha256:") == 0) known.insert(key);
+    }
+    spdlog::info("wasm: pulling {}{}", m.spec.uri,
+                 m.attempts > 1 ? fmt::format(" (attempt {})", m.attempts) : "");
+    if (image_thread_.joinable()) image_thread_.join();  // the last attempt's; it has reported
+    // The loop has nothing of ours to wait for meanwhile: keep it running until the outcome.
+    image_pending_.emplace(loop_.get_executor());
+    image_thread_ = std::thread([this, weak = weak_from_this(), ref, options = std::move(options),
+                                 known = std::move(known)]() mutable {
+      ImageOutcome outcome = pull(ref, std::move(options), known);
+      asio::post(loop_, [weak, outcome = std::move(outcome)]() mutable {
+        if (auto self = weak.lock()) self->on_image_outcome(std::move(outcome));
+      });
+    });
+  }
+
+  // On the image thread: touches nothing but its arguments.
+  static ImageOutcome pull(const oci::Reference& ref, oci::ClientOptions options,
+                           const std::set<std::string>& known) {
+    ImageOutcome out;
+    const bool plain_http = options.plain_http;
+    oci::RegistryClient client(ref.registry, std::move(options));
+    Result<oci::Manifest> manifest = oci::resolve_image_manifest(client, ref);
+    if (!manifest) {
+      out.error = manifest.error();
+      if (!plain_http && out.error.find("SSL") != std::string::npos) {
+        out.error += fmt::format(
+            " (if {} speaks plain HTTP, list it in sluice.oci.insecure_registries)", ref.registry);
+      }
+      return out;
+    }
+    out.manifest_digest = manifest->digest;
+    if (known.count(manifest->digest)) {
+      out.known = true;
+      return out;
+    }
+    Result<oci::PulledModule> module =
+        oci::fetch_wasm_module(client, ref, *manifest, kMaxModuleBytes);
+    if (!module) {
+      out.error = module.error();
+      return out;
+    }
+    out.code = std::move(module->code);
+    out.variant = std::move(module->variant);
+    return out;
+  }
+
+  void on_image_outcome(ImageOutcome outcome) {
+    image_pending_.reset();
+    Module& m = modules_[current_];
+    auto& cache = wasm::CodeCache::instance();
+    if (!outcome.error.empty()) {
+      retry_or_fail(std::move(outcome.error));
+      return;
+    }
+    std::string sha;
+    if (outcome.known) {
+      sha = *cache.remembered(outcome.manifest_digest);
+    } else {
+      sha = sha256_hex(outcome.code);
+    }
+    if (!m.spec.sha256.empty() && sha != m.spec.sha256) {
+      m.attempts = m.spec.num_retries + 1;  // the registry's content is what it is
+      retry_or_fail(
+          fmt::format("sha256 mismatch: the configuration says {}, the module in the "
+                      "image (manifest {}) hashes to {}",
+                      m.spec.sha256, outcome.manifest_digest, sha));
+      return;
+    }
+    remote_counter("fetch_successes").inc();
+    if (outcome.known) {
+      spdlog::info("wasm: {} is image {} (module sha256 {}), pulled before", m.spec.uri,
+                   outcome.manifest_digest, sha.substr(0, 12));
+    } else {
+      spdlog::info("wasm: pulled {} ({} variant, manifest {}, {} bytes, module sha256 {})",
+                   m.spec.uri, outcome.variant, outcome.manifest_digest, outcome.code.size(),
+                   sha.substr(0, 12));
+      if (!cache_dir_.empty()) write_file_atomically(disk_path(cache_dir_, sha), outcome.code);
+      cache.add(sha, std::move(outcome.code));
+      cache.remember(outcome.manifest_digest, sha);
+    }
+    cache.remember(m.spec.uri, sha);
+    if (!cache_dir_.empty()) {
+      write_file_atomically(disk_reference_path(cache_dir_, m.spec.uri), sha);
+    }
+    finish_current();
+  }
+
   void retry_or_fail(std::string error) {
     Module& m = modules_[current_];
     m.last_error = std::move(error);
     remote_counter("fetch_failures").inc();
     if (m.attempts > m.spec.num_retries) {
+      // An image pulled before (in this process, or kept in the disk cache) keeps serving as it
+      // was when its registry cannot be reached now.
+      if (m.spec.oci && m.spec.sha256.empty()) {
+        if (const std::string* sha = remembered_module(cache_dir_, m.spec.uri)) {
+          spdlog::warn("wasm: cannot pull {} ({}); keeping the module it named before (sha256 {})",
+                       m.spec.uri, m.last_error, sha->substr(0, 12));
+          finish_current();
+          return;
+        }
+      }
       spdlog::error("wasm: cannot fetch {}: {}", m.spec.uri, m.last_error);
       ++current_;
       next();
@@ -218,11 +401,15 @@ class RemoteCodeFetch : public http::AsyncRequestCallbacks {
   asio::io_context& loop_;
   http::AsyncClient& client_;
   const std::string cache_dir_;
+  const config::OciSettings oci_;
   std::function<void(std::vector<std::string>)> done_;
   asio::steady_timer timer_;
   std::vector<Module> modules_;
   size_t current_ = 0;
   http::AsyncRequest* request_ = nullptr;
+  std::shared_ptr<std::atomic<bool>> cancelled_ = std::make_shared<std::atomic<bool>>(false);
+  std::thread image_thread_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> image_pending_;
 };
 
 std::shared_ptr<RemoteCodeFetch> fetch_remote_code(
@@ -231,11 +418,24 @@ std::shared_ptr<RemoteCodeFetch> fetch_remote_code(
   const std::string& dir = bootstrap.sluice.code_cache_dir;
   std::vector<config::RemoteCode> missing;
   for (const config::RemoteCode* r : remote_code_of(bootstrap)) {
+    if (r->oci) {
+      // Pinned to content (an image digest, or the module's sha256) and at hand: no registry
+      // needed. A tag is resolved again at every load.
+      if (!r->sha256.empty() && (wasm::CodeCache::instance().contains(r->sha256) ||
+                                 (!dir.empty() && load_from_disk(dir, r->sha256)))) {
+        wasm::CodeCache::instance().remember(r->uri, r->sha256);
+        continue;
+      }
+      if (!r->oci->digest.empty() && remembered_module(dir, r->uri)) continue;
+      missing.push_back(*r);
+      continue;
+    }
     if (wasm::CodeCache::instance().contains(r->sha256)) continue;
     if (!dir.empty() && load_from_disk(dir, r->sha256)) continue;
     missing.push_back(*r);
   }
-  auto fetch = std::make_shared<RemoteCodeFetch>(loop, client, dir, std::move(done));
+  auto fetch =
+      std::make_shared<RemoteCodeFetch>(loop, client, dir, bootstrap.sluice.oci, std::move(done));
   fetch->start(std::move(missing));
   return fetch;
 }

@@ -1,6 +1,7 @@
 // Wasm module code from vm_config.code.remote: fetched over HTTP through a configured cluster
-// (with retries and backoff), checked against its sha256, and kept in wasm::CodeCache by hash, so
-// a reload never fetches the same code twice. The server fetches every remote module a
+// (with retries and backoff) and checked against its sha256, or pulled from an OCI registry
+// (oci:// URIs, see oci/), and kept in wasm::CodeCache by hash, so a reload never downloads the
+// same code twice. The server fetches every remote module a
 // configuration needs before it builds that configuration; loading a plugin then takes the bytes
 // from the cache.
 #pragma once

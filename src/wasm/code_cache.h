@@ -4,6 +4,7 @@
 // thread only.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -21,7 +22,21 @@ class CodeCache {
   // Adds code whose hash was checked (wasm.remote_load_cache_entries).
   void add(const std::string& sha256, std::string code);
 
+  // OCI images: the module (by hash) an image reference, or a manifest digest, led to last, so a
+  // plugin configured by tag finds its code, and an image seen before is not downloaded again.
+  void remember(const std::string& key, const std::string& sha256) { resolved_[key] = sha256; }
+  const std::string* remembered(std::string_view key) const {
+    auto it = resolved_.find(key);
+    return it == resolved_.end() ? nullptr : &it->second;
+  }
+  std::vector<std::string> remembered_keys() const {
+    std::vector<std::string> keys;
+    for (const auto& entry : resolved_) keys.push_back(entry.first);
+    return keys;
+  }
+
  private:
+  std::map<std::string, std::string, std::less<>> resolved_;
   std::vector<std::pair<std::string, std::shared_ptr<const std::string>>> entries_;
 };
 

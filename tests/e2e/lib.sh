@@ -353,3 +353,85 @@ await_reload() {
   for _ in $(seq 200); do (( $(reloads) > $1 )) && return 0; sleep 0.05; done
   fail "no reload after the change (waited 10 s)"
 }
+
+# ---- OCI registries -----------------------------------------------------------------------------
+
+# start_registry PORT [TOKEN_PORT USER:PASSWORD]: Debian's docker-registry on 127.0.0.1:PORT,
+# storing under $WORK/registry-PORT. With a token port: Bearer auth through a token service
+# (registry_token_server.js) on that port that knows one user.
+start_registry() {
+  local port=$1 token_port=${2:-} dir=$WORK/registry-$1 auth=""
+  command -v docker-registry > /dev/null || fail "docker-registry is needed (make deps)"
+  mkdir -p "$dir/data"
+  if [[ -n $token_port ]]; then
+    if [[ ! -f $dir/token.pem ]]; then
+      openssl req -x509 -newkey rsa:2048 -nodes -keyout "$dir/token.key" -out "$dir/token.pem" \
+        -days 1 -subj /CN=sluice-test-token-issuer > /dev/null 2>&1 || fail "openssl"
+    fi
+    node "$SLUICE_SOURCE_DIR/tests/e2e/registry_token_server.js" "$token_port" "$dir/token.key" \
+      "$dir/token.pem" sluice-test-issuer "$3" > "$dir/token.log" 2>&1 &
+    PIDS+=($!)
+    wait_http "http://127.0.0.1:$token_port/issued"
+    auth=$(printf 'auth:\n  token:\n    realm: http://127.0.0.1:%s/token\n    service: sluice-test-registry\n    issuer: sluice-test-issuer\n    rootcertbundle: %s\n' "$token_port" "$dir/token.pem")
+  fi
+  cat > "$dir/config.yml" <<YAML
+version: 0.1
+log: { level: info }
+storage:
+  filesystem: { rootdirectory: $dir/data }
+  delete: { enabled: true }
+http:
+  addr: 127.0.0.1:$port
+$auth
+YAML
+  docker-registry serve "$dir/config.yml" > "$dir/registry.log" 2>&1 &
+  REGISTRY_PID=$!
+  PIDS+=($REGISTRY_PID)
+  for _ in $(seq 100); do
+    # /v2/ answers 200, or 401 when it needs a token: either way it is up.
+    [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/") =~ ^(200|401)$ ]] && return 0
+    sleep 0.05
+  done
+  fail "docker-registry on $port never answered: $(tail -3 "$dir/registry.log")"
+}
+
+# wasm_image_layout DIR VARIANT WASM_FILE TAG: an OCI image layout (what skopeo copies from)
+# holding WASM_FILE as a Wasm image of VARIANT "oci" (the module is the layer) or "compat" (a
+# tar+gzip layer with plugin.wasm). Written by hand, so the images tested are not Sluice's own.
+wasm_image_layout() {
+  local dir=$1 variant=$2 wasm=$3 tag=$4 layer layer_type config config_type manifest
+  mkdir -p "$dir/blobs/sha256"
+  blob() { local d; d=$(sha256sum "$1" | cut -d' ' -f1); cp "$1" "$dir/blobs/sha256/$d"; echo "$d"; }
+  if [[ $variant == oci ]]; then
+    layer=$(blob "$wasm"); layer_type=application/vnd.module.wasm.content.layer.v1+wasm
+    printf '{"type":"envoy_proxy_wasm_plugin"}' > "$dir/config.json"
+    config_type=application/vnd.module.wasm.config.v1+json
+  else
+    local tmp; tmp=$(mktemp -d "$WORK/layer.XXXX")
+    cp "$wasm" "$tmp/plugin.wasm"
+    tar -C "$tmp" -cf "$tmp/layer.tar" plugin.wasm
+    local diff_id; diff_id=$(sha256sum "$tmp/layer.tar" | cut -d' ' -f1)
+    gzip -n "$tmp/layer.tar"
+    layer=$(blob "$tmp/layer.tar.gz"); layer_type=application/vnd.oci.image.layer.v1.tar+gzip
+    printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+      "$diff_id" > "$dir/config.json"
+    config_type=application/vnd.oci.image.config.v1+json
+  fi
+  config=$(blob "$dir/config.json")
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"%s","digest":"sha256:%s","size":%d},"layers":[{"mediaType":"%s","digest":"sha256:%s","size":%d}]}' \
+    "$config_type" "$config" "$(stat -c %s "$dir/config.json")" \
+    "$layer_type" "$layer" "$(stat -c %s "$dir/blobs/sha256/$layer")" > "$dir/manifest.json"
+  manifest=$(blob "$dir/manifest.json")
+  printf '{"imageLayoutVersion":"1.0.0"}' > "$dir/oci-layout"
+  printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%d,"annotations":{"org.opencontainers.image.ref.name":"%s"}}]}' \
+    "$manifest" "$(stat -c %s "$dir/manifest.json")" "$tag" > "$dir/index.json"
+  echo "sha256:$manifest"
+}
+
+# push_layout DIR TAG DEST [CREDS]: skopeo copies the layout's TAG to docker://DEST (plain HTTP).
+push_layout() {
+  local creds=()
+  [[ -n ${4:-} ]] && creds=(--dest-creds "$4")
+  skopeo --insecure-policy copy --quiet --dest-tls-verify=false "${creds[@]}" \
+    "oci:$1:$2" "docker://$3" > "$WORK/skopeo.log" 2>&1 || fail "skopeo copy to $3: $(tail -3 "$WORK/skopeo.log")"
+}

@@ -776,6 +776,45 @@ TEST(ConfigLoader, RemoteWasmCode) {
   EXPECT_EQ(hcm.http_filters[0].wasm->code_origin, "remote https://hub.example:8443/m/x.wasm");
 }
 
+TEST(ConfigLoader, WasmCodeFromAnOciImage) {
+  LoadResult r = load_from_string(
+      WithRoutes("[]", WasmFilters("vm_config: {code: {remote: {http_uri: {uri: "
+                                   "\"oci://127.0.0.1:5000/ext/basic:v1\", timeout: 9s}}}}")) +
+      "sluice: {oci: {insecure_registries: [\"127.0.0.1:5000\", localhost], credentials_file: "
+      "/etc/sluice/auth.json}}\n");
+  ASSERT_TRUE(r.ok()) << Describe(r.errors);
+  const auto& remote =
+      std::get<HttpConnectionManager>(r.bootstrap->listeners[0].filter_chains[0].filters[0].config)
+          .http_filters[0]
+          .wasm->remote;
+  ASSERT_TRUE(remote && remote->oci);
+  EXPECT_EQ(remote->oci->registry, "127.0.0.1:5000");
+  EXPECT_EQ(remote->oci->repository, "ext/basic");
+  EXPECT_EQ(remote->oci->tag, "v1");
+  EXPECT_EQ(remote->sha256, "") << "optional for an image";
+  EXPECT_EQ(remote->cluster, "");
+  EXPECT_EQ(remote->timeout, std::chrono::milliseconds(9000));
+  EXPECT_EQ(r.bootstrap->sluice.oci.insecure_registries,
+            (std::vector<std::string>{"127.0.0.1:5000", "localhost"}));
+  EXPECT_EQ(r.bootstrap->sluice.oci.credentials_file, "/etc/sluice/auth.json");
+
+  const std::string f0 =
+      "static_resources.listeners[0].filter_chains[0].filters[0].typed_config."
+      "http_filters[0].typed_config.config.vm_config.code.remote";
+  r = load_from_string(WithRoutes(
+      "[]", WasmFilters("vm_config: {code: {remote: {http_uri: {uri: \"oci://h/Bad\", cluster: "
+                        "a}}}}")));
+  EXPECT_TRUE(Has(r.errors, f0 + ".http_uri.uri", 9, "is not an OCI reference"))
+      << Describe(r.errors);
+  EXPECT_TRUE(Has(r.errors, f0 + ".http_uri.cluster", 9, "not through a cluster"))
+      << Describe(r.errors);
+  // Over HTTP the hash stays required.
+  r = load_from_string(WithRoutes(
+      "[]", WasmFilters("vm_config: {code: {remote: {http_uri: {uri: \"http://h/m.wasm\", "
+                        "cluster: a}}}}")));
+  EXPECT_TRUE(Has(r.errors, f0 + ".sha256", 9, "")) << Describe(r.errors);
+}
+
 TEST(ConfigLoader, ReloadConfigBackoff) {
   {
     LoadResult r = load_from_string(WithRoutes(
@@ -1519,7 +1558,7 @@ TEST(ConfigLoader, SluiceWasmPluginSettings) {
   wasm:
     defaults: {memory_limit_mb: 0, cpu: 1}
     plugins: {nope: {callback_cpu_ms: 1}, svc: {hide_request_headers: [":path"]}}
-  oci: {insecure_registries: []}
+  oci: {insecure_registries: ["127.0.0.1:5000", "bad host"], credentials: x}
 )");
   EXPECT_TRUE(Has(r.errors, "sluice.wasm.plugins.svc.hide_request_headers[0]", 11,
                   "pseudo-headers cannot be hidden"))
@@ -1528,7 +1567,9 @@ TEST(ConfigLoader, SluiceWasmPluginSettings) {
   EXPECT_TRUE(Has(r.errors, "sluice.wasm.defaults.cpu", 10, "unknown field")) << Describe(r.errors);
   EXPECT_TRUE(Has(r.errors, "sluice.wasm.plugins.nope", 11, "no Wasm plugin is named 'nope'"))
       << Describe(r.errors);
-  EXPECT_TRUE(Has(r.errors, "sluice.oci", 12, "not supported yet")) << Describe(r.errors);
+  EXPECT_TRUE(Has(r.errors, "sluice.oci.insecure_registries[1]", 12, "not a registry host"))
+      << Describe(r.errors);
+  EXPECT_TRUE(Has(r.errors, "sluice.oci.credentials", 12, "unknown field")) << Describe(r.errors);
 }
 
 }  // namespace

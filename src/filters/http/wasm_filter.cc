@@ -209,10 +209,14 @@ Result<std::shared_ptr<wasm::Plugin>> load_wasm_plugin(const config::WasmPlugin&
   spec.code = w.code;
   if (w.remote) {
     // Fetched (and its hash checked) by the server before this configuration is built.
-    const std::string* fetched = wasm::CodeCache::instance().find(w.remote->sha256);
+    // An image configured without sha256 is known by what its reference resolved to.
+    const std::string* sha256 = !w.remote->sha256.empty()
+                                    ? &w.remote->sha256
+                                    : wasm::CodeCache::instance().remembered(w.remote->uri);
+    const std::string* fetched = sha256 ? wasm::CodeCache::instance().find(*sha256) : nullptr;
     if (!fetched) {
-      return Error{str_cat("remote code ", w.remote->uri, " (sha256 ", w.remote->sha256,
-                           ") has not been fetched")};
+      return Error{str_cat("remote code ", w.remote->uri, " (sha256 ",
+                           sha256 ? *sha256 : std::string("unknown"), ") has not been fetched")};
     }
     spec.code = *fetched;
   }
