@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -106,6 +108,20 @@ void collect(const config::WasmPlugin& w, std::vector<const config::RemoteCode*>
   if (!seen) out.push_back(&*w.remote);
 }
 
+// Envoy's negative cache: a module that could not be had is not asked for again for 10 s
+// (wasm.remote_load_cache_negative_hits); a configuration naming it meanwhile fails at once with
+// the same reason. Main thread only; keyed by URI and hash.
+constexpr std::chrono::seconds kNegativeCaching{10};
+struct NegativeEntry {
+  std::chrono::steady_clock::time_point at;
+  std::string error;
+};
+std::map<std::string, NegativeEntry>& negative_cache() {
+  static std::map<std::string, NegativeEntry> entries;
+  return entries;
+}
+std::string negative_key(const config::RemoteCode& r) { return str_cat(r.uri, " ", r.sha256); }
+
 // What a pull on the image thread came to.
 struct ImageOutcome {
   std::string error;            // empty on success
@@ -157,7 +173,9 @@ class RemoteCodeFetch : public http::AsyncRequestCallbacks,
     if (image_thread_.joinable()) image_thread_.join();
   }
 
-  void start(std::vector<config::RemoteCode> modules) {
+  // `failed_recently`: errors of modules in the negative cache, reported with the others.
+  void start(std::vector<config::RemoteCode> modules, std::vector<std::string> failed_recently) {
+    failed_recently_ = std::move(failed_recently);
     for (auto& m : modules) {
       Module module;
       module.spec = std::move(m);
@@ -213,7 +231,7 @@ class RemoteCodeFetch : public http::AsyncRequestCallbacks,
       ++current_;
     }
     if (current_ == modules_.size()) {
-      std::vector<std::string> errors;
+      std::vector<std::string> errors = std::move(failed_recently_);
       for (const auto& m : modules_) {
         if (m.done) continue;
         errors.push_back(m.spec.oci
@@ -383,6 +401,9 @@ class RemoteCodeFetch : public http::AsyncRequestCallbacks,
         }
       }
       spdlog::error("wasm: cannot fetch {}: {}", m.spec.uri, m.last_error);
+      negative_cache()[negative_key(m.spec)] = NegativeEntry{
+          std::chrono::steady_clock::now(),
+          fmt::format("{} ({} attempt(s)): {}", m.spec.uri, m.attempts, m.last_error)};
       ++current_;
       next();
       return;
@@ -405,6 +426,7 @@ class RemoteCodeFetch : public http::AsyncRequestCallbacks,
   std::function<void(std::vector<std::string>)> done_;
   asio::steady_timer timer_;
   std::vector<Module> modules_;
+  std::vector<std::string> failed_recently_;
   size_t current_ = 0;
   http::AsyncRequest* request_ = nullptr;
   std::shared_ptr<std::atomic<bool>> cancelled_ = std::make_shared<std::atomic<bool>>(false);
@@ -417,6 +439,23 @@ std::shared_ptr<RemoteCodeFetch> fetch_remote_code(
     std::function<void(std::vector<std::string> errors)> done) {
   const std::string& dir = bootstrap.sluice.code_cache_dir;
   std::vector<config::RemoteCode> missing;
+  std::vector<std::string> failed_recently;
+  const auto now = std::chrono::steady_clock::now();
+  // To be fetched, unless it failed within the negative-caching time.
+  const auto fetch = [&](const config::RemoteCode& r) {
+    auto negative = negative_cache().find(negative_key(r));
+    if (negative == negative_cache().end() || now - negative->second.at >= kNegativeCaching) {
+      missing.push_back(r);
+      return;
+    }
+    remote_counter("cache_negative_hits").inc();
+    // An image that resolved before still has the module it named then.
+    if (r.oci && r.sha256.empty() && remembered_module(dir, r.uri)) return;
+    const auto ago = std::chrono::duration_cast<std::chrono::seconds>(now - negative->second.at);
+    failed_recently.push_back(
+        fmt::format("Wasm code {} failed {} s ago (tried again {} s after a failure)",
+                    negative->second.error, ago.count(), kNegativeCaching.count()));
+  };
   for (const config::RemoteCode* r : remote_code_of(bootstrap)) {
     if (r->oci) {
       // Pinned to content (an image digest, or the module's sha256) and at hand: no registry
@@ -427,17 +466,17 @@ std::shared_ptr<RemoteCodeFetch> fetch_remote_code(
         continue;
       }
       if (!r->oci->digest.empty() && remembered_module(dir, r->uri)) continue;
-      missing.push_back(*r);
+      fetch(*r);
       continue;
     }
     if (wasm::CodeCache::instance().contains(r->sha256)) continue;
     if (!dir.empty() && load_from_disk(dir, r->sha256)) continue;
-    missing.push_back(*r);
+    fetch(*r);
   }
-  auto fetch =
+  auto fetcher =
       std::make_shared<RemoteCodeFetch>(loop, client, dir, bootstrap.sluice.oci, std::move(done));
-  fetch->start(std::move(missing));
-  return fetch;
+  fetcher->start(std::move(missing), std::move(failed_recently));
+  return fetcher;
 }
 
 }  // namespace sluice::server

@@ -3,7 +3,7 @@
 # from Debian's docker-registry started here. Images are laid out by hand and pushed with skopeo,
 # so what Sluice reads is another tool's output. Both variants (the module as the layer; a tar
 # layer holding plugin.wasm), by tag and by digest; a tag that moves, picked up by a reload; an
-# image seen before is not downloaded again; the registry gone at a reload keeps the running
+# image seen before is not downloaded again; a failure is not retried for 10 s (negative cache); the registry gone at a reload keeps the running
 # module; Bearer-token auth with credentials from a Docker-style config.json; and the failures:
 # plain HTTP to a registry not listed as insecure, a sha256 mismatch, a missing tag, an image
 # without a module, bad references, no or wrong credentials.
@@ -116,6 +116,12 @@ pass "a tag that moved is picked up by a reload"
 # Failures leave the running module alone.
 config "oci://$R/ext/basic:nosuchtag" > "$WORK/next.yaml" && mv "$WORK/next.yaml" "$WORK/sluice.yaml"
 wait_until "the missing tag rejected" bash -c "curl -s http://127.0.0.1:$ADMIN_PORT/config_dump | grep -q '\"state\":\"REJECTED\".*nosuchtag.*HTTP 404.*MANIFEST_UNKNOWN'"
+# Asked again at once: Envoy's negative cache answers without asking the registry.
+code=$(reload_now)
+[[ $code == 400 ]] || fail "a reload right after the failure: $code $(cat "$WORK/reload.json")"
+grep -q 'nosuchtag.*failed [0-9]* s ago (tried again 10 s after a failure)' "$WORK/reload.json" ||
+  fail "negative cache answer: $(cat "$WORK/reload.json")"
+(( $(stat_of wasm.remote_load_cache_negative_hits) >= 1 )) || fail "negative hits not counted"
 # (A sha256 already at hand would be trusted without asking the registry, as over HTTP.)
 OTHER=$(printf 'in no image' | sha256sum | cut -d' ' -f1)
 config "oci://$R/ext/basic:v1" "$OTHER" > "$WORK/next.yaml" && mv "$WORK/next.yaml" "$WORK/sluice.yaml"
