@@ -287,21 +287,14 @@ std::string Server::build_snapshot(std::shared_ptr<const config::Bootstrap> boot
     if (ec) return str_cat("listener '", l.name, "': invalid address '", l.address.address, "'");
     asio::ip::tcp::endpoint ep(addr, l.address.port);
     // A listener that stays (same name and address) keeps its sockets: no bind needed.
-    const ListenerRuntime* kept = nullptr;
-    if (previous) {
-      for (size_t i = 0; i < previous->listeners.size(); ++i) {
-        const auto& old = previous->bootstrap->listeners[i];
-        if (old.name == l.name && old.address.address == l.address.address &&
-            old.address.port == l.address.port) {
-          kept = previous->listeners[i].get();
-        }
+    const bool kept =
+        previous && std::any_of(previous->listeners.begin(), previous->listeners.end(),
+                                [&](const auto& old) { return old->same_socket(l.name, ep); });
+    if (!kept) {
+      if (std::string err = probe_bind(ep); !err.empty()) {
+        return str_cat("listener '", l.name, "': cannot bind ", net::endpoint_to_string(ep), ": ",
+                       err);
       }
-    }
-    if (kept) {
-      ep = kept->endpoint;
-    } else if (std::string err = probe_bind(ep); !err.empty()) {
-      return str_cat("listener '", l.name, "': cannot bind ", net::endpoint_to_string(ep), ": ",
-                     err);
     }
     auto rt = std::make_shared<ListenerRuntime>(ListenerRuntime{
         l.name, ep, l.per_connection_buffer_limit_bytes, std::move(chains_rt), nullptr, nullptr});
@@ -710,9 +703,9 @@ ReloadOutcome Server::apply_reload(std::shared_ptr<const config::Bootstrap> boot
   }
   for (size_t i = 0; i < next->listeners.size(); ++i) {
     const auto& l = next->listeners[i];
-    const bool kept = std::any_of(
-        snapshot_->listeners.begin(), snapshot_->listeners.end(),
-        [&](const auto& old) { return old->name == l->name && old->endpoint == l->endpoint; });
+    const bool kept =
+        std::any_of(snapshot_->listeners.begin(), snapshot_->listeners.end(),
+                    [&](const auto& old) { return old->same_socket(l->name, l->endpoint); });
     if (kept) {
       ++kept_count;
       continue;

@@ -77,7 +77,7 @@ void Worker::apply(Reconfiguration& update) {
   for (auto it = acceptors_.begin(); it != acceptors_.end();) {
     Acceptor& a = **it;
     auto same = std::find_if(update.listeners.begin(), update.listeners.end(), [&](const auto& l) {
-      return l->name == a.listener->name && l->endpoint == a.listener->endpoint;
+      return a.listener->same_socket(l->name, l->endpoint);
     });
     if (same != update.listeners.end()) {
       a.listener = *same;

@@ -50,6 +50,13 @@ struct ListenerRuntime {
   // With TLS: the plaintext chain beside the TLS ones (-1: none), for connections whose first
   // byte is not a TLS handshake record.
   int plain_chain = -1;
+
+  // Whether a listener named `other_name` on `other_endpoint` is this one's socket: the one rule
+  // a reload uses to keep a listener (socket and connections) rather than bind it anew.
+  bool same_socket(std::string_view other_name,
+                   const asio::ip::tcp::endpoint& other_endpoint) const {
+    return name == other_name && endpoint == other_endpoint;
+  }
 };
 
 class Worker : public http::WorkerContext, public tcp::TcpProxyOwner {

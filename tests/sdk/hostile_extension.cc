@@ -51,8 +51,8 @@ class HostileStream : public sluice::HttpContext {
     }
     if (action == "leak") kept.push_back(touched_block());
     if (action == "loop") {
-      for (volatile uint64_t i = 0;; i = i + 1) {
-      }
+      volatile uint64_t spins = 0;
+      for (;;) spins = spins + 1;
     }
     if (action == "recurse") recurse(0);
     if (action == "oob") *reinterpret_cast<volatile uint32_t*>(uintptr_t{0xfffffff0u}) = 1;

@@ -47,6 +47,10 @@ constexpr size_t kInlineArgs = 8;
 // 10 TB (of 128 TB) when nothing forced one. A full GC after every 16 drops kept the peak at
 // 168 GB for ~0.2 ms per drop (VMs are dropped only on failure or reconfiguration).
 constexpr uint32_t kDroppedVmsPerGc = 16;
+// The same for the memory itself: a dropped VM's pages stay resident until that GC, so a plugin
+// that balloons to its limit and fails, again and again, would hold several limits' worth of RSS.
+// A GC once this much linear memory was dropped keeps that to less than one VM's limit.
+constexpr uint64_t kDroppedBytesPerGc = 8 * 1024 * 1024;
 // Foreground tasks V8 posts for an isolate (GC helpers) run when its thread pumps them; doing that
 // every this many top-level calls keeps the queue short at no per-call cost.
 constexpr uint32_t kCallsPerPump = 256;
@@ -258,10 +262,15 @@ class ThreadIsolate {
     if (++calls_since_pump_ < kCallsPerPump) return;
     pump();
   }
-  // A VM of this thread released its instance.
-  void vm_dropped() {
-    if (++vms_dropped_since_gc_ < kDroppedVmsPerGc) return;
+  // A VM of this thread released its instance, with `memory_bytes` of linear memory.
+  void vm_dropped(uint64_t memory_bytes) {
+    bytes_dropped_since_gc_ += memory_bytes;
+    if (++vms_dropped_since_gc_ < kDroppedVmsPerGc &&
+        bytes_dropped_since_gc_ < kDroppedBytesPerGc) {
+      return;
+    }
     vms_dropped_since_gc_ = 0;
+    bytes_dropped_since_gc_ = 0;
     isolate_->MemoryPressureNotification(v8::MemoryPressureLevel::kCritical);
   }
   void pump() {
@@ -279,6 +288,7 @@ class ThreadIsolate {
   v8::Global<v8::Function> memory_ctor_;
   uint32_t calls_since_pump_ = 0;
   uint32_t vms_dropped_since_gc_ = 0;
+  uint64_t bytes_dropped_since_gc_ = 0;
   alignas(v8::HandleScope) unsigned char outer_scope_[sizeof(v8::HandleScope)];
 };
 
@@ -369,10 +379,11 @@ V8Vm::V8Vm(std::shared_ptr<ThreadIsolate> thread, std::shared_ptr<const V8Module
 
 V8Vm::~V8Vm() {
   functions_.clear();
+  const uint64_t memory_bytes = memory_size();
   memory_.Reset();
   const bool had_instance = !instance_.IsEmpty();
   instance_.Reset();
-  if (had_instance) thread_->vm_dropped();
+  if (had_instance) thread_->vm_dropped(memory_bytes);
 }
 
 WasmFunction V8Vm::function(std::string_view name) {
