@@ -98,4 +98,23 @@ void CredentialStore::set(std::string registry, Credential credential) {
   auths_[normalise_registry_key(registry)] = std::move(credential);
 }
 
+bool CredentialStore::erase(std::string_view registry) {
+  return auths_.erase(normalise_registry_key(registry)) > 0;
+}
+
+std::string CredentialStore::to_json() const {
+  nlohmann::json auths = nlohmann::json::object();
+  for (const auto& [host, c] : auths_) {
+    const std::string pair = str_cat(c.username, ":", c.password);
+    auths[host] = {{"auth", absl::Base64Escape(absl::string_view(pair.data(), pair.size()))}};
+  }
+  return nlohmann::json{{"auths", auths}}.dump(2) + "\n";
+}
+
+void CredentialStore::merge_missing(const CredentialStore& other) {
+  for (const auto& [host, c] : other.auths_) auths_.emplace(host, c);
+  for (const auto& [host, h] : other.helpers_) helpers_.emplace(host, h);
+  if (default_helper_.empty()) default_helper_ = other.default_helper_;
+}
+
 }  // namespace sluice::oci

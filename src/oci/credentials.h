@@ -32,7 +32,12 @@ class CredentialStore {
   std::string helper_note(std::string_view registry) const;
 
   void set(std::string registry, Credential credential);
+  bool erase(std::string_view registry);  // false when it had none
   bool empty() const { return auths_.empty(); }
+  // {"auths": {...}} in Docker's format (auth = base64 of user:password).
+  std::string to_json() const;
+  // Entries of `other` not in this store are added (this store's win).
+  void merge_missing(const CredentialStore& other);
 
  private:
   std::map<std::string, Credential, std::less<>> auths_;     // by normalised host[:port]

@@ -437,4 +437,44 @@ Result<std::vector<std::string>> RegistryClient::list_tags(const std::string& re
   return tags;
 }
 
+Result<std::vector<std::string>> RegistryClient::list_repositories() {
+  std::vector<std::string> names;
+  const std::string what = str_cat("the repositories of ", registry_);
+  // Pages of at most 100 (what registries accept), following Link: <...>; rel="next".
+  std::string url = "/v2/_catalog?n=100";
+  for (int page = 0; page < 1000 && !url.empty(); ++page) {
+    Request req;
+    req.url = url;
+    req.scope = "registry:catalog:*";
+    Result<Response> r = send(req);
+    if (!r) return Error{str_cat(what, ": ", r.error())};
+    if (r->status != 200) return Error{describe_failure(*r, what)};
+    nlohmann::json doc = nlohmann::json::parse(r->body, nullptr, false);
+    if (doc.is_object() && doc.contains("repositories") && doc["repositories"].is_array()) {
+      for (const auto& n : doc["repositories"]) {
+        if (n.is_string()) names.push_back(n.get<std::string>());
+      }
+    }
+    url.clear();
+    if (auto link = r->headers.find("link"); link != r->headers.end()) {
+      const size_t open = link->second.find('<');
+      const size_t close = link->second.find('>');
+      if (open != std::string::npos && close != std::string::npos && close > open &&
+          link->second.find("rel=\"next\"") != std::string::npos) {
+        url = link->second.substr(open + 1, close - open - 1);
+      }
+    }
+  }
+  return names;
+}
+
+Status RegistryClient::check_access() {
+  Request req;
+  req.url = "/v2/";
+  Result<Response> r = send(req);
+  if (!r) return Error{str_cat(registry_, ": ", r.error())};
+  if (r->status != 200) return Error{describe_failure(*r, registry_)};
+  return {};
+}
+
 }  // namespace sluice::oci

@@ -67,6 +67,10 @@ class RegistryClient {
                                     std::string_view media_type, std::string_view body);
   // GET /v2/<repository>/tags/list.
   Result<std::vector<std::string>> list_tags(const std::string& repository);
+  // GET /v2/_catalog (the repositories a registry lists; many hosted ones list none).
+  Result<std::vector<std::string>> list_repositories();
+  // GET /v2/: whether the registry speaks the API and takes our credentials.
+  Status check_access();
 
   const std::string& base_url() const { return base_url_; }
 

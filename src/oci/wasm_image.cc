@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/sha256.h"
 #include "common/strings.h"
 
 namespace sluice::oci {
@@ -184,6 +185,30 @@ Result<PulledModule> fetch_wasm_module(RegistryClient& client, const Reference& 
     return Error{str_cat(ref.to_string(), ": the module layer (", layer->digest.substr(0, 19),
                          ") is not a WebAssembly binary")};
   }
+  return out;
+}
+
+BuiltImage build_wasm_image(std::string_view module, std::string_view abi_version,
+                            const std::vector<std::string>& root_ids) {
+  BuiltImage out;
+  nlohmann::json config = {{"type", "envoy_proxy_wasm"},
+                           {"abiVersions", nlohmann::json::array()},
+                           {"rootIds", root_ids}};
+  if (!abi_version.empty()) config["abiVersions"].push_back(std::string(abi_version));
+  out.config = config.dump();
+  nlohmann::json manifest = {
+      {"schemaVersion", 2},
+      {"mediaType", std::string(kOciManifest)},
+      {"config",
+       {{"mediaType", std::string(kWasmConfig)},
+        {"digest", str_cat("sha256:", sha256_hex(out.config))},
+        {"size", out.config.size()}}},
+      {"layers",
+       {{{"mediaType", std::string(kWasmLayer)},
+         {"digest", str_cat("sha256:", sha256_hex(module))},
+         {"size", module.size()},
+         {"annotations", {{"org.opencontainers.image.title", "plugin.wasm"}}}}}}};
+  out.manifest = manifest.dump();
   return out;
 }
 

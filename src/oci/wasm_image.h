@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/result.h"
 #include "oci/reference.h"
@@ -46,6 +47,16 @@ Result<Manifest> resolve_image_manifest(RegistryClient& client, const Reference&
 // The module of an image whose manifest is `manifest`: its layer fetched (and extracted).
 Result<PulledModule> fetch_wasm_module(RegistryClient& client, const Reference& ref,
                                        const Manifest& manifest, size_t max_bytes);
+// An image of the "oci" variant for `module` (what `sluice ext push` writes): its config blob
+// (application/vnd.module.wasm.config.v1+json: type, abiVersions, rootIds, as WebAssembly Hub's
+// images) and its manifest (application/vnd.oci.image.manifest.v1+json).
+struct BuiltImage {
+  std::string config;
+  std::string manifest;
+};
+BuiltImage build_wasm_image(std::string_view module, std::string_view abi_version,
+                            const std::vector<std::string>& root_ids);
+
 // Both: resolve, then fetch.
 Result<PulledModule> pull_wasm_module(RegistryClient& client, const Reference& ref,
                                       size_t max_bytes);

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "cli/ext_command.h"
 #include "config/loader.h"
 #include "server/server.h"
 #include "wasm/context.h"
@@ -25,6 +26,9 @@ int report(const sluice::config::LoadResult& r, std::string_view source) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // `sluice ext ...`: the extension CLI, not the proxy.
+  if (argc > 1 && std::string_view(argv[1]) == "ext")
+    return sluice::cli::run_ext(argc - 1, argv + 1);
   CLI::App app{"sluice: an Envoy-compatible proxy built for Proxy-Wasm extensions"};
   std::string config_path, config_yaml, log_level = "info", mode = "serve";
   int concurrency = 0;

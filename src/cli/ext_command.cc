@@ -1,0 +1,576 @@
+#include "cli/ext_command.h"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "common/sha256.h"
+#include "common/strings.h"
+#include "oci/credentials.h"
+#include "oci/image_store.h"
+#include "oci/reference.h"
+#include "oci/registry_client.h"
+#include "oci/wasm_image.h"
+#include "wasm/abi/host_functions.h"
+#include "wasm/plugin.h"
+#include "wasm/vm/module_info.h"
+
+namespace sluice::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr size_t kMaxModuleBytes = 64 * 1024 * 1024;
+
+// Exit codes: 0 done, 1 the operation failed (bad input, a registry's refusal), 2 usage.
+int failed(const std::string& message) {
+  fprintf(stderr, "sluice ext: %s\n", message.c_str());
+  return 1;
+}
+
+// Progress and results: results on stdout, steps on stderr (so `-o -`-like piping stays clean).
+template <typename... Args>
+void step(fmt::format_string<Args...> format, Args&&... args) {
+  fprintf(stderr, "%s\n", fmt::format(format, std::forward<Args>(args)...).c_str());
+}
+
+std::string human_size(uint64_t bytes) {
+  if (bytes < 10 * 1024) return fmt::format("{} B", bytes);
+  if (bytes < 10 * 1024 * 1024) return fmt::format("{} KiB", bytes / 1024);
+  return fmt::format("{} MiB", bytes / (1024 * 1024));
+}
+
+fs::path home_dir() {
+  if (const char* h = std::getenv("HOME"); h && *h) return h;
+  if (const passwd* pw = getpwuid(getuid()); pw && pw->pw_dir) return pw->pw_dir;
+  return ".";
+}
+// ~/.sluice, or $SLUICE_HOME.
+fs::path sluice_dir() {
+  if (const char* d = std::getenv("SLUICE_HOME"); d && *d) return d;
+  return home_dir() / ".sluice";
+}
+fs::path credentials_path() { return sluice_dir() / "credentials.json"; }
+
+std::optional<std::string> read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
+
+// Ours (~/.sluice/credentials.json) first, then Docker's (~/.docker/config.json).
+Result<oci::CredentialStore> load_credentials() {
+  oci::CredentialStore store;
+  if (fs::exists(credentials_path())) {
+    Result<oci::CredentialStore> ours = oci::CredentialStore::load(credentials_path().string());
+    if (!ours) return ours;
+    store = std::move(*ours);
+  }
+  const fs::path docker = home_dir() / ".docker" / "config.json";
+  if (fs::exists(docker)) {
+    Result<oci::CredentialStore> theirs = oci::CredentialStore::load(docker.string());
+    if (!theirs) return theirs;
+    store.merge_missing(*theirs);
+  }
+  return store;
+}
+
+Status save_credentials(const oci::CredentialStore& store) {
+  const fs::path path = credentials_path();
+  std::error_code ec;
+  fs::create_directories(path.parent_path(), ec);
+  const fs::path tmp = path.string() + ".tmp";
+  // Created 0600 before a secret is written into it.
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) return Error{str_cat("cannot write ", tmp.string(), ": ", std::strerror(errno))};
+  const std::string json = store.to_json();
+  const bool ok = ::write(fd, json.data(), json.size()) == static_cast<ssize_t>(json.size());
+  ::fchmod(fd, 0600);
+  ::close(fd);
+  if (!ok) return Error{str_cat("cannot write ", tmp.string())};
+  fs::rename(tmp, path, ec);
+  if (ec) return Error{str_cat("cannot write ", path.string(), ": ", ec.message())};
+  return {};
+}
+
+struct Common {
+  bool plain_http = false;
+};
+
+Result<std::unique_ptr<oci::RegistryClient>> client_for(const std::string& registry,
+                                                        const Common& common) {
+  Result<oci::CredentialStore> credentials = load_credentials();
+  if (!credentials) return Error{credentials.error()};
+  oci::ClientOptions options;
+  options.plain_http = common.plain_http;
+  options.timeout = std::chrono::seconds(60);
+  options.credential = credentials->find(registry);
+  if (!options.credential) {
+    if (std::string note = credentials->helper_note(registry); !note.empty()) step("{}", note);
+  }
+  return std::make_unique<oci::RegistryClient>(registry, std::move(options));
+}
+
+// A registry error, with the hint a plain-HTTP registry needs.
+std::string registry_error(const std::string& error, const Common& common) {
+  if (!common.plain_http && error.find("SSL") != std::string::npos) {
+    return error + " (a registry without TLS needs --plain-http)";
+  }
+  return error;
+}
+
+// --- verify ---------------------------------------------------------------------------------
+
+struct Verdict {
+  bool compatible = true;
+  std::vector<std::string> problems;
+};
+
+Verdict report_module(std::string_view code, const std::string& configuration,
+                      const std::string& root_id) {
+  Verdict v;
+  printf("size:        %s (%zu bytes)\n", human_size(code.size()).c_str(), code.size());
+  printf("sha256:      %s\n", sha256_hex(code).c_str());
+  Result<wasm::ModuleInfo> info = wasm::ModuleInfo::parse(code);
+  if (!info) {
+    v.compatible = false;
+    v.problems.push_back(str_cat("not a valid WebAssembly module: ", info.error()));
+    return v;
+  }
+  const wasm::AbiVersion abi = info->abi_version;
+  printf("ABI version: %s\n", abi == wasm::AbiVersion::Unknown
+                                  ? "none (no proxy_abi_version_* export)"
+                                  : std::string(wasm::abi_version_name(abi)).c_str());
+  if (abi == wasm::AbiVersion::Unknown) {
+    v.compatible = false;
+    v.problems.push_back("no proxy_abi_version_* export: not a Proxy-Wasm module");
+  }
+  std::vector<std::string> wasi, missing;
+  size_t host_functions = 0;
+  for (const auto& import : info->imports) {
+    if (import.kind != wasm::ExternKind::Function) continue;
+    const bool is_wasi = import.module.rfind("wasi", 0) == 0;
+    if (is_wasi) wasi.push_back(import.name);
+    const wasm::HostFunction* fn =
+        wasm::find_host_function(abi == wasm::AbiVersion::Unknown ? wasm::AbiVersion::V0_2_1 : abi,
+                                 import.module, import.name);
+    if (!fn) {
+      missing.push_back(str_cat(import.module, ".", import.name));
+    } else if (!(fn->signature == import.signature)) {
+      missing.push_back(str_cat(import.module, ".", import.name, " (with another signature)"));
+    } else if (!is_wasi) {
+      ++host_functions;
+    }
+  }
+  printf("imports:     %zu host function(s) Sluice has, %zu WASI function(s)%s\n", host_functions,
+         wasi.size(),
+         wasi.empty() ? "" : str_cat(": ", fmt::format("{}", fmt::join(wasi, ", "))).c_str());
+  if (!missing.empty()) {
+    v.compatible = false;
+    for (const auto& m : missing) {
+      v.problems.push_back(str_cat("imports ", m, ", which Sluice does not offer"));
+    }
+  }
+  if (info->memory) {
+    const auto& m = *info->memory;
+    printf("memory:      %s initial%s%s\n", human_size(uint64_t{m.initial_pages} * 65536).c_str(),
+           m.max_pages
+               ? str_cat(", ", human_size(uint64_t{*m.max_pages} * 65536), " maximum").c_str()
+               : ", no maximum",
+           m.imported ? " (imported)" : "");
+    if (uint64_t{m.initial_pages} * 65536 > 64ull * 1024 * 1024) {
+      v.problems.push_back(
+          "its initial memory is more than Sluice's default limit of 64 MiB (raise "
+          "sluice.wasm memory_limit_mb)");
+    }
+  } else {
+    printf("memory:      none\n");
+  }
+  std::vector<std::string> callbacks;
+  for (const auto& e : info->exports) {
+    if (e.kind == wasm::ExternKind::Function && e.name.rfind("proxy_on_", 0) == 0) {
+      callbacks.push_back(e.name.substr(9));
+    }
+  }
+  printf("callbacks:   %s\n",
+         callbacks.empty() ? "none" : fmt::format("{}", fmt::join(callbacks, ", ")).c_str());
+  if (!v.compatible) return v;
+
+  // Loaded for real, in a sandboxed VM (V8, Sluice's default limits), with no traffic: start-up
+  // callbacks run, as a configuration load would run them.
+  wasm::PluginSpec spec;
+  spec.name = "verify";
+  spec.root_id = root_id;
+  spec.runtime = "envoy.wasm.runtime.v8";
+  spec.code = std::string(code);
+  spec.code_origin = "the module";
+  spec.configuration = configuration;
+  Result<std::shared_ptr<wasm::Plugin>> plugin = wasm::Plugin::load(std::move(spec));
+  if (plugin) {
+    printf("load:        ok (instantiated; on_vm_start and on_configure accepted)\n");
+  } else if (plugin.error().find("returned false") != std::string::npos) {
+    // The module works; it did not like the configuration given (pass one with --config).
+    printf("load:        ok, but %s\n", plugin.error().c_str());
+  } else {
+    v.compatible = false;
+    v.problems.push_back(str_cat("it does not load: ", plugin.error()));
+  }
+  return v;
+}
+
+// The module of an image, for verify and pull.
+struct Fetched {
+  oci::Manifest manifest;
+  oci::WasmLayer layer;
+  std::string layer_blob;
+  std::string config_blob;
+  std::string code;
+};
+
+Result<Fetched> fetch_image(oci::RegistryClient& client, const oci::Reference& ref) {
+  Fetched f;
+  step("resolving {}", ref.to_string());
+  Result<oci::Manifest> manifest = oci::resolve_image_manifest(client, ref);
+  if (!manifest) return Error{manifest.error()};
+  f.manifest = std::move(*manifest);
+  Result<oci::WasmLayer> layer = oci::find_wasm_layer(f.manifest.body);
+  if (!layer) return Error{str_cat(ref.to_string(), ": ", layer.error())};
+  f.layer = *layer;
+  nlohmann::json doc = nlohmann::json::parse(f.manifest.body, nullptr, false);
+  const std::string config_digest = doc["config"].value("digest", std::string());
+  step("fetching layer {} ({} variant)", f.layer.digest.substr(0, 19), f.layer.variant);
+  Result<std::string> blob = client.get_blob(ref.repository, f.layer.digest,
+                                             kMaxModuleBytes + (f.layer.tar ? 1024 * 1024 : 0));
+  if (!blob) return Error{blob.error()};
+  f.layer_blob = std::move(*blob);
+  if (!config_digest.empty()) {
+    Result<std::string> config = client.get_blob(ref.repository, config_digest, 1024 * 1024);
+    if (!config) return Error{config.error()};
+    f.config_blob = std::move(*config);
+  }
+  if (f.layer.tar) {
+    Result<std::string> code = oci::extract_plugin_wasm(f.layer_blob, kMaxModuleBytes);
+    if (!code) return Error{str_cat(ref.to_string(), ": ", code.error())};
+    f.code = std::move(*code);
+  } else {
+    f.code = f.layer_blob;
+  }
+  return f;
+}
+
+int verify(const std::string& target, const std::string& configuration, const std::string& root_id,
+           const Common& common) {
+  std::string code;
+  if (fs::is_regular_file(target)) {
+    std::optional<std::string> bytes = read_file(target);
+    if (!bytes) return failed(str_cat("cannot read ", target));
+    code = std::move(*bytes);
+    printf("module:      %s\n", target.c_str());
+  } else {
+    Result<oci::Reference> ref = oci::parse_reference(target);
+    if (!ref) {
+      return failed(str_cat(target, " is neither a file nor an image reference: ", ref.error()));
+    }
+    Result<std::unique_ptr<oci::RegistryClient>> client = client_for(ref->registry, common);
+    if (!client) return failed(client.error());
+    Result<Fetched> fetched = fetch_image(**client, *ref);
+    if (!fetched) return failed(registry_error(fetched.error(), common));
+    code = std::move(fetched->code);
+    printf("image:       %s@%s (%s variant)\n", ref->to_string().c_str(),
+           fetched->manifest.digest.c_str(), fetched->layer.variant.c_str());
+  }
+  Verdict v = report_module(code, configuration, root_id);
+  for (const auto& p : v.problems)
+    printf("%s %s\n", v.compatible ? "note:" : "problem:", p.c_str());
+  printf("verdict:     %s\n", v.compatible ? "compatible with Sluice" : "NOT compatible");
+  return v.compatible ? 0 : 1;
+}
+
+// --- push, pull, tag ------------------------------------------------------------------------
+
+int push(const std::string& source, const std::string& target,
+         const std::vector<std::string>& root_ids, const Common& common) {
+  if (fs::is_directory(source)) {
+    return failed(str_cat(source,
+                          " is a folder: pushing a project folder needs `sluice ext build`, which "
+                          "is not built yet; push its .wasm file"));
+  }
+  std::optional<std::string> code = read_file(source);
+  if (!code) return failed(str_cat("cannot read ", source));
+  Result<wasm::ModuleInfo> info = wasm::ModuleInfo::parse(*code);
+  if (!info) return failed(str_cat(source, " is not a valid WebAssembly module: ", info.error()));
+  if (info->abi_version == wasm::AbiVersion::Unknown) {
+    return failed(str_cat(source, " has no proxy_abi_version_* export: not a Proxy-Wasm module"));
+  }
+  Result<oci::Reference> ref = oci::parse_reference(target);
+  if (!ref) return failed(ref.error());
+  if (!ref->digest.empty()) return failed("push to a tag, not to a digest");
+  const oci::BuiltImage image =
+      oci::build_wasm_image(*code, wasm::abi_version_name(info->abi_version), root_ids);
+  Result<std::unique_ptr<oci::RegistryClient>> client = client_for(ref->registry, common);
+  if (!client) return failed(client.error());
+  step("pushing {} ({}, ABI {}) to {}", source, human_size(code->size()),
+       wasm::abi_version_name(info->abi_version), ref->to_string());
+  if (Status s = (*client)->push_blob(ref->repository, *code); !s) {
+    return failed(registry_error(s.error(), common));
+  }
+  if (Status s = (*client)->push_blob(ref->repository, image.config); !s) {
+    return failed(registry_error(s.error(), common));
+  }
+  Result<std::string> digest =
+      (*client)->push_manifest(ref->repository, ref->tag, oci::kOciManifest, image.manifest);
+  if (!digest) return failed(registry_error(digest.error(), common));
+  printf("%s@%s\n", ref->to_string().c_str(), digest->c_str());
+  return 0;
+}
+
+int pull(const std::string& source, const std::string& output, const Common& common) {
+  Result<oci::Reference> ref = oci::parse_reference(source);
+  if (!ref) return failed(ref.error());
+  Result<std::unique_ptr<oci::RegistryClient>> client = client_for(ref->registry, common);
+  if (!client) return failed(client.error());
+  Result<Fetched> f = fetch_image(**client, *ref);
+  if (!f) return failed(registry_error(f.error(), common));
+  if (Result<wasm::ModuleInfo> info = wasm::ModuleInfo::parse(f->code); !info) {
+    return failed(
+        str_cat(ref->to_string(), ": the module is not valid WebAssembly: ", info.error()));
+  }
+  // Into the local store, as fetched (digests unchanged).
+  oci::ImageStore store((sluice_dir() / "store").string());
+  for (const std::string* blob : {&f->layer_blob, &f->config_blob, &f->manifest.body}) {
+    if (blob->empty()) continue;
+    if (Status s = store.put_blob(*blob); !s) return failed(s.error());
+  }
+  std::string name = str_cat(ref->registry, "/", ref->repository);
+  name += ref->tag.empty() ? str_cat("@", f->manifest.digest) : str_cat(":", ref->tag);
+  if (Status s =
+          store.tag(name, f->manifest.digest, f->manifest.media_type, f->manifest.body.size());
+      !s) {
+    return failed(s.error());
+  }
+  if (!output.empty()) {
+    std::ofstream out(output, std::ios::binary | std::ios::trunc);
+    out.write(f->code.data(), static_cast<std::streamsize>(f->code.size()));
+    if (!out) return failed(str_cat("cannot write ", output));
+    step("wrote {} ({})", output, human_size(f->code.size()));
+  }
+  printf("%s@%s %s sha256:%s\n", name.c_str(), f->manifest.digest.c_str(), f->layer.variant.c_str(),
+         sha256_hex(f->code).c_str());
+  return 0;
+}
+
+// Copies an image (as it is: same manifest, same digest) to another reference, across
+// repositories and registries.
+int tag(const std::string& from, const std::string& to, const Common& common) {
+  Result<oci::Reference> src = oci::parse_reference(from);
+  if (!src) return failed(src.error());
+  Result<oci::Reference> dst = oci::parse_reference(to);
+  if (!dst) return failed(dst.error());
+  if (!dst->digest.empty()) return failed("the new reference must be a tag, not a digest");
+  Result<std::unique_ptr<oci::RegistryClient>> src_client = client_for(src->registry, common);
+  if (!src_client) return failed(src_client.error());
+  Result<oci::Manifest> manifest =
+      (*src_client)->get_manifest(src->repository, src->manifest_ref());
+  if (!manifest) return failed(registry_error(manifest.error(), common));
+  std::unique_ptr<oci::RegistryClient> dst_owned;
+  oci::RegistryClient* dst_client = src_client->get();
+  if (dst->registry != src->registry) {
+    Result<std::unique_ptr<oci::RegistryClient>> c = client_for(dst->registry, common);
+    if (!c) return failed(c.error());
+    dst_owned = std::move(*c);
+    dst_client = dst_owned.get();
+  }
+  if (dst->registry != src->registry || dst->repository != src->repository) {
+    nlohmann::json doc = nlohmann::json::parse(manifest->body, nullptr, false);
+    if (!doc.is_object() || !doc.contains("layers")) {
+      return failed("only image manifests are copied between repositories (not indexes)");
+    }
+    std::vector<std::string> digests;
+    if (doc.contains("config")) digests.push_back(doc["config"].value("digest", std::string()));
+    for (const auto& l : doc["layers"]) digests.push_back(l.value("digest", std::string()));
+    for (const auto& d : digests) {
+      step("copying blob {}", d.substr(0, 19));
+      Result<std::string> blob = (*src_client)->get_blob(src->repository, d, kMaxModuleBytes * 2);
+      if (!blob) return failed(registry_error(blob.error(), common));
+      if (Status s = dst_client->push_blob(dst->repository, *blob); !s) {
+        return failed(registry_error(s.error(), common));
+      }
+    }
+  }
+  Result<std::string> digest =
+      dst_client->push_manifest(dst->repository, dst->tag, manifest->media_type, manifest->body);
+  if (!digest) return failed(registry_error(digest.error(), common));
+  printf("%s@%s\n", dst->to_string().c_str(), digest->c_str());
+  return 0;
+}
+
+// --- list, login, logout --------------------------------------------------------------------
+
+int list(const std::string& remote, const std::string& search, const Common& common) {
+  const auto matches = [&](std::string_view name) {
+    return search.empty() || name.find(search) != std::string_view::npos;
+  };
+  if (remote.empty()) {
+    oci::ImageStore store((sluice_dir() / "store").string());
+    for (const auto& e : store.list()) {
+      if (matches(e.reference)) printf("%s\t%s\n", e.reference.c_str(), e.digest.c_str());
+    }
+    return 0;
+  }
+  Result<std::unique_ptr<oci::RegistryClient>> client = client_for(remote, common);
+  if (!client) return failed(client.error());
+  Result<std::vector<std::string>> repos = (*client)->list_repositories();
+  if (!repos) return failed(registry_error(repos.error(), common));
+  for (const auto& repo : *repos) {
+    if (!matches(repo)) continue;
+    Result<std::vector<std::string>> tags = (*client)->list_tags(repo);
+    if (!tags) return failed(registry_error(tags.error(), common));
+    for (const auto& t : *tags) printf("%s/%s:%s\n", remote.c_str(), repo.c_str(), t.c_str());
+  }
+  return 0;
+}
+
+std::string read_password(bool from_stdin) {
+  std::string password;
+  if (from_stdin || !isatty(STDIN_FILENO)) {
+    std::getline(std::cin, password);
+    return password;
+  }
+  fprintf(stderr, "Password: ");
+  termios old{};
+  tcgetattr(STDIN_FILENO, &old);
+  termios quiet = old;
+  quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+  tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+  std::getline(std::cin, password);
+  tcsetattr(STDIN_FILENO, TCSANOW, &old);
+  fprintf(stderr, "\n");
+  return password;
+}
+
+int login(const std::string& server, std::string user, bool password_stdin, const Common& common) {
+  if (Result<oci::Reference> r = oci::parse_reference(str_cat(server, "/x")); !r) {
+    return failed(str_cat("'", server, "' is not a registry host[:port]"));
+  }
+  if (user.empty()) {
+    fprintf(stderr, "Username: ");
+    std::getline(std::cin, user);
+  }
+  oci::ClientOptions options;
+  options.plain_http = common.plain_http;
+  options.timeout = std::chrono::seconds(30);
+  options.credential = oci::Credential{user, read_password(password_stdin)};
+  if (options.credential->password.empty()) return failed("no password given");
+  const oci::Credential credential = *options.credential;
+  oci::RegistryClient client(server, std::move(options));
+  if (Status s = client.check_access(); !s) {
+    return failed(str_cat("login to ", server, " failed: ", registry_error(s.error(), common)));
+  }
+  oci::CredentialStore store;
+  if (fs::exists(credentials_path())) {
+    Result<oci::CredentialStore> ours = oci::CredentialStore::load(credentials_path().string());
+    if (!ours) return failed(ours.error());
+    store = std::move(*ours);
+  }
+  store.set(server, credential);
+  if (Status s = save_credentials(store); !s) return failed(s.error());
+  printf("logged in to %s as %s (credentials in %s)\n", server.c_str(), credential.username.c_str(),
+         credentials_path().c_str());
+  return 0;
+}
+
+int logout(const std::string& server) {
+  Result<oci::CredentialStore> store = fs::exists(credentials_path())
+                                           ? oci::CredentialStore::load(credentials_path().string())
+                                           : Result<oci::CredentialStore>(oci::CredentialStore());
+  if (!store) return failed(store.error());
+  if (!store->erase(server)) {
+    return failed(str_cat("not logged in to ", server, " (", credentials_path().string(), ")"));
+  }
+  if (Status s = save_credentials(*store); !s) return failed(s.error());
+  printf("logged out of %s\n", server.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int run_ext(int argc, char** argv) {
+  CLI::App app{
+      "sluice ext: build, verify, push, pull and share Proxy-Wasm extensions over OCI "
+      "registries. REF is [oci://]host[:port]/repository[:tag|@sha256:digest]."};
+  app.name("sluice ext");
+  app.require_subcommand(1);
+  Common common;
+  const auto plain = [&](CLI::App* c) {
+    c->add_flag("--plain-http", common.plain_http, "Speak HTTP, not HTTPS, to the registry");
+  };
+  std::string a, b, configuration, root_id, output, remote, search, user;
+  std::vector<std::string> root_ids;
+  bool password_stdin = false;
+
+  CLI::App* verify_cmd = app.add_subcommand(
+      "verify", "Load a module (a file or an image) in a sandboxed VM and report what it needs");
+  verify_cmd->add_option("TARGET", a, "A .wasm file or an image REF")->required();
+  verify_cmd->add_option("--config", configuration, "Plugin configuration for on_configure");
+  verify_cmd->add_option("--root-id", root_id, "The root id to start");
+  plain(verify_cmd);
+  CLI::App* push_cmd = app.add_subcommand("push", "Push a .wasm module as an OCI image");
+  push_cmd->add_option("SOURCE", a, "The .wasm file")->required();
+  push_cmd->add_option("REF", b, "Where to push it (a tag)")->required();
+  push_cmd->add_option("--root-id", root_ids, "Root ids the module offers (image metadata)");
+  plain(push_cmd);
+  CLI::App* pull_cmd = app.add_subcommand("pull", "Pull an image into the local store");
+  pull_cmd->add_option("REF", a, "The image")->required();
+  pull_cmd->add_option("-o,--output", output, "Also write the module to this file");
+  plain(pull_cmd);
+  CLI::App* tag_cmd = app.add_subcommand("tag", "Give an image another reference (copying it)");
+  tag_cmd->add_option("SRC_REF", a, "The image")->required();
+  tag_cmd->add_option("DST_REF", b, "Its new reference (a tag)")->required();
+  plain(tag_cmd);
+  CLI::App* list_cmd = app.add_subcommand("list", "List the local store, or a registry's images");
+  list_cmd->add_option("--remote", remote, "A registry host[:port] to list");
+  list_cmd->add_option("--search", search, "Only names containing this text");
+  plain(list_cmd);
+  CLI::App* login_cmd = app.add_subcommand("login", "Store credentials for a registry");
+  login_cmd->add_option("SERVER", a, "The registry host[:port]")->required();
+  login_cmd->add_option("-u,--username", user, "User name");
+  login_cmd->add_flag("--password-stdin", password_stdin, "Read the password from stdin");
+  plain(login_cmd);
+  CLI::App* logout_cmd = app.add_subcommand("logout", "Forget a registry's credentials");
+  logout_cmd->add_option("SERVER", a, "The registry host[:port]")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  // The Wasm host logs through spdlog; a CLI shows only what went wrong.
+  spdlog::set_level(spdlog::level::err);
+  if (*verify_cmd) return verify(a, configuration, root_id, common);
+  if (*push_cmd) return push(a, b, root_ids, common);
+  if (*pull_cmd) return pull(a, output, common);
+  if (*tag_cmd) return tag(a, b, common);
+  if (*list_cmd) return list(remote, search, common);
+  if (*login_cmd) return login(a, user, password_stdin, common);
+  if (*logout_cmd) return logout(a);
+  return 2;
+}
+
+}  // namespace sluice::cli
