@@ -421,6 +421,122 @@ int tag(const std::string& from, const std::string& to, const Common& common) {
   return 0;
 }
 
+// --- deploy --envoy | --istio ---------------------------------------------------------------
+
+struct DeployOptions {
+  std::string
+      name;  // plugin name (config.name / WasmPlugin name); default: the repository's last part
+  std::string configuration;  // plugin configuration (JSON for Istio's pluginConfig)
+  std::string root_id;        // default: the image's first rootIds entry
+  std::string wasm_path;      // Envoy: where the module file will be
+  std::string phase;          // Istio: AUTHN, AUTHZ, STATS, or empty
+  std::string namespace_ = "istio-system";
+  bool fail_open = false;
+};
+
+// A YAML double-quoted scalar.
+std::string yaml_quote(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+// Writes the fragment: Envoy's http_filters entry (Envoy reads no oci://, so the module is a
+// local file, pulled beside it), or an Istio WasmPlugin pinned to the image's digest.
+int deploy_fragment(const std::string& source, bool envoy, const std::string& out_path,
+                    DeployOptions o, const Common& common) {
+  Result<oci::Reference> ref = oci::parse_reference(source);
+  if (!ref) return failed(ref.error());
+  Result<std::unique_ptr<oci::RegistryClient>> client = client_for(ref->registry, common);
+  if (!client) return failed(client.error());
+  Result<Fetched> f = fetch_image(**client, *ref);
+  if (!f) return failed(registry_error(f.error(), common));
+  Result<wasm::ModuleInfo> info = wasm::ModuleInfo::parse(f->code);
+  if (!info || info->abi_version == wasm::AbiVersion::Unknown) {
+    return failed(str_cat(ref->to_string(), " does not hold a Proxy-Wasm module",
+                          info ? "" : str_cat(": ", info.error())));
+  }
+  if (o.name.empty()) o.name = ref->repository.substr(ref->repository.rfind('/') + 1);
+  if (o.root_id.empty()) {
+    nlohmann::json config = nlohmann::json::parse(f->config_blob, nullptr, false);
+    if (config.is_object() && config.contains("rootIds") && config["rootIds"].is_array() &&
+        !config["rootIds"].empty() && config["rootIds"][0].is_string()) {
+      o.root_id = config["rootIds"][0].get<std::string>();
+    }
+  }
+  const std::string module_sha = sha256_hex(f->code);
+  std::string text;
+  if (envoy) {
+    if (o.wasm_path.empty()) o.wasm_path = str_cat("/etc/envoy/wasm/", o.name, ".wasm");
+    text =
+        str_cat("# ", ref->to_string(), "@", f->manifest.digest, " (module sha256 ", module_sha,
+                ")\n", "# Envoy reads no OCI images: put the module at ", o.wasm_path, " first:\n",
+                "#   sluice ext pull ", ref->registry, "/", ref->repository, "@",
+                f->manifest.digest, " -o ", o.wasm_path, common.plain_http ? " --plain-http" : "",
+                "\n", "# then add this entry to the listener's http_filters, before the router.\n",
+                "- name: ", yaml_quote(o.name), "\n", "  typed_config:\n",
+                "    \"@type\": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm\n",
+                "    config:\n", "      name: ", yaml_quote(o.name), "\n",
+                "      root_id: ", yaml_quote(o.root_id), "\n", "      configuration:\n",
+                "        \"@type\": type.googleapis.com/google.protobuf.StringValue\n",
+                "        value: ", yaml_quote(o.configuration), "\n",
+                o.fail_open ? "      failure_policy: FAIL_OPEN\n" : "", "      vm_config:\n",
+                "        runtime: envoy.wasm.runtime.v8\n",
+                "        code: { local: { filename: ", yaml_quote(o.wasm_path), " } }\n");
+  } else {
+    nlohmann::json plugin_config;
+    if (!o.configuration.empty()) {
+      plugin_config = nlohmann::json::parse(o.configuration, nullptr, false);
+      if (!plugin_config.is_object()) {
+        return failed("Istio's pluginConfig is a JSON object: --config must be one");
+      }
+    }
+    text = str_cat(
+        "# ", ref->to_string(), " (module sha256 ", module_sha, ")\n",
+        "apiVersion: extensions.istio.io/v1alpha1\n", "kind: WasmPlugin\n", "metadata:\n",
+        "  name: ", yaml_quote(o.name), "\n", "  namespace: ", yaml_quote(o.namespace_), "\n",
+        "spec:\n", "  url: ",
+        yaml_quote(str_cat("oci://", ref->registry, "/", ref->repository,
+                           ref->tag.empty() ? "" : ":" + ref->tag, "@", f->manifest.digest)),
+        "\n", "  sha256: ", f->manifest.digest.substr(7), "\n",
+        o.root_id.empty() ? "" : str_cat("  pluginName: ", yaml_quote(o.root_id), "\n"),
+        o.phase.empty() ? "" : str_cat("  phase: ", o.phase, "\n"),
+        "  failStrategy: ", o.fail_open ? "FAIL_OPEN" : "FAIL_CLOSE", "\n",
+        plugin_config.is_object() ? str_cat("  pluginConfig: ", plugin_config.dump(), "\n") : "");
+  }
+  if (out_path.empty() || out_path == "-") {
+    fputs(text.c_str(), stdout);
+    return 0;
+  }
+  std::ofstream out(out_path, std::ios::trunc);
+  out << text;
+  if (!out) return failed(str_cat("cannot write ", out_path));
+  step("wrote {} ({} fragment for {})", out_path, envoy ? "Envoy" : "Istio WasmPlugin",
+       ref->to_string());
+  return 0;
+}
+
 // --- list, login, logout --------------------------------------------------------------------
 
 int list(const std::string& remote, const std::string& search, const Common& common) {
@@ -553,6 +669,28 @@ int run_ext(int argc, char** argv) {
   login_cmd->add_option("-u,--username", user, "User name");
   login_cmd->add_flag("--password-stdin", password_stdin, "Read the password from stdin");
   plain(login_cmd);
+  DeployOptions deploy_options;
+  bool envoy = false, istio = false;
+  std::string out_path;
+  CLI::App* deploy_cmd = app.add_subcommand(
+      "deploy", "Write an Envoy filter fragment (--envoy) or an Istio WasmPlugin (--istio)");
+  deploy_cmd->add_option("REF", a, "The image")->required();
+  auto* envoy_flag = deploy_cmd->add_flag("--envoy", envoy, "An Envoy http_filters entry");
+  auto* istio_flag = deploy_cmd->add_flag("--istio", istio, "An Istio WasmPlugin manifest");
+  envoy_flag->excludes(istio_flag);
+  deploy_cmd->add_option("--out", out_path, "The file to write (default: stdout)");
+  deploy_cmd->add_option("--name", deploy_options.name, "Plugin name (default: the repository's)");
+  deploy_cmd->add_option("--config", deploy_options.configuration,
+                         "Plugin configuration (Istio: a JSON object)");
+  deploy_cmd->add_option("--root-id", deploy_options.root_id,
+                         "Root id (default: the image's first rootIds entry)");
+  deploy_cmd->add_option("--wasm-path", deploy_options.wasm_path,
+                         "Envoy: where the module file will be");
+  deploy_cmd->add_option("--phase", deploy_options.phase, "Istio: AUTHN, AUTHZ or STATS")
+      ->check(CLI::IsMember({"AUTHN", "AUTHZ", "STATS"}));
+  deploy_cmd->add_option("--namespace", deploy_options.namespace_, "Istio: the namespace");
+  deploy_cmd->add_flag("--fail-open", deploy_options.fail_open, "Skip the plugin if it fails");
+  plain(deploy_cmd);
   CLI::App* logout_cmd = app.add_subcommand("logout", "Forget a registry's credentials");
   logout_cmd->add_option("SERVER", a, "The registry host[:port]")->required();
 
@@ -570,6 +708,14 @@ int run_ext(int argc, char** argv) {
   if (*list_cmd) return list(remote, search, common);
   if (*login_cmd) return login(a, user, password_stdin, common);
   if (*logout_cmd) return logout(a);
+  if (*deploy_cmd) {
+    if (!envoy && !istio) {
+      return failed(
+          "deploy needs --envoy or --istio (deploying into a running Sluice, --to ADMIN_URL, is "
+          "not built yet)");
+    }
+    return deploy_fragment(a, envoy, out_path, deploy_options, common);
+  }
   return 2;
 }
 

@@ -97,6 +97,29 @@ done
 [[ $(ext list --remote "$R" --search team --plain-http) == "$R/team/basic:2.0" ]] || fail "search"
 pass "tag (same and other repository) and list --remote with --search"
 
+# deploy --envoy: an http_filters entry that a config takes as it is (the module pulled where the
+# fragment says); --istio: a WasmPlugin pinned to the image's digest.
+ext deploy "$R/team/basic:2.0" --envoy --name basic --config 'x' --wasm-path "$WORK/envoy/basic.wasm" \
+  --out "$WORK/filter.yaml" --plain-http 2>/dev/null || fail "deploy --envoy"
+grep -q "sluice ext pull $R/team/basic@$PUSHED -o $WORK/envoy/basic.wasm --plain-http" "$WORK/filter.yaml" || fail "pull hint: $(cat "$WORK/filter.yaml")"
+grep -q 'root_id: "basic"' "$WORK/filter.yaml" || fail "root id from the image: $(cat "$WORK/filter.yaml")"
+mkdir -p "$WORK/envoy"
+ext pull "$R/team/basic@$PUSHED" -o "$WORK/envoy/basic.wasm" --plain-http > /dev/null 2>&1 || fail "pull for envoy"
+VALIDATE_ADMIN=$(free_port)
+ADMIN_PORT=$VALIDATE_ADMIN sdk_bootstrap 1 "$(sdk_listener front 1 "$(sed 's/^/          /' "$WORK/filter.yaml")")" > "$WORK/envoy.yaml"
+"$SLUICE_BIN" --mode validate -c "$WORK/envoy.yaml" > "$WORK/validate.log" 2>&1 || fail "the Envoy fragment does not load: $(cat "$WORK/validate.log")"
+out=$(ext deploy "$R/team/basic:2.0" --istio --config '{"header":"x-a"}' --phase AUTHZ --fail-open --plain-http 2>/dev/null) ||
+  fail "deploy --istio"
+for want in "kind: WasmPlugin" "url: \"oci://$R/team/basic:2.0@$PUSHED\"" "sha256: ${PUSHED#sha256:}" \
+    'pluginName: "basic"' "phase: AUTHZ" "failStrategy: FAIL_OPEN" 'pluginConfig: {"header":"x-a"}'; do
+  grep -qF -- "$want" <<<"$out" || fail "WasmPlugin lacks '$want': $out"
+done
+out=$(ext deploy "$R/team/basic:2.0" --istio --config 'not json' --plain-http 2>&1) && fail "a non-JSON pluginConfig"
+[[ $out == *"must be one"* ]] || fail "bad pluginConfig: $out"
+out=$(ext deploy "$R/team/basic:2.0" --plain-http 2>&1) && fail "deploy without a target"
+[[ $out == *"not built yet"* ]] || fail "deploy without a target: $out"
+pass "deploy --envoy writes a filter a config loads; --istio a WasmPlugin pinned to the digest"
+
 # A registry behind a token service: login checks and stores (0600), logout forgets.
 AREG=$(free_port); TOK=$(free_port)
 start_registry "$AREG" "$TOK" alice:wonderland
