@@ -21,6 +21,7 @@
 
 #include "common/sha256.h"
 #include "common/strings.h"
+#include "config/json.h"
 #include "oci/credentials.h"
 #include "oci/image_store.h"
 #include "oci/reference.h"
@@ -275,6 +276,21 @@ Result<Fetched> fetch_image(oci::RegistryClient& client, const oci::Reference& r
   return f;
 }
 
+// An image by its reference text: parsed, its registry's client made, its module fetched.
+struct Image {
+  oci::Reference ref;
+  Fetched fetched;
+};
+Result<Image> fetch_reference(const std::string& text, const Common& common) {
+  Result<oci::Reference> ref = oci::parse_reference(text);
+  if (!ref) return Error{ref.error()};
+  Result<std::unique_ptr<oci::RegistryClient>> client = client_for(ref->registry, common);
+  if (!client) return Error{client.error()};
+  Result<Fetched> fetched = fetch_image(**client, *ref);
+  if (!fetched) return Error{registry_error(fetched.error(), common)};
+  return Image{std::move(*ref), std::move(*fetched)};
+}
+
 int verify(const std::string& target, const std::string& configuration, const std::string& root_id,
            const Common& common) {
   std::string code;
@@ -284,17 +300,14 @@ int verify(const std::string& target, const std::string& configuration, const st
     code = std::move(*bytes);
     printf("module:      %s\n", target.c_str());
   } else {
-    Result<oci::Reference> ref = oci::parse_reference(target);
-    if (!ref) {
+    if (Result<oci::Reference> ref = oci::parse_reference(target); !ref) {
       return failed(str_cat(target, " is neither a file nor an image reference: ", ref.error()));
     }
-    Result<std::unique_ptr<oci::RegistryClient>> client = client_for(ref->registry, common);
-    if (!client) return failed(client.error());
-    Result<Fetched> fetched = fetch_image(**client, *ref);
-    if (!fetched) return failed(registry_error(fetched.error(), common));
-    code = std::move(fetched->code);
-    printf("image:       %s@%s (%s variant)\n", ref->to_string().c_str(),
-           fetched->manifest.digest.c_str(), fetched->layer.variant.c_str());
+    Result<Image> image = fetch_reference(target, common);
+    if (!image) return failed(image.error());
+    code = std::move(image->fetched.code);
+    printf("image:       %s@%s (%s variant)\n", image->ref.to_string().c_str(),
+           image->fetched.manifest.digest.c_str(), image->fetched.layer.variant.c_str());
   }
   Verdict v = report_module(code, configuration, root_id);
   for (const auto& p : v.problems)
@@ -342,12 +355,10 @@ int push(const std::string& source, const std::string& target,
 }
 
 int pull(const std::string& source, const std::string& output, const Common& common) {
-  Result<oci::Reference> ref = oci::parse_reference(source);
-  if (!ref) return failed(ref.error());
-  Result<std::unique_ptr<oci::RegistryClient>> client = client_for(ref->registry, common);
-  if (!client) return failed(client.error());
-  Result<Fetched> f = fetch_image(**client, *ref);
-  if (!f) return failed(registry_error(f.error(), common));
+  Result<Image> image = fetch_reference(source, common);
+  if (!image) return failed(image.error());
+  const oci::Reference* ref = &image->ref;
+  const Fetched* f = &image->fetched;
   if (Result<wasm::ModuleInfo> info = wasm::ModuleInfo::parse(f->code); !info) {
     return failed(
         str_cat(ref->to_string(), ": the module is not valid WebAssembly: ", info.error()));
@@ -434,44 +445,21 @@ struct DeployOptions {
   bool fail_open = false;
 };
 
-// A YAML double-quoted scalar.
+// A YAML double-quoted scalar: a JSON string is one (YAML's escapes include JSON's).
 std::string yaml_quote(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
+  std::string out;
+  config::append_json_string(out, s);
+  return out;
 }
 
 // Writes the fragment: Envoy's http_filters entry (Envoy reads no oci://, so the module is a
 // local file, pulled beside it), or an Istio WasmPlugin pinned to the image's digest.
 int deploy_fragment(const std::string& source, bool envoy, const std::string& out_path,
                     DeployOptions o, const Common& common) {
-  Result<oci::Reference> ref = oci::parse_reference(source);
-  if (!ref) return failed(ref.error());
-  Result<std::unique_ptr<oci::RegistryClient>> client = client_for(ref->registry, common);
-  if (!client) return failed(client.error());
-  Result<Fetched> f = fetch_image(**client, *ref);
-  if (!f) return failed(registry_error(f.error(), common));
+  Result<Image> image = fetch_reference(source, common);
+  if (!image) return failed(image.error());
+  const oci::Reference* ref = &image->ref;
+  const Fetched* f = &image->fetched;
   Result<wasm::ModuleInfo> info = wasm::ModuleInfo::parse(f->code);
   if (!info || info->abi_version == wasm::AbiVersion::Unknown) {
     return failed(str_cat(ref->to_string(), " does not hold a Proxy-Wasm module",

@@ -141,17 +141,7 @@ pass "login (checked, stored 0600), push and pull with credentials, logout"
 # The proxy runs the pushed image.
 UP=$(free_port); FRONT=$(free_port); ADMIN_PORT=$(free_port)
 start_nginx "$UP"
-filter=$(cat <<YAML
-          - name: basic
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: basic
-                vm_config:
-                  runtime: envoy.wasm.runtime.v8
-                  code: { remote: { http_uri: { uri: "oci://$R/team/basic:2.0", timeout: 5s } } }
-YAML
-)
+filter=$(remote_wasm_filter basic "http_uri: { uri: \"oci://$R/team/basic:2.0\", timeout: 5s }")
 { sdk_bootstrap "$UP" "$(sdk_listener front "$FRONT" "$filter")"; echo "sluice: { oci: { insecure_registries: [\"$R\"] } }"; } > "$WORK/sluice.yaml"
 start_sluice "$WORK/sluice.yaml"
 [[ $(curl -s -D - -o /dev/null "http://127.0.0.1:$FRONT/" | tr -d '\r' | sed -n 's/^x-wasm: //p') == hello ]] ||

@@ -167,6 +167,22 @@ wasm_http_filter() {
 YAML
 }
 
+# remote_wasm_filter NAME REMOTE: an http_filters[] entry (V8) whose code is
+# vm_config.code.remote, REMOTE its fields in flow style, e.g.
+# 'http_uri: { uri: "oci://host/repo:tag", timeout: 5s }, sha256: ...'.
+remote_wasm_filter() {
+  cat <<YAML
+          - name: $1
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: $1
+                vm_config:
+                  runtime: envoy.wasm.runtime.v8
+                  code: { remote: { $2 } }
+YAML
+}
+
 # sdk_code RUNTIME EXTENSION: the code.local of an extension built with our SDK: its .wasm on V8
 # (RUNTIME v8), its native build on null (RUNTIME null).
 sdk_code() {

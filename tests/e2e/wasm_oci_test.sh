@@ -29,23 +29,9 @@ HALLO_SHA=$(sha256sum "$WORK/hallo.wasm" | cut -d' ' -f1)
 # config URI [SHA256] [SLUICE_BLOCK]: front with the module at URI.
 config() {
   local sha=""
-  [[ -n ${2:-} ]] && sha="sha256: $2"
+  [[ -n ${2:-} ]] && sha=", sha256: $2"
   local filter
-  filter=$(cat <<YAML
-          - name: basic
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: basic
-                vm_config:
-                  runtime: envoy.wasm.runtime.v8
-                  code:
-                    remote:
-                      http_uri: { uri: "$1", timeout: 5s }
-                      $sha
-                      retry_policy: { num_retries: 0 }
-YAML
-)
+  filter=$(remote_wasm_filter basic "http_uri: { uri: \"$1\", timeout: 5s }$sha, retry_policy: { num_retries: 0 }")
   sdk_bootstrap "$UP" "$(sdk_listener front "$FRONT" "$filter")"
   local insecure="sluice: { oci: { insecure_registries: [\"$R\"] } }"
   printf '%s\n' "${3-$insecure}"

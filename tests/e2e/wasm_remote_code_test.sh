@@ -20,21 +20,7 @@ OTHER=$(printf 'not served anywhere' | sha256sum | cut -d' ' -f1)
 # http://modules/PATH (and sluice.wasm.code_cache_dir CACHE_DIR).
 config() {
   local filter
-  filter=$(cat <<YAML
-          - name: basic
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: basic
-                vm_config:
-                  runtime: envoy.wasm.runtime.v8
-                  code:
-                    remote:
-                      http_uri: { uri: "http://modules/$1", cluster: nginx, timeout: 2s }
-                      sha256: $2
-                      retry_policy: { num_retries: 1, retry_back_off: { base_interval: 0.1s } }
-YAML
-)
+  filter=$(remote_wasm_filter basic "http_uri: { uri: \"http://modules/$1\", cluster: nginx, timeout: 2s }, sha256: $2, retry_policy: { num_retries: 1, retry_back_off: { base_interval: 0.1s } }")
   sdk_bootstrap "${3:-$UP}" "$(sdk_listener front "$FRONT" "$filter")"
   [[ -z ${4:-} ]] || printf 'sluice:\n  wasm:\n    code_cache_dir: %s\n' "$4"
 }
