@@ -171,16 +171,7 @@ YAML
 # vm_config.code.remote, REMOTE its fields in flow style, e.g.
 # 'http_uri: { uri: "oci://host/repo:tag", timeout: 5s }, sha256: ...'.
 remote_wasm_filter() {
-  cat <<YAML
-          - name: $1
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: $1
-                vm_config:
-                  runtime: envoy.wasm.runtime.v8
-                  code: { remote: { $2 } }
-YAML
+  wasm_http_filter "$1" v8 "@REMOTE@" "" | sed "s|code: { local: { @REMOTE@ } }|code: { remote: { $2 } }|"
 }
 
 # sdk_code RUNTIME EXTENSION: the code.local of an extension built with our SDK: its .wasm on V8
