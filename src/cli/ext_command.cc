@@ -231,7 +231,11 @@ Verdict report_module(std::string_view code, const std::string& configuration,
     printf("load:        ok, but %s\n", plugin.error().c_str());
   } else {
     v.compatible = false;
-    v.problems.push_back(str_cat("it does not load: ", plugin.error()));
+    v.problems.push_back(str_cat(
+        "it does not load: ", plugin.error(),
+        root_id.empty() ? " (a module whose SDK needs its root id, as AssemblyScript's does, loads "
+                          "with --root-id)"
+                        : ""));
   }
   return v;
 }
@@ -276,6 +280,16 @@ Result<Fetched> fetch_image(oci::RegistryClient& client, const oci::Reference& r
   return f;
 }
 
+// The first of an image config's rootIds (WebAssembly Hub's, and what push writes), or "".
+std::string first_root_id(std::string_view config_blob) {
+  nlohmann::json config = nlohmann::json::parse(config_blob, nullptr, false);
+  if (config.is_object() && config.contains("rootIds") && config["rootIds"].is_array() &&
+      !config["rootIds"].empty() && config["rootIds"][0].is_string()) {
+    return config["rootIds"][0].get<std::string>();
+  }
+  return "";
+}
+
 // An image by its reference text: parsed, its registry's client made, its module fetched.
 struct Image {
   oci::Reference ref;
@@ -291,7 +305,7 @@ Result<Image> fetch_reference(const std::string& text, const Common& common) {
   return Image{std::move(*ref), std::move(*fetched)};
 }
 
-int verify(const std::string& target, const std::string& configuration, const std::string& root_id,
+int verify(const std::string& target, const std::string& configuration, std::string root_id,
            const Common& common) {
   std::string code;
   if (fs::is_regular_file(target)) {
@@ -306,6 +320,7 @@ int verify(const std::string& target, const std::string& configuration, const st
     Result<Image> image = fetch_reference(target, common);
     if (!image) return failed(image.error());
     code = std::move(image->fetched.code);
+    if (root_id.empty()) root_id = first_root_id(image->fetched.config_blob);
     printf("image:       %s@%s (%s variant)\n", image->ref.to_string().c_str(),
            image->fetched.manifest.digest.c_str(), image->fetched.layer.variant.c_str());
   }
@@ -466,13 +481,7 @@ int deploy_fragment(const std::string& source, bool envoy, const std::string& ou
                           info ? "" : str_cat(": ", info.error())));
   }
   if (o.name.empty()) o.name = ref->repository.substr(ref->repository.rfind('/') + 1);
-  if (o.root_id.empty()) {
-    nlohmann::json config = nlohmann::json::parse(f->config_blob, nullptr, false);
-    if (config.is_object() && config.contains("rootIds") && config["rootIds"].is_array() &&
-        !config["rootIds"].empty() && config["rootIds"][0].is_string()) {
-      o.root_id = config["rootIds"][0].get<std::string>();
-    }
-  }
+  if (o.root_id.empty()) o.root_id = first_root_id(f->config_blob);
   const std::string module_sha = sha256_hex(f->code);
   std::string text;
   if (envoy) {

@@ -39,6 +39,14 @@ out=$(ext verify "$WORK/needs.wasm") && fail "a module needing a missing host fu
 printf '(module (memory (export "memory") 1))' > "$WORK/noabi.wat"; wat2wasm "$WORK/noabi.wat" -o "$WORK/noabi.wasm"
 out=$(ext verify "$WORK/noabi.wasm") && fail "a module without an ABI marker verified"
 [[ $out == *"no proxy_abi_version_* export"* ]] || fail "no ABI: $out"
+# A module built with the public AssemblyScript SDK (@solo-io/proxy-runtime) needs its root id.
+AS=$SLUICE_BUILD_DIR/assemblyscript/add_header.wasm
+[[ -f $AS ]] || fail "$AS is not built"
+out=$(ext verify "$AS" 2>/dev/null) && fail "an AssemblyScript module without its root id verified"
+[[ $out == *"loads with --root-id"* ]] || fail "root id hint: $out"
+out=$(ext verify "$AS" --root-id as_add_header --config x-as-header=hello 2>/dev/null) ||
+  fail "the AssemblyScript module with its root id: $out"
+[[ $out == *"ABI version: 0.2.0"* && $out == *"compatible with Sluice"* ]] || fail "AssemblyScript: $out"
 pass "verify reports ABI, imports, memory and load, and fails on what Sluice cannot run"
 
 # push, then the image as other tools see it.
