@@ -30,6 +30,12 @@ bool valid_digest_field(const nlohmann::json& d) {
   return s.size() == 71 && s.compare(0, 7, "sha256:") == 0;
 }
 
+// libarchive's message for the last error; it may have none (a null pointer).
+std::string archive_error(archive* a) {
+  const char* message = archive_error_string(a);
+  return message ? message : "unreadable data";
+}
+
 }  // namespace
 
 Result<WasmLayer> find_wasm_layer(std::string_view manifest_json) {
@@ -97,8 +103,7 @@ Result<std::string> extract_plugin_wasm(std::string_view layer, size_t max_bytes
   archive_read_support_filter_none(a.get());
   archive_read_support_format_tar(a.get());
   if (archive_read_open_memory(a.get(), layer.data(), layer.size()) != ARCHIVE_OK) {
-    return Error{
-        str_cat("the image's last layer is not a tar archive: ", archive_error_string(a.get()))};
+    return Error{str_cat("the image's last layer is not a tar archive: ", archive_error(a.get()))};
   }
   archive_entry* entry = nullptr;
   std::string names;
@@ -108,7 +113,7 @@ Result<std::string> extract_plugin_wasm(std::string_view layer, size_t max_bytes
     if (rc == ARCHIVE_EOF) break;
     if (rc < ARCHIVE_WARN) {
       return Error{str_cat("the image's last layer is not a readable tar archive: ",
-                           archive_error_string(a.get()))};
+                           archive_error(a.get()))};
     }
     std::string_view name = archive_entry_pathname(entry) ? archive_entry_pathname(entry) : "";
     while (name.substr(0, 2) == "./") name.remove_prefix(2);
@@ -127,8 +132,7 @@ Result<std::string> extract_plugin_wasm(std::string_view layer, size_t max_bytes
     for (;;) {
       const la_ssize_t n = archive_read_data(a.get(), buffer, sizeof buffer);
       if (n < 0) {
-        return Error{
-            str_cat("reading plugin.wasm from the image: ", archive_error_string(a.get()))};
+        return Error{str_cat("reading plugin.wasm from the image: ", archive_error(a.get()))};
       }
       if (n == 0) break;
       if (code.size() + static_cast<size_t>(n) > max_bytes) {

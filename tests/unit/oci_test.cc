@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <random>
+#include <sstream>
 
 #include "common/sha256.h"
 #include "oci/credentials.h"
@@ -273,6 +275,21 @@ TEST(OciWasmImage, ExtractsPluginWasmFromATarLayer) {
   for (char& c : noise) c = static_cast<char>(random());
   const std::string truncated = make_tar({{"plugin.wasm", noise}}, true);
   EXPECT_FALSE(extract_plugin_wasm(truncated.substr(0, truncated.size() / 2), 1 << 20).ok());
+}
+
+// A gzip stream whose tar libarchive rejects without a message (found by oci_fuzz): an error,
+// not a null pointer in it.
+TEST(OciWasmImage, ATarErrorWithoutAMessageIsStillAnError) {
+  std::ifstream in(std::string(SLUICE_SOURCE_DIR) +
+                       "/tests/fuzz/regressions/oci_fuzz/crash-tar-error-without-message",
+                   std::ios::binary);
+  ASSERT_TRUE(in);
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  const std::string layer = bytes.str().substr(1);  // byte 0 chose the parser
+  auto r = extract_plugin_wasm(layer, 4096);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().find("the image's last layer"), std::string::npos) << r.error();
 }
 
 TEST(Sha256, KnownVector) {
