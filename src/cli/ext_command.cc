@@ -10,15 +10,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <set>
-#include <sstream>
 
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/files.h"
 #include "common/sha256.h"
 #include "common/strings.h"
 #include "config/json.h"
@@ -67,14 +66,6 @@ fs::path sluice_dir() {
   return home_dir() / ".sluice";
 }
 fs::path credentials_path() { return sluice_dir() / "credentials.json"; }
-
-std::optional<std::string> read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
-}
 
 // Ours (~/.sluice/credentials.json) first, then Docker's (~/.docker/config.json).
 Result<oci::CredentialStore> load_credentials() {
@@ -309,8 +300,8 @@ int verify(const std::string& target, const std::string& configuration, std::str
            const Common& common) {
   std::string code;
   if (fs::is_regular_file(target)) {
-    std::optional<std::string> bytes = read_file(target);
-    if (!bytes) return failed(str_cat("cannot read ", target));
+    Result<std::string> bytes = read_file(target);
+    if (!bytes) return failed(str_cat("cannot read ", target, ": ", bytes.error()));
     code = std::move(*bytes);
     printf("module:      %s\n", target.c_str());
   } else {
@@ -340,8 +331,8 @@ int push(const std::string& source, const std::string& target,
                           " is a folder: pushing a project folder needs `sluice ext build`, which "
                           "is not built yet; push its .wasm file"));
   }
-  std::optional<std::string> code = read_file(source);
-  if (!code) return failed(str_cat("cannot read ", source));
+  Result<std::string> code = read_file(source);
+  if (!code) return failed(str_cat("cannot read ", source, ": ", code.error()));
   Result<wasm::ModuleInfo> info = wasm::ModuleInfo::parse(*code);
   if (!info) return failed(str_cat(source, " is not a valid WebAssembly module: ", info.error()));
   if (info->abi_version == wasm::AbiVersion::Unknown) {
@@ -392,9 +383,7 @@ int pull(const std::string& source, const std::string& output, const Common& com
     return failed(s.error());
   }
   if (!output.empty()) {
-    std::ofstream out(output, std::ios::binary | std::ios::trunc);
-    out.write(f->code.data(), static_cast<std::streamsize>(f->code.size()));
-    if (!out) return failed(str_cat("cannot write ", output));
+    if (Status s = write_file_atomically(output, f->code); !s) return failed(s.error());
     step("wrote {} ({})", output, human_size(f->code.size()));
   }
   printf("%s@%s %s sha256:%s\n", name.c_str(), f->manifest.digest.c_str(), f->layer.variant.c_str(),
@@ -526,9 +515,7 @@ int deploy_fragment(const std::string& source, bool envoy, const std::string& ou
     fputs(text.c_str(), stdout);
     return 0;
   }
-  std::ofstream out(out_path, std::ios::trunc);
-  out << text;
-  if (!out) return failed(str_cat("cannot write ", out_path));
+  if (Status s = write_file_atomically(out_path, text); !s) return failed(s.error());
   step("wrote {} ({} fragment for {})", out_path, envoy ? "Envoy" : "Istio WasmPlugin",
        ref->to_string());
   return 0;

@@ -23,6 +23,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/files.h"
 #include "common/strings.h"
 #include "config/field_walker.h"
 #include "config/json.h"
@@ -1109,15 +1110,13 @@ void Loader::parse_plugin_config(const Value& config, WasmPlugin& w) {
       w.code = text;  // a shared library the null runtime loads
     } else {
       w.code_file = text;
-      std::ifstream in(text, std::ios::binary);
-      if (!in) {
+      Result<std::string> bytes = sluice::read_file(text);
+      if (!bytes) {
         d_.error(*l.get("filename"),
-                 fmt::format("cannot read Wasm module {}: {}", text, std::strerror(errno)));
+                 fmt::format("cannot read Wasm module {}: {}", text, bytes.error()));
         return;
       }
-      std::ostringstream bytes;
-      bytes << in.rdbuf();
-      w.code = bytes.str();
+      w.code = std::move(*bytes);
     }
   } else if (sources[0] == "inline_string" &&
              l.read_string("inline_string", text, Need::kRequired)) {
@@ -1968,14 +1967,12 @@ LoadResult load_from_string(std::string_view text, std::string_view source_name)
 }
 
 std::optional<std::string> read_file(const std::string& path, std::string& error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    error = fmt::format("cannot read file '{}': {}", path, std::strerror(errno));
+  Result<std::string> contents = sluice::read_file(path);
+  if (!contents) {
+    error = fmt::format("cannot read file '{}': {}", path, contents.error());
     return std::nullopt;
   }
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  return contents.str();
+  return std::move(*contents);
 }
 
 LoadResult load_from_file(const std::string& path) {

@@ -1,12 +1,10 @@
 #include "oci/credentials.h"
 
-#include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/escaping.h"
 
+#include "common/files.h"
 #include "common/strings.h"
 
 namespace sluice::oci {
@@ -20,11 +18,9 @@ std::string normalise_registry_key(std::string_view key) {
 }
 
 Result<CredentialStore> CredentialStore::load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error{str_cat("cannot read the credentials file ", path)};
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse(text.str(), path);
+  Result<std::string> text = read_file(path);
+  if (!text) return Error{str_cat("cannot read the credentials file ", path, ": ", text.error())};
+  return parse(*text, path);
 }
 
 Result<CredentialStore> CredentialStore::parse(std::string_view json, std::string_view origin) {

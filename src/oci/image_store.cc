@@ -3,11 +3,10 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "common/files.h"
 #include "common/sha256.h"
 #include "common/strings.h"
 
@@ -16,31 +15,8 @@ namespace {
 
 constexpr const char* kRefName = "org.opencontainers.image.ref.name";
 
-std::optional<std::string> read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
-}
-
-Status write_atomically(const std::filesystem::path& path, std::string_view content) {
-  std::error_code ec;
-  std::filesystem::create_directories(path.parent_path(), ec);
-  if (ec) return Error{str_cat("cannot create ", path.parent_path().string(), ": ", ec.message())};
-  const std::filesystem::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(content.data(), static_cast<std::streamsize>(content.size()));
-    if (!out) return Error{str_cat("cannot write ", tmp.string(), ": ", std::strerror(errno))};
-  }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return Error{str_cat("cannot write ", path.string(), ": ", ec.message())};
-  return {};
-}
-
 nlohmann::json read_index(const std::string& dir) {
-  std::optional<std::string> text = read_file(std::filesystem::path(dir) / "index.json");
+  Result<std::string> text = read_file((std::filesystem::path(dir) / "index.json").string());
   nlohmann::json index = text ? nlohmann::json::parse(*text, nullptr, false) : nlohmann::json();
   if (!index.is_object() || !index.contains("manifests") || !index["manifests"].is_array()) {
     index = {{"schemaVersion", 2}, {"manifests", nlohmann::json::array()}};
@@ -54,21 +30,21 @@ Status ImageStore::put_blob(std::string_view bytes) {
   const std::filesystem::path path =
       std::filesystem::path(dir_) / "blobs" / "sha256" / sha256_hex(bytes);
   if (std::filesystem::exists(path)) return {};
-  if (Status s = write_atomically(std::filesystem::path(dir_) / "oci-layout",
-                                  R"({"imageLayoutVersion":"1.0.0"})");
+  if (Status s = write_file_atomically((std::filesystem::path(dir_) / "oci-layout").string(),
+                                       R"({"imageLayoutVersion":"1.0.0"})");
       !s) {
     return s;
   }
-  return write_atomically(path, bytes);
+  return write_file_atomically(path.string(), bytes);
 }
 
 std::optional<std::string> ImageStore::blob(std::string_view digest) const {
   if (digest.substr(0, 7) != "sha256:" || digest.size() != 71) return std::nullopt;
-  std::optional<std::string> bytes =
-      read_file(std::filesystem::path(dir_) / "blobs" / "sha256" / std::string(digest.substr(7)));
+  Result<std::string> bytes = read_file(
+      (std::filesystem::path(dir_) / "blobs" / "sha256" / std::string(digest.substr(7))).string());
   // A blob that no longer hashes to its name is not the blob.
   if (!bytes || sha256_hex(*bytes) != digest.substr(7)) return std::nullopt;
-  return bytes;
+  return std::move(*bytes);
 }
 
 Status ImageStore::tag(const std::string& reference, const std::string& manifest_digest,
@@ -87,7 +63,8 @@ Status ImageStore::tag(const std::string& reference, const std::string& manifest
                   {"size", size},
                   {"annotations", {{kRefName, reference}}}});
   index["manifests"] = std::move(kept);
-  return write_atomically(std::filesystem::path(dir_) / "index.json", index.dump(2));
+  return write_file_atomically((std::filesystem::path(dir_) / "index.json").string(),
+                               index.dump(2));
 }
 
 std::vector<ImageStore::Entry> ImageStore::list() const {

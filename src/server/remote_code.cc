@@ -6,16 +6,15 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/files.h"
 #include "common/sha256.h"
 #include "common/stats.h"
 #include "common/strings.h"
@@ -35,29 +34,11 @@ stats::Counter remote_counter(std::string_view name) {
   return stats::Store::instance().counter(stats::MetricName{full, full, {}});
 }
 
-std::optional<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
-}
-
-// Writes through a temporary file and a rename: a reader sees all of it or nothing.
-void write_file_atomically(const std::string& path, std::string_view content) {
-  std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(content.data(), static_cast<std::streamsize>(content.size()));
-    if (!out) {
-      spdlog::warn("wasm: cannot write the code cache {}: {}", tmp, std::strerror(errno));
-      return;
-    }
+// The code cache on disk is an optimisation: a file it cannot write is logged, not fatal.
+void save_to_disk(const std::string& path, std::string_view content) {
+  if (Status s = write_file_atomically(path, content); !s) {
+    spdlog::warn("wasm: the code cache: {}", s.error());
   }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) spdlog::warn("wasm: cannot write the code cache {}: {}", path, ec.message());
 }
 
 // The disk cache (sluice.wasm.code_cache_dir): <dir>/<sha256>.wasm, trusted only if it still
@@ -71,7 +52,7 @@ std::string disk_reference_path(const std::string& dir, const std::string& refer
 }
 
 bool load_from_disk(const std::string& dir, const std::string& sha256) {
-  std::optional<std::string> code = read_file(disk_path(dir, sha256));
+  Result<std::string> code = read_file(disk_path(dir, sha256));
   if (!code) return false;
   if (sha256_hex(*code) != sha256) {
     spdlog::warn("wasm: {} does not hash to its name; ignored", disk_path(dir, sha256));
@@ -90,7 +71,7 @@ const std::string* remembered_module(const std::string& dir, const std::string& 
     return sha;
   }
   if (dir.empty()) return nullptr;
-  std::optional<std::string> sha = read_file(disk_reference_path(dir, reference));
+  Result<std::string> sha = read_file(disk_reference_path(dir, reference));
   if (!sha || sha->size() != 64 || !load_from_disk(dir, *sha)) return nullptr;
   cache.remember(reference, *sha);
   return cache.remembered(reference);
@@ -204,7 +185,7 @@ class RemoteCodeFetch : public http::AsyncRequestCallbacks,
     remote_counter("fetch_successes").inc();
     spdlog::info("wasm: fetched {} ({} bytes, sha256 {})", m.spec.uri, response.body.size(),
                  got.substr(0, 12));
-    if (!cache_dir_.empty()) write_file_atomically(disk_path(cache_dir_, got), response.body);
+    if (!cache_dir_.empty()) save_to_disk(disk_path(cache_dir_, got), response.body);
     wasm::CodeCache::instance().add(m.spec.sha256, std::move(response.body));
     finish_current();
   }
@@ -374,13 +355,13 @@ class RemoteCodeFetch : public http::AsyncRequestCallbacks,
       spdlog::info("wasm: pulled {} ({} variant, manifest {}, {} bytes, module sha256 {})",
                    m.spec.uri, outcome.variant, outcome.manifest_digest, outcome.code.size(),
                    sha.substr(0, 12));
-      if (!cache_dir_.empty()) write_file_atomically(disk_path(cache_dir_, sha), outcome.code);
+      if (!cache_dir_.empty()) save_to_disk(disk_path(cache_dir_, sha), outcome.code);
       cache.add(sha, std::move(outcome.code));
       cache.remember(outcome.manifest_digest, sha);
     }
     cache.remember(m.spec.uri, sha);
     if (!cache_dir_.empty()) {
-      write_file_atomically(disk_reference_path(cache_dir_, m.spec.uri), sha);
+      save_to_disk(disk_reference_path(cache_dir_, m.spec.uri), sha);
     }
     finish_current();
   }
