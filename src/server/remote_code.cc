@@ -250,8 +250,16 @@ class RemoteCodeFetch : public http::AsyncRequestCallbacks,
     if (!request_) {
       // Not worth retrying (an unknown cluster): the configuration is wrong.
       m.attempts = m.spec.num_retries + 1;
-      asio::post(loop_, [this, error] { retry_or_fail(error); });
+      fail_soon(std::move(error));
     }
+  }
+
+  // retry_or_fail from the loop, not from inside attempt() (whose caller may still be on the
+  // stack), and not at all once this fetch is dropped.
+  void fail_soon(std::string error) {
+    asio::post(loop_, [weak = weak_from_this(), error = std::move(error)]() mutable {
+      if (auto self = weak.lock()) self->retry_or_fail(std::move(error));
+    });
   }
 
   // Pulls the image on a thread; the outcome comes back through on_image_outcome on the loop.
@@ -265,7 +273,7 @@ class RemoteCodeFetch : public http::AsyncRequestCallbacks,
       Result<oci::CredentialStore> store = oci::CredentialStore::load(oci_.credentials_file);
       if (!store) {
         m.attempts = m.spec.num_retries + 1;  // a configuration problem: retrying cannot help
-        asio::post(loop_, [this, error = store.error()] { retry_or_fail(error); });
+        fail_soon(store.error());
         return;
       }
       options.credential = store->find(ref.registry);
