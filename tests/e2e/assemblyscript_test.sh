@@ -198,14 +198,7 @@ bad "0.2.0 module importing proxy_clear_route_cache" "$WORK/badimport.yaml" "pro
 command -v socat >/dev/null || fail "socat is not installed (make deps)"
 ECHO=$(free_port); PORT=$(free_port); ADMIN_PORT=$(free_port)
 serve_tcp "$ECHO" cat
-cat > "$WORK/tcp.yaml" <<YAML
-admin: { address: { socket_address: { address: 127.0.0.1, port_value: $ADMIN_PORT } } }
-static_resources:
-  listeners:
-  - name: tcp
-    address: { socket_address: { address: 127.0.0.1, port_value: $PORT } }
-    filter_chains:
-    - filters:
+as_tcp=$(cat <<YAML
       - name: as_tcp
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm
@@ -218,10 +211,9 @@ static_resources:
             vm_config:
               runtime: envoy.wasm.runtime.v8
               code: { local: { filename: $OUT/tcp_count.wasm } }
-$(tcp_proxy_filter tcp echo)
-  clusters:
-$(static_cluster echo "$ECHO")
 YAML
+)
+tcp_bootstrap "$PORT" "$ECHO" "$as_tcp" > "$WORK/tcp.yaml"
 start_sluice "$WORK/tcp.yaml"
 out=$(printf 'hello tcp\n' | timeout 10 socat -t 2 - "TCP:127.0.0.1:$PORT")
 [[ $out == "hello tcp" ]] || fail "as_tcp: echo through the AssemblyScript network filter: '$out'"

@@ -9,19 +9,7 @@ ECHO=$(free_port); PORT=$(free_port); ADMIN_PORT=$(free_port)
 serve_tcp "$ECHO" cat
 
 config() {  # REPLACEMENT: tcp_rewrite turns "ping" into it
-  cat <<YAML
-admin: { address: { socket_address: { address: 127.0.0.1, port_value: $ADMIN_PORT } } }
-static_resources:
-  listeners:
-  - name: tcp
-    address: { socket_address: { address: 127.0.0.1, port_value: $PORT } }
-    filter_chains:
-    - filters:
-$(sdk_network_filter rewrite v8 tcp_rewrite "from = ping\nto = $1")
-$(tcp_proxy_filter tcp echo)
-  clusters:
-$(static_cluster echo "$ECHO")
-YAML
+  tcp_bootstrap "$PORT" "$ECHO" "$(sdk_network_filter rewrite v8 tcp_rewrite "from = ping\nto = $1")"
 }
 # ask FD: sends "ping" on an open connection, prints the echoed line.
 ask() {

@@ -226,6 +226,25 @@ tcp_proxy_filter() {
           cluster: $2
 YAML
 }
+
+# tcp_bootstrap PORT ECHO_PORT FILTERS_YAML: the whole config: admin on $ADMIN_PORT and one
+# listener "tcp" on 127.0.0.1:PORT whose network filters (FILTERS_YAML, entries indented for
+# "    - filters:") run before a tcp_proxy to the cluster "echo" (127.0.0.1:ECHO_PORT).
+tcp_bootstrap() {
+  cat <<YAML
+admin: { address: { socket_address: { address: 127.0.0.1, port_value: $ADMIN_PORT } } }
+static_resources:
+  listeners:
+  - name: tcp
+    address: { socket_address: { address: 127.0.0.1, port_value: $1 } }
+    filter_chains:
+    - filters:
+$3
+$(tcp_proxy_filter tcp echo)
+  clusters:
+$(static_cluster echo "$2")
+YAML
+}
 static_cluster() {
   echo "  - { name: $1, connect_timeout: 1s, load_assignment: { cluster_name: $1, endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $2 } } } } ] } ] } }"
 }
