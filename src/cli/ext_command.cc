@@ -23,6 +23,7 @@
 #include "config/json.h"
 #include "oci/credentials.h"
 #include "oci/image_store.h"
+#include "oci/json_fields.h"
 #include "oci/reference.h"
 #include "oci/registry_client.h"
 #include "oci/wasm_image.h"
@@ -250,7 +251,7 @@ Result<Fetched> fetch_image(oci::RegistryClient& client, const oci::Reference& r
   if (!layer) return Error{str_cat(ref.to_string(), ": ", layer.error())};
   f.layer = *layer;
   nlohmann::json doc = nlohmann::json::parse(f.manifest.body, nullptr, false);
-  const std::string config_digest = doc["config"].value("digest", std::string());
+  const std::string config_digest = oci::string_field(oci::json_field(doc, "config"), "digest");
   step("fetching layer {} ({} variant)", f.layer.digest.substr(0, 19), f.layer.variant);
   Result<std::string> blob = client.get_blob(ref.repository, f.layer.digest,
                                              kMaxModuleBytes + (f.layer.tar ? 1024 * 1024 : 0));
@@ -274,11 +275,8 @@ Result<Fetched> fetch_image(oci::RegistryClient& client, const oci::Reference& r
 // The first of an image config's rootIds (WebAssembly Hub's, and what push writes), or "".
 std::string first_root_id(std::string_view config_blob) {
   nlohmann::json config = nlohmann::json::parse(config_blob, nullptr, false);
-  if (config.is_object() && config.contains("rootIds") && config["rootIds"].is_array() &&
-      !config["rootIds"].empty() && config["rootIds"][0].is_string()) {
-    return config["rootIds"][0].get<std::string>();
-  }
-  return "";
+  const nlohmann::json& ids = oci::json_field(config, "rootIds");
+  return ids.is_array() && !ids.empty() && ids[0].is_string() ? ids[0].get<std::string>() : "";
 }
 
 // An image by its reference text: parsed, its registry's client made, its module fetched.
@@ -414,12 +412,21 @@ int tag(const std::string& from, const std::string& to, const Common& common) {
   }
   if (dst->registry != src->registry || dst->repository != src->repository) {
     nlohmann::json doc = nlohmann::json::parse(manifest->body, nullptr, false);
-    if (!doc.is_object() || !doc.contains("layers")) {
+    const nlohmann::json& layers = oci::json_field(doc, "layers");
+    if (!layers.is_array()) {
       return failed("only image manifests are copied between repositories (not indexes)");
     }
     std::vector<std::string> digests;
-    if (doc.contains("config")) digests.push_back(doc["config"].value("digest", std::string()));
-    for (const auto& l : doc["layers"]) digests.push_back(l.value("digest", std::string()));
+    if (doc.contains("config")) {
+      digests.push_back(oci::string_field(oci::json_field(doc, "config"), "digest"));
+    }
+    for (const auto& l : layers) digests.push_back(oci::string_field(l, "digest"));
+    for (const auto& d : digests) {
+      if (!oci::is_sha256_digest(d)) {
+        return failed(
+            str_cat(src->to_string(), ": the manifest names a blob without a sha256 digest"));
+      }
+    }
     for (const auto& d : digests) {
       step("copying blob {}", d.substr(0, 19));
       Result<std::string> blob = (*src_client)->get_blob(src->repository, d, kMaxModuleBytes * 2);

@@ -9,6 +9,7 @@
 #include "common/files.h"
 #include "common/sha256.h"
 #include "common/strings.h"
+#include "oci/json_fields.h"
 
 namespace sluice::oci {
 namespace {
@@ -52,8 +53,7 @@ Status ImageStore::tag(const std::string& reference, const std::string& manifest
   nlohmann::json index = read_index(dir_);
   nlohmann::json kept = nlohmann::json::array();
   for (const auto& m : index["manifests"]) {
-    if (m.is_object() && m.contains("annotations") && m["annotations"].is_object() &&
-        m["annotations"].value(kRefName, std::string()) == reference) {
+    if (string_field(json_field(m, "annotations"), kRefName) == reference) {
       continue;
     }
     kept.push_back(m);
@@ -71,11 +71,10 @@ std::vector<ImageStore::Entry> ImageStore::list() const {
   std::vector<Entry> out;
   const nlohmann::json index = read_index(dir_);  // (kept: the loop reads into it)
   for (const auto& m : index["manifests"]) {
-    if (!m.is_object() || !m.contains("annotations") || !m["annotations"].is_object()) continue;
     Entry e;
-    e.reference = m["annotations"].value(kRefName, std::string());
-    e.digest = m.value("digest", std::string());
-    e.size = m.value("size", size_t{0});
+    e.reference = string_field(json_field(m, "annotations"), kRefName);
+    e.digest = string_field(m, "digest");
+    e.size = uint_field(m, "size").value_or(0);
     if (!e.reference.empty()) out.push_back(std::move(e));
   }
   return out;

@@ -43,12 +43,6 @@ bool valid_tag(std::string_view t) {
                      [](char c) { return alnum(c) || c == '_' || c == '.' || c == '-'; });
 }
 
-bool valid_digest(std::string_view d) {
-  if (d.substr(0, 7) != "sha256:" || d.size() != 7 + 64) return false;
-  return std::all_of(d.begin() + 7, d.end(),
-                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-
 // host, host:port, [v6]:port; letters, digits, dots, dashes.
 bool valid_registry(std::string_view r) {
   if (r.empty()) return false;
@@ -87,6 +81,12 @@ bool valid_registry(std::string_view r) {
 
 }  // namespace
 
+bool is_sha256_digest(std::string_view d) {
+  if (d.substr(0, 7) != "sha256:" || d.size() != 7 + 64) return false;
+  return std::all_of(d.begin() + 7, d.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
 bool is_oci_uri(std::string_view text) { return text.substr(0, 6) == "oci://"; }
 
 std::string Reference::to_string() const {
@@ -113,7 +113,7 @@ Result<Reference> parse_reference(std::string_view text) {
   if (at != std::string_view::npos) {
     ref.digest = std::string(text.substr(at + 1));
     text = text.substr(0, at);
-    if (!valid_digest(ref.digest)) {
+    if (!is_sha256_digest(ref.digest)) {
       return fail("(the digest must be sha256: and 64 lower-case hex digits)");
     }
   }

@@ -25,6 +25,9 @@ struct Reference {
 // Parses a reference; the error says which part is wrong.
 Result<Reference> parse_reference(std::string_view text);
 
+// "sha256:" and 64 lower-case hex digits: the only digests Sluice names content by.
+bool is_sha256_digest(std::string_view digest);
+
 // True when `text` starts with "oci://" (how a configuration URI names an image).
 bool is_oci_uri(std::string_view text);
 

@@ -10,6 +10,7 @@
 #include "absl/strings/escaping.h"
 #include "common/sha256.h"
 #include "common/strings.h"
+#include "oci/json_fields.h"
 #include "oci/reference.h"
 
 namespace sluice::oci {
@@ -83,7 +84,7 @@ std::string url_escape(CURL* curl, std::string_view s) {
 }
 
 bool is_digest_of(std::string_view digest, std::string_view bytes) {
-  return digest.substr(0, 7) == "sha256:" && digest.substr(7) == sha256_hex(bytes);
+  return is_sha256_digest(digest) && digest.substr(7) == sha256_hex(bytes);
 }
 
 }  // namespace
@@ -311,8 +312,7 @@ std::string RegistryClient::describe_failure(const Response& r, std::string_view
   if (doc.is_object() && doc.contains("errors") && doc["errors"].is_array()) {
     for (const auto& e : doc["errors"]) {
       if (!e.is_object()) continue;
-      str_append(&out, "; ", e.value("code", std::string()), ": ",
-                 e.value("message", std::string()));
+      str_append(&out, "; ", string_field(e, "code"), ": ", string_field(e, "message"));
     }
   }
   return out;
@@ -337,7 +337,7 @@ Result<Manifest> RegistryClient::get_manifest(const std::string& repository,
   }
   nlohmann::json doc = nlohmann::json::parse(r->body, nullptr, false);
   if (!doc.is_object()) return Error{str_cat(what, ": not a JSON object")};
-  m.media_type = doc.value("mediaType", std::string());
+  m.media_type = string_field(doc, "mediaType");
   if (m.media_type.empty()) {
     auto ct = r->headers.find("content-type");
     if (ct != r->headers.end()) m.media_type = ct->second.substr(0, ct->second.find(';'));

@@ -9,6 +9,7 @@
 
 #include "common/sha256.h"
 #include "common/strings.h"
+#include "oci/json_fields.h"
 
 namespace sluice::oci {
 namespace {
@@ -24,12 +25,6 @@ bool is_index(std::string_view media_type) {
   return media_type == kOciIndex || media_type == kDockerManifestList;
 }
 
-bool valid_digest_field(const nlohmann::json& d) {
-  if (!d.is_string()) return false;
-  const std::string s = d.get<std::string>();
-  return s.size() == 71 && s.compare(0, 7, "sha256:") == 0;
-}
-
 // libarchive's message for the last error; it may have none (a null pointer).
 std::string archive_error(archive* a) {
   const char* message = archive_error_string(a);
@@ -41,7 +36,7 @@ std::string archive_error(archive* a) {
 Result<WasmLayer> find_wasm_layer(std::string_view manifest_json) {
   nlohmann::json doc = nlohmann::json::parse(manifest_json, nullptr, false);
   if (!doc.is_object()) return Error{"the image manifest is not a JSON object"};
-  if (doc.value("schemaVersion", 0) != 2) {
+  if (uint_field(doc, "schemaVersion") != 2u) {
     return Error{"the image manifest is not schema version 2 (Docker's schema 1 is not read)"};
   }
   auto layers = doc.find("layers");
@@ -51,13 +46,14 @@ Result<WasmLayer> find_wasm_layer(std::string_view manifest_json) {
   std::vector<WasmLayer> wasm_layers;
   std::string seen;
   for (const auto& layer : *layers) {
-    if (!layer.is_object() || !valid_digest_field(layer.value("digest", nlohmann::json()))) {
+    const std::string digest = string_field(layer, "digest");
+    if (!is_sha256_digest(digest)) {
       return Error{"the image manifest has a layer without a sha256 digest"};
     }
-    const std::string type = layer.value("mediaType", std::string());
+    const std::string type = string_field(layer, "mediaType");
     str_append(&seen, seen.empty() ? "" : ", ", type.empty() ? "(none)" : type);
     if (type == kWasmLayer || type == kWasmArtifactLayer) {
-      wasm_layers.push_back({layer["digest"].get<std::string>(), type, false, "oci"});
+      wasm_layers.push_back({digest, type, false, "oci"});
     }
   }
   if (wasm_layers.size() > 1) {
@@ -66,8 +62,8 @@ Result<WasmLayer> find_wasm_layer(std::string_view manifest_json) {
   }
   if (wasm_layers.size() == 1) return wasm_layers.front();
   const auto& last = layers->back();
-  const std::string type = last.value("mediaType", std::string());
-  if (is_tar_layer(type)) return WasmLayer{last["digest"].get<std::string>(), type, true, "compat"};
+  const std::string type = string_field(last, "mediaType");
+  if (is_tar_layer(type)) return WasmLayer{string_field(last, "digest"), type, true, "compat"};
   return Error{str_cat("the image holds no Wasm module: no layer of type ", kWasmLayer,
                        ", and its last layer is not a tar holding plugin.wasm (layer types: ", seen,
                        ")")};
@@ -82,15 +78,13 @@ Result<std::string> pick_from_index(std::string_view index_json) {
   }
   std::vector<std::string> candidates;
   for (const auto& m : *manifests) {
-    if (!m.is_object() || !valid_digest_field(m.value("digest", nlohmann::json()))) continue;
-    const nlohmann::json platform = m.value("platform", nlohmann::json::object());
-    const std::string os = platform.is_object() ? platform.value("os", std::string()) : "";
-    const std::string arch =
-        platform.is_object() ? platform.value("architecture", std::string()) : "";
-    if (arch == "wasm" || arch == "wasm32" || os == "wasi" || os == "wasip1") {
-      return m["digest"].get<std::string>();
-    }
-    candidates.push_back(m["digest"].get<std::string>());
+    const std::string digest = string_field(m, "digest");
+    if (!is_sha256_digest(digest)) continue;
+    const nlohmann::json& platform = json_field(m, "platform");
+    const std::string os = string_field(platform, "os");
+    const std::string arch = string_field(platform, "architecture");
+    if (arch == "wasm" || arch == "wasm32" || os == "wasi" || os == "wasip1") return digest;
+    candidates.push_back(digest);
   }
   if (candidates.size() == 1) return candidates.front();
   return Error{str_cat("the image index lists ", candidates.size(),

@@ -199,6 +199,26 @@ TEST(OciWasmImage, FindsTheModuleLayerOfEachVariant) {
   EXPECT_FALSE(find_wasm_layer("[]").ok());
 }
 
+// A registry may send fields of the wrong type: an error, never an exception (one thrown on the
+// proxy's image thread would end the process).
+TEST(OciWasmImage, FieldsOfTheWrongTypeAreErrors) {
+  const std::string d = "sha256:" + std::string(64, '1');
+  EXPECT_FALSE(find_wasm_layer(R"({"schemaVersion":"2","layers":[]})").ok());
+  EXPECT_FALSE(
+      find_wasm_layer(R"({"schemaVersion":2,"layers":[{"mediaType":7,"digest":")" + d + R"("}]})")
+          .ok());
+  EXPECT_FALSE(find_wasm_layer(R"({"schemaVersion":2,"layers":[{"digest":["x"]}]})").ok());
+  EXPECT_FALSE(find_wasm_layer(R"({"schemaVersion":2,"layers":[3]})").ok());
+  auto index = pick_from_index(R"({"manifests":[{"digest":")" + d + R"(","platform":"wasm"}]})");
+  ASSERT_TRUE(index.ok()) << index.error();
+  EXPECT_EQ(*index, d);
+  EXPECT_FALSE(pick_from_index(R"({"manifests":[{"digest":5,"platform":{"os":1}}]})").ok());
+  EXPECT_FALSE(
+      find_wasm_layer(manifest_json({layer_json(kWasmLayer, "sha256:" + std::string(64, 'G'))}))
+          .ok())
+      << "digests are lower-case hex";
+}
+
 TEST(OciWasmImage, PicksTheWasmPlatformFromAnIndex) {
   const std::string d1 = "sha256:" + std::string(64, '1');
   const std::string d2 = "sha256:" + std::string(64, '2');
