@@ -63,8 +63,10 @@ Status ImageStore::tag(const std::string& reference, const std::string& manifest
                   {"size", size},
                   {"annotations", {{kRefName, reference}}}});
   index["manifests"] = std::move(kept);
+  // The media type may come from a registry's Content-Type header: not UTF-8 is replaced, not
+  // thrown on.
   return write_file_atomically((std::filesystem::path(dir_) / "index.json").string(),
-                               index.dump(2));
+                               index.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 std::vector<ImageStore::Entry> ImageStore::list() const {

@@ -193,7 +193,8 @@ BuiltImage build_wasm_image(std::string_view module, std::string_view abi_versio
                            {"abiVersions", nlohmann::json::array()},
                            {"rootIds", root_ids}};
   if (!abi_version.empty()) config["abiVersions"].push_back(std::string(abi_version));
-  out.config = config.dump();
+  // Root ids come from the command line: bytes that are not UTF-8 are replaced, not thrown on.
+  out.config = config.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   nlohmann::json manifest = {
       {"schemaVersion", 2},
       {"mediaType", std::string(kOciManifest)},
