@@ -12,6 +12,7 @@
 #include <variant>
 #include <vector>
 
+#include "config/overlay.h"
 #include "oci/reference.h"
 
 namespace re2 {
@@ -395,8 +396,20 @@ struct OciSettings {
   std::vector<std::string> insecure_registries;  // host[:port] spoken to over plain HTTP
   std::string credentials_file;                  // Docker-style config.json with "auths"
 };
+// sluice.admin: who may change a running proxy through the admin listener.
+struct AdminSettings {
+  std::string token_file;
+  // The file's contents, trimmed. When set, every mutating admin call (any method but GET and
+  // HEAD) needs "Authorization: Bearer <token>"; when not, an admin address that is not loopback
+  // refuses them all.
+  std::string token;
+};
 struct SluiceSettings {
   OciSettings oci;
+  AdminSettings admin;
+  // sluice.overlay_path: the plugins deployed through POST /wasm/plugins (config/overlay.h).
+  // Empty: deploying is refused, with a message naming this setting.
+  std::string overlay_path;
   WasmPluginSettings wasm_defaults;
   // sluice.wasm.code_cache_dir: remote module code is also kept here, as <sha256>.wasm, so a
   // restart does not need the server it came from. Empty: in memory only.
@@ -411,6 +424,7 @@ struct Bootstrap {
   Node node;
   Admin admin;
   SluiceSettings sluice;
+  Overlay overlay;  // what was merged from sluice.overlay_path into the listeners below
   std::vector<WasmService> wasm_services;
   std::vector<Listener> listeners;
   std::vector<Cluster> clusters;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -28,6 +29,7 @@
 #include "config/field_walker.h"
 #include "config/json.h"
 #include "config/tls_check.h"
+#include "config/type_urls.h"
 #include "oci/reference.h"
 
 namespace sluice::config {
@@ -42,30 +44,6 @@ constexpr std::string_view kIgnoredTopLevelFields[] = {
     "watchdog",        "watchdogs",        "cluster_manager", "stats_config",
 };
 
-// typed_config @type URLs and the well-known names used when typed_config is absent.
-constexpr std::string_view kHcmType =
-    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
-    "HttpConnectionManager";
-constexpr std::string_view kHcmName = "envoy.filters.network.http_connection_manager";
-constexpr std::string_view kTcpProxyType =
-    "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
-constexpr std::string_view kRouterType =
-    "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
-constexpr std::string_view kRouterName = "envoy.filters.http.router";
-constexpr std::string_view kWasmType =
-    "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
-constexpr std::string_view kWasmName = "envoy.filters.http.wasm";
-constexpr std::string_view kNetworkWasmType =
-    "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm";
-constexpr std::string_view kDownstreamTlsType =
-    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
-constexpr std::string_view kUpstreamTlsType =
-    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
-constexpr std::string_view kTlsInspectorName = "envoy.filters.listener.tls_inspector";
-constexpr std::string_view kTlsInspectorType =
-    "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector";
-constexpr std::string_view kWasmServiceType =
-    "type.googleapis.com/envoy.extensions.wasm.v3.WasmService";
 constexpr std::string_view kUpstreamHttpOptionsName =
     "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 constexpr std::string_view kUpstreamHttpOptionsType =
@@ -839,6 +817,26 @@ void Loader::parse_sluice(const Value& v, SluiceSettings& out) {
         for (auto& [name, settings] : p.entries()) {
           parse_wasm_settings(settings, out.wasm_plugins[name], true);
           wasm_plugin_settings_.push_back({name, settings});
+        }
+      }
+    }
+  }
+  f.read_string("overlay_path", out.overlay_path);
+  if (std::optional<Value> admin = f.get("admin")) {
+    Fields a(d_, *admin);
+    if (a.read_string("token_file", out.admin.token_file) && !out.admin.token_file.empty()) {
+      std::string error;
+      std::optional<std::string> token = read_file(out.admin.token_file, error);
+      if (!token) {
+        d_.error(*a.get("token_file"), error);
+      } else {
+        out.admin.token = std::string(absl::StripAsciiWhitespace(*token));
+        if (out.admin.token.size() < 16) {
+          d_.error(*a.get("token_file"),
+                   fmt::format("the admin token in '{}' is {} (use at least 16 random "
+                               "characters, e.g. `openssl rand -hex 32`)",
+                               out.admin.token_file,
+                               out.admin.token.empty() ? "empty" : "shorter than 16 characters"));
         }
       }
     }
@@ -1919,7 +1917,51 @@ bool within_limits(const YAML::Node& node, int depth, size_t& nodes) {
 
 }  // namespace
 
-LoadResult load_from_string(std::string_view text, std::string_view source_name) {
+namespace {
+
+// Reads the overlay sluice.overlay_path names (or the one `options` hands over) and merges it
+// into `root`. A missing file is an empty overlay: nothing was deployed yet.
+void merge_overlay(YAML::Node& root, const LoadOptions& options, Overlay& merged,
+                   std::vector<Diagnostic>& errors) {
+  const YAML::Node& const_root = root;
+  if (!const_root.IsMap()) return;
+  const YAML::Node sluice = const_root["sluice"];
+  if (!sluice || !sluice.IsMap()) return;
+  const YAML::Node path_node = sluice["overlay_path"];
+  if (!path_node || !path_node.IsScalar() || path_node.Scalar().empty()) return;
+  const std::string& path = path_node.Scalar();
+  const int line = path_node.Mark().is_null() ? 0 : path_node.Mark().line + 1;
+  std::string text;
+  if (options.overlay_text) {
+    text = *options.overlay_text;
+  } else if (std::error_code ec; std::filesystem::exists(path, ec)) {
+    Result<std::string> contents = sluice::read_file(path);
+    if (!contents) {
+      errors.push_back(Diagnostic{"sluice.overlay_path", line,
+                                  fmt::format("cannot read the overlay of deployed plugins "
+                                              "'{}': {}",
+                                              path, contents.error())});
+      return;
+    }
+    text = std::move(*contents);
+  }
+  Result<Overlay> overlay = parse_overlay(text);
+  if (!overlay) {
+    errors.push_back(
+        Diagnostic{"sluice.overlay_path", line,
+                   fmt::format("the overlay of deployed plugins '{}': {}", path, overlay.error())});
+    return;
+  }
+  for (std::string& e : apply_overlay(*overlay, root)) {
+    errors.push_back(Diagnostic{"sluice.overlay_path", line, fmt::format("{} ({})", e, path)});
+  }
+  merged = std::move(*overlay);
+}
+
+}  // namespace
+
+LoadResult load_from_string(std::string_view text, std::string_view source_name,
+                            const LoadOptions& options) {
   LoadResult result;
   YAML::Node root;
   try {
@@ -1938,6 +1980,8 @@ LoadResult load_from_string(std::string_view text, std::string_view source_name)
     return result;
   }
   auto bootstrap = std::make_shared<Bootstrap>();
+  merge_overlay(root, options, bootstrap->overlay, result.errors);
+  if (!result.errors.empty()) return result;
   Diagnostics diags;
   if (!root.IsNull()) {  // an empty document is an empty bootstrap
     Loader(diags).load(Value{root, "", 1}, *bootstrap);
@@ -1975,7 +2019,7 @@ std::optional<std::string> read_file(const std::string& path, std::string& error
   return std::move(*contents);
 }
 
-LoadResult load_from_file(const std::string& path) {
+LoadResult load_from_file(const std::string& path, const LoadOptions& options) {
   std::string error;
   std::optional<std::string> text = read_file(path, error);
   if (!text) {
@@ -1983,7 +2027,7 @@ LoadResult load_from_file(const std::string& path) {
     result.errors.push_back(Diagnostic{"", 0, "cannot load config: " + error});
     return result;
   }
-  return load_from_string(*text, path);
+  return load_from_string(*text, path, options);
 }
 
 }  // namespace sluice::config

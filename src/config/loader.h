@@ -31,9 +31,17 @@ struct LoadResult {
   bool ok() const { return errors.empty(); }
 };
 
-// `source_name` names the input in messages (a file path, or "--config-yaml").
-LoadResult load_from_string(std::string_view text, std::string_view source_name = "<string>");
-LoadResult load_from_file(const std::string& path);
+struct LoadOptions {
+  // Merged instead of the file sluice.overlay_path names: a deploy tries the overlay it would
+  // write before writing it.
+  std::optional<std::string> overlay_text;
+};
+
+// `source_name` names the input in messages (a file path, or "--config-yaml"). The overlay of
+// deployed plugins (sluice.overlay_path, config/overlay.h) is merged before anything is parsed.
+LoadResult load_from_string(std::string_view text, std::string_view source_name = "<string>",
+                            const LoadOptions& options = {});
+LoadResult load_from_file(const std::string& path, const LoadOptions& options = {});
 
 // A whole file, or nullopt with `error` saying why (the path and errno's message). DataSource
 // `filename`s are read with it, at load and when certificates are reloaded.
