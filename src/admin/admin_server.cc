@@ -1,5 +1,6 @@
 #include "admin/admin_server.h"
 
+#include <openssl/crypto.h>
 #include <re2/re2.h>
 #include <spdlog/spdlog.h>
 #include "common/strings.h"
@@ -54,16 +55,22 @@ constexpr const char* kHelp =
     "  /logging: POST ?level=trace|debug|info|warning|error|critical|off\n"
     "  /healthcheck/fail, /healthcheck/ok: POST; fail or pass readiness\n"
     "  /wasm: Wasm plugins: limits, VMs per worker, last failure (JSON)\n"
+    "  /wasm/plugins: GET the deployed plugins; POST one (JSON) to deploy it; DELETE\n"
+    "    /wasm/plugins/NAME to undeploy it (kept in sluice.overlay_path)\n"
     "  /reload: POST; reload the configuration (and Wasm modules) from their files\n"
     "  /quitquitquit: POST; exit the server\n";
 
 }  // namespace
 
-// One admin connection: parse a request, answer, repeat (keep-alive).
+// One admin connection: parse a request, answer, repeat (keep-alive). A pipelined request waits
+// until the one before it is answered, which for a deploy may be after a reload.
 class AdminServer::Session : public net::ConnectionCallbacks,
                              public http::Http1ParserCallbacks,
                              public std::enable_shared_from_this<Session> {
  public:
+  // Deploy requests are small JSON documents.
+  static constexpr size_t kMaxBody = 1024 * 1024;
+
   Session(AdminServer& server, std::shared_ptr<net::Connection> conn)
       : server_(server),
         conn_(std::move(conn)),
@@ -75,8 +82,44 @@ class AdminServer::Session : public net::ConnectionCallbacks,
   }
   void on_read(const char* data, size_t len) override {
     input_.append(data, len);
+    process();
+  }
+  void on_close(net::CloseReason) override { done(); }
+  void on_message_headers(HeaderMap& headers, bool) override {
+    method_ = headers.method();
+    path_ = headers.path();
+    authorization_ = std::string(headers.get_or_empty("authorization"));
+    body_.clear();
+    body_too_large_ = false;
+    keep_alive_ = parser_.keep_alive();
+  }
+  void on_message_body(std::string_view data) override {
+    if (body_.size() + data.size() > kMaxBody) {
+      body_too_large_ = true;
+      body_.clear();
+    } else if (!body_too_large_) {
+      body_.append(data);
+    }
+  }
+  void on_message_complete() override {
+    if (body_too_large_) {
+      respond(AdminResponse{413, "text/plain", str_cat("request body over ", kMaxBody, " bytes\n")},
+              false);
+      return;
+    }
+    awaiting_ = true;
+    dispatching_ = true;
+    server_.handle(AdminRequest{method_, path_, std::move(authorization_), std::move(body_)},
+                   [self = shared_from_this(), keep_alive = keep_alive_](AdminResponse r) {
+                     self->finish(std::move(r), keep_alive);
+                   });
+    dispatching_ = false;
+  }
+
+ private:
+  void process() {
     size_t offset = 0;
-    while (offset < input_.size() && conn_->open() && !conn_->closing()) {
+    while (!awaiting_ && offset < input_.size() && conn_->open() && !conn_->closing()) {
       if (parser_.paused()) parser_.resume();
       const size_t n = parser_.execute(input_.data() + offset, input_.size() - offset);
       offset += n;
@@ -88,16 +131,13 @@ class AdminServer::Session : public net::ConnectionCallbacks,
     }
     input_.erase(0, offset);
   }
-  void on_close(net::CloseReason) override { done(); }
-  void on_message_headers(HeaderMap& headers, bool) override {
-    method_ = headers.method();
-    path_ = headers.path();
-    keep_alive_ = parser_.keep_alive();
+  // The answer to the current request: now (inside on_message_complete) or later.
+  void finish(AdminResponse r, bool keep_alive) {
+    awaiting_ = false;
+    if (!conn_->open() || conn_->closing()) return;
+    respond(r, keep_alive);
+    if (!dispatching_ && keep_alive) process();  // requests that arrived meanwhile
   }
-  void on_message_body(std::string_view) override {}
-  void on_message_complete() override { respond(server_.handle(method_, path_), keep_alive_); }
-
- private:
   void respond(const AdminResponse& r, bool keep_alive) {
     HeaderMap h;
     h.add(":status", str_cat(r.status));
@@ -105,6 +145,7 @@ class AdminServer::Session : public net::ConnectionCallbacks,
     h.add("content-length", str_cat(r.body.size()));
     h.add("cache-control", "no-cache, max-age=0");
     h.add("x-content-type-options", "nosniff");
+    for (const auto& [name, value] : r.headers) h.add(name, value);
     if (!keep_alive) h.add("connection", "close");
     std::string out;
     http::encode_response_head(h, false, out);
@@ -124,8 +165,11 @@ class AdminServer::Session : public net::ConnectionCallbacks,
   std::shared_ptr<net::Connection> conn_;
   http::Http1Parser parser_;
   std::string input_;
-  std::string method_, path_;
+  std::string method_, path_, authorization_, body_;
+  bool body_too_large_ = false;
   bool keep_alive_ = true;
+  bool awaiting_ = false;     // a request is being answered: hold the next one
+  bool dispatching_ = false;  // inside server_.handle()
   std::shared_ptr<Session> self_;
 };
 
@@ -141,6 +185,7 @@ std::string AdminServer::listen(const asio::ip::tcp::endpoint& endpoint) {
   if (!ec) acceptor_.bind(endpoint, ec);
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return ec.message();
+  loopback_ = endpoint.address().is_loopback();
   accept();
   return "";
 }
@@ -166,7 +211,67 @@ void AdminServer::accept() {
   });
 }
 
-AdminResponse AdminServer::handle(std::string_view method, std::string_view target) {
+std::optional<AdminResponse> AdminServer::authorize(std::string_view method,
+                                                    std::string_view authorization) const {
+  if (method == "GET" || method == "HEAD") return std::nullopt;
+  const std::string token = backend_.admin_token();
+  if (token.empty()) {
+    if (loopback_) return std::nullopt;
+    return AdminResponse{403, "text/plain",
+                         "the admin address is not loopback, so calls that change the server "
+                         "need a token: set sluice.admin.token_file and send \"Authorization: "
+                         "Bearer <token>\"\n"};
+  }
+  constexpr std::string_view kScheme = "bearer ";
+  const bool bearer =
+      authorization.size() > kScheme.size() && starts_with_ignore_case(authorization, kScheme);
+  const std::string_view given = bearer ? authorization.substr(kScheme.size()) : "";
+  // Constant time: the comparison must not tell an attacker how much of a guess was right.
+  if (given.size() == token.size() &&
+      CRYPTO_memcmp(given.data(), token.data(), token.size()) == 0) {
+    return std::nullopt;
+  }
+  AdminResponse denied{401, "text/plain",
+                       authorization.empty()
+                           ? "this call needs the admin token: \"Authorization: Bearer <token>\" "
+                             "(sluice.admin.token_file)\n"
+                           : "wrong admin token\n"};
+  denied.headers.emplace_back("www-authenticate", "Bearer realm=\"sluice-admin\"");
+  return denied;
+}
+
+void AdminServer::handle(const AdminRequest& request, std::function<void(AdminResponse)> done) {
+  const std::string_view target = request.target;
+  const std::string_view path = target.substr(0, target.find('?'));
+  constexpr std::string_view kPlugins = "/wasm/plugins";
+  if (request.method != "GET" && request.method != "HEAD" &&
+      (path == kPlugins || path.starts_with("/wasm/plugins/"))) {
+    if (auto denied = authorize(request.method, request.authorization)) {
+      done(std::move(*denied));
+      return;
+    }
+    if (path == kPlugins && request.method == "POST") {
+      backend_.deploy_plugin(request.body, std::move(done));
+      return;
+    }
+    const std::string_view name =
+        path.size() > kPlugins.size() ? path.substr(kPlugins.size() + 1) : "";
+    if (!name.empty() && request.method == "DELETE") {
+      backend_.undeploy_plugin(std::string(name), std::move(done));
+      return;
+    }
+    AdminResponse r{405, "text/plain",
+                    "use GET or POST /wasm/plugins, or DELETE /wasm/plugins/NAME\n"};
+    r.headers.emplace_back("allow", name.empty() ? "GET, POST" : "DELETE");
+    done(std::move(r));
+    return;
+  }
+  done(handle(request.method, request.target, request.authorization));
+}
+
+AdminResponse AdminServer::handle(std::string_view method, std::string_view target,
+                                  std::string_view authorization) {
+  if (auto denied = authorize(method, authorization)) return *denied;
   const size_t q = target.find('?');
   const std::string_view path = target.substr(0, q);
   const std::string_view query = q == std::string_view::npos ? "" : target.substr(q + 1);
@@ -244,6 +349,9 @@ AdminResponse AdminServer::handle(std::string_view method, std::string_view targ
     return {200, "text/plain", "OK\n"};
   }
   if (path == "/wasm") return {200, "application/json", backend_.wasm_json()};
+  if (path == "/wasm/plugins") {
+    return {200, "application/json", backend_.deployed_plugins_json()};
+  }
   if (path == "/reload") {
     if (auto r = require_post(path)) return *r;
     int status = 400;

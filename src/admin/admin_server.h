@@ -5,8 +5,11 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include <asio.hpp>
 
@@ -18,6 +21,7 @@ struct AdminResponse {
   int status = 200;
   std::string content_type = "text/plain; charset=UTF-8";
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers = {};  // extra response headers
 };
 
 // What the admin endpoints need from the server.
@@ -38,6 +42,22 @@ class AdminBackend {
   // GET /wasm: every Wasm plugin, its limits, its VMs per thread, its last failure (JSON).
   virtual std::string wasm_json() = 0;
   virtual void refresh_server_stats() = 0;
+  // sluice.admin.token: what a mutating call's "Authorization: Bearer" must carry; "" for none.
+  virtual std::string admin_token() const = 0;
+  // GET /wasm/plugins: the plugins deployed through this API (the overlay), and whether each runs.
+  virtual std::string deployed_plugins_json() = 0;
+  // POST /wasm/plugins (body: config/overlay.h's JSON) and DELETE /wasm/plugins/NAME: answered
+  // through `done` when the reload that applies the change has ended (fetching an image first
+  // may take a while); the overlay file changes only if that reload is accepted.
+  virtual void deploy_plugin(std::string body, std::function<void(AdminResponse)> done) = 0;
+  virtual void undeploy_plugin(std::string name, std::function<void(AdminResponse)> done) = 0;
+};
+
+struct AdminRequest {
+  std::string method;
+  std::string target;         // path and query
+  std::string authorization;  // the Authorization header, or ""
+  std::string body;
 };
 
 class AdminServer {
@@ -49,16 +69,27 @@ class AdminServer {
   uint16_t port() const;
   void close();
 
-  // Routes one request (also used directly by tests).
-  AdminResponse handle(std::string_view method, std::string_view path_and_query);
+  // Routes one request; `done` may be called later (deploys wait for their reload).
+  void handle(const AdminRequest& request, std::function<void(AdminResponse)> done);
+  // The synchronous endpoints (everything but deploy and undeploy), for tests.
+  AdminResponse handle(std::string_view method, std::string_view path_and_query,
+                       std::string_view authorization = "");
+
+  // Mutating calls on an address that is not loopback need a token: see authorize().
+  void set_loopback(bool loopback) { loopback_ = loopback; }
 
  private:
   class Session;
   void accept();
+  // Refuses a mutating call (any method but GET and HEAD) without the configured bearer token,
+  // or any mutating call when the admin address is not loopback and no token is configured.
+  std::optional<AdminResponse> authorize(std::string_view method,
+                                         std::string_view authorization) const;
 
   asio::io_context& loop_;
   AdminBackend& backend_;
   asio::ip::tcp::acceptor acceptor_;
+  bool loopback_ = true;
 };
 
 }  // namespace sluice::admin

@@ -19,6 +19,8 @@
 
 #include <fmt/chrono.h>
 #include <spdlog/spdlog.h>
+#include "absl/strings/str_join.h"
+#include "common/files.h"
 #include "common/strings.h"
 
 #include "accesslog/access_log.h"
@@ -605,15 +607,26 @@ ReloadOutcome Server::reject_reload(ReloadOutcome outcome, std::vector<std::stri
   return outcome;
 }
 
-ReloadOutcome Server::reload(std::string trigger) {
+ReloadOutcome Server::reload(std::string trigger, std::optional<std::string> overlay_text,
+                             std::function<void(const ReloadOutcome&)> on_done) {
   ReloadOutcome outcome;
   outcome.trigger = std::move(trigger);
   outcome.time = std::chrono::system_clock::now();
   outcome.version = snapshot_->version;
+  // Every outcome but "pending" ends here; a pending one ends in the fetch callback.
+  const auto done = [&](ReloadOutcome o) {
+    if (on_done) on_done(o);
+    return o;
+  };
   const auto reject = [&](std::vector<std::string> errors) {
-    return reject_reload(outcome, std::move(errors));
+    return done(reject_reload(outcome, std::move(errors)));
   };
   if (draining_) return reject({"the server is draining"});
+  if (remote_fetch_ && on_done) {
+    return reject(
+        {"another reload is fetching remote Wasm code: try again when it ends "
+         "(/config_dump's last_update)"});
+  }
   if (remote_fetch_) {
     // One reload at a time: this one runs when the one fetching code is done.
     reload_again_ = outcome.trigger;
@@ -623,12 +636,13 @@ ReloadOutcome Server::reload(std::string trigger) {
 
   config::LoadResult loaded;
   std::string source;
+  const config::LoadOptions load_options{std::move(overlay_text)};
   if (!options_.config_path.empty()) {
     source = options_.config_path;
-    loaded = config::load_from_file(options_.config_path);
+    loaded = config::load_from_file(options_.config_path, load_options);
   } else {
     source = "--config-yaml";
-    loaded = config::load_from_string(options_.config_yaml, source);
+    loaded = config::load_from_string(options_.config_yaml, source, load_options);
   }
   for (const auto& w : loaded.warnings) spdlog::warn("{}: {}", source, w.to_string());
   if (!loaded.ok()) {
@@ -650,20 +664,23 @@ ReloadOutcome Server::reload(std::string trigger) {
   std::vector<std::string> fetch_errors;
   remote_fetch_ = fetch_remote_code(
       main_loop_, *main_http_client_, *bootstrap,
-      [this, &fetched_now, &fetch_errors, bootstrap, outcome](std::vector<std::string> errors) {
+      [this, &fetched_now, &fetch_errors, bootstrap, outcome,
+       on_done](std::vector<std::string> errors) {
         if (!remote_fetch_) {  // still inside fetch_remote_code: nothing needed fetching
           fetched_now = true;
           fetch_errors = std::move(errors);
           return;
         }
         asio::post(main_loop_, [done = std::move(remote_fetch_)] {});  // on the call stack
+        ReloadOutcome end;
         if (draining_) {
-          reject_reload(outcome, {"the server is draining"});
+          end = reject_reload(outcome, {"the server is draining"});
         } else if (!errors.empty()) {
-          reject_reload(outcome, std::move(errors));
+          end = reject_reload(outcome, std::move(errors));
         } else {
-          apply_reload(bootstrap, outcome);
+          end = apply_reload(bootstrap, outcome);
         }
+        if (on_done) on_done(end);
         if (!reload_again_.empty() && !draining_) {
           asio::post(main_loop_, [this, trigger = std::move(reload_again_)]() mutable {
             reload(std::move(trigger));
@@ -679,7 +696,7 @@ ReloadOutcome Server::reload(std::string trigger) {
   }
   remote_fetch_.reset();
   if (!fetch_errors.empty()) return reject(std::move(fetch_errors));
-  return apply_reload(bootstrap, outcome);
+  return done(apply_reload(bootstrap, outcome));
 }
 
 ReloadOutcome Server::apply_reload(std::shared_ptr<const config::Bootstrap> bootstrap,
@@ -755,6 +772,125 @@ std::string Server::reload_config(int* status) {
   ReloadOutcome outcome = reload("admin");
   *status = outcome.pending ? 202 : outcome.accepted ? 200 : 400;
   return outcome.json() + "\n";
+}
+
+std::string Server::admin_token() const { return snapshot_->bootstrap->sluice.admin.token; }
+
+std::string Server::deployed_plugins_json() {
+  const config::Bootstrap& b = *snapshot_->bootstrap;
+  std::string out =
+      str_cat("{\"overlay_path\":", json_str(b.sluice.overlay_path), ",\"plugins\":[");
+  for (size_t i = 0; i < b.overlay.plugins.size(); ++i) {
+    str_append(&out, i ? "," : "", config::deployed_plugin_json(b.overlay.plugins[i]));
+  }
+  return out + "]}\n";
+}
+
+namespace {
+
+admin::AdminResponse json_error(int status, std::string_view message) {
+  return {status, "application/json", str_cat("{\"error\":", json_str(message), "}\n")};
+}
+
+// The listeners of `b` with an HTTP connection manager, by name.
+std::vector<std::string> http_listeners(const config::Bootstrap& b) {
+  std::vector<std::string> names;
+  for (const auto& l : b.listeners) {
+    const bool http =
+        std::any_of(l.filter_chains.begin(), l.filter_chains.end(), [](const auto& c) {
+          return !c.filters.empty() &&
+                 std::holds_alternative<config::HttpConnectionManager>(c.filters.back().config);
+        });
+    if (http) names.push_back(l.name);
+  }
+  return names;
+}
+
+}  // namespace
+
+void Server::deploy_plugin(std::string body, std::function<void(admin::AdminResponse)> done) {
+  const config::Bootstrap& b = *snapshot_->bootstrap;
+  Result<config::DeployedPlugin> plugin = config::parse_deployed_plugin(body);
+  if (!plugin) return done(json_error(400, plugin.error()));
+  // Name the listener now, so the overlay keeps saying where the plugin goes.
+  const std::vector<std::string> http = http_listeners(b);
+  if (plugin->listener.empty()) {
+    if (http.size() != 1) {
+      return done(json_error(
+          400, http.empty() ? "this server has no listener with an HTTP connection manager"
+                            : str_cat("name the listener (\"listener\"): one of ",
+                                      absl::StrJoin(http, ", "))));
+    }
+    plugin->listener = http.front();
+  } else if (std::find(http.begin(), http.end(), plugin->listener) == http.end()) {
+    return done(json_error(400, str_cat("no listener '", plugin->listener,
+                                        "' with an HTTP connection manager (there are: ",
+                                        absl::StrJoin(http, ", "), ")")));
+  }
+  plugin->deployed_at = utc_time(std::chrono::system_clock::now());
+  config::Overlay next = b.overlay;
+  const bool replacing = next.find(plugin->name) != nullptr;
+  std::string plugin_json = config::deployed_plugin_json(*plugin);
+  const std::string trigger = str_cat("admin: deploy ", plugin->name);
+  next.put(std::move(*plugin));
+  change_overlay(std::move(next), trigger, replacing ? 200 : 201, std::move(plugin_json),
+                 std::move(done));
+}
+
+void Server::undeploy_plugin(std::string name, std::function<void(admin::AdminResponse)> done) {
+  const config::Bootstrap& b = *snapshot_->bootstrap;
+  config::Overlay next = b.overlay;
+  const config::DeployedPlugin* p = next.find(name);
+  if (p == nullptr) {
+    std::vector<std::string> names;
+    for (const auto& d : next.plugins) names.push_back(d.name);
+    return done(json_error(
+        404, str_cat("no deployed plugin '", name,
+                     "' (deployed: ", names.empty() ? "none" : absl::StrJoin(names, ", "),
+                     "); plugins written in the config file are removed by editing it")));
+  }
+  std::string plugin_json = config::deployed_plugin_json(*p);
+  next.erase(name);
+  change_overlay(std::move(next), str_cat("admin: undeploy ", name), 200, std::move(plugin_json),
+                 std::move(done));
+}
+
+void Server::change_overlay(config::Overlay next, std::string trigger, int accepted_status,
+                            std::string plugin_json,
+                            std::function<void(admin::AdminResponse)> done) {
+  const std::string path = snapshot_->bootstrap->sluice.overlay_path;
+  if (path.empty()) {
+    return done(json_error(
+        400,
+        "deploying needs sluice.overlay_path in the config: the file that keeps deployed "
+        "plugins across reloads and restarts"));
+  }
+  if (remote_fetch_) {
+    return done(json_error(409,
+                           "another reload is fetching remote Wasm code: try again when it ends "
+                           "(/config_dump's last_update)"));
+  }
+  std::string text = config::overlay_json(next);
+  reload(std::move(trigger), text,
+         [this, path, text, accepted_status, plugin_json = std::move(plugin_json),
+          done = std::move(done)](const ReloadOutcome& outcome) {
+           const std::string result =
+               str_cat("{\"plugin\":", plugin_json, ",\"reload\":", outcome.json(), "}\n");
+           if (!outcome.accepted) {
+             done(admin::AdminResponse{400, "application/json", result});
+             return;
+           }
+           // Saved only once running: a plugin that never loaded must not come back at the next
+           // start. The reload cannot be taken back here, so a write failure says what to fix.
+           if (Status saved = write_file_atomically(path, text); !saved) {
+             spdlog::error("deployed plugins are running but not saved: {}", saved.error());
+             done(json_error(500, str_cat("applied, but not saved (the next reload or restart "
+                                          "will not have it): ",
+                                          saved.error())));
+             return;
+           }
+           done(admin::AdminResponse{accepted_status, "application/json", result});
+         });
 }
 
 // inotify on the folders (not the files): editors save by writing a new file and renaming it

@@ -8,6 +8,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -79,7 +80,10 @@ class Server : public admin::AdminBackend {
   // only changes what a reload can change (listeners, Wasm services, the sluice block); else the
   // current one keeps serving. Listeners keep their sockets and open connections; HTTP streams
   // switch as they start; unchanged Wasm plugins keep their VMs.
-  ReloadOutcome reload(std::string trigger);
+  // `overlay_text` is merged instead of the overlay file (a deploy's candidate); `on_done` gets
+  // the final outcome, now or when remote code has been fetched.
+  ReloadOutcome reload(std::string trigger, std::optional<std::string> overlay_text = std::nullopt,
+                       std::function<void(const ReloadOutcome&)> on_done = {});
   // From any thread: reload on the main loop.
   void request_reload(std::string trigger);
 
@@ -94,8 +98,16 @@ class Server : public admin::AdminBackend {
   void refresh_server_stats() override;
   std::string reload_config(int* status) override;
   std::string wasm_json() override;
+  std::string admin_token() const override;
+  std::string deployed_plugins_json() override;
+  void deploy_plugin(std::string body, std::function<void(admin::AdminResponse)> done) override;
+  void undeploy_plugin(std::string name, std::function<void(admin::AdminResponse)> done) override;
 
  private:
+  // Reloads with `next` as the overlay of deployed plugins and, if that is accepted, writes it
+  // to sluice.overlay_path; answers `done` with `accepted_status` or the reload's errors.
+  void change_overlay(config::Overlay next, std::string trigger, int accepted_status,
+                      std::string plugin_json, std::function<void(admin::AdminResponse)> done);
   // Builds listeners and plugins for `bootstrap`, reusing what `previous` has that is unchanged
   // (sockets, plugins). Returns an error, or "" with `out` filled.
   std::string build_snapshot(std::shared_ptr<const config::Bootstrap> bootstrap,
