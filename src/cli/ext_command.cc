@@ -6,6 +6,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +14,7 @@
 #include <iostream>
 #include <set>
 
+#include <curl/curl.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -528,6 +530,172 @@ int deploy_fragment(const std::string& source, bool envoy, const std::string& ou
   return 0;
 }
 
+// --- deploy --to, undeploy: a running Sluice's admin API -------------------------------------
+
+struct AdminTarget {
+  std::string url;         // http://host:port of the admin listener
+  std::string token_file;  // the token for Authorization: Bearer; else $SLUICE_ADMIN_TOKEN
+};
+
+struct AdminReply {
+  long status = 0;
+  std::string body;
+};
+
+size_t append_to_string(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+// One request to the admin API. Deploying an image waits for the proxy to pull it: minutes.
+Result<AdminReply> admin_request(const AdminTarget& target, const char* method,
+                                 const std::string& path, const std::string& body) {
+  std::string token;
+  if (!target.token_file.empty()) {
+    Result<std::string> t = read_file(target.token_file);
+    if (!t)
+      return Error{str_cat("cannot read the token file ", target.token_file, ": ", t.error())};
+    token = std::string(trim(*t));
+  } else if (const char* env = std::getenv("SLUICE_ADMIN_TOKEN")) {
+    token = std::string(trim(env));
+  }
+  std::string url = target.url;
+  if (url.find("://") == std::string::npos) url = "http://" + url;
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  url += path;
+  CURL* curl = curl_easy_init();
+  if (!curl) return Error{"cannot start libcurl"};
+  AdminReply reply;
+  curl_slist* headers = curl_slist_append(nullptr, "content-type: application/json");
+  if (!token.empty()) {
+    headers = curl_slist_append(headers, str_cat("authorization: Bearer ", token).c_str());
+  }
+  char error[CURL_ERROR_SIZE] = "";
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  if (!body.empty()) {
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  }
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, append_to_string);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 600L);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  const CURLcode rc = curl_easy_perform(curl);
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.status);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  if (rc != CURLE_OK) {
+    return Error{str_cat(url, ": ", error[0] ? error : curl_easy_strerror(rc))};
+  }
+  return reply;
+}
+
+// What the admin API said went wrong: its "error", or the reload's errors.
+std::string admin_failure(const AdminReply& reply) {
+  nlohmann::json j = nlohmann::json::parse(reply.body, nullptr, false);
+  std::string message = oci::string_field(j, "error");
+  const nlohmann::json& errors = oci::json_field(oci::json_field(j, "reload"), "errors");
+  if (errors.is_array()) {
+    for (const auto& e : errors) {
+      if (e.is_string()) str_append(&message, message.empty() ? "" : "\n  ", e.get<std::string>());
+    }
+  }
+  if (message.empty()) message = std::string(trim(reply.body));
+  return str_cat("the proxy answered ", reply.status, ": ", message);
+}
+
+// A plugin name from an image's repository or a file's stem, in the characters a filter name
+// may have.
+std::string plugin_name_from(std::string_view text) {
+  std::string name;
+  for (char c : text) {
+    name.push_back(
+        std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' ? c : '-');
+  }
+  return name.substr(0, 128);
+}
+
+struct ProxyDeployOptions {
+  std::string name;           // default: the repository's last part, or the file's stem
+  std::string listener;       // default: the proxy's only HTTP listener
+  std::string before, after;  // a filter to place it beside; default: before the router
+  bool first = false;
+  std::string configuration;
+  std::string root_id;  // default: the image's first rootIds entry
+  bool fail_open = false;
+};
+
+// Verifies the module here (as `verify` does), then has the proxy load it: a local file by its
+// absolute path (the proxy must see the same file), an image pinned to the digest verified.
+int deploy_to_proxy(const std::string& source, const AdminTarget& target, ProxyDeployOptions o,
+                    const Common& common) {
+  std::string code_bytes, code;
+  if (fs::is_regular_file(source)) {
+    Result<std::string> bytes = read_file(source);
+    if (!bytes) return failed(str_cat("cannot read ", source, ": ", bytes.error()));
+    code_bytes = std::move(*bytes);
+    std::error_code ec;
+    code = fs::absolute(source, ec).lexically_normal().string();
+    if (o.name.empty()) o.name = plugin_name_from(fs::path(source).stem().string());
+  } else {
+    if (Result<oci::Reference> ref = oci::parse_reference(source); !ref) {
+      return failed(str_cat(source, " is neither a file nor an image reference: ", ref.error()));
+    }
+    Result<Image> image = fetch_reference(source, common);
+    if (!image) return failed(image.error());
+    const oci::Reference& ref = image->ref;
+    code = str_cat("oci://", ref.registry, "/", ref.repository,
+                   ref.tag.empty() ? "" : ":" + ref.tag, "@", image->fetched.manifest.digest);
+    code_bytes = std::move(image->fetched.code);
+    if (o.root_id.empty()) o.root_id = first_root_id(image->fetched.config_blob);
+    if (o.name.empty())
+      o.name = plugin_name_from(ref.repository.substr(ref.repository.rfind('/') + 1));
+  }
+  step("verifying {}", source);
+  Verdict v = report_module(code_bytes, o.configuration, o.root_id);
+  for (const auto& p : v.problems)
+    printf("%s %s\n", v.compatible ? "note:" : "problem:", p.c_str());
+  if (!v.compatible) return failed(str_cat(source, " is not compatible with Sluice: not deployed"));
+
+  nlohmann::json body{{"name", o.name}, {"code", code}, {"configuration", o.configuration}};
+  if (!o.listener.empty()) body["listener"] = o.listener;
+  if (!o.root_id.empty()) body["root_id"] = o.root_id;
+  if (o.fail_open) body["failure_policy"] = "FAIL_OPEN";
+  if (!o.before.empty()) body["position"] = {{"before", o.before}};
+  if (!o.after.empty()) body["position"] = {{"after", o.after}};
+  if (o.first) body["position"] = "first";
+  step("deploying '{}' to {}{}", o.name, target.url,
+       code.rfind("oci://", 0) == 0 ? " (the proxy pulls the image)" : "");
+  Result<AdminReply> reply =
+      admin_request(target, "POST", "/wasm/plugins",
+                    body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  if (!reply) return failed(reply.error());
+  if (reply->status != 200 && reply->status != 201) return failed(admin_failure(*reply));
+  nlohmann::json answer = nlohmann::json::parse(reply->body, nullptr, false);
+  const nlohmann::json& plugin = oci::json_field(answer, "plugin");
+  const nlohmann::json& reload = oci::json_field(answer, "reload");
+  printf("%s '%s' on listener '%s' (configuration version %s)\n",
+         reply->status == 201 ? "deployed" : "replaced", o.name.c_str(),
+         oci::string_field(plugin, "listener").c_str(),
+         oci::uint_field(reload, "version")
+             ? std::to_string(*oci::uint_field(reload, "version")).c_str()
+             : "?");
+  return 0;
+}
+
+int undeploy(const std::string& name, const AdminTarget& target) {
+  step("undeploying '{}' from {}", name, target.url);
+  Result<AdminReply> reply = admin_request(target, "DELETE", "/wasm/plugins/" + name, "");
+  if (!reply) return failed(reply.error());
+  if (reply->status != 200) return failed(admin_failure(*reply));
+  printf("undeployed '%s'\n", name.c_str());
+  return 0;
+}
+
 // --- list, login, logout --------------------------------------------------------------------
 
 int list(const std::string& remote, const std::string& search, const Common& common) {
@@ -661,14 +829,35 @@ int run_ext(int argc, char** argv) {
   login_cmd->add_flag("--password-stdin", password_stdin, "Read the password from stdin");
   plain(login_cmd);
   DeployOptions deploy_options;
+  ProxyDeployOptions proxy_options;
+  AdminTarget admin_target;
   bool envoy = false, istio = false;
   std::string out_path;
   CLI::App* deploy_cmd = app.add_subcommand(
-      "deploy", "Write an Envoy filter fragment (--envoy) or an Istio WasmPlugin (--istio)");
-  deploy_cmd->add_option("REF", a, "The image")->required();
+      "deploy",
+      "Deploy into a running Sluice (--to ADMIN_URL), or write an Envoy filter fragment "
+      "(--envoy) or an Istio WasmPlugin (--istio)");
+  deploy_cmd->add_option("REF", a, "The image (or, with --to, a .wasm file)")->required();
+  auto* to_option =
+      deploy_cmd->add_option("--to", admin_target.url, "A running Sluice's admin URL");
   auto* envoy_flag = deploy_cmd->add_flag("--envoy", envoy, "An Envoy http_filters entry");
   auto* istio_flag = deploy_cmd->add_flag("--istio", istio, "An Istio WasmPlugin manifest");
   envoy_flag->excludes(istio_flag);
+  to_option->excludes(envoy_flag)->excludes(istio_flag);
+  deploy_cmd->add_option("--listener", proxy_options.listener,
+                         "--to: the listener (default: the only HTTP one)");
+  auto* before = deploy_cmd->add_option("--before", proxy_options.before,
+                                        "--to: place it before this HTTP filter");
+  auto* after = deploy_cmd->add_option("--after", proxy_options.after,
+                                       "--to: place it after this HTTP filter");
+  auto* first = deploy_cmd->add_flag("--first", proxy_options.first, "--to: place it first");
+  before->excludes(after)->excludes(first);
+  after->excludes(first);
+  const auto token_file = [&](CLI::App* c) {
+    c->add_option("--token-file", admin_target.token_file,
+                  "The admin token (default: $SLUICE_ADMIN_TOKEN)");
+  };
+  token_file(deploy_cmd);
   deploy_cmd->add_option("--out", out_path, "The file to write (default: stdout)");
   deploy_cmd->add_option("--name", deploy_options.name, "Plugin name (default: the repository's)");
   deploy_cmd->add_option("--config", deploy_options.configuration,
@@ -682,6 +871,11 @@ int run_ext(int argc, char** argv) {
   deploy_cmd->add_option("--namespace", deploy_options.namespace_, "Istio: the namespace");
   deploy_cmd->add_flag("--fail-open", deploy_options.fail_open, "Skip the plugin if it fails");
   plain(deploy_cmd);
+  CLI::App* undeploy_cmd =
+      app.add_subcommand("undeploy", "Remove a deployed plugin from a running Sluice");
+  undeploy_cmd->add_option("NAME", a, "The plugin's name")->required();
+  undeploy_cmd->add_option("--to", admin_target.url, "The proxy's admin URL")->required();
+  token_file(undeploy_cmd);
   CLI::App* logout_cmd = app.add_subcommand("logout", "Forget a registry's credentials");
   logout_cmd->add_option("SERVER", a, "The registry host[:port]")->required();
 
@@ -699,12 +893,16 @@ int run_ext(int argc, char** argv) {
   if (*list_cmd) return list(remote, search, common);
   if (*login_cmd) return login(a, user, password_stdin, common);
   if (*logout_cmd) return logout(a);
+  if (*undeploy_cmd) return undeploy(a, admin_target);
   if (*deploy_cmd) {
-    if (!envoy && !istio) {
-      return failed(
-          "deploy needs --envoy or --istio (deploying into a running Sluice, --to ADMIN_URL, is "
-          "not built yet)");
+    if (!admin_target.url.empty()) {
+      proxy_options.name = deploy_options.name;
+      proxy_options.configuration = deploy_options.configuration;
+      proxy_options.root_id = deploy_options.root_id;
+      proxy_options.fail_open = deploy_options.fail_open;
+      return deploy_to_proxy(a, admin_target, proxy_options, common);
     }
+    if (!envoy && !istio) return failed("deploy needs --to ADMIN_URL, --envoy or --istio");
     return deploy_fragment(a, envoy, out_path, deploy_options, common);
   }
   return 2;

@@ -127,7 +127,7 @@ done
 out=$(ext deploy "$R/team/basic:2.0" --istio --config 'not json' --plain-http 2>&1) && fail "a non-JSON pluginConfig"
 [[ $out == *"must be one"* ]] || fail "bad pluginConfig: $out"
 out=$(ext deploy "$R/team/basic:2.0" --plain-http 2>&1) && fail "deploy without a target"
-[[ $out == *"not built yet"* ]] || fail "deploy without a target: $out"
+[[ $out == *"deploy needs --to ADMIN_URL, --envoy or --istio"* ]] || fail "deploy without a target: $out"
 pass "deploy --envoy writes a filter a config loads; --istio a WasmPlugin pinned to the digest"
 
 # A registry behind a token service: login checks and stores (0600), logout forgets.
