@@ -1,4 +1,5 @@
 #include "cli/ext_command.h"
+#include "cli/ext_project.h"
 
 #include <fcntl.h>
 #include <pwd.h>
@@ -326,13 +327,22 @@ int verify(const std::string& target, const std::string& configuration, std::str
 
 int push(const std::string& source, const std::string& target,
          const std::vector<std::string>& root_ids, const Common& common) {
+  std::string module_path = source;
+  std::vector<std::string> ids = root_ids;
   if (fs::is_directory(source)) {
-    return failed(str_cat(source,
-                          " is a folder: pushing a project folder needs `sluice ext build`, which "
-                          "is not built yet; push its .wasm file"));
+    // A built project: its module, and the root ids its sluice-ext.yaml declares.
+    Result<ProjectManifest> project = load_project(source);
+    if (!project) return failed(project.error());
+    module_path = built_wasm_path(source, *project).string();
+    if (!fs::exists(module_path)) {
+      return failed(str_cat(module_path, " is not built yet: run `sluice ext build ", source, "`"));
+    }
+    for (const auto& id : project->root_ids) {
+      if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+    }
   }
-  Result<std::string> code = read_file(source);
-  if (!code) return failed(str_cat("cannot read ", source, ": ", code.error()));
+  Result<std::string> code = read_file(module_path);
+  if (!code) return failed(str_cat("cannot read ", module_path, ": ", code.error()));
   Result<wasm::ModuleInfo> info = wasm::ModuleInfo::parse(*code);
   if (!info) return failed(str_cat(source, " is not a valid WebAssembly module: ", info.error()));
   if (info->abi_version == wasm::AbiVersion::Unknown) {
@@ -342,10 +352,10 @@ int push(const std::string& source, const std::string& target,
   if (!ref) return failed(ref.error());
   if (!ref->digest.empty()) return failed("push to a tag, not to a digest");
   const oci::BuiltImage image =
-      oci::build_wasm_image(*code, wasm::abi_version_name(info->abi_version), root_ids);
+      oci::build_wasm_image(*code, wasm::abi_version_name(info->abi_version), ids);
   Result<std::unique_ptr<oci::RegistryClient>> client = client_for(ref->registry, common);
   if (!client) return failed(client.error());
-  step("pushing {} ({}, ABI {}) to {}", source, human_size(code->size()),
+  step("pushing {} ({}, ABI {}) to {}", module_path, human_size(code->size()),
        wasm::abi_version_name(info->abi_version), ref->to_string());
   if (Status s = (*client)->push_blob(ref->repository, *code); !s) {
     return failed(registry_error(s.error(), common));
@@ -696,6 +706,46 @@ int undeploy(const std::string& name, const AdminTarget& target) {
   return 0;
 }
 
+// --- init, build ----------------------------------------------------------------------------
+
+int init(const std::string& dir, const std::string& language, const std::string& kind) {
+  Result<std::vector<std::string>> files = init_project(dir, language, kind);
+  if (!files) return failed(files.error());
+  for (const auto& f : *files) printf("wrote %s\n", (fs::path(dir) / f).c_str());
+  printf("next: sluice ext build %s\n", dir.c_str());
+  return 0;
+}
+
+// Compiles, verifies (as `verify` does, with the project's root id and configuration), and
+// writes build/runtime-config.json: the image config `push` will publish.
+int build(const std::string& dir, bool native) {
+  BuildOptions options;
+  options.native = native;
+  options.progress = [](const std::string& line) { step("{}", line); };
+  Result<BuiltProject> built = build_project(dir, options);
+  if (!built) return failed(built.error());
+  const ProjectManifest& m = built->manifest;
+  Result<std::string> code = read_file(built->wasm.string());
+  if (!code) return failed(str_cat("cannot read ", built->wasm.string(), ": ", code.error()));
+  printf("module:      %s\n", built->wasm.c_str());
+  if (!built->native_so.empty()) printf("native:      %s\n", built->native_so.c_str());
+  Verdict v = report_module(*code, m.configuration, m.root_ids.front());
+  for (const auto& p : v.problems)
+    printf("%s %s\n", v.compatible ? "note:" : "problem:", p.c_str());
+  if (!v.compatible) return failed(str_cat(built->wasm.string(), " is not compatible with Sluice"));
+  Result<wasm::ModuleInfo> info = wasm::ModuleInfo::parse(*code);
+  const oci::BuiltImage image =
+      oci::build_wasm_image(*code, wasm::abi_version_name(info->abi_version), m.root_ids);
+  const fs::path config = fs::path(dir) / "build" / "runtime-config.json";
+  if (Status s = write_file_atomically(config.string(), image.config); !s) {
+    return failed(s.error());
+  }
+  printf("metadata:    %s\n", config.c_str());
+  printf("built %s %s: push it with `sluice ext push %s REF`\n", m.name.c_str(), m.version.c_str(),
+         dir.c_str());
+  return 0;
+}
+
 // --- list, login, logout --------------------------------------------------------------------
 
 int list(const std::string& remote, const std::string& search, const Common& common) {
@@ -806,8 +856,20 @@ int run_ext(int argc, char** argv) {
   verify_cmd->add_option("--config", configuration, "Plugin configuration for on_configure");
   verify_cmd->add_option("--root-id", root_id, "The root id to start");
   plain(verify_cmd);
+  std::string language = "cpp", kind = "http-filter";
+  bool no_native = false;
+  CLI::App* init_cmd = app.add_subcommand("init", "Start an extension project in a new folder");
+  init_cmd->add_option("DIR", a, "The project folder (its name is the project's)")->required();
+  init_cmd->add_option("--lang", language, "cpp or assemblyscript")
+      ->check(CLI::IsMember({"cpp", "assemblyscript"}));
+  init_cmd->add_option("--template", kind, "http-filter, network-filter or singleton")
+      ->check(CLI::IsMember({"http-filter", "network-filter", "singleton"}));
+  CLI::App* build_cmd =
+      app.add_subcommand("build", "Compile a project to .wasm, verify it, write its metadata");
+  build_cmd->add_option("DIR", a, "The project folder (default: .)");
+  build_cmd->add_flag("--no-native", no_native, "C++: skip the null runtime's .so");
   CLI::App* push_cmd = app.add_subcommand("push", "Push a .wasm module as an OCI image");
-  push_cmd->add_option("SOURCE", a, "The .wasm file")->required();
+  push_cmd->add_option("SOURCE", a, "The .wasm file, or a built project folder")->required();
   push_cmd->add_option("REF", b, "Where to push it (a tag)")->required();
   push_cmd->add_option("--root-id", root_ids, "Root ids the module offers (image metadata)");
   plain(push_cmd);
@@ -886,6 +948,8 @@ int run_ext(int argc, char** argv) {
   }
   // The Wasm host logs through spdlog; a CLI shows only what went wrong.
   spdlog::set_level(spdlog::level::err);
+  if (*init_cmd) return init(a, language, kind);
+  if (*build_cmd) return build(a.empty() ? "." : a, !no_native);
   if (*verify_cmd) return verify(a, configuration, root_id, common);
   if (*push_cmd) return push(a, b, root_ids, common);
   if (*pull_cmd) return pull(a, output, common);
