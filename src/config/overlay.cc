@@ -150,15 +150,16 @@ Result<DeployedPlugin> plugin_from_json(const json& j) {
   return p;
 }
 
-json plugin_to_json(const DeployedPlugin& p) {
-  json j = json::object();
+// In a reader's order (name first), not nlohmann's default alphabetical one.
+nlohmann::ordered_json plugin_to_json(const DeployedPlugin& p) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
   j["name"] = p.name;
   if (!p.listener.empty()) j["listener"] = p.listener;
   if (p.position == DeployedPlugin::Position::kFirst ||
       p.position == DeployedPlugin::Position::kLast) {
     j["position"] = position_word(p.position);
   } else {
-    j["position"] = json{{position_word(p.position), p.anchor}};
+    j["position"] = nlohmann::ordered_json{{position_word(p.position), p.anchor}};
   }
   j["code"] = p.code;
   if (!p.sha256.empty()) j["sha256"] = p.sha256;
@@ -170,7 +171,9 @@ json plugin_to_json(const DeployedPlugin& p) {
   return j;
 }
 
-std::string dump(const json& j) { return j.dump(2, ' ', false, json::error_handler_t::replace); }
+std::string dump(const nlohmann::ordered_json& j, int indent) {
+  return j.dump(indent, ' ', false, json::error_handler_t::replace);
+}
 
 std::string scalar(const YAML::Node& n) { return n && n.IsScalar() ? n.Scalar() : std::string(); }
 
@@ -318,13 +321,13 @@ Result<Overlay> parse_overlay(std::string_view text) {
 }
 
 std::string deployed_plugin_json(const DeployedPlugin& plugin) {
-  return dump(plugin_to_json(plugin));
+  return dump(plugin_to_json(plugin), -1);
 }
 
 std::string overlay_json(const Overlay& overlay) {
-  json list = json::array();
+  nlohmann::ordered_json list = nlohmann::ordered_json::array();
   for (const auto& p : overlay.plugins) list.push_back(plugin_to_json(p));
-  return dump(json{{"plugins", list}}) + "\n";
+  return dump(nlohmann::ordered_json{{"plugins", list}}, 2) + "\n";
 }
 
 std::vector<std::string> http_listener_names(const YAML::Node& root) {
