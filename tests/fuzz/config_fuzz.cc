@@ -8,8 +8,12 @@
 //   * source_json (served by /config_dump) and node.metadata_json are valid JSON, and (for UTF-8
 //     input) source_json loaded again as a config is accepted and converts to the same JSON.
 //
-// DataSource `filename` fields make the loader read files. Inputs naming a device, FIFO or large
-// file (/dev/zero, /dev/stdin, ...) are skipped: reading those hangs or exhausts memory by design.
+// DataSource `filename` fields (and sluice.overlay_path, sluice.admin.token_file) make the loader
+// read files. Inputs naming a device, FIFO or large file (/dev/zero, /dev/stdin, ...) are skipped:
+// reading those hangs or exhausts memory by design.
+//
+// The same input is also read as an overlay of deployed plugins (config/overlay.h): what parses
+// must write out and parse back to the same thing, and merge into a fixed config without harm.
 #include <cctype>
 #include <cstddef>
 #include <cstdint>
@@ -29,6 +33,7 @@
 #include "common/header_map.h"
 #include "config/bootstrap.h"
 #include "config/loader.h"
+#include "config/overlay.h"
 #include "fuzz_check.h"
 #include "http/route_table.h"
 
@@ -52,7 +57,9 @@ bool safe_to_read(const std::string& path) {
 // False when the document has a `filename` key whose value is not safe to read. Only parses when
 // the text could spell "filename" (raw, through escapes, or in UTF-16/32).
 bool file_references_safe(std::string_view text) {
-  if (text.find("ilename") == std::string_view::npos && text.find('\\') == std::string_view::npos &&
+  if (text.find("ilename") == std::string_view::npos &&
+      text.find("_path") == std::string_view::npos &&
+      text.find("_file") == std::string_view::npos && text.find('\\') == std::string_view::npos &&
       text.find('\0') == std::string_view::npos) {
     return true;
   }
@@ -79,8 +86,10 @@ bool file_references_safe(std::string_view text) {
       continue;
     }
     for (const auto& kv : node) {
-      if (kv.first.IsScalar() && kv.first.Scalar() == "filename" && kv.second.IsScalar() &&
-          !safe_to_read(kv.second.Scalar())) {
+      const bool names_file = kv.first.IsScalar() && (kv.first.Scalar() == "filename" ||
+                                                      kv.first.Scalar() == "overlay_path" ||
+                                                      kv.first.Scalar() == "token_file");
+      if (names_file && kv.second.IsScalar() && !safe_to_read(kv.second.Scalar())) {
         return false;
       }
       stack.push_back(kv.first);
@@ -381,10 +390,40 @@ void check_diagnostics(const std::vector<sluice::config::Diagnostic>& diags) {
   }
 }
 
+// The input as an overlay file and as a POST /wasm/plugins body.
+void check_overlay(std::string_view text) {
+  (void)sluice::config::parse_deployed_plugin(text);
+  sluice::Result<sluice::config::Overlay> overlay = sluice::config::parse_overlay(text);
+  if (!overlay) {
+    FUZZ_CHECK(!overlay.error().empty());
+    return;
+  }
+  const std::string written = sluice::config::overlay_json(*overlay);
+  sluice::Result<sluice::config::Overlay> again = sluice::config::parse_overlay(written);
+  FUZZ_CHECK(again.ok(), "the overlay file written does not parse: %s", written.c_str());
+  FUZZ_CHECK(sluice::config::overlay_json(*again) == written, "the overlay changes when re-read");
+  static const char* kConfig = R"(static_resources:
+  listeners:
+  - name: a
+    filter_chains:
+    - filters:
+      - name: hcm
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          http_filters: [{name: f}, {name: envoy.filters.http.router}]
+  - name: b
+    filter_chains: [{filters: [{name: tcp}]}]
+)";
+  YAML::Node root = YAML::Load(kConfig);
+  const std::vector<std::string> errors = sluice::config::apply_overlay(*overlay, root);
+  for (const auto& e : errors) FUZZ_CHECK(!e.empty());
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
+  check_overlay(text);
   if (!file_references_safe(text)) return 0;
 
   const LoadResult r = sluice::config::load_from_string(text, "fuzz");
