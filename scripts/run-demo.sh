@@ -56,6 +56,11 @@ Sluice demo is up. Try:
   curl http://127.0.0.1:9901/stats/prometheus   # admin: metrics
   curl http://127.0.0.1:9901/config_dump        # admin: running config (and the last reload)
   curl http://127.0.0.1:9901/wasm               # admin: Wasm plugins, their VMs and limits
+Deploy a plugin into the running proxy, see it, take it out again:
+  $BUILD_DIR/sluice ext deploy $BUILD_DIR/extensions/add_header.wasm --to http://127.0.0.1:9901 \\
+      --name stamp --config 'response.set.x-deployed = yes'
+  curl -si http://127.0.0.1:10000/ | grep x-deployed
+  $BUILD_DIR/sluice ext undeploy stamp --to http://127.0.0.1:9901
 Edit examples/demo.yaml while this runs (say, the add_header rules): sluice reloads it without
 a restart or a dropped request; a broken edit is refused and shown in /config_dump.
 Ctrl-C stops everything.
