@@ -1,5 +1,8 @@
-// The admin listener's rule for calls that change the server: a bearer token when one is
-// configured; without one, only on a loopback address.
+// The admin listener: its rule for calls that change the server (a bearer token when one is
+// configured; without one, only on a loopback address), and answers given later (a deploy waits
+// for its reload) over a real connection.
+#include <chrono>
+
 #include <gtest/gtest.h>
 
 #include "admin/admin_server.h"
@@ -27,6 +30,10 @@ class FakeBackend : public AdminBackend {
   std::string deployed_plugins_json() override { return R"({"plugins":[]})"; }
   void deploy_plugin(std::string body, std::function<void(AdminResponse)> done) override {
     deployed = body;
+    if (defer) {
+      pending = std::move(done);
+      return;
+    }
     done(AdminResponse{201, "application/json", "{}"});
   }
   void undeploy_plugin(std::string name, std::function<void(AdminResponse)> done) override {
@@ -35,6 +42,8 @@ class FakeBackend : public AdminBackend {
   }
 
   std::string token, deployed, undeployed;
+  bool defer = false;  // keep deploy's answer in `pending`
+  std::function<void(AdminResponse)> pending;
   bool failed = false;
   int reloads = 0;
 };
@@ -104,6 +113,76 @@ TEST_F(AdminAuth, PluginsPathMethods) {
   EXPECT_EQ(Status("PUT", "/wasm/plugins"), 405);
   EXPECT_EQ(Status("POST", "/wasm/plugins/a"), 405);
   EXPECT_EQ(Status("DELETE", "/wasm/plugins/"), 405);
+}
+
+// A deploy answered later: the request pipelined behind it waits, then both answers come in
+// order on the same connection.
+TEST(AdminSession, PipelinedRequestWaitsForADeferredAnswer) {
+  using namespace std::chrono_literals;
+  asio::io_context loop;
+  FakeBackend backend;
+  backend.defer = true;
+  AdminServer server(loop, backend);
+  ASSERT_EQ(server.listen({asio::ip::make_address("127.0.0.1"), 0}), "");
+  asio::ip::tcp::socket client(loop);
+  client.connect({asio::ip::make_address("127.0.0.1"), server.port()});
+  const std::string requests =
+      "POST /wasm/plugins HTTP/1.1\r\nhost: x\r\ncontent-length: 12\r\n\r\n{\"name\":\"a\"}"
+      "GET /ready HTTP/1.1\r\nhost: x\r\n\r\n";
+  asio::write(client, asio::buffer(requests));
+  loop.run_for(300ms);
+  ASSERT_TRUE(backend.pending) << "the deploy did not reach the backend";
+  EXPECT_EQ(backend.deployed, R"({"name":"a"})");
+  EXPECT_EQ(client.available(), 0u) << "something was answered before the deploy";
+
+  backend.pending(AdminResponse{201, "application/json", "{\"deployed\":true}"});
+  std::string received;
+  for (int i = 0; i < 50 && received.find("LIVE") == std::string::npos; ++i) {
+    loop.run_for(20ms);
+    while (client.available() > 0) {
+      char buf[4096];
+      const size_t n = client.read_some(asio::buffer(buf));
+      received.append(buf, n);
+    }
+  }
+  const size_t deployed = received.find("HTTP/1.1 201");
+  const size_t ready = received.find("HTTP/1.1 200");
+  ASSERT_NE(deployed, std::string::npos) << received;
+  ASSERT_NE(ready, std::string::npos) << received;
+  EXPECT_LT(deployed, ready);
+  EXPECT_NE(received.find("{\"deployed\":true}"), std::string::npos);
+  EXPECT_NE(received.find("LIVE"), std::string::npos);
+}
+
+// A body over the limit is refused, and the connection closed.
+TEST(AdminSession, OversizedBodyIsRefused) {
+  using namespace std::chrono_literals;
+  asio::io_context loop;
+  FakeBackend backend;
+  AdminServer server(loop, backend);
+  ASSERT_EQ(server.listen({asio::ip::make_address("127.0.0.1"), 0}), "");
+  asio::ip::tcp::socket client(loop);
+  client.connect({asio::ip::make_address("127.0.0.1"), server.port()});
+  const size_t size = 2 * 1024 * 1024;
+  const std::string head =
+      "POST /wasm/plugins HTTP/1.1\r\nhost: x\r\ncontent-length: " + std::to_string(size) +
+      "\r\n\r\n";
+  asio::write(client, asio::buffer(head));
+  std::string body(size, 'x');
+  size_t sent = 0;
+  std::string received;
+  client.non_blocking(true);
+  for (int i = 0; i < 500 && received.find("\r\n\r\n") == std::string::npos; ++i) {
+    asio::error_code ec;
+    if (sent < body.size())
+      sent += client.write_some(asio::buffer(body.data() + sent, body.size() - sent), ec);
+    loop.run_for(5ms);
+    char buf[4096];
+    const size_t n = client.read_some(asio::buffer(buf), ec);
+    if (!ec) received.append(buf, n);
+  }
+  EXPECT_NE(received.find("HTTP/1.1 413"), std::string::npos) << received;
+  EXPECT_TRUE(backend.deployed.empty());
 }
 
 }  // namespace
