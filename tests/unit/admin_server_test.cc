@@ -152,6 +152,9 @@ TEST(AdminSession, PipelinedRequestWaitsForADeferredAnswer) {
   EXPECT_LT(deployed, ready);
   EXPECT_NE(received.find("{\"deployed\":true}"), std::string::npos);
   EXPECT_NE(received.find("LIVE"), std::string::npos);
+  // The session lives while its connection does: close it and let it go.
+  client.close();
+  loop.run_for(100ms);
 }
 
 // A body over the limit is refused, and the connection closed.
