@@ -283,6 +283,9 @@ struct DownstreamTls : CommonTls {
 // UpstreamTlsContext: a cluster's connections to its hosts.
 struct UpstreamTls : CommonTls {
   std::string sni;  // "" sends none
+  // How many of the latest sessions the upstreams issued are kept to resume the next handshakes
+  // (Envoy's default, 1); 0: every handshake is a full one.
+  uint32_t max_session_keys = 1;
 };
 
 struct FilterChain {

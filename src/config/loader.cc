@@ -528,8 +528,7 @@ void Loader::parse_upstream_tls(const Value& v, Cluster& out) {
   UpstreamTls& tls = out.tls.emplace();
   t.read_string("sni", tls.sni);
   t.ignore("allow_renegotiation", "allow_renegotiation is accepted; renegotiation stays off");
-  t.ignore("max_session_keys",
-           "max_session_keys is accepted; upstream TLS sessions are not resumed yet");
+  t.read_uint32("max_session_keys", tls.max_session_keys, 0, 1024);
   std::optional<Value> common = t.get("common_tls_context");
   if (!common) return;
   parse_common_tls(*common, tls, [&](Fields& vf) { parse_san_matchers(vf, tls); });

@@ -97,6 +97,22 @@ int san_config_slot() {
   return slot;
 }
 
+// The SSL_CTX ex_data slot holding an upstream context's TlsClientContext (for resumption).
+int client_context_slot() {
+  static const int slot = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return slot;
+}
+
+// OpenSSL's new-session callback on upstream connections: 1 keeps the reference we are given.
+// The connection holds its TlsClientContext while it lives, so the pointer is good.
+int on_new_client_session(SSL* ssl, SSL_SESSION* session) {
+  auto* context = static_cast<TlsClientContext*>(
+      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), client_context_slot()));
+  if (context == nullptr) return 0;
+  context->remember_session(session);
+  return 1;
+}
+
 // The SSL ex_data slot holding a connection's TlsServerHandshake.
 int handshake_slot() {
   static const int slot = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
@@ -355,6 +371,15 @@ Result<std::shared_ptr<TlsClientContext>> TlsClientContext::create(
   } else {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
   }
+  // Resumption: OpenSSL hands each session the upstream issues (TLS 1.2 tickets or ids, TLS 1.3
+  // tickets after the handshake) to on_new_client_session; prepare() offers the latest.
+  if (config.max_session_keys > 0) {
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_set_ex_data(ctx, client_context_slot(), t.get());
+    SSL_CTX_sess_set_new_cb(ctx, on_new_client_session);
+  } else {
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  }
   // ALPN offers the one protocol the cluster's codec speaks.
   if (http2) {
     static const unsigned char kH2[] = {2, 'h', '2'};
@@ -366,8 +391,35 @@ Result<std::shared_ptr<TlsClientContext>> TlsClientContext::create(
   return t;
 }
 
-void TlsClientContext::prepare(SSL* ssl) const {
+TlsClientContext::~TlsClientContext() {
+  for (SSL_SESSION* session : sessions_) SSL_SESSION_free(session);
+}
+
+void TlsClientContext::prepare(SSL* ssl) {
   if (!config_.sni.empty()) SSL_set_tlsext_host_name(ssl, config_.sni.c_str());
+  if (config_.max_session_keys == 0) return;
+  std::lock_guard<std::mutex> lock(sessions_mutex_);
+  if (sessions_.empty()) return;
+  // Each connection gets its own copy: OpenSSL marks a connection's session unresumable when the
+  // connection ends in an error (an upstream closing without close_notify, say), and a shared
+  // object would take the stored one with it.
+  SSL_SESSION* copy = SSL_SESSION_dup(sessions_.front());
+  if (copy == nullptr) return;
+  SSL_set_session(ssl, copy);  // takes its own reference
+  SSL_SESSION_free(copy);
+}
+
+void TlsClientContext::remember_session(SSL_SESSION* session) {
+  // A copy, for the reason prepare() gives.
+  SSL_SESSION* copy = SSL_SESSION_dup(session);
+  SSL_SESSION_free(session);
+  if (copy == nullptr) return;
+  std::lock_guard<std::mutex> lock(sessions_mutex_);
+  sessions_.push_front(copy);
+  while (sessions_.size() > config_.max_session_keys) {
+    SSL_SESSION_free(sessions_.back());
+    sessions_.pop_back();
+  }
 }
 
 TlsInfo tls_info_of(SSL* ssl) {

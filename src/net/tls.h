@@ -8,7 +8,9 @@
 // builds new ones (see server/tls_reloader.h).
 #pragma once
 
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -87,16 +89,23 @@ class TlsClientContext {
   static Result<std::shared_ptr<TlsClientContext>> create(const config::UpstreamTls& config,
                                                           bool http2 = false);
 
+  ~TlsClientContext();
   asio::ssl::context& context() { return context_; }
   const config::UpstreamTls& config() const { return config_; }
-  // Sets SNI on a new client connection.
-  void prepare(SSL* ssl) const;
+  // Sets SNI on a new client connection, and offers the latest session to resume.
+  void prepare(SSL* ssl);
+  // A session an upstream issued (OpenSSL's new-session callback; owns the reference).
+  void remember_session(SSL_SESSION* session);
 
  private:
   explicit TlsClientContext(const config::UpstreamTls& config)
       : context_(asio::ssl::context::tls_client), config_(config) {}
   asio::ssl::context context_;
   config::UpstreamTls config_;
+  // Upstream session resumption (max_session_keys), newest first. Every worker's connections to
+  // the cluster share it; the lock is taken at handshakes only, never per request.
+  std::mutex sessions_mutex_;
+  std::deque<SSL_SESSION*> sessions_;
 };
 
 // Reads what the finished handshake of `ssl` settled.

@@ -43,6 +43,8 @@ http {
     ssl_client_certificate $WORK/ca.pem;
     ssl_verify_client optional;
     keepalive_timeout 0;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location /reuse/ { default_type text/plain; return 200 "reused=\$ssl_session_reused\n"; }
     location / { default_type text/plain; return 200 "client=\$ssl_client_s_dn\n"; }
   }
 }
@@ -67,7 +69,7 @@ YAML
 }
 route() { echo "              - { match: { prefix: \"/$1/\" }, route: { cluster: $1, prefix_rewrite: \"/\" } }"; }
 {
-  front_config "$PORT" "$(for c in verified nocheck wrongsan wrongca rotating; do route $c; done)"
+  front_config "$PORT" "$(for c in verified nocheck wrongsan wrongca rotating resumed resumed12 fresh; do route $c; done)"
   echo "  clusters:"
   cluster verified "        sni: upstream.test
         common_tls_context:
@@ -86,6 +88,12 @@ route() { echo "              - { match: { prefix: \"/$1/\" }, route: { cluster:
           validation_context: { trusted_ca: { filename: $WORK/otherca.pem } }"
   cluster rotating "        common_tls_context:
           tls_certificates: [ { certificate_chain: { filename: $WORK/rotating.pem }, private_key: { filename: $WORK/rotating.key } } ]" "$UP_CLOSE"
+  # Every request a new connection (keepalive_timeout 0): the handshakes after the first resume.
+  cluster resumed "        sni: upstream.test" "$UP_CLOSE"
+  cluster resumed12 "        sni: upstream.test
+        common_tls_context: { tls_params: { tls_maximum_protocol_version: TLSv1_2 } }" "$UP_CLOSE"
+  cluster fresh "        sni: upstream.test
+        max_session_keys: 0" "$UP_CLOSE"
 } > "$WORK/up.yaml"
 start_sluice "$WORK/up.yaml"
 
@@ -99,6 +107,21 @@ cx=$(stat_of cluster.verified.upstream_cx_total)
 (( cx <= 2 )) || fail "the TLS connections were not reused: $cx connections for 4 requests"
 [[ $(stat_of cluster.verified.ssl.handshake) == "$cx" ]] || fail "ssl.handshake: $(stat_of cluster.verified.ssl.handshake) for $cx connections"
 pass "upstream TLS: SNI, the upstream's URI SAN verified, client certificate accepted, connection reused"
+
+# Session resumption (max_session_keys, default 1): the cluster's workers share its sessions.
+# nginx says whether each handshake resumed; sluice counts it in ssl.session_reused.
+for c in resumed resumed12; do  # TLS 1.3 tickets, then TLS 1.2 tickets
+  seen=""
+  for _ in 1 2 3 4; do seen+=$(curl -sS --max-time 5 "http://127.0.0.1:$PORT/$c/reuse/"); done
+  [[ $seen == "reused=."*"reused=r"*"reused=r"* ]] || fail "$c: upstream TLS sessions were not resumed: $seen"
+  (( $(stat_of cluster.$c.ssl.session_reused) >= 2 )) ||
+    fail "$c: ssl.session_reused: $(stat_of cluster.$c.ssl.session_reused) of $(stat_of cluster.$c.ssl.handshake)"
+done
+seen=""
+for _ in 1 2 3; do seen+=$(curl -sS --max-time 5 "http://127.0.0.1:$PORT/fresh/reuse/"); done
+[[ $seen == "reused=.reused=.reused=." ]] || fail "max_session_keys 0 resumed: $seen"
+[[ $(stat_of cluster.fresh.ssl.session_reused) == 0 ]] || fail "fresh: ssl.session_reused"
+pass "upstream TLS sessions are resumed (TLS 1.3 and 1.2), and not with max_session_keys: 0"
 
 body=$(curl -sS --max-time 5 "http://127.0.0.1:$PORT/nocheck/")
 [[ $body == *"sni=anything.test"* && $body == *"verify=NONE"* ]] || fail "no validation context: $body"

@@ -181,8 +181,20 @@ TEST(TlsConfig, UpstreamTlsContext) {
   EXPECT_EQ(tls->match_dns_san, (std::vector<std::string>{"up.example.com", "both.example.com"}));
   EXPECT_EQ(tls->match_uri_san, (std::vector<std::string>{"spiffe://x/up", "both.example.com"}));
   EXPECT_FALSE(tls->trusted_ca.empty());
+  EXPECT_EQ(tls->max_session_keys, 1u);  // Envoy's default: resume with the latest session
   // The context builds with it.
   EXPECT_TRUE(net::TlsClientContext::create(*tls).ok());
+}
+
+TEST(TlsConfig, MaxSessionKeys) {
+  auto r = config::load_from_string(Cluster("        max_session_keys: 0\n"));
+  ASSERT_TRUE(r.ok()) << Describe(r.errors);
+  EXPECT_EQ(r.bootstrap->clusters[0].tls->max_session_keys, 0u);
+  EXPECT_TRUE(net::TlsClientContext::create(*r.bootstrap->clusters[0].tls).ok());
+  r = config::load_from_string(Cluster("        max_session_keys: 5000\n"));
+  EXPECT_TRUE(Has(
+      r.errors, "static_resources.clusters[0].transport_socket.typed_config.max_session_keys", ""))
+      << Describe(r.errors);
 }
 
 TEST(TlsConfig, UpstreamErrors) {
