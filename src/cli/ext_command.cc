@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <set>
 
 #include <curl/curl.h>
@@ -297,28 +298,48 @@ Result<Image> fetch_reference(const std::string& text, const Common& common) {
   return Image{std::move(*ref), std::move(*fetched)};
 }
 
-int verify(const std::string& target, const std::string& configuration, std::string root_id,
-           const Common& common) {
+// A module named on the command line: a .wasm file, or an image fetched from its registry.
+struct Module {
   std::string code;
+  std::optional<Image> image;  // set when it came from a registry (its code moved to `code`)
+};
+Result<Module> load_module(const std::string& target, const Common& common) {
+  Module m;
   if (fs::is_regular_file(target)) {
     Result<std::string> bytes = read_file(target);
-    if (!bytes) return failed(str_cat("cannot read ", target, ": ", bytes.error()));
-    code = std::move(*bytes);
-    printf("module:      %s\n", target.c_str());
-  } else {
-    if (Result<oci::Reference> ref = oci::parse_reference(target); !ref) {
-      return failed(str_cat(target, " is neither a file nor an image reference: ", ref.error()));
-    }
-    Result<Image> image = fetch_reference(target, common);
-    if (!image) return failed(image.error());
-    code = std::move(image->fetched.code);
+    if (!bytes) return Error{str_cat("cannot read ", target, ": ", bytes.error())};
+    m.code = std::move(*bytes);
+    return m;
+  }
+  if (Result<oci::Reference> ref = oci::parse_reference(target); !ref) {
+    return Error{str_cat(target, " is neither a file nor an image reference: ", ref.error())};
+  }
+  Result<Image> image = fetch_reference(target, common);
+  if (!image) return Error{image.error()};
+  m.code = std::move(image->fetched.code);
+  m.image = std::move(*image);
+  return m;
+}
+
+void print_problems(const Verdict& v) {
+  for (const auto& p : v.problems) {
+    printf("%s %s\n", v.compatible ? "note:" : "problem:", p.c_str());
+  }
+}
+
+int verify(const std::string& target, const std::string& configuration, std::string root_id,
+           const Common& common) {
+  Result<Module> module = load_module(target, common);
+  if (!module) return failed(module.error());
+  if (const std::optional<Image>& image = module->image) {
     if (root_id.empty()) root_id = first_root_id(image->fetched.config_blob);
     printf("image:       %s@%s (%s variant)\n", image->ref.to_string().c_str(),
            image->fetched.manifest.digest.c_str(), image->fetched.layer.variant.c_str());
+  } else {
+    printf("module:      %s\n", target.c_str());
   }
-  Verdict v = report_module(code, configuration, root_id);
-  for (const auto& p : v.problems)
-    printf("%s %s\n", v.compatible ? "note:" : "problem:", p.c_str());
+  Verdict v = report_module(module->code, configuration, root_id);
+  print_problems(v);
   printf("verdict:     %s\n", v.compatible ? "compatible with Sluice" : "NOT compatible");
   return v.compatible ? 0 : 1;
 }
@@ -643,32 +664,25 @@ struct ProxyDeployOptions {
 // absolute path (the proxy must see the same file), an image pinned to the digest verified.
 int deploy_to_proxy(const std::string& source, const AdminTarget& target, ProxyDeployOptions o,
                     const Common& common) {
-  std::string code_bytes, code;
-  if (fs::is_regular_file(source)) {
-    Result<std::string> bytes = read_file(source);
-    if (!bytes) return failed(str_cat("cannot read ", source, ": ", bytes.error()));
-    code_bytes = std::move(*bytes);
+  Result<Module> module = load_module(source, common);
+  if (!module) return failed(module.error());
+  std::string code;  // what the proxy loads: a path, or a reference pinned to the digest
+  if (!module->image) {
     std::error_code ec;
     code = fs::absolute(source, ec).lexically_normal().string();
     if (o.name.empty()) o.name = plugin_name_from(fs::path(source).stem().string());
   } else {
-    if (Result<oci::Reference> ref = oci::parse_reference(source); !ref) {
-      return failed(str_cat(source, " is neither a file nor an image reference: ", ref.error()));
-    }
-    Result<Image> image = fetch_reference(source, common);
-    if (!image) return failed(image.error());
+    const std::optional<Image>& image = module->image;
     const oci::Reference& ref = image->ref;
     code = str_cat("oci://", ref.registry, "/", ref.repository,
                    ref.tag.empty() ? "" : ":" + ref.tag, "@", image->fetched.manifest.digest);
-    code_bytes = std::move(image->fetched.code);
     if (o.root_id.empty()) o.root_id = first_root_id(image->fetched.config_blob);
     if (o.name.empty())
       o.name = plugin_name_from(ref.repository.substr(ref.repository.rfind('/') + 1));
   }
   step("verifying {}", source);
-  Verdict v = report_module(code_bytes, o.configuration, o.root_id);
-  for (const auto& p : v.problems)
-    printf("%s %s\n", v.compatible ? "note:" : "problem:", p.c_str());
+  Verdict v = report_module(module->code, o.configuration, o.root_id);
+  print_problems(v);
   if (!v.compatible) return failed(str_cat(source, " is not compatible with Sluice: not deployed"));
 
   nlohmann::json body{{"name", o.name}, {"code", code}, {"configuration", o.configuration}};
@@ -730,8 +744,7 @@ int build(const std::string& dir, bool native) {
   printf("module:      %s\n", built->wasm.c_str());
   if (!built->native_so.empty()) printf("native:      %s\n", built->native_so.c_str());
   Verdict v = report_module(*code, m.configuration, m.root_ids.front());
-  for (const auto& p : v.problems)
-    printf("%s %s\n", v.compatible ? "note:" : "problem:", p.c_str());
+  print_problems(v);
   if (!v.compatible) return failed(str_cat(built->wasm.string(), " is not compatible with Sluice"));
   Result<wasm::ModuleInfo> info = wasm::ModuleInfo::parse(*code);
   const oci::BuiltImage image =
