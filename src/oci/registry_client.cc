@@ -207,6 +207,7 @@ RegistryClient::Response RegistryClient::perform(const Request& request,
 }
 
 Result<RegistryClient::Response> RegistryClient::send(const Request& request) {
+  permanent_failure_ = false;
   for (int attempt = 0;; ++attempt) {
     std::string authorization;
     if (auto it = auth_by_scope_.find(request.scope); it != auth_by_scope_.end()) {
@@ -222,10 +223,14 @@ Result<RegistryClient::Response> RegistryClient::send(const Request& request) {
     std::optional<Challenge> challenge = parse_challenge(header->second);
     if (!challenge) return response;
     if (Status s = authorize(*challenge, request.scope); !s) return Error{s.error()};
+    permanent_failure_ = false;  // authorized: what follows decides
   }
 }
 
 Status RegistryClient::authorize(const Challenge& challenge, const std::string& scope) {
+  // Every refusal below is the registry's or our configuration's: a retry gets the same (the
+  // token service's transport errors and 5xx excepted). send() clears it on success.
+  permanent_failure_ = true;
   if (challenge.scheme == "basic") {
     if (!options_.credential) {
       return Error{str_cat(registry_,
@@ -267,6 +272,7 @@ Status RegistryClient::authorize(const Challenge& challenge, const std::string& 
       perform(token_request,
               options_.credential ? basic_authorization(*options_.credential) : std::string());
   if (!r.transport_error.empty()) {
+    permanent_failure_ = false;
     return Error{str_cat("the token service of ", registry_, ": ", r.transport_error)};
   }
   if (r.status == 401 || r.status == 403) {
@@ -298,7 +304,8 @@ Status RegistryClient::authorize(const Challenge& challenge, const std::string& 
   return {};
 }
 
-std::string RegistryClient::describe_failure(const Response& r, std::string_view what) const {
+std::string RegistryClient::describe_failure(const Response& r, std::string_view what) {
+  permanent_failure_ = r.status >= 400 && r.status < 500 && r.status != 408 && r.status != 429;
   std::string out = str_cat(what, ": HTTP ", r.status);
   if (r.status == 401) {
     str_append(&out, " (unauthorized",

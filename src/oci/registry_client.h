@@ -73,6 +73,10 @@ class RegistryClient {
   Status check_access();
 
   const std::string& base_url() const { return base_url_; }
+  // Whether the last call failed for a reason asking again will not change: the registry
+  // answered 4xx (unknown manifest or blob, denied; not 408 or 429), or refused our credentials,
+  // or wants an authentication we cannot give. Transport errors and 5xx are worth a retry.
+  bool permanent_failure() const { return permanent_failure_; }
 
  private:
   struct Response {
@@ -99,13 +103,15 @@ class RegistryClient {
   Result<Response> send(const Request& request);
   Status authorize(const Challenge& challenge, const std::string& scope);
   // "HTTP 404 from <url>: MANIFEST_UNKNOWN: manifest unknown", from the registry's error body.
-  std::string describe_failure(const Response& response, std::string_view what) const;
+  // Also records whether the failure is permanent (permanent_failure()).
+  std::string describe_failure(const Response& response, std::string_view what);
 
   std::string registry_;
   std::string base_url_;
   ClientOptions options_;
   void* curl_ = nullptr;                              // CURL*, reused for keep-alive
   std::map<std::string, std::string> auth_by_scope_;  // scope -> Authorization value
+  bool permanent_failure_ = false;
 };
 
 }  // namespace sluice::oci

@@ -106,6 +106,7 @@ std::string negative_key(const config::RemoteCode& r) { return str_cat(r.uri, " 
 // What a pull on the image thread came to.
 struct ImageOutcome {
   std::string error;            // empty on success
+  bool permanent = false;       // the registry refused in a way a retry cannot change
   std::string manifest_digest;  // the image manifest the reference resolved to
   bool known = false;           // that manifest was pulled before: `code` is empty
   std::string code;
@@ -311,6 +312,7 @@ class RemoteCodeFetch : public http::AsyncRequestCallbacks,
     Result<oci::Manifest> manifest = oci::resolve_image_manifest(client, ref);
     if (!manifest) {
       out.error = manifest.error();
+      out.permanent = client.permanent_failure();
       if (!plain_http && out.error.find("SSL") != std::string::npos) {
         out.error += fmt::format(
             " (if {} speaks plain HTTP, list it in sluice.oci.insecure_registries)", ref.registry);
@@ -326,6 +328,7 @@ class RemoteCodeFetch : public http::AsyncRequestCallbacks,
         oci::fetch_wasm_module(client, ref, *manifest, kMaxModuleBytes);
     if (!module) {
       out.error = module.error();
+      out.permanent = client.permanent_failure();
       return out;
     }
     out.code = std::move(module->code);
@@ -338,6 +341,8 @@ class RemoteCodeFetch : public http::AsyncRequestCallbacks,
     Module& m = modules_[current_];
     auto& cache = wasm::CodeCache::instance();
     if (!outcome.error.empty()) {
+      // An unknown tag or refused credentials: say so now rather than after every backoff.
+      if (outcome.permanent) m.attempts = m.spec.num_retries + 1;
       retry_or_fail(std::move(outcome.error));
       return;
     }
