@@ -9,4 +9,7 @@ namespace sluice {
 
 std::string sha256_hex(std::string_view data);
 
+// Whether `hex` has the shape sha256_hex() gives: 64 lower-case hex digits.
+bool is_sha256_hex(std::string_view hex);
+
 }  // namespace sluice

@@ -25,6 +25,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/files.h"
+#include "common/sha256.h"
 #include "common/strings.h"
 #include "config/field_walker.h"
 #include "config/json.h"
@@ -965,10 +966,7 @@ void Loader::parse_remote_code(const Value& remote, WasmPlugin& w) {
   // Optional for an image: its digest (or a tag, resolved at each load) names the content.
   if (r.read_string("sha256", rc.sha256, rc.oci ? Need::kOptional : Need::kRequired)) {
     rc.sha256 = absl::AsciiStrToLower(rc.sha256);
-    const bool hex =
-        rc.sha256.size() == 64 && std::all_of(rc.sha256.begin(), rc.sha256.end(),
-                                              [](char c) { return absl::ascii_isxdigit(c); });
-    if (!hex) d_.error(*r.get("sha256"), "sha256 must be 64 hex digits");
+    if (!is_sha256_hex(rc.sha256)) d_.error(*r.get("sha256"), "sha256 must be 64 hex digits");
   }
   if (std::optional<Value> retry = r.get("retry_policy")) {
     Fields rp(d_, *retry);

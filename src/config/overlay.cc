@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/ascii.h"
+#include "common/sha256.h"
 #include "common/strings.h"
 #include "config/type_urls.h"
 #include "oci/reference.h"
@@ -29,12 +30,6 @@ bool valid_filter_name(std::string_view name) {
 bool printable(std::string_view s) {
   return std::none_of(s.begin(), s.end(),
                       [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
-}
-
-bool is_sha256_hex(std::string_view s) {
-  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
-           return absl::ascii_isdigit(c) || (c >= 'a' && c <= 'f');
-         });
 }
 
 const char* position_word(DeployedPlugin::Position p) {

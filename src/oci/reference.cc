@@ -1,5 +1,7 @@
 #include "oci/reference.h"
 
+#include "common/sha256.h"
+
 #include <algorithm>
 
 #include "common/strings.h"
@@ -82,9 +84,7 @@ bool valid_registry(std::string_view r) {
 }  // namespace
 
 bool is_sha256_digest(std::string_view d) {
-  if (d.substr(0, 7) != "sha256:" || d.size() != 7 + 64) return false;
-  return std::all_of(d.begin() + 7, d.end(),
-                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  return d.substr(0, 7) == "sha256:" && is_sha256_hex(d.substr(7));
 }
 
 bool is_oci_uri(std::string_view text) { return text.substr(0, 6) == "oci://"; }
