@@ -31,7 +31,7 @@
 #include "oci/reference.h"
 #include "oci/registry_client.h"
 #include "oci/wasm_image.h"
-#include "wasm/abi/host_functions.h"
+#include "wasm/module_check.h"
 #include "wasm/plugin.h"
 #include "wasm/vm/module_info.h"
 
@@ -145,69 +145,36 @@ Verdict report_module(std::string_view code, const std::string& configuration,
   Verdict v;
   printf("size:        %s (%zu bytes)\n", human_size(code.size()).c_str(), code.size());
   printf("sha256:      %s\n", sha256_hex(code).c_str());
-  Result<wasm::ModuleInfo> info = wasm::ModuleInfo::parse(code);
-  if (!info) {
+  Result<wasm::ModuleCheck> check = wasm::check_module(code);
+  if (!check) {
     v.compatible = false;
-    v.problems.push_back(str_cat("not a valid WebAssembly module: ", info.error()));
+    v.problems.push_back(check.error());
     return v;
   }
-  const wasm::AbiVersion abi = info->abi_version;
+  const wasm::AbiVersion abi = check->abi_version;
   printf("ABI version: %s\n", abi == wasm::AbiVersion::Unknown
                                   ? "none (no proxy_abi_version_* export)"
                                   : std::string(wasm::abi_version_name(abi)).c_str());
-  if (abi == wasm::AbiVersion::Unknown) {
-    v.compatible = false;
-    v.problems.push_back("no proxy_abi_version_* export: not a Proxy-Wasm module");
-  }
-  std::vector<std::string> wasi, missing;
-  size_t host_functions = 0;
-  for (const auto& import : info->imports) {
-    if (import.kind != wasm::ExternKind::Function) continue;
-    const bool is_wasi = import.module.rfind("wasi", 0) == 0;
-    if (is_wasi) wasi.push_back(import.name);
-    const wasm::HostFunction* fn =
-        wasm::find_host_function(abi == wasm::AbiVersion::Unknown ? wasm::AbiVersion::V0_2_1 : abi,
-                                 import.module, import.name);
-    if (!fn) {
-      missing.push_back(str_cat(import.module, ".", import.name));
-    } else if (!(fn->signature == import.signature)) {
-      missing.push_back(str_cat(import.module, ".", import.name, " (with another signature)"));
-    } else if (!is_wasi) {
-      ++host_functions;
-    }
-  }
-  printf("imports:     %zu host function(s) Sluice has, %zu WASI function(s)%s\n", host_functions,
-         wasi.size(),
+  const std::vector<std::string>& wasi = check->wasi_functions;
+  printf("imports:     %zu host function(s) Sluice has, %zu WASI function(s)%s\n",
+         check->host_functions.size(), wasi.size(),
          wasi.empty() ? "" : str_cat(": ", fmt::format("{}", fmt::join(wasi, ", "))).c_str());
-  if (!missing.empty()) {
-    v.compatible = false;
-    for (const auto& m : missing) {
-      v.problems.push_back(str_cat("imports ", m, ", which Sluice does not offer"));
-    }
-  }
-  if (info->memory) {
-    const auto& m = *info->memory;
+  v.compatible = check->compatible();
+  v.problems = check->problems;
+  v.problems.insert(v.problems.end(), check->warnings.begin(), check->warnings.end());
+  if (check->memory) {
+    const auto& m = *check->memory;
     printf("memory:      %s initial%s%s\n", human_size(uint64_t{m.initial_pages} * 65536).c_str(),
            m.max_pages
                ? str_cat(", ", human_size(uint64_t{*m.max_pages} * 65536), " maximum").c_str()
                : ", no maximum",
            m.imported ? " (imported)" : "");
-    if (uint64_t{m.initial_pages} * 65536 > 64ull * 1024 * 1024) {
-      v.problems.push_back(
-          "its initial memory is more than Sluice's default limit of 64 MiB (raise "
-          "sluice.wasm memory_limit_mb)");
-    }
   } else {
     printf("memory:      none\n");
   }
-  std::vector<std::string> callbacks;
-  for (const auto& e : info->exports) {
-    if (e.kind == wasm::ExternKind::Function && e.name.rfind("proxy_on_", 0) == 0) {
-      callbacks.push_back(e.name.substr(9));
-    }
-  }
-  printf("callbacks:   %s\n",
-         callbacks.empty() ? "none" : fmt::format("{}", fmt::join(callbacks, ", ")).c_str());
+  printf("callbacks:   %s\n", check->callbacks.empty()
+                                  ? "none"
+                                  : fmt::format("{}", fmt::join(check->callbacks, ", ")).c_str());
   if (!v.compatible) return v;
 
   // Loaded for real, in a sandboxed VM (V8, Sluice's default limits), with no traffic: start-up
