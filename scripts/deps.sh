@@ -12,6 +12,8 @@ PACKAGES=(
   libcli11-dev libssl-dev libnghttp2-dev zlib1g-dev
   # OCI registries (Wasm modules by image reference): HTTP client, tar layers, JSON documents
   libcurl4-openssl-dev libarchive-dev nlohmann-json3-dev
+  # the hub server: metadata in SQLite (embedded) or PostgreSQL (libpq; the server for its tests)
+  libsqlite3-dev libpq-dev postgresql
   # Proxy-Wasm: libnode's runtime libraries (V8 itself: scripts/deps-libnode.sh), the wasm32-wasi
   # toolchain for the C++ SDK (clang-14 + wasi-libc + libc++), and wabt for WAT test modules
   libicu72 libuv1 libc-ares2 libbrotli1 libnghttp2-14 libssl3 zlib1g

@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/ext_command.h"
+#include "cli/hub_command.h"
 #include "config/loader.h"
 #include "server/server.h"
 #include "wasm/context.h"
@@ -29,6 +30,9 @@ int main(int argc, char** argv) {
   // `sluice ext ...`: the extension CLI, not the proxy.
   if (argc > 1 && std::string_view(argv[1]) == "ext")
     return sluice::cli::run_ext(argc - 1, argv + 1);
+  // `sluice hub ...`: the extension hub server and its administration.
+  if (argc > 1 && std::string_view(argv[1]) == "hub")
+    return sluice::cli::run_hub(argc - 1, argv + 1);
   CLI::App app{"sluice: an Envoy-compatible proxy built for Proxy-Wasm extensions"};
   std::string config_path, config_yaml, log_level = "info", mode = "serve";
   int concurrency = 0;

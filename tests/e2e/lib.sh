@@ -461,3 +461,39 @@ push_layout() {
   skopeo --insecure-policy copy --quiet --dest-tls-verify=false "${creds[@]}" \
     "oci:$1:$2" "docker://$3" > "$WORK/skopeo.log" 2>&1 || fail "skopeo copy to $3: $(tail -3 "$WORK/skopeo.log")"
 }
+
+# ---- the hub ------------------------------------------------------------------------------------
+
+# start_hub DATA_DIR [args...]: `sluice hub serve` on a free port, HUB=127.0.0.1:PORT, its log in
+# $WORK/hub.log.
+start_hub() {
+  local data=$1; shift
+  HUB_PORT=$(free_port)
+  HUB=127.0.0.1:$HUB_PORT
+  "$SLUICE_BIN" hub serve --data-dir "$data" --listen "$HUB" "$@" >> "$WORK/hub.log" 2>&1 &
+  HUB_PID=$!
+  PIDS+=($HUB_PID)
+  wait_http "http://$HUB/healthz"
+}
+stop_hub() { kill "$HUB_PID" 2>/dev/null; wait "$HUB_PID" 2>/dev/null || true; }
+# hub_user NAME [--admin] [args...]: adds a user (the hub's storage flags in HUB_STORAGE) and
+# prints its token.
+hub_user() {
+  "$SLUICE_BIN" hub user add "$@" ${HUB_STORAGE:-} 2>> "$WORK/hub-users.log" ||
+    fail "hub user add $*: $(tail -1 "$WORK/hub-users.log")"
+}
+# hub_blob USER:TOKEN REPO FILE: uploads FILE as a blob (one POST with its digest); prints the
+# HTTP status.
+hub_blob() {
+  local digest
+  digest=sha256:$(sha256sum "$3" | cut -d' ' -f1)
+  curl -s -o "$WORK/blob.out" -w '%{http_code}' -u "$1" -X POST --data-binary "@$3" \
+    -H 'content-type: application/octet-stream' "http://$HUB/v2/$2/blobs/uploads/?digest=$digest"
+}
+# oci_manifest CONFIG_FILE LAYER_FILE [LAYER_MEDIA_TYPE]: an image manifest naming them.
+oci_manifest() {
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.module.wasm.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"%s","digest":"sha256:%s","size":%s}]}' \
+    "$(sha256sum "$1" | cut -d' ' -f1)" "$(stat -c %s "$1")" \
+    "${3:-application/vnd.module.wasm.content.layer.v1+wasm}" \
+    "$(sha256sum "$2" | cut -d' ' -f1)" "$(stat -c %s "$2")"
+}
