@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -313,10 +314,37 @@ int verify(const std::string& target, const std::string& configuration, std::str
 
 // --- push, pull, tag ------------------------------------------------------------------------
 
+// What a hub shows of a project's image: its sluice-ext.yaml fields and README.md, as the
+// standard OCI annotations (and two of Sluice's for what they lack).
+std::map<std::string, std::string> project_annotations(const std::string& dir,
+                                                       const ProjectManifest& project) {
+  constexpr size_t kMaxReadme = 64 * 1024;  // manifests are small documents
+  std::map<std::string, std::string> a;
+  const auto set = [&](const char* key, const std::string& value) {
+    if (!value.empty()) a[key] = value;
+  };
+  set("org.opencontainers.image.title", project.name);
+  set("org.opencontainers.image.version", project.version);
+  set("org.opencontainers.image.description", project.description);
+  set("org.opencontainers.image.licenses", project.license);
+  set("org.opencontainers.image.source", project.repository);
+  set("io.sluice.extension.language", project.language);
+  if (Result<std::string> readme = read_file((fs::path(dir) / "README.md").string())) {
+    if (readme->size() > kMaxReadme) {
+      step("README.md is {} bytes: only its first {} go into the image", readme->size(),
+           kMaxReadme);
+      readme->resize(kMaxReadme);
+    }
+    set("io.sluice.extension.readme", *readme);
+  }
+  return a;
+}
+
 int push(const std::string& source, const std::string& target,
          const std::vector<std::string>& root_ids, const Common& common) {
   std::string module_path = source;
   std::vector<std::string> ids = root_ids;
+  std::map<std::string, std::string> annotations;
   if (fs::is_directory(source)) {
     // A built project: its module, and the root ids its sluice-ext.yaml declares.
     Result<ProjectManifest> project = load_project(source);
@@ -328,6 +356,7 @@ int push(const std::string& source, const std::string& target,
     for (const auto& id : project->root_ids) {
       if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
     }
+    annotations = project_annotations(source, *project);
   }
   Result<std::string> code = read_file(module_path);
   if (!code) return failed(str_cat("cannot read ", module_path, ": ", code.error()));
@@ -340,7 +369,7 @@ int push(const std::string& source, const std::string& target,
   if (!ref) return failed(ref.error());
   if (!ref->digest.empty()) return failed("push to a tag, not to a digest");
   const oci::BuiltImage image =
-      oci::build_wasm_image(*code, wasm::abi_version_name(info->abi_version), ids);
+      oci::build_wasm_image(*code, wasm::abi_version_name(info->abi_version), ids, annotations);
   Result<std::unique_ptr<oci::RegistryClient>> client = client_for(ref->registry, common);
   if (!client) return failed(client.error());
   step("pushing {} ({}, ABI {}) to {}", module_path, human_size(code->size()),

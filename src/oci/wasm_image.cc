@@ -187,7 +187,8 @@ Result<PulledModule> fetch_wasm_module(RegistryClient& client, const Reference& 
 }
 
 BuiltImage build_wasm_image(std::string_view module, std::string_view abi_version,
-                            const std::vector<std::string>& root_ids) {
+                            const std::vector<std::string>& root_ids,
+                            const std::map<std::string, std::string>& annotations) {
   BuiltImage out;
   nlohmann::json config = {{"type", "envoy_proxy_wasm"},
                            {"abiVersions", nlohmann::json::array()},
@@ -207,7 +208,9 @@ BuiltImage build_wasm_image(std::string_view module, std::string_view abi_versio
          {"digest", str_cat("sha256:", sha256_hex(module))},
          {"size", module.size()},
          {"annotations", {{"org.opencontainers.image.title", "plugin.wasm"}}}}}}};
-  out.manifest = manifest.dump();
+  if (!annotations.empty()) manifest["annotations"] = annotations;
+  // A README may hold any bytes: replaced where not UTF-8, never thrown on.
+  out.manifest = manifest.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return out;
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,8 +55,11 @@ struct BuiltImage {
   std::string config;
   std::string manifest;
 };
+// `annotations` go on the manifest (org.opencontainers.image.description, ...: what a hub
+// indexes and shows).
 BuiltImage build_wasm_image(std::string_view module, std::string_view abi_version,
-                            const std::vector<std::string>& root_ids);
+                            const std::vector<std::string>& root_ids,
+                            const std::map<std::string, std::string>& annotations = {});
 
 // Both: resolve, then fetch.
 Result<PulledModule> pull_wasm_module(RegistryClient& client, const Reference& ref,

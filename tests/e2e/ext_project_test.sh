@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Extension projects end to end: `sluice ext init` (C++ and AssemblyScript, each template) ->
 # `build` (wasm, the C++ .so, runtime-config.json) -> `verify` -> `push` of the project folder to
-# Debian's docker-registry -> `deploy --to` a running proxy -> traffic shows the plugin -> a
+# the hub (search shows its description and README) and to Debian's docker-registry -> `deploy
+# --to` a running proxy, from both -> traffic shows the plugin -> a
 # reload keeps it. The network filter runs on a TCP listener, the singleton as a bootstrap
 # WasmService, the .so on the null runtime. Bad input: a non-empty folder, a broken source, a
 # bad sluice-ext.yaml, pushing a project not built.
@@ -66,6 +67,18 @@ for p in cp-http-filter as-http-filter; do
 done
 cfg=$(skopeo --insecure-policy inspect --raw --tls-verify=false "docker://$R/ext/as-http-filter:0.1.0")
 [[ $cfg == *'"application/vnd.module.wasm.config.v1+json"'* ]] || fail "pushed manifest: $cfg"
+# The C++ project goes through the hub: its sluice-ext.yaml and README become what search shows.
+HUB_STORAGE="--data-dir $WORK/hub"
+HUB_ADMIN=$(hub_user alice --admin)
+start_hub "$WORK/hub"
+echo "$HUB_ADMIN" | ext login "$HUB" -u alice --password-stdin --plain-http > /dev/null || fail "hub login"
+out=$(ext push cp-http-filter "$HUB/alice/cp-http-filter:0.1.0" --plain-http 2>&1) || fail "push to the hub: $out"
+found=$(curl -s "http://$HUB/api/v1/search?q=cp-http-filter")
+desc=$(sed -n 's/^description: *//p' cp-http-filter/sluice-ext.yaml | tr -d '"')
+[[ $found == *'"total":1'* && $found == *"\"description\":\"$desc\""* && $found == *'"language":"cpp"'* &&
+   $found == *'"root_ids":["cp_http_filter"]'* ]] || fail "hub search: $found"
+curl -s "http://$HUB/api/v1/extensions/alice/cp-http-filter" | grep -q '"readme":"# cp-http-filter' ||
+  fail "the README is not on the hub: $(curl -s "http://$HUB/api/v1/extensions/alice/cp-http-filter" | head -c 300)"
 
 UP=$(free_port); FRONT=$(free_port); TCP=$(free_port); ECHO=$(free_port); ADMIN_PORT=$(free_port)
 start_nginx "$UP"
@@ -96,13 +109,13 @@ bootstrap_extensions:
       vm_config: { runtime: envoy.wasm.runtime.v8, code: { local: { filename: $WORK/p/as-singleton/build/as-singleton.wasm } } }
 sluice:
   overlay_path: $WORK/plugins.json
-  oci: { insecure_registries: ["$R"] }
+  oci: { insecure_registries: ["$R", "$HUB"] }
 YAML
 } > "$WORK/sluice.yaml"
 start_sluice "$WORK/sluice.yaml"
 header() { curl -s -D - -o /dev/null "http://127.0.0.1:$FRONT/" | tr -d '\r' | sed -n "s/^$1: //p"; }
 [[ $(header x-native) == yes ]] || fail "the C++ project's .so does not serve on the null runtime"
-out=$(ext deploy "$R/ext/cp-http-filter:0.1.0" --plain-http --to "http://127.0.0.1:$ADMIN_PORT" --config 'x-cpp: built' 2>&1) ||
+out=$(ext deploy "$HUB/alice/cp-http-filter:0.1.0" --plain-http --to "http://127.0.0.1:$ADMIN_PORT" --config 'x-cpp: built' 2>&1) ||
   fail "deploy the C++ image: $out"
 out=$(ext deploy "$R/ext/as-http-filter:0.1.0" --plain-http --to "http://127.0.0.1:$ADMIN_PORT" --config 'x-as: built too' 2>&1) ||
   fail "deploy the AssemblyScript image: $out"
@@ -114,7 +127,7 @@ kill -HUP "$SLUICE_PID"
 await_reload "$n"
 [[ $(header x-cpp) == built && $(header x-as) == "built too" ]] || fail "a reload dropped the deployed projects"
 [[ $(stat_of cp_http_filter.responses) -ge 1 ]] || fail "the C++ filter's counter: $(stat_of cp_http_filter.responses)"
-pass "pushed project images deploy into a running proxy and serve; a reload keeps them; the .so runs on null"
+pass "project images pushed to the hub (search shows them) and to docker-registry deploy into a running proxy and serve; a reload keeps them; the .so runs on null"
 
 printf 'hello over tcp' | timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$TCP; cat >&3; timeout 1 cat <&3" > /dev/null || true
 counted() { [[ $(stat_of cp_network_filter.downstream_bytes) -ge 14 ]]; }
