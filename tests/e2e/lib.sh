@@ -497,3 +497,33 @@ oci_manifest() {
     "${3:-application/vnd.module.wasm.content.layer.v1+wasm}" \
     "$(sha256sum "$2" | cut -d' ' -f1)" "$(stat -c %s "$2")"
 }
+
+# start_postgres PORT: Debian's PostgreSQL server on 127.0.0.1:PORT with its data in $WORK,
+# trusting local connections for user "hub" (database "hub"); POSTGRES_URL says how to reach it.
+# PostgreSQL refuses to run as root: as root it runs as the system user sluice-test-pg (made here
+# if missing).
+start_postgres() {
+  local port=$1 dir=$WORK/pg-$1 bin run=()
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [[ -x $bin/initdb ]] || fail "PostgreSQL's server is needed (make deps installs postgresql)"
+  if [[ $(id -u) -eq 0 ]]; then
+    id sluice-test-pg > /dev/null 2>&1 ||
+      useradd --system --no-create-home --shell /usr/sbin/nologin sluice-test-pg ||
+      fail "cannot add the user sluice-test-pg"
+    run=(runuser -u sluice-test-pg --)
+  fi
+  mkdir -p "$dir"
+  [[ ${#run[@]} -eq 0 ]] || chown sluice-test-pg "$dir"
+  "${run[@]}" "$bin/initdb" -D "$dir/data" -U hub -A trust --no-sync > "$dir/initdb.log" 2>&1 ||
+    fail "initdb: $(tail -3 "$dir/initdb.log")"
+  "${run[@]}" "$bin/postgres" -D "$dir/data" -h 127.0.0.1 -p "$port" -k "$dir" -F \
+    -c fsync=off -c full_page_writes=off > "$dir/postgres.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do
+    "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" && break
+    sleep 0.1
+  done
+  "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" || fail "PostgreSQL did not start: $(tail -3 "$dir/postgres.log")"
+  "$bin/createdb" -h 127.0.0.1 -p "$port" -U hub hub || fail "createdb"
+  POSTGRES_URL="postgresql://hub@127.0.0.1:$port/hub"
+}
