@@ -242,3 +242,23 @@ start_hub "$DATA"
 ext pull "$HUB/alice/hello:v1" -o "$WORK/after.wasm" --plain-http > /dev/null 2>&1 || fail "pull after restart"
 cmp -s "$WORK/after.wasm" "$WORK/hello.wasm" || fail "module after restart"
 pass "a restart keeps everything"
+
+# HTTPS (--tls-cert/--tls-key): the challenge names an https realm; skopeo pulls over TLS with
+# the test CA.
+out=$("$SLUICE_BIN" hub serve --data-dir "$DATA" --listen 127.0.0.1:0 --tls-cert "$WORK/none.pem" --tls-key "$WORK/none.key" 2>&1) &&
+  fail "a hub started with a missing certificate"
+[[ $out == *"--tls-cert $WORK/none.pem"* ]] || fail "missing certificate: $out"
+make_ca ca
+make_cert hubtls /CN=127.0.0.1 IP:127.0.0.1
+TLS_HUB=127.0.0.1:$(free_port)
+"$SLUICE_BIN" hub serve --data-dir "$DATA" --listen "$TLS_HUB" --tls-cert "$WORK/hubtls.pem" --tls-key "$WORK/hubtls.key" >> "$WORK/hub.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do curl -s --cacert "$WORK/ca.pem" -o /dev/null "https://$TLS_HUB/healthz" && break; sleep 0.05; done
+hdrs=$(curl -s --cacert "$WORK/ca.pem" -D - -o /dev/null "https://$TLS_HUB/v2/" | tr -d '\r')
+[[ $hdrs == *"realm=\"https://$TLS_HUB/v2/token\""* ]] || fail "TLS challenge: $hdrs"
+mkdir -p "$WORK/certs" && cp "$WORK/ca.pem" "$WORK/certs/ca.crt"
+skopeo --insecure-policy copy --src-cert-dir "$WORK/certs" "docker://$TLS_HUB/alice/hello:v1" "dir:$WORK/tls-copy" > "$WORK/skopeo.log" 2>&1 ||
+  fail "skopeo over TLS: $(tail -3 "$WORK/skopeo.log")"
+cmp -s "$WORK/tls-copy/$(sha256sum "$WORK/hello.wasm" | cut -d' ' -f1)" "$WORK/hello.wasm" || fail "module over TLS"
+[[ $(curl -s -o /dev/null -w '%{http_code}' "http://$TLS_HUB/healthz") != 200 ]] || fail "plain HTTP on the TLS port"
+pass "HTTPS with --tls-cert/--tls-key"
