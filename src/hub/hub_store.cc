@@ -394,8 +394,8 @@ Status HubStore::put_manifest(const ManifestRecord& m, const std::string& tag,
             "language = CASE WHEN $8 = '' THEN repositories.language ELSE $8 END, "
             "keywords = $9",
             {meta.name, meta.namespace_, int64_t{meta.is_private}, meta.description, meta.readme,
-             meta.license, meta.source, meta.language, str_cat(m.root_ids, " ", m.abi_versions),
-             m.created});
+             meta.license, meta.source, meta.language,
+             str_cat(m.root_ids, " ", m.abi_versions, " ", m.host_functions), m.created});
         !s) {
       return s;
     }

@@ -157,8 +157,9 @@ class HubStore {
   // Repositories the viewer may see, in name order after `last`.
   Result<std::vector<std::string>> catalog(const Viewer& viewer, const std::string& last,
                                            int64_t limit);
-  // Repositories whose name, description, README, language or root ids contain every word of
-  // `query` (case-insensitive), most downloaded first; `total` gets the number of matches.
+  // Repositories whose name, description, README, language, or newest push's root ids, ABI
+  // versions or host functions contain every word of `query` (case-insensitive), most
+  // downloaded first; `total` gets the number of matches.
   Result<std::vector<SearchHit>> search(const std::string& query, const Viewer& viewer,
                                         int64_t limit, int64_t offset, int64_t* total);
 

@@ -48,6 +48,7 @@ class HubStoreTest : public testing::Test {
     m.created = ++clock_;
     m.pushed_by = "alice";
     m.root_ids = R"(["my_root"])";
+    m.host_functions = R"(["proxy_http_call"])";
     RepositoryRecord meta;
     meta.name = repository;
     meta.namespace_ = repository.substr(0, repository.find('/'));
@@ -243,6 +244,8 @@ TEST_F(HubStoreTest, SearchMatchesEveryWordAndHidesPrivateRepositories) {
   EXPECT_EQ(total, 2) << "an underscore matched any character";
   hits = store_->search("my_root", Viewer{}, 10, 0, &total);
   EXPECT_EQ(total, 2) << "root ids are searchable";
+  hits = store_->search("proxy_http_call", Viewer{}, 10, 0, &total);
+  EXPECT_EQ(total, 2) << "host functions are searchable";
 }
 
 TEST_F(HubStoreTest, TagsMoveAndDeletesTakeTheirTags) {
