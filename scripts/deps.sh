@@ -21,6 +21,9 @@ PACKAGES=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev curl wrk nginx-light haproxy prometheus procps perl openssl
   socat nghttp2-client
+  # the hub web UI's end-to-end test: headless Chromium (driven by playwright-core from npm) and
+  # fonts with common metrics for its screenshots
+  chromium fonts-liberation
   # an OCI registry and a second OCI client, started and used by the tests on loopback
   docker-registry skopeo
   # gRPC through the proxy (tests/grpc: a client and a server built from a .proto)

@@ -77,10 +77,11 @@ Result<asio::ip::tcp::endpoint> parse_listen(const std::string& text) {
   return asio::ip::tcp::endpoint(address, static_cast<uint16_t>(port));
 }
 
-// Where the web UI's built files are by default: beside the source tree this binary came from.
+// Where the web UI's built files are by default: $SLUICE_HUB_WEB_DIR, else the copy the build
+// this binary came from made (when it is there).
 std::string default_web_dir() {
   if (const char* dir = std::getenv("SLUICE_HUB_WEB_DIR")) return dir;
-  const fs::path built = fs::path(SLUICE_SOURCE_DIR_DEFAULT) / "hub" / "web" / "dist";
+  const fs::path built(SLUICE_HUB_WEB_DIR_DEFAULT);
   std::error_code ec;
   return fs::exists(built / "index.html", ec) ? built.string() : "";
 }
