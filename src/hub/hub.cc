@@ -66,9 +66,10 @@ HttpResponse Hub::static_file(const HttpRequest& request) {
   const fs::path root(options_.web_dir);
   fs::path file = root / relative;
   std::error_code ec;
-  const bool asset = relative.has_extension();
+  // Vite puts every built asset under assets/, its name carrying a hash of its content.
+  const bool asset = relative.begin() != relative.end() && *relative.begin() == "assets";
   if (relative.empty() || !fs::is_regular_file(file, ec)) {
-    // A client-side route (/extensions/ns/name): the app's page; a missing asset is a 404.
+    // A client-side route (/extensions/ns/my.filter): the app's page; a missing asset is a 404.
     if (asset) return HttpResponse::text(404, "not found\n");
     file = root / "index.html";
   }
@@ -78,9 +79,8 @@ HttpResponse Hub::static_file(const HttpRequest& request) {
   r.content_type = std::string(content_type_of(file));
   r.file = file.string();
   r.file_size = static_cast<uint64_t>(st.st_size);
-  // Built assets carry a hash in their names; the page itself must be re-read.
-  r.header("cache-control",
-           file.filename() == "index.html" ? "no-cache" : "public, max-age=31536000");
+  // Hashed assets never change; anything else (the page, the icon) is checked each time.
+  r.header("cache-control", asset ? "public, max-age=31536000, immutable" : "no-cache");
   r.header("x-content-type-options", "nosniff");
   r.header("content-security-policy",
            "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; "

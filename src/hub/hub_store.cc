@@ -563,8 +563,25 @@ Result<std::vector<SearchHit>> HubStore::search(const std::string& query, const 
                                 params.size() - 1, " OFFSET $", params.size()),
                         params);
   if (!rows) return Error{rows.error()};
+  return with_latest(*rows);
+}
+
+Result<std::vector<SearchHit>> HubStore::namespace_repositories(const std::string& ns,
+                                                                const Viewer& viewer) {
+  std::vector<SqlValue> params{ns};
+  const std::string where =
+      str_cat("r.namespace = $1 AND ", visible_clause(viewer, params),
+              " AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository = r.name)");
+  auto rows = db_.query(str_cat("SELECT ", kRepositoryColumns, " FROM repositories r WHERE ", where,
+                                " ORDER BY r.name"),
+                        params);
+  if (!rows) return Error{rows.error()};
+  return with_latest(*rows);
+}
+
+Result<std::vector<SearchHit>> HubStore::with_latest(const std::vector<SqlRow>& rows) {
   std::vector<SearchHit> hits;
-  for (const SqlRow& r : *rows) {
+  for (const SqlRow& r : rows) {
     SearchHit hit;
     hit.repository = repository_from(r);
     auto latest = db_.query(str_cat("SELECT ", kManifestColumns,

@@ -163,11 +163,17 @@ class HubStore {
   Result<std::vector<SearchHit>> search(const std::string& query, const Viewer& viewer,
                                         int64_t limit, int64_t offset, int64_t* total);
 
+  // The repositories of namespace `ns` the viewer may see (with at least one manifest), by name.
+  Result<std::vector<SearchHit>> namespace_repositories(const std::string& ns,
+                                                        const Viewer& viewer);
+
   Status add_audit(const AuditEntry& entry);
   // Newest first: entries of a repository or namespace and everything under it ("" for all).
   Result<std::vector<AuditEntry>> audit(const std::string& repository_prefix, int64_t limit);
 
  private:
+  // Each repository row's newest manifest and the newest tag naming it.
+  Result<std::vector<SearchHit>> with_latest(const std::vector<SqlRow>& rows);
   // The visibility condition on repositories r for `viewer`, with its parameters appended.
   std::string visible_clause(const Viewer& viewer, std::vector<SqlValue>& params);
   Database& db_;

@@ -47,6 +47,18 @@ json repository_summary(const RepositoryRecord& r) {
               {"created", r.created},    {"updated", r.updated}};
 }
 
+// The summary plus what the newest push says: the card search results and lists show.
+json extension_card(const RepositoryRecord& r, const std::optional<ManifestRecord>& latest,
+                    const std::string& latest_tag) {
+  json card = repository_summary(r);
+  card["latest_tag"] = latest_tag;
+  card["abi_versions"] = latest ? parsed_array(latest->abi_versions) : json::array();
+  card["root_ids"] = latest ? parsed_array(latest->root_ids) : json::array();
+  card["wasm_size"] = latest ? latest->wasm_size : 0;
+  card["missing_imports"] = latest ? parsed_array(latest->missing_imports) : json::array();
+  return card;
+}
+
 int64_t int_param(const HttpRequest& request, std::string_view name, int64_t fallback,
                   int64_t max) {
   int64_t v = 0;
@@ -132,15 +144,7 @@ HttpResponse Hub::api_search(const HttpRequest& request, const Identity& who) {
   if (!hits) return database_failed(hits.error());
   json results = json::array();
   for (const SearchHit& hit : *hits) {
-    json r = repository_summary(hit.repository);
-    r["latest_tag"] = hit.latest_tag;
-    if (hit.latest) {
-      r["abi_versions"] = parsed_array(hit.latest->abi_versions);
-      r["root_ids"] = parsed_array(hit.latest->root_ids);
-      r["wasm_size"] = hit.latest->wasm_size;
-      r["missing_imports"] = parsed_array(hit.latest->missing_imports);
-    }
-    results.push_back(std::move(r));
+    results.push_back(extension_card(hit.repository, hit.latest, hit.latest_tag));
   }
   return HttpResponse::json(200, json{{"query", request.param("q")},
                                       {"total", total},
@@ -160,7 +164,18 @@ HttpResponse Hub::api_extension(const HttpRequest& request, const Identity& who,
   if (!tags) return database_failed(tags.error());
   Result<std::vector<ManifestRecord>> manifests = store_.manifests(name);
   if (!manifests) return database_failed(manifests.error());
-  json out = repository_summary(**repo);
+  // The newest version, and the newest tag naming it, as search shows them.
+  std::optional<ManifestRecord> latest;
+  if (!manifests->empty()) latest = manifests->front();
+  std::string latest_tag;
+  int64_t latest_tag_time = -1;
+  for (const TagRecord& t : *tags) {
+    if (latest && t.digest == latest->digest && t.updated > latest_tag_time) {
+      latest_tag = t.tag;
+      latest_tag_time = t.updated;
+    }
+  }
+  json out = extension_card(**repo, latest, latest_tag);
   out["readme"] = (*repo)->readme;
   json tag_list = json::array();
   for (const TagRecord& t : *tags) {
@@ -383,12 +398,11 @@ HttpResponse Hub::api_orgs(const HttpRequest& request, const Identity& who, cons
       for (const auto& [user, r] : *members)
         list.push_back(json{{"name", user}, {"role", role_name(r)}});
     }
-    int64_t total = 0;
-    Result<std::vector<SearchHit>> repos = store_.search("", who.viewer(), 1000, 0, &total);
+    Result<std::vector<SearchHit>> repos = store_.namespace_repositories(org, who.viewer());
     if (!repos) return database_failed(repos.error());
     json repositories = json::array();
     for (const SearchHit& h : *repos) {
-      if (h.repository.namespace_ == org) repositories.push_back(repository_summary(h.repository));
+      repositories.push_back(extension_card(h.repository, h.latest, h.latest_tag));
     }
     return HttpResponse::json(
         200, json{{"name", org},
