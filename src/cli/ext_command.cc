@@ -316,9 +316,10 @@ int verify(const std::string& target, const std::string& configuration, std::str
 
 // What a hub shows of a project's image: its sluice-ext.yaml fields and README.md, as the
 // standard OCI annotations (and two of Sluice's for what they lack).
+constexpr size_t kMaxReadme = 64 * 1024;  // manifests are small documents
+
 std::map<std::string, std::string> project_annotations(const std::string& dir,
                                                        const ProjectManifest& project) {
-  constexpr size_t kMaxReadme = 64 * 1024;  // manifests are small documents
   std::map<std::string, std::string> a;
   const auto set = [&](const char* key, const std::string& value) {
     if (!value.empty()) a[key] = value;
@@ -340,10 +341,16 @@ std::map<std::string, std::string> project_annotations(const std::string& dir,
   return a;
 }
 
-int push(const std::string& source, const std::string& target,
-         const std::vector<std::string>& root_ids, const Common& common) {
+// What `push` says of the image besides the module (the flags win over a project's files).
+struct PushMetadata {
+  std::vector<std::string> root_ids;
+  std::string description, license, source, readme_path;
+};
+
+int push(const std::string& source, const std::string& target, const PushMetadata& metadata,
+         const Common& common) {
   std::string module_path = source;
-  std::vector<std::string> ids = root_ids;
+  std::vector<std::string> ids = metadata.root_ids;
   std::map<std::string, std::string> annotations;
   if (fs::is_directory(source)) {
     // A built project: its module, and the root ids its sluice-ext.yaml declares.
@@ -357,6 +364,21 @@ int push(const std::string& source, const std::string& target,
       if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
     }
     annotations = project_annotations(source, *project);
+  }
+  const auto set = [&](const char* key, const std::string& value) {
+    if (!value.empty()) annotations[key] = value;
+  };
+  set("org.opencontainers.image.description", metadata.description);
+  set("org.opencontainers.image.licenses", metadata.license);
+  set("org.opencontainers.image.source", metadata.source);
+  if (!metadata.readme_path.empty()) {
+    Result<std::string> readme = read_file(metadata.readme_path);
+    if (!readme) return failed(str_cat("cannot read ", metadata.readme_path, ": ", readme.error()));
+    if (readme->size() > kMaxReadme) {
+      return failed(str_cat(metadata.readme_path, " is ", readme->size(),
+                            " bytes: a README in an image is at most ", kMaxReadme));
+    }
+    annotations["io.sluice.extension.readme"] = *readme;
   }
   Result<std::string> code = read_file(module_path);
   if (!code) return failed(str_cat("cannot read ", module_path, ": ", code.error()));
@@ -856,7 +878,6 @@ int run_ext(int argc, char** argv) {
     c->add_flag("--plain-http", common.plain_http, "Speak HTTP, not HTTPS, to the registry");
   };
   std::string a, b, configuration, root_id, output, remote, search, user;
-  std::vector<std::string> root_ids;
   bool password_stdin = false;
 
   CLI::App* verify_cmd = app.add_subcommand(
@@ -880,7 +901,15 @@ int run_ext(int argc, char** argv) {
   CLI::App* push_cmd = app.add_subcommand("push", "Push a .wasm module as an OCI image");
   push_cmd->add_option("SOURCE", a, "The .wasm file, or a built project folder")->required();
   push_cmd->add_option("REF", b, "Where to push it (a tag)")->required();
-  push_cmd->add_option("--root-id", root_ids, "Root ids the module offers (image metadata)");
+  PushMetadata push_metadata;
+  push_cmd->add_option("--root-id", push_metadata.root_ids,
+                       "Root ids the module offers (image metadata)");
+  push_cmd->add_option("--description", push_metadata.description,
+                       "A one-line description (annotation; a project's is its sluice-ext.yaml's)");
+  push_cmd->add_option("--license", push_metadata.license, "An SPDX license expression");
+  push_cmd->add_option("--source", push_metadata.source, "Where the sources are (a URL)");
+  push_cmd->add_option("--readme", push_metadata.readme_path,
+                       "A markdown file a hub shows (a project's README.md by default)");
   plain(push_cmd);
   CLI::App* pull_cmd = app.add_subcommand("pull", "Pull an image into the local store");
   pull_cmd->add_option("REF", a, "The image")->required();
@@ -960,7 +989,7 @@ int run_ext(int argc, char** argv) {
   if (*init_cmd) return init(a, language, kind);
   if (*build_cmd) return build(a.empty() ? "." : a, !no_native);
   if (*verify_cmd) return verify(a, configuration, root_id, common);
-  if (*push_cmd) return push(a, b, root_ids, common);
+  if (*push_cmd) return push(a, b, push_metadata, common);
   if (*pull_cmd) return pull(a, output, common);
   if (*tag_cmd) return tag(a, b, common);
   if (*list_cmd) return list(remote, search, common);

@@ -262,3 +262,16 @@ skopeo --insecure-policy copy --src-cert-dir "$WORK/certs" "docker://$TLS_HUB/al
 cmp -s "$WORK/tls-copy/$(sha256sum "$WORK/hello.wasm" | cut -d' ' -f1)" "$WORK/hello.wasm" || fail "module over TLS"
 [[ $(curl -s -o /dev/null -w '%{http_code}' "http://$TLS_HUB/healthz") != 200 ]] || fail "plain HTTP on the TLS port"
 pass "HTTPS with --tls-cert/--tls-key"
+
+# A plain .wasm pushed with its metadata as flags: what the hub shows of it.
+printf '# Hello\n\nSays *hello*.\n' > "$WORK/README.md"
+echo "$A" | ext login "$HUB" -u alice --password-stdin --plain-http > /dev/null || fail "login after the restart"
+ext push "$WORK/hello.wasm" "$HUB/alice/described:v1" --description "Says hello" --license MIT \
+  --source https://example.com/hello --readme "$WORK/README.md" --plain-http > /dev/null 2>&1 || fail "push with metadata"
+e=$(curl -s "http://$HUB/api/v1/extensions/alice/described")
+[[ $e == *'"description":"Says hello"'* && $e == *'"license":"MIT"'* && $e == *'"source":"https://example.com/hello"'* &&
+   $e == *'"readme":"# Hello\n\nSays *hello*.\n"'* && $e == *'"latest_tag":"v1"'* ]] || fail "metadata flags: $e"
+head -c 70000 /dev/zero | tr '\0' 'x' > "$WORK/BIG.md"
+out=$(ext push "$WORK/hello.wasm" "$HUB/alice/described:v2" --readme "$WORK/BIG.md" --plain-http 2>&1) && fail "a 70 kB README was pushed"
+[[ $out == *"a README in an image is at most 65536"* ]] || fail "big README: $out"
+pass "push --description/--license/--source/--readme: the hub shows them"
