@@ -31,6 +31,7 @@ target_args() {
     config_fuzz) echo "-dict=$SRC/config.dict -max_len=16384" ;;
     wasm_module_fuzz) echo "-dict=$SRC/wasm.dict -max_len=4096" ;;
     http2_server_fuzz) echo "-max_len=8192" ;;
+    hub_fuzz) echo "-dict=$SRC/hub.dict -max_len=8192" ;;
   esac
 }
 
