@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Extension projects end to end: `sluice ext init` (C++ and AssemblyScript, each template) ->
 # `build` (wasm, the C++ .so, runtime-config.json) -> `verify` -> `push` of the project folder to
-# the hub (search shows its description and README) and to Debian's docker-registry -> `deploy
-# --to` a running proxy, from both -> traffic shows the plugin -> a
+# the hub (search, in the API and the web UI, shows its description and README) and to Debian's
+# docker-registry -> `deploy --to` a running proxy, from both -> traffic shows the plugin -> a
 # reload keeps it. The network filter runs on a TCP listener, the singleton as a bootstrap
 # WasmService, the .so on the null runtime. Bad input: a non-empty folder, a broken source, a
 # bad sluice-ext.yaml, pushing a project not built.
@@ -70,7 +70,7 @@ cfg=$(skopeo --insecure-policy inspect --raw --tls-verify=false "docker://$R/ext
 # The C++ project goes through the hub: its sluice-ext.yaml and README become what search shows.
 HUB_STORAGE="--data-dir $WORK/hub"
 HUB_ADMIN=$(hub_user alice --admin)
-start_hub "$WORK/hub"
+start_hub "$WORK/hub" --web-dir "${SLUICE_HUB_WEB_DIR:-$SLUICE_BUILD_DIR/hub-web}"
 echo "$HUB_ADMIN" | ext login "$HUB" -u alice --password-stdin --plain-http > /dev/null || fail "hub login"
 out=$(ext push cp-http-filter "$HUB/alice/cp-http-filter:0.1.0" --plain-http 2>&1) || fail "push to the hub: $out"
 found=$(curl -s "http://$HUB/api/v1/search?q=cp-http-filter")
@@ -79,6 +79,12 @@ desc=$(sed -n 's/^description: *//p' cp-http-filter/sluice-ext.yaml | tr -d '"')
    $found == *'"root_ids":["cp_http_filter"]'* ]] || fail "hub search: $found"
 curl -s "http://$HUB/api/v1/extensions/alice/cp-http-filter" | grep -q '"readme":"# cp-http-filter' ||
   fail "the README is not on the hub: $(curl -s "http://$HUB/api/v1/extensions/alice/cp-http-filter" | head -c 300)"
+# ... and in the web UI, as a user finds it (headless Chromium).
+[[ -f ${SLUICE_HUB_WEB_DIR:-$SLUICE_BUILD_DIR/hub-web}/index.html ]] || fail "the hub's web UI is not built (make build)"
+shots=$SLUICE_BUILD_DIR/test-output/ext-project
+mkdir -p "$shots"
+node "$SLUICE_SOURCE_DIR/tests/hub-web/find_extension.mjs" "http://$HUB" "http filter" alice/cp-http-filter "$desc" \
+  "$shots/hub-extension.png" > "$WORK/ui.log" 2>&1 || fail "the web UI: $(cat "$WORK/ui.log")"
 
 UP=$(free_port); FRONT=$(free_port); TCP=$(free_port); ECHO=$(free_port); ADMIN_PORT=$(free_port)
 start_nginx "$UP"
