@@ -779,6 +779,30 @@ int build(const std::string& dir, bool native) {
 
 // --- list, login, logout --------------------------------------------------------------------
 
+// A hub's search answer, a line per extension: REF (latest tag), ABI versions, description.
+int print_hub_results(const std::string& remote, const std::string& body) {
+  const nlohmann::json doc = nlohmann::json::parse(body, nullptr, false);
+  const nlohmann::json& results = oci::json_field(doc, "results");
+  if (!results.is_array())
+    return failed(str_cat(remote, " answered its search with no results list"));
+  for (const nlohmann::json& r : results) {
+    const std::string tag = oci::string_field(r, "latest_tag");
+    std::vector<std::string> abi;
+    for (const nlohmann::json& v : oci::json_field(r, "abi_versions")) {
+      if (v.is_string()) abi.push_back(v.get<std::string>());
+    }
+    printf("%s/%s%s\tABI %s\t%s\n", remote.c_str(), oci::string_field(r, "name").c_str(),
+           tag.empty() ? "" : (":" + tag).c_str(),
+           abi.empty() ? "?" : fmt::format("{}", fmt::join(abi, ",")).c_str(),
+           oci::string_field(r, "description").c_str());
+  }
+  const auto total = oci::uint_field(doc, "total").value_or(results.size());
+  if (total > results.size()) {
+    step("{} of {} matches shown", results.size(), total);
+  }
+  return 0;
+}
+
 int list(const std::string& remote, const std::string& search, const Common& common) {
   const auto matches = [&](std::string_view name) {
     return search.empty() || name.find(search) != std::string_view::npos;
@@ -792,6 +816,12 @@ int list(const std::string& remote, const std::string& search, const Common& com
   }
   Result<std::unique_ptr<oci::RegistryClient>> client = client_for(remote, common);
   if (!client) return failed(client.error());
+  if (!search.empty()) {
+    // A Sluice hub searches descriptions and READMEs too; any other registry: names only.
+    Result<std::optional<std::string>> found = (*client)->search_hub(search, 100);
+    if (!found) return failed(registry_error(found.error(), common));
+    if (found->has_value()) return print_hub_results(remote, **found);
+  }
   Result<std::vector<std::string>> repos = (*client)->list_repositories();
   if (!repos) return failed(registry_error(repos.error(), common));
   for (const auto& repo : *repos) {

@@ -444,6 +444,20 @@ Result<std::vector<std::string>> RegistryClient::list_tags(const std::string& re
   return tags;
 }
 
+Result<std::optional<std::string>> RegistryClient::search_hub(const std::string& query, int limit) {
+  Request req;
+  req.url =
+      str_cat("/api/v1/search?limit=", limit, "&q=", url_escape(static_cast<CURL*>(curl_), query));
+  // Not the registry's token dance: the hub's API takes the user and token as they are.
+  Response r = perform(req, options_.credential ? basic_authorization(*options_.credential) : "");
+  const std::string what = str_cat("the search of ", registry_);
+  if (!r.transport_error.empty()) return Error{str_cat(what, ": ", r.transport_error)};
+  const bool json = r.headers["content-type"].rfind("application/json", 0) == 0;
+  if (r.status == 404 && !json) return std::optional<std::string>();  // not a hub
+  if (r.status != 200 || !json) return Error{describe_failure(r, what)};
+  return std::optional<std::string>(std::move(r.body));
+}
+
 Result<std::vector<std::string>> RegistryClient::list_repositories() {
   std::vector<std::string> names;
   const std::string what = str_cat("the repositories of ", registry_);

@@ -71,6 +71,9 @@ class RegistryClient {
   Result<std::vector<std::string>> list_repositories();
   // GET /v2/: whether the registry speaks the API and takes our credentials.
   Status check_access();
+  // A Sluice hub's search (GET /api/v1/search?q=&limit=), with our credentials as Basic auth
+  // (which the hub takes): the JSON answer, or nullopt when the registry is not a hub.
+  Result<std::optional<std::string>> search_hub(const std::string& query, int limit);
 
   const std::string& base_url() const { return base_url_; }
   // Whether the last call failed for a reason asking again will not change: the registry

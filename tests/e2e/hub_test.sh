@@ -274,4 +274,7 @@ e=$(curl -s "http://$HUB/api/v1/extensions/alice/described")
 head -c 70000 /dev/zero | tr '\0' 'x' > "$WORK/BIG.md"
 out=$(ext push "$WORK/hello.wasm" "$HUB/alice/described:v2" --readme "$WORK/BIG.md" --plain-http 2>&1) && fail "a 70 kB README was pushed"
 [[ $out == *"a README in an image is at most 65536"* ]] || fail "big README: $out"
-pass "push --description/--license/--source/--readme: the hub shows them"
+# ext list --search asks the hub's search, which reads descriptions too.
+out=$(ext list --remote "$HUB" --search "says hello" --plain-http) || fail "ext list --search"
+[[ $out == "$HUB/alice/described:v1"$'\t'"ABI 0.2.1"$'\t'"Says hello" ]] || fail "ext list --search: $out"
+pass "push --description/--license/--source/--readme: the hub shows them, ext list --search finds them"
