@@ -16,6 +16,7 @@
 #include "oci/registry_client.h"
 #include "oci/wasm_image.h"
 #include "wasm/module_check.h"
+#include "wasm/vm/wasm_vm.h"
 
 namespace sluice::hub {
 
@@ -685,6 +686,15 @@ HttpResponse Hub::put_manifest(const HttpRequest& request, const Identity& who,
     return registry_error(400, "MANIFEST_INVALID",
                           str_cat("the Wasm layer ", layer->digest,
                                   " has no proxy_abi_version_* export: not a Proxy-Wasm module"));
+  }
+  // The static check reads the module's declarations only; compiling it (nothing runs) validates
+  // every function body too, as a proxy loading it would.
+  if (wasm::WasmRuntime* v8 = wasm::runtime_by_name("envoy.wasm.runtime.v8")) {
+    if (Result<std::shared_ptr<wasm::CompiledModule>> compiled = v8->compile(code); !compiled) {
+      return registry_error(
+          400, "MANIFEST_INVALID",
+          str_cat("the Wasm layer ", layer->digest, " does not compile: ", compiled.error()));
+    }
   }
 
   // What the image says of itself: the Wasm config (root ids) and the annotations.
