@@ -162,6 +162,7 @@ class HttpServer::Session : public net::ConnectionCallbacks,
 
   void start() {
     self_ = shared_from_this();
+    server_.sessions_[this] = weak_from_this();
     conn_->set_callbacks(this);
     arm_idle();
     if (server_.options_.tls) {
@@ -362,10 +363,18 @@ class HttpServer::Session : public net::ConnectionCallbacks,
     });
   }
 
+ public:
+  // The server is going away: close now, unanswered requests and all.
+  void shut_down() {
+    conn_->close(false);
+    done();
+  }
+
+ private:
   void done() {
     if (finished_) return;
     finished_ = true;
-    asio::error_code ec;
+    server_.sessions_.erase(this);
     idle_.cancel();
     if (file_fd_ >= 0) {
       ::close(file_fd_);
@@ -397,7 +406,16 @@ class HttpServer::Session : public net::ConnectionCallbacks,
 HttpServer::HttpServer(asio::io_context& loop, HttpService& service, HttpServerOptions options)
     : loop_(loop), service_(service), options_(std::move(options)), acceptor_(loop) {}
 
-HttpServer::~HttpServer() { close(); }
+HttpServer::~HttpServer() {
+  close();
+  // Sessions hold themselves alive while their connection is open: end them, so none outlives
+  // the server it points to.
+  std::vector<std::weak_ptr<Session>> open;
+  for (auto& [raw, weak] : sessions_) open.push_back(weak);
+  for (auto& weak : open) {
+    if (auto session = weak.lock()) session->shut_down();
+  }
+}
 
 std::string HttpServer::listen(const asio::ip::tcp::endpoint& endpoint) {
   asio::error_code ec;

@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -111,6 +112,7 @@ class HttpServer {
   HttpServerOptions options_;
   asio::ip::tcp::acceptor acceptor_;
   uint64_t requests_ = 0;
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;  // open connections
 };
 
 // Percent-decoding of a URL component ('+' stays '+'); nullopt for a malformed escape.
