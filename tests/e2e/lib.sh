@@ -66,6 +66,9 @@ http {
       return 403 "bad token\n";
     }
     location /status/ { return 503 "unavailable\n"; }
+    # What claim headers a request carried (header_decode tests).
+    location /claims { default_type text/plain;
+      return 200 "sub=\$http_x_claim_sub iss=\$http_x_claim_iss roles=\$http_x_claim_roles admin=\$http_x_claim_admin n=\$http_x_claim_n nested=\$http_x_claim_nested name=\$http_x_claim_name user=\$http_x_id_sub\n"; }
     # What a request carried of headers a plugin may have hidden (sluice.wasm hiding tests).
     location /echo-secrets { default_type text/plain;
       return 200 "auth=\$http_authorization cookie=\$http_cookie xff=\$http_x_forwarded_for saw=\$http_x_probe_saw\n"; }
