@@ -118,6 +118,10 @@ class Reader {
       const unsigned char c = static_cast<unsigned char>(s_[pos_++]);
       if (c == '"') return true;
       if (c < 0x20) return fail("control character in a string");
+      if (c >= 0x80) {
+        if (!utf8_sequence(c, out)) return fail("invalid UTF-8 in a string");
+        continue;
+      }
       if (c != '\\') {
         out->push_back(static_cast<char>(c));
         continue;
@@ -165,6 +169,33 @@ class Reader {
       }
     }
     return fail("unterminated string");
+  }
+
+  // The rest of a UTF-8 sequence that starts with `lead` (already read): well-formed as RFC 3629
+  // says (no overlong forms, no surrogates, nothing past U+10FFFF), appended to `out`.
+  bool utf8_sequence(unsigned char lead, std::string* out) {
+    int more;
+    uint32_t cp, min;
+    if (lead >= 0xC2 && lead <= 0xDF) {
+      more = 1, cp = lead & 0x1F, min = 0x80;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      more = 2, cp = lead & 0x0F, min = 0x800;
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      more = 3, cp = lead & 0x07, min = 0x10000;
+    } else {
+      return false;
+    }
+    if (pos_ + more > s_.size()) return false;
+    for (int i = 0; i < more; ++i) {
+      const unsigned char c = static_cast<unsigned char>(s_[pos_ + i]);
+      if ((c & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (c & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    out->push_back(static_cast<char>(lead));
+    out->append(s_.substr(pos_, more));
+    pos_ += more;
+    return true;
   }
 
   bool hex4(uint32_t* cp) {

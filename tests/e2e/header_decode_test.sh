@@ -54,11 +54,12 @@ pass "a token's claims become x-claim-* headers (strings, numbers, booleans, arr
 # Malformed input: 400, never upstream.
 for bad in "Bearer abc" "Bearer a.b" "Bearer a.!!!.c" "Bearer a.$(printf 'not json' | b64url).c" \
            "Bearer a.$(printf '[1,2]' | b64url).c" "Bearer a.$(printf '{"a":1} x' | b64url).c" \
-           "Bearer a.$(printf '{"a":"\\ud800"}' | b64url).c" "Bearer a.b.c.d"; do
+           "Bearer a.$(printf '{"a":"\\ud800"}' | b64url).c" "Bearer a.$(printf '{"a":"\xff"}' | b64url).c" \
+           "Bearer a.b.c.d"; do
   [[ $(code "$OPEN" -H "authorization: $bad") == 400 ]] || fail "'$bad' was not refused: $(cat "$WORK/body")"
 done
 grep -q 'malformed authorization' "$WORK/body" || fail "400 body: $(cat "$WORK/body")"
-pass "malformed tokens (parts, base64url, JSON, surrogates, trailing bytes) are 400"
+pass "malformed tokens (parts, base64url, JSON, surrogates, invalid UTF-8, trailing bytes) are 400"
 
 # With a key (null runtime, an 80-byte key): signed tokens only, in their validity window.
 [[ $(code "$SIGNED") == 401 ]] || fail "no token with required = true"
