@@ -24,7 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "hmac_sha256.h"
+#include "../common/hmac_sha256.h"
 #include "json_object.h"
 #include "sluice/sdk.h"
 
@@ -252,8 +252,8 @@ class DecodeStream : public sluice::HttpContext {
     }
     if (!hs256) return std::string("the token is not signed with HS256");
     std::optional<std::string> signature = base64url_decode(signature_part);
-    if (!signature || !header_decode::equal_digests(
-                          header_decode::hmac_sha256(root_->hs256_key, signed_part), *signature)) {
+    if (!signature || !ext_common::equal_digests(
+                          ext_common::hmac_sha256(root_->hs256_key, signed_part), *signature)) {
       return std::string("invalid token signature");
     }
     return std::nullopt;

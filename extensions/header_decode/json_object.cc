@@ -1,6 +1,7 @@
 #include "json_object.h"
 
 namespace header_decode {
+inline namespace SLUICE_SDK_NS {
 namespace {
 
 class Reader {
@@ -292,4 +293,5 @@ std::optional<std::vector<std::string>> scalar_array(std::string_view array_json
   return out;
 }
 
+}  // namespace SLUICE_SDK_NS
 }  // namespace header_decode

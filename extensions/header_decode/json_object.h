@@ -10,7 +10,12 @@
 #include <string_view>
 #include <vector>
 
+#ifndef SLUICE_SDK_NS
+#define SLUICE_SDK_NS wasm
+#endif
+
 namespace header_decode {
+inline namespace SLUICE_SDK_NS {
 
 struct JsonMember {
   enum class Kind { String, Number, Bool, Null, Object, Array };
@@ -27,4 +32,5 @@ std::optional<std::vector<JsonMember>> parse_json_object(std::string_view text, 
 // anything else (objects, arrays, booleans, null).
 std::optional<std::vector<std::string>> scalar_array(std::string_view array_json);
 
+}  // namespace SLUICE_SDK_NS
 }  // namespace header_decode

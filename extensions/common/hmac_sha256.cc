@@ -3,7 +3,8 @@
 #include <cstring>
 #include <string>
 
-namespace header_decode {
+namespace ext_common {
+inline namespace SLUICE_SDK_NS {
 namespace {
 
 constexpr uint32_t kRound[64] = {
@@ -107,4 +108,5 @@ bool equal_digests(const Digest& a, std::string_view b) {
   return diff == 0;
 }
 
-}  // namespace header_decode
+}  // namespace SLUICE_SDK_NS
+}  // namespace ext_common
