@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 
+#include "../common/base64.h"
 #include "../common/hmac_sha256.h"
 #include "sluice/sdk.h"
 
@@ -54,36 +55,6 @@ std::string lower(std::string s) {
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   }
   return s;
-}
-
-std::optional<std::string> base64_decode(std::string_view in) {
-  while (!in.empty() && in.back() == '=') in.remove_suffix(1);
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    int v;
-    if (c >= 'A' && c <= 'Z') {
-      v = c - 'A';
-    } else if (c >= 'a' && c <= 'z') {
-      v = c - 'a' + 26;
-    } else if (c >= '0' && c <= '9') {
-      v = c - '0' + 52;
-    } else if (c == '+') {
-      v = 62;
-    } else if (c == '/') {
-      v = 63;
-    } else {
-      return std::nullopt;
-    }
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
-  }
-  return out;
 }
 
 // "a:x, b:y" -> {a: x, b: y} (values may hold ':' themselves).
@@ -216,7 +187,8 @@ class AuthStream : public sluice::HttpContext {
     if (root_->basic) {
       const std::string value = trim(*credential_);
       if (lower(value.substr(0, 6)) != "basic ") return challenge("Basic credentials required");
-      std::optional<std::string> pair = base64_decode(trim(std::string_view(value).substr(6)));
+      std::optional<std::string> pair =
+          ext_common::base64_decode(trim(std::string_view(value).substr(6)));
       const size_t colon = pair ? pair->find(':') : std::string::npos;
       if (colon == std::string::npos) return deny("malformed Basic credentials");
       digest = hex(ext_common::sha256(pair->substr(0, colon) + ":" +

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/base64.h"
 #include "../common/hmac_sha256.h"
 #include "json_object.h"
 #include "sluice/sdk.h"
@@ -31,40 +32,6 @@
 namespace {
 
 using header_decode::JsonMember;
-
-// base64url (RFC 4648 section 5), padding optional; the standard alphabet's '+' and '/' too,
-// as some issuers send them.
-std::optional<std::string> base64url_decode(std::string_view in) {
-  while (!in.empty() && in.back() == '=') in.remove_suffix(1);
-  std::string out;
-  out.reserve(in.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    int v;
-    if (c >= 'A' && c <= 'Z') {
-      v = c - 'A';
-    } else if (c >= 'a' && c <= 'z') {
-      v = c - 'a' + 26;
-    } else if (c >= '0' && c <= '9') {
-      v = c - '0' + 52;
-    } else if (c == '-' || c == '+') {
-      v = 62;
-    } else if (c == '_' || c == '/') {
-      v = 63;
-    } else {
-      return std::nullopt;
-    }
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
-  }
-  if (bits >= 6) return std::nullopt;  // a lone sixth of a byte: truncated input
-  return out;
-}
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -192,7 +159,7 @@ class DecodeStream : public sluice::HttpContext {
     } else if (!root_->hs256_key.empty()) {
       return refuse(401, root_->header + " is not a signed token");
     }
-    std::optional<std::string> json = base64url_decode(payload);
+    std::optional<std::string> json = ext_common::base64_decode(payload);
     if (!json) return refuse(400, "malformed " + root_->header + ": not base64url");
     std::string error;
     auto members = header_decode::parse_json_object(*json, &error);
@@ -241,7 +208,7 @@ class DecodeStream : public sluice::HttpContext {
   std::optional<std::string> check_signature(std::string_view header_part,
                                              std::string_view signed_part,
                                              std::string_view signature_part) {
-    std::optional<std::string> header_json = base64url_decode(header_part);
+    std::optional<std::string> header_json = ext_common::base64_decode(header_part);
     std::string error;
     auto header =
         header_json ? header_decode::parse_json_object(*header_json, &error) : std::nullopt;
@@ -251,7 +218,7 @@ class DecodeStream : public sluice::HttpContext {
       if (m.name == "alg") hs256 = m.kind == JsonMember::Kind::String && m.value == "HS256";
     }
     if (!hs256) return std::string("the token is not signed with HS256");
-    std::optional<std::string> signature = base64url_decode(signature_part);
+    std::optional<std::string> signature = ext_common::base64_decode(signature_part);
     if (!signature || !ext_common::equal_digests(
                           ext_common::hmac_sha256(root_->hs256_key, signed_part), *signature)) {
       return std::string("invalid token signature");

@@ -9,6 +9,7 @@
 #include "common/strings.h"
 #include "http/http1_parser.h"
 #include "net/connection.h"
+#include "net/listen_socket.h"
 
 namespace sluice::hub {
 
@@ -418,20 +419,14 @@ HttpServer::~HttpServer() {
 }
 
 std::string HttpServer::listen(const asio::ip::tcp::endpoint& endpoint) {
-  asio::error_code ec;
-  acceptor_.open(endpoint.protocol(), ec);
-  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor_.bind(endpoint, ec);
-  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return ec.message();
+  if (std::string error = net::open_listen_socket(acceptor_, endpoint); !error.empty()) {
+    return error;
+  }
   accept();
   return "";
 }
 
-uint16_t HttpServer::port() const {
-  asio::error_code ec;
-  return acceptor_.local_endpoint(ec).port();
-}
+uint16_t HttpServer::port() const { return net::bound_port(acceptor_); }
 
 void HttpServer::close() {
   asio::error_code ec;
