@@ -280,6 +280,42 @@ MetricName response_code_stat(MetricName name, std::string_view family_base, uin
   return name;
 }
 
+MetricName wasm_metric_name(std::string_view plugin_name) {
+  const std::string dotted = str_cat(kWasmCustomPrefix, plugin_name);
+  constexpr std::string_view kFieldSeparator = ";.;", kValueSeparator = "=.=";
+  if (plugin_name.find(kValueSeparator) == std::string_view::npos) {
+    return MetricName{dotted, dotted, {}};
+  }
+  MetricName name{dotted, std::string(kWasmCustomPrefix), {}};
+  std::string family;
+  size_t start = 0;
+  while (start <= plugin_name.size()) {
+    size_t end = plugin_name.find(kFieldSeparator, start);
+    if (end == std::string_view::npos) end = plugin_name.size();
+    const std::string_view field = plugin_name.substr(start, end - start);
+    const size_t eq = field.find(kValueSeparator);
+    if (eq == std::string_view::npos) {
+      family += field;  // the metric's own name (Istio puts it last)
+    } else {
+      // Prometheus label names are [a-zA-Z_][a-zA-Z0-9_]*.
+      std::string label(field.substr(0, eq));
+      for (char& c : label) {
+        const bool ok =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+        if (!ok) c = '_';
+      }
+      if (label.empty() || (label[0] >= '0' && label[0] <= '9')) label.insert(0, "_");
+      name.tags.emplace_back(std::move(label),
+                             std::string(field.substr(eq + kValueSeparator.size())));
+    }
+    start = end + kFieldSeparator.size();
+  }
+  // A leading '_' on the family (some Istio versions write ";.;_istio_requests_total") goes.
+  while (family.size() > 1 && family[0] == '_') family.erase(0, 1);
+  name.base += family.empty() ? "unnamed" : family;
+  return name;
+}
+
 std::string_view visible_name(std::string_view dotted) {
   if (dotted.starts_with(kWasmCustomPrefix)) dotted.remove_prefix(kWasmCustomPrefix.size());
   return dotted;

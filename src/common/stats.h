@@ -177,6 +177,12 @@ MetricName response_code_stat(MetricName name, std::string_view family_base, uin
 inline constexpr std::string_view kWasmCustomPrefix = "wasmcustom.";
 // The dotted name as outputs show it (the hidden namespace stripped).
 std::string_view visible_name(std::string_view dotted);
+// The name of a metric a Proxy-Wasm plugin defined. Names in Istio's packed convention carry
+// their labels: "reporter=.=destination;.;response_code=.=200;.;istio_requests_total" is the
+// family istio_requests_total with labels reporter and response_code. They are unpacked here,
+// once per definition, instead of by regexes per scrape as Envoy's stats_tags do. Other names
+// are the family as they are. The dotted (/stats) name stays the plugin's, as in Envoy.
+MetricName wasm_metric_name(std::string_view plugin_name);
 
 // Renders in Envoy's /stats text format ("name: value" lines, sorted).
 std::string render_text(const std::vector<MetricSnapshot>& metrics);

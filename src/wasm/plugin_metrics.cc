@@ -34,8 +34,7 @@ WasmResult PluginMetrics::define(uint32_t type, std::string_view name, uint32_t*
   for (char& c : visible) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '_';
   }
-  const std::string hidden = str_cat(stats::kWasmCustomPrefix, visible);
-  stats::MetricName metric_name{hidden, hidden, {}};
+  stats::MetricName metric_name = stats::wasm_metric_name(visible);
   stats::Store& store = stats::Store::instance();
   uint32_t new_id = 0;
   switch (type) {

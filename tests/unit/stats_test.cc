@@ -658,3 +658,46 @@ TEST_F(Stats, PromtoolParsesPluginMetricNames) {
 
 }  // namespace
 }  // namespace sluice::stats
+
+// ---- Istio's packed metric names (Proxy-Wasm plugins) -----------------------------------------
+
+namespace sluice::stats {
+namespace {
+
+TEST(WasmMetricName, IstioPackedNamesCarryTheirLabels) {
+  const MetricName n = wasm_metric_name(
+      "reporter=.=destination;.;source_workload=.=curl;.;response_code=.=200;.;"
+      "grpc_response_status=.=;.;istio_requests_total");
+  EXPECT_EQ(n.dotted,
+            "wasmcustom.reporter=.=destination;.;source_workload=.=curl;.;response_code=.=200;.;"
+            "grpc_response_status=.=;.;istio_requests_total");
+  EXPECT_EQ(n.base, "wasmcustom.istio_requests_total");
+  const Tags want = {{"reporter", "destination"},
+                     {"source_workload", "curl"},
+                     {"response_code", "200"},
+                     {"grpc_response_status", ""}};
+  EXPECT_EQ(n.tags, want);
+  // Some Istio versions put a '_' before the family; label names are made Prometheus-safe.
+  const MetricName old = wasm_metric_name("reporter=.=source;.;bad-label=.=x;.;_istio_tcp_sent");
+  EXPECT_EQ(old.base, "wasmcustom.istio_tcp_sent");
+  EXPECT_EQ(old.tags[1].first, "bad_label");
+  // Plain names are untouched.
+  const MetricName plain = wasm_metric_name("my_plugin.requests");
+  EXPECT_EQ(plain.base, "wasmcustom.my_plugin.requests");
+  EXPECT_TRUE(plain.tags.empty());
+}
+
+TEST(WasmMetricName, PrometheusShowsOneFamilyWithRealLabels) {
+  const MetricName a =
+      wasm_metric_name("reporter=.=source;.;response_code=.=200;.;istio_requests_total");
+  const MetricName b =
+      wasm_metric_name("reporter=.=source;.;response_code=.=503;.;istio_requests_total");
+  const std::string out = render_prometheus({CounterSnap(&a, 3), CounterSnap(&b, 1)});
+  EXPECT_EQ(out,
+            "# TYPE istio_requests_total counter\n"
+            "istio_requests_total{reporter=\"source\",response_code=\"200\"} 3\n"
+            "istio_requests_total{reporter=\"source\",response_code=\"503\"} 1\n");
+}
+
+}  // namespace
+}  // namespace sluice::stats
