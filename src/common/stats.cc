@@ -1,5 +1,7 @@
 #include "common/stats.h"
 
+#include <re2/re2.h>
+
 #include <algorithm>
 #include <map>
 #include <set>
@@ -175,6 +177,7 @@ Store::Metric* Store::define(MetricName&& name, MetricType type, const std::vect
   const uint32_t width = bounds ? static_cast<uint32_t>(bounds->size()) + 3 : shared_cell ? 0 : 1;
   if (next_slot_ + width > kMaxChunks * kChunkSize) return nullptr;  // slots used up
   auto m = std::make_unique<Metric>();
+  apply_tag_specifiers(specifiers_, name);
   m->name = std::move(name);
   m->type = type;
   m->slot = next_slot_;
@@ -183,6 +186,40 @@ Store::Metric* Store::define(MetricName&& name, MetricType type, const std::vect
   next_slot_ += width;
   metrics_.push_back(std::move(m));
   return metrics_.back().get();
+}
+
+void Store::set_tag_specifiers(std::vector<TagSpecifier> specifiers) {
+  std::lock_guard lock(mu_);
+  specifiers_ = std::move(specifiers);
+}
+
+void apply_tag_specifiers(const std::vector<TagSpecifier>& specifiers, MetricName& name) {
+  for (const TagSpecifier& spec : specifiers) {
+    const bool taken = std::any_of(name.tags.begin(), name.tags.end(),
+                                   [&](const auto& tag) { return tag.first == spec.name; });
+    if (taken) continue;
+    if (!spec.regex) {
+      name.tags.emplace_back(spec.name, spec.fixed_value);
+      continue;
+    }
+    // Plugin metrics are matched without the hidden namespace, as users write their names.
+    const bool wasm = name.base.starts_with(kWasmCustomPrefix);
+    const std::string subject = wasm ? name.base.substr(kWasmCustomPrefix.size()) : name.base;
+    const int groups = std::min(spec.regex->NumberOfCapturingGroups(), 2);
+    re2::StringPiece match[3];
+    if (groups < 1 ||
+        !spec.regex->Match(subject, 0, subject.size(), re2::RE2::UNANCHORED, match, groups + 1)) {
+      continue;
+    }
+    const re2::StringPiece removed = match[1];
+    const re2::StringPiece value = groups == 2 ? match[2] : match[1];
+    name.tags.emplace_back(spec.name, std::string(value.data(), value.size()));
+    if (removed.data() == nullptr) continue;
+    const size_t at = static_cast<size_t>(removed.data() - subject.data());
+    std::string base = subject;
+    base.erase(at, removed.size());
+    name.base = wasm ? str_cat(kWasmCustomPrefix, base) : base;
+  }
 }
 
 Counter Store::counter(MetricName name) {

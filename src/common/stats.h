@@ -18,6 +18,10 @@
 #include <utility>
 #include <vector>
 
+namespace re2 {
+class RE2;
+}
+
 namespace sluice::stats {
 
 using Tags = std::vector<std::pair<std::string, std::string>>;
@@ -119,9 +123,24 @@ struct MetricSnapshot {
   HistogramSnapshot histogram;
 };
 
+// A bootstrap stats_config.stats_tags entry, compiled: applied to a metric's tag-extracted name
+// once, when the metric is defined (never per update or scrape).
+struct TagSpecifier {
+  std::string name;
+  std::shared_ptr<const re2::RE2> regex;  // null: a fixed tag
+  std::string fixed_value;
+};
+// Applies `specifiers` to `name`: a regex that matches the name (the plugin's part for Wasm
+// metrics) removes its first capture group's text and adds the tag (the second group's text, or
+// the first's); a fixed one adds its tag. A tag name already present is left as it is.
+void apply_tag_specifiers(const std::vector<TagSpecifier>& specifiers, MetricName& name);
+
 class Store {
  public:
   static Store& instance();
+
+  // The stats_tags in force for metrics defined from now on (set at start-up).
+  void set_tag_specifiers(std::vector<TagSpecifier> specifiers);
 
   // Idempotent: the same dotted name and type return the same metric. A counter, a gauge and
   // a histogram may share a dotted name (as in Envoy). A handle is invalid when the store is
@@ -152,6 +171,7 @@ class Store {
                  bool shared_cell);
 
   mutable std::mutex mu_;
+  std::vector<TagSpecifier> specifiers_;
   std::vector<std::unique_ptr<Metric>> metrics_;
   uint32_t next_slot_ = 0;
 };

@@ -423,9 +423,19 @@ struct SluiceSettings {
   WasmPluginSettings wasm_settings_for(std::string_view name) const;
 };
 
+// stats_config.stats_tags[]: a tag taken out of stat names by a regex (its first capture group
+// is removed from the name; the value is the second group, or the first when there is one), or
+// a fixed tag added to every stat.
+struct StatsTag {
+  std::string name;
+  std::string regex;        // RE2 syntax ("" with fixed_value)
+  std::string fixed_value;  // "" with regex
+};
+
 struct Bootstrap {
   Node node;
   Admin admin;
+  std::vector<StatsTag> stats_tags;
   SluiceSettings sluice;
   Overlay overlay;  // what was merged from sluice.overlay_path into the listeners below
   std::vector<WasmService> wasm_services;

@@ -38,11 +38,10 @@ namespace {
 
 // Operational bootstrap fields that tune Envoy internals Sluice does not have (runtime layers,
 // overload manager, stats sinks, watchdogs, cluster manager settings). Accepting them with a
-// warning lets an existing Envoy config load unchanged. stats_config is implemented by a later
-// issue; until then it is accepted the same way.
+// warning lets an existing Envoy config load unchanged.
 constexpr std::string_view kIgnoredTopLevelFields[] = {
     "layered_runtime", "overload_manager", "stats_sinks",     "stats_flush_interval",
-    "watchdog",        "watchdogs",        "cluster_manager", "stats_config",
+    "watchdog",        "watchdogs",        "cluster_manager",
 };
 
 constexpr std::string_view kUpstreamHttpOptionsName =
@@ -122,6 +121,7 @@ class Loader {
   };
 
   void parse_node(const Value& v, Node& out);
+  void parse_stats_config(const Value& v, Bootstrap& out);
   void parse_admin(const Value& v, Admin& out);
   void parse_static_resources(const Value& v, Bootstrap& out);
   bool parse_socket_address(const Value& v, SocketAddress& out, bool is_endpoint);
@@ -201,9 +201,51 @@ void Loader::load(const Value& root, Bootstrap& out) {
   if (std::optional<Value> v = f.get("static_resources")) parse_static_resources(*v, out);
   f.for_each("bootstrap_extensions", [&](const Value& e) { parse_bootstrap_extension(e, out); });
   if (std::optional<Value> v = f.get("sluice")) parse_sluice(*v, out.sluice);
+  if (std::optional<Value> v = f.get("stats_config")) parse_stats_config(*v, out);
   f.reject("dynamic_resources", "not supported: Sluice only loads static_resources");
   for (std::string_view key : kIgnoredTopLevelFields) f.ignore(key, "accepted but ignored");
   check_references(out);
+}
+
+// stats_config: stats_tags as Envoy's tag specifiers (regexes in RE2 syntax, which reads the
+// patterns Envoy and Istio configs use: non-greedy groups, escapes; not lookarounds).
+void Loader::parse_stats_config(const Value& v, Bootstrap& out) {
+  Fields f(d_, v);
+  f.for_each("stats_tags", [&](const Value& t) {
+    Fields tf(d_, t);
+    StatsTag tag;
+    tf.read_string("tag_name", tag.name);
+    const bool has_regex = tf.read_string("regex", tag.regex);
+    const bool has_fixed = tf.read_string("fixed_value", tag.fixed_value);
+    if (tag.name.empty()) d_.error(t, "tag_name is required");
+    if (has_regex == has_fixed) {
+      d_.error(t, "a stats tag has exactly one of regex and fixed_value");
+      return;
+    }
+    if (has_regex) {
+      RE2::Options quiet;
+      quiet.set_log_errors(false);
+      const RE2 re(tag.regex, quiet);
+      if (!re.ok()) {
+        d_.error(t, str_cat("invalid regex '", tag.regex, "': ", re.error()));
+        return;
+      }
+      if (re.NumberOfCapturingGroups() < 1) {
+        d_.error(t, str_cat("the regex '", tag.regex,
+                            "' needs a capture group (the text removed from the name)"));
+        return;
+      }
+    }
+    out.stats_tags.push_back(std::move(tag));
+  });
+  bool use_defaults = true;
+  if (f.read_bool("use_all_default_tags", use_defaults) && !use_defaults) {
+    d_.warn(v,
+            "use_all_default_tags: false is ignored: Sluice always applies Envoy's default "
+            "tag extractors");
+  }
+  f.ignore("stats_matcher", "accepted but ignored (every stat is kept)");
+  f.ignore("histogram_bucket_settings", "accepted but ignored (Envoy's default buckets)");
 }
 
 void Loader::parse_node(const Value& v, Node& out) {

@@ -4,12 +4,14 @@
 #include <thread>
 
 #include <fmt/ranges.h>
+#include <re2/re2.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
 #include "cli/ext_command.h"
 #include "cli/hub_command.h"
+#include "common/stats.h"
 #include "config/loader.h"
 #include "server/server.h"
 #include "wasm/context.h"
@@ -98,6 +100,14 @@ int main(int argc, char** argv) {
   options.config_yaml = config_yaml;
   std::vector<std::string> args(argv, argv + argc);
   options.command_line = fmt::format("{}", fmt::join(args, " "));
+  // stats_config.stats_tags: in force before the first metric is defined. A reload does not
+  // change them (metrics keep the names they were defined with): a restart does.
+  std::vector<sluice::stats::TagSpecifier> tags;
+  for (const auto& t : result.bootstrap->stats_tags) {
+    tags.push_back(
+        {t.name, t.regex.empty() ? nullptr : std::make_shared<const RE2>(t.regex), t.fixed_value});
+  }
+  sluice::stats::Store::instance().set_tag_specifiers(std::move(tags));
   sluice::server::Server server(result.bootstrap, options);
   if (std::string err = server.init(); !err.empty()) {
     spdlog::critical("cannot start: {}", err);

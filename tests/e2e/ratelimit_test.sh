@@ -14,6 +14,13 @@ config() {
     sdk_listener front "$FRONT" "$(sdk_filter limit v8 ratelimit "$1")"
     sdk_listener native "$NATIVE" "$(sdk_filter limit_native null ratelimit "tokens = 2\nrefill_per_minute = 1")"
   )"
+  # Envoy's stats_tags: the plugin's name out of its metric names, and a fixed tag on every stat.
+  cat <<'YAML'
+stats_config:
+  stats_tags:
+  - { tag_name: plugin, regex: "^ratelimit\\.((.+?)\\.)" }
+  - { tag_name: mesh, fixed_value: demo }
+YAML
 }
 config "tokens = 5\nrefill_per_minute = 6\nkey = header:x-api-key" > "$WORK/sluice.yaml"
 start_sluice "$WORK/sluice.yaml"
@@ -62,3 +69,13 @@ curl -s "http://127.0.0.1:$ADMIN_PORT/config_dump" | grep -q "'tokens' is requir
 [[ $(stat_of ratelimit.limit.allowed) -ge 8 && $(stat_of ratelimit.limit.limited) -ge 16 ]] ||
   fail "counters: $(stat_of ratelimit.limit.allowed) allowed, $(stat_of ratelimit.limit.limited) limited"
 pass "a bad configuration is refused and the running limits stay; counters"
+
+prom=$(curl -s "http://127.0.0.1:$ADMIN_PORT/stats/prometheus")
+grep -qE '^ratelimit_allowed\{plugin="limit",mesh="demo"\} [0-9]+$' <<<"$prom" ||
+  fail "stats_tags on the plugin's metric: $(grep ratelimit_allowed <<<"$prom")"
+grep -qE '^ratelimit_limited\{plugin="limit_native",mesh="demo"\} [0-9]+$' <<<"$prom" || fail "the null plugin's metric"
+grep -qE '^envoy_cluster_upstream_rq_total\{envoy_cluster_name="nginx",mesh="demo"\}' <<<"$prom" ||
+  fail "the fixed tag on Envoy's stats: $(grep '^envoy_cluster_upstream_rq_total' <<<"$prom")"
+curl -s "http://127.0.0.1:$ADMIN_PORT/stats" | grep -q '^ratelimit.limit.allowed: ' || fail "/stats keeps the full name"
+check_prometheus "$prom" || fail "promtool refused the exposition"
+pass "stats_config.stats_tags: a regex takes the plugin's name out into a label, a fixed tag goes on every stat"

@@ -1147,11 +1147,43 @@ admin:
   access_log: []
 )");
   ASSERT_TRUE(r.ok()) << Describe(r.errors);
-  ASSERT_EQ(r.warnings.size(), 10u) << Describe(r.warnings);
+  ASSERT_EQ(r.warnings.size(), 9u) << Describe(r.warnings);
   EXPECT_TRUE(Has(r.warnings, "layered_runtime", 1, "accepted but ignored"));
-  EXPECT_TRUE(Has(r.warnings, "stats_config", 8, "accepted but ignored"));
   EXPECT_TRUE(Has(r.warnings, "admin.profile_path", 10, "accepted but ignored"));
   EXPECT_FALSE(r.bootstrap->admin.address.has_value());
+}
+
+TEST(ConfigLoader, StatsTags) {
+  LoadResult r = load_from_string(R"yaml(stats_config:
+  use_all_default_tags: false
+  stats_matcher: { reject_all: true }
+  stats_tags:
+  - { tag_name: response_code, regex: "(response_code=\\.=(.+?);\\.;)" }
+  - { tag_name: mesh, fixed_value: demo }
+)yaml");
+  ASSERT_TRUE(r.ok()) << Describe(r.errors);
+  ASSERT_EQ(r.bootstrap->stats_tags.size(), 2u);
+  EXPECT_EQ(r.bootstrap->stats_tags[0].regex, R"((response_code=\.=(.+?);\.;))");
+  EXPECT_EQ(r.bootstrap->stats_tags[1].fixed_value, "demo");
+  EXPECT_TRUE(Has(r.warnings, "stats_config", 1, "use_all_default_tags: false is ignored"));
+  EXPECT_TRUE(Has(r.warnings, "stats_config.stats_matcher", 3, "accepted but ignored"));
+
+  r = load_from_string(R"yaml(stats_config:
+  stats_tags:
+  - { tag_name: a, regex: "(unclosed" }
+  - { tag_name: b, regex: "no_group" }
+  - { tag_name: c, regex: "(x)", fixed_value: y
+  }
+  - { regex: "(x)" }
+  - { tag_name: d, regex: "(?=lookahead)(x)" }
+)yaml");
+  ASSERT_EQ(r.errors.size(), 5u) << Describe(r.errors);
+  EXPECT_NE(r.errors[0].to_string().find("invalid regex '(unclosed'"), std::string::npos);
+  EXPECT_NE(r.errors[1].to_string().find("needs a capture group"), std::string::npos);
+  EXPECT_NE(r.errors[2].to_string().find("exactly one of regex and fixed_value"),
+            std::string::npos);
+  EXPECT_NE(r.errors[3].to_string().find("tag_name is required"), std::string::npos);
+  EXPECT_NE(r.errors[4].to_string().find("invalid regex"), std::string::npos);
 }
 
 TEST(ConfigLoader, JsonInput) {

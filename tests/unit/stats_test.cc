@@ -3,6 +3,8 @@
 // only the snapshots it owns.
 #include "common/stats.h"
 
+#include <re2/re2.h>
+
 #include <unistd.h>
 
 #include <sys/wait.h>
@@ -697,6 +699,51 @@ TEST(WasmMetricName, PrometheusShowsOneFamilyWithRealLabels) {
             "# TYPE istio_requests_total counter\n"
             "istio_requests_total{reporter=\"source\",response_code=\"200\"} 3\n"
             "istio_requests_total{reporter=\"source\",response_code=\"503\"} 1\n");
+}
+
+}  // namespace
+}  // namespace sluice::stats
+
+// ---- stats_config.stats_tags ------------------------------------------------------------------
+
+namespace sluice::stats {
+namespace {
+
+TagSpecifier RegexTag(std::string name, const std::string& regex) {
+  return TagSpecifier{std::move(name), std::make_shared<const re2::RE2>(regex), ""};
+}
+
+TEST(TagSpecifiers, RegexRemovesItsFirstGroupAndTagsTheSecond) {
+  MetricName n{"wasmcustom.ratelimit.api.allowed", "wasmcustom.ratelimit.api.allowed", {}};
+  apply_tag_specifiers({RegexTag("plugin", R"(^ratelimit\.((.+?)\.))")}, n);
+  EXPECT_EQ(n.base, "wasmcustom.ratelimit.allowed");
+  ASSERT_EQ(n.tags.size(), 1u);
+  EXPECT_EQ(n.tags[0], (std::pair<std::string, std::string>{"plugin", "api"}));
+  EXPECT_EQ(n.dotted, "wasmcustom.ratelimit.api.allowed") << "/stats keeps the full name";
+}
+
+TEST(TagSpecifiers, OneGroupIsBothTheValueAndTheRemovedText) {
+  MetricName n{"x.upstream_rq_503", "x.upstream_rq_503", {}};
+  apply_tag_specifiers({RegexTag("code", R"(_rq_(\d{3})$)")}, n);
+  EXPECT_EQ(n.base, "x.upstream_rq_");
+  EXPECT_EQ(n.tags[0].second, "503");
+}
+
+TEST(TagSpecifiers, FixedTagsEverythingAndExistingTagsWin) {
+  MetricName n = cluster_stat("backend", "upstream_rq_total");
+  const size_t before = n.tags.size();
+  apply_tag_specifiers(
+      {TagSpecifier{"mesh", nullptr, "demo"}, RegexTag("envoy_cluster_name", R"(^(cluster)\.)")},
+      n);
+  ASSERT_EQ(n.tags.size(), before + 1) << "a tag the name already has is not added twice";
+  EXPECT_EQ(n.tags.back(), (std::pair<std::string, std::string>{"mesh", "demo"}));
+}
+
+TEST(TagSpecifiers, NoMatchLeavesTheNameAlone) {
+  MetricName n{"http.front.rq", "http.rq", {}};
+  apply_tag_specifiers({RegexTag("plugin", R"(^ratelimit\.((.+?)\.))")}, n);
+  EXPECT_EQ(n.base, "http.rq");
+  EXPECT_TRUE(n.tags.empty());
 }
 
 }  // namespace
