@@ -7,9 +7,7 @@
 #include <string>
 #include <string_view>
 
-#ifndef SLUICE_SDK_NS
-#define SLUICE_SDK_NS wasm
-#endif
+#include "extension_namespace.h"
 
 namespace ext_common {
 inline namespace SLUICE_SDK_NS {

@@ -8,11 +8,7 @@
 #include <cstdint>
 #include <string_view>
 
-// Extensions linked into one binary (the null runtime's plugins) each get their own copy: the
-// per-extension namespace the SDK build defines keeps their symbols apart.
-#ifndef SLUICE_SDK_NS
-#define SLUICE_SDK_NS wasm
-#endif
+#include "extension_namespace.h"
 
 namespace ext_common {
 inline namespace SLUICE_SDK_NS {

@@ -10,9 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#ifndef SLUICE_SDK_NS
-#define SLUICE_SDK_NS wasm
-#endif
+#include "../common/extension_namespace.h"
 
 namespace header_decode {
 inline namespace SLUICE_SDK_NS {
