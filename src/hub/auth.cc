@@ -2,11 +2,11 @@
 
 #include <openssl/crypto.h>
 #include <openssl/hmac.h>
-#include <openssl/rand.h>
 
 #include <absl/strings/escaping.h>
 #include <nlohmann/json.hpp>
 
+#include "common/random.h"
 #include "common/sha256.h"
 #include "common/strings.h"
 
@@ -14,12 +14,6 @@ namespace sluice::hub {
 namespace {
 
 constexpr std::string_view kTokenPrefix = "slh_";
-
-std::string random_hex(size_t bytes) {
-  std::string raw(bytes, '\0');
-  RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes));
-  return absl::BytesToHexString(raw);
-}
 
 bool equal_constant_time(std::string_view a, std::string_view b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;

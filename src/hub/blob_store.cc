@@ -8,9 +8,10 @@
 #include <cstring>
 #include <filesystem>
 
-#include <openssl/rand.h>
+#include <absl/strings/escaping.h>
 
 #include "common/files.h"
+#include "common/random.h"
 #include "common/sha256.h"
 #include "common/strings.h"
 
@@ -18,16 +19,6 @@ namespace fs = std::filesystem;
 
 namespace sluice::hub {
 namespace {
-
-std::string hex_of(const unsigned char* bytes, size_t n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(n * 2, '0');
-  for (size_t i = 0; i < n; ++i) {
-    out[2 * i] = kHex[bytes[i] >> 4];
-    out[2 * i + 1] = kHex[bytes[i] & 15];
-  }
-  return out;
-}
 
 // Upload ids are 32 hex digits: anything else never reaches the file system.
 bool is_upload_id(std::string_view id) {
@@ -134,7 +125,9 @@ Status BlobStore::Upload::commit(std::string_view expected_digest) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int md_len = 0;
   EVP_DigestFinal_ex(hash_, md, &md_len);
-  const std::string actual = str_cat("sha256:", hex_of(md, md_len));
+  const std::string actual =
+      str_cat("sha256:",
+              absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(md), md_len)));
   const std::string from = store_.upload_path(id_);
   ::close(fd_);
   fd_ = -1;
@@ -162,9 +155,8 @@ void BlobStore::Upload::discard() {
 }
 
 Result<std::unique_ptr<BlobStore::Upload>> BlobStore::start_upload() {
-  unsigned char random[16];
-  if (RAND_bytes(random, sizeof random) != 1) return Error{"no randomness for an upload id"};
-  const std::string id = hex_of(random, sizeof random);
+  const std::string id = random_hex(16);
+  if (id.empty()) return Error{"no randomness for an upload id"};
   const std::string file = upload_path(id);
   const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return Error{str_cat("cannot create ", file, ": ", errno_text())};

@@ -1,7 +1,6 @@
 #include "hub/hub_store.h"
 
-#include <openssl/rand.h>
-
+#include "common/random.h"
 #include "common/strings.h"
 
 namespace sluice::hub {
@@ -55,18 +54,6 @@ std::string like_pattern(std::string_view word) {
     out += c;
   }
   out += '%';
-  return out;
-}
-
-std::string random_hex(size_t bytes) {
-  std::string raw(bytes, '\0');
-  RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes));
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : raw) {
-    out += kHex[c >> 4];
-    out += kHex[c & 15];
-  }
   return out;
 }
 
@@ -181,9 +168,11 @@ Status HubStore::migrate() {
 
 Result<std::string> HubStore::signing_secret() {
   // Two hubs starting at once on one database: the first insert wins, both read it back.
+  const std::string fresh = random_hex(32);
+  if (fresh.empty()) return Error{"no randomness for the token-signing secret"};
   if (Status s = db_.exec(
           "INSERT INTO settings (key, value) VALUES ('token_secret', $1) ON CONFLICT DO NOTHING",
-          {random_hex(32)});
+          {fresh});
       !s) {
     return Error{s.error()};
   }
@@ -351,6 +340,16 @@ Result<bool> HubStore::blob_linked(const std::string& repository, const std::str
 Status HubStore::unlink_blob(const std::string& repository, const std::string& digest) {
   return db_.exec("DELETE FROM repository_blobs WHERE repository = $1 AND digest = $2",
                   {repository, digest});
+}
+
+Result<std::optional<std::string>> HubStore::manifest_using_blob(const std::string& repository,
+                                                                 const std::string& digest) {
+  auto rows =
+      db_.query("SELECT manifest FROM manifest_blobs WHERE repository = $1 AND blob = $2 LIMIT 1",
+                {repository, digest});
+  if (!rows) return Error{rows.error()};
+  if (rows->empty()) return std::optional<std::string>();
+  return std::optional<std::string>(sql_text((*rows)[0][0]));
 }
 
 Status HubStore::add_upload(const std::string& id, const std::string& repository,

@@ -127,6 +127,9 @@ class HubStore {
   Status link_blob(const std::string& repository, const std::string& digest);
   Result<bool> blob_linked(const std::string& repository, const std::string& digest);
   Status unlink_blob(const std::string& repository, const std::string& digest);
+  // A manifest of the repository that names the blob, if any.
+  Result<std::optional<std::string>> manifest_using_blob(const std::string& repository,
+                                                         const std::string& digest);
 
   Status add_upload(const std::string& id, const std::string& repository, const std::string& user,
                     int64_t now);

@@ -544,23 +544,18 @@ HttpResponse Hub::delete_blob(const HttpRequest& request, const Identity& who,
   if (!*linked) {
     return registry_error(404, "BLOB_UNKNOWN", str_cat("blob ", digest, " is not in ", name));
   }
-  Result<std::vector<ManifestRecord>> manifests = store_.manifests(name);
-  if (!manifests) return registry_error(500, "UNKNOWN", manifests.error());
-  for (const ManifestRecord& m : *manifests) {
-    if (m.digest == digest) {
-      return registry_error(400, "UNSUPPORTED",
-                            "that is a manifest: DELETE /v2/<name>/manifests/<digest>");
-    }
+  Result<std::optional<ManifestRecord>> manifest = store_.manifest(name, digest);
+  if (!manifest) return registry_error(500, "UNKNOWN", manifest.error());
+  if (manifest->has_value()) {
+    return registry_error(400, "UNSUPPORTED",
+                          "that is a manifest: DELETE /v2/<name>/manifests/<digest>");
   }
   // A blob a manifest still names stays: deleting it would break that image.
-  auto in_use = store_.db().query(
-      "SELECT manifest FROM manifest_blobs WHERE repository = $1 AND blob = $2 LIMIT 1",
-      {name, digest});
-  if (!in_use) return registry_error(500, "UNKNOWN", in_use.error());
-  if (!in_use->empty()) {
-    return registry_error(409, "DENIED",
-                          str_cat("manifest ", sql_text((*in_use)[0][0]),
-                                  " uses this blob: delete the manifest first"));
+  Result<std::optional<std::string>> user = store_.manifest_using_blob(name, digest);
+  if (!user) return registry_error(500, "UNKNOWN", user.error());
+  if (user->has_value()) {
+    return registry_error(
+        409, "DENIED", str_cat("manifest ", **user, " uses this blob: delete the manifest first"));
   }
   if (Status s = store_.unlink_blob(name, digest); !s) {
     return registry_error(500, "UNKNOWN", s.error());
