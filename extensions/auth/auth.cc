@@ -44,11 +44,8 @@ std::string hex(const Digest& d) {
   return out;
 }
 
-std::string trim(std::string_view s) {
-  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
-  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
-  return std::string(s);
-}
+// The SDK's trim (spaces, tabs, CR, LF), as an owned string.
+std::string trim(std::string_view s) { return std::string(sluice::trim(s)); }
 
 std::string lower(std::string s) {
   for (char& c : s) {

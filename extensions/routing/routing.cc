@@ -23,11 +23,8 @@
 
 namespace {
 
-std::string trim(std::string_view s) {
-  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
-  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
-  return std::string(s);
-}
+// The SDK's trim (spaces, tabs, CR, LF), as an owned string.
+std::string trim(std::string_view s) { return std::string(sluice::trim(s)); }
 
 // FNV-1a, then a final mix: a stable, well-spread hash of the key.
 uint64_t hash(std::string_view s) {
