@@ -11,7 +11,7 @@ struct FlagCode {
 };
 
 // Envoy's ResponseFlagUtils::ALL_RESPONSE_STRING_FLAGS order, so multi-flag strings match Envoy's
-// byte for byte. It differs from our bit order: Envoy prints UMSDR and DT before UPE and NC.
+// byte for byte.
 constexpr std::array<FlagCode, 21> kFlagCodes{{
     {kFailedLocalHealthCheck, "LH"},
     {kNoHealthyUpstream, "UH"},

@@ -16,7 +16,10 @@ struct TlsInfo;
 
 namespace sluice {
 
-// Envoy's %RESPONSE_FLAGS% letters. A stream may carry several.
+// Envoy's %RESPONSE_FLAGS% letters. A stream may carry several. The bits are Envoy's own
+// (envoy/stream_info/stream_info.h), because the `response.flags` property hands them to plugins
+// written against Envoy (Istio's telemetry maps them back to letters); bits Sluice never sets
+// (UAEX, RLSE, IH, RFCF, NFCF) keep their places.
 enum ResponseFlag : uint32_t {
   kFailedLocalHealthCheck = 1u << 0,             // LH
   kNoHealthyUpstream = 1u << 1,                  // UH
@@ -30,15 +33,15 @@ enum ResponseFlag : uint32_t {
   kDelayInjected = 1u << 9,                      // DI
   kFaultInjected = 1u << 10,                     // FI
   kRateLimited = 1u << 11,                       // RL
-  kDownstreamConnectionTermination = 1u << 12,   // DC
-  kUpstreamRetryLimitExceeded = 1u << 13,        // URX
-  kStreamIdleTimeout = 1u << 14,                 // SI
-  kDownstreamProtocolError = 1u << 15,           // DPE
-  kUpstreamProtocolError = 1u << 16,             // UPE
-  kUpstreamMaxStreamDurationReached = 1u << 17,  // UMSDR
-  kNoClusterFound = 1u << 18,                    // NC
-  kDurationTimeout = 1u << 19,                   // DT
-  kOverloadManager = 1u << 20,                   // OM
+  kDownstreamConnectionTermination = 1u << 14,   // DC
+  kUpstreamRetryLimitExceeded = 1u << 15,        // URX
+  kStreamIdleTimeout = 1u << 16,                 // SI
+  kDownstreamProtocolError = 1u << 18,           // DPE
+  kUpstreamMaxStreamDurationReached = 1u << 19,  // UMSDR
+  kDurationTimeout = 1u << 22,                   // DT
+  kUpstreamProtocolError = 1u << 23,             // UPE
+  kNoClusterFound = 1u << 24,                    // NC
+  kOverloadManager = 1u << 25,                   // OM
 };
 
 // Formats flags the way Envoy prints them: comma-separated short codes, "-" when none.

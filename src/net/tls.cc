@@ -432,8 +432,11 @@ TlsInfo tls_info_of(SSL* ssl) {
   if (alpn) info.alpn.assign(reinterpret_cast<const char*>(alpn), alpn_len);
   if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) info.sni = sni;
   info.session_reused = SSL_session_reused(ssl) == 1;
-  if (X509* local = SSL_get_certificate(ssl))
+  if (X509* local = SSL_get_certificate(ssl)) {
     info.local_subject = name_of(X509_get_subject_name(local));
+    std::string ignored_dns;
+    first_sans(local, &info.local_uri_san, &ignored_dns);
+  }
   X509* peer = SSL_get1_peer_certificate(ssl);
   if (peer) {
     info.peer_certificate = SSL_get_verify_result(ssl) == X509_V_OK;

@@ -33,6 +33,7 @@ struct TlsInfo {
   std::string peer_uri_san, peer_dns_san;  // first of each
   std::string peer_sha256;                 // hex digest of the DER certificate
   std::string local_subject;
+  std::string local_uri_san;  // first URI SAN of our own certificate (a SPIFFE id in a mesh)
 };
 
 class TlsServerContext {

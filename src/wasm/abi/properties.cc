@@ -294,6 +294,7 @@ WasmResult get_property(Context& ctx, std::string_view path, std::string& out) {
     if (field == "subject_peer_certificate") text = &tls->peer_subject;
     if (field == "subject_local_certificate") text = &tls->local_subject;
     if (field == "uri_san_peer_certificate") text = &tls->peer_uri_san;
+    if (field == "uri_san_local_certificate") text = &tls->local_uri_san;
     if (field == "dns_san_peer_certificate") text = &tls->peer_dns_san;
     if (field == "sha256_peer_certificate_digest") text = &tls->peer_sha256;
     if (!text) return WasmResult::NotFound;
