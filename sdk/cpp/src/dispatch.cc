@@ -68,6 +68,32 @@ bool stream_alive(VmState& vm, uint32_t id) {
   return find_stream(vm, id) != nullptr || find_connection(vm, id) != nullptr;
 }
 
+// The stream context for an HTTP callback: an undecided context becomes an HttpContext here.
+HttpContext* stream_for_event(VmState& vm, uint32_t id) {
+  if (HttpContext* s = find_stream(vm, id)) return s;
+  auto u = vm.undecided.find(id);
+  if (u == vm.undecided.end()) return nullptr;
+  const uint32_t root_id = u->second;
+  vm.undecided.erase(u);
+  RootContext* root = find_root(vm, root_id);
+  auto f = vm.http_factories.find(root_id);
+  if (!root || f == vm.http_factories.end()) return nullptr;
+  return (vm.streams[id] = (*f->second)(id, root)).get();
+}
+
+// The same for a network callback.
+NetworkContext* connection_for_event(VmState& vm, uint32_t id) {
+  if (NetworkContext* c = find_connection(vm, id)) return c;
+  auto u = vm.undecided.find(id);
+  if (u == vm.undecided.end()) return nullptr;
+  const uint32_t root_id = u->second;
+  vm.undecided.erase(u);
+  RootContext* root = find_root(vm, root_id);
+  auto n = vm.network_factories.find(root_id);
+  if (!root || n == vm.network_factories.end()) return nullptr;
+  return (vm.connections[id] = (*n->second)(id, root)).get();
+}
+
 }  // namespace
 
 void Dispatch::on_context_create(VmState& vm, uint32_t id, uint32_t parent_id) {
@@ -87,6 +113,11 @@ void Dispatch::on_context_create(VmState& vm, uint32_t id, uint32_t parent_id) {
   }
   RootContext* root = find_root(vm, parent_id);
   if (!root) return;  // callbacks on `id` are then no-ops
+  const bool makes_http = vm.http_factories.count(parent_id) != 0;
+  if (makes_http && vm.network_factories.count(parent_id) != 0) {
+    vm.undecided[id] = parent_id;
+    return;
+  }
   if (auto f = vm.http_factories.find(parent_id); f != vm.http_factories.end()) {
     vm.streams[id] = (*f->second)(id, root);
   } else if (auto n = vm.network_factories.find(parent_id); n != vm.network_factories.end()) {
@@ -230,63 +261,63 @@ void Dispatch::on_grpc_close(VmState& vm, uint32_t root_id, uint32_t token, uint
 
 uint32_t Dispatch::on_request_headers(VmState& vm, uint32_t id, uint32_t num_headers,
                                       uint32_t end_of_stream) {
-  HttpContext* s = find_stream(vm, id);
+  HttpContext* s = stream_for_event(vm, id);
   return s ? static_cast<uint32_t>(s->on_request_headers(num_headers, end_of_stream != 0)) : 0;
 }
 
 uint32_t Dispatch::on_request_body(VmState& vm, uint32_t id, uint32_t body_size,
                                    uint32_t end_of_stream) {
-  HttpContext* s = find_stream(vm, id);
+  HttpContext* s = stream_for_event(vm, id);
   return s ? static_cast<uint32_t>(s->on_request_body(body_size, end_of_stream != 0)) : 0;
 }
 
 uint32_t Dispatch::on_request_trailers(VmState& vm, uint32_t id, uint32_t num_trailers) {
-  HttpContext* s = find_stream(vm, id);
+  HttpContext* s = stream_for_event(vm, id);
   return s ? static_cast<uint32_t>(s->on_request_trailers(num_trailers)) : 0;
 }
 
 uint32_t Dispatch::on_response_headers(VmState& vm, uint32_t id, uint32_t num_headers,
                                        uint32_t end_of_stream) {
-  HttpContext* s = find_stream(vm, id);
+  HttpContext* s = stream_for_event(vm, id);
   return s ? static_cast<uint32_t>(s->on_response_headers(num_headers, end_of_stream != 0)) : 0;
 }
 
 uint32_t Dispatch::on_response_body(VmState& vm, uint32_t id, uint32_t body_size,
                                     uint32_t end_of_stream) {
-  HttpContext* s = find_stream(vm, id);
+  HttpContext* s = stream_for_event(vm, id);
   return s ? static_cast<uint32_t>(s->on_response_body(body_size, end_of_stream != 0)) : 0;
 }
 
 uint32_t Dispatch::on_response_trailers(VmState& vm, uint32_t id, uint32_t num_trailers) {
-  HttpContext* s = find_stream(vm, id);
+  HttpContext* s = stream_for_event(vm, id);
   return s ? static_cast<uint32_t>(s->on_response_trailers(num_trailers)) : 0;
 }
 
 uint32_t Dispatch::on_new_connection(VmState& vm, uint32_t id) {
-  NetworkContext* c = find_connection(vm, id);
+  NetworkContext* c = connection_for_event(vm, id);
   return c ? static_cast<uint32_t>(c->on_new_connection()) : 0;
 }
 
 uint32_t Dispatch::on_downstream_data(VmState& vm, uint32_t id, uint32_t data_size,
                                       uint32_t end_of_stream) {
-  NetworkContext* c = find_connection(vm, id);
+  NetworkContext* c = connection_for_event(vm, id);
   return c ? static_cast<uint32_t>(c->on_downstream_data(data_size, end_of_stream != 0)) : 0;
 }
 
 uint32_t Dispatch::on_upstream_data(VmState& vm, uint32_t id, uint32_t data_size,
                                     uint32_t end_of_stream) {
-  NetworkContext* c = find_connection(vm, id);
+  NetworkContext* c = connection_for_event(vm, id);
   return c ? static_cast<uint32_t>(c->on_upstream_data(data_size, end_of_stream != 0)) : 0;
 }
 
 void Dispatch::on_downstream_connection_close(VmState& vm, uint32_t id, uint32_t peer_type) {
-  if (NetworkContext* c = find_connection(vm, id)) {
+  if (NetworkContext* c = connection_for_event(vm, id)) {
     c->on_downstream_connection_close(static_cast<PeerType>(peer_type));
   }
 }
 
 void Dispatch::on_upstream_connection_close(VmState& vm, uint32_t id, uint32_t peer_type) {
-  if (NetworkContext* c = find_connection(vm, id)) {
+  if (NetworkContext* c = connection_for_event(vm, id)) {
     c->on_upstream_connection_close(static_cast<PeerType>(peer_type));
   }
 }
@@ -310,6 +341,7 @@ void Dispatch::on_log(VmState& vm, uint32_t id) {
 }
 
 void Dispatch::on_delete(VmState& vm, uint32_t id) {
+  vm.undecided.erase(id);  // a context no callback ever reached
   if (auto it = vm.streams.find(id); it != vm.streams.end()) {
     it->second->on_delete();
     vm.streams.erase(id);  // by key: on_delete may have touched the map

@@ -20,6 +20,9 @@ struct VmState {
   std::unordered_map<uint32_t, const detail::NetworkFactory*> network_factories;
   std::unordered_map<uint32_t, std::unique_ptr<HttpContext>> streams;
   std::unordered_map<uint32_t, std::unique_ptr<NetworkContext>> connections;
+  // Contexts of roots that make both kinds, not yet created: id -> root id. The first callback
+  // decides the kind (see RegisterContextFactory).
+  std::unordered_map<uint32_t, uint32_t> undecided;
 };
 
 // The exported callbacks, one function each, in ABI argument order.

@@ -265,6 +265,15 @@ std::optional<std::string> get_property(PropertyPath path) {
   return take(value, size);
 }
 
+std::optional<std::string> get_property_joined(std::string_view joined_path) {
+  const char* value = nullptr;
+  size_t size = 0;
+  if (proxy_get_property(joined_path.data(), joined_path.size(), &value, &size) != 0) {
+    return std::nullopt;
+  }
+  return take(value, size);
+}
+
 std::optional<std::string> get_property_string(PropertyPath path) { return get_property(path); }
 
 std::optional<int64_t> get_property_int64(PropertyPath path) {
@@ -293,6 +302,22 @@ Status set_property(PropertyPath path, std::string_view value) {
 }
 
 // ---- metrics --------------------------------------------------------------------------------
+
+std::optional<uint32_t> define_metric(Metric::Type type, std::string_view name) {
+  uint32_t id = 0;
+  if (proxy_define_metric(static_cast<uint32_t>(type), name.data(), name.size(), &id) != 0) {
+    return std::nullopt;
+  }
+  return id;
+}
+
+Status increment_metric(uint32_t metric_id, int64_t delta) {
+  return to_status(proxy_increment_metric(metric_id, delta));
+}
+
+Status record_metric(uint32_t metric_id, uint64_t value) {
+  return to_status(proxy_record_metric(metric_id, value));
+}
 
 std::optional<uint32_t> Metric::id() {
   if (!id_) {

@@ -285,6 +285,9 @@ using PropertyPath = std::initializer_list<std::string_view>;
 std::string join_property_path(PropertyPath path);
 
 std::optional<std::string> get_property(PropertyPath path);  // raw bytes
+// The same, for a path whose segments are already joined with NUL bytes (paths built at run
+// time, e.g. from configuration).
+std::optional<std::string> get_property_joined(std::string_view joined_path);
 std::optional<std::string> get_property_string(PropertyPath path);
 std::optional<int64_t> get_property_int64(PropertyPath path);    // 8-byte values only
 std::optional<uint64_t> get_property_uint64(PropertyPath path);  // 8-byte values only
@@ -312,6 +315,12 @@ class Metric {
   std::string name_;
   std::optional<uint32_t> id_;
 };
+
+// The same by id, for plugins that keep many metrics (one per label set) in their own tables:
+// define once, then update by id. Idempotent: defining a name again gives the same id.
+std::optional<uint32_t> define_metric(Metric::Type type, std::string_view name);
+Status increment_metric(uint32_t metric_id, int64_t delta);
+Status record_metric(uint32_t metric_id, uint64_t value);
 
 class Counter : public Metric {
  public:
@@ -634,8 +643,9 @@ using NetworkFactory =
     std::function<std::unique_ptr<NetworkContext>(uint32_t id, RootContext* root)>;
 struct Registration {
   RootFactory root;
-  // At most one is set: the root's stream contexts are HTTP streams or TCP connections (none:
-  // the root has no stream contexts).
+  // The root's stream contexts: HTTP streams, TCP connections, or both (a plugin that serves as
+  // an HTTP filter and as a network filter under one root id, as Istio's telemetry does); none
+  // when the root has no stream contexts.
   HttpFactory http;
   NetworkFactory network;
 };
@@ -648,7 +658,11 @@ void register_factories(std::string_view root_id, Registration registration);
 // NetworkContext) as MyHttp(id, MyRoot*) if it has such a constructor, else
 // MyHttp(id, RootContext*). The root id is the plugin's `root_id`; a plugin whose root_id
 // matches nothing uses the only registration if there is exactly one.
-template <typename Root, typename Stream = void>
+//
+// A third argument registers both kinds: <MyRoot, MyHttp, MyTcp> (one of each). The host does
+// not say which kind a new context is, so the SDK creates it at its first callback:
+// on_request_headers makes an HttpContext, on_new_connection a NetworkContext.
+template <typename Root, typename Stream = void, typename SecondStream = void>
 struct RegisterContextFactory {
   explicit RegisterContextFactory(std::string_view root_id) {
     static_assert(std::is_base_of_v<RootContext, Root>, "Root must derive from RootContext");
@@ -656,18 +670,29 @@ struct RegisterContextFactory {
     r.root = [](uint32_t id, std::string_view rid) -> std::unique_ptr<RootContext> {
       return std::make_unique<Root>(id, rid);
     };
-    if constexpr (!std::is_void_v<Stream>) {
-      static_assert(
-          std::is_base_of_v<HttpContext, Stream> || std::is_base_of_v<NetworkContext, Stream>,
-          "the stream context must derive from HttpContext or NetworkContext");
+    add_stream<Stream>(r);
+    add_stream<SecondStream>(r);
+    static_assert(std::is_void_v<SecondStream> || (std::is_base_of_v<HttpContext, Stream> !=
+                                                   std::is_base_of_v<HttpContext, SecondStream>),
+                  "with two stream contexts, one must be an HttpContext, the other a "
+                  "NetworkContext");
+    detail::register_factories(root_id, std::move(r));
+  }
+
+ private:
+  template <typename S>
+  static void add_stream(detail::Registration& r) {
+    if constexpr (!std::is_void_v<S>) {
+      static_assert(std::is_base_of_v<HttpContext, S> || std::is_base_of_v<NetworkContext, S>,
+                    "the stream context must derive from HttpContext or NetworkContext");
       auto make = [](uint32_t id, RootContext* root) {
-        if constexpr (std::is_constructible_v<Stream, uint32_t, Root*>) {
-          return std::make_unique<Stream>(id, static_cast<Root*>(root));
+        if constexpr (std::is_constructible_v<S, uint32_t, Root*>) {
+          return std::make_unique<S>(id, static_cast<Root*>(root));
         } else {
-          return std::make_unique<Stream>(id, root);
+          return std::make_unique<S>(id, root);
         }
       };
-      if constexpr (std::is_base_of_v<HttpContext, Stream>) {
+      if constexpr (std::is_base_of_v<HttpContext, S>) {
         r.http = [make](uint32_t id, RootContext* root) -> std::unique_ptr<HttpContext> {
           return make(id, root);
         };
@@ -677,7 +702,6 @@ struct RegisterContextFactory {
         };
       }
     }
-    detail::register_factories(root_id, std::move(r));
   }
 };
 
