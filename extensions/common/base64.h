@@ -1,6 +1,6 @@
-// Base64 decoding for extensions (their Wasm build has no library for it): both alphabets (RFC
-// 4648's standard '+' '/' and base64url's '-' '_'), padding optional. nullopt on any other
-// character or a truncated last group.
+// Base64 for extensions (their Wasm build has no library for it). Decoding takes both alphabets
+// (RFC 4648's standard '+' '/' and base64url's '-' '_'), padding optional, and gives nullopt on
+// any other character or a truncated last group.
 #pragma once
 
 #include <optional>
@@ -13,6 +13,8 @@ namespace ext_common {
 inline namespace SLUICE_SDK_NS {
 
 std::optional<std::string> base64_decode(std::string_view in);
+// RFC 4648's standard alphabet, padded.
+std::string base64_encode(std::string_view in);
 
 }  // namespace SLUICE_SDK_NS
 }  // namespace ext_common

@@ -26,12 +26,12 @@
 
 #include "../common/base64.h"
 #include "../common/hmac_sha256.h"
-#include "json_object.h"
+#include "../common/json_object.h"
 #include "sluice/sdk.h"
 
 namespace {
 
-using header_decode::JsonMember;
+using ext_common::JsonMember;
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -162,7 +162,7 @@ class DecodeStream : public sluice::HttpContext {
     std::optional<std::string> json = ext_common::base64_decode(payload);
     if (!json) return refuse(400, "malformed " + root_->header + ": not base64url");
     std::string error;
-    auto members = header_decode::parse_json_object(*json, &error);
+    auto members = ext_common::parse_json_object(*json, &error);
     if (!members)
       return refuse(400, "malformed " + root_->header + ": not a JSON object (" + error + ")");
     if (!root_->hs256_key.empty()) {
@@ -193,7 +193,7 @@ class DecodeStream : public sluice::HttpContext {
       case JsonMember::Kind::Bool:
         return m.value;
       case JsonMember::Kind::Array: {
-        auto items = header_decode::scalar_array(m.value);
+        auto items = ext_common::scalar_array(m.value);
         if (!items) return std::nullopt;
         std::string joined;
         for (size_t i = 0; i < items->size(); ++i) joined += (i ? "," : "") + (*items)[i];
@@ -210,8 +210,7 @@ class DecodeStream : public sluice::HttpContext {
                                              std::string_view signature_part) {
     std::optional<std::string> header_json = ext_common::base64_decode(header_part);
     std::string error;
-    auto header =
-        header_json ? header_decode::parse_json_object(*header_json, &error) : std::nullopt;
+    auto header = header_json ? ext_common::parse_json_object(*header_json, &error) : std::nullopt;
     if (!header) return "malformed token header";
     bool hs256 = false;
     for (const JsonMember& m : *header) {

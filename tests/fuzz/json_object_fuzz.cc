@@ -1,5 +1,5 @@
-// libFuzzer target: header_decode's strict JSON object reader (extensions/header_decode/
-// json_object.cc), which reads token payloads a client controls. Differential: nlohmann's parser
+// libFuzzer target: the extensions' strict JSON object reader (extensions/common/json_object.cc),
+// which header_decode uses on token payloads a client controls. Differential: nlohmann's parser
 // (a well-tested reference) must agree on every input about whether it is one JSON object, and
 // on each top-level member's name and (for strings) value. Duplicate names, numbers' spelling and
 // numbers past a double's range are where the two may legitimately differ.
@@ -13,12 +13,12 @@
 #include "fuzz_check.h"
 #include "json_object.h"
 
-using header_decode::JsonMember;
+using ext_common::JsonMember;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   std::string error;
-  auto ours = header_decode::parse_json_object(input, &error, 1000);
+  auto ours = ext_common::parse_json_object(input, &error, 1000);
   if (input.find('\0') != std::string_view::npos) {
     // A raw NUL is never valid JSON; nlohmann stops reading at one, so it is no reference here.
     FUZZ_CHECK(!ours.has_value(), "accepted an input with a NUL byte");
@@ -60,7 +60,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case JsonMember::Kind::Array: {
         const nlohmann::json nested = nlohmann::json::parse(m.value, nullptr, false);
         FUZZ_CHECK(!nested.is_discarded(), "nested text of '%s' does not parse", m.name.c_str());
-        if (m.kind == JsonMember::Kind::Array) (void)header_decode::scalar_array(m.value);
+        if (m.kind == JsonMember::Kind::Array) (void)ext_common::scalar_array(m.value);
         break;
       }
       default:

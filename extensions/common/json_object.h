@@ -10,9 +10,9 @@
 #include <string_view>
 #include <vector>
 
-#include "../common/extension_namespace.h"
+#include "extension_namespace.h"
 
-namespace header_decode {
+namespace ext_common {
 inline namespace SLUICE_SDK_NS {
 
 struct JsonMember {
@@ -26,9 +26,13 @@ struct JsonMember {
 std::optional<std::vector<JsonMember>> parse_json_object(std::string_view text, std::string* error,
                                                          int max_depth = 32);
 
+// The elements of one JSON array (their `name` empty), nested values kept as their JSON text.
+std::optional<std::vector<JsonMember>> parse_json_array(std::string_view text, std::string* error,
+                                                        int max_depth = 32);
+
 // The string elements and number literals of a JSON array's text, or nullopt when it holds
 // anything else (objects, arrays, booleans, null).
 std::optional<std::vector<std::string>> scalar_array(std::string_view array_json);
 
 }  // namespace SLUICE_SDK_NS
-}  // namespace header_decode
+}  // namespace ext_common

@@ -1,6 +1,6 @@
 #include "json_object.h"
 
-namespace header_decode {
+namespace ext_common {
 inline namespace SLUICE_SDK_NS {
 namespace {
 
@@ -89,6 +89,19 @@ class Reader {
       JsonMember::Kind kind;
       std::string ignored;
       if (!value(&kind, &ignored, depth)) return false;
+      if (consume(']')) return true;
+      if (!consume(',')) return fail("expected ',' or ']'");
+    }
+  }
+
+  // Every element of an array, nested ones kept as their JSON text.
+  bool elements(std::vector<JsonMember>* out) {
+    if (!consume('[')) return fail("expected '['");
+    if (consume(']')) return true;
+    for (;;) {
+      JsonMember m;
+      if (!value(&m.kind, &m.value, 1)) return false;
+      out->push_back(std::move(m));
       if (consume(']')) return true;
       if (!consume(',')) return fail("expected ',' or ']'");
     }
@@ -293,5 +306,21 @@ std::optional<std::vector<std::string>> scalar_array(std::string_view array_json
   return out;
 }
 
+std::optional<std::vector<JsonMember>> parse_json_array(std::string_view text, std::string* error,
+                                                        int max_depth) {
+  Reader r(text, max_depth);
+  std::vector<JsonMember> elements;
+  if (!r.elements(&elements)) {
+    *error = r.error();
+    return std::nullopt;
+  }
+  if (!r.at_end()) {
+    r.fail("trailing bytes after the array");
+    *error = r.error();
+    return std::nullopt;
+  }
+  return elements;
+}
+
 }  // namespace SLUICE_SDK_NS
-}  // namespace header_decode
+}  // namespace ext_common
