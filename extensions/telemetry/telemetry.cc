@@ -1,0 +1,655 @@
+// telemetry: Istio's standard metrics (istio_requests_total, the duration and size histograms and
+// the TCP counters) with Istio's labels, plus Istio's HTTP peer metadata exchange, written with
+// the Sluice C++ SDK. The same source builds to telemetry.wasm (V8) and to the null-runtime
+// plugin sluice.telemetry, and the module runs unchanged in Envoy.
+//
+// Root ids, as Istio's: `stats_inbound` (a server-side proxy: reporter="destination") and
+// `stats_outbound` (a client-side proxy: reporter="source"). Each serves as an HTTP filter
+// (envoy.filters.http.wasm) and as a network filter (envoy.filters.network.wasm, TCP metrics).
+// Configuration: Istio's stats plugin JSON, see config.h and docs/extensions.md.
+//
+// Labels travel in the metric name, packed the way Istio packs them ("reporter=.=source;.;...;.;
+// istio_requests_total"): Sluice's stats turn that into Prometheus labels once, when the plugin
+// defines the series; Envoy does it with Istio's stats_tags regexes. Per request the plugin
+// builds one key from the label values and finds the series' metric ids in its own table, so a
+// known series costs a hash lookup and the metric updates, never a definition.
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "../common/base64.h"
+#include "config.h"
+#include "expression.h"
+#include "peer_metadata.h"
+#include "sluice/sdk.h"
+
+namespace {
+
+using telemetry::Config;
+using telemetry::MetricConfig;
+using telemetry::MetricType;
+using telemetry::MetricValue;
+using telemetry::Value;
+using telemetry::WorkloadInfo;
+
+uint64_t now_ms() { return sluice::current_time_nanoseconds() / 1000000; }
+
+// Envoy's response flag bits (the `response.flags` property) and their letters, in the order
+// Envoy prints them.
+struct FlagLetters {
+  uint32_t bit;
+  const char* letters;
+};
+constexpr FlagLetters kFlagLetters[] = {
+    {1u << 0, "LH"},    {1u << 1, "UH"},    {1u << 2, "UT"},   {1u << 3, "LR"},
+    {1u << 4, "UR"},    {1u << 5, "UF"},    {1u << 6, "UC"},   {1u << 7, "UO"},
+    {1u << 8, "NR"},    {1u << 9, "DI"},    {1u << 10, "FI"},  {1u << 11, "RL"},
+    {1u << 12, "UAEX"}, {1u << 13, "RLSE"}, {1u << 14, "DC"},  {1u << 15, "URX"},
+    {1u << 16, "SI"},   {1u << 17, "IH"},   {1u << 18, "DPE"}, {1u << 19, "UMSDR"},
+    {1u << 20, "RFCF"}, {1u << 21, "NFCF"}, {1u << 22, "DT"},  {1u << 23, "UPE"},
+    {1u << 24, "NC"},   {1u << 25, "OM"},
+};
+
+std::string response_flags_text(uint64_t flags) {
+  if (flags == 0) return "-";
+  std::string out;
+  for (const FlagLetters& f : kFlagLetters) {
+    if ((flags & f.bit) == 0) continue;
+    if (!out.empty()) out += ',';
+    out += f.letters;
+  }
+  return out.empty() ? "-" : out;
+}
+
+std::optional<int64_t> int_property(sluice::PropertyPath path) {
+  return sluice::get_property_int64(path);
+}
+
+std::string string_property(sluice::PropertyPath path) {
+  return sluice::get_property_string(path).value_or("");
+}
+
+// Attributes whose values are integers or booleans; every other one is a string.
+bool is_int_attribute(const std::vector<std::string>& p) {
+  if (p.size() != 2) return p.size() == 1 && p[0] == "connection_id";
+  static const std::unordered_set<std::string> kInts = {
+      "request.size",         "request.total_size",     "request.duration",
+      "request.time",         "request.headers_bytes",  "response.code",
+      "response.size",        "response.total_size",    "response.flags",
+      "response.grpc_status", "response.headers_bytes", "source.port",
+      "destination.port",     "upstream.port",          "connection.id"};
+  return kInts.count(p[0] + "." + p[1]) != 0;
+}
+
+// The service host a request went to: the host of an Istio cluster name
+// ("outbound|9080||reviews.default.svc.cluster.local"), else the Host header without its port.
+std::string service_host(std::string_view cluster, std::string_view authority, bool fallback) {
+  if (cluster.rfind("outbound|", 0) == 0 || cluster.rfind("inbound|", 0) == 0) {
+    const size_t last = cluster.rfind('|');
+    if (last != std::string_view::npos && last + 1 < cluster.size()) {
+      return std::string(cluster.substr(last + 1));
+    }
+  }
+  if (!fallback) return "";
+  std::string host(authority);
+  if (!host.empty() && host.front() != '[') {
+    const size_t colon = host.find(':');
+    if (colon != std::string::npos) host.resize(colon);
+  }
+  return host;
+}
+
+class TelemetryRoot;
+
+// A series: the metric ids of one set of label values, for each metric of a table.
+struct Series {
+  std::vector<uint32_t> ids;
+  uint64_t last_used_ms = 0;
+};
+
+// The series of metrics that share their labels (Istio's standard HTTP metrics, for instance):
+// one key, one lookup for all of them.
+struct SeriesTable {
+  std::vector<size_t> metrics;  // indices into Config::metrics
+  std::unordered_map<std::string, Series> series;
+};
+
+class TelemetryRoot : public sluice::RootContext {
+ public:
+  using RootContext::RootContext;
+
+  bool on_configure(size_t) override;
+  void on_tick() override;
+
+  const Config& config() const { return config_; }
+  bool inbound() const { return inbound_; }
+  const std::string& reporter() const { return reporter_; }
+  const WorkloadInfo& local() const { return local_; }
+  const std::string& local_id() const { return local_id_; }
+  const std::string& local_metadata_header() const { return local_metadata_b64_; }
+
+  // The peer that sent `metadata` (base64 Struct) with `id`; the per-worker cache answers
+  // repeated ids without decoding. nullptr when neither gives a workload.
+  std::shared_ptr<const WorkloadInfo> peer(const std::optional<std::string>& id,
+                                           const std::optional<std::string>& metadata);
+
+  // Records one request (HTTP) or one report of a connection (TCP). `values` holds a value per
+  // label of Config::label_names (standard ones filled, "" is unknown); `resolve` answers the
+  // expressions of dimensions, matches and definitions.
+  struct Measurements {
+    uint64_t duration_ms = 0, request_bytes = 0, response_bytes = 0;
+    uint64_t tcp_sent = 0, tcp_received = 0, tcp_opened = 0, tcp_closed = 0;
+  };
+  void record(bool tcp, std::vector<std::string>& values, const Measurements& m,
+              const telemetry::Resolver& resolve);
+
+  void add_connection(class TelemetryConnection* c) { connections_.insert(c); }
+  void remove_connection(class TelemetryConnection* c) { connections_.erase(c); }
+
+ private:
+  void record_table(SeriesTable& table, std::vector<std::string>& values, const Measurements& m,
+                    const telemetry::Resolver& resolve);
+  std::string packed_name(const MetricConfig& metric, const std::vector<std::string>& values) const;
+  void count_dropped(const MetricConfig& metric);
+  void read_local_node();
+
+  Config config_;
+  bool inbound_ = true;
+  std::string reporter_;
+  WorkloadInfo local_;
+  std::string local_id_, local_metadata_b64_;
+  std::unordered_map<std::string, std::shared_ptr<const WorkloadInfo>> peer_cache_;
+  // Tables: [0] the plain HTTP metrics, [1] the plain TCP ones, then one per customized metric.
+  std::vector<SeriesTable> tables_;
+  std::unordered_map<std::string, uint32_t> dropped_ids_;  // metric name -> its dropped counter
+  std::string key_;                                        // reused per record
+  std::unordered_set<class TelemetryConnection*> connections_;
+};
+
+// ---- HTTP ------------------------------------------------------------------------------------
+
+class TelemetryStream : public sluice::HttpContext {
+ public:
+  TelemetryStream(uint32_t id, TelemetryRoot* root) : HttpContext(id, root), root_(root) {}
+
+  sluice::FilterHeadersStatus on_request_headers(uint32_t, bool) override {
+    const auto headers = sluice::request_headers();
+    grpc_ = headers.get("content-type").value_or("").rfind("application/grpc", 0) == 0;
+    if (root_->inbound()) {
+      // The client's metadata: used for the source_* labels, then removed.
+      auto id = headers.get(telemetry::kPeerMetadataIdHeader);
+      auto metadata = headers.get(telemetry::kPeerMetadataHeader);
+      peer_ = root_->peer(id, metadata);
+      peer_asked_ = id.has_value() || metadata.has_value();
+      headers.remove(telemetry::kPeerMetadataHeader);
+      headers.remove(telemetry::kPeerMetadataIdHeader);
+    } else {
+      headers.replace(telemetry::kPeerMetadataIdHeader, root_->local_id());
+      headers.replace(telemetry::kPeerMetadataHeader, root_->local_metadata_header());
+    }
+    return sluice::FilterHeadersStatus::Continue;
+  }
+
+  sluice::FilterHeadersStatus on_response_headers(uint32_t, bool) override {
+    const auto headers = sluice::response_headers();
+    if (grpc_) grpc_status_ = headers.get("grpc-status");  // trailers-only answers
+    if (root_->inbound()) {
+      // Answer with our own metadata, only to a client that sent its own (a mesh peer).
+      if (peer_asked_) {
+        headers.replace(telemetry::kPeerMetadataIdHeader, root_->local_id());
+        headers.replace(telemetry::kPeerMetadataHeader, root_->local_metadata_header());
+      }
+    } else {
+      auto id = headers.get(telemetry::kPeerMetadataIdHeader);
+      auto metadata = headers.get(telemetry::kPeerMetadataHeader);
+      peer_ = root_->peer(id, metadata);
+      headers.remove(telemetry::kPeerMetadataHeader);
+      headers.remove(telemetry::kPeerMetadataIdHeader);
+    }
+    return sluice::FilterHeadersStatus::Continue;
+  }
+
+  sluice::FilterTrailersStatus on_response_trailers(uint32_t) override {
+    if (grpc_) {
+      if (auto status = sluice::response_trailers().get("grpc-status")) grpc_status_ = status;
+    }
+    return sluice::FilterTrailersStatus::Continue;
+  }
+
+  void on_log() override;
+
+ private:
+  Value resolve(const std::vector<std::string>& path) const;
+
+  TelemetryRoot* root_;
+  std::shared_ptr<const WorkloadInfo> peer_;  // shared with the root's cache, which may drop it
+  bool peer_asked_ = false;
+  bool grpc_ = false;
+  std::optional<std::string> grpc_status_;
+};
+
+// Istio's `downstream_peer.*` / `upstream_peer.*` attributes, from exchanged metadata.
+Value workload_attribute(const WorkloadInfo* w, std::string_view field) {
+  if (!w) return Value{};
+  const std::string* v = field == "workload"    ? &w->workload
+                         : field == "namespace" ? &w->namespace_
+                         : field == "app"       ? &w->app
+                         : field == "version"   ? &w->version
+                         : field == "service"   ? &w->canonical_service
+                         : field == "revision"  ? &w->canonical_revision
+                         : field == "cluster"   ? &w->cluster
+                         : field == "name"      ? &w->name
+                                                : nullptr;
+  if (!v || v->empty()) return Value{};
+  return Value::string(*v);
+}
+
+Value property_value(const std::vector<std::string>& path) {
+  std::string joined;
+  for (const std::string& segment : path) {
+    if (!joined.empty()) joined.push_back('\0');
+    joined += segment;
+  }
+  auto raw = sluice::get_property_joined(joined);
+  if (!raw) return Value{};
+  if (path.size() == 2 && path[0] == "connection" && path[1] == "mtls") {
+    return raw->size() == 1 ? Value::boolean((*raw)[0] != 0) : Value{};
+  }
+  if (is_int_attribute(path)) {
+    if (raw->size() != sizeof(int64_t)) return Value{};
+    int64_t n;
+    std::memcpy(&n, raw->data(), sizeof n);
+    return Value::integer(n);
+  }
+  return Value::string(std::move(*raw));
+}
+
+Value TelemetryStream::resolve(const std::vector<std::string>& path) const {
+  if (path.size() == 2 && (path[0] == "downstream_peer" || path[0] == "upstream_peer")) {
+    const bool downstream = path[0] == "downstream_peer";
+    const WorkloadInfo* w = downstream == root_->inbound() ? peer_.get() : &root_->local();
+    return workload_attribute(w, path[1]);
+  }
+  if (path.size() == 2 && path[0] == "response" && path[1] == "grpc_status") {
+    if (!grpc_status_) return Value{};
+    auto n = sluice::parse_uint64(*grpc_status_);
+    return n ? Value::integer(static_cast<int64_t>(*n)) : Value{};
+  }
+  return property_value(path);
+}
+
+// Fills the labels both kinds of metrics share (up to connection_security_policy).
+void fill_workload_labels(const TelemetryRoot& root, const WorkloadInfo* peer,
+                          std::vector<std::string>& v) {
+  using namespace telemetry;
+  const WorkloadInfo* source = root.inbound() ? peer : &root.local();
+  const WorkloadInfo* destination = root.inbound() ? &root.local() : peer;
+  v[kReporter] = root.reporter();
+  if (source) {
+    v[kSourceWorkload] = source->workload;
+    v[kSourceWorkloadNamespace] = source->namespace_;
+    v[kSourceApp] = source->app;
+    v[kSourceVersion] = source->version;
+    v[kSourceCanonicalService] = source->canonical_service;
+    v[kSourceCanonicalRevision] = source->canonical_revision;
+    v[kSourceCluster] = source->cluster;
+  }
+  if (destination) {
+    v[kDestinationWorkload] = destination->workload;
+    v[kDestinationWorkloadNamespace] = destination->namespace_;
+    v[kDestinationApp] = destination->app;
+    v[kDestinationVersion] = destination->version;
+    v[kDestinationCanonicalService] = destination->canonical_service;
+    v[kDestinationCanonicalRevision] = destination->canonical_revision;
+    v[kDestinationCluster] = destination->cluster;
+  }
+  // Principals are the SPIFFE ids of the mTLS certificates; the server side sees both.
+  if (root.inbound()) {
+    v[kSourcePrincipal] = string_property({"connection", "uri_san_peer_certificate"});
+    v[kDestinationPrincipal] = string_property({"connection", "uri_san_local_certificate"});
+    v[kConnectionSecurityPolicy] =
+        sluice::get_property_bool({"connection", "mtls"}).value_or(false) ? "mutual_tls" : "none";
+  } else {
+    v[kConnectionSecurityPolicy] = "unknown";
+  }
+}
+
+void fill_service_labels(const TelemetryRoot& root, std::string_view authority,
+                         std::vector<std::string>& v) {
+  using namespace telemetry;
+  const std::string cluster = string_property({"xds", "cluster_name"});
+  const std::string host =
+      service_host(cluster, authority, !root.config().disable_host_header_fallback);
+  v[kDestinationService] = host;
+  // "reviews.default.svc.cluster.local": name "reviews", namespace "default".
+  const size_t dot = host.find('.');
+  if (dot != std::string::npos && host.find(".svc.", dot) != std::string::npos) {
+    v[kDestinationServiceName] = host.substr(0, dot);
+    const size_t next = host.find('.', dot + 1);
+    v[kDestinationServiceNamespace] = host.substr(dot + 1, next - dot - 1);
+  } else {
+    v[kDestinationServiceName] = host;
+    v[kDestinationServiceNamespace] = v[kDestinationWorkloadNamespace];
+  }
+}
+
+void TelemetryStream::on_log() {
+  using namespace telemetry;
+  std::vector<std::string> values(root_->config().label_names.size());
+  fill_workload_labels(*root_, peer_.get(), values);
+  fill_service_labels(*root_, string_property({"request", "host"}), values);
+  values[kRequestProtocol] = grpc_ ? "grpc" : "http";
+  const int64_t code = int_property({"response", "code"}).value_or(0);
+  values[kResponseCode] = std::to_string(code);
+  values[kResponseFlags] =
+      response_flags_text(static_cast<uint64_t>(int_property({"response", "flags"}).value_or(0)));
+  if (grpc_status_) values[kGrpcResponseStatus] = *grpc_status_;
+
+  TelemetryRoot::Measurements m;
+  m.duration_ms =
+      static_cast<uint64_t>(int_property({"request", "duration"}).value_or(0)) / 1000000;
+  m.request_bytes = static_cast<uint64_t>(int_property({"request", "total_size"}).value_or(0));
+  m.response_bytes = static_cast<uint64_t>(int_property({"response", "total_size"}).value_or(0));
+  root_->record(false, values, m, [this](const std::vector<std::string>& p) { return resolve(p); });
+}
+
+// ---- TCP -------------------------------------------------------------------------------------
+
+class TelemetryConnection : public sluice::NetworkContext {
+ public:
+  TelemetryConnection(uint32_t id, TelemetryRoot* root) : NetworkContext(id, root), root_(root) {
+    root_->add_connection(this);
+  }
+  ~TelemetryConnection() override { root_->remove_connection(this); }
+
+  sluice::FilterStatus on_downstream_data(size_t size, bool) override {
+    received_ += size;
+    return sluice::FilterStatus::Continue;
+  }
+  sluice::FilterStatus on_upstream_data(size_t size, bool) override {
+    sent_ += size;
+    return sluice::FilterStatus::Continue;
+  }
+  void on_downstream_connection_close(sluice::PeerType) override { close(); }
+  void on_upstream_connection_close(sluice::PeerType) override { close(); }
+  void on_done() override { close(); }
+
+  // Adds what happened since the last report (the timer's, or the final one at close).
+  void report(bool closing) {
+    TelemetryRoot::Measurements m;
+    m.tcp_opened = opened_reported_ ? 0 : 1;
+    m.tcp_closed = closing ? 1 : 0;
+    m.tcp_sent = sent_ - sent_reported_;
+    m.tcp_received = received_ - received_reported_;
+    if (m.tcp_opened + m.tcp_closed + m.tcp_sent + m.tcp_received == 0) return;
+    opened_reported_ = true;
+    sent_reported_ = sent_;
+    received_reported_ = received_;
+    std::vector<std::string> values(root_->config().label_names.size());
+    fill_workload_labels(*root_, nullptr, values);
+    fill_service_labels(*root_, "", values);
+    values[telemetry::kRequestProtocol] = "tcp";
+    values[telemetry::kResponseFlags] =
+        response_flags_text(static_cast<uint64_t>(int_property({"response", "flags"}).value_or(0)));
+    root_->record(true, values, m, [this](const std::vector<std::string>& p) {
+      if (p.size() == 2 && (p[0] == "downstream_peer" || p[0] == "upstream_peer")) {
+        const bool downstream = p[0] == "downstream_peer";
+        return downstream == root_->inbound() ? Value{} : workload_attribute(&root_->local(), p[1]);
+      }
+      return property_value(p);
+    });
+  }
+
+ private:
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    report(true);
+    root_->remove_connection(this);
+  }
+
+  TelemetryRoot* root_;
+  uint64_t sent_ = 0, received_ = 0, sent_reported_ = 0, received_reported_ = 0;
+  bool opened_reported_ = false, closed_ = false;
+};
+
+// ---- the root ----------------------------------------------------------------------------------
+
+void TelemetryRoot::read_local_node() {
+  // The node metadata fields Istio exchanges (what a peer's labels are made of).
+  std::vector<telemetry::StructField> fields;
+  for (const char* key : {"NAME", "NAMESPACE", "WORKLOAD_NAME", "OWNER", "CLUSTER_ID", "MESH_ID",
+                          "SERVICE_ACCOUNT", "ISTIO_VERSION", "INSTANCE_IPS", "APP_CONTAINERS"}) {
+    auto v = sluice::get_property_string({"node", "metadata", key});
+    if (!v || v->empty()) continue;
+    telemetry::StructField f{key, {}};
+    f.value.kind = telemetry::StructValue::Kind::String;
+    f.value.text = std::move(*v);
+    fields.push_back(std::move(f));
+  }
+  for (const char* key : {"LABELS", "PLATFORM_METADATA"}) {
+    auto raw = sluice::get_property({"node", "metadata", key});
+    if (!raw) continue;
+    auto pairs = sluice::parse_pairs(*raw);
+    if (!pairs) continue;
+    telemetry::StructField f{key, {}};
+    f.value.kind = telemetry::StructValue::Kind::Struct;
+    for (auto& [k, v] : *pairs) {
+      telemetry::StructField item{k, {}};
+      item.value.kind = telemetry::StructValue::Kind::String;
+      item.value.text = v;
+      f.value.fields.push_back(std::move(item));
+    }
+    fields.push_back(std::move(f));
+  }
+  local_ = telemetry::workload_from_struct(fields);
+  local_id_ = sluice::get_property_string({"node", "id"}).value_or("");
+  local_metadata_b64_ = ext_common::base64_encode(telemetry::encode_struct(fields));
+}
+
+bool TelemetryRoot::on_configure(size_t) {
+  std::string error;
+  auto parsed = telemetry::parse_config(sluice::plugin_configuration(), &error);
+  if (!parsed) {
+    sluice::log_error("telemetry: {}", error);
+    return false;
+  }
+  if (root_id() != "stats_inbound" && root_id() != "stats_outbound") {
+    sluice::log_error("telemetry: root_id must be stats_inbound or stats_outbound, not '{}'",
+                      root_id());
+    return false;
+  }
+  for (const std::string& note : parsed->notes) sluice::log_warn("telemetry: {}", note);
+  config_ = std::move(*parsed);
+  inbound_ = root_id() == "stats_inbound";
+  reporter_ = inbound_ || config_.server_gateway ? "destination" : "source";
+  read_local_node();
+  peer_cache_.clear();
+
+  // A reload starts the tables afresh: metric ids stay valid (definitions are idempotent), the
+  // next request finds its series again.
+  tables_.clear();
+  tables_.resize(2);
+  for (size_t i = 0; i < config_.metrics.size(); ++i) {
+    const MetricConfig& m = config_.metrics[i];
+    if (m.drop) continue;
+    if (m.plain()) {
+      tables_[m.tcp ? 1 : 0].metrics.push_back(i);
+    } else {
+      tables_.push_back(SeriesTable{{i}, {}});
+    }
+  }
+  const uint64_t tick = config_.rotation_ms > 0
+                            ? std::min(config_.tcp_reporting_ms, config_.rotation_ms)
+                            : config_.tcp_reporting_ms;
+  set_tick_period_milliseconds(static_cast<uint32_t>(tick));
+  if (config_.debug) {
+    sluice::log_info("telemetry: {} as reporter={}, node {}, workload '{}', {} metrics", root_id(),
+                     reporter_, local_id_, local_.workload, config_.metrics.size());
+  }
+  return true;
+}
+
+void TelemetryRoot::on_tick() {
+  // Copied: a report may not change the set, but be safe against it.
+  std::vector<TelemetryConnection*> open(connections_.begin(), connections_.end());
+  for (TelemetryConnection* c : open) c->report(false);
+  if (config_.rotation_ms > 0) {
+    const uint64_t cutoff = now_ms() - config_.rotation_ms;
+    for (SeriesTable& t : tables_) {
+      for (auto it = t.series.begin(); it != t.series.end();) {
+        it = it->second.last_used_ms < cutoff ? t.series.erase(it) : std::next(it);
+      }
+    }
+  }
+}
+
+std::shared_ptr<const WorkloadInfo> TelemetryRoot::peer(
+    const std::optional<std::string>& id, const std::optional<std::string>& metadata) {
+  if (id && !id->empty()) {
+    if (auto it = peer_cache_.find(*id); it != peer_cache_.end()) return it->second;
+  }
+  if (!metadata) return nullptr;
+  auto bytes = ext_common::base64_decode(*metadata);
+  if (!bytes) return nullptr;
+  auto fields = telemetry::decode_struct(*bytes);
+  if (!fields) return nullptr;
+  auto info = std::make_shared<const WorkloadInfo>(telemetry::workload_from_struct(*fields));
+  if (!id || id->empty() || config_.max_peer_cache_size == 0) return info;
+  // Bounded: a full cache starts over (a proxy talks to few peers, and their ids are stable).
+  if (peer_cache_.size() >= config_.max_peer_cache_size) peer_cache_.clear();
+  peer_cache_[*id] = info;
+  return info;
+}
+
+std::string TelemetryRoot::packed_name(const MetricConfig& metric,
+                                       const std::vector<std::string>& values) const {
+  std::string name;
+  for (size_t label : metric.labels) {
+    name += config_.label_names[label];
+    name += config_.value_separator;
+    name += values[label].empty() ? "unknown" : values[label];
+    name += config_.field_separator;
+  }
+  name += metric.name;
+  return name;
+}
+
+void TelemetryRoot::count_dropped(const MetricConfig& metric) {
+  auto it = dropped_ids_.find(metric.name);
+  if (it == dropped_ids_.end()) {
+    const std::string name = "metric" + config_.value_separator + metric.name +
+                             config_.field_separator + config_.stat_prefix +
+                             "_telemetry_series_dropped_total";
+    auto id = sluice::define_metric(sluice::Metric::Type::Counter, name);
+    if (!id) return;
+    it = dropped_ids_.emplace(metric.name, *id).first;
+  }
+  sluice::increment_metric(it->second, 1);
+}
+
+void TelemetryRoot::record(bool tcp, std::vector<std::string>& values, const Measurements& m,
+                           const telemetry::Resolver& resolve) {
+  for (size_t t = 0; t < tables_.size(); ++t) {
+    SeriesTable& table = tables_[t];
+    if (table.metrics.empty() || t == (tcp ? 0u : 1u)) continue;
+    if (t >= 2 && config_.metrics[table.metrics[0]].tcp != tcp) continue;
+    record_table(table, values, m, resolve);
+  }
+}
+
+void TelemetryRoot::record_table(SeriesTable& table, std::vector<std::string>& values,
+                                 const Measurements& m, const telemetry::Resolver& resolve) {
+  const MetricConfig& first = config_.metrics[table.metrics[0]];
+  if (first.match) {
+    Value v = first.match->evaluate(resolve);
+    if (v.kind != Value::Kind::Bool || v.number == 0) return;
+  }
+  // A customized metric's own dimensions, on a copy of the values it overrides.
+  std::vector<std::pair<size_t, std::string>> saved;
+  for (const auto& [label, expression] : first.dimensions) {
+    saved.emplace_back(label, values[label]);
+    values[label] = expression.evaluate(resolve).to_label().value_or("");
+  }
+  key_.clear();
+  for (size_t label : first.labels) {
+    key_ += values[label];
+    key_.push_back('\x1f');
+  }
+  auto it = table.series.find(key_);
+  if (it == table.series.end()) {
+    if (table.series.size() >= config_.max_series_per_metric) {
+      for (size_t i : table.metrics) count_dropped(config_.metrics[i]);
+      for (auto& [label, value] : saved) values[label] = std::move(value);
+      return;
+    }
+    Series s;
+    for (size_t i : table.metrics) {
+      const MetricConfig& metric = config_.metrics[i];
+      const std::string name = packed_name(metric, values);
+      auto id = sluice::define_metric(static_cast<sluice::Metric::Type>(metric.type), name);
+      if (!id) {
+        sluice::log_warn("telemetry: the proxy refused metric {}", metric.name);
+        for (auto& [label, value] : saved) values[label] = std::move(value);
+        return;
+      }
+      s.ids.push_back(*id);
+    }
+    it = table.series.emplace(key_, std::move(s)).first;
+  }
+  it->second.last_used_ms = config_.rotation_ms > 0 ? now_ms() : 0;
+  for (size_t j = 0; j < table.metrics.size(); ++j) {
+    const MetricConfig& metric = config_.metrics[table.metrics[j]];
+    int64_t value = 0;
+    switch (metric.value) {
+      case MetricValue::One:
+        value = 1;
+        break;
+      case MetricValue::DurationMs:
+        value = static_cast<int64_t>(m.duration_ms);
+        break;
+      case MetricValue::RequestBytes:
+        value = static_cast<int64_t>(m.request_bytes);
+        break;
+      case MetricValue::ResponseBytes:
+        value = static_cast<int64_t>(m.response_bytes);
+        break;
+      case MetricValue::TcpSentBytes:
+        value = static_cast<int64_t>(m.tcp_sent);
+        break;
+      case MetricValue::TcpReceivedBytes:
+        value = static_cast<int64_t>(m.tcp_received);
+        break;
+      case MetricValue::TcpOpened:
+        value = static_cast<int64_t>(m.tcp_opened);
+        break;
+      case MetricValue::TcpClosed:
+        value = static_cast<int64_t>(m.tcp_closed);
+        break;
+      case MetricValue::Expression: {
+        Value v = metric.value_expression->evaluate(resolve);
+        if (v.kind != Value::Kind::Int) continue;  // no value: nothing recorded
+        value = v.number;
+        break;
+      }
+    }
+    const uint32_t id = it->second.ids[j];
+    if (metric.type == MetricType::Counter) {
+      if (value > 0) sluice::increment_metric(id, value);
+    } else {  // a gauge is set, a histogram records
+      sluice::record_metric(id, static_cast<uint64_t>(value < 0 ? 0 : value));
+    }
+  }
+  for (auto& [label, value] : saved) values[label] = std::move(value);
+}
+
+sluice::RegisterContextFactory<TelemetryRoot, TelemetryStream, TelemetryConnection> inbound(
+    "stats_inbound");
+sluice::RegisterContextFactory<TelemetryRoot, TelemetryStream, TelemetryConnection> outbound(
+    "stats_outbound");
+
+}  // namespace
