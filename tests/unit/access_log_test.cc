@@ -122,12 +122,23 @@ TEST(AccessLogResponseFlags, SingleFlags) {
 TEST(AccessLogResponseFlags, MultipleInEnvoyOrder) {
   EXPECT_EQ(response_flags_to_string(kUpstreamConnectionFailure | kNoHealthyUpstream), "UH,UF");
   EXPECT_EQ(response_flags_to_string(kUpstreamRetryLimitExceeded | kUpstreamRemoteReset), "UR,URX");
-  // Envoy prints UMSDR and DT before UPE and NC, unlike our bit order.
   EXPECT_EQ(response_flags_to_string(kOverloadManager | kNoClusterFound | kUpstreamProtocolError |
                                      kDurationTimeout | kUpstreamMaxStreamDurationReached),
             "UMSDR,DT,UPE,NC,OM");
-  EXPECT_EQ(response_flags_to_string((1u << 21) - 1),
+  // Every flag Sluice sets; the bits in between (Envoy's UAEX, RLSE, IH, RFCF, NFCF) print nothing.
+  EXPECT_EQ(response_flags_to_string((1u << 26) - 1),
             "LH,UH,UT,LR,UR,UF,UC,UO,NR,DI,FI,RL,DC,URX,SI,DPE,UMSDR,DT,UPE,NC,OM");
+}
+
+// The bits are Envoy's (plugins read them through the response.flags property).
+TEST(AccessLogResponseFlags, EnvoysBitLayout) {
+  EXPECT_EQ(kUpstreamConnectionFailure, 0x20u);
+  EXPECT_EQ(kRateLimited, 0x800u);
+  EXPECT_EQ(kDownstreamConnectionTermination, 0x4000u);
+  EXPECT_EQ(kUpstreamRetryLimitExceeded, 0x8000u);
+  EXPECT_EQ(kDownstreamProtocolError, 0x40000u);
+  EXPECT_EQ(kNoClusterFound, 0x1000000u);
+  EXPECT_EQ(kOverloadManager, 0x2000000u);
 }
 
 TEST(AccessLogResponseFlags, UnknownBitsIgnored) {
