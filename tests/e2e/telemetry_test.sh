@@ -112,6 +112,14 @@ $(static_cluster nginx "$UP")
 $(static_cluster echo "$ECHO")
 YAML
 
+# await_prom ADMIN_PORT REGEX: waits until the exposition has a line matching REGEX. A request's
+# metrics are recorded when its stream ends (on_log), which may come just after curl has the
+# answer.
+await_prom() {
+  wait_until "a line matching $2 on admin port $1" \
+    bash -c "curl -s http://127.0.0.1:$1/stats/prometheus | grep -qE -- '$2'"
+}
+
 ADMIN_PORT=$SERVER_ADMIN start_sluice "$WORK/server.yaml"
 mv "$WORK/sluice.log" "$WORK/server.log"
 # One worker on the client side: the series cap is per worker (each has its own VM and tables).
@@ -135,6 +143,9 @@ hdrs=$(curl -s -D - -o /dev/null -H "Host: $HOST" -H 'x-envoy-peer-metadata: %%n
 [[ $hdrs == "HTTP/1.1 200"* ]] || fail "garbage metadata: $hdrs"
 pass "peer metadata is exchanged between the proxies and stripped before the upstream and client; garbage is ignored"
 
+await_prom "$SERVER_ADMIN" '^istio_requests_total\{.*response_code="404".*\} 1$'
+await_prom "$SERVER_ADMIN" '^istio_requests_total\{reporter="destination",source_workload="unknown",.*\} 2$'
+await_prom "$CLIENT_ADMIN" '^istio_requests_total\{.*response_code="404".*\} 1$'
 client_prom=$(curl -s "http://127.0.0.1:$CLIENT_ADMIN/stats/prometheus")
 server_prom=$(curl -s "http://127.0.0.1:$SERVER_ADMIN/stats/prometheus")
 echo "$client_prom" > "$WORK/client.prom"; echo "$server_prom" > "$WORK/server.prom"
@@ -164,6 +175,7 @@ pass "the client proxy's metrics carry the server's workload labels (reporter=so
 # The series cap (3 per metric and worker): two more paths fit one more series, the next is dropped and
 # counted.
 for path in /a /b /c; do curl -s -o /dev/null -H "Host: $HOST" "http://127.0.0.1:$CLIENT$path"; done
+await_prom "$CLIENT_ADMIN" '^istio_telemetry_series_dropped_total\{metric="istio_requests_total"\} 2$'
 client_prom=$(curl -s "http://127.0.0.1:$CLIENT_ADMIN/stats/prometheus")
 series=$(grep -c '^istio_requests_total{' <<<"$client_prom")
 [[ $series == 3 ]] || fail "series cap: $series istio_requests_total series"
@@ -205,12 +217,13 @@ dropped() {
 }
 curl -s -o /dev/null -H "Host: $HOST" "http://127.0.0.1:$CLIENT/x"
 curl -s -o /dev/null -H "Host: $HOST" "http://127.0.0.1:$CLIENT/y"
-[[ $(dropped) == 1 ]] || fail "with a cap of 1, the second series is dropped: $(dropped)"
+await_prom "$CLIENT_ADMIN" '^istio_telemetry_series_dropped_total\{metric="istio_requests_total"\} 1$'
+grep -q 'request_path="/y"' <<<"$(curl -s "http://127.0.0.1:$CLIENT_ADMIN/stats/prometheus")" &&
+  fail "with a cap of 1, the second series was recorded"
 sleep 4.5
 curl -s -o /dev/null -H "Host: $HOST" "http://127.0.0.1:$CLIENT/y"
+await_prom "$CLIENT_ADMIN" '^istio_requests_total\{.*request_path="/y"\} 1$'
 [[ $(dropped) == 1 ]] || fail "the idle series was not evicted: $(dropped) dropped"
-curl -s "http://127.0.0.1:$CLIENT_ADMIN/stats/prometheus" | grep -q '^istio_requests_total{.*request_path="/y"} 1$' ||
-  fail "the series after eviction: $(curl -s "http://127.0.0.1:$CLIENT_ADMIN/stats/prometheus" | grep '^istio_requests_total')"
 pass "rotation_interval evicts idle series from the plugin's table, making room under the cap"
 
 # A configuration the subset cannot evaluate is refused, naming the expression.
