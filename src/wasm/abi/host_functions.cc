@@ -231,8 +231,13 @@ bool map_writable(Context* ctx, uint64_t type) {
 
 // A name or value with CR, LF or NUL would let a module inject header lines (or a whole request)
 // into what the HTTP/1 codec writes: refused with BadArgument.
+// Three memchr passes (vectorized): find_first_of would scan the three-byte set once per byte,
+// which telemetry's 500-byte metadata headers made a visible cost.
 bool header_text_ok(std::string_view s) {
-  return s.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+  if (s.empty()) return true;  // (memchr must not see a null pointer, even for 0 bytes)
+  return std::memchr(s.data(), '\r', s.size()) == nullptr &&
+         std::memchr(s.data(), '\n', s.size()) == nullptr &&
+         std::memchr(s.data(), '\0', s.size()) == nullptr;
 }
 bool header_ok(std::string_view key, std::string_view value) {
   return !key.empty() && header_text_ok(key) && header_text_ok(value);

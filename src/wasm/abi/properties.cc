@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include <absl/container/inlined_vector.h>
 #include <yaml-cpp/yaml.h>
 
 #include "common/header_map.h"
@@ -20,8 +21,19 @@ namespace sluice::wasm {
 
 namespace {
 
-std::vector<std::string_view> split_path(std::string_view path) {
-  std::vector<std::string_view> parts = split(path, '\0');
+// A property path's segments; paths are short, so they stay on the stack (no allocation per
+// property read, which telemetry plugins make a dozen times a request).
+using PathParts = absl::InlinedVector<std::string_view, 8>;
+
+PathParts split_path(std::string_view path) {
+  PathParts parts;
+  size_t start = 0;
+  for (;;) {
+    const size_t nul = path.find('\0', start);
+    parts.push_back(path.substr(start, nul == std::string_view::npos ? nul : nul - start));
+    if (nul == std::string_view::npos) break;
+    start = nul + 1;
+  }
   // The C++ SDK ends the path with a NUL: ignore the empty segment after it.
   if (parts.size() > 1 && parts.back().empty()) parts.pop_back();
   return parts;
@@ -92,8 +104,8 @@ WasmResult header_value(const HeaderMap* h, std::string_view name, std::string& 
 
 // Walks node.metadata (JSON kept as text) by keys: a scalar is returned as its text, a map as
 // pairs of its scalar members.
-WasmResult metadata_value(const std::string& json, const std::vector<std::string_view>& keys,
-                          size_t from, std::string& out) {
+WasmResult metadata_value(const std::string& json, const PathParts& keys, size_t from,
+                          std::string& out) {
   YAML::Node node;
   try {
     node = YAML::Load(json);
@@ -123,8 +135,7 @@ WasmResult metadata_value(const std::string& json, const std::vector<std::string
   return WasmResult::SerializationFailure;
 }
 
-WasmResult node_property(const PluginSpec& p, const std::vector<std::string_view>& parts, size_t at,
-                         std::string& out) {
+WasmResult node_property(const PluginSpec& p, const PathParts& parts, size_t at, std::string& out) {
   if (at >= parts.size()) return WasmResult::SerializationFailure;  // the proto itself: not yet
   const std::string_view field = parts[at];
   if (field == "id") {
@@ -142,7 +153,7 @@ WasmResult node_property(const PluginSpec& p, const std::vector<std::string_view
 }  // namespace
 
 WasmResult get_property(Context& ctx, std::string_view path, std::string& out) {
-  const std::vector<std::string_view> parts = split_path(path);
+  const PathParts parts = split_path(path);
   if (parts.empty() || parts[0].empty()) return WasmResult::NotFound;
   const std::string_view top = parts[0];
   const std::string_view field = parts.size() > 1 ? parts[1] : std::string_view();
