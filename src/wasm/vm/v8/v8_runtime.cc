@@ -4,6 +4,7 @@
 #include <v8.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -68,6 +69,11 @@ V8Process& v8_process() {
     p->platform = v8::platform::NewDefaultPlatform();
     v8::V8::InitializePlatform(p->platform.get());
     if (kUseTrapHandler) p->trap_handler = v8::V8::EnableWebAssemblyTrapHandler(true);
+    // A debugging and profiling knob, not configuration: e.g. SLUICE_V8_FLAGS=--perf-basic-prof
+    // makes `perf` name the JIT-compiled Wasm functions.
+    if (const char* flags = std::getenv("SLUICE_V8_FLAGS"); flags && *flags) {
+      v8::V8::SetFlagsFromString(flags);
+    }
     v8::V8::Initialize();
     p->allocator = v8::ArrayBuffer::Allocator::NewDefaultAllocator();
     return p;
