@@ -65,12 +65,29 @@ std::string response_flags_text(uint64_t flags) {
   return out.empty() ? "-" : out;
 }
 
-std::optional<int64_t> int_property(sluice::PropertyPath path) {
-  return sluice::get_property_int64(path);
+// Property paths joined once, here (segments separated by NUL bytes), not per request.
+using namespace std::string_view_literals;
+constexpr std::string_view kPathConnectionMtls = "connection\0mtls"sv;
+constexpr std::string_view kPathUriSanPeer = "connection\0uri_san_peer_certificate"sv;
+constexpr std::string_view kPathUriSanLocal = "connection\0uri_san_local_certificate"sv;
+constexpr std::string_view kPathClusterName = "xds\0cluster_name"sv;
+constexpr std::string_view kPathRequestHost = "request\0host"sv;
+constexpr std::string_view kPathResponseCode = "response\0code"sv;
+constexpr std::string_view kPathResponseFlags = "response\0flags"sv;
+constexpr std::string_view kPathRequestDuration = "request\0duration"sv;
+constexpr std::string_view kPathRequestTotalSize = "request\0total_size"sv;
+constexpr std::string_view kPathResponseTotalSize = "response\0total_size"sv;
+
+std::optional<int64_t> int_property(std::string_view joined_path) {
+  auto raw = sluice::get_property_joined(joined_path);
+  if (!raw || raw->size() != sizeof(int64_t)) return std::nullopt;
+  int64_t v;
+  std::memcpy(&v, raw->data(), sizeof v);
+  return v;
 }
 
-std::string string_property(sluice::PropertyPath path) {
-  return sluice::get_property_string(path).value_or("");
+std::string string_property(std::string_view joined_path) {
+  return sluice::get_property_joined(joined_path).value_or("");
 }
 
 // Attributes whose values are integers or booleans; every other one is a string.
@@ -132,10 +149,17 @@ class TelemetryRoot : public sluice::RootContext {
   const std::string& local_id() const { return local_id_; }
   const std::string& local_metadata_header() const { return local_metadata_b64_; }
 
-  // The peer that sent `metadata` (base64 Struct) with `id`; the per-worker cache answers
-  // repeated ids without decoding. nullptr when neither gives a workload.
-  std::shared_ptr<const WorkloadInfo> peer(const std::optional<std::string>& id,
-                                           const std::optional<std::string>& metadata);
+  // The peer whose exchange headers `headers` holds (`*present`: whether it has any). The
+  // per-worker cache answers a known id without reading or decoding the metadata. nullptr when
+  // they give no workload.
+  std::shared_ptr<const WorkloadInfo> peer_from(const sluice::HeaderMap& headers, bool* present);
+
+  // Label values, reused from request to request (their strings keep their capacity).
+  std::vector<std::string>& label_scratch() {
+    scratch_.resize(config_.label_names.size());
+    for (std::string& v : scratch_) v.clear();
+    return scratch_;
+  }
 
   // Records one request (HTTP) or one report of a connection (TCP). `values` holds a value per
   // label of Config::label_names (standard ones filled, "" is unknown); `resolve` answers the
@@ -167,6 +191,7 @@ class TelemetryRoot : public sluice::RootContext {
   std::vector<SeriesTable> tables_;
   std::unordered_map<std::string, uint32_t> dropped_ids_;  // metric name -> its dropped counter
   std::string key_;                                        // reused per record
+  std::vector<std::string> scratch_;
   std::unordered_set<class TelemetryConnection*> connections_;
 };
 
@@ -181,10 +206,7 @@ class TelemetryStream : public sluice::HttpContext {
     grpc_ = headers.get("content-type").value_or("").rfind("application/grpc", 0) == 0;
     if (root_->inbound()) {
       // The client's metadata: used for the source_* labels, then removed.
-      auto id = headers.get(telemetry::kPeerMetadataIdHeader);
-      auto metadata = headers.get(telemetry::kPeerMetadataHeader);
-      peer_ = root_->peer(id, metadata);
-      peer_asked_ = id.has_value() || metadata.has_value();
+      peer_ = root_->peer_from(headers, &peer_asked_);
       headers.remove(telemetry::kPeerMetadataHeader);
       headers.remove(telemetry::kPeerMetadataIdHeader);
     } else {
@@ -204,9 +226,8 @@ class TelemetryStream : public sluice::HttpContext {
         headers.replace(telemetry::kPeerMetadataHeader, root_->local_metadata_header());
       }
     } else {
-      auto id = headers.get(telemetry::kPeerMetadataIdHeader);
-      auto metadata = headers.get(telemetry::kPeerMetadataHeader);
-      peer_ = root_->peer(id, metadata);
+      bool present;
+      peer_ = root_->peer_from(headers, &present);
       headers.remove(telemetry::kPeerMetadataHeader);
       headers.remove(telemetry::kPeerMetadataIdHeader);
     }
@@ -309,21 +330,27 @@ void fill_workload_labels(const TelemetryRoot& root, const WorkloadInfo* peer,
   }
   // Principals are the SPIFFE ids of the mTLS certificates; the server side sees both.
   if (root.inbound()) {
-    v[kSourcePrincipal] = string_property({"connection", "uri_san_peer_certificate"});
-    v[kDestinationPrincipal] = string_property({"connection", "uri_san_local_certificate"});
-    v[kConnectionSecurityPolicy] =
-        sluice::get_property_bool({"connection", "mtls"}).value_or(false) ? "mutual_tls" : "none";
+    const auto mtls_byte = sluice::get_property_joined(kPathConnectionMtls);
+    const bool mtls = mtls_byte && mtls_byte->size() == 1 && (*mtls_byte)[0] != 0;
+    v[kConnectionSecurityPolicy] = mtls ? "mutual_tls" : "none";
+    if (mtls) {  // no certificates, no principals: two property reads saved per request
+      v[kSourcePrincipal] = string_property(kPathUriSanPeer);
+      v[kDestinationPrincipal] = string_property(kPathUriSanLocal);
+    }
   } else {
     v[kConnectionSecurityPolicy] = "unknown";
   }
 }
 
-void fill_service_labels(const TelemetryRoot& root, std::string_view authority,
-                         std::vector<std::string>& v) {
+// `http`: a request whose Host header may name the service (read only when the cluster name
+// does not).
+void fill_service_labels(const TelemetryRoot& root, bool http, std::vector<std::string>& v) {
   using namespace telemetry;
-  const std::string cluster = string_property({"xds", "cluster_name"});
-  const std::string host =
-      service_host(cluster, authority, !root.config().disable_host_header_fallback);
+  const std::string cluster = string_property(kPathClusterName);
+  std::string host = service_host(cluster, "", false);
+  if (host.empty() && http && !root.config().disable_host_header_fallback) {
+    host = service_host("", string_property(kPathRequestHost), true);
+  }
   v[kDestinationService] = host;
   // "reviews.default.svc.cluster.local": name "reviews", namespace "default".
   const size_t dot = host.find('.');
@@ -339,21 +366,20 @@ void fill_service_labels(const TelemetryRoot& root, std::string_view authority,
 
 void TelemetryStream::on_log() {
   using namespace telemetry;
-  std::vector<std::string> values(root_->config().label_names.size());
+  std::vector<std::string>& values = root_->label_scratch();
   fill_workload_labels(*root_, peer_.get(), values);
-  fill_service_labels(*root_, string_property({"request", "host"}), values);
+  fill_service_labels(*root_, true, values);
   values[kRequestProtocol] = grpc_ ? "grpc" : "http";
-  const int64_t code = int_property({"response", "code"}).value_or(0);
+  const int64_t code = int_property(kPathResponseCode).value_or(0);
   values[kResponseCode] = std::to_string(code);
   values[kResponseFlags] =
-      response_flags_text(static_cast<uint64_t>(int_property({"response", "flags"}).value_or(0)));
+      response_flags_text(static_cast<uint64_t>(int_property(kPathResponseFlags).value_or(0)));
   if (grpc_status_) values[kGrpcResponseStatus] = *grpc_status_;
 
   TelemetryRoot::Measurements m;
-  m.duration_ms =
-      static_cast<uint64_t>(int_property({"request", "duration"}).value_or(0)) / 1000000;
-  m.request_bytes = static_cast<uint64_t>(int_property({"request", "total_size"}).value_or(0));
-  m.response_bytes = static_cast<uint64_t>(int_property({"response", "total_size"}).value_or(0));
+  m.duration_ms = static_cast<uint64_t>(int_property(kPathRequestDuration).value_or(0)) / 1000000;
+  m.request_bytes = static_cast<uint64_t>(int_property(kPathRequestTotalSize).value_or(0));
+  m.response_bytes = static_cast<uint64_t>(int_property(kPathResponseTotalSize).value_or(0));
   root_->record(false, values, m, [this](const std::vector<std::string>& p) { return resolve(p); });
 }
 
@@ -389,12 +415,12 @@ class TelemetryConnection : public sluice::NetworkContext {
     opened_reported_ = true;
     sent_reported_ = sent_;
     received_reported_ = received_;
-    std::vector<std::string> values(root_->config().label_names.size());
+    std::vector<std::string>& values = root_->label_scratch();
     fill_workload_labels(*root_, nullptr, values);
-    fill_service_labels(*root_, "", values);
+    fill_service_labels(*root_, false, values);
     values[telemetry::kRequestProtocol] = "tcp";
     values[telemetry::kResponseFlags] =
-        response_flags_text(static_cast<uint64_t>(int_property({"response", "flags"}).value_or(0)));
+        response_flags_text(static_cast<uint64_t>(int_property(kPathResponseFlags).value_or(0)));
     root_->record(true, values, m, [this](const std::vector<std::string>& p) {
       if (p.size() == 2 && (p[0] == "downstream_peer" || p[0] == "upstream_peer")) {
         const bool downstream = p[0] == "downstream_peer";
@@ -508,12 +534,16 @@ void TelemetryRoot::on_tick() {
   }
 }
 
-std::shared_ptr<const WorkloadInfo> TelemetryRoot::peer(
-    const std::optional<std::string>& id, const std::optional<std::string>& metadata) {
+std::shared_ptr<const WorkloadInfo> TelemetryRoot::peer_from(const sluice::HeaderMap& headers,
+                                                             bool* present) {
+  const std::optional<std::string> id = headers.get(telemetry::kPeerMetadataIdHeader);
+  *present = id.has_value();
   if (id && !id->empty()) {
     if (auto it = peer_cache_.find(*id); it != peer_cache_.end()) return it->second;
   }
+  const std::optional<std::string> metadata = headers.get(telemetry::kPeerMetadataHeader);
   if (!metadata) return nullptr;
+  *present = true;
   auto bytes = ext_common::base64_decode(*metadata);
   if (!bytes) return nullptr;
   auto fields = telemetry::decode_struct(*bytes);
