@@ -26,6 +26,8 @@
 //                            which sets a response header), on_stream_complete (on_log, on_done,
 //                            on_delete). /none is the same loop without a filter (copying the
 //                            header maps): the filter's cost is the difference.
+//   BM_TelemetryRequest/<rt> the same with the telemetry extension (stats_inbound) and a request
+//                            carrying a client sidecar's peer metadata; /none without a filter.
 //
 // Compile, instantiate and start report wall time and the process's CPU time (V8 compiles on its
 // platform's background threads as well).
@@ -68,6 +70,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
@@ -454,6 +457,107 @@ void BM_FilterRequest(benchmark::State& state, int rt_or_none) {
 BENCHMARK_CAPTURE(BM_FilterRequest, none, -1);
 BENCHMARK_CAPTURE(BM_FilterRequest, v8, static_cast<int>(Runtime::V8));
 BENCHMARK_CAPTURE(BM_FilterRequest, null, static_cast<int>(Runtime::Null));
+
+// The telemetry extension (stats_inbound, `{}`) on one request that carries a client sidecar's
+// peer metadata: decode (cached by id after the first), strip, answer with our own, and Istio's
+// four HTTP metrics with full labels. /none is BM_FilterRequest/none's loop with these headers.
+PluginSpec telemetry_spec(Runtime rt, std::string root_id, std::string node_id,
+                          std::string metadata_json) {
+  PluginSpec spec;
+  spec.name = "telemetry_" + root_id;
+  spec.root_id = std::move(root_id);
+  spec.configuration = "{}";
+  spec.runtime = std::string(bench::runtime_name(rt));
+  if (rt == Runtime::V8) {
+    std::ifstream in(std::string(SLUICE_BENCH_EXTENSIONS_DIR) + "/telemetry.wasm",
+                     std::ios::binary);
+    std::ostringstream bytes;
+    bytes << in.rdbuf();
+    spec.code = bytes.str();
+  } else {
+    spec.code = "sluice.telemetry";
+  }
+  spec.node_id = std::move(node_id);
+  spec.node_metadata_json = std::move(metadata_json);
+  return spec;
+}
+
+std::string node_metadata(std::string_view workload, std::string_view app,
+                          std::string_view version) {
+  return "{\"NAME\": \"" + std::string(workload) + "-abc\", \"NAMESPACE\": \"bench\", " +
+         "\"WORKLOAD_NAME\": \"" + std::string(workload) + "\", \"CLUSTER_ID\": \"Kubernetes\", " +
+         "\"MESH_ID\": \"cluster.local\", \"LABELS\": {\"app\": \"" + std::string(app) +
+         "\", \"version\": \"" + std::string(version) + "\"}}";
+}
+
+void BM_TelemetryRequest(benchmark::State& state, int rt_or_none) {
+  // The headers a client sidecar sends: from the same extension as stats_outbound.
+  HeaderMap req = request_template();
+  {
+    auto client = Plugin::load(
+        telemetry_spec(Runtime::Null, "stats_outbound", "sidecar~10.0.0.1~productpage-v1-abc.bench",
+                       node_metadata("productpage-v1", "productpage", "v1")));
+    if (!client.ok()) {
+      state.SkipWithError(client.error().c_str());
+      return;
+    }
+    filters::WasmFilterConfig client_config("client", std::move(client).value());
+    FakeStream s;
+    s.request = req;
+    auto filter = client_config.create_filter(s);
+    if (filter) filter->decode_headers(s.request, true);
+    if (filter) filter->on_stream_complete();
+    const std::string* id = s.request.get("x-envoy-peer-metadata-id");
+    const std::string* metadata = s.request.get("x-envoy-peer-metadata");
+    if (!id || !metadata) {
+      state.SkipWithError("the outbound side sent no peer metadata");
+      return;
+    }
+    req.add("x-envoy-peer-metadata-id", *id);
+    req.add("x-envoy-peer-metadata", *metadata);
+  }
+  std::unique_ptr<filters::WasmFilterConfig> config;
+  if (rt_or_none >= 0) {
+    auto plugin = Plugin::load(telemetry_spec(static_cast<Runtime>(rt_or_none), "stats_inbound",
+                                              "sidecar~10.0.0.2~reviews-v2-abc.bench",
+                                              node_metadata("reviews-v2", "reviews", "v2")));
+    if (!plugin.ok()) {
+      state.SkipWithError(plugin.error().c_str());
+      return;
+    }
+    config = std::make_unique<filters::WasmFilterConfig>("telemetry", std::move(plugin).value());
+  }
+  const HeaderMap resp = response_template();
+  FakeStream stream;
+  stream.info.protocol = "HTTP/1.1";
+  stream.info.response_code = 200;
+  stream.info.start_mono = std::chrono::steady_clock::now();
+  stream.info.last_downstream_tx_byte = stream.info.start_mono + std::chrono::microseconds(800);
+  auto one_request = [&] {
+    stream.request = req;
+    stream.response = resp;
+    stream.response_visible = false;
+    std::unique_ptr<http::StreamFilter> filter;
+    if (config) filter = config->create_filter(stream);
+    if (filter) filter->decode_headers(stream.request, true);
+    stream.response_visible = true;
+    if (filter) filter->encode_headers(stream.response, false);
+    if (filter) filter->on_stream_complete();
+    benchmark::DoNotOptimize(stream.response.size());
+  };
+  one_request();
+  if (config && (stream.request.has("x-envoy-peer-metadata") ||
+                 !stream.response.has("x-envoy-peer-metadata-id"))) {
+    state.SkipWithError("telemetry did not exchange metadata");
+    return;
+  }
+  for (auto _ : state) one_request();
+  if (stream.replies || stream.resets) state.SkipWithError("the filter answered or reset");
+  release_thread_instances();
+}
+BENCHMARK_CAPTURE(BM_TelemetryRequest, none, -1);
+BENCHMARK_CAPTURE(BM_TelemetryRequest, v8, static_cast<int>(Runtime::V8));
+BENCHMARK_CAPTURE(BM_TelemetryRequest, null, static_cast<int>(Runtime::Null));
 
 // --- shared data
 // ----------------------------------------------------------------------------------

@@ -1,0 +1,304 @@
+#!/usr/bin/env bash
+# The telemetry extension's cost (part of `make bench`; alone: bench/telemetry.sh <build dir>).
+# wrk drives, side by side in one run, three sluice processes in front of the same nginx:
+#   none: no filter;  null: telemetry (stats_inbound, `{}`) on the null runtime (sluice.telemetry);
+#   v8: the same source as telemetry.wasm on V8.
+# Every request carries the peer metadata a client sidecar sends (captured from a sluice running
+# stats_outbound, so it is the real header), which the server side decodes (then caches by id),
+# strips, answers with its own, and reports Istio's standard metrics with full labels.
+# Measured: rps, p50/p99, CPU per request (utime+stime of the proxy over the run / requests), RSS.
+# Runs interleaved; each figure the median of BENCH_RUNS. Writes bench/results/<stamp>-telemetry
+# .md, .json and .png (gnuplot). Targets: V8 CPU/request <= 1.10 x null; rps with telemetry
+# >= 0.90 x without.
+set -euo pipefail
+BUILD_DIR=${1:-build}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+case $BUILD_DIR in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
+SLUICE="$BUILD_DIR/sluice"
+TELEMETRY_WASM="$BUILD_DIR/extensions/telemetry.wasm"
+[[ -f $TELEMETRY_WASM ]] || { echo "bench: $TELEMETRY_WASM is missing: build first" >&2; exit 1; }
+RUNS=${BENCH_RUNS:-3}
+DURATION=${BENCH_SECONDS:-5}
+WARMUP=${BENCH_WARMUP_SECONDS:-1}
+CONNS=${BENCH_CONNECTIONS:-64}
+WORKERS_LIST=${BENCH_WORKERS:-"1 2"}
+VARIANTS="none null v8"
+CLK_TCK=$(getconf CLK_TCK)
+WORK=$(mktemp -d /tmp/sluice-bench-telemetry.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [[ -n ${BENCH_KEEP:-} ]] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+NCPU=$(nproc)
+if (( NCPU >= 2 )); then
+  PROXY_CPUS="$((NCPU - 1))"; WRK_CPUS="0"
+  (( NCPU >= 4 )) && PROXY_CPUS="$((NCPU / 2))-$((NCPU - 1))" && WRK_CPUS="0-$((NCPU / 2 - 1))"
+else
+  PROXY_CPUS=0; WRK_CPUS=0
+fi
+
+EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+USED_PORTS=" "
+port() {  # name: sets $name to a fresh listening port below the ephemeral range
+  local p
+  while :; do
+    p=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
+    [[ $USED_PORTS == *" $p "* ]] && continue
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+    USED_PORTS+="$p "
+    printf -v "$1" '%s' "$p"
+    return
+  done
+}
+wait_http() {
+  for _ in $(seq 200); do curl -fsS -o /dev/null "${@:2}" "$1" 2>/dev/null && return 0; sleep 0.05; done
+  echo "bench: $1 never answered" >&2; exit 1
+}
+stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+range() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR] = $1} END {print a[1] "-" a[NR]}'; }
+ratio() { awk -v x="$1" -v y="$2" 'BEGIN { if (y + 0 == 0) print "n/a"; else printf "%.2f", x / y }'; }
+to_ms() {
+  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
+}
+
+# The upstream: nginx answering 17 bytes, and echoing the metadata header on /echo-metadata.
+port UP
+cat > "$WORK/nginx.conf" <<NGINX
+daemon off;
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $WORK/nginx-body;
+  proxy_temp_path $WORK/nginx-proxy;
+  fastcgi_temp_path $WORK/nginx-fastcgi;
+  uwsgi_temp_path $WORK/nginx-uwsgi;
+  scgi_temp_path $WORK/nginx-scgi;
+  server {
+    listen 127.0.0.1:$UP;
+    location / { return 200 'hello, benchmark\n'; }
+    location = /echo-metadata { return 200 '\$http_x_envoy_peer_metadata_id \$http_x_envoy_peer_metadata\n'; }
+  }
+}
+NGINX
+taskset -c "$WRK_CPUS" /usr/sbin/nginx -c "$WORK/nginx.conf" &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$UP/"
+
+# node NAME WORKLOAD APP VERSION: Istio's node block.
+node() {
+  cat <<YAML
+node:
+  id: sidecar~10.0.0.1~$1.bench~bench.svc.cluster.local
+  cluster: $2.bench
+  metadata:
+    NAME: $1
+    NAMESPACE: bench
+    WORKLOAD_NAME: $2
+    CLUSTER_ID: Kubernetes
+    MESH_ID: cluster.local
+    SERVICE_ACCOUNT: $3
+    ISTIO_VERSION: 1.24.0
+    LABELS: { app: $3, version: $4, "service.istio.io/canonical-name": $3, "service.istio.io/canonical-revision": $4 }
+YAML
+}
+
+# config FILE ADMIN PORT ROOT_ID RUNTIME (RUNTIME "" = no filter)
+config() {
+  local filters=""
+  if [[ -n $5 ]]; then
+    local code="filename: $TELEMETRY_WASM"
+    [[ $5 == null ]] && code="inline_string: sluice.telemetry"
+    filters="          - name: istio.stats
+            typed_config:
+              \"@type\": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                root_id: $4
+                configuration: { \"@type\": type.googleapis.com/google.protobuf.StringValue, value: '{}' }
+                vm_config: { runtime: envoy.wasm.runtime.$5, code: { local: { $code } } }"
+  fi
+  cat > "$1" <<YAML
+$(if [[ $4 == stats_outbound ]]; then node productpage-v1-6b746f74dc-9stvs productpage-v1 productpage v1; else node reviews-v2-7bf8c9648f-xcvd4 reviews-v2 reviews v2; fi)
+admin: { address: { socket_address: { address: 127.0.0.1, port_value: $2 } } }
+static_resources:
+  listeners:
+  - name: bench
+    address: { socket_address: { address: 127.0.0.1, port_value: $3 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bench
+          generate_request_id: false
+          route_config:
+            virtual_hosts: [ { name: all, domains: ["*"], routes: [ { match: { prefix: "/" }, route: { cluster: "outbound|9080||reviews.bench.svc.cluster.local" } } ] } ]
+          http_filters:
+$filters
+          - name: envoy.filters.http.router
+            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+  clusters:
+  - name: "outbound|9080||reviews.bench.svc.cluster.local"
+    connect_timeout: 1s
+    circuit_breakers: { thresholds: [ { max_connections: 100000, max_pending_requests: 100000, max_requests: 100000 } ] }
+    load_assignment:
+      cluster_name: "outbound|9080||reviews.bench.svc.cluster.local"
+      endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $UP } } } } ] } ]
+YAML
+}
+
+# The header a client sidecar sends: from a sluice running stats_outbound, echoed by nginx.
+port CLIENT; port CLIENT_ADMIN
+config "$WORK/client.yaml" "$CLIENT_ADMIN" "$CLIENT" stats_outbound null
+"$SLUICE" -c "$WORK/client.yaml" --concurrency 1 -l warning &
+CLIENT_PID=$!
+PIDS+=($CLIENT_PID)
+wait_http "http://127.0.0.1:$CLIENT/"
+read -r PEER_ID PEER_METADATA < <(curl -fsS "http://127.0.0.1:$CLIENT/echo-metadata")
+stop_pid "$CLIENT_PID"
+[[ -n $PEER_METADATA ]] || { echo "bench: the outbound side sent no peer metadata" >&2; exit 1; }
+echo "bench: peer metadata header: ${#PEER_METADATA} bytes of base64 (id $PEER_ID)" >&2
+
+declare -A PORT ADMIN PID RESULTS RANGES RSS
+for v in $VARIANTS; do port "PORT_$v"; port "ADMIN_$v"; done
+for v in $VARIANTS; do PORT[$v]=$(eval echo "\$PORT_$v"); ADMIN[$v]=$(eval echo "\$ADMIN_$v"); done
+HEADERS=(-H "x-envoy-peer-metadata-id: $PEER_ID" -H "x-envoy-peer-metadata: $PEER_METADATA")
+
+run_wrk() {  # url pid -> "rps p50 p99 cpu_us"
+  local out t0 t1 reqs
+  t0=$(cpu_ticks "$2")
+  out=$(taskset -c "$WRK_CPUS" wrk -t 1 -c "$CONNS" -d "${DURATION}s" --latency "${HEADERS[@]}" "$1")
+  t1=$(cpu_ticks "$2")
+  reqs=$(awk '/ requests in / {print $1}' <<<"$out")
+  local errors
+  errors=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")
+  [[ -z $errors ]] || echo "bench: warning: $errors non-2xx responses from $1" >&2
+  echo "$(awk '/^Requests\/sec:/ {print $2}' <<<"$out") $(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")") $(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")") $(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { printf "%.3f", (b - a) / hz * 1e6 / n }')"
+}
+
+for workers in $WORKERS_LIST; do
+  for v in $VARIANTS; do
+    runtime=$v; [[ $v == none ]] && runtime=""
+    config "$WORK/$v.yaml" "${ADMIN[$v]}" "${PORT[$v]}" stats_inbound "$runtime"
+    taskset -c "$PROXY_CPUS" "$SLUICE" -c "$WORK/$v.yaml" --concurrency "$workers" -l warning &
+    PID[$v]=$!
+    PIDS+=(${PID[$v]})
+    wait_http "http://127.0.0.1:${PORT[$v]}/"
+  done
+  # The plugin really runs: the answer carries the server's metadata, the metric the client's.
+  for v in null v8; do
+    h=$(curl -fsS -D - -o /dev/null "${HEADERS[@]}" "http://127.0.0.1:${PORT[$v]}/")
+    [[ $h == *"x-envoy-peer-metadata-id: sidecar~10.0.0.1~reviews"* ]] ||
+      { echo "bench: $v: telemetry did not answer with its metadata: $h" >&2; exit 1; }
+    curl -fsS "http://127.0.0.1:${ADMIN[$v]}/stats/prometheus" |
+      grep -q '^istio_requests_total{reporter="destination",source_workload="productpage-v1",' ||
+      { echo "bench: $v: istio_requests_total is missing the client's labels" >&2; exit 1; }
+  done
+  for v in $VARIANTS; do
+    taskset -c "$WRK_CPUS" wrk -t 1 -c "$CONNS" -d "${WARMUP}s" "${HEADERS[@]}" "http://127.0.0.1:${PORT[$v]}/" > /dev/null
+  done
+  declare -A rps p50 p99 cpu
+  for v in $VARIANTS; do rps[$v]=""; p50[$v]=""; p99[$v]=""; cpu[$v]=""; done
+  for run in $(seq "$RUNS"); do
+    for v in $VARIANTS; do
+      read -r r a b c < <(run_wrk "http://127.0.0.1:${PORT[$v]}/" "${PID[$v]}")
+      echo "bench: telemetry workers=$workers run=$run $v: $r rps, p50 $a ms, p99 $b ms, cpu $c us/req" >&2
+      rps[$v]+="$r "; p50[$v]+="$a "; p99[$v]+="$b "; cpu[$v]+="$c "
+    done
+  done
+  for v in $VARIANTS; do
+    RESULTS[$workers,$v]="$(median <<<"${rps[$v]}") $(median <<<"${p50[$v]}") $(median <<<"${p99[$v]}") $(median <<<"${cpu[$v]}")"
+    RANGES[$workers,$v]="$(range <<<"${rps[$v]}") $(range <<<"${cpu[$v]}")"
+    RSS[$workers,$v]=$(awk '/^VmRSS:/ {print $2}' "/proc/${PID[$v]}/status")
+    stop_pid "${PID[$v]}"
+  done
+done
+
+mkdir -p "$ROOT/bench/results"
+STAMP=${BENCH_STAMP:-$(date -u +%Y-%m-%dT%H%M%SZ)}
+BASE="$ROOT/bench/results/$STAMP-telemetry"
+CPU=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+{
+  echo "# Telemetry benchmark $STAMP"
+  echo
+  echo "Machine: $NCPU CPU(s), $CPU; proxies on CPU(s) $PROXY_CPUS, wrk and nginx on $WRK_CPUS."
+  echo "sluice $("$SLUICE" --version | awk '{print $3}') ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))."
+  echo "Load: wrk -t1 -c$CONNS -d${DURATION}s, keep-alive, GET of a 17-byte body, each request with the"
+  echo "peer metadata a client sidecar sends (${#PEER_METADATA} bytes of base64). Median of $RUNS interleaved runs (range)."
+  echo "Telemetry: stats_inbound, configuration \`{}\` (Istio's standard metrics and labels, metadata exchange)."
+  echo "CPU us/req: the proxy's utime+stime over a run / the requests wrk counted. RSS: VmRSS after the runs."
+  echo "Targets: V8 CPU/request <= 1.10 x null; rps with telemetry >= 0.90 x without."
+  echo
+  echo "| workers | telemetry | rps (range) | rps vs none | p50 ms | p99 ms | CPU us/req (range) | CPU vs none | CPU vs null | RSS KiB |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
+  for workers in $WORKERS_LIST; do
+    read -r nr _ _ nc <<<"${RESULTS[$workers,none]}"
+    read -r _ _ _ uc <<<"${RESULTS[$workers,null]}"
+    for v in $VARIANTS; do
+      read -r r a b c <<<"${RESULTS[$workers,$v]}"
+      read -r rr cr <<<"${RANGES[$workers,$v]}"
+      vs_null=-; [[ $v == v8 ]] && vs_null=$(ratio "$c" "$uc")
+      echo "| $workers | $v | $r ($rr) | $(ratio "$r" "$nr") | $a | $b | $c ($cr) | $(ratio "$c" "$nc") | $vs_null | ${RSS[$workers,$v]} |"
+    done
+  done
+} > "$BASE.md"
+{
+  printf '{"timestamp":"%s","cpus":%s,"connections":%s,"duration_s":%s,"runs":%s,"results":[' \
+    "$STAMP" "$NCPU" "$CONNS" "$DURATION" "$RUNS"
+  first=1
+  for workers in $WORKERS_LIST; do
+    for v in $VARIANTS; do
+      read -r r a b c <<<"${RESULTS[$workers,$v]}"
+      read -r rr cr <<<"${RANGES[$workers,$v]}"
+      (( first )) || printf ','
+      first=0
+      printf '{"workers":%s,"telemetry":"%s","rps":%s,"rps_range":"%s","p50_ms":%s,"p99_ms":%s,"cpu_us_per_request":%s,"cpu_us_range":"%s","rss_kib":%s}' \
+        "$workers" "$v" "$r" "$rr" "$a" "$b" "$c" "$cr" "${RSS[$workers,$v]}"
+    done
+  done
+  echo "]}"
+} > "$BASE.json"
+
+# The plot: CPU per request and rps relative to no telemetry, per worker count.
+if command -v gnuplot > /dev/null; then
+  for workers in $WORKERS_LIST; do
+    read -r nr _ _ _ <<<"${RESULTS[$workers,none]}"
+    for v in $VARIANTS; do
+      read -r r _ _ c <<<"${RESULTS[$workers,$v]}"
+      echo "\"$v, $workers worker(s)\" $c $(ratio "$r" "$nr")"
+    done
+  done > "$WORK/plot.dat"
+  gnuplot <<GNUPLOT
+set terminal pngcairo size 900,420 font "Liberation Sans,10"
+set output "$BASE.png"
+set multiplot layout 1,2 title "Telemetry cost, $STAMP ($NCPU CPUs, wrk -c$CONNS)"
+set style data histograms
+set style fill solid 0.8 border -1
+set boxwidth 0.7
+set xtics rotate by -30
+set grid ytics
+set title "CPU per request (us)"
+set yrange [0:*]
+plot "$WORK/plot.dat" using 2:xtic(1) notitle lc rgb "#3b6ea8"
+set title "rps relative to no telemetry"
+set yrange [0:1.1]
+plot "$WORK/plot.dat" using 3:xtic(1) notitle lc rgb "#5a9e4b", 0.9 with lines dt 2 lc rgb "#b03a2e" title "target 0.90"
+unset multiplot
+GNUPLOT
+  echo "bench: wrote $BASE.png" >&2
+else
+  echo "bench: gnuplot is missing (make deps installs gnuplot-nox): no plot" >&2
+fi
+cat "$BASE.md"
+echo
+echo "bench: wrote $BASE.md and $BASE.json"
