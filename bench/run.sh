@@ -8,7 +8,8 @@
 # BENCH_RUNS runs. Sluice's CPU time per request comes from /proc/<pid>/stat (utime + stime over
 # each run, divided by the requests wrk counted). Then, on the proxies' core with nothing else
 # running: the Google Benchmark wasm_call_bench (BENCH_GB_REPS repetitions) and wasm_vm_rss.
-# Results go to bench/results/ as markdown and JSON. See bench/README.md.
+# Results go to bench/results/ as markdown and JSON. See bench/README.md. Last, bench/telemetry.sh
+# (the telemetry extension: none / null / V8) writes <stamp>-telemetry.md, .json and .png.
 set -euo pipefail
 BUILD_DIR=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -588,3 +589,7 @@ gb_real() { local st; st=$(gb_stat "$1"); fmt_range "$st"; }
 cat "$MD"
 echo
 echo "bench: wrote $MD and $JSON"
+
+# The telemetry extension's cost (its own tables and chart, same stamp).
+for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+BENCH_STAMP=$STAMP "$ROOT/bench/telemetry.sh" "$BUILD_DIR"
