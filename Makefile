@@ -36,7 +36,7 @@ bench: build
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD_DIR = $(BUILD_DIR)-fuzz
 FUZZ_TARGETS = http1_request_fuzz http1_response_fuzz config_fuzz wasm_module_fuzz http2_server_fuzz \
-  grpc_codec_fuzz oci_fuzz hub_fuzz json_object_fuzz
+  grpc_codec_fuzz oci_fuzz hub_fuzz json_object_fuzz telemetry_fuzz
 
 $(FUZZ_BUILD_DIR)/build.ninja:
 	CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_BUILD_DIR) -G Ninja \
