@@ -35,42 +35,7 @@ DURATION=${BENCH_SECONDS:-5}
 WARMUP=${BENCH_WARMUP_SECONDS:-1}
 CONNS=${BENCH_CONNECTIONS:-64}
 WORKERS_LIST=${BENCH_WORKERS:-"1 2"}
-WORK=$(mktemp -d /tmp/sluice-bench.XXXXXX)
-chmod 755 "$WORK"  # nginx workers run as an unprivileged user
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [[ -n ${BENCH_KEEP:-} ]] || rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-NCPU=$(nproc)
-# With 2+ cores the servers under test get the last core and wrk the first (where that helps);
-# the upstream shares wrk's core so the proxy's core does only proxying.
-if (( NCPU >= 2 )); then
-  PROXY_CPUS="$((NCPU - 1))"; WRK_CPUS="0"
-  (( NCPU >= 4 )) && PROXY_CPUS="$((NCPU / 2))-$((NCPU - 1))" && WRK_CPUS="0-$((NCPU / 2 - 1))"
-else
-  PROXY_CPUS=0; WRK_CPUS=0
-fi
-
-# Listening ports: below the ephemeral range (whose ports outgoing connections hold without
-# listening), not picked twice, nothing answering on them now.
-EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-PORT_LOW=10000; (( EPHEMERAL_LOW > PORT_LOW + 1000 )) || PORT_LOW=1024
-USED_PORTS=" "
-port() {  # name: sets $name to a fresh port (not in a subshell, so USED_PORTS keeps it)
-  local p
-  while :; do
-    p=$((PORT_LOW + RANDOM % (EPHEMERAL_LOW - PORT_LOW)))
-    [[ $USED_PORTS == *" $p "* ]] && continue
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
-    USED_PORTS+="$p "
-    printf -v "$1" '%s' "$p"
-    return
-  done
-}
+source "$ROOT/bench/lib.sh"
 port UP; port NX; port HA; port NXS; port NXH
 command -v h2load >/dev/null || { echo "bench: h2load is missing (make deps installs nghttp2-client)" >&2; exit 1; }
 # TLS termination (sluice-tls, nginx-tls): one self-signed certificate for both.
@@ -78,28 +43,6 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/tls.key" -out "$WORK/tl
   -subj "/CN=localhost" 2>/dev/null
 declare -A SL_PORT ADMIN_PORT SLUICE_PIDS
 for v in $SLUICES; do port "SL_PORT[$v]"; port "ADMIN_PORT[$v]"; done
-
-wait_http() {
-  for _ in $(seq 100); do curl -kfsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.05; done
-  echo "bench: $1 never answered" >&2; exit 1
-}
-
-nginx_conf() {  # file workers body
-  cat > "$1" <<NGINX
-daemon off;
-worker_processes $2;
-pid $1.pid;
-error_log $WORK/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $WORK; proxy_temp_path $WORK; fastcgi_temp_path $WORK;
-  uwsgi_temp_path $WORK; scgi_temp_path $WORK;
-  keepalive_requests 1000000;
-  $3
-}
-NGINX
-}
 
 start_upstream() {
   nginx_conf "$WORK/upstream.conf" 1 "server { listen 127.0.0.1:$UP; location / { return 200 'hello, benchmark\n'; } }"
@@ -183,14 +126,6 @@ YAML
   fi
 }
 
-cpu_ticks() {  # "pid..." -> utime + stime (clock ticks), every thread of every given process
-  local total=0 p
-  for p in $1; do
-    total=$((total + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat")))
-  done
-  echo "$total"
-}
-
 start_nginx_proxy() {  # workers
   nginx_conf "$WORK/proxy.conf" "$1" "upstream up { server 127.0.0.1:$UP; keepalive 128; }
   server { listen 127.0.0.1:$NX; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
@@ -244,12 +179,6 @@ HA
   wait_http "http://127.0.0.1:$HA/"
 }
 
-stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
-
-to_ms() {  # wrk latency like 1.23ms / 456.00us / 1.2s
-  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
-}
-
 # run_wrk URL [pid] -> "rps p50_ms p99_ms cpu_us_per_request" (the last "-" without a pid)
 run_wrk() {
   local out t0 t1 cpu="-"
@@ -288,9 +217,6 @@ run_h2load() {
   cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { printf "%.3f", (b - a) / hz * 1e6 / n }')
   echo "$rps $mean - $cpu"
 }
-
-median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
-range() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR] = $1} END {print a[1] "-" a[NR]}'; }
 
 start_upstream
 declare -A RESULTS RANGES IDLE_RSS
@@ -395,7 +321,6 @@ fmt_range() {  # "median min max unit" [divisor] -> "M unit (min-max)"
   [[ -n $1 ]] || { echo "n/a"; return; }
   awk -v s="$1" -v d="${2:-1}" 'BEGIN { split(s, a, " "); printf "%.4g %s (%.4g-%.4g)", a[1] / d, a[4], a[2] / d, a[3] / d }'
 }
-ratio() { awk -v x="$1" -v y="$2" 'BEGIN { if (y + 0 == 0) print "n/a"; else printf "%.2f", x / y }'; }
 first() { awk '{print $1}' <<<"$1"; }
 
 # Report.

@@ -24,74 +24,15 @@ CONNS=${BENCH_CONNECTIONS:-64}
 WORKERS_LIST=${BENCH_WORKERS:-"1 2"}
 VARIANTS="none null v8"
 CLK_TCK=$(getconf CLK_TCK)
-WORK=$(mktemp -d /tmp/sluice-bench-telemetry.XXXXXX)
-chmod 755 "$WORK"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [[ -n ${BENCH_KEEP:-} ]] || rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-NCPU=$(nproc)
-if (( NCPU >= 2 )); then
-  PROXY_CPUS="$((NCPU - 1))"; WRK_CPUS="0"
-  (( NCPU >= 4 )) && PROXY_CPUS="$((NCPU / 2))-$((NCPU - 1))" && WRK_CPUS="0-$((NCPU / 2 - 1))"
-else
-  PROXY_CPUS=0; WRK_CPUS=0
-fi
-
-EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-USED_PORTS=" "
-port() {  # name: sets $name to a fresh listening port below the ephemeral range
-  local p
-  while :; do
-    p=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
-    [[ $USED_PORTS == *" $p "* ]] && continue
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
-    USED_PORTS+="$p "
-    printf -v "$1" '%s' "$p"
-    return
-  done
-}
-wait_http() {
-  for _ in $(seq 200); do curl -fsS -o /dev/null "${@:2}" "$1" 2>/dev/null && return 0; sleep 0.05; done
-  echo "bench: $1 never answered" >&2; exit 1
-}
-stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
-cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
-median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
-range() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR] = $1} END {print a[1] "-" a[NR]}'; }
-ratio() { awk -v x="$1" -v y="$2" 'BEGIN { if (y + 0 == 0) print "n/a"; else printf "%.2f", x / y }'; }
-to_ms() {
-  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
-}
+BENCH_NAME=sluice-bench-telemetry
+source "$ROOT/bench/lib.sh"
 
 # The upstream: nginx answering 17 bytes, and echoing the metadata header on /echo-metadata.
 port UP
-cat > "$WORK/nginx.conf" <<NGINX
-daemon off;
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $WORK/nginx-body;
-  proxy_temp_path $WORK/nginx-proxy;
-  fastcgi_temp_path $WORK/nginx-fastcgi;
-  uwsgi_temp_path $WORK/nginx-uwsgi;
-  scgi_temp_path $WORK/nginx-scgi;
-  server {
-    listen 127.0.0.1:$UP;
+nginx_conf "$WORK/nginx.conf" 1 "server { listen 127.0.0.1:$UP;
     location / { return 200 'hello, benchmark\n'; }
-    location = /echo-metadata { return 200 '\$http_x_envoy_peer_metadata_id \$http_x_envoy_peer_metadata\n'; }
-  }
-}
-NGINX
-taskset -c "$WRK_CPUS" /usr/sbin/nginx -c "$WORK/nginx.conf" &
+    location = /echo-metadata { return 200 '\$http_x_envoy_peer_metadata_id \$http_x_envoy_peer_metadata\n'; } }"
+taskset -c "$WRK_CPUS" /usr/sbin/nginx -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log" &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$UP/"
 

@@ -1,0 +1,79 @@
+# Shared by the benchmark scripts (bench/run.sh, bench/telemetry.sh): a scratch directory and
+# the processes to stop with it, CPU pinning, free ports, nginx configurations, CPU accounting
+# and the statistics of repeated runs. Source it after setting BENCH_NAME (the scratch prefix).
+WORK=$(mktemp -d "/tmp/${BENCH_NAME:-sluice-bench}.XXXXXX")
+chmod 755 "$WORK"  # nginx workers run as an unprivileged user
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [[ -n ${BENCH_KEEP:-} ]] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+NCPU=$(nproc)
+# With 2+ cores the servers under test get the last core and wrk the first (where that helps);
+# the upstream shares wrk's core so the proxy's core does only proxying.
+if (( NCPU >= 2 )); then
+  PROXY_CPUS="$((NCPU - 1))"; WRK_CPUS="0"
+  (( NCPU >= 4 )) && PROXY_CPUS="$((NCPU / 2))-$((NCPU - 1))" && WRK_CPUS="0-$((NCPU / 2 - 1))"
+else
+  PROXY_CPUS=0; WRK_CPUS=0
+fi
+
+# Listening ports: below the ephemeral range (whose ports outgoing connections hold without
+# listening), not picked twice, nothing answering on them now.
+EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+PORT_LOW=10000; (( EPHEMERAL_LOW > PORT_LOW + 1000 )) || PORT_LOW=1024
+USED_PORTS=" "
+port() {  # name: sets $name to a fresh port (not in a subshell, so USED_PORTS keeps it)
+  local p
+  while :; do
+    p=$((PORT_LOW + RANDOM % (EPHEMERAL_LOW - PORT_LOW)))
+    [[ $USED_PORTS == *" $p "* ]] && continue
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+    USED_PORTS+="$p "
+    printf -v "$1" '%s' "$p"
+    return
+  done
+}
+
+wait_http() {
+  for _ in $(seq 100); do curl -kfsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.05; done
+  echo "bench: $1 never answered" >&2; exit 1
+}
+
+nginx_conf() {  # file workers body
+  cat > "$1" <<NGINX
+daemon off;
+worker_processes $2;
+pid $1.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK; proxy_temp_path $WORK; fastcgi_temp_path $WORK;
+  uwsgi_temp_path $WORK; scgi_temp_path $WORK;
+  keepalive_requests 1000000;
+  $3
+}
+NGINX
+}
+
+cpu_ticks() {  # "pid..." -> utime + stime (clock ticks), every thread of every given process
+  local total=0 p
+  for p in $1; do
+    total=$((total + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat")))
+  done
+  echo "$total"
+}
+
+stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+to_ms() {  # wrk latency like 1.23ms / 456.00us / 1.2s
+  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
+}
+
+median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+range() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR] = $1} END {print a[1] "-" a[NR]}'; }
+ratio() { awk -v x="$1" -v y="$2" 'BEGIN { if (y + 0 == 0) print "n/a"; else printf "%.2f", x / y }'; }
