@@ -562,7 +562,20 @@ std::string TelemetryRoot::packed_name(const MetricConfig& metric,
   for (size_t label : metric.labels) {
     name += config_.label_names[label];
     name += config_.value_separator;
-    name += values[label].empty() ? "unknown" : values[label];
+    if (values[label].empty()) {
+      name += "unknown";
+    } else {
+      // A value may come from a client (a header through a dimension): one that holds a
+      // separator would otherwise forge labels. Each separator's middle byte becomes '_'.
+      std::string value = values[label];
+      for (const std::string* sep : {&config_.field_separator, &config_.value_separator}) {
+        for (size_t at = value.find(*sep); at != std::string::npos; at = value.find(*sep, at)) {
+          value[at + sep->size() / 2] = '_';
+          at += sep->size();
+        }
+      }
+      name += value;
+    }
     name += config_.field_separator;
   }
   name += metric.name;

@@ -342,8 +342,14 @@ MetricName wasm_metric_name(std::string_view plugin_name) {
         if (!ok) c = '_';
       }
       if (label.empty() || (label[0] >= '0' && label[0] <= '9')) label.insert(0, "_");
-      name.tags.emplace_back(std::move(label),
-                             std::string(field.substr(eq + kValueSeparator.size())));
+      // A label named twice (a value that smuggled separators in) keeps its first value: a
+      // Prometheus series must not repeat a label name.
+      const bool repeated = std::any_of(name.tags.begin(), name.tags.end(),
+                                        [&](const auto& tag) { return tag.first == label; });
+      if (!repeated) {
+        name.tags.emplace_back(std::move(label),
+                               std::string(field.substr(eq + kValueSeparator.size())));
+      }
     }
     start = end + kFieldSeparator.size();
   }

@@ -687,6 +687,11 @@ TEST(WasmMetricName, IstioPackedNamesCarryTheirLabels) {
   const MetricName plain = wasm_metric_name("my_plugin.requests");
   EXPECT_EQ(plain.base, "wasmcustom.my_plugin.requests");
   EXPECT_TRUE(plain.tags.empty());
+  // A label named twice keeps its first value (a series must not repeat a label name).
+  const MetricName twice =
+      wasm_metric_name("reporter=.=source;.;tenant=.=a;.;reporter=.=forged;.;istio_requests_total");
+  const Tags want_twice = {{"reporter", "source"}, {"tenant", "a"}};
+  EXPECT_EQ(twice.tags, want_twice);
 }
 
 TEST(WasmMetricName, PrometheusShowsOneFamilyWithRealLabels) {
