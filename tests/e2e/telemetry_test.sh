@@ -4,10 +4,16 @@
 #   null runtime, node "reviews") -> nginx.
 # The proxies exchange Istio's peer metadata headers (stripped before the upstream and the client
 # see them), and each reports Istio's standard metrics with the other side's workload labels.
-# Also: TCP metrics (timer flush and close), a custom definition, dimensions, the series cap with
-# its dropped-series counter, and a configuration error that names the expression.
+# Also: gRPC status labels, TCP metrics (timer flush and close), a custom definition, dimensions,
+# the series cap with its dropped-series counter, idle series eviction, and a configuration
+# error that names the expression.
 source "$(dirname "$0")/lib.sh"
 require_extensions telemetry
+: "${SLUICE_GRPC_DIR:=$SLUICE_BUILD_DIR/tests/grpc}"
+GRPC_SERVER=$SLUICE_GRPC_DIR/grpc_echo_server
+GRPC_CLIENT=$SLUICE_GRPC_DIR/grpc_echo_client
+[[ -x $GRPC_SERVER && -x $GRPC_CLIENT ]] || fail "the gRPC test programs are not built (make deps installs libgrpc++-dev)"
+GRPC=$(free_port)
 UP=$(free_port); CLIENT=$(free_port); SERVER=$(free_port); TCP=$(free_port); ECHO=$(free_port)
 CLIENT_ADMIN=$(free_port); SERVER_ADMIN=$(free_port)
 start_nginx "$UP"
@@ -86,7 +92,11 @@ static_resources:
           stat_prefix: inbound
           route_config:
             virtual_hosts:
-            - { name: all, domains: ["*"], routes: [ { match: { prefix: "/" }, route: { cluster: nginx } } ] }
+            - name: all
+              domains: ["*"]
+              routes:
+              - { match: { prefix: "/sluice.test.Echo/" }, route: { cluster: grpc } }
+              - { match: { prefix: "/" }, route: { cluster: nginx } }
           http_filters:
 $(telemetry_filter null stats_inbound '{}')
           - name: envoy.filters.http.router
@@ -110,6 +120,7 @@ $(tcp_proxy_filter tcp echo)
   clusters:
 $(static_cluster nginx "$UP")
 $(static_cluster echo "$ECHO")
+$(h2_cluster grpc "$GRPC")
 YAML
 
 # await_prom ADMIN_PORT REGEX: waits until the exposition has a line matching REGEX. A request's
@@ -226,6 +237,17 @@ curl -s -o /dev/null -H "Host: $HOST" "http://127.0.0.1:$CLIENT/y"
 await_prom "$CLIENT_ADMIN" '^istio_requests_total\{.*request_path="/y"\} 1$'
 [[ $(dropped) == 1 ]] || fail "the idle series was not evicted: $(dropped) dropped"
 pass "rotation_interval evicts idle series from the plugin's table, making room under the cap"
+
+# gRPC: request_protocol "grpc", and grpc_response_status from the trailers or a trailers-only
+# answer.
+"$GRPC_SERVER" "$GRPC" > "$WORK/grpc-server.log" 2>&1 &
+PIDS+=($!)
+wait_until "the gRPC server listens" grep -q listening "$WORK/grpc-server.log"
+out=$(timeout 20 "$GRPC_CLIENT" "127.0.0.1:$SERVER" unary hello 100 2>&1) || fail "gRPC call: $out"
+out=$(timeout 20 "$GRPC_CLIENT" "127.0.0.1:$SERVER" fail 5 "no such thing" 2>&1) || fail "gRPC error: $out"
+await_prom "$SERVER_ADMIN" '^istio_requests_total\{.*request_protocol="grpc",.*response_code="200",grpc_response_status="5"\} 1$'
+await_prom "$SERVER_ADMIN" '^istio_requests_total\{.*request_protocol="grpc",.*response_code="200",grpc_response_status="0"\} 1$'
+pass "gRPC: request_protocol=grpc, grpc_response_status from trailers and from a trailers-only answer"
 
 # A configuration the subset cannot evaluate is refused, naming the expression.
 stop_sluice
