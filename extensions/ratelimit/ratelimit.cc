@@ -24,6 +24,7 @@
 #include <optional>
 #include <string>
 
+#include "../common/address.h"
 #include "sluice/sdk.h"
 
 namespace {
@@ -51,16 +52,6 @@ uint64_t hash(std::string_view s) {
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
   return h;
-}
-
-// "10.0.0.1:5555" -> "10.0.0.1", "[::1]:5555" -> "::1".
-std::string address_without_port(std::string a) {
-  if (!a.empty() && a.front() == '[') {
-    const size_t close = a.find(']');
-    return close == std::string::npos ? a : a.substr(1, close - 1);
-  }
-  const size_t colon = a.rfind(':');
-  return colon == std::string::npos || a.find(':') != colon ? a : a.substr(0, colon);
 }
 
 class RateLimitRoot : public sluice::RootContext {
@@ -202,7 +193,7 @@ class RateLimitStream : public sluice::HttpContext {
     std::optional<std::string> key;
     if (!root_->header().empty()) key = sluice::request_headers().get(root_->header());
     if (!key) {
-      key = address_without_port(
+      key = ext_common::address_without_port(
           sluice::get_property_string({"source", "address"}).value_or("unknown"));
     }
     const RateLimitRoot::Decision d = root_->take(*key);

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/address.h"
 #include "sluice/sdk.h"
 
 namespace {
@@ -83,9 +84,7 @@ struct Source {
     auto address = sluice::get_property_string({"source", "address"});
     if (!address) return std::nullopt;
     // Without the port: a client's connections all count as one key.
-    const size_t colon = address->rfind(':');
-    return colon == std::string::npos || address->front() == '[' ? *address
-                                                                 : address->substr(0, colon);
+    return ext_common::address_without_port(*address);
   }
 };
 
