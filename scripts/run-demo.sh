@@ -85,6 +85,8 @@ Sluice demo is up. Try:
   curl -i http://127.0.0.1:10000/old         # redirect
   curl -i http://127.0.0.1:10001/            # raw TCP through a Wasm network filter (tcp_rewrite)
   curl http://127.0.0.1:9901/stats/prometheus   # admin: metrics
+  curl -s http://127.0.0.1:9901/stats/prometheus | grep '^istio_requests_total'
+                                             # Istio's metrics from the telemetry extension
   curl http://127.0.0.1:9901/config_dump        # admin: running config (and the last reload)
   curl http://127.0.0.1:9901/wasm               # admin: Wasm plugins, their VMs and limits
 Deploy a plugin into the running proxy, see it, take it out again:
