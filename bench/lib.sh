@@ -1,6 +1,15 @@
 # Shared by the benchmark scripts (bench/run.sh, bench/telemetry.sh): a scratch directory and
 # the processes to stop with it, CPU pinning, free ports, nginx configurations, CPU accounting
 # and the statistics of repeated runs. Source it after setting BENCH_NAME (the scratch prefix).
+
+# The knobs both scripts take (see bench/README.md).
+RUNS=${BENCH_RUNS:-3}
+DURATION=${BENCH_SECONDS:-5}
+WARMUP=${BENCH_WARMUP_SECONDS:-1}
+CONNS=${BENCH_CONNECTIONS:-64}
+WORKERS_LIST=${BENCH_WORKERS:-"1 2"}
+CLK_TCK=$(getconf CLK_TCK)
+
 WORK=$(mktemp -d "/tmp/${BENCH_NAME:-sluice-bench}.XXXXXX")
 chmod 755 "$WORK"  # nginx workers run as an unprivileged user
 PIDS=()

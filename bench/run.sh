@@ -21,7 +21,6 @@ GB_BIN="$BUILD_DIR/bench/wasm_call_bench"
 RSS_BIN="$BUILD_DIR/bench/wasm_vm_rss"
 GB_REPS=${BENCH_GB_REPS:-3}
 GB_MIN_TIME=${BENCH_GB_MIN_TIME:-0.3}
-CLK_TCK=$(getconf CLK_TCK)
 # The plugin configuration of add_header (the same one wasm_call_bench uses).
 ADD_HEADER_CONFIG='request.set.x-bench = 1\nresponse.set.x-bench = 1'
 SERVERS="direct sluice sluice-v8 sluice-null sluice-callout-v8 sluice-callout-null nginx haproxy sluice-tls nginx-tls sluice-h2 nginx-h2"
@@ -30,11 +29,6 @@ HTTP_AUTH_WASM="$BUILD_DIR/extensions/http_auth.wasm"
 # http_auth asks the upstream (nginx answers 200 to any path) before each request is proxied.
 HTTP_AUTH_CONFIG='cluster = up\npath = /auth-check\nauthority = bench'
 [[ -f $HTTP_AUTH_WASM ]] || { echo "bench: $HTTP_AUTH_WASM is missing: build first" >&2; exit 1; }
-RUNS=${BENCH_RUNS:-3}
-DURATION=${BENCH_SECONDS:-5}
-WARMUP=${BENCH_WARMUP_SECONDS:-1}
-CONNS=${BENCH_CONNECTIONS:-64}
-WORKERS_LIST=${BENCH_WORKERS:-"1 2"}
 source "$ROOT/bench/lib.sh"
 port UP; port NX; port HA; port NXS; port NXH
 command -v h2load >/dev/null || { echo "bench: h2load is missing (make deps installs nghttp2-client)" >&2; exit 1; }

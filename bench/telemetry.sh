@@ -17,13 +17,7 @@ case $BUILD_DIR in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
 SLUICE="$BUILD_DIR/sluice"
 TELEMETRY_WASM="$BUILD_DIR/extensions/telemetry.wasm"
 [[ -f $TELEMETRY_WASM ]] || { echo "bench: $TELEMETRY_WASM is missing: build first" >&2; exit 1; }
-RUNS=${BENCH_RUNS:-3}
-DURATION=${BENCH_SECONDS:-5}
-WARMUP=${BENCH_WARMUP_SECONDS:-1}
-CONNS=${BENCH_CONNECTIONS:-64}
-WORKERS_LIST=${BENCH_WORKERS:-"1 2"}
 VARIANTS="none null v8"
-CLK_TCK=$(getconf CLK_TCK)
 BENCH_NAME=sluice-bench-telemetry
 source "$ROOT/bench/lib.sh"
 
