@@ -207,8 +207,10 @@ class TelemetryStream : public sluice::HttpContext {
     if (root_->inbound()) {
       // The client's metadata: used for the source_* labels, then removed.
       peer_ = root_->peer_from(headers, &peer_asked_);
-      headers.remove(telemetry::kPeerMetadataHeader);
-      headers.remove(telemetry::kPeerMetadataIdHeader);
+      if (peer_asked_) {  // (a request from outside the mesh costs no removals)
+        headers.remove(telemetry::kPeerMetadataHeader);
+        headers.remove(telemetry::kPeerMetadataIdHeader);
+      }
     } else {
       headers.replace(telemetry::kPeerMetadataIdHeader, root_->local_id());
       headers.replace(telemetry::kPeerMetadataHeader, root_->local_metadata_header());
@@ -228,8 +230,10 @@ class TelemetryStream : public sluice::HttpContext {
     } else {
       bool present;
       peer_ = root_->peer_from(headers, &present);
-      headers.remove(telemetry::kPeerMetadataHeader);
-      headers.remove(telemetry::kPeerMetadataIdHeader);
+      if (present) {
+        headers.remove(telemetry::kPeerMetadataHeader);
+        headers.remove(telemetry::kPeerMetadataIdHeader);
+      }
     }
     return sluice::FilterHeadersStatus::Continue;
   }
