@@ -53,28 +53,17 @@ YAML
 }
 
 # The client side: Istio's cluster naming (outbound|port||host) gives destination_service.
+CLIENT_STATS='{"definitions": [{"name": "client_errors", "value": "response.code == 404 ? 1 : 0"}], "metrics": [{"name": "requests_total", "dimensions": {"tenant": "has(request.headers[\"x-tenant\"]) ? request.headers[\"x-tenant\"] : \"none\"", "request_path": "request.url_path"}, "tags_to_remove": ["source_principal"]}], "max_series_per_metric": 3}'
+REVIEWS="outbound|9080||reviews.bookinfo.svc.cluster.local"
 cat > "$WORK/client.yaml" <<YAML
 $(node c productpage-v1 productpage v1 bookinfo)
 admin: { address: { socket_address: { address: 127.0.0.1, port_value: $CLIENT_ADMIN } } }
 static_resources:
   listeners:
-  - name: outbound
-    address: { socket_address: { address: 127.0.0.1, port_value: $CLIENT } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: outbound
-          route_config:
-            virtual_hosts:
-            - { name: all, domains: ["*"], routes: [ { match: { prefix: "/" }, route: { cluster: "outbound|9080||reviews.bookinfo.svc.cluster.local" } } ] }
-          http_filters:
-$(telemetry_filter v8 stats_outbound '{"definitions": [{"name": "client_errors", "value": "response.code == 404 ? 1 : 0"}], "metrics": [{"name": "requests_total", "dimensions": {"tenant": "has(request.headers[\"x-tenant\"]) ? request.headers[\"x-tenant\"] : \"none\"", "request_path": "request.url_path"}, "tags_to_remove": ["source_principal"]}], "max_series_per_metric": 3}')
-          - name: envoy.filters.http.router
-            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+$(sdk_listener outbound "$CLIENT" "$(telemetry_filter v8 stats_outbound "$CLIENT_STATS")" \
+  "- { match: { prefix: \"/\" }, route: { cluster: \"$REVIEWS\" } }")
   clusters:
-$(static_cluster "outbound|9080||reviews.bookinfo.svc.cluster.local" "$SERVER")
+$(static_cluster "\"$REVIEWS\"" "$SERVER")
 YAML
 
 cat > "$WORK/server.yaml" <<YAML
@@ -82,25 +71,9 @@ $(node s reviews-v2 reviews v2 bookinfo)
 admin: { address: { socket_address: { address: 127.0.0.1, port_value: $SERVER_ADMIN } } }
 static_resources:
   listeners:
-  - name: inbound
-    address: { socket_address: { address: 127.0.0.1, port_value: $SERVER } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: inbound
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - { match: { prefix: "/sluice.test.Echo/" }, route: { cluster: grpc } }
-              - { match: { prefix: "/" }, route: { cluster: nginx } }
-          http_filters:
-$(telemetry_filter null stats_inbound '{}')
-          - name: envoy.filters.http.router
-            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+$(sdk_listener inbound "$SERVER" "$(telemetry_filter null stats_inbound '{}')" \
+  '- { match: { prefix: "/sluice.test.Echo/" }, route: { cluster: grpc } }
+- { match: { prefix: "/" }, route: { cluster: nginx } }')
   - name: tcp
     address: { socket_address: { address: 127.0.0.1, port_value: $TCP } }
     filter_chains:
