@@ -86,3 +86,38 @@ to_ms() {  # wrk latency like 1.23ms / 456.00us / 1.2s
 median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 range() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR] = $1} END {print a[1] "-" a[NR]}'; }
 ratio() { awk -v x="$1" -v y="$2" 'BEGIN { if (y + 0 == 0) print "n/a"; else printf "%.2f", x / y }'; }
+
+# bench_proxy_yaml ADMIN_PORT PORT CLUSTER FILTERS [CHAIN]: a sluice configuration (admin and
+# static_resources) with one listener on PORT proxying everything to CLUSTER (the upstream at
+# 127.0.0.1:$UP, limits out of the way), FILTERS (http_filters entries) before the router. CHAIN
+# is the filter chain's first line ("name: plain" by default; run.sh puts its TLS chain there).
+bench_proxy_yaml() {
+  cat <<YAML
+admin: { address: { socket_address: { address: 127.0.0.1, port_value: $1 } } }
+static_resources:
+  listeners:
+  - name: bench
+    address: { socket_address: { address: 127.0.0.1, port_value: $2 } }
+    filter_chains:
+    - ${5:-name: plain}
+      filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bench
+          generate_request_id: false
+          route_config:
+            virtual_hosts: [ { name: all, domains: ["*"], routes: [ { match: { prefix: "/" }, route: { cluster: "$3" } } ] } ]
+          http_filters:
+$4
+          - name: envoy.filters.http.router
+            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+  clusters:
+  - name: "$3"
+    connect_timeout: 1s
+    circuit_breakers: { thresholds: [ { max_connections: 100000, max_pending_requests: 100000, max_requests: 100000 } ] }
+    load_assignment:
+      cluster_name: "$3"
+      endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $UP } } } } ] } ]
+YAML
+}

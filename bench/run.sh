@@ -82,34 +82,7 @@ start_sluice() {  # workers variant (sluice | sluice-v8 | sluice-null | ... | sl
     sluice-callout-null)
       filters=$(wasm_filter_yaml null "inline_string: sluice.http_auth" http_auth "$HTTP_AUTH_CONFIG") ;;
   esac
-  cat > "$WORK/$2.yaml" <<YAML
-admin: { address: { socket_address: { address: 127.0.0.1, port_value: ${ADMIN_PORT[$2]} } } }
-static_resources:
-  listeners:
-  - name: bench
-    address: { socket_address: { address: 127.0.0.1, port_value: ${SL_PORT[$2]} } }
-    filter_chains:
-    - $tls
-      filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: bench
-          generate_request_id: false
-          route_config:
-            virtual_hosts: [ { name: all, domains: ["*"], routes: [ { match: { prefix: "/" }, route: { cluster: up } } ] } ]
-          http_filters:
-$filters
-          - name: envoy.filters.http.router
-            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
-  clusters:
-  - name: up
-    connect_timeout: 1s
-    circuit_breakers: { thresholds: [ { max_connections: 100000, max_pending_requests: 100000, max_requests: 100000 } ] }
-    load_assignment:
-      cluster_name: up
-      endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $UP } } } } ] } ]
-YAML
+  bench_proxy_yaml "${ADMIN_PORT[$2]}" "${SL_PORT[$2]}" up "$filters" "$tls" > "$WORK/$2.yaml"
   taskset -c "$PROXY_CPUS" "$SLUICE" -c "$WORK/$2.yaml" --concurrency "$1" -l warning &
   SLUICE_PIDS[$2]=$!
   wait_http "$scheme://127.0.0.1:${SL_PORT[$2]}/"

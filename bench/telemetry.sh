@@ -62,34 +62,14 @@ config() {
                 configuration: { \"@type\": type.googleapis.com/google.protobuf.StringValue, value: '{}' }
                 vm_config: { runtime: envoy.wasm.runtime.$5, code: { local: { $code } } }"
   fi
-  cat > "$1" <<YAML
-$(if [[ $4 == stats_outbound ]]; then node productpage-v1-6b746f74dc-9stvs productpage-v1 productpage v1; else node reviews-v2-7bf8c9648f-xcvd4 reviews-v2 reviews v2; fi)
-admin: { address: { socket_address: { address: 127.0.0.1, port_value: $2 } } }
-static_resources:
-  listeners:
-  - name: bench
-    address: { socket_address: { address: 127.0.0.1, port_value: $3 } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: bench
-          generate_request_id: false
-          route_config:
-            virtual_hosts: [ { name: all, domains: ["*"], routes: [ { match: { prefix: "/" }, route: { cluster: "outbound|9080||reviews.bench.svc.cluster.local" } } ] } ]
-          http_filters:
-$filters
-          - name: envoy.filters.http.router
-            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
-  clusters:
-  - name: "outbound|9080||reviews.bench.svc.cluster.local"
-    connect_timeout: 1s
-    circuit_breakers: { thresholds: [ { max_connections: 100000, max_pending_requests: 100000, max_requests: 100000 } ] }
-    load_assignment:
-      cluster_name: "outbound|9080||reviews.bench.svc.cluster.local"
-      endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $UP } } } } ] } ]
-YAML
+  {
+    if [[ $4 == stats_outbound ]]; then
+      node productpage-v1-6b746f74dc-9stvs productpage-v1 productpage v1
+    else
+      node reviews-v2-7bf8c9648f-xcvd4 reviews-v2 reviews v2
+    fi
+    bench_proxy_yaml "$2" "$3" "outbound|9080||reviews.bench.svc.cluster.local" "$filters"
+  } > "$1"
 }
 
 # The header a client sidecar sends: from a sluice running stats_outbound, echoed by nginx.
