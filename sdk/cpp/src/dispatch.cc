@@ -68,30 +68,29 @@ bool stream_alive(VmState& vm, uint32_t id) {
   return find_stream(vm, id) != nullptr || find_connection(vm, id) != nullptr;
 }
 
-// The stream context for an HTTP callback: an undecided context becomes an HttpContext here.
-HttpContext* stream_for_event(VmState& vm, uint32_t id) {
-  if (HttpContext* s = find_stream(vm, id)) return s;
+// The context of `id` in `contexts` (the VM's HTTP streams or TCP connections); an undecided
+// one (a root that makes both kinds) is made here, by `factories`, as the callback's kind.
+template <typename Contexts, typename Factories>
+typename Contexts::mapped_type::pointer context_for_event(VmState& vm, uint32_t id,
+                                                          Contexts& contexts,
+                                                          const Factories& factories) {
+  if (auto it = contexts.find(id); it != contexts.end()) return it->second.get();
   auto u = vm.undecided.find(id);
   if (u == vm.undecided.end()) return nullptr;
   const uint32_t root_id = u->second;
   vm.undecided.erase(u);
   RootContext* root = find_root(vm, root_id);
-  auto f = vm.http_factories.find(root_id);
-  if (!root || f == vm.http_factories.end()) return nullptr;
-  return (vm.streams[id] = (*f->second)(id, root)).get();
+  auto f = factories.find(root_id);
+  if (!root || f == factories.end()) return nullptr;
+  return (contexts[id] = (*f->second)(id, root)).get();
 }
 
-// The same for a network callback.
+HttpContext* stream_for_event(VmState& vm, uint32_t id) {
+  return context_for_event(vm, id, vm.streams, vm.http_factories);
+}
+
 NetworkContext* connection_for_event(VmState& vm, uint32_t id) {
-  if (NetworkContext* c = find_connection(vm, id)) return c;
-  auto u = vm.undecided.find(id);
-  if (u == vm.undecided.end()) return nullptr;
-  const uint32_t root_id = u->second;
-  vm.undecided.erase(u);
-  RootContext* root = find_root(vm, root_id);
-  auto n = vm.network_factories.find(root_id);
-  if (!root || n == vm.network_factories.end()) return nullptr;
-  return (vm.connections[id] = (*n->second)(id, root)).get();
+  return context_for_event(vm, id, vm.connections, vm.network_factories);
 }
 
 }  // namespace

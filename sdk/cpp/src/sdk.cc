@@ -320,26 +320,20 @@ Status record_metric(uint32_t metric_id, uint64_t value) {
 }
 
 std::optional<uint32_t> Metric::id() {
-  if (!id_) {
-    uint32_t id = 0;
-    if (proxy_define_metric(static_cast<uint32_t>(type_), name_.data(), name_.size(), &id) != 0) {
-      return std::nullopt;  // retried on next use
-    }
-    id_ = id;
-  }
+  if (!id_) id_ = define_metric(type_, name_);  // on failure: retried on next use
   return id_;
 }
 
 Status Metric::increment_by(int64_t delta) {
   auto metric = id();
   if (!metric) return Status::BadArgument;
-  return to_status(proxy_increment_metric(*metric, delta));
+  return increment_metric(*metric, delta);
 }
 
 Status Metric::record_value(uint64_t value) {
   auto metric = id();
   if (!metric) return Status::BadArgument;
-  return to_status(proxy_record_metric(*metric, value));
+  return record_metric(*metric, value);
 }
 
 std::optional<uint64_t> Metric::read() {
