@@ -248,8 +248,6 @@ class TelemetryStream : public sluice::HttpContext {
   void on_log() override;
 
  private:
-  Value resolve(const std::vector<std::string>& path) const;
-
   TelemetryRoot* root_;
   std::shared_ptr<const WorkloadInfo> peer_;  // shared with the root's cache, which may drop it
   bool peer_asked_ = false;
@@ -293,15 +291,19 @@ Value property_value(const std::vector<std::string>& path) {
   return Value::string(std::move(*raw));
 }
 
-Value TelemetryStream::resolve(const std::vector<std::string>& path) const {
+// An expression's attribute for a stream (HTTP: its peer and grpc-status) or a connection (TCP:
+// no exchanged peer, no grpc-status): Istio's peer attributes from exchanged metadata, else the
+// host's properties.
+Value resolve_attribute(const TelemetryRoot& root, const WorkloadInfo* peer,
+                        const std::optional<std::string>& grpc_status,
+                        const std::vector<std::string>& path) {
   if (path.size() == 2 && (path[0] == "downstream_peer" || path[0] == "upstream_peer")) {
     const bool downstream = path[0] == "downstream_peer";
-    const WorkloadInfo* w = downstream == root_->inbound() ? peer_.get() : &root_->local();
-    return workload_attribute(w, path[1]);
+    return workload_attribute(downstream == root.inbound() ? peer : &root.local(), path[1]);
   }
   if (path.size() == 2 && path[0] == "response" && path[1] == "grpc_status") {
-    if (!grpc_status_) return Value{};
-    auto n = sluice::parse_uint64(*grpc_status_);
+    if (!grpc_status) return Value{};
+    auto n = sluice::parse_uint64(*grpc_status);
     return n ? Value::integer(static_cast<int64_t>(*n)) : Value{};
   }
   return property_value(path);
@@ -384,7 +386,9 @@ void TelemetryStream::on_log() {
   m.duration_ms = static_cast<uint64_t>(int_property(kPathRequestDuration).value_or(0)) / 1000000;
   m.request_bytes = static_cast<uint64_t>(int_property(kPathRequestTotalSize).value_or(0));
   m.response_bytes = static_cast<uint64_t>(int_property(kPathResponseTotalSize).value_or(0));
-  root_->record(false, values, m, [this](const std::vector<std::string>& p) { return resolve(p); });
+  root_->record(false, values, m, [this](const std::vector<std::string>& p) {
+    return resolve_attribute(*root_, peer_.get(), grpc_status_, p);
+  });
 }
 
 // ---- TCP -------------------------------------------------------------------------------------
@@ -426,11 +430,7 @@ class TelemetryConnection : public sluice::NetworkContext {
     values[telemetry::kResponseFlags] =
         response_flags_text(static_cast<uint64_t>(int_property(kPathResponseFlags).value_or(0)));
     root_->record(true, values, m, [this](const std::vector<std::string>& p) {
-      if (p.size() == 2 && (p[0] == "downstream_peer" || p[0] == "upstream_peer")) {
-        const bool downstream = p[0] == "downstream_peer";
-        return downstream == root_->inbound() ? Value{} : workload_attribute(&root_->local(), p[1]);
-      }
-      return property_value(p);
+      return resolve_attribute(*root_, nullptr, std::nullopt, p);
     });
   }
 
