@@ -11,6 +11,7 @@
 #include "grpc/async_client.h"
 #include "http/async_client.h"
 #include "wasm/abi/host_functions.h"
+#include "wasm/abi/sluice_functions.h"
 #include "wasm/cpu_watchdog.h"
 #include "wasm/plugin.h"
 #include "wasm/thread_loop.h"
@@ -51,6 +52,34 @@ struct TickTimer {
 Context::Context(WasmInstance& instance, uint32_t id, Context* root, const PluginSpec* plugin)
     : instance_(instance), id_(id), root_(root ? root : this), plugin_(plugin) {}
 Context::~Context() = default;
+
+void Context::decline_stream_callbacks(uint32_t bits) {
+  namespace sf = sluice_functions;
+  if (bits == 0) {
+    declined_callbacks_.reset();
+    return;
+  }
+  auto cb = std::make_unique<WasmCallbacks>(instance_.callbacks());
+  const std::pair<sf::DeclinedCallback, WasmFunction WasmCallbacks::*> skippable[] = {
+      {sf::kRequestHeaders, &WasmCallbacks::on_request_headers},
+      {sf::kRequestBody, &WasmCallbacks::on_request_body},
+      {sf::kRequestTrailers, &WasmCallbacks::on_request_trailers},
+      {sf::kResponseHeaders, &WasmCallbacks::on_response_headers},
+      {sf::kResponseBody, &WasmCallbacks::on_response_body},
+      {sf::kResponseTrailers, &WasmCallbacks::on_response_trailers},
+      {sf::kLog, &WasmCallbacks::on_log},
+      {sf::kDone, &WasmCallbacks::on_done},
+      {sf::kNewConnection, &WasmCallbacks::on_new_connection},
+      {sf::kDownstreamData, &WasmCallbacks::on_downstream_data},
+      {sf::kUpstreamData, &WasmCallbacks::on_upstream_data},
+      {sf::kDownstreamConnectionClose, &WasmCallbacks::on_downstream_connection_close},
+      {sf::kUpstreamConnectionClose, &WasmCallbacks::on_upstream_connection_close},
+  };
+  for (const auto& [bit, member] : skippable) {
+    if (bits & bit) (*cb).*member = WasmFunction{};
+  }
+  declined_callbacks_ = std::move(cb);
+}
 
 WasmInstance* InstanceRef::get() const {
   if (std::this_thread::get_id() != thread_) return nullptr;
@@ -775,10 +804,12 @@ void WasmInstance::destroy_stream_context(Context* ctx, bool log) {
   const uint32_t id = ctx->id();
   if (!failed_) {
     ctx->set_phase(Phase::Log);
-    // Envoy's order for HTTP streams: on_log, then on_done, then on_delete.
-    if (log) call(ctx, callbacks_.on_log, {id});
+    // Envoy's order for HTTP streams: on_log, then on_done, then on_delete (which always runs:
+    // the module frees the context there).
+    const WasmCallbacks& cb = ctx->stream_callbacks();
+    if (log && cb.on_log) call(ctx, cb.on_log, {id});
     ctx->set_phase(Phase::Done);
-    call(ctx, callbacks_.on_done, {id});
+    if (cb.on_done) call(ctx, cb.on_done, {id});
     call(ctx, callbacks_.on_delete, {id});
   }
   contexts_.erase(id);
@@ -817,6 +848,15 @@ WasmResult WasmInstance::copy_out(std::string_view data, uint64_t ptr_out, uint6
     vm_->set_word(size_out, 0);
     return WasmResult::Ok;
   }
+  // The module's return buffer: no call into the module. Memory only grows, so the buffer
+  // checked when it was set is still inside it.
+  if (data.size() <= return_buffer_size_) {
+    if (!vm_->write(return_buffer_ptr_, data) || !vm_->set_word(ptr_out, return_buffer_ptr_) ||
+        !vm_->set_word(size_out, data.size())) {
+      return WasmResult::InvalidMemoryAccess;
+    }
+    return WasmResult::Ok;
+  }
   // The allocator runs on the VM context (id 0) with only a few host calls allowed.
   uint64_t ptr = 0;
   {
@@ -834,6 +874,20 @@ WasmResult WasmInstance::copy_out(std::string_view data, uint64_t ptr_out, uint6
   if (!vm_->set_word(ptr_out, ptr) || !vm_->set_word(size_out, data.size())) {
     return WasmResult::InvalidMemoryAccess;
   }
+  return WasmResult::Ok;
+}
+
+WasmResult WasmInstance::set_return_buffer(uint64_t ptr, uint64_t size) {
+  if (size == 0) {
+    return_buffer_ptr_ = return_buffer_size_ = 0;
+    return WasmResult::Ok;
+  }
+  if (size < sluice_functions::kMinReturnBuffer || size > sluice_functions::kMaxReturnBuffer) {
+    return WasmResult::BadArgument;
+  }
+  if (ptr == 0 || !vm_->memory_at(ptr, size)) return WasmResult::InvalidMemoryAccess;
+  return_buffer_ptr_ = ptr;
+  return_buffer_size_ = size;
   return WasmResult::Ok;
 }
 

@@ -101,6 +101,17 @@ class NetworkStream {
   virtual uint64_t connection_id() const = 0;
 };
 
+// The callbacks a module may export, looked up once per instance.
+struct WasmCallbacks {
+  WasmFunction malloc_fn;  // malloc or proxy_on_memory_allocate
+  WasmFunction on_context_create, on_vm_start, on_configure, on_validate_configuration, on_done,
+      on_log, on_delete, on_request_headers, on_request_body, on_request_trailers,
+      on_response_headers, on_response_body, on_response_trailers, on_tick, on_queue_ready,
+      on_foreign_function, on_http_call_response, on_grpc_receive_initial_metadata, on_grpc_receive,
+      on_grpc_receive_trailing_metadata, on_grpc_close, on_new_connection, on_downstream_data,
+      on_upstream_data, on_downstream_connection_close, on_upstream_connection_close;
+};
+
 class Context {
  public:
   Context(WasmInstance& instance, uint32_t id, Context* root, const PluginSpec* plugin);
@@ -142,6 +153,13 @@ class Context {
   // A root context that answered false to on_done waits for proxy_done.
   bool done_pending = false;
 
+  // The callbacks this context's streams run: the instance's, less those its root declined
+  // (sluice_functions.h). Filters and teardown call through these.
+  const WasmCallbacks& stream_callbacks() const;
+  // Root contexts: skip the callbacks in `bits` (sluice_functions::DeclinedCallback) on this
+  // root's streams from now on; 0 restores them all.
+  void decline_stream_callbacks(uint32_t bits);
+
   // proxy_set_property values (Envoy's filter state "wasm.<path>"), for this stream.
   std::vector<std::pair<std::string, std::string>> filter_state;
 
@@ -159,17 +177,8 @@ class Context {
   NetworkStream* network_ = nullptr;
   StreamActions* actions_ = nullptr;
   Phase phase_ = Phase::None;
-};
-
-// The callbacks a module may export, looked up once per instance.
-struct WasmCallbacks {
-  WasmFunction malloc_fn;  // malloc or proxy_on_memory_allocate
-  WasmFunction on_context_create, on_vm_start, on_configure, on_validate_configuration, on_done,
-      on_log, on_delete, on_request_headers, on_request_body, on_request_trailers,
-      on_response_headers, on_response_body, on_response_trailers, on_tick, on_queue_ready,
-      on_foreign_function, on_http_call_response, on_grpc_receive_initial_metadata, on_grpc_receive,
-      on_grpc_receive_trailing_metadata, on_grpc_close, on_new_connection, on_downstream_data,
-      on_upstream_data, on_downstream_connection_close, on_upstream_connection_close;
+  // Root contexts that declined callbacks: a copy of the instance's with those cleared.
+  std::unique_ptr<WasmCallbacks> declined_callbacks_;
 };
 
 // A reference to an instance for work queued to run later on its thread (a tick, a queue
@@ -248,9 +257,14 @@ class WasmInstance {
   std::optional<uint64_t> call(Context* ctx, const WasmFunction& f,
                                std::initializer_list<uint64_t> args);
 
-  // Copies `data` into module memory (through its allocator) and writes (ptr, size) to the two
-  // out-params; an empty `data` writes 0/0 without allocating.
+  // Copies `data` into module memory (into its return buffer if it fits, else through its
+  // allocator) and writes (ptr, size) to the two out-params; an empty `data` writes 0/0 without
+  // allocating.
   WasmResult copy_out(std::string_view data, uint64_t ptr_out, uint64_t size_out);
+  // sluice_set_return_buffer (abi/sluice_functions.h): BadArgument for a size out of bounds,
+  // InvalidMemoryAccess for a buffer outside module memory; size 0 stops using it.
+  WasmResult set_return_buffer(uint64_t ptr, uint64_t size);
+  uint64_t return_buffer_size() const { return return_buffer_size_; }
 
   // The plugin configuration, readable through buffer 7 during on_configure only.
   const std::string* configuring = nullptr;
@@ -337,6 +351,8 @@ class WasmInstance {
   std::unique_ptr<WasmVm> vm_;
   AbiVersion abi_ = AbiVersion::Unknown;
   WasmCallbacks callbacks_;
+  // The module's return buffer (set_return_buffer); size 0: none.
+  uint64_t return_buffer_ptr_ = 0, return_buffer_size_ = 0;
   std::string runtime_name_, vm_id_, vm_configuration_;
   std::vector<std::pair<std::string, std::string>> env_;
   uint32_t next_context_id_ = 1;
@@ -391,5 +407,9 @@ CallRestriction current_restriction();
 // For proxy_set_effective_context and the host functions: the instance whose callback runs.
 void set_effective_context_id(uint32_t id);
 WasmInstance* current_instance();
+
+inline const WasmCallbacks& Context::stream_callbacks() const {
+  return root_->declined_callbacks_ ? *root_->declined_callbacks_ : instance_.callbacks();
+}
 
 }  // namespace sluice::wasm

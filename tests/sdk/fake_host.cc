@@ -18,11 +18,23 @@ std::map<std::string, const SluiceNullPlugin*>& plugins() {
   return p;
 }
 
-// As the real host does: copy into memory from the module's allocator; 0/0 when empty.
+// The VM instance whose export runs (Vm::call sets it, as the null runtime does).
+const void* g_current_instance = nullptr;
+
+// As the real host does: copy into the VM's return buffer if it offered one and the value
+// fits, else into memory from the module's allocator; 0/0 when empty.
 void give(const std::string& data, const char** ptr, size_t* size) {
   if (data.empty()) {
     *ptr = nullptr;
     *size = 0;
+    return;
+  }
+  auto buffer = host().return_buffers.find(g_current_instance);
+  if (buffer != host().return_buffers.end() && data.size() <= buffer->second.second) {
+    std::memcpy(buffer->second.first, data.data(), data.size());
+    ++host().return_buffer_uses;
+    *ptr = buffer->second.first;
+    *size = data.size();
     return;
   }
   char* p = static_cast<char*>(::malloc(data.size()));
@@ -115,7 +127,11 @@ uint64_t Vm::call(const std::string& name, std::initializer_list<uint64_t> args)
     std::string sig = e.signature;
     EXPECT_EQ(sig.find(':'), args.size()) << name << " has signature " << sig;
     host().effective_context = 0;  // reset on every host->VM call, as the real host does
-    return e.fn(instance_, args.begin());
+    const void* outer = g_current_instance;
+    g_current_instance = instance_;
+    const uint64_t r = e.fn(instance_, args.begin());
+    g_current_instance = outer;
+    return r;
   }
   ADD_FAILURE() << "missing export " << name;
   return 0;
@@ -149,7 +165,7 @@ extern "C" {
 void sluice_register_null_plugin(const SluiceNullPlugin* plugin) {
   fakehost::plugins()[plugin->name] = plugin;
 }
-void* sluice_null_current_instance(void) { return nullptr; }
+void* sluice_null_current_instance(void) { return const_cast<void*>(fakehost::g_current_instance); }
 
 proxy_status_t proxy_log(uint32_t level, const char* msg, size_t len) {
   if (level > 5) return 2;
@@ -381,6 +397,18 @@ proxy_status_t proxy_call_foreign_function(const char* name, size_t name_len, co
                                            size_t args_len, const char** result,
                                            size_t* result_len) {
   const std::string n(name, name_len), a(args, args_len);
+  if (n.rfind("sluice_", 0) == 0) {
+    host().sluice_calls.emplace_back(n, a);
+    if (!host().sluice_functions) return 1;
+    if (n == "sluice_set_return_buffer" && a.size() == 16) {
+      uint64_t ptr, len;
+      std::memcpy(&ptr, a.data(), 8);
+      std::memcpy(&len, a.data() + 8, 8);
+      host().return_buffers[fakehost::g_current_instance] = {
+          reinterpret_cast<char*>(static_cast<uintptr_t>(ptr)), len};
+    }
+    return 0;
+  }
   host().foreign_calls.emplace_back(n, a);
   if (n == "compress") {
     fakehost::give("Z(" + a + ")", result, result_len);

@@ -55,6 +55,13 @@ struct Host {
   // Foreign functions: "compress" wraps the bytes in Z(...), "uncompress" unwraps them (3,
   // SerializationFailure, for anything else); other names are NotFound.
   std::vector<std::pair<std::string, std::string>> foreign_calls;  // (name, args)
+  // Sluice's own functions (sluice_set_return_buffer, ...) go here instead. They answer
+  // NotFound, as Envoy would, unless `sluice_functions` is set: then a return buffer a VM offers
+  // receives every value that fits (counted in return_buffer_uses).
+  std::vector<std::pair<std::string, std::string>> sluice_calls;
+  bool sluice_functions = false;
+  std::map<const void*, std::pair<char*, size_t>> return_buffers;  // per VM instance
+  int return_buffer_uses = 0;
   uint32_t effective_context = 0;
   uint32_t tick_period = 0;
   int done_calls = 0;

@@ -5,8 +5,10 @@
 
 #include <string>
 
+#include "dispatch.h"  // the SDK's internal side of Sluice's own foreign functions
 #include "fake_host.h"
 #include "sluice/sdk.h"  // the probe extension's copy of the SDK (SLUICE_SDK_NS=ext_sdk_probe)
+#include "wasm/abi/sluice_functions.h"
 
 namespace {
 
@@ -409,6 +411,135 @@ TEST_F(SdkNativeTest, ZlibHelpersCallTheForeignFunctions) {
   ASSERT_EQ(host().foreign_calls.size(), 3u);
   EXPECT_EQ(host().foreign_calls[0], (std::pair<std::string, std::string>("compress", "abc")));
   EXPECT_EQ(host().foreign_calls[1].first, "uncompress");
+}
+
+// ---- Sluice's own foreign functions --------------------------------------------------------
+
+// The SDK (sdk.h, dispatch.h) and the host (wasm/abi/sluice_functions.h) write the names and
+// bits down separately: they must agree.
+namespace sf = sluice::wasm::sluice_functions;
+namespace sd = sluice::detail;
+static_assert(sluice::kSetReturnBuffer == sf::kSetReturnBuffer);
+static_assert(sluice::kDeclineStreamCallbacks == sf::kDeclineStreamCallbacks);
+static_assert(uint32_t{sd::kDeclineRequestHeaders} == uint32_t{sf::kRequestHeaders});
+static_assert(uint32_t{sd::kDeclineRequestBody} == uint32_t{sf::kRequestBody});
+static_assert(uint32_t{sd::kDeclineRequestTrailers} == uint32_t{sf::kRequestTrailers});
+static_assert(uint32_t{sd::kDeclineResponseHeaders} == uint32_t{sf::kResponseHeaders});
+static_assert(uint32_t{sd::kDeclineResponseBody} == uint32_t{sf::kResponseBody});
+static_assert(uint32_t{sd::kDeclineResponseTrailers} == uint32_t{sf::kResponseTrailers});
+static_assert(uint32_t{sd::kDeclineLog} == uint32_t{sf::kLog});
+static_assert(uint32_t{sd::kDeclineDone} == uint32_t{sf::kDone});
+static_assert(uint32_t{sd::kDeclineNewConnection} == uint32_t{sf::kNewConnection});
+static_assert(uint32_t{sd::kDeclineDownstreamData} == uint32_t{sf::kDownstreamData});
+static_assert(uint32_t{sd::kDeclineUpstreamData} == uint32_t{sf::kUpstreamData});
+static_assert(uint32_t{sd::kDeclineDownstreamConnectionClose} ==
+              uint32_t{sf::kDownstreamConnectionClose});
+static_assert(uint32_t{sd::kDeclineUpstreamConnectionClose} ==
+              uint32_t{sf::kUpstreamConnectionClose});
+static_assert(uint32_t{sd::kDeclineAll} == uint32_t{sf::kAllDeclinable});
+static_assert(sizeof(sluice::VmState::return_buffer) >= sf::kMinReturnBuffer &&
+              sizeof(sluice::VmState::return_buffer) <= sf::kMaxReturnBuffer);
+
+// Which callbacks a context class leaves alone, found at compile time.
+struct PlainHttp : sluice::HttpContext {
+  using HttpContext::HttpContext;
+};
+struct LoggingHttp : sluice::HttpContext {
+  using HttpContext::HttpContext;
+  sluice::FilterHeadersStatus on_response_headers(uint32_t, bool) override {
+    return sluice::FilterHeadersStatus::Continue;
+  }
+  void on_log() override {}
+};
+struct DerivedFromLogging : LoggingHttp {  // inherits LoggingHttp's overrides
+  using LoggingHttp::LoggingHttp;
+};
+struct OverloadingHttp : sluice::HttpContext {  // an overloaded name cannot be looked at
+  using HttpContext::HttpContext;
+  sluice::FilterDataStatus on_request_body(size_t, bool) override {
+    return sluice::FilterDataStatus::Continue;
+  }
+  void on_request_body(const char*) {}
+};
+struct ReadingTcp : sluice::NetworkContext {
+  using NetworkContext::NetworkContext;
+  sluice::FilterStatus on_downstream_data(size_t, bool) override {
+    return sluice::FilterStatus::Continue;
+  }
+  void on_log() override {}
+};
+constexpr uint32_t kAllButNetwork =
+    sd::kDeclineNewConnection | sd::kDeclineDownstreamData | sd::kDeclineUpstreamData |
+    sd::kDeclineDownstreamConnectionClose | sd::kDeclineUpstreamConnectionClose;
+static_assert(sd::declined_callbacks<void, void>() == sd::kDeclineAll);
+static_assert(sd::declined_callbacks<PlainHttp, void>() == sd::kDeclineAll);
+static_assert(sd::declined_callbacks<LoggingHttp, void>() ==
+              (sd::kDeclineAll & ~(sd::kDeclineResponseHeaders | sd::kDeclineLog)));
+static_assert(sd::declined_callbacks<DerivedFromLogging, void>() ==
+              sd::declined_callbacks<LoggingHttp, void>());
+static_assert((sd::declined_callbacks<OverloadingHttp, void>() & sd::kDeclineRequestBody) == 0);
+static_assert(sd::declined_callbacks<ReadingTcp, void>() ==
+              (sd::kDeclineAll & ~(sd::kDeclineDownstreamData | sd::kDeclineLog)));
+// Both kinds under one root: each kind's own bits, on_log kept if either logs, and the first
+// callbacks (which decide a new context's kind) always called.
+static_assert(sd::declined_callbacks<PlainHttp, ReadingTcp>() ==
+              (sd::kDeclineAll & ~(sd::kDeclineDownstreamData | sd::kDeclineLog |
+                                   sd::kDeclineRequestHeaders | sd::kDeclineNewConnection)));
+static_assert((sd::declined_callbacks<PlainHttp, void>() & kAllButNetwork) == kAllButNetwork);
+
+uint64_t u64_at(const std::string& bytes, size_t i) {
+  uint64_t v = 0;
+  std::memcpy(&v, bytes.data() + 8 * i, 8);
+  return v;
+}
+
+TEST_F(SdkNativeTest, OffersItsReturnBufferOnceAndDeclinesWhatItLeavesAlone) {
+  Vm vm(plugin("sluice.add_header"));
+  ASSERT_EQ(vm.start_root(kRoot, "add_header", "", "request.add.x-a = 1\n"), 1u);
+  ASSERT_EQ(vm.start_root(3, "add_header", "", "request.add.x-b = 2\n"), 1u);
+  const auto& calls = host().sluice_calls;
+  ASSERT_EQ(calls.size(), 3u);  // the buffer once per VM; the declines once per root
+  EXPECT_EQ(calls[0].first, sluice::kSetReturnBuffer);
+  ASSERT_EQ(calls[0].second.size(), 16u);
+  EXPECT_NE(u64_at(calls[0].second, 0), 0u);
+  EXPECT_EQ(u64_at(calls[0].second, 1), sizeof(sluice::VmState::return_buffer));
+  // add_header implements the two headers callbacks only.
+  for (size_t i : {1, 2}) {
+    EXPECT_EQ(calls[i].first, sluice::kDeclineStreamCallbacks);
+    ASSERT_EQ(calls[i].second.size(), 8u);
+    EXPECT_EQ(u64_at(calls[i].second, 0),
+              sd::kDeclineAll & ~(sd::kDeclineRequestHeaders | sd::kDeclineResponseHeaders));
+  }
+  // Refused (NotFound, as Envoy answers): nothing changes, values come from malloc.
+  vm.call("proxy_on_context_create", {kStream, kRoot});
+  host().maps[kRequestHeaders] = {{":path", "/"}};
+  EXPECT_EQ(vm.call("proxy_on_request_headers", {kStream, 1, 1}), 0u);
+  EXPECT_EQ(host().header(kRequestHeaders, "x-a"), "1");
+  EXPECT_EQ(host().return_buffer_uses, 0);
+}
+
+TEST_F(SdkNativeTest, ValuesComeBackThroughTheReturnBuffer) {
+  host().sluice_functions = true;
+  Vm vm(plugin("sluice.sdk_probe"));
+  ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);
+  int64_t size = 1234;
+  host().properties[std::string("request\0size", 12)] =
+      std::string(reinterpret_cast<const char*>(&size), 8);
+  host().properties[std::string("connection\0mtls", 15)] = std::string(1, '\1');
+  // Too big for the buffer: this one comes through malloc (and is freed by the SDK).
+  const std::string long_name(3000, 'n');
+  host().properties["plugin_name"] = long_name;
+  vm.call("proxy_on_context_create", {kStream, kRoot});
+  host().maps[kRequestHeaders] = {{"x-probe", "props"}};
+  const int uses_before = host().return_buffer_uses;
+  vm.call("proxy_on_request_headers", {kStream, 1, 1});
+  ASSERT_TRUE(host().local_reply);
+  EXPECT_EQ(host().local_reply->headers,
+            (fakehost::Pairs{
+                {"x-probe-result", "size=1234 mtls=true name=" + long_name + " missing=false"}}));
+  // x-probe, request.size and connection.mtls went through the buffer; the SDK copied each
+  // out before the next call (ASan would see it free the buffer).
+  EXPECT_EQ(host().return_buffer_uses - uses_before, 3);
 }
 
 TEST(SdkPieces, ParseUint64) {

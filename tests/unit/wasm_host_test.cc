@@ -40,6 +40,7 @@
 #include "http/filter.h"
 #include "sluice/proxy_wasm_abi.h"
 #include "wasm/abi/pairs.h"
+#include "wasm/abi/sluice_functions.h"
 #include "wasm/context.h"
 #include "wasm/plugin.h"
 #include "wasm/shared_state.h"
@@ -735,13 +736,14 @@ class Harness {
   }
 
   // Foreign functions.
-  uint64_t foreign(std::string_view name, std::string_view args, std::string* result) {
+  uint64_t foreign(std::string_view name, std::string_view args, std::string* result,
+                   Context* ctx = nullptr) {
     put(kKey, name);
     put(kBuf, args);
     clear_out();
     const uint64_t r =
         call("probe_proxy_call_foreign_function",
-             {addr(kKey), name.size(), addr(kBuf), args.size(), addr(kPtr), addr(kLen)});
+             {addr(kKey), name.size(), addr(kBuf), args.size(), addr(kPtr), addr(kLen)}, ctx);
     if (r == kOk && result) *result = out();
     return r;
   }
@@ -1813,6 +1815,92 @@ TEST_P(WasmHostTest, ForeignFunctionResultCanBeDiscarded) {
   EXPECT_EQ(call("probe_proxy_call_foreign_function",
                  {addr(kKey), name.size(), addr(kBuf), args.size(), addr(kPtr), 0}),
             kBadArgument);
+}
+
+// ---- Sluice's own functions (abi/sluice_functions.h) --------------------------------------
+
+std::string u64_args(std::initializer_list<uint64_t> values) {
+  std::string out;
+  for (uint64_t v : values) {
+    for (int b = 0; b < 8; ++b) out.push_back(static_cast<char>(v >> (8 * b)));
+  }
+  return out;
+}
+
+TEST_P(WasmHostTest, ReturnBufferTakesTheValuesThatFit) {
+  namespace sf = sluice_functions;
+  const std::string set(sf::kSetReturnBuffer);
+  const uint64_t buffer = addr(0xC000);
+  ASSERT_EQ(foreign(set, u64_args({buffer, 256}), nullptr), kOk);
+  EXPECT_EQ(w_->return_buffer_size(), 256u);
+  std::string value;
+  ASSERT_EQ(get_value(0, "x-custom", &value), kOk);
+  EXPECT_EQ(value, "v1");
+  EXPECT_EQ(word(kPtr), buffer);  // written there: no malloc
+  ASSERT_EQ(get_property(std::string("request\0path", 12), &value), kOk);
+  EXPECT_EQ(value, "/foo?x=1");
+  EXPECT_EQ(word(kPtr), buffer);
+  // Too big for it: through malloc, as without a buffer.
+  stream_.request.add("x-big", std::string(300, 'z'));
+  ASSERT_EQ(get_value(0, "x-big", &value), kOk);
+  EXPECT_EQ(value, std::string(300, 'z'));
+  EXPECT_NE(word(kPtr), buffer);
+
+  // Refused: sizes out of bounds, the wrong argument layout, a buffer outside memory.
+  EXPECT_EQ(foreign(set, u64_args({buffer, sf::kMinReturnBuffer - 1}), nullptr), kBadArgument);
+  EXPECT_EQ(foreign(set, u64_args({buffer, sf::kMaxReturnBuffer + 1}), nullptr), kBadArgument);
+  EXPECT_EQ(foreign(set, u64_args({buffer}), nullptr), kBadArgument);
+  EXPECT_EQ(foreign(set, u64_args({buffer, 256, 0}), nullptr), kBadArgument);
+  EXPECT_EQ(foreign(set, u64_args({0, 256}), nullptr), kInvalidMemoryAccess);
+  if (!null_) {  // the null runtime's memory is the process's: no bounds to check
+    EXPECT_EQ(foreign(set, u64_args({vm().memory_size() - 100, 256}), nullptr),
+              kInvalidMemoryAccess);
+  }
+  EXPECT_EQ(w_->return_buffer_size(), 256u);  // a refusal keeps the buffer there was
+
+  // Size 0 stops it.
+  ASSERT_EQ(foreign(set, u64_args({0, 0}), nullptr), kOk);
+  ASSERT_EQ(get_value(0, "x-custom", &value), kOk);
+  EXPECT_EQ(value, "v1");
+  EXPECT_NE(word(kPtr), buffer);
+}
+
+TEST_P(WasmHostTest, DeclinedStreamCallbacksAreSkipped) {
+  namespace sf = sluice_functions;
+  const std::string decline(sf::kDeclineStreamCallbacks);
+  // Only a root decides, for its streams.
+  EXPECT_EQ(foreign(decline, u64_args({sf::kLog}), nullptr), kBadArgument);
+  EXPECT_TRUE(ctx_->stream_callbacks().on_log);
+  EXPECT_EQ(foreign(decline, u64_args({sf::kLog | (1u << 20)}), nullptr, root_), kBadArgument);
+  EXPECT_EQ(foreign(decline, "", nullptr, root_), kBadArgument);
+
+  ASSERT_EQ(foreign(decline, u64_args({sf::kLog | sf::kDone | sf::kResponseBody}), nullptr, root_),
+            kOk);
+  EXPECT_FALSE(ctx_->stream_callbacks().on_log);
+  EXPECT_FALSE(ctx_->stream_callbacks().on_done);
+  EXPECT_FALSE(ctx_->stream_callbacks().on_response_body);
+  EXPECT_TRUE(ctx_->stream_callbacks().on_request_headers);
+  EXPECT_TRUE(w_->callbacks().on_log);  // the instance's own table is untouched
+
+  // Teardown skips on_log and on_done; on_delete (the module frees the context) still runs.
+  clear_callback_log();
+  const uint32_t id = ctx_->id();
+  w_->destroy_stream_context(ctx_, true);
+  ctx_ = nullptr;
+  EXPECT_EQ(callbacks_of(5), 0u);  // on_log
+  EXPECT_EQ(callbacks_of(4), 0u);  // on_done
+  ASSERT_EQ(callback_log().size(), 1u);
+  EXPECT_EQ(callback_log()[0], (std::array<uint32_t, 3>{6, id, 0}));  // on_delete
+
+  // 0 gives them all back.
+  ASSERT_EQ(foreign(decline, u64_args({0}), nullptr, root_), kOk);
+  Context* s = w_->create_stream_context(*root_);
+  ASSERT_NE(s, nullptr);
+  EXPECT_TRUE(s->stream_callbacks().on_log);
+  clear_callback_log();
+  w_->destroy_stream_context(s, true);
+  EXPECT_EQ(callbacks_of(5), 1u);
+  EXPECT_EQ(callbacks_of(4), 1u);
 }
 
 TEST_P(WasmHostTest, LifecycleOrderAndIds) {

@@ -2,6 +2,8 @@
 // null-runtime thunks.
 #include "dispatch.h"
 
+#include <cstdlib>
+#include <initializer_list>
 #include <map>
 #include <string>
 
@@ -93,14 +95,44 @@ NetworkContext* connection_for_event(VmState& vm, uint32_t id) {
   return context_for_event(vm, id, vm.connections, vm.network_factories);
 }
 
+// A Sluice function whose answer does not matter: without it (another host, or a capability
+// restriction) everything works as before, only with more calls.
+void call_sluice_function(std::string_view name, std::initializer_list<uint64_t> args) {
+  std::string bytes;
+  for (uint64_t v : args) {
+    for (int b = 0; b < 8; ++b) bytes.push_back(static_cast<char>(v >> (8 * b)));
+  }
+  const char* result = nullptr;
+  size_t size = 0;
+  if (proxy_call_foreign_function(name.data(), name.size(), bytes.data(), bytes.size(), &result,
+                                  &size) == 0) {
+    release_host_buffer(result);
+  }
+}
+
 }  // namespace
+
+void release_host_buffer(const char* data) {
+  if (!data) return;
+  const VmState* vm = current_vm_state();
+  if (vm && data == vm->return_buffer.data()) return;
+  ::free(const_cast<char*>(data));
+}
 
 void Dispatch::on_context_create(VmState& vm, uint32_t id, uint32_t parent_id) {
   if (parent_id == 0) {
+    if (!vm.return_buffer_offered) {
+      vm.return_buffer_offered = true;
+      call_sluice_function(kSetReturnBuffer, {reinterpret_cast<uintptr_t>(vm.return_buffer.data()),
+                                              vm.return_buffer.size()});
+    }
     std::string root_id = get_property_string({"plugin_root_id"}).value_or("");
     const detail::Registration* reg = find_registration(root_id);
     std::unique_ptr<RootContext> root;
     if (reg) {
+      if (reg->declined_callbacks != 0) {
+        call_sluice_function(kDeclineStreamCallbacks, {reg->declined_callbacks});
+      }
       root = reg->root(id, root_id);
       if (reg->http) vm.http_factories[id] = &reg->http;
       if (reg->network) vm.network_factories[id] = &reg->network;
@@ -173,7 +205,7 @@ std::string status_message() {
   size_t len = 0;
   if (proxy_get_status(&code, &msg, &len) != 0 || !msg) return {};
   std::string out(msg, len);
-  ::free(const_cast<char*>(msg));
+  release_host_buffer(msg);
   return out;
 }
 

@@ -2,8 +2,10 @@
 // (wasm_exports.cc) and the null-runtime thunks (native_plugin.cc).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
+#include <string_view>
 #include <unordered_map>
 
 #include "sluice/sdk.h"
@@ -23,7 +25,23 @@ struct VmState {
   // Contexts of roots that make both kinds, not yet created: id -> root id. The first callback
   // decides the kind (see RegisterContextFactory).
   std::unordered_map<uint32_t, uint32_t> undecided;
+  // Where Sluice writes the values host calls return, instead of calling our malloc for each
+  // (see kSetReturnBuffer); offered to the host once, at the first root context.
+  std::array<char, 2048> return_buffer{};
+  bool return_buffer_offered = false;
 };
+
+// Sluice's own foreign functions (the host's src/wasm/abi/sluice_functions.h, which says what
+// they do; a unit test checks that both sides agree). Other hosts answer NotFound.
+inline constexpr std::string_view kSetReturnBuffer = "sluice_set_return_buffer";
+inline constexpr std::string_view kDeclineStreamCallbacks = "sluice_decline_stream_callbacks";
+
+// The VM whose callback runs now (the .wasm build's only one; the native build's current
+// instance), or nullptr outside callbacks.
+VmState* current_vm_state();
+
+// Frees what a host call returned in `data`, unless it is the VM's return buffer.
+void release_host_buffer(const char* data);
 
 // The exported callbacks, one function each, in ABI argument order.
 struct Dispatch {

@@ -96,6 +96,13 @@ const SluiceNullPlugin kPlugin = {
     static_cast<uint32_t>(sizeof(kExports) / sizeof(kExports[0])),
 };
 
+}  // namespace
+
+// Set by the host around every call into this plugin.
+VmState* current_vm_state() { return static_cast<VmState*>(sluice_null_current_instance()); }
+
+namespace {
+
 #if !defined(SLUICE_NULL_PLUGIN_SHARED)
 struct Registrar {
   Registrar() { sluice_register_null_plugin(&kPlugin); }

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "dispatch.h"
 #include "sluice/sdk.h"
 
 namespace sluice {
@@ -11,10 +12,11 @@ namespace {
 
 Status to_status(proxy_status_t s) { return static_cast<Status>(s); }
 
-// Takes ownership of a buffer the host allocated with our malloc.
+// Takes a value a host call returned: in memory the host allocated with our malloc (ours to
+// free), or in the VM's return buffer (copied out before the next host call overwrites it).
 std::string take(const char* data, size_t size) {
   std::string out(data ? data : "", data ? size : 0);
-  ::free(const_cast<char*>(data));
+  release_host_buffer(data);
   return out;
 }
 

@@ -19,6 +19,8 @@ sluice::VmState& vm() {
 using sluice::Dispatch;
 }  // namespace
 
+sluice::VmState* sluice::SLUICE_SDK_NS::current_vm_state() { return &vm(); }
+
 // Never called: the host reads the ABI version from this export's name.
 SLUICE_EXPORT(proxy_abi_version_0_2_1) void sluice_abi_version_0_2_1() {}
 

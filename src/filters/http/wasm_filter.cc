@@ -56,27 +56,27 @@ class WasmFilter : public http::StreamFilter, public wasm::StreamActions {
   }
 
   FilterHeadersStatus decode_headers(HeaderMap& headers, bool end_stream) override {
-    return on_headers(Phase::RequestHeaders, instance_->callbacks().on_request_headers,
+    return on_headers(Phase::RequestHeaders, ctx_->stream_callbacks().on_request_headers,
                       headers.size(), end_stream);
   }
   FilterDataStatus decode_data(std::string& data, bool end_stream) override {
-    return on_body(Phase::RequestBody, instance_->callbacks().on_request_body, data.size(),
+    return on_body(Phase::RequestBody, ctx_->stream_callbacks().on_request_body, data.size(),
                    end_stream);
   }
   FilterHeadersStatus encode_headers(HeaderMap& headers, bool end_stream) override {
-    return on_headers(Phase::ResponseHeaders, instance_->callbacks().on_response_headers,
+    return on_headers(Phase::ResponseHeaders, ctx_->stream_callbacks().on_response_headers,
                       headers.size(), end_stream);
   }
   FilterDataStatus encode_data(std::string& data, bool end_stream) override {
-    return on_body(Phase::ResponseBody, instance_->callbacks().on_response_body, data.size(),
+    return on_body(Phase::ResponseBody, ctx_->stream_callbacks().on_response_body, data.size(),
                    end_stream);
   }
   FilterTrailersStatus decode_trailers(HeaderMap& trailers) override {
-    return on_trailers(Phase::RequestTrailers, instance_->callbacks().on_request_trailers,
+    return on_trailers(Phase::RequestTrailers, ctx_->stream_callbacks().on_request_trailers,
                        trailers.size());
   }
   FilterTrailersStatus encode_trailers(HeaderMap& trailers) override {
-    return on_trailers(Phase::ResponseTrailers, instance_->callbacks().on_response_trailers,
+    return on_trailers(Phase::ResponseTrailers, ctx_->stream_callbacks().on_response_trailers,
                        trailers.size());
   }
   void on_stream_complete() override {

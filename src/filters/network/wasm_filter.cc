@@ -64,21 +64,21 @@ class NetworkWasmFilter : public net::ConnectionFilter,
 
   FilterStatus on_new_connection() override {
     if (failed_open_ || !ctx_) return FilterStatus::Continue;
-    const auto& fn = instance_->callbacks().on_new_connection;
+    const auto& fn = ctx_->stream_callbacks().on_new_connection;
     if (!fn) return FilterStatus::Continue;
     return verdict(instance_->call(ctx_, fn, {ctx_->id()}));
   }
 
   FilterStatus on_read(std::string& data, bool end_stream) override {
     if (failed_open_ || !ctx_) return FilterStatus::Continue;
-    const auto& fn = instance_->callbacks().on_downstream_data;
+    const auto& fn = ctx_->stream_callbacks().on_downstream_data;
     if (!fn) return FilterStatus::Continue;
     return verdict(instance_->call(ctx_, fn, {ctx_->id(), data.size(), end_stream ? 1u : 0u}));
   }
 
   FilterStatus on_write(std::string& data, bool end_stream) override {
     if (failed_open_ || !ctx_) return FilterStatus::Continue;
-    const auto& fn = instance_->callbacks().on_upstream_data;
+    const auto& fn = ctx_->stream_callbacks().on_upstream_data;
     FilterStatus status = FilterStatus::Continue;
     if (fn) {
       status = verdict(instance_->call(ctx_, fn, {ctx_->id(), data.size(), end_stream ? 1u : 0u}));
@@ -87,7 +87,7 @@ class NetworkWasmFilter : public net::ConnectionFilter,
     // events to offer a network filter), with an unknown peer.
     if (end_stream && ctx_ && !upstream_close_reported_ && !failed_open_) {
       upstream_close_reported_ = true;
-      instance_->call(ctx_, instance_->callbacks().on_upstream_connection_close,
+      instance_->call(ctx_, ctx_->stream_callbacks().on_upstream_connection_close,
                       {ctx_->id(), kPeerUnknown});
       if (!after_call()) return FilterStatus::StopIteration;
     }
@@ -97,7 +97,7 @@ class NetworkWasmFilter : public net::ConnectionFilter,
   void on_close(bool local) override {
     if (!ctx_) return;
     if (!failed_open_ && !instance_->failed()) {
-      instance_->call(ctx_, instance_->callbacks().on_downstream_connection_close,
+      instance_->call(ctx_, ctx_->stream_callbacks().on_downstream_connection_close,
                       {ctx_->id(), local ? kPeerLocal : kPeerRemote});
     }
     end_context();

@@ -14,6 +14,7 @@
 #include "http/filter.h"
 #include "wasm/abi/pairs.h"
 #include "wasm/abi/properties.h"
+#include "wasm/abi/sluice_functions.h"
 #include "wasm/context.h"
 #include "wasm/foreign_functions.h"
 #include "wasm/plugin.h"
@@ -845,10 +846,54 @@ uint64_t proxy_dequeue_shared_queue(WasmVm& vm, Args a, void*) {
 
 // ---- foreign functions -----------------------------------------------------------------------
 
+// Little-endian u64 number `i` of a Sluice function's arguments.
+bool arg_u64(std::string_view args, size_t i, uint64_t* out) {
+  if (args.size() < (i + 1) * 8) return false;
+  uint64_t v = 0;
+  for (size_t b = 0; b < 8; ++b) v |= uint64_t(static_cast<uint8_t>(args[i * 8 + b])) << (8 * b);
+  *out = v;
+  return true;
+}
+
+// Sluice's own foreign functions (sluice_functions.h): they act on the calling instance or
+// context, so they are answered here rather than from the process-wide registry. nullopt for
+// any other name.
+std::optional<WasmResult> sluice_function(std::string_view name, std::string_view args) {
+  namespace sf = sluice_functions;
+  if (name == sf::kSetReturnBuffer) {
+    uint64_t ptr, size;
+    if (args.size() != 16 || !arg_u64(args, 0, &ptr) || !arg_u64(args, 1, &size)) {
+      return WasmResult::BadArgument;
+    }
+    WasmInstance* w = current_instance();
+    return w ? w->set_return_buffer(ptr, size) : WasmResult::NotFound;
+  }
+  if (name == sf::kDeclineStreamCallbacks) {
+    uint64_t bits;
+    if (args.size() != 8 || !arg_u64(args, 0, &bits) || (bits & ~uint64_t{sf::kAllDeclinable})) {
+      return WasmResult::BadArgument;
+    }
+    Context* ctx = current_context();
+    if (!ctx || !ctx->is_root()) return WasmResult::BadArgument;  // a root's decision only
+    ctx->decline_stream_callbacks(static_cast<uint32_t>(bits));
+    return WasmResult::Ok;
+  }
+  return std::nullopt;
+}
+
 uint64_t proxy_call_foreign_function(WasmVm& vm, Args a, void*) {
   std::string_view name, args;
   if (!vm.read(a[0], a[1], &name) || !vm.read(a[2], a[3], &args)) {
     return res(WasmResult::InvalidMemoryAccess);
+  }
+  if (std::optional<WasmResult> r = sluice_function(name, args)) {
+    // Nothing to return: the out-params, when given, say so.
+    if (*r == WasmResult::Ok && a[4] != 0 && a[5] != 0) {
+      if (!vm.set_word(a[4], 0) || !vm.set_word(a[5], 0)) {
+        return res(WasmResult::InvalidMemoryAccess);
+      }
+    }
+    return res(*r);
   }
   const ForeignFunction fn = find_foreign_function(name);
   if (!fn) return res(WasmResult::NotFound);

@@ -637,6 +637,103 @@ class NetworkContext : public Context {
 // ---- Registration ---------------------------------------------------------------------------
 
 namespace detail {
+
+// Stream callbacks a root's contexts leave to the SDK's defaults: the SDK tells Sluice, which
+// then skips them (a call into the module saved each time; other hosts ignore it). The bits are
+// the host's (src/wasm/abi/sluice_functions.h; a unit test checks they agree).
+enum DeclinedCallback : uint32_t {
+  kDeclineRequestHeaders = 1u << 0,
+  kDeclineRequestBody = 1u << 1,
+  kDeclineRequestTrailers = 1u << 2,
+  kDeclineResponseHeaders = 1u << 3,
+  kDeclineResponseBody = 1u << 4,
+  kDeclineResponseTrailers = 1u << 5,
+  kDeclineLog = 1u << 6,
+  kDeclineDone = 1u << 7,
+  kDeclineNewConnection = 1u << 8,
+  kDeclineDownstreamData = 1u << 9,
+  kDeclineUpstreamData = 1u << 10,
+  kDeclineDownstreamConnectionClose = 1u << 11,
+  kDeclineUpstreamConnectionClose = 1u << 12,
+  kDeclineAll = (1u << 13) - 1,
+};
+
+// inherits_<fn><S, Base>: S leaves Base's `fn` as is (does not declare its own). A name S
+// overloads cannot be looked at this way and counts as overridden.
+#define SLUICE_SDK_INHERITS_TRAIT(fn)                                                           \
+  template <typename S, typename Base, typename = void>                                         \
+  struct inherits_##fn : std::false_type {};                                                    \
+  template <typename S, typename Base>                                                          \
+  struct inherits_##fn<S, Base,                                                                 \
+                       std::enable_if_t<std::is_same_v<decltype(&S::fn), decltype(&Base::fn)>>> \
+      : std::true_type {};
+SLUICE_SDK_INHERITS_TRAIT(on_request_headers)
+SLUICE_SDK_INHERITS_TRAIT(on_request_body)
+SLUICE_SDK_INHERITS_TRAIT(on_request_trailers)
+SLUICE_SDK_INHERITS_TRAIT(on_response_headers)
+SLUICE_SDK_INHERITS_TRAIT(on_response_body)
+SLUICE_SDK_INHERITS_TRAIT(on_response_trailers)
+SLUICE_SDK_INHERITS_TRAIT(on_new_connection)
+SLUICE_SDK_INHERITS_TRAIT(on_downstream_data)
+SLUICE_SDK_INHERITS_TRAIT(on_upstream_data)
+SLUICE_SDK_INHERITS_TRAIT(on_downstream_connection_close)
+SLUICE_SDK_INHERITS_TRAIT(on_upstream_connection_close)
+SLUICE_SDK_INHERITS_TRAIT(on_log)
+SLUICE_SDK_INHERITS_TRAIT(on_done)
+#undef SLUICE_SDK_INHERITS_TRAIT
+
+// The callbacks stream context S (void: none of this kind) does not implement, of those that
+// belong to its kind; the bits of the other kind are all set, and on_log / on_done are set
+// when S keeps the default.
+template <typename S>
+constexpr uint32_t declinable_callbacks() {
+  if constexpr (std::is_void_v<S>) {
+    return kDeclineAll;
+  } else {
+    uint32_t bits = 0;
+    auto mark = [&bits](bool inherited, uint32_t bit) {
+      if (inherited) bits |= bit;
+    };
+    if constexpr (std::is_base_of_v<HttpContext, S>) {
+      using B = HttpContext;
+      mark(inherits_on_request_headers<S, B>::value, kDeclineRequestHeaders);
+      mark(inherits_on_request_body<S, B>::value, kDeclineRequestBody);
+      mark(inherits_on_request_trailers<S, B>::value, kDeclineRequestTrailers);
+      mark(inherits_on_response_headers<S, B>::value, kDeclineResponseHeaders);
+      mark(inherits_on_response_body<S, B>::value, kDeclineResponseBody);
+      mark(inherits_on_response_trailers<S, B>::value, kDeclineResponseTrailers);
+      mark(inherits_on_log<S, B>::value, kDeclineLog);
+      mark(inherits_on_done<S, B>::value, kDeclineDone);
+      bits |= kDeclineNewConnection | kDeclineDownstreamData | kDeclineUpstreamData |
+              kDeclineDownstreamConnectionClose | kDeclineUpstreamConnectionClose;
+    } else {
+      using B = NetworkContext;
+      mark(inherits_on_new_connection<S, B>::value, kDeclineNewConnection);
+      mark(inherits_on_downstream_data<S, B>::value, kDeclineDownstreamData);
+      mark(inherits_on_upstream_data<S, B>::value, kDeclineUpstreamData);
+      mark(inherits_on_downstream_connection_close<S, B>::value, kDeclineDownstreamConnectionClose);
+      mark(inherits_on_upstream_connection_close<S, B>::value, kDeclineUpstreamConnectionClose);
+      mark(inherits_on_log<S, B>::value, kDeclineLog);
+      mark(inherits_on_done<S, B>::value, kDeclineDone);
+      bits |= kDeclineRequestHeaders | kDeclineRequestBody | kDeclineRequestTrailers |
+              kDeclineResponseHeaders | kDeclineResponseBody | kDeclineResponseTrailers;
+    }
+    return bits;
+  }
+}
+
+// What a root whose stream contexts are Stream and SecondStream (void: none) declines.
+template <typename Stream, typename SecondStream>
+constexpr uint32_t declined_callbacks() {
+  uint32_t bits = declinable_callbacks<Stream>() & declinable_callbacks<SecondStream>();
+  if constexpr (!std::is_void_v<SecondStream>) {
+    // The first callback decides a new context's kind (see RegisterContextFactory): it must
+    // arrive.
+    bits &= ~(kDeclineRequestHeaders | kDeclineNewConnection);
+  }
+  return bits;
+}
+
 using RootFactory = std::function<std::unique_ptr<RootContext>(uint32_t id, std::string_view)>;
 using HttpFactory = std::function<std::unique_ptr<HttpContext>(uint32_t id, RootContext* root)>;
 using NetworkFactory =
@@ -648,6 +745,8 @@ struct Registration {
   // when the root has no stream contexts.
   HttpFactory http;
   NetworkFactory network;
+  // DeclinedCallback bits: what the stream contexts leave to the SDK's defaults.
+  uint32_t declined_callbacks = 0;
 };
 void register_factories(std::string_view root_id, Registration registration);
 }  // namespace detail
@@ -672,6 +771,7 @@ struct RegisterContextFactory {
     };
     add_stream<Stream>(r);
     add_stream<SecondStream>(r);
+    r.declined_callbacks = detail::declined_callbacks<Stream, SecondStream>();
     static_assert(std::is_void_v<SecondStream> || (std::is_base_of_v<HttpContext, Stream> !=
                                                    std::is_base_of_v<HttpContext, SecondStream>),
                   "with two stream contexts, one must be an HttpContext, the other a "

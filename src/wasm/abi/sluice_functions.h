@@ -1,0 +1,46 @@
+// Sluice's own foreign functions (reached through proxy_call_foreign_function), which Sluice's
+// C++ SDK calls when a module starts. They only make crossings between the host and the module
+// rarer; they never change what a plugin does. Another host (Envoy) answers NotFound, and the
+// SDK then works as any SDK does. The SDK writes the same names and bits down on its side
+// (sdk/cpp/include/sluice/sdk.h, sdk/cpp/src/dispatch.h); tests/sdk/sdk_native_test.cc checks
+// that the two agree.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace sluice::wasm::sluice_functions {
+
+// Args: two little-endian u64, the address and size of a buffer in module memory. From then
+// on, a value the host returns (a header, a property, a buffer's bytes...) that fits is written
+// there instead of into memory from the module's malloc, which on V8 costs a call into the
+// module per value. The module must copy a result out of that buffer before its next host call,
+// and must not free it. Size: kMinReturnBuffer to kMaxReturnBuffer bytes; a size of 0 stops it.
+inline constexpr std::string_view kSetReturnBuffer = "sluice_set_return_buffer";
+inline constexpr uint64_t kMinReturnBuffer = 64;
+inline constexpr uint64_t kMaxReturnBuffer = 64 * 1024;
+
+// Args: a little-endian u64 of DeclinedCallback bits. Called by a root context: its stream
+// contexts (HTTP streams, TCP connections) do not implement these callbacks, and the host skips
+// them as if the module did not export them (a skipped filter callback continues, a skipped
+// on_done answers true). on_context_create and on_delete always run.
+inline constexpr std::string_view kDeclineStreamCallbacks = "sluice_decline_stream_callbacks";
+
+enum DeclinedCallback : uint32_t {
+  kRequestHeaders = 1u << 0,
+  kRequestBody = 1u << 1,
+  kRequestTrailers = 1u << 2,
+  kResponseHeaders = 1u << 3,
+  kResponseBody = 1u << 4,
+  kResponseTrailers = 1u << 5,
+  kLog = 1u << 6,
+  kDone = 1u << 7,
+  kNewConnection = 1u << 8,
+  kDownstreamData = 1u << 9,
+  kUpstreamData = 1u << 10,
+  kDownstreamConnectionClose = 1u << 11,
+  kUpstreamConnectionClose = 1u << 12,
+  kAllDeclinable = (1u << 13) - 1,
+};
+
+}  // namespace sluice::wasm::sluice_functions
