@@ -2643,6 +2643,21 @@ TEST(WasmCapabilities, RestrictedHostFunctionsAndCallbacks) {
   EXPECT_EQ(call("probe_proxy_set_tick_period_milliseconds", {10}), kInternalFailure);
   // WASI: fd_write is listed (it works); clock_time_get is not (NOTCAPABLE).
   EXPECT_EQ(call("probe_wasi_clock_time_get", {0, 1, 0x3000}), 76u);
+  // Foreign functions are left out: Sluice's own (which our SDK calls in every plugin) get
+  // Envoy's NotFound quietly; the plugin's own calls are denied with the warning.
+  {
+    LogCapture logs(spdlog::level::warn);
+    const std::string ours(sluice_functions::kSetReturnBuffer);
+    ASSERT_TRUE(inst.vm().write(0x4200, ours));
+    EXPECT_EQ(
+        call("probe_proxy_call_foreign_function", {0x4200, ours.size(), 0x4300, 0, 0x3000, 0x3010}),
+        kNotFound);
+    EXPECT_FALSE(logs.has(spdlog::level::warn, "proxy_call_foreign_function"));
+    ASSERT_TRUE(inst.vm().write(0x4200, "compress"));
+    EXPECT_EQ(call("probe_proxy_call_foreign_function", {0x4200, 8, 0x4300, 0, 0x3000, 0x3010}),
+              kInternalFailure);
+    EXPECT_TRUE(logs.has(spdlog::level::warn, "proxy_call_foreign_function"));
+  }
   EXPECT_FALSE(inst.failed());
   inst.destroy_root(*root);
 }

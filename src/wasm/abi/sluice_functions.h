@@ -43,4 +43,8 @@ enum DeclinedCallback : uint32_t {
   kAllDeclinable = (1u << 13) - 1,
 };
 
+inline bool is_sluice_function(std::string_view name) {
+  return name == kSetReturnBuffer || name == kDeclineStreamCallbacks;
+}
+
 }  // namespace sluice::wasm::sluice_functions
