@@ -334,14 +334,20 @@ TEST_F(SdkNativeTest, HttpCallFromAStreamRunsOnThatStream) {
   vm.call("proxy_on_http_call_response", {kRoot, 999, 0, 0, 0});
 }
 
-TEST_F(SdkNativeTest, TypedProperties) {
-  Vm vm(plugin("sluice.sdk_probe"));
-  ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);
+// What the probe's "props" action reads: request.size 1234, connection.mtls true, and
+// plugin_name.
+void set_probe_properties(const std::string& plugin_name) {
   int64_t size = 1234;
   host().properties[std::string("request\0size", 12)] =
       std::string(reinterpret_cast<const char*>(&size), 8);
   host().properties[std::string("connection\0mtls", 15)] = std::string(1, '\1');
-  host().properties["plugin_name"] = "my_plugin";
+  host().properties["plugin_name"] = plugin_name;
+}
+
+TEST_F(SdkNativeTest, TypedProperties) {
+  Vm vm(plugin("sluice.sdk_probe"));
+  ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);
+  set_probe_properties("my_plugin");
   vm.call("proxy_on_context_create", {kStream, kRoot});
   host().maps[kRequestHeaders] = {{"x-probe", "props"}};
   vm.call("proxy_on_request_headers", {kStream, 1, 1});
@@ -522,13 +528,9 @@ TEST_F(SdkNativeTest, ValuesComeBackThroughTheReturnBuffer) {
   host().sluice_functions = true;
   Vm vm(plugin("sluice.sdk_probe"));
   ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);
-  int64_t size = 1234;
-  host().properties[std::string("request\0size", 12)] =
-      std::string(reinterpret_cast<const char*>(&size), 8);
-  host().properties[std::string("connection\0mtls", 15)] = std::string(1, '\1');
-  // Too big for the buffer: this one comes through malloc (and is freed by the SDK).
+  // plugin_name is too big for the buffer: it comes through malloc (and is freed by the SDK).
   const std::string long_name(3000, 'n');
-  host().properties["plugin_name"] = long_name;
+  set_probe_properties(long_name);
   vm.call("proxy_on_context_create", {kStream, kRoot});
   host().maps[kRequestHeaders] = {{"x-probe", "props"}};
   const int uses_before = host().return_buffer_uses;
