@@ -996,10 +996,13 @@ std::string Server::wasm_json() {
     for (size_t i = 0; i < items.size(); ++i) str_append(&out, i ? "," : "", json_str(items[i]));
     return out + "]";
   };
-  const auto vm_json = [](std::string_view thread, const wasm::ThreadInstanceState& s) {
-    return str_cat("{\"thread\":", json_str(thread), ",\"state\":", json_str(s.state),
-                   ",\"memory_bytes\":", s.memory_bytes, s.failure.empty() ? "" : ",\"failure\":",
-                   s.failure.empty() ? "" : json_str(s.failure), "}");
+  const auto vm_json = [&list](std::string_view thread, const wasm::ThreadInstanceState& s) {
+    return str_cat(
+        "{\"thread\":", json_str(thread), ",\"state\":", json_str(s.state),
+        ",\"memory_bytes\":", s.memory_bytes, ",\"return_buffer_bytes\":", s.return_buffer_bytes,
+        ",\"skipped_callbacks\":", list(s.skipped_callbacks),
+        s.failure.empty() ? "" : ",\"failure\":", s.failure.empty() ? "" : json_str(s.failure),
+        "}");
   };
   const auto plugin_json = [&](const wasm::Plugin& p, std::string vms) {
     const wasm::PluginSpec& s = p.spec();

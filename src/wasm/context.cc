@@ -53,32 +53,60 @@ Context::Context(WasmInstance& instance, uint32_t id, Context* root, const Plugi
     : instance_(instance), id_(id), root_(root ? root : this), plugin_(plugin) {}
 Context::~Context() = default;
 
+namespace {
+
+// The callbacks a root may decline for its streams, with their export names.
+struct DeclinableCallback {
+  sluice_functions::DeclinedCallback bit;
+  WasmFunction WasmCallbacks::*member;
+  std::string_view name;
+};
+constexpr DeclinableCallback kDeclinable[] = {
+    {sluice_functions::kRequestHeaders, &WasmCallbacks::on_request_headers,
+     "proxy_on_request_headers"},
+    {sluice_functions::kRequestBody, &WasmCallbacks::on_request_body, "proxy_on_request_body"},
+    {sluice_functions::kRequestTrailers, &WasmCallbacks::on_request_trailers,
+     "proxy_on_request_trailers"},
+    {sluice_functions::kResponseHeaders, &WasmCallbacks::on_response_headers,
+     "proxy_on_response_headers"},
+    {sluice_functions::kResponseBody, &WasmCallbacks::on_response_body, "proxy_on_response_body"},
+    {sluice_functions::kResponseTrailers, &WasmCallbacks::on_response_trailers,
+     "proxy_on_response_trailers"},
+    {sluice_functions::kLog, &WasmCallbacks::on_log, "proxy_on_log"},
+    {sluice_functions::kDone, &WasmCallbacks::on_done, "proxy_on_done"},
+    {sluice_functions::kNewConnection, &WasmCallbacks::on_new_connection,
+     "proxy_on_new_connection"},
+    {sluice_functions::kDownstreamData, &WasmCallbacks::on_downstream_data,
+     "proxy_on_downstream_data"},
+    {sluice_functions::kUpstreamData, &WasmCallbacks::on_upstream_data, "proxy_on_upstream_data"},
+    {sluice_functions::kDownstreamConnectionClose, &WasmCallbacks::on_downstream_connection_close,
+     "proxy_on_downstream_connection_close"},
+    {sluice_functions::kUpstreamConnectionClose, &WasmCallbacks::on_upstream_connection_close,
+     "proxy_on_upstream_connection_close"},
+};
+
+}  // namespace
+
 void Context::decline_stream_callbacks(uint32_t bits) {
-  namespace sf = sluice_functions;
   if (bits == 0) {
     declined_callbacks_.reset();
     return;
   }
   auto cb = std::make_unique<WasmCallbacks>(instance_.callbacks());
-  const std::pair<sf::DeclinedCallback, WasmFunction WasmCallbacks::*> skippable[] = {
-      {sf::kRequestHeaders, &WasmCallbacks::on_request_headers},
-      {sf::kRequestBody, &WasmCallbacks::on_request_body},
-      {sf::kRequestTrailers, &WasmCallbacks::on_request_trailers},
-      {sf::kResponseHeaders, &WasmCallbacks::on_response_headers},
-      {sf::kResponseBody, &WasmCallbacks::on_response_body},
-      {sf::kResponseTrailers, &WasmCallbacks::on_response_trailers},
-      {sf::kLog, &WasmCallbacks::on_log},
-      {sf::kDone, &WasmCallbacks::on_done},
-      {sf::kNewConnection, &WasmCallbacks::on_new_connection},
-      {sf::kDownstreamData, &WasmCallbacks::on_downstream_data},
-      {sf::kUpstreamData, &WasmCallbacks::on_upstream_data},
-      {sf::kDownstreamConnectionClose, &WasmCallbacks::on_downstream_connection_close},
-      {sf::kUpstreamConnectionClose, &WasmCallbacks::on_upstream_connection_close},
-  };
-  for (const auto& [bit, member] : skippable) {
-    if (bits & bit) (*cb).*member = WasmFunction{};
+  for (const DeclinableCallback& d : kDeclinable) {
+    if (bits & d.bit) (*cb).*d.member = WasmFunction{};
   }
   declined_callbacks_ = std::move(cb);
+}
+
+std::vector<std::string_view> Context::skipped_stream_callbacks() const {
+  std::vector<std::string_view> out;
+  const WasmCallbacks& exported = instance_.callbacks();
+  const WasmCallbacks& called = stream_callbacks();
+  for (const DeclinableCallback& d : kDeclinable) {
+    if (exported.*d.member && !(called.*d.member)) out.push_back(d.name);
+  }
+  return out;
 }
 
 WasmInstance* InstanceRef::get() const {

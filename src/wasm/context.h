@@ -159,6 +159,8 @@ class Context {
   // Root contexts: skip the callbacks in `bits` (sluice_functions::DeclinedCallback) on this
   // root's streams from now on; 0 restores them all.
   void decline_stream_callbacks(uint32_t bits);
+  // The exported stream callbacks this context's streams skip (export names), for /wasm.
+  std::vector<std::string_view> skipped_stream_callbacks() const;
 
   // proxy_set_property values (Envoy's filter state "wasm.<path>"), for this stream.
   std::vector<std::pair<std::string, std::string>> filter_state;

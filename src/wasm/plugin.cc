@@ -310,6 +310,12 @@ ThreadInstanceState describe_on_this_thread(const Plugin& plugin) {
   out.state = r.instance->failed() ? "failed" : "running";
   out.failure = r.instance->failure();
   out.memory_bytes = linear_memory_bytes(*r.instance);
+  out.return_buffer_bytes = r.instance->return_buffer_size();
+  if (r.root) {
+    for (std::string_view name : r.root->skipped_stream_callbacks()) {
+      out.skipped_callbacks.emplace_back(name);
+    }
+  }
   return out;
 }
 

@@ -147,6 +147,10 @@ struct ThreadInstanceState {
   std::string state = "none";
   uint64_t memory_bytes = 0;
   std::string failure;
+  // What the module's SDK asked of Sluice (abi/sluice_functions.h): the size of its return
+  // buffer (0: none), and the stream callbacks it declined that are skipped.
+  uint64_t return_buffer_bytes = 0;
+  std::vector<std::string> skipped_callbacks;
 };
 ThreadInstanceState describe_on_this_thread(const Plugin& plugin);
 
