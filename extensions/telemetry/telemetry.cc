@@ -410,7 +410,9 @@ class TelemetryConnection : public sluice::NetworkContext {
   }
   void on_downstream_connection_close(sluice::PeerType) override { close(); }
   void on_upstream_connection_close(sluice::PeerType) override { close(); }
-  void on_done() override { close(); }
+  // The end of the connection if no close event came first. on_log rather than on_done: the
+  // HTTP context needs on_log anyway, so the host can skip on_done for both (sdk-cpp.md).
+  void on_log() override { close(); }
 
   // Adds what happened since the last report (the timer's, or the final one at close).
   void report(bool closing) {
