@@ -32,7 +32,7 @@ exec 3<>"/dev/tcp/127.0.0.1/$PORT"
 n=$(reloads)
 config two > "$WORK/next.yaml" && mv "$WORK/next.yaml" "$WORK/sluice.yaml"
 await_reload "$n"
-curl -s "http://127.0.0.1:$ADMIN_PORT/config_dump" | grep -q '"state":"ACCEPTED"' || fail "reload not accepted"
+grep -q '"state":"ACCEPTED"' <<<"$(curl -s "http://127.0.0.1:$ADMIN_PORT/config_dump")" || fail "reload not accepted"
 [[ $(fresh) == two ]] || fail "a new connection after the reload: $(fresh)"
 [[ $(ask 3) == one ]] || fail "the connection opened before the reload changed plugin configuration"
 pass "open TCP connections keep their plugin; new ones take the new configuration"

@@ -68,7 +68,7 @@ keepalive_get() {  # prints the x-config value of one request on fd 3
 write_config two
 wait_until "x-config 'two' after the file changed" bash -c "[[ \$(curl -s -D - -o /dev/null http://127.0.0.1:$FRONT/ | tr -d '\r' | sed -n 's/^x-config: //p') == two ]]"
 [[ $(keepalive_get) == two ]] || fail "the keep-alive connection did not take the new config"
-last_update | grep -q '"state":"ACCEPTED"' || fail "last_update: $(last_update)"
+grep -q '"state":"ACCEPTED"' <<<"$(last_update)" || fail "last_update: $(last_update)"
 [[ $(version) == 2 ]] || fail "version after one reload: $(version)"
 # Only the plugin configuration changed: the VMs stay (as Envoy's vm_key rule has it: same code,
 # vm_id and VM configuration), and the new configuration gets a root context in each. Only the
@@ -80,7 +80,7 @@ pass "config file change: keep-alive connection switches at its next request; VM
 # 2. A change that leaves the plugins alone keeps every VM.
 created=$(stat_of wasm.envoy.wasm.runtime.v8.created)
 write_config two "" "/"
-curl -s -X POST "http://127.0.0.1:$ADMIN_PORT/reload" | grep -q '"state":"ACCEPTED"' || fail "POST /reload"
+grep -q '"state":"ACCEPTED"' <<<"$(curl -s -X POST "http://127.0.0.1:$ADMIN_PORT/reload")" || fail "POST /reload"
 [[ $(stat_of wasm.envoy.wasm.runtime.v8.created) == "$created" ]] || fail "a reload without plugin changes made VMs"
 grep -q "2 of its Wasm plugin(s) unchanged" "$WORK/sluice.log" || fail "reuse not logged"
 pass "POST /reload; unchanged plugins keep their VMs"
@@ -97,7 +97,7 @@ rejected_before=$(stat_of sluice.config_reloads_total.rejected)
 n=$(reloads)
 printf 'static_resources: [ unclosed\n' > "$WORK/sluice.yaml.tmp" && mv "$WORK/sluice.yaml.tmp" "$WORK/sluice.yaml"
 await_reload "$n"
-last_update | grep -q '"state":"REJECTED".*invalid YAML' || fail "bad YAML: $(last_update)"
+grep -q '"state":"REJECTED".*invalid YAML' <<<"$(last_update)" || fail "bad YAML: $(last_update)"
 [[ $(header_of x-wasm "$FRONT") == hallo && $(header_of x-config "$FRONT") == two ]] || fail "bad YAML changed what serves"
 [[ $(version) == "$v" ]] || fail "version moved on a rejected reload"
 
@@ -108,7 +108,7 @@ await_reload "$n"
 n=$(reloads)
 printf 'not a wasm module' > "$WORK/module.wasm.tmp" && mv "$WORK/module.wasm.tmp" "$WORK/module.wasm"
 await_reload "$n"
-last_update | grep -q '"state":"REJECTED".*module.wasm' || fail "broken module: $(last_update)"
+grep -q '"state":"REJECTED".*module.wasm' <<<"$(last_update)" || fail "broken module: $(last_update)"
 [[ $(header_of x-wasm "$FRONT") == hallo ]] || fail "a broken module replaced the running one"
 n=$(reloads)
 cp "$WORK/hello.wasm" "$WORK/module.wasm"
@@ -119,7 +119,7 @@ n=$(reloads)
 config "bad = rule" | sed 's/response.set.x-config = bad = rule/bogus.key = 1/' > "$WORK/sluice.yaml.tmp"
 mv "$WORK/sluice.yaml.tmp" "$WORK/sluice.yaml"
 await_reload "$n"
-last_update | grep -q '"state":"REJECTED".*tagger' || fail "a plugin refusing its configuration: $(last_update)"
+grep -q '"state":"REJECTED".*tagger' <<<"$(last_update)" || fail "a plugin refusing its configuration: $(last_update)"
 [[ $(header_of x-config "$FRONT") == three ]] || fail "a refused plugin configuration changed what serves"
 
 n=$(reloads)
@@ -152,7 +152,7 @@ pass "listeners added and removed at run time"
 n=$(reloads)
 kill -HUP "$SLUICE_PID"
 await_reload "$n"
-last_update | grep -q '"state":"ACCEPTED","trigger":"SIGHUP"' || fail "SIGHUP: $(last_update)"
+grep -q '"state":"ACCEPTED","trigger":"SIGHUP"' <<<"$(last_update)" || fail "SIGHUP: $(last_update)"
 n=$(reloads)
 config six > "$WORK/sluice.yaml.new"
 cat "$WORK/sluice.yaml.new" > "$WORK/sluice.yaml"
@@ -167,7 +167,7 @@ pass "SIGHUP and in-place writes reload"
 wait_until "vms_active settles at one VM per worker" bash -c "curl -s http://127.0.0.1:$ADMIN_PORT/stats/prometheus | grep -q '^sluice_wasm_vms_active{plugin=\"tagger\"} 2\$'"
 mem=$(curl -s "http://127.0.0.1:$ADMIN_PORT/stats/prometheus" | sed -n 's/^sluice_wasm_memory_bytes{plugin="basic"} //p')
 (( mem >= 2 * 131072 )) || fail "memory_bytes of basic (2 pages per VM, 2 VMs): $mem"
-curl -s "http://127.0.0.1:$ADMIN_PORT/wasm" | grep -q '"name":"tagger".*"vms":\[{"thread":"worker 0","state":"running","memory_bytes":[1-9]' ||
+grep -q '"name":"tagger".*"vms":\[{"thread":"worker 0","state":"running","memory_bytes":[1-9]' <<<"$(curl -s "http://127.0.0.1:$ADMIN_PORT/wasm")" ||
   fail "/wasm after reloads: $(curl -s "http://127.0.0.1:$ADMIN_PORT/wasm")"
 pass "per-plugin VM and memory gauges; /wasm"
 

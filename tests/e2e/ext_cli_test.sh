@@ -76,7 +76,7 @@ out=$(ext pull "$R/ext/basic:1.0" -o "$WORK/pulled.wasm" --plain-http 2>/dev/nul
 [[ $out == "$R/ext/basic:1.0@$PUSHED oci sha256:$MODULE_SHA" ]] || fail "pull output: $out"
 cmp -s "$MODULE" "$WORK/pulled.wasm" || fail "the pulled module differs"
 [[ $(ext list) == "$R/ext/basic:1.0	$PUSHED" ]] || fail "local list: $(ext list)"
-skopeo --insecure-policy inspect --raw "oci:$HOME/.sluice/store:$R/ext/basic:1.0" | grep -q wasm ||
+grep -q wasm <<<"$(skopeo --insecure-policy inspect --raw "oci:$HOME/.sluice/store:$R/ext/basic:1.0")" ||
   fail "skopeo cannot read the local store"
 out=$(ext pull "$R/ext/basic@$PUSHED" --plain-http 2>/dev/null) || fail "pull by digest: $out"
 out=$(ext pull "$R/ext/basic:nope" --plain-http 2>&1) && fail "a missing tag pulled"

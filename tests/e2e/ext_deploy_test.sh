@@ -50,7 +50,7 @@ out=$(ext deploy "$ADD_HEADER" --to "$ADMIN" --token-file "$WORK/admin.token" --
 [[ -z $(header "$API" x-stamp) ]] || fail "the plugin serves on a listener it was not deployed to"
 grep -q '"name": "stamp"' "$WORK/state/plugins.json" || fail "the overlay file does not have it: $(cat "$WORK/state/plugins.json")"
 [[ $(plugins) == *'"name":"stamp"'*'"listener":"front"'* ]] || fail "GET /wasm/plugins: $(plugins)"
-curl -s "$ADMIN/config_dump" | grep -q '"name":"stamp"' || fail "/config_dump does not show the deployed filter"
+grep -q '"name":"stamp"' <<<"$(curl -s "$ADMIN/config_dump")" || fail "/config_dump does not show the deployed filter"
 pass "deploy --to: verified, serving at once, kept in the overlay file, listed and dumped"
 
 # Refusals: nothing changes.

@@ -77,7 +77,7 @@ found=$(curl -s "http://$HUB/api/v1/search?q=cp-http-filter")
 desc=$(sed -n 's/^description: *//p' cp-http-filter/sluice-ext.yaml | tr -d '"')
 [[ $found == *'"total":1'* && $found == *"\"description\":\"$desc\""* && $found == *'"language":"cpp"'* &&
    $found == *'"root_ids":["cp_http_filter"]'* ]] || fail "hub search: $found"
-curl -s "http://$HUB/api/v1/extensions/alice/cp-http-filter" | grep -q '"readme":"# cp-http-filter' ||
+grep -q '"readme":"# cp-http-filter' <<<"$(curl -s "http://$HUB/api/v1/extensions/alice/cp-http-filter")" ||
   fail "the README is not on the hub: $(curl -s "http://$HUB/api/v1/extensions/alice/cp-http-filter" | head -c 300)"
 # ... and in the web UI, as a user finds it (headless Chromium).
 [[ -f ${SLUICE_HUB_WEB_DIR:-$SLUICE_BUILD_DIR/hub-web}/index.html ]] || fail "the hub's web UI is not built (make build)"

@@ -48,8 +48,8 @@ out=$(ext push "$WORK/hallo.wasm" "$SECOND/alice/bobs:v1" --plain-http 2>&1) && 
 [[ $out == *"bob may not push to alice"* ]] || fail "bob into alice: $out"
 [[ $(status -u "alice:$A" -X PATCH -d '{"private":true}' "http://$FIRST/api/v1/extensions/acme/tool") == 200 ]] || fail "private"
 [[ $(status "http://$SECOND/v2/acme/tool/manifests/v1") == 401 ]] || fail "anonymous pull of a private repo"
-curl -s "http://$FIRST/api/v1/search?q=tool" | grep -q '"total":0' || fail "search showed a private repo"
-api "bob:$B" "http://$FIRST/api/v1/search?q=tool" | grep -q '"total":1' || fail "member search"
+grep -q '"total":0' <<<"$(curl -s "http://$FIRST/api/v1/search?q=tool")" || fail "search showed a private repo"
+grep -q '"total":1' <<<"$(api "bob:$B" "http://$FIRST/api/v1/search?q=tool")" || fail "member search"
 pass "search, organisations, permissions and private repositories on PostgreSQL"
 
 printf '(module (memory (export "memory") 1))' > "$WORK/noabi.wat"

@@ -87,7 +87,7 @@ ext push "$WORK/hello.wasm" "$HUB/acme/tool:v1" --plain-http > /dev/null 2>&1 ||
 echo "$C" | ext login "$HUB" -u carol --password-stdin --plain-http > /dev/null || fail "carol login"
 out=$(ext push "$WORK/hello.wasm" "$HUB/acme/carols:v1" --plain-http 2>&1) && fail "reader carol pushed"
 [[ $out == *"carol may not push to acme"* ]] || fail "reader push: $out"
-api "carol:$C" "http://$HUB/api/v1/orgs/acme" | grep -q '"your_role":"reader"' || fail "org page"
+grep -q '"your_role":"reader"' <<<"$(api "carol:$C" "http://$HUB/api/v1/orgs/acme")" || fail "org page"
 pass "organisations: owners manage members, maintainers push, readers do not"
 
 # Private repositories: only the namespace's members see them, in pulls, catalog and search.
@@ -100,9 +100,9 @@ D=$(hub_user dave)
 [[ $(status -u "dave:$D" "http://$HUB/v2/acme/tool/manifests/v1") == 404 ]] || fail "an outsider saw a private repo"
 [[ $(status -u "carol:$C" "http://$HUB/v2/acme/tool/manifests/v1") == 200 ]] || fail "a reader could not pull"
 [[ $(curl -s "http://$HUB/v2/_catalog") == '{"repositories":["alice/hello","bob/hallo"]}' ]] || fail "anonymous catalog: $(curl -s "http://$HUB/v2/_catalog")"
-api "carol:$C" "http://$HUB/v2/_catalog" | grep -q 'acme/tool' || fail "carol's catalog"
-curl -s "http://$HUB/api/v1/search?q=tool" | grep -q '"total":0' || fail "search showed a private repo"
-api "carol:$C" "http://$HUB/api/v1/search?q=tool" | grep -q '"total":1' || fail "member search"
+grep -q 'acme/tool' <<<"$(api "carol:$C" "http://$HUB/v2/_catalog")" || fail "carol's catalog"
+grep -q '"total":0' <<<"$(curl -s "http://$HUB/api/v1/search?q=tool")" || fail "search showed a private repo"
+grep -q '"total":1' <<<"$(api "carol:$C" "http://$HUB/api/v1/search?q=tool")" || fail "member search"
 pass "private repositories are seen by members only (pull, catalog, search)"
 
 # Search and the extension API: what the hub read from the module and the image.
@@ -158,7 +158,7 @@ done
      "http://$HUB/v2/alice/bad/manifests/sha256:0000000000000000000000000000000000000000000000000000000000000000") == 400 ]] ||
   fail "manifest digest mismatch accepted"
 [[ $(api "alice:$A" "http://$HUB/v2/alice/bad/tags/list") == '{"name":"alice/bad","tags":[]}' ]] || fail "a bad push left a tag"
-api "alice:$A" "http://$HUB/v2/_catalog" | grep -q 'alice/bad' && fail "alice/bad is in the catalog after bad pushes"
+grep -q 'alice/bad' <<<"$(api "alice:$A" "http://$HUB/v2/_catalog")" && fail "alice/bad is in the catalog after bad pushes"
 pass "corrupt blobs, digest mismatches, missing blobs and non-Proxy-Wasm layers are refused"
 
 # Names: path tricks and bad names never reach storage.
@@ -229,7 +229,7 @@ audit=$(api "alice:$A" "http://$HUB/api/v1/audit")
 [[ $audit == *'"action":"untag"'* && $audit == *'"action":"push","actor":"alice"'* && $audit == *'"action":"org.create"'* ]] ||
   fail "audit log: $audit"
 [[ $(status -u "bob:$B" "http://$HUB/api/v1/audit") == 403 ]] || fail "bob read the whole audit log"
-api "bob:$B" "http://$HUB/api/v1/audit?repository=bob" | grep -q '"repository":"bob/hallo"' || fail "bob's own audit log"
+grep -q '"repository":"bob/hallo"' <<<"$(api "bob:$B" "http://$HUB/api/v1/audit?repository=bob")" || fail "bob's own audit log"
 pass "deletes by the namespace's maintainers only, and the audit log"
 
 # Tokens: listed without their secret, revoked at once.

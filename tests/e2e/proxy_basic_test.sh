@@ -114,16 +114,16 @@ pass "upstream keep-alive reuse ($((after - before)) new connections for 50 requ
 
 # Admin.
 [[ $(curl -s "http://127.0.0.1:$ADMIN_PORT/ready") == LIVE ]] || fail "/ready"
-curl -s "http://127.0.0.1:$ADMIN_PORT/server_info" | grep -q '"id":"e2e-node"' || fail "/server_info"
-curl -s "http://127.0.0.1:$ADMIN_PORT/config_dump" | grep -q 'BootstrapConfigDump' || fail "/config_dump"
-curl -s "http://127.0.0.1:$ADMIN_PORT/clusters" | grep -q "^web::127.0.0.1:$UP::health_flags::healthy" || fail "/clusters"
-curl -s "http://127.0.0.1:$ADMIN_PORT/listeners" | grep -q "^main::127.0.0.1:$PORT" || fail "/listeners"
+grep -q '"id":"e2e-node"' <<<"$(curl -s "http://127.0.0.1:$ADMIN_PORT/server_info")" || fail "/server_info"
+grep -q 'BootstrapConfigDump' <<<"$(curl -s "http://127.0.0.1:$ADMIN_PORT/config_dump")" || fail "/config_dump"
+grep -q "^web::127.0.0.1:$UP::health_flags::healthy" <<<"$(curl -s "http://127.0.0.1:$ADMIN_PORT/clusters")" || fail "/clusters"
+grep -q "^main::127.0.0.1:$PORT" <<<"$(curl -s "http://127.0.0.1:$ADMIN_PORT/listeners")" || fail "/listeners"
 [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN_PORT/healthcheck/fail") == 405 ]] || fail "GET healthcheck/fail must be refused"
 curl -s -X POST "http://127.0.0.1:$ADMIN_PORT/healthcheck/fail" > /dev/null
 [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN_PORT/ready") == 503 ]] || fail "/ready after fail"
 curl -s -X POST "http://127.0.0.1:$ADMIN_PORT/healthcheck/ok" > /dev/null
 [[ $(curl -s "http://127.0.0.1:$ADMIN_PORT/ready") == LIVE ]] || fail "/ready after ok"
-curl -s -X POST "http://127.0.0.1:$ADMIN_PORT/logging?level=info" | grep -q "sluice: info" || fail "/logging"
+grep -q "sluice: info" <<<"$(curl -s -X POST "http://127.0.0.1:$ADMIN_PORT/logging?level=info")" || fail "/logging"
 pass "admin endpoints"
 prom=$(curl -s "http://127.0.0.1:$ADMIN_PORT/stats/prometheus")
 grep -q '^envoy_http_downstream_rq_total{envoy_http_conn_manager_prefix="ingress_http"} ' <<<"$prom" || fail "prometheus rq_total"

@@ -63,7 +63,7 @@ pass "a configuration reload changes the limits of live buckets"
 n=$(reloads)
 config "refill_per_second = 5" > "$WORK/next.yaml" && mv "$WORK/next.yaml" "$WORK/sluice.yaml"
 await_reload "$n"
-curl -s "http://127.0.0.1:$ADMIN_PORT/config_dump" | grep -q "'tokens' is required\|plugin configuration rejected" ||
+grep -q "'tokens' is required\|plugin configuration rejected" <<<"$(curl -s "http://127.0.0.1:$ADMIN_PORT/config_dump")" ||
   fail "a configuration without tokens was not refused: $(curl -s "http://127.0.0.1:$ADMIN_PORT/config_dump" | grep -o '"last_update":{[^}]*}')"
 [[ $(status "$FRONT" -H "x-api-key: c") == 200 ]] || fail "the running limit went away"
 [[ $(stat_of ratelimit.limit.allowed) -ge 8 && $(stat_of ratelimit.limit.limited) -ge 16 ]] ||
@@ -76,6 +76,6 @@ grep -qE '^ratelimit_allowed\{plugin="limit",mesh="demo"\} [0-9]+$' <<<"$prom" |
 grep -qE '^ratelimit_limited\{plugin="limit_native",mesh="demo"\} [0-9]+$' <<<"$prom" || fail "the null plugin's metric"
 grep -qE '^envoy_cluster_upstream_rq_total\{envoy_cluster_name="nginx",mesh="demo"\}' <<<"$prom" ||
   fail "the fixed tag on Envoy's stats: $(grep '^envoy_cluster_upstream_rq_total' <<<"$prom")"
-curl -s "http://127.0.0.1:$ADMIN_PORT/stats" | grep -q '^ratelimit.limit.allowed: ' || fail "/stats keeps the full name"
+grep -q '^ratelimit.limit.allowed: ' <<<"$(curl -s "http://127.0.0.1:$ADMIN_PORT/stats")" || fail "/stats keeps the full name"
 check_prometheus "$prom" || fail "promtool refused the exposition"
 pass "stats_config.stats_tags: a regex takes the plugin's name out into a label, a fixed tag goes on every stat"

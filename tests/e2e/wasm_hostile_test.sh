@@ -130,7 +130,7 @@ pass "at reload, a looping on_configure and a trapping on_vm_start reject the re
 n=$(reloads)
 hostile_config 2s > "$WORK/next.yaml" && mv "$WORK/next.yaml" "$WORK/hostile.yaml"
 await_reload "$n"
-curl -s "http://127.0.0.1:$ADMIN_PORT/config_dump" | grep -q '"state":"ACCEPTED"' || fail "backoff reload"
+grep -q '"state":"ACCEPTED"' <<<"$(curl -s "http://127.0.0.1:$ADMIN_PORT/config_dump")" || fail "backoff reload"
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$BAD/recurse")
 [[ $code == 503 ]] || fail "recursion with a 2 s backoff: $code"
 # Both workers may serve: ask over one keep-alive connection (one worker) right away.

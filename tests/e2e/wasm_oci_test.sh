@@ -103,7 +103,7 @@ pass "a tag that moved is picked up by a reload"
 config "oci://$R/ext/basic:nosuchtag" > "$WORK/next.yaml" && mv "$WORK/next.yaml" "$WORK/sluice.yaml"
 wait_until "the missing tag rejected" bash -c "curl -s http://127.0.0.1:$ADMIN_PORT/config_dump | grep -q '\"state\":\"REJECTED\".*nosuchtag.*HTTP 404.*MANIFEST_UNKNOWN'"
 # A 404 is the registry's answer, not a hiccup: one attempt, no backoff.
-curl -s "http://127.0.0.1:$ADMIN_PORT/config_dump" | grep -q 'nosuchtag (1 attempt(s))' ||
+grep -q 'nosuchtag (1 attempt(s))' <<<"$(curl -s "http://127.0.0.1:$ADMIN_PORT/config_dump")" ||
   fail "a missing tag was retried: $(curl -s "http://127.0.0.1:$ADMIN_PORT/config_dump" | grep -o 'cannot pull[^"]*')"
 # Asked again at once: Envoy's negative cache answers without asking the registry.
 code=$(reload_now)
