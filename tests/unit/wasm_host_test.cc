@@ -1857,6 +1857,16 @@ TEST_P(WasmHostTest, ReturnBufferTakesTheValuesThatFit) {
               kInvalidMemoryAccess);
   }
   EXPECT_EQ(w_->return_buffer_size(), 256u);  // a refusal keeps the buffer there was
+  if (!null_) {                               // a bad out-param: refused before anything changes
+    const std::string other = u64_args({addr(0xD000), 512});
+    put(kKey, set);
+    put(kBuf, other);
+    EXPECT_EQ(
+        call("probe_proxy_call_foreign_function", {addr(kKey), set.size(), addr(kBuf), other.size(),
+                                                   vm().memory_size() + 8, addr(kLen)}),
+        kInvalidMemoryAccess);
+    EXPECT_EQ(w_->return_buffer_size(), 256u);
+  }
 
   // Size 0 stops it.
   ASSERT_EQ(foreign(set, u64_args({0, 0}), nullptr), kOk);

@@ -886,17 +886,9 @@ uint64_t proxy_call_foreign_function(WasmVm& vm, Args a, void*) {
   if (!vm.read(a[0], a[1], &name) || !vm.read(a[2], a[3], &args)) {
     return res(WasmResult::InvalidMemoryAccess);
   }
-  if (std::optional<WasmResult> r = sluice_function(name, args)) {
-    // Nothing to return: the out-params, when given, say so.
-    if (*r == WasmResult::Ok && a[4] != 0 && a[5] != 0) {
-      if (!vm.set_word(a[4], 0) || !vm.set_word(a[5], 0)) {
-        return res(WasmResult::InvalidMemoryAccess);
-      }
-    }
-    return res(*r);
-  }
-  const ForeignFunction fn = find_foreign_function(name);
-  if (!fn) return res(WasmResult::NotFound);
+  const bool ours = sluice_functions::is_sluice_function(name);
+  const ForeignFunction fn = ours ? nullptr : find_foreign_function(name);
+  if (!ours && !fn) return res(WasmResult::NotFound);
   WasmInstance* w = current_instance();
   if (!w) return res(WasmResult::NotFound);
   const uint64_t ptr_out = a[4], size_out = a[5];
@@ -906,8 +898,11 @@ uint64_t proxy_call_foreign_function(WasmVm& vm, Args a, void*) {
       (size_out != 0 && !vm.memory_at(size_out, vm.word_size()))) {
     return res(WasmResult::InvalidMemoryAccess);
   }
+  // Out-params are checked first: a bad one must change nothing, Sluice's functions included
+  // (which return nothing: 0/0).
   std::string result;
-  const WasmResult r = fn(args, &result);
+  const WasmResult r =
+      ours ? sluice_function(name, args).value_or(WasmResult::NotFound) : fn(args, &result);
   if (r != WasmResult::Ok) return res(r);
   if (ptr_out == 0) {
     // The module does not want the bytes (only, perhaps, their size): nothing is allocated.
