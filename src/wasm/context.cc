@@ -833,11 +833,11 @@ void WasmInstance::destroy_stream_context(Context* ctx, bool log) {
   if (!failed_) {
     ctx->set_phase(Phase::Log);
     // Envoy's order for HTTP streams: on_log, then on_done, then on_delete (which always runs:
-    // the module frees the context there).
+    // the module frees the context there). A declined callback is absent here: call skips it.
     const WasmCallbacks& cb = ctx->stream_callbacks();
-    if (log && cb.on_log) call(ctx, cb.on_log, {id});
+    if (log) call(ctx, cb.on_log, {id});
     ctx->set_phase(Phase::Done);
-    if (cb.on_done) call(ctx, cb.on_done, {id});
+    call(ctx, cb.on_done, {id});
     call(ctx, callbacks_.on_delete, {id});
   }
   contexts_.erase(id);

@@ -856,9 +856,9 @@ bool arg_u64(std::string_view args, size_t i, uint64_t* out) {
 }
 
 // Sluice's own foreign functions (sluice_functions.h): they act on the calling instance or
-// context, so they are answered here rather than from the process-wide registry. nullopt for
-// any other name.
-std::optional<WasmResult> sluice_function(std::string_view name, std::string_view args) {
+// context, so they are answered here rather than from the process-wide registry. Only names
+// sluice_functions::is_sluice_function accepts reach it.
+WasmResult sluice_function(std::string_view name, std::string_view args) {
   namespace sf = sluice_functions;
   if (name == sf::kSetReturnBuffer) {
     uint64_t ptr, size;
@@ -878,7 +878,7 @@ std::optional<WasmResult> sluice_function(std::string_view name, std::string_vie
     ctx->decline_stream_callbacks(static_cast<uint32_t>(bits));
     return WasmResult::Ok;
   }
-  return std::nullopt;
+  return WasmResult::NotFound;
 }
 
 uint64_t proxy_call_foreign_function(WasmVm& vm, Args a, void*) {
@@ -901,8 +901,7 @@ uint64_t proxy_call_foreign_function(WasmVm& vm, Args a, void*) {
   // Out-params are checked first: a bad one must change nothing, Sluice's functions included
   // (which return nothing: 0/0).
   std::string result;
-  const WasmResult r =
-      ours ? sluice_function(name, args).value_or(WasmResult::NotFound) : fn(args, &result);
+  const WasmResult r = ours ? sluice_function(name, args) : fn(args, &result);
   if (r != WasmResult::Ok) return res(r);
   if (ptr_out == 0) {
     // The module does not want the bytes (only, perhaps, their size): nothing is allocated.
