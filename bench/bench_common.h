@@ -31,6 +31,16 @@ inline std::string_view runtime_name(Runtime rt) {
   return rt == Runtime::V8 ? kV8RuntimeName : kNullRuntimeName;
 }
 
+// The runtime, or exit with why not (V8's shared object missing, for one).
+inline WasmRuntime& runtime(std::string_view name) {
+  Result<WasmRuntime*> found = find_runtime(name);
+  if (!found) {
+    std::fprintf(stderr, "bench: %s\n", found.error().c_str());
+    std::exit(1);
+  }
+  return **found;
+}
+
 // The plugin configuration every add_header benchmark uses (bench/run.sh too): one request and
 // one response header set.
 inline constexpr std::string_view kAddHeaderConfig =
@@ -81,7 +91,7 @@ inline std::shared_ptr<CompiledModule> add_header_module(Runtime rt) {
                    add_header_wasm_path().c_str());
       return nullptr;
     }
-    auto compiled = runtime_by_name(spec.runtime)->compile(spec.code);
+    auto compiled = runtime(spec.runtime).compile(spec.code);
     if (!compiled.ok()) {
       std::fprintf(stderr, "bench: %s: %s\n", spec.code_origin.c_str(), compiled.error().c_str());
       return nullptr;

@@ -168,12 +168,11 @@ std::shared_ptr<CompiledModule> tiny_module(Runtime rt) {
   static std::shared_ptr<CompiledModule> modules[2];
   auto& m = modules[static_cast<int>(rt)];
   if (!m) {
-    auto compiled =
-        rt == Runtime::V8
-            ? runtime_by_name(kV8RuntimeName)
-                  ->compile(std::string_view(reinterpret_cast<const char*>(kBenchModule),
-                                             sizeof(kBenchModule)))
-            : runtime_by_name(kNullRuntimeName)->compile("sluice.bench.calls");
+    auto compiled = rt == Runtime::V8
+                        ? bench::runtime(kV8RuntimeName)
+                              .compile(std::string_view(reinterpret_cast<const char*>(kBenchModule),
+                                                        sizeof(kBenchModule)))
+                        : bench::runtime(kNullRuntimeName).compile("sluice.bench.calls");
     if (!compiled.ok()) {
       std::fprintf(stderr, "wasm_call_bench: %s\n", compiled.error().c_str());
       std::abort();
@@ -277,7 +276,7 @@ void BM_Compile(benchmark::State& state, Runtime rt) {
     state.SkipWithError("add_header.wasm not found (set SLUICE_BENCH_ADD_HEADER_WASM)");
     return;
   }
-  WasmRuntime* runtime = runtime_by_name(bench::runtime_name(rt));
+  WasmRuntime* runtime = &bench::runtime(bench::runtime_name(rt));
   uint64_t n = 0;
   for (auto _ : state) {
     state.PauseTiming();
@@ -569,7 +568,7 @@ std::shared_ptr<CompiledModule> compile_cas_module(Runtime rt) {
     bytes << in.rdbuf();
     code = bytes.str();
   }
-  auto compiled = runtime_by_name(bench::runtime_name(rt))->compile(code);
+  auto compiled = bench::runtime(bench::runtime_name(rt)).compile(code);
   return compiled.ok() ? compiled.value() : nullptr;
 }
 

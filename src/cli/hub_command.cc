@@ -20,6 +20,7 @@
 #include "hub/hub.h"
 #include "hub/hub_store.h"
 #include "net/tls.h"
+#include "wasm/vm/wasm_vm.h"
 
 namespace fs = std::filesystem;
 
@@ -91,6 +92,11 @@ int serve(const StorageOptions& storage, const std::string& listen, hub::HubOpti
   Result<asio::ip::tcp::endpoint> endpoint = parse_listen(listen);
   if (!endpoint) return failed(endpoint.error());
   if (tls_cert.empty() != tls_key.empty()) return failed("--tls-cert and --tls-key go together");
+  // Every push is compiled by V8 before it is accepted: a hub that cannot load V8 says so now,
+  // not at its first push.
+  if (Result<wasm::WasmRuntime*> v8 = wasm::find_runtime("envoy.wasm.runtime.v8"); !v8) {
+    return failed(v8.error());
+  }
   Result<std::unique_ptr<hub::Database>> db = open_database(storage);
   if (!db) return failed(db.error());
   hub::HubStore store(**db);

@@ -684,12 +684,15 @@ HttpResponse Hub::put_manifest(const HttpRequest& request, const Identity& who,
   }
   // The static check reads the module's declarations only; compiling it (nothing runs) validates
   // every function body too, as a proxy loading it would.
-  if (wasm::WasmRuntime* v8 = wasm::runtime_by_name("envoy.wasm.runtime.v8")) {
-    if (Result<std::shared_ptr<wasm::CompiledModule>> compiled = v8->compile(code); !compiled) {
-      return registry_error(
-          400, "MANIFEST_INVALID",
-          str_cat("the Wasm layer ", layer->digest, " does not compile: ", compiled.error()));
-    }
+  Result<wasm::WasmRuntime*> v8 = wasm::find_runtime("envoy.wasm.runtime.v8");
+  if (!v8) {  // `hub serve` checked at start-up; a push is never accepted unchecked
+    return registry_error(500, "UNKNOWN",
+                          str_cat("the hub cannot compile the module: ", v8.error()));
+  }
+  if (Result<std::shared_ptr<wasm::CompiledModule>> compiled = (*v8)->compile(code); !compiled) {
+    return registry_error(
+        400, "MANIFEST_INVALID",
+        str_cat("the Wasm layer ", layer->digest, " does not compile: ", compiled.error()));
   }
 
   // What the image says of itself: the Wasm config (root ids) and the annotations.

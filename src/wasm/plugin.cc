@@ -137,13 +137,9 @@ Result<std::shared_ptr<Plugin>> Plugin::load(PluginSpec spec) {
   if (tls_reuse) {
     if (auto same = tls_reuse->find(spec)) return same;
   }
-  WasmRuntime* runtime = runtime_by_name(spec.runtime);
-  if (!runtime) {
-    std::string known;
-    for (std::string_view n : runtime_names())
-      known += (known.empty() ? "" : ", ") + std::string(n);
-    return Error{fmt::format("unknown Wasm runtime '{}' (known: {})", spec.runtime, known)};
-  }
+  Result<WasmRuntime*> found = find_runtime(spec.runtime);
+  if (!found) return std::move(found).take_error();
+  WasmRuntime* runtime = *found;
   // The memory limit is part of the module: its memory's maximum is rewritten before V8 compiles
   // it, so growing past the limit fails inside the module (memory.grow answers -1). Native
   // (null-runtime) plugins are trusted code with no such bound.

@@ -33,9 +33,9 @@ std::string read_module(const std::string& name) {
 }
 
 WasmRuntime& v8_runtime() {
-  WasmRuntime* runtime = runtime_by_name(kV8RuntimeName);
-  EXPECT_NE(runtime, nullptr);
-  return *runtime;
+  Result<WasmRuntime*> runtime = find_runtime(kV8RuntimeName);
+  EXPECT_TRUE(runtime.ok()) << runtime.error();
+  return **runtime;
 }
 
 std::shared_ptr<CompiledModule> compile(const std::string& name) {

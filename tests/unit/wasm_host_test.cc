@@ -430,9 +430,9 @@ std::string read_module(const std::string& name) {
 
 Result<std::unique_ptr<WasmInstance>> instantiate(const std::string& runtime, std::string_view code,
                                                   const PluginSpec& spec) {
-  WasmRuntime* rt = runtime_by_name(runtime);
-  if (!rt) return Error{"no runtime " + runtime};
-  auto compiled = rt->compile(code);
+  Result<WasmRuntime*> rt = find_runtime(runtime);
+  if (!rt) return std::move(rt).take_error();
+  auto compiled = (*rt)->compile(code);
   if (!compiled) return std::move(compiled).take_error();
   return WasmInstance::create(*compiled, runtime, spec.vm_id, spec.vm_configuration, spec.env,
                               Capabilities{spec.allowed_capabilities});
@@ -2538,7 +2538,7 @@ TEST(WasmHostNullTest, HostFunctionOutsideItsAbiVersionTraps) {
 }
 
 TEST(WasmHostNullTest, UnknownPluginNameIsAnError) {
-  auto compiled = runtime_by_name(kNullRuntimeName)->compile("test.no_such_plugin");
+  auto compiled = find_runtime(kNullRuntimeName).value()->compile("test.no_such_plugin");
   ASSERT_FALSE(compiled.ok());
   EXPECT_THAT(compiled.error(), HasSubstr("test.host_probe"));  // lists what is built in
 }

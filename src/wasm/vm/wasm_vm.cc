@@ -1,43 +1,13 @@
 #include "wasm/vm/wasm_vm.h"
 
 #include <mutex>
+#include <string>
+
+#include <fmt/format.h>
 
 #include "wasm/vm/runtimes.h"
 
 namespace sluice::wasm {
-
-namespace {
-std::string_view type_name(ValType t) {
-  switch (t) {
-    case ValType::I32:
-      return "i32";
-    case ValType::I64:
-      return "i64";
-    case ValType::F32:
-      return "f32";
-    case ValType::F64:
-      return "f64";
-  }
-  return "?";
-}
-
-void append_list(std::string& out, const std::vector<ValType>& types) {
-  out += '(';
-  for (size_t i = 0; i < types.size(); ++i) {
-    if (i) out += ", ";
-    out += type_name(types[i]);
-  }
-  out += ')';
-}
-}  // namespace
-
-std::string Signature::to_string() const {
-  std::string out;
-  append_list(out, params);
-  out += " -> ";
-  append_list(out, results);
-  return out;
-}
 
 bool WasmVm::get_word(uint64_t ptr, uint64_t* out) {
   const uint32_t n = word_size();
@@ -99,6 +69,7 @@ namespace {
 struct Registry {
   std::mutex mu;
   std::unique_ptr<WasmRuntime> v8, null;
+  std::string v8_error;  // why V8 could not be loaded; kept, so every caller gets the same answer
 };
 Registry& registry() {
   static Registry* r = new Registry;  // lives for the process: VMs may outlive static destructors
@@ -106,18 +77,29 @@ Registry& registry() {
 }
 }  // namespace
 
-WasmRuntime* runtime_by_name(std::string_view name) {
+Result<WasmRuntime*> find_runtime(std::string_view name) {
   Registry& r = registry();
   std::lock_guard lock(r.mu);
   if (name == kV8RuntimeName) {
-    if (!r.v8) r.v8 = make_v8_runtime();
+    if (!r.v8 && r.v8_error.empty()) {
+      Result<std::unique_ptr<WasmRuntime>> made = make_v8_runtime();
+      if (made) {
+        r.v8 = std::move(made).value();
+      } else {
+        r.v8_error = made.error();
+      }
+    }
+    if (!r.v8)
+      return Error{fmt::format("the Wasm runtime {} is unavailable: {}", name, r.v8_error)};
     return r.v8.get();
   }
   if (name == kNullRuntimeName) {
     if (!r.null) r.null = make_null_runtime();
     return r.null.get();
   }
-  return nullptr;
+  std::string known;
+  for (std::string_view n : runtime_names()) known += (known.empty() ? "" : ", ") + std::string(n);
+  return Error{fmt::format("unknown Wasm runtime '{}' (known: {})", name, known)};
 }
 
 std::vector<std::string_view> runtime_names() { return {kV8RuntimeName, kNullRuntimeName}; }

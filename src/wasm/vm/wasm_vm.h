@@ -118,8 +118,9 @@ class WasmRuntime {
 };
 
 // The runtime registered under `name` ("envoy.wasm.runtime.v8", "envoy.wasm.runtime.null"), or
-// nullptr. Runtimes are created on first use and live for the process.
-WasmRuntime* runtime_by_name(std::string_view name);
+// why there is none: an unknown name, or V8's shared object that cannot be loaded. Runtimes are
+// created on first use and live for the process.
+Result<WasmRuntime*> find_runtime(std::string_view name);
 // Every runtime name this build knows, for error messages.
 std::vector<std::string_view> runtime_names();
 

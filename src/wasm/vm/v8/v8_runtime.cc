@@ -759,11 +759,17 @@ class V8Runtime final : public WasmRuntime {
 
 }  // namespace
 
-std::unique_ptr<WasmRuntime> make_v8_runtime() {
-  v8_process();
-  return std::make_unique<V8Runtime>();
+}  // namespace sluice::wasm
+
+#define SLUICE_V8_EXPORT __attribute__((visibility("default")))
+
+extern "C" SLUICE_V8_EXPORT const char* sluice_v8_interface() { return SLUICE_V8_INTERFACE; }
+
+extern "C" SLUICE_V8_EXPORT sluice::wasm::WasmRuntime* sluice_v8_make_runtime() {
+  sluice::wasm::v8_process();
+  return new sluice::wasm::V8Runtime();
 }
 
-bool v8_trap_handler_enabled() { return v8_process().trap_handler; }
-
-}  // namespace sluice::wasm
+extern "C" SLUICE_V8_EXPORT bool sluice_v8_trap_handler_enabled() {
+  return sluice::wasm::v8_process().trap_handler;
+}
