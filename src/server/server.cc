@@ -1001,6 +1001,7 @@ std::string Server::wasm_json() {
         "{\"thread\":", json_str(thread), ",\"state\":", json_str(s.state),
         ",\"memory_bytes\":", s.memory_bytes, ",\"return_buffer_bytes\":", s.return_buffer_bytes,
         ",\"skipped_callbacks\":", list(s.skipped_callbacks),
+        ",\"fused_callbacks\":", list(s.fused_callbacks),
         s.failure.empty() ? "" : ",\"failure\":", s.failure.empty() ? "" : json_str(s.failure),
         "}");
   };

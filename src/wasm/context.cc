@@ -266,6 +266,32 @@ Result<std::unique_ptr<WasmInstance>> WasmInstance::create(
       }
     }
   }
+  // Sluice's fused exports, typed like the rest; each is kept only while both of the callbacks it
+  // stands for are there (exported, and not restricted). A failure in one names those callbacks:
+  // the module's backtrace tells which of the two it was in.
+  struct Fused {
+    WasmFunction* f;
+    std::string_view name;
+    Signature s;
+    std::string_view shown;
+  };
+  const Fused fused[] = {
+      {&cb.on_stream_start, sluice_functions::kOnStreamStart,
+       sig({VT::I32, VT::I32, VT::I32, VT::I32}, {VT::I32}),
+       "proxy_on_context_create+proxy_on_request_headers"},
+      {&cb.on_stream_end, sluice_functions::kOnStreamEnd, sig({VT::I32}, {}),
+       "proxy_on_log+proxy_on_delete"},
+  };
+  for (const Fused& e : fused) {
+    *e.f = v.function(e.name);
+    if (*e.f && !(e.f->signature == e.s)) {
+      return Error{fmt::format("export {} has type {}, expected {}", e.name,
+                               e.f->signature.to_string(), e.s.to_string())};
+    }
+    if (*e.f) w->callback_names_.emplace_back(e.f->index, e.shown);
+  }
+  if (!cb.on_context_create || !cb.on_request_headers || v010) cb.on_stream_start = WasmFunction{};
+  if (!cb.on_log || !cb.on_delete) cb.on_stream_end = WasmFunction{};
   return w;
 }
 
@@ -432,6 +458,14 @@ void WasmInstance::limit_cpu(uint32_t callback_ms, uint32_t startup_ms) {
 std::optional<uint64_t> WasmInstance::call(Context* ctx, const WasmFunction& f,
                                            std::initializer_list<uint64_t> args) {
   if (failed_ || !f) return std::nullopt;
+  if (ctx && ctx->create_deferred) {  // the module learns of the stream before anything else
+    ctx->create_deferred = false;
+    const Phase phase = ctx->phase();
+    ctx->set_phase(Phase::None);  // as if it had run when the stream was created
+    call(ctx, callbacks_.on_context_create, {ctx->id(), ctx->root()->id()});
+    ctx->set_phase(phase);
+    if (failed_) return std::nullopt;
+  }
   CallResult r;
   // Only a top-level call is watched: nested ones (a host function calling malloc) are part of it.
   const uint32_t budget =
@@ -814,12 +848,16 @@ Result<Context*> WasmInstance::start_root(const PluginSpec& plugin) {
   return root;
 }
 
-Context* WasmInstance::create_stream_context(Context& root) {
+Context* WasmInstance::create_stream_context(Context& root, bool defer_create) {
   if (failed_) return nullptr;
   const uint32_t id = next_context_id_++;
   auto owned = std::make_unique<Context>(*this, id, &root, root.plugin());
   Context* ctx = owned.get();
   contexts_.emplace(id, std::move(owned));
+  if (defer_create && callbacks_.on_stream_start && root.stream_callbacks().on_request_headers) {
+    ctx->create_deferred = true;
+    return ctx;
+  }
   call(ctx, callbacks_.on_context_create, {id, root.id()});
   if (failed_) {
     contexts_.erase(id);
@@ -828,17 +866,35 @@ Context* WasmInstance::create_stream_context(Context& root) {
   return ctx;
 }
 
+std::optional<uint64_t> WasmInstance::start_stream(Context* ctx, uint64_t num_headers,
+                                                   bool end_of_stream) {
+  const WasmFunction& on_request_headers = ctx->stream_callbacks().on_request_headers;
+  if (!ctx->create_deferred || failed_) {
+    return abi_ == AbiVersion::V0_1_0
+               ? call(ctx, on_request_headers, {ctx->id(), num_headers})
+               : call(ctx, on_request_headers, {ctx->id(), num_headers, end_of_stream ? 1u : 0u});
+  }
+  ctx->create_deferred = false;  // (deferred only when on_stream_start and the 0.2 ABI are there)
+  return call(ctx, callbacks_.on_stream_start,
+              {ctx->id(), ctx->root()->id(), num_headers, end_of_stream ? 1u : 0u});
+}
+
 void WasmInstance::destroy_stream_context(Context* ctx, bool log) {
   const uint32_t id = ctx->id();
   if (!failed_) {
     ctx->set_phase(Phase::Log);
     // Envoy's order for HTTP streams: on_log, then on_done, then on_delete (which always runs:
     // the module frees the context there). A declined callback is absent here: call skips it.
+    // A stream never reached by a callback still gets its deferred on_context_create first.
     const WasmCallbacks& cb = ctx->stream_callbacks();
-    if (log) call(ctx, cb.on_log, {id});
-    ctx->set_phase(Phase::Done);
-    call(ctx, cb.on_done, {id});
-    call(ctx, callbacks_.on_delete, {id});
+    if (log && cb.on_log && !cb.on_done && callbacks_.on_stream_end) {
+      call(ctx, callbacks_.on_stream_end, {id});  // on_log and on_delete in one call
+    } else {
+      if (log) call(ctx, cb.on_log, {id});
+      ctx->set_phase(Phase::Done);
+      call(ctx, cb.on_done, {id});
+      call(ctx, callbacks_.on_delete, {id});
+    }
   }
   contexts_.erase(id);
 }

@@ -110,6 +110,8 @@ struct WasmCallbacks {
       on_foreign_function, on_http_call_response, on_grpc_receive_initial_metadata, on_grpc_receive,
       on_grpc_receive_trailing_metadata, on_grpc_close, on_new_connection, on_downstream_data,
       on_upstream_data, on_downstream_connection_close, on_upstream_connection_close;
+  // Sluice's own fused exports (abi/sluice_functions.h), present only with both halves.
+  WasmFunction on_stream_start, on_stream_end;
 };
 
 class Context {
@@ -152,6 +154,9 @@ class Context {
 
   // A root context that answered false to on_done waits for proxy_done.
   bool done_pending = false;
+  // A stream context whose on_context_create has not reached the module yet: it goes with the
+  // first callback (WasmInstance::start_stream fuses it with on_request_headers).
+  bool create_deferred = false;
 
   // The callbacks this context's streams run: the instance's, less those its root declined
   // (sluice_functions.h). Filters and teardown call through these.
@@ -244,7 +249,13 @@ class WasmInstance {
   // this VM only) and on_configure. Errors say which step refused.
   Result<Context*> start_root(const PluginSpec& plugin);
   // A stream context under `root` (on_context_create run); nullptr when the instance failed.
-  Context* create_stream_context(Context& root);
+  // `defer_create` (HTTP streams): when the module exports sluice_on_stream_start and this
+  // root's streams get on_request_headers, on_context_create is left for start_stream, or for
+  // whichever callback comes first.
+  Context* create_stream_context(Context& root, bool defer_create = false);
+  // A stream's on_request_headers, with its deferred on_context_create in the same call when
+  // there is one. Returns what on_request_headers answered (nullopt: not called, or failed).
+  std::optional<uint64_t> start_stream(Context* ctx, uint64_t num_headers, bool end_of_stream);
   // on_log (optional), on_done, on_delete; then the context is gone.
   void destroy_stream_context(Context* ctx, bool log);
   // Root teardown: on_done, then on_delete unless the module defers it with proxy_done.

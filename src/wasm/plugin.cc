@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include "wasm/abi/sluice_functions.h"
 #include "wasm/vm/module_info.h"
 
 #include <algorithm>
@@ -228,7 +229,7 @@ Plugin::Running* Plugin::running_on_this_thread() {
   return &map.emplace(this, std::move(*started)).first->second;
 }
 
-Plugin::NewStream Plugin::new_stream_on_this_thread() {
+Plugin::NewStream Plugin::new_stream_on_this_thread(bool defer_create) {
   Running* running = running_on_this_thread();
   const bool reload = spec_.failure_policy == FailurePolicy::FailReload;
   if (running && running->instance->failed() && (reload || spec_.heal)) {
@@ -256,7 +257,7 @@ Plugin::NewStream Plugin::new_stream_on_this_thread() {
     }
   }
   if (!running || running->instance->failed()) return {};
-  Context* ctx = running->instance->create_stream_context(*running->root);
+  Context* ctx = running->instance->create_stream_context(*running->root, defer_create);
   if (!ctx) return {};
   return {running->instance, ctx};
 }
@@ -311,6 +312,15 @@ ThreadInstanceState describe_on_this_thread(const Plugin& plugin) {
     for (std::string_view name : r.root->skipped_stream_callbacks()) {
       out.skipped_callbacks.emplace_back(name);
     }
+  }
+  // As WasmInstance::create_stream_context and destroy_stream_context decide.
+  const WasmCallbacks& all = r.instance->callbacks();
+  if (r.root && all.on_stream_start && r.root->stream_callbacks().on_request_headers) {
+    out.fused_callbacks.emplace_back(sluice_functions::kOnStreamStart);
+  }
+  if (r.root && all.on_stream_end && r.root->stream_callbacks().on_log &&
+      !r.root->stream_callbacks().on_done) {
+    out.fused_callbacks.emplace_back(sluice_functions::kOnStreamEnd);
   }
   return out;
 }

@@ -121,11 +121,12 @@ class Plugin : public std::enable_shared_from_this<Plugin> {
   // A stream context (an HTTP stream or a TCP connection) on this thread's instance, replacing a
   // crashed instance first under FAIL_RELOAD (streams still on the old one keep it alive).
   // `context` is null when no healthy instance runs here: the caller applies the policy.
+  // `defer_create`: see WasmInstance::create_stream_context (HTTP streams).
   struct NewStream {
     std::shared_ptr<WasmInstance> instance;
     Context* context = nullptr;
   };
-  NewStream new_stream_on_this_thread();
+  NewStream new_stream_on_this_thread(bool defer_create = false);
 
  private:
   explicit Plugin(PluginSpec spec) : spec_(std::move(spec)) {}
@@ -151,6 +152,8 @@ struct ThreadInstanceState {
   // buffer (0: none), and the stream callbacks it declined that are skipped.
   uint64_t return_buffer_bytes = 0;
   std::vector<std::string> skipped_callbacks;
+  // The fused exports Sluice calls for this plugin's HTTP streams (sluice_on_stream_start, ...).
+  std::vector<std::string> fused_callbacks;
 };
 ThreadInstanceState describe_on_this_thread(const Plugin& plugin);
 

@@ -144,6 +144,13 @@ grep -q '^istio_request_duration_milliseconds_bucket{reporter="destination",sour
 grep -q '^istio_response_bytes_count{reporter="destination",source_workload="productpage-v1",.*response_code="404".*} 1$' <<<"$server_prom" ||
   fail "response bytes histogram: $(grep 'istio_response_bytes_count' <<<"$server_prom")"
 pass "the server proxy's metrics carry the client's workload labels (reporter=destination)"
+# Telemetry reports at on_log and skips on_done: its streams start and end with one fused call
+# each (sluice_functions.h), on both proxies' VMs, whichever runtime.
+for admin in "$CLIENT_ADMIN" "$SERVER_ADMIN"; do
+  grep -q '"fused_callbacks":\["sluice_on_stream_start","sluice_on_stream_end"\]' <<<"$(curl -s "http://127.0.0.1:$admin/wasm")" ||
+    fail "/wasm on $admin: telemetry's fused callbacks: $(curl -s "http://127.0.0.1:$admin/wasm")"
+done
+pass "telemetry's streams take two fused calls (/wasm fused_callbacks)"
 
 # The client side (reporter source): the destination is the server's workload, from the answer's
 # metadata; source_principal was removed and the tenant and path dimensions added.

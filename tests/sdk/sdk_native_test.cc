@@ -102,6 +102,17 @@ TEST_F(SdkNativeTest, ExamplesRegisterWithEveryExport) {
       EXPECT_EQ(sig.find_first_not_of("iI:"), std::string::npos) << sig;
       EXPECT_EQ(std::count(sig.begin(), sig.end(), ':'), 1) << sig;
     }
+    // Sluice's fused exports, under the host's names and types.
+    for (uint32_t i = 0; i < p->num_exports; ++i) {
+      const std::string_view export_name = p->exports[i].name;
+      if (export_name == sluice::wasm::sluice_functions::kOnStreamStart) {
+        EXPECT_STREQ(p->exports[i].signature, "iiii:i");
+      } else if (export_name == sluice::wasm::sluice_functions::kOnStreamEnd) {
+        EXPECT_STREQ(p->exports[i].signature, "i:");
+      }
+    }
+    EXPECT_TRUE(vm.has(std::string(sluice::wasm::sluice_functions::kOnStreamStart))) << name;
+    EXPECT_TRUE(vm.has(std::string(sluice::wasm::sluice_functions::kOnStreamEnd))) << name;
     // The headers callbacks take the 0.2.x end_of_stream argument.
     for (uint32_t i = 0; i < p->num_exports; ++i) {
       if (std::string(p->exports[i].name) == "proxy_on_request_headers") {
@@ -298,6 +309,32 @@ TEST_F(SdkNativeTest, DeferredRootDone) {
   vm.call("proxy_on_delete", {kRoot});
   vm.call("proxy_on_tick", {kRoot});  // gone: ignored
   EXPECT_FALSE(host().logged("probe: tick 3"));
+}
+
+// sluice_on_stream_start is on_context_create then on_request_headers (its answer returned);
+// sluice_on_stream_end is on_log then on_delete.
+TEST_F(SdkNativeTest, FusedExportsDoWhatTheirHalvesDo) {
+  Vm vm(plugin("sluice.sdk_probe"));
+  ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);
+  host().maps[kRequestHeaders] = {{"x-probe", "http_call"}};
+  EXPECT_EQ(vm.call("sluice_on_stream_start", {kStream, kRoot, 1, 1}), 1u);  // paused for it
+  ASSERT_EQ(host().http_calls.size(), 1u);
+  vm.call("sluice_on_stream_end", {kStream});
+  EXPECT_TRUE(host().logged("probe: log " + std::to_string(kStream)));
+  EXPECT_TRUE(host().logged("probe: delete " + std::to_string(kStream)));
+  EXPECT_FALSE(host().logged("probe: done " + std::to_string(kStream)));
+  // Deleted: the callout's answer finds no stream.
+  host().maps[6] = {{":status", "200"}};
+  vm.call("proxy_on_http_call_response", {kRoot, host().http_calls[0].token, 1, 0, 0});
+  EXPECT_FALSE(host().local_reply);
+
+  // add_header through the fused start edits the request as the two calls do.
+  Vm add(plugin("sluice.add_header"));
+  ASSERT_EQ(add.start_root(kRoot, "add_header", "", "request.set.x-added = yes"), 1u);
+  host().maps[kRequestHeaders] = {{":path", "/"}};
+  EXPECT_EQ(add.call("sluice_on_stream_start", {kStream, kRoot, 1, 1}), 0u);
+  EXPECT_EQ(host().header(kRequestHeaders, "x-added"), "yes");
+  add.call("sluice_on_stream_end", {kStream});
 }
 
 TEST_F(SdkNativeTest, HttpCallFromAStreamRunsOnThatStream) {

@@ -128,6 +128,16 @@ uint64_t n_on_done(void* i, const uint64_t* a) { return record(i, 4, a[0], 0), 1
 uint64_t n_on_log(void* i, const uint64_t* a) { return record(i, 5, a[0], 0), 0; }
 uint64_t n_on_delete(void* i, const uint64_t* a) { return record(i, 6, a[0], 0), 0; }
 uint64_t n_on_request_headers(void* i, const uint64_t* a) { return record(i, 7, a[0], a[1]), 0; }
+uint64_t n_on_stream_start(void* i, const uint64_t* a) {
+  record(i, 15, a[0], a[1]);
+  record(i, 1, a[0], a[1]);
+  return record(i, 7, a[0], a[2]), 0;
+}
+uint64_t n_on_stream_end(void* i, const uint64_t* a) {
+  record(i, 16, a[0], 0);
+  record(i, 5, a[0], 0);
+  return record(i, 6, a[0], 0), 0;
+}
 uint64_t n_on_tick(void* i, const uint64_t* a) { return record(i, 13, a[0], 0), 0; }
 uint64_t n_on_queue_ready(void* i, const uint64_t* a) { return record(i, 14, a[0], a[1]), 0; }
 uint64_t n_on_response_headers(void* i, const uint64_t* a) { return record(i, 9, a[0], a[1]), 0; }
@@ -250,6 +260,8 @@ const SluiceNullExport kProbeExports[] = {
     {"proxy_on_log", "i:", n_on_log},
     {"proxy_on_delete", "i:", n_on_delete},
     {"proxy_on_request_headers", "iii:i", n_on_request_headers},
+    {"sluice_on_stream_start", "iiii:i", n_on_stream_start},
+    {"sluice_on_stream_end", "i:", n_on_stream_end},
     {"proxy_on_response_headers", "iii:i", n_on_response_headers},
     {"proxy_on_tick", "i:", n_on_tick},
     {"proxy_on_queue_ready", "ii:", n_on_queue_ready},
@@ -1913,6 +1925,92 @@ TEST_P(WasmHostTest, DeclinedStreamCallbacksAreSkipped) {
   EXPECT_EQ(callbacks_of(4), 1u);
 }
 
+// Sluice's fused exports: an HTTP stream's deferred on_context_create goes with its
+// on_request_headers (sluice_on_stream_start), and on_log with on_delete when on_done is not
+// called (sluice_on_stream_end). The module sees the same events in the same order, whatever
+// callback reaches a deferred stream first.
+TEST_P(WasmHostTest, FusedExportsCarryTheSameEventsInFewerCalls) {
+  namespace sf = sluice_functions;
+  using Log = std::vector<std::array<uint32_t, 3>>;
+  ASSERT_TRUE(w_->callbacks().on_stream_start);
+  ASSERT_TRUE(w_->callbacks().on_stream_end);
+  const uint32_t root = root_->id();
+
+  // Deferred: nothing reaches the module until the request headers, then one call does both.
+  clear_callback_log();
+  Context* s = w_->create_stream_context(*root_, /*defer_create=*/true);
+  ASSERT_NE(s, nullptr);
+  const uint32_t id = s->id();
+  EXPECT_TRUE(s->create_deferred);
+  EXPECT_TRUE(callback_log().empty());
+  s->set_phase(Phase::RequestHeaders);
+  EXPECT_EQ(w_->start_stream(s, 3, true), std::optional<uint64_t>(0));
+  EXPECT_EQ(callback_log(), (Log{{15, id, root}, {1, id, root}, {7, id, 3}}));
+  EXPECT_FALSE(s->create_deferred);
+  // A second start_stream (no longer deferred) is on_request_headers alone.
+  clear_callback_log();
+  EXPECT_EQ(w_->start_stream(s, 4, false), std::optional<uint64_t>(0));
+  EXPECT_EQ(callback_log(), (Log{{7, id, 4}}));
+  // on_done is exported and wanted: teardown makes the three calls.
+  clear_callback_log();
+  w_->destroy_stream_context(s, true);
+  EXPECT_EQ(callback_log(), (Log{{5, id, 0}, {4, id, 0}, {6, id, 0}}));
+
+  // With on_done declined, on_log and on_delete go in one call; unlogged, on_delete alone.
+  ASSERT_EQ(
+      foreign(std::string(sf::kDeclineStreamCallbacks), u64_args({sf::kDone}), nullptr, root_),
+      kOk);
+  Context* logged = w_->create_stream_context(*root_);
+  ASSERT_NE(logged, nullptr);
+  clear_callback_log();
+  const uint32_t logged_id = logged->id();
+  w_->destroy_stream_context(logged, true);
+  EXPECT_EQ(callback_log(), (Log{{16, logged_id, 0}, {5, logged_id, 0}, {6, logged_id, 0}}));
+  Context* unlogged = w_->create_stream_context(*root_);
+  ASSERT_NE(unlogged, nullptr);
+  clear_callback_log();
+  const uint32_t unlogged_id = unlogged->id();
+  w_->destroy_stream_context(unlogged, false);
+  EXPECT_EQ(callback_log(), (Log{{6, unlogged_id, 0}}));
+
+  // A deferred stream whose first callback is another one (a local reply from an earlier filter
+  // answers before its request headers): on_context_create first, in phase None, then that one.
+  clear_callback_log();
+  Context* early = w_->create_stream_context(*root_, true);
+  ASSERT_NE(early, nullptr);
+  const uint32_t early_id = early->id();
+  early->set_phase(Phase::ResponseHeaders);
+  w_->call(early, early->stream_callbacks().on_response_headers, {early_id, 2, 1});
+  EXPECT_EQ(callback_log(), (Log{{1, early_id, root}, {9, early_id, 2}}));
+  EXPECT_EQ(early->phase(), Phase::ResponseHeaders);
+  w_->destroy_stream_context(early, true);
+  // One that no callback reached before it ended still gets created, then logged and deleted.
+  Context* unseen = w_->create_stream_context(*root_, true);
+  ASSERT_NE(unseen, nullptr);
+  const uint32_t unseen_id = unseen->id();
+  clear_callback_log();
+  w_->destroy_stream_context(unseen, true);
+  EXPECT_EQ(callback_log(),
+            (Log{{1, unseen_id, root}, {16, unseen_id, 0}, {5, unseen_id, 0}, {6, unseen_id, 0}}));
+
+  // Streams of a root that declined on_request_headers are not deferred (the fused start would
+  // run it); nor are streams created without the flag (TCP connections).
+  ASSERT_EQ(foreign(std::string(sf::kDeclineStreamCallbacks),
+                    u64_args({sf::kDone | sf::kRequestHeaders}), nullptr, root_),
+            kOk);
+  clear_callback_log();
+  Context* plain = w_->create_stream_context(*root_, true);
+  ASSERT_NE(plain, nullptr);
+  EXPECT_FALSE(plain->create_deferred);
+  EXPECT_EQ(callback_log(), (Log{{1, plain->id(), root}}));
+  w_->destroy_stream_context(plain, true);
+  ASSERT_EQ(foreign(std::string(sf::kDeclineStreamCallbacks), u64_args({0}), nullptr, root_), kOk);
+  Context* tcp = w_->create_stream_context(*root_);
+  ASSERT_NE(tcp, nullptr);
+  EXPECT_FALSE(tcp->create_deferred);
+  w_->destroy_stream_context(tcp, true);
+}
+
 TEST_P(WasmHostTest, LifecycleOrderAndIds) {
   const uint32_t root = root_->id(), s1 = ctx_->id();
   auto log = callback_log();
@@ -2411,6 +2509,14 @@ TEST_F(WasmHostModuleTest, WronglyTypedCallbackIsRejected) {
   ASSERT_FALSE(w.ok());
   EXPECT_THAT(w.error(), HasSubstr("proxy_on_request_headers"));
   EXPECT_THAT(w.error(), HasSubstr("(i32, i32) -> (i32)"));
+}
+
+TEST_F(WasmHostModuleTest, WronglyTypedFusedExportIsRejected) {
+  auto w = instantiate(spec_.runtime, read_module("host_bad_fused"), spec_);
+  ASSERT_FALSE(w.ok());
+  EXPECT_THAT(w.error(),
+              HasSubstr("export sluice_on_stream_start has type (i32, i32, i32) -> (i32), "
+                        "expected (i32, i32, i32, i32) -> (i32)"));
 }
 
 TEST_F(WasmHostModuleTest, ModuleWithoutAllocatorIsRejected) {

@@ -118,7 +118,8 @@
 
   ;; Callback ids in the log: 1 context_create, 2 vm_start, 3 configure, 4 done, 5 log, 6 delete,
   ;; 7 request_headers, 8 request_body, 9 response_headers, 10 response_body,
-  ;; 11 request_trailers, 12 response_trailers, 13 tick, 14 queue_ready.
+  ;; 11 request_trailers, 12 response_trailers, 13 tick, 14 queue_ready; Sluice's fused exports
+  ;; log 15 (stream_start) or 16 (stream_end) and then what each of their two halves logs.
   (func (export "proxy_on_context_create") (param i32 i32) (call $rec (i32.const 1) (local.get 0) (local.get 1)))
   (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
     (call $rec (i32.const 2) (local.get 0) (local.get 1))
@@ -134,6 +135,14 @@
   (func (export "proxy_on_log") (param i32) (call $rec (i32.const 5) (local.get 0) (i32.const 0)))
   (func (export "proxy_on_delete") (param i32) (call $rec (i32.const 6) (local.get 0) (i32.const 0)))
   (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (call $rec (i32.const 7) (local.get 0) (local.get 1)) (i32.const 0))
+  (func (export "sluice_on_stream_start") (param i32 i32 i32 i32) (result i32)
+    (call $rec (i32.const 15) (local.get 0) (local.get 1))
+    (call $rec (i32.const 1) (local.get 0) (local.get 1))
+    (call $rec (i32.const 7) (local.get 0) (local.get 2)) (i32.const 0))
+  (func (export "sluice_on_stream_end") (param i32)
+    (call $rec (i32.const 16) (local.get 0) (i32.const 0))
+    (call $rec (i32.const 5) (local.get 0) (i32.const 0))
+    (call $rec (i32.const 6) (local.get 0) (i32.const 0)))
   (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) (call $rec (i32.const 8) (local.get 0) (local.get 1)) (i32.const 0))
   (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (call $rec (i32.const 9) (local.get 0) (local.get 1)) (i32.const 0))
   (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32) (call $rec (i32.const 10) (local.get 0) (local.get 1)) (i32.const 0))

@@ -371,6 +371,17 @@ void Dispatch::on_log(VmState& vm, uint32_t id) {
   if (NetworkContext* c = find_connection(vm, id)) c->on_log();
 }
 
+uint32_t Dispatch::on_stream_start(VmState& vm, uint32_t id, uint32_t root_id, uint32_t num_headers,
+                                   uint32_t end_of_stream) {
+  on_context_create(vm, id, root_id);
+  return on_request_headers(vm, id, num_headers, end_of_stream);
+}
+
+void Dispatch::on_stream_end(VmState& vm, uint32_t id) {
+  on_log(vm, id);
+  on_delete(vm, id);
+}
+
 void Dispatch::on_delete(VmState& vm, uint32_t id) {
   vm.undecided.erase(id);  // a context no callback ever reached
   if (auto it = vm.streams.find(id); it != vm.streams.end()) {

@@ -83,6 +83,11 @@ struct Dispatch {
   static uint32_t on_done(VmState& vm, uint32_t id);
   static void on_log(VmState& vm, uint32_t id);
   static void on_delete(VmState& vm, uint32_t id);
+  // Sluice's fused exports (a host that does not know them never calls them): two callbacks in
+  // one call into the module, in the order the host would have made them.
+  static uint32_t on_stream_start(VmState& vm, uint32_t id, uint32_t root_id, uint32_t num_headers,
+                                  uint32_t end_of_stream);  // on_context_create, on_request_headers
+  static void on_stream_end(VmState& vm, uint32_t id);      // on_log, on_delete
 };
 
 }  // namespace SLUICE_SDK_NS

@@ -85,6 +85,8 @@ const SluiceNullExport kExports[] = {
     {"proxy_on_done", "i:i", Thunk<&Dispatch::on_done>::call},
     {"proxy_on_log", "i:", Thunk<&Dispatch::on_log>::call},
     {"proxy_on_delete", "i:", Thunk<&Dispatch::on_delete>::call},
+    {"sluice_on_stream_start", "iiii:i", Thunk<&Dispatch::on_stream_start>::call},
+    {"sluice_on_stream_end", "i:", Thunk<&Dispatch::on_stream_end>::call},
 };
 
 const SluiceNullPlugin kPlugin = {

@@ -114,3 +114,12 @@ SLUICE_EXPORT(proxy_on_done) uint32_t sluice_on_done(uint32_t id) {
 }
 SLUICE_EXPORT(proxy_on_log) void sluice_on_log(uint32_t id) { Dispatch::on_log(vm(), id); }
 SLUICE_EXPORT(proxy_on_delete) void sluice_on_delete(uint32_t id) { Dispatch::on_delete(vm(), id); }
+
+// Sluice's fused exports (src/wasm/abi/sluice_functions.h); other hosts ignore them.
+SLUICE_EXPORT(sluice_on_stream_start)
+uint32_t sluice_on_stream_start(uint32_t id, uint32_t root, uint32_t headers, uint32_t eos) {
+  return Dispatch::on_stream_start(vm(), id, root, headers, eos);
+}
+SLUICE_EXPORT(sluice_on_stream_end) void sluice_on_stream_end(uint32_t id) {
+  Dispatch::on_stream_end(vm(), id);
+}

@@ -137,7 +137,8 @@ class WasmFilter : public http::StreamFilter, public wasm::StreamActions {
     if (failed_open_ || !fn) return FilterHeadersStatus::Continue;
     ctx_->set_phase(phase);
     std::optional<uint64_t> r =
-        instance_->abi_version() == wasm::AbiVersion::V0_1_0
+        phase == Phase::RequestHeaders ? instance_->start_stream(ctx_, count, end_stream)
+        : instance_->abi_version() == wasm::AbiVersion::V0_1_0
             ? instance_->call(ctx_, fn, {ctx_->id(), count})
             : instance_->call(ctx_, fn, {ctx_->id(), count, end_stream ? 1u : 0u});
     if (!after_call(phase == Phase::RequestHeaders)) return FilterHeadersStatus::StopIteration;
@@ -188,7 +189,8 @@ class WasmFilter : public http::StreamFilter, public wasm::StreamActions {
 std::unique_ptr<http::StreamFilter> WasmFilterConfig::create_filter(
     http::StreamFilterCallbacks& callbacks) {
   const wasm::FailurePolicy policy = plugin_->spec().failure_policy;
-  wasm::Plugin::NewStream stream = plugin_->new_stream_on_this_thread();
+  // Deferred: the module's on_context_create goes with on_request_headers, in one call.
+  wasm::Plugin::NewStream stream = plugin_->new_stream_on_this_thread(/*defer_create=*/true);
   if (!stream.context) {
     if (policy == wasm::FailurePolicy::FailOpen) return nullptr;
     return std::make_unique<FailedStreamFilter>(callbacks);

@@ -43,6 +43,21 @@ enum DeclinedCallback : uint32_t {
   kAllDeclinable = (1u << 13) - 1,
 };
 
+// ---- Sluice's own exports --------------------------------------------------------------------
+// A module built with Sluice's SDK exports these besides the standard callbacks (another host
+// ignores them). Each does in one call into the module what two standard callbacks do in a row,
+// and the host calls it only where it would otherwise have made exactly those two calls, in that
+// order: the module sees the same events, with one crossing fewer.
+
+// (context_id, root_context_id, num_headers, end_of_stream) -> i32: proxy_on_context_create,
+// then proxy_on_request_headers' answer. The host defers an HTTP stream's on_context_create to
+// its first callback (the module cannot tell: nothing reaches it in between); when that callback
+// is on_request_headers, both go in this call.
+inline constexpr std::string_view kOnStreamStart = "sluice_on_stream_start";
+// (context_id): proxy_on_log, then proxy_on_delete. For a stream that is logged and whose
+// on_done is not called (declined, or not exported).
+inline constexpr std::string_view kOnStreamEnd = "sluice_on_stream_end";
+
 inline bool is_sluice_function(std::string_view name) {
   return name == kSetReturnBuffer || name == kDeclineStreamCallbacks;
 }
