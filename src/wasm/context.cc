@@ -109,6 +109,15 @@ std::vector<std::string_view> Context::skipped_stream_callbacks() const {
   return out;
 }
 
+bool Context::stream_start_fused() const {
+  return instance_.callbacks().on_stream_start && stream_callbacks().on_request_headers;
+}
+
+bool Context::stream_end_fused() const {
+  const WasmCallbacks& cb = stream_callbacks();
+  return instance_.callbacks().on_stream_end && cb.on_log && !cb.on_done;
+}
+
 WasmInstance* InstanceRef::get() const {
   if (std::this_thread::get_id() != thread_) return nullptr;
   std::shared_ptr<WasmInstance* const> anchor = anchor_.lock();
@@ -854,7 +863,7 @@ Context* WasmInstance::create_stream_context(Context& root, bool defer_create) {
   auto owned = std::make_unique<Context>(*this, id, &root, root.plugin());
   Context* ctx = owned.get();
   contexts_.emplace(id, std::move(owned));
-  if (defer_create && callbacks_.on_stream_start && root.stream_callbacks().on_request_headers) {
+  if (defer_create && root.stream_start_fused()) {
     ctx->create_deferred = true;
     return ctx;
   }
@@ -887,7 +896,7 @@ void WasmInstance::destroy_stream_context(Context* ctx, bool log) {
     // the module frees the context there). A declined callback is absent here: call skips it.
     // A stream never reached by a callback still gets its deferred on_context_create first.
     const WasmCallbacks& cb = ctx->stream_callbacks();
-    if (log && cb.on_log && !cb.on_done && callbacks_.on_stream_end) {
+    if (log && ctx->stream_end_fused()) {
       call(ctx, callbacks_.on_stream_end, {id});  // on_log and on_delete in one call
     } else {
       if (log) call(ctx, cb.on_log, {id});

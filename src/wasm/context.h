@@ -166,6 +166,10 @@ class Context {
   void decline_stream_callbacks(uint32_t bits);
   // The exported stream callbacks this context's streams skip (export names), for /wasm.
   std::vector<std::string_view> skipped_stream_callbacks() const;
+  // Whether this context's streams start (on_context_create + on_request_headers) and end
+  // (on_log + on_delete, when on_done is not called) with Sluice's fused exports.
+  bool stream_start_fused() const;
+  bool stream_end_fused() const;
 
   // proxy_set_property values (Envoy's filter state "wasm.<path>"), for this stream.
   std::vector<std::pair<std::string, std::string>> filter_state;

@@ -313,13 +313,10 @@ ThreadInstanceState describe_on_this_thread(const Plugin& plugin) {
       out.skipped_callbacks.emplace_back(name);
     }
   }
-  // As WasmInstance::create_stream_context and destroy_stream_context decide.
-  const WasmCallbacks& all = r.instance->callbacks();
-  if (r.root && all.on_stream_start && r.root->stream_callbacks().on_request_headers) {
+  if (r.root && r.root->stream_start_fused()) {
     out.fused_callbacks.emplace_back(sluice_functions::kOnStreamStart);
   }
-  if (r.root && all.on_stream_end && r.root->stream_callbacks().on_log &&
-      !r.root->stream_callbacks().on_done) {
+  if (r.root && r.root->stream_end_fused()) {
     out.fused_callbacks.emplace_back(sluice_functions::kOnStreamEnd);
   }
   return out;
