@@ -135,6 +135,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
     return static_cast<asio::io_context&>(socket_.get_executor().context());
   }
 
+  // How this thread handled reads (connection.cc explains the batching): reads handed on after
+  // the rest of their loop turn was read, the batches (drains) they came in, and reads handed
+  // on at once (a quiet loop). For tests and benchmarks; reset() starts over in batching mode.
+  struct ReadBatching {
+    uint64_t batched_reads = 0;
+    uint64_t drains = 0;
+    uint64_t inline_reads = 0;
+  };
+  static ReadBatching thread_read_batching();
+  static void reset_thread_read_batching();
+
  private:
   friend class FilterManager;
   // The filter manager's ends of the chain: bytes that passed every filter.
@@ -180,7 +191,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string writing_;
   bool write_in_flight_ = false;
   bool flush_scheduled_ = false;
+  // Reads of a loop turn are handled together (connection.cc): a read's bytes wait in
+  // read_buffer_ for the turn's drain_ready_reads.
+  static void drain_ready_reads();
+  template <typename Handle>
+  static void with_writes_held(Handle&& handle);
+  void deliver_read_buffer(size_t n);
   bool read_in_flight_ = false;
+  bool read_waiting_ = false;  // read_buffer_ holds bytes a drain has yet to hand on
   bool read_disabled_ = false;
   bool reads_held_ = false;  // by network filters
   bool reading_started_ = false;
