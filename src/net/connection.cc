@@ -186,7 +186,7 @@ void Connection::do_read() {
   }
   read_in_flight_ = true;
   auto self = shared_from_this();
-  auto on_read = [self](const asio::error_code& ec, size_t n) {
+  auto on_read = [self](const asio::error_code& ec, size_t n) mutable {
     self->read_in_flight_ = false;
     // Closing after a flush: what the peer sends now is of no interest.
     if (self->closed_ || self->close_after_flush_) return;
@@ -221,12 +221,12 @@ void Connection::do_read() {
       return;
     }
     self->read_waiting_ = true;  // read_buffer_ holds unhandled bytes: no new read until then
-    d.ready.emplace_back(self, n);
+    d.ready.emplace_back(std::move(self), n);  // the list keeps it alive now
     if (!d.drain_posted) {
       d.drain_posted = true;
       // Only on the thread that posted it: a worker's leftover handlers may run on the main
       // thread once the worker has stopped (its list went with it).
-      asio::post(self->socket_.get_executor(), [&d] {
+      asio::post(d.ready.back().first->socket_.get_executor(), [&d] {
         if (&d == &tls_read_dispatch) drain_ready_reads();
       });
     }
