@@ -137,7 +137,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // How this thread handled reads (connection.cc explains the batching): reads handed on after
   // the rest of their loop turn was read, the batches (drains) they came in, and reads handed
-  // on at once (a quiet loop). For tests and benchmarks; reset() starts over in batching mode.
+  // on at once (a quiet loop). For tests and benchmarks; reset_thread_read_batching() zeroes the
+  // counts and starts over in batching mode.
   struct ReadBatching {
     uint64_t batched_reads = 0;
     uint64_t drains = 0;
@@ -163,6 +164,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   static uint64_t next_id();
   void do_read();
+  // Reads of a loop turn are handled together (connection.cc): a read's bytes wait in
+  // read_buffer_ for the turn's drain_ready_reads.
+  static void drain_ready_reads();
+  template <typename Handle>
+  static void with_writes_held(Handle&& handle);
+  void deliver_read_buffer(size_t n);
   void do_write();
   // Watermarks and flush scheduling after bytes were appended to pending_.
   void after_append();
@@ -191,12 +198,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string writing_;
   bool write_in_flight_ = false;
   bool flush_scheduled_ = false;
-  // Reads of a loop turn are handled together (connection.cc): a read's bytes wait in
-  // read_buffer_ for the turn's drain_ready_reads.
-  static void drain_ready_reads();
-  template <typename Handle>
-  static void with_writes_held(Handle&& handle);
-  void deliver_read_buffer(size_t n);
   bool read_in_flight_ = false;
   bool read_waiting_ = false;  // read_buffer_ holds bytes a drain has yet to hand on
   bool read_disabled_ = false;
