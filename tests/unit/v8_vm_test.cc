@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -62,12 +63,21 @@ uint64_t host_memory_size(WasmVm& vm, const uint64_t*, void*) {
   return size;
 }
 
+uint64_t host_load_u32(WasmVm& vm, const uint64_t* args, void*) {
+  const char* p = vm.memory_at(args[0], 4);
+  if (p == nullptr) return 0;
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
 struct BasicHost {
   int add_calls = 0;
   std::vector<HostFunction> functions{
       {"env", "host_add", {{ValType::I32, ValType::I64}, {ValType::I64}}, &host_add, &add_calls},
       {"env", "host_trap", {{ValType::I32}, {}}, &host_trap, nullptr},
       {"env", "host_memory_size", {{}, {ValType::I32}}, &host_memory_size, nullptr},
+      {"env", "host_load_u32", {{ValType::I32}, {ValType::I32}}, &host_load_u32, nullptr},
   };
   ImportResolver resolver() {
     return [this](std::string_view module, std::string_view name) -> const HostFunction* {
@@ -323,6 +333,22 @@ TEST_F(V8VmTest, MemoryGrowIsSeenAfterTheCall) {
 TEST_F(V8VmTest, MemoryGrowIsSeenInsideHostFunctions) {
   EXPECT_EQ(vm_->memory_size(), 65536u);  // caches the one-page view
   EXPECT_EQ(call_ok("grow_then_ask_host", {}), 2u * 65536);
+}
+
+// The host's view of memory is cached between host calls; every grow inside one call (an
+// unlimited memory, 33 grows to 16 MiB) must still be seen, with the bytes written before it.
+TEST(V8RuntimeTest, ManyGrowsInsideOneCallAreSeenByTheHost) {
+  BasicHost host;
+  auto vm = instantiate(*compile("v8_growing"), host.resolver());
+  ASSERT_NE(vm, nullptr);
+  EXPECT_EQ(vm->memory_size(), 65536u);
+  CallResult r = vm->call(vm->function("grow_loop"), {33, 8});
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.value, 1u + 33 * 8);
+  EXPECT_EQ(vm->memory_size(), (1u + 33 * 8) * 65536);
+  r = vm->call(vm->function("grow_loop"), {1, 1});  // and again in a later call
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.value, 2u + 33 * 8);
 }
 
 TEST(V8RuntimeTest, ModuleWithoutMemory) {

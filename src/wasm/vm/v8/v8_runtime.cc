@@ -354,6 +354,10 @@ class V8Vm final : public WasmVm {
   char* memory_base_ = nullptr;
   uint64_t memory_bytes_ = 0;
   bool memory_stale_ = true;  // after any call into Wasm: memory.grow detaches the old buffer
+  // The store behind memory_base_. A grow in place keeps it and only its length changes; a grow
+  // that moves the memory leaves us its only owner. Either is seen without a HandleScope, which
+  // a full refresh costs on every host call.
+  std::shared_ptr<v8::BackingStore> memory_store_;
 
   uint32_t call_depth_ = 0;  // host functions may call back into the module (malloc)
   bool trap_requested_ = false;
@@ -386,6 +390,7 @@ V8Vm::V8Vm(std::shared_ptr<ThreadIsolate> thread, std::shared_ptr<const V8Module
 V8Vm::~V8Vm() {
   functions_.clear();
   const uint64_t memory_bytes = memory_size();
+  memory_store_.reset();
   memory_.Reset();
   const bool had_instance = !instance_.IsEmpty();
   instance_.Reset();
@@ -547,8 +552,14 @@ void V8Vm::refresh_memory() {
     memory_bytes_ = 0;
     return;
   }
+  // Unchanged since the last look: still shared with the memory's buffer, same length.
+  if (memory_store_ && memory_store_.use_count() > 1 &&
+      memory_store_->ByteLength() == memory_bytes_) {
+    return;
+  }
   v8::HandleScope handles(isolate_);
   v8::Local<v8::ArrayBuffer> buffer = memory_.Get(isolate_)->Buffer();
+  memory_store_ = buffer->GetBackingStore();
   memory_base_ = static_cast<char*>(buffer->Data());
   memory_bytes_ = buffer->ByteLength();
 }
