@@ -11,8 +11,10 @@
 // Labels travel in the metric name, packed the way Istio packs them ("reporter=.=source;.;...;.;
 // istio_requests_total"): Sluice's stats turn that into Prometheus labels once, when the plugin
 // defines the series; Envoy does it with Istio's stats_tags regexes. Per request the plugin
-// builds one key from the label values and finds the series' metric ids in its own table, so a
-// known series costs a hash lookup and the metric updates, never a definition.
+// finds the series' metric ids in its own table, so a known series costs a hash lookup and the
+// metric updates, never a definition. With the standard HTTP metrics, a known kind of request
+// finds its series by a short key of what its labels come from (Shortcut), without writing the
+// label values out.
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -122,6 +124,16 @@ std::string service_host(std::string_view cluster, std::string_view authority, b
 
 class TelemetryRoot;
 
+// What a report's standard labels are made of, read from the host once per report.
+struct LabelInputs {
+  const WorkloadInfo* peer = nullptr;                   // the exchanged peer's workload (HTTP only)
+  bool mtls = false;                                    // inbound only
+  std::string source_principal, destination_principal;  // read only under mTLS
+  std::string cluster;                                  // xds.cluster_name
+  std::string host;    // request.host, read only when the cluster name gives no service
+  uint64_t flags = 0;  // response.flags
+};
+
 // A series: the metric ids of one set of label values, for each metric of a table.
 struct Series {
   std::vector<uint32_t> ids;
@@ -133,6 +145,15 @@ struct Series {
 struct SeriesTable {
   std::vector<size_t> metrics;  // indices into Config::metrics
   std::unordered_map<std::string, Series> series;
+};
+
+// A request's series found from what its labels are made of (LabelInputs, the response code,
+// the protocol), without writing the labels out: a known kind of request costs a short key and
+// one lookup instead of 25 label values and a key of all of them.
+struct Shortcut {
+  Series* series;  // in the plain HTTP table; every shortcut goes before any series does
+  // Holds the peer, so no other peer can take its address, which the key holds.
+  std::shared_ptr<const WorkloadInfo> peer;
 };
 
 class TelemetryRoot : public sluice::RootContext {
@@ -168,15 +189,30 @@ class TelemetryRoot : public sluice::RootContext {
     uint64_t duration_ms = 0, request_bytes = 0, response_bytes = 0;
     uint64_t tcp_sent = 0, tcp_received = 0, tcp_opened = 0, tcp_closed = 0;
   };
-  void record(bool tcp, std::vector<std::string>& values, const Measurements& m,
-              const telemetry::Resolver& resolve);
+  // Returns the series of the plain table it recorded into (nullptr: none).
+  Series* record(bool tcp, std::vector<std::string>& values, const Measurements& m,
+                 const telemetry::Resolver& resolve);
+
+  std::string& shortcut_key_scratch() {
+    shortcut_key_.clear();
+    return shortcut_key_;
+  }
+  // Request shortcuts (see Shortcut): only when the plain HTTP table is all a request records
+  // into (no customized HTTP metric, whose dimensions need the label values).
+  bool request_shortcuts() const { return request_shortcuts_; }
+  Series* find_shortcut(const std::string& key);
+  void add_shortcut(const std::string& key, Series* series,
+                    const std::shared_ptr<const WorkloadInfo>& peer);
+  void record_shortcut(Series& series, const Measurements& m, const telemetry::Resolver& resolve);
 
   void add_connection(class TelemetryConnection* c) { connections_.insert(c); }
   void remove_connection(class TelemetryConnection* c) { connections_.erase(c); }
 
  private:
-  void record_table(SeriesTable& table, std::vector<std::string>& values, const Measurements& m,
-                    const telemetry::Resolver& resolve);
+  Series* record_table(SeriesTable& table, std::vector<std::string>& values, const Measurements& m,
+                       const telemetry::Resolver& resolve);
+  void update_series(const SeriesTable& table, Series& series, const Measurements& m,
+                     const telemetry::Resolver& resolve);
   std::string packed_name(const MetricConfig& metric, const std::vector<std::string>& values) const;
   void count_dropped(const MetricConfig& metric);
   void read_local_node();
@@ -191,6 +227,9 @@ class TelemetryRoot : public sluice::RootContext {
   std::vector<SeriesTable> tables_;
   std::unordered_map<std::string, uint32_t> dropped_ids_;  // metric name -> its dropped counter
   std::string key_;                                        // reused per record
+  bool request_shortcuts_ = false;
+  std::string shortcut_key_;  // reused per request
+  std::unordered_map<std::string, Shortcut> shortcuts_;
   std::vector<std::string> scratch_;
   std::unordered_set<class TelemetryConnection*> connections_;
 };
@@ -309,12 +348,35 @@ Value resolve_attribute(const TelemetryRoot& root, const WorkloadInfo* peer,
   return property_value(path);
 }
 
-// Fills the labels both kinds of metrics share (up to connection_security_policy).
-void fill_workload_labels(const TelemetryRoot& root, const WorkloadInfo* peer,
-                          std::vector<std::string>& v) {
+// `http`: a request, whose Host header may name the service.
+LabelInputs read_label_inputs(const TelemetryRoot& root, const WorkloadInfo* peer, bool http) {
+  LabelInputs in;
+  in.peer = peer;
+  // Principals are the SPIFFE ids of the mTLS certificates; the server side sees both.
+  if (root.inbound()) {
+    const auto mtls_byte = sluice::get_property_joined(kPathConnectionMtls);
+    in.mtls = mtls_byte && mtls_byte->size() == 1 && (*mtls_byte)[0] != 0;
+    if (in.mtls) {  // no certificates, no principals: two property reads saved per request
+      in.source_principal = string_property(kPathUriSanPeer);
+      in.destination_principal = string_property(kPathUriSanLocal);
+    }
+  }
+  in.cluster = string_property(kPathClusterName);
+  if (http && !root.config().disable_host_header_fallback &&
+      service_host(in.cluster, "", false).empty()) {
+    in.host = string_property(kPathRequestHost);
+  }
+  in.flags = static_cast<uint64_t>(int_property(kPathResponseFlags).value_or(0));
+  return in;
+}
+
+// Fills the labels both kinds of metrics share (up to connection_security_policy) and the
+// response flags.
+void fill_shared_labels(const TelemetryRoot& root, const LabelInputs& in,
+                        std::vector<std::string>& v) {
   using namespace telemetry;
-  const WorkloadInfo* source = root.inbound() ? peer : &root.local();
-  const WorkloadInfo* destination = root.inbound() ? &root.local() : peer;
+  const WorkloadInfo* source = root.inbound() ? in.peer : &root.local();
+  const WorkloadInfo* destination = root.inbound() ? &root.local() : in.peer;
   v[kReporter] = root.reporter();
   if (source) {
     v[kSourceWorkload] = source->workload;
@@ -334,29 +396,15 @@ void fill_workload_labels(const TelemetryRoot& root, const WorkloadInfo* peer,
     v[kDestinationCanonicalRevision] = destination->canonical_revision;
     v[kDestinationCluster] = destination->cluster;
   }
-  // Principals are the SPIFFE ids of the mTLS certificates; the server side sees both.
   if (root.inbound()) {
-    const auto mtls_byte = sluice::get_property_joined(kPathConnectionMtls);
-    const bool mtls = mtls_byte && mtls_byte->size() == 1 && (*mtls_byte)[0] != 0;
-    v[kConnectionSecurityPolicy] = mtls ? "mutual_tls" : "none";
-    if (mtls) {  // no certificates, no principals: two property reads saved per request
-      v[kSourcePrincipal] = string_property(kPathUriSanPeer);
-      v[kDestinationPrincipal] = string_property(kPathUriSanLocal);
-    }
+    v[kConnectionSecurityPolicy] = in.mtls ? "mutual_tls" : "none";
+    v[kSourcePrincipal] = in.source_principal;
+    v[kDestinationPrincipal] = in.destination_principal;
   } else {
     v[kConnectionSecurityPolicy] = "unknown";
   }
-}
-
-// `http`: a request whose Host header may name the service (read only when the cluster name
-// does not).
-void fill_service_labels(const TelemetryRoot& root, bool http, std::vector<std::string>& v) {
-  using namespace telemetry;
-  const std::string cluster = string_property(kPathClusterName);
-  std::string host = service_host(cluster, "", false);
-  if (host.empty() && http && !root.config().disable_host_header_fallback) {
-    host = service_host("", string_property(kPathRequestHost), true);
-  }
+  std::string host = service_host(in.cluster, "", false);
+  if (host.empty() && !in.host.empty()) host = service_host("", in.host, true);
   v[kDestinationService] = host;
   // "reviews.default.svc.cluster.local": name "reviews", namespace "default".
   const size_t dot = host.find('.');
@@ -368,27 +416,61 @@ void fill_service_labels(const TelemetryRoot& root, bool http, std::vector<std::
     v[kDestinationServiceName] = host;
     v[kDestinationServiceNamespace] = v[kDestinationWorkloadNamespace];
   }
+  v[kResponseFlags] = response_flags_text(in.flags);
 }
 
 void TelemetryStream::on_log() {
   using namespace telemetry;
-  std::vector<std::string>& values = root_->label_scratch();
-  fill_workload_labels(*root_, peer_.get(), values);
-  fill_service_labels(*root_, true, values);
-  values[kRequestProtocol] = grpc_ ? "grpc" : "http";
+  const LabelInputs in = read_label_inputs(*root_, peer_.get(), true);
   const int64_t code = int_property(kPathResponseCode).value_or(0);
-  values[kResponseCode] = std::to_string(code);
-  values[kResponseFlags] =
-      response_flags_text(static_cast<uint64_t>(int_property(kPathResponseFlags).value_or(0)));
-  if (grpc_status_) values[kGrpcResponseStatus] = *grpc_status_;
-
   TelemetryRoot::Measurements m;
   m.duration_ms = static_cast<uint64_t>(int_property(kPathRequestDuration).value_or(0)) / 1000000;
   m.request_bytes = static_cast<uint64_t>(int_property(kPathRequestTotalSize).value_or(0));
   m.response_bytes = static_cast<uint64_t>(int_property(kPathResponseTotalSize).value_or(0));
-  root_->record(false, values, m, [this](const std::vector<std::string>& p) {
+  const auto resolve = [this](const std::vector<std::string>& p) {
     return resolve_attribute(*root_, peer_.get(), grpc_status_, p);
-  });
+  };
+
+  std::string* key = nullptr;
+  if (root_->request_shortcuts()) {
+    // Everything the labels are made of; the strings with their lengths, so no two kinds of
+    // request share a key.
+    key = &root_->shortcut_key_scratch();
+    const auto add_bytes = [key](const void* p, size_t n) {
+      key->append(static_cast<const char*>(p), n);
+    };
+    const auto add_string = [&](std::string_view text) {
+      const uint32_t n = static_cast<uint32_t>(text.size());
+      add_bytes(&n, sizeof n);
+      key->append(text);
+    };
+    const WorkloadInfo* peer = peer_.get();
+    const char bits =
+        static_cast<char>((in.mtls ? 1 : 0) | (grpc_ ? 2 : 0) | (grpc_status_ ? 4 : 0));
+    add_bytes(&peer, sizeof peer);
+    add_bytes(&bits, 1);
+    add_bytes(&code, sizeof code);
+    add_bytes(&in.flags, sizeof in.flags);
+    add_string(in.cluster);
+    add_string(in.host);
+    if (in.mtls) {
+      add_string(in.source_principal);
+      add_string(in.destination_principal);
+    }
+    if (grpc_status_) add_string(*grpc_status_);
+    if (Series* known = root_->find_shortcut(*key)) {
+      root_->record_shortcut(*known, m, resolve);
+      return;
+    }
+  }
+
+  std::vector<std::string>& values = root_->label_scratch();
+  fill_shared_labels(*root_, in, values);
+  values[kRequestProtocol] = grpc_ ? "grpc" : "http";
+  values[kResponseCode] = std::to_string(code);
+  if (grpc_status_) values[kGrpcResponseStatus] = *grpc_status_;
+  Series* series = root_->record(false, values, m, resolve);
+  if (key && series) root_->add_shortcut(*key, series, peer_);
 }
 
 // ---- TCP -------------------------------------------------------------------------------------
@@ -425,12 +507,10 @@ class TelemetryConnection : public sluice::NetworkContext {
     opened_reported_ = true;
     sent_reported_ = sent_;
     received_reported_ = received_;
+    const LabelInputs in = read_label_inputs(*root_, nullptr, false);
     std::vector<std::string>& values = root_->label_scratch();
-    fill_workload_labels(*root_, nullptr, values);
-    fill_service_labels(*root_, false, values);
+    fill_shared_labels(*root_, in, values);
     values[telemetry::kRequestProtocol] = "tcp";
-    values[telemetry::kResponseFlags] =
-        response_flags_text(static_cast<uint64_t>(int_property(kPathResponseFlags).value_or(0)));
     root_->record(true, values, m, [this](const std::vector<std::string>& p) {
       return resolve_attribute(*root_, nullptr, std::nullopt, p);
     });
@@ -504,8 +584,10 @@ bool TelemetryRoot::on_configure(size_t) {
 
   // A reload starts the tables afresh: metric ids stay valid (definitions are idempotent), the
   // next request finds its series again.
+  shortcuts_.clear();
   tables_.clear();
   tables_.resize(2);
+  request_shortcuts_ = true;
   for (size_t i = 0; i < config_.metrics.size(); ++i) {
     const MetricConfig& m = config_.metrics[i];
     if (m.drop) continue;
@@ -513,8 +595,10 @@ bool TelemetryRoot::on_configure(size_t) {
       tables_[m.tcp ? 1 : 0].metrics.push_back(i);
     } else {
       tables_.push_back(SeriesTable{{i}, {}});
+      if (!m.tcp) request_shortcuts_ = false;
     }
   }
+  if (tables_[0].metrics.empty()) request_shortcuts_ = false;
   const uint64_t tick = config_.rotation_ms > 0
                             ? std::min(config_.tcp_reporting_ms, config_.rotation_ms)
                             : config_.tcp_reporting_ms;
@@ -534,7 +618,12 @@ void TelemetryRoot::on_tick() {
     const uint64_t cutoff = now_ms() - config_.rotation_ms;
     for (SeriesTable& t : tables_) {
       for (auto it = t.series.begin(); it != t.series.end();) {
-        it = it->second.last_used_ms < cutoff ? t.series.erase(it) : std::next(it);
+        if (it->second.last_used_ms >= cutoff) {
+          ++it;
+          continue;
+        }
+        shortcuts_.clear();  // (they may point at it)
+        it = t.series.erase(it);
       }
     }
   }
@@ -601,22 +690,43 @@ void TelemetryRoot::count_dropped(const MetricConfig& metric) {
   sluice::increment_metric(it->second, 1);
 }
 
-void TelemetryRoot::record(bool tcp, std::vector<std::string>& values, const Measurements& m,
-                           const telemetry::Resolver& resolve) {
+Series* TelemetryRoot::record(bool tcp, std::vector<std::string>& values, const Measurements& m,
+                              const telemetry::Resolver& resolve) {
+  Series* plain = nullptr;
   for (size_t t = 0; t < tables_.size(); ++t) {
     SeriesTable& table = tables_[t];
     if (table.metrics.empty() || t == (tcp ? 0u : 1u)) continue;
     if (t >= 2 && config_.metrics[table.metrics[0]].tcp != tcp) continue;
-    record_table(table, values, m, resolve);
+    Series* series = record_table(table, values, m, resolve);
+    if (t < 2) plain = series;
   }
+  return plain;
 }
 
-void TelemetryRoot::record_table(SeriesTable& table, std::vector<std::string>& values,
-                                 const Measurements& m, const telemetry::Resolver& resolve) {
+Series* TelemetryRoot::find_shortcut(const std::string& key) {
+  auto it = shortcuts_.find(key);
+  return it == shortcuts_.end() ? nullptr : it->second.series;
+}
+
+void TelemetryRoot::add_shortcut(const std::string& key, Series* series,
+                                 const std::shared_ptr<const WorkloadInfo>& peer) {
+  // Bounded by the series cap; twice it, as a few kinds of request can share a series (a Host
+  // header with and without its port). A full map starts over.
+  if (shortcuts_.size() >= 2 * config_.max_series_per_metric) shortcuts_.clear();
+  shortcuts_.emplace(key, Shortcut{series, peer});
+}
+
+void TelemetryRoot::record_shortcut(Series& series, const Measurements& m,
+                                    const telemetry::Resolver& resolve) {
+  update_series(tables_[0], series, m, resolve);
+}
+
+Series* TelemetryRoot::record_table(SeriesTable& table, std::vector<std::string>& values,
+                                    const Measurements& m, const telemetry::Resolver& resolve) {
   const MetricConfig& first = config_.metrics[table.metrics[0]];
   if (first.match) {
     Value v = first.match->evaluate(resolve);
-    if (v.kind != Value::Kind::Bool || v.number == 0) return;
+    if (v.kind != Value::Kind::Bool || v.number == 0) return nullptr;
   }
   // A customized metric's own dimensions, on a copy of the values it overrides.
   std::vector<std::pair<size_t, std::string>> saved;
@@ -634,7 +744,7 @@ void TelemetryRoot::record_table(SeriesTable& table, std::vector<std::string>& v
     if (table.series.size() >= config_.max_series_per_metric) {
       for (size_t i : table.metrics) count_dropped(config_.metrics[i]);
       for (auto& [label, value] : saved) values[label] = std::move(value);
-      return;
+      return nullptr;
     }
     Series s;
     for (size_t i : table.metrics) {
@@ -644,13 +754,20 @@ void TelemetryRoot::record_table(SeriesTable& table, std::vector<std::string>& v
       if (!id) {
         sluice::log_warn("telemetry: the proxy refused metric {}", metric.name);
         for (auto& [label, value] : saved) values[label] = std::move(value);
-        return;
+        return nullptr;
       }
       s.ids.push_back(*id);
     }
     it = table.series.emplace(key_, std::move(s)).first;
   }
-  it->second.last_used_ms = config_.rotation_ms > 0 ? now_ms() : 0;
+  update_series(table, it->second, m, resolve);
+  for (auto& [label, value] : saved) values[label] = std::move(value);
+  return &it->second;
+}
+
+void TelemetryRoot::update_series(const SeriesTable& table, Series& series, const Measurements& m,
+                                  const telemetry::Resolver& resolve) {
+  series.last_used_ms = config_.rotation_ms > 0 ? now_ms() : 0;
   for (size_t j = 0; j < table.metrics.size(); ++j) {
     const MetricConfig& metric = config_.metrics[table.metrics[j]];
     int64_t value = 0;
@@ -686,14 +803,13 @@ void TelemetryRoot::record_table(SeriesTable& table, std::vector<std::string>& v
         break;
       }
     }
-    const uint32_t id = it->second.ids[j];
+    const uint32_t id = series.ids[j];
     if (metric.type == MetricType::Counter) {
       if (value > 0) sluice::increment_metric(id, value);
     } else {  // a gauge is set, a histogram records
       sluice::record_metric(id, static_cast<uint64_t>(value < 0 ? 0 : value));
     }
   }
-  for (auto& [label, value] : saved) values[label] = std::move(value);
 }
 
 sluice::RegisterContextFactory<TelemetryRoot, TelemetryStream, TelemetryConnection> inbound(
