@@ -100,4 +100,29 @@ inline std::string to_lower(std::string_view s) {
   return out;
 }
 
+// A lower-cased copy of a name for one lookup, on the stack when it is short (header names are),
+// so that the lookups plugins make per request allocate nothing.
+class LowerCased {
+ public:
+  explicit LowerCased(std::string_view s) {
+    if (s.size() <= sizeof inline_) {
+      for (size_t i = 0; i < s.size(); ++i) inline_[i] = ascii_lower_char(s[i]);
+      view_ = std::string_view(inline_, s.size());
+    } else {
+      heap_ = to_lower(s);
+      view_ = heap_;
+    }
+  }
+  LowerCased(const LowerCased&) = delete;
+  LowerCased& operator=(const LowerCased&) = delete;
+
+  std::string_view view() const { return view_; }
+  operator std::string_view() const { return view_; }
+
+ private:
+  char inline_[96];
+  std::string heap_;
+  std::string_view view_;
+};
+
 }  // namespace sluice

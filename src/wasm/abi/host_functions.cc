@@ -310,8 +310,7 @@ uint64_t proxy_set_header_map_pairs(WasmVm& vm, Args a, void*) {
   map->clear();  // a malformed blob clears the map, as in Envoy
   if (pairs) {
     for (const auto& [k, v] : *pairs) {
-      std::string lower(k);
-      ascii_lower(lower);
+      const LowerCased lower(k);
       if (is_hidden(hide, a[0], lower)) {
         ignore_hidden_write(*hide, ctx, lower);
         continue;
@@ -349,8 +348,7 @@ uint64_t proxy_get_header_map_value(WasmVm& vm, Args a, void*) {
     return res(ctx->phase() == Phase::Log || ctx->phase() == Phase::Done ? WasmResult::NotFound
                                                                          : WasmResult::BadArgument);
   }
-  std::string lower(key);
-  ascii_lower(lower);
+  const LowerCased lower(key);
   const std::string* v = is_hidden(hiding(ctx), a[0], lower) ? nullptr : map->get(lower);
   if (!v) {
     // ABI 0.1.0 answered Ok with an empty value.
@@ -374,8 +372,7 @@ uint64_t proxy_add_or_replace_header_map_value(WasmVm& vm, Args a, void*) {
   if (!map || !map_writable(ctx, a[0])) return res(WasmResult::BadArgument);
   if (!header_ok(key, value)) return res(WasmResult::BadArgument);
   if (const HidePolicy* hide = hiding(ctx)) {
-    std::string lower(key);
-    ascii_lower(lower);
+    const LowerCased lower(key);
     if (is_hidden(hide, a[0], lower)) return ignore_hidden_write(*hide, ctx, lower);
   }
   if (kReplace) {
@@ -394,8 +391,7 @@ uint64_t proxy_remove_header_map_value(WasmVm& vm, Args a, void*) {
   Context* ctx = current_context();
   HeaderMap* map = header_map(ctx, a[0], /*for_write=*/true);
   if (!map || !map_writable(ctx, a[0])) return res(WasmResult::BadArgument);
-  std::string lower(key);
-  ascii_lower(lower);
+  const LowerCased lower(key);
   if (is_hidden(hiding(ctx), a[0], lower)) return kOk;  // left in place, as if removed
   map->remove(lower);
   on_request_headers_changed(ctx, a[0]);

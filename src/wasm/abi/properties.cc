@@ -89,13 +89,12 @@ WasmResult header_map_value(const HeaderMap* h, std::string& out, const HidePoli
 WasmResult header_value(const HeaderMap* h, std::string_view name, std::string& out,
                         const HidePolicy* hide, uint32_t type) {
   if (!h) return WasmResult::NotFound;
-  std::string lower(name);
-  ascii_lower(lower);
+  const LowerCased lower(name);
   if (!h->has(lower) || (hide && hide->hides(type, lower))) return WasmResult::NotFound;
   // Joined with "," like the map view above (Envoy's getAllOfHeaderAsString).
   out.clear();
   for (const auto& e : *h) {
-    if (e.key != lower) continue;
+    if (e.key != lower.view()) continue;
     if (!out.empty()) out += ',';
     out += e.value;
   }
