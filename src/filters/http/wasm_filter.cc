@@ -47,7 +47,9 @@ class WasmFilter : public http::StreamFilter, public wasm::StreamActions {
     ctx_->set_stream(&cb_);
     ctx_->set_actions(this);
   }
-  ~WasmFilter() override { *alive_ = false; }
+  ~WasmFilter() override {
+    if (alive_) *alive_ = false;
+  }
 
   // wasm::StreamActions: what the module asked of this stream from a root callback (an
   // http_call response continuing or answering a paused request).
@@ -118,7 +120,9 @@ class WasmFilter : public http::StreamFilter, public wasm::StreamActions {
     // is touched after a resume unless `alive` says we still exist.
     const bool continue_request = ctx_->want_continue_request;
     const bool continue_response = ctx_->want_continue_response;
+    if (!continue_request && !continue_response) return true;
     ctx_->want_continue_request = ctx_->want_continue_response = false;
+    if (!alive_) alive_ = std::make_shared<bool>(true);  // (only streams that resume pay for it)
     const std::shared_ptr<bool> alive = alive_;
     if (continue_request) {
       cb_.continue_decoding();
@@ -177,8 +181,8 @@ class WasmFilter : public http::StreamFilter, public wasm::StreamActions {
 
   std::shared_ptr<WasmInstance> instance_;  // keeps ctx_ alive
   Context* ctx_;
-  // False once this filter is destroyed: see after_call.
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  // False once this filter is destroyed: see after_call. Made by the first resume.
+  std::shared_ptr<bool> alive_;
   http::StreamFilterCallbacks& cb_;
   wasm::FailurePolicy policy_;
   bool failed_open_ = false;
