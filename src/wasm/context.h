@@ -20,6 +20,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <absl/container/flat_hash_map.h>
+
 #include "common/stats.h"
 #include "wasm/abi/capabilities.h"
 #include "wasm/plugin_metrics.h"
@@ -373,7 +375,8 @@ class WasmInstance {
   std::string runtime_name_, vm_id_, vm_configuration_;
   std::vector<std::pair<std::string, std::string>> env_;
   uint32_t next_context_id_ = 1;
-  std::unordered_map<uint32_t, std::unique_ptr<Context>> contexts_;
+  // Flat: a stream's context is one allocation (the Context), not two (a node as well).
+  absl::flat_hash_map<uint32_t, std::unique_ptr<Context>> contexts_;
   bool vm_started_ = false;
   bool failed_ = false;
   std::string failure_;
