@@ -185,7 +185,20 @@ class OtherRoot : public sluice::RootContext {
   }
 };
 
+// For a root that makes both kinds of context (as telemetry's): its streams and connections.
+class ProbeConnection : public sluice::NetworkContext {
+ public:
+  ProbeConnection(uint32_t id, ProbeRoot* root) : NetworkContext(id, root) {}
+  sluice::FilterStatus on_new_connection() override {
+    sluice::log_info("probe: connection {}", id());
+    return sluice::FilterStatus::Continue;
+  }
+  void on_log() override { sluice::log_info("probe: connection log {}", id()); }
+  void on_delete() override { sluice::log_info("probe: connection delete {}", id()); }
+};
+
 sluice::RegisterContextFactory<ProbeRoot, ProbeStream> probe("probe");
 sluice::RegisterContextFactory<OtherRoot> other("probe_other");
+sluice::RegisterContextFactory<ProbeRoot, ProbeStream, ProbeConnection> both("probe_both");
 
 }  // namespace

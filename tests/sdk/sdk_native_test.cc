@@ -337,6 +337,43 @@ TEST_F(SdkNativeTest, FusedExportsDoWhatTheirHalvesDo) {
   add.call("sluice_on_stream_end", {kStream});
 }
 
+// A root that makes both kinds (as telemetry's): the fused start makes an HTTP stream at once,
+// the fused end finds either kind.
+TEST_F(SdkNativeTest, FusedExportsUnderARootOfBothKinds) {
+  Vm vm(plugin("sluice.sdk_probe"));
+  ASSERT_EQ(vm.start_root(kRoot, "probe_both", "", ""), 1u);
+  host().maps[kRequestHeaders] = {{"x-probe", "http_call"}};
+  EXPECT_EQ(vm.call("sluice_on_stream_start", {kStream, kRoot, 1, 1}), 1u);  // an HTTP stream
+  EXPECT_EQ(host().http_calls.size(), 1u);
+  vm.call("sluice_on_stream_end", {kStream});
+  EXPECT_TRUE(host().logged("probe: log " + std::to_string(kStream)));
+  EXPECT_TRUE(host().logged("probe: delete " + std::to_string(kStream)));
+  // A connection under the same root, ended through the fused export as well.
+  const uint64_t conn = kStream + 1;
+  vm.call("proxy_on_context_create", {conn, kRoot});
+  EXPECT_EQ(vm.call("proxy_on_new_connection", {conn}), 0u);
+  EXPECT_TRUE(host().logged("probe: connection " + std::to_string(conn)));
+  vm.call("sluice_on_stream_end", {conn});
+  EXPECT_TRUE(host().logged("probe: connection log " + std::to_string(conn)));
+  EXPECT_TRUE(host().logged("probe: connection delete " + std::to_string(conn)));
+  EXPECT_FALSE(host().logged("probe: delete " + std::to_string(conn)));
+  // A second stream ends cleanly too, and callbacks for the ended ones are no-ops.
+  host().maps[kRequestHeaders] = {{":path", "/"}};
+  EXPECT_EQ(vm.call("sluice_on_stream_start", {conn + 1, kRoot, 0, 1}), 0u);
+  vm.call("sluice_on_stream_end", {conn + 1});
+  EXPECT_TRUE(host().logged("probe: delete " + std::to_string(conn + 1)));
+  EXPECT_EQ(vm.call("proxy_on_response_headers", {kStream, 0, 1}), 0u);
+}
+
+// A root that makes only TCP connections, asked to start an HTTP stream: as the two callbacks
+// would, nothing reaches a stream.
+TEST_F(SdkNativeTest, FusedStartUnderARootWithoutStreams) {
+  Vm vm(plugin("sluice.sdk_probe"));
+  ASSERT_EQ(vm.start_root(kRoot, "probe_other", "", ""), 1u);
+  EXPECT_EQ(vm.call("sluice_on_stream_start", {kStream, kRoot, 1, 1}), 0u);
+  vm.call("sluice_on_stream_end", {kStream});
+}
+
 TEST_F(SdkNativeTest, HttpCallFromAStreamRunsOnThatStream) {
   Vm vm(plugin("sluice.sdk_probe"));
   ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);

@@ -373,11 +373,25 @@ void Dispatch::on_log(VmState& vm, uint32_t id) {
 
 uint32_t Dispatch::on_stream_start(VmState& vm, uint32_t id, uint32_t root_id, uint32_t num_headers,
                                    uint32_t end_of_stream) {
-  on_context_create(vm, id, root_id);
-  return on_request_headers(vm, id, num_headers, end_of_stream);
+  // The host starts only HTTP streams this way, so a root that makes HTTP streams gets its
+  // stream made at once: no undecided step (a root that makes both kinds), no second lookup.
+  RootContext* root = find_root(vm, root_id);
+  auto f = root ? vm.http_factories.find(root_id) : vm.http_factories.end();
+  if (f == vm.http_factories.end()) {  // as the two callbacks it stands for
+    on_context_create(vm, id, root_id);
+    return on_request_headers(vm, id, num_headers, end_of_stream);
+  }
+  HttpContext* s = (vm.streams[id] = (*f->second)(id, root)).get();
+  return static_cast<uint32_t>(s->on_request_headers(num_headers, end_of_stream != 0));
 }
 
 void Dispatch::on_stream_end(VmState& vm, uint32_t id) {
+  if (HttpContext* s = find_stream(vm, id)) {  // the usual case: one lookup for both callbacks
+    s->on_log();
+    s->on_delete();
+    vm.streams.erase(id);  // by key: the callbacks may have touched the map
+    return;
+  }
   on_log(vm, id);
   on_delete(vm, id);
 }
