@@ -6,13 +6,17 @@ set -euo pipefail
 WORK=$(mktemp -d /tmp/sluice-e2e.XXXXXX)
 chmod 755 "$WORK"  # nginx workers run as an unprivileged user
 PIDS=()
+# KEEP_WORK=1 keeps $WORK (logs, configs) for a look afterwards; the servers stop either way.
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$WORK"
+  if [[ -n ${KEEP_WORK:-} ]]; then
+    echo "kept $WORK" >&2
+  else
+    rm -rf "$WORK"
+  fi
 }
 trap cleanup EXIT
-[[ -n ${KEEP_WORK:-} ]] && trap - EXIT
 
 fail() { echo "FAIL: $*" >&2; [[ -f $WORK/sluice.log ]] && tail -20 "$WORK/sluice.log" >&2; exit 1; }
 pass() { echo "ok: $*"; }
