@@ -129,8 +129,8 @@ struct LabelInputs {
   const WorkloadInfo* peer = nullptr;                   // the exchanged peer's workload (HTTP only)
   bool mtls = false;                                    // inbound only
   std::string source_principal, destination_principal;  // read only under mTLS
-  std::string cluster;                                  // xds.cluster_name
-  std::string host;    // request.host, read only when the cluster name gives no service
+  // The service host: from an Istio cluster name (xds.cluster_name), else from the Host header.
+  std::string service;
   uint64_t flags = 0;  // response.flags
 };
 
@@ -361,10 +361,9 @@ LabelInputs read_label_inputs(const TelemetryRoot& root, const WorkloadInfo* pee
       in.destination_principal = string_property(kPathUriSanLocal);
     }
   }
-  in.cluster = string_property(kPathClusterName);
-  if (http && !root.config().disable_host_header_fallback &&
-      service_host(in.cluster, "", false).empty()) {
-    in.host = string_property(kPathRequestHost);
+  in.service = service_host(string_property(kPathClusterName), "", false);
+  if (in.service.empty() && http && !root.config().disable_host_header_fallback) {
+    in.service = service_host("", string_property(kPathRequestHost), true);
   }
   in.flags = static_cast<uint64_t>(int_property(kPathResponseFlags).value_or(0));
   return in;
@@ -403,8 +402,7 @@ void fill_shared_labels(const TelemetryRoot& root, const LabelInputs& in,
   } else {
     v[kConnectionSecurityPolicy] = "unknown";
   }
-  std::string host = service_host(in.cluster, "", false);
-  if (host.empty() && !in.host.empty()) host = service_host("", in.host, true);
+  const std::string& host = in.service;
   v[kDestinationService] = host;
   // "reviews.default.svc.cluster.local": name "reviews", namespace "default".
   const size_t dot = host.find('.');
@@ -451,8 +449,7 @@ void TelemetryStream::on_log() {
     add_bytes(&bits, 1);
     add_bytes(&code, sizeof code);
     add_bytes(&in.flags, sizeof in.flags);
-    add_string(in.cluster);
-    add_string(in.host);
+    add_string(in.service);
     if (in.mtls) {
       add_string(in.source_principal);
       add_string(in.destination_principal);
@@ -710,8 +707,8 @@ Series* TelemetryRoot::find_shortcut(const std::string& key) {
 
 void TelemetryRoot::add_shortcut(const std::string& key, Series* series,
                                  const std::shared_ptr<const WorkloadInfo>& peer) {
-  // Bounded by the series cap; twice it, as a few kinds of request can share a series (a Host
-  // header with and without its port). A full map starts over.
+  // Bounded by the series cap; twice it, as a few kinds of request can share a series (peers
+  // of one workload: pods with their own metadata ids). A full map starts over.
   if (shortcuts_.size() >= 2 * config_.max_series_per_metric) shortcuts_.clear();
   shortcuts_.emplace(key, Shortcut{series, peer});
 }
