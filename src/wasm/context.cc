@@ -1,5 +1,6 @@
 #include "wasm/context.h"
 
+#include <algorithm>
 #include <atomic>
 #include <set>
 
@@ -151,13 +152,17 @@ Result<std::unique_ptr<WasmInstance>> WasmInstance::create(
         "proxy_abi_version_0_2_1, proxy_abi_version_0_2_0, proxy_abi_version_0_1_0"};
   }
   const AbiVersion abi = w->abi_;
-  auto vm = module->instantiate([abi, &capabilities](std::string_view mod, std::string_view name) {
-    const HostFunction* fn = find_host_function(abi, mod, name);
-    if (fn && capabilities.restricted() && is_restrictable(*fn) && !capabilities.allows(name)) {
-      return denied_host_function(*fn);
-    }
-    return fn;
+  const bool retries = std::any_of(info.exports.begin(), info.exports.end(), [](const auto& e) {
+    return e.kind == ExternKind::Function && e.name == sluice_functions::kRetriesBufferTooSmall;
   });
+  auto vm = module->instantiate(
+      [abi, retries, &capabilities](std::string_view mod, std::string_view name) {
+        const HostFunction* fn = find_host_function(abi, mod, name, retries);
+        if (fn && capabilities.restricted() && is_restrictable(*fn) && !capabilities.allows(name)) {
+          return denied_host_function(*fn);
+        }
+        return fn;
+      });
   if (!vm) return std::move(vm).take_error();
   w->module_ = std::move(module);
   w->vm_ = std::move(*vm);
@@ -950,6 +955,13 @@ WasmResult WasmInstance::copy_out(std::string_view data, uint64_t ptr_out, uint6
     }
     return WasmResult::Ok;
   }
+  // A leaf may not call malloc: the module (one that retries, see kRetriesBufferTooSmall) learns
+  // the size it needs and asks again with a bigger buffer.
+  if (vm_->in_leaf_call()) {
+    vm_->set_word(ptr_out, 0);
+    vm_->set_word(size_out, data.size());
+    return static_cast<WasmResult>(sluice_functions::kBufferTooSmall);
+  }
   // The allocator runs on the VM context (id 0) with only a few host calls allowed.
   uint64_t ptr = 0;
   {
@@ -975,9 +987,7 @@ WasmResult WasmInstance::set_return_buffer(uint64_t ptr, uint64_t size) {
     return_buffer_ptr_ = return_buffer_size_ = 0;
     return WasmResult::Ok;
   }
-  if (size < sluice_functions::kMinReturnBuffer || size > sluice_functions::kMaxReturnBuffer) {
-    return WasmResult::BadArgument;
-  }
+  if (size < sluice_functions::kMinReturnBuffer) return WasmResult::BadArgument;
   if (ptr == 0 || !vm_->memory_at(ptr, size)) return WasmResult::InvalidMemoryAccess;
   return_buffer_ptr_ = ptr;
   return_buffer_size_ = size;

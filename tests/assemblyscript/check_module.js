@@ -13,8 +13,11 @@ function hostTable(ccPath) {
   const src = fs.readFileSync(ccPath, "utf8");
   const table = new Map();  // "module.name" -> {v010, v020, v021}
   const modules = { env: ["env"], wasi: ["wasi_snapshot_preview1", "wasi_unstable"] };
-  // Each `t.add<Fn[, allowed]>(module, "name", sig(...)[, v010, v020, v021]);` statement.
-  for (const stmt of src.split("t.add<").slice(1).map((s) => s.slice(0, s.indexOf(";")))) {
+  // Each `t.add<Fn[, allowed]>(module, "name", sig(...)[, v010, v020, v021[, leaf]]);` statement,
+  // and `t.add_leaf<...>(module, "name", sig(...)[, leaf]);` (every version).
+  for (const part of src.split(/t\.add(?=<|_leaf<)/).slice(1)) {
+    const every = part.startsWith("_leaf<");
+    const stmt = part.slice(0, part.indexOf(";"));
     const head = /^[\s\S]*?>\(\s*(\w+|"[^"]+")\s*,\s*"([^"]+)"\s*,\s*sig\(/.exec(stmt);
     if (!head) continue;
     const [, mod, name] = head;
@@ -24,7 +27,7 @@ function hostTable(ccPath) {
     const mods = mod.startsWith('"') ? [mod.slice(1, -1)] : modules[mod];
     if (!mods) throw new Error(`host table: unknown module variable ${mod} for ${name}`);
     const f = tail.split(",").map((s) => s.trim()).filter(Boolean);
-    const v = (k) => (f[k] === undefined ? true : f[k] === "true");
+    const v = (k) => (every || f[k] === undefined ? true : f[k] === "true");
     for (const x of mods) table.set(`${x}.${name}`, { v010: v(0), v020: v(1), v021: v(2) });
   }
   if (table.size < 40) throw new Error(`host table: parsed only ${table.size} entries from ${ccPath}`);

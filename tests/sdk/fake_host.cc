@@ -43,6 +43,23 @@ void give(const std::string& data, const char** ptr, size_t* size) {
   *size = data.size();
 }
 
+// For the two functions Sluice may run as leaves: with `leaf_calls` set, a value that does not
+// fit the return buffer is answered kBufferTooSmall with the size it needs, as Sluice answers a
+// module that exports sluice_retries_buffer_too_small.
+uint32_t give_value(const std::string& data, const char** ptr, size_t* size) {
+  if (host().leaf_calls && !data.empty()) {
+    auto buffer = host().return_buffers.find(g_current_instance);
+    if (buffer == host().return_buffers.end() || data.size() > buffer->second.second) {
+      ++host().too_small_answers;
+      *ptr = nullptr;
+      *size = data.size();
+      return 1000;
+    }
+  }
+  give(data, ptr, size);
+  return 0;
+}
+
 std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
@@ -194,8 +211,7 @@ proxy_status_t proxy_get_property(const char* path, size_t path_len, const char*
                                   size_t* value_len) {
   auto it = host().properties.find(std::string(path, path_len));
   if (it == host().properties.end()) return 1;
-  fakehost::give(it->second, value, value_len);
-  return 0;
+  return fakehost::give_value(it->second, value, value_len);
 }
 proxy_status_t proxy_set_property(const char* path, size_t path_len, const char* value,
                                   size_t value_len) {
@@ -257,8 +273,7 @@ proxy_status_t proxy_get_header_map_value(uint32_t type, const char* key, size_t
   if (type > 7) return 2;
   auto v = host().header(type, fakehost::lower(std::string(key, key_len)));
   if (!v) return 1;
-  fakehost::give(*v, value, value_len);
-  return 0;
+  return fakehost::give_value(*v, value, value_len);
 }
 proxy_status_t proxy_add_header_map_value(uint32_t type, const char* key, size_t key_len,
                                           const char* value, size_t value_len) {

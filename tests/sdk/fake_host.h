@@ -62,6 +62,9 @@ struct Host {
   bool sluice_functions = false;
   std::map<const void*, std::pair<char*, size_t>> return_buffers;  // per VM instance
   int return_buffer_uses = 0;
+  // Answer property and header values as Sluice's leaf calls do (fake_host.cc: give_value).
+  bool leaf_calls = false;
+  int too_small_answers = 0;
   uint32_t effective_context = 0;
   uint32_t tick_period = 0;
   int done_calls = 0;

@@ -29,23 +29,43 @@ Signature i32s(size_t n, bool result = true) {
 const std::map<std::string, Signature>& host_functions() {
   static const std::map<std::string, Signature> m = [] {
     std::map<std::string, Signature> r;
-    const std::pair<const char*, size_t> specs[] = {
-        {"proxy_log", 3}, {"proxy_get_log_level", 1}, {"proxy_get_current_time_nanoseconds", 1},
-        {"proxy_set_tick_period_milliseconds", 1}, {"proxy_get_status", 3},
-        {"proxy_get_property", 4}, {"proxy_set_property", 4}, {"proxy_get_buffer_bytes", 5},
-        {"proxy_get_buffer_status", 3}, {"proxy_set_buffer_bytes", 5},
-        {"proxy_get_header_map_pairs", 3}, {"proxy_set_header_map_pairs", 3},
-        {"proxy_get_header_map_size", 2}, {"proxy_get_header_map_value", 5},
-        {"proxy_add_header_map_value", 5}, {"proxy_replace_header_map_value", 5},
-        {"proxy_remove_header_map_value", 3}, {"proxy_continue_stream", 1},
-        {"proxy_close_stream", 1}, {"proxy_send_local_response", 8}, {"proxy_http_call", 10},
-        {"proxy_grpc_call", 12}, {"proxy_grpc_stream", 9}, {"proxy_grpc_send", 4},
-        {"proxy_grpc_cancel", 1}, {"proxy_grpc_close", 1}, {"proxy_get_shared_data", 5},
-        {"proxy_set_shared_data", 5}, {"proxy_register_shared_queue", 3},
-        {"proxy_resolve_shared_queue", 5}, {"proxy_enqueue_shared_queue", 3},
-        {"proxy_dequeue_shared_queue", 3}, {"proxy_define_metric", 4}, {"proxy_get_metric", 2},
-        {"proxy_set_effective_context", 1}, {"proxy_done", 0},
-        {"proxy_call_foreign_function", 6}};
+    const std::pair<const char*, size_t> specs[] = {{"proxy_log", 3},
+                                                    {"proxy_get_log_level", 1},
+                                                    {"proxy_get_current_time_nanoseconds", 1},
+                                                    {"proxy_set_tick_period_milliseconds", 1},
+                                                    {"proxy_get_status", 3},
+                                                    {"proxy_get_property", 4},
+                                                    {"proxy_set_property", 4},
+                                                    {"proxy_get_buffer_bytes", 5},
+                                                    {"proxy_get_buffer_status", 3},
+                                                    {"proxy_set_buffer_bytes", 5},
+                                                    {"proxy_get_header_map_pairs", 3},
+                                                    {"proxy_set_header_map_pairs", 3},
+                                                    {"proxy_get_header_map_size", 2},
+                                                    {"proxy_get_header_map_value", 5},
+                                                    {"proxy_add_header_map_value", 5},
+                                                    {"proxy_replace_header_map_value", 5},
+                                                    {"proxy_remove_header_map_value", 3},
+                                                    {"proxy_continue_stream", 1},
+                                                    {"proxy_close_stream", 1},
+                                                    {"proxy_send_local_response", 8},
+                                                    {"proxy_http_call", 10},
+                                                    {"proxy_grpc_call", 12},
+                                                    {"proxy_grpc_stream", 9},
+                                                    {"proxy_grpc_send", 4},
+                                                    {"proxy_grpc_cancel", 1},
+                                                    {"proxy_grpc_close", 1},
+                                                    {"proxy_get_shared_data", 5},
+                                                    {"proxy_set_shared_data", 5},
+                                                    {"proxy_register_shared_queue", 3},
+                                                    {"proxy_resolve_shared_queue", 5},
+                                                    {"proxy_enqueue_shared_queue", 3},
+                                                    {"proxy_dequeue_shared_queue", 3},
+                                                    {"proxy_define_metric", 4},
+                                                    {"proxy_get_metric", 2},
+                                                    {"proxy_set_effective_context", 1},
+                                                    {"proxy_done", 0},
+                                                    {"proxy_call_foreign_function", 6}};
     for (const auto& [name, n] : specs) r[name] = i32s(n);
     Signature metric{{ValType::I32, ValType::I64}, {ValType::I32}};
     r["proxy_increment_metric"] = metric;
@@ -97,6 +117,11 @@ TEST(SdkModuleInfo, EveryModuleIsAnEnvoyCompatibleReactor) {
     ASSERT_NE(headers, nullptr);
     EXPECT_EQ(headers->signature, i32s(3));  // 0.2.x: (context, num_headers, end_of_stream)
     EXPECT_FALSE(info.has_start_section);
+    // Declares that it takes kBufferTooSmall (sluice_functions.h), for leaf reads on V8.
+    const auto* retries = info.find_export("sluice_retries_buffer_too_small");
+    ASSERT_NE(retries, nullptr);
+    EXPECT_EQ(retries->kind, ExternKind::Function);
+    EXPECT_EQ(retries->signature, Signature{});
 
     for (const auto& imp : info.imports) {
       EXPECT_EQ(imp.kind, ExternKind::Function) << imp.module << "." << imp.name;

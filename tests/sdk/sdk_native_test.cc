@@ -501,6 +501,8 @@ namespace sf = sluice::wasm::sluice_functions;
 namespace sd = sluice::detail;
 static_assert(sluice::kSetReturnBuffer == sf::kSetReturnBuffer);
 static_assert(sluice::kDeclineStreamCallbacks == sf::kDeclineStreamCallbacks);
+static_assert(sluice::kRetriesBufferTooSmall == sf::kRetriesBufferTooSmall);
+static_assert(uint32_t{sluice::kBufferTooSmall} == sf::kBufferTooSmall);
 static_assert(uint32_t{sd::kDeclineRequestHeaders} == uint32_t{sf::kRequestHeaders});
 static_assert(uint32_t{sd::kDeclineRequestBody} == uint32_t{sf::kRequestBody});
 static_assert(uint32_t{sd::kDeclineRequestTrailers} == uint32_t{sf::kRequestTrailers});
@@ -517,8 +519,7 @@ static_assert(uint32_t{sd::kDeclineDownstreamConnectionClose} ==
 static_assert(uint32_t{sd::kDeclineUpstreamConnectionClose} ==
               uint32_t{sf::kUpstreamConnectionClose});
 static_assert(uint32_t{sd::kDeclineAll} == uint32_t{sf::kAllDeclinable});
-static_assert(sizeof(sluice::VmState::return_buffer) >= sf::kMinReturnBuffer &&
-              sizeof(sluice::VmState::return_buffer) <= sf::kMaxReturnBuffer);
+static_assert(sluice::kInitialReturnBuffer >= sf::kMinReturnBuffer);
 
 // Which callbacks a context class leaves alone, found at compile time.
 struct PlainHttp : sluice::HttpContext {
@@ -582,7 +583,7 @@ TEST_F(SdkNativeTest, OffersItsReturnBufferOnceAndDeclinesWhatItLeavesAlone) {
   EXPECT_EQ(calls[0].first, sluice::kSetReturnBuffer);
   ASSERT_EQ(calls[0].second.size(), 16u);
   EXPECT_NE(u64_at(calls[0].second, 0), 0u);
-  EXPECT_EQ(u64_at(calls[0].second, 1), sizeof(sluice::VmState::return_buffer));
+  EXPECT_EQ(u64_at(calls[0].second, 1), sluice::kInitialReturnBuffer);
   // add_header implements the two headers callbacks only.
   for (size_t i : {1, 2}) {
     EXPECT_EQ(calls[i].first, sluice::kDeclineStreamCallbacks);
@@ -616,6 +617,41 @@ TEST_F(SdkNativeTest, ValuesComeBackThroughTheReturnBuffer) {
   // x-probe, request.size and connection.mtls went through the buffer; the SDK copied each
   // out before the next call (ASan would see it free the buffer).
   EXPECT_EQ(host().return_buffer_uses - uses_before, 3);
+}
+
+// On V8, Sluice makes property and header reads as leaf calls, which cannot call the module's
+// malloc: a value bigger than the return buffer is answered kBufferTooSmall with its size, and
+// the SDK offers a buffer that big and asks again.
+TEST_F(SdkNativeTest, ValuesTooBigForTheBufferAreAskedForAgain) {
+  host().sluice_functions = true;
+  host().leaf_calls = true;
+  Vm vm(plugin("sluice.sdk_probe"));
+  ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);
+  EXPECT_EQ(host().too_small_answers, 0);  // plugin_root_id fit the first buffer
+  const std::string long_name(3000, 'n');
+  set_probe_properties(long_name);
+  vm.call("proxy_on_context_create", {kStream, kRoot});
+  host().maps[kRequestHeaders] = {{"x-probe", "props"}};
+  vm.call("proxy_on_request_headers", {kStream, 1, 1});
+  ASSERT_TRUE(host().local_reply);
+  EXPECT_EQ(host().local_reply->headers,
+            (fakehost::Pairs{
+                {"x-probe-result", "size=1234 mtls=true name=" + long_name + " missing=false"}}));
+  EXPECT_EQ(host().too_small_answers, 1);
+  // Offered twice: the first buffer at the root context, then one that holds 3000 bytes.
+  std::vector<uint64_t> sizes;
+  for (const auto& [name, args] : host().sluice_calls) {
+    if (name == sluice::kSetReturnBuffer) sizes.push_back(u64_at(args, 1));
+  }
+  ASSERT_EQ(sizes.size(), 2u);
+  EXPECT_EQ(sizes[0], sluice::kInitialReturnBuffer);
+  EXPECT_EQ(sizes[1], 4096u);
+  // The bigger buffer stays: the same value now fits at once.
+  host().local_reply.reset();
+  vm.call("proxy_on_context_create", {kStream + 1, kRoot});
+  vm.call("proxy_on_request_headers", {kStream + 1, 1, 1});
+  ASSERT_TRUE(host().local_reply);
+  EXPECT_EQ(host().too_small_answers, 1);
 }
 
 TEST(SdkPieces, ParseUint64) {

@@ -72,6 +72,10 @@ uint64_t host_load_u32(WasmVm& vm, const uint64_t* args, void*) {
 }
 
 struct BasicHost {
+  // `leaf`: the memory functions are leaves (HostFunction::leaf), called from compiled code.
+  explicit BasicHost(bool leaf = false) {
+    functions[2].leaf = functions[3].leaf = leaf;  // host_memory_size, host_load_u32
+  }
   int add_calls = 0;
   std::vector<HostFunction> functions{
       {"env", "host_add", {{ValType::I32, ValType::I64}, {ValType::I64}}, &host_add, &add_calls},
@@ -336,9 +340,13 @@ TEST_F(V8VmTest, MemoryGrowIsSeenInsideHostFunctions) {
 }
 
 // The host's view of memory is cached between host calls; every grow inside one call (an
-// unlimited memory, 33 grows to 16 MiB) must still be seen, with the bytes written before it.
-TEST(V8RuntimeTest, ManyGrowsInsideOneCallAreSeenByTheHost) {
-  BasicHost host;
+// unlimited memory, 33 grows to 16 MiB) must still be seen, with the bytes written before it,
+// by ordinary host functions and by leaves alike.
+class V8GrowTest : public ::testing::TestWithParam<bool> {};
+INSTANTIATE_TEST_SUITE_P(Leaf, V8GrowTest, ::testing::Bool());
+
+TEST_P(V8GrowTest, ManyGrowsInsideOneCallAreSeenByTheHost) {
+  BasicHost host(GetParam());
   auto vm = instantiate(*compile("v8_growing"), host.resolver());
   ASSERT_NE(vm, nullptr);
   EXPECT_EQ(vm->memory_size(), 65536u);
@@ -349,6 +357,164 @@ TEST(V8RuntimeTest, ManyGrowsInsideOneCallAreSeenByTheHost) {
   r = vm->call(vm->function("grow_loop"), {1, 1});  // and again in a later call
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.value, 2u + 33 * 8);
+}
+
+// ---- leaf host functions ------------------------------------------------------------------
+
+struct LeafHost {
+  int add_calls = 0;
+  int slow_calls = 0;
+  bool all_in_leaf_calls = true;  // each leaf call saw WasmVm::in_leaf_call()
+  bool slow_in_leaf_call = false;
+  uint64_t wide_b = 0;
+
+  static LeafHost& of(void* data) { return *static_cast<LeafHost*>(data); }
+  static uint64_t add(WasmVm& vm, const uint64_t* a, void* data) {
+    LeafHost& h = of(data);
+    ++h.add_calls;
+    h.all_in_leaf_calls = h.all_in_leaf_calls && vm.in_leaf_call();
+    return a[0] + a[1];
+  }
+  static uint64_t wide(WasmVm& vm, const uint64_t* a, void* data) {
+    LeafHost& h = of(data);
+    h.all_in_leaf_calls = h.all_in_leaf_calls && vm.in_leaf_call();
+    h.wide_b = a[1];
+    return a[0] ^ (a[1] >> 32);
+  }
+  static uint64_t trap(WasmVm& vm, const uint64_t* a, void*) {
+    if (a[0] != 0) vm.trap("leaf says no: " + std::to_string(a[0]));
+    return 7;
+  }
+  static uint64_t slow(WasmVm& vm, const uint64_t* a, void* data) {
+    LeafHost& h = of(data);
+    ++h.slow_calls;
+    h.slow_in_leaf_call = h.slow_in_leaf_call || vm.in_leaf_call();
+    return a[0] + a[1];
+  }
+  static uint64_t none(WasmVm& vm, const uint64_t*, void* data) {
+    LeafHost& h = of(data);
+    h.all_in_leaf_calls = h.all_in_leaf_calls && vm.in_leaf_call();
+    return 99;
+  }
+
+  const Signature i32x2{{ValType::I32, ValType::I32}, {ValType::I32}};
+  std::vector<HostFunction> functions{
+      {"env", "leaf_add", i32x2, &add, this, true},
+      {"env", "leaf_wide", {{ValType::I32, ValType::I64}, {ValType::I32}}, &wide, this, true},
+      {"env", "leaf_trap", kI32ToI32, &trap, this, true},
+      {"env", "slow_add", i32x2, &slow, this, false},
+      {"env", "leaf_none", {{}, {ValType::I32}}, &none, this, true},
+  };
+  ImportResolver resolver() {
+    return [this](std::string_view module, std::string_view name) -> const HostFunction* {
+      for (const HostFunction& f : functions) {
+        if (f.module == module && f.name == name) return &f;
+      }
+      return nullptr;
+    };
+  }
+};
+
+class V8LeafTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    module_ = compile("v8_leaf");
+    ASSERT_NE(module_, nullptr);
+    vm_ = instantiate(*module_, host_.resolver());
+    ASSERT_NE(vm_, nullptr);
+  }
+  CallResult call(std::string_view name, std::initializer_list<uint64_t> args) {
+    return vm_->call(vm_->function(name), args);
+  }
+
+  LeafHost host_;
+  std::shared_ptr<CompiledModule> module_;
+  std::unique_ptr<WasmVm> vm_;
+};
+
+// Each call went the fast way (in_leaf_call seen by the function), with its arguments intact.
+TEST_F(V8LeafTest, LeavesAreCalledFromCompiledCode) {
+  CallResult r = call("sum", {1000});
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.value, 999u * 1000 / 2 + 1000u * 1000);
+  EXPECT_EQ(host_.add_calls, 1000);
+  r = call("wide", {0x12345678, 0xabcdef0100000000ull});
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(host_.wide_b, 0xabcdef0100000000ull);
+  EXPECT_EQ(r.value, 0x12345678u ^ 0xabcdef01u);
+  r = call("none", {});
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.value, 99u);
+  EXPECT_TRUE(host_.all_in_leaf_calls);
+  EXPECT_FALSE(vm_->in_leaf_call());  // only while one runs
+}
+
+TEST_F(V8LeafTest, OrdinaryHostFunctionsRunNextToLeaves) {
+  CallResult r = call("mixed", {5});
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.value, 16u);
+  EXPECT_EQ(host_.add_calls, 1);
+  EXPECT_EQ(host_.slow_calls, 1);
+  EXPECT_FALSE(host_.slow_in_leaf_call);
+  EXPECT_TRUE(host_.all_in_leaf_calls);
+}
+
+// A leaf cannot throw: its trap stops the module at the next check. The call fails with the
+// trap's message whether the module then loops forever or returns at once, and nothing the
+// module calls in between runs. The VM works for the next call.
+TEST_F(V8LeafTest, ATrapInALeafStopsTheModule) {
+  CallResult r = call("trap_then_spin", {3});
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.error, "leaf says no: 3");
+  r = call("trap_then_return", {4});
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.error, "leaf says no: 4");
+  r = call("trap_then_call", {5});
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.error, "leaf says no: 5");
+  EXPECT_EQ(host_.add_calls, 0);
+  EXPECT_EQ(host_.slow_calls, 0);
+
+  r = call("trap_then_return", {0});  // no trap
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.value, 42u);
+  r = call("sum", {3});
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.value, 3003u);
+}
+
+// Leaf functions are shared by the VMs of a thread (one per import index and shape): each
+// must still reach its own VM's host function.
+TEST(V8RuntimeTest, LeavesOfTwoVmsReachTheirOwnHosts) {
+  auto module = compile("v8_leaf");
+  ASSERT_NE(module, nullptr);
+  LeafHost a, b;
+  auto vm_a = instantiate(*module, a.resolver());
+  auto vm_b = instantiate(*module, b.resolver());
+  ASSERT_TRUE(vm_a && vm_b);
+  ASSERT_TRUE(vm_a->call(vm_a->function("sum"), {2}).ok);
+  ASSERT_TRUE(vm_b->call(vm_b->function("sum"), {5}).ok);
+  EXPECT_EQ(a.add_calls, 2);
+  EXPECT_EQ(b.add_calls, 5);
+}
+
+// Every 64 instances a module compiles itself afresh (leaf wrappers stay with a compilation
+// until it is dropped): instances on both sides of several such steps work, old ones too.
+TEST(V8RuntimeTest, ManyInstancesOfOneModuleAllWork) {
+  auto module = compile("v8_leaf");
+  ASSERT_NE(module, nullptr);
+  LeafHost host;
+  std::vector<std::unique_ptr<WasmVm>> kept;
+  for (int i = 0; i < 200; ++i) {
+    auto vm = instantiate(*module, host.resolver());
+    ASSERT_NE(vm, nullptr) << i;
+    CallResult r = vm->call(vm->function("sum"), {1});
+    ASSERT_TRUE(r.ok) << i << ": " << r.error;
+    if (i % 50 == 0) kept.push_back(std::move(vm));
+  }
+  for (auto& vm : kept) EXPECT_TRUE(vm->call(vm->function("sum"), {2}).ok);
+  EXPECT_EQ(host.add_calls, 200 + 2 * static_cast<int>(kept.size()));
+  EXPECT_TRUE(host.all_in_leaf_calls);
 }
 
 TEST(V8RuntimeTest, ModuleWithoutMemory) {

@@ -96,8 +96,8 @@ NetworkContext* connection_for_event(VmState& vm, uint32_t id) {
 }
 
 // A Sluice function whose answer does not matter: without it (another host, or a capability
-// restriction) everything works as before, only with more calls.
-void call_sluice_function(std::string_view name, std::initializer_list<uint64_t> args) {
+// restriction) everything works as before, only with more calls. True if the host took it.
+bool call_sluice_function(std::string_view name, std::initializer_list<uint64_t> args) {
   std::string bytes;
   for (uint64_t v : args) {
     for (int b = 0; b < 8; ++b) bytes.push_back(static_cast<char>(v >> (8 * b)));
@@ -105,12 +105,30 @@ void call_sluice_function(std::string_view name, std::initializer_list<uint64_t>
   const char* result = nullptr;
   size_t size = 0;
   if (proxy_call_foreign_function(name.data(), name.size(), bytes.data(), bytes.size(), &result,
-                                  &size) == 0) {
-    release_host_buffer(result);
+                                  &size) != 0) {
+    return false;
   }
+  release_host_buffer(result);
+  return true;
+}
+
+bool offer_return_buffer(VmState& vm) {
+  vm.return_buffer_offered = true;
+  return call_sluice_function(
+      kSetReturnBuffer,
+      {reinterpret_cast<uintptr_t>(vm.return_buffer.data()), vm.return_buffer.size()});
 }
 
 }  // namespace
+
+bool grow_return_buffer(size_t size) {
+  VmState* vm = current_vm_state();
+  if (!vm || size == 0) return false;
+  size_t grown = vm->return_buffer.size();
+  while (grown < size) grown *= 2;
+  if (grown > vm->return_buffer.size()) vm->return_buffer.assign(grown, '\0');
+  return offer_return_buffer(*vm);
+}
 
 void release_host_buffer(const char* data) {
   if (!data) return;
@@ -121,11 +139,7 @@ void release_host_buffer(const char* data) {
 
 void Dispatch::on_context_create(VmState& vm, uint32_t id, uint32_t parent_id) {
   if (parent_id == 0) {
-    if (!vm.return_buffer_offered) {
-      vm.return_buffer_offered = true;
-      call_sluice_function(kSetReturnBuffer, {reinterpret_cast<uintptr_t>(vm.return_buffer.data()),
-                                              vm.return_buffer.size()});
-    }
+    if (!vm.return_buffer_offered) offer_return_buffer(vm);
     std::string root_id = get_property_string({"plugin_root_id"}).value_or("");
     const detail::Registration* reg = find_registration(root_id);
     std::unique_ptr<RootContext> root;

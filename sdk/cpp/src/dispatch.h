@@ -7,11 +7,14 @@
 #include <memory>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "sluice/sdk.h"
 
 namespace sluice {
 inline namespace SLUICE_SDK_NS {
+
+inline constexpr size_t kInitialReturnBuffer = 2048;
 
 // Everything one VM owns. A .wasm module has exactly one (a global: each instance has its own
 // memory); the native build allocates one per create_instance().
@@ -26,8 +29,9 @@ struct VmState {
   // decides the kind (see RegisterContextFactory).
   std::unordered_map<uint32_t, uint32_t> undecided;
   // Where Sluice writes the values host calls return, instead of calling our malloc for each
-  // (see kSetReturnBuffer); offered to the host once, at the first root context.
-  std::array<char, 2048> return_buffer{};
+  // (see kSetReturnBuffer); offered to the host at the first root context, or earlier and
+  // bigger when a value did not fit (kBufferTooSmall).
+  std::vector<char> return_buffer = std::vector<char>(kInitialReturnBuffer);
   bool return_buffer_offered = false;
 };
 
@@ -35,6 +39,10 @@ struct VmState {
 // they do; a unit test checks that both sides agree). Other hosts answer NotFound.
 inline constexpr std::string_view kSetReturnBuffer = "sluice_set_return_buffer";
 inline constexpr std::string_view kDeclineStreamCallbacks = "sluice_decline_stream_callbacks";
+// The .wasm build exports a function of this name: it handles kBufferTooSmall by offering a
+// bigger return buffer and calling again (get_returned_value).
+inline constexpr std::string_view kRetriesBufferTooSmall = "sluice_retries_buffer_too_small";
+inline constexpr proxy_status_t kBufferTooSmall = 1000;
 
 // The VM whose callback runs now (the .wasm build's only one; the native build's current
 // instance), or nullptr outside callbacks.
@@ -42,6 +50,19 @@ VmState* current_vm_state();
 
 // Frees what a host call returned in `data`, unless it is the VM's return buffer.
 void release_host_buffer(const char* data);
+
+// Offers the host a return buffer of at least `size` bytes; false if it was not taken.
+bool grow_return_buffer(size_t size);
+
+// Calls `get(value, size)`, a host function that returns a value through those out-params,
+// again with a big enough return buffer when Sluice answers kBufferTooSmall (it does so only
+// for calls it makes without a way into our malloc).
+template <typename Get>
+proxy_status_t get_returned_value(Get&& get, const char** value, size_t* size) {
+  proxy_status_t status = get(value, size);
+  if (status == kBufferTooSmall && grow_return_buffer(*size)) status = get(value, size);
+  return status;
+}
 
 // The exported callbacks, one function each, in ABI argument order.
 struct Dispatch {

@@ -165,10 +165,10 @@ std::optional<Pairs> parse_pairs(std::string_view blob) {
 std::optional<std::string> HeaderMap::get(std::string_view key) const {
   const char* value = nullptr;
   size_t size = 0;
-  if (proxy_get_header_map_value(static_cast<uint32_t>(type_), key.data(), key.size(), &value,
-                                 &size) != 0) {
-    return std::nullopt;
-  }
+  const auto get = [&](const char** v, size_t* n) {
+    return proxy_get_header_map_value(static_cast<uint32_t>(type_), key.data(), key.size(), v, n);
+  };
+  if (get_returned_value(get, &value, &size) != 0) return std::nullopt;
   return take(value, size);
 }
 
@@ -260,19 +260,16 @@ std::string join_property_path(PropertyPath path) {
 }
 
 std::optional<std::string> get_property(PropertyPath path) {
-  std::string joined = join_property_path(path);
-  const char* value = nullptr;
-  size_t size = 0;
-  if (proxy_get_property(joined.data(), joined.size(), &value, &size) != 0) return std::nullopt;
-  return take(value, size);
+  return get_property_joined(join_property_path(path));
 }
 
 std::optional<std::string> get_property_joined(std::string_view joined_path) {
   const char* value = nullptr;
   size_t size = 0;
-  if (proxy_get_property(joined_path.data(), joined_path.size(), &value, &size) != 0) {
-    return std::nullopt;
-  }
+  const auto get = [&](const char** v, size_t* n) {
+    return proxy_get_property(joined_path.data(), joined_path.size(), v, n);
+  };
+  if (get_returned_value(get, &value, &size) != 0) return std::nullopt;
   return take(value, size);
 }
 

@@ -24,6 +24,10 @@ sluice::VmState* sluice::SLUICE_SDK_NS::current_vm_state() { return &vm(); }
 // Never called: the host reads the ABI version from this export's name.
 SLUICE_EXPORT(proxy_abi_version_0_2_1) void sluice_abi_version_0_2_1() {}
 
+// Never called: tells Sluice that host calls may answer kBufferTooSmall (dispatch.h), which lets
+// it make the calls that return values without a way into our malloc, much cheaper on V8.
+SLUICE_EXPORT(sluice_retries_buffer_too_small) void sluice_retries_buffer_too_small() {}
+
 // The host copies returned data into memory it gets from here; the SDK frees it.
 SLUICE_EXPORT(malloc) void* sluice_malloc(size_t size) { return ::malloc(size); }
 

@@ -1038,9 +1038,20 @@ uint64_t wasi_proc_exit(WasmVm& vm, Args a, void*) {
 
 // ---- the table -------------------------------------------------------------------------------
 
+// Which host functions may run as leaves (HostFunction::leaf): none of them calls into a module
+// or runs anything that could (filter chains, callouts, other VMs).
+enum class Leaf : uint8_t {
+  Never,
+  Always,
+  // Returns a value through the module's allocator, so a leaf only for a module that takes
+  // kBufferTooSmall instead (sluice_functions.h); in a leaf call copy_out answers that.
+  ForRetryingModules,
+};
+
 struct Entry {
   HostFunction fn;
-  uint8_t allowed;  // Allowed bits
+  HostFunction fn_for_retrying;  // fn as a module that exports kRetriesBufferTooSmall gets it
+  uint8_t allowed;               // Allowed bits
   // Which ABI versions import it.
   bool v010, v020, v021;
 };
@@ -1064,10 +1075,17 @@ struct Table {
 
   template <HostCallback Fn, uint8_t kAllowed = kInCallbacks>
   void add(const char* module, const char* name, Signature s, bool v010 = true, bool v020 = true,
-           bool v021 = true) {
-    entries.push_back(Entry{
-        HostFunction{module, name, std::move(s), &guarded<Fn, kAllowed>, const_cast<char*>(name)},
-        kAllowed, v010, v020, v021});
+           bool v021 = true, Leaf leaf = Leaf::Never) {
+    HostFunction fn{module, name, std::move(s), &guarded<Fn, kAllowed>, const_cast<char*>(name)};
+    fn.leaf = leaf == Leaf::Always;
+    HostFunction for_retrying = fn;
+    for_retrying.leaf = leaf != Leaf::Never;
+    entries.push_back(Entry{std::move(fn), std::move(for_retrying), kAllowed, v010, v020, v021});
+  }
+  // The same for a function every ABI version has.
+  template <HostCallback Fn, uint8_t kAllowed = kInCallbacks>
+  void add_leaf(const char* module, const char* name, Signature s, Leaf leaf = Leaf::Always) {
+    add<Fn, kAllowed>(module, name, std::move(s), true, true, true, leaf);
   }
 };
 
@@ -1077,26 +1095,30 @@ Table build_table() {
   const auto L = VT::I64;
   const char* env = "env";
   // Logging may be called anywhere, even while initializing or allocating.
-  t.add<proxy_log, kAlways>(env, "proxy_log", sig({I, I, I}, {I}));
-  t.add<proxy_get_log_level>(env, "proxy_get_log_level", sig({I}, {I}), false, false, true);
-  t.add<proxy_get_current_time_nanoseconds>(env, "proxy_get_current_time_nanoseconds",
-                                            sig({I}, {I}));
+  t.add_leaf<proxy_log, kAlways>(env, "proxy_log", sig({I, I, I}, {I}));
+  t.add<proxy_get_log_level>(env, "proxy_get_log_level", sig({I}, {I}), false, false, true,
+                             Leaf::Always);
+  t.add_leaf<proxy_get_current_time_nanoseconds>(env, "proxy_get_current_time_nanoseconds",
+                                                 sig({I}, {I}));
   t.add<proxy_get_status>(env, "proxy_get_status", sig({I, I, I}, {I}));
-  t.add<proxy_set_effective_context>(env, "proxy_set_effective_context", sig({I}, {I}));
+  t.add_leaf<proxy_set_effective_context>(env, "proxy_set_effective_context", sig({I}, {I}));
   t.add<proxy_done>(env, "proxy_done", sig({}, {I}));
-  t.add<proxy_get_property>(env, "proxy_get_property", sig({I, I, I, I}, {I}));
+  t.add_leaf<proxy_get_property>(env, "proxy_get_property", sig({I, I, I, I}, {I}),
+                                 Leaf::ForRetryingModules);
   t.add<proxy_set_property>(env, "proxy_set_property", sig({I, I, I, I}, {I}));
   t.add<proxy_get_header_map_pairs>(env, "proxy_get_header_map_pairs", sig({I, I, I}, {I}));
   t.add<proxy_set_header_map_pairs>(env, "proxy_set_header_map_pairs", sig({I, I, I}, {I}));
-  t.add<proxy_get_header_map_size>(env, "proxy_get_header_map_size", sig({I, I}, {I}));
-  t.add<proxy_get_header_map_value>(env, "proxy_get_header_map_value", sig({I, I, I, I, I}, {I}));
-  t.add<proxy_add_or_replace_header_map_value<false>>(env, "proxy_add_header_map_value",
-                                                      sig({I, I, I, I, I}, {I}));
-  t.add<proxy_add_or_replace_header_map_value<true>>(env, "proxy_replace_header_map_value",
-                                                     sig({I, I, I, I, I}, {I}));
-  t.add<proxy_remove_header_map_value>(env, "proxy_remove_header_map_value", sig({I, I, I}, {I}));
+  t.add_leaf<proxy_get_header_map_size>(env, "proxy_get_header_map_size", sig({I, I}, {I}));
+  t.add_leaf<proxy_get_header_map_value>(env, "proxy_get_header_map_value",
+                                         sig({I, I, I, I, I}, {I}), Leaf::ForRetryingModules);
+  t.add_leaf<proxy_add_or_replace_header_map_value<false>>(env, "proxy_add_header_map_value",
+                                                           sig({I, I, I, I, I}, {I}));
+  t.add_leaf<proxy_add_or_replace_header_map_value<true>>(env, "proxy_replace_header_map_value",
+                                                          sig({I, I, I, I, I}, {I}));
+  t.add_leaf<proxy_remove_header_map_value>(env, "proxy_remove_header_map_value",
+                                            sig({I, I, I}, {I}));
   t.add<proxy_get_buffer_bytes>(env, "proxy_get_buffer_bytes", sig({I, I, I, I, I}, {I}));
-  t.add<proxy_get_buffer_status>(env, "proxy_get_buffer_status", sig({I, I, I}, {I}));
+  t.add_leaf<proxy_get_buffer_status>(env, "proxy_get_buffer_status", sig({I, I, I}, {I}));
   t.add<proxy_set_buffer_bytes>(env, "proxy_set_buffer_bytes", sig({I, I, I, I, I}, {I}));
   t.add<proxy_continue_stream>(env, "proxy_continue_stream", sig({I}, {I}), false);
   t.add<proxy_close_stream>(env, "proxy_close_stream", sig({I}, {I}), false);
@@ -1108,8 +1130,8 @@ Table build_table() {
   t.add<proxy_continue_request>(env, "proxy_continue_request", sig({}, {I}), true, false, false);
   t.add<proxy_continue_response>(env, "proxy_continue_response", sig({}, {I}), true, false, false);
   t.add<proxy_clear_route_cache>(env, "proxy_clear_route_cache", sig({}, {I}), true, false, false);
-  t.add<proxy_set_tick_period_milliseconds>(env, "proxy_set_tick_period_milliseconds",
-                                            sig({I}, {I}));
+  t.add_leaf<proxy_set_tick_period_milliseconds>(env, "proxy_set_tick_period_milliseconds",
+                                                 sig({I}, {I}));
   t.add<proxy_get_shared_data>(env, "proxy_get_shared_data", sig({I, I, I, I, I}, {I}));
   t.add<proxy_set_shared_data>(env, "proxy_set_shared_data", sig({I, I, I, I, I}, {I}));
   t.add<proxy_register_shared_queue>(env, "proxy_register_shared_queue", sig({I, I, I}, {I}));
@@ -1117,9 +1139,9 @@ Table build_table() {
   t.add<proxy_enqueue_shared_queue>(env, "proxy_enqueue_shared_queue", sig({I, I, I}, {I}));
   t.add<proxy_dequeue_shared_queue>(env, "proxy_dequeue_shared_queue", sig({I, I, I}, {I}));
   t.add<proxy_define_metric>(env, "proxy_define_metric", sig({I, I, I, I}, {I}));
-  t.add<proxy_increment_metric>(env, "proxy_increment_metric", sig({I, L}, {I}));
-  t.add<proxy_record_metric>(env, "proxy_record_metric", sig({I, L}, {I}));
-  t.add<proxy_get_metric>(env, "proxy_get_metric", sig({I, I}, {I}));
+  t.add_leaf<proxy_increment_metric>(env, "proxy_increment_metric", sig({I, L}, {I}));
+  t.add_leaf<proxy_record_metric>(env, "proxy_record_metric", sig({I, L}, {I}));
+  t.add_leaf<proxy_get_metric>(env, "proxy_get_metric", sig({I, I}, {I}));
   t.add<proxy_call_foreign_function>(env, "proxy_call_foreign_function",
                                      sig({I, I, I, I, I, I}, {I}));
   // HTTP and gRPC callouts: not built yet.
@@ -1180,12 +1202,13 @@ const Table& table() {
 }  // namespace
 
 const HostFunction* find_host_function(AbiVersion abi, std::string_view module,
-                                       std::string_view name) {
+                                       std::string_view name, bool module_retries) {
   for (const Entry& e : table().entries) {
     if (e.fn.module != module || e.fn.name != name) continue;
     const bool ok = (abi == AbiVersion::V0_1_0 && e.v010) ||
                     (abi == AbiVersion::V0_2_0 && e.v020) || (abi == AbiVersion::V0_2_1 && e.v021);
-    return ok ? &e.fn : nullptr;
+    if (!ok) return nullptr;
+    return module_retries ? &e.fn_for_retrying : &e.fn;
   }
   return nullptr;
 }

@@ -12,8 +12,10 @@
 namespace sluice::wasm {
 
 // The function `module.name` as a module built for `abi` may import it, or nullptr.
+// `module_retries`: the module exports sluice_functions::kRetriesBufferTooSmall, so functions
+// that return values may run as leaves for it (HostFunction::leaf).
 const HostFunction* find_host_function(AbiVersion abi, std::string_view module,
-                                       std::string_view name);
+                                       std::string_view name, bool module_retries = false);
 // Every host function, whatever the version (for the null runtime's native shims).
 const std::vector<HostFunction>& all_host_functions();
 

@@ -15,10 +15,19 @@ namespace sluice::wasm::sluice_functions {
 // on, a value the host returns (a header, a property, a buffer's bytes...) that fits is written
 // there instead of into memory from the module's malloc, which on V8 costs a call into the
 // module per value. The module must copy a result out of that buffer before its next host call,
-// and must not free it. Size: kMinReturnBuffer to kMaxReturnBuffer bytes; a size of 0 stops it.
+// and must not free it. Size: at least kMinReturnBuffer bytes, all inside module memory; a size
+// of 0 stops it. It may be set again, e.g. to a bigger buffer (see kRetriesBufferTooSmall).
 inline constexpr std::string_view kSetReturnBuffer = "sluice_set_return_buffer";
 inline constexpr uint64_t kMinReturnBuffer = 64;
-inline constexpr uint64_t kMaxReturnBuffer = 64 * 1024;
+
+// A module that exports a function of this name (never called) declares that, when
+// proxy_get_property or proxy_get_header_map_value answers kBufferTooSmall, it sets a return
+// buffer of at least the size the host wrote to the call's size out-param and calls again.
+// Those two can then run as leaf host functions (HostFunction::leaf: on V8, called straight
+// from compiled code), which may not call the module's malloc. Only such a module ever sees
+// kBufferTooSmall; another host ignores the export.
+inline constexpr std::string_view kRetriesBufferTooSmall = "sluice_retries_buffer_too_small";
+inline constexpr uint32_t kBufferTooSmall = 1000;  // outside Proxy-Wasm's WasmResult values
 
 // Args: a little-endian u64 of DeclinedCallback bits. Called by a root context: its stream
 // contexts (HTTP streams, TCP connections) do not implement these callbacks, and the host skips

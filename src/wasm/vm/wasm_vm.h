@@ -44,6 +44,12 @@ struct HostFunction {
   Signature signature;
   HostCallback callback = nullptr;
   void* data = nullptr;
+  // A leaf never calls into a module (not even its allocator: see WasmVm::in_leaf_call) and
+  // runs nothing that could. A runtime may then call it straight from compiled code, which is
+  // much cheaper (V8: no JS call frame), but cannot unwind the module from inside it: a trap()
+  // in a leaf takes effect a little later, at the module's next interrupt check and at the
+  // latest when the call into the module returns, which then fails with the trap's message.
+  bool leaf = false;
 };
 
 // Finds the host function a module imports, or nullptr (the module then fails to link with an
@@ -87,6 +93,9 @@ class WasmVm {
 
   // Called from a host function: the current Wasm call fails with `message` once it returns.
   virtual void trap(std::string message) = 0;
+  // True while a host function runs as a leaf (HostFunction::leaf): it must not call into the
+  // module, so a value that would need the module's allocator cannot be returned now.
+  bool in_leaf_call() const { return in_leaf_call_; }
   // Stops the running Wasm code; the only method callable from another thread (a watchdog).
   virtual void terminate() = 0;
 
@@ -97,6 +106,9 @@ class WasmVm {
   bool set_u64(uint64_t ptr, uint64_t value);
   bool read(uint64_t ptr, uint64_t size, std::string_view* out);
   bool write(uint64_t ptr, std::string_view data);
+
+ protected:
+  bool in_leaf_call_ = false;
 };
 
 class CompiledModule {

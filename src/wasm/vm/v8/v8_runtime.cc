@@ -1,8 +1,10 @@
 #include "wasm/vm/v8/v8_runtime.h"
 
 #include <libplatform/libplatform.h>
+#include <v8-fast-api-calls.h>
 #include <v8.h>
 
+#include <array>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -56,6 +58,26 @@ constexpr uint64_t kDroppedBytesPerGc = 8 * 1024 * 1024;
 // every this many top-level calls keeps the queue short at no per-call cost.
 constexpr uint32_t kCallsPerPump = 256;
 
+// Leaf host functions (HostFunction::leaf) bound as fast API functions: the first this many
+// function imports of a module, in these signature shapes (every Proxy-Wasm leaf has one).
+constexpr size_t kMaxLeafImports = 64;
+constexpr size_t kMaxLeafI32Params = 8;
+constexpr size_t kLeafShapeI32I64 = kMaxLeafI32Params + 1;  // (i32, i64) -> i32: metrics
+constexpr size_t kLeafShapes = kLeafShapeI32I64 + 1;        // 0..8 x i32 -> i32, then that
+
+// The shape of a leaf with this signature, or -1 when it has none of them.
+int leaf_shape(const Signature& sig) {
+  if (sig.results.size() != 1 || sig.results[0] != ValType::I32) return -1;
+  if (sig.params == std::vector<ValType>{ValType::I32, ValType::I64}) {
+    return static_cast<int>(kLeafShapeI32I64);
+  }
+  if (sig.params.size() > kMaxLeafI32Params) return -1;
+  for (ValType t : sig.params) {
+    if (t != ValType::I32) return -1;
+  }
+  return static_cast<int>(sig.params.size());
+}
+
 struct V8Process {
   std::unique_ptr<v8::Platform> platform;
   v8::ArrayBuffer::Allocator* allocator = nullptr;
@@ -69,6 +91,10 @@ V8Process& v8_process() {
     p->platform = v8::platform::NewDefaultPlatform();
     v8::V8::InitializePlatform(p->platform.get());
     if (kUseTrapHandler) p->trap_handler = v8::V8::EnableWebAssemblyTrapHandler(true);
+    // Leaf host functions are bound as V8 "fast API" functions (see LeafCalls below); without
+    // this flag V8 calls their ordinary callback. Given first, so SLUICE_V8_FLAGS can undo it
+    // (--no-turbo-fast-api-calls) to compare.
+    v8::V8::SetFlagsFromString("--turbo-fast-api-calls");
     // A debugging and profiling knob, not configuration: e.g. SLUICE_V8_FLAGS=--perf-basic-prof
     // makes `perf` name the JIT-compiled Wasm functions.
     if (const char* flags = std::getenv("SLUICE_V8_FLAGS"); flags && *flags) {
@@ -247,6 +273,9 @@ class ThreadIsolate {
       v8::HandleScope handles(isolate_);
       context_.Get(isolate_)->Exit();
     }
+    for (auto& row : leaf_functions_) {
+      for (auto& fn : row) fn.Reset();
+    }
     instance_ctor_.Reset();
     memory_ctor_.Reset();
     context_.Reset();
@@ -262,6 +291,9 @@ class ThreadIsolate {
   v8::Local<v8::Context> context() const { return context_.Get(isolate_); }
   v8::Local<v8::Function> instance_ctor() const { return instance_ctor_.Get(isolate_); }
   v8::Local<v8::Function> memory_ctor() const { return memory_ctor_.Get(isolate_); }
+  // The function every VM of this thread imports as its `index`-th function import when that
+  // import is a leaf of the given shape (see LeafCalls); made on first use.
+  v8::Local<v8::Function> leaf_function(size_t index, size_t shape, int length);
 
   // Called after each top-level call; cheap except every kCallsPerPump-th time.
   void maybe_pump() {
@@ -292,6 +324,7 @@ class ThreadIsolate {
   v8::Global<v8::Context> context_;
   v8::Global<v8::Function> instance_ctor_;
   v8::Global<v8::Function> memory_ctor_;
+  std::array<std::array<v8::Global<v8::Function>, kLeafShapes>, kMaxLeafImports> leaf_functions_;
   uint32_t calls_since_pump_ = 0;
   uint32_t vms_dropped_since_gc_ = 0;
   uint64_t bytes_dropped_since_gc_ = 0;
@@ -300,6 +333,10 @@ class ThreadIsolate {
 
 class V8Module;
 class V8Vm;
+
+// The VM whose module runs on this thread (innermost, when a host function runs another VM's
+// code): how a leaf host function, which V8 calls without any data, finds its VM.
+thread_local V8Vm* tls_running_vm = nullptr;
 
 // What a host function's FunctionCallback needs: its VM and a copy of the HostFunction (the
 // resolver's pointer may not outlive instantiate()).
@@ -332,6 +369,16 @@ class V8Vm final : public WasmVm {
   enum RunState : int { kIdle, kRunning, kTerminating };
 
   static void host_trampoline(const v8::FunctionCallbackInfo<v8::Value>& info);
+  // A host function called through V8's ordinary API callback.
+  void run_host(HostBinding& binding, const v8::FunctionCallbackInfo<v8::Value>& info);
+  template <size_t kIndex>
+  static void leaf_callback(const v8::FunctionCallbackInfo<v8::Value>& info);
+  template <size_t kIndex, typename... Params>
+  static uint32_t leaf_fast_call(v8::Local<v8::Object> receiver, Params... params);
+  // The `index`-th function import, a leaf, called from compiled code (no V8 frame).
+  uint64_t call_leaf(size_t index, const uint64_t* args);
+  friend struct LeafCalls;
+
   CallResult fail(std::string message) {
     CallResult r;
     r.ok = false;
@@ -368,10 +415,18 @@ class V8Vm final : public WasmVm {
   std::atomic<bool> terminate_requested_{false};
 };
 
+// Leaves cost each instance its own import wrappers (V8 10.2 compiles a fast API call's wrapper
+// per instance and import), which V8 keeps with the compiled module until the module itself is
+// dropped: about 0.4 KiB per leaf import, measured. A VM made again and again from one module (a
+// plugin in a crash loop, reloads of the same code) would pile them up, so a module compiles
+// itself afresh after this many instances; an older compilation goes with its last instance.
+constexpr uint32_t kInstancesPerCompilation = 64;
+
 class V8Module final : public CompiledModule, public std::enable_shared_from_this<V8Module> {
  public:
   V8Module(ModuleInfo info, v8::CompiledWasmModule compiled)
-      : info_(std::move(info)), compiled_(std::move(compiled)) {}
+      : info_(std::move(info)),
+        compiled_(std::make_shared<v8::CompiledWasmModule>(std::move(compiled))) {}
 
   const ModuleInfo& info() const override { return info_; }
   Result<std::unique_ptr<WasmVm>> instantiate(const ImportResolver& resolver) override;
@@ -380,9 +435,52 @@ class V8Module final : public CompiledModule, public std::enable_shared_from_thi
   Result<v8::Local<v8::Object>> build_imports(V8Vm& vm, const ImportResolver& resolver,
                                               v8::Local<v8::Object>* imported_memory);
 
+  // The compilation the next instance comes from (every kInstancesPerCompilation instances a
+  // fresh one); on this thread's isolate.
+  Result<std::shared_ptr<v8::CompiledWasmModule>> compilation_for_next_instance(
+      v8::Isolate* isolate);
+
   const ModuleInfo info_;
-  const v8::CompiledWasmModule compiled_;  // shared by every isolate, thread-safe
+  std::mutex mutex_;                                  // workers instantiate concurrently
+  std::shared_ptr<v8::CompiledWasmModule> compiled_;  // shared by every isolate
+  uint32_t instances_of_compiled_ = 0;
+  uint32_t compilations_ = 1;
 };
+
+Result<std::shared_ptr<v8::CompiledWasmModule>> V8Module::compilation_for_next_instance(
+    v8::Isolate* isolate) {
+  uint32_t generation = 0;
+  std::shared_ptr<v8::CompiledWasmModule> current;
+  {
+    std::lock_guard lock(mutex_);
+    if (++instances_of_compiled_ <= kInstancesPerCompilation) return compiled_;
+    instances_of_compiled_ = 1;
+    generation = ++compilations_;
+    current = compiled_;
+  }
+  // The same bytes plus a custom section naming the generation: V8 caches compilations by their
+  // bytes, and the same bytes would give back the current one.
+  const v8::MemorySpan<const uint8_t> wire = current->GetWireBytesRef();
+  std::string bytes(reinterpret_cast<const char*>(wire.data()), wire.size());
+  const std::string name = "sluice.compilation";
+  const std::string payload = std::to_string(generation);
+  bytes.push_back('\0');  // a custom section: id 0, size, name length, name, payload
+  bytes.push_back(static_cast<char>(1 + name.size() + payload.size()));
+  bytes.push_back(static_cast<char>(name.size()));
+  bytes += name;
+  bytes += payload;
+  v8::TryCatch try_catch(isolate);
+  v8::Local<v8::WasmModuleObject> module;
+  if (!v8::WasmModuleObject::Compile(isolate,
+                                     {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()})
+           .ToLocal(&module)) {
+    return Error{"cannot compile the module again: " + exception_text(isolate, try_catch)};
+  }
+  auto fresh = std::make_shared<v8::CompiledWasmModule>(module->GetCompiledModule());
+  std::lock_guard lock(mutex_);
+  compiled_ = fresh;
+  return fresh;
+}
 
 V8Vm::V8Vm(std::shared_ptr<ThreadIsolate> thread, std::shared_ptr<const V8Module> module)
     : thread_(std::move(thread)), isolate_(thread_->isolate()), module_(std::move(module)) {}
@@ -467,6 +565,8 @@ CallResult V8Vm::call(const WasmFunction& f, std::initializer_list<uint64_t> arg
   const bool top_level = call_depth_ == 0;
   if (top_level) begin_top_level_call();
   ++call_depth_;
+  V8Vm* const outer_vm = tls_running_vm;  // a host function may run another VM's code
+  tls_running_vm = this;
   // A nested call (a host function calling back into the module, e.g. malloc) catches its own
   // exception, so the module's outer frames are not unwound by it. A top-level call has no
   // TryCatch: an exception ends at the API boundary anyway, and its text reaches
@@ -475,12 +575,20 @@ CallResult V8Vm::call(const WasmFunction& f, std::initializer_list<uint64_t> arg
   if (!top_level) try_catch.emplace(isolate_);
   v8::MaybeLocal<v8::Value> maybe_result = functions_[f.index].Get(isolate_)->Call(
       context, v8::Undefined(isolate_), static_cast<int>(args.size()), argv);
+  tls_running_vm = outer_vm;
   --call_depth_;
   memory_stale_ = true;
 
   CallResult result;
   v8::Local<v8::Value> value;
-  if (maybe_result.ToLocal(&value)) {
+  if (trap_thrown_) {
+    // Checked first: a leaf's trap stops the module only at its next interrupt check, and the
+    // call may have returned normally before reaching one.
+    trap_thrown_ = false;
+    result.ok = false;
+    result.error = std::move(trap_message_);
+    trap_message_.clear();
+  } else if (maybe_result.ToLocal(&value)) {
     if (!sig.results.empty()) {
       if (sig.results.size() > 1) {  // multi-value: an Array
         value = value.As<v8::Array>()->Get(context, 0).ToLocalChecked();
@@ -489,11 +597,7 @@ CallResult V8Vm::call(const WasmFunction& f, std::initializer_list<uint64_t> arg
     }
   } else {
     result.ok = false;
-    if (trap_thrown_) {
-      trap_thrown_ = false;
-      result.error = std::move(trap_message_);
-      trap_message_.clear();
-    } else if ((try_catch && try_catch->HasTerminated()) || terminate_requested_.load()) {
+    if ((try_catch && try_catch->HasTerminated()) || terminate_requested_.load()) {
       result.error = "terminated";
     } else if (try_catch) {
       result.error = exception_text(isolate_, *try_catch);
@@ -513,8 +617,17 @@ CallResult V8Vm::call(const WasmFunction& f, std::initializer_list<uint64_t> arg
 
 void V8Vm::host_trampoline(const v8::FunctionCallbackInfo<v8::Value>& info) {
   auto* binding = static_cast<HostBinding*>(info.Data().As<v8::External>()->Value());
-  V8Vm& vm = *binding->vm;
-  const Signature& sig = binding->fn.signature;
+  binding->vm->run_host(*binding, info);
+}
+
+void V8Vm::run_host(HostBinding& binding, const v8::FunctionCallbackInfo<v8::Value>& info) {
+  V8Vm& vm = *this;
+  const Signature& sig = binding.fn.signature;
+  v8::Isolate* isolate = info.GetIsolate();
+  if (vm.trap_thrown_) {  // a leaf trapped and the module has not stopped yet: unwind it now
+    isolate->ThrowException(v8::Exception::Error(v8_str(isolate, vm.trap_message_)));
+    return;
+  }
 
   uint64_t inline_args[kInlineArgs];
   std::vector<uint64_t> heap_args;
@@ -526,9 +639,8 @@ void V8Vm::host_trampoline(const v8::FunctionCallbackInfo<v8::Value>& info) {
   for (size_t i = 0; i < sig.params.size(); ++i) args[i] = from_js(sig.params[i], info[i]);
 
   vm.memory_stale_ = true;  // the module may have grown its memory since the last look
-  const uint64_t result = binding->fn.callback(vm, args, binding->fn.data);
+  const uint64_t result = binding.fn.callback(vm, args, binding.fn.data);
 
-  v8::Isolate* isolate = info.GetIsolate();
   if (vm.trap_requested_) {
     vm.trap_requested_ = false;
     vm.trap_thrown_ = true;
@@ -545,6 +657,92 @@ void V8Vm::host_trampoline(const v8::FunctionCallbackInfo<v8::Value>& info) {
   if (!sig.results.empty()) set_return(info, sig.results[0], result);
 }
 
+// ---- leaf host functions ------------------------------------------------------------------
+// V8 calls a "fast API" function straight from a Wasm import's wrapper: no FunctionCallbackInfo,
+// no boxed arguments, no JS frame (libnode 18, an (i32, i32) -> i32 import: 4 ns a call instead
+// of 27). In exchange the function must not call into V8 at all: no exception, no JS heap
+// allocation, no Wasm call; leaf host functions promise that. V8 10.2 passes such a function
+// only its arguments and a receiver that says nothing (neither the template's data nor
+// FastApiCallbackOptions reach it from Wasm), so the import it stands for is compiled into it:
+// one function per import index and shape, which finds its VM through tls_running_vm. The JS
+// functions are made once per thread and shared by its VMs; each instance then compiles its
+// own wrapper per import (about 50 us each, at instantiation).
+struct LeafCalls {
+  template <size_t, typename T>
+  using Repeat = T;
+
+  template <size_t kIndex, size_t... kParam>
+  static v8::CFunction all_i32(std::index_sequence<kParam...>) {
+    return v8::CFunction::Make(&V8Vm::leaf_fast_call<kIndex, Repeat<kParam, uint32_t>...>);
+  }
+
+  template <size_t kIndex, size_t... kCount>
+  static std::array<v8::CFunction, kLeafShapes> row(std::index_sequence<kCount...>) {
+    return {all_i32<kIndex>(std::make_index_sequence<kCount>())...,
+            v8::CFunction::Make(&V8Vm::leaf_fast_call<kIndex, uint32_t, uint64_t>)};
+  }
+
+  template <size_t... kIndex>
+  static auto table(std::index_sequence<kIndex...>) {
+    using Row = std::array<v8::CFunction, kLeafShapes>;
+    return std::array<Row, kMaxLeafImports>{
+        row<kIndex>(std::make_index_sequence<kMaxLeafI32Params + 1>())...};
+  }
+
+  template <size_t... kIndex>
+  static std::array<v8::FunctionCallback, kMaxLeafImports> callbacks(
+      std::index_sequence<kIndex...>) {
+    return {&V8Vm::leaf_callback<kIndex>...};
+  }
+};
+
+template <size_t kIndex>
+void V8Vm::leaf_callback(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  V8Vm* vm = tls_running_vm;
+  vm->run_host(*vm->bindings_[kIndex], info);
+}
+
+template <size_t kIndex, typename... Params>
+uint32_t V8Vm::leaf_fast_call(v8::Local<v8::Object>, Params... params) {
+  const uint64_t args[sizeof...(Params) + 1] = {static_cast<uint64_t>(params)...};
+  return static_cast<uint32_t>(tls_running_vm->call_leaf(kIndex, args));
+}
+
+uint64_t V8Vm::call_leaf(size_t index, const uint64_t* args) {
+  // After a leaf's trap the module is stopping: nothing more of it runs on the host's side.
+  if (trap_thrown_) return UINT32_MAX;
+  HostBinding& binding = *bindings_[index];
+  memory_stale_ = true;  // the module may have grown its memory since the last look
+  in_leaf_call_ = true;
+  const uint64_t result = binding.fn.callback(*this, args, binding.fn.data);
+  in_leaf_call_ = false;
+  if (trap_requested_) {
+    // No exception can be thrown from here: terminate the module instead (V8 only sets a flag
+    // the compiled code checks). call() reports the trap's message; end_top_level_call()
+    // cancels the termination.
+    trap_requested_ = false;
+    trap_thrown_ = true;
+    terminate_requested_.store(true, std::memory_order_relaxed);
+    isolate_->TerminateExecution();
+  }
+  return result;
+}
+
+v8::Local<v8::Function> ThreadIsolate::leaf_function(size_t index, size_t shape, int length) {
+  v8::Global<v8::Function>& slot = leaf_functions_[index][shape];
+  if (slot.IsEmpty()) {
+    static const auto kFastCalls = LeafCalls::table(std::make_index_sequence<kMaxLeafImports>());
+    static const auto kCallbacks =
+        LeafCalls::callbacks(std::make_index_sequence<kMaxLeafImports>());
+    v8::Local<v8::FunctionTemplate> tmpl = v8::FunctionTemplate::New(
+        isolate_, kCallbacks[index], v8::Local<v8::Value>(), v8::Local<v8::Signature>(), length,
+        v8::ConstructorBehavior::kThrow, v8::SideEffectType::kHasSideEffect,
+        &kFastCalls[index][shape]);
+    slot.Reset(isolate_, tmpl->GetFunction(context()).ToLocalChecked());
+  }
+  return slot.Get(isolate_);
+}
+
 void V8Vm::refresh_memory() {
   memory_stale_ = false;
   if (memory_.IsEmpty()) {
@@ -552,11 +750,14 @@ void V8Vm::refresh_memory() {
     memory_bytes_ = 0;
     return;
   }
-  // Unchanged since the last look: still shared with the memory's buffer, same length.
-  if (memory_store_ && memory_store_.use_count() > 1 &&
-      memory_store_->ByteLength() == memory_bytes_) {
+  // Still shared with the memory's buffer: unchanged, or grown in place (same base, the store's
+  // length is the memory's). This is also what a leaf call may do: no V8 call.
+  if (memory_store_ && memory_store_.use_count() > 1) {
+    memory_bytes_ = memory_store_->ByteLength();
     return;
   }
+  // Moved by a grow (we are the old store's only owner), or not looked at yet. Buffer() returns
+  // the memory's existing buffer object: no JS heap allocation, so a leaf may come here too.
   v8::HandleScope handles(isolate_);
   v8::Local<v8::ArrayBuffer> buffer = memory_.Get(isolate_)->Buffer();
   memory_store_ = buffer->GetBackingStore();
@@ -604,11 +805,18 @@ Result<v8::Local<v8::Object>> V8Module::build_imports(V8Vm& vm, const ImportReso
         if (host->callback == nullptr || host->signature.results.size() > 1) {
           return Error{"host function " + import_name(import) + " cannot be bound"};
         }
+        // bindings_ holds the function imports in import order: a leaf finds its own by index.
+        const size_t index = vm.bindings_.size();
         vm.bindings_.push_back(std::make_unique<HostBinding>(HostBinding{&vm, *host}));
+        const int length = static_cast<int>(import.signature.params.size());
+        const int shape = host->leaf ? leaf_shape(import.signature) : -1;
+        if (shape >= 0 && index < kMaxLeafImports) {
+          value = vm.thread_->leaf_function(index, static_cast<size_t>(shape), length);
+          break;
+        }
         v8::Local<v8::External> data = v8::External::New(isolate, vm.bindings_.back().get());
         v8::Local<v8::Function> fn;
-        if (!v8::Function::New(context, &V8Vm::host_trampoline, data,
-                               static_cast<int>(import.signature.params.size()),
+        if (!v8::Function::New(context, &V8Vm::host_trampoline, data, length,
                                v8::ConstructorBehavior::kThrow)
                  .ToLocal(&fn)) {
           return Error{"cannot create host function " + import_name(import)};
@@ -685,7 +893,9 @@ Result<std::unique_ptr<WasmVm>> V8Module::instantiate(const ImportResolver& reso
 
   v8::TryCatch try_catch(isolate);
   v8::Local<v8::WasmModuleObject> module;
-  if (!v8::WasmModuleObject::FromCompiledModule(isolate, compiled_).ToLocal(&module)) {
+  Result<std::shared_ptr<v8::CompiledWasmModule>> compiled = compilation_for_next_instance(isolate);
+  if (!compiled.ok()) return std::move(compiled).take_error();
+  if (!v8::WasmModuleObject::FromCompiledModule(isolate, *compiled.value()).ToLocal(&module)) {
     return Error{"cannot load the compiled module: " + exception_text(isolate, try_catch)};
   }
   v8::Local<v8::Object> imported_memory;
@@ -701,8 +911,11 @@ Result<std::unique_ptr<WasmVm>> V8Module::instantiate(const ImportResolver& reso
   v8::Local<v8::Value> argv[] = {module, imports.value()};
   vm->begin_top_level_call();
   ++vm->call_depth_;
+  V8Vm* const outer_vm = tls_running_vm;
+  tls_running_vm = vm.get();
   v8::MaybeLocal<v8::Object> maybe_instance =
       thread->instance_ctor()->NewInstance(context, 2, argv);
+  tls_running_vm = outer_vm;
   --vm->call_depth_;
   vm->end_top_level_call();
   v8::Local<v8::Object> instance;
