@@ -313,6 +313,7 @@ RSS_V8=$(rss_of v8); RSS_NULL=$(rss_of null)
 # Google Benchmark figures (medians over the repetitions).
 CALL_V8=$(gb_stat BM_CallEmpty/v8); CALL_NULL=$(gb_stat BM_CallEmpty/null)
 HOST_V8=$(gb_stat BM_HostCallEmpty/v8); HOST_NULL=$(gb_stat BM_HostCallEmpty/null)
+HOST_V8_LEAF=$(gb_stat BM_HostCallEmpty/v8_leaf)
 FR_NONE=$(gb_stat BM_FilterRequest/none); FR_V8=$(gb_stat BM_FilterRequest/v8)
 FR_NULL=$(gb_stat BM_FilterRequest/null)
 # Per 100 increments (one on_tick of the cas_increment plugin).
@@ -417,6 +418,7 @@ gb_real() { local st; st=$(gb_stat "$1"); fmt_range "$st"; }
     echo "|---|---|---|---|---|"
     echo "| host -> module, empty call | $(fmt_range "$CALL_V8") | $(fmt_range "$CALL_NULL") | $(ratio "$(first "$CALL_V8")" "$(first "$CALL_NULL")") | V8 120 ns, null 15 ns |"
     echo "| module -> host, empty host call | $(fmt_range "$HOST_V8" 1000)/call | $(fmt_range "$HOST_NULL" 1000)/call | $(ratio "$(first "$HOST_V8")" "$(first "$HOST_NULL")") | V8 40 ns, null 15 ns |"
+    echo "| the same, bound as a leaf (V8 fast API call) | $(fmt_range "$HOST_V8_LEAF" 1000)/call | | $(ratio "$(first "$HOST_V8_LEAF")" "$(first "$HOST_NULL")") | |"
     echo "| compile add_header, first repetition (cold) | $(gb_first BM_Compile/v8/process_time/real_time) | $(gb_first BM_Compile/null/process_time/real_time) | | |"
     echo "| compile add_header, all repetitions (see README) | $(gb_real BM_Compile/v8/process_time/real_time) | $(gb_real BM_Compile/null/process_time/real_time) | | |"
     echo "| instantiate add_header | $(gb_real BM_Instantiate/v8/process_time/real_time) | $(gb_real BM_Instantiate/null/process_time/real_time) | | |"
