@@ -2539,6 +2539,23 @@ TEST_F(WasmHostModuleTest, RestrictedCallInMallocTraps) {
   (void)r;
 }
 
+// The same with a leaf (which cannot throw: it terminates the module) inside the module's
+// malloc, which the host called from an ordinary host function.
+TEST_F(WasmHostModuleTest, RestrictedLeafCallInMallocTraps) {
+  auto w = instantiate(spec_.runtime, read_module("host_malloc_leaf_restricted"), spec_);
+  ASSERT_TRUE(w.ok()) << w.error();
+  WasmInstance& inst = **w;
+  ASSERT_TRUE(inst.initialize());
+  auto root = inst.start_root(spec_);
+  ASSERT_TRUE(root.ok()) << root.error();
+  ASSERT_TRUE(inst.vm().write(16, "plugin_name"));
+  auto r = inst.call(*root, inst.vm().function("probe_proxy_get_property"), {16, 11, 64, 68});
+  EXPECT_FALSE(r.has_value());
+  EXPECT_TRUE(inst.failed());
+  EXPECT_THAT(inst.failure(), HasSubstr("restricted_callback"));
+  EXPECT_THAT(inst.failure(), HasSubstr("proxy_get_header_map_size"));
+}
+
 TEST_F(WasmHostModuleTest, WronglyTypedCallbackIsRejected) {
   auto w = instantiate(spec_.runtime, read_module("host_bad_callback"), spec_);
   ASSERT_FALSE(w.ok());
