@@ -71,6 +71,16 @@ uint64_t host_load_u32(WasmVm& vm, const uint64_t* args, void*) {
   return v;
 }
 
+// Resolves imports to `functions` by module and name (they must outlive the resolver).
+ImportResolver resolver_of(const std::vector<HostFunction>& functions) {
+  return [&functions](std::string_view module, std::string_view name) -> const HostFunction* {
+    for (const HostFunction& f : functions) {
+      if (f.module == module && f.name == name) return &f;
+    }
+    return nullptr;
+  };
+}
+
 struct BasicHost {
   // `leaf`: the memory functions are leaves (HostFunction::leaf), called from compiled code.
   explicit BasicHost(bool leaf = false) {
@@ -83,14 +93,7 @@ struct BasicHost {
       {"env", "host_memory_size", {{}, {ValType::I32}}, &host_memory_size, nullptr},
       {"env", "host_load_u32", {{ValType::I32}, {ValType::I32}}, &host_load_u32, nullptr},
   };
-  ImportResolver resolver() {
-    return [this](std::string_view module, std::string_view name) -> const HostFunction* {
-      for (const HostFunction& f : functions) {
-        if (f.module == module && f.name == name) return &f;
-      }
-      return nullptr;
-    };
-  }
+  ImportResolver resolver() { return resolver_of(functions); }
 };
 
 ImportResolver no_imports() {
@@ -405,14 +408,7 @@ struct LeafHost {
       {"env", "slow_add", i32x2, &slow, this, false},
       {"env", "leaf_none", {{}, {ValType::I32}}, &none, this, true},
   };
-  ImportResolver resolver() {
-    return [this](std::string_view module, std::string_view name) -> const HostFunction* {
-      for (const HostFunction& f : functions) {
-        if (f.module == module && f.name == name) return &f;
-      }
-      return nullptr;
-    };
-  }
+  ImportResolver resolver() { return resolver_of(functions); }
 };
 
 class V8LeafTest : public ::testing::Test {
