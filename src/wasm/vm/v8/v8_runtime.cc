@@ -394,6 +394,7 @@ class V8Vm final : public WasmVm {
   v8::Isolate* const isolate_;
   std::shared_ptr<const V8Module> module_;
   std::vector<std::unique_ptr<HostBinding>> bindings_;
+  uint32_t leaf_imports_ = 0;  // of bindings_, bound as leaves
   v8::Global<v8::Object> instance_;
   v8::Global<v8::WasmMemoryObject> memory_;
   std::vector<v8::Global<v8::Function>> functions_;  // indexed like ModuleInfo::exports
@@ -419,7 +420,8 @@ class V8Vm final : public WasmVm {
 // per instance and import), which V8 keeps with the compiled module until the module itself is
 // dropped: about 0.4 KiB per leaf import, measured. A VM made again and again from one module (a
 // plugin in a crash loop, reloads of the same code) would pile them up, so a module compiles
-// itself afresh after this many instances; an older compilation goes with its last instance.
+// itself afresh after this many instances with leaves; an older compilation goes with its last
+// instance.
 constexpr uint32_t kInstancesPerCompilation = 64;
 
 class V8Module final : public CompiledModule, public std::enable_shared_from_this<V8Module> {
@@ -435,15 +437,15 @@ class V8Module final : public CompiledModule, public std::enable_shared_from_thi
   Result<v8::Local<v8::Object>> build_imports(V8Vm& vm, const ImportResolver& resolver,
                                               v8::Local<v8::Object>* imported_memory);
 
-  // The compilation the next instance comes from (every kInstancesPerCompilation instances a
-  // fresh one); on this thread's isolate.
+  // The compilation the next instance comes from (after kInstancesPerCompilation instances
+  // with leaves, a fresh one); on this thread's isolate.
   Result<std::shared_ptr<v8::CompiledWasmModule>> compilation_for_next_instance(
       v8::Isolate* isolate);
 
   const ModuleInfo info_;
   std::mutex mutex_;                                  // workers instantiate concurrently
   std::shared_ptr<v8::CompiledWasmModule> compiled_;  // shared by every isolate
-  uint32_t instances_of_compiled_ = 0;
+  uint32_t leaf_instances_of_compiled_ = 0;           // instances that bound a leaf
   uint32_t compilations_ = 1;
 };
 
@@ -453,8 +455,8 @@ Result<std::shared_ptr<v8::CompiledWasmModule>> V8Module::compilation_for_next_i
   std::shared_ptr<v8::CompiledWasmModule> current;
   {
     std::lock_guard lock(mutex_);
-    if (++instances_of_compiled_ <= kInstancesPerCompilation) return compiled_;
-    instances_of_compiled_ = 1;
+    if (leaf_instances_of_compiled_ < kInstancesPerCompilation) return compiled_;
+    leaf_instances_of_compiled_ = 0;
     generation = ++compilations_;
     current = compiled_;
   }
@@ -812,6 +814,7 @@ Result<v8::Local<v8::Object>> V8Module::build_imports(V8Vm& vm, const ImportReso
         const int shape = host->leaf ? leaf_shape(import.signature) : -1;
         if (shape >= 0 && index < kMaxLeafImports) {
           value = vm.thread_->leaf_function(index, static_cast<size_t>(shape), length);
+          ++vm.leaf_imports_;
           break;
         }
         v8::Local<v8::External> data = v8::External::New(isolate, vm.bindings_.back().get());
@@ -901,6 +904,10 @@ Result<std::unique_ptr<WasmVm>> V8Module::instantiate(const ImportResolver& reso
   v8::Local<v8::Object> imported_memory;
   Result<v8::Local<v8::Object>> imports = build_imports(*vm, resolver, &imported_memory);
   if (!imports.ok()) return std::move(imports).take_error();
+  if (vm->leaf_imports_ > 0) {
+    std::lock_guard lock(mutex_);
+    ++leaf_instances_of_compiled_;
+  }
   // Host functions called by a start function can already use an imported memory (an exported
   // one is known only once the constructor returns).
   if (!imported_memory.IsEmpty()) {
