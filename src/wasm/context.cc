@@ -1,6 +1,5 @@
 #include "wasm/context.h"
 
-#include <algorithm>
 #include <atomic>
 #include <set>
 
@@ -152,9 +151,8 @@ Result<std::unique_ptr<WasmInstance>> WasmInstance::create(
         "proxy_abi_version_0_2_1, proxy_abi_version_0_2_0, proxy_abi_version_0_1_0"};
   }
   const AbiVersion abi = w->abi_;
-  const bool retries = std::any_of(info.exports.begin(), info.exports.end(), [](const auto& e) {
-    return e.kind == ExternKind::Function && e.name == sluice_functions::kRetriesBufferTooSmall;
-  });
+  const ExportInfo* marker = info.find_export(sluice_functions::kRetriesBufferTooSmall);
+  const bool retries = marker && marker->kind == ExternKind::Function;
   auto vm = module->instantiate(
       [abi, retries, &capabilities](std::string_view mod, std::string_view name) {
         const HostFunction* fn = find_host_function(abi, mod, name, retries);
