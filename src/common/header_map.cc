@@ -23,11 +23,22 @@ HeaderMap::Entry& HeaderMap::append_empty() {
   return e;
 }
 
-void HeaderMap::append_raw(std::string_view key, std::string_view value) {
-  Entry& e = append_empty();
-  e.key.assign(key);
-  e.value.assign(value);
+HeaderMap::Entry& HeaderMap::append(std::string_view key, std::string_view value) {
+  if (size_ < entries_.size()) {
+    Entry& e = entries_[size_++];
+    e.key.assign(key);
+    e.value.assign(value);
+    return e;
+  }
+  // Growing moves every entry, and a short string's characters move with it. key or value may
+  // be one of those (set(":authority", *get("host"))), so the new entry is built before growing.
+  Entry fresh{std::string(key), std::string(value)};
+  entries_.push_back(std::move(fresh));
+  ++size_;
+  return entries_.back();
 }
+
+void HeaderMap::append_raw(std::string_view key, std::string_view value) { append(key, value); }
 
 void HeaderMap::erase_at(size_t i) {
   // The removed entry moves behind the live ones, keeping its strings for reuse.
@@ -43,10 +54,7 @@ void HeaderMap::clear() {
 }
 
 void HeaderMap::add(std::string_view key, std::string_view value) {
-  Entry& e = append_empty();
-  e.key.assign(key);
-  ascii_lower(e.key);
-  e.value.assign(value);
+  ascii_lower(append(key, value).key);
 }
 
 void HeaderMap::add_front(std::string_view key, std::string_view value) {

@@ -110,6 +110,8 @@ class HeaderMap {
   std::string_view status() const { return get_or_empty(":status"); }
 
  private:
+  // A new entry at the end; key and value may point into this map.
+  Entry& append(std::string_view key, std::string_view value);
   void append_raw(std::string_view key, std::string_view value);
   void erase_at(size_t i);
 

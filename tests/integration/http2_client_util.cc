@@ -104,10 +104,12 @@ Http2Client::~Http2Client() {
 
 int32_t Http2Client::Submit(std::string_view method, std::string_view path, std::string body,
                             std::vector<std::pair<std::string, std::string>> headers) {
-  headers.insert(headers.begin(), {{":method", std::string(method)},
-                                   {":scheme", "http"},
-                                   {":path", std::string(path)},
-                                   {":authority", "test.local"}});
+  const bool has_host =
+      std::any_of(headers.begin(), headers.end(), [](const auto& h) { return h.first == "host"; });
+  headers.insert(
+      headers.begin(),
+      {{":method", std::string(method)}, {":scheme", "http"}, {":path", std::string(path)}});
+  if (!has_host) headers.insert(headers.begin() + 3, {":authority", "test.local"});
   std::vector<nghttp2_nv> nva;
   for (auto& [k, v] : headers) {
     nva.push_back({reinterpret_cast<uint8_t*>(k.data()), reinterpret_cast<uint8_t*>(v.data()),

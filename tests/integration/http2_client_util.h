@@ -35,7 +35,8 @@ class Http2Client {
 
   bool connected() const { return fd_ >= 0; }
   // Opens a stream; returns its id (or a negative nghttp2 error). `body` is sent in full with
-  // END_STREAM (none: END_STREAM on the headers).
+  // END_STREAM (none: END_STREAM on the headers). :authority is test.local, unless `headers` has a
+  // host (then it is left out, as some clients do).
   int32_t Submit(std::string_view method, std::string_view path, std::string body = "",
                  std::vector<std::pair<std::string, std::string>> headers = {});
   void Reset(int32_t stream_id);

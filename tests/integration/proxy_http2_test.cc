@@ -55,6 +55,29 @@ TEST_F(IntegrationHttp2, RequestsAndBodies) {
   EXPECT_EQ(HcmStat("downstream_rq_http1_total"), 0);
 }
 
+// RFC 9113 8.3.1: a client may send Host instead of :authority. The proxy takes it as the
+// authority, with enough other headers that the request's header map grows meanwhile.
+TEST_F(IntegrationHttp2, HostStandsInForAuthority) {
+  StartSimple();
+  Http2Client client(proxy_.port());
+  ASSERT_TRUE(client.connected());
+  for (int extra = 0; extra < 12; ++extra) {
+    std::vector<std::pair<std::string, std::string>> headers = {{"host", "h.local"}};
+    for (int i = 0; i < extra; ++i) headers.emplace_back("x-h" + std::to_string(i), "v");
+    const int32_t id = client.Submit("GET", "/echo/host", "", headers);
+    ASSERT_TRUE(client.WaitFor(id));
+    const Http2Response& r = client.response(id);
+    EXPECT_EQ(r.status, 200);
+    EXPECT_THAT(r.body, HasSubstr("host: h.local\r\n")) << extra << " extra headers";
+    size_t hosts = 0;
+    for (size_t at = r.body.find("\r\nhost:"); at != std::string::npos;
+         at = r.body.find("\r\nhost:", at + 1)) {
+      ++hosts;
+    }
+    EXPECT_EQ(hosts, 1u) << r.body;
+  }
+}
+
 TEST_F(IntegrationHttp2, StreamsRunConcurrently) {
   StartSimple();
   Http2Client client(proxy_.port());

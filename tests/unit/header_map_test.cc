@@ -204,6 +204,22 @@ TEST(HeaderMap, ValuesAreBinarySafe) {
   EXPECT_EQ(h.byte_size(), 4u);
 }
 
+// The HTTP/2 server does set(":authority", *get("host")): the value lives in the map, and
+// adding may grow it. Short values (kept inside the string object) moved with the entries and
+// were read after the move (found by http2_server_fuzz).
+TEST(HeaderMap, AddAndSetTakeViewsIntoTheMapItself) {
+  for (size_t live = 1; live < 40; ++live) {
+    HeaderMap h;
+    for (size_t i = 0; i < live; ++i) h.add("k" + std::to_string(i), "v" + std::to_string(i));
+    h.set(":authority", *h.get("k0"));
+    h.add(*h.get("k0"), *h.get(std::string("k") + std::to_string(live - 1)));
+    ASSERT_EQ(h.size(), live + 2);
+    EXPECT_EQ(h.authority(), "v0");
+    ASSERT_NE(h.get("v0"), nullptr);
+    EXPECT_EQ(*h.get("v0"), "v" + std::to_string(live - 1));
+  }
+}
+
 TEST(HeaderMap, AsciiLower) {
   std::string s = "MiXeD-Case_123 ÄZ";
   ascii_lower(s);
