@@ -121,3 +121,43 @@ $4
       endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $UP } } } } ] } ]
 YAML
 }
+
+# The servers every benchmark script compares: the upstream (nginx serving 17 bytes, on wrk's
+# core) and, on the proxies' core, nginx and haproxy as reverse proxies in front of it. They use
+# $UP, $NX and $HA (ports) and set NGINX_PID / HAPROXY_PID.
+start_upstream() {
+  nginx_conf "$WORK/upstream.conf" 1 "server { listen 127.0.0.1:$UP; location / { return 200 'hello, benchmark\n'; } }"
+  taskset -c "$WRK_CPUS" /usr/sbin/nginx -c "$WORK/upstream.conf" -e "$WORK/nginx-error.log" &
+  PIDS+=($!)
+  wait_http "http://127.0.0.1:$UP/"
+}
+
+start_nginx_proxy() {  # workers
+  nginx_conf "$WORK/proxy.conf" "$1" "upstream up { server 127.0.0.1:$UP; keepalive 128; }
+  server { listen 127.0.0.1:$NX; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+  taskset -c "$PROXY_CPUS" /usr/sbin/nginx -c "$WORK/proxy.conf" -e "$WORK/nginx-error.log" &
+  NGINX_PID=$!
+  wait_http "http://127.0.0.1:$NX/"
+}
+
+start_haproxy() {  # workers
+  cat > "$WORK/haproxy.cfg" <<HA
+global
+  nbthread $1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$HA
+  default_backend be
+backend be
+  server up 127.0.0.1:$UP
+HA
+  taskset -c "$PROXY_CPUS" /usr/sbin/haproxy -f "$WORK/haproxy.cfg" -db > "$WORK/haproxy.log" 2>&1 &
+  HAPROXY_PID=$!
+  wait_http "http://127.0.0.1:$HA/"
+}

@@ -9,7 +9,8 @@
 # each run, divided by the requests wrk counted). Then, on the proxies' core with nothing else
 # running: the Google Benchmark wasm_call_bench (BENCH_GB_REPS repetitions) and wasm_vm_rss.
 # Results go to bench/results/ as markdown and JSON. See bench/README.md. Last, bench/telemetry.sh
-# (the telemetry extension: none / null / V8) writes <stamp>-telemetry.md, .json and .png.
+# (the telemetry extension: none / null / V8) writes <stamp>-telemetry.md, .json and .png, and
+# bench/tail.sh (p50-p99 of sluice, nginx and haproxy, saturated and paced) <stamp>-tail.md, .json.
 set -euo pipefail
 BUILD_DIR=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,13 +38,6 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/tls.key" -out "$WORK/tl
   -subj "/CN=localhost" 2>/dev/null
 declare -A SL_PORT ADMIN_PORT SLUICE_PIDS
 for v in $SLUICES; do port "SL_PORT[$v]"; port "ADMIN_PORT[$v]"; done
-
-start_upstream() {
-  nginx_conf "$WORK/upstream.conf" 1 "server { listen 127.0.0.1:$UP; location / { return 200 'hello, benchmark\n'; } }"
-  taskset -c "$WRK_CPUS" /usr/sbin/nginx -c "$WORK/upstream.conf" -e "$WORK/nginx-error.log" &
-  PIDS+=($!)
-  wait_http "http://127.0.0.1:$UP/"
-}
 
 wasm_filter_yaml() {  # runtime code-yaml [extension configuration]
   local ext=${3:-add_header} cfg=${4:-$ADD_HEADER_CONFIG}
@@ -93,14 +87,6 @@ start_sluice() {  # workers variant (sluice | sluice-v8 | sluice-null | ... | sl
   fi
 }
 
-start_nginx_proxy() {  # workers
-  nginx_conf "$WORK/proxy.conf" "$1" "upstream up { server 127.0.0.1:$UP; keepalive 128; }
-  server { listen 127.0.0.1:$NX; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
-  taskset -c "$PROXY_CPUS" /usr/sbin/nginx -c "$WORK/proxy.conf" -e "$WORK/nginx-error.log" &
-  NGINX_PID=$!
-  wait_http "http://127.0.0.1:$NX/"
-}
-
 # nginx terminating TLS in front of the same upstream (the HTTPS peer of sluice-tls).
 start_nginx_tls() {  # workers
   nginx_conf "$WORK/proxy-tls.conf" "$1" "upstream up { server 127.0.0.1:$UP; keepalive 128; }
@@ -122,28 +108,6 @@ start_nginx_h2() {  # workers
   NGINX_H2_PID=$!
   for _ in $(seq 100); do curl -fsS --http2-prior-knowledge -o /dev/null "http://127.0.0.1:$NXH/" 2>/dev/null && return 0; sleep 0.05; done
   echo "bench: nginx h2c never answered" >&2; exit 1
-}
-
-start_haproxy() {  # workers
-  cat > "$WORK/haproxy.cfg" <<HA
-global
-  nbthread $1
-  maxconn 4096
-defaults
-  mode http
-  timeout connect 1s
-  timeout client 30s
-  timeout server 30s
-  http-reuse always
-frontend fe
-  bind 127.0.0.1:$HA
-  default_backend be
-backend be
-  server up 127.0.0.1:$UP
-HA
-  taskset -c "$PROXY_CPUS" /usr/sbin/haproxy -f "$WORK/haproxy.cfg" -db > "$WORK/haproxy.log" 2>&1 &
-  HAPROXY_PID=$!
-  wait_http "http://127.0.0.1:$HA/"
 }
 
 # run_wrk URL [pid] -> "rps p50_ms p99_ms cpu_us_per_request" (the last "-" without a pid)
@@ -487,3 +451,5 @@ echo "bench: wrote $MD and $JSON"
 # The telemetry extension's cost (its own tables and chart, same stamp).
 for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 BENCH_STAMP=$STAMP "$ROOT/bench/telemetry.sh" "$BUILD_DIR"
+# Tail latency at saturation and at a paced rate (its own table, same stamp).
+BENCH_STAMP=$STAMP "$ROOT/bench/tail.sh" "$BUILD_DIR"
