@@ -83,6 +83,25 @@ to_ms() {  # wrk latency like 1.23ms / 456.00us / 1.2s
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
 }
 
+# wrk_figures WRK_OUTPUT URL -> "requests rps p50_ms p90_ms p99_ms max_ms" from `wrk --latency`'s
+# report; warns (stderr) about non-2xx answers.
+wrk_figures() {
+  local errors
+  errors=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$1")
+  [[ -z $errors ]] || echo "bench: warning: $errors non-2xx responses from $2" >&2
+  local p50 p90 p99
+  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$1")")
+  p90=$(to_ms "$(awk '$1 == "90%" {print $2}' <<<"$1")")
+  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$1")")
+  echo "$(awk '/ requests in / {print $1}' <<<"$1") $(awk '/^Requests\/sec:/ {print $2}' <<<"$1")" \
+    "$p50 $p90 $p99 $(to_ms "$(awk '$1 == "Latency" {print $4; exit}' <<<"$1")")"
+}
+
+# us_per_request TICKS_BEFORE TICKS_AFTER REQUESTS: CPU clock ticks (cpu_ticks) per request, in us.
+us_per_request() {
+  awk -v a="$1" -v b="$2" -v hz="$CLK_TCK" -v n="$3" 'BEGIN { printf "%.3f", (b - a) / hz * 1e6 / n }'
+}
+
 median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 range() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR] = $1} END {print a[1] "-" a[NR]}'; }
 ratio() { awk -v x="$1" -v y="$2" 'BEGIN { if (y + 0 == 0) print "n/a"; else printf "%.2f", x / y }'; }

@@ -112,24 +112,13 @@ start_nginx_h2() {  # workers
 
 # run_wrk URL [pid] -> "rps p50_ms p99_ms cpu_us_per_request" (the last "-" without a pid)
 run_wrk() {
-  local out t0 t1 cpu="-"
+  local out t0 t1 cpu="-" f
   [[ -n ${2:-} ]] && t0=$(cpu_ticks "$2")
   out=$(taskset -c "$WRK_CPUS" wrk -t 1 -c "$CONNS" -d "${DURATION}s" --latency "$1")
-  if [[ -n ${2:-} ]]; then
-    t1=$(cpu_ticks "$2")
-    local reqs
-    reqs=$(awk '/ requests in / {print $1}' <<<"$out")
-    cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" -v n="$reqs" \
-      'BEGIN { printf "%.3f", (b - a) / hz * 1e6 / n }')
-  fi
-  local rps p50 p99
-  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
-  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
-  local errors
-  errors=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")
-  [[ -z $errors ]] || echo "bench: warning: $errors non-2xx responses from $1" >&2
-  echo "$rps $p50 $p99 $cpu"
+  [[ -n ${2:-} ]] && t1=$(cpu_ticks "$2")
+  read -r -a f < <(wrk_figures "$out" "$1")
+  [[ -n ${2:-} ]] && cpu=$(us_per_request "$t0" "$t1" "${f[0]}")
+  echo "${f[1]} ${f[2]} ${f[4]} $cpu"
 }
 
 # run_h2load URL pid -> "rps mean_ms - cpu_us_per_request" (h2load reports no percentiles)

@@ -51,29 +51,23 @@ sched_ns() {
     awk '{ run += $1; wait += $2 } END { printf "%.0f %.0f\n", run, wait }'
 }
 
-# run_one URL LOAD "pid..." -> "rps p50 p90 p99 max cpu_us_per_req wait_us_per_req"
+# run_one URL LOAD "pid..." -> "rps p50 p90 p99 max cpu_us_per_req wait_us_per_req" (the last
+# two "-" without pids)
 run_one() {
-  local script=() out s0 s1 reqs
+  local script=() out s0 s1 f
   [[ $2 == paced ]] && script=(-s "$WORK/paced.lua")
   s0=$(sched_ns "$3")
   out=$(taskset -c "$WRK_CPUS" wrk -t 1 -c "$CONNS" -d "${DURATION}s" --latency "${script[@]}" "$1")
   s1=$(sched_ns "$3")
-  reqs=$(awk '/ requests in / {print $1}' <<<"$out")
-  local errors
-  errors=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")
-  [[ -z $errors ]] || echo "bench: warning: $errors non-2xx responses from $1" >&2
-  local rps p50 p90 p99 max
-  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
-  p90=$(to_ms "$(awk '$1 == "90%" {print $2}' <<<"$out")")
-  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
-  max=$(to_ms "$(awk '$1 == "Latency" {print $4; exit}' <<<"$out")")
+  read -r -a f < <(wrk_figures "$out" "$1")
+  if [[ -z $3 ]]; then
+    echo "${f[*]:1} - -"
+    return
+  fi
   read -r run0 wait0 <<<"$s0"
   read -r run1 wait1 <<<"$s1"
-  [[ -n $3 ]] || { echo "$rps $p50 $p90 $p99 $max - -"; return; }
-  awk -v r="$rps" -v a="$p50" -v b="$p90" -v c="$p99" -v m="$max" -v n="$reqs" \
-    -v run=$((run1 - run0)) -v wait=$((wait1 - wait0)) \
-    'BEGIN { printf "%s %s %s %s %s %.3f %.3f\n", r, a, b, c, m, run / 1000 / n, wait / 1000 / n }'
+  awk -v n="${f[0]}" -v run=$((run1 - run0)) -v wait=$((wait1 - wait0)) -v figures="${f[*]:1}" \
+    'BEGIN { printf "%s %.3f %.3f\n", figures, run / 1000 / n, wait / 1000 / n }'
 }
 
 [[ -r /proc/self/schedstat ]] || { echo "bench: /proc/<pid>/schedstat is missing (kernel without schedstats)" >&2; exit 1; }

@@ -90,15 +90,12 @@ for v in $VARIANTS; do PORT[$v]=$(eval echo "\$PORT_$v"); ADMIN[$v]=$(eval echo 
 HEADERS=(-H "x-envoy-peer-metadata-id: $PEER_ID" -H "x-envoy-peer-metadata: $PEER_METADATA")
 
 run_wrk() {  # url pid -> "rps p50 p99 cpu_us"
-  local out t0 t1 reqs
+  local out t0 t1 f
   t0=$(cpu_ticks "$2")
   out=$(taskset -c "$WRK_CPUS" wrk -t 1 -c "$CONNS" -d "${DURATION}s" --latency "${HEADERS[@]}" "$1")
   t1=$(cpu_ticks "$2")
-  reqs=$(awk '/ requests in / {print $1}' <<<"$out")
-  local errors
-  errors=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")
-  [[ -z $errors ]] || echo "bench: warning: $errors non-2xx responses from $1" >&2
-  echo "$(awk '/^Requests\/sec:/ {print $2}' <<<"$out") $(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")") $(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")") $(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { printf "%.3f", (b - a) / hz * 1e6 / n }')"
+  read -r -a f < <(wrk_figures "$out" "$1")
+  echo "${f[1]} ${f[2]} ${f[4]} $(us_per_request "$t0" "$t1" "${f[0]}")"
 }
 
 for workers in $WORKERS_LIST; do
