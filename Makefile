@@ -23,6 +23,7 @@ build: deps $(BUILD_DIR)/build.ninja
 
 # Every test: unit, integration (real sockets) and end-to-end (the real binary + curl).
 test: build
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target e2e_programs
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300
 
 run: build

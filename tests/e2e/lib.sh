@@ -18,19 +18,28 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# For tests that bound the proxy's RSS: under AddressSanitizer freed memory waits in a quarantine
+# (256 MiB by default) before it is reused, which a churn of VMs fills and RSS shows. A small one
+# keeps the bound meaningful in a sanitizer build; other builds ignore ASAN_OPTIONS.
+small_asan_quarantine() { export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=4"; }
+
 fail() { echo "FAIL: $*" >&2; [[ -f $WORK/sluice.log ]] && tail -20 "$WORK/sluice.log" >&2; exit 1; }
 pass() { echo "ok: $*"; }
 
 # A port nothing listens on and no socket uses, below the kernel's ephemeral range: a port in
 # that range may be the local end of some connection (curl's, nginx's, a proxy's upstream
 # connection), which nothing listens on but which still makes bind() fail.
+# Never the same port twice in one test: tests take several before starting anything, and
+# free_port runs in a subshell ($(free_port)), so the ports it gave are kept in a file.
 free_port() {
   local p low=32768
   read -r low _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
   for _ in $(seq 50); do
     p=$((10000 + RANDOM % (low - 10000)))
-    if ! (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null &&
+    if ! grep -qx "$p" "$WORK/ports-given" 2>/dev/null &&
+       ! (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null &&
        [[ -z $(ss -Htan "( sport = :$p )" 2>/dev/null) ]]; then
+      echo "$p" >> "$WORK/ports-given"
       echo "$p"; return
     fi
   done

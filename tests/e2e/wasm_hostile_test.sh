@@ -7,6 +7,7 @@
 # failures and restarts are counted; the log line is cut and cannot forge lines; and the proxy's
 # RSS after 1,000 hostile requests is within 20% of what it was before them.
 source "$(dirname "$0")/lib.sh"
+small_asan_quarantine  # RSS is bounded below
 : "${SLUICE_TEST_WASM_DIR:?set SLUICE_TEST_WASM_DIR}"
 command -v wrk > /dev/null || fail "wrk is needed"
 UP=$(free_port); BAD=$(free_port); GOOD=$(free_port); ADMIN_PORT=$(free_port)
