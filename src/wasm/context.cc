@@ -1,6 +1,7 @@
 #include "wasm/context.h"
 
 #include <atomic>
+#include <cstring>
 #include <set>
 
 #include <spdlog/spdlog.h>
@@ -936,21 +937,33 @@ WasmResult WasmInstance::copy_out(std::string_view data, uint64_t ptr_out, uint6
   // Both out-params are checked before anything is allocated or written: a bad one must leave
   // module memory as it was (memory only grows, so they stay valid across malloc).
   const uint32_t w = vm_->word_size();
-  if (!vm_->memory_at(ptr_out, w) || !vm_->memory_at(size_out, w)) {
-    return WasmResult::InvalidMemoryAccess;
-  }
+  char* const ptr_at = vm_->memory_at(ptr_out, w);
+  char* const size_at = vm_->memory_at(size_out, w);
+  if (!ptr_at || !size_at) return WasmResult::InvalidMemoryAccess;
+  // Words stored through the pointers above: valid until the next call into the module. (Every
+  // property and header read ends here, so this path avoids re-checking each range.)
+  const auto store = [w](char* at, uint64_t v) {
+    if (w == 4) {
+      const uint32_t v32 = static_cast<uint32_t>(v);
+      std::memcpy(at, &v32, 4);
+    } else {
+      std::memcpy(at, &v, 8);
+    }
+  };
   if (data.empty()) {
-    vm_->set_word(ptr_out, 0);
-    vm_->set_word(size_out, 0);
+    store(ptr_at, 0);
+    store(size_at, 0);
     return WasmResult::Ok;
   }
+  if (w == 4 && data.size() > UINT32_MAX) return WasmResult::InvalidMemoryAccess;
   // The module's return buffer: no call into the module. Memory only grows, so the buffer
   // checked when it was set is still inside it.
   if (data.size() <= return_buffer_size_) {
-    if (!vm_->write(return_buffer_ptr_, data) || !vm_->set_word(ptr_out, return_buffer_ptr_) ||
-        !vm_->set_word(size_out, data.size())) {
-      return WasmResult::InvalidMemoryAccess;
-    }
+    char* const buffer = vm_->memory_at(return_buffer_ptr_, data.size());
+    if (!buffer) return WasmResult::InvalidMemoryAccess;
+    std::memcpy(buffer, data.data(), data.size());
+    store(ptr_at, return_buffer_ptr_);
+    store(size_at, data.size());
     return WasmResult::Ok;
   }
   // A leaf may not call malloc: the module (one that retries, see kRetriesBufferTooSmall) learns

@@ -901,6 +901,26 @@ TEST_P(WasmHostTest, SetThenGetProperty) {
   EXPECT_EQ(get_property("root_key", &v, root_), kNotFound);
 }
 
+TEST_P(WasmHostTest, PathsOfManySegmentsAndLongSegments) {
+  std::string v;
+  // Segments across the splitter's 8-byte steps, NULs at every offset within a step.
+  for (size_t pad = 0; pad < 9; ++pad) {
+    const std::string name = "x-" + std::string(pad, 'p');
+    ASSERT_EQ(set_property(std::string("wasm\0", 5) + name, "value " + name), kOk);
+    ASSERT_EQ(get_property(std::string("wasm\0", 5) + name, &v), kOk) << name;
+    EXPECT_EQ(v, "value " + name);
+  }
+  EXPECT_EQ(get_property(std::string_view("request\0headers\0X-Custom\0", 25), &v), kOk);
+  EXPECT_EQ(v, "v1");
+  // Paths deeper than any attribute are only what the module stored under them.
+  std::string deep;
+  for (int i = 0; i < 40; ++i) deep += std::string("seg\0", 4);
+  EXPECT_EQ(get_property(deep, &v), kNotFound);
+  ASSERT_EQ(set_property(deep, "deep value"), kOk);
+  EXPECT_EQ(get_property(deep, &v), kOk);
+  EXPECT_EQ(v, "deep value");
+}
+
 TEST_P(WasmHostTest, HostileHeaderValuesDoNotBreakNumericProperties) {
   // A module may set content-length and :status to anything; parsing them must not overflow.
   ctx_->set_phase(Phase::RequestHeaders);

@@ -158,10 +158,16 @@ uint64_t proxy_get_property(WasmVm& vm, Args a, void*) {
   if (!vm.read(a[0], a[1], &path)) return res(WasmResult::InvalidMemoryAccess);
   Context* ctx = current_context();
   if (!ctx) return res(WasmResult::NotFound);
-  std::string value;
+  // Values longer than a short string (cluster names, addresses) would cost a malloc per read:
+  // reuse one buffer per thread. Taken out while in use, as copy_out may run the module's
+  // allocator, which may read a property itself (it then gets a buffer of its own).
+  thread_local std::string spare;
+  std::string value = std::move(spare);
+  value.clear();
   const WasmResult r = get_property(*ctx, path, value);
-  if (r != WasmResult::Ok) return res(r);
-  return res(ctx->instance().copy_out(value, a[2], a[3]));
+  const WasmResult copied = r == WasmResult::Ok ? ctx->instance().copy_out(value, a[2], a[3]) : r;
+  spare = std::move(value);
+  return res(copied);
 }
 
 uint64_t proxy_set_property(WasmVm& vm, Args a, void*) {
