@@ -8,6 +8,24 @@
 namespace sluice {
 namespace {
 
+TEST(HasAsciiUpper, EveryByteAtEveryPosition) {
+  // Eight bytes at a time, then a tail: each byte value at each place of strings of 1..17
+  // bytes, the rest lower case.
+  for (size_t len = 1; len <= 17; ++len) {
+    for (size_t at = 0; at < len; ++at) {
+      for (int b = 0; b < 256; ++b) {
+        std::string s(len, 'q');
+        s[at] = static_cast<char>(b);
+        ASSERT_EQ(has_ascii_upper(s), b >= 'A' && b <= 'Z')
+            << "len " << len << " at " << at << " byte " << b;
+      }
+    }
+  }
+  EXPECT_FALSE(has_ascii_upper(""));
+  EXPECT_FALSE(has_ascii_upper(std::string(64, '\xFF')));  // high bytes next to each other
+  EXPECT_TRUE(has_ascii_upper(std::string(63, '\xDA') + "Z"));
+}
+
 TEST(LowerCased, ShortNamesLowerCasedInPlace) {
   const LowerCased lower("X-Envoy-Peer-Metadata-Id");
   EXPECT_EQ(lower.view(), "x-envoy-peer-metadata-id");
@@ -24,6 +42,16 @@ TEST(LowerCased, LongNamesToo) {
   EXPECT_EQ(LowerCased(edge).view(), std::string(96, 'q'));
   const std::string over(97, 'Q');
   EXPECT_EQ(LowerCased(over).view(), std::string(97, 'q'));
+}
+
+TEST(LowerCased, LowerCaseNamesAreNotCopied) {
+  // The common case: the view is the name itself.
+  const std::string name = "x-envoy-peer-metadata-" + std::string(200, 'q');
+  const LowerCased lower(name);
+  EXPECT_EQ(lower.view().data(), name.data());
+  EXPECT_EQ(lower.view(), name);
+  const std::string_view with_digits_and_bytes("content-type_1:\xC3\x84\x00z", 19);
+  EXPECT_EQ(LowerCased(with_digits_and_bytes).view().data(), with_digits_and_bytes.data());
 }
 
 TEST(LowerCased, OnlyAsciiLettersChange) {
