@@ -493,6 +493,7 @@ Status build_cpp(const fs::path& dir, const ProjectManifest& m, const BuildOptio
                                    "-mexec-model=reactor",
                                    "-std=c++20",
                                    "-O2",
+                                   "-flto",  // as SluiceExtension.cmake: SDK and plugin as one
                                    "-fno-exceptions",
                                    "-fno-rtti",
                                    "-Wall",

@@ -19,8 +19,11 @@ set(SLUICE_SDK_DIR ${_sdk_dir} CACHE INTERNAL "The Sluice C++ SDK (sdk/cpp)")
 
 find_program(SLUICE_WASM_CXX NAMES clang++-14 clang++
   DOC "clang++ with the wasm32-wasi target (Debian: clang-14, wasi-libc, libc++-14-dev-wasm32)")
-set(SLUICE_WASM_FLAGS --target=wasm32-wasi -mexec-model=reactor -std=c++20 -O2 -fno-exceptions
-  -fno-rtti -Wall -Wextra -Wno-unused-parameter
+# -flto: the extension and the SDK are optimized as one program (the SDK's small accessors inline
+# into the plugin's callbacks); telemetry.wasm is a fifth smaller and its per-request code about
+# 4 % faster on V8 (bench/README.md), at the same build time.
+set(SLUICE_WASM_FLAGS --target=wasm32-wasi -mexec-model=reactor -std=c++20 -O2 -flto
+  -fno-exceptions -fno-rtti -Wall -Wextra -Wno-unused-parameter
   CACHE STRING "Compiler flags for the .wasm builds of extensions")
 set(SLUICE_WASM_LINK_FLAGS -Wl,--strip-debug -Wl,--gc-sections
   CACHE STRING "Linker flags for the .wasm builds of extensions")
