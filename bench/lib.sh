@@ -105,6 +105,16 @@ us_per_request() {
 median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 range() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR] = $1} END {print a[1] "-" a[NR]}'; }
 ratio() { awk -v x="$1" -v y="$2" 'BEGIN { if (y + 0 == 0) print "n/a"; else printf "%.2f", x / y }'; }
+json_list() { tr ' ' '\n' <<<"$1" | awk 'NF' | paste -sd, -; }  # "1 2 3" -> 1,2,3
+# paired "A1 A2 ..." "B1 B2 ...": the median and range of the per-run ratios Ai / Bi, as
+# "median min-max". A and B of one run are measured back to back, seconds apart, so a slow
+# stretch of this shared machine (they last minutes) hits both and cancels out of their ratio;
+# a ratio of two medians can take them from different stretches.
+paired() {
+  paste -d' ' <(tr ' ' '\n' <<<"$1" | awk 'NF') <(tr ' ' '\n' <<<"$2" | awk 'NF') |
+    awk 'NF == 2 && $2 + 0 > 0 {print $1 / $2}' | sort -g |
+    awk '{a[NR] = $1} END { if (NR == 0) print "n/a n/a"; else printf "%.2f %.2f-%.2f\n", a[int((NR + 1) / 2)], a[1], a[NR] }'
+}
 
 # bench_proxy_yaml ADMIN_PORT PORT CLUSTER FILTERS [CHAIN]: a sluice configuration (admin and
 # static_resources) with one listener on PORT proxying everything to CLUSTER (the upstream at

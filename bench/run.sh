@@ -24,7 +24,9 @@ GB_REPS=${BENCH_GB_REPS:-3}
 GB_MIN_TIME=${BENCH_GB_MIN_TIME:-0.3}
 # The plugin configuration of add_header (the same one wasm_call_bench uses).
 ADD_HEADER_CONFIG='request.set.x-bench = 1\nresponse.set.x-bench = 1'
-SERVERS="direct sluice sluice-v8 sluice-null sluice-callout-v8 sluice-callout-null nginx haproxy sluice-tls nginx-tls sluice-h2 nginx-h2"
+# In this order within each round: sluice between nginx and haproxy, the filter variants right
+# after sluice, each HTTPS and HTTP/2 pair back to back (ratios are taken per round, see paired).
+SERVERS="direct nginx sluice haproxy sluice-v8 sluice-null sluice-callout-v8 sluice-callout-null sluice-tls nginx-tls sluice-h2 nginx-h2"
 SLUICES="sluice sluice-v8 sluice-null sluice-callout-v8 sluice-callout-null sluice-tls"
 HTTP_AUTH_WASM="$BUILD_DIR/extensions/http_auth.wasm"
 # http_auth asks the upstream (nginx answers 200 to any path) before each request is proxied.
@@ -139,7 +141,7 @@ run_h2load() {
 }
 
 start_upstream
-declare -A RESULTS RANGES IDLE_RSS
+declare -A RESULTS RANGES IDLE_RSS RUN_RPS RUN_CPU
 for workers in $WORKERS_LIST; do
   for v in $SLUICES; do start_sluice "$workers" "$v"; done
   # RSS after one request (each worker that took it has started its plugin instance).
@@ -200,6 +202,7 @@ for workers in $WORKERS_LIST; do
     RESULTS[$workers,$name]="$(median <<<"${rps[$name]}") $(median <<<"${p50[$name]}") $(median <<<"${p99[$name]}") $c"
     cr=-; [[ -n ${cpu[$name]} ]] && cr=$(range <<<"${cpu[$name]}")
     RANGES[$workers,$name]="$(range <<<"${rps[$name]}") $cr"
+    RUN_RPS[$workers,$name]=${rps[$name]}; RUN_CPU[$workers,$name]=${cpu[$name]}
   done
   for v in $SLUICES; do stop_pid "${SLUICE_PIDS[$v]}"; done
   stop_pid "$NGINX_PID"; stop_pid "$NGINX_TLS_PID"; stop_pid "$NGINX_H2_PID"; stop_pid "$HAPROXY_PID"
@@ -287,17 +290,21 @@ gb_real() { local st; st=$(gb_stat "$1"); fmt_range "$st"; }
   echo
   echo "CPU us/req: the server's utime+stime over each run divided by the requests wrk counted"
   echo "(median): what a request costs it, whatever share of the core it got on a busy machine."
+  echo "Ratios (\"vs\"): the median of the per-round ratios (range in brackets where shown); the two"
+  echo "servers of a ratio ran in the same round, seconds apart, so a slow stretch of the machine"
+  echo "hits both."
   echo
   echo "| workers | server | rps | p50 ms | p99 ms | rps vs nginx | rps vs haproxy | CPU us/req | CPU vs nginx |"
   echo "|---|---|---|---|---|---|---|---|---|"
   for workers in $WORKERS_LIST; do
-    read -r nrps _ _ ncpu <<<"${RESULTS[$workers,nginx]}"
-    read -r hrps _ _ _ <<<"${RESULTS[$workers,haproxy]}"
     for name in $SERVERS; do
       [[ $name == *-h2 ]] && continue  # in the HTTP/2 table
       read -r r a b c <<<"${RESULTS[$workers,$name]}"
-      vs_n=$(ratio "$r" "$nrps"); vs_h=$(ratio "$r" "$hrps")
-      cpu_n=-; [[ $c != - && $ncpu != - ]] && cpu_n=$(ratio "$c" "$ncpu")
+      read -r vs_n vs_n_range < <(paired "${RUN_RPS[$workers,$name]}" "${RUN_RPS[$workers,nginx]}")
+      read -r vs_h vs_h_range < <(paired "${RUN_RPS[$workers,$name]}" "${RUN_RPS[$workers,haproxy]}")
+      [[ $name == sluice ]] && vs_n+=" ($vs_n_range)" && vs_h+=" ($vs_h_range)"
+      cpu_n=-
+      [[ $c != - ]] && read -r cpu_n _ < <(paired "${RUN_CPU[$workers,$name]}" "${RUN_CPU[$workers,nginx]}")
       [[ $name == direct ]] && vs_n="-" && vs_h="-"
       # HTTPS rows are compared with each other in their own table below.
       [[ $name == *-tls ]] && vs_n="-" && vs_h="-" && cpu_n="-"
@@ -313,12 +320,13 @@ gb_real() { local st; st=$(gb_stat "$1"); fmt_range "$st"; }
   echo "| workers | server | rps (range) | p50 ms | p99 ms | rps vs nginx-tls | CPU us/req | CPU vs nginx-tls |"
   echo "|---|---|---|---|---|---|---|---|"
   for workers in $WORKERS_LIST; do
-    read -r trps _ _ tcpu <<<"${RESULTS[$workers,nginx-tls]}"
     for name in sluice-tls nginx-tls; do
       read -r r a b c <<<"${RESULTS[$workers,$name]}"
       read -r rr _ <<<"${RANGES[$workers,$name]}"
-      cpu_t=-; [[ $c != - && $tcpu != - ]] && cpu_t=$(ratio "$c" "$tcpu")
-      echo "| $workers | $name | $r ($rr) | $a | $b | $(ratio "$r" "$trps") | $c | $cpu_t |"
+      read -r vs vs_range < <(paired "${RUN_RPS[$workers,$name]}" "${RUN_RPS[$workers,nginx-tls]}")
+      read -r cpu_t _ < <(paired "${RUN_CPU[$workers,$name]}" "${RUN_CPU[$workers,nginx-tls]}")
+      [[ $name == sluice-tls ]] && vs+=" ($vs_range)"
+      echo "| $workers | $name | $r ($rr) | $a | $b | $vs | $c | $cpu_t |"
     done
   done
   echo
@@ -330,11 +338,13 @@ gb_real() { local st; st=$(gb_stat "$1"); fmt_range "$st"; }
   echo "| workers | server | rps (range) | mean ms | rps vs nginx-h2 | CPU us/req | CPU vs nginx-h2 |"
   echo "|---|---|---|---|---|---|---|"
   for workers in $WORKERS_LIST; do
-    read -r hrps _ _ hcpu <<<"${RESULTS[$workers,nginx-h2]}"
     for name in sluice-h2 nginx-h2; do
       read -r r a _ c <<<"${RESULTS[$workers,$name]}"
       read -r rr _ <<<"${RANGES[$workers,$name]}"
-      echo "| $workers | $name | $r ($rr) | $a | $(ratio "$r" "$hrps") | $c | $(ratio "$c" "$hcpu") |"
+      read -r vs vs_range < <(paired "${RUN_RPS[$workers,$name]}" "${RUN_RPS[$workers,nginx-h2]}")
+      read -r cpu_h _ < <(paired "${RUN_CPU[$workers,$name]}" "${RUN_CPU[$workers,nginx-h2]}")
+      [[ $name == sluice-h2 ]] && vs+=" ($vs_range)"
+      echo "| $workers | $name | $r ($rr) | $a | $vs | $c | $cpu_h |"
     done
   done
   echo
@@ -348,17 +358,18 @@ gb_real() { local st; st=$(gb_stat "$1"); fmt_range "$st"; }
   echo "sluice-callout-v8/-null run extensions/http_auth (V8 / null): every request first waits for an"
   echo "http_call to the upstream (the same nginx, answering 200), then is proxied: a callout round trip per request."
   echo
-  echo "| workers | server | rps (range) | rps vs no filter | CPU us/req (range) | added CPU us/req | RSS KiB |"
+  echo "| workers | server | rps (range) | rps vs no filter (range) | CPU us/req (range) | added CPU us/req | RSS KiB |"
   echo "|---|---|---|---|---|---|---|"
   for workers in $WORKERS_LIST; do
-    read -r srps _ _ scpu <<<"${RESULTS[$workers,sluice]}"
+    read -r _ _ _ scpu <<<"${RESULTS[$workers,sluice]}"
     for name in $SLUICES; do
       [[ $name == sluice-tls ]] && continue  # in the HTTPS table
       read -r r _ _ c <<<"${RESULTS[$workers,$name]}"
       read -r rr cr <<<"${RANGES[$workers,$name]}"
+      read -r vs vs_range < <(paired "${RUN_RPS[$workers,$name]}" "${RUN_RPS[$workers,sluice]}")
       added=$(awk -v x="$c" -v y="$scpu" 'BEGIN {printf "%.2f", x - y}')
-      [[ $name == sluice ]] && added="-"
-      echo "| $workers | $name | $r ($rr) | $(ratio "$r" "$srps") | $c ($cr) | $added | ${IDLE_RSS[$workers,$name]} |"
+      [[ $name == sluice ]] && added="-" || vs+=" ($vs_range)"
+      echo "| $workers | $name | $r ($rr) | $vs | $c ($cr) | $added | ${IDLE_RSS[$workers,$name]} |"
     done
   done
   echo
@@ -420,6 +431,9 @@ gb_real() { local st; st=$(gb_stat "$1"); fmt_range "$st"; }
         printf '{"workers":%s,"server":"%s","rps":%s,"rps_range":"%s","p50_ms":%s,"p99_ms":%s' "$workers" "$name" "$r" "$rr" "$a" "$b"
       fi
       [[ $c == - ]] || printf ',"cpu_us_per_request":%s,"cpu_us_range":"%s"' "$c" "$cr"
+      # Each run's figures in round order, for ratios per round (see paired in lib.sh).
+      printf ',"rps_runs":[%s]' "$(json_list "${RUN_RPS[$workers,$name]}")"
+      [[ $c == - ]] || printf ',"cpu_us_runs":[%s]' "$(json_list "${RUN_CPU[$workers,$name]}")"
       [[ -z ${IDLE_RSS[$workers,$name]:-} ]] ||
         printf ',"rss_kib_after_first_request":%s' "${IDLE_RSS[$workers,$name]}"
       printf '}'

@@ -72,7 +72,7 @@ run_one() {
 
 [[ -r /proc/self/schedstat ]] || { echo "bench: /proc/<pid>/schedstat is missing (kernel without schedstats)" >&2; exit 1; }
 start_upstream
-declare -A RESULTS RANGE
+declare -A RESULTS RANGE RUN_P99
 for workers in $WORKERS_LIST; do
   start_sluice "$workers"
   start_nginx_proxy "$workers"
@@ -97,6 +97,7 @@ for workers in $WORKERS_LIST; do
     for name in $SERVERS; do
       RESULTS[$workers,$load,$name]="$(for k in 1 2 3 4 5 6 7; do median <<<"${col[$name,$k]}"; done | tr '\n' ' ')"
       RANGE[$workers,$load,$name]=$(range <<<"${col[$name,4]}")
+      RUN_P99[$workers,$load,$name]=${col[$name,4]}
     done
   done
   stop_pid "$SLUICE_PID"; stop_pid "$NGINX_PID"; stop_pid "$HAPROXY_PID"
@@ -114,19 +115,21 @@ JSON="$OUT_DIR/$STAMP-tail.json"
   echo "sluice $("$SLUICE" --version 2>/dev/null | head -1 | awk '{print $NF}') ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)), nginx $(/usr/sbin/nginx -v 2>&1 | sed 's|.*nginx/||'), haproxy $(/usr/sbin/haproxy -v 2>/dev/null | awk 'NR == 1 {print $3}')."
   echo "Load: wrk -t1 -c$CONNS -d${DURATION}s, keep-alive, GET of a 17-byte body. saturated: no pause between"
   echo "requests; paced: each connection pauses ${PACE_MS} ms after each answer. Median of $RUNS interleaved runs"
-  echo "(p99 range in brackets). CPU and wait: the proxy's threads' time on a CPU and time runnable but"
+  echo "(p99 range in brackets); p99 vs: the median of the per-round ratios. CPU and wait: the proxy's"
+  echo "threads' time on a CPU and time runnable but"
   echo "waiting for one (/proc/<pid>/task/*/schedstat), per request."
   echo
   echo "| workers | load | server | rps | p50 ms | p90 ms | p99 ms (range) | max ms | p99 vs nginx | p99 vs haproxy | CPU us/req | wait us/req |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
   for workers in $WORKERS_LIST; do
     for load in $LOADS; do
-      read -r -a ng <<<"${RESULTS[$workers,$load,nginx]}"
-      read -r -a ha <<<"${RESULTS[$workers,$load,haproxy]}"
       for name in $SERVERS; do
         read -r -a f <<<"${RESULTS[$workers,$load,$name]}"
         local_ng=-; local_ha=-
-        [[ $name == direct ]] || { local_ng=$(ratio "${f[3]}" "${ng[3]}"); local_ha=$(ratio "${f[3]}" "${ha[3]}"); }
+        if [[ $name != direct ]]; then
+          read -r local_ng _ < <(paired "${RUN_P99[$workers,$load,$name]}" "${RUN_P99[$workers,$load,nginx]}")
+          read -r local_ha _ < <(paired "${RUN_P99[$workers,$load,$name]}" "${RUN_P99[$workers,$load,haproxy]}")
+        fi
         echo "| $workers | $load | $name | ${f[0]} | ${f[1]} | ${f[2]} | ${f[3]} (${RANGE[$workers,$load,$name]}) | ${f[4]} | $local_ng | $local_ha | ${f[5]} | ${f[6]} |"
       done
     done

@@ -84,7 +84,10 @@ stop_pid "$CLIENT_PID"
 [[ -n $PEER_METADATA ]] || { echo "bench: the outbound side sent no peer metadata" >&2; exit 1; }
 echo "bench: peer metadata header: ${#PEER_METADATA} bytes of base64 (id $PEER_ID)" >&2
 
-declare -A PORT ADMIN PID RESULTS RANGES RSS
+# Five rounds by default (the other scripts take three): the V8 / null / none ratios are this
+# script's targets, and close to them.
+RUNS=${BENCH_RUNS:-5}
+declare -A PORT ADMIN PID RESULTS RANGES RSS RUN_RPS RUN_CPU
 for v in $VARIANTS; do port "PORT_$v"; port "ADMIN_$v"; done
 for v in $VARIANTS; do PORT[$v]=$(eval echo "\$PORT_$v"); ADMIN[$v]=$(eval echo "\$ADMIN_$v"); done
 HEADERS=(-H "x-envoy-peer-metadata-id: $PEER_ID" -H "x-envoy-peer-metadata: $PEER_METADATA")
@@ -133,6 +136,7 @@ for workers in $WORKERS_LIST; do
   for v in $VARIANTS; do
     RESULTS[$workers,$v]="$(median <<<"${rps[$v]}") $(median <<<"${p50[$v]}") $(median <<<"${p99[$v]}") $(median <<<"${cpu[$v]}")"
     RANGES[$workers,$v]="$(range <<<"${rps[$v]}") $(range <<<"${cpu[$v]}")"
+    RUN_RPS[$workers,$v]=${rps[$v]}; RUN_CPU[$workers,$v]=${cpu[$v]}
     RSS[$workers,$v]=$(awk '/^VmRSS:/ {print $2}' "/proc/${PID[$v]}/status")
     stop_pid "${PID[$v]}"
   done
@@ -148,21 +152,27 @@ CPU=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
   echo "Machine: $NCPU CPU(s), $CPU; proxies on CPU(s) $PROXY_CPUS, wrk and nginx on $WRK_CPUS."
   echo "sluice $("$SLUICE" --version | awk '{print $3}') ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))."
   echo "Load: wrk -t1 -c$CONNS -d${DURATION}s, keep-alive, GET of a 17-byte body, each request with the"
-  echo "peer metadata a client sidecar sends (${#PEER_METADATA} bytes of base64). Median of $RUNS interleaved runs (range)."
+  echo "peer metadata a client sidecar sends (${#PEER_METADATA} bytes of base64). Median of $RUNS interleaved runs (range);"
+  echo "ratios: the median (range) of the per-round ratios, none, null and v8 running back to back in each round."
   echo "Telemetry: stats_inbound, configuration \`{}\` (Istio's standard metrics and labels, metadata exchange)."
   echo "CPU us/req: the proxy's utime+stime over a run / the requests wrk counted. RSS: VmRSS after the runs."
   echo "Targets: V8 CPU/request <= 1.10 x null; rps with telemetry >= 0.90 x without."
   echo
-  echo "| workers | telemetry | rps (range) | rps vs none | p50 ms | p99 ms | CPU us/req (range) | CPU vs none | CPU vs null | RSS KiB |"
+  echo "| workers | telemetry | rps (range) | rps vs none (range) | p50 ms | p99 ms | CPU us/req (range) | CPU vs none | CPU vs null (range) | RSS KiB |"
   echo "|---|---|---|---|---|---|---|---|---|---|"
   for workers in $WORKERS_LIST; do
-    read -r nr _ _ nc <<<"${RESULTS[$workers,none]}"
-    read -r _ _ _ uc <<<"${RESULTS[$workers,null]}"
     for v in $VARIANTS; do
       read -r r a b c <<<"${RESULTS[$workers,$v]}"
       read -r rr cr <<<"${RANGES[$workers,$v]}"
-      vs_null=-; [[ $v == v8 ]] && vs_null=$(ratio "$c" "$uc")
-      echo "| $workers | $v | $r ($rr) | $(ratio "$r" "$nr") | $a | $b | $c ($cr) | $(ratio "$c" "$nc") | $vs_null | ${RSS[$workers,$v]} |"
+      read -r vs vs_range < <(paired "${RUN_RPS[$workers,$v]}" "${RUN_RPS[$workers,none]}")
+      read -r cpu_vs _ < <(paired "${RUN_CPU[$workers,$v]}" "${RUN_CPU[$workers,none]}")
+      [[ $v == none ]] || vs+=" ($vs_range)"
+      vs_null=-
+      if [[ $v == v8 && " $VARIANTS " == *" null "* ]]; then
+        read -r vs_null vs_null_range < <(paired "${RUN_CPU[$workers,v8]}" "${RUN_CPU[$workers,null]}")
+        vs_null+=" ($vs_null_range)"
+      fi
+      echo "| $workers | $v | $r ($rr) | $vs | $a | $b | $c ($cr) | $cpu_vs | $vs_null | ${RSS[$workers,$v]} |"
     done
   done
 } > "$BASE.md"
@@ -176,8 +186,9 @@ CPU=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
       read -r rr cr <<<"${RANGES[$workers,$v]}"
       (( first )) || printf ','
       first=0
-      printf '{"workers":%s,"telemetry":"%s","rps":%s,"rps_range":"%s","p50_ms":%s,"p99_ms":%s,"cpu_us_per_request":%s,"cpu_us_range":"%s","rss_kib":%s}' \
-        "$workers" "$v" "$r" "$rr" "$a" "$b" "$c" "$cr" "${RSS[$workers,$v]}"
+      printf '{"workers":%s,"telemetry":"%s","rps":%s,"rps_range":"%s","p50_ms":%s,"p99_ms":%s,"cpu_us_per_request":%s,"cpu_us_range":"%s","rss_kib":%s,"rps_runs":[%s],"cpu_us_runs":[%s]}' \
+        "$workers" "$v" "$r" "$rr" "$a" "$b" "$c" "$cr" "${RSS[$workers,$v]}" \
+        "$(json_list "${RUN_RPS[$workers,$v]}")" "$(json_list "${RUN_CPU[$workers,$v]}")"
     done
   done
   echo "]}"
@@ -186,10 +197,10 @@ CPU=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 # The plot: CPU per request and rps relative to no telemetry, per worker count.
 if command -v gnuplot > /dev/null; then
   for workers in $WORKERS_LIST; do
-    read -r nr _ _ _ <<<"${RESULTS[$workers,none]}"
     for v in $VARIANTS; do
-      read -r r _ _ c <<<"${RESULTS[$workers,$v]}"
-      echo "\"$v, $workers worker(s)\" $c $(ratio "$r" "$nr")"
+      read -r _ _ _ c <<<"${RESULTS[$workers,$v]}"
+      read -r vs _ < <(paired "${RUN_RPS[$workers,$v]}" "${RUN_RPS[$workers,none]}")
+      echo "\"$v, $workers worker(s)\" $c $vs"
     done
   done > "$WORK/plot.dat"
   gnuplot <<GNUPLOT
