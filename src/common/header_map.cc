@@ -38,8 +38,6 @@ HeaderMap::Entry& HeaderMap::append(std::string_view key, std::string_view value
   return entries_.back();
 }
 
-void HeaderMap::append_raw(std::string_view key, std::string_view value) { append(key, value); }
-
 void HeaderMap::erase_at(size_t i) {
   // The removed entry moves behind the live ones, keeping its strings for reuse.
   std::rotate(entries_.begin() + static_cast<std::ptrdiff_t>(i),

@@ -30,7 +30,7 @@ class HeaderMap {
   HeaderMap& operator=(const HeaderMap& other) {
     if (this != &other) {
       clear();
-      for (const Entry& e : other) append_raw(e.key, e.value);
+      for (const Entry& e : other) append(e.key, e.value);
     }
     return *this;
   }
@@ -112,7 +112,6 @@ class HeaderMap {
  private:
   // A new entry at the end; key and value may point into this map.
   Entry& append(std::string_view key, std::string_view value);
-  void append_raw(std::string_view key, std::string_view value);
   void erase_at(size_t i);
 
   std::vector<Entry> entries_;  // [0, size_) live, the rest spare
