@@ -151,6 +151,29 @@ $4
 YAML
 }
 
+# The plugin configuration of add_header (the same one wasm_call_bench uses).
+ADD_HEADER_CONFIG='request.set.x-bench = 1\nresponse.set.x-bench = 1'
+
+# wasm_filter_yaml RUNTIME CODE [EXTENSION [CONFIGURATION]]: an http_filters entry running a
+# Proxy-Wasm extension (add_header with ADD_HEADER_CONFIG by default); CODE is the `local:` body.
+wasm_filter_yaml() {
+  local ext=${3:-add_header} cfg=${4:-$ADD_HEADER_CONFIG}
+  cat <<YAML
+          - name: $ext
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: $ext
+                root_id: $ext
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: "$cfg"
+                vm_config:
+                  runtime: envoy.wasm.runtime.$1
+                  code: { local: { $2 } }
+YAML
+}
+
 # The servers every benchmark script compares: the upstream (nginx serving 17 bytes, on wrk's
 # core) and, on the proxies' core, nginx and haproxy as reverse proxies in front of it. They use
 # $UP, $NX and $HA (ports) and set NGINX_PID / HAPROXY_PID.

@@ -22,8 +22,6 @@ GB_BIN="$BUILD_DIR/bench/wasm_call_bench"
 RSS_BIN="$BUILD_DIR/bench/wasm_vm_rss"
 GB_REPS=${BENCH_GB_REPS:-3}
 GB_MIN_TIME=${BENCH_GB_MIN_TIME:-0.3}
-# The plugin configuration of add_header (the same one wasm_call_bench uses).
-ADD_HEADER_CONFIG='request.set.x-bench = 1\nresponse.set.x-bench = 1'
 # In this order within each round: sluice between nginx and haproxy, the filter variants right
 # after sluice, each HTTPS and HTTP/2 pair back to back (ratios are taken per round, see paired).
 SERVERS="direct nginx sluice haproxy sluice-v8 sluice-null sluice-callout-v8 sluice-callout-null sluice-tls nginx-tls sluice-h2 nginx-h2"
@@ -40,24 +38,6 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/tls.key" -out "$WORK/tl
   -subj "/CN=localhost" 2>/dev/null
 declare -A SL_PORT ADMIN_PORT SLUICE_PIDS
 for v in $SLUICES; do port "SL_PORT[$v]"; port "ADMIN_PORT[$v]"; done
-
-wasm_filter_yaml() {  # runtime code-yaml [extension configuration]
-  local ext=${3:-add_header} cfg=${4:-$ADD_HEADER_CONFIG}
-  cat <<YAML
-          - name: $ext
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: $ext
-                root_id: $ext
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: "$cfg"
-                vm_config:
-                  runtime: envoy.wasm.runtime.$1
-                  code: { local: { $2 } }
-YAML
-}
 
 start_sluice() {  # workers variant (sluice | sluice-v8 | sluice-null | ... | sluice-tls)
   local filters="" tls="name: plain" scheme=http
@@ -454,5 +434,7 @@ echo "bench: wrote $MD and $JSON"
 # The telemetry extension's cost (its own tables and chart, same stamp).
 for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 BENCH_STAMP=$STAMP "$ROOT/bench/telemetry.sh" "$BUILD_DIR"
+# The add_header filter's cost in many short rounds (its own table, same stamp).
+BENCH_STAMP=$STAMP "$ROOT/bench/filter.sh" "$BUILD_DIR"
 # Tail latency at saturation and at a paced rate (its own table, same stamp).
 BENCH_STAMP=$STAMP "$ROOT/bench/tail.sh" "$BUILD_DIR"
