@@ -11,14 +11,12 @@
 # (15), BENCH_FILTER_SECONDS (3), BENCH_WORKERS, BENCH_CONNECTIONS. Writes bench/results/
 # <stamp>-filter.md and .json.
 set -euo pipefail
-BUILD_DIR=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-case $BUILD_DIR in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
-SLUICE="$BUILD_DIR/sluice"
-ADD_HEADER_WASM="$BUILD_DIR/extensions/add_header.wasm"
-[[ -f $ADD_HEADER_WASM ]] || { echo "bench: $ADD_HEADER_WASM is missing: build first" >&2; exit 1; }
 BENCH_NAME=sluice-bench-filter
 source "$ROOT/bench/lib.sh"
+bench_build "${1:-build}"
+ADD_HEADER_WASM="$BUILD_DIR/extensions/add_header.wasm"
+need_built "$ADD_HEADER_WASM"
 ROUNDS=${BENCH_FILTER_ROUNDS:-15}
 SECONDS_PER_RUN=${BENCH_FILTER_SECONDS:-3}
 VARIANTS="none v8 null"

@@ -10,6 +10,16 @@ CONNS=${BENCH_CONNECTIONS:-64}
 WORKERS_LIST=${BENCH_WORKERS:-"1 2"}
 CLK_TCK=$(getconf CLK_TCK)
 
+# bench_build DIR: BUILD_DIR (DIR made absolute) and SLUICE, the build under test; stops when
+# its sluice is missing. need_built FILE: stops when a file of that build is missing.
+bench_build() {
+  BUILD_DIR=$1
+  case $BUILD_DIR in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
+  SLUICE="$BUILD_DIR/sluice"
+  need_built "$SLUICE"
+}
+need_built() { [[ -e $1 ]] || { echo "bench: $1 is missing: build first" >&2; exit 1; }; }
+
 WORK=$(mktemp -d "/tmp/${BENCH_NAME:-sluice-bench}.XXXXXX")
 chmod 755 "$WORK"  # nginx workers run as an unprivileged user
 PIDS=()

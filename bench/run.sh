@@ -12,12 +12,11 @@
 # (the telemetry extension: none / null / V8) writes <stamp>-telemetry.md, .json and .png, and
 # bench/tail.sh (p50-p99 of sluice, nginx and haproxy, saturated and paced) <stamp>-tail.md, .json.
 set -euo pipefail
-BUILD_DIR=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-case $BUILD_DIR in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
-SLUICE="$BUILD_DIR/sluice"
+source "$ROOT/bench/lib.sh"
+bench_build "${1:-build}"
 ADD_HEADER_WASM="$BUILD_DIR/extensions/add_header.wasm"
-[[ -f $ADD_HEADER_WASM ]] || { echo "bench: $ADD_HEADER_WASM is missing: build first" >&2; exit 1; }
+need_built "$ADD_HEADER_WASM"
 GB_BIN="$BUILD_DIR/bench/wasm_call_bench"
 RSS_BIN="$BUILD_DIR/bench/wasm_vm_rss"
 GB_REPS=${BENCH_GB_REPS:-3}
@@ -29,8 +28,7 @@ SLUICES="sluice sluice-v8 sluice-null sluice-callout-v8 sluice-callout-null slui
 HTTP_AUTH_WASM="$BUILD_DIR/extensions/http_auth.wasm"
 # http_auth asks the upstream (nginx answers 200 to any path) before each request is proxied.
 HTTP_AUTH_CONFIG='cluster = up\npath = /auth-check\nauthority = bench'
-[[ -f $HTTP_AUTH_WASM ]] || { echo "bench: $HTTP_AUTH_WASM is missing: build first" >&2; exit 1; }
-source "$ROOT/bench/lib.sh"
+need_built "$HTTP_AUTH_WASM"
 port UP; port NX; port HA; port NXS; port NXH
 command -v h2load >/dev/null || { echo "bench: h2load is missing (make deps installs nghttp2-client)" >&2; exit 1; }
 # TLS termination (sluice-tls, nginx-tls): one self-signed certificate for both.

@@ -14,14 +14,11 @@
 # neither (waiting for the network or the upstream).
 # Writes bench/results/<stamp>-tail.md and .json.
 set -euo pipefail
-BUILD_DIR=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-case $BUILD_DIR in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
-SLUICE="$BUILD_DIR/sluice"
-[[ -x $SLUICE ]] || { echo "bench: $SLUICE is missing: build first" >&2; exit 1; }
 BENCH_NAME=sluice-tail
 export BENCH_RUNS=${BENCH_TAIL_RUNS:-5}
 source "$ROOT/bench/lib.sh"
+bench_build "${1:-build}"
 PACE_MS=${BENCH_TAIL_PACE_MS:-4}
 SERVERS="direct sluice nginx haproxy"  # direct: wrk to the upstream, the floor of the others
 LOADS="saturated paced"

@@ -11,15 +11,13 @@
 # .md, .json and .png (gnuplot). Targets: V8 CPU/request <= 1.10 x null; rps with telemetry
 # >= 0.90 x without.
 set -euo pipefail
-BUILD_DIR=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-case $BUILD_DIR in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
-SLUICE="$BUILD_DIR/sluice"
-TELEMETRY_WASM="$BUILD_DIR/extensions/telemetry.wasm"
-[[ -f $TELEMETRY_WASM ]] || { echo "bench: $TELEMETRY_WASM is missing: build first" >&2; exit 1; }
 VARIANTS=${BENCH_TELEMETRY_VARIANTS:-"none null v8"}
 BENCH_NAME=sluice-bench-telemetry
 source "$ROOT/bench/lib.sh"
+bench_build "${1:-build}"
+TELEMETRY_WASM="$BUILD_DIR/extensions/telemetry.wasm"
+need_built "$TELEMETRY_WASM"
 
 # The upstream: nginx answering 17 bytes, and echoing the metadata header on /echo-metadata.
 port UP
