@@ -26,19 +26,6 @@ start_upstream
 declare -A PORT ADMIN PID RPS CPU
 for v in $VARIANTS; do port "PORT[$v]"; port "ADMIN[$v]"; done
 
-# quartiles "x1 x2 ...": "median q1-q3 min-max" (nearest rank), two decimals.
-quartiles() {
-  tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk '{a[NR] = $1} END {
-    if (NR == 0) { print "n/a n/a n/a"; exit }
-    printf "%.2f %.2f-%.2f %.2f-%.2f\n", a[int((NR + 1) / 2)], a[int((NR + 3) / 4)],
-      a[int((3 * NR + 3) / 4)], a[1], a[NR] }'
-}
-# per_round OP "a1 a2 ..." "b1 b2 ...": each round's a/b (OP "/") or a-b (OP "-").
-per_round() {
-  paste -d' ' <(tr ' ' '\n' <<<"$2" | awk 'NF') <(tr ' ' '\n' <<<"$3" | awk 'NF') |
-    awk -v op="$1" 'NF == 2 { if (op == "/") { if ($2 + 0 > 0) printf "%.4f ", $1 / $2 } else printf "%.3f ", $1 - $2 }'
-}
-
 declare -A ROWS
 for workers in $WORKERS_LIST; do
   for v in $VARIANTS; do

@@ -116,14 +116,26 @@ median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR] = $1} END {print a[int
 range() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR] = $1} END {print a[1] "-" a[NR]}'; }
 ratio() { awk -v x="$1" -v y="$2" 'BEGIN { if (y + 0 == 0) print "n/a"; else printf "%.2f", x / y }'; }
 json_list() { tr ' ' '\n' <<<"$1" | awk 'NF' | paste -sd, -; }  # "1 2 3" -> 1,2,3
+# quartiles "x1 x2 ...": "median q1-q3 min-max" (nearest rank), two decimals.
+quartiles() {
+  tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk '{a[NR] = $1} END {
+    if (NR == 0) { print "n/a n/a n/a"; exit }
+    printf "%.2f %.2f-%.2f %.2f-%.2f\n", a[int((NR + 1) / 2)], a[int((NR + 3) / 4)],
+      a[int((3 * NR + 3) / 4)], a[1], a[NR] }'
+}
+# per_round OP "a1 a2 ..." "b1 b2 ...": each run's ai / bi (OP "/") or ai - bi (OP "-").
+per_round() {
+  paste -d' ' <(tr ' ' '\n' <<<"$2" | awk 'NF') <(tr ' ' '\n' <<<"$3" | awk 'NF') |
+    awk -v op="$1" 'NF == 2 { if (op == "/") { if ($2 + 0 > 0) printf "%.4f ", $1 / $2 } else printf "%.3f ", $1 - $2 }'
+}
 # paired "A1 A2 ..." "B1 B2 ...": the median and range of the per-run ratios Ai / Bi, as
 # "median min-max". A and B of one run are measured back to back, seconds apart, so a slow
 # stretch of this shared machine (they last minutes) hits both and cancels out of their ratio;
 # a ratio of two medians can take them from different stretches.
 paired() {
-  paste -d' ' <(tr ' ' '\n' <<<"$1" | awk 'NF') <(tr ' ' '\n' <<<"$2" | awk 'NF') |
-    awk 'NF == 2 && $2 + 0 > 0 {print $1 / $2}' | sort -g |
-    awk '{a[NR] = $1} END { if (NR == 0) print "n/a n/a"; else printf "%.2f %.2f-%.2f\n", a[int((NR + 1) / 2)], a[1], a[NR] }'
+  local median range
+  read -r median _ range <<<"$(quartiles "$(per_round / "$1" "$2")")"
+  echo "$median $range"
 }
 
 # bench_proxy_yaml ADMIN_PORT PORT CLUSTER FILTERS [CHAIN]: a sluice configuration (admin and
