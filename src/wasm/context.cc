@@ -940,19 +940,11 @@ WasmResult WasmInstance::copy_out(std::string_view data, uint64_t ptr_out, uint6
   char* const ptr_at = vm_->memory_at(ptr_out, w);
   char* const size_at = vm_->memory_at(size_out, w);
   if (!ptr_at || !size_at) return WasmResult::InvalidMemoryAccess;
-  // Words stored through the pointers above: valid until the next call into the module. (Every
-  // property and header read ends here, so this path avoids re-checking each range.)
-  const auto store = [w](char* at, uint64_t v) {
-    if (w == 4) {
-      const uint32_t v32 = static_cast<uint32_t>(v);
-      std::memcpy(at, &v32, 4);
-    } else {
-      std::memcpy(at, &v, 8);
-    }
-  };
+  // The words go through the pointers above, valid until the next call into the module: every
+  // property and header read ends here, so this path checks each range once.
   if (data.empty()) {
-    store(ptr_at, 0);
-    store(size_at, 0);
+    WasmVm::store_word(ptr_at, w, 0);
+    WasmVm::store_word(size_at, w, 0);
     return WasmResult::Ok;
   }
   if (w == 4 && data.size() > UINT32_MAX) return WasmResult::InvalidMemoryAccess;
@@ -962,8 +954,8 @@ WasmResult WasmInstance::copy_out(std::string_view data, uint64_t ptr_out, uint6
     char* const buffer = vm_->memory_at(return_buffer_ptr_, data.size());
     if (!buffer) return WasmResult::InvalidMemoryAccess;
     std::memcpy(buffer, data.data(), data.size());
-    store(ptr_at, return_buffer_ptr_);
-    store(size_at, data.size());
+    WasmVm::store_word(ptr_at, w, return_buffer_ptr_);
+    WasmVm::store_word(size_at, w, data.size());
     return WasmResult::Ok;
   }
   // A leaf may not call malloc: the module (one that retries, see kRetriesBufferTooSmall) learns

@@ -28,12 +28,7 @@ bool WasmVm::set_word(uint64_t ptr, uint64_t value) {
   if (n == 4 && value > UINT32_MAX) return false;
   char* p = memory_at(ptr, n);
   if (!p) return false;
-  if (n == 4) {
-    const uint32_t v = static_cast<uint32_t>(value);
-    std::memcpy(p, &v, 4);
-  } else {
-    std::memcpy(p, &value, 8);
-  }
+  store_word(p, n, value);
   return true;
 }
 

@@ -100,6 +100,16 @@ class WasmVm {
   virtual void terminate() = 0;
 
   // Helpers over memory_at and word_size.
+  // Stores `value` at `at` as one word of `word_size` bytes (4: wasm32, where the caller has
+  // checked it fits; 8: the null VM), for callers already holding a checked pointer.
+  static void store_word(char* at, uint32_t word_size, uint64_t value) {
+    if (word_size == 4) {
+      const uint32_t v = static_cast<uint32_t>(value);
+      std::memcpy(at, &v, 4);  // wasm is little-endian, as are the hosts Sluice runs on
+    } else {
+      std::memcpy(at, &value, 8);
+    }
+  }
   bool get_word(uint64_t ptr, uint64_t* out);
   bool set_word(uint64_t ptr, uint64_t value);
   bool set_u32(uint64_t ptr, uint32_t value);
