@@ -132,9 +132,7 @@ inline bool has_ascii_upper(std::string_view s) {
 class LowerCased {
  public:
   explicit LowerCased(std::string_view s) {
-    // Names from plugins and parsers are almost always lower case already: then the view is
-    // the input itself (which must outlive this object), with nothing copied.
-    if (!has_ascii_upper(s)) {
+    if (!has_ascii_upper(s)) {  // the common case: plugins and parsers send lower case
       view_ = s;
     } else if (s.size() <= sizeof inline_) {
       for (size_t i = 0; i < s.size(); ++i) inline_[i] = ascii_lower_char(s[i]);
