@@ -81,11 +81,7 @@ constexpr std::string_view kPathRequestTotalSize = "request\0total_size"sv;
 constexpr std::string_view kPathResponseTotalSize = "response\0total_size"sv;
 
 std::optional<int64_t> int_property(std::string_view joined_path) {
-  auto raw = sluice::get_property_joined(joined_path);
-  if (!raw || raw->size() != sizeof(int64_t)) return std::nullopt;
-  int64_t v;
-  std::memcpy(&v, raw->data(), sizeof v);
-  return v;
+  return sluice::get_property_int64_joined(joined_path);
 }
 
 std::string string_property(std::string_view joined_path) {
@@ -106,23 +102,27 @@ bool is_int_attribute(const std::vector<std::string>& p) {
 
 // The service host a request went to: the host of an Istio cluster name
 // ("outbound|9080||reviews.default.svc.cluster.local"), else the Host header without its port.
-std::string service_host(std::string_view cluster, std::string_view authority, bool fallback) {
+// A view into one of the two.
+std::string_view service_host(std::string_view cluster, std::string_view authority, bool fallback) {
   if (cluster.rfind("outbound|", 0) == 0 || cluster.rfind("inbound|", 0) == 0) {
     const size_t last = cluster.rfind('|');
     if (last != std::string_view::npos && last + 1 < cluster.size()) {
-      return std::string(cluster.substr(last + 1));
+      return cluster.substr(last + 1);
     }
   }
-  if (!fallback) return "";
-  std::string host(authority);
-  if (!host.empty() && host.front() != '[') {
-    const size_t colon = host.find(':');
-    if (colon != std::string::npos) host.resize(colon);
-  }
+  if (!fallback) return {};
+  std::string_view host = authority;
+  if (!host.empty() && host.front() != '[') host = host.substr(0, host.find(':'));
   return host;
 }
 
 class TelemetryRoot;
+
+// Hashes std::string keys and std::string_view lookups alike.
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
 
 // What a report's standard labels are made of, read from the host once per report.
 struct LabelInputs {
@@ -130,7 +130,8 @@ struct LabelInputs {
   bool mtls = false;                                    // inbound only
   std::string source_principal, destination_principal;  // read only under mTLS
   // The service host: from an Istio cluster name (xds.cluster_name), else from the Host header.
-  std::string service;
+  // In the root's service buffer, until the next report reads its inputs.
+  std::string_view service;
   uint64_t flags = 0;  // response.flags
 };
 
@@ -169,6 +170,8 @@ class TelemetryRoot : public sluice::RootContext {
   const WorkloadInfo& local() const { return local_; }
   const std::string& local_id() const { return local_id_; }
   const std::string& local_metadata_header() const { return local_metadata_b64_; }
+  // Where a report keeps its service host (LabelInputs::service): reused, so no allocation.
+  std::string& service_buffer() { return service_; }
 
   // The peer whose exchange headers `headers` holds (`*present`: whether it has any). The
   // per-worker cache answers a known id without reading or decoding the metadata. nullptr when
@@ -222,7 +225,9 @@ class TelemetryRoot : public sluice::RootContext {
   std::string reporter_;
   WorkloadInfo local_;
   std::string local_id_, local_metadata_b64_;
-  std::unordered_map<std::string, std::shared_ptr<const WorkloadInfo>> peer_cache_;
+  // Keyed by peer metadata id; looked up by a view of the header (transparent hash).
+  std::unordered_map<std::string, std::shared_ptr<const WorkloadInfo>, StringHash, std::equal_to<>>
+      peer_cache_;
   // Tables: [0] the plain HTTP metrics, [1] the plain TCP ones, then one per customized metric.
   std::vector<SeriesTable> tables_;
   std::unordered_map<std::string, uint32_t> dropped_ids_;  // metric name -> its dropped counter
@@ -231,6 +236,7 @@ class TelemetryRoot : public sluice::RootContext {
   std::string shortcut_key_;  // reused per request
   std::unordered_map<std::string, Shortcut> shortcuts_;
   std::vector<std::string> scratch_;
+  std::string service_;
   std::unordered_set<class TelemetryConnection*> connections_;
 };
 
@@ -242,7 +248,7 @@ class TelemetryStream : public sluice::HttpContext {
 
   sluice::FilterHeadersStatus on_request_headers(uint32_t, bool) override {
     const auto headers = sluice::request_headers();
-    grpc_ = headers.get("content-type").value_or("").rfind("application/grpc", 0) == 0;
+    grpc_ = headers.get_view("content-type").value_or("").rfind("application/grpc", 0) == 0;
     if (root_->inbound()) {
       // The client's metadata: used for the source_* labels, then removed.
       peer_ = root_->peer_from(headers, &peer_asked_);
@@ -349,22 +355,25 @@ Value resolve_attribute(const TelemetryRoot& root, const WorkloadInfo* peer,
 }
 
 // `http`: a request, whose Host header may name the service.
-LabelInputs read_label_inputs(const TelemetryRoot& root, const WorkloadInfo* peer, bool http) {
+LabelInputs read_label_inputs(TelemetryRoot& root, const WorkloadInfo* peer, bool http) {
   LabelInputs in;
   in.peer = peer;
   // Principals are the SPIFFE ids of the mTLS certificates; the server side sees both.
   if (root.inbound()) {
-    const auto mtls_byte = sluice::get_property_joined(kPathConnectionMtls);
-    in.mtls = mtls_byte && mtls_byte->size() == 1 && (*mtls_byte)[0] != 0;
+    in.mtls = sluice::get_property_bool_joined(kPathConnectionMtls).value_or(false);
     if (in.mtls) {  // no certificates, no principals: two property reads saved per request
       in.source_principal = string_property(kPathUriSanPeer);
       in.destination_principal = string_property(kPathUriSanLocal);
     }
   }
-  in.service = service_host(string_property(kPathClusterName), "", false);
-  if (in.service.empty() && http && !root.config().disable_host_header_fallback) {
-    in.service = service_host("", string_property(kPathRequestHost), true);
+  // The views of property values last only until the next host call: the service host is
+  // copied into the root's buffer before it.
+  std::string& service = root.service_buffer();
+  service = service_host(sluice::get_property_view(kPathClusterName).value_or(""), "", false);
+  if (service.empty() && http && !root.config().disable_host_header_fallback) {
+    service = service_host("", sluice::get_property_view(kPathRequestHost).value_or(""), true);
   }
+  in.service = service;
   in.flags = static_cast<uint64_t>(int_property(kPathResponseFlags).value_or(0));
   return in;
 }
@@ -402,11 +411,11 @@ void fill_shared_labels(const TelemetryRoot& root, const LabelInputs& in,
   } else {
     v[kConnectionSecurityPolicy] = "unknown";
   }
-  const std::string& host = in.service;
+  const std::string_view host = in.service;
   v[kDestinationService] = host;
   // "reviews.default.svc.cluster.local": name "reviews", namespace "default".
   const size_t dot = host.find('.');
-  if (dot != std::string::npos && host.find(".svc.", dot) != std::string::npos) {
+  if (dot != std::string_view::npos && host.find(".svc.", dot) != std::string_view::npos) {
     v[kDestinationServiceName] = host.substr(0, dot);
     const size_t next = host.find('.', dot + 1);
     v[kDestinationServiceNamespace] = host.substr(dot + 1, next - dot - 1);
@@ -628,11 +637,15 @@ void TelemetryRoot::on_tick() {
 
 std::shared_ptr<const WorkloadInfo> TelemetryRoot::peer_from(const sluice::HeaderMap& headers,
                                                              bool* present) {
-  const std::optional<std::string> id = headers.get(telemetry::kPeerMetadataIdHeader);
-  *present = id.has_value();
-  if (id && !id->empty()) {
-    if (auto it = peer_cache_.find(*id); it != peer_cache_.end()) return it->second;
+  // A view: looked up before any other host call, copied once the lookup missed.
+  const std::optional<std::string_view> id_view =
+      headers.get_view(telemetry::kPeerMetadataIdHeader);
+  *present = id_view.has_value();
+  if (id_view && !id_view->empty()) {
+    if (auto it = peer_cache_.find(*id_view); it != peer_cache_.end()) return it->second;
   }
+  const std::optional<std::string> id =
+      id_view ? std::optional<std::string>(*id_view) : std::nullopt;
   const std::optional<std::string> metadata = headers.get(telemetry::kPeerMetadataHeader);
   if (!metadata) return nullptr;
   *present = true;

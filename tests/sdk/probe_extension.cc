@@ -66,6 +66,19 @@ class ProbeStream : public sluice::HttpContext {
                            mtls.value_or(false), name.value_or("?"), missing.has_value()));
       return sluice::FilterHeadersStatus::StopIteration;
     }
+    if (action == "views") {
+      // The same reads in place: each view is used (copied or printed) before the next one.
+      using namespace std::string_view_literals;
+      const std::string header(sluice::request_headers().get_view("x-probe").value_or("?"));
+      const auto size = sluice::get_property_int64_joined("request\0size"sv);
+      const auto mtls = sluice::get_property_bool_joined("connection\0mtls"sv);
+      const std::string name(sluice::get_property_view("plugin_name").value_or("?"));
+      const bool missing = sluice::get_property_view("no\0such"sv).has_value();
+      const bool absent = sluice::request_headers().get_view("x-absent").has_value();
+      reply(sluice::format("header={} size={} mtls={} name={} missing={} absent={}", header,
+                           size.value_or(-1), mtls.value_or(false), name, missing, absent));
+      return sluice::FilterHeadersStatus::StopIteration;
+    }
     if (action == "shared") {
       sluice::set_shared_data("k", "v1");
       auto got = sluice::get_shared_data("k");

@@ -654,6 +654,38 @@ TEST_F(SdkNativeTest, ValuesTooBigForTheBufferAreAskedForAgain) {
   EXPECT_EQ(host().too_small_answers, 1);
 }
 
+// The view accessors (get_view, get_property_view and the typed *_joined reads) give the same
+// answers on each way a value can come back: through the module's malloc (a host without
+// Sluice's functions), the return buffer, and a leaf call that asks again with a bigger one.
+// Under ASan a view that outlived its malloc'd value would be a use after free.
+TEST_F(SdkNativeTest, ViewsReadTheSameValuesEveryWay) {
+  struct Way {
+    const char* name;
+    bool sluice_functions, leaf_calls;
+  };
+  for (const Way& way : {Way{"malloc", false, false}, Way{"return buffer", true, false},
+                         Way{"leaf calls", true, true}}) {
+    SCOPED_TRACE(way.name);
+    fakehost::reset();
+    host().sluice_functions = way.sluice_functions;
+    host().leaf_calls = way.leaf_calls;
+    Vm vm(plugin("sluice.sdk_probe"));
+    ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);
+    for (const std::string& name : {std::string("short"), std::string(3000, 'n')}) {
+      set_probe_properties(name);
+      host().local_reply.reset();
+      vm.call("proxy_on_context_create", {kStream, kRoot});
+      host().maps[kRequestHeaders] = {{"x-probe", "views"}};
+      vm.call("proxy_on_request_headers", {kStream, 1, 1});
+      vm.call("proxy_on_delete", {kStream});
+      ASSERT_TRUE(host().local_reply);
+      EXPECT_EQ(host().local_reply->headers,
+                (fakehost::Pairs{{"x-probe-result", "header=views size=1234 mtls=true name=" +
+                                                        name + " missing=false absent=false"}}));
+    }
+  }
+}
+
 TEST(SdkPieces, ParseUint64) {
   EXPECT_EQ(sluice::parse_uint64("0"), 0u);
   EXPECT_EQ(sluice::parse_uint64("18446744073709551615"), UINT64_MAX);

@@ -33,6 +33,9 @@ struct VmState {
   // bigger when a value did not fit (kBufferTooSmall).
   std::vector<char> return_buffer = std::vector<char>(kInitialReturnBuffer);
   bool return_buffer_offered = false;
+  // What a view accessor (get_property_view, HeaderMap::get_view) returns when the value came
+  // through our malloc rather than the return buffer: copied here, the allocation freed.
+  std::string view_scratch;
 };
 
 // Sluice's own foreign functions (the host's src/wasm/abi/sluice_functions.h, which says what

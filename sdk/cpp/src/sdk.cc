@@ -1,6 +1,7 @@
 // The SDK's host-function wrappers. Compiled into every extension (inside its SLUICE_SDK_NS).
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "dispatch.h"
 #include "sluice/sdk.h"
@@ -18,6 +19,26 @@ std::string take(const char* data, size_t size) {
   std::string out(data ? data : "", data ? size : 0);
   release_host_buffer(data);
   return out;
+}
+
+// The same value read in place: the return buffer's bytes, valid until the next host call
+// writes there; or, from our malloc, a copy in the VM's scratch string (valid as long).
+std::string_view view(const char* data, size_t size) {
+  if (!data) return {};
+  VmState* vm = current_vm_state();
+  if (vm && data == vm->return_buffer.data()) return {data, size};
+  static std::string outside_callbacks;  // (no VM: only a misuse gets here)
+  std::string& scratch = vm ? vm->view_scratch : outside_callbacks;
+  scratch.assign(data, size);
+  release_host_buffer(data);
+  return scratch;
+}
+
+std::optional<int64_t> int64_of(std::optional<std::string_view> raw) {
+  if (!raw || raw->size() != sizeof(int64_t)) return std::nullopt;
+  int64_t v;  // host byte order: little-endian in wasm32, native order in the null VM
+  std::memcpy(&v, raw->data(), sizeof(v));
+  return v;
 }
 
 }  // namespace
@@ -163,13 +184,19 @@ std::optional<Pairs> parse_pairs(std::string_view blob) {
 // ---- header maps ----------------------------------------------------------------------------
 
 std::optional<std::string> HeaderMap::get(std::string_view key) const {
+  auto value = get_view(key);
+  if (!value) return std::nullopt;
+  return std::string(*value);
+}
+
+std::optional<std::string_view> HeaderMap::get_view(std::string_view key) const {
   const char* value = nullptr;
   size_t size = 0;
   const auto get = [&](const char** v, size_t* n) {
     return proxy_get_header_map_value(static_cast<uint32_t>(type_), key.data(), key.size(), v, n);
   };
   if (get_returned_value(get, &value, &size) != 0) return std::nullopt;
-  return take(value, size);
+  return view(value, size);
 }
 
 Status HeaderMap::add(std::string_view key, std::string_view value) const {
@@ -264,23 +291,29 @@ std::optional<std::string> get_property(PropertyPath path) {
 }
 
 std::optional<std::string> get_property_joined(std::string_view joined_path) {
+  auto value = get_property_view(joined_path);
+  if (!value) return std::nullopt;
+  return std::string(*value);
+}
+
+std::optional<std::string_view> get_property_view(std::string_view joined_path) {
   const char* value = nullptr;
   size_t size = 0;
   const auto get = [&](const char** v, size_t* n) {
     return proxy_get_property(joined_path.data(), joined_path.size(), v, n);
   };
   if (get_returned_value(get, &value, &size) != 0) return std::nullopt;
-  return take(value, size);
+  return view(value, size);
+}
+
+std::optional<int64_t> get_property_int64_joined(std::string_view joined_path) {
+  return int64_of(get_property_view(joined_path));
 }
 
 std::optional<std::string> get_property_string(PropertyPath path) { return get_property(path); }
 
 std::optional<int64_t> get_property_int64(PropertyPath path) {
-  auto raw = get_property(path);
-  if (!raw || raw->size() != sizeof(int64_t)) return std::nullopt;
-  int64_t v;  // host byte order: little-endian in wasm32, native order in the null VM
-  std::memcpy(&v, raw->data(), sizeof(v));
-  return v;
+  return int64_of(get_property_view(join_property_path(path)));
 }
 
 std::optional<uint64_t> get_property_uint64(PropertyPath path) {
@@ -290,7 +323,11 @@ std::optional<uint64_t> get_property_uint64(PropertyPath path) {
 }
 
 std::optional<bool> get_property_bool(PropertyPath path) {
-  auto raw = get_property(path);
+  return get_property_bool_joined(join_property_path(path));
+}
+
+std::optional<bool> get_property_bool_joined(std::string_view joined_path) {
+  auto raw = get_property_view(joined_path);
   if (!raw || raw->size() != 1) return std::nullopt;
   return (*raw)[0] != 0;
 }

@@ -212,6 +212,9 @@ class HeaderMap {
   MapType type() const { return type_; }
 
   std::optional<std::string> get(std::string_view key) const;  // first value; nullopt if absent
+  // The same without a copy: valid until the next SDK call that reaches the host (any host
+  // call may write over it). For reads on the request path that only look at the value.
+  std::optional<std::string_view> get_view(std::string_view key) const;
   bool contains(std::string_view key) const { return get(key).has_value(); }
   Status add(std::string_view key, std::string_view value) const;      // appends a value
   Status replace(std::string_view key, std::string_view value) const;  // sets, adding if absent
@@ -292,6 +295,11 @@ std::optional<std::string> get_property_string(PropertyPath path);
 std::optional<int64_t> get_property_int64(PropertyPath path);    // 8-byte values only
 std::optional<uint64_t> get_property_uint64(PropertyPath path);  // 8-byte values only
 std::optional<bool> get_property_bool(PropertyPath path);        // 1-byte values only
+// Reads of a joined path without copying the value: a view valid until the next SDK call that
+// reaches the host (which may write over it), and the typed reads built on it.
+std::optional<std::string_view> get_property_view(std::string_view joined_path);
+std::optional<int64_t> get_property_int64_joined(std::string_view joined_path);
+std::optional<bool> get_property_bool_joined(std::string_view joined_path);
 Status set_property(PropertyPath path, std::string_view value);
 
 // ---- Metrics --------------------------------------------------------------------------------
