@@ -492,7 +492,7 @@ PluginSpec telemetry_spec(Runtime rt, std::string root_id, std::string node_id,
     spec.code = "sluice.telemetry";
   }
   spec.node_id = std::move(node_id);
-  spec.node_metadata_json = std::move(metadata_json);
+  spec.node_metadata = NodeMetadata::from_json(std::move(metadata_json));
   return spec;
 }
 

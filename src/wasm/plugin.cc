@@ -97,7 +97,7 @@ std::string make_identity(const PluginSpec& s, const std::string& vm_key) {
   add(s.hide.client_address ? "client" : "");
   add(s.node_id);
   add(s.node_cluster);
-  add(s.node_metadata_json);
+  add(s.node_metadata->json());
   return key.digest();
 }
 

@@ -16,6 +16,7 @@
 
 #include "common/result.h"
 #include "common/stats.h"
+#include "wasm/abi/node_metadata.h"
 #include "wasm/context.h"
 #include "wasm/vm/wasm_vm.h"
 
@@ -84,7 +85,8 @@ struct PluginSpec {
   // Shared by the spec's copies: the VMs of every thread record their failures here.
   std::shared_ptr<PluginHealth> health = std::make_shared<PluginHealth>();
   // node, for the `node` / `xds.node` properties.
-  std::string node_id, node_cluster, node_metadata_json = "{}";
+  std::string node_id, node_cluster;
+  std::shared_ptr<const NodeMetadata> node_metadata = NodeMetadata::empty();
 };
 
 class Plugin : public std::enable_shared_from_this<Plugin> {

@@ -479,6 +479,11 @@ class Harness {
     spec_.vm_configuration = "vm-config";
     spec_.runtime = runtime;
     spec_.env = {{"A", "1"}, {"BB", "22"}};
+    spec_.node_id = "sidecar~10.0.0.1~pod.ns~ns.svc.cluster.local";
+    spec_.node_cluster = "app.ns";
+    spec_.node_metadata = NodeMetadata::from_json(
+        R"({"NAME":"pod","LABELS":{"app":"web","version":"v1","nested":{"x":"1"}},)"
+        R"("IPS":["10.0.0.1"],"N":8080,"":{"a":"empty key"}})");
     scratch_.assign(0x10000, '\0');
     auto w =
         instantiate(runtime, null_ ? std::string("test.host_probe") : read_module(module), spec_);
@@ -829,6 +834,61 @@ TEST_P(WasmHostTest, CurrentTimeIsWallClock) {
   std::memcpy(&t, vm().memory_at(addr(kPtr), 8), 8);
   EXPECT_GE(t, before);
   EXPECT_LE(t, after);
+}
+
+// node and xds.node: the bootstrap's node, its metadata answered from an index built once.
+TEST_P(WasmHostTest, NodeProperties) {
+  using namespace std::string_view_literals;
+  std::string v;
+  for (Context* c : {root_, ctx_}) {
+    for (const std::string_view prefix : {"node\0"sv, "xds\0node\0"sv}) {
+      const auto path = [&](std::string_view rest) {
+        return std::string(prefix) + std::string(rest);
+      };
+      EXPECT_EQ(get_property(path("id"), &v, c), kOk);
+      EXPECT_EQ(v, "sidecar~10.0.0.1~pod.ns~ns.svc.cluster.local");
+      EXPECT_EQ(get_property(path("cluster"), &v, c), kOk);
+      EXPECT_EQ(v, "app.ns");
+      EXPECT_EQ(get_property(path("metadata\0NAME"sv), &v, c), kOk);
+      EXPECT_EQ(v, "pod");
+      EXPECT_EQ(get_property(path("metadata\0N"sv), &v, c), kOk);
+      EXPECT_EQ(v, "8080");
+      EXPECT_EQ(get_property(path("metadata\0LABELS\0version\0"sv), &v, c), kOk);
+      EXPECT_EQ(v, "v1");
+      EXPECT_EQ(get_property(path("metadata\0LABELS\0nested\0x"sv), &v, c), kOk);
+      EXPECT_EQ(v, "1");
+      // A struct: pairs of its scalar members (a nested struct is left out).
+      EXPECT_EQ(get_property(path("metadata\0LABELS"sv), &v, c), kOk);
+      auto pairs = decode_pairs(v);
+      ASSERT_TRUE(pairs);
+      EXPECT_EQ(*pairs, (Pairs{{"app", "web"}, {"version", "v1"}}));
+      EXPECT_EQ(get_property(path("metadata"), &v, c), kOk);
+      pairs = decode_pairs(v);
+      ASSERT_TRUE(pairs);
+      EXPECT_EQ(*pairs, (Pairs{{"NAME", "pod"}, {"N", "8080"}}));
+      // An empty key is a key like any other, not the struct itself.
+      EXPECT_EQ(get_property(path("metadata\0\0a"sv), &v, c), kOk);
+      EXPECT_EQ(v, "empty key");
+      EXPECT_EQ(get_property(path("metadata\0IPS"sv), &v, c), kSerializationFailure);
+      EXPECT_EQ(get_property(path("metadata\0NOPE"sv), &v, c), kNotFound);
+      EXPECT_EQ(get_property(path("metadata\0NAME\0deeper"sv), &v, c), kNotFound);
+      EXPECT_EQ(get_property(path("metadata\0LABELS\0app\0x"sv), &v, c), kNotFound);
+      EXPECT_EQ(get_property(path("nope"), &v, c), kNotFound);
+    }
+  }
+}
+
+TEST(NodeMetadata, JsonThatDoesNotParseAnswersSerializationFailure) {
+  std::string v = "untouched";
+  const auto bad = NodeMetadata::from_json("{\"a\": [");
+  EXPECT_EQ(bad->lookup("a", false, v), WasmResult::SerializationFailure);
+  EXPECT_EQ(bad->lookup("", true, v), WasmResult::SerializationFailure);
+  EXPECT_EQ(v, "untouched");
+  EXPECT_EQ(bad->json(), "{\"a\": [");
+  // The default: an empty struct, whose members are all absent.
+  EXPECT_EQ(NodeMetadata::empty()->lookup("a", false, v), WasmResult::NotFound);
+  EXPECT_EQ(NodeMetadata::empty()->lookup("", true, v), WasmResult::Ok);
+  EXPECT_EQ(decode_pairs(v)->size(), 0u);
 }
 
 TEST_P(WasmHostTest, PluginIdentityProperties) {

@@ -253,7 +253,7 @@ Result<std::shared_ptr<wasm::Plugin>> load_wasm_plugin(const config::WasmPlugin&
   spec.reload_max = w.reload_max_interval;
   spec.node_id = bootstrap.node.id;
   spec.node_cluster = bootstrap.node.cluster;
-  spec.node_metadata_json = bootstrap.node.metadata_json;
+  spec.node_metadata = wasm::NodeMetadata::from_json(bootstrap.node.metadata_json);
   const config::WasmPluginSettings limits = bootstrap.sluice.wasm_settings_for(w.name);
   spec.memory_limit_mb = *limits.memory_limit_mb;
   spec.callback_cpu_ms = *limits.callback_cpu_ms;

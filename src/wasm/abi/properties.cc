@@ -8,11 +8,10 @@
 #include <cstring>
 #include <vector>
 
-#include <yaml-cpp/yaml.h>
-
 #include "common/header_map.h"
 #include "common/strings.h"
 #include "http/filter.h"
+#include "wasm/abi/node_metadata.h"
 #include "wasm/abi/pairs.h"
 #include "wasm/plugin.h"
 
@@ -135,39 +134,6 @@ WasmResult header_value(const HeaderMap* h, std::string_view name, std::string& 
   return WasmResult::Ok;
 }
 
-// Walks node.metadata (JSON kept as text) by keys: a scalar is returned as its text, a map as
-// pairs of its scalar members.
-WasmResult metadata_value(const std::string& json, const PathParts& keys, size_t from,
-                          std::string& out) {
-  YAML::Node node;
-  try {
-    node = YAML::Load(json);
-  } catch (const YAML::Exception&) {
-    return WasmResult::SerializationFailure;
-  }
-  for (size_t i = from; i < keys.size(); ++i) {
-    if (!node.IsMap()) return WasmResult::NotFound;
-    YAML::Node next = node[std::string(keys[i])];
-    if (!next) return WasmResult::NotFound;
-    node = next;
-  }
-  if (node.IsScalar()) {
-    out = node.Scalar();
-    return WasmResult::Ok;
-  }
-  if (node.IsMap()) {
-    std::vector<std::pair<std::string, std::string>> items;
-    for (const auto& kv : node) {
-      if (kv.second.IsScalar()) items.emplace_back(kv.first.Scalar(), kv.second.Scalar());
-    }
-    Pairs pairs;
-    for (const auto& [k, v] : items) pairs.emplace_back(k, v);
-    encode_pairs(pairs, out);
-    return WasmResult::Ok;
-  }
-  return WasmResult::SerializationFailure;
-}
-
 WasmResult node_property(const PluginSpec& p, const PathParts& parts, size_t at, std::string& out) {
   if (at >= parts.size()) return WasmResult::SerializationFailure;  // the proto itself: not yet
   const std::string_view field = parts[at];
@@ -176,7 +142,12 @@ WasmResult node_property(const PluginSpec& p, const PathParts& parts, size_t at,
   } else if (field == "cluster") {
     out = p.node_cluster;
   } else if (field == "metadata") {
-    return metadata_value(p.node_metadata_json, parts, at + 1, out);
+    // The keys after "metadata", as they are in the path: NUL-joined, contiguous.
+    const size_t first = at + 1, last = parts.size() - 1;
+    if (first > last) return p.node_metadata->lookup({}, true, out);
+    const char* begin = parts[first].data();
+    const char* end = parts[last].data() + parts[last].size();
+    return p.node_metadata->lookup({begin, static_cast<size_t>(end - begin)}, false, out);
   } else {
     return WasmResult::NotFound;
   }
