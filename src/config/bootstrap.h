@@ -303,6 +303,9 @@ struct Listener {
   SocketAddress address;
   uint32_t per_connection_buffer_limit_bytes = 1024 * 1024;  // Envoy default 1 MiB
   std::vector<FilterChain> filter_chains;
+  // connection_balance_config.exact_balance: each new connection goes to the worker with the
+  // fewest of this listener's connections. Off: the kernel spreads them (SO_REUSEPORT).
+  bool exact_balance = false;
 };
 
 struct CircuitBreakerThresholds {

@@ -333,6 +333,16 @@ void Loader::parse_listener(const Value& v, Listener& out) {
                         {"INBOUND", Direction::kInbound},
                         {"OUTBOUND", Direction::kOutbound}});
   f.for_each("listener_filters", [&](const Value& e) { parse_listener_filter(e); });
+  if (std::optional<Value> balance = f.get("connection_balance_config")) {
+    Fields b(d_, *balance);
+    if (std::optional<Value> exact = b.get("exact_balance")) {
+      Fields empty(d_, *exact);  // an empty message: any field in it is unknown
+      out.exact_balance = true;
+    }
+    if (std::optional<Value> extend = b.get("extend_balance")) {
+      d_.error(*extend, "extension connection balancers are not supported (exact_balance is)");
+    }
+  }
   f.for_each(
       "filter_chains",
       [&](const Value& e) { parse_filter_chain(e, out.filter_chains.emplace_back()); },

@@ -147,7 +147,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   static ReadBatching thread_read_batching();
   static void reset_thread_read_batching();
 
+  // Something that lives as long as the connection object (the worker's count of it, for one):
+  // released when the connection is destroyed.
+  void keep_until_destroyed(std::shared_ptr<void> token) { token_ = std::move(token); }
+
  private:
+  std::shared_ptr<void> token_;
   friend class FilterManager;
   // The filter manager's ends of the chain: bytes that passed every filter.
   void deliver_read(std::string_view data, bool end_stream);

@@ -197,6 +197,7 @@ std::string Server::init() {
     }
     workers_.push_back(std::move(w));
   }
+  for (auto& w : workers_) w->set_peers(&workers_);
 
   if (b.admin.address) {
     asio::error_code ec;
@@ -327,6 +328,29 @@ std::string Server::build_snapshot(std::shared_ptr<const config::Bootstrap> boot
       rt->tls->fail_verify_san =
           store.counter(stats::listener_stat(address, "ssl.fail_verify_san"));
       rt->tls->session_reused = store.counter(stats::listener_stat(address, "ssl.session_reused"));
+    }
+    {
+      auto& store = stats::Store::instance();
+      const std::string address = net::endpoint_to_string(ep);
+      for (int w = 0; w < options_.concurrency; ++w) {
+        const std::string worker = str_cat("worker_", w, ".");
+        rt->worker_stats.push_back(
+            {store.counter(stats::listener_stat(address, worker + "downstream_cx_total")),
+             store.gauge(stats::listener_stat(address, worker + "downstream_cx_active"))});
+      }
+    }
+    if (l.exact_balance) {
+      // A kept listener keeps its balancer: its counts are of the connections still open.
+      std::shared_ptr<ConnectionBalancer> kept_balancer;
+      if (previous) {
+        for (const auto& old : previous->listeners) {
+          if (old->same_socket(l.name, ep)) kept_balancer = old->balancer;
+        }
+      }
+      rt->balancer =
+          kept_balancer
+              ? std::move(kept_balancer)
+              : std::make_shared<ConnectionBalancer>(static_cast<size_t>(options_.concurrency));
     }
     out->listeners.push_back(std::move(rt));
   }

@@ -3,6 +3,7 @@
 #include <openssl/x509_vfy.h>
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -141,19 +142,85 @@ void Worker::accept(Acceptor& a) {
       if (ec == asio::error::operation_aborted || draining_ || !a.acceptor.is_open()) return;
       // EMFILE and friends: log and keep accepting; the listener must not die.
       spdlog::warn("listener {}: accept failed: {}", a.listener->name, ec.message());
-    } else {
-      Runtime rt = a.listener;
-      auto conn = std::make_shared<net::Connection>(std::move(socket), rt->buffer_limit);
-      if (rt->tls_chains && rt->plain_chain >= 0) {
-        detect_tls(a, std::move(rt), std::move(conn));
-      } else if (rt->tls_chains) {
-        start_tls(a, std::move(rt), std::move(conn));
+    } else if (const Runtime& rt = a.listener; rt->balancer && peers_) {
+      const size_t target = rt->balancer->pick(static_cast<size_t>(index_));
+      if (target == static_cast<size_t>(index_)) {
+        serve_accepted(a, std::move(socket));
       } else {
-        serve(a, std::move(rt), std::move(conn), 0);
+        // Handed over as a file descriptor: the socket object belongs to this loop.
+        asio::error_code release_ec;
+        const int fd = socket.release(release_ec);
+        if (release_ec) {
+          rt->balancer->release(target);
+        } else {
+          Worker* to = (*peers_)[target].get();
+          to->post([to, rt, fd] { to->adopt(rt, fd); });
+        }
       }
+    } else {
+      serve_accepted(a, std::move(socket));
     }
     if (!draining_ && a.acceptor.is_open()) accept(a);
   });
+}
+
+namespace {
+
+// Counts a downstream connection on its worker while the connection object lives.
+struct ConnectionCount {
+  ConnectionCount(const ListenerRuntime& rt, size_t worker)
+      : worker(worker),
+        balancer(rt.balancer),
+        active(worker < rt.worker_stats.size() ? rt.worker_stats[worker].active : stats::Gauge()) {
+    if (worker < rt.worker_stats.size()) rt.worker_stats[worker].total.inc();
+    if (active.valid()) active.inc();
+  }
+  ~ConnectionCount() {
+    if (active.valid()) active.dec();
+    if (balancer) balancer->release(worker);
+  }
+  ConnectionCount(const ConnectionCount&) = delete;
+  ConnectionCount& operator=(const ConnectionCount&) = delete;
+
+  size_t worker;
+  std::shared_ptr<ConnectionBalancer> balancer;  // the one that counted it
+  stats::Gauge active;
+};
+
+}  // namespace
+
+void Worker::serve_accepted(Acceptor& a, asio::ip::tcp::socket socket) {
+  Runtime rt = a.listener;
+  auto conn = std::make_shared<net::Connection>(std::move(socket), rt->buffer_limit);
+  conn->keep_until_destroyed(std::make_shared<ConnectionCount>(*rt, static_cast<size_t>(index_)));
+  if (rt->tls_chains && rt->plain_chain >= 0) {
+    detect_tls(a, std::move(rt), std::move(conn));
+  } else if (rt->tls_chains) {
+    start_tls(a, std::move(rt), std::move(conn));
+  } else {
+    serve(a, std::move(rt), std::move(conn), 0);
+  }
+}
+
+void Worker::adopt(const Runtime& rt, int fd) {
+  auto it = std::find_if(acceptors_.begin(), acceptors_.end(), [&](const auto& a) {
+    return a->listener->same_socket(rt->name, rt->endpoint);
+  });
+  asio::ip::tcp::socket socket(loop_);
+  asio::error_code ec;
+  if (!draining_ && it != acceptors_.end()) socket.assign(rt->endpoint.protocol(), fd, ec);
+  if (draining_ || it == acceptors_.end() || ec) {
+    ::close(fd);
+    rt->balancer->release(static_cast<size_t>(index_));
+    return;
+  }
+  // pick() counted it for this worker already; the count the connection holds releases it
+  // from the balancer it came through, this acceptor's own after a reload.
+  if (const auto& now = (*it)->listener->balancer; now != rt->balancer) {
+    rt->balancer->release(static_cast<size_t>(index_));
+    if (now) now->add(static_cast<size_t>(index_));
+  }
+  serve_accepted(**it, std::move(socket));
 }
 
 void Worker::detect_tls(Acceptor& a, Runtime rt, std::shared_ptr<net::Connection> conn) {

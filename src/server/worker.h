@@ -18,6 +18,7 @@
 #include "http/conn_manager.h"
 #include "http/http2_server.h"
 #include "net/tls.h"
+#include "server/connection_balancer.h"
 #include "tcp/tcp_proxy.h"
 #include "upstream/cluster_manager.h"
 #include "wasm/plugin.h"
@@ -50,6 +51,15 @@ struct ListenerRuntime {
   // With TLS: the plaintext chain beside the TLS ones (-1: none), for connections whose first
   // byte is not a TLS handshake record.
   int plain_chain = -1;
+  // connection_balance_config.exact_balance (null: the kernel spreads connections). Kept by a
+  // reload that keeps the listener, with its counts of the open connections.
+  std::shared_ptr<ConnectionBalancer> balancer;
+  // Per worker index: listener.<address>.worker_<i>.downstream_cx_total / _active, as Envoy's.
+  struct WorkerStats {
+    stats::Counter total;
+    stats::Gauge active;
+  };
+  std::vector<WorkerStats> worker_stats;
 
   // Whether a listener named `other_name` on `other_endpoint` is this one's socket: the one rule
   // a reload uses to keep a listener (socket and connections) rather than bind it anew.
@@ -107,6 +117,9 @@ class Worker : public http::WorkerContext, public tcp::TcpProxyOwner {
   void reconfigure(std::shared_ptr<Reconfiguration> update);
   // Runs `fn` on this worker's loop.
   void post(std::function<void()> fn) { asio::post(loop_, std::move(fn)); }
+  // Every worker, this one included, by index: where a balanced listener hands connections.
+  // Set before start(); the vector outlives the workers' loops.
+  void set_peers(const std::vector<std::unique_ptr<Worker>>* peers) { peers_ = peers; }
 
   // http::WorkerContext
   asio::io_context& loop() override { return loop_; }
@@ -126,6 +139,13 @@ class Worker : public http::WorkerContext, public tcp::TcpProxyOwner {
  private:
   using Runtime = std::shared_ptr<const ListenerRuntime>;
   void accept(Acceptor& a);
+  // Serves a connection accepted on `a` (here, or by another worker that handed it over):
+  // counts it for this worker while it lives, then TLS, network filters, HTTP or TCP.
+  void serve_accepted(Acceptor& a, asio::ip::tcp::socket socket);
+  // A balanced listener's connection another worker accepted for this one (counted here by
+  // `rt`'s balancer already): served on this worker's socket of the same listener, or closed
+  // if it has none now (a reload removed it, or the worker drains).
+  void adopt(const Runtime& rt, int fd);
   // The connection keeps `rt`, the listener's runtime when it was accepted, to its end.
   void start_tls(Acceptor& a, Runtime rt, std::shared_ptr<net::Connection> conn);
   // A listener with TLS and plaintext chains: waits for the client's first byte (within the
@@ -174,6 +194,7 @@ class Worker : public http::WorkerContext, public tcp::TcpProxyOwner {
   asio::steady_timer plugin_sweep_timer_{loop_};
   bool started_ = false;
   bool draining_ = false;
+  const std::vector<std::unique_ptr<Worker>>* peers_ = nullptr;
 };
 
 }  // namespace sluice::server

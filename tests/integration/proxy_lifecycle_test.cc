@@ -2,8 +2,10 @@
 // graceful drain, and the admin endpoints on the real admin port.
 #include <cerrno>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 #include <gmock/gmock.h>
@@ -141,6 +143,88 @@ TEST_F(IntegrationAdmin, ReadyStatsAndPrometheus) {
   EXPECT_EQ(r.body, "DRAINING\n");
   EXPECT_EQ(Admin("POST", "/healthcheck/ok").status, 200);
   EXPECT_EQ(Admin("GET", "/ready").status, 200);
+}
+
+// Each worker's connections show in listener.<address>.worker_<i>.downstream_cx_{total,active};
+// with connection_balance_config.exact_balance they are even, wherever the kernel put them.
+class IntegrationConnectionBalance : public IntegrationFixture {
+ protected:
+  void StartBalanced(bool exact, uint32_t workers) {
+    std::string yaml = ProxyYaml(prefix_, CatchAllRoutes(cluster_),
+                                 "[" + ClusterYaml(cluster_, upstream_.port()) + "]");
+    if (exact) {
+      const std::string address_line =
+          "    address: {socket_address: {address: 127.0.0.1, port_value: 0}}\n";
+      const size_t at = yaml.find(address_line);
+      ASSERT_NE(at, std::string::npos);
+      yaml.insert(at + address_line.size(), "    connection_balance_config: {exact_balance: {}}\n");
+    }
+    StartProxy(yaml, seconds(5), workers);
+  }
+  std::string WorkerStat(int worker, std::string_view stat) const {
+    return fmt::format("listener.127.0.0.1:{}.worker_{}.{}", proxy_.port(), worker, stat);
+  }
+};
+
+TEST_F(IntegrationConnectionBalance, ExactBalanceEvensOutTheWorkers) {
+  constexpr int kWorkers = 3, kConnections = 24;
+  StartBalanced(true, kWorkers);
+  std::vector<std::unique_ptr<HttpClient>> clients;
+  for (int i = 0; i < kConnections; ++i) {
+    clients.push_back(std::make_unique<HttpClient>(proxy_.port()));
+    ASSERT_EQ(clients.back()->Get("/echo/x").status, 200) << i;
+  }
+  // Each connection went to the worker with the fewest at its accept: 8 each, exactly.
+  for (int w = 0; w < kWorkers; ++w) {
+    EXPECT_TRUE(WaitForStat(WorkerStat(w, "downstream_cx_active"), kConnections / kWorkers))
+        << "worker " << w << ": " << StatValue(WorkerStat(w, "downstream_cx_active"));
+    EXPECT_EQ(StatValue(WorkerStat(w, "downstream_cx_total")), kConnections / kWorkers);
+  }
+  // Closing half of them, then opening as many again, refills the emptied workers first.
+  for (int i = 0; i < kConnections / 2; ++i) clients[static_cast<size_t>(i)].reset();
+  int64_t active = kConnections;
+  const auto deadline = std::chrono::steady_clock::now() + seconds(5);
+  while (active != kConnections / 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(5));
+    active = 0;
+    for (int w = 0; w < kWorkers; ++w) active += StatValue(WorkerStat(w, "downstream_cx_active"));
+  }
+  ASSERT_EQ(active, kConnections / 2);
+  for (int i = 0; i < kConnections / 2; ++i) {
+    clients[static_cast<size_t>(i)] = std::make_unique<HttpClient>(proxy_.port());
+    ASSERT_EQ(clients[static_cast<size_t>(i)]->Get("/echo/x").status, 200) << i;
+  }
+  for (int w = 0; w < kWorkers; ++w) {
+    EXPECT_TRUE(WaitForStat(WorkerStat(w, "downstream_cx_active"), kConnections / kWorkers))
+        << "worker " << w << ": " << StatValue(WorkerStat(w, "downstream_cx_active"));
+  }
+  clients.clear();
+  for (int w = 0; w < kWorkers; ++w) {
+    EXPECT_TRUE(WaitForStat(WorkerStat(w, "downstream_cx_active"), 0)) << "worker " << w;
+  }
+  ExpectQuiescent();
+}
+
+// Without a balancer the kernel spreads them: the per-worker counts still add up.
+TEST_F(IntegrationConnectionBalance, PerWorkerCountsWithoutABalancer) {
+  constexpr int kWorkers = 2, kConnections = 10;
+  StartBalanced(false, kWorkers);
+  std::vector<std::unique_ptr<HttpClient>> clients;
+  for (int i = 0; i < kConnections; ++i) {
+    clients.push_back(std::make_unique<HttpClient>(proxy_.port()));
+    ASSERT_EQ(clients.back()->Get("/echo/x").status, 200) << i;
+  }
+  int64_t active = 0, total = 0;
+  for (int w = 0; w < kWorkers; ++w) {
+    active += StatValue(WorkerStat(w, "downstream_cx_active"));
+    total += StatValue(WorkerStat(w, "downstream_cx_total"));
+  }
+  EXPECT_EQ(active, kConnections);
+  EXPECT_EQ(total, kConnections);
+  clients.clear();
+  for (int w = 0; w < kWorkers; ++w) {
+    EXPECT_TRUE(WaitForStat(WorkerStat(w, "downstream_cx_active"), 0)) << "worker " << w;
+  }
 }
 
 }  // namespace

@@ -271,6 +271,42 @@ TEST(ConfigLoader, MinimalRouteConfigHelperIsValid) {
   EXPECT_TRUE(r.ok()) << Describe(r.errors);
 }
 
+// Listener connection_balance_config: exact_balance (an empty message) only.
+TEST(ConfigLoader, ConnectionBalanceConfig) {
+  const std::string base = WithRoutes("[{match: {prefix: /}, route: {cluster: a}}]");
+  const std::string address_line =
+      "  - address: {socket_address: {address: 0.0.0.0, port_value: 8080}}\n";
+  ASSERT_NE(base.find(address_line), std::string::npos);
+  const auto with = [&](const std::string& balance) {
+    std::string yaml = base;
+    yaml.insert(yaml.find(address_line) + address_line.size(),
+                "    connection_balance_config: " + balance + "\n");
+    return load_from_string(yaml);
+  };
+  LoadResult r = load_from_string(base);
+  ASSERT_TRUE(r.ok()) << Describe(r.errors);
+  EXPECT_FALSE(r.bootstrap->listeners[0].exact_balance);
+
+  r = with("{exact_balance: {}}");
+  ASSERT_TRUE(r.ok()) << Describe(r.errors);
+  EXPECT_TRUE(r.bootstrap->listeners[0].exact_balance);
+
+  r = with("{exact_balance: {fair: true}}");
+  EXPECT_TRUE(Has(r.errors,
+                  "static_resources.listeners[0].connection_balance_config.exact_balance.fair", 4,
+                  "unknown field"))
+      << Describe(r.errors);
+  r = with("{extend_balance: {name: envoy.network.connection_balance.dlb}}");
+  EXPECT_TRUE(Has(r.errors,
+                  "static_resources.listeners[0].connection_balance_config.extend_balance", 4,
+                  "not supported"))
+      << Describe(r.errors);
+  r = with("{round_robin: {}}");
+  EXPECT_TRUE(Has(r.errors, "static_resources.listeners[0].connection_balance_config.round_robin",
+                  4, "unknown field"))
+      << Describe(r.errors);
+}
+
 TEST(ConfigLoader, UnknownFieldsAtAnyDepth) {
   LoadResult r = load_from_string(R"(static_resources:
   clusters:
