@@ -161,6 +161,17 @@ class IntegrationConnectionBalance : public IntegrationFixture {
     }
     StartProxy(yaml, seconds(5), workers);
   }
+  // Opens clients[from, to) one after another, each answered once (so it was accepted).
+  ::testing::AssertionResult Connect(std::vector<std::unique_ptr<HttpClient>>& clients, int from,
+                                     int to) {
+    for (int i = from; i < to; ++i) {
+      auto& c = clients[static_cast<size_t>(i)];
+      c = std::make_unique<HttpClient>(proxy_.port());
+      const int status = c->Get("/echo/x").status;
+      if (status != 200) return ::testing::AssertionFailure() << "client " << i << ": " << status;
+    }
+    return ::testing::AssertionSuccess();
+  }
   std::string WorkerStat(int worker, std::string_view stat) const {
     return fmt::format("listener.127.0.0.1:{}.worker_{}.{}", proxy_.port(), worker, stat);
   }
@@ -169,11 +180,8 @@ class IntegrationConnectionBalance : public IntegrationFixture {
 TEST_F(IntegrationConnectionBalance, ExactBalanceEvensOutTheWorkers) {
   constexpr int kWorkers = 3, kConnections = 24;
   StartBalanced(true, kWorkers);
-  std::vector<std::unique_ptr<HttpClient>> clients;
-  for (int i = 0; i < kConnections; ++i) {
-    clients.push_back(std::make_unique<HttpClient>(proxy_.port()));
-    ASSERT_EQ(clients.back()->Get("/echo/x").status, 200) << i;
-  }
+  std::vector<std::unique_ptr<HttpClient>> clients(kConnections);
+  ASSERT_TRUE(Connect(clients, 0, kConnections));
   // Each connection went to the worker with the fewest at its accept: 8 each, exactly.
   for (int w = 0; w < kWorkers; ++w) {
     EXPECT_TRUE(WaitForStat(WorkerStat(w, "downstream_cx_active"), kConnections / kWorkers))
@@ -190,10 +198,7 @@ TEST_F(IntegrationConnectionBalance, ExactBalanceEvensOutTheWorkers) {
     for (int w = 0; w < kWorkers; ++w) active += StatValue(WorkerStat(w, "downstream_cx_active"));
   }
   ASSERT_EQ(active, kConnections / 2);
-  for (int i = 0; i < kConnections / 2; ++i) {
-    clients[static_cast<size_t>(i)] = std::make_unique<HttpClient>(proxy_.port());
-    ASSERT_EQ(clients[static_cast<size_t>(i)]->Get("/echo/x").status, 200) << i;
-  }
+  ASSERT_TRUE(Connect(clients, 0, kConnections / 2));
   for (int w = 0; w < kWorkers; ++w) {
     EXPECT_TRUE(WaitForStat(WorkerStat(w, "downstream_cx_active"), kConnections / kWorkers))
         << "worker " << w << ": " << StatValue(WorkerStat(w, "downstream_cx_active"));
@@ -209,11 +214,8 @@ TEST_F(IntegrationConnectionBalance, ExactBalanceEvensOutTheWorkers) {
 TEST_F(IntegrationConnectionBalance, PerWorkerCountsWithoutABalancer) {
   constexpr int kWorkers = 2, kConnections = 10;
   StartBalanced(false, kWorkers);
-  std::vector<std::unique_ptr<HttpClient>> clients;
-  for (int i = 0; i < kConnections; ++i) {
-    clients.push_back(std::make_unique<HttpClient>(proxy_.port()));
-    ASSERT_EQ(clients.back()->Get("/echo/x").status, 200) << i;
-  }
+  std::vector<std::unique_ptr<HttpClient>> clients(kConnections);
+  ASSERT_TRUE(Connect(clients, 0, kConnections));
   int64_t active = 0, total = 0;
   for (int w = 0; w < kWorkers; ++w) {
     active += StatValue(WorkerStat(w, "downstream_cx_active"));
