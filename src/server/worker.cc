@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -154,7 +155,8 @@ void Worker::accept(Acceptor& a) {
           rt->balancer->release(target);
         } else {
           Worker* to = (*peers_)[target].get();
-          to->post([to, rt, fd] { to->adopt(rt, fd); });
+          auto handed = std::make_shared<HandedOver>(fd, rt, target);
+          to->post([to, handed] { to->adopt(*handed); });
         }
       }
     } else {
@@ -202,7 +204,16 @@ void Worker::serve_accepted(Acceptor& a, asio::ip::tcp::socket socket) {
   }
 }
 
-void Worker::adopt(const Runtime& rt, int fd) {
+Worker::HandedOver::~HandedOver() {
+  // Never adopted (the target's loop stopped first): closed, and no longer counted.
+  if (fd < 0) return;
+  ::close(fd);
+  rt->balancer->release(worker);
+}
+
+void Worker::adopt(HandedOver& handed) {
+  const Runtime rt = handed.rt;
+  const int fd = std::exchange(handed.fd, -1);
   auto it = std::find_if(acceptors_.begin(), acceptors_.end(), [&](const auto& a) {
     return a->listener->same_socket(rt->name, rt->endpoint);
   });

@@ -142,10 +142,20 @@ class Worker : public http::WorkerContext, public tcp::TcpProxyOwner {
   // Serves a connection accepted on `a` (here, or by another worker that handed it over):
   // counts it for this worker while it lives, then TLS, network filters, HTTP or TCP.
   void serve_accepted(Acceptor& a, asio::ip::tcp::socket socket);
-  // A balanced listener's connection another worker accepted for this one (counted here by
-  // `rt`'s balancer already): served on this worker's socket of the same listener, or closed
+  // A balanced listener's connection one worker accepted for another: its descriptor, and the
+  // runtime whose balancer counted it on `worker`. Closed (and uncounted) if never adopted.
+  struct HandedOver {
+    HandedOver(int fd, Runtime rt, size_t worker) : fd(fd), rt(std::move(rt)), worker(worker) {}
+    ~HandedOver();
+    HandedOver(const HandedOver&) = delete;
+    HandedOver& operator=(const HandedOver&) = delete;
+    int fd;
+    Runtime rt;
+    size_t worker;
+  };
+  // Serves a handed-over connection on this worker's socket of the same listener, or closes it
   // if it has none now (a reload removed it, or the worker drains).
-  void adopt(const Runtime& rt, int fd);
+  void adopt(HandedOver& handed);
   // The connection keeps `rt`, the listener's runtime when it was accepted, to its end.
   void start_tls(Acceptor& a, Runtime rt, std::shared_ptr<net::Connection> conn);
   // A listener with TLS and plaintext chains: waits for the client's first byte (within the
