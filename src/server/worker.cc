@@ -143,9 +143,17 @@ void Worker::accept(Acceptor& a) {
       if (ec == asio::error::operation_aborted || draining_ || !a.acceptor.is_open()) return;
       // EMFILE and friends: log and keep accepting; the listener must not die.
       spdlog::warn("listener {}: accept failed: {}", a.listener->name, ec.message());
-    } else if (const Runtime& rt = a.listener; rt->balancer && peers_) {
-      const size_t target = rt->balancer->pick(static_cast<size_t>(index_));
-      if (target == static_cast<size_t>(index_)) {
+    } else if (const Runtime& rt = a.listener; rt->balancer) {
+      // Counted where it goes (the count the connection holds releases it); a worker without
+      // peers (outside a server) keeps it.
+      const size_t self = static_cast<size_t>(index_);
+      size_t target = self;
+      if (peers_) {
+        target = rt->balancer->pick(self);
+      } else {
+        rt->balancer->add(self);
+      }
+      if (target == self) {
         serve_accepted(a, std::move(socket));
       } else {
         // Handed over as a file descriptor: the socket object belongs to this loop.
