@@ -80,10 +80,6 @@ constexpr std::string_view kPathRequestDuration = "request\0duration"sv;
 constexpr std::string_view kPathRequestTotalSize = "request\0total_size"sv;
 constexpr std::string_view kPathResponseTotalSize = "response\0total_size"sv;
 
-std::optional<int64_t> int_property(std::string_view joined_path) {
-  return sluice::get_property_int64_joined(joined_path);
-}
-
 std::string string_property(std::string_view joined_path) {
   return sluice::get_property_joined(joined_path).value_or("");
 }
@@ -374,7 +370,8 @@ LabelInputs read_label_inputs(TelemetryRoot& root, const WorkloadInfo* peer, boo
     service = service_host("", sluice::get_property_view(kPathRequestHost).value_or(""), true);
   }
   in.service = service;
-  in.flags = static_cast<uint64_t>(int_property(kPathResponseFlags).value_or(0));
+  in.flags =
+      static_cast<uint64_t>(sluice::get_property_int64_joined(kPathResponseFlags).value_or(0));
   return in;
 }
 
@@ -429,11 +426,15 @@ void fill_shared_labels(const TelemetryRoot& root, const LabelInputs& in,
 void TelemetryStream::on_log() {
   using namespace telemetry;
   const LabelInputs in = read_label_inputs(*root_, peer_.get(), true);
-  const int64_t code = int_property(kPathResponseCode).value_or(0);
+  const int64_t code = sluice::get_property_int64_joined(kPathResponseCode).value_or(0);
   TelemetryRoot::Measurements m;
-  m.duration_ms = static_cast<uint64_t>(int_property(kPathRequestDuration).value_or(0)) / 1000000;
-  m.request_bytes = static_cast<uint64_t>(int_property(kPathRequestTotalSize).value_or(0));
-  m.response_bytes = static_cast<uint64_t>(int_property(kPathResponseTotalSize).value_or(0));
+  m.duration_ms =
+      static_cast<uint64_t>(sluice::get_property_int64_joined(kPathRequestDuration).value_or(0)) /
+      1000000;
+  m.request_bytes =
+      static_cast<uint64_t>(sluice::get_property_int64_joined(kPathRequestTotalSize).value_or(0));
+  m.response_bytes =
+      static_cast<uint64_t>(sluice::get_property_int64_joined(kPathResponseTotalSize).value_or(0));
   const auto resolve = [this](const std::vector<std::string>& p) {
     return resolve_attribute(*root_, peer_.get(), grpc_status_, p);
   };

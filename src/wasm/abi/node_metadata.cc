@@ -50,11 +50,11 @@ std::shared_ptr<const NodeMetadata> NodeMetadata::from_json(std::string json) {
     std::string path;
     bool top;  // the struct itself: its members' paths are their keys alone
   };
-  std::vector<Pending> todo;
-  if (root.IsMap()) todo.push_back({root, "", true});
-  while (!todo.empty()) {
-    Pending p = std::move(todo.back());
-    todo.pop_back();
+  std::vector<Pending> worklist;
+  if (root.IsMap()) worklist.push_back({root, "", true});
+  while (!worklist.empty()) {
+    Pending p = std::move(worklist.back());
+    worklist.pop_back();
     for (const auto& kv : p.node) {
       if (!kv.first.IsScalar()) continue;
       std::string path = p.path;
@@ -63,7 +63,7 @@ std::shared_ptr<const NodeMetadata> NodeMetadata::from_json(std::string json) {
       Answer a;
       a.result = answer_of(kv.second, a.value);
       if (!m->by_path_.emplace(path, std::move(a)).second) continue;
-      if (kv.second.IsMap()) todo.push_back({kv.second, std::move(path), false});
+      if (kv.second.IsMap()) worklist.push_back({kv.second, std::move(path), false});
     }
   }
   return m;
