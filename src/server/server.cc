@@ -301,6 +301,8 @@ std::string Server::build_snapshot(std::shared_ptr<const config::Bootstrap> boot
     }
     auto rt = std::make_shared<ListenerRuntime>(ListenerRuntime{
         l.name, ep, l.per_connection_buffer_limit_bytes, std::move(chains_rt), nullptr, nullptr});
+    auto& store = stats::Store::instance();
+    const std::string address = net::endpoint_to_string(ep);  // the listener.<address> stats
     const bool any_tls =
         std::any_of(l.filter_chains.begin(), l.filter_chains.end(),
                     [](const config::FilterChain& c) { return c.tls.has_value(); });
@@ -318,8 +320,6 @@ std::string Server::build_snapshot(std::shared_ptr<const config::Bootstrap> boot
         bound = std::max(bound, chain.transport_socket_connect_timeout);
       }
       if (bound.count() > 0) rt->tls->handshake_timeout = bound;
-      auto& store = stats::Store::instance();
-      const std::string address = net::endpoint_to_string(ep);
       rt->tls->handshake = store.counter(stats::listener_stat(address, "ssl.handshake"));
       rt->tls->connection_error =
           store.counter(stats::listener_stat(address, "ssl.connection_error"));
@@ -329,15 +329,11 @@ std::string Server::build_snapshot(std::shared_ptr<const config::Bootstrap> boot
           store.counter(stats::listener_stat(address, "ssl.fail_verify_san"));
       rt->tls->session_reused = store.counter(stats::listener_stat(address, "ssl.session_reused"));
     }
-    {
-      auto& store = stats::Store::instance();
-      const std::string address = net::endpoint_to_string(ep);
-      for (int w = 0; w < options_.concurrency; ++w) {
-        const std::string worker = str_cat("worker_", w, ".");
-        rt->worker_stats.push_back(
-            {store.counter(stats::listener_stat(address, worker + "downstream_cx_total")),
-             store.gauge(stats::listener_stat(address, worker + "downstream_cx_active"))});
-      }
+    for (int w = 0; w < options_.concurrency; ++w) {
+      const std::string worker = str_cat("worker_", w, ".");
+      rt->worker_stats.push_back(
+          {store.counter(stats::listener_stat(address, worker + "downstream_cx_total")),
+           store.gauge(stats::listener_stat(address, worker + "downstream_cx_active"))});
     }
     if (l.exact_balance) {
       // A kept listener keeps its balancer: its counts are of the connections still open.

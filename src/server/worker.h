@@ -53,13 +53,13 @@ struct ListenerRuntime {
   int plain_chain = -1;
   // connection_balance_config.exact_balance (null: the kernel spreads connections). Kept by a
   // reload that keeps the listener, with its counts of the open connections.
-  std::shared_ptr<ConnectionBalancer> balancer;
+  std::shared_ptr<ConnectionBalancer> balancer = nullptr;
   // Per worker index: listener.<address>.worker_<i>.downstream_cx_total / _active, as Envoy's.
   struct WorkerStats {
     stats::Counter total;
     stats::Gauge active;
   };
-  std::vector<WorkerStats> worker_stats;
+  std::vector<WorkerStats> worker_stats = {};
 
   // Whether a listener named `other_name` on `other_endpoint` is this one's socket: the one rule
   // a reload uses to keep a listener (socket and connections) rather than bind it anew.
