@@ -232,10 +232,13 @@ void Connection::do_read() {
     }
   };
   if (tls_) {
-    tls_->async_read_some(asio::buffer(read_buffer_.get(), kReadBufferSize), std::move(on_read));
+    tls_->async_read_some(
+        asio::buffer(read_buffer_.get(), kReadBufferSize),
+        asio::bind_allocator(HandlerAllocator<void>(read_memory_), std::move(on_read)));
   } else {
-    socket_.async_read_some(DrainingBuffer(read_buffer_.get(), kReadBufferSize),
-                            std::move(on_read));
+    socket_.async_read_some(
+        DrainingBuffer(read_buffer_.get(), kReadBufferSize),
+        asio::bind_allocator(HandlerAllocator<void>(read_memory_), std::move(on_read)));
   }
 }
 
@@ -345,9 +348,13 @@ void Connection::do_write() {
     self->do_write();
   };
   if (tls_) {
-    asio::async_write(*tls_, asio::buffer(writing_), std::move(on_written));
+    asio::async_write(
+        *tls_, asio::buffer(writing_),
+        asio::bind_allocator(HandlerAllocator<void>(write_memory_), std::move(on_written)));
   } else {
-    asio::async_write(socket_, asio::buffer(writing_), std::move(on_written));
+    asio::async_write(
+        socket_, asio::buffer(writing_),
+        asio::bind_allocator(HandlerAllocator<void>(write_memory_), std::move(on_written)));
   }
 }
 

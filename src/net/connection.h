@@ -20,6 +20,7 @@
 
 #include "net/draining_read.h"
 #include "net/filter_manager.h"
+#include "net/handler_memory.h"
 #include "net/tls.h"
 
 namespace sluice::net {
@@ -106,6 +107,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     return added;
   }
   size_t write_buffered() const { return pending_.size() + writing_.size(); }
+  // Reads and writes whose operation did not fit the connection's own memory for it (tests).
+  size_t io_heap_allocations() const {
+    return read_memory_.heap_allocations() + write_memory_.heap_allocations();
+  }
   bool above_high_watermark() const { return above_high_; }
 
   // Closes the socket. With `flush`, pending writes go out first (and reads stop now); a peer
@@ -220,6 +225,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string local_address_;
   static constexpr size_t kReadBufferSize = 16 * 1024;
   std::unique_ptr<char[]> read_buffer_;
+  // The memory of the read and the write in flight (handler_memory.h).
+  HandlerMemory read_memory_, write_memory_;
   std::unique_ptr<FilterManager> filters_;
 };
 

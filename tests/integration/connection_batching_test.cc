@@ -192,5 +192,32 @@ TEST_F(ConnectionBatchingTest, ALoneReadSendsTheLoopBackToHandlingReadsAtOnce) {
   EXPECT_EQ(Connection::thread_read_batching().inline_reads, 65u);
 }
 
+// Each connection keeps the memory of its read and its write in flight (net/handler_memory.h):
+// request after request, batched or not, neither goes to the heap.
+TEST_F(ConnectionBatchingTest, ReadsAndWritesUseTheConnectionsOwnMemory) {
+  open(4);
+  for (int i = 0; i < 4; ++i) {
+    Connection* c = conns_[i].get();
+    recorders_[i]->on_data = [c] { c->write("pong"); };
+  }
+  const auto answered = [&](int i, size_t pongs) {
+    run_until([&] { return peer_unread(i) >= 4 * pongs; });
+    return peer_unread(i) == 4 * pongs;
+  };
+  // Five turns of four reads each (a batch), then five of connection 0 alone (handled inline).
+  for (size_t round = 1; round <= 5; ++round) {
+    for (int i = 0; i < 4; ++i) send(i, "ping");
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(answered(i, round)) << "connection " << i;
+  }
+  for (size_t round = 6; round <= 10; ++round) {
+    send(0, "ping");
+    ASSERT_TRUE(answered(0, round));
+  }
+  EXPECT_EQ(recorders_[0]->received.size(), 40u);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(conns_[i]->io_heap_allocations(), 0u) << "connection " << i;
+  }
+}
+
 }  // namespace
 }  // namespace sluice::net
