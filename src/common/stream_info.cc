@@ -51,4 +51,24 @@ std::string response_flags_to_string(uint32_t flags) {
   return out;
 }
 
+void StreamInfo::clear() {
+  static constexpr std::string StreamInfo::*kStrings[] = {
+      &StreamInfo::protocol,
+      &StreamInfo::response_code_details,
+      &StreamInfo::upstream_host,
+      &StreamInfo::upstream_cluster,
+      &StreamInfo::downstream_remote_address,
+      &StreamInfo::downstream_direct_remote_address,
+      &StreamInfo::downstream_local_address,
+      &StreamInfo::route_name,
+      &StreamInfo::request_id};
+  // Every other field from a fresh StreamInfo, so one added later is reset too.
+  StreamInfo fresh;
+  for (std::string StreamInfo::*field : kStrings) {
+    (this->*field).clear();
+    (fresh.*field).swap(this->*field);
+  }
+  *this = std::move(fresh);
+}
+
 }  // namespace sluice

@@ -80,6 +80,11 @@ struct StreamInfo {
   // The downstream connection's TLS, or nullptr for plain TCP (valid like the maps above).
   const net::TlsInfo* tls = nullptr;
 
+  // Back to a new stream's state, keeping the strings' buffers: the next request on a
+  // keep-alive connection fills the same fields (a long cluster name, an IPv6 address, a
+  // request id) without allocating.
+  void clear();
+
   void set_flag(ResponseFlag f) { response_flags |= f; }
   bool has_flag(ResponseFlag f) const { return (response_flags & f) != 0; }
 };

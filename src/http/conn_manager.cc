@@ -100,7 +100,12 @@ struct HttpConnection::Stream {
   bool has_request_trailers = false, has_response_trailers = false;
   bool request_trailers_decoded = false;  // reached the router
 
+  Stream() = default;
+  Stream& operator=(Stream&&) = default;
   ~Stream();
+  // A new stream's state in this object, for the connection's next request: its filters get
+  // their last callback, every field starts over, and StreamInfo's strings keep their buffers.
+  void reset();
 };
 
 // One filter of one stream, with what the connection manager holds for it: whether it stopped
@@ -233,6 +238,17 @@ HttpConnection::Stream::~Stream() {
   // Filters get their last callback (Proxy-Wasm on_log, on_done, on_delete) after the access log,
   // while the headers and stream info are still here.
   for (auto& f : filters) f->complete();
+}
+
+void HttpConnection::Stream::reset() {
+  for (auto& f : filters) f->complete();
+  filters.clear();
+  info.clear();
+  StreamInfo kept_info = std::move(info);
+  auto kept_filters = std::move(filters);  // empty, with its capacity
+  *this = Stream();
+  info = std::move(kept_info);
+  filters = std::move(kept_filters);
 }
 
 namespace {
@@ -587,7 +603,7 @@ void HttpConnection::take_latest_config() {
 void HttpConnection::on_message_headers(HeaderMap& headers, bool end_stream) {
   idle_timer_.cancel();
   if (slot_ && !mux_) take_latest_config();
-  stream_ = std::make_unique<Stream>();
+  stream_ = spare_stream_ ? std::move(spare_stream_) : std::make_unique<Stream>();
   ++generation_;
   Stream& s = *stream_;
   auto& st = config_->stats;
@@ -1393,6 +1409,11 @@ void HttpConnection::release_stream() {
     s->response_headers.clear();
     spare_response_headers_.swap(s->response_headers);
   }
+  // The object serves the next request on an HTTP/1 connection (an HTTP/2 stream's connection
+  // manager has only one): no allocation for it, nor for the strings its StreamInfo fills again.
+  if (mux_) return;
+  s->reset();
+  spare_stream_ = std::move(s);
 }
 
 // ---- The filter chain ---------------------------------------------------------------------

@@ -248,7 +248,8 @@ class HttpConnection : public DownstreamConnection,
   Http1Parser parser_;
   std::string input_;  // bytes received but not yet parsed (pipelined requests)
   std::unique_ptr<Stream> stream_;
-  HeaderMap spare_response_headers_;  // storage for the next upstream response's headers
+  std::unique_ptr<Stream> spare_stream_;  // the last stream's object, reset (release_stream)
+  HeaderMap spare_response_headers_;      // storage for the next upstream response's headers
   std::vector<std::unique_ptr<UpstreamRequest>> retired_upstreams_;
   net::LazyTimer idle_timer_;    // connection idle (no stream)
   net::LazyTimer stream_timer_;  // request timeout, then the route timeout

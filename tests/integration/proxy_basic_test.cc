@@ -3,6 +3,8 @@
 // back-pressure in both directions.
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <fstream>
 #include <regex>
 #include <string>
 #include <thread>
@@ -18,6 +20,11 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+
+std::string ReadFileOrEmpty(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
 
 class IntegrationProxy : public IntegrationFixture {};
 
@@ -154,6 +161,52 @@ TEST_F(IntegrationProxy, KeepAliveReusesOneUpstreamConnection) {
   EXPECT_EQ(ClusterStat("upstream_rq_total"), kRequests);
   EXPECT_TRUE(WaitForStat("http." + prefix_ + ".downstream_rq_2xx", kRequests))
       << HcmStat("downstream_rq_2xx");
+}
+
+// A keep-alive connection reuses its stream object from request to request: nothing of one
+// request may show in the next one's stream info (here, its access log line).
+TEST_F(IntegrationProxy, EachKeepAliveRequestStartsWithAFreshStream) {
+  const std::string log_path = ::testing::TempDir() + "/" + UniqueName("fresh_stream") + ".log";
+  const std::string routes = fmt::format(
+      "[{{name: direct, match: {{prefix: \"/direct\"}}, direct_response: {{status: 204}}}}, "
+      "{{name: proxied, match: {{prefix: \"/echo/\"}}, route: {{cluster: {}}}}}]",
+      cluster_);
+  const std::string access_log = fmt::format(R"(access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: {}
+              log_format:
+                text_format_source:
+                  inline_string: "%ROUTE_NAME% %RESPONSE_CODE% %RESPONSE_FLAGS% %UPSTREAM_HOST% %UPSTREAM_CLUSTER%\n")",
+                                             log_path);
+  StartProxy(
+      ProxyYaml(prefix_, routes, "[" + ClusterYaml(cluster_, upstream_.port()) + "]", access_log));
+  HttpClient client(proxy_.port());
+  const std::vector<std::pair<std::string, int>> requests = {
+      {"/echo/1", 200}, {"/direct", 204}, {"/none", 404}, {"/echo/2", 200}, {"/direct", 204}};
+  for (const auto& [path, status] : requests) {
+    const HttpResponse r = client.Get(path);
+    ASSERT_EQ(r.status, status) << path << ": " << r.error;
+    ASSERT_FALSE(r.closed) << path;
+  }
+  EXPECT_EQ(upstream_.accepted_connections(), 1u);
+
+  const std::string upstream = fmt::format("127.0.0.1:{} {}", upstream_.port(), cluster_);
+  const std::string expected = "proxied 200 - " + upstream + "\n" +
+                               "direct 204 - - -\n"
+                               "- 404 NR - -\n"
+                               "proxied 200 - " +
+                               upstream + "\n" + "direct 204 - - -\n";
+  std::string logged;
+  const auto deadline = std::chrono::steady_clock::now() + seconds(5);
+  while (std::chrono::steady_clock::now() < deadline) {
+    logged = ReadFileOrEmpty(log_path);
+    if (logged.size() >= expected.size()) break;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_EQ(logged, expected);
+  std::remove(log_path.c_str());
 }
 
 TEST_F(IntegrationProxy, ChunkedUpstreamResponseIsStreamedChunked) {

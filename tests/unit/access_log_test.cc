@@ -89,6 +89,50 @@ class AccessLogFormatterTest : public ::testing::Test {
   StreamInfo info_;
 };
 
+// A connection's next request reuses its StreamInfo: clear() resets every field, and the strings
+// keep their buffers.
+TEST(StreamInfoClear, ResetsEveryFieldAndKeepsTheStringsBuffers) {
+  StreamInfo info;
+  const std::string long_text(100, 'x');
+  info.start_mono = std::chrono::steady_clock::now();
+  info.last_downstream_tx_byte = info.start_mono;
+  info.protocol = "HTTP/1.1";
+  info.response_code = 503;
+  info.response_flags = kNoRouteFound;
+  info.response_code_details = long_text;
+  info.bytes_received = info.bytes_sent = 7;
+  info.upstream_host = long_text;
+  info.upstream_cluster = long_text;
+  info.downstream_remote_address = long_text;
+  info.downstream_direct_remote_address = long_text;
+  info.downstream_local_address = long_text;
+  info.route_name = long_text;
+  info.request_id = long_text;
+  HeaderMap headers;
+  info.request_headers = info.response_headers = info.response_trailers = &headers;
+  const char* cluster_buffer = info.upstream_cluster.data();
+
+  info.clear();
+  EXPECT_EQ(info.start_mono, StreamInfo::MonoTime{});
+  EXPECT_FALSE(info.last_downstream_tx_byte);
+  EXPECT_FALSE(info.response_code);
+  EXPECT_EQ(info.response_flags, 0u);
+  EXPECT_EQ(info.bytes_received + info.bytes_sent, 0u);
+  EXPECT_EQ(info.request_headers, nullptr);
+  EXPECT_EQ(info.response_headers, nullptr);
+  EXPECT_EQ(info.response_trailers, nullptr);
+  for (const std::string* s :
+       {&info.protocol, &info.response_code_details, &info.upstream_host, &info.upstream_cluster,
+        &info.downstream_remote_address, &info.downstream_direct_remote_address,
+        &info.downstream_local_address, &info.route_name, &info.request_id}) {
+    EXPECT_EQ(*s, "");
+    if (s != &info.protocol) {
+      EXPECT_GE(s->capacity(), long_text.size());
+    }
+  }
+  EXPECT_EQ(info.upstream_cluster.data(), cluster_buffer);
+}
+
 TEST(AccessLogResponseFlags, NoneIsDash) { EXPECT_EQ(response_flags_to_string(0), "-"); }
 
 TEST(AccessLogResponseFlags, SingleFlags) {
