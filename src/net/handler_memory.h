@@ -44,7 +44,6 @@ class HandlerMemory {
     }
   }
 
-  bool in_use() const { return in_use_; }
   // Operations that did not fit (tests check that the usual ones do).
   size_t heap_allocations() const { return heap_allocations_; }
 
