@@ -1430,10 +1430,15 @@ void Loader::parse_header_matcher(const Value& v, HeaderMatcher& out) {
   if (std::optional<Value> sm = f.get("string_match")) out.string_match = parse_string_matcher(*sm);
   for (const auto& [key, kind] : kLegacy) {
     std::string value;
-    if (f.read_string(key, value)) out.string_match = StringMatcher{kind, std::move(value)};
+    if (f.read_string(key, value)) {
+      out.string_match.emplace();
+      out.string_match->kind = kind;
+      out.string_match->value = std::move(value);
+    }
   }
   if (std::optional<Value> regex = f.get("safe_regex_match")) {
-    out.string_match = StringMatcher{StringMatcher::Kind::SafeRegex};
+    out.string_match.emplace();
+    out.string_match->kind = StringMatcher::Kind::SafeRegex;
     out.string_match->regex = parse_regex_matcher(*regex);
   }
   f.read_bool("invert_match", out.invert_match);

@@ -100,7 +100,7 @@ std::unique_ptr<Exchange> Hub::api(HttpRequest& request) {
   const Identity caller = *who;
   const HttpRequest* req = &request;
   // Bodies are small JSON documents.
-  auto with_body = [this](std::function<HttpResponse(std::string)> handler) {
+  auto with_body = [](std::function<HttpResponse(std::string)> handler) {
     return collect_body(64 * 1024, std::move(handler), [](size_t limit) {
       return api_error(413, str_cat("request bodies are limited to ", limit, " bytes"));
     });

@@ -892,7 +892,7 @@ void Server::change_overlay(config::Overlay next, std::string trigger, int accep
   }
   std::string text = config::overlay_json(next);
   reload(std::move(trigger), text,
-         [this, path, text, accepted_status, plugin_json = std::move(plugin_json),
+         [path, text, accepted_status, plugin_json = std::move(plugin_json),
           done = std::move(done)](const ReloadOutcome& outcome) {
            const std::string result =
                str_cat("{\"plugin\":", plugin_json, ",\"reload\":", outcome.json(), "}\n");
