@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -17,6 +18,14 @@ namespace sluice::wasm {
 namespace {
 
 constexpr std::chrono::milliseconds kSamplePeriod{5};
+// An idle proxy should not wake up 200 times a second: after this many samples in a row that
+// found no thread in a watched call (one second), the watchdog parks until the next watched call
+// starts (WatchedCall wakes it). Under load some sample always finds a call, so it never parks.
+constexpr int kIdleSamplesBeforePark = 200;
+// A call that starts while the watchdog is parking can miss its flag (the flag and the call's
+// marks are not ordered against each other): a parked watchdog still samples this often, so
+// such a call is looked at late, never missed.
+constexpr std::chrono::milliseconds kParkedPeriod{250};
 
 // One thread that runs Wasm. The owner writes `vm`, `call` and `budget_ms`; the watchdog reads
 // them, and keeps its own view of the current call under `mu`.
@@ -52,55 +61,98 @@ class Watchdog {
                                 [slot](const auto& s) { return s.get() == slot; }),
                  slots_.end());
   }
+  bool started() {
+    std::lock_guard lock(mu_);
+    return started_;
+  }
+
+  // At the start of every watched call: one load, and a wake-up only when parked.
+  void on_call() {
+    if (parked_.load(std::memory_order_relaxed)) wake();
+  }
 
   std::atomic<uint64_t> terminations{0};
+  std::atomic<uint64_t> samples{0};
 
  private:
+  void wake() {
+    {
+      std::lock_guard lock(park_mu_);
+      parked_.store(false, std::memory_order_relaxed);
+    }
+    park_cv_.notify_one();
+  }
+
   void run() {
     std::vector<std::shared_ptr<Slot>> slots;
+    int idle_samples = 0;
     for (;;) {
-      std::this_thread::sleep_for(kSamplePeriod);
+      if (parked_.load(std::memory_order_relaxed)) {
+        std::unique_lock lock(park_mu_);
+        if (park_cv_.wait_for(lock, kParkedPeriod,
+                              [this] { return !parked_.load(std::memory_order_relaxed); })) {
+          idle_samples = 0;  // woken by a call: sample closely again for a while
+        }
+      } else {
+        std::this_thread::sleep_for(kSamplePeriod);
+      }
       {
         std::lock_guard lock(mu_);
         slots = slots_;
       }
-      for (const auto& s : slots) check(*s);
+      bool busy = false;
+      for (const auto& s : slots) busy |= check(*s);
       slots.clear();
+      samples.fetch_add(1, std::memory_order_relaxed);
+      if (busy) {
+        idle_samples = 0;
+        parked_.store(false, std::memory_order_relaxed);  // a call the wake-up missed
+      } else if (++idle_samples >= kIdleSamplesBeforePark) {
+        parked_.store(true, std::memory_order_relaxed);
+      }
     }
   }
 
-  void check(Slot& s) {
+  // Returns whether the slot's thread is in a watched call.
+  bool check(Slot& s) {
     std::lock_guard lock(s.mu);
     const uint64_t call = s.call.load(std::memory_order_acquire);
     WasmVm* vm = s.vm.load(std::memory_order_acquire);
-    if (vm == nullptr) return;  // idle
+    if (vm == nullptr) return false;  // idle
     timespec ts{};
-    if (clock_gettime(s.clock, &ts) != 0) return;  // the thread is gone
+    if (clock_gettime(s.clock, &ts) != 0) return false;  // the thread is gone
     const int64_t cpu = static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
     if (call != s.seen_call) {  // a call not seen before: its budget counts from here
       s.seen_call = call;
       s.seen_cpu_ns = cpu;
-      return;
+      return true;
     }
     const uint32_t budget = s.budget_ms.load(std::memory_order_relaxed);
-    if (budget == 0 || s.stopped_call.load(std::memory_order_relaxed) == call) return;
-    if (cpu - s.seen_cpu_ns < static_cast<int64_t>(budget) * 1'000'000) return;
+    if (budget == 0 || s.stopped_call.load(std::memory_order_relaxed) == call) return true;
+    if (cpu - s.seen_cpu_ns < static_cast<int64_t>(budget) * 1'000'000) return true;
     // The call may have ended since it was read: a new one must not pay for it. (A call that
     // ends and another that starts in the next few nanoseconds could still be hit; a call gets
     // here only after it used its whole budget.)
     if (s.call.load(std::memory_order_acquire) != call ||
         s.vm.load(std::memory_order_acquire) != vm) {
-      return;
+      return true;
     }
     s.stopped_call.store(call, std::memory_order_release);
     vm->terminate();
     terminations.fetch_add(1, std::memory_order_relaxed);
+    return true;
   }
 
   std::mutex mu_;
   std::vector<std::shared_ptr<Slot>> slots_;
   bool started_ = false;
+  std::atomic<bool> parked_{false};
+  std::mutex park_mu_;
+  std::condition_variable park_cv_;
 };
+
+// The calling thread's slot, once it has one (see this_slot).
+thread_local Slot* tls_slot = nullptr;
 
 // The calling thread's slot: registered on first use, unregistered when the thread exits.
 struct ThreadSlot {
@@ -108,8 +160,12 @@ struct ThreadSlot {
   ThreadSlot() {
     pthread_getcpuclockid(pthread_self(), &slot->clock);
     Watchdog::get().add(slot);
+    tls_slot = slot.get();
   }
-  ~ThreadSlot() { Watchdog::get().remove(slot.get()); }
+  ~ThreadSlot() {
+    tls_slot = nullptr;
+    Watchdog::get().remove(slot.get());
+  }
 };
 
 Slot& this_slot() {
@@ -127,6 +183,7 @@ WatchedCall::WatchedCall(WasmVm& vm, uint32_t budget_ms) {
   // Only this thread writes `call`: a plain increment, published after `vm`.
   call_ = s.call.load(std::memory_order_relaxed) + 1;
   s.call.store(call_, std::memory_order_release);
+  Watchdog::get().on_call();
 }
 
 WatchedCall::~WatchedCall() {
@@ -138,12 +195,19 @@ bool WatchedCall::over_budget() const {
 }
 
 void forget_watched_vm() {
-  Slot& s = this_slot();
-  std::lock_guard lock(s.mu);
+  // A thread that never made a watched call (null-runtime plugins are not watched) has no slot
+  // the watchdog could be looking at, and gets none: that would start the watchdog for nothing.
+  if (Slot* s = tls_slot) {
+    std::lock_guard lock(s->mu);
+  }
 }
 
 uint64_t watchdog_terminations() {
   return Watchdog::get().terminations.load(std::memory_order_relaxed);
 }
+
+uint64_t watchdog_samples() { return Watchdog::get().samples.load(std::memory_order_relaxed); }
+
+bool watchdog_started() { return Watchdog::get().started(); }
 
 }  // namespace sluice::wasm

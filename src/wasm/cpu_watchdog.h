@@ -1,6 +1,7 @@
 // The CPU budget of Wasm callbacks: a looping plugin must not take its worker down. Each thread
 // that runs Wasm has a slot; a top-level call into a VM marks it (two atomic stores, no syscall,
-// no lock), and one watchdog thread samples each busy thread's CPU clock every few milliseconds.
+// no lock), and one watchdog thread samples each busy thread's CPU clock every few milliseconds
+// (and parks while no call comes, so an idle proxy is not woken up 200 times a second).
 // A call that has used more than its budget of its thread's CPU time is stopped with
 // WasmVm::terminate() (V8's TerminateExecution); the caller sees the call fail and fails the VM.
 //
@@ -35,5 +36,10 @@ void forget_watched_vm();
 
 // How many calls the watchdog has stopped, process-wide (for tests and stats).
 uint64_t watchdog_terminations();
+// How many times it has sampled the threads, and whether it runs at all (tests): it starts with
+// the first watched call, samples every few milliseconds while calls come, and parks after a
+// second without one, waking with the next.
+uint64_t watchdog_samples();
+bool watchdog_started();
 
 }  // namespace sluice::wasm

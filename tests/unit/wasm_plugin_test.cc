@@ -1,6 +1,8 @@
 // Plugin: load-time canary errors, one instance per thread, and VM sharing by VM key.
 #include "wasm/plugin.h"
 
+#include "wasm/cpu_watchdog.h"
+
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -96,6 +98,29 @@ TEST(WasmPlugin, LoadErrorsNameThePluginAndTheStep) {
   EXPECT_NE(r.error().find("no null-runtime plugin named 'sluice.no_such_plugin'"),
             std::string::npos)
       << r.error();
+}
+
+// Null-runtime plugins are trusted native code without CPU budgets: loading one, running it on
+// a worker and dropping it must not start the CPU watchdog thread (it used to start, and then
+// woke up every 5 ms for the life of the process).
+TEST(WasmPlugin, NullRuntimePluginsStartNoCpuWatchdog) {
+  if (watchdog_started()) GTEST_SKIP() << "another test in this process started the watchdog";
+  PluginSpec spec = basic_spec("native", "");
+  spec.runtime = "envoy.wasm.runtime.null";
+  spec.code = "sluice.add_header";
+  spec.root_id = "add_header";
+  spec.configuration = "request.set.x-a = 1";
+  auto p = Plugin::load(spec);
+  ASSERT_TRUE(p) << p.error();
+  std::thread worker([&] {
+    Plugin::Running* r = (*p)->running_on_this_thread();
+    ASSERT_TRUE(r);
+    EXPECT_FALSE(r->instance->failed());
+    release_thread_instances();
+  });
+  worker.join();
+  p->reset();
+  EXPECT_FALSE(watchdog_started());
 }
 
 }  // namespace
