@@ -44,7 +44,7 @@ namespace fs = std::filesystem;
 constexpr size_t kMaxModuleBytes = 64 * 1024 * 1024;
 
 // Exit codes: 0 done, 1 the operation failed (bad input, a registry's refusal), 2 usage.
-int failed(const std::string& message) {
+int ext_failed(const std::string& message) {
   fprintf(stderr, "sluice ext: %s\n", message.c_str());
   return 1;
 }
@@ -298,7 +298,7 @@ void print_problems(const Verdict& v) {
 int verify(const std::string& target, const std::string& configuration, std::string root_id,
            const Common& common) {
   Result<Module> module = load_module(target, common);
-  if (!module) return failed(module.error());
+  if (!module) return ext_failed(module.error());
   if (const std::optional<Image>& image = module->image) {
     if (root_id.empty()) root_id = first_root_id(image->fetched.config_blob);
     printf("image:       %s@%s (%s variant)\n", image->ref.to_string().c_str(),
@@ -355,10 +355,11 @@ int push(const std::string& source, const std::string& target, const PushMetadat
   if (fs::is_directory(source)) {
     // A built project: its module, and the root ids its sluice-ext.yaml declares.
     Result<ProjectManifest> project = load_project(source);
-    if (!project) return failed(project.error());
+    if (!project) return ext_failed(project.error());
     module_path = built_wasm_path(source, *project).string();
     if (!fs::exists(module_path)) {
-      return failed(str_cat(module_path, " is not built yet: run `sluice ext build ", source, "`"));
+      return ext_failed(
+          str_cat(module_path, " is not built yet: run `sluice ext build ", source, "`"));
     }
     for (const auto& id : project->root_ids) {
       if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
@@ -373,66 +374,69 @@ int push(const std::string& source, const std::string& target, const PushMetadat
   set("org.opencontainers.image.source", metadata.source);
   if (!metadata.readme_path.empty()) {
     Result<std::string> readme = read_file(metadata.readme_path);
-    if (!readme) return failed(str_cat("cannot read ", metadata.readme_path, ": ", readme.error()));
+    if (!readme)
+      return ext_failed(str_cat("cannot read ", metadata.readme_path, ": ", readme.error()));
     if (readme->size() > kMaxReadme) {
-      return failed(str_cat(metadata.readme_path, " is ", readme->size(),
-                            " bytes: a README in an image is at most ", kMaxReadme));
+      return ext_failed(str_cat(metadata.readme_path, " is ", readme->size(),
+                                " bytes: a README in an image is at most ", kMaxReadme));
     }
     annotations["io.sluice.extension.readme"] = *readme;
   }
   Result<std::string> code = read_file(module_path);
-  if (!code) return failed(str_cat("cannot read ", module_path, ": ", code.error()));
+  if (!code) return ext_failed(str_cat("cannot read ", module_path, ": ", code.error()));
   Result<wasm::ModuleInfo> info = wasm::ModuleInfo::parse(*code);
-  if (!info) return failed(str_cat(source, " is not a valid WebAssembly module: ", info.error()));
+  if (!info)
+    return ext_failed(str_cat(source, " is not a valid WebAssembly module: ", info.error()));
   if (info->abi_version == wasm::AbiVersion::Unknown) {
-    return failed(str_cat(source, " has no proxy_abi_version_* export: not a Proxy-Wasm module"));
+    return ext_failed(
+        str_cat(source, " has no proxy_abi_version_* export: not a Proxy-Wasm module"));
   }
   Result<oci::Reference> ref = oci::parse_reference(target);
-  if (!ref) return failed(ref.error());
-  if (!ref->digest.empty()) return failed("push to a tag, not to a digest");
+  if (!ref) return ext_failed(ref.error());
+  if (!ref->digest.empty()) return ext_failed("push to a tag, not to a digest");
   const oci::BuiltImage image =
       oci::build_wasm_image(*code, wasm::abi_version_name(info->abi_version), ids, annotations);
   Result<std::unique_ptr<oci::RegistryClient>> client = client_for(ref->registry, common);
-  if (!client) return failed(client.error());
+  if (!client) return ext_failed(client.error());
   step("pushing {} ({}, ABI {}) to {}", module_path, human_size(code->size()),
        wasm::abi_version_name(info->abi_version), ref->to_string());
   if (Status s = (*client)->push_blob(ref->repository, *code); !s) {
-    return failed(registry_error(s.error(), common));
+    return ext_failed(registry_error(s.error(), common));
   }
   if (Status s = (*client)->push_blob(ref->repository, image.config); !s) {
-    return failed(registry_error(s.error(), common));
+    return ext_failed(registry_error(s.error(), common));
   }
   Result<std::string> digest =
       (*client)->push_manifest(ref->repository, ref->tag, oci::kOciManifest, image.manifest);
-  if (!digest) return failed(registry_error(digest.error(), common));
+  if (!digest) return ext_failed(registry_error(digest.error(), common));
   printf("%s@%s\n", ref->to_string().c_str(), digest->c_str());
   return 0;
 }
 
 int pull(const std::string& source, const std::string& output, const Common& common) {
   Result<Image> image = fetch_reference(source, common);
-  if (!image) return failed(image.error());
+  if (!image) return ext_failed(image.error());
   const oci::Reference* ref = &image->ref;
   const Fetched* f = &image->fetched;
   if (Result<wasm::ModuleInfo> info = wasm::ModuleInfo::parse(f->code); !info) {
-    return failed(
+    return ext_failed(
         str_cat(ref->to_string(), ": the module is not valid WebAssembly: ", info.error()));
   }
   // Into the local store, as fetched (digests unchanged).
   oci::ImageStore store((sluice_dir() / "store").string());
   for (const std::string* blob : {&f->layer_blob, &f->config_blob, &f->manifest.body}) {
     if (blob->empty()) continue;
-    if (Status s = store.put_blob(*blob); !s) return failed(s.error());
+    if (Status s = store.put_blob(*blob); !s) return ext_failed(s.error());
   }
   std::string name = str_cat(ref->registry, "/", ref->repository);
   name += ref->tag.empty() ? str_cat("@", f->manifest.digest) : str_cat(":", ref->tag);
   if (Status s =
           store.tag(name, f->manifest.digest, f->manifest.media_type, f->manifest.body.size());
       !s) {
-    return failed(s.error());
+    return ext_failed(s.error());
   }
   if (!output.empty()) {
-    if (Status s = write_file_atomically(output, f->code); !s) return failed(s.error());
+    if (Status s = write_file_atomically(output, f->code); !s) return ext_failed(s.error());
     step("wrote {} ({})", output, human_size(f->code.size()));
   }
   printf("%s@%s %s sha256:%s\n", name.c_str(), f->manifest.digest.c_str(), f->layer.variant.c_str(),
@@ -444,20 +448,20 @@ int pull(const std::string& source, const std::string& output, const Common& com
 // repositories and registries.
 int tag(const std::string& from, const std::string& to, const Common& common) {
   Result<oci::Reference> src = oci::parse_reference(from);
-  if (!src) return failed(src.error());
+  if (!src) return ext_failed(src.error());
   Result<oci::Reference> dst = oci::parse_reference(to);
-  if (!dst) return failed(dst.error());
-  if (!dst->digest.empty()) return failed("the new reference must be a tag, not a digest");
+  if (!dst) return ext_failed(dst.error());
+  if (!dst->digest.empty()) return ext_failed("the new reference must be a tag, not a digest");
   Result<std::unique_ptr<oci::RegistryClient>> src_client = client_for(src->registry, common);
-  if (!src_client) return failed(src_client.error());
+  if (!src_client) return ext_failed(src_client.error());
   Result<oci::Manifest> manifest =
       (*src_client)->get_manifest(src->repository, src->manifest_ref());
-  if (!manifest) return failed(registry_error(manifest.error(), common));
+  if (!manifest) return ext_failed(registry_error(manifest.error(), common));
   std::unique_ptr<oci::RegistryClient> dst_owned;
   oci::RegistryClient* dst_client = src_client->get();
   if (dst->registry != src->registry) {
     Result<std::unique_ptr<oci::RegistryClient>> c = client_for(dst->registry, common);
-    if (!c) return failed(c.error());
+    if (!c) return ext_failed(c.error());
     dst_owned = std::move(*c);
     dst_client = dst_owned.get();
   }
@@ -465,7 +469,7 @@ int tag(const std::string& from, const std::string& to, const Common& common) {
     nlohmann::json doc = nlohmann::json::parse(manifest->body, nullptr, false);
     const nlohmann::json& layers = oci::json_field(doc, "layers");
     if (!layers.is_array()) {
-      return failed("only image manifests are copied between repositories (not indexes)");
+      return ext_failed("only image manifests are copied between repositories (not indexes)");
     }
     std::vector<std::string> digests;
     if (doc.contains("config")) {
@@ -474,22 +478,22 @@ int tag(const std::string& from, const std::string& to, const Common& common) {
     for (const auto& l : layers) digests.push_back(oci::string_field(l, "digest"));
     for (const auto& d : digests) {
       if (!oci::is_sha256_digest(d)) {
-        return failed(
+        return ext_failed(
             str_cat(src->to_string(), ": the manifest names a blob without a sha256 digest"));
       }
     }
     for (const auto& d : digests) {
       step("copying blob {}", d.substr(0, 19));
       Result<std::string> blob = (*src_client)->get_blob(src->repository, d, kMaxModuleBytes * 2);
-      if (!blob) return failed(registry_error(blob.error(), common));
+      if (!blob) return ext_failed(registry_error(blob.error(), common));
       if (Status s = dst_client->push_blob(dst->repository, *blob); !s) {
-        return failed(registry_error(s.error(), common));
+        return ext_failed(registry_error(s.error(), common));
       }
     }
   }
   Result<std::string> digest =
       dst_client->push_manifest(dst->repository, dst->tag, manifest->media_type, manifest->body);
-  if (!digest) return failed(registry_error(digest.error(), common));
+  if (!digest) return ext_failed(registry_error(digest.error(), common));
   printf("%s@%s\n", dst->to_string().c_str(), digest->c_str());
   return 0;
 }
@@ -519,13 +523,13 @@ std::string yaml_quote(std::string_view s) {
 int deploy_fragment(const std::string& source, bool envoy, const std::string& out_path,
                     DeployOptions o, const Common& common) {
   Result<Image> image = fetch_reference(source, common);
-  if (!image) return failed(image.error());
+  if (!image) return ext_failed(image.error());
   const oci::Reference* ref = &image->ref;
   const Fetched* f = &image->fetched;
   Result<wasm::ModuleInfo> info = wasm::ModuleInfo::parse(f->code);
   if (!info || info->abi_version == wasm::AbiVersion::Unknown) {
-    return failed(str_cat(ref->to_string(), " does not hold a Proxy-Wasm module",
-                          info ? "" : str_cat(": ", info.error())));
+    return ext_failed(str_cat(ref->to_string(), " does not hold a Proxy-Wasm module",
+                              info ? "" : str_cat(": ", info.error())));
   }
   if (o.name.empty()) o.name = ref->repository.substr(ref->repository.rfind('/') + 1);
   if (o.root_id.empty()) o.root_id = first_root_id(f->config_blob);
@@ -553,7 +557,7 @@ int deploy_fragment(const std::string& source, bool envoy, const std::string& ou
     if (!o.configuration.empty()) {
       plugin_config = nlohmann::json::parse(o.configuration, nullptr, false);
       if (!plugin_config.is_object()) {
-        return failed("Istio's pluginConfig is a JSON object: --config must be one");
+        return ext_failed("Istio's pluginConfig is a JSON object: --config must be one");
       }
     }
     text = str_cat(
@@ -573,7 +577,7 @@ int deploy_fragment(const std::string& source, bool envoy, const std::string& ou
     fputs(text.c_str(), stdout);
     return 0;
   }
-  if (Status s = write_file_atomically(out_path, text); !s) return failed(s.error());
+  if (Status s = write_file_atomically(out_path, text); !s) return ext_failed(s.error());
   step("wrote {} ({} fragment for {})", out_path, envoy ? "Envoy" : "Istio WasmPlugin",
        ref->to_string());
   return 0;
@@ -683,7 +687,7 @@ struct ProxyDeployOptions {
 int deploy_to_proxy(const std::string& source, const AdminTarget& target, ProxyDeployOptions o,
                     const Common& common) {
   Result<Module> module = load_module(source, common);
-  if (!module) return failed(module.error());
+  if (!module) return ext_failed(module.error());
   std::string code;  // what the proxy loads: a path, or a reference pinned to the digest
   if (!module->image) {
     std::error_code ec;
@@ -701,7 +705,8 @@ int deploy_to_proxy(const std::string& source, const AdminTarget& target, ProxyD
   step("verifying {}", source);
   Verdict v = report_module(module->code, o.configuration, o.root_id);
   print_problems(v);
-  if (!v.compatible) return failed(str_cat(source, " is not compatible with Sluice: not deployed"));
+  if (!v.compatible)
+    return ext_failed(str_cat(source, " is not compatible with Sluice: not deployed"));
 
   nlohmann::json body{{"name", o.name}, {"code", code}, {"configuration", o.configuration}};
   if (!o.listener.empty()) body["listener"] = o.listener;
@@ -715,8 +720,8 @@ int deploy_to_proxy(const std::string& source, const AdminTarget& target, ProxyD
   Result<AdminReply> reply =
       admin_request(target, "POST", "/wasm/plugins",
                     body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-  if (!reply) return failed(reply.error());
-  if (reply->status != 200 && reply->status != 201) return failed(admin_failure(*reply));
+  if (!reply) return ext_failed(reply.error());
+  if (reply->status != 200 && reply->status != 201) return ext_failed(admin_failure(*reply));
   nlohmann::json answer = nlohmann::json::parse(reply->body, nullptr, false);
   const nlohmann::json& plugin = oci::json_field(answer, "plugin");
   const nlohmann::json& reload = oci::json_field(answer, "reload");
@@ -732,8 +737,8 @@ int deploy_to_proxy(const std::string& source, const AdminTarget& target, ProxyD
 int undeploy(const std::string& name, const AdminTarget& target) {
   step("undeploying '{}' from {}", name, target.url);
   Result<AdminReply> reply = admin_request(target, "DELETE", "/wasm/plugins/" + name, "");
-  if (!reply) return failed(reply.error());
-  if (reply->status != 200) return failed(admin_failure(*reply));
+  if (!reply) return ext_failed(reply.error());
+  if (reply->status != 200) return ext_failed(admin_failure(*reply));
   printf("undeployed '%s'\n", name.c_str());
   return 0;
 }
@@ -742,7 +747,7 @@ int undeploy(const std::string& name, const AdminTarget& target) {
 
 int init(const std::string& dir, const std::string& language, const std::string& kind) {
   Result<std::vector<std::string>> files = init_project(dir, language, kind);
-  if (!files) return failed(files.error());
+  if (!files) return ext_failed(files.error());
   for (const auto& f : *files) printf("wrote %s\n", (fs::path(dir) / f).c_str());
   printf("next: sluice ext build %s\n", dir.c_str());
   return 0;
@@ -755,21 +760,22 @@ int build(const std::string& dir, bool native) {
   options.native = native;
   options.progress = [](const std::string& line) { step("{}", line); };
   Result<BuiltProject> built = build_project(dir, options);
-  if (!built) return failed(built.error());
+  if (!built) return ext_failed(built.error());
   const ProjectManifest& m = built->manifest;
   Result<std::string> code = read_file(built->wasm.string());
-  if (!code) return failed(str_cat("cannot read ", built->wasm.string(), ": ", code.error()));
+  if (!code) return ext_failed(str_cat("cannot read ", built->wasm.string(), ": ", code.error()));
   printf("module:      %s\n", built->wasm.c_str());
   if (!built->native_so.empty()) printf("native:      %s\n", built->native_so.c_str());
   Verdict v = report_module(*code, m.configuration, m.root_ids.front());
   print_problems(v);
-  if (!v.compatible) return failed(str_cat(built->wasm.string(), " is not compatible with Sluice"));
+  if (!v.compatible)
+    return ext_failed(str_cat(built->wasm.string(), " is not compatible with Sluice"));
   Result<wasm::ModuleInfo> info = wasm::ModuleInfo::parse(*code);
   const oci::BuiltImage image =
       oci::build_wasm_image(*code, wasm::abi_version_name(info->abi_version), m.root_ids);
   const fs::path config = fs::path(dir) / "build" / "runtime-config.json";
   if (Status s = write_file_atomically(config.string(), image.config); !s) {
-    return failed(s.error());
+    return ext_failed(s.error());
   }
   printf("metadata:    %s\n", config.c_str());
   printf("built %s %s: push it with `sluice ext push %s REF`\n", m.name.c_str(), m.version.c_str(),
@@ -784,7 +790,7 @@ int print_hub_results(const std::string& remote, const std::string& body) {
   const nlohmann::json doc = nlohmann::json::parse(body, nullptr, false);
   const nlohmann::json& results = oci::json_field(doc, "results");
   if (!results.is_array())
-    return failed(str_cat(remote, " answered its search with no results list"));
+    return ext_failed(str_cat(remote, " answered its search with no results list"));
   for (const nlohmann::json& r : results) {
     const std::string tag = oci::string_field(r, "latest_tag");
     std::vector<std::string> abi;
@@ -815,19 +821,19 @@ int list(const std::string& remote, const std::string& search, const Common& com
     return 0;
   }
   Result<std::unique_ptr<oci::RegistryClient>> client = client_for(remote, common);
-  if (!client) return failed(client.error());
+  if (!client) return ext_failed(client.error());
   if (!search.empty()) {
     // A Sluice hub searches descriptions and READMEs too; any other registry: names only.
     Result<std::optional<std::string>> found = (*client)->search_hub(search, 100);
-    if (!found) return failed(registry_error(found.error(), common));
+    if (!found) return ext_failed(registry_error(found.error(), common));
     if (found->has_value()) return print_hub_results(remote, **found);
   }
   Result<std::vector<std::string>> repos = (*client)->list_repositories();
-  if (!repos) return failed(registry_error(repos.error(), common));
+  if (!repos) return ext_failed(registry_error(repos.error(), common));
   for (const auto& repo : *repos) {
     if (!matches(repo)) continue;
     Result<std::vector<std::string>> tags = (*client)->list_tags(repo);
-    if (!tags) return failed(registry_error(tags.error(), common));
+    if (!tags) return ext_failed(registry_error(tags.error(), common));
     for (const auto& t : *tags) printf("%s/%s:%s\n", remote.c_str(), repo.c_str(), t.c_str());
   }
   return 0;
@@ -853,7 +859,7 @@ std::string read_password(bool from_stdin) {
 
 int login(const std::string& server, std::string user, bool password_stdin, const Common& common) {
   if (Result<oci::Reference> r = oci::parse_reference(str_cat(server, "/x")); !r) {
-    return failed(str_cat("'", server, "' is not a registry host[:port]"));
+    return ext_failed(str_cat("'", server, "' is not a registry host[:port]"));
   }
   if (user.empty()) {
     fprintf(stderr, "Username: ");
@@ -863,20 +869,20 @@ int login(const std::string& server, std::string user, bool password_stdin, cons
   options.plain_http = common.plain_http;
   options.timeout = std::chrono::seconds(30);
   options.credential = oci::Credential{user, read_password(password_stdin)};
-  if (options.credential->password.empty()) return failed("no password given");
+  if (options.credential->password.empty()) return ext_failed("no password given");
   const oci::Credential credential = *options.credential;
   oci::RegistryClient client(server, std::move(options));
   if (Status s = client.check_access(); !s) {
-    return failed(str_cat("login to ", server, " failed: ", registry_error(s.error(), common)));
+    return ext_failed(str_cat("login to ", server, " failed: ", registry_error(s.error(), common)));
   }
   oci::CredentialStore store;
   if (fs::exists(credentials_path())) {
     Result<oci::CredentialStore> ours = oci::CredentialStore::load(credentials_path().string());
-    if (!ours) return failed(ours.error());
+    if (!ours) return ext_failed(ours.error());
     store = std::move(*ours);
   }
   store.set(server, credential);
-  if (Status s = save_credentials(store); !s) return failed(s.error());
+  if (Status s = save_credentials(store); !s) return ext_failed(s.error());
   printf("logged in to %s as %s (credentials in %s)\n", server.c_str(), credential.username.c_str(),
          credentials_path().c_str());
   return 0;
@@ -886,11 +892,11 @@ int logout(const std::string& server) {
   Result<oci::CredentialStore> store = fs::exists(credentials_path())
                                            ? oci::CredentialStore::load(credentials_path().string())
                                            : Result<oci::CredentialStore>(oci::CredentialStore());
-  if (!store) return failed(store.error());
+  if (!store) return ext_failed(store.error());
   if (!store->erase(server)) {
-    return failed(str_cat("not logged in to ", server, " (", credentials_path().string(), ")"));
+    return ext_failed(str_cat("not logged in to ", server, " (", credentials_path().string(), ")"));
   }
-  if (Status s = save_credentials(*store); !s) return failed(s.error());
+  if (Status s = save_credentials(*store); !s) return ext_failed(s.error());
   printf("logged out of %s\n", server.c_str());
   return 0;
 }
@@ -1034,7 +1040,7 @@ int run_ext(int argc, char** argv) {
       proxy_options.fail_open = deploy_options.fail_open;
       return deploy_to_proxy(a, admin_target, proxy_options, common);
     }
-    if (!envoy && !istio) return failed("deploy needs --to ADMIN_URL, --envoy or --istio");
+    if (!envoy && !istio) return ext_failed("deploy needs --to ADMIN_URL, --envoy or --istio");
     return deploy_fragment(a, envoy, out_path, deploy_options, common);
   }
   return 2;

@@ -37,7 +37,7 @@ std::string default_data_dir() {
   return str_cat(home && *home ? home : ".", "/.sluice/hub");
 }
 
-int failed(const std::string& message) {
+int hub_failed(const std::string& message) {
   fprintf(stderr, "sluice hub: %s\n", message.c_str());
   return 1;
 }
@@ -90,21 +90,22 @@ std::string default_web_dir() {
 int serve(const StorageOptions& storage, const std::string& listen, hub::HubOptions options,
           const std::string& tls_cert, const std::string& tls_key) {
   Result<asio::ip::tcp::endpoint> endpoint = parse_listen(listen);
-  if (!endpoint) return failed(endpoint.error());
-  if (tls_cert.empty() != tls_key.empty()) return failed("--tls-cert and --tls-key go together");
+  if (!endpoint) return hub_failed(endpoint.error());
+  if (tls_cert.empty() != tls_key.empty())
+    return hub_failed("--tls-cert and --tls-key go together");
   // Every push is compiled by V8 before it is accepted: a hub that cannot load V8 says so now,
   // not at its first push.
   if (Result<wasm::WasmRuntime*> v8 = wasm::find_runtime("envoy.wasm.runtime.v8"); !v8) {
-    return failed(v8.error());
+    return hub_failed(v8.error());
   }
   Result<std::unique_ptr<hub::Database>> db = open_database(storage);
-  if (!db) return failed(db.error());
+  if (!db) return hub_failed(db.error());
   hub::HubStore store(**db);
-  if (Status s = store.migrate(); !s) return failed(str_cat("the database: ", s.error()));
+  if (Status s = store.migrate(); !s) return hub_failed(str_cat("the database: ", s.error()));
   Result<std::string> secret = store.signing_secret();
-  if (!secret) return failed(secret.error());
+  if (!secret) return hub_failed(secret.error());
   hub::BlobStore blobs(storage.data_dir);
-  if (Status s = blobs.init(); !s) return failed(s.error());
+  if (Status s = blobs.init(); !s) return hub_failed(s.error());
   hub::Authenticator auth(store, *secret);
 
   hub::HttpServerOptions http;
@@ -113,9 +114,9 @@ int serve(const StorageOptions& storage, const std::string& listen, hub::HubOpti
     config::DownstreamTls tls;
     config::TlsCertificate cert;
     Result<std::string> pem = read_file(tls_cert);
-    if (!pem) return failed(str_cat("--tls-cert ", tls_cert, ": ", pem.error()));
+    if (!pem) return hub_failed(str_cat("--tls-cert ", tls_cert, ": ", pem.error()));
     Result<std::string> key = read_file(tls_key);
-    if (!key) return failed(str_cat("--tls-key ", tls_key, ": ", key.error()));
+    if (!key) return hub_failed(str_cat("--tls-key ", tls_key, ": ", key.error()));
     cert.certificate_chain = *pem;
     cert.private_key = *key;
     tls.certificates.push_back(cert);
@@ -123,7 +124,7 @@ int serve(const StorageOptions& storage, const std::string& listen, hub::HubOpti
     chain.tls = tls;
     Result<std::shared_ptr<const net::TlsFilterChains>> chains =
         net::TlsFilterChains::build({chain});
-    if (!chains) return failed(str_cat("TLS: ", chains.error()));
+    if (!chains) return hub_failed(str_cat("TLS: ", chains.error()));
     http.tls = *chains;
   }
   const bool has_users = [&] {
@@ -136,7 +137,7 @@ int serve(const StorageOptions& storage, const std::string& listen, hub::HubOpti
   service.drop_stale_uploads(hub::unix_now());
   hub::HttpServer server(loop, service, http);
   if (std::string error = server.listen(*endpoint); !error.empty()) {
-    return failed(str_cat("cannot listen on ", listen, ": ", error));
+    return hub_failed(str_cat("cannot listen on ", listen, ": ", error));
   }
   const std::string scheme = http.tls ? "https" : "http";
   const std::string where =
@@ -181,15 +182,15 @@ int serve(const StorageOptions& storage, const std::string& listen, hub::HubOpti
 
 int user_add(const StorageOptions& storage, const std::string& name, bool admin, int days) {
   if (!hub::is_account_name(name)) {
-    return failed(
+    return hub_failed(
         str_cat("user names are 2 to 39 lower-case letters, digits and single hyphens "
                 "inside: ",
                 name));
   }
   Result<std::unique_ptr<hub::Database>> db = open_database(storage);
-  if (!db) return failed(db.error());
+  if (!db) return hub_failed(db.error());
   hub::HubStore store(**db);
-  if (Status s = store.migrate(); !s) return failed(str_cat("the database: ", s.error()));
+  if (Status s = store.migrate(); !s) return hub_failed(str_cat("the database: ", s.error()));
   const int64_t now = hub::unix_now();
   hub::NewToken token =
       hub::make_access_token(name, admin ? hub::Scope::Admin : hub::Scope::Push,
@@ -200,7 +201,7 @@ int user_add(const StorageOptions& storage, const std::string& name, bool admin,
     return store.add_audit(
         hub::AuditEntry{0, now, "cli", "user.add", "", name, "", "local", admin ? "admin" : ""});
   });
-  if (!s) return failed(s.error());
+  if (!s) return hub_failed(s.error());
   fprintf(stderr, "user %s added%s; its %s token (shown once, expires in %d days):\n", name.c_str(),
           admin ? " as an administrator" : "",
           std::string(hub::scope_name(token.record.scope)).c_str(), days);
@@ -210,11 +211,11 @@ int user_add(const StorageOptions& storage, const std::string& name, bool admin,
 
 int user_list(const StorageOptions& storage) {
   Result<std::unique_ptr<hub::Database>> db = open_database(storage);
-  if (!db) return failed(db.error());
+  if (!db) return hub_failed(db.error());
   hub::HubStore store(**db);
-  if (Status s = store.migrate(); !s) return failed(str_cat("the database: ", s.error()));
+  if (Status s = store.migrate(); !s) return hub_failed(str_cat("the database: ", s.error()));
   Result<std::vector<hub::User>> users = store.users();
-  if (!users) return failed(users.error());
+  if (!users) return hub_failed(users.error());
   for (const hub::User& u : *users) printf("%s%s\n", u.name.c_str(), u.admin ? " (admin)" : "");
   return 0;
 }

@@ -103,16 +103,6 @@ std::map<std::string, NegativeEntry>& negative_cache() {
 }
 std::string negative_key(const config::RemoteCode& r) { return str_cat(r.uri, " ", r.sha256); }
 
-// What a pull on the image thread came to.
-struct ImageOutcome {
-  std::string error;            // empty on success
-  bool permanent = false;       // the registry refused in a way a retry cannot change
-  std::string manifest_digest;  // the image manifest the reference resolved to
-  bool known = false;           // that manifest was pulled before: `code` is empty
-  std::string code;
-  std::string variant;
-};
-
 bool is_insecure(const config::OciSettings& settings, const std::string& registry) {
   const std::string host = registry.substr(0, registry.rfind(':'));
   return std::any_of(settings.insecure_registries.begin(), settings.insecure_registries.end(),
@@ -134,6 +124,16 @@ std::vector<const config::RemoteCode*> remote_code_of(const config::Bootstrap& b
 class RemoteCodeFetch : public http::AsyncRequestCallbacks,
                         public std::enable_shared_from_this<RemoteCodeFetch> {
  public:
+  // What a pull on the image thread came to. (A member, not in the file's anonymous namespace:
+  // this class has external linkage, and the lambdas that carry one are its members.)
+  struct ImageOutcome {
+    std::string error;            // empty on success
+    bool permanent = false;       // the registry refused in a way a retry cannot change
+    std::string manifest_digest;  // the image manifest the reference resolved to
+    bool known = false;           // that manifest was pulled before: `code` is empty
+    std::string code;
+    std::string variant;
+  };
   struct Module {
     config::RemoteCode spec;
     uint32_t attempts = 0;

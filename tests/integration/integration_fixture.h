@@ -15,6 +15,12 @@
 
 namespace sluice::testing {
 
+// A cluster's extra YAML (ClusterYaml's `cluster_extra`) that turns on HTTP/1 trailers upstream.
+inline constexpr char kClusterTrailers[] =
+    "typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: "
+    "{\"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, "
+    "explicit_http_config: {http_protocol_options: {enable_trailers: true}}}}";
+
 class IntegrationFixture : public ::testing::Test {
  protected:
   // Starts the proxy with one cluster (`cluster_`) on the test upstream, a catch-all route to it

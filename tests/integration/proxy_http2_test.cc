@@ -18,11 +18,6 @@ using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::Pair;
 
-constexpr char kClusterTrailers[] =
-    "typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: "
-    "{\"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, "
-    "explicit_http_config: {http_protocol_options: {enable_trailers: true}}}}";
-
 class IntegrationHttp2 : public IntegrationFixture {};
 
 TEST_F(IntegrationHttp2, RequestsAndBodies) {

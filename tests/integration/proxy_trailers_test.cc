@@ -17,10 +17,6 @@ using ::testing::ElementsAre;
 using ::testing::Pair;
 
 constexpr char kListenerTrailers[] = "http_protocol_options: {enable_trailers: true}";
-constexpr char kClusterTrailers[] =
-    "typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: "
-    "{\"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, "
-    "explicit_http_config: {http_protocol_options: {enable_trailers: true}}}}";
 
 constexpr char kChunkedRequestWithTrailers[] =
     "POST /echo/t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "test_modules.h"
 #include "wasm/vm/module_info.h"
 #include "wasm/vm/runtimes.h"
 #include "wasm/vm/v8/v8_runtime.h"
@@ -22,16 +23,8 @@
 namespace sluice::wasm {
 namespace {
 
+using sluice::testing::read_test_module;
 using ::testing::HasSubstr;
-
-std::string read_module(const std::string& name) {
-  const std::string path = std::string(SLUICE_TEST_WASM_DIR) + "/" + name + ".wasm";
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in) << "cannot open " << path;
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
 
 WasmRuntime& v8_runtime() {
   Result<WasmRuntime*> runtime = find_runtime(kV8RuntimeName);
@@ -40,7 +33,7 @@ WasmRuntime& v8_runtime() {
 }
 
 std::shared_ptr<CompiledModule> compile(const std::string& name) {
-  auto compiled = v8_runtime().compile(read_module(name));
+  auto compiled = v8_runtime().compile(read_test_module(name));
   EXPECT_TRUE(compiled.ok()) << compiled.error();
   return compiled.ok() ? compiled.value() : nullptr;
 }
@@ -165,7 +158,7 @@ TEST(V8RuntimeTest, GarbageBytesFailToCompile) {
 
 TEST(V8RuntimeTest, EmptyAndTruncatedModulesFailToCompile) {
   EXPECT_FALSE(v8_runtime().compile("").ok());
-  const std::string bytes = read_module("v8_basic");
+  const std::string bytes = read_test_module("v8_basic");
   ASSERT_GT(bytes.size(), 40u);
   auto compiled = v8_runtime().compile(std::string_view(bytes).substr(0, bytes.size() - 20));
   ASSERT_FALSE(compiled.ok());

@@ -39,6 +39,7 @@
 #include "common/stream_info.h"
 #include "http/filter.h"
 #include "sluice/proxy_wasm_abi.h"
+#include "test_modules.h"
 #include "wasm/abi/pairs.h"
 #include "wasm/abi/sluice_functions.h"
 #include "wasm/context.h"
@@ -52,6 +53,7 @@
 namespace sluice::wasm {
 namespace {
 
+using sluice::testing::read_test_module;
 using ::testing::HasSubstr;
 
 constexpr uint64_t kOk = 0, kNotFound = 1, kBadArgument = 2, kSerializationFailure = 3,
@@ -433,12 +435,6 @@ std::string read_file(const std::string& path) {
   out << in.rdbuf();
   return out.str();
 }
-std::string read_module(const std::string& name) {
-  const std::string path = std::string(SLUICE_TEST_WASM_DIR) + "/" + name + ".wasm";
-  std::string bytes = read_file(path);
-  EXPECT_FALSE(bytes.empty()) << "cannot read " << path;
-  return bytes;
-}
 
 Result<std::unique_ptr<WasmInstance>> instantiate(const std::string& runtime, std::string_view code,
                                                   const PluginSpec& spec) {
@@ -485,8 +481,8 @@ class Harness {
         R"({"NAME":"pod","LABELS":{"app":"web","version":"v1","nested":{"x":"1"}},)"
         R"("IPS":["10.0.0.1"],"N":8080,"":{"a":"empty key"}})");
     scratch_.assign(0x10000, '\0');
-    auto w =
-        instantiate(runtime, null_ ? std::string("test.host_probe") : read_module(module), spec_);
+    auto w = instantiate(runtime, null_ ? std::string("test.host_probe") : read_test_module(module),
+                         spec_);
     ASSERT_TRUE(w.ok()) << w.error();
     w_ = std::move(*w);
     ASSERT_TRUE(w_->initialize()) << w_->failure();
@@ -2584,7 +2580,7 @@ class WasmHostModuleTest : public ::testing::Test {
   // instance must fail (the call itself may still return: a nested call's trap stops there).
   // Returns the instance's failure.
   std::string restricted_call_in_malloc(const std::string& module) {
-    auto w = instantiate(spec_.runtime, read_module(module), spec_);
+    auto w = instantiate(spec_.runtime, read_test_module(module), spec_);
     EXPECT_TRUE(w.ok()) << w.error();
     if (!w.ok()) return "";
     WasmInstance& inst = **w;
@@ -2610,7 +2606,7 @@ class WasmHostModuleTest : public ::testing::Test {
 };
 
 TEST_F(WasmHostModuleTest, RestrictedCallInInitializeTraps) {
-  auto w = instantiate(spec_.runtime, read_module("host_init_restricted"), spec_);
+  auto w = instantiate(spec_.runtime, read_test_module("host_init_restricted"), spec_);
   ASSERT_TRUE(w.ok()) << w.error();
   LogCapture logs;
   EXPECT_FALSE((*w)->initialize());
@@ -2639,14 +2635,14 @@ TEST_F(WasmHostModuleTest, RestrictedLeafCallInMallocTraps) {
 }
 
 TEST_F(WasmHostModuleTest, WronglyTypedCallbackIsRejected) {
-  auto w = instantiate(spec_.runtime, read_module("host_bad_callback"), spec_);
+  auto w = instantiate(spec_.runtime, read_test_module("host_bad_callback"), spec_);
   ASSERT_FALSE(w.ok());
   EXPECT_THAT(w.error(), HasSubstr("proxy_on_request_headers"));
   EXPECT_THAT(w.error(), HasSubstr("(i32, i32) -> (i32)"));
 }
 
 TEST_F(WasmHostModuleTest, WronglyTypedFusedExportIsRejected) {
-  auto w = instantiate(spec_.runtime, read_module("host_bad_fused"), spec_);
+  auto w = instantiate(spec_.runtime, read_test_module("host_bad_fused"), spec_);
   ASSERT_FALSE(w.ok());
   EXPECT_THAT(w.error(),
               HasSubstr("export sluice_on_stream_start has type (i32, i32, i32) -> (i32), "
@@ -2654,25 +2650,25 @@ TEST_F(WasmHostModuleTest, WronglyTypedFusedExportIsRejected) {
 }
 
 TEST_F(WasmHostModuleTest, ModuleWithoutAllocatorIsRejected) {
-  auto w = instantiate(spec_.runtime, read_module("host_no_malloc"), spec_);
+  auto w = instantiate(spec_.runtime, read_test_module("host_no_malloc"), spec_);
   ASSERT_FALSE(w.ok());
   EXPECT_THAT(w.error(), HasSubstr("allocator"));
 }
 
 TEST_F(WasmHostModuleTest, Abi020ImportingGetLogLevelFailsToLink) {
-  auto w = instantiate(spec_.runtime, read_module("host_abi020_log_level"), spec_);
+  auto w = instantiate(spec_.runtime, read_test_module("host_abi020_log_level"), spec_);
   ASSERT_FALSE(w.ok());
   EXPECT_THAT(w.error(), HasSubstr("proxy_get_log_level"));
 }
 
 TEST_F(WasmHostModuleTest, Abi021ImportingGetConfigurationFailsToLink) {
-  auto w = instantiate(spec_.runtime, read_module("host_abi021_get_configuration"), spec_);
+  auto w = instantiate(spec_.runtime, read_test_module("host_abi021_get_configuration"), spec_);
   ASSERT_FALSE(w.ok());
   EXPECT_THAT(w.error(), HasSubstr("proxy_get_configuration"));
 }
 
 TEST_F(WasmHostModuleTest, TrapInValidateConfigurationIsReportedAsSuch) {
-  auto w = instantiate(spec_.runtime, read_module("host_validate_trap"), spec_);
+  auto w = instantiate(spec_.runtime, read_test_module("host_validate_trap"), spec_);
   ASSERT_TRUE(w.ok()) << w.error();
   ASSERT_TRUE((*w)->initialize());
   auto root = (*w)->start_root(spec_);
@@ -2682,14 +2678,14 @@ TEST_F(WasmHostModuleTest, TrapInValidateConfigurationIsReportedAsSuch) {
 }
 
 TEST_F(WasmHostModuleTest, ModuleWithoutAbiMarkerIsRejected) {
-  auto w = instantiate(spec_.runtime, read_module("modinfo_no_abi"), spec_);
+  auto w = instantiate(spec_.runtime, read_test_module("modinfo_no_abi"), spec_);
   ASSERT_FALSE(w.ok());
   EXPECT_THAT(w.error(), HasSubstr("ABI version"));
 }
 
 TEST_F(WasmHostModuleTest, Abi010Module) {
   spec_.configuration = "plugin-config";
-  auto w = instantiate(spec_.runtime, read_module("host_abi010"), spec_);
+  auto w = instantiate(spec_.runtime, read_test_module("host_abi010"), spec_);
   ASSERT_TRUE(w.ok()) << w.error();
   WasmInstance& inst = **w;
   EXPECT_EQ(inst.abi_version(), AbiVersion::V0_1_0);
@@ -2916,7 +2912,7 @@ TEST(WasmCapabilities, RestrictedHostFunctionsAndCallbacks) {
   spec.runtime = std::string(kV8RuntimeName);
   spec.allowed_capabilities = {"proxy_log", "proxy_on_context_create", "proxy_on_vm_start",
                                "proxy_on_configure", "fd_write"};
-  auto w = instantiate(spec.runtime, read_module("host_probe"), spec);
+  auto w = instantiate(spec.runtime, read_test_module("host_probe"), spec);
   ASSERT_TRUE(w.ok()) << w.error();
   WasmInstance& inst = **w;
   ASSERT_TRUE(inst.initialize()) << inst.failure();
@@ -2964,7 +2960,7 @@ TEST(WasmCapabilities, EmptyListAllowsEverything) {
   spec.name = "open";
   spec.root_id = "probe_root";
   spec.runtime = std::string(kV8RuntimeName);
-  auto w = instantiate(spec.runtime, read_module("host_probe"), spec);
+  auto w = instantiate(spec.runtime, read_test_module("host_probe"), spec);
   ASSERT_TRUE(w.ok()) << w.error();
   ASSERT_TRUE((*w)->initialize());
   EXPECT_TRUE((*w)->callbacks().on_request_headers);

@@ -3,8 +3,8 @@
 
 #include "wasm/cpu_watchdog.h"
 
-#include <fstream>
-#include <sstream>
+#include "test_modules.h"
+
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -12,12 +12,7 @@
 namespace sluice::wasm {
 namespace {
 
-std::string read_module(const std::string& name) {
-  std::ifstream in(std::string(SLUICE_TEST_WASM_DIR) + "/" + name, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using sluice::testing::read_test_module;
 
 PluginSpec basic_spec(std::string name, std::string vm_id) {
   PluginSpec spec;
@@ -25,7 +20,7 @@ PluginSpec basic_spec(std::string name, std::string vm_id) {
   spec.root_id = spec.name + "_root";
   spec.vm_id = std::move(vm_id);
   spec.runtime = "envoy.wasm.runtime.v8";
-  spec.code = read_module("filter_basic.wasm");
+  spec.code = read_test_module("filter_basic");
   spec.code_origin = "filter_basic.wasm";
   spec.configuration = "cfg-" + spec.name;
   return spec;

@@ -61,19 +61,20 @@ bool WasmVm::write(uint64_t ptr, std::string_view data) {
 }
 
 namespace {
-struct Registry {
+struct RuntimeRegistry {
   std::mutex mu;
   std::unique_ptr<WasmRuntime> v8, null;
   std::string v8_error;  // why V8 could not be loaded; kept, so every caller gets the same answer
 };
-Registry& registry() {
-  static Registry* r = new Registry;  // lives for the process: VMs may outlive static destructors
+RuntimeRegistry& runtime_registry() {
+  static RuntimeRegistry* r =
+      new RuntimeRegistry;  // lives for the process: VMs may outlive static destructors
   return *r;
 }
 }  // namespace
 
 Result<WasmRuntime*> find_runtime(std::string_view name) {
-  Registry& r = registry();
+  RuntimeRegistry& r = runtime_registry();
   std::lock_guard lock(r.mu);
   if (name == kV8RuntimeName) {
     if (!r.v8 && r.v8_error.empty()) {

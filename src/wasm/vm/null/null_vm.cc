@@ -19,12 +19,13 @@ namespace sluice::wasm {
 
 namespace {
 
-struct Registry {
+struct NullPluginRegistry {
   std::mutex mu;
   std::unordered_map<std::string, const SluiceNullPlugin*> plugins;
 };
-Registry& registry() {
-  static Registry* r = new Registry;  // registrations run during static initialization
+NullPluginRegistry& null_plugin_registry() {
+  static NullPluginRegistry* r =
+      new NullPluginRegistry;  // registrations run during static initialization
   return *r;
 }
 
@@ -150,7 +151,7 @@ class NullRuntime : public WasmRuntime {
       if (!loaded) return std::move(loaded).take_error();
       plugin = *loaded;
     } else {
-      Registry& r = registry();
+      NullPluginRegistry& r = null_plugin_registry();
       std::lock_guard lock(r.mu);
       auto it = r.plugins.find(std::string(code));
       if (it == r.plugins.end()) {
@@ -224,7 +225,7 @@ uint64_t null_host_call(size_t shim, std::initializer_list<uint64_t> args) {
 extern "C" {
 
 void sluice_register_null_plugin(const SluiceNullPlugin* plugin) {
-  auto& r = sluice::wasm::registry();
+  auto& r = sluice::wasm::null_plugin_registry();
   std::lock_guard lock(r.mu);
   r.plugins[plugin->name] = plugin;
 }
