@@ -23,11 +23,9 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -428,13 +426,6 @@ class LogCapture {
   std::shared_ptr<CaptureSink> sink_ = std::make_shared<CaptureSink>();
   spdlog::level::level_enum saved_;
 };
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
 
 Result<std::unique_ptr<WasmInstance>> instantiate(const std::string& runtime, std::string_view code,
                                                   const PluginSpec& spec) {
@@ -2815,8 +2806,9 @@ TEST_P(WasmHostSdkTest, AddHeaderExtension) {
   if (GetParam() == kV8RuntimeName) {
     const auto path = std::filesystem::path(SLUICE_TEST_WASM_DIR) / ".." / ".." / "extensions" /
                       "add_header.wasm";
-    code = read_file(path.string());
-    if (code.empty()) GTEST_SKIP() << "not built: " << path;
+    Result<std::string> bytes = read_file(path.string());
+    if (!bytes) GTEST_SKIP() << "not built: " << path;
+    code = std::move(bytes).value();
   }
   std::unique_ptr<WasmInstance> instance;
   Context* root = nullptr;
@@ -2849,8 +2841,9 @@ TEST_P(WasmHostSdkTest, AddHeaderExtension) {
 // offers a bigger buffer and asks again), and the bigger buffer is then kept.
 TEST(WasmHostSdkV8Test, BigValuesReachAModuleWhoseReadsAreLeaves) {
   const auto path = std::filesystem::path(SLUICE_TEST_WASM_DIR) / ".." / "sdk" / "sdk_probe.wasm";
-  const std::string code = read_file(path.string());
-  if (code.empty()) GTEST_SKIP() << "not built: " << path;
+  Result<std::string> bytes = read_file(path.string());
+  if (!bytes) GTEST_SKIP() << "not built: " << path;
+  const std::string code = std::move(bytes).value();
   LogCapture quiet(spdlog::level::warn);  // the probe logs its (long) name at info
   PluginSpec spec;
   spec.name = std::string(3000, 'n');  // the probe's "props" action reads plugin_name
@@ -2891,8 +2884,9 @@ TEST_P(WasmHostSdkTest, AddHeaderRejectsBadConfiguration) {
   if (GetParam() == kV8RuntimeName) {
     const auto path = std::filesystem::path(SLUICE_TEST_WASM_DIR) / ".." / ".." / "extensions" /
                       "add_header.wasm";
-    code = read_file(path.string());
-    if (code.empty()) GTEST_SKIP() << "not built: " << path;
+    Result<std::string> bytes = read_file(path.string());
+    if (!bytes) GTEST_SKIP() << "not built: " << path;
+    code = std::move(bytes).value();
   }
   auto w = instantiate(spec.runtime, code, spec);
   ASSERT_TRUE(w.ok()) << w.error();

@@ -67,8 +67,8 @@ struct RuntimeRegistry {
   std::string v8_error;  // why V8 could not be loaded; kept, so every caller gets the same answer
 };
 RuntimeRegistry& runtime_registry() {
-  static RuntimeRegistry* r =
-      new RuntimeRegistry;  // lives for the process: VMs may outlive static destructors
+  // Lives for the process: VMs may outlive static destructors.
+  static RuntimeRegistry* r = new RuntimeRegistry;
   return *r;
 }
 }  // namespace

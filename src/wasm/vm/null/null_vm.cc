@@ -24,8 +24,8 @@ struct NullPluginRegistry {
   std::unordered_map<std::string, const SluiceNullPlugin*> plugins;
 };
 NullPluginRegistry& null_plugin_registry() {
-  static NullPluginRegistry* r =
-      new NullPluginRegistry;  // registrations run during static initialization
+  // Registrations run during static initialization.
+  static NullPluginRegistry* r = new NullPluginRegistry;
   return *r;
 }
 
