@@ -148,9 +148,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
     uint64_t batched_reads = 0;
     uint64_t drains = 0;
     uint64_t inline_reads = 0;
+    uint64_t core_yields = 0;  // times the thread offered its core (set_core_yield_interval)
   };
   static ReadBatching thread_read_batching();
   static void reset_thread_read_batching();
+
+  // How long a thread handles reads without a pause before it offers its core to whoever waits
+  // for it (connection.cc says why); process-wide, 0 turns it off. Set before workers start.
+  static constexpr std::chrono::microseconds kDefaultCoreYieldInterval{500};
+  static void set_core_yield_interval(std::chrono::microseconds interval);
 
   // Something that lives as long as the connection object (the worker's count of it, for one):
   // released when the connection is destroyed.

@@ -1,5 +1,6 @@
 // sluice: a Proxy-Wasm-first proxy configured with Envoy's v3 YAML.
 // Flags follow Envoy's so that Envoy users feel at home.
+#include <chrono>
 #include <cstdio>
 #include <thread>
 
@@ -13,6 +14,7 @@
 #include "cli/hub_command.h"
 #include "common/stats.h"
 #include "config/loader.h"
+#include "net/connection.h"
 #include "server/server.h"
 #include "wasm/context.h"
 
@@ -57,6 +59,12 @@ int main(int argc, char** argv) {
                  "Proxy-Wasm http_call requests in flight per VM before calls fail "
                  "(InternalFailure; counted in wasm.http_call_overflow). Default 1024")
       ->check(CLI::Range(1u, 1000000u));
+  int worker_yield_us =
+      static_cast<int>(sluice::net::Connection::kDefaultCoreYieldInterval.count());
+  app.add_option("--worker-yield-us", worker_yield_us,
+                 "Microseconds a worker handles traffic without a pause before it offers its core "
+                 "to another thread waiting for it (default 500; 0: never)")
+      ->check(CLI::Range(0, 1000000));
   app.add_flag("--version", version, "Print the version and exit");
   CLI11_PARSE(app, argc, argv);
 
@@ -93,6 +101,7 @@ int main(int argc, char** argv) {
   }
 
   sluice::wasm::set_max_outstanding_http_calls(max_http_calls);
+  sluice::net::Connection::set_core_yield_interval(std::chrono::microseconds(worker_yield_us));
   sluice::server::Options options;
   options.concurrency = concurrency;
   options.drain_time = std::chrono::seconds(drain_time_s);

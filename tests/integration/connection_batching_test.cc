@@ -9,6 +9,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -217,6 +218,62 @@ TEST_F(ConnectionBatchingTest, ReadsAndWritesUseTheConnectionsOwnMemory) {
   for (int i = 0; i < 4; ++i) {
     EXPECT_EQ(conns_[i]->io_heap_allocations(), 0u) << "connection " << i;
   }
+}
+
+// Core sharing: a thread that has handled reads without a pause for the interval offers its core
+// (sched_yield) once its writes are out; a thread that pauses in between starts a new stretch.
+class CoreYieldTest : public ConnectionBatchingTest {
+ protected:
+  void TearDown() override {
+    Connection::set_core_yield_interval(Connection::kDefaultCoreYieldInterval);
+    ConnectionBatchingTest::TearDown();
+  }
+  static void spin(std::chrono::microseconds d) {
+    const auto until = std::chrono::steady_clock::now() + d;
+    while (std::chrono::steady_clock::now() < until) {
+    }
+  }
+  // `reads` reads back to back, each busy for `busy`: the peer's next bytes are sent while the
+  // last are handled, so the thread never waits.
+  void busy_reads(int reads, std::chrono::microseconds busy) {
+    open(1);
+    recorders_[0]->on_data = [this, reads, busy] {
+      spin(busy);
+      if (recorders_[0]->reads < reads) send(0, "x");
+    };
+    send(0, "x");
+    run_until([&] { return recorders_[0]->reads == reads; });
+    ASSERT_EQ(recorders_[0]->reads, reads);
+  }
+};
+
+TEST_F(CoreYieldTest, AThreadBusyForTheIntervalOffersItsCore) {
+  Connection::set_core_yield_interval(std::chrono::microseconds(1000));
+  busy_reads(40, std::chrono::microseconds(200));  // 8 ms of work without a pause
+  // At most once per 1000 us of it (every fifth or sixth read). Fewer when the machine is busy:
+  // a thread put aside for longer than the interval has had its pause.
+  const uint64_t yields = Connection::thread_read_batching().core_yields;
+  EXPECT_GE(yields, 1u);
+  EXPECT_LE(yields, 8u);
+}
+
+TEST_F(CoreYieldTest, AThreadThatPausesDoesNotYield) {
+  Connection::set_core_yield_interval(std::chrono::microseconds(1000));
+  open(1);
+  for (int i = 1; i <= 10; ++i) {
+    recorders_[0]->on_data = [] { spin(std::chrono::microseconds(300)); };
+    send(0, "x");
+    run_until([&] { return recorders_[0]->reads == i; });
+    std::this_thread::sleep_for(std::chrono::milliseconds(3));  // idle: longer than the interval
+  }
+  EXPECT_EQ(recorders_[0]->reads, 10);
+  EXPECT_EQ(Connection::thread_read_batching().core_yields, 0u);
+}
+
+TEST_F(CoreYieldTest, ZeroNeverYields) {
+  Connection::set_core_yield_interval(std::chrono::microseconds(0));
+  busy_reads(20, std::chrono::microseconds(200));
+  EXPECT_EQ(Connection::thread_read_batching().core_yields, 0u);
 }
 
 }  // namespace
