@@ -20,9 +20,11 @@ export BENCH_RUNS=${BENCH_TAIL_RUNS:-5}
 source "$ROOT/bench/lib.sh"
 bench_build "${1:-build}"
 PACE_MS=${BENCH_TAIL_PACE_MS:-4}
-SERVERS="direct sluice nginx haproxy"  # direct: wrk to the upstream, the floor of the others
+# direct: wrk to the upstream, the floor of the others; sluice-noyield: sluice with its workers'
+# core sharing off (--worker-yield-us 0), to show what it does to the 2-worker tail.
+SERVERS="direct sluice sluice-noyield nginx haproxy"
 LOADS="saturated paced"
-port UP; port NX; port HA; port SL; port ADM
+port UP; port NX; port HA; port SL; port ADM; port SL0; port ADM0
 
 # wrk calls delay() after each answer and waits that many ms before the connection's next request;
 # its latency clock starts when the request is written, so the pause is not counted. The pause is
@@ -37,7 +39,12 @@ start_sluice() {  # workers
   bench_proxy_yaml "$ADM" "$SL" up "" > "$WORK/sluice.yaml"
   taskset -c "$PROXY_CPUS" "$SLUICE" -c "$WORK/sluice.yaml" --concurrency "$1" -l warning &
   SLUICE_PID=$!
+  bench_proxy_yaml "$ADM0" "$SL0" up "" > "$WORK/sluice-noyield.yaml"
+  taskset -c "$PROXY_CPUS" "$SLUICE" -c "$WORK/sluice-noyield.yaml" --concurrency "$1" \
+    --worker-yield-us 0 -l warning &
+  SLUICE_NOYIELD_PID=$!
   wait_http "http://127.0.0.1:$SL/"
+  wait_http "http://127.0.0.1:$SL0/"
 }
 
 # sched_ns "pid..." -> "run_ns wait_ns" summed over every thread of every given process: time on
@@ -77,6 +84,7 @@ for workers in $WORKERS_LIST; do
   declare -A url pids col
   url[direct]="http://127.0.0.1:$UP/"; pids[direct]=""
   url[sluice]="http://127.0.0.1:$SL/"; pids[sluice]=$SLUICE_PID
+  url[sluice-noyield]="http://127.0.0.1:$SL0/"; pids[sluice-noyield]=$SLUICE_NOYIELD_PID
   url[nginx]="http://127.0.0.1:$NX/"; pids[nginx]="$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"
   url[haproxy]="http://127.0.0.1:$HA/"; pids[haproxy]=$HAPROXY_PID
   for name in $SERVERS; do
@@ -97,7 +105,7 @@ for workers in $WORKERS_LIST; do
       RUN_P99[$workers,$load,$name]=${col[$name,4]}
     done
   done
-  stop_pid "$SLUICE_PID"; stop_pid "$NGINX_PID"; stop_pid "$HAPROXY_PID"
+  stop_pid "$SLUICE_PID"; stop_pid "$SLUICE_NOYIELD_PID"; stop_pid "$NGINX_PID"; stop_pid "$HAPROXY_PID"
 done
 
 STAMP=${BENCH_STAMP:-$(date -u +%Y-%m-%dT%H%M%SZ)}
