@@ -168,6 +168,16 @@ class TelemetryRoot : public sluice::RootContext {
   const std::string& local_metadata_header() const { return local_metadata_b64_; }
   // Where a report keeps its service host (LabelInputs::service): reused, so no allocation.
   std::string& service_buffer() { return service_; }
+  // The service host of an Istio cluster name (service_host), remembered for the last name
+  // seen: a proxy's requests mostly go to a few clusters, and the name is parsed only when it
+  // changes. The view lasts until the next call.
+  std::string_view cluster_service(std::string_view cluster) {
+    if (cluster != last_cluster_) {
+      last_cluster_.assign(cluster);
+      last_cluster_service_.assign(service_host(cluster, "", false));
+    }
+    return last_cluster_service_;
+  }
 
   // The peer whose exchange headers `headers` holds (`*present`: whether it has any). The
   // per-worker cache answers a known id without reading or decoding the metadata. nullptr when
@@ -233,6 +243,7 @@ class TelemetryRoot : public sluice::RootContext {
   std::unordered_map<std::string, Shortcut> shortcuts_;
   std::vector<std::string> scratch_;
   std::string service_;
+  std::string last_cluster_, last_cluster_service_;  // see cluster_service()
   std::unordered_set<class TelemetryConnection*> connections_;
 };
 
@@ -365,7 +376,7 @@ LabelInputs read_label_inputs(TelemetryRoot& root, const WorkloadInfo* peer, boo
   // The views of property values last only until the next host call: the service host is
   // copied into the root's buffer before it.
   std::string& service = root.service_buffer();
-  service = service_host(sluice::get_property_view(kPathClusterName).value_or(""), "", false);
+  service = root.cluster_service(sluice::get_property_view(kPathClusterName).value_or(""));
   if (service.empty() && http && !root.config().disable_host_header_fallback) {
     service = service_host("", sluice::get_property_view(kPathRequestHost).value_or(""), true);
   }

@@ -260,13 +260,16 @@ TEST_F(CoreYieldTest, AThreadBusyForTheIntervalOffersItsCore) {
 }
 
 TEST_F(CoreYieldTest, AThreadThatPausesDoesNotYield) {
-  Connection::set_core_yield_interval(std::chrono::microseconds(1000));
+  // The stretch is measured in wall time, so a thread put aside in the middle of a read for the
+  // whole interval would yield rightly: the interval is long next to the work (50 us), so that
+  // takes a 20 ms stall, which a loaded machine running the tests in parallel does not reach.
+  Connection::set_core_yield_interval(std::chrono::milliseconds(20));
   open(1);
   for (int i = 1; i <= 10; ++i) {
-    recorders_[0]->on_data = [] { spin(std::chrono::microseconds(300)); };
+    recorders_[0]->on_data = [] { spin(std::chrono::microseconds(50)); };
     send(0, "x");
     run_until([&] { return recorders_[0]->reads == i; });
-    std::this_thread::sleep_for(std::chrono::milliseconds(3));  // idle: longer than the interval
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));  // idle: longer than the interval
   }
   EXPECT_EQ(recorders_[0]->reads, 10);
   EXPECT_EQ(Connection::thread_read_batching().core_yields, 0u);

@@ -3,12 +3,15 @@
 // their SluiceNullPlugin exports exactly as the null runtime does.
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <random>
 #include <string>
 
 #include "dispatch.h"  // the SDK's internal side of Sluice's own foreign functions
 #include "fake_host.h"
 #include "sluice/sdk.h"  // the probe extension's copy of the SDK (SLUICE_SDK_NS=ext_sdk_probe)
 #include "wasm/abi/sluice_functions.h"
+#include "word_memcmp.h"  // the wasm build's memcmp
 
 namespace {
 
@@ -80,6 +83,35 @@ TEST(SdkPieces, KeyValueLinesAndPropertyPaths) {
   EXPECT_EQ(kv[2], (std::pair<std::string, std::string>{"b", "x=y"}));
   EXPECT_EQ(sluice::join_property_path({"request", "path"}), std::string("request\0path", 12));
   EXPECT_EQ(sluice::join_property_path({"plugin_root_id"}), "plugin_root_id");
+}
+
+// The wasm build's memcmp orders as the C library's does: every length up to three words, the
+// first difference at every position, bytes on both sides of 0x80 (the comparison is unsigned).
+TEST(SdkPieces, WordMemcmpOrdersAsMemcmp) {
+  const auto sign = [](int v) { return (v > 0) - (v < 0); };
+  std::mt19937 random(7);
+  for (size_t n = 0; n <= 24; ++n) {
+    std::string a(n, '\0');
+    for (char& c : a) c = static_cast<char>(random());
+    EXPECT_EQ(sluice_sdk_libc::word_memcmp(a.data(), a.data(), n), 0) << n;
+    for (size_t at = 0; at < n; ++at) {
+      for (const unsigned char other : {0x00, 0x7f, 0x80, 0xff}) {
+        std::string b = a;
+        b[at] = static_cast<char>(other);
+        // Later bytes differ too: only the first difference may decide.
+        for (size_t k = at + 1; k < n; ++k) b[k] = static_cast<char>(~b[k]);
+        EXPECT_EQ(sign(sluice_sdk_libc::word_memcmp(a.data(), b.data(), n)),
+                  sign(std::memcmp(a.data(), b.data(), n)))
+            << "n " << n << " at " << at << " byte " << int(other);
+        EXPECT_EQ(sign(sluice_sdk_libc::word_memcmp(b.data(), a.data(), n)),
+                  sign(std::memcmp(b.data(), a.data(), n)));
+      }
+    }
+  }
+  // Unaligned starts.
+  const std::string text = "0123456789abcdefghijklmnopqrstuvwxyz";
+  EXPECT_EQ(sluice_sdk_libc::word_memcmp(text.data() + 1, "123456789abcdefgh", 17), 0);
+  EXPECT_LT(sluice_sdk_libc::word_memcmp(text.data() + 3, "3456789abcdefgz", 15), 0);
 }
 
 // ---- registration and exports ---------------------------------------------------------------

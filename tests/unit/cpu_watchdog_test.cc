@@ -22,8 +22,7 @@ class SpinningVm final : public WasmVm {
   std::string_view runtime_name() const override { return "test"; }
   WasmFunction function(std::string_view) override { return {}; }
   CallResult call(const WasmFunction&, std::initializer_list<uint64_t>) override { return {}; }
-  char* memory_at(uint64_t, uint64_t) override { return nullptr; }
-  uint64_t memory_size() override { return 0; }
+  void refresh_memory_view() override { memory_view_ = MemoryView{0, 0, false}; }  // none
   uint32_t word_size() const override { return 4; }
   void trap(std::string) override {}
   void terminate() override { terminated.store(true); }

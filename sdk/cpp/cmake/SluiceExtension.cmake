@@ -57,7 +57,8 @@ function(sluice_add_extension name)
   endif()
   # (Computed here: this function runs in other directories' scopes.)
   set(sdk_common ${SLUICE_SDK_DIR}/src/sdk.cc ${SLUICE_SDK_DIR}/src/dispatch.cc)
-  set(sdk_wasm ${sdk_common} ${SLUICE_SDK_DIR}/src/wasm_exports.cc)
+  set(sdk_wasm ${sdk_common} ${SLUICE_SDK_DIR}/src/wasm_exports.cc
+    ${SLUICE_SDK_DIR}/src/wasm_string.cc)
   set(sdk_native ${sdk_common} ${SLUICE_SDK_DIR}/src/native_plugin.cc)
   file(GLOB sdk_headers CONFIGURE_DEPENDS
     ${SLUICE_SDK_DIR}/include/sluice/*.h ${SLUICE_SDK_DIR}/src/*.h)

@@ -20,14 +20,17 @@ namespace sluice::wasm {
 namespace {
 
 // The index of the first NUL at or after `from`, else path.size(): eight bytes at a time (a word
-// has a zero byte when subtracting 1 from each byte borrows into a high bit that was clear).
+// has a zero byte when subtracting 1 from each byte borrows into a high bit that was clear; the
+// lowest such bit is the first zero byte, as only bytes above a zero can borrow falsely).
 size_t find_nul(std::string_view path, size_t from) {
   constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
   size_t i = from;
   for (; i + 8 <= path.size(); i += 8) {
     uint64_t x;
-    std::memcpy(&x, path.data() + i, 8);
-    if (((x - kOnes) & ~x & kHigh) != 0) break;
+    std::memcpy(&x, path.data() + i, 8);  // little-endian: the first byte is the lowest
+    if (const uint64_t zeros = (x - kOnes) & ~x & kHigh; zeros != 0) {
+      return i + static_cast<size_t>(__builtin_ctzll(zeros) / 8);
+    }
   }
   while (i < path.size() && path[i] != '\0') ++i;
   return i;
@@ -188,13 +191,16 @@ WasmResult get_property(Context& ctx, std::string_view path, std::string& out) {
     // Root contexts have no stream; values a module set itself remain readable there too.
     return stored_value(ctx, path, out);
   }
-  const uint64_t connection_id = s ? s->connection_id() : net->connection_id();
+  // Not computed up front: each costs a virtual call, and most properties need neither.
+  const auto connection_id = [&] { return s ? s->connection_id() : net->connection_id(); };
   if (top == "connection_id" && parts.size() == 1) {
-    put_int(out, static_cast<int64_t>(connection_id));
+    put_int(out, static_cast<int64_t>(connection_id()));
     return WasmResult::Ok;
   }
   const StreamInfo& info = s ? s->stream_info() : net->stream_info();
-  const HidePolicy* hide = plugin && plugin->hide.any() ? &plugin->hide : nullptr;
+  const auto hide_policy = [plugin]() -> const HidePolicy* {
+    return plugin && plugin->hide.any() ? &plugin->hide : nullptr;
+  };
 
   if (s && top == "request" && parts.size() >= 2) {
     const HeaderMap& rq = s->request_headers();
@@ -212,9 +218,9 @@ WasmResult get_property(Context& ctx, std::string_view path, std::string& out) {
       return WasmResult::Ok;
     }
     if (field == "method") return out = std::string(rq.method()), WasmResult::Ok;
-    if (field == "referer") return header_value(&rq, "referer", out, hide, 0);
-    if (field == "useragent") return header_value(&rq, "user-agent", out, hide, 0);
-    if (field == "id") return header_value(&rq, "x-request-id", out, hide, 0);
+    if (field == "referer") return header_value(&rq, "referer", out, hide_policy(), 0);
+    if (field == "useragent") return header_value(&rq, "user-agent", out, hide_policy(), 0);
+    if (field == "id") return header_value(&rq, "x-request-id", out, hide_policy(), 0);
     if (field == "protocol") return out = info.protocol, WasmResult::Ok;
     if (field == "query") {
       const std::string_view p = rq.path();
@@ -223,8 +229,8 @@ WasmResult get_property(Context& ctx, std::string_view path, std::string& out) {
       return WasmResult::Ok;
     }
     if (field == "headers") {
-      if (parts.size() >= 3) return header_value(&rq, parts[2], out, hide, 0);
-      return header_map_value(&rq, out, hide, 0);
+      if (parts.size() >= 3) return header_value(&rq, parts[2], out, hide_policy(), 0);
+      return header_map_value(&rq, out, hide_policy(), 0);
     }
     if (field == "time") {
       put_int(out, std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -277,8 +283,8 @@ WasmResult get_property(Context& ctx, std::string_view path, std::string& out) {
       return WasmResult::Ok;
     }
     if (field == "headers") {
-      if (parts.size() >= 3) return header_value(rs, parts[2], out, hide, 2);
-      return header_map_value(rs, out, hide, 2);
+      if (parts.size() >= 3) return header_value(rs, parts[2], out, hide_policy(), 2);
+      return header_map_value(rs, out, hide_policy(), 2);
     }
     if (field == "headers_bytes") {
       if (!rs) return WasmResult::NotFound;
@@ -287,7 +293,11 @@ WasmResult get_property(Context& ctx, std::string_view path, std::string& out) {
     }
     return WasmResult::NotFound;
   }
-  if (top == "source" && hide && hide->client_address) return WasmResult::NotFound;
+  if (top == "source") {
+    if (const HidePolicy* hide = hide_policy(); hide && hide->client_address) {
+      return WasmResult::NotFound;
+    }
+  }
   if ((top == "source" || top == "destination") && parts.size() == 2) {
     const std::string& addr =
         top == "source" ? info.downstream_direct_remote_address : info.downstream_local_address;
@@ -300,7 +310,7 @@ WasmResult get_property(Context& ctx, std::string_view path, std::string& out) {
   }
   if (top == "connection" && parts.size() == 2) {
     if (field == "id") {
-      put_int(out, static_cast<int64_t>(connection_id));
+      put_int(out, static_cast<int64_t>(connection_id()));
       return WasmResult::Ok;
     }
     const net::TlsInfo* tls = info.tls;

@@ -85,9 +85,21 @@ class WasmVm {
 
   // Linear memory. memory_at returns a pointer to [ptr, ptr+size) or nullptr when any of it is
   // outside memory; it stays valid until the next call into the VM (memory.grow may move it).
-  // Zero-size ranges at or below the memory size are valid.
-  virtual char* memory_at(uint64_t ptr, uint64_t size) = 0;
-  virtual uint64_t memory_size() = 0;
+  // Zero-size ranges at or below the memory size are valid. Inline, not virtual: every host
+  // function checks its pointers through it, several times a call.
+  char* memory_at(uint64_t ptr, uint64_t size) {
+    if (memory_view_.stale) refresh_memory_view();
+    const uint64_t bytes = memory_view_.bytes;
+    if (size > bytes || ptr > bytes - size) return nullptr;
+    const uintptr_t at = memory_view_.base + static_cast<uintptr_t>(ptr);
+    // Address 0: the empty range of a memory-less module, or the null VM's null pointer.
+    if (at == 0) return size == 0 ? &empty_range_ : nullptr;
+    return reinterpret_cast<char*>(at);
+  }
+  uint64_t memory_size() {
+    if (memory_view_.stale) refresh_memory_view();
+    return memory_view_.bytes;
+  }
   // Pointers and sizes in memory: 4 bytes little-endian in wasm32, 8 bytes native in the null VM.
   virtual uint32_t word_size() const = 0;
 
@@ -118,7 +130,22 @@ class WasmVm {
   bool write(uint64_t ptr, std::string_view data);
 
  protected:
+  // Where memory_at finds the module's memory: host address `base` + module address, `bytes`
+  // long. A runtime whose memory can move or grow marks it stale after every call into the
+  // module (and every host call from it); memory_at then asks for a refresh first.
+  struct MemoryView {
+    uintptr_t base = 0;
+    uint64_t bytes = 0;
+    bool stale = true;
+  };
+  // Brings memory_view_ up to date and clears `stale`.
+  virtual void refresh_memory_view() = 0;
+
+  MemoryView memory_view_;
   bool in_leaf_call_ = false;
+
+ private:
+  static inline char empty_range_ = 0;  // a valid pointer for an empty range at address 0
 };
 
 class CompiledModule {

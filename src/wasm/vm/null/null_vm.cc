@@ -58,7 +58,9 @@ class NullVm : public WasmVm {
  public:
   static constexpr size_t kMaxArgs = 16;
   NullVm(const SluiceNullPlugin* plugin, std::vector<const HostFunction*> host)
-      : plugin_(plugin), host_(std::move(host)), instance_(plugin->create_instance()) {}
+      : plugin_(plugin), host_(std::move(host)), instance_(plugin->create_instance()) {
+    refresh_memory_view();
+  }
   ~NullVm() override { plugin_->destroy_instance(instance_); }
 
   std::string_view runtime_name() const override { return kNullRuntimeName; }
@@ -98,12 +100,9 @@ class NullVm : public WasmVm {
     return CallResult{true, v, {}};
   }
 
-  char* memory_at(uint64_t ptr, uint64_t size) override {
-    if (ptr == 0) return size == 0 ? reinterpret_cast<char*>(&empty_) : nullptr;
-    if (ptr + size < ptr) return nullptr;
-    return reinterpret_cast<char*>(static_cast<uintptr_t>(ptr));
-  }
-  uint64_t memory_size() override { return UINT64_MAX; }
+  // Native code shares the host's address space: module addresses are host addresses (0 is
+  // the null pointer, valid only for an empty range), checked only against wrapping around.
+  void refresh_memory_view() override { memory_view_ = MemoryView{0, UINT64_MAX, false}; }
   uint32_t word_size() const override { return 8; }
   void trap(std::string message) override {
     if (trap_.empty()) trap_ = std::move(message);
@@ -121,7 +120,6 @@ class NullVm : public WasmVm {
   std::vector<const HostFunction*> host_;
   void* instance_;
   std::string trap_;
-  char empty_ = 0;
 };
 
 class NullModule : public CompiledModule {

@@ -357,8 +357,6 @@ class V8Vm final : public WasmVm {
   std::string_view runtime_name() const override { return kV8RuntimeName; }
   WasmFunction function(std::string_view name) override;
   CallResult call(const WasmFunction& f, std::initializer_list<uint64_t> args) override;
-  char* memory_at(uint64_t ptr, uint64_t size) override;
-  uint64_t memory_size() override;
   uint32_t word_size() const override { return 4; }
   void trap(std::string message) override;
   void terminate() override;
@@ -391,7 +389,7 @@ class V8Vm final : public WasmVm {
   }
   void begin_top_level_call();
   void end_top_level_call();
-  void refresh_memory();
+  void refresh_memory_view() override;
 
   // Destroyed last: the Globals below need the isolate.
   std::shared_ptr<ThreadIsolate> thread_;
@@ -403,10 +401,8 @@ class V8Vm final : public WasmVm {
   v8::Global<v8::WasmMemoryObject> memory_;
   std::vector<v8::Global<v8::Function>> functions_;  // indexed like ModuleInfo::exports
 
-  char* memory_base_ = nullptr;
-  uint64_t memory_bytes_ = 0;
-  bool memory_stale_ = true;  // after any call into Wasm: memory.grow detaches the old buffer
-  // The store behind memory_base_. A grow in place keeps it and only its length changes; a grow
+  // memory_view_ goes stale after any call into Wasm: memory.grow detaches the old buffer.
+  // The store behind memory_view_. A grow in place keeps it and only its length changes; a grow
   // that moves the memory leaves us its only owner. Either is seen without a HandleScope, which
   // a full refresh costs on every host call.
   std::shared_ptr<v8::BackingStore> memory_store_;
@@ -583,7 +579,7 @@ CallResult V8Vm::call(const WasmFunction& f, std::initializer_list<uint64_t> arg
       context, v8::Undefined(isolate_), static_cast<int>(args.size()), argv);
   tls_running_vm = outer_vm;
   --call_depth_;
-  memory_stale_ = true;
+  memory_view_.stale = true;
 
   CallResult result;
   v8::Local<v8::Value> value;
@@ -644,7 +640,7 @@ void V8Vm::run_host(HostBinding& binding, const v8::FunctionCallbackInfo<v8::Val
   }
   for (size_t i = 0; i < sig.params.size(); ++i) args[i] = from_js(sig.params[i], info[i]);
 
-  vm.memory_stale_ = true;  // the module may have grown its memory since the last look
+  vm.memory_view_.stale = true;  // the module may have grown its memory since the last look
   const uint64_t result = binding.fn.callback(vm, args, binding.fn.data);
 
   if (vm.trap_requested_) {
@@ -718,7 +714,7 @@ uint64_t V8Vm::call_leaf(size_t index, const uint64_t* args) {
   // After a leaf's trap the module is stopping: nothing more of it runs on the host's side.
   if (trap_thrown_) return UINT32_MAX;
   HostBinding& binding = *bindings_[index];
-  memory_stale_ = true;  // the module may have grown its memory since the last look
+  memory_view_.stale = true;  // the module may have grown its memory since the last look
   in_leaf_call_ = true;
   const uint64_t result = binding.fn.callback(*this, args, binding.fn.data);
   in_leaf_call_ = false;
@@ -749,17 +745,17 @@ v8::Local<v8::Function> ThreadIsolate::leaf_function(size_t index, size_t shape,
   return slot.Get(isolate_);
 }
 
-void V8Vm::refresh_memory() {
-  memory_stale_ = false;
+void V8Vm::refresh_memory_view() {
+  memory_view_.stale = false;
   if (memory_.IsEmpty()) {
-    memory_base_ = nullptr;
-    memory_bytes_ = 0;
+    memory_view_.base = 0;
+    memory_view_.bytes = 0;
     return;
   }
   // Still shared with the memory's buffer: unchanged, or grown in place (same base, the store's
   // length is the memory's). This is also what a leaf call may do: no V8 call.
   if (memory_store_ && memory_store_.use_count() > 1) {
-    memory_bytes_ = memory_store_->ByteLength();
+    memory_view_.bytes = memory_store_->ByteLength();
     return;
   }
   // Moved by a grow (we are the old store's only owner), or not looked at yet. Buffer() returns
@@ -767,23 +763,8 @@ void V8Vm::refresh_memory() {
   v8::HandleScope handles(isolate_);
   v8::Local<v8::ArrayBuffer> buffer = memory_.Get(isolate_)->Buffer();
   memory_store_ = buffer->GetBackingStore();
-  memory_base_ = static_cast<char*>(buffer->Data());
-  memory_bytes_ = buffer->ByteLength();
-}
-
-char* V8Vm::memory_at(uint64_t ptr, uint64_t size) {
-  if (memory_stale_) refresh_memory();
-  if (size > memory_bytes_ || ptr > memory_bytes_ - size) return nullptr;
-  if (memory_base_ == nullptr) {
-    static char empty_range;  // a valid pointer for the empty range of a memory-less module
-    return &empty_range;
-  }
-  return memory_base_ + ptr;
-}
-
-uint64_t V8Vm::memory_size() {
-  if (memory_stale_) refresh_memory();
-  return memory_bytes_;
+  memory_view_.base = reinterpret_cast<uintptr_t>(buffer->Data());
+  memory_view_.bytes = buffer->ByteLength();
 }
 
 std::string import_name(const ImportInfo& import) { return import.module + "." + import.name; }
@@ -962,7 +943,7 @@ Result<std::unique_ptr<WasmVm>> V8Module::instantiate(const ImportResolver& reso
   if (imported_memory.IsEmpty() && !exported_memory.IsEmpty()) {
     vm->memory_.Reset(isolate, exported_memory.As<v8::WasmMemoryObject>());
   }
-  vm->memory_stale_ = true;
+  vm->memory_view_.stale = true;
 
   thread->pump();
   return std::unique_ptr<WasmVm>(std::move(vm));
