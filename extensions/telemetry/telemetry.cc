@@ -455,22 +455,30 @@ void TelemetryStream::on_log() {
     // Everything the labels are made of; the strings with their lengths, so no two kinds of
     // request share a key.
     key = &root_->shortcut_key_scratch();
-    const auto add_bytes = [key](const void* p, size_t n) {
-      key->append(static_cast<const char*>(p), n);
-    };
-    const auto add_string = [&](std::string_view text) {
+    const auto add_string = [key](std::string_view text) {
       const uint32_t n = static_cast<uint32_t>(text.size());
-      add_bytes(&n, sizeof n);
+      key->append(reinterpret_cast<const char*>(&n), sizeof n);
       key->append(text);
     };
+    // The fixed part is put together here and appended at once: an append per field showed
+    // in the profile (each an out-of-line call and a memcpy call in the wasm build).
     const WorkloadInfo* peer = peer_.get();
     const char bits =
         static_cast<char>((in.mtls ? 1 : 0) | (grpc_ ? 2 : 0) | (grpc_status_ ? 4 : 0));
-    add_bytes(&peer, sizeof peer);
-    add_bytes(&bits, 1);
-    add_bytes(&code, sizeof code);
-    add_bytes(&in.flags, sizeof in.flags);
-    add_string(in.service);
+    const uint32_t service_size = static_cast<uint32_t>(in.service.size());
+    char head[sizeof peer + sizeof code + sizeof in.flags + sizeof service_size + sizeof bits];
+    char* at = head;
+    const auto put = [&at](const auto& field) {
+      __builtin_memcpy(at, &field, sizeof field);
+      at += sizeof field;
+    };
+    put(peer);
+    put(code);
+    put(in.flags);
+    put(service_size);
+    put(bits);
+    key->append(head, sizeof head);
+    key->append(in.service);
     if (in.mtls) {
       add_string(in.source_principal);
       add_string(in.destination_principal);
