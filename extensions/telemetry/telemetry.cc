@@ -126,7 +126,8 @@ struct LabelInputs {
   bool mtls = false;                                    // inbound only
   std::string source_principal, destination_principal;  // read only under mTLS
   // The service host: from an Istio cluster name (xds.cluster_name), else from the Host header.
-  // In the root's service buffer, until the next report reads its inputs.
+  // Held by the root (its cluster-name cache or its service buffer) until the next report reads
+  // its inputs.
   std::string_view service;
   uint64_t flags = 0;  // response.flags
 };
@@ -373,14 +374,14 @@ LabelInputs read_label_inputs(TelemetryRoot& root, const WorkloadInfo* peer, boo
       in.destination_principal = string_property(kPathUriSanLocal);
     }
   }
-  // The views of property values last only until the next host call: the service host is
-  // copied into the root's buffer before it.
-  std::string& service = root.service_buffer();
-  service = root.cluster_service(sluice::get_property_view(kPathClusterName).value_or(""));
-  if (service.empty() && http && !root.config().disable_host_header_fallback) {
+  // The views of property values last only until the next host call: the service host is kept
+  // by the root (cluster_service's cache, or the buffer for a Host header's) before it.
+  in.service = root.cluster_service(sluice::get_property_view(kPathClusterName).value_or(""));
+  if (in.service.empty() && http && !root.config().disable_host_header_fallback) {
+    std::string& service = root.service_buffer();
     service = service_host("", sluice::get_property_view(kPathRequestHost).value_or(""), true);
+    in.service = service;
   }
-  in.service = service;
   in.flags =
       static_cast<uint64_t>(sluice::get_property_int64_joined(kPathResponseFlags).value_or(0));
   return in;
