@@ -16,8 +16,11 @@
 // finds its series by a short key of what its labels come from (Shortcut), without writing the
 // label values out.
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -80,9 +83,25 @@ constexpr std::string_view kPathRequestDuration = "request\0duration"sv;
 constexpr std::string_view kPathRequestTotalSize = "request\0total_size"sv;
 constexpr std::string_view kPathResponseTotalSize = "response\0total_size"sv;
 
-std::string string_property(std::string_view joined_path) {
-  return sluice::get_property_joined(joined_path).value_or("");
-}
+// The properties a report reads, all in one batch (one crossing into Sluice): the inbound-only
+// ones first and the HTTP-only ones last, so each kind of report reads a contiguous run
+// (TelemetryRoot::report_batch).
+enum ReportProperty : size_t {
+  kPropMtls,
+  kPropUriSanPeer,
+  kPropUriSanLocal,
+  kPropClusterName,
+  kPropFlags,
+  kPropCode,
+  kPropDuration,
+  kPropRequestTotalSize,
+  kPropResponseTotalSize,
+  kReportPropertyCount
+};
+constexpr std::string_view kReportPaths[kReportPropertyCount] = {
+    kPathConnectionMtls,  kPathUriSanPeer,       kPathUriSanLocal,
+    kPathClusterName,     kPathResponseFlags,    kPathResponseCode,
+    kPathRequestDuration, kPathRequestTotalSize, kPathResponseTotalSize};
 
 // Attributes whose values are integers or booleans; every other one is a string.
 bool is_int_attribute(const std::vector<std::string>& p) {
@@ -167,6 +186,10 @@ class TelemetryRoot : public sluice::RootContext {
   const WorkloadInfo& local() const { return local_; }
   const std::string& local_id() const { return local_id_; }
   const std::string& local_metadata_header() const { return local_metadata_b64_; }
+  // The properties a report reads: the run of kReportPaths from first_report_property() up to
+  // kPropCode (a connection's) or to the end (a request's).
+  size_t first_report_property() const { return inbound_ ? kPropMtls : kPropClusterName; }
+  sluice::PropertyBatch& report_batch(bool http) { return http ? *http_batch_ : *tcp_batch_; }
   // Where a report keeps its service host (LabelInputs::service): reused, so no allocation.
   std::string& service_buffer() { return service_; }
   // The service host of an Istio cluster name (service_host), remembered for the last name
@@ -244,7 +267,8 @@ class TelemetryRoot : public sluice::RootContext {
   std::unordered_map<std::string, Shortcut> shortcuts_;
   std::vector<std::string> scratch_;
   std::string service_;
-  std::string last_cluster_, last_cluster_service_;  // see cluster_service()
+  std::string last_cluster_, last_cluster_service_;              // see cluster_service()
+  std::optional<sluice::PropertyBatch> http_batch_, tcp_batch_;  // see report_batch()
   std::unordered_set<class TelemetryConnection*> connections_;
 };
 
@@ -362,28 +386,49 @@ Value resolve_attribute(const TelemetryRoot& root, const WorkloadInfo* peer,
   return property_value(path);
 }
 
-// `http`: a request, whose Host header may name the service.
-LabelInputs read_label_inputs(TelemetryRoot& root, const WorkloadInfo* peer, bool http) {
+uint64_t uint64_of(const std::optional<std::string_view>& raw) {
+  if (!raw || raw->size() != sizeof(int64_t)) return 0;
+  int64_t v;
+  std::memcpy(&v, raw->data(), sizeof v);
+  return v < 0 ? 0 : static_cast<uint64_t>(v);
+}
+
+// `http`: a request, whose Host header may name the service, and whose code and sizes go into
+// `code` and `m` (both may be null for a connection).
+LabelInputs read_label_inputs(TelemetryRoot& root, const WorkloadInfo* peer, bool http,
+                              int64_t* code, TelemetryRoot::Measurements* m) {
+  const size_t first = root.first_report_property();
+  const auto values = root.report_batch(http).read();
+  std::array<std::optional<std::string_view>, kReportPropertyCount> v;
+  std::copy(values.begin(), values.end(), v.begin() + first);
+  // The views last only until the next host call: everything is taken out of them first.
   LabelInputs in;
   in.peer = peer;
   // Principals are the SPIFFE ids of the mTLS certificates; the server side sees both.
-  if (root.inbound()) {
-    in.mtls = sluice::get_property_bool_joined(kPathConnectionMtls).value_or(false);
-    if (in.mtls) {  // no certificates, no principals: two property reads saved per request
-      in.source_principal = string_property(kPathUriSanPeer);
-      in.destination_principal = string_property(kPathUriSanLocal);
-    }
+  in.mtls = v[kPropMtls] && v[kPropMtls]->size() == 1 && (*v[kPropMtls])[0] != 0;
+  if (in.mtls) {
+    in.source_principal = v[kPropUriSanPeer].value_or("");
+    in.destination_principal = v[kPropUriSanLocal].value_or("");
   }
-  // The views of property values last only until the next host call: the service host is kept
-  // by the root (cluster_service's cache, or the buffer for a Host header's) before it.
-  in.service = root.cluster_service(sluice::get_property_view(kPathClusterName).value_or(""));
+  in.flags = uint64_of(v[kPropFlags]);
+  if (http) {
+    if (v[kPropCode] && v[kPropCode]->size() == sizeof(int64_t)) {
+      std::memcpy(code, v[kPropCode]->data(), sizeof(int64_t));
+    } else {
+      *code = 0;
+    }
+    m->duration_ms = uint64_of(v[kPropDuration]) / 1000000;
+    m->request_bytes = uint64_of(v[kPropRequestTotalSize]);
+    m->response_bytes = uint64_of(v[kPropResponseTotalSize]);
+  }
+  // The service host is kept by the root (cluster_service's cache, or the buffer for a Host
+  // header's), as the views are not.
+  in.service = root.cluster_service(v[kPropClusterName].value_or(""));
   if (in.service.empty() && http && !root.config().disable_host_header_fallback) {
     std::string& service = root.service_buffer();
     service = service_host("", sluice::get_property_view(kPathRequestHost).value_or(""), true);
     in.service = service;
   }
-  in.flags =
-      static_cast<uint64_t>(sluice::get_property_int64_joined(kPathResponseFlags).value_or(0));
   return in;
 }
 
@@ -437,16 +482,9 @@ void fill_shared_labels(const TelemetryRoot& root, const LabelInputs& in,
 
 void TelemetryStream::on_log() {
   using namespace telemetry;
-  const LabelInputs in = read_label_inputs(*root_, peer_.get(), true);
-  const int64_t code = sluice::get_property_int64_joined(kPathResponseCode).value_or(0);
   TelemetryRoot::Measurements m;
-  m.duration_ms =
-      static_cast<uint64_t>(sluice::get_property_int64_joined(kPathRequestDuration).value_or(0)) /
-      1000000;
-  m.request_bytes =
-      static_cast<uint64_t>(sluice::get_property_int64_joined(kPathRequestTotalSize).value_or(0));
-  m.response_bytes =
-      static_cast<uint64_t>(sluice::get_property_int64_joined(kPathResponseTotalSize).value_or(0));
+  int64_t code = 0;
+  const LabelInputs in = read_label_inputs(*root_, peer_.get(), true, &code, &m);
   const auto resolve = [this](const std::vector<std::string>& p) {
     return resolve_attribute(*root_, peer_.get(), grpc_status_, p);
   };
@@ -534,7 +572,7 @@ class TelemetryConnection : public sluice::NetworkContext {
     opened_reported_ = true;
     sent_reported_ = sent_;
     received_reported_ = received_;
-    const LabelInputs in = read_label_inputs(*root_, nullptr, false);
+    const LabelInputs in = read_label_inputs(*root_, nullptr, false, nullptr, nullptr);
     std::vector<std::string>& values = root_->label_scratch();
     fill_shared_labels(*root_, in, values);
     values[telemetry::kRequestProtocol] = "tcp";
@@ -605,6 +643,9 @@ bool TelemetryRoot::on_configure(size_t) {
   for (const std::string& note : parsed->notes) sluice::log_warn("telemetry: {}", note);
   config_ = std::move(*parsed);
   inbound_ = root_id() == "stats_inbound";
+  const auto report_paths = std::span(kReportPaths).subspan(first_report_property());
+  http_batch_.emplace(report_paths);
+  tcp_batch_.emplace(report_paths.first(kPropCode - first_report_property()));
   reporter_ = inbound_ || config_.server_gateway ? "destination" : "source";
   read_local_node();
   peer_cache_.clear();

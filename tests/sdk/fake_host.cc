@@ -422,6 +422,29 @@ proxy_status_t proxy_call_foreign_function(const char* name, size_t name_len, co
       host().return_buffers[fakehost::g_current_instance] = {
           reinterpret_cast<char*>(static_cast<uintptr_t>(ptr)), len};
     }
+    if (n == "sluice_get_properties") {  // the wire format of sluice_functions.h, u32 LE
+      const auto u32_at = [&](size_t at) {
+        uint32_t v;
+        std::memcpy(&v, a.data() + at, 4);
+        return v;
+      };
+      if (a.size() < 4) return 2;
+      const uint32_t count = u32_at(0);
+      std::string sizes, values;
+      size_t at = 4 + size_t{4} * count;
+      for (uint32_t i = 0; i < count; ++i) {
+        const uint32_t path_size = u32_at(4 + 4 * i);
+        auto it = host().properties.find(a.substr(at, path_size));
+        at += path_size;
+        uint32_t size = 0xffffffff;
+        if (it != host().properties.end()) {
+          size = static_cast<uint32_t>(it->second.size());
+          values += it->second;
+        }
+        sizes.append(reinterpret_cast<const char*>(&size), 4);
+      }
+      return fakehost::give_value(sizes + values, result, result_len);
+    }
     return 0;
   }
   host().foreign_calls.emplace_back(n, a);

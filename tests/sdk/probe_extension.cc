@@ -3,6 +3,7 @@
 // It is driven by sdk_native_test.cc (native) and checked by module_compat_test.sh (.wasm).
 // The request header x-probe selects what a stream does; results go back as response headers
 // of a local reply, so the fake host can read them.
+#include <cstring>
 #include <string>
 
 #include "sluice/sdk.h"
@@ -77,6 +78,19 @@ class ProbeStream : public sluice::HttpContext {
       const bool absent = sluice::request_headers().get_view("x-absent").has_value();
       reply(sluice::format("header={} size={} mtls={} name={} missing={} absent={}", header,
                            size.value_or(-1), mtls.value_or(false), name, missing, absent));
+      return sluice::FilterHeadersStatus::StopIteration;
+    }
+    if (action == "batch") {
+      // The views' reads in one PropertyBatch; every view is used before the next host call.
+      using namespace std::string_view_literals;
+      static sluice::PropertyBatch batch = {"request\0size"sv, "connection\0mtls"sv,
+                                            "plugin_name"sv, "no\0such"sv};
+      const auto v = batch.read();
+      int64_t size = -1;
+      if (v[0] && v[0]->size() == 8) std::memcpy(&size, v[0]->data(), 8);
+      const bool mtls = v[1] && v[1]->size() == 1 && (*v[1])[0] != 0;
+      reply(sluice::format("count={} size={} mtls={} name={} missing={}", batch.size(), size, mtls,
+                           v[2].value_or("?"), v[3].has_value()));
       return sluice::FilterHeadersStatus::StopIteration;
     }
     if (action == "shared") {

@@ -533,6 +533,9 @@ namespace sf = sluice::wasm::sluice_functions;
 namespace sd = sluice::detail;
 static_assert(sluice::kSetReturnBuffer == sf::kSetReturnBuffer);
 static_assert(sluice::kDeclineStreamCallbacks == sf::kDeclineStreamCallbacks);
+static_assert(sluice::kGetProperties == sf::kGetProperties);
+static_assert(sluice::kNoProperty == sf::kNoProperty);
+static_assert(sluice::kMaxBatchedProperties == sf::kMaxBatchedProperties);
 static_assert(sluice::kRetriesBufferTooSmall == sf::kRetriesBufferTooSmall);
 static_assert(uint32_t{sluice::kBufferTooSmall} == sf::kBufferTooSmall);
 static_assert(uint32_t{sd::kDeclineRequestHeaders} == uint32_t{sf::kRequestHeaders});
@@ -714,6 +717,47 @@ TEST_F(SdkNativeTest, ViewsReadTheSameValuesEveryWay) {
       EXPECT_EQ(host().local_reply->headers,
                 (fakehost::Pairs{{"x-probe-result", "header=views size=1234 mtls=true name=" +
                                                         name + " missing=false absent=false"}}));
+    }
+  }
+}
+
+// A PropertyBatch reads what get_property_view reads, every way: one read each from a host
+// without Sluice's functions, one sluice_get_properties call from Sluice (with a value through
+// the module's malloc, or, on leaf calls, asked for again with a bigger buffer).
+TEST_F(SdkNativeTest, PropertyBatchReadsTheSameValuesEveryWay) {
+  struct Way {
+    const char* name;
+    bool sluice_functions, leaf_calls;
+  };
+  for (const Way& way : {Way{"malloc", false, false}, Way{"return buffer", true, false},
+                         Way{"leaf calls", true, true}}) {
+    SCOPED_TRACE(way.name);
+    fakehost::reset();
+    host().sluice_functions = way.sluice_functions;
+    host().leaf_calls = way.leaf_calls;
+    Vm vm(plugin("sluice.sdk_probe"));
+    ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);
+    for (const std::string& name : {std::string("short"), std::string(3000, 'n')}) {
+      set_probe_properties(name);
+      host().local_reply.reset();
+      const size_t calls_before = host().sluice_calls.size();
+      vm.call("proxy_on_context_create", {kStream, kRoot});
+      host().maps[kRequestHeaders] = {{"x-probe", "batch"}};
+      vm.call("proxy_on_request_headers", {kStream, 1, 1});
+      vm.call("proxy_on_delete", {kStream});
+      ASSERT_TRUE(host().local_reply);
+      EXPECT_EQ(host().local_reply->headers,
+                (fakehost::Pairs{{"x-probe-result",
+                                  "count=4 size=1234 mtls=true name=" + name + " missing=false"}}));
+      size_t batched = 0;
+      for (size_t i = calls_before; i < host().sluice_calls.size(); ++i) {
+        batched += host().sluice_calls[i].first == sluice::kGetProperties;
+      }
+      // Another host is never asked (it took no return buffer); Sluice once, or twice when the
+      // answer did not fit a leaf call's buffer.
+      const size_t expected =
+          !way.sluice_functions ? 0 : (way.leaf_calls && name.size() > 2048 ? 2 : 1);
+      EXPECT_EQ(batched, expected);
     }
   }
 }

@@ -935,6 +935,76 @@ TEST_P(WasmHostTest, UnknownAndMalformedPropertyPaths) {
   EXPECT_EQ(get_property(std::string_view("request\0path", 12), &v, root_), kNotFound);
 }
 
+// A fixed attribute (one hash lookup of the whole path) answers the same however the path is
+// spelled: exactly, with the C++ SDK's trailing NUL, and for request and response attributes
+// with more segments after it. Unknown fields of the fixed tops name nothing.
+TEST_P(WasmHostTest, FixedAttributesAnswerTheSameWhateverTheSpelling) {
+  using namespace std::string_literals;
+  const std::vector<std::string> paths = {"plugin_name",
+                                          "plugin_root_id",
+                                          "plugin_vm_id",
+                                          "connection_id",
+                                          "cluster_name",
+                                          "route_name",
+                                          "request\0path"s,
+                                          "request\0url_path"s,
+                                          "request\0host"s,
+                                          "request\0scheme"s,
+                                          "request\0method"s,
+                                          "request\0referer"s,
+                                          "request\0useragent"s,
+                                          "request\0id"s,
+                                          "request\0protocol"s,
+                                          "request\0query"s,
+                                          "request\0time"s,
+                                          "request\0duration"s,
+                                          "request\0size"s,
+                                          "request\0total_size"s,
+                                          "request\0headers_bytes"s,
+                                          "response\0code"s,
+                                          "response\0code_details"s,
+                                          "response\0flags"s,
+                                          "response\0size"s,
+                                          "response\0total_size"s,
+                                          "response\0headers_bytes"s,
+                                          "source\0address"s,
+                                          "source\0port"s,
+                                          "destination\0address"s,
+                                          "destination\0port"s,
+                                          "connection\0id"s,
+                                          "connection\0mtls"s,
+                                          "connection\0tls_version"s,
+                                          "upstream\0address"s,
+                                          "upstream\0port"s,
+                                          "xds\0cluster_name"s,
+                                          "xds\0route_name"s};
+  for (Context* ctx : {static_cast<Context*>(nullptr), static_cast<Context*>(root_)}) {
+    for (const std::string& path : paths) {
+      SCOPED_TRACE(path + (ctx ? " (root)" : ""));
+      std::string exact, with_nul;
+      const uint64_t status = get_property(path, &exact, ctx);
+      EXPECT_EQ(get_property(path + '\0', &with_nul, ctx), status);
+      if (status == kOk) {
+        EXPECT_EQ(with_nul, exact);
+      }
+      if (path.rfind("request\0", 0) == 0 || path.rfind("response\0", 0) == 0) {
+        std::string longer;
+        const uint64_t longer_status = get_property(path + "\0more"s, &longer, ctx);
+        EXPECT_EQ(longer_status, status);
+        if (status == kOk) {
+          EXPECT_EQ(longer, exact);
+        }
+      }
+    }
+  }
+  std::string v;
+  for (const std::string& unknown :
+       {"source\0nope"s, "destination\0nope"s, "connection\0nope"s, "upstream\0nope"s, "xds\0nope"s,
+        "response\0nope"s, "connection_id\0x"s, "plugin_name\0x"s}) {
+    EXPECT_EQ(get_property(unknown, &v), kNotFound) << unknown;
+  }
+}
+
 TEST_P(WasmHostTest, SetThenGetProperty) {
   EXPECT_EQ(set_property("my_key", "my value"), kOk);
   std::string v;
@@ -1939,6 +2009,21 @@ TEST_F(WasmHostLeafTest, LeafReadsAnswerBufferTooSmall) {
   ASSERT_EQ(foreign(std::string(sf::kSetReturnBuffer), u64_args({buffer, 512}), nullptr), kOk);
   ASSERT_EQ(get_value(0, "x-big", &value), kOk);
   EXPECT_EQ(value, std::string(300, 'z'));
+  // Foreign functions are leaves too: a result past the buffer is kBufferTooSmall with its size,
+  // and the same call with a buffer that fits answers it.
+  std::string text;
+  for (int i = 0; i < 500; ++i) text += std::to_string(i * 7919 % 10007) + ",";
+  std::string compressed;
+  ASSERT_EQ(foreign("compress", text, &compressed), sf::kBufferTooSmall);
+  const uint64_t needed = word(kLen);
+  EXPECT_GT(needed, 512u);
+  ASSERT_EQ(foreign(std::string(sf::kSetReturnBuffer), u64_args({buffer, needed}), nullptr), kOk);
+  ASSERT_EQ(foreign("compress", text, &compressed), kOk);
+  EXPECT_EQ(compressed.size(), needed);
+  EXPECT_EQ(word(kPtr), buffer);
+  std::string plain;
+  ASSERT_EQ(foreign("uncompress", compressed, &plain), sf::kBufferTooSmall);
+  EXPECT_EQ(word(kLen), text.size());
   EXPECT_FALSE(w_->failed());
 }
 
@@ -2025,6 +2110,101 @@ TEST_P(WasmHostTest, DeclinedStreamCallbacksAreSkipped) {
   w_->destroy_stream_context(s, true);
   EXPECT_EQ(callbacks_of(5), 1u);
   EXPECT_EQ(callbacks_of(4), 1u);
+}
+
+// sluice_get_properties' wire format (sluice_functions.h).
+std::string batch_request(const std::vector<std::string>& paths) {
+  std::string out;
+  const auto put_u32 = [&](uint32_t v) {
+    for (int b = 0; b < 4; ++b) out.push_back(static_cast<char>(v >> (8 * b)));
+  };
+  put_u32(static_cast<uint32_t>(paths.size()));
+  for (const std::string& p : paths) put_u32(static_cast<uint32_t>(p.size()));
+  for (const std::string& p : paths) out += p;
+  return out;
+}
+
+// nullopt for kNoProperty; the whole answer must be consumed.
+std::vector<std::optional<std::string>> batch_values(std::string_view result, size_t n) {
+  std::vector<std::optional<std::string>> values;
+  size_t at = 4 * n;
+  EXPECT_GE(result.size(), at);
+  for (size_t i = 0; i < n && result.size() >= 4 * n; ++i) {
+    uint32_t size = 0;
+    for (int b = 0; b < 4; ++b) size |= uint32_t(uint8_t(result[4 * i + b])) << (8 * b);
+    if (size == sluice_functions::kNoProperty) {
+      values.emplace_back();
+      continue;
+    }
+    values.emplace_back(std::string(result.substr(at, size)));
+    at += size;
+  }
+  EXPECT_EQ(at, result.size());
+  return values;
+}
+
+// A batch answers each path exactly as proxy_get_property does: values, missing ones, ints.
+TEST_P(WasmHostTest, BatchedPropertiesMatchSingleReads) {
+  const std::string get(sluice_functions::kGetProperties);
+  const std::vector<std::string> paths = {std::string("request\0path", 12),
+                                          std::string("request\0method", 14),
+                                          std::string("response\0code", 13),
+                                          std::string("xds\0cluster_name", 16),
+                                          std::string("connection\0mtls", 15),
+                                          std::string("no\0such\0thing", 13),
+                                          std::string("request\0headers\0x-custom", 24),
+                                          "plugin_name",
+                                          std::string("connection\0uri_san_peer_certificate", 35),
+                                          std::string("request\0total_size", 18)};
+  std::string result;
+  ASSERT_EQ(foreign(get, batch_request(paths), &result), kOk);
+  const auto values = batch_values(result, paths.size());
+  ASSERT_EQ(values.size(), paths.size());
+  for (size_t i = 0; i < paths.size(); ++i) {
+    std::string single;
+    const uint64_t status = get_property(paths[i], &single);
+    SCOPED_TRACE(paths[i]);
+    if (status == kOk) {
+      ASSERT_TRUE(values[i].has_value());
+      EXPECT_EQ(*values[i], single);
+    } else {
+      EXPECT_FALSE(values[i].has_value()) << status;
+    }
+  }
+  EXPECT_EQ(values[0], "/foo?x=1");
+  EXPECT_FALSE(values[5].has_value());
+  EXPECT_EQ(values[6], "v1");
+  // No paths: an empty answer.
+  ASSERT_EQ(foreign(get, batch_request({}), &result), kOk);
+  EXPECT_EQ(result, "");
+  // A root context has no stream: stream properties are missing, identity ones are there.
+  ASSERT_EQ(foreign(get, batch_request({std::string("request\0path", 12), "plugin_root_id"}),
+                    &result, root_),
+            kOk);
+  const auto root_values = batch_values(result, 2);
+  EXPECT_FALSE(root_values[0].has_value());
+  EXPECT_TRUE(root_values[1].has_value());
+}
+
+TEST_P(WasmHostTest, MalformedBatchedPropertyRequestsAreRefused) {
+  const std::string get(sluice_functions::kGetProperties);
+  std::string out = "untouched";
+  const std::string good = batch_request({std::string("request\0path", 12), "plugin_name"});
+  EXPECT_EQ(foreign(get, "", &out), kBadArgument);                               // no count
+  EXPECT_EQ(foreign(get, good.substr(0, 3), &out), kBadArgument);                // a short count
+  EXPECT_EQ(foreign(get, good.substr(0, 8), &out), kBadArgument);                // sizes cut off
+  EXPECT_EQ(foreign(get, good.substr(0, good.size() - 1), &out), kBadArgument);  // a short path
+  EXPECT_EQ(foreign(get, good + "x", &out), kBadArgument);  // bytes past the last path
+  std::string huge_count = good;
+  huge_count[3] = '\x7f';  // 2^30 paths: more than the sizes that follow, and than allowed
+  EXPECT_EQ(foreign(get, huge_count, &out), kBadArgument);
+  std::vector<std::string> too_many(sluice_functions::kMaxBatchedProperties + 1, "plugin_name");
+  EXPECT_EQ(foreign(get, batch_request(too_many), &out), kBadArgument);
+  too_many.pop_back();
+  std::string result;
+  ASSERT_EQ(foreign(get, batch_request(too_many), &result), kOk);
+  EXPECT_EQ(batch_values(result, too_many.size()).size(), too_many.size());
+  EXPECT_EQ(out, "untouched");
 }
 
 // Sluice's fused exports: an HTTP stream's deferred on_context_create goes with its

@@ -114,9 +114,11 @@ bool call_sluice_function(std::string_view name, std::initializer_list<uint64_t>
 
 bool offer_return_buffer(VmState& vm) {
   vm.return_buffer_offered = true;
-  return call_sluice_function(
+  const bool taken = call_sluice_function(
       kSetReturnBuffer,
       {reinterpret_cast<uintptr_t>(vm.return_buffer.data()), vm.return_buffer.size()});
+  if (taken) vm.host_is_sluice = true;
+  return taken;
 }
 
 }  // namespace

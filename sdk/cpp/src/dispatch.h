@@ -5,8 +5,10 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "sluice/sdk.h"
@@ -33,6 +35,8 @@ struct VmState {
   // bigger when a value did not fit (kBufferTooSmall).
   std::vector<char> return_buffer = std::vector<char>(kInitialReturnBuffer);
   bool return_buffer_offered = false;
+  // The host took the return buffer: it is Sluice, and has Sluice's other functions too.
+  bool host_is_sluice = false;
   // What a view accessor (get_property_view, HeaderMap::get_view) returns when the value came
   // through our malloc rather than the return buffer: copied here, the allocation freed.
   std::string view_scratch;
@@ -42,6 +46,9 @@ struct VmState {
 // they do; a unit test checks that both sides agree). Other hosts answer NotFound.
 inline constexpr std::string_view kSetReturnBuffer = "sluice_set_return_buffer";
 inline constexpr std::string_view kDeclineStreamCallbacks = "sluice_decline_stream_callbacks";
+inline constexpr std::string_view kGetProperties = "sluice_get_properties";
+inline constexpr uint32_t kNoProperty = 0xffffffff;
+inline constexpr uint32_t kMaxBatchedProperties = 64;
 // The .wasm build exports a function of this name: it handles kBufferTooSmall by offering a
 // bigger return buffer and calling again (get_returned_value).
 inline constexpr std::string_view kRetriesBufferTooSmall = "sluice_retries_buffer_too_small";

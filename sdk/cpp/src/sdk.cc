@@ -1,4 +1,6 @@
 // The SDK's host-function wrappers. Compiled into every extension (inside its SLUICE_SDK_NS).
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -309,6 +311,78 @@ std::optional<std::string_view> get_property_view(std::string_view joined_path) 
   return view(value, size);
 }
 
+namespace {
+
+void append_u32(std::string& out, uint32_t v) {
+  for (int b = 0; b < 4; ++b) out.push_back(static_cast<char>(v >> (8 * b)));
+}
+
+uint32_t load_u32(const char* p) {  // little-endian: wasm32, and the hosts a native build runs in
+  uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+}  // namespace
+
+PropertyBatch::PropertyBatch(std::span<const std::string_view> joined_paths)
+    : paths_(joined_paths.begin(), joined_paths.end()), values_(joined_paths.size()) {
+  append_u32(request_, static_cast<uint32_t>(paths_.size()));
+  for (const std::string& p : paths_) append_u32(request_, static_cast<uint32_t>(p.size()));
+  for (const std::string& p : paths_) request_ += p;
+}
+
+std::span<const std::optional<std::string_view>> PropertyBatch::read() {
+  const VmState* vm = current_vm_state();
+  if (vm && vm->host_is_sluice && paths_.size() <= kMaxBatchedProperties && read_batched()) {
+    return values_;
+  }
+  // One read each. A view lasts only until the next read, so each value is copied to the store
+  // first and the views made at the end, when the store no longer moves.
+  constexpr size_t kAbsent = SIZE_MAX;
+  store_.clear();
+  places_.clear();
+  for (const std::string& path : paths_) {
+    const auto value = get_property_view(path);
+    places_.emplace_back(store_.size(), value ? value->size() : kAbsent);
+    if (value) store_.append(*value);
+  }
+  for (size_t i = 0; i < paths_.size(); ++i) {
+    if (places_[i].second == kAbsent) {
+      values_[i].reset();
+    } else {
+      values_[i] = std::string_view(store_).substr(places_[i].first, places_[i].second);
+    }
+  }
+  return values_;
+}
+
+// Sluice's batched read; false if the host refused it or its answer was not well formed.
+bool PropertyBatch::read_batched() {
+  const char* data = nullptr;
+  size_t size = 0;
+  const auto call = [&](const char** v, size_t* n) {
+    return proxy_call_foreign_function(kGetProperties.data(), kGetProperties.size(),
+                                       request_.data(), request_.size(), v, n);
+  };
+  if (get_returned_value(call, &data, &size) != 0) return false;
+  const std::string_view result = view(data, size);
+  const size_t n = paths_.size(), sizes_end = 4 * n;
+  if (result.size() < sizes_end) return false;
+  size_t at = sizes_end;
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t value_size = load_u32(result.data() + 4 * i);
+    if (value_size == kNoProperty) {
+      values_[i].reset();
+      continue;
+    }
+    if (value_size > result.size() - at) return false;
+    values_[i] = result.substr(at, value_size);
+    at += value_size;
+  }
+  return at == result.size();
+}
+
 std::optional<int64_t> get_property_int64_joined(std::string_view joined_path) {
   return int64_of(get_property_view(joined_path));
 }
@@ -477,8 +551,10 @@ std::optional<std::string> call_foreign_function(std::string_view name, std::str
                                                  Status* status) {
   const char* data = nullptr;
   size_t size = 0;
-  Status s = to_status(proxy_call_foreign_function(name.data(), name.size(), args.data(),
-                                                   args.size(), &data, &size));
+  const auto call = [&](const char** v, size_t* n) {
+    return proxy_call_foreign_function(name.data(), name.size(), args.data(), args.size(), v, n);
+  };
+  Status s = to_status(get_returned_value(call, &data, &size));
   if (status) *status = s;
   if (s != Status::Ok) return std::nullopt;
   return take(data, size);

@@ -860,8 +860,12 @@ bool arg_u64(std::string_view args, size_t i, uint64_t* out) {
 // Sluice's own foreign functions (sluice_functions.h): they act on the calling instance or
 // context, so they are answered here rather than from the process-wide registry. Only names
 // sluice_functions::is_sluice_function accepts reach it.
-WasmResult sluice_function(std::string_view name, std::string_view args) {
+WasmResult sluice_function(std::string_view name, std::string_view args, std::string* out) {
   namespace sf = sluice_functions;
+  if (name == sf::kGetProperties) {
+    Context* ctx = current_context();
+    return ctx ? get_properties(*ctx, args, *out) : WasmResult::NotFound;
+  }
   if (name == sf::kSetReturnBuffer) {
     uint64_t ptr, size;
     if (args.size() != 16 || !arg_u64(args, 0, &ptr) || !arg_u64(args, 1, &size)) {
@@ -900,17 +904,22 @@ uint64_t proxy_call_foreign_function(WasmVm& vm, Args a, void*) {
       (size_out != 0 && !vm.memory_at(size_out, vm.word_size()))) {
     return res(WasmResult::InvalidMemoryAccess);
   }
-  // Out-params are checked first: a bad one must change nothing, Sluice's functions included
-  // (which return nothing: 0/0).
-  std::string result;
-  const WasmResult r = ours ? sluice_function(name, args) : fn(args, &result);
-  if (r != WasmResult::Ok) return res(r);
-  if (ptr_out == 0) {
+  // Out-params are checked first: a bad one must change nothing, Sluice's functions included.
+  // The result's buffer is reused (batched property reads come every request); taken out while
+  // in use, as copy_out may run the module's allocator, which may call here itself.
+  thread_local std::string spare;
+  std::string result = std::move(spare);
+  result.clear();
+  const WasmResult r = ours ? sluice_function(name, args, &result) : fn(args, &result);
+  WasmResult status = r;
+  if (r == WasmResult::Ok && ptr_out == 0) {
     // The module does not want the bytes (only, perhaps, their size): nothing is allocated.
     if (size_out != 0) vm.set_word(size_out, result.size());
-    return kOk;
+  } else if (r == WasmResult::Ok) {
+    status = w->copy_out(result, ptr_out, size_out);
   }
-  return res(w->copy_out(result, ptr_out, size_out));
+  spare = std::move(result);
+  return res(status);
 }
 
 // ---- emscripten / misc -----------------------------------------------------------------------
@@ -1148,8 +1157,9 @@ Table build_table() {
   t.add_leaf<proxy_increment_metric>(env, "proxy_increment_metric", sig({I, L}, {I}));
   t.add_leaf<proxy_record_metric>(env, "proxy_record_metric", sig({I, L}, {I}));
   t.add_leaf<proxy_get_metric>(env, "proxy_get_metric", sig({I, I}, {I}));
-  t.add<proxy_call_foreign_function>(env, "proxy_call_foreign_function",
-                                     sig({I, I, I, I, I, I}, {I}));
+  // No foreign function calls into a module (they take bytes and return bytes).
+  t.add_leaf<proxy_call_foreign_function>(env, "proxy_call_foreign_function",
+                                          sig({I, I, I, I, I, I}, {I}), Leaf::ForRetryingModules);
   // HTTP and gRPC callouts: not built yet.
   t.add<proxy_http_call>(env, "proxy_http_call", sig({I, I, I, I, I, I, I, I, I, I}, {I}));
   t.add<proxy_grpc_call>(env, "proxy_grpc_call", sig({I, I, I, I, I, I, I, I, I, I, I, I}, {I}));

@@ -11,6 +11,9 @@
 namespace sluice::wasm {
 
 WasmResult get_property(Context& ctx, std::string_view path, std::string& out);
+// Sluice's batched read (sluice_functions::kGetProperties): `request` as that function's args,
+// the result appended to `out`.
+WasmResult get_properties(Context& ctx, std::string_view request, std::string& out);
 // Stores a value other properties do not cover (Envoy's filter state "wasm.<path>"); readable by
 // get_property under the same path for the rest of the stream.
 WasmResult set_property(Context& ctx, std::string_view path, std::string_view value);

@@ -29,6 +29,17 @@ inline constexpr uint64_t kMinReturnBuffer = 64;
 inline constexpr std::string_view kRetriesBufferTooSmall = "sluice_retries_buffer_too_small";
 inline constexpr uint32_t kBufferTooSmall = 1000;  // outside Proxy-Wasm's WasmResult values
 
+// Reads several properties in one crossing (a telemetry report reads seven or more; on V8 each
+// crossing costs more than reading the value). Args: u32 count, then count x u32 path size,
+// then the paths back to back, each as proxy_get_property takes it (segments joined by NUL).
+// Result: count x u32 value size, kNoProperty for a path proxy_get_property would refuse (not
+// found, or any other status), then the values back to back. All u32 little-endian. At most
+// kMaxBatchedProperties paths; a malformed request is BadArgument. Called from the current
+// context, as proxy_get_property is.
+inline constexpr std::string_view kGetProperties = "sluice_get_properties";
+inline constexpr uint32_t kNoProperty = 0xffffffff;
+inline constexpr uint32_t kMaxBatchedProperties = 64;
+
 // Args: a little-endian u64 of DeclinedCallback bits. Called by a root context: its stream
 // contexts (HTTP streams, TCP connections) do not implement these callbacks, and the host skips
 // them as if the module did not export them (a skipped filter callback continues, a skipped
@@ -68,7 +79,7 @@ inline constexpr std::string_view kOnStreamStart = "sluice_on_stream_start";
 inline constexpr std::string_view kOnStreamEnd = "sluice_on_stream_end";
 
 inline bool is_sluice_function(std::string_view name) {
-  return name == kSetReturnBuffer || name == kDeclineStreamCallbacks;
+  return name == kSetReturnBuffer || name == kDeclineStreamCallbacks || name == kGetProperties;
 }
 
 }  // namespace sluice::wasm::sluice_functions
