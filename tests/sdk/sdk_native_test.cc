@@ -3,9 +3,12 @@
 // their SluiceNullPlugin exports exactly as the null runtime does.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
+#include <unordered_map>
 
 #include "dispatch.h"  // the SDK's internal side of Sluice's own foreign functions
 #include "fake_host.h"
@@ -758,6 +761,46 @@ TEST_F(SdkNativeTest, PropertyBatchReadsTheSameValuesEveryWay) {
       const size_t expected =
           !way.sluice_functions ? 0 : (way.leaf_calls && name.size() > 2048 ? 2 : 1);
       EXPECT_EQ(batched, expected);
+    }
+  }
+}
+
+// The SDK's context tables (id_map.h) against std::unordered_map, through random puts and takes
+// of ids in a narrow range (so runs of collisions form and are broken up by deletions) and of
+// ids spread over the whole range, past several growths.
+TEST(SdkPieces, IdMapAgreesWithAnUnorderedMap) {
+  std::mt19937 rng(7);
+  for (const uint32_t range : {64u, 4096u, 0xffffffffu}) {
+    sluice::IdMap<std::unique_ptr<int>> map;
+    std::unordered_map<uint32_t, int> model;
+    for (int step = 0; step < 20000; ++step) {
+      const uint32_t id = std::uniform_int_distribution<uint32_t>(0, range)(rng);
+      if (rng() % 3 == 0) {
+        std::unique_ptr<int> taken = map.take(id);
+        auto it = model.find(id);
+        ASSERT_EQ(taken != nullptr, it != model.end()) << id;
+        if (taken) {
+          EXPECT_EQ(*taken, it->second);
+          model.erase(it);
+        }
+      } else {
+        const int value = static_cast<int>(rng());
+        EXPECT_EQ(*map.put(id, std::make_unique<int>(value)), value);
+        model[id] = value;
+      }
+      ASSERT_EQ(map.size(), model.size());
+    }
+    for (uint32_t id = 0; id <= std::min(range, 5000u); ++id) {
+      auto it = model.find(id);
+      std::unique_ptr<int>* found = map.find(id);
+      ASSERT_EQ(found != nullptr, it != model.end()) << id;
+      if (found) {
+        EXPECT_EQ(**found, it->second);
+      }
+    }
+    for (const auto& [id, value] : model) {
+      ASSERT_TRUE(map.contains(id)) << id;
+      EXPECT_EQ(**map.find(id), value);
     }
   }
 }

@@ -51,18 +51,18 @@ const detail::Registration* find_registration(std::string_view root_id) {
 }
 
 RootContext* find_root(VmState& vm, uint32_t id) {
-  auto it = vm.roots.find(id);
-  return it == vm.roots.end() ? nullptr : it->second.get();
+  auto* root = vm.roots.find(id);
+  return root ? root->get() : nullptr;
 }
 
 HttpContext* find_stream(VmState& vm, uint32_t id) {
-  auto it = vm.streams.find(id);
-  return it == vm.streams.end() ? nullptr : it->second.get();
+  auto* stream = vm.streams.find(id);
+  return stream ? stream->get() : nullptr;
 }
 
 NetworkContext* find_connection(VmState& vm, uint32_t id) {
-  auto it = vm.connections.find(id);
-  return it == vm.connections.end() ? nullptr : it->second.get();
+  auto* connection = vm.connections.find(id);
+  return connection ? connection->get() : nullptr;
 }
 
 // A callout's callback is for a stream or connection that may have ended meanwhile.
@@ -72,19 +72,18 @@ bool stream_alive(VmState& vm, uint32_t id) {
 
 // The context of `id` in `contexts` (the VM's HTTP streams or TCP connections); an undecided
 // one (a root that makes both kinds) is made here, by `factories`, as the callback's kind.
-template <typename Contexts, typename Factories>
-typename Contexts::mapped_type::pointer context_for_event(VmState& vm, uint32_t id,
-                                                          Contexts& contexts,
-                                                          const Factories& factories) {
-  if (auto it = contexts.find(id); it != contexts.end()) return it->second.get();
+template <typename T, typename Factory>
+T* context_for_event(VmState& vm, uint32_t id, IdMap<std::unique_ptr<T>>& contexts,
+                     IdMap<const Factory*>& factories) {
+  if (auto* context = contexts.find(id)) return context->get();
   auto u = vm.undecided.find(id);
   if (u == vm.undecided.end()) return nullptr;
   const uint32_t root_id = u->second;
   vm.undecided.erase(u);
   RootContext* root = find_root(vm, root_id);
-  auto f = factories.find(root_id);
-  if (!root || f == factories.end()) return nullptr;
-  return (contexts[id] = (*f->second)(id, root)).get();
+  const Factory* const* f = factories.find(root_id);
+  if (!root || !f) return nullptr;
+  return contexts.put(id, (**f)(id, root)).get();
 }
 
 HttpContext* stream_for_event(VmState& vm, uint32_t id) {
@@ -150,25 +149,26 @@ void Dispatch::on_context_create(VmState& vm, uint32_t id, uint32_t parent_id) {
         call_sluice_function(kDeclineStreamCallbacks, {reg->declined_callbacks});
       }
       root = reg->root(id, root_id);
-      if (reg->http) vm.http_factories[id] = &reg->http;
-      if (reg->network) vm.network_factories[id] = &reg->network;
+      if (reg->http) vm.http_factories.put(id, &reg->http);
+      if (reg->network) vm.network_factories.put(id, &reg->network);
     } else {
       root = std::make_unique<UnknownRoot>(id, root_id);
     }
-    vm.roots[id] = std::move(root);
+    vm.roots.put(id, std::move(root));
     return;
   }
   RootContext* root = find_root(vm, parent_id);
   if (!root) return;  // callbacks on `id` are then no-ops
-  const bool makes_http = vm.http_factories.count(parent_id) != 0;
-  if (makes_http && vm.network_factories.count(parent_id) != 0) {
+  const detail::HttpFactory* const* http = vm.http_factories.find(parent_id);
+  const detail::NetworkFactory* const* network = vm.network_factories.find(parent_id);
+  if (http && network) {
     vm.undecided[id] = parent_id;
     return;
   }
-  if (auto f = vm.http_factories.find(parent_id); f != vm.http_factories.end()) {
-    vm.streams[id] = (*f->second)(id, root);
-  } else if (auto n = vm.network_factories.find(parent_id); n != vm.network_factories.end()) {
-    vm.connections[id] = (*n->second)(id, root);
+  if (http) {
+    vm.streams.put(id, (**http)(id, root));
+  } else if (network) {
+    vm.connections.put(id, (**network)(id, root));
   }
 }
 
@@ -392,12 +392,12 @@ uint32_t Dispatch::on_stream_start(VmState& vm, uint32_t id, uint32_t root_id, u
   // The host starts only HTTP streams this way, so a root that makes HTTP streams gets its
   // stream made at once: no undecided step (a root that makes both kinds), no second lookup.
   RootContext* root = find_root(vm, root_id);
-  auto f = root ? vm.http_factories.find(root_id) : vm.http_factories.end();
-  if (f == vm.http_factories.end()) {  // as the two callbacks it stands for
+  const detail::HttpFactory* const* f = root ? vm.http_factories.find(root_id) : nullptr;
+  if (!f) {  // as the two callbacks it stands for
     on_context_create(vm, id, root_id);
     return on_request_headers(vm, id, num_headers, end_of_stream);
   }
-  HttpContext* s = (vm.streams[id] = (*f->second)(id, root)).get();
+  HttpContext* s = vm.streams.put(id, (**f)(id, root)).get();
   return static_cast<uint32_t>(s->on_request_headers(num_headers, end_of_stream != 0));
 }
 
@@ -405,7 +405,7 @@ void Dispatch::on_stream_end(VmState& vm, uint32_t id) {
   if (HttpContext* s = find_stream(vm, id)) {  // the usual case: one lookup for both callbacks
     s->on_log();
     s->on_delete();
-    vm.streams.erase(id);  // by key: the callbacks may have touched the map
+    vm.streams.take(id);  // by key: the callbacks may have touched the map
     return;
   }
   on_log(vm, id);
@@ -414,21 +414,21 @@ void Dispatch::on_stream_end(VmState& vm, uint32_t id) {
 
 void Dispatch::on_delete(VmState& vm, uint32_t id) {
   vm.undecided.erase(id);  // a context no callback ever reached
-  if (auto it = vm.streams.find(id); it != vm.streams.end()) {
-    it->second->on_delete();
-    vm.streams.erase(id);  // by key: on_delete may have touched the map
+  if (HttpContext* s = find_stream(vm, id)) {
+    s->on_delete();
+    vm.streams.take(id);  // by key: on_delete may have touched the map
     return;
   }
-  if (auto it = vm.connections.find(id); it != vm.connections.end()) {
-    it->second->on_delete();
-    vm.connections.erase(id);
+  if (NetworkContext* c = find_connection(vm, id)) {
+    c->on_delete();
+    vm.connections.take(id);
     return;
   }
-  if (auto it = vm.roots.find(id); it != vm.roots.end()) {
-    it->second->on_delete();
-    vm.roots.erase(id);
-    vm.http_factories.erase(id);
-    vm.network_factories.erase(id);
+  if (RootContext* root = find_root(vm, id)) {
+    root->on_delete();
+    vm.roots.take(id);
+    vm.http_factories.take(id);
+    vm.network_factories.take(id);
   }
 }
 

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "id_map.h"
 #include "sluice/sdk.h"
 
 namespace sluice {
@@ -21,12 +22,12 @@ inline constexpr size_t kInitialReturnBuffer = 2048;
 // Everything one VM owns. A .wasm module has exactly one (a global: each instance has its own
 // memory); the native build allocates one per create_instance().
 struct VmState {
-  std::unordered_map<uint32_t, std::unique_ptr<RootContext>> roots;
+  IdMap<std::unique_ptr<RootContext>> roots;
   // How each root makes its stream contexts (absent: the root has none).
-  std::unordered_map<uint32_t, const detail::HttpFactory*> http_factories;
-  std::unordered_map<uint32_t, const detail::NetworkFactory*> network_factories;
-  std::unordered_map<uint32_t, std::unique_ptr<HttpContext>> streams;
-  std::unordered_map<uint32_t, std::unique_ptr<NetworkContext>> connections;
+  IdMap<const detail::HttpFactory*> http_factories;
+  IdMap<const detail::NetworkFactory*> network_factories;
+  IdMap<std::unique_ptr<HttpContext>> streams;
+  IdMap<std::unique_ptr<NetworkContext>> connections;
   // Contexts of roots that make both kinds, not yet created: id -> root id. The first callback
   // decides the kind (see RegisterContextFactory).
   std::unordered_map<uint32_t, uint32_t> undecided;
