@@ -717,7 +717,9 @@ void HttpConnection::route_request() {
   Stream& s = *stream_;
   auto& st = config_->stats;
   HeaderMap& h = s.request_headers;
-  s.route = config_->routes.route(h, &s.vhost);
+  // Looked up before the filters ran (or by one of them), for headers no filter changed since;
+  // else now.
+  if (!s.route) s.route = config_->routes.route(h, &s.vhost);
   if (!s.route) {
     st.no_route.inc();
     send_local_reply(404, "", kNoRouteFound, "route_not_found");
@@ -1420,9 +1422,12 @@ void HttpConnection::release_stream() {
 
 void HttpConnection::create_filters() {
   Stream& s = *stream_;
-  // The route is looked up first only to honour typed_per_filter_config (disabled filters); the
-  // router looks again once the filters have run (they may change the headers).
-  s.route = config_->routes.route(s.request_headers, &s.vhost);
+  // The route is looked up here only to honour typed_per_filter_config (disabled filters), and
+  // only if some route or virtual host has it. The router keeps it unless a filter changed the
+  // request headers (clear_route_cache), as Envoy's route cache does.
+  if (config_->routes.disables_filters()) {
+    s.route = config_->routes.route(s.request_headers, &s.vhost);
+  }
   const auto disabled = [&](const std::string& name) {
     const auto in = [&](const std::vector<std::string>& list) {
       return std::find(list.begin(), list.end(), name) != list.end();

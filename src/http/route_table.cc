@@ -2,15 +2,17 @@
 
 #include <algorithm>
 
-#include "common/strings.h"
-#include "common/strings.h"
-#include "common/strings.h"
 #include <re2/re2.h>
+#include "common/strings.h"
 
 namespace sluice::http {
 
 RouteTable::RouteTable(const config::RouteConfiguration& config) : config_(config) {
   for (const auto& vh : config.virtual_hosts) {
+    if (!vh.disabled_filters.empty()) disables_filters_ = true;
+    for (const auto& r : vh.routes) {
+      if (!r.disabled_filters.empty()) disables_filters_ = true;
+    }
     for (const auto& d : vh.domains) {
       if (d == "*") {
         if (!default_) default_ = &vh;
@@ -34,7 +36,8 @@ const config::VirtualHost* RouteTable::find_virtual_host(std::string_view author
   // Domains are stored lower-cased; authorities are usually already lower-case, so only copy when
   // needed.
   std::string lowered;
-  if (std::any_of(authority.begin(), authority.end(), [](char c) { return c >= 'A' && c <= 'Z'; })) {
+  if (std::any_of(authority.begin(), authority.end(),
+                  [](char c) { return c >= 'A' && c <= 'Z'; })) {
     lowered = to_lower(authority);
     authority = lowered;
   }

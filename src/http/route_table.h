@@ -21,6 +21,9 @@ class RouteTable {
                              const config::VirtualHost** vhost_out = nullptr) const;
 
   const config::RouteConfiguration& config() const { return config_; }
+  // Whether any route or virtual host disables a filter (typed_per_filter_config): only then
+  // must the filters' creation know the route.
+  bool disables_filters() const { return disables_filters_; }
 
  private:
   struct WildcardDomain {
@@ -32,6 +35,7 @@ class RouteTable {
   std::vector<WildcardDomain> suffix_;  // longest first
   std::vector<WildcardDomain> prefix_;  // longest first
   const config::VirtualHost* default_ = nullptr;
+  bool disables_filters_ = false;
 };
 
 bool route_matches(const config::RouteMatch& match, const HeaderMap& headers);

@@ -174,6 +174,25 @@ TEST(RouteTable, VirtualHostPrecedence) {
   EXPECT_EQ(VhostFor(table, ""), "default");
 }
 
+// The connection manager looks the route up before creating filters only when some route or
+// virtual host disables one (typed_per_filter_config).
+TEST(RouteTable, KnowsWhetherAnyRouteDisablesAFilter) {
+  RouteConfiguration plain;
+  plain.virtual_hosts.push_back(Vhost("a", {"a"}));
+  plain.virtual_hosts.push_back(Vhost("b", {"*"}));
+  EXPECT_FALSE(RouteTable(plain).disables_filters());
+
+  RouteConfiguration by_route = plain;
+  Route off = MakeRoute("off", PrefixMatch("/off"));
+  off.disabled_filters = {"my_wasm"};
+  by_route.virtual_hosts[1].routes.insert(by_route.virtual_hosts[1].routes.begin(), off);
+  EXPECT_TRUE(RouteTable(by_route).disables_filters());
+
+  RouteConfiguration by_vhost = plain;
+  by_vhost.virtual_hosts[0].disabled_filters = {"my_wasm"};
+  EXPECT_TRUE(RouteTable(by_vhost).disables_filters());
+}
+
 TEST(RouteTable, WildcardMustMatchAtLeastOneCharacter) {
   RouteConfiguration cfg;
   cfg.virtual_hosts.push_back(Vhost("suffix", {"*.example.com"}));
@@ -446,8 +465,8 @@ TEST(RouteTable, HeaderInvertMatch) {
 }
 
 // Envoy parity: with invert_match and a value matcher, a request that lacks the header does not
-// match (Envoy's HeaderUtility::matchHeaders matches a missing header only for present_match forms);
-// inverting "no match" for a missing header would wrongly route it.
+// match (Envoy's HeaderUtility::matchHeaders matches a missing header only for present_match
+// forms); inverting "no match" for a missing header would wrongly route it.
 TEST(RouteTable, HeaderInvertMatchDoesNotMatchMissingHeader) {
   const HeaderMap without = Request("h", "/");
   EXPECT_FALSE(HeaderRouteMatches(
