@@ -692,77 +692,77 @@ TEST_F(SdkNativeTest, ValuesTooBigForTheBufferAreAskedForAgain) {
   EXPECT_EQ(host().too_small_answers, 1);
 }
 
-// The view accessors (get_view, get_property_view and the typed *_joined reads) give the same
-// answers on each way a value can come back: through the module's malloc (a host without
+// The ways a value can come back to the SDK: through the module's malloc (a host without
 // Sluice's functions), the return buffer, and a leaf call that asks again with a bigger one.
-// Under ASan a view that outlived its malloc'd value would be a use after free.
-TEST_F(SdkNativeTest, ViewsReadTheSameValuesEveryWay) {
-  struct Way {
-    const char* name;
-    bool sluice_functions, leaf_calls;
-  };
-  for (const Way& way : {Way{"malloc", false, false}, Way{"return buffer", true, false},
-                         Way{"leaf calls", true, true}}) {
+struct ReturnWay {
+  const char* name;
+  bool sluice_functions, leaf_calls;
+};
+constexpr ReturnWay kReturnWays[] = {
+    {"malloc", false, false}, {"return buffer", true, false}, {"leaf calls", true, true}};
+
+// Runs `request(vm, way, plugin_name)` on a fresh VM of `probe` for each way, with the probe's
+// properties set, once with a plugin_name that fits the first return buffer and once with one
+// that does not.
+template <typename Request>
+void for_each_return_way(const SluiceNullPlugin* probe, Request&& request) {
+  for (const ReturnWay& way : kReturnWays) {
     SCOPED_TRACE(way.name);
     fakehost::reset();
     host().sluice_functions = way.sluice_functions;
     host().leaf_calls = way.leaf_calls;
-    Vm vm(plugin("sluice.sdk_probe"));
+    Vm vm(probe);
     ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);
     for (const std::string& name : {std::string("short"), std::string(3000, 'n')}) {
       set_probe_properties(name);
       host().local_reply.reset();
-      vm.call("proxy_on_context_create", {kStream, kRoot});
-      host().maps[kRequestHeaders] = {{"x-probe", "views"}};
-      vm.call("proxy_on_request_headers", {kStream, 1, 1});
-      vm.call("proxy_on_delete", {kStream});
-      ASSERT_TRUE(host().local_reply);
-      EXPECT_EQ(host().local_reply->headers,
-                (fakehost::Pairs{{"x-probe-result", "header=views size=1234 mtls=true name=" +
-                                                        name + " missing=false absent=false"}}));
+      request(vm, way, name);
     }
   }
+}
+
+// The view accessors (get_view, get_property_view and the typed *_joined reads) give the same
+// answers every way. Under ASan a view that outlived its malloc'd value would be a use after
+// free.
+TEST_F(SdkNativeTest, ViewsReadTheSameValuesEveryWay) {
+  for_each_return_way(plugin("sluice.sdk_probe"), [](Vm& vm, const ReturnWay&,
+                                                     const std::string& name) {
+    vm.call("proxy_on_context_create", {kStream, kRoot});
+    host().maps[kRequestHeaders] = {{"x-probe", "views"}};
+    vm.call("proxy_on_request_headers", {kStream, 1, 1});
+    vm.call("proxy_on_delete", {kStream});
+    ASSERT_TRUE(host().local_reply);
+    EXPECT_EQ(host().local_reply->headers,
+              (fakehost::Pairs{{"x-probe-result", "header=views size=1234 mtls=true name=" + name +
+                                                      " missing=false absent=false"}}));
+  });
 }
 
 // A PropertyBatch reads what get_property_view reads, every way: one read each from a host
 // without Sluice's functions, one sluice_get_properties call from Sluice (with a value through
 // the module's malloc, or, on leaf calls, asked for again with a bigger buffer).
 TEST_F(SdkNativeTest, PropertyBatchReadsTheSameValuesEveryWay) {
-  struct Way {
-    const char* name;
-    bool sluice_functions, leaf_calls;
-  };
-  for (const Way& way : {Way{"malloc", false, false}, Way{"return buffer", true, false},
-                         Way{"leaf calls", true, true}}) {
-    SCOPED_TRACE(way.name);
-    fakehost::reset();
-    host().sluice_functions = way.sluice_functions;
-    host().leaf_calls = way.leaf_calls;
-    Vm vm(plugin("sluice.sdk_probe"));
-    ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);
-    for (const std::string& name : {std::string("short"), std::string(3000, 'n')}) {
-      set_probe_properties(name);
-      host().local_reply.reset();
-      const size_t calls_before = host().sluice_calls.size();
-      vm.call("proxy_on_context_create", {kStream, kRoot});
-      host().maps[kRequestHeaders] = {{"x-probe", "batch"}};
-      vm.call("proxy_on_request_headers", {kStream, 1, 1});
-      vm.call("proxy_on_delete", {kStream});
-      ASSERT_TRUE(host().local_reply);
-      EXPECT_EQ(host().local_reply->headers,
-                (fakehost::Pairs{{"x-probe-result",
-                                  "count=4 size=1234 mtls=true name=" + name + " missing=false"}}));
-      size_t batched = 0;
-      for (size_t i = calls_before; i < host().sluice_calls.size(); ++i) {
-        batched += host().sluice_calls[i].first == sluice::kGetProperties;
-      }
-      // Another host is never asked (it took no return buffer); Sluice once, or twice when the
-      // answer did not fit a leaf call's buffer.
-      const size_t expected =
-          !way.sluice_functions ? 0 : (way.leaf_calls && name.size() > 2048 ? 2 : 1);
-      EXPECT_EQ(batched, expected);
-    }
-  }
+  for_each_return_way(
+      plugin("sluice.sdk_probe"), [](Vm& vm, const ReturnWay& way, const std::string& name) {
+        const size_t calls_before = host().sluice_calls.size();
+        vm.call("proxy_on_context_create", {kStream, kRoot});
+        host().maps[kRequestHeaders] = {{"x-probe", "batch"}};
+        vm.call("proxy_on_request_headers", {kStream, 1, 1});
+        vm.call("proxy_on_delete", {kStream});
+        ASSERT_TRUE(host().local_reply);
+        EXPECT_EQ(host().local_reply->headers,
+                  (fakehost::Pairs{{"x-probe-result", "count=4 size=1234 mtls=true name=" + name +
+                                                          " missing=false"}}));
+        size_t batched = 0;
+        for (size_t i = calls_before; i < host().sluice_calls.size(); ++i) {
+          batched += host().sluice_calls[i].first == sluice::kGetProperties;
+        }
+        // Another host is never asked (it took no return buffer); Sluice once, or twice when the
+        // answer did not fit a leaf call's buffer.
+        const size_t expected =
+            !way.sluice_functions ? 0 : (way.leaf_calls && name.size() > 2048 ? 2 : 1);
+        EXPECT_EQ(batched, expected);
+      });
 }
 
 // The SDK's context tables (id_map.h) against std::unordered_map, through random puts and takes
