@@ -905,8 +905,10 @@ uint64_t proxy_call_foreign_function(WasmVm& vm, Args a, void*) {
     return res(WasmResult::InvalidMemoryAccess);
   }
   // Out-params are checked first: a bad one must change nothing, Sluice's functions included.
-  // The result's buffer is reused (batched property reads come every request); taken out while
-  // in use, as copy_out may run the module's allocator, which may call here itself.
+  // The result's buffer is reused (batched property reads come every request), unless it grew
+  // big (an inflated body); taken out while in use, as copy_out may run the module's allocator,
+  // which may call here itself.
+  constexpr size_t kMaxSpareBytes = 64 * 1024;
   thread_local std::string spare;
   std::string result = std::move(spare);
   result.clear();
@@ -918,7 +920,7 @@ uint64_t proxy_call_foreign_function(WasmVm& vm, Args a, void*) {
   } else if (r == WasmResult::Ok) {
     status = w->copy_out(result, ptr_out, size_out);
   }
-  spare = std::move(result);
+  if (result.capacity() <= kMaxSpareBytes) spare = std::move(result);
   return res(status);
 }
 
@@ -1157,9 +1159,10 @@ Table build_table() {
   t.add_leaf<proxy_increment_metric>(env, "proxy_increment_metric", sig({I, L}, {I}));
   t.add_leaf<proxy_record_metric>(env, "proxy_record_metric", sig({I, L}, {I}));
   t.add_leaf<proxy_get_metric>(env, "proxy_get_metric", sig({I, I}, {I}));
-  // No foreign function calls into a module (they take bytes and return bytes).
-  t.add_leaf<proxy_call_foreign_function>(env, "proxy_call_foreign_function",
-                                          sig({I, I, I, I, I, I}, {I}), Leaf::ForRetryingModules);
+  // Not a leaf: a result too big for the return buffer (an inflated body) goes through the
+  // module's malloc, which the module frees, instead of growing the buffer it keeps for good.
+  t.add<proxy_call_foreign_function>(env, "proxy_call_foreign_function",
+                                     sig({I, I, I, I, I, I}, {I}));
   // HTTP and gRPC callouts: not built yet.
   t.add<proxy_http_call>(env, "proxy_http_call", sig({I, I, I, I, I, I, I, I, I, I}, {I}));
   t.add<proxy_grpc_call>(env, "proxy_grpc_call", sig({I, I, I, I, I, I, I, I, I, I, I, I}, {I}));
