@@ -160,6 +160,11 @@ WasmResult node_property(const PluginSpec& p, const PathParts& parts, size_t at,
   return WasmResult::Ok;
 }
 
+// What `plugin` hides from its module (sluice.wasm), or nullptr when it hides nothing.
+const HidePolicy* hide_policy(const PluginSpec* plugin) {
+  return plugin && plugin->hide.any() ? &plugin->hide : nullptr;
+}
+
 // A value the module stored itself (set_property), under exactly this path.
 WasmResult stored_value(const Context& ctx, std::string_view path, std::string& out) {
   for (const auto& [k, v] : ctx.filter_state) {
@@ -171,8 +176,8 @@ WasmResult stored_value(const Context& ctx, std::string_view path, std::string& 
 // ---- fixed attributes ----------------------------------------------------------------------
 // The paths that name one value whatever their context (request.path, response.code,
 // xds.cluster_name...), found by one hash lookup of the whole path: a telemetry plugin reads a
-// dozen a request, and splitting each path and walking the comparisons below cost more than the
-// value. Paths with variable parts (header names, node metadata keys) go the long way.
+// dozen a request, and splitting each path and walking a chain of comparisons cost more than
+// the value. Paths with variable parts (header names, node metadata keys) go the long way.
 enum class Attribute : uint8_t {
   PluginName,
   PluginRootId,
@@ -322,9 +327,6 @@ const Attribute* find_fixed(std::string_view path) {
 WasmResult evaluate(Context& ctx, Attribute a, std::string_view path, std::string& out) {
   using A = Attribute;
   const PluginSpec* plugin = ctx.plugin();
-  const auto hide_policy = [plugin]() -> const HidePolicy* {
-    return plugin && plugin->hide.any() ? &plugin->hide : nullptr;
-  };
   switch (a) {  // identity: every context, root ones included
     case A::PluginName:
       return plugin ? (out = plugin->name, WasmResult::Ok) : stored_value(ctx, path, out);
@@ -360,11 +362,11 @@ WasmResult evaluate(Context& ctx, Attribute a, std::string_view path, std::strin
       case A::RequestMethod:
         return out = rq.method(), WasmResult::Ok;
       case A::RequestReferer:
-        return header_value(&rq, "referer", out, hide_policy(), 0);
+        return header_value(&rq, "referer", out, hide_policy(plugin), 0);
       case A::RequestUserAgent:
-        return header_value(&rq, "user-agent", out, hide_policy(), 0);
+        return header_value(&rq, "user-agent", out, hide_policy(plugin), 0);
       case A::RequestId:
-        return header_value(&rq, "x-request-id", out, hide_policy(), 0);
+        return header_value(&rq, "x-request-id", out, hide_policy(plugin), 0);
       case A::RequestProtocol:
         return out = info.protocol, WasmResult::Ok;
       case A::RequestQuery: {
@@ -452,7 +454,7 @@ WasmResult evaluate(Context& ctx, Attribute a, std::string_view path, std::strin
     case A::DestinationAddress:
     case A::DestinationPort: {
       const bool source = a == A::SourceAddress || a == A::SourcePort;
-      if (const HidePolicy* hide = hide_policy(); source && hide && hide->client_address) {
+      if (const HidePolicy* hide = hide_policy(plugin); source && hide && hide->client_address) {
         return WasmResult::NotFound;
       }
       const std::string& addr =
@@ -513,16 +515,13 @@ WasmResult get_property(Context& ctx, std::string_view path, std::string& out) {
 
   http::StreamFilterCallbacks* s = ctx.stream();
   if (!s && !ctx.network()) return stored_value(ctx, path, out);
-  const auto hide_policy = [plugin]() -> const HidePolicy* {
-    return plugin && plugin->hide.any() ? &plugin->hide : nullptr;
-  };
   if (s && (top == "request" || top == "response") && parts.size() >= 2) {
     const bool request = top == "request";
     if (field == "headers") {
       const HeaderMap* map = request ? &s->request_headers() : s->response_headers();
       const uint32_t type = request ? 0 : 2;
-      if (parts.size() >= 3) return header_value(map, parts[2], out, hide_policy(), type);
-      return header_map_value(map, out, hide_policy(), type);
+      if (parts.size() >= 3) return header_value(map, parts[2], out, hide_policy(plugin), type);
+      return header_map_value(map, out, hide_policy(plugin), type);
     }
     // A fixed attribute with more segments after it ("request\0path\0x") names the attribute.
     const std::string_view first_two = path.substr(0, top.size() + 1 + field.size());
@@ -530,7 +529,7 @@ WasmResult get_property(Context& ctx, std::string_view path, std::string& out) {
     return WasmResult::NotFound;
   }
   if (top == "source") {
-    if (const HidePolicy* hide = hide_policy(); hide && hide->client_address) {
+    if (const HidePolicy* hide = hide_policy(plugin); hide && hide->client_address) {
       return WasmResult::NotFound;
     }
   }
