@@ -501,7 +501,10 @@ std::optional<uint64_t> WasmInstance::call(Context* ctx, const WasmFunction& f,
                              : starting_ ? FailureReason::Start
                                          : FailureReason::Trap);
   }
-  if (call_depth_ == 0) running_export_ = nullptr;
+  if (call_depth_ == 0) {
+    running_export_ = nullptr;
+    if (refused_foreign_answer_) refused_foreign_answer_.reset();  // the module did not ask again
+  }
   // What the module asked of other streams (from a root callback) runs now that it returned.
   if (call_depth_ == 0 && !deferred_stream_actions_.empty()) run_deferred_stream_actions();
   if (!r.ok) return std::nullopt;
@@ -983,6 +986,23 @@ WasmResult WasmInstance::copy_out(std::string_view data, uint64_t ptr_out, uint6
     return WasmResult::InvalidMemoryAccess;
   }
   return WasmResult::Ok;
+}
+
+void WasmInstance::keep_refused_foreign_answer(std::string_view name, std::string_view args,
+                                               std::string answer) {
+  refused_foreign_answer_.emplace(
+      RefusedForeignAnswer{std::string(name), std::string(args), std::move(answer)});
+}
+
+bool WasmInstance::take_refused_foreign_answer(std::string_view name, std::string_view args,
+                                               std::string* answer) {
+  if (!refused_foreign_answer_ || refused_foreign_answer_->name != name ||
+      refused_foreign_answer_->args != args) {
+    return false;
+  }
+  *answer = std::move(refused_foreign_answer_->answer);
+  refused_foreign_answer_.reset();
+  return true;
 }
 
 WasmResult WasmInstance::set_return_buffer(uint64_t ptr, uint64_t size) {

@@ -284,6 +284,14 @@ class WasmInstance {
   // InvalidMemoryAccess for a buffer outside module memory; size 0 stops using it.
   WasmResult set_return_buffer(uint64_t ptr, uint64_t size);
   uint64_t return_buffer_size() const { return return_buffer_size_; }
+  // A foreign function's answer a leaf call could not return (too big for the return buffer:
+  // kBufferTooSmall), kept for the module's call again with a bigger buffer, so the function
+  // runs once. The next call of the same function with the same arguments takes it; the end of
+  // the top-level callback drops it.
+  void keep_refused_foreign_answer(std::string_view name, std::string_view args,
+                                   std::string answer);
+  bool take_refused_foreign_answer(std::string_view name, std::string_view args,
+                                   std::string* answer);
 
   // The plugin configuration, readable through buffer 7 during on_configure only.
   const std::string* configuring = nullptr;
@@ -404,6 +412,10 @@ class WasmInstance {
   const HeaderMap* grpc_trailing_metadata_ = nullptr;
   const std::string* grpc_message_ = nullptr;
   uint32_t call_depth_ = 0;
+  struct RefusedForeignAnswer {
+    std::string name, args, answer;
+  };
+  std::optional<RefusedForeignAnswer> refused_foreign_answer_;
   std::vector<uint32_t> deferred_stream_actions_;      // context ids
   uint32_t callback_cpu_ms_ = 0, startup_cpu_ms_ = 0;  // none until a plugin sets them
   bool watched_ = false;                               // a runtime whose calls can be stopped (V8)

@@ -13,7 +13,8 @@
 namespace sluice::wasm {
 
 // Writes the result to *out; the status goes back to the module as is. Functions run on the
-// calling worker's thread and may be called from several at once.
+// calling worker's thread and may be called from several at once. They must not reach a VM (no
+// call into any module): on V8 they run inside leaf host calls (HostFunction::leaf).
 using ForeignFunction = WasmResult (*)(std::string_view args, std::string* out);
 
 // The function registered as `name`, or nullptr.

@@ -443,20 +443,15 @@ proxy_status_t proxy_call_foreign_function(const char* name, size_t name_len, co
         }
         sizes.append(reinterpret_cast<const char*>(&size), 4);
       }
-      fakehost::give(sizes + values, result, result_len);  // not a leaf in Sluice
-      return 0;
+      return fakehost::give_value(sizes + values, result, result_len);
     }
     return 0;
   }
   host().foreign_calls.emplace_back(n, a);
-  if (n == "compress") {
-    fakehost::give("Z(" + a + ")", result, result_len);
-    return 0;
-  }
+  if (n == "compress") return fakehost::give_value("Z(" + a + ")", result, result_len);
   if (n == "uncompress") {
     if (a.size() < 3 || a.compare(0, 2, "Z(") != 0 || a.back() != ')') return 3;
-    fakehost::give(a.substr(2, a.size() - 3), result, result_len);
-    return 0;
+    return fakehost::give_value(a.substr(2, a.size() - 3), result, result_len);
   }
   return 1;
 }

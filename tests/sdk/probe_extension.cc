@@ -139,6 +139,12 @@ class ProbeStream : public sluice::HttpContext {
                            failed.has_value(), sluice::status_name(bad)));
       return sluice::FilterHeadersStatus::StopIteration;
     }
+    if (action == "zlib-big") {  // answers far bigger than any return buffer kept
+      auto packed = sluice::zlib_compress(std::string(100000, 'x'));
+      auto unpacked = sluice::zlib_uncompress(packed.value_or(""));
+      reply(sluice::format("{} {}", packed ? packed->size() : 0, unpacked ? unpacked->size() : 0));
+      return sluice::FilterHeadersStatus::StopIteration;
+    }
     if (action == "pairs") {
       sluice::Pairs pairs = sluice::request_headers().pairs();
       pairs.emplace_back("x-count", std::to_string(num_headers));

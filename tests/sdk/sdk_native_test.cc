@@ -692,6 +692,37 @@ TEST_F(SdkNativeTest, ValuesTooBigForTheBufferAreAskedForAgain) {
   EXPECT_EQ(host().too_small_answers, 1);
 }
 
+// A foreign function's answer too big for the buffer is asked for again too (Sluice keeps the
+// answer meanwhile). A buffer grown past kMaxKeptReturnBuffer for it goes back to the initial
+// size before the next value is asked for, rather than holding the module's memory for good.
+TEST_F(SdkNativeTest, BigForeignAnswersAreAskedForAgainAndTheBufferShrinksAfter) {
+  host().sluice_functions = true;
+  host().leaf_calls = true;
+  Vm vm(plugin("sluice.sdk_probe"));
+  ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);
+  vm.call("proxy_on_context_create", {kStream, kRoot});
+  host().maps[kRequestHeaders] = {{"x-probe", "zlib-big"}};
+  vm.call("proxy_on_request_headers", {kStream, 1, 1});
+  ASSERT_TRUE(host().local_reply);
+  EXPECT_EQ(host().local_reply->headers, (fakehost::Pairs{{"x-probe-result", "100003 100000"}}));
+  EXPECT_EQ(host().too_small_answers, 2);
+  // The next read of any value starts from a small buffer again.
+  set_probe_properties("short");
+  host().local_reply.reset();
+  vm.call("proxy_on_context_create", {kStream + 1, kRoot});
+  host().maps[kRequestHeaders] = {{"x-probe", "props"}};
+  vm.call("proxy_on_request_headers", {kStream + 1, 1, 1});
+  ASSERT_TRUE(host().local_reply);
+  std::vector<uint64_t> sizes;
+  for (const auto& [name, args] : host().sluice_calls) {
+    if (name == sluice::kSetReturnBuffer) sizes.push_back(u64_at(args, 1));
+  }
+  // At the root; grown for compress's answer; back before uncompress, grown for its answer;
+  // back before the next request's first read.
+  const uint64_t initial = sluice::kInitialReturnBuffer;
+  EXPECT_EQ(sizes, (std::vector<uint64_t>{initial, 131072, initial, 131072, initial}));
+}
+
 // The ways a value can come back to the SDK: through the module's malloc (a host without
 // Sluice's functions), the return buffer, and a leaf call that asks again with a bigger one.
 struct ReturnWay {
@@ -739,8 +770,8 @@ TEST_F(SdkNativeTest, ViewsReadTheSameValuesEveryWay) {
 }
 
 // A PropertyBatch reads what get_property_view reads, every way: one read each from a host
-// without Sluice's functions, one sluice_get_properties call from Sluice (the long name's answer
-// through the module's malloc).
+// without Sluice's functions, one sluice_get_properties call from Sluice (with the long name's
+// answer through the module's malloc, or, on leaf calls, asked for again with a bigger buffer).
 TEST_F(SdkNativeTest, PropertyBatchReadsTheSameValuesEveryWay) {
   for_each_return_way(
       plugin("sluice.sdk_probe"), [](Vm& vm, const ReturnWay& way, const std::string& name) {
@@ -757,9 +788,11 @@ TEST_F(SdkNativeTest, PropertyBatchReadsTheSameValuesEveryWay) {
         for (size_t i = calls_before; i < host().sluice_calls.size(); ++i) {
           batched += host().sluice_calls[i].first == sluice::kGetProperties;
         }
-        // Another host is never asked (it took no return buffer); Sluice once, an answer too
-        // big for the buffer coming through the module's malloc (the call is not a leaf).
-        EXPECT_EQ(batched, way.sluice_functions ? 1u : 0u);
+        // Another host is never asked (it took no return buffer); Sluice once, or twice when the
+        // answer did not fit a leaf call's buffer.
+        const size_t expected =
+            !way.sluice_functions ? 0 : (way.leaf_calls && name.size() > 2048 ? 2 : 1);
+        EXPECT_EQ(batched, expected);
       });
 }
 

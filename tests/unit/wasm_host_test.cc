@@ -41,6 +41,7 @@
 #include "wasm/abi/pairs.h"
 #include "wasm/abi/sluice_functions.h"
 #include "wasm/context.h"
+#include "wasm/foreign_functions.h"
 #include "wasm/plugin.h"
 #include "wasm/shared_state.h"
 #include "wasm/thread_loop.h"
@@ -2009,6 +2010,64 @@ TEST_F(WasmHostLeafTest, LeafReadsAnswerBufferTooSmall) {
   ASSERT_EQ(foreign(std::string(sf::kSetReturnBuffer), u64_args({buffer, 512}), nullptr), kOk);
   ASSERT_EQ(get_value(0, "x-big", &value), kOk);
   EXPECT_EQ(value, std::string(300, 'z'));
+  // Foreign functions are leaves too: a result past the buffer is kBufferTooSmall with its size,
+  // and the same call with a buffer that fits answers it.
+  std::string text;
+  for (int i = 0; i < 500; ++i) text += std::to_string(i * 7919 % 10007) + ",";
+  std::string compressed;
+  ASSERT_EQ(foreign("compress", text, &compressed), sf::kBufferTooSmall);
+  const uint64_t needed = word(kLen);
+  EXPECT_GT(needed, 512u);
+  ASSERT_EQ(foreign(std::string(sf::kSetReturnBuffer), u64_args({buffer, needed}), nullptr), kOk);
+  ASSERT_EQ(foreign("compress", text, &compressed), kOk);
+  EXPECT_EQ(compressed.size(), needed);
+  EXPECT_EQ(word(kPtr), buffer);
+  std::string plain;
+  ASSERT_EQ(foreign("uncompress", compressed, &plain), sf::kBufferTooSmall);
+  EXPECT_EQ(word(kLen), text.size());
+  EXPECT_FALSE(w_->failed());
+}
+
+// A foreign function whose answer a leaf call refused runs once: the host keeps the answer for
+// the module's next call of it (same name and arguments) in the same callback. A module that
+// does not ask again within the callback leaves nothing behind.
+int g_counted_calls = 0;
+WasmResult counted_foreign_function(std::string_view args, std::string* out) {
+  ++g_counted_calls;
+  out->assign(1000, args.empty() ? '-' : args[0]);
+  return WasmResult::Ok;
+}
+
+TEST_F(WasmHostLeafTest, RefusedForeignAnswerIsKeptForTheCallAgain) {
+  namespace sf = sluice_functions;
+  register_foreign_function("test.counted", &counted_foreign_function);
+  boot(std::string(kV8RuntimeName), true, "vm1", "host_probe_retrying");
+  const uint64_t buffer = addr(0xC000);
+  ASSERT_EQ(foreign(std::string(sf::kSetReturnBuffer), u64_args({buffer, 256}), nullptr), kOk);
+  const std::string name = "test.counted", set_name(sf::kSetReturnBuffer);
+  const std::string set_args = u64_args({buffer, 1024});
+  put(kKey, name);
+  put(kBuf, "q");
+  put(kVal, set_name);
+  put(kBlob, set_args);
+  g_counted_calls = 0;
+  ASSERT_EQ(call("probe_foreign_call_again",
+                 {addr(kKey), name.size(), addr(kBuf), 1, addr(kPtr), addr(kLen), addr(kVal),
+                  set_name.size(), addr(kBlob), set_args.size()}),
+            kOk);
+  EXPECT_EQ(g_counted_calls, 1);
+  EXPECT_EQ(out(), std::string(1000, 'q'));
+  EXPECT_EQ(word(kPtr), buffer);
+
+  // Other arguments are a new call; a refusal not followed up in its callback is forgotten.
+  ASSERT_EQ(foreign(std::string(sf::kSetReturnBuffer), u64_args({buffer, 256}), nullptr), kOk);
+  std::string value;
+  ASSERT_EQ(foreign(name, "r", &value), sf::kBufferTooSmall);
+  EXPECT_EQ(g_counted_calls, 2);
+  ASSERT_EQ(foreign(std::string(sf::kSetReturnBuffer), u64_args({buffer, 1024}), nullptr), kOk);
+  ASSERT_EQ(foreign(name, "r", &value), kOk);
+  EXPECT_EQ(g_counted_calls, 3);
+  EXPECT_EQ(value, std::string(1000, 'r'));
   EXPECT_FALSE(w_->failed());
 }
 

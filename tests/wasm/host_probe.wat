@@ -201,6 +201,12 @@
   (func (export "probe_proxy_record_metric") (param i32 i64) (result i32) (call $proxy_record_metric (local.get 0) (local.get 1)))
   (func (export "probe_proxy_get_metric") (param i32 i32) (result i32) (call $proxy_get_metric (local.get 0) (local.get 1)))
   (func (export "probe_proxy_call_foreign_function") (param i32 i32 i32 i32 i32 i32) (result i32) (call $proxy_call_foreign_function (local.get 0) (local.get 1) (local.get 2) (local.get 3) (local.get 4) (local.get 5)))
+  ;; In one callback: a foreign call, sluice_set_return_buffer (name at 6/7, args at 8/9), and
+  ;; the first call again; returns what the second answered (what an SDK does on kBufferTooSmall).
+  (func (export "probe_foreign_call_again") (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)
+    (drop (call $proxy_call_foreign_function (local.get 0) (local.get 1) (local.get 2) (local.get 3) (local.get 4) (local.get 5)))
+    (drop (call $proxy_call_foreign_function (local.get 6) (local.get 7) (local.get 8) (local.get 9) (i32.const 0) (i32.const 0)))
+    (call $proxy_call_foreign_function (local.get 0) (local.get 1) (local.get 2) (local.get 3) (local.get 4) (local.get 5)))
   (func (export "probe_emscripten_notify_memory_growth") (param i32) (call $emscripten_notify_memory_growth (local.get 0)))
   (func (export "probe_pthread_equal") (param i32 i32) (result i32) (call $pthread_equal (local.get 0) (local.get 1)))
   (func (export "probe_wasi_fd_write") (param i32 i32 i32 i32) (result i32) (call $wasi_fd_write (local.get 0) (local.get 1) (local.get 2) (local.get 3)))

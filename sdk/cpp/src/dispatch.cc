@@ -128,7 +128,16 @@ bool grow_return_buffer(size_t size) {
   size_t grown = vm->return_buffer.size();
   while (grown < size) grown *= 2;
   if (grown > vm->return_buffer.size()) vm->return_buffer.assign(grown, '\0');
+  if (grown > kMaxKeptReturnBuffer) vm->return_buffer_oversized = true;
   return offer_return_buffer(*vm);
+}
+
+void shrink_return_buffer(VmState& vm) {
+  vm.return_buffer_oversized = false;
+  // The host may write to the old buffer until it has the new one: freed only after.
+  std::vector<char> oversized = std::move(vm.return_buffer);
+  vm.return_buffer = std::vector<char>(kInitialReturnBuffer);
+  offer_return_buffer(vm);
 }
 
 void release_host_buffer(const char* data) {

@@ -18,6 +18,9 @@ namespace sluice {
 inline namespace SLUICE_SDK_NS {
 
 inline constexpr size_t kInitialReturnBuffer = 2048;
+// A return buffer grown past this for one big value (an inflated body) goes back to the initial
+// size afterwards, rather than holding that much of the module's memory for good.
+inline constexpr size_t kMaxKeptReturnBuffer = 64 * 1024;
 
 // Everything one VM owns. A .wasm module has exactly one (a global: each instance has its own
 // memory); the native build allocates one per create_instance().
@@ -36,6 +39,9 @@ struct VmState {
   // bigger when a value did not fit (kBufferTooSmall).
   std::vector<char> return_buffer = std::vector<char>(kInitialReturnBuffer);
   bool return_buffer_offered = false;
+  // Grown past kMaxKeptReturnBuffer: shrunk before the next value is asked for (the last value
+  // may be read in place until then).
+  bool return_buffer_oversized = false;
   // The host took the return buffer: it is Sluice, and has Sluice's other functions too.
   bool host_is_sluice = false;
   // What a view accessor (get_property_view, HeaderMap::get_view) returns when the value came
@@ -64,12 +70,17 @@ void release_host_buffer(const char* data);
 
 // Offers the host a return buffer of at least `size` bytes; false if it was not taken.
 bool grow_return_buffer(size_t size);
+// Gives the host a return buffer of the initial size in place of an oversized one.
+void shrink_return_buffer(VmState& vm);
 
 // Calls `get(value, size)`, a host function that returns a value through those out-params,
 // again with a big enough return buffer when Sluice answers kBufferTooSmall (it does so only
 // for calls it makes without a way into our malloc).
 template <typename Get>
 proxy_status_t get_returned_value(Get&& get, const char** value, size_t* size) {
+  if (VmState* vm = current_vm_state(); vm && vm->return_buffer_oversized) {
+    shrink_return_buffer(*vm);
+  }
   proxy_status_t status = get(value, size);
   if (status == kBufferTooSmall && grow_return_buffer(*size)) status = get(value, size);
   return status;

@@ -551,8 +551,10 @@ std::optional<std::string> call_foreign_function(std::string_view name, std::str
                                                  Status* status) {
   const char* data = nullptr;
   size_t size = 0;
-  Status s = to_status(proxy_call_foreign_function(name.data(), name.size(), args.data(),
-                                                   args.size(), &data, &size));
+  const auto call = [&](const char** v, size_t* n) {
+    return proxy_call_foreign_function(name.data(), name.size(), args.data(), args.size(), v, n);
+  };
+  Status s = to_status(get_returned_value(call, &data, &size));
   if (status) *status = s;
   if (s != Status::Ok) return std::nullopt;
   return take(data, size);

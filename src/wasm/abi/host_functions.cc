@@ -912,13 +912,21 @@ uint64_t proxy_call_foreign_function(WasmVm& vm, Args a, void*) {
   thread_local std::string spare;
   std::string result = std::move(spare);
   result.clear();
-  const WasmResult r = ours ? sluice_function(name, args, &result) : fn(args, &result);
+  // A leaf call refused this answer a moment ago (kBufferTooSmall): the module asks again with
+  // a bigger buffer, and gets it without the function running twice.
+  const WasmResult r = w->take_refused_foreign_answer(name, args, &result) ? WasmResult::Ok
+                       : ours ? sluice_function(name, args, &result)
+                              : fn(args, &result);
   WasmResult status = r;
   if (r == WasmResult::Ok && ptr_out == 0) {
     // The module does not want the bytes (only, perhaps, their size): nothing is allocated.
     if (size_out != 0) vm.set_word(size_out, result.size());
   } else if (r == WasmResult::Ok) {
     status = w->copy_out(result, ptr_out, size_out);
+    if (status == static_cast<WasmResult>(sluice_functions::kBufferTooSmall)) {
+      w->keep_refused_foreign_answer(name, args, std::move(result));
+      return res(status);
+    }
   }
   if (result.capacity() <= kMaxSpareBytes) spare = std::move(result);
   return res(status);
@@ -1159,10 +1167,10 @@ Table build_table() {
   t.add_leaf<proxy_increment_metric>(env, "proxy_increment_metric", sig({I, L}, {I}));
   t.add_leaf<proxy_record_metric>(env, "proxy_record_metric", sig({I, L}, {I}));
   t.add_leaf<proxy_get_metric>(env, "proxy_get_metric", sig({I, I}, {I}));
-  // Not a leaf: a result too big for the return buffer (an inflated body) goes through the
-  // module's malloc, which the module frees, instead of growing the buffer it keeps for good.
-  t.add<proxy_call_foreign_function>(env, "proxy_call_foreign_function",
-                                     sig({I, I, I, I, I, I}, {I}));
+  // Foreign functions never reach a VM (foreign_functions.h). An answer too big for the return
+  // buffer is kept for the module's second call (WasmInstance::keep_refused_foreign_answer).
+  t.add_leaf<proxy_call_foreign_function>(env, "proxy_call_foreign_function",
+                                          sig({I, I, I, I, I, I}, {I}), Leaf::ForRetryingModules);
   // HTTP and gRPC callouts: not built yet.
   t.add<proxy_http_call>(env, "proxy_http_call", sig({I, I, I, I, I, I, I, I, I, I}, {I}));
   t.add<proxy_grpc_call>(env, "proxy_grpc_call", sig({I, I, I, I, I, I, I, I, I, I, I, I}, {I}));

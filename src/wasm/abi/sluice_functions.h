@@ -21,11 +21,13 @@ inline constexpr std::string_view kSetReturnBuffer = "sluice_set_return_buffer";
 inline constexpr uint64_t kMinReturnBuffer = 64;
 
 // A module that exports a function of this name (never called) declares that, when
-// proxy_get_property or proxy_get_header_map_value answers kBufferTooSmall, it sets a return
-// buffer of at least the size the host wrote to the call's size out-param and calls again.
-// Those two can then run as leaf host functions (HostFunction::leaf: on V8, called straight
-// from compiled code), which may not call the module's malloc. Only such a module ever sees
-// kBufferTooSmall; another host ignores the export.
+// proxy_get_property, proxy_get_header_map_value or proxy_call_foreign_function answers
+// kBufferTooSmall, it sets a return buffer of at least the size the host wrote to the call's
+// size out-param and calls again. Those can then run as leaf host functions (HostFunction::leaf:
+// on V8, called straight from compiled code), which may not call the module's malloc. A foreign
+// function's refused answer is kept until the same call comes again in the same callback, so
+// the function runs once. Only such a module ever sees kBufferTooSmall; another host ignores the
+// export.
 inline constexpr std::string_view kRetriesBufferTooSmall = "sluice_retries_buffer_too_small";
 inline constexpr uint32_t kBufferTooSmall = 1000;  // outside Proxy-Wasm's WasmResult values
 
