@@ -14,7 +14,7 @@
 #include "fake_host.h"
 #include "sluice/sdk.h"  // the probe extension's copy of the SDK (SLUICE_SDK_NS=ext_sdk_probe)
 #include "wasm/abi/sluice_functions.h"
-#include "word_memcmp.h"  // the wasm build's memcmp
+#include "word_string.h"  // the wasm build's memcmp and memcpy
 
 namespace {
 
@@ -88,12 +88,12 @@ TEST(SdkPieces, KeyValueLinesAndPropertyPaths) {
   EXPECT_EQ(sluice::join_property_path({"plugin_root_id"}), "plugin_root_id");
 }
 
-// The wasm build's memcmp orders as the C library's does: every length up to three words, the
+// The wasm build's memcmp orders as the C library's does: every length up to six words, the
 // first difference at every position, bytes on both sides of 0x80 (the comparison is unsigned).
 TEST(SdkPieces, WordMemcmpOrdersAsMemcmp) {
   const auto sign = [](int v) { return (v > 0) - (v < 0); };
   std::mt19937 random(7);
-  for (size_t n = 0; n <= 24; ++n) {
+  for (size_t n = 0; n <= 48; ++n) {
     std::string a(n, '\0');
     for (char& c : a) c = static_cast<char>(random());
     EXPECT_EQ(sluice_sdk_libc::word_memcmp(a.data(), a.data(), n), 0) << n;
@@ -115,6 +115,25 @@ TEST(SdkPieces, WordMemcmpOrdersAsMemcmp) {
   const std::string text = "0123456789abcdefghijklmnopqrstuvwxyz";
   EXPECT_EQ(sluice_sdk_libc::word_memcmp(text.data() + 1, "123456789abcdefgh", 17), 0);
   EXPECT_LT(sluice_sdk_libc::word_memcmp(text.data() + 3, "3456789abcdefgz", 15), 0);
+}
+
+// The wasm build's memcpy copies exactly the bytes asked for, at any length and alignment.
+TEST(SdkPieces, WordMemcpyCopiesEveryLength) {
+  std::mt19937 random(11);
+  std::string source(200, '\0');
+  for (char& c : source) c = static_cast<char>(random());
+  for (size_t n = 0; n <= 100; ++n) {
+    for (size_t from : {0, 1, 7}) {
+      for (size_t to : {0, 3, 8}) {
+        std::string target(128, '#');
+        EXPECT_EQ(sluice_sdk_libc::word_memcpy(target.data() + to, source.data() + from, n),
+                  target.data() + to);
+        std::string expected(128, '#');
+        expected.replace(to, n, source.substr(from, n));
+        EXPECT_EQ(target, expected) << "n " << n << " from " << from << " to " << to;
+      }
+    }
+  }
 }
 
 // ---- registration and exports ---------------------------------------------------------------

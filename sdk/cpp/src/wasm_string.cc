@@ -5,7 +5,7 @@
 // at a time took a fifth of that. The linker takes these definitions before the archive's.
 #include <cstddef>
 
-#include "word_memcmp.h"
+#include "word_string.h"
 
 #if !defined(__wasm__)
 #error "wasm_string.cc is for the wasm32 build only"
@@ -13,4 +13,9 @@
 
 extern "C" SLUICE_NO_BUILTIN int memcmp(const void* a, const void* b, size_t n) {
   return sluice_sdk_libc::word_memcmp(a, b, n);
+}
+
+extern "C" SLUICE_NO_BUILTIN void* memcpy(void* __restrict dst, const void* __restrict src,
+                                          size_t n) {
+  return sluice_sdk_libc::word_memcpy(dst, src, n);
 }
