@@ -249,6 +249,14 @@ class TelemetryRoot : public sluice::RootContext {
   std::string packed_name(const MetricConfig& metric, const std::vector<std::string>& values) const;
   void count_dropped(const MetricConfig& metric);
   void read_local_node();
+  void clear_shortcuts() {
+    shortcuts_.clear();
+    last_shortcut_ = nullptr;
+  }
+  void remember_peer(std::string_view id, const std::shared_ptr<const WorkloadInfo>& peer) {
+    last_peer_id_.assign(id);
+    last_peer_ = peer;
+  }
 
   Config config_;
   bool inbound_ = true;
@@ -258,6 +266,10 @@ class TelemetryRoot : public sluice::RootContext {
   // Keyed by peer metadata id; looked up by a view of the header (transparent hash).
   std::unordered_map<std::string, std::shared_ptr<const WorkloadInfo>, StringHash, std::equal_to<>>
       peer_cache_;
+  // The last peer found or added: consecutive requests mostly come from one peer, whose id is
+  // then compared rather than hashed (~70 bytes).
+  std::string last_peer_id_;
+  std::shared_ptr<const WorkloadInfo> last_peer_;
   // Tables: [0] the plain HTTP metrics, [1] the plain TCP ones, then one per customized metric.
   std::vector<SeriesTable> tables_;
   std::unordered_map<std::string, uint32_t> dropped_ids_;  // metric name -> its dropped counter
@@ -265,6 +277,8 @@ class TelemetryRoot : public sluice::RootContext {
   bool request_shortcuts_ = false;
   std::string shortcut_key_;  // reused per request
   std::unordered_map<std::string, Shortcut> shortcuts_;
+  // The last shortcut found or added (a node of shortcuts_: stable until clear_shortcuts()).
+  const std::pair<const std::string, Shortcut>* last_shortcut_ = nullptr;
   std::vector<std::string> scratch_;
   std::string service_;
   std::string last_cluster_, last_cluster_service_;              // see cluster_service()
@@ -399,31 +413,34 @@ LabelInputs read_label_inputs(TelemetryRoot& root, const WorkloadInfo* peer, boo
                               int64_t* code, TelemetryRoot::Measurements* m) {
   const size_t first = root.first_report_property();
   const auto values = root.report_batch(http).read();
-  std::array<std::optional<std::string_view>, kReportPropertyCount> v;
-  std::copy(values.begin(), values.end(), v.begin() + first);
+  // The batch holds the run from `first` on: an outbound report reads no mTLS properties.
+  const auto v = [first, values](ReportProperty p) -> std::optional<std::string_view> {
+    if (p < first) return std::nullopt;
+    return values[p - first];
+  };
   // The views last only until the next host call: everything is taken out of them first.
   LabelInputs in;
   in.peer = peer;
   // Principals are the SPIFFE ids of the mTLS certificates; the server side sees both.
-  in.mtls = v[kPropMtls] && v[kPropMtls]->size() == 1 && (*v[kPropMtls])[0] != 0;
+  in.mtls = v(kPropMtls) && v(kPropMtls)->size() == 1 && (*v(kPropMtls))[0] != 0;
   if (in.mtls) {
-    in.source_principal = v[kPropUriSanPeer].value_or("");
-    in.destination_principal = v[kPropUriSanLocal].value_or("");
+    in.source_principal = v(kPropUriSanPeer).value_or("");
+    in.destination_principal = v(kPropUriSanLocal).value_or("");
   }
-  in.flags = uint64_of(v[kPropFlags]);
+  in.flags = uint64_of(v(kPropFlags));
   if (http) {
-    if (v[kPropCode] && v[kPropCode]->size() == sizeof(int64_t)) {
-      std::memcpy(code, v[kPropCode]->data(), sizeof(int64_t));
+    if (v(kPropCode) && v(kPropCode)->size() == sizeof(int64_t)) {
+      std::memcpy(code, v(kPropCode)->data(), sizeof(int64_t));
     } else {
       *code = 0;
     }
-    m->duration_ms = uint64_of(v[kPropDuration]) / 1000000;
-    m->request_bytes = uint64_of(v[kPropRequestTotalSize]);
-    m->response_bytes = uint64_of(v[kPropResponseTotalSize]);
+    m->duration_ms = uint64_of(v(kPropDuration)) / 1000000;
+    m->request_bytes = uint64_of(v(kPropRequestTotalSize));
+    m->response_bytes = uint64_of(v(kPropResponseTotalSize));
   }
   // The service host is kept by the root (cluster_service's cache, or the buffer for a Host
   // header's), as the views are not.
-  in.service = root.cluster_service(v[kPropClusterName].value_or(""));
+  in.service = root.cluster_service(v(kPropClusterName).value_or(""));
   if (in.service.empty() && http && !root.config().disable_host_header_fallback) {
     std::string& service = root.service_buffer();
     service = service_host("", sluice::get_property_view(kPathRequestHost).value_or(""), true);
@@ -649,10 +666,11 @@ bool TelemetryRoot::on_configure(size_t) {
   reporter_ = inbound_ || config_.server_gateway ? "destination" : "source";
   read_local_node();
   peer_cache_.clear();
+  last_peer_.reset();
 
   // A reload starts the tables afresh: metric ids stay valid (definitions are idempotent), the
   // next request finds its series again.
-  shortcuts_.clear();
+  clear_shortcuts();
   tables_.clear();
   tables_.resize(2);
   request_shortcuts_ = true;
@@ -690,7 +708,7 @@ void TelemetryRoot::on_tick() {
           ++it;
           continue;
         }
-        shortcuts_.clear();  // (they may point at it)
+        clear_shortcuts();  // (they may point at it)
         it = t.series.erase(it);
       }
     }
@@ -704,7 +722,11 @@ std::shared_ptr<const WorkloadInfo> TelemetryRoot::peer_from(const sluice::Heade
       headers.get_view(telemetry::kPeerMetadataIdHeader);
   *present = id_view.has_value();
   if (id_view && !id_view->empty()) {
-    if (auto it = peer_cache_.find(*id_view); it != peer_cache_.end()) return it->second;
+    if (last_peer_ && *id_view == last_peer_id_) return last_peer_;
+    if (auto it = peer_cache_.find(*id_view); it != peer_cache_.end()) {
+      remember_peer(*id_view, it->second);
+      return it->second;
+    }
   }
   const std::optional<std::string> id =
       id_view ? std::optional<std::string>(*id_view) : std::nullopt;
@@ -720,6 +742,7 @@ std::shared_ptr<const WorkloadInfo> TelemetryRoot::peer_from(const sluice::Heade
   // Bounded: a full cache starts over (a proxy talks to few peers, and their ids are stable).
   if (peer_cache_.size() >= config_.max_peer_cache_size) peer_cache_.clear();
   peer_cache_[*id] = info;
+  remember_peer(*id, info);
   return info;
 }
 
@@ -776,16 +799,19 @@ Series* TelemetryRoot::record(bool tcp, std::vector<std::string>& values, const 
 }
 
 Series* TelemetryRoot::find_shortcut(const std::string& key) {
+  if (last_shortcut_ && last_shortcut_->first == key) return last_shortcut_->second.series;
   auto it = shortcuts_.find(key);
-  return it == shortcuts_.end() ? nullptr : it->second.series;
+  if (it == shortcuts_.end()) return nullptr;
+  last_shortcut_ = &*it;
+  return it->second.series;
 }
 
 void TelemetryRoot::add_shortcut(const std::string& key, Series* series,
                                  const std::shared_ptr<const WorkloadInfo>& peer) {
   // Bounded by the series cap; twice it, as a few kinds of request can share a series (peers
   // of one workload: pods with their own metadata ids). A full map starts over.
-  if (shortcuts_.size() >= 2 * config_.max_series_per_metric) shortcuts_.clear();
-  shortcuts_.emplace(key, Shortcut{series, peer});
+  if (shortcuts_.size() >= 2 * config_.max_series_per_metric) clear_shortcuts();
+  last_shortcut_ = &*shortcuts_.emplace(key, Shortcut{series, peer}).first;
 }
 
 void TelemetryRoot::record_shortcut(Series& series, const Measurements& m,
