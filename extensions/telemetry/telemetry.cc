@@ -186,6 +186,8 @@ class TelemetryRoot : public sluice::RootContext {
   const WorkloadInfo& local() const { return local_; }
   const std::string& local_id() const { return local_id_; }
   const std::string& local_metadata_header() const { return local_metadata_b64_; }
+  // Inbound: the response headers that answer a mesh peer (our id and metadata).
+  const sluice::HeaderEdits& peer_reply() const { return peer_reply_; }
   // The properties a report reads: the run of kReportPaths from first_report_property() up to
   // kPropCode (a connection's) or to the end (a request's).
   size_t first_report_property() const { return inbound_ ? kPropMtls : kPropClusterName; }
@@ -263,6 +265,7 @@ class TelemetryRoot : public sluice::RootContext {
   std::string reporter_;
   WorkloadInfo local_;
   std::string local_id_, local_metadata_b64_;
+  sluice::HeaderEdits peer_reply_;
   // Keyed by peer metadata id; looked up by a view of the header (transparent hash).
   std::unordered_map<std::string, std::shared_ptr<const WorkloadInfo>, StringHash, std::equal_to<>>
       peer_cache_;
@@ -298,9 +301,15 @@ class TelemetryStream : public sluice::HttpContext {
     if (root_->inbound()) {
       // The client's metadata: used for the source_* labels, then removed.
       peer_ = root_->peer_from(headers, &peer_asked_);
+      // Our answer to a mesh peer (our own metadata) is put on the response headers by the host
+      // when they come; unless this is gRPC (grpc-status), on_response_headers has nothing more
+      // to do and is not called.
       if (peer_asked_) {  // (a request from outside the mesh costs no removals)
         headers.remove(telemetry::kPeerMetadataHeader);
         headers.remove(telemetry::kPeerMetadataIdHeader);
+        edit_response_headers(&root_->peer_reply(), /*skip_on_response_headers=*/!grpc_);
+      } else if (!grpc_) {
+        edit_response_headers(nullptr, /*skip_on_response_headers=*/true);
       }
     } else {
       headers.replace(telemetry::kPeerMetadataIdHeader, root_->local_id());
@@ -312,13 +321,7 @@ class TelemetryStream : public sluice::HttpContext {
   sluice::FilterHeadersStatus on_response_headers(uint32_t, bool) override {
     const auto headers = sluice::response_headers();
     if (grpc_) grpc_status_ = headers.get("grpc-status");  // trailers-only answers
-    if (root_->inbound()) {
-      // Answer with our own metadata, only to a client that sent its own (a mesh peer).
-      if (peer_asked_) {
-        headers.replace(telemetry::kPeerMetadataIdHeader, root_->local_id());
-        headers.replace(telemetry::kPeerMetadataHeader, root_->local_metadata_header());
-      }
-    } else {
+    if (!root_->inbound()) {  // (inbound, our reply to a peer is on already: peer_reply())
       bool present;
       peer_ = root_->peer_from(headers, &present);
       if (present) {
@@ -665,6 +668,10 @@ bool TelemetryRoot::on_configure(size_t) {
   tcp_batch_.emplace(report_paths.first(kPropCode - first_report_property()));
   reporter_ = inbound_ || config_.server_gateway ? "destination" : "source";
   read_local_node();
+  sluice::HeaderEdits reply;
+  reply.replace(telemetry::kPeerMetadataIdHeader, local_id_)
+      .replace(telemetry::kPeerMetadataHeader, local_metadata_b64_);
+  peer_reply_.assign(reply);
   peer_cache_.clear();
   last_peer_.reset();
 

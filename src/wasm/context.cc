@@ -278,6 +278,17 @@ Result<std::unique_ptr<WasmInstance>> WasmInstance::create(
         *e.f = WasmFunction{};
       }
     }
+    // Header edit sets stand for the module's own header writes in on_response_headers: each op
+    // needs what that would need.
+    namespace sf = sluice_functions;
+    const bool callback = capabilities.allows("proxy_on_response_headers");
+    w->header_edit_ops_allowed_ =
+        (callback && capabilities.allows("proxy_add_header_map_value") ? 1u << sf::kHeaderAdd : 0) |
+        (callback && capabilities.allows("proxy_replace_header_map_value")
+             ? 1u << sf::kHeaderReplace
+             : 0) |
+        (callback && capabilities.allows("proxy_remove_header_map_value") ? 1u << sf::kHeaderRemove
+                                                                          : 0);
   }
   // Sluice's fused exports, typed like the rest; each is kept only while both of the callbacks it
   // stands for are there (exported, and not restricted). A failure in one names those callbacks:
@@ -1003,6 +1014,17 @@ bool WasmInstance::take_refused_foreign_answer(std::string_view name, std::strin
   *answer = std::move(refused_foreign_answer_->answer);
   refused_foreign_answer_.reset();
   return true;
+}
+
+uint32_t WasmInstance::define_header_edits(uint32_t id, std::vector<HeaderEdit> edits) {
+  if (id == 0) {
+    if (header_edit_sets_.size() >= sluice_functions::kMaxHeaderEditSets) return 0;
+    header_edit_sets_.push_back(std::move(edits));
+    return static_cast<uint32_t>(header_edit_sets_.size());
+  }
+  if (id > header_edit_sets_.size()) return 0;
+  header_edit_sets_[id - 1] = std::move(edits);
+  return id;
 }
 
 WasmResult WasmInstance::set_return_buffer(uint64_t ptr, uint64_t size) {

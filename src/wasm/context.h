@@ -159,6 +159,12 @@ class Context {
   // A stream context whose on_context_create has not reached the module yet: it goes with the
   // first callback (WasmInstance::start_stream fuses it with on_request_headers).
   bool create_deferred = false;
+  // sluice_edit_response_headers: the instance's header edit set the filter applies to this
+  // stream's response headers (0: none), and whether on_response_headers is skipped for them, or
+  // called although the root declined it.
+  uint32_t response_header_edits = 0;
+  bool skip_response_headers_callback = false;
+  bool call_response_headers_callback = false;  // even if the root declined it
 
   // The callbacks this context's streams run: the instance's, less those its root declined
   // (sluice_functions.h). Filters and teardown call through these.
@@ -293,6 +299,21 @@ class WasmInstance {
   bool take_refused_foreign_answer(std::string_view name, std::string_view args,
                                    std::string* answer);
 
+  // Header edit sets (sluice_define_header_edits), by id from 1. define_header_edits replaces
+  // set `id`, or adds one when `id` is 0; it returns the set's id, 0 when `id` is unknown or
+  // there are kMaxHeaderEditSets sets already.
+  struct HeaderEdit {
+    uint32_t op;              // sluice_functions::HeaderEditOp
+    std::string name, value;  // the name lower-cased
+  };
+  uint32_t define_header_edits(uint32_t id, std::vector<HeaderEdit> edits);
+  // Whether the plugin's capability restrictions allow an edit of `op` (its header-map function,
+  // and proxy_on_response_headers, where the module would otherwise make it).
+  bool header_edit_allowed(uint32_t op) const { return (header_edit_ops_allowed_ >> op) & 1; }
+  const std::vector<HeaderEdit>* header_edits(uint32_t id) const {
+    return id != 0 && id <= header_edit_sets_.size() ? &header_edit_sets_[id - 1] : nullptr;
+  }
+
   // The plugin configuration, readable through buffer 7 during on_configure only.
   const std::string* configuring = nullptr;
 
@@ -416,6 +437,8 @@ class WasmInstance {
     std::string name, args, answer;
   };
   std::optional<RefusedForeignAnswer> refused_foreign_answer_;
+  std::vector<std::vector<HeaderEdit>> header_edit_sets_;
+  uint32_t header_edit_ops_allowed_ = ~0u;             // bit per sluice_functions::HeaderEditOp
   std::vector<uint32_t> deferred_stream_actions_;      // context ids
   uint32_t callback_cpu_ms_ = 0, startup_cpu_ms_ = 0;  // none until a plugin sets them
   bool watched_ = false;                               // a runtime whose calls can be stopped (V8)

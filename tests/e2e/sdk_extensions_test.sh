@@ -131,9 +131,9 @@ grep -q '"runtime":"envoy.wasm.runtime.null".*"state":"running","memory_bytes":0
 grep -q '"runtime":"envoy.wasm.runtime.v8".*"state":"running","memory_bytes":[1-9]' <<<"$wasm" ||
   fail "/wasm for a V8 plugin: $wasm"
 # What the SDK asked of Sluice: a return buffer, add_header's unused callbacks skipped (it
-# implements the two headers callbacks only), and its streams started with one fused call (on_log
-# is skipped, so there is no fused end), on V8 and natively.
-add_header_vms='"return_buffer_bytes":2048,"skipped_callbacks":\["proxy_on_request_body","proxy_on_request_trailers","proxy_on_response_body","proxy_on_response_trailers","proxy_on_log","proxy_on_done","proxy_on_new_connection","proxy_on_downstream_data","proxy_on_upstream_data","proxy_on_downstream_connection_close","proxy_on_upstream_connection_close"\],"fused_callbacks":\["sluice_on_stream_start"\]'
+# implements on_request_headers only: its response edits are applied by Sluice), and its streams
+# started with one fused call (on_log is skipped, so there is no fused end), on V8 and natively.
+add_header_vms='"return_buffer_bytes":2048,"skipped_callbacks":\["proxy_on_request_body","proxy_on_request_trailers","proxy_on_response_headers","proxy_on_response_body","proxy_on_response_trailers","proxy_on_log","proxy_on_done","proxy_on_new_connection","proxy_on_downstream_data","proxy_on_upstream_data","proxy_on_downstream_connection_close","proxy_on_upstream_connection_close"\],"fused_callbacks":\["sluice_on_stream_start"\]'
 (( $(grep -o "$add_header_vms" <<<"$wasm" | wc -l) >= 3 )) ||
   fail "/wasm: add_header's return buffer, skipped and fused callbacks on each runtime: $wasm"
 sleep 1.2

@@ -14,7 +14,10 @@ restricted() {
   sdk_filter "$1" v8 add_header "response.set.x-tag = $1" |
     sed "s/^\(                name: $1\)$/\1\n                capability_restriction_config: { allowed_capabilities: { $2 } }/"
 }
-base='proxy_on_context_create: {}, proxy_on_vm_start: {}, proxy_on_configure: {}, proxy_on_done: {}, proxy_on_delete: {}, proxy_on_log: {}, proxy_log: {}, proxy_get_buffer_bytes: {}, fd_write: {}, proxy_get_header_map_value: {}, proxy_get_property: {}, proxy_get_buffer_status: {}'
+# add_header hands its response edits to Sluice from on_request_headers (a header edit set,
+# through proxy_call_foreign_function); Sluice refuses a set whose writes or callback the
+# restrictions leave out, and the SDK then makes the writes itself in on_response_headers.
+base='proxy_on_context_create: {}, proxy_on_vm_start: {}, proxy_on_configure: {}, proxy_on_done: {}, proxy_on_delete: {}, proxy_on_log: {}, proxy_log: {}, proxy_get_buffer_bytes: {}, fd_write: {}, proxy_get_header_map_value: {}, proxy_get_property: {}, proxy_get_buffer_status: {}, proxy_on_request_headers: {}, proxy_call_foreign_function: {}, proxy_define_metric: {}, proxy_increment_metric: {}'
 sdk_bootstrap "$UP" "$(
   sdk_listener writes "$P1" "$(restricted writes "$base, proxy_on_response_headers: {}")"
   sdk_listener callback "$P2" "$(restricted callback "$base, proxy_replace_header_map_value: {}, proxy_add_header_map_value: {}")"

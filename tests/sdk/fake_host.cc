@@ -422,6 +422,14 @@ proxy_status_t proxy_call_foreign_function(const char* name, size_t name_len, co
       host().return_buffers[fakehost::g_current_instance] = {
           reinterpret_cast<char*>(static_cast<uintptr_t>(ptr)), len};
     }
+    if (n == "sluice_define_header_edits") {  // recorded; answered with the set's id
+      if (host().refuse_header_edits || a.size() < 8) return 2;
+      uint32_t id;
+      std::memcpy(&id, a.data(), 4);
+      if (id == 0) id = ++host().header_edit_sets;
+      return fakehost::give_value(std::string(reinterpret_cast<const char*>(&id), 4), result,
+                                  result_len);
+    }
     if (n == "sluice_get_properties") {  // the wire format of sluice_functions.h, u32 LE
       const auto u32_at = [&](size_t at) {
         uint32_t v;

@@ -60,6 +60,9 @@ struct Host {
   // receives every value that fits (counted in return_buffer_uses).
   std::vector<std::pair<std::string, std::string>> sluice_calls;
   bool sluice_functions = false;
+  // sluice_define_header_edits answers ids from 1 (per host), unless refused.
+  bool refuse_header_edits = false;
+  uint32_t header_edit_sets = 0;
   std::map<const void*, std::pair<char*, size_t>> return_buffers;  // per VM instance
   int return_buffer_uses = 0;
   // Answer property and header values as Sluice's leaf calls do (fake_host.cc: give_value).

@@ -641,12 +641,11 @@ TEST_F(SdkNativeTest, OffersItsReturnBufferOnceAndDeclinesWhatItLeavesAlone) {
   ASSERT_EQ(calls[0].second.size(), 16u);
   EXPECT_NE(u64_at(calls[0].second, 0), 0u);
   EXPECT_EQ(u64_at(calls[0].second, 1), sluice::kInitialReturnBuffer);
-  // add_header implements the two headers callbacks only.
+  // add_header implements on_request_headers only (its response edits go to the host).
   for (size_t i : {1, 2}) {
     EXPECT_EQ(calls[i].first, sluice::kDeclineStreamCallbacks);
     ASSERT_EQ(calls[i].second.size(), 8u);
-    EXPECT_EQ(u64_at(calls[i].second, 0),
-              sd::kDeclineAll & ~(sd::kDeclineRequestHeaders | sd::kDeclineResponseHeaders));
+    EXPECT_EQ(u64_at(calls[i].second, 0), sd::kDeclineAll & ~sd::kDeclineRequestHeaders);
   }
   // Refused (NotFound, as Envoy answers): nothing changes, values come from malloc.
   vm.call("proxy_on_context_create", {kStream, kRoot});
@@ -654,6 +653,65 @@ TEST_F(SdkNativeTest, OffersItsReturnBufferOnceAndDeclinesWhatItLeavesAlone) {
   EXPECT_EQ(vm.call("proxy_on_request_headers", {kStream, 1, 1}), 0u);
   EXPECT_EQ(host().header(kRequestHeaders, "x-a"), "1");
   EXPECT_EQ(host().return_buffer_uses, 0);
+}
+
+// add_header's response edits: on Sluice, defined once and handed to the host per stream (which
+// applies them, and skips on_response_headers); elsewhere, or when Sluice refuses the set, the
+// SDK applies them itself in on_response_headers.
+TEST_F(SdkNativeTest, ResponseHeaderEditsGoToSluiceOrAreAppliedByTheSdk) {
+  const auto u32s = [](std::initializer_list<uint32_t> v) {
+    std::string out;
+    for (uint32_t x : v) out.append(reinterpret_cast<const char*>(&x), 4);
+    return out;
+  };
+  const std::string config = "request.set.x-a = 1\nresponse.set.x-resp = 2\nresponse.remove.server";
+  for (const bool sluice : {true, false}) {
+    for (const bool refused : {false, true}) {
+      SCOPED_TRACE(sluice ? (refused ? "Sluice, set refused" : "Sluice") : "another host");
+      fakehost::reset();
+      host().sluice_functions = sluice;
+      host().refuse_header_edits = refused;
+      Vm vm(plugin("sluice.add_header"));
+      ASSERT_EQ(vm.start_root(kRoot, "add_header", "", config), 1u);
+      for (uint32_t stream : {kStream, kStream + 1}) {
+        const size_t calls_before = host().sluice_calls.size();
+        vm.call("proxy_on_context_create", {stream, kRoot});
+        host().maps[kRequestHeaders] = {{":path", "/"}};
+        host().maps[kResponseHeaders] = {{":status", "200"}, {"server", "nginx"}};
+        EXPECT_EQ(vm.call("proxy_on_request_headers", {stream, 1, 1}), 0u);
+        EXPECT_EQ(host().header(kRequestHeaders, "x-a"), "1");
+        std::vector<std::pair<std::string, std::string>> calls(
+            host().sluice_calls.begin() + static_cast<ptrdiff_t>(calls_before),
+            host().sluice_calls.end());
+        const bool taken = sluice && !refused;
+        if (!sluice) {
+          EXPECT_TRUE(calls.empty());
+        } else if (stream == kStream) {  // defined at first use: replace x-resp, remove server
+          ASSERT_FALSE(calls.empty());
+          EXPECT_EQ(calls[0], (std::pair<std::string, std::string>(
+                                  "sluice_define_header_edits",
+                                  u32s({0, 2, 1, 6, 1, 2, 6, 0}) + "x-resp2server")));
+        }
+        if (taken) {  // then each stream hands set 1 over, the callback skipped
+          ASSERT_FALSE(calls.empty());
+          EXPECT_EQ(calls.back(), (std::pair<std::string, std::string>(
+                                      "sluice_edit_response_headers", u32s({1, 1}))));
+          EXPECT_EQ(calls.size(), stream == kStream ? 2u : 1u);
+        } else if (sluice) {  // refused: the SDK asks for the callback its root declined
+          ASSERT_FALSE(calls.empty());
+          EXPECT_EQ(calls.back(), (std::pair<std::string, std::string>(
+                                      "sluice_edit_response_headers", u32s({0, 2}))));
+        }
+        // A host that calls on_response_headers anyway (Envoy): the SDK applies what the host
+        // did not take.
+        EXPECT_EQ(vm.call("proxy_on_response_headers", {stream, 2, 0}), 0u);
+        using Value = std::optional<std::string>;
+        EXPECT_EQ(host().header(kResponseHeaders, "x-resp"), taken ? Value() : Value("2"));
+        EXPECT_EQ(host().header(kResponseHeaders, "server"), taken ? Value("nginx") : Value());
+        vm.call("proxy_on_delete", {stream});
+      }
+    }
+  }
 }
 
 TEST_F(SdkNativeTest, ValuesComeBackThroughTheReturnBuffer) {

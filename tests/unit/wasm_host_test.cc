@@ -38,6 +38,7 @@
 #include "http/filter.h"
 #include "sluice/proxy_wasm_abi.h"
 #include "test_modules.h"
+#include "wasm/abi/host_functions.h"
 #include "wasm/abi/pairs.h"
 #include "wasm/abi/sluice_functions.h"
 #include "wasm/context.h"
@@ -1978,6 +1979,117 @@ std::string u64_args(std::initializer_list<uint64_t> values) {
   return out;
 }
 
+std::string u32_args(std::initializer_list<uint32_t> values) {
+  std::string out;
+  for (uint32_t v : values) out.append(reinterpret_cast<const char*>(&v), 4);
+  return out;
+}
+
+// sluice_define_header_edits' arguments (sluice_functions.h).
+struct EditArg {
+  uint32_t op;
+  std::string name, value;
+};
+std::string edit_set_args(uint32_t id, const std::vector<EditArg>& edits) {
+  std::string out = u32_args({id, static_cast<uint32_t>(edits.size())});
+  for (const EditArg& e : edits) {
+    out += u32_args(
+        {e.op, static_cast<uint32_t>(e.name.size()), static_cast<uint32_t>(e.value.size())});
+  }
+  for (const EditArg& e : edits) out += e.name + e.value;
+  return out;
+}
+
+// Header edit sets: defined once, applied by the filter to a stream's response headers with no
+// call into the module (WasmFilter::encode_headers calls apply_response_header_edits).
+TEST_P(WasmHostTest, ResponseHeaderEditSetsApplyWithoutACall) {
+  namespace sf = sluice_functions;
+  const std::string define(sf::kDefineHeaderEdits), edit(sf::kEditResponseHeaders);
+  std::string answer;
+  ASSERT_EQ(foreign(define,
+                    edit_set_args(0, {{sf::kHeaderReplace, "X-Peer", "me"},
+                                      {sf::kHeaderAdd, "x-multi", "2"},
+                                      {sf::kHeaderRemove, "server", ""},
+                                      {sf::kHeaderReplace, "x-secret", "forged"}}),
+                    &answer),
+            kOk);
+  ASSERT_EQ(answer, u32_args({1}));
+  const uint32_t id = 1;
+
+  // Malformed definitions change nothing.
+  for (const std::string& bad :
+       {edit_set_args(0, {{3, "x", "y"}}), edit_set_args(0, {{sf::kHeaderReplace, "", "y"}}),
+        edit_set_args(0, {{sf::kHeaderReplace, "x", "a\r\nb"}}),
+        edit_set_args(0, {{sf::kHeaderAdd, std::string("x\0y", 3), "v"}}),
+        edit_set_args(0, {{sf::kHeaderRemove, "x", "not empty"}}), edit_set_args(9, {}),
+        edit_set_args(0, std::vector<EditArg>(sf::kMaxHeaderEdits + 1, {sf::kHeaderAdd, "x", ""})),
+        edit_set_args(0, {{sf::kHeaderAdd, "x", "y"}}) + "trailing",
+        edit_set_args(0, {{sf::kHeaderAdd, "x", "y"}}).substr(0, 20), std::string("\0\0\0"),
+        u32_args({0, 0xffffffff})}) {
+    EXPECT_EQ(foreign(define, bad, nullptr), kBadArgument) << ::testing::PrintToString(bad);
+  }
+
+  // Asked for by a stream during its request callbacks, for a set that exists.
+  ctx_->set_phase(Phase::RequestHeaders);
+  EXPECT_EQ(foreign(edit, u32_args({id, 0}), nullptr, root_), kBadArgument);
+  EXPECT_EQ(foreign(edit, u32_args({2, 0}), nullptr), kBadArgument);
+  EXPECT_EQ(foreign(edit, u32_args({id, 4}), nullptr), kBadArgument);  // no such flag
+  EXPECT_EQ(
+      foreign(edit,
+              u32_args({id, sf::kSkipResponseHeadersCallback | sf::kCallResponseHeadersCallback}),
+              nullptr),
+      kBadArgument);  // skip and call
+  EXPECT_EQ(foreign(edit, u32_args({id}), nullptr), kBadArgument);
+  EXPECT_EQ(ctx_->response_header_edits, 0u);
+  ASSERT_EQ(foreign(edit, u32_args({id, sf::kSkipResponseHeadersCallback}), nullptr), kOk);
+  EXPECT_EQ(ctx_->response_header_edits, id);
+  EXPECT_TRUE(ctx_->skip_response_headers_callback);
+
+  // Applied in order, as the header-map calls would; a hidden header is left alone.
+  spec_.hide.response_headers = {"x-secret"};
+  spec_.hide.writes = stats::Store::instance().counter(
+      stats::MetricName{"test.edit_sets.hidden_writes", "test.edit_sets.hidden_writes", {}});
+  ASSERT_EQ(ctx_->plugin(), &spec_);
+  const uint64_t hidden_writes = spec_.hide.writes.value();
+  HeaderMap response;
+  response.add(":status", "200");
+  response.add("server", "nginx");
+  response.add("x-multi", "1");
+  response.add("x-peer", "other");
+  response.add("x-secret", "real");
+  apply_response_header_edits(*ctx_, response);
+  EXPECT_EQ(response.get_or_empty("x-peer"), "me");
+  EXPECT_EQ(response.count("x-peer"), 1u);
+  EXPECT_EQ(response.count("x-multi"), 2u);
+  EXPECT_FALSE(response.has("server"));
+  EXPECT_EQ(response.get_or_empty("x-secret"), "real");
+  EXPECT_EQ(spec_.hide.writes.value(), hidden_writes + 1);
+
+  // A redefined set is what later responses get; a later request replaces the earlier one.
+  ASSERT_EQ(foreign(define, edit_set_args(id, {{sf::kHeaderReplace, "x-peer", "again"}}), &answer),
+            kOk);
+  EXPECT_EQ(answer, u32_args({id}));
+  ASSERT_EQ(foreign(edit, u32_args({id, 0}), nullptr), kOk);
+  EXPECT_FALSE(ctx_->skip_response_headers_callback);
+  apply_response_header_edits(*ctx_, response);
+  EXPECT_EQ(response.get_or_empty("x-peer"), "again");
+  ASSERT_EQ(foreign(edit, u32_args({0, sf::kSkipResponseHeadersCallback}), nullptr), kOk);
+  EXPECT_EQ(ctx_->response_header_edits, 0u);  // no edits, the callback still skipped
+  ASSERT_EQ(foreign(edit, u32_args({0, sf::kCallResponseHeadersCallback}), nullptr), kOk);
+  EXPECT_FALSE(ctx_->skip_response_headers_callback);
+  EXPECT_TRUE(ctx_->call_response_headers_callback);  // even if the root declined it
+
+  // Too late once the response headers have passed.
+  ctx_->set_phase(Phase::ResponseHeaders);
+  EXPECT_EQ(foreign(edit, u32_args({id, 0}), nullptr), kBadArgument);
+
+  // At most kMaxHeaderEditSets sets per VM.
+  uint32_t defined = 1;
+  while (foreign(define, edit_set_args(0, {}), nullptr) == kOk) ++defined;
+  EXPECT_EQ(defined, sf::kMaxHeaderEditSets);
+  EXPECT_FALSE(w_->failed());
+}
+
 // A module that exports sluice_retries_buffer_too_small gets property and header reads as
 // leaf calls on V8 (HostFunction::leaf), which cannot call its malloc: a value that does not
 // fit its return buffer is answered kBufferTooSmall with the size it needs.
@@ -3049,11 +3161,14 @@ TEST_P(WasmHostSdkTest, AddHeaderExtension) {
   EXPECT_EQ(r.value_or(UINT64_MAX), 0u) << inst.failure();
   EXPECT_EQ(stream.request.get_or_empty("x-sdk"), "yes");
   EXPECT_FALSE(stream.request.has("x-drop"));
+  // The response edit went to the host as a header edit set, with no on_response_headers left
+  // to call (the plugin has none): the filter applies the set when the response comes.
+  ASSERT_NE(ctx->response_header_edits, 0u);
+  EXPECT_TRUE(ctx->skip_response_headers_callback);
+  EXPECT_FALSE(ctx->stream_callbacks().on_response_headers);
   stream.has_response = true;
   stream.response.add(":status", "200");
-  ctx->set_phase(Phase::ResponseHeaders);
-  r = inst.call(ctx, inst.callbacks().on_response_headers, {ctx->id(), 1, 0});
-  EXPECT_EQ(r.value_or(UINT64_MAX), 0u) << inst.failure();
+  apply_response_header_edits(*ctx, stream.response);
   EXPECT_EQ(stream.response.get_or_empty("x-resp"), "1");
   inst.destroy_stream_context(ctx, true);
   inst.destroy_root(root);

@@ -335,7 +335,11 @@ uint32_t Dispatch::on_request_trailers(VmState& vm, uint32_t id, uint32_t num_tr
 uint32_t Dispatch::on_response_headers(VmState& vm, uint32_t id, uint32_t num_headers,
                                        uint32_t end_of_stream) {
   HttpContext* s = stream_for_event(vm, id);
-  return s ? static_cast<uint32_t>(s->on_response_headers(num_headers, end_of_stream != 0)) : 0;
+  if (!s) return 0;
+  // edit_response_headers on a host that did not take them (or did not skip the callback).
+  if (s->sdk_response_edits_) s->sdk_response_edits_->apply_to(response_headers());
+  if (s->skip_response_headers_) return static_cast<uint32_t>(FilterHeadersStatus::Continue);
+  return static_cast<uint32_t>(s->on_response_headers(num_headers, end_of_stream != 0));
 }
 
 uint32_t Dispatch::on_response_body(VmState& vm, uint32_t id, uint32_t body_size,

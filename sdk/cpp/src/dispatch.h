@@ -56,6 +56,10 @@ inline constexpr std::string_view kDeclineStreamCallbacks = "sluice_decline_stre
 inline constexpr std::string_view kGetProperties = "sluice_get_properties";
 inline constexpr uint32_t kNoProperty = 0xffffffff;
 inline constexpr uint32_t kMaxBatchedProperties = 64;
+inline constexpr std::string_view kDefineHeaderEdits = "sluice_define_header_edits";
+inline constexpr std::string_view kEditResponseHeaders = "sluice_edit_response_headers";
+inline constexpr uint32_t kSkipResponseHeadersCallback = 1;
+inline constexpr uint32_t kCallResponseHeadersCallback = 2;
 // The .wasm build exports a function of this name: it handles kBufferTooSmall by offering a
 // bigger return buffer and calling again (get_returned_value).
 inline constexpr std::string_view kRetriesBufferTooSmall = "sluice_retries_buffer_too_small";

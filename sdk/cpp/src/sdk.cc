@@ -539,6 +539,93 @@ Status dequeue_shared_queue(uint32_t token, std::string* value) {
   return s;
 }
 
+// ---- header edits --------------------------------------------------------------------------
+
+HeaderEdits& HeaderEdits::push(Op op, std::string_view name, std::string_view value) {
+  edits_.push_back(Edit{op, std::string(name), std::string(value)});
+  changed_ = true;
+  return *this;
+}
+HeaderEdits& HeaderEdits::add(std::string_view name, std::string_view value) {
+  return push(Op::Add, name, value);
+}
+HeaderEdits& HeaderEdits::replace(std::string_view name, std::string_view value) {
+  return push(Op::Replace, name, value);
+}
+HeaderEdits& HeaderEdits::remove(std::string_view name) { return push(Op::Remove, name, ""); }
+HeaderEdits& HeaderEdits::assign(const HeaderEdits& other) {
+  edits_ = other.edits_;
+  changed_ = true;
+  return *this;
+}
+
+void HeaderEdits::apply_to(const HeaderMap& map) const {
+  for (const Edit& e : edits_) {
+    switch (e.op) {
+      case Op::Add:
+        map.add(e.name, e.value);
+        break;
+      case Op::Replace:
+        map.replace(e.name, e.value);
+        break;
+      case Op::Remove:
+        map.remove(e.name);
+        break;
+    }
+  }
+}
+
+// sluice_define_header_edits: u32 id (0: new), u32 count, count x (u32 op, u32 name size, u32
+// value size), then the names and values; answers the id.
+uint32_t HeaderEdits::host_id() const {
+  if (!changed_) return id_;
+  std::string args;
+  append_u32(args, id_);
+  append_u32(args, static_cast<uint32_t>(edits_.size()));
+  for (const Edit& e : edits_) {
+    append_u32(args, static_cast<uint32_t>(e.op));
+    append_u32(args, static_cast<uint32_t>(e.name.size()));
+    append_u32(args, static_cast<uint32_t>(e.value.size()));
+  }
+  for (const Edit& e : edits_) args.append(e.name).append(e.value);
+  const char* data = nullptr;
+  size_t size = 0;
+  const auto call = [&](const char** v, size_t* n) {
+    return proxy_call_foreign_function(kDefineHeaderEdits.data(), kDefineHeaderEdits.size(),
+                                       args.data(), args.size(), v, n);
+  };
+  // Refused (a bad name or value, too many sets): the SDK applies these edits itself.
+  id_ = 0;
+  changed_ = false;
+  if (get_returned_value(call, &data, &size) != 0) return 0;
+  const std::string_view result = view(data, size);
+  if (result.size() == 4) id_ = load_u32(result.data());
+  return id_;
+}
+
+void HttpContext::edit_response_headers(const HeaderEdits* edits, bool skip_on_response_headers) {
+  skip_response_headers_ = skip_on_response_headers;
+  sdk_response_edits_ = edits;
+  const VmState* vm = current_vm_state();
+  if (!vm || !vm->host_is_sluice) return;
+  const bool any = edits && !edits->empty();
+  const uint32_t id = any ? edits->host_id() : 0;
+  // Refused (capability restrictions, a bad value): the SDK applies them in on_response_headers,
+  // which Sluice then calls for this stream even if the root declined it.
+  const bool refused = any && id == 0;
+  const uint32_t flags = refused                    ? kCallResponseHeadersCallback
+                         : skip_on_response_headers ? kSkipResponseHeadersCallback
+                                                    : 0;
+  const uint32_t words[2] = {id, flags};
+  char args[sizeof words];  // two u32, little-endian (as wasm32 and every host Sluice runs on)
+  std::memcpy(args, words, sizeof args);
+  if (proxy_call_foreign_function(kEditResponseHeaders.data(), kEditResponseHeaders.size(), args,
+                                  sizeof args, nullptr, nullptr) == 0 &&
+      !refused) {
+    sdk_response_edits_ = nullptr;  // the host applies them
+  }
+}
+
 // ---- misc -----------------------------------------------------------------------------------
 
 uint64_t current_time_nanoseconds() {

@@ -1,8 +1,10 @@
 // String functions for the wasm32 build that replace wasi-libc's, where its portable C is slow
-// in the hot path of an extension. wasi-libc's memcmp compares byte by byte: about 11 Wasm
-// instructions a byte on V8, and the telemetry extension compares a peer id (~70 bytes) and a
-// series key (~90 bytes) on every request, 1.4k instructions a request in callgrind; eight bytes
-// at a time took a fifth of that. The linker takes these definitions before the archive's.
+// in the hot path of an extension. wasi-libc's memcmp compares byte by byte (about 11 Wasm
+// instructions a byte on V8: 1.4k instructions of a telemetry request, which compares a peer id
+// and a series key), and its memcpy spends most of a short copy aligning and finishing byte by
+// byte. These work a word at a time with overlapping tails (word_string.h): telemetry on V8
+// spends 0.28k instructions a request in memcmp and 0.13k in memcpy. The linker takes these
+// definitions before the archive's.
 #include <cstddef>
 
 #include "word_string.h"

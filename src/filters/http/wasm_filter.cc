@@ -1,6 +1,7 @@
 #include "filters/http/wasm_filter.h"
 
 #include "wasm/abi/capabilities.h"
+#include "wasm/abi/host_functions.h"
 #include "wasm/code_cache.h"
 
 #include <spdlog/spdlog.h>
@@ -66,7 +67,16 @@ class WasmFilter : public http::StreamFilter, public wasm::StreamActions {
                    end_stream);
   }
   FilterHeadersStatus encode_headers(HeaderMap& headers, bool end_stream) override {
-    return on_headers(Phase::ResponseHeaders, ctx_->stream_callbacks().on_response_headers,
+    // What the module asked for earlier (sluice_edit_response_headers), with no call into it: a
+    // skipped callback is as a declined one.
+    if (ctx_->response_header_edits != 0 && !failed_open_ && !instance_->failed()) {
+      wasm::apply_response_header_edits(*ctx_, headers);
+    }
+    if (ctx_->skip_response_headers_callback) return FilterHeadersStatus::Continue;
+    return on_headers(Phase::ResponseHeaders,
+                      ctx_->call_response_headers_callback
+                          ? instance_->callbacks().on_response_headers
+                          : ctx_->stream_callbacks().on_response_headers,
                       headers.size(), end_stream);
   }
   FilterDataStatus encode_data(std::string& data, bool end_stream) override {

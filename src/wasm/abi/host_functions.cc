@@ -857,6 +857,56 @@ bool arg_u64(std::string_view args, size_t i, uint64_t* out) {
   return true;
 }
 
+bool arg_u32(std::string_view args, size_t at, uint32_t* out) {
+  if (at > args.size() || args.size() - at < 4) return false;
+  std::memcpy(out, args.data() + at, 4);  // little-endian, as Wasm and Sluice's hosts are
+  return true;
+}
+
+// sluice_define_header_edits: u32 set id, u32 count, count x (u32 op, u32 name size, u32 value
+// size), then the names and values. Answers the set's id (u32).
+WasmResult define_header_edits(std::string_view args, std::string* out) {
+  namespace sf = sluice_functions;
+  WasmInstance* w = current_instance();
+  if (!w) return WasmResult::NotFound;
+  uint32_t id, count;
+  if (!arg_u32(args, 0, &id) || !arg_u32(args, 4, &count) || count > sf::kMaxHeaderEdits) {
+    return WasmResult::BadArgument;
+  }
+  std::vector<WasmInstance::HeaderEdit> edits(count);
+  size_t text = 8 + size_t{12} * count;  // where the names and values start
+  if (text > args.size()) return WasmResult::BadArgument;
+  for (uint32_t i = 0; i < count; ++i) {
+    uint32_t op = 0, name_size = 0, value_size = 0;  // (inside `args`: checked above)
+    arg_u32(args, 8 + 12 * i, &op);
+    arg_u32(args, 12 + 12 * i, &name_size);
+    arg_u32(args, 16 + 12 * i, &value_size);
+    if (op > sf::kHeaderRemove || name_size > args.size() - text ||
+        value_size > args.size() - text - name_size) {
+      return WasmResult::BadArgument;
+    }
+    const std::string_view name = args.substr(text, name_size);
+    const std::string_view value = args.substr(text + name_size, value_size);
+    text += size_t{name_size} + value_size;
+    if (!header_ok(name, value) || (op == sf::kHeaderRemove && !value.empty())) {
+      return WasmResult::BadArgument;
+    }
+    edits[i].op = op;
+    edits[i].name = to_lower(name);
+    edits[i].value = value;
+  }
+  if (text != args.size()) return WasmResult::BadArgument;
+  if (id != 0 && !w->header_edits(id)) return WasmResult::BadArgument;
+  for (const WasmInstance::HeaderEdit& e : edits) {
+    // As the header-map function would answer under capability_restriction_config.
+    if (!w->header_edit_allowed(e.op)) return WasmResult::InternalFailure;
+  }
+  const uint32_t defined = w->define_header_edits(id, std::move(edits));
+  if (defined == 0) return WasmResult::BadArgument;  // kMaxHeaderEditSets reached
+  out->append(reinterpret_cast<const char*>(&defined), 4);
+  return WasmResult::Ok;
+}
+
 // Sluice's own foreign functions (sluice_functions.h): they act on the calling instance or
 // context, so they are answered here rather than from the process-wide registry. Only names
 // sluice_functions::is_sluice_function accepts reach it.
@@ -873,6 +923,26 @@ WasmResult sluice_function(std::string_view name, std::string_view args, std::st
     }
     WasmInstance* w = current_instance();
     return w ? w->set_return_buffer(ptr, size) : WasmResult::NotFound;
+  }
+  if (name == sf::kDefineHeaderEdits) return define_header_edits(args, out);
+  if (name == sf::kEditResponseHeaders) {
+    uint32_t set, flags;
+    constexpr uint32_t kBoth = sf::kSkipResponseHeadersCallback | sf::kCallResponseHeadersCallback;
+    if (args.size() != 8 || !arg_u32(args, 0, &set) || !arg_u32(args, 4, &flags) ||
+        (flags & ~kBoth) || flags == kBoth) {
+      return WasmResult::BadArgument;
+    }
+    Context* ctx = current_context();
+    if (!ctx || ctx->is_root() || !ctx->stream()) return WasmResult::BadArgument;
+    const Phase p = ctx->phase();
+    if (p != Phase::RequestHeaders && p != Phase::RequestBody && p != Phase::RequestTrailers) {
+      return WasmResult::BadArgument;  // the response headers have passed, or no callback runs
+    }
+    if (set != 0 && !ctx->instance().header_edits(set)) return WasmResult::BadArgument;
+    ctx->response_header_edits = set;
+    ctx->skip_response_headers_callback = (flags & sf::kSkipResponseHeadersCallback) != 0;
+    ctx->call_response_headers_callback = (flags & sf::kCallResponseHeadersCallback) != 0;
+    return WasmResult::Ok;
   }
   if (name == sf::kDeclineStreamCallbacks) {
     uint64_t bits;
@@ -1241,5 +1311,31 @@ const HostFunction* find_host_function(AbiVersion abi, std::string_view module,
 }
 
 const std::vector<HostFunction>& all_host_functions() { return table().all; }
+
+void apply_response_header_edits(Context& ctx, HeaderMap& headers) {
+  namespace sf = sluice_functions;
+  const std::vector<WasmInstance::HeaderEdit>* edits =
+      ctx.instance().header_edits(ctx.response_header_edits);
+  if (!edits) return;
+  constexpr uint64_t kType = static_cast<uint64_t>(MapType::ResponseHeaders);
+  const HidePolicy* hide = hiding(&ctx);
+  for (const WasmInstance::HeaderEdit& e : *edits) {
+    if (is_hidden(hide, kType, e.name)) {
+      if (e.op != sf::kHeaderRemove) ignore_hidden_write(*hide, &ctx, e.name);
+      continue;  // left in place, as the module's own write or removal would be
+    }
+    switch (e.op) {
+      case sf::kHeaderAdd:
+        headers.add(e.name, e.value);
+        break;
+      case sf::kHeaderReplace:
+        headers.set(e.name, e.value);
+        break;
+      case sf::kHeaderRemove:
+        headers.remove(e.name);
+        break;
+    }
+  }
+}
 
 }  // namespace sluice::wasm

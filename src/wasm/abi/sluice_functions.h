@@ -65,6 +65,32 @@ enum DeclinedCallback : uint32_t {
   kAllDeclinable = (1u << 13) - 1,
 };
 
+// Header edits a module defines once and has the host apply to a stream's response headers with
+// no call into the module: a filter that sets the same response headers on every request (or
+// answers a mesh peer with its metadata) otherwise pays a crossing per request for them.
+// Args: u32 set id (0: a new set; else that set, replaced), u32 count, count x (u32 op, u32 name
+// size, u32 value size), then each op's name and value back to back. Ops as the header-map
+// functions': add, replace, remove (its value empty). Result: the set's id, a u32. An empty name,
+// CR, LF or NUL in a name or value, an unknown op or set, more than kMaxHeaderEdits ops or more
+// than kMaxHeaderEditSets sets is BadArgument. An edit the plugin's capability restrictions do
+// not allow (its header-map function, or proxy_on_response_headers, where the module would make
+// it) is InternalFailure, as that function would answer. Sets live as long as the VM.
+inline constexpr std::string_view kDefineHeaderEdits = "sluice_define_header_edits";
+enum HeaderEditOp : uint32_t { kHeaderAdd = 0, kHeaderReplace = 1, kHeaderRemove = 2 };
+inline constexpr uint32_t kMaxHeaderEditSets = 256;
+inline constexpr uint32_t kMaxHeaderEdits = 64;
+
+// Args: u32 set id (0: none), u32 flags. From an HTTP stream's context before its response
+// headers: when they reach this plugin's filter, the host applies the set (as the module's own
+// calls would there: a hidden header is left alone) and then calls on_response_headers, or, with
+// kSkipResponseHeadersCallback, does not call it for this stream; with
+// kCallResponseHeadersCallback it calls it even if the root declined it (a module whose set was
+// refused makes the edits itself). A later call replaces an earlier one. BadArgument outside a
+// stream's request callbacks, for an unknown set or for both flags.
+inline constexpr std::string_view kEditResponseHeaders = "sluice_edit_response_headers";
+inline constexpr uint32_t kSkipResponseHeadersCallback = 1;
+inline constexpr uint32_t kCallResponseHeadersCallback = 2;
+
 // ---- Sluice's own exports --------------------------------------------------------------------
 // A module built with Sluice's SDK exports these besides the standard callbacks (another host
 // ignores them). Each does in one call into the module what two standard callbacks do in a row,
@@ -81,7 +107,8 @@ inline constexpr std::string_view kOnStreamStart = "sluice_on_stream_start";
 inline constexpr std::string_view kOnStreamEnd = "sluice_on_stream_end";
 
 inline bool is_sluice_function(std::string_view name) {
-  return name == kSetReturnBuffer || name == kDeclineStreamCallbacks || name == kGetProperties;
+  return name == kSetReturnBuffer || name == kDeclineStreamCallbacks || name == kGetProperties ||
+         name == kDefineHeaderEdits || name == kEditResponseHeaders;
 }
 
 }  // namespace sluice::wasm::sluice_functions

@@ -245,6 +245,38 @@ constexpr HeaderMap http_call_response_trailers() {
   return HeaderMap(MapType::HttpCallResponseTrailers);
 }
 
+// Header edits defined once and applied to streams' response headers later, without a callback
+// (HttpContext::edit_response_headers). Defined with the host lazily, once per object, like
+// metrics: keep them in your root context (not in globals, which native builds share between
+// VMs). Changing one after use redefines it at its next use.
+class HeaderEdits {
+ public:
+  HeaderEdits& add(std::string_view name, std::string_view value);      // appends a value
+  HeaderEdits& replace(std::string_view name, std::string_view value);  // sets, adding if absent
+  HeaderEdits& remove(std::string_view name);
+  // Takes `other`'s edits (this object keeps its host id, redefined at its next use).
+  HeaderEdits& assign(const HeaderEdits& other);
+  bool empty() const { return edits_.empty(); }
+  size_t size() const { return edits_.size(); }
+  // Applies them through the header-map calls, in order (what the SDK does on other hosts).
+  void apply_to(const HeaderMap& map) const;
+
+ private:
+  friend class HttpContext;
+  enum class Op : uint32_t { Add = 0, Replace = 1, Remove = 2 };  // Sluice's numbering
+  struct Edit {
+    Op op;
+    std::string name, value;
+  };
+  HeaderEdits& push(Op op, std::string_view name, std::string_view value);
+  // The host's id for these edits, defining (or redefining) them first; 0 if the host refused.
+  uint32_t host_id() const;
+
+  std::vector<Edit> edits_;
+  mutable uint32_t id_ = 0;
+  mutable bool changed_ = true;
+};
+
 // ---- Buffers --------------------------------------------------------------------------------
 
 class Buffer {
@@ -632,8 +664,20 @@ class HttpContext : public Context {
                    const Pairs& metadata, std::string_view message, uint32_t timeout_ms,
                    GrpcCallCallback callback);
 
+  // This stream's response headers get `edits` (may be null) when they come, before
+  // on_response_headers; with `skip_on_response_headers`, that callback is not made for this
+  // stream (the edits are all it would do). On Sluice the host applies the edits with no call
+  // into the module, one crossing fewer per request; elsewhere the SDK applies them in its
+  // on_response_headers. Call it from the request callbacks; a later call replaces an earlier
+  // one. `edits` must outlive the stream (keep it in the root context).
+  void edit_response_headers(const HeaderEdits* edits, bool skip_on_response_headers = false);
+
  private:
+  friend struct Dispatch;
   RootContext* root_;
+  // Where the host does not apply them itself: applied by the SDK before on_response_headers.
+  const HeaderEdits* sdk_response_edits_ = nullptr;
+  bool skip_response_headers_ = false;
 };
 
 // One per TCP connection, for a plugin configured as a network filter
