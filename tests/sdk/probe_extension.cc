@@ -139,6 +139,19 @@ class ProbeStream : public sluice::HttpContext {
                            failed.has_value(), sluice::status_name(bad)));
       return sluice::FilterHeadersStatus::StopIteration;
     }
+    if (action == "edits-copy") {  // a copy is defined on its own; assignment keeps the id
+      sluice::HeaderEdits a;
+      a.replace("x-a", "1");
+      edit_response_headers(&a);
+      sluice::HeaderEdits b(a);
+      edit_response_headers(&b);
+      a = b;
+      a.remove("x-b");
+      edit_response_headers(&a);
+      edit_response_headers(nullptr);  // (a and b end here)
+      reply("edits");
+      return sluice::FilterHeadersStatus::StopIteration;
+    }
     if (action == "zlib-big") {  // answers far bigger than any return buffer kept
       auto packed = sluice::zlib_compress(std::string(100000, 'x'));
       auto unpacked = sluice::zlib_uncompress(packed.value_or(""));

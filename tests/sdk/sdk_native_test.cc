@@ -714,6 +714,27 @@ TEST_F(SdkNativeTest, ResponseHeaderEditsGoToSluiceOrAreAppliedByTheSdk) {
   }
 }
 
+// A copied HeaderEdits is a set of its own; assigning to one keeps its host id.
+TEST_F(SdkNativeTest, CopiedHeaderEditsAreDefinedOnTheirOwn) {
+  host().sluice_functions = true;
+  Vm vm(plugin("sluice.sdk_probe"));
+  ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);
+  vm.call("proxy_on_context_create", {kStream, kRoot});
+  host().maps[kRequestHeaders] = {{"x-probe", "edits-copy"}};
+  vm.call("proxy_on_request_headers", {kStream, 1, 1});
+  ASSERT_TRUE(host().local_reply);
+  std::vector<uint32_t> defined_ids, used_ids;
+  for (const auto& [name, args] : host().sluice_calls) {
+    uint32_t id;
+    std::memcpy(&id, args.data(), 4);
+    if (name == "sluice_define_header_edits") defined_ids.push_back(id);
+    if (name == "sluice_edit_response_headers") used_ids.push_back(id);
+  }
+  // a (new: 1), b (new: 2), a again after `a = b` and an edit (redefined as 1); then none.
+  EXPECT_EQ(defined_ids, (std::vector<uint32_t>{0, 0, 1}));
+  EXPECT_EQ(used_ids, (std::vector<uint32_t>{1, 2, 1, 0}));
+}
+
 TEST_F(SdkNativeTest, ValuesComeBackThroughTheReturnBuffer) {
   host().sluice_functions = true;
   Vm vm(plugin("sluice.sdk_probe"));

@@ -554,7 +554,7 @@ HeaderEdits& HeaderEdits::replace(std::string_view name, std::string_view value)
 }
 HeaderEdits& HeaderEdits::remove(std::string_view name) { return push(Op::Remove, name, ""); }
 HeaderEdits& HeaderEdits::assign(const HeaderEdits& other) {
-  edits_ = other.edits_;
+  if (&other != this) edits_ = other.edits_;
   changed_ = true;
   return *this;
 }

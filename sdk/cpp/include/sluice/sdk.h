@@ -251,6 +251,12 @@ constexpr HeaderMap http_call_response_trailers() {
 // VMs). Changing one after use redefines it at its next use.
 class HeaderEdits {
  public:
+  HeaderEdits() = default;
+  // A copy is a new set of the same edits (defined on its own); assigning keeps this object's
+  // host id, as assign() does.
+  HeaderEdits(const HeaderEdits& other) : edits_(other.edits_) {}
+  HeaderEdits& operator=(const HeaderEdits& other) { return assign(other); }
+
   HeaderEdits& add(std::string_view name, std::string_view value);      // appends a value
   HeaderEdits& replace(std::string_view name, std::string_view value);  // sets, adding if absent
   HeaderEdits& remove(std::string_view name);
