@@ -281,14 +281,16 @@ Result<std::unique_ptr<WasmInstance>> WasmInstance::create(
     // Header edit sets stand for the module's own header writes in on_response_headers: each op
     // needs what that would need.
     namespace sf = sluice_functions;
-    const bool callback = capabilities.allows("proxy_on_response_headers");
-    w->header_edit_ops_allowed_ =
-        (callback && capabilities.allows("proxy_add_header_map_value") ? 1u << sf::kHeaderAdd : 0) |
-        (callback && capabilities.allows("proxy_replace_header_map_value")
-             ? 1u << sf::kHeaderReplace
-             : 0) |
-        (callback && capabilities.allows("proxy_remove_header_map_value") ? 1u << sf::kHeaderRemove
-                                                                          : 0);
+    constexpr std::pair<uint32_t, std::string_view> kWrites[] = {
+        {sf::kHeaderAdd, "proxy_add_header_map_value"},
+        {sf::kHeaderReplace, "proxy_replace_header_map_value"},
+        {sf::kHeaderRemove, "proxy_remove_header_map_value"}};
+    w->header_edit_ops_allowed_ = 0;
+    if (capabilities.allows("proxy_on_response_headers")) {
+      for (const auto& [op, function] : kWrites) {
+        if (capabilities.allows(function)) w->header_edit_ops_allowed_ |= 1u << op;
+      }
+    }
   }
   // Sluice's fused exports, typed like the rest; each is kept only while both of the callbacks it
   // stands for are there (exported, and not restricted). A failure in one names those callbacks:
