@@ -10,6 +10,7 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  release_ports
   if [[ -n ${KEEP_WORK:-} ]]; then
     echo "kept $WORK" >&2
   else
@@ -23,27 +24,49 @@ trap cleanup EXIT
 # keeps the bound meaningful in a sanitizer build; other builds ignore ASAN_OPTIONS.
 small_asan_quarantine() { export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=4"; }
 
-fail() { echo "FAIL: $*" >&2; [[ -f $WORK/sluice.log ]] && tail -20 "$WORK/sluice.log" >&2; exit 1; }
+# On failure, the ends of the logs most recently written (a test may run several proxies, each
+# with its own log; the one that failed is usually the newest).
+fail() {
+  echo "FAIL: $*" >&2
+  local log
+  # shellcheck disable=SC2012  # names are ours: no newlines
+  for log in $(ls -t "$WORK"/*.log 2>/dev/null | head -3); do
+    echo "--- last lines of $log" >&2
+    tail -20 "$log" >&2
+  done
+  exit 1
+}
 pass() { echo "ok: $*"; }
 
 # A port nothing listens on and no socket uses, below the kernel's ephemeral range: a port in
 # that range may be the local end of some connection (curl's, nginx's, a proxy's upstream
 # connection), which nothing listens on but which still makes bind() fail.
-# Never the same port twice in one test: tests take several before starting anything, and
-# free_port runs in a subshell ($(free_port)), so the ports it gave are kept in a file.
+# Never the same port twice while it is given out: tests take several before starting anything,
+# and ctest runs tests side by side, so a port is claimed (an atomic mkdir in a directory every
+# test shares) until the test that took it exits. free_port runs in a subshell ($(free_port)),
+# so the ports this test took are listed in a file for release_ports.
+PORT_CLAIMS=${TMPDIR:-/tmp}/sluice-e2e-ports
+mkdir -p "$PORT_CLAIMS" 2>/dev/null || true
+# Claims left by a test that was killed before its cleanup ran.
+find "$PORT_CLAIMS" -mindepth 1 -maxdepth 1 -mmin +60 -exec rmdir {} + 2>/dev/null || true
 free_port() {
   local p low=32768
   read -r low _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
   for _ in $(seq 50); do
     p=$((10000 + RANDOM % (low - 10000)))
-    if ! grep -qx "$p" "$WORK/ports-given" 2>/dev/null &&
-       ! (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null &&
-       [[ -z $(ss -Htan "( sport = :$p )" 2>/dev/null) ]]; then
+    if ! (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null &&
+       [[ -z $(ss -Htan "( sport = :$p )" 2>/dev/null) ]] &&
+       mkdir "$PORT_CLAIMS/$p" 2>/dev/null; then
       echo "$p" >> "$WORK/ports-given"
       echo "$p"; return
     fi
   done
   fail "no free port"
+}
+release_ports() {
+  local p
+  [[ -f $WORK/ports-given ]] || return 0
+  while read -r p; do rmdir "$PORT_CLAIMS/$p" 2>/dev/null || true; done < "$WORK/ports-given"
 }
 
 wait_http() {  # url
