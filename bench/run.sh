@@ -10,7 +10,9 @@
 # running: the Google Benchmark wasm_call_bench (BENCH_GB_REPS repetitions) and wasm_vm_rss.
 # Results go to bench/results/ as markdown and JSON. See bench/README.md. Last, bench/telemetry.sh
 # (the telemetry extension: none / null / V8) writes <stamp>-telemetry.md, .json and .png, and
-# bench/tail.sh (p50-p99 of sluice, nginx and haproxy, saturated and paced) <stamp>-tail.md, .json.
+# bench/tail.sh (p50-p99 of sluice, nginx and haproxy, saturated and paced) <stamp>-tail.md, .json,
+# and bench/instructions.sh (callgrind: instructions per request without a filter, with the
+# add_header and telemetry extensions on null and V8) <stamp>-instructions.md, .json.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 source "$ROOT/bench/lib.sh"
@@ -436,3 +438,5 @@ BENCH_STAMP=$STAMP "$ROOT/bench/telemetry.sh" "$BUILD_DIR"
 BENCH_STAMP=$STAMP "$ROOT/bench/filter.sh" "$BUILD_DIR"
 # Tail latency at saturation and at a paced rate (its own table, same stamp).
 BENCH_STAMP=$STAMP "$ROOT/bench/tail.sh" "$BUILD_DIR"
+# Instructions per request under callgrind: the filters' cost without this machine's noise.
+BENCH_STAMP=$STAMP "$ROOT/bench/instructions.sh" "$BUILD_DIR"

@@ -16,71 +16,12 @@ VARIANTS=${BENCH_TELEMETRY_VARIANTS:-"none null v8"}
 BENCH_NAME=sluice-bench-telemetry
 source "$ROOT/bench/lib.sh"
 bench_build "${1:-build}"
-TELEMETRY_WASM="$BUILD_DIR/extensions/telemetry.wasm"
+source "$ROOT/bench/telemetry_lib.sh"
 need_built "$TELEMETRY_WASM"
 
-# The upstream: nginx answering 17 bytes, and echoing the metadata header on /echo-metadata.
 port UP
-nginx_conf "$WORK/nginx.conf" 1 "server { listen 127.0.0.1:$UP;
-    location / { return 200 'hello, benchmark\n'; }
-    location = /echo-metadata { return 200 '\$http_x_envoy_peer_metadata_id \$http_x_envoy_peer_metadata\n'; } }"
-taskset -c "$WRK_CPUS" /usr/sbin/nginx -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log" &
-PIDS+=($!)
-wait_http "http://127.0.0.1:$UP/"
-
-# node NAME WORKLOAD APP VERSION: Istio's node block.
-node() {
-  cat <<YAML
-node:
-  id: sidecar~10.0.0.1~$1.bench~bench.svc.cluster.local
-  cluster: $2.bench
-  metadata:
-    NAME: $1
-    NAMESPACE: bench
-    WORKLOAD_NAME: $2
-    CLUSTER_ID: Kubernetes
-    MESH_ID: cluster.local
-    SERVICE_ACCOUNT: $3
-    ISTIO_VERSION: 1.24.0
-    LABELS: { app: $3, version: $4, "service.istio.io/canonical-name": $3, "service.istio.io/canonical-revision": $4 }
-YAML
-}
-
-# config FILE ADMIN PORT ROOT_ID RUNTIME (RUNTIME "" = no filter)
-config() {
-  local filters=""
-  if [[ -n $5 ]]; then
-    local code="filename: $TELEMETRY_WASM"
-    [[ $5 == null ]] && code="inline_string: sluice.telemetry"
-    filters="          - name: istio.stats
-            typed_config:
-              \"@type\": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                root_id: $4
-                configuration: { \"@type\": type.googleapis.com/google.protobuf.StringValue, value: '{}' }
-                vm_config: { runtime: envoy.wasm.runtime.$5, code: { local: { $code } } }"
-  fi
-  {
-    if [[ $4 == stats_outbound ]]; then
-      node productpage-v1-6b746f74dc-9stvs productpage-v1 productpage v1
-    else
-      node reviews-v2-7bf8c9648f-xcvd4 reviews-v2 reviews v2
-    fi
-    bench_proxy_yaml "$2" "$3" "outbound|9080||reviews.bench.svc.cluster.local" "$filters"
-  } > "$1"
-}
-
-# The header a client sidecar sends: from a sluice running stats_outbound, echoed by nginx.
-port CLIENT; port CLIENT_ADMIN
-config "$WORK/client.yaml" "$CLIENT_ADMIN" "$CLIENT" stats_outbound null
-"$SLUICE" -c "$WORK/client.yaml" --concurrency 1 -l warning &
-CLIENT_PID=$!
-PIDS+=($CLIENT_PID)
-wait_http "http://127.0.0.1:$CLIENT/"
-read -r PEER_ID PEER_METADATA < <(curl -fsS "http://127.0.0.1:$CLIENT/echo-metadata")
-stop_pid "$CLIENT_PID"
-[[ -n $PEER_METADATA ]] || { echo "bench: the outbound side sent no peer metadata" >&2; exit 1; }
-echo "bench: peer metadata header: ${#PEER_METADATA} bytes of base64 (id $PEER_ID)" >&2
+telemetry_upstream
+telemetry_peer_headers
 
 # Five rounds by default (the other scripts take three): the V8 / null / none ratios are this
 # script's targets, and close to them.
@@ -88,7 +29,6 @@ RUNS=${BENCH_RUNS:-5}
 declare -A PORT ADMIN PID RESULTS RANGES RSS RUN_RPS RUN_CPU
 for v in $VARIANTS; do port "PORT_$v"; port "ADMIN_$v"; done
 for v in $VARIANTS; do PORT[$v]=$(eval echo "\$PORT_$v"); ADMIN[$v]=$(eval echo "\$ADMIN_$v"); done
-HEADERS=(-H "x-envoy-peer-metadata-id: $PEER_ID" -H "x-envoy-peer-metadata: $PEER_METADATA")
 
 run_wrk() {  # url pid -> "rps p50 p99 cpu_us"
   local out t0 t1 f
@@ -102,7 +42,7 @@ run_wrk() {  # url pid -> "rps p50 p99 cpu_us"
 for workers in $WORKERS_LIST; do
   for v in $VARIANTS; do
     runtime=$v; [[ $v == none ]] && runtime=""
-    config "$WORK/$v.yaml" "${ADMIN[$v]}" "${PORT[$v]}" stats_inbound "$runtime"
+    telemetry_config "$WORK/$v.yaml" "${ADMIN[$v]}" "${PORT[$v]}" stats_inbound "$runtime"
     taskset -c "$PROXY_CPUS" "$SLUICE" -c "$WORK/$v.yaml" --concurrency "$workers" -l warning &
     PID[$v]=$!
     PIDS+=(${PID[$v]})

@@ -21,6 +21,8 @@ PACKAGES=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev curl wrk nginx-light haproxy prometheus procps perl openssl
   socat nghttp2-client
+  # instructions per request (bench/instructions.sh: callgrind)
+  valgrind
   # plots of benchmark results (bench/results/*.png)
   gnuplot-nox
   # the hub web UI's end-to-end test: headless Chromium (driven by playwright-core from npm) and
