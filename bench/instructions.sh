@@ -80,6 +80,7 @@ measure() {
   for i in $(seq 600); do
     curl -fs -o /dev/null "http://127.0.0.1:$proxy/" 2>/dev/null && break
     kill -0 "$pid" 2>/dev/null || { echo "bench: sluice under valgrind exited:" >&2; tail "$WORK/valgrind.$load.$v.log" >&2; exit 1; }
+    (( i < 600 )) || { echo "bench: sluice under valgrind ($load, $v) never answered" >&2; exit 1; }
     sleep 0.2
   done
   check "$load" "$v" "http://127.0.0.1:$proxy/"
