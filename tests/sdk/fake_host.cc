@@ -423,7 +423,10 @@ proxy_status_t proxy_call_foreign_function(const char* name, size_t name_len, co
           reinterpret_cast<char*>(static_cast<uintptr_t>(ptr)), len};
     }
     if (n == "sluice_define_header_edits") {  // recorded; answered with the set's id
-      if (host().refuse_header_edits || a.size() < 8) return 2;
+      // Refused as Sluice refuses a CR or LF in a name or value.
+      if (host().refuse_header_edits || a.size() < 8 || a.find_first_of("\r\n") != a.npos) {
+        return 2;
+      }
       uint32_t id;
       std::memcpy(&id, a.data(), 4);
       if (id == 0) id = ++host().header_edit_sets;

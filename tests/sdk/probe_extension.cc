@@ -149,6 +149,13 @@ class ProbeStream : public sluice::HttpContext {
       a.remove("x-b");
       edit_response_headers(&a);
       edit_response_headers(nullptr);  // (a and b end here)
+      // A refused redefinition (an LF in a value) keeps a's set for the next one.
+      sluice::HeaderEdits bad;
+      bad.replace("x-a", "1\n2");
+      a = bad;
+      edit_response_headers(&a);
+      a = b;
+      edit_response_headers(&a);
       reply("edits");
       return sluice::FilterHeadersStatus::StopIteration;
     }

@@ -578,7 +578,7 @@ void HeaderEdits::apply_to(const HeaderMap& map) const {
 // sluice_define_header_edits: u32 id (0: new), u32 count, count x (u32 op, u32 name size, u32
 // value size), then the names and values; answers the id.
 uint32_t HeaderEdits::host_id() const {
-  if (!changed_) return id_;
+  if (!changed_) return refused_ ? 0 : id_;
   std::string args;
   append_u32(args, id_);
   append_u32(args, static_cast<uint32_t>(edits_.size()));
@@ -595,12 +595,16 @@ uint32_t HeaderEdits::host_id() const {
                                        args.data(), args.size(), v, n);
   };
   // Refused (a bad name or value, too many sets): the SDK applies these edits itself.
-  id_ = 0;
   changed_ = false;
-  if (get_returned_value(call, &data, &size) != 0) return 0;
-  const std::string_view result = view(data, size);
-  if (result.size() == 4) id_ = load_u32(result.data());
-  return id_;
+  refused_ = true;
+  if (get_returned_value(call, &data, &size) == 0) {
+    const std::string_view result = view(data, size);
+    if (result.size() == 4) {
+      id_ = load_u32(result.data());
+      refused_ = false;
+    }
+  }
+  return refused_ ? 0 : id_;
 }
 
 void HttpContext::edit_response_headers(const HeaderEdits* edits, bool skip_on_response_headers) {

@@ -279,8 +279,11 @@ class HeaderEdits {
   uint32_t host_id() const;
 
   std::vector<Edit> edits_;
+  // The host's set for this object, kept when a redefinition is refused so that the next one
+  // replaces it instead of taking another of the VM's sets.
   mutable uint32_t id_ = 0;
   mutable bool changed_ = true;
+  mutable bool refused_ = false;  // the last definition was refused: the SDK applies the edits
 };
 
 // ---- Buffers --------------------------------------------------------------------------------
