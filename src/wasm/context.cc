@@ -89,6 +89,8 @@ constexpr DeclinableCallback kDeclinable[] = {
 }  // namespace
 
 void Context::decline_stream_callbacks(uint32_t bits) {
+  defer_delete_ = (bits & sluice_functions::kDeferDelete) != 0;
+  bits &= sluice_functions::kAllDeclinable;
   if (bits == 0) {
     declined_callbacks_.reset();
     return;
@@ -307,6 +309,8 @@ Result<std::unique_ptr<WasmInstance>> WasmInstance::create(
        "proxy_on_context_create+proxy_on_request_headers"},
       {&cb.on_stream_end, sluice_functions::kOnStreamEnd, sig({VT::I32}, {}),
        "proxy_on_log+proxy_on_delete"},
+      {&cb.on_delete_batch, sluice_functions::kOnDeleteBatch, sig({VT::I32}, {}),
+       "proxy_on_delete"},
   };
   for (const Fused& e : fused) {
     *e.f = v.function(e.name);
@@ -318,6 +322,7 @@ Result<std::unique_ptr<WasmInstance>> WasmInstance::create(
   }
   if (!cb.on_context_create || !cb.on_request_headers || v010) cb.on_stream_start = WasmFunction{};
   if (!cb.on_log || !cb.on_delete) cb.on_stream_end = WasmFunction{};
+  if (!cb.on_delete) cb.on_delete_batch = WasmFunction{};
   return w;
 }
 
@@ -922,10 +927,73 @@ void WasmInstance::destroy_stream_context(Context* ctx, bool log) {
       if (log) call(ctx, cb.on_log, {id});
       ctx->set_phase(Phase::Done);
       call(ctx, cb.on_done, {id});
-      call(ctx, callbacks_.on_delete, {id});
+      if (!defer_delete(*ctx)) call(ctx, callbacks_.on_delete, {id});
     }
   }
   contexts_.erase(id);
+}
+
+bool WasmInstance::defer_delete(Context& ctx) {
+  // A context the module has not seen yet gets on_context_create from call(), so its on_delete
+  // goes that way too. The rest wait for the flush, which a loop on this thread must run. On
+  // the null runtime the call saved costs less than deferring it.
+  if (delete_mailbox_capacity_ == 0 || !callbacks_.on_delete_batch || failed_ ||
+      !ctx.stream_delete_deferrable() || ctx.create_deferred || vm_->calls_are_cheap()) {
+    return false;
+  }
+  if (deferred_deletes_.empty()) {
+    std::shared_ptr<ThreadLoop> loop = this_thread_loop();
+    if (!loop) return false;
+    // One flush per turn: streams ending later in this turn join it (posted work runs after
+    // the completions the loop has already taken in).
+    asio::post(loop->io(), [ref = ref()] {
+      if (WasmInstance* w = ref.get()) w->flush_deletes();
+    });
+  }
+  deferred_deletes_.emplace_back(ctx.id(), ctx.root()->id());
+  return true;
+}
+
+void WasmInstance::flush_deletes() {
+  // Streams ending during the calls below wait for the next flush. Both vectors keep their
+  // capacity: no allocation per turn.
+  std::vector<std::pair<uint32_t, uint32_t>>& pending = flushing_deletes_;
+  if (!pending.empty()) return;  // a flush is running further up this stack: it goes on
+  pending.swap(deferred_deletes_);
+  if (pending.empty()) return;
+  for (size_t i = 0; i < pending.size() && !failed_;) {
+    // One call per run of ids under the same (still living) root, at most a mailbox full: the
+    // root is the context host calls from the module's destructors act on.
+    const uint32_t root_id = pending[i].second;
+    Context* root = find_context(root_id);
+    const bool batched = delete_mailbox_capacity_ != 0;
+    const size_t most = batched ? delete_mailbox_capacity_ : pending.size();
+    size_t n = 0;
+    while (i + n < pending.size() && pending[i + n].second == root_id && n < most) ++n;
+    char* mailbox = batched ? vm_->memory_at(delete_mailbox_ptr_, n * sizeof(uint32_t)) : nullptr;
+    if (root && mailbox) {
+      for (size_t k = 0; k < n; ++k) {
+        std::memcpy(mailbox + k * sizeof(uint32_t), &pending[i + k].first, sizeof(uint32_t));
+      }
+      call(root, callbacks_.on_delete_batch, {n});
+    } else if (root) {  // the mailbox was withdrawn meanwhile: one by one
+      for (size_t k = 0; k < n && !failed_; ++k) {
+        call(root, callbacks_.on_delete, {pending[i + k].first});
+      }
+    }
+    i += n;
+  }
+  pending.clear();
+}
+
+WasmResult WasmInstance::set_delete_mailbox(uint64_t ptr, uint64_t capacity) {
+  if (capacity > sluice_functions::kMaxDeleteMailbox) return WasmResult::BadArgument;
+  if (capacity != 0 && (ptr == 0 || !vm_->memory_at(ptr, capacity * sizeof(uint32_t)))) {
+    return WasmResult::InvalidMemoryAccess;
+  }
+  delete_mailbox_ptr_ = capacity == 0 ? 0 : ptr;
+  delete_mailbox_capacity_ = capacity;
+  return WasmResult::Ok;
 }
 
 size_t WasmInstance::stream_contexts(const Context& root) const {
@@ -940,6 +1008,7 @@ void WasmInstance::destroy_root(Context* root) {
   const uint32_t id = root->id();
   cancel_http_calls(id);
   cancel_grpc_calls(id);
+  flush_deletes();  // its streams' objects go before it
   if (!failed_) {
     auto done = call(root, callbacks_.on_done, {id});
     // A module that answers false finishes later with proxy_done; at shutdown there is no later.

@@ -112,8 +112,9 @@ struct WasmCallbacks {
       on_foreign_function, on_http_call_response, on_grpc_receive_initial_metadata, on_grpc_receive,
       on_grpc_receive_trailing_metadata, on_grpc_close, on_new_connection, on_downstream_data,
       on_upstream_data, on_downstream_connection_close, on_upstream_connection_close;
-  // Sluice's own fused exports (abi/sluice_functions.h), present only with both halves.
-  WasmFunction on_stream_start, on_stream_end;
+  // Sluice's own exports (abi/sluice_functions.h), present only with the callbacks they stand
+  // for: the fused ones, and the batched on_delete.
+  WasmFunction on_stream_start, on_stream_end, on_delete_batch;
 };
 
 class Context {
@@ -170,8 +171,11 @@ class Context {
   // (sluice_functions.h). Filters and teardown call through these.
   const WasmCallbacks& stream_callbacks() const;
   // Root contexts: skip the callbacks in `bits` (sluice_functions::DeclinedCallback) on this
-  // root's streams from now on; 0 restores them all.
+  // root's streams from now on, and defer their on_delete if kDeferDelete is there; 0 restores
+  // them all.
   void decline_stream_callbacks(uint32_t bits);
+  // Whether this context's root let its streams' on_delete come later (kDeferDelete).
+  bool stream_delete_deferrable() const { return root_->defer_delete_; }
   // The exported stream callbacks this context's streams skip (export names), for /wasm.
   std::vector<std::string_view> skipped_stream_callbacks() const;
   // Whether this context's streams start (on_context_create + on_request_headers) and end
@@ -198,6 +202,7 @@ class Context {
   Phase phase_ = Phase::None;
   // Root contexts that declined callbacks: a copy of the instance's with those cleared.
   std::unique_ptr<WasmCallbacks> declined_callbacks_;
+  bool defer_delete_ = false;  // root contexts: kDeferDelete
 };
 
 // A reference to an instance for work queued to run later on its thread (a tick, a queue
@@ -270,8 +275,22 @@ class WasmInstance {
   std::optional<uint64_t> start_stream(Context* ctx, uint64_t num_headers, bool end_of_stream);
   // on_log (optional), on_done, on_delete; then the context is gone.
   void destroy_stream_context(Context* ctx, bool log);
-  // Root teardown: on_done, then on_delete unless the module defers it with proxy_done.
+  // Root teardown: the deferred on_delete of streams first, then on_done, then on_delete unless
+  // the module defers it with proxy_done.
   void destroy_root(Context* root);
+  // sluice_set_delete_mailbox (abi/sluice_functions.h): BadArgument for a capacity out of range,
+  // InvalidMemoryAccess for an array outside module memory; 0 stops deferring (what is deferred
+  // already is delivered at the next flush).
+  WasmResult set_delete_mailbox(uint64_t ptr, uint64_t capacity);
+  // Delivers the deferred on_delete of ended streams (sluice_on_delete_batch), oldest first.
+  // Runs on its own once per event-loop turn in which streams were deferred.
+  void flush_deletes();
+  size_t deferred_deletes() const { return deferred_deletes_.size(); }
+  // Whether the streams of `root` end with their on_delete deferred (for /wasm).
+  bool defers_stream_deletes(const Context& root) const {
+    return delete_mailbox_capacity_ != 0 && callbacks_.on_delete_batch &&
+           root.stream_delete_deferrable() && !vm_->calls_are_cheap();
+  }
   // How many stream contexts `root` has (streams and connections still running on it).
   size_t stream_contexts(const Context& root) const;
 
@@ -394,6 +413,8 @@ class WasmInstance {
   // Frees a finished callout on a later loop turn: its stream may be on the call stack.
   void retire_grpc_call(std::unique_ptr<GrpcCallout> callout);
   void run_deferred_stream_actions();
+  // Takes the stream's on_delete for a later flush_deletes (false: call it now).
+  bool defer_delete(Context& ctx);
 
   std::shared_ptr<CompiledModule> module_;
   std::unique_ptr<WasmVm> vm_;
@@ -438,8 +459,12 @@ class WasmInstance {
   };
   std::optional<RefusedForeignAnswer> refused_foreign_answer_;
   std::vector<std::vector<HeaderEdit>> header_edit_sets_;
-  uint32_t header_edit_ops_allowed_ = ~0u;             // bit per sluice_functions::HeaderEditOp
-  std::vector<uint32_t> deferred_stream_actions_;      // context ids
+  uint32_t header_edit_ops_allowed_ = ~0u;         // bit per sluice_functions::HeaderEditOp
+  std::vector<uint32_t> deferred_stream_actions_;  // context ids
+  // The delete mailbox (sluice_set_delete_mailbox; capacity 0: none), and the ended streams
+  // whose on_delete is still to come: (context id, root id), oldest first.
+  uint64_t delete_mailbox_ptr_ = 0, delete_mailbox_capacity_ = 0;
+  std::vector<std::pair<uint32_t, uint32_t>> deferred_deletes_, flushing_deletes_;
   uint32_t callback_cpu_ms_ = 0, startup_cpu_ms_ = 0;  // none until a plugin sets them
   bool watched_ = false;                               // a runtime whose calls can be stopped (V8)
   bool starting_ = false;                              // in start_root: the start-up budget applies

@@ -319,6 +319,9 @@ ThreadInstanceState describe_on_this_thread(const Plugin& plugin) {
   if (r.root && r.root->stream_end_fused()) {
     out.fused_callbacks.emplace_back(sluice_functions::kOnStreamEnd);
   }
+  if (r.root && !r.root->stream_end_fused() && r.instance->defers_stream_deletes(*r.root)) {
+    out.fused_callbacks.emplace_back(sluice_functions::kOnDeleteBatch);
+  }
   return out;
 }
 

@@ -154,7 +154,8 @@ struct ThreadInstanceState {
   // buffer (0: none), and the stream callbacks it declined that are skipped.
   uint64_t return_buffer_bytes = 0;
   std::vector<std::string> skipped_callbacks;
-  // The fused exports Sluice calls for this plugin's HTTP streams (sluice_on_stream_start, ...).
+  // The fused exports Sluice calls for this plugin's HTTP streams (sluice_on_stream_start, ...),
+  // and sluice_on_delete_batch when their on_delete is deferred.
   std::vector<std::string> fused_callbacks;
 };
 ThreadInstanceState describe_on_this_thread(const Plugin& plugin);

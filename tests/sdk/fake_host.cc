@@ -401,6 +401,7 @@ proxy_status_t proxy_get_metric(uint32_t metric_id, uint64_t* value) {
 }
 
 proxy_status_t proxy_set_effective_context(uint32_t context_id) {
+  if (host().ended_contexts.count(context_id) != 0) return 2;
   host().effective_context = context_id;
   return 0;
 }

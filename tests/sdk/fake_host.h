@@ -7,6 +7,7 @@
 #include <initializer_list>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -69,6 +70,9 @@ struct Host {
   bool leaf_calls = false;
   int too_small_answers = 0;
   uint32_t effective_context = 0;
+  // Contexts the host has ended (their on_delete still to come): set_effective_context refuses
+  // them with BadArgument, as Sluice does.
+  std::set<uint32_t> ended_contexts;
   uint32_t tick_period = 0;
   int done_calls = 0;
   std::vector<uint32_t> continued;

@@ -250,7 +250,16 @@ class ProbeConnection : public sluice::NetworkContext {
   void on_delete() override { sluice::log_info("probe: connection delete {}", id()); }
 };
 
+// A stream that keeps every default, on_delete's included: Sluice may delete it later, with
+// others (sluice_on_delete_batch). Its destructor says when.
+class QuietStream : public sluice::HttpContext {
+ public:
+  using HttpContext::HttpContext;
+  ~QuietStream() override { sluice::log_info("probe: quiet gone {}", id()); }
+};
+
 sluice::RegisterContextFactory<ProbeRoot, ProbeStream> probe("probe");
+sluice::RegisterContextFactory<ProbeRoot, QuietStream> quiet("probe_quiet");
 sluice::RegisterContextFactory<OtherRoot> other("probe_other");
 sluice::RegisterContextFactory<ProbeRoot, ProbeStream, ProbeConnection> both("probe_both");
 

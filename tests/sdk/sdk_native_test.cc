@@ -391,6 +391,30 @@ TEST_F(SdkNativeTest, FusedExportsDoWhatTheirHalvesDo) {
   add.call("sluice_on_stream_end", {kStream});
 }
 
+// With its on_delete deferred, a stream the host has ended may still be in the SDK's map when a
+// callout it made answers: the host refuses it as the effective context, and the SDK drops the
+// answer as it does for a deleted stream.
+TEST_F(SdkNativeTest, AnAnswerForAStreamTheHostEndedIsDropped) {
+  Vm vm(plugin("sluice.sdk_probe"));
+  ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);
+  vm.call("proxy_on_context_create", {kStream, kRoot});
+  host().maps[kRequestHeaders] = {{"x-probe", "http_call"}};
+  EXPECT_EQ(vm.call("proxy_on_request_headers", {kStream, 1, 1}), 1u);
+  ASSERT_EQ(host().http_calls.size(), 1u);
+  host().ended_contexts.insert(kStream);
+  host().maps[6] = {{":status", "200"}};
+  vm.call("proxy_on_http_call_response", {kRoot, host().http_calls[0].token, 1, 0, 0});
+  EXPECT_FALSE(host().local_reply);
+  // Still alive for the host: the same answer reaches the stream.
+  host().ended_contexts.clear();
+  host().maps[kRequestHeaders] = {{"x-probe", "http_call"}};
+  vm.call("proxy_on_context_create", {kStream + 1, kRoot});
+  EXPECT_EQ(vm.call("proxy_on_request_headers", {kStream + 1, 1, 1}), 1u);
+  ASSERT_EQ(host().http_calls.size(), 2u);
+  vm.call("proxy_on_http_call_response", {kRoot, host().http_calls[1].token, 1, 0, 0});
+  EXPECT_TRUE(host().local_reply);
+}
+
 // A root that makes both kinds (as telemetry's): the fused start makes an HTTP stream at once,
 // the fused end finds either kind.
 TEST_F(SdkNativeTest, FusedExportsUnderARootOfBothKinds) {
@@ -554,6 +578,8 @@ TEST_F(SdkNativeTest, ZlibHelpersCallTheForeignFunctions) {
 namespace sf = sluice::wasm::sluice_functions;
 namespace sd = sluice::detail;
 static_assert(sluice::kSetReturnBuffer == sf::kSetReturnBuffer);
+static_assert(sluice::kSetDeleteMailbox == sf::kSetDeleteMailbox);
+static_assert(sluice::kDeleteMailboxSize <= sf::kMaxDeleteMailbox);
 static_assert(sluice::kDeclineStreamCallbacks == sf::kDeclineStreamCallbacks);
 static_assert(sluice::kGetProperties == sf::kGetProperties);
 static_assert(sluice::kNoProperty == sf::kNoProperty);
@@ -609,20 +635,32 @@ struct ReadingTcp : sluice::NetworkContext {
 constexpr uint32_t kAllButNetwork =
     sd::kDeclineNewConnection | sd::kDeclineDownstreamData | sd::kDeclineUpstreamData |
     sd::kDeclineDownstreamConnectionClose | sd::kDeclineUpstreamConnectionClose;
-static_assert(sd::declined_callbacks<void, void>() == sd::kDeclineAll);
-static_assert(sd::declined_callbacks<PlainHttp, void>() == sd::kDeclineAll);
+// What a plain context leaves alone: every callback, and on_delete may come late.
+constexpr uint32_t kAllDefaults = sd::kDeclineAll | sd::kDeferDelete;
+static_assert(uint32_t{sd::kDeferDelete} == uint32_t{sf::kDeferDelete});
+static_assert((sd::kDeclineAll & sd::kDeferDelete) == 0);
+static_assert(sd::declined_callbacks<void, void>() == kAllDefaults);
+static_assert(sd::declined_callbacks<PlainHttp, void>() == kAllDefaults);
 static_assert(sd::declined_callbacks<LoggingHttp, void>() ==
-              (sd::kDeclineAll & ~(sd::kDeclineResponseHeaders | sd::kDeclineLog)));
+              (kAllDefaults & ~(sd::kDeclineResponseHeaders | sd::kDeclineLog)));
 static_assert(sd::declined_callbacks<DerivedFromLogging, void>() ==
               sd::declined_callbacks<LoggingHttp, void>());
 static_assert((sd::declined_callbacks<OverloadingHttp, void>() & sd::kDeclineRequestBody) == 0);
 static_assert(sd::declined_callbacks<ReadingTcp, void>() ==
-              (sd::kDeclineAll & ~(sd::kDeclineDownstreamData | sd::kDeclineLog)));
+              (kAllDefaults & ~(sd::kDeclineDownstreamData | sd::kDeclineLog)));
+// A context that overrides on_delete gets it at its stream's end; so do both kinds under a
+// root when either overrides it.
+struct DeletingHttp : sluice::HttpContext {
+  using HttpContext::HttpContext;
+  void on_delete() override {}
+};
+static_assert(sd::declined_callbacks<DeletingHttp, void>() == sd::kDeclineAll);
+static_assert((sd::declined_callbacks<DeletingHttp, ReadingTcp>() & sd::kDeferDelete) == 0);
 // Both kinds under one root: each kind's own bits, on_log kept if either logs, and the first
 // callbacks (which decide a new context's kind) always called.
 static_assert(sd::declined_callbacks<PlainHttp, ReadingTcp>() ==
-              (sd::kDeclineAll & ~(sd::kDeclineDownstreamData | sd::kDeclineLog |
-                                   sd::kDeclineRequestHeaders | sd::kDeclineNewConnection)));
+              (kAllDefaults & ~(sd::kDeclineDownstreamData | sd::kDeclineLog |
+                                sd::kDeclineRequestHeaders | sd::kDeclineNewConnection)));
 static_assert((sd::declined_callbacks<PlainHttp, void>() & kAllButNetwork) == kAllButNetwork);
 
 uint64_t u64_at(const std::string& bytes, size_t i) {
@@ -645,7 +683,7 @@ TEST_F(SdkNativeTest, OffersItsReturnBufferOnceAndDeclinesWhatItLeavesAlone) {
   for (size_t i : {1, 2}) {
     EXPECT_EQ(calls[i].first, sluice::kDeclineStreamCallbacks);
     ASSERT_EQ(calls[i].second.size(), 8u);
-    EXPECT_EQ(u64_at(calls[i].second, 0), sd::kDeclineAll & ~sd::kDeclineRequestHeaders);
+    EXPECT_EQ(u64_at(calls[i].second, 0), kAllDefaults & ~sd::kDeclineRequestHeaders);
   }
   // Refused (NotFound, as Envoy answers): nothing changes, values come from malloc.
   vm.call("proxy_on_context_create", {kStream, kRoot});
@@ -712,6 +750,45 @@ TEST_F(SdkNativeTest, ResponseHeaderEditsGoToSluiceOrAreAppliedByTheSdk) {
       }
     }
   }
+}
+
+// On Sluice the SDK offers a delete mailbox with its return buffer, and a root whose streams
+// keep on_delete's default lets the host defer it; sluice_on_delete_batch then deletes the
+// streams whose ids the host wrote there, in that order.
+TEST_F(SdkNativeTest, BatchedDeletesFreeTheStreamsInTheMailbox) {
+  host().sluice_functions = true;
+  Vm vm(plugin("sluice.sdk_probe"));
+  ASSERT_EQ(vm.start_root(kRoot, "probe_quiet", "", ""), 1u);
+  ASSERT_EQ(vm.start_root(3, "probe", "", ""), 1u);
+  uint64_t mailbox = 0;
+  int offers = 0;
+  std::vector<uint64_t> declines;
+  for (const auto& [name, args] : host().sluice_calls) {
+    if (name == sluice::kSetDeleteMailbox) {
+      ASSERT_EQ(args.size(), 16u);
+      mailbox = u64_at(args, 0);
+      EXPECT_EQ(u64_at(args, 1), sluice::kDeleteMailboxSize);
+      ++offers;
+    }
+    if (name == sluice::kDeclineStreamCallbacks) declines.push_back(u64_at(args, 0));
+  }
+  EXPECT_EQ(offers, 1);  // once per VM
+  ASSERT_NE(mailbox, 0u);
+  ASSERT_EQ(declines.size(), 2u);
+  EXPECT_EQ(declines[0], kAllDefaults);           // QuietStream keeps every default
+  EXPECT_EQ(declines[1] & sd::kDeferDelete, 0u);  // ProbeStream logs in on_delete
+  for (uint32_t id : {10, 11, 12}) vm.call("proxy_on_context_create", {id, kRoot});
+  const uint32_t ids[] = {12, 10};
+  std::memcpy(reinterpret_cast<void*>(static_cast<uintptr_t>(mailbox)), ids, sizeof ids);
+  host().logs.clear();
+  vm.call("sluice_on_delete_batch", {2});
+  std::vector<std::string> gone;
+  for (const auto& [level, line] : host().logs) {
+    if (line.find("quiet gone") != std::string::npos) gone.push_back(line);
+  }
+  EXPECT_EQ(gone, (std::vector<std::string>{"probe: quiet gone 12", "probe: quiet gone 10"}));
+  vm.call("proxy_on_delete", {11});
+  EXPECT_TRUE(host().logged("probe: quiet gone 11"));
 }
 
 // A copied HeaderEdits is a set of its own; assigning to one keeps its host id.

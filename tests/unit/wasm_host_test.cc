@@ -140,6 +140,11 @@ uint64_t n_on_stream_end(void* i, const uint64_t* a) {
   record(i, 5, a[0], 0);
   return record(i, 6, a[0], 0), 0;
 }
+uint64_t n_on_delete_batch(void* i, const uint64_t* a) {
+  record(i, 17, a[0], 0);
+  for (uint32_t k = 0; k < U32(0); ++k) record(i, 6, load_u32(i, 0x1e00 + 4 * k), 0);
+  return 0;
+}
 uint64_t n_on_tick(void* i, const uint64_t* a) { return record(i, 13, a[0], 0), 0; }
 uint64_t n_on_queue_ready(void* i, const uint64_t* a) { return record(i, 14, a[0], a[1]), 0; }
 uint64_t n_on_response_headers(void* i, const uint64_t* a) { return record(i, 9, a[0], a[1]), 0; }
@@ -264,6 +269,7 @@ const SluiceNullExport kProbeExports[] = {
     {"proxy_on_request_headers", "iii:i", n_on_request_headers},
     {"sluice_on_stream_start", "iiii:i", n_on_stream_start},
     {"sluice_on_stream_end", "i:", n_on_stream_end},
+    {"sluice_on_delete_batch", "i:", n_on_delete_batch},
     {"proxy_on_response_headers", "iii:i", n_on_response_headers},
     {"proxy_on_tick", "i:", n_on_tick},
     {"proxy_on_queue_ready", "ii:", n_on_queue_ready},
@@ -423,6 +429,11 @@ class LogCapture {
     return false;
   }
   size_t count() const { return sink_->lines.size(); }
+  std::vector<std::string> lines() const {
+    std::vector<std::string> out;
+    for (const auto& [l, line] : sink_->lines) out.push_back(line);
+    return out;
+  }
 
  private:
   std::shared_ptr<CaptureSink> sink_ = std::make_shared<CaptureSink>();
@@ -2449,6 +2460,122 @@ TEST_P(WasmHostTest, FusedExportsCarryTheSameEventsInFewerCalls) {
   w_->destroy_stream_context(tcp, true);
 }
 
+// sluice_set_delete_mailbox with kDeferDelete: streams that end leave their on_delete for one
+// call per loop turn (sluice_on_delete_batch), at most a mailbox full each, oldest first; their
+// on_log and on_done stay at their end. A root's teardown delivers what waits first.
+TEST_P(WasmHostTest, DeferredDeletesGoInBatchesOncePerLoopTurn) {
+  namespace sf = sluice_functions;
+  using Log = std::vector<std::array<uint32_t, 3>>;
+  ASSERT_TRUE(w_->callbacks().on_delete_batch);
+  const std::string set(sf::kSetDeleteMailbox), decline(sf::kDeclineStreamCallbacks);
+  const uint64_t mailbox = state_ + 0x1e00;
+  EXPECT_EQ(foreign(set, u64_args({mailbox, sf::kMaxDeleteMailbox + 1}), nullptr), kBadArgument);
+  EXPECT_EQ(foreign(set, u64_args({0, 2}), nullptr), kInvalidMemoryAccess);
+  if (!null_) {
+    EXPECT_EQ(foreign(set, u64_args({vm().memory_size() - 4, 2}), nullptr), kInvalidMemoryAccess);
+  }
+  EXPECT_EQ(foreign(set, u64_args({mailbox}), nullptr), kBadArgument);  // one argument
+  ASSERT_EQ(foreign(set, u64_args({mailbox, 2}), nullptr), kOk);        // two ids a call
+
+  // The root has not set kDeferDelete: on_delete at the stream's end.
+  w_->destroy_stream_context(ctx_, false);
+  ctx_ = nullptr;
+  Context* s = w_->create_stream_context(*root_);
+  ASSERT_NE(s, nullptr);
+  uint32_t id = s->id();
+  clear_callback_log();
+  w_->destroy_stream_context(s, false);
+  EXPECT_EQ(callback_log(), (Log{{4, id, 0}, {6, id, 0}}));
+
+  ASSERT_EQ(foreign(decline, u64_args({sf::kDeferDelete}), nullptr, root_), kOk);
+  if (null_) {  // a call into a null plugin costs less than deferring it: nothing is deferred
+    Context* c = w_->create_stream_context(*root_);
+    ASSERT_NE(c, nullptr);
+    id = c->id();
+    clear_callback_log();
+    w_->destroy_stream_context(c, false);
+    EXPECT_EQ(callback_log(), (Log{{4, id, 0}, {6, id, 0}}));
+    EXPECT_EQ(w_->deferred_deletes(), 0u);
+    return;
+  }
+  // Three streams end in one turn: on_log and on_done at once, the deletes when the loop runs.
+  std::vector<uint32_t> ids;  // on_done comes for these (the root does not decline it)
+  for (int i = 0; i < 3; ++i) {
+    Context* c = w_->create_stream_context(*root_);
+    ASSERT_NE(c, nullptr);
+    ids.push_back(c->id());
+    clear_callback_log();
+    w_->destroy_stream_context(c, true);
+    EXPECT_EQ(callback_log(), (Log{{5, ids.back(), 0}, {4, ids.back(), 0}}));
+    EXPECT_EQ(w_->find_context(ids.back()), nullptr);  // gone from the host at once
+  }
+  EXPECT_EQ(w_->deferred_deletes(), 3u);
+  clear_callback_log();
+  run_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(callback_log(),
+            (Log{{17, 2, 0}, {6, ids[0], 0}, {6, ids[1], 0}, {17, 1, 0}, {6, ids[2], 0}}));
+  EXPECT_EQ(w_->deferred_deletes(), 0u);
+
+  // Withdrawn after a stream ended: that one is deleted on its own at the flush.
+  Context* late = w_->create_stream_context(*root_);
+  ASSERT_NE(late, nullptr);
+  id = late->id();
+  w_->destroy_stream_context(late, false);
+  ASSERT_EQ(foreign(set, u64_args({0, 0}), nullptr, root_), kOk);
+  clear_callback_log();
+  run_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(callback_log(), (Log{{6, id, 0}}));
+  // And without a mailbox nothing is deferred.
+  Context* now = w_->create_stream_context(*root_);
+  ASSERT_NE(now, nullptr);
+  id = now->id();
+  clear_callback_log();
+  w_->destroy_stream_context(now, false);
+  EXPECT_EQ(callback_log(), (Log{{4, id, 0}, {6, id, 0}}));
+
+  // A stream created while this thread has no loop (where a canary runs) is deleted at once.
+  ASSERT_EQ(foreign(set, u64_args({mailbox, 2}), nullptr, root_), kOk);
+  thread_loop_.reset();
+  Context* loopless = w_->create_stream_context(*root_);
+  ASSERT_NE(loopless, nullptr);
+  id = loopless->id();
+  clear_callback_log();
+  w_->destroy_stream_context(loopless, false);
+  EXPECT_EQ(callback_log(), (Log{{4, id, 0}, {6, id, 0}}));
+  thread_loop_.emplace(io_);
+
+  // The root's teardown: the waiting delete first, then the root's on_done and on_delete.
+  Context* last = w_->create_stream_context(*root_);
+  ASSERT_NE(last, nullptr);
+  id = last->id();
+  w_->destroy_stream_context(last, false);
+  const uint32_t root = root_->id();
+  clear_callback_log();
+  w_->destroy_root(root_);
+  root_ = nullptr;
+  EXPECT_EQ(callback_log(), (Log{{17, 1, 0}, {6, id, 0}, {4, root, 0}, {6, root, 0}}));
+  run_for(std::chrono::milliseconds(5));  // the posted flush finds nothing
+  EXPECT_EQ(callback_log().size(), 4u);
+  EXPECT_FALSE(w_->failed());
+}
+
+// A failed instance is never called again: what waits is dropped.
+TEST_P(WasmHostTest, DeferredDeletesOfAFailedInstanceAreDropped) {
+  namespace sf = sluice_functions;
+  ASSERT_EQ(foreign(std::string(sf::kSetDeleteMailbox), u64_args({state_ + 0x1e00, 4}), nullptr),
+            kOk);
+  ASSERT_EQ(foreign(std::string(sf::kDeclineStreamCallbacks), u64_args({sf::kDeferDelete}), nullptr,
+                    root_),
+            kOk);
+  w_->destroy_stream_context(ctx_, false);
+  ctx_ = nullptr;
+  EXPECT_EQ(w_->deferred_deletes(), null_ ? 0u : 1u);
+  w_->fail("failed by the test");
+  clear_callback_log();
+  run_for(std::chrono::milliseconds(5));
+  EXPECT_TRUE(callback_log().empty());
+}
+
 TEST_P(WasmHostTest, LifecycleOrderAndIds) {
   const uint32_t root = root_->id(), s1 = ctx_->id();
   auto log = callback_log();
@@ -2976,6 +3103,13 @@ TEST_F(WasmHostModuleTest, WronglyTypedFusedExportIsRejected) {
                         "expected (i32, i32, i32, i32) -> (i32)"));
 }
 
+TEST_F(WasmHostModuleTest, WronglyTypedDeleteBatchIsRejected) {
+  auto w = instantiate(spec_.runtime, read_test_module("host_bad_delete_batch"), spec_);
+  ASSERT_FALSE(w.ok());
+  EXPECT_THAT(w.error(),
+              HasSubstr("export sluice_on_delete_batch has type (i32) -> (i32), expected (i32)"));
+}
+
 TEST_F(WasmHostModuleTest, ModuleWithoutAllocatorIsRejected) {
   auto w = instantiate(spec_.runtime, read_test_module("host_no_malloc"), spec_);
   ASSERT_FALSE(w.ok());
@@ -3210,6 +3344,63 @@ TEST(WasmHostSdkV8Test, BigValuesReachAModuleWhoseReadsAreLeaves) {
       EXPECT_GE(inst.return_buffer_size(), 3000u);
     }
   }
+  EXPECT_FALSE(inst.failed()) << inst.failure();
+}
+
+// The SDK's .wasm on V8: a stream class that keeps on_delete's default is destroyed when the
+// loop turn its stream ended in is over, with the others of that turn, in order; one that
+// overrides on_delete at its stream's end.
+TEST(WasmHostSdkV8Test, StreamsKeepingTheDefaultOnDeleteGoInOneCallPerTurn) {
+  const auto path = std::filesystem::path(SLUICE_TEST_WASM_DIR) / ".." / "sdk" / "sdk_probe.wasm";
+  Result<std::string> bytes = read_file(path.string());
+  if (!bytes) GTEST_SKIP() << "not built: " << path;
+  asio::io_context io;
+  ScopedThreadLoop thread_loop(io);
+  LogCapture logs(spdlog::level::info);
+  PluginSpec spec;
+  spec.name = "quiet";
+  spec.root_id = "probe_quiet";
+  spec.runtime = std::string(kV8RuntimeName);
+  std::unique_ptr<WasmInstance> instance;
+  Context* root = nullptr;
+  ASSERT_NO_FATAL_FAILURE(start_instance(spec, *bytes, &instance, &root));
+  WasmInstance& inst = *instance;
+  std::vector<std::string> expected;
+  for (int i = 0; i < 3; ++i) {
+    Context* ctx = inst.create_stream_context(*root);
+    ASSERT_NE(ctx, nullptr);
+    expected.push_back("probe: quiet gone " + std::to_string(ctx->id()));
+    inst.destroy_stream_context(ctx, true);
+  }
+  EXPECT_EQ(inst.deferred_deletes(), 3u);
+  const auto logged = [&](std::string_view text) {
+    for (const std::string& line : logs.lines()) {
+      if (line.find(text) != std::string::npos) return true;
+    }
+    return false;
+  };
+  EXPECT_FALSE(logged("quiet gone"));
+  io.poll();
+  EXPECT_EQ(inst.deferred_deletes(), 0u);
+  std::vector<std::string> gone;
+  for (const std::string& line : logs.lines()) {
+    const size_t at = line.find("probe: quiet gone");
+    if (at != std::string::npos) gone.push_back(line.substr(at));
+  }
+  EXPECT_EQ(gone, expected);
+
+  // The probe's own streams log in on_delete: at their end.
+  PluginSpec probe_spec = spec;
+  probe_spec.name = "probe";
+  probe_spec.root_id = "probe";
+  auto probe_root = inst.start_root(probe_spec);
+  ASSERT_TRUE(probe_root.ok()) << probe_root.error();
+  Context* ctx = inst.create_stream_context(**probe_root);
+  ASSERT_NE(ctx, nullptr);
+  const std::string deleted = "probe: delete " + std::to_string(ctx->id());
+  inst.destroy_stream_context(ctx, true);
+  EXPECT_EQ(inst.deferred_deletes(), 0u);
+  EXPECT_TRUE(logged(deleted));
   EXPECT_FALSE(inst.failed()) << inst.failure();
 }
 

@@ -11,6 +11,7 @@
 ;;     +0x28/30/38 on_vm_start: status, ptr, len of get_buffer_bytes(6, VmConfiguration)
 ;;     +0x40 _initialize: proxy_log status; +0x48 environ_sizes_get status, +0x50 count, +0x58 size
 ;;     +0x100 callback log: u32 count, then {u32 callback, u32 arg0, u32 arg1} entries
+;;     +0x1e00 the delete mailbox sluice_on_delete_batch reads (u32 ids, up to 32)
 ;;   0x20000..0x3ffff  the bump heap of malloc (wraps; 0 for more than 128 KiB)
 ;;   anything else: the test's scratch space.
 (module
@@ -119,7 +120,8 @@
   ;; Callback ids in the log: 1 context_create, 2 vm_start, 3 configure, 4 done, 5 log, 6 delete,
   ;; 7 request_headers, 8 request_body, 9 response_headers, 10 response_body,
   ;; 11 request_trailers, 12 response_trailers, 13 tick, 14 queue_ready; Sluice's fused exports
-  ;; log 15 (stream_start) or 16 (stream_end) and then what each of their two halves logs.
+  ;; log 15 (stream_start) or 16 (stream_end) and then what each of their two halves logs;
+  ;; the batched on_delete logs 17 (with its count) and then a delete for each id.
   (func (export "proxy_on_context_create") (param i32 i32) (call $rec (i32.const 1) (local.get 0) (local.get 1)))
   (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
     (call $rec (i32.const 2) (local.get 0) (local.get 1))
@@ -143,6 +145,16 @@
     (call $rec (i32.const 16) (local.get 0) (i32.const 0))
     (call $rec (i32.const 5) (local.get 0) (i32.const 0))
     (call $rec (i32.const 6) (local.get 0) (i32.const 0)))
+  (func (export "sluice_on_delete_batch") (param $n i32) (local $i i32)
+    (call $rec (i32.const 17) (local.get $n) (i32.const 0))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (call $rec (i32.const 6)
+          (i32.load (i32.add (i32.const 0x2e00) (i32.shl (local.get $i) (i32.const 2))))
+          (i32.const 0))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next))))
   (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) (call $rec (i32.const 8) (local.get 0) (local.get 1)) (i32.const 0))
   (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (call $rec (i32.const 9) (local.get 0) (local.get 1)) (i32.const 0))
   (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32) (call $rec (i32.const 10) (local.get 0) (local.get 1)) (i32.const 0))

@@ -2,6 +2,7 @@
 // null-runtime thunks.
 #include "dispatch.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <initializer_list>
 #include <map>
@@ -149,7 +150,11 @@ void release_host_buffer(const char* data) {
 
 void Dispatch::on_context_create(VmState& vm, uint32_t id, uint32_t parent_id) {
   if (parent_id == 0) {
-    if (!vm.return_buffer_offered) offer_return_buffer(vm);
+    if (!vm.return_buffer_offered && offer_return_buffer(vm)) {
+      call_sluice_function(
+          kSetDeleteMailbox,
+          {reinterpret_cast<uintptr_t>(vm.delete_mailbox.data()), vm.delete_mailbox.size()});
+    }
     std::string root_id = get_property_string({"plugin_root_id"}).value_or("");
     const detail::Registration* reg = find_registration(root_id);
     std::unique_ptr<RootContext> root;
@@ -215,8 +220,8 @@ void Dispatch::on_http_call_response(VmState& vm, uint32_t root_id, uint32_t tok
   RootContext::PendingCall call = std::move(it->second);
   root->http_calls_.erase(it);
   if (call.stream_id != 0) {
-    if (!stream_alive(vm, call.stream_id)) return;  // the stream ended meanwhile
-    proxy_set_effective_context(call.stream_id);
+    if (!stream_alive(vm, call.stream_id)) return;                 // the stream ended meanwhile
+    if (proxy_set_effective_context(call.stream_id) != 0) return;  // ended, delete to come
   }
   HttpCallResponse response{token, num_headers, body_size, num_trailers};
   if (call.callback) call.callback(response);
@@ -267,7 +272,7 @@ void Dispatch::on_grpc_receive(VmState& vm, uint32_t root_id, uint32_t token,
     root->grpc_calls_.erase(call);
     if (pending.stream_id != 0) {
       if (!stream_alive(vm, pending.stream_id)) return;  // the stream ended meanwhile
-      proxy_set_effective_context(pending.stream_id);
+      if (proxy_set_effective_context(pending.stream_id) != 0) return;  // ended, delete to come
     }
     GrpcCallResult result;
     result.token = token;
@@ -301,7 +306,7 @@ void Dispatch::on_grpc_close(VmState& vm, uint32_t root_id, uint32_t token, uint
     result.status_message = status_message();
     if (pending.stream_id != 0) {
       if (!stream_alive(vm, pending.stream_id)) return;
-      proxy_set_effective_context(pending.stream_id);
+      if (proxy_set_effective_context(pending.stream_id) != 0) return;  // ended, delete to come
     }
     if (pending.callback) pending.callback(result);
     return;
@@ -423,6 +428,11 @@ void Dispatch::on_stream_end(VmState& vm, uint32_t id) {
   }
   on_log(vm, id);
   on_delete(vm, id);
+}
+
+void Dispatch::on_delete_batch(VmState& vm, uint32_t count) {
+  const size_t n = std::min<size_t>(count, vm.delete_mailbox.size());
+  for (size_t i = 0; i < n; ++i) on_delete(vm, vm.delete_mailbox[i]);
 }
 
 void Dispatch::on_delete(VmState& vm, uint32_t id) {

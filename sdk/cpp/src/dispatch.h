@@ -21,6 +21,8 @@ inline constexpr size_t kInitialReturnBuffer = 2048;
 // A return buffer grown past this for one big value (an inflated body) goes back to the initial
 // size afterwards, rather than holding that much of the module's memory for good.
 inline constexpr size_t kMaxKeptReturnBuffer = 64 * 1024;
+// Streams whose on_delete one sluice_on_delete_batch call can carry.
+inline constexpr size_t kDeleteMailboxSize = 64;
 
 // Everything one VM owns. A .wasm module has exactly one (a global: each instance has its own
 // memory); the native build allocates one per create_instance().
@@ -44,6 +46,9 @@ struct VmState {
   bool return_buffer_oversized = false;
   // The host took the return buffer: it is Sluice, and has Sluice's other functions too.
   bool host_is_sluice = false;
+  // The ids of ended streams whose on_delete Sluice delivers in one call
+  // (sluice_on_delete_batch); offered with the return buffer.
+  std::array<uint32_t, kDeleteMailboxSize> delete_mailbox{};
   // What a view accessor (get_property_view, HeaderMap::get_view) returns when the value came
   // through our malloc rather than the return buffer: copied here, the allocation freed.
   std::string view_scratch;
@@ -56,6 +61,7 @@ inline constexpr std::string_view kDeclineStreamCallbacks = "sluice_decline_stre
 inline constexpr std::string_view kGetProperties = "sluice_get_properties";
 inline constexpr uint32_t kNoProperty = 0xffffffff;
 inline constexpr uint32_t kMaxBatchedProperties = 64;
+inline constexpr std::string_view kSetDeleteMailbox = "sluice_set_delete_mailbox";
 inline constexpr std::string_view kDefineHeaderEdits = "sluice_define_header_edits";
 inline constexpr std::string_view kEditResponseHeaders = "sluice_edit_response_headers";
 inline constexpr uint32_t kSkipResponseHeadersCallback = 1;
@@ -135,6 +141,8 @@ struct Dispatch {
   static uint32_t on_stream_start(VmState& vm, uint32_t id, uint32_t root_id, uint32_t num_headers,
                                   uint32_t end_of_stream);  // on_context_create, on_request_headers
   static void on_stream_end(VmState& vm, uint32_t id);      // on_log, on_delete
+  // on_delete for the first `count` ids of vm.delete_mailbox, in order.
+  static void on_delete_batch(VmState& vm, uint32_t count);
 };
 
 }  // namespace SLUICE_SDK_NS

@@ -87,6 +87,7 @@ const SluiceNullExport kExports[] = {
     {"proxy_on_delete", "i:", Thunk<&Dispatch::on_delete>::call},
     {"sluice_on_stream_start", "iiii:i", Thunk<&Dispatch::on_stream_start>::call},
     {"sluice_on_stream_end", "i:", Thunk<&Dispatch::on_stream_end>::call},
+    {"sluice_on_delete_batch", "i:", Thunk<&Dispatch::on_delete_batch>::call},
 };
 
 const SluiceNullPlugin kPlugin = {

@@ -127,3 +127,6 @@ uint32_t sluice_on_stream_start(uint32_t id, uint32_t root, uint32_t headers, ui
 SLUICE_EXPORT(sluice_on_stream_end) void sluice_on_stream_end(uint32_t id) {
   Dispatch::on_stream_end(vm(), id);
 }
+SLUICE_EXPORT(sluice_on_delete_batch) void sluice_on_delete_batch(uint32_t count) {
+  Dispatch::on_delete_batch(vm(), count);
+}

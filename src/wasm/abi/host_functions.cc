@@ -924,6 +924,14 @@ WasmResult sluice_function(std::string_view name, std::string_view args, std::st
     WasmInstance* w = current_instance();
     return w ? w->set_return_buffer(ptr, size) : WasmResult::NotFound;
   }
+  if (name == sf::kSetDeleteMailbox) {
+    uint64_t ptr, capacity;
+    if (args.size() != 16 || !arg_u64(args, 0, &ptr) || !arg_u64(args, 1, &capacity)) {
+      return WasmResult::BadArgument;
+    }
+    WasmInstance* w = current_instance();
+    return w ? w->set_delete_mailbox(ptr, capacity) : WasmResult::NotFound;
+  }
   if (name == sf::kDefineHeaderEdits) return define_header_edits(args, out);
   if (name == sf::kEditResponseHeaders) {
     uint32_t set, flags;
@@ -946,7 +954,8 @@ WasmResult sluice_function(std::string_view name, std::string_view args, std::st
   }
   if (name == sf::kDeclineStreamCallbacks) {
     uint64_t bits;
-    if (args.size() != 8 || !arg_u64(args, 0, &bits) || (bits & ~uint64_t{sf::kAllDeclinable})) {
+    constexpr uint64_t kKnown = uint64_t{sf::kAllDeclinable} | sf::kDeferDelete;
+    if (args.size() != 8 || !arg_u64(args, 0, &bits) || (bits & ~kKnown)) {
       return WasmResult::BadArgument;
     }
     Context* ctx = current_context();

@@ -45,7 +45,8 @@ inline constexpr uint32_t kMaxBatchedProperties = 64;
 // Args: a little-endian u64 of DeclinedCallback bits. Called by a root context: its stream
 // contexts (HTTP streams, TCP connections) do not implement these callbacks, and the host skips
 // them as if the module did not export them (a skipped filter callback continues, a skipped
-// on_done answers true). on_context_create and on_delete always run.
+// on_done answers true). on_context_create and on_delete always run; kDeferDelete lets the host
+// deliver on_delete later and batched (see kSetDeleteMailbox).
 inline constexpr std::string_view kDeclineStreamCallbacks = "sluice_decline_stream_callbacks";
 
 enum DeclinedCallback : uint32_t {
@@ -63,7 +64,21 @@ enum DeclinedCallback : uint32_t {
   kDownstreamConnectionClose = 1u << 11,
   kUpstreamConnectionClose = 1u << 12,
   kAllDeclinable = (1u << 13) - 1,
+  // Not a skipped callback: the streams' on_delete only frees the module's object (the SDK's
+  // default), so it may come up to one event-loop turn late, many streams in one call.
+  kDeferDelete = 1u << 13,
 };
+// Args: two little-endian u64, the address and capacity (in u32 slots, 1 to
+// kMaxDeleteMailbox) of an array in module memory; capacity 0 stops it. Where the module exports
+// sluice_on_delete_batch, the host then ends the streams of a root that set kDeferDelete without
+// calling proxy_on_delete: it collects their ids and, once per event-loop turn (and before the
+// root's own on_done), writes up to `capacity` of them there and calls sluice_on_delete_batch
+// (count), which must run proxy_on_delete's work for each, in order. Its on_log and on_done
+// (when called) stay at the stream's end; a stream that ends with sluice_on_stream_end is not
+// deferred (its on_delete shares a call already). BadArgument for a capacity out of range,
+// InvalidMemoryAccess for an array outside module memory.
+inline constexpr std::string_view kSetDeleteMailbox = "sluice_set_delete_mailbox";
+inline constexpr uint64_t kMaxDeleteMailbox = 4096;
 
 // Header edits a module defines once and has the host apply to a stream's response headers with
 // no call into the module: a filter that sets the same response headers on every request (or
@@ -105,10 +120,14 @@ inline constexpr std::string_view kOnStreamStart = "sluice_on_stream_start";
 // (context_id): proxy_on_log, then proxy_on_delete. For a stream that is logged and whose
 // on_done is not called (declined, or not exported).
 inline constexpr std::string_view kOnStreamEnd = "sluice_on_stream_end";
+// (count): proxy_on_delete for each of the first `count` ids in the delete mailbox, in order
+// (see kSetDeleteMailbox). Unlike the two above it moves a callback: on_delete comes later than
+// the stream's end, with no other callback of that stream in between.
+inline constexpr std::string_view kOnDeleteBatch = "sluice_on_delete_batch";
 
 inline bool is_sluice_function(std::string_view name) {
   return name == kSetReturnBuffer || name == kDeclineStreamCallbacks || name == kGetProperties ||
-         name == kDefineHeaderEdits || name == kEditResponseHeaders;
+         name == kDefineHeaderEdits || name == kEditResponseHeaders || name == kSetDeleteMailbox;
 }
 
 }  // namespace sluice::wasm::sluice_functions

@@ -75,6 +75,9 @@ class WasmVm {
   virtual ~WasmVm() = default;
 
   virtual std::string_view runtime_name() const = 0;  // "envoy.wasm.runtime.v8"
+  // Whether a call into the module costs about as much as a native function call (the null
+  // runtime), so that batching calls (deferred on_delete) would cost more than it saves.
+  virtual bool calls_are_cheap() const { return false; }
 
   // The exported function `name`, or an empty handle when absent. Its signature is as declared.
   virtual WasmFunction function(std::string_view name) = 0;

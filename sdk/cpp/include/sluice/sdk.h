@@ -658,7 +658,10 @@ class HttpContext : public Context {
   virtual FilterTrailersStatus on_response_trailers(uint32_t num_trailers) {
     return FilterTrailersStatus::Continue;
   }
-  // Envoy's order at the end of a stream: on_log, on_done, on_delete.
+  // Envoy's order at the end of a stream: on_log, on_done, on_delete. In Sluice, a class that
+  // keeps on_delete's default is deleted (its destructor runs) up to one event-loop turn after
+  // its stream ended, together with others: a destructor must not look at the stream, and host
+  // calls from it act on the root context. Override on_delete to have it at the stream's end.
   virtual void on_log() {}
   virtual void on_done() {}
   virtual void on_delete() {}
@@ -708,7 +711,7 @@ class NetworkContext : public Context {
   }
   virtual void on_downstream_connection_close(PeerType peer) {}
   virtual void on_upstream_connection_close(PeerType peer) {}
-  // At the end of the connection: on_log, on_done, on_delete.
+  // At the end of the connection: on_log, on_done, on_delete (deferred as HttpContext's).
   virtual void on_log() {}
   virtual void on_done() {}
   virtual void on_delete() {}
@@ -744,6 +747,9 @@ enum DeclinedCallback : uint32_t {
   kDeclineDownstreamConnectionClose = 1u << 11,
   kDeclineUpstreamConnectionClose = 1u << 12,
   kDeclineAll = (1u << 13) - 1,
+  // Not a declined callback: on_delete is left to the default, so Sluice may deliver it later,
+  // batched (the SDK's delete mailbox, dispatch.h).
+  kDeferDelete = 1u << 13,
 };
 
 // inherits_<fn><S, Base>: S leaves Base's `fn` as is (does not declare its own). A name S
@@ -768,15 +774,16 @@ SLUICE_SDK_INHERITS_TRAIT(on_downstream_connection_close)
 SLUICE_SDK_INHERITS_TRAIT(on_upstream_connection_close)
 SLUICE_SDK_INHERITS_TRAIT(on_log)
 SLUICE_SDK_INHERITS_TRAIT(on_done)
+SLUICE_SDK_INHERITS_TRAIT(on_delete)
 #undef SLUICE_SDK_INHERITS_TRAIT
 
 // The callbacks stream context S (void: none of this kind) does not implement, of those that
 // belong to its kind; the bits of the other kind are all set, and on_log / on_done are set
-// when S keeps the default.
+// when S keeps the default (kDeferDelete when it keeps on_delete's).
 template <typename S>
 constexpr uint32_t declinable_callbacks() {
   if constexpr (std::is_void_v<S>) {
-    return kDeclineAll;
+    return kDeclineAll | kDeferDelete;
   } else {
     uint32_t bits = 0;
     auto mark = [&bits](bool inherited, uint32_t bit) {
@@ -792,6 +799,7 @@ constexpr uint32_t declinable_callbacks() {
       mark(inherits_on_response_trailers<S, B>::value, kDeclineResponseTrailers);
       mark(inherits_on_log<S, B>::value, kDeclineLog);
       mark(inherits_on_done<S, B>::value, kDeclineDone);
+      mark(inherits_on_delete<S, B>::value, kDeferDelete);
       bits |= kDeclineNewConnection | kDeclineDownstreamData | kDeclineUpstreamData |
               kDeclineDownstreamConnectionClose | kDeclineUpstreamConnectionClose;
     } else {
@@ -803,6 +811,7 @@ constexpr uint32_t declinable_callbacks() {
       mark(inherits_on_upstream_connection_close<S, B>::value, kDeclineUpstreamConnectionClose);
       mark(inherits_on_log<S, B>::value, kDeclineLog);
       mark(inherits_on_done<S, B>::value, kDeclineDone);
+      mark(inherits_on_delete<S, B>::value, kDeferDelete);
       bits |= kDeclineRequestHeaders | kDeclineRequestBody | kDeclineRequestTrailers |
               kDeclineResponseHeaders | kDeclineResponseBody | kDeclineResponseTrailers;
     }

@@ -64,6 +64,7 @@ class NullVm : public WasmVm {
   ~NullVm() override { plugin_->destroy_instance(instance_); }
 
   std::string_view runtime_name() const override { return kNullRuntimeName; }
+  bool calls_are_cheap() const override { return true; }
 
   WasmFunction function(std::string_view name) override {
     for (uint32_t i = 0; i < plugin_->num_exports; ++i) {
