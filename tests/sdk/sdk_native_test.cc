@@ -161,12 +161,14 @@ TEST_F(SdkNativeTest, ExamplesRegisterWithEveryExport) {
       const std::string_view export_name = p->exports[i].name;
       if (export_name == sluice::wasm::sluice_functions::kOnStreamStart) {
         EXPECT_STREQ(p->exports[i].signature, "iiii:i");
-      } else if (export_name == sluice::wasm::sluice_functions::kOnStreamEnd) {
+      } else if (export_name == sluice::wasm::sluice_functions::kOnStreamEnd ||
+                 export_name == sluice::wasm::sluice_functions::kOnDeleteBatch) {
         EXPECT_STREQ(p->exports[i].signature, "i:");
       }
     }
     EXPECT_TRUE(vm.has(std::string(sluice::wasm::sluice_functions::kOnStreamStart))) << name;
     EXPECT_TRUE(vm.has(std::string(sluice::wasm::sluice_functions::kOnStreamEnd))) << name;
+    EXPECT_TRUE(vm.has(std::string(sluice::wasm::sluice_functions::kOnDeleteBatch))) << name;
     // The headers callbacks take the 0.2.x end_of_stream argument.
     for (uint32_t i = 0; i < p->num_exports; ++i) {
       if (std::string(p->exports[i].name) == "proxy_on_request_headers") {
