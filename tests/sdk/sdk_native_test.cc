@@ -399,22 +399,17 @@ TEST_F(SdkNativeTest, FusedExportsDoWhatTheirHalvesDo) {
 TEST_F(SdkNativeTest, AnAnswerForAStreamTheHostEndedIsDropped) {
   Vm vm(plugin("sluice.sdk_probe"));
   ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);
-  vm.call("proxy_on_context_create", {kStream, kRoot});
-  host().maps[kRequestHeaders] = {{"x-probe", "http_call"}};
-  EXPECT_EQ(vm.call("proxy_on_request_headers", {kStream, 1, 1}), 1u);
-  ASSERT_EQ(host().http_calls.size(), 1u);
-  host().ended_contexts.insert(kStream);
   host().maps[6] = {{":status", "200"}};
-  vm.call("proxy_on_http_call_response", {kRoot, host().http_calls[0].token, 1, 0, 0});
-  EXPECT_FALSE(host().local_reply);
-  // Still alive for the host: the same answer reaches the stream.
-  host().ended_contexts.clear();
-  host().maps[kRequestHeaders] = {{"x-probe", "http_call"}};
-  vm.call("proxy_on_context_create", {kStream + 1, kRoot});
-  EXPECT_EQ(vm.call("proxy_on_request_headers", {kStream + 1, 1, 1}), 1u);
-  ASSERT_EQ(host().http_calls.size(), 2u);
-  vm.call("proxy_on_http_call_response", {kRoot, host().http_calls[1].token, 1, 0, 0});
-  EXPECT_TRUE(host().local_reply);
+  for (const bool ended : {true, false}) {  // then, still alive for the host, it gets there
+    const uint64_t stream = ended ? kStream : kStream + 1;
+    vm.call("proxy_on_context_create", {stream, kRoot});
+    host().maps[kRequestHeaders] = {{"x-probe", "http_call"}};
+    EXPECT_EQ(vm.call("proxy_on_request_headers", {stream, 1, 1}), 1u);  // paused for it
+    ASSERT_FALSE(host().http_calls.empty());
+    if (ended) host().ended_contexts.insert(stream);
+    vm.call("proxy_on_http_call_response", {kRoot, host().http_calls.back().token, 1, 0, 0});
+    EXPECT_EQ(host().local_reply.has_value(), !ended);
+  }
 }
 
 // A root that makes both kinds (as telemetry's): the fused start makes an HTTP stream at once,
