@@ -935,12 +935,8 @@ void WasmInstance::destroy_stream_context(Context* ctx, bool log) {
 
 bool WasmInstance::defer_delete(Context& ctx) {
   // A context the module has not seen yet gets on_context_create from call(), so its on_delete
-  // goes that way too. The rest wait for the flush, which a loop on this thread must run. On
-  // the null runtime the call saved costs less than deferring it.
-  if (delete_mailbox_capacity_ == 0 || !callbacks_.on_delete_batch || failed_ ||
-      !ctx.stream_delete_deferrable() || ctx.create_deferred || vm_->calls_are_cheap()) {
-    return false;
-  }
+  // goes that way too. The rest wait for the flush, which a loop on this thread must run.
+  if (failed_ || ctx.create_deferred || !defers_stream_deletes(*ctx.root())) return false;
   if (deferred_deletes_.empty()) {
     std::shared_ptr<ThreadLoop> loop = this_thread_loop();
     if (!loop) return false;

@@ -286,7 +286,8 @@ class WasmInstance {
   // Runs on its own once per event-loop turn in which streams were deferred.
   void flush_deletes();
   size_t deferred_deletes() const { return deferred_deletes_.size(); }
-  // Whether the streams of `root` end with their on_delete deferred (for /wasm).
+  // Whether the streams of `root` may leave their on_delete for flush_deletes: the module took
+  // part (mailbox, export, kDeferDelete), and a call into it is worth saving (not on null).
   bool defers_stream_deletes(const Context& root) const {
     return delete_mailbox_capacity_ != 0 && callbacks_.on_delete_batch &&
            root.stream_delete_deferrable() && !vm_->calls_are_cheap();

@@ -916,21 +916,15 @@ WasmResult sluice_function(std::string_view name, std::string_view args, std::st
     Context* ctx = current_context();
     return ctx ? get_properties(*ctx, args, *out) : WasmResult::NotFound;
   }
-  if (name == sf::kSetReturnBuffer) {
-    uint64_t ptr, size;
+  if (name == sf::kSetReturnBuffer || name == sf::kSetDeleteMailbox) {
+    uint64_t ptr, size;  // an array in module memory: its address and size
     if (args.size() != 16 || !arg_u64(args, 0, &ptr) || !arg_u64(args, 1, &size)) {
       return WasmResult::BadArgument;
     }
     WasmInstance* w = current_instance();
-    return w ? w->set_return_buffer(ptr, size) : WasmResult::NotFound;
-  }
-  if (name == sf::kSetDeleteMailbox) {
-    uint64_t ptr, capacity;
-    if (args.size() != 16 || !arg_u64(args, 0, &ptr) || !arg_u64(args, 1, &capacity)) {
-      return WasmResult::BadArgument;
-    }
-    WasmInstance* w = current_instance();
-    return w ? w->set_delete_mailbox(ptr, capacity) : WasmResult::NotFound;
+    if (!w) return WasmResult::NotFound;
+    return name == sf::kSetReturnBuffer ? w->set_return_buffer(ptr, size)
+                                        : w->set_delete_mailbox(ptr, size);
   }
   if (name == sf::kDefineHeaderEdits) return define_header_edits(args, out);
   if (name == sf::kEditResponseHeaders) {
