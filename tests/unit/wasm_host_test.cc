@@ -2476,24 +2476,28 @@ TEST_P(WasmHostTest, DeferredDeletesGoInBatchesOncePerLoopTurn) {
   }
   EXPECT_EQ(foreign(set, u64_args({mailbox}), nullptr), kBadArgument);  // one argument
   ASSERT_EQ(foreign(set, u64_args({mailbox, 2}), nullptr), kOk);        // two ids a call
+  // A new stream under the root, ended (the callback log cleared first); its id, 0 if none.
+  const auto end_new_stream = [&](bool log) -> uint32_t {
+    Context* c = w_->create_stream_context(*root_);
+    if (c == nullptr) {
+      ADD_FAILURE() << "no stream context";
+      return 0;
+    }
+    const uint32_t ended = c->id();
+    clear_callback_log();
+    w_->destroy_stream_context(c, log);
+    return ended;
+  };
 
   // The root has not set kDeferDelete: on_delete at the stream's end.
   w_->destroy_stream_context(ctx_, false);
   ctx_ = nullptr;
-  Context* s = w_->create_stream_context(*root_);
-  ASSERT_NE(s, nullptr);
-  uint32_t id = s->id();
-  clear_callback_log();
-  w_->destroy_stream_context(s, false);
+  uint32_t id = end_new_stream(false);
   EXPECT_EQ(callback_log(), (Log{{4, id, 0}, {6, id, 0}}));
 
   ASSERT_EQ(foreign(decline, u64_args({sf::kDeferDelete}), nullptr, root_), kOk);
   if (null_) {  // a call into a null plugin costs less than deferring it: nothing is deferred
-    Context* c = w_->create_stream_context(*root_);
-    ASSERT_NE(c, nullptr);
-    id = c->id();
-    clear_callback_log();
-    w_->destroy_stream_context(c, false);
+    id = end_new_stream(false);
     EXPECT_EQ(callback_log(), (Log{{4, id, 0}, {6, id, 0}}));
     EXPECT_EQ(w_->deferred_deletes(), 0u);
     return;
@@ -2501,11 +2505,7 @@ TEST_P(WasmHostTest, DeferredDeletesGoInBatchesOncePerLoopTurn) {
   // Three streams end in one turn: on_log and on_done at once, the deletes when the loop runs.
   std::vector<uint32_t> ids;  // on_done comes for these (the root does not decline it)
   for (int i = 0; i < 3; ++i) {
-    Context* c = w_->create_stream_context(*root_);
-    ASSERT_NE(c, nullptr);
-    ids.push_back(c->id());
-    clear_callback_log();
-    w_->destroy_stream_context(c, true);
+    ids.push_back(end_new_stream(true));
     EXPECT_EQ(callback_log(), (Log{{5, ids.back(), 0}, {4, ids.back(), 0}}));
     EXPECT_EQ(w_->find_context(ids.back()), nullptr);  // gone from the host at once
   }
@@ -2517,38 +2517,24 @@ TEST_P(WasmHostTest, DeferredDeletesGoInBatchesOncePerLoopTurn) {
   EXPECT_EQ(w_->deferred_deletes(), 0u);
 
   // Withdrawn after a stream ended: that one is deleted on its own at the flush.
-  Context* late = w_->create_stream_context(*root_);
-  ASSERT_NE(late, nullptr);
-  id = late->id();
-  w_->destroy_stream_context(late, false);
+  id = end_new_stream(false);
   ASSERT_EQ(foreign(set, u64_args({0, 0}), nullptr, root_), kOk);
   clear_callback_log();
   run_for(std::chrono::milliseconds(5));
   EXPECT_EQ(callback_log(), (Log{{6, id, 0}}));
   // And without a mailbox nothing is deferred.
-  Context* now = w_->create_stream_context(*root_);
-  ASSERT_NE(now, nullptr);
-  id = now->id();
-  clear_callback_log();
-  w_->destroy_stream_context(now, false);
+  id = end_new_stream(false);
   EXPECT_EQ(callback_log(), (Log{{4, id, 0}, {6, id, 0}}));
 
   // A stream created while this thread has no loop (where a canary runs) is deleted at once.
   ASSERT_EQ(foreign(set, u64_args({mailbox, 2}), nullptr, root_), kOk);
   thread_loop_.reset();
-  Context* loopless = w_->create_stream_context(*root_);
-  ASSERT_NE(loopless, nullptr);
-  id = loopless->id();
-  clear_callback_log();
-  w_->destroy_stream_context(loopless, false);
+  id = end_new_stream(false);
   EXPECT_EQ(callback_log(), (Log{{4, id, 0}, {6, id, 0}}));
   thread_loop_.emplace(io_);
 
   // The root's teardown: the waiting delete first, then the root's on_done and on_delete.
-  Context* last = w_->create_stream_context(*root_);
-  ASSERT_NE(last, nullptr);
-  id = last->id();
-  w_->destroy_stream_context(last, false);
+  id = end_new_stream(false);
   const uint32_t root = root_->id();
   clear_callback_log();
   w_->destroy_root(root_);
