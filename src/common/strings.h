@@ -126,6 +126,37 @@ inline bool has_ascii_upper(std::string_view s) {
   return false;
 }
 
+// Whether any byte is a control character other than HTAB, or DEL: what a header value may not
+// contain (RFC 9110 section 5.5). Eight bytes at a time, as above (a byte loop was 4.8k
+// instructions a request with Istio's 500-byte peer metadata header): with its high bit clear, a
+// byte is 0x20 or above when, plus 0x60, it carries into the high bit, and DEL when, plus 1, it
+// does; no sum carries into the next byte. A word with anything else (a control byte, or a rare
+// HTAB) is looked at byte by byte.
+inline bool has_control_byte(std::string_view s) {
+  constexpr uint64_t kHigh = 0x8080808080808080ull, kLow7 = 0x7F7F7F7F7F7F7F7Full;
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  const auto control = [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return (u < 0x20 && u != '\t') || u == 0x7F;
+  };
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t x;
+    std::memcpy(&x, s.data() + i, 8);
+    const uint64_t low = x & kLow7;
+    const uint64_t plain = ((low + 0x60 * kOnes) & ~(low + kOnes)) | x;  // per byte, high bit
+    if ((plain & kHigh) != kHigh) {
+      for (size_t j = i; j < i + 8; ++j) {
+        if (control(s[j])) return true;
+      }
+    }
+  }
+  for (; i < s.size(); ++i) {
+    if (control(s[i])) return true;
+  }
+  return false;
+}
+
 // A lower-cased view of a name for one lookup: the name itself when it has no upper case, else a
 // copy, on the stack when it is short (header names are), so that the lookups plugins make per
 // request allocate nothing. The name must outlive it.

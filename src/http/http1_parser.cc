@@ -166,20 +166,18 @@ int Http1Parser::on_url(http_parser* p, const char* at, size_t len) {
 int Http1Parser::on_status(http_parser* p, const char*, size_t) { return 0; }
 
 namespace {
-// Byte classes for header validation, one table lookup per byte.
-struct ByteClasses {
-  bool token[256] = {};         // RFC 9110 tchar: what a header name may contain
-  bool bad_in_value[256] = {};  // control characters other than HTAB, and DEL
-  constexpr ByteClasses() {
-    for (int c = 'a'; c <= 'z'; ++c) token[c] = true;
-    for (int c = 'A'; c <= 'Z'; ++c) token[c] = true;
-    for (int c = '0'; c <= '9'; ++c) token[c] = true;
-    for (char c : std::string_view("!#$%&'*+-.^_`|~")) token[static_cast<unsigned char>(c)] = true;
-    for (int c = 0; c < 0x20; ++c) bad_in_value[c] = c != '\t';
-    bad_in_value[0x7f] = true;
+// Header names: each byte's lower-case form where it is an RFC 9110 tchar, 0 where it is not, so
+// one table lookup both checks and lower-cases it (values: has_control_byte).
+struct TokenBytes {
+  char lower[256] = {};
+  constexpr TokenBytes() {
+    for (int c = 'a'; c <= 'z'; ++c) lower[c] = static_cast<char>(c);
+    for (int c = 'A'; c <= 'Z'; ++c) lower[c] = static_cast<char>(c - 'A' + 'a');
+    for (int c = '0'; c <= '9'; ++c) lower[c] = static_cast<char>(c);
+    for (char c : std::string_view("!#$%&'*+-.^_`|~")) lower[static_cast<unsigned char>(c)] = c;
   }
 };
-constexpr ByteClasses kBytes;
+constexpr TokenBytes kTokenBytes;
 }  // namespace
 
 // The header being built is the map's last entry (http-parser may hand a name or a value over in
@@ -192,18 +190,16 @@ bool Http1Parser::commit_header() {
   // http-parser (non-strict) lets "Host : x" through with a space in the name, and checks value
   // bytes only from the second one on; both are smuggling and injection vectors.
   for (char& c : e.key) {
-    const auto u = static_cast<unsigned char>(c);
-    if (!kBytes.token[u]) {
+    const char lower = kTokenBytes.lower[static_cast<unsigned char>(c)];
+    if (lower == 0) {
       fail("http/1.1 protocol error: invalid character in header name", 400);
       return false;
     }
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    c = lower;
   }
-  for (char c : e.value) {
-    if (kBytes.bad_in_value[static_cast<unsigned char>(c)]) {
-      fail("http/1.1 protocol error: invalid character in header value", 400);
-      return false;
-    }
+  if (has_control_byte(e.value)) {
+    fail("http/1.1 protocol error: invalid character in header value", 400);
+    return false;
   }
   if (++header_count_ > kMaxHeadersCount) {
     fail("too many headers", 431);

@@ -26,6 +26,27 @@ TEST(HasAsciiUpper, EveryByteAtEveryPosition) {
   EXPECT_TRUE(has_ascii_upper(std::string(63, '\xDA') + "Z"));
 }
 
+TEST(HasControlByte, EveryByteAtEveryPosition) {
+  // The same walk over every byte, in two fillings: printable text, and bytes that sit next to
+  // the classes in the sums (DEL's and HTAB's neighbours, high bytes).
+  const auto control = [](int b) { return (b < 0x20 && b != '\t') || b == 0x7F; };
+  for (char fill : {'q', '\t', '\x7E', '\x80', '\xFF', ' '}) {
+    for (size_t len = 1; len <= 17; ++len) {
+      for (size_t at = 0; at < len; ++at) {
+        for (int b = 0; b < 256; ++b) {
+          std::string s(len, fill);
+          s[at] = static_cast<char>(b);
+          ASSERT_EQ(has_control_byte(s), control(b))
+              << "fill " << int(fill) << " len " << len << " at " << at << " byte " << b;
+        }
+      }
+    }
+  }
+  EXPECT_FALSE(has_control_byte(""));
+  EXPECT_FALSE(has_control_byte("Bearer eyJhbGciOi\tJIUzI1NiJ9.e30 ; obs-text \xC3\xA9"));
+  EXPECT_TRUE(has_control_byte(std::string(500, 'A') + '\0'));  // a NUL after a long value
+}
+
 TEST(LowerCased, ShortNamesLowerCasedInPlace) {
   const LowerCased lower("X-Envoy-Peer-Metadata-Id");
   EXPECT_EQ(lower.view(), "x-envoy-peer-metadata-id");
