@@ -23,7 +23,7 @@ PACE_MS=${BENCH_TAIL_PACE_MS:-4}
 # direct: wrk to the upstream, the floor of the others; sluice-noyield: sluice with its workers'
 # core sharing off (--worker-yield-us 0), to show what it does to the 2-worker tail.
 SERVERS="direct sluice sluice-noyield nginx haproxy"
-LOADS="saturated paced"
+LOADS=${BENCH_TAIL_LOADS:-"saturated paced"}  # e.g. BENCH_TAIL_LOADS=paced BENCH_WORKERS=1
 port UP; port NX; port HA; port SL; port ADM; port SL0; port ADM0
 
 # wrk calls delay() after each answer and waits that many ms before the connection's next request;
@@ -108,6 +108,15 @@ for workers in $WORKERS_LIST; do
   stop_pid "$SLUICE_PID"; stop_pid "$SLUICE_NOYIELD_PID"; stop_pid "$NGINX_PID"; stop_pid "$HAPROXY_PID"
 done
 
+# rounds_lower "a1 a2 ..." "b1 b2 ...": in how many rounds a was below b. With p99s that swing
+# by a factor of two from round to round on this machine, that count says more about "no worse"
+# than a ratio of medians: two proxies that are level are lower in about half the rounds.
+rounds_lower() {
+  awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, " "); split(b, y, " "); k = 0
+    for (i = 1; i <= n; i++) if (x[i] + 0 < y[i] + 0) k++
+    print k }'
+}
+
 STAMP=${BENCH_STAMP:-$(date -u +%Y-%m-%dT%H%M%SZ)}
 OUT_DIR="$ROOT/bench/results"
 mkdir -p "$OUT_DIR"
@@ -120,7 +129,8 @@ JSON="$OUT_DIR/$STAMP-tail.json"
   echo "sluice $("$SLUICE" --version 2>/dev/null | head -1 | awk '{print $NF}') ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)), nginx $(/usr/sbin/nginx -v 2>&1 | sed 's|.*nginx/||'), haproxy $(/usr/sbin/haproxy -v 2>/dev/null | awk 'NR == 1 {print $3}')."
   echo "Load: wrk -t1 -c$CONNS -d${DURATION}s, keep-alive, GET of a 17-byte body. saturated: no pause between"
   echo "requests; paced: each connection pauses ${PACE_MS} ms after each answer. Median of $RUNS interleaved runs"
-  echo "(p99 range in brackets); p99 vs: the median of the per-round ratios. CPU and wait: the"
+  echo "(p99 range in brackets); p99 vs: the median of the per-round ratios (lower k/n: in how many"
+  echo "of the n rounds this server's p99 was below the other's). CPU and wait: the"
   echo "proxy's threads' time on a CPU and time runnable but waiting for one"
   echo "(/proc/<pid>/task/*/schedstat), per request."
   echo
@@ -134,6 +144,8 @@ JSON="$OUT_DIR/$STAMP-tail.json"
         if [[ $name != direct ]]; then
           read -r local_ng _ < <(paired "${RUN_P99[$workers,$load,$name]}" "${RUN_P99[$workers,$load,nginx]}")
           read -r local_ha _ < <(paired "${RUN_P99[$workers,$load,$name]}" "${RUN_P99[$workers,$load,haproxy]}")
+          [[ $name != nginx ]] && local_ng+=" (lower $(rounds_lower "${RUN_P99[$workers,$load,$name]}" "${RUN_P99[$workers,$load,nginx]}")/$RUNS)"
+          [[ $name != haproxy ]] && local_ha+=" (lower $(rounds_lower "${RUN_P99[$workers,$load,$name]}" "${RUN_P99[$workers,$load,haproxy]}")/$RUNS)"
         fi
         echo "| $workers | $load | $name | ${f[0]} | ${f[1]} | ${f[2]} | ${f[3]} (${RANGE[$workers,$load,$name]}) | ${f[4]} | $local_ng | $local_ha | ${f[5]} | ${f[6]} |"
       done
@@ -148,8 +160,9 @@ jnum() { if [[ $1 == - ]]; then echo null; else echo "$1"; fi; }
     for load in $LOADS; do
       for name in $SERVERS; do
         read -r -a f <<<"${RESULTS[$workers,$load,$name]}"
-        printf '%s{"workers": %s, "load": "%s", "server": "%s", "rps": %s, "p50_ms": %s, "p90_ms": %s, "p99_ms": %s, "p99_range_ms": "%s", "max_ms": %s, "cpu_us_per_request": %s, "wait_us_per_request": %s}' \
-          "$sep" "$workers" "$load" "$name" "${f[0]}" "${f[1]}" "${f[2]}" "${f[3]}" "${RANGE[$workers,$load,$name]}" "${f[4]}" "$(jnum "${f[5]}")" "$(jnum "${f[6]}")"
+        printf '%s{"workers": %s, "load": "%s", "server": "%s", "rps": %s, "p50_ms": %s, "p90_ms": %s, "p99_ms": %s, "p99_range_ms": "%s", "max_ms": %s, "cpu_us_per_request": %s, "wait_us_per_request": %s, "round_p99_ms": [%s]}' \
+          "$sep" "$workers" "$load" "$name" "${f[0]}" "${f[1]}" "${f[2]}" "${f[3]}" "${RANGE[$workers,$load,$name]}" "${f[4]}" "$(jnum "${f[5]}")" "$(jnum "${f[6]}")" \
+          "$(tr -s ' ' '\n' <<<"${RUN_P99[$workers,$load,$name]}" | grep -v '^$' | paste -sd, -)"
         sep=$',\n'
       done
     done
