@@ -118,7 +118,7 @@ class AuthRoot : public sluice::RootContext {
       known_[hex(ext_common::sha256(user + ":" + digest))] = user;
     }
     if (known_.empty() && cluster.empty()) return reject("give keys/users, a cluster, or both");
-    const std::string name = sluice::get_property_string({"plugin_name"}).value_or("auth");
+    const std::string name = sluice::plugin_name_or("auth");
     allowed = std::make_unique<sluice::Counter>("auth." + name + ".allowed");
     denied = std::make_unique<sluice::Counter>("auth." + name + ".denied");
     cache_hits = std::make_unique<sluice::Counter>("auth." + name + ".cache_hits");

@@ -111,7 +111,7 @@ class RateLimitRoot : public sluice::RootContext {
       sluice::log_error("ratelimit: 'tokens' is required");
       return false;
     }
-    name_ = sluice::get_property_string({"plugin_name"}).value_or("ratelimit");
+    name_ = sluice::plugin_name_or("ratelimit");
     allowed_ = std::make_unique<sluice::Counter>("ratelimit." + name_ + ".allowed");
     limited_ = std::make_unique<sluice::Counter>("ratelimit." + name_ + ".limited");
     limit_text_ = std::to_string(capacity_ / kMilli);

@@ -145,7 +145,7 @@ class RoutingRoot : public sluice::RootContext {
     }
     if (targets_.empty()) return reject("'clusters' is required");
     if (total_ == 0) return reject("the weights add up to 0");
-    const std::string name = sluice::get_property_string({"plugin_name"}).value_or("routing");
+    const std::string name = sluice::plugin_name_or("routing");
     for (Target& t : targets_) {
       t.sent = std::make_unique<sluice::Counter>("routing." + name + "." + t.cluster);
     }

@@ -67,6 +67,10 @@ class ProbeStream : public sluice::HttpContext {
                            mtls.value_or(false), name.value_or("?"), missing.has_value()));
       return sluice::FilterHeadersStatus::StopIteration;
     }
+    if (action == "named") {  // the plugin's name, with a fallback for an unnamed plugin
+      reply(sluice::plugin_name_or("fallback"));
+      return sluice::FilterHeadersStatus::StopIteration;
+    }
     if (action == "views") {
       // The same reads in place: each view is used (copied or printed) before the next one.
       using namespace std::string_view_literals;

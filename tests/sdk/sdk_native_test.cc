@@ -507,6 +507,30 @@ TEST_F(SdkNativeTest, TypedProperties) {
   EXPECT_EQ(host().local_reply->details, "probe reply");
 }
 
+// Envoy and Sluice allow a plugin without a name: plugin_name_or gives the fallback for an empty
+// name as for a missing one, so names built from it never come out as "ratelimit..allowed".
+TEST_F(SdkNativeTest, PluginNameOrFallsBackForAnUnnamedPlugin) {
+  Vm vm(plugin("sluice.sdk_probe"));
+  ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);
+  const std::optional<std::string> names[] = {"limit", "", std::nullopt};
+  for (const auto& name : names) {
+    SCOPED_TRACE(name ? "name '" + *name + "'" : "no name");
+    if (name) {
+      host().properties["plugin_name"] = *name;
+    } else {
+      host().properties.erase("plugin_name");
+    }
+    host().local_reply.reset();
+    vm.call("proxy_on_context_create", {kStream, kRoot});
+    host().maps[kRequestHeaders] = {{"x-probe", "named"}};
+    vm.call("proxy_on_request_headers", {kStream, 1, 1});
+    vm.call("proxy_on_delete", {kStream});
+    ASSERT_TRUE(host().local_reply);
+    EXPECT_EQ(host().local_reply->headers,
+              (fakehost::Pairs{{"x-probe-result", name && !name->empty() ? *name : "fallback"}}));
+  }
+}
+
 TEST_F(SdkNativeTest, SharedDataCas) {
   Vm vm(plugin("sluice.sdk_probe"));
   ASSERT_EQ(vm.start_root(kRoot, "probe", "", ""), 1u);

@@ -29,7 +29,7 @@ class DeflateRoot : public sluice::RootContext {
  public:
   using RootContext::RootContext;
   bool on_configure(size_t) override {
-    const std::string name = sluice::get_property_string({"plugin_name"}).value_or("deflate");
+    const std::string name = sluice::plugin_name_or("deflate");
     saved_ = std::make_unique<sluice::Counter>("deflate." + name + ".saved_bytes_total");
     return true;
   }

@@ -62,7 +62,7 @@ class RateLimitRoot : public sluice::RootContext {
         return false;
       }
     }
-    const std::string name = sluice::get_property_string({"plugin_name"}).value_or("rate_limit");
+    const std::string name = sluice::plugin_name_or("rate_limit");
     key_ = "rate_limit." + name + ".bucket";
     allowed_ = std::make_unique<sluice::Counter>("rate_limit." + name + ".allowed_total");
     denied_ = std::make_unique<sluice::Counter>("rate_limit." + name + ".denied_total");

@@ -38,7 +38,7 @@ class ConsumerRoot : public sluice::RootContext {
       sluice::log_error("queue_consumer: configuration needs a 'queue'");
       return false;
     }
-    const std::string name = sluice::get_property_string({"plugin_name"}).value_or("consumer");
+    const std::string name = sluice::plugin_name_or("consumer");
     prefix_ = "queue_consumer." + name;
     notifications_ = std::make_unique<sluice::Counter>(prefix_ + ".notifications_total");
     received_ = std::make_unique<sluice::Counter>(prefix_ + ".received_total");

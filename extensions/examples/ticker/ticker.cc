@@ -41,7 +41,7 @@ class TickerRoot : public sluice::RootContext {
       sluice::log_error("ticker: period_ms must be positive");
       return false;
     }
-    const std::string name = sluice::get_property_string({"plugin_name"}).value_or("ticker");
+    const std::string name = sluice::plugin_name_or("ticker");
     key_ = "ticker." + name + ".value";
     ticks_total_ = std::make_unique<sluice::Counter>("ticker." + name + ".ticks_total");
     interval_ = std::make_unique<sluice::Histogram>("ticker." + name + ".interval-ms");

@@ -389,6 +389,12 @@ std::optional<int64_t> get_property_int64_joined(std::string_view joined_path) {
 
 std::optional<std::string> get_property_string(PropertyPath path) { return get_property(path); }
 
+std::string plugin_name_or(std::string_view fallback) {
+  std::optional<std::string> name = get_property({"plugin_name"});
+  if (!name || name->empty()) return std::string(fallback);
+  return std::move(*name);
+}
+
 std::optional<int64_t> get_property_int64(PropertyPath path) {
   return int64_of(get_property_view(join_property_path(path)));
 }

@@ -334,6 +334,10 @@ std::optional<std::string> get_property(PropertyPath path);  // raw bytes
 // time, e.g. from configuration).
 std::optional<std::string> get_property_joined(std::string_view joined_path);
 std::optional<std::string> get_property_string(PropertyPath path);
+// The plugin's name (Envoy's `config.name`), or `fallback` where it is missing or empty: Envoy
+// and Sluice allow an unnamed plugin, and names built from it (metrics, shared data keys) should
+// not come out as "ratelimit..allowed".
+std::string plugin_name_or(std::string_view fallback);
 std::optional<int64_t> get_property_int64(PropertyPath path);    // 8-byte values only
 std::optional<uint64_t> get_property_uint64(PropertyPath path);  // 8-byte values only
 std::optional<bool> get_property_bool(PropertyPath path);        // 1-byte values only
