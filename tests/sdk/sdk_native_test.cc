@@ -483,6 +483,21 @@ TEST_F(SdkNativeTest, HttpCallFromAStreamRunsOnThatStream) {
   vm.call("proxy_on_http_call_response", {kRoot, 999, 0, 0, 0});
 }
 
+// One stream through the probe: its request carries `x-probe: action`, and the stream ends
+// after the request headers. Returns the probe's x-probe-result ("" without a local reply).
+std::string ask_probe(Vm& vm, const std::string& action) {
+  host().local_reply.reset();
+  vm.call("proxy_on_context_create", {kStream, kRoot});
+  host().maps[kRequestHeaders] = {{"x-probe", action}};
+  vm.call("proxy_on_request_headers", {kStream, 1, 1});
+  vm.call("proxy_on_delete", {kStream});
+  if (!host().local_reply) return "";
+  for (const auto& [key, value] : host().local_reply->headers) {
+    if (key == "x-probe-result") return value;
+  }
+  return "";
+}
+
 // What the probe's "props" action reads: request.size 1234, connection.mtls true, and
 // plugin_name.
 void set_probe_properties(const std::string& plugin_name) {
@@ -520,14 +535,7 @@ TEST_F(SdkNativeTest, PluginNameOrFallsBackForAnUnnamedPlugin) {
     } else {
       host().properties.erase("plugin_name");
     }
-    host().local_reply.reset();
-    vm.call("proxy_on_context_create", {kStream, kRoot});
-    host().maps[kRequestHeaders] = {{"x-probe", "named"}};
-    vm.call("proxy_on_request_headers", {kStream, 1, 1});
-    vm.call("proxy_on_delete", {kStream});
-    ASSERT_TRUE(host().local_reply);
-    EXPECT_EQ(host().local_reply->headers,
-              (fakehost::Pairs{{"x-probe-result", name && !name->empty() ? *name : "fallback"}}));
+    EXPECT_EQ(ask_probe(vm, "named"), name && !name->empty() ? *name : "fallback");
   }
 }
 
@@ -953,17 +961,11 @@ void for_each_return_way(const SluiceNullPlugin* probe, Request&& request) {
 // answers every way. Under ASan a view that outlived its malloc'd value would be a use after
 // free.
 TEST_F(SdkNativeTest, ViewsReadTheSameValuesEveryWay) {
-  for_each_return_way(plugin("sluice.sdk_probe"), [](Vm& vm, const ReturnWay&,
-                                                     const std::string& name) {
-    vm.call("proxy_on_context_create", {kStream, kRoot});
-    host().maps[kRequestHeaders] = {{"x-probe", "views"}};
-    vm.call("proxy_on_request_headers", {kStream, 1, 1});
-    vm.call("proxy_on_delete", {kStream});
-    ASSERT_TRUE(host().local_reply);
-    EXPECT_EQ(host().local_reply->headers,
-              (fakehost::Pairs{{"x-probe-result", "header=views size=1234 mtls=true name=" + name +
-                                                      " missing=false absent=false"}}));
-  });
+  for_each_return_way(
+      plugin("sluice.sdk_probe"), [](Vm& vm, const ReturnWay&, const std::string& name) {
+        EXPECT_EQ(ask_probe(vm, "views"),
+                  "header=views size=1234 mtls=true name=" + name + " missing=false absent=false");
+      });
 }
 
 // A PropertyBatch reads what get_property_view reads, every way: one read each from a host
