@@ -27,8 +27,8 @@ TEST(HasAsciiUpper, EveryByteAtEveryPosition) {
 }
 
 TEST(HasControlByte, EveryByteAtEveryPosition) {
-  // The same walk over every byte, in two fillings: printable text, and bytes that sit next to
-  // the classes in the sums (DEL's and HTAB's neighbours, high bytes).
+  // The same walk over every byte, in six fillings: printable text, and bytes at the edges of
+  // the word test's classes (HTAB, space, 0x7E below DEL, the lowest and highest high bytes).
   const auto control = [](int b) { return (b < 0x20 && b != '\t') || b == 0x7F; };
   for (char fill : {'q', '\t', '\x7E', '\x80', '\xFF', ' '}) {
     for (size_t len = 1; len <= 17; ++len) {
