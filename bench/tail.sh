@@ -111,10 +111,8 @@ done
 # rounds_lower "a1 a2 ..." "b1 b2 ...": in how many rounds a was below b. With p99s that swing
 # by a factor of two from round to round on this machine, that count says more about "no worse"
 # than a ratio of medians: two proxies that are level are lower in about half the rounds.
-rounds_lower() {
-  awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, " "); split(b, y, " "); k = 0
-    for (i = 1; i <= n; i++) if (x[i] + 0 < y[i] + 0) k++
-    print k }'
+rounds_lower() {  # (lib.sh's per_round pairs the rounds; a negative difference is a lower p99)
+  per_round - "$1" "$2" | tr ' ' '\n' | awk '$1 + 0 < 0 { k++ } END { print k + 0 }'
 }
 
 STAMP=${BENCH_STAMP:-$(date -u +%Y-%m-%dT%H%M%SZ)}
